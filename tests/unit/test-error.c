@@ -1,0 +1,36 @@
+/* Unit tests for the shared error helpers. */
+#include <errno.h>
+
+#include "tern/error.h"
+
+static void test_errno_message(void)
+{
+    GError *err = NULL;
+
+    tern_set_error_errno(&err, ENOENT, "open %s", "x.img");
+    g_assert_nonnull(err);
+    g_assert_true(g_error_matches(err, TERN_ERROR, TERN_ERR_IO));
+    g_assert_cmpstr(err->message, ==, "open x.img: No such file or directory");
+    g_error_free(err);
+
+    tern_set_error_errno(&err, EAGAIN, "lock");
+    g_assert_true(g_error_matches(err, TERN_ERROR, TERN_ERR_BUSY));
+    g_error_free(err);
+}
+
+static void test_align(void)
+{
+    g_assert_cmpuint(ALIGN_UP(4097u, 4096u), ==, 8192u);
+    g_assert_cmpuint(ALIGN_DOWN(8191u, 4096u), ==, 4096u);
+    g_assert_true(IS_ALIGNED(65536ull, 512ull));
+    g_assert_false(IS_ALIGNED(65537ull, 512ull));
+    g_assert_cmpuint(DIV_ROUND_UP(10, 4), ==, 3);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/error/errno-message", test_errno_message);
+    g_test_add_func("/common/align", test_align);
+    return g_test_run();
+}
