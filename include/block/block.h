@@ -1,0 +1,252 @@
+/*
+ * The block layer's public API: a BlockNode is one open image (a format driver
+ * such as raw or qcow2 stacked on a "file" protocol node that owns the host fd
+ * and the QEMU-compatible image locks). Callers read and write guest-visible
+ * bytes, flush, discard, take internal snapshots and use the vmstate area
+ * through the bdrv_* functions below; drivers implement BlockDriver.
+ *
+ * Threading: every BlockNode has one mutex. Each bdrv_* entry point takes it, so
+ * the virtio-blk iothread and the QMP main thread may call in concurrently.
+ * Driver callbacks and dirty-bitmap hooks run with the node's mutex held.
+ */
+#ifndef BLOCK_BLOCK_H
+#define BLOCK_BLOCK_H
+
+#include <sys/uio.h>
+
+#include "tern/common.h"
+#include "tern/error.h"
+
+typedef struct BlockNode BlockNode;
+typedef struct BlockDriver BlockDriver;
+
+/* Open flags. */
+enum {
+    BDRV_O_RDWR     = 1 << 0,  /* open read-write (takes the write lock) */
+    BDRV_O_NOCACHE  = 1 << 1,  /* O_DIRECT on the host file, where supported */
+    BDRV_O_NO_LOCK  = 1 << 2,  /* take no image locks (like QEMU's locking=off) */
+    BDRV_O_SHARE_RW = 1 << 3,  /* let others write too (QEMU's share-rw=on) */
+    BDRV_O_CHECK    = 1 << 4,  /* opened for check/repair: skip dirty-bit repair */
+};
+
+/* One internal snapshot, as stored in a qcow2 snapshot table. */
+typedef struct BlockSnapshotInfo {
+    char *id_str;
+    char *name;
+    uint64_t vm_state_size;   /* bytes of VM state saved with the snapshot */
+    uint32_t date_sec;        /* wall clock when taken */
+    uint32_t date_nsec;
+    uint64_t vm_clock_nsec;   /* guest clock when taken */
+    uint64_t disk_size;       /* virtual disk size when taken */
+    int64_t icount;           /* instruction count, -1 if not recorded */
+} BlockSnapshotInfo;
+
+void block_snapshot_info_free(BlockSnapshotInfo *sn);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(BlockSnapshotInfo, block_snapshot_info_free)
+
+/* A persistent bitmap as 'info' shows it (filled by the qcow2 bitmap code). */
+typedef struct BlockBitmapInfo {
+    char *name;
+    uint32_t granularity;
+    bool in_use;              /* IN_USE flag: the bitmap is inconsistent */
+    bool auto_flag;           /* AUTO flag: tracks writes while enabled */
+} BlockBitmapInfo;
+
+void block_bitmap_info_free(BlockBitmapInfo *bi);
+
+/* What 'tern-img info' reports; field names follow QEMU's ImageInfo. */
+typedef struct BlockImageInfo {
+    const char *format;       /* driver name, static */
+    char *filename;
+    uint64_t virtual_size;
+    uint64_t actual_size;     /* host bytes allocated to the file */
+    uint32_t cluster_size;    /* 0 if the format has none */
+    bool dirty_flag;
+    /* qcow2 "format-specific" data; compat is NULL for other formats */
+    char *compat;             /* "0.10" or "1.1" */
+    bool lazy_refcounts;
+    int refcount_bits;
+    bool corrupt;
+    bool extended_l2;
+    GPtrArray *snapshots;     /* of BlockSnapshotInfo * */
+    GPtrArray *bitmaps;       /* of BlockBitmapInfo *; NULL if none loaded */
+} BlockImageInfo;
+
+void block_image_info_free(BlockImageInfo *info);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(BlockImageInfo, block_image_info_free)
+
+typedef enum {
+    BDRV_CHECK_REPORT = 0,
+    BDRV_FIX_LEAKS    = 1 << 0,
+    BDRV_FIX_ERRORS   = 1 << 1,
+} BlockCheckMode;
+
+/* Result of a consistency check; exit codes derive from it like qemu-img's. */
+typedef struct BlockCheckResult {
+    int64_t corruptions;
+    int64_t leaks;
+    int64_t check_errors;
+    int64_t corruptions_fixed;
+    int64_t leaks_fixed;
+    int64_t image_end_offset;
+    int64_t total_clusters;
+    int64_t allocated_clusters;
+    int64_t fragmented_clusters;
+    int64_t compressed_clusters;
+} BlockCheckResult;
+
+/* Creation options; zero/NULL fields mean the format's default. */
+typedef struct BlockCreateOpts {
+    uint32_t cluster_size;    /* qcow2: 512 B .. 2 MiB, default 64 KiB */
+    const char *compat;       /* qcow2: "0.10" or "1.1" (default) */
+} BlockCreateOpts;
+
+/*
+ * The driver ops table. Format drivers sit on bs->file; protocol drivers
+ * ("file") own the host fd. I/O callbacks get byte ranges already checked
+ * against the node's size (vmstate callbacks excepted) and run under the
+ * node mutex. Optional callbacks may be NULL.
+ */
+struct BlockDriver {
+    const char *format_name;
+    bool is_protocol;
+    size_t state_size;        /* bytes of bs->opaque allocated for the driver */
+
+    /* Score 0..100 that buf (the file's first bytes) is this format. */
+    int (*probe)(const uint8_t *buf, size_t len);
+    bool (*create)(const char *filename, uint64_t size,
+                   const BlockCreateOpts *opts, GError **errp);
+    bool (*open)(BlockNode *bs, const char *filename, int flags, GError **errp);
+    void (*close)(BlockNode *bs);
+
+    bool (*preadv)(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                   const struct iovec *iov, int iovcnt, GError **errp);
+    bool (*pwritev)(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                    const struct iovec *iov, int iovcnt, GError **errp);
+    bool (*flush)(BlockNode *bs, GError **errp);
+    bool (*discard)(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                    GError **errp);
+    bool (*write_zeroes)(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                         GError **errp);
+    bool (*truncate)(BlockNode *bs, uint64_t size, GError **errp);
+    bool (*get_info)(BlockNode *bs, BlockImageInfo *info, GError **errp);
+    bool (*check)(BlockNode *bs, BlockCheckMode fix, BlockCheckResult *res,
+                  GError **errp);
+
+    bool (*snapshot_create)(BlockNode *bs, const BlockSnapshotInfo *sn,
+                            GError **errp);
+    GPtrArray *(*snapshot_list)(BlockNode *bs);   /* of BlockSnapshotInfo * */
+    bool (*snapshot_apply)(BlockNode *bs, const char *id_or_name,
+                           GError **errp);
+    bool (*snapshot_delete)(BlockNode *bs, const char *id, const char *name,
+                            GError **errp);
+
+    /* VM state area (past the end of the virtual disk); pos is 0-based. */
+    bool (*save_vmstate)(BlockNode *bs, uint64_t pos, const void *buf,
+                         size_t len, GError **errp);
+    bool (*load_vmstate)(BlockNode *bs, uint64_t pos, void *buf, size_t len,
+                         GError **errp);
+
+    /* Persistent-bitmap hooks (qcow2 only, implemented in qcow2-bitmap.c). */
+    bool (*can_store_bitmap)(BlockNode *bs, const char *name,
+                             uint32_t granularity, GError **errp);
+    bool (*remove_persistent_bitmap)(BlockNode *bs, const char *name,
+                                     GError **errp);
+    bool (*store_bitmaps)(BlockNode *bs, GError **errp);
+};
+
+/*
+ * One open node. Fields are read by drivers and the dirty-bitmap code with
+ * 'lock' held; other code uses the accessors.
+ */
+struct BlockNode {
+    GMutex lock;
+    char *node_name;
+    char *filename;
+    const BlockDriver *drv;
+    void *opaque;             /* driver state, drv->state_size bytes */
+    BlockNode *file;          /* protocol child of a format node, or NULL */
+    uint64_t size;            /* virtual size in bytes */
+    int flags;                /* BDRV_O_* */
+    bool read_only;
+    GList *dirty_bitmaps;     /* BdrvDirtyBitmap * (include/block/dirty-bitmap.h) */
+    void *bitmap_opaque;      /* for the dirty-bitmap code */
+};
+
+/*
+ * Sets the bits for [offset, offset+bytes) in every enabled dirty bitmap of
+ * bs. Called by the block layer (lock held) after every successful write,
+ * write-zeroes and discard. Implemented in block/dirty-bitmap.c.
+ */
+void bdrv_dirty_bitmaps_mark(BlockNode *bs, uint64_t offset, uint64_t bytes);
+
+/* Drivers, by name ("file", "raw", "qcow2"); NULL if unknown. */
+const BlockDriver *bdrv_find_format(const char *name);
+/* Guesses the format from the file's first bytes: "qcow2" or "raw". */
+const char *bdrv_probe_format(const char *filename, GError **errp);
+
+/*
+ * Opens filename with 'format' ("raw", "qcow2", or NULL to probe). Takes
+ * QEMU-compatible image locks unless BDRV_O_NO_LOCK: reading needs and shares
+ * "consistent read"; BDRV_O_RDWR needs "write" and "resize" too.
+ */
+BlockNode *bdrv_open(const char *filename, const char *format, int flags,
+                     GError **errp);
+/* Flushes (errors are reported, not returned) and frees; NULL is fine. */
+void bdrv_close(BlockNode *bs);
+bool bdrv_create(const char *format, const char *filename, uint64_t size,
+                 const BlockCreateOpts *opts, GError **errp);
+
+/* Sets the node name used by QMP; default is "#block<N>". */
+void bdrv_set_node_name(BlockNode *bs, const char *name);
+const char *bdrv_get_node_name(BlockNode *bs);
+const char *bdrv_get_format_name(BlockNode *bs);
+uint64_t bdrv_getlength(BlockNode *bs);
+bool bdrv_is_read_only(BlockNode *bs);
+
+/* Byte-granular I/O; ranges must lie within the virtual size. */
+bool bdrv_pread(BlockNode *bs, uint64_t offset, void *buf, size_t bytes,
+                GError **errp);
+bool bdrv_pwrite(BlockNode *bs, uint64_t offset, const void *buf, size_t bytes,
+                 GError **errp);
+bool bdrv_preadv(BlockNode *bs, uint64_t offset, const struct iovec *iov,
+                 int iovcnt, GError **errp);
+bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
+                  int iovcnt, GError **errp);
+bool bdrv_flush(BlockNode *bs, GError **errp);
+bool bdrv_discard(BlockNode *bs, uint64_t offset, uint64_t bytes, GError **errp);
+bool bdrv_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                       GError **errp);
+
+bool bdrv_get_info(BlockNode *bs, BlockImageInfo **info, GError **errp);
+bool bdrv_check(BlockNode *bs, BlockCheckMode fix, BlockCheckResult *res,
+                GError **errp);
+
+/* Internal snapshots (qcow2). sn->id_str NULL picks the next free id. */
+bool bdrv_snapshot_create(BlockNode *bs, const BlockSnapshotInfo *sn,
+                          GError **errp);
+/* NULL with errp set if the format has no snapshots. */
+GPtrArray *bdrv_snapshot_list(BlockNode *bs, GError **errp);
+/* Looks up by id first, then by name, like QEMU's "snapshot -a". */
+bool bdrv_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp);
+/* Either id or name may be NULL; both given must match the same snapshot. */
+bool bdrv_snapshot_delete(BlockNode *bs, const char *id, const char *name,
+                          GError **errp);
+/* Finds a snapshot by id or name; false if none. */
+bool bdrv_snapshot_find(BlockNode *bs, const char *id_or_name,
+                        BlockSnapshotInfo **out, GError **errp);
+
+/*
+ * The VM state area: savevm writes the VM state stream at pos 0.. before
+ * taking the snapshot; loadvm reads it after applying one.
+ */
+bool bdrv_save_vmstate(BlockNode *bs, uint64_t pos, const void *buf, size_t len,
+                       GError **errp);
+bool bdrv_load_vmstate(BlockNode *bs, uint64_t pos, void *buf, size_t len,
+                       GError **errp);
+
+/* Lock/unlock the node from outside (the dirty-bitmap code's public calls). */
+void bdrv_lock(BlockNode *bs);
+void bdrv_unlock(BlockNode *bs);
+
+#endif
