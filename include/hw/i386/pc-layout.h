@@ -10,21 +10,24 @@
 
 #include "tern/common.h"
 
-#define X86_EBDA_START          0x9fc00ULL   /* e820: RAM ends here */
+#define X86_EBDA_START          UINT64_C(0x9fc00)   /* e820: RAM ends here */
 #define X86_BIOS_AREA_START     X86_EBDA_START
-#define X86_BIOS_AREA_END       0x100000ULL
+#define X86_BIOS_AREA_END       UINT64_C(0x100000)
 
 /* ACPI: RSDP at the start of the 0xE0000 segment, tables right after it. */
-#define X86_ACPI_RSDP_ADDR      0xe0000ULL
-#define X86_ACPI_TABLES_ADDR    0xe0040ULL
-#define X86_ACPI_TABLES_END     0xf0000ULL
+#define X86_ACPI_RSDP_ADDR      UINT64_C(0xe0000)
+#define X86_ACPI_TABLES_ADDR    UINT64_C(0xe0040)
+#define X86_ACPI_TABLES_END     UINT64_C(0xf0000)
 /* MP floating pointer + config table: in the BIOS ROM area Linux scans. */
-#define X86_MPTABLE_ADDR        0xf0000ULL
-#define X86_MPTABLE_END         0xf8000ULL
+#define X86_MPTABLE_ADDR        UINT64_C(0xf0000)
+#define X86_MPTABLE_END         UINT64_C(0xf8000)
 
-#define X86_IOAPIC_ADDR         0xfec00000ULL
+#define X86_IOAPIC_ADDR         UINT64_C(0xfec00000)
 #define X86_IOAPIC_ID           0          /* machine: KVM's IOAPIC id */
-#define X86_LAPIC_ADDR          0xfee00000ULL
+#define X86_LAPIC_ADDR          UINT64_C(0xfee00000)
+/* Default 32-bit PCI MMIO window given to the guest (ends at the IOAPIC). */
+#define X86_PCI_MMIO32_BASE     UINT64_C(0xc0000000)
+#define X86_PCI_MMIO32_END      X86_IOAPIC_ADDR
 
 /* Legacy ports and IRQs (ISA IRQ n is GSI n except IRQ0 -> GSI2). */
 #define X86_COM1_PORT           0x3f8
@@ -42,6 +45,7 @@
 
 /* PCI INTx: pin 0..3 = INTA..INTD of slot s goes to GSI 16 + ((s + pin) & 3),
  * level-triggered, active-low (ACPI _PRT and MP table say the same). */
+#define X86_PCI_SLOTS           32
 #define X86_PCI_INTX_GSI_BASE   16
 #define X86_PCI_INTX_GSI(slot, pin) \
     (X86_PCI_INTX_GSI_BASE + (((unsigned)(slot) + (unsigned)(pin)) & 3))

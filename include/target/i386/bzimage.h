@@ -22,15 +22,15 @@
 #include "tern/common.h"
 #include "sysemu/guest-memory.h"
 
-#define BZ_GDT_ADDR          0x500ULL
-#define BZ_BOOT_PARAMS_ADDR  0x7000ULL
-#define BZ_PML4_ADDR         0x9000ULL
-#define BZ_PDPT_ADDR         0xa000ULL
-#define BZ_PD_ADDR           0xb000ULL    /* 4 pages: 2 MiB pages up to 4 GiB */
-#define BZ_CMDLINE_ADDR      0x20000ULL
-#define BZ_CMDLINE_MAX       0x10000ULL
-#define BZ_STACK_TOP         0x8ff0ULL    /* unused by startup_64, but valid */
-#define BZ_KERNEL_ADDR       0x100000ULL
+#define BZ_GDT_ADDR          UINT64_C(0x500)
+#define BZ_BOOT_PARAMS_ADDR  UINT64_C(0x7000)
+#define BZ_PML4_ADDR         UINT64_C(0x9000)
+#define BZ_PDPT_ADDR         UINT64_C(0xa000)
+#define BZ_PD_ADDR           UINT64_C(0xb000)    /* 4 pages: 2 MiB pages up to 4 GiB */
+#define BZ_CMDLINE_ADDR      UINT64_C(0x20000)
+#define BZ_CMDLINE_MAX       UINT64_C(0x10000)
+#define BZ_STACK_TOP         UINT64_C(0x8ff0)    /* unused by startup_64, but valid */
+#define BZ_KERNEL_ADDR       UINT64_C(0x100000)
 
 #define BZ_BOOT_CS           0x10         /* __BOOT_CS */
 #define BZ_BOOT_DS           0x18         /* __BOOT_DS */
