@@ -1,0 +1,408 @@
+/*
+ * The 'tern-img bitmap' subcommand (qemu-img bitmap's options, actions run
+ * in command-line order, same messages), its '--dump' extension that prints
+ * a bitmap's dirty extents for tests, and the bitmaps part of 'info'.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "block/dirty-bitmap.h"
+#include "tools/tern-img-bitmap.h"
+
+typedef enum {
+    BM_ADD, BM_REMOVE, BM_CLEAR, BM_ENABLE, BM_DISABLE, BM_MERGE, BM_DUMP,
+} BitmapAction;
+
+static const char *const action_names[] = {
+    [BM_ADD] = "add", [BM_REMOVE] = "remove", [BM_CLEAR] = "clear",
+    [BM_ENABLE] = "enable", [BM_DISABLE] = "disable", [BM_MERGE] = "merge",
+    [BM_DUMP] = "dump",
+};
+
+typedef struct BitmapOp {
+    BitmapAction act;
+    char *source;             /* --merge */
+} BitmapOp;
+
+typedef struct BitmapCmd {
+    GArray *ops;              /* of BitmapOp */
+    const char *fmt, *src_file, *src_fmt;
+    uint64_t granularity;     /* 0: default */
+    const char *filename, *name;
+} BitmapCmd;
+
+static void op_clear(gpointer p)
+{
+    g_free(((BitmapOp *)p)->source);
+}
+
+/* "65536", "64k", "1M": qemu-img's size syntax for -g. */
+static bool parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    uint64_t v = g_ascii_strtoull(s, &end, 10);
+    int shift = 0;
+
+    if (end == s) {
+        return false;
+    }
+    switch (g_ascii_tolower(*end)) {
+    case 'k': shift = 10; end++; break;
+    case 'm': shift = 20; end++; break;
+    case 'g': shift = 30; end++; break;
+    case 'b': end++; break;
+    }
+    if (*end || v > (UINT64_MAX >> shift)) {
+        return false;
+    }
+    *out = v << shift;
+    return true;
+}
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "tern-img: %s\n", msg);
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, BitmapCmd *cmd)
+{
+    enum { O_ADD = 256, O_REMOVE, O_CLEAR, O_ENABLE, O_DISABLE, O_MERGE,
+           O_DUMP };
+    static const struct option longopts[] = {
+        { "add", no_argument, NULL, O_ADD },
+        { "remove", no_argument, NULL, O_REMOVE },
+        { "clear", no_argument, NULL, O_CLEAR },
+        { "enable", no_argument, NULL, O_ENABLE },
+        { "disable", no_argument, NULL, O_DISABLE },
+        { "merge", required_argument, NULL, O_MERGE },
+        { "dump", no_argument, NULL, O_DUMP },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "hb:F:g:f:", longopts, NULL)) != -1) {
+        BitmapOp op = { 0 };
+
+        switch (c) {
+        case 'b': cmd->src_file = optarg; continue;
+        case 'F': cmd->src_fmt = optarg; continue;
+        case 'f': cmd->fmt = optarg; continue;
+        case 'g':
+            if (!parse_size(optarg, &cmd->granularity) ||
+                cmd->granularity == 0 || cmd->granularity > UINT32_MAX) {
+                return usage_error("Invalid granularity specified");
+            }
+            continue;
+        case O_ADD: op.act = BM_ADD; break;
+        case O_REMOVE: op.act = BM_REMOVE; break;
+        case O_CLEAR: op.act = BM_CLEAR; break;
+        case O_ENABLE: op.act = BM_ENABLE; break;
+        case O_DISABLE: op.act = BM_DISABLE; break;
+        case O_DUMP: op.act = BM_DUMP; break;
+        case O_MERGE:
+            op.act = BM_MERGE;
+            op.source = g_strdup(optarg);
+            break;
+        default:
+            return usage_error("usage: tern-img bitmap (--merge SOURCE |"
+                               " --add | --remove | --clear | --enable |"
+                               " --disable | --dump)... [-b SOURCE_FILE"
+                               " [-F SOURCE_FMT]] [-g GRANULARITY]"
+                               " [-f FMT] FILENAME BITMAP");
+        }
+        g_array_append_val(cmd->ops, op);
+    }
+    if (cmd->ops->len == 0) {
+        return usage_error("Need at least one of --add, --remove, --clear,"
+                           " --enable, --disable, or --merge");
+    }
+    if (cmd->granularity &&
+        g_array_index(cmd->ops, BitmapOp, 0).act != BM_ADD) {
+        bool any_add = false;
+
+        for (guint i = 0; i < cmd->ops->len; i++) {
+            any_add |= g_array_index(cmd->ops, BitmapOp, i).act == BM_ADD;
+        }
+        if (!any_add) {
+            return usage_error("granularity only supported with --add");
+        }
+    }
+    if (cmd->src_file) {
+        bool any_merge = false;
+
+        for (guint i = 0; i < cmd->ops->len; i++) {
+            any_merge |= g_array_index(cmd->ops, BitmapOp, i).act == BM_MERGE;
+        }
+        if (!any_merge) {
+            return usage_error("-b only supported with --merge");
+        }
+    }
+    if (argc - optind != 2) {
+        return usage_error("Expecting filename and bitmap name");
+    }
+    cmd->filename = argv[optind];
+    cmd->name = argv[optind + 1];
+    return 0;
+}
+
+/* qemu-img's default: the cluster size, at least 4 KiB; else 64 KiB. */
+static uint32_t default_granularity(BlockNode *bs)
+{
+    g_autoptr(BlockImageInfo) info = NULL;
+
+    if (bdrv_get_info(bs, &info, NULL) && info->cluster_size) {
+        return MAX(4096u, info->cluster_size);
+    }
+    return 64 * KiB;
+}
+
+static BdrvDirtyBitmap *find_or_fail(BlockNode *bs, const char *name,
+                                     GError **errp)
+{
+    BdrvDirtyBitmap *bm = bdrv_find_dirty_bitmap(bs, name);
+
+    if (!bm) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_FOUND,
+                    "Dirty bitmap '%s' not found", name);
+    }
+    return bm;
+}
+
+static bool do_add(BlockNode *bs, const BitmapCmd *cmd, uint32_t gran,
+                   GError **errp)
+{
+    BdrvDirtyBitmap *bm = bdrv_create_dirty_bitmap(bs, gran, cmd->name, errp);
+
+    if (!bm) {
+        return false;
+    }
+    if (!bdrv_dirty_bitmap_make_persistent(bm, true, errp)) {
+        bdrv_release_dirty_bitmap(bm);
+        return false;
+    }
+    return true;
+}
+
+static bool do_merge(BlockNode *bs, BlockNode *src_bs, const BitmapOp *op,
+                     const BitmapCmd *cmd, GError **errp)
+{
+    BdrvDirtyBitmap *dst = find_or_fail(bs, cmd->name, errp);
+    BdrvDirtyBitmap *src;
+
+    if (!dst) {
+        return false;
+    }
+    src = find_or_fail(src_bs ? src_bs : bs, op->source, errp);
+    return src && bdrv_merge_dirty_bitmap(dst, src, errp);
+}
+
+/* Prints {"name", "granularity", "size", "count", "extents": [...]}. */
+static bool do_dump(BlockNode *bs, const BitmapCmd *cmd, GError **errp)
+{
+    BdrvDirtyBitmap *bm = find_or_fail(bs, cmd->name, errp);
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    g_autoptr(JsonNode) root = NULL;
+    g_autofree char *text = NULL;
+    uint64_t off = 0, s, c, size;
+
+    if (!bm || !bdrv_dirty_bitmap_check(bm, BDRV_BITMAP_INCONSISTENT, errp)) {
+        return false;
+    }
+    size = bdrv_dirty_bitmap_size(bm);
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "name");
+    json_builder_add_string_value(b, cmd->name);
+    json_builder_set_member_name(b, "granularity");
+    json_builder_add_int_value(b, bdrv_dirty_bitmap_granularity(bm));
+    json_builder_set_member_name(b, "size");
+    json_builder_add_int_value(b, size);
+    json_builder_set_member_name(b, "count");
+    json_builder_add_int_value(b, bdrv_get_dirty_count(bm));
+    json_builder_set_member_name(b, "enabled");
+    json_builder_add_boolean_value(b, bdrv_dirty_bitmap_enabled(bm));
+    json_builder_set_member_name(b, "extents");
+    json_builder_begin_array(b);
+    while (bdrv_dirty_bitmap_next_dirty_area(bm, off, size, &s, &c)) {
+        json_builder_begin_array(b);
+        json_builder_add_int_value(b, s);
+        json_builder_add_int_value(b, c);
+        json_builder_end_array(b);
+        off = s + c;
+    }
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    root = json_builder_get_root(b);
+    json_generator_set_root(gen, root);
+    text = json_generator_to_data(gen, NULL);
+    printf("%s\n", text);
+    return true;
+}
+
+static bool run_op(BlockNode *bs, BlockNode *src_bs, const BitmapOp *op,
+                   const BitmapCmd *cmd, GError **errp)
+{
+    BdrvDirtyBitmap *bm;
+
+    switch (op->act) {
+    case BM_ADD:
+        return do_add(bs, cmd, cmd->granularity ? cmd->granularity
+                                                : default_granularity(bs),
+                      errp);
+    case BM_REMOVE:
+        return bdrv_remove_dirty_bitmap(bs, cmd->name, errp);
+    case BM_CLEAR:
+        bm = find_or_fail(bs, cmd->name, errp);
+        if (!bm || !bdrv_dirty_bitmap_check(bm, BDRV_BITMAP_DEFAULT, errp)) {
+            return false;
+        }
+        bdrv_clear_dirty_bitmap(bm);
+        return true;
+    case BM_ENABLE:
+    case BM_DISABLE:
+        bm = find_or_fail(bs, cmd->name, errp);
+        if (!bm || !bdrv_dirty_bitmap_check(bm, BDRV_BITMAP_ALLOW_RO, errp)) {
+            return false;
+        }
+        if (op->act == BM_ENABLE) {
+            bdrv_enable_dirty_bitmap(bm);
+        } else {
+            bdrv_disable_dirty_bitmap(bm);
+        }
+        return true;
+    case BM_MERGE:
+        return do_merge(bs, src_bs, op, cmd, errp);
+    case BM_DUMP:
+        return do_dump(bs, cmd, errp);
+    }
+    g_assert_not_reached();
+}
+
+static bool only_dumps(const BitmapCmd *cmd)
+{
+    for (guint i = 0; i < cmd->ops->len; i++) {
+        if (g_array_index(cmd->ops, BitmapOp, i).act != BM_DUMP) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Opens the image(s), runs the actions in order, closes (which stores). */
+static int run_cmd(const BitmapCmd *cmd)
+{
+    GError *err = NULL;
+    BlockNode *bs, *src_bs = NULL;
+    int ret = 0;
+
+    bs = bdrv_open(cmd->filename, cmd->fmt,
+                   only_dumps(cmd) ? 0 : BDRV_O_RDWR, &err);
+    if (!bs) {
+        tern_error_report_err(err);
+        return 1;
+    }
+    if (cmd->src_file) {
+        src_bs = bdrv_open(cmd->src_file, cmd->src_fmt, 0, &err);
+        if (!src_bs) {
+            tern_error_report_err(err);
+            bdrv_close(bs);
+            return 1;
+        }
+    }
+    for (guint i = 0; i < cmd->ops->len && !ret; i++) {
+        const BitmapOp *op = &g_array_index(cmd->ops, BitmapOp, i);
+
+        bdrv_lock(bs);
+        if (src_bs) {
+            bdrv_lock(src_bs);
+        }
+        if (!run_op(bs, src_bs, op, cmd, &err)) {
+            tern_error_report("Operation %s on bitmap %s failed: %s",
+                              action_names[op->act], cmd->name, err->message);
+            g_clear_error(&err);
+            ret = 1;
+        }
+        if (src_bs) {
+            bdrv_unlock(src_bs);
+        }
+        bdrv_unlock(bs);
+    }
+    bdrv_close(src_bs);
+    bdrv_close(bs);
+    return ret;
+}
+
+int img_bitmap(int argc, char **argv)
+{
+    BitmapCmd cmd = { 0 };
+    int ret;
+
+    cmd.ops = g_array_new(FALSE, TRUE, sizeof(BitmapOp));
+    g_array_set_clear_func(cmd.ops, op_clear);
+    ret = parse_args(argc, argv, &cmd);
+    if (ret == 0) {
+        ret = run_cmd(&cmd);
+    }
+    g_array_unref(cmd.ops);
+    return ret;
+}
+
+void img_bitmaps_json(JsonBuilder *b, const GPtrArray *bitmaps)
+{
+    if (!bitmaps) {
+        return;
+    }
+    json_builder_set_member_name(b, "bitmaps");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < bitmaps->len; i++) {
+        const BlockBitmapInfo *bi = bitmaps->pdata[i];
+
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "flags");
+        json_builder_begin_array(b);
+        if (bi->in_use) {
+            json_builder_add_string_value(b, "in-use");
+        }
+        if (bi->auto_flag) {
+            json_builder_add_string_value(b, "auto");
+        }
+        json_builder_end_array(b);
+        json_builder_set_member_name(b, "name");
+        json_builder_add_string_value(b, bi->name);
+        json_builder_set_member_name(b, "granularity");
+        json_builder_add_int_value(b, bi->granularity);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+}
+
+void img_bitmaps_human(GString *out, const GPtrArray *bitmaps,
+                       const char *indent)
+{
+    if (!bitmaps) {
+        return;
+    }
+    g_string_append_printf(out, "%sbitmaps:\n", indent);
+    for (guint i = 0; i < bitmaps->len; i++) {
+        const BlockBitmapInfo *bi = bitmaps->pdata[i];
+        int f = 0;
+
+        g_string_append_printf(out, "%s    [%u]:\n", indent, i);
+        g_string_append_printf(out, "%s        flags:\n", indent);
+        if (bi->in_use) {
+            g_string_append_printf(out, "%s            [%d]: in-use\n",
+                                   indent, f++);
+        }
+        if (bi->auto_flag) {
+            g_string_append_printf(out, "%s            [%d]: auto\n",
+                                   indent, f++);
+        }
+        g_string_append_printf(out, "%s        name: %s\n", indent, bi->name);
+        g_string_append_printf(out, "%s        granularity: %" PRIu32 "\n",
+                               indent, bi->granularity);
+    }
+}

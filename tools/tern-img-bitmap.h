@@ -1,0 +1,28 @@
+/*
+ * tern-img's bitmap pieces, called from tools/tern-img.c: the 'bitmap'
+ * subcommand and the "bitmaps" part of 'info' output in qemu-img's shapes.
+ */
+#ifndef TOOLS_TERN_IMG_BITMAP_H
+#define TOOLS_TERN_IMG_BITMAP_H
+
+#include <json-glib/json-glib.h>
+
+#include "block/block.h"
+
+/*
+ * tern-img bitmap (--merge SOURCE | --add | --remove | --clear | --enable |
+ *   --disable)... [-b SOURCE_FILE [-F SOURCE_FMT]] [-g GRANULARITY]
+ *   [-f FMT] FILENAME BITMAP
+ * and, for tests, tern-img bitmap --dump [-f FMT] FILENAME BITMAP, which
+ * prints the dirty extents as JSON. argv[0] is "bitmap"; returns the exit
+ * status (0 ok, 1 error), like qemu-img.
+ */
+int img_bitmap(int argc, char **argv);
+
+/* Adds the "bitmaps" member (if bitmaps is non-NULL) to an open object. */
+void img_bitmaps_json(JsonBuilder *b, const GPtrArray *bitmaps);
+/* Appends qemu-img info's human "bitmaps:" block, each line indented. */
+void img_bitmaps_human(GString *out, const GPtrArray *bitmaps,
+                       const char *indent);
+
+#endif
