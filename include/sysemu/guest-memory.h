@@ -47,4 +47,15 @@ bool guest_mem_read(const GuestMemory *m, uint64_t gpa, void *buf,
 bool guest_mem_add_e820(GuestMemory *m, uint64_t addr, uint64_t size,
                         uint32_t type, GError **errp);
 
+/*
+ * Guest RAM for a VM (hw/core/guest-ram.c): one memfd of ram_size bytes, mapped
+ * once MAP_SHARED, split into a region at 0 of up to low_limit bytes and, for
+ * the rest, a region at 4 GiB (the PCI hole lies between). Fails if ram_size is
+ * not page aligned or exceeds the host's physical memory. Leaves e820 to the
+ * machine. guest_mem_free() releases what guest_mem_alloc() made.
+ */
+bool guest_mem_alloc(GuestMemory *m, uint64_t ram_size, uint64_t low_limit,
+                     GError **errp);
+void guest_mem_free(GuestMemory *m);
+
 #endif

@@ -1,0 +1,210 @@
+/*
+ * The "virt" machine (hw/i386/machine.h): builds the VM in dependency order -
+ * KVM, RAM and its e820 map, irqchip, vCPUs, devices, firmware tables, kernel -
+ * and tears it down in reverse. Boot loading and device wiring live in
+ * machine-boot.c and machine-devices.c.
+ */
+#include <string.h>
+
+#include "hw/i386/machine.h"
+#include "hw/i386/machine-internal.h"
+#include "hw/i386/pc-layout.h"
+#include "sysemu/runstate.h"
+#include "target/i386/cpu-state.h"
+#include "target/i386/cpuid.h"
+#include "tern/error.h"
+
+/* KVM's identity map page and TSS (accel/kvm/kvm.c) live here. */
+#define KVM_RESERVED_ADDR 0xfeffc000ULL
+#define KVM_RESERVED_SIZE 0x4000ULL
+
+static bool build_e820(Machine *m, GError **errp)
+{
+    GuestMemory *mem = &m->mem;
+    uint64_t low_end = mem->regions[0].size;
+
+    if (!guest_mem_add_e820(mem, 0, X86_EBDA_START, E820_RAM, errp) ||
+        !guest_mem_add_e820(mem, X86_EBDA_START, X86_BIOS_AREA_END - X86_EBDA_START,
+                            E820_RESERVED, errp)) {
+        return false;
+    }
+    if (low_end > X86_BIOS_AREA_END &&
+        !guest_mem_add_e820(mem, X86_BIOS_AREA_END, low_end - X86_BIOS_AREA_END,
+                            E820_RAM, errp)) {
+        return false;
+    }
+    if (!guest_mem_add_e820(mem, VIRT_ECAM_BASE, VIRT_ECAM_BUSES * MiB,
+                            E820_RESERVED, errp) ||
+        !guest_mem_add_e820(mem, KVM_RESERVED_ADDR, KVM_RESERVED_SIZE,
+                            E820_RESERVED, errp)) {
+        return false;
+    }
+    if (mem->nr_regions > 1 &&
+        !guest_mem_add_e820(mem, mem->regions[1].gpa, mem->regions[1].size,
+                            E820_RAM, errp)) {
+        return false;
+    }
+    return true;
+}
+
+static bool setup_ram(Machine *m, GError **errp)
+{
+    const VmConfig *cfg = m->cfg;
+    GuestMemory *mem = &m->mem;
+    uint64_t end;
+
+    if (cfg->ram_size < X86_BIOS_AREA_END * 2) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "-m %" PRIu64 "K is too small: at least 2 MiB", (uint64_t)(cfg->ram_size / KiB));
+        return false;
+    }
+    if (!guest_mem_alloc(mem, cfg->ram_size, VIRT_LOW_RAM_END, errp)) {
+        return false;
+    }
+    for (unsigned i = 0; i < mem->nr_regions; i++) {
+        const GuestRegion *r = &mem->regions[i];
+
+        if (!kvm_set_slot(m->kvm, i, r->gpa, r->size, r->hva, 0, errp)) {
+            return false;
+        }
+    }
+    end = mem->regions[mem->nr_regions - 1].gpa + mem->regions[mem->nr_regions - 1].size;
+    m->pci_mmio64_base = ALIGN_UP(MAX(end, 4 * GiB), GiB);
+    return build_e820(m, errp);
+}
+
+static void vcpu_event(void *opaque, unsigned index, VcpuEvent ev)
+{
+    switch (ev) {
+    case VCPU_EVENT_SHUTDOWN:
+        vm_request_shutdown(SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+        break;
+    case VCPU_EVENT_RESET:
+        vm_request_reset(SHUTDOWN_CAUSE_GUEST_RESET);
+        break;
+    case VCPU_EVENT_INTERNAL_ERROR:
+        vm_request_stop(RUN_STATE_INTERNAL_ERROR);
+        break;
+    }
+}
+
+static bool check_smp(Machine *m, GError **errp)
+{
+    unsigned n = m->cfg->smp;
+
+    if (n > m->kvm->max_vcpus || n > VIRT_MAX_CPUS) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "-smp %u exceeds the limit of %u vCPUs (KVM allows %u, the "
+                    "machine's xAPIC IDs and tables %u)", n,
+                    MIN(m->kvm->max_vcpus, VIRT_MAX_CPUS), m->kvm->max_vcpus,
+                    VIRT_MAX_CPUS);
+        return false;
+    }
+    return true;
+}
+
+static bool setup_vcpus(Machine *m, GError **errp)
+{
+    const VcpuHooks hooks = { .pio = m->pio, .mmio = m->mmio, .event = vcpu_event,
+                              .opaque = m };
+    unsigned n = m->cfg->smp;
+
+    m->vcpus = g_new0(Vcpu *, n);
+    m->power_on = g_new0(X86CpuState, n);
+    for (unsigned i = 0; i < n; i++) {
+        X86Topology topo = { .nr_cpus = n, .apic_id = i };
+        g_autofree struct kvm_cpuid2 *cpuid =
+            x86_cpuid_build(m->kvm->supported_cpuid, &topo);
+
+        x86_cpu_state_init(&m->power_on[i], m->kvm);
+        m->vcpus[i] = vcpu_create(m->kvm, i, &hooks, errp);
+        if (!m->vcpus[i]) {
+            return false;
+        }
+        m->nr_vcpus = i + 1;
+        if (!x86_cpu_set_cpuid(vcpu_fd(m->vcpus[i]), cpuid, errp) ||
+            !x86_cpu_state_get(m->kvm, vcpu_fd(m->vcpus[i]), &m->power_on[i], errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool save_power_on_irqchip(Machine *m, GError **errp)
+{
+    for (unsigned i = 0; i < 3; i++) {
+        m->power_on_chips[i].chip_id = i;   /* PIC master, PIC slave, IOAPIC */
+        if (!kvm_get_irqchip(m->kvm, &m->power_on_chips[i], errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+Machine *machine_new(VmConfig *cfg, GMainContext *ctx, GError **errp)
+{
+    Machine *m = g_new0(Machine, 1);
+
+    m->cfg = cfg;
+    m->ctx = ctx;
+    m->mem.fd = -1;
+    m->pio = iobus_new("port I/O");
+    m->mmio = iobus_new("MMIO");
+    m->kvm = kvm_init(errp);
+    if (!m->kvm || !check_smp(m, errp) || !setup_ram(m, errp) || !kvm_create_irqchip(m->kvm, errp) ||
+        !save_power_on_irqchip(m, errp) || !setup_vcpus(m, errp) ||
+        !machine_devices_init(m, errp) || !machine_boot(m, errp)) {
+        machine_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void machine_free(Machine *m)
+{
+    if (!m) {
+        return;
+    }
+    /* vCPUs first: nothing may dispatch into devices being freed. */
+    for (unsigned i = 0; i < m->nr_vcpus; i++) {
+        vcpu_destroy(m->vcpus[i]);
+    }
+    machine_devices_free(m);
+    if (m->power_on) {
+        for (unsigned i = 0; i < m->cfg->smp; i++) {
+            x86_cpu_state_clear(&m->power_on[i]);
+        }
+    }
+    g_free(m->power_on);
+    g_free(m->vcpus);
+    kvm_destroy(m->kvm);
+    guest_mem_free(&m->mem);
+    iobus_free(m->pio);
+    iobus_free(m->mmio);
+    g_free(m);
+}
+
+void machine_pause(Machine *m)
+{
+    vcpus_pause_all(m->vcpus, m->nr_vcpus);
+}
+
+void machine_resume(Machine *m)
+{
+    vcpus_resume_all(m->vcpus, m->nr_vcpus);
+}
+
+bool machine_reset(Machine *m, GError **errp)
+{
+    for (unsigned i = 0; i < 3; i++) {
+        if (!kvm_set_irqchip(m->kvm, &m->power_on_chips[i], errp)) {
+            return false;
+        }
+    }
+    for (unsigned i = 0; i < m->nr_vcpus; i++) {
+        if (!x86_cpu_state_put(m->kvm, vcpu_fd(m->vcpus[i]), &m->power_on[i], errp)) {
+            return false;
+        }
+    }
+    return machine_boot(m, errp);
+}

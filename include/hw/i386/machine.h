@@ -1,0 +1,75 @@
+/*
+ * tern's x86 machine "virt": guest RAM split around a PCI hole, the in-kernel
+ * irqchip and PIT, vCPUs with CPUID topology, COM1, the platform devices
+ * (PCI host bridge, RTC, i8042, ACPI PM) and firmware tables, -device
+ * instances, and the kernel (PVH ELF or bzImage) loaded for the BSP.
+ *
+ * Memory map (guest-physical):
+ *   0 .. low_end            RAM (low_end = min(RAM, 3 GiB)); 0x9fc00..1 MiB
+ *                           reserved for the EBDA, ACPI and MP tables
+ *   0xc0000000..0xe0000000  32-bit PCI MMIO window
+ *   0xe0000000..0xf0000000  PCI ECAM (256 buses), reserved in e820
+ *   0xfec00000 IOAPIC, 0xfee00000 LAPIC, 0xfeffc000 KVM's TSS/identity map
+ *   4 GiB ..                the rest of RAM, then the 64-bit PCI window
+ *
+ * Lifecycle: machine_new() builds everything with the vCPUs paused (the main
+ * loop starts them through vm_start()); machine_reset() puts the vCPUs and the
+ * irqchip back to their power-on state and reloads the kernel.
+ */
+#ifndef HW_I386_MACHINE_H
+#define HW_I386_MACHINE_H
+
+#include "hw/io.h"
+#include "sysemu/guest-memory.h"
+#include "sysemu/kvm.h"
+#include "sysemu/vcpu.h"
+#include "sysemu/vm-config.h"
+#include "tern/common.h"
+
+#define VIRT_LOW_RAM_END     0xc0000000ULL
+#define VIRT_PCI_MMIO32_BASE 0xc0000000ULL
+#define VIRT_PCI_MMIO32_SIZE 0x20000000ULL
+#define VIRT_ECAM_BASE       0xe0000000ULL
+#define VIRT_ECAM_BUSES      256
+#define VIRT_PCI_MMIO64_SIZE (32 * GiB)
+#define VIRT_MAX_CPUS        255   /* xAPIC IDs, MADT/MP table entries */
+
+typedef struct MachineDevices MachineDevices;
+typedef struct X86CpuState X86CpuState;
+
+typedef struct Machine {
+    VmConfig *cfg;
+    GMainContext *ctx;
+    KvmState *kvm;
+    GuestMemory mem;
+    IoBus *pio;
+    IoBus *mmio;
+    unsigned nr_vcpus;
+    Vcpu **vcpus;
+    X86CpuState *power_on;        /* per vCPU, captured before boot setup */
+    struct kvm_irqchip power_on_chips[3];   /* PIC master, slave, IOAPIC */
+    MachineDevices *dev;          /* serial, platform devices, -device list */
+    uint64_t rsdp;                /* 0 without ACPI */
+    uint64_t pci_mmio64_base;
+} Machine;
+
+Machine *machine_new(VmConfig *cfg, GMainContext *ctx, GError **errp);
+void machine_free(Machine *m);
+void machine_pause(Machine *m);
+void machine_resume(Machine *m);
+/* With the vCPUs paused: power-on state again, kernel reloaded. */
+bool machine_reset(Machine *m, GError **errp);
+
+/* -device drivers: hw/i386/machine-devices.c keeps the table; an area adds a
+ * line { "driver-name", create } and its create function. The function must
+ * read every option it accepts from opts (the caller then rejects leftovers). */
+typedef bool (*DeviceCreate)(Machine *m, KeyVal *opts, GError **errp);
+typedef struct DeviceType {
+    const char *driver;
+    DeviceCreate create;
+} DeviceType;
+bool machine_create_device(Machine *m, KeyVal *opts, GError **errp);
+/* Devices created through the table register a cleanup here. */
+void machine_add_cleanup(Machine *m, GDestroyNotify fn, void *data);
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * tern's process lifecycle: parse the command line, build the machine, run the
+ * GLib main loop on the main thread until the guest powers off, a debug-exit
+ * write, a signal or an error ends it, then tear down and return the exit
+ * status (0 poweroff/signal, the debug-exit code, 1 on errors).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <glib-unix.h>
+
+#include "hw/i386/machine.h"
+#include "sysemu/cmdline.h"
+#include "sysemu/runstate.h"
+#include "sysemu/vl.h"
+#include "tern/error.h"
+
+typedef struct Vl {
+    VmConfig *cfg;
+    Machine *machine;
+    GMainLoop *loop;
+    int exit_status;
+} Vl;
+
+static void quit(Vl *vl, int status)
+{
+    vl->exit_status = status;
+    g_main_loop_quit(vl->loop);
+}
+
+static void pause_vcpus(void *opaque)
+{
+    machine_pause(((Vl *)opaque)->machine);
+}
+
+static void resume_vcpus(void *opaque)
+{
+    machine_resume(((Vl *)opaque)->machine);
+}
+
+static void on_shutdown(void *opaque, ShutdownCause cause)
+{
+    Vl *vl = opaque;
+    bool by_guest = cause == SHUTDOWN_CAUSE_GUEST_SHUTDOWN ||
+                    cause == SHUTDOWN_CAUSE_GUEST_PANIC;
+
+    if (by_guest && vl->cfg->no_shutdown) {
+        vm_stop(RUN_STATE_SHUTDOWN);
+        return;
+    }
+    quit(vl, 0);
+}
+
+static void on_reset(void *opaque, ShutdownCause cause)
+{
+    Vl *vl = opaque;
+    g_autoptr(GError) err = NULL;
+    bool was_running = runstate_is_running(runstate_get());
+
+    if (vl->cfg->no_reboot && cause == SHUTDOWN_CAUSE_GUEST_RESET) {
+        quit(vl, 0);   /* QEMU: a guest reset with -no-reboot is a shutdown */
+        return;
+    }
+    machine_pause(vl->machine);
+    if (!machine_reset(vl->machine, &err)) {
+        tern_error_report("reset failed: %s", err->message);
+        quit(vl, 1);
+        return;
+    }
+    if (was_running) {
+        machine_resume(vl->machine);
+    }
+}
+
+static void on_exit_request(void *opaque, int status)
+{
+    quit(opaque, status);
+}
+
+static void on_stop(void *opaque, RunState reason)
+{
+    Vl *vl = opaque;
+
+    vm_stop(reason);
+    /* Without a monitor nobody could inspect or continue the VM. */
+    if (reason == RUN_STATE_INTERNAL_ERROR && !vm_config_last(vl->cfg, "qmp")) {
+        tern_error_report("stopping: the guest cannot continue");
+        quit(vl, 1);
+    }
+}
+
+static const VmControlOps vl_ops = {
+    .pause_vcpus = pause_vcpus,
+    .resume_vcpus = resume_vcpus,
+    .on_shutdown = on_shutdown,
+    .on_reset = on_reset,
+    .on_exit = on_exit_request,
+    .on_stop = on_stop,
+};
+
+static gboolean on_signal(gpointer opaque)
+{
+    vm_request_shutdown(SHUTDOWN_CAUSE_HOST_SIGNAL);
+    return G_SOURCE_CONTINUE;
+}
+
+/* Test hook (documented in docs/machine.md): with TERN_TEST_SIGUSR2_CONT=1,
+ * SIGUSR2 does what QMP 'cont' does, so -S is testable without a monitor. */
+static gboolean on_sigusr2(gpointer opaque)
+{
+    if (!runstate_is_running(runstate_get())) {
+        vm_start();
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static int run(Vl *vl)
+{
+    g_autoptr(GError) err = NULL;
+    guint sigs[3] = { 0 };
+
+    vl->machine = machine_new(vl->cfg, NULL, &err);
+    if (!vl->machine) {
+        tern_error_report("%s", err->message);
+        return 1;
+    }
+    vl->loop = g_main_loop_new(NULL, false);
+    runstate_init(&vl_ops, vl, NULL);
+    sigs[0] = g_unix_signal_add(SIGINT, on_signal, vl);
+    sigs[1] = g_unix_signal_add(SIGTERM, on_signal, vl);
+    if (g_strcmp0(g_getenv("TERN_TEST_SIGUSR2_CONT"), "1") == 0) {
+        sigs[2] = g_unix_signal_add(SIGUSR2, on_sigusr2, vl);
+    }
+    if (!vl->cfg->start_paused) {
+        vm_start();
+    }
+    g_main_loop_run(vl->loop);
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(sigs); i++) {
+        if (sigs[i]) {
+            g_source_remove(sigs[i]);
+        }
+    }
+    machine_free(vl->machine);
+    runstate_cleanup();
+    g_main_loop_unref(vl->loop);
+    return vl->exit_status;
+}
+
+int tern_main(int argc, char **argv)
+{
+    g_autoptr(GError) err = NULL;
+    Vl vl = { 0 };
+    int status;
+
+    g_set_prgname("tern");
+    vl.cfg = vm_config_new();
+    if (!cmdline_parse(vl.cfg, argc, argv, &err)) {
+        tern_error_report("%s", err->message);
+        vm_config_free(vl.cfg);
+        return 1;
+    }
+    status = vl.cfg->exit_now ? 0 : run(&vl);
+    vm_config_free(vl.cfg);
+    return status;
+}
