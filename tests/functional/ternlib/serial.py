@@ -45,9 +45,10 @@ class SerialLog:
     def tail(self, n=20):
         return "\n".join(self.lines()[-n:])
 
-    def wait_for(self, regex, timeout=10.0, start=0, allow_fail=False):
+    def wait_for(self, regex, timeout=10.0, start=0, allow_fail=False, where=None):
         """Return the first re.Match of `regex` (multiline) in the log from
-        character `start` on. Raises SerialTimeout with the log tail after
+        character `start` on, for which `where(match)` is true if given (e.g.
+        where=lambda m: int(m[1]) >= 50). Raises SerialTimeout with the log tail after
         `timeout` seconds or once the VM has exited without a match, and
         GuestFailure if a `TG FAIL` line appears first (unless allow_fail)."""
         rx = re.compile(regex, re.M)
@@ -55,9 +56,9 @@ class SerialLog:
         while True:
             exited = self.proc is not None and self.proc.poll() is not None
             text = self.text()
-            m = rx.search(text, start)
-            if m:
-                return m
+            for m in rx.finditer(text, start):
+                if where is None or where(m):
+                    return m
             if not allow_fail:
                 f = FAIL_RE.search(text, start)
                 if f:

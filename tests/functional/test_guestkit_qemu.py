@@ -1,0 +1,174 @@
+"""The guest kit (tests/guest) under the reference peer, QEMU 7.2 microvm with
+KVM: each workload behaves as tests/guest/README.md says, failures are
+reported on COM1 and through the debug-exit status."""
+import re
+import time
+
+import pytest
+
+from ternlib import debug_exit_status
+
+
+def boot(qemu_vm, append, **kw):
+    vm = qemu_vm(append=append, **kw)
+    vm.start()
+    return vm
+
+
+def tick_numbers(serial):
+    return [int(m.group(1)) for m in serial.findall(r"^TG tick (\d+)$")]
+
+
+def test_idle_ticks_advance(qemu_vm):
+    vm = boot(qemu_vm, "tg.workload=idle tg.print=10")
+    vm.serial.wait_for(r"^TG ready workload=idle cpus=1 hz=100$", timeout=10)
+    t0 = time.monotonic()
+    vm.serial.wait_for(r"^TG tick (\d+)$", timeout=10, where=lambda m: int(m[1]) >= 40)
+    elapsed = time.monotonic() - t0
+    ticks = tick_numbers(vm.serial)
+    assert ticks[:4] == [10, 20, 30, 40]
+    assert elapsed > 0.2, f"40 ticks at 100 Hz took only {elapsed:.3f}s"
+    assert vm.running()
+
+
+def test_idle_stops_after_ticks_with_status(qemu_vm):
+    vm = boot(qemu_vm, "tg.workload=idle tg.hz=200 tg.print=20 tg.ticks=60")
+    assert vm.wait_exit(10) == debug_exit_status(0) == 1
+    assert vm.serial.tg_lines()[-1] == "TG done rc=0"
+    assert tick_numbers(vm.serial) == [20, 40, 60]
+
+
+def test_seconds_deadline_stops_any_workload(qemu_vm):
+    vm = boot(qemu_vm, "tg.workload=idle tg.seconds=1")
+    t0 = time.monotonic()
+    assert vm.wait_exit(10) == debug_exit_status(0)
+    assert time.monotonic() - t0 >= 0.9
+    assert "TG done rc=0" in vm.serial.tg_lines()
+
+
+def test_smp_every_cpu_checks_in(qemu_vm):
+    vm = boot(qemu_vm, "tg.workload=smp", smp=2)
+    assert vm.wait_exit(10) == debug_exit_status(0)
+    lines = vm.serial.tg_lines()
+    online = sorted(int(m.group(1)) for m in vm.serial.findall(r"^TG cpu (\d+) online"))
+    assert online == [0, 1]
+    assert "TG ready workload=smp cpus=2 hz=100" in lines
+    assert "TG smp all=2" in lines
+    assert lines[-1] == "TG done rc=0"
+
+
+def test_smp_keep_runs_until_deadline(qemu_vm):
+    vm = boot(qemu_vm, "tg.workload=smp tg.keep=1 tg.print=20 tg.seconds=1", smp=2)
+    vm.serial.wait_for(r"^TG smp all=2$", timeout=10)
+    m = vm.serial.wait_for(r"^TG smp alive ticks=\d+ min_spins=(\d+)$", timeout=10)
+    assert int(m.group(1)) > 0
+    assert vm.wait_exit(10) == debug_exit_status(0)
+
+
+def test_smp_missing_cpu_fails(qemu_vm):
+    vm = boot(qemu_vm, "tg.workload=smp tg.cpus=2", smp=1)
+    m = vm.serial.wait_for(r"^TG FAIL smp online=(\d+) want=(\d+)", timeout=10,
+                           allow_fail=True)
+    assert m.groups() == ("1", "2")
+    assert vm.wait_exit(10) == debug_exit_status(1) == 3
+
+
+def test_dirty_runs_verified_passes(qemu_vm):
+    vm = boot(qemu_vm, "tg.workload=dirty tg.mem=16M tg.rate=0 tg.report=50")
+    vm.serial.wait_for(r"^TG dirty start pages=4096 ", timeout=10)
+    m = vm.serial.wait_for(r"^TG dirty pass=([5-9]|\d\d+) writes=(\d+)", timeout=10)
+    assert int(m.group(2)) > 0
+    vm.serial.assert_no_fail()
+    assert vm.running()
+
+
+@pytest.mark.parametrize("pattern", ["seq", "fill", "zero"])
+@pytest.mark.parametrize("walk", ["seq", "random"])
+def test_dirty_patterns_pass(qemu_vm, pattern, walk):
+    vm = boot(qemu_vm, f"tg.workload=dirty tg.mem=4M tg.rate=0 tg.passes=8 "
+                       f"tg.pattern={pattern} tg.walk={walk}")
+    assert vm.wait_exit(10) == debug_exit_status(0)
+    vm.serial.assert_no_fail()
+    assert re.search(rf"pattern={pattern} walk={walk}", vm.serial.text())
+    assert vm.serial.findall(r"^TG dirty pass=8 ")
+
+
+def test_dirty_rate_limits_writes(qemu_vm):
+    # 256 pages/s for one second: about 256 writes, certainly not thousands
+    vm = boot(qemu_vm, "tg.workload=dirty tg.mem=4M tg.rate=1M tg.report=100 "
+                       "tg.seconds=1")
+    assert vm.wait_exit(10) == debug_exit_status(0)
+    writes = [int(m.group(1)) for m in vm.serial.findall(r"writes=(\d+)")]
+    assert writes and 100 <= writes[-1] <= 400, writes
+
+
+def test_dirty_survives_pause_and_resume(qemu_vm):
+    vm = boot(qemu_vm, "tg.workload=dirty tg.mem=8M tg.rate=0 tg.report=50", qmp=True)
+    vm.serial.wait_for(r"^TG dirty pass=[1-9]", timeout=10)
+    qmp = vm.qmp()
+    qmp.execute("stop")
+    qmp.wait_event("STOP", timeout=5)
+    assert qmp.execute("query-status")["status"] == "paused"
+    time.sleep(0.2)
+    mark = vm.serial.mark()
+    qmp.execute("cont")
+    qmp.wait_event("RESUME", timeout=5)
+    vm.serial.wait_for(r"^TG dirty pass=\d+", timeout=10, start=mark)
+    vm.serial.assert_no_fail()
+
+
+def test_dirty_corruption_is_caught(qemu_vm):
+    vm = boot(qemu_vm, "tg.workload=dirty tg.mem=4M tg.rate=0 tg.corrupt=3")
+    c = vm.serial.wait_for(r"^TG dirty corrupt page=(\d+) gen=(\d+)->(\d+)$",
+                           timeout=10, allow_fail=True)
+    f = vm.serial.wait_for(r"^TG FAIL dirty page=(\d+) .*want=(\d+) got=(\d+)",
+                           timeout=10, allow_fail=True)
+    assert f.group(1) == c.group(1)
+    assert (f.group(2), f.group(3)) == (c.group(2), c.group(3))
+    assert vm.wait_exit(10) == debug_exit_status(1)
+
+
+@pytest.mark.parametrize("kind,vector", [("pf", 14), ("ud", 6), ("gp", 13)])
+def test_exception_is_reported(qemu_vm, kind, vector):
+    vm = boot(qemu_vm, f"tg.workload=fault tg.fault={kind}")
+    m = vm.serial.wait_for(r"^TG FAIL exception vector=(\d+) .*cs=0x2b .*cr2=(0x[0-9a-f]+)",
+                           timeout=10, allow_fail=True)
+    assert int(m.group(1)) == vector
+    if kind == "pf":
+        assert m.group(2) == "0x10"
+    assert vm.wait_exit(10) == debug_exit_status(2) == 5
+
+
+@pytest.mark.parametrize("append,message", [
+    ("tg.workload=nope", "unknown workload tg.workload=nope"),
+    ("tg.hz=5", "bad argument tg.hz=5"),
+    ("tg.workload=dirty tg.mem=12Q", "bad argument tg.mem=12Q"),
+    ("tg.workload=dirty tg.mem=1G", "dirty: tg.mem=1073741824 does not fit"),
+    ("tg.workload=dirty tg.pattern=plaid", "bad argument tg.pattern=plaid"),
+    ("tg.workload=fault tg.fault=xx", "bad argument tg.fault=xx"),
+])
+def test_bad_arguments_fail_clearly(qemu_vm, append, message):
+    vm = boot(qemu_vm, append, memory=128)
+    m = vm.serial.wait_for(r"^TG FAIL (.*)$", timeout=10, allow_fail=True)
+    assert m.group(1).startswith(message)
+    assert vm.wait_exit(10) == debug_exit_status(1)
+
+
+def test_dirty_survives_qemu_live_migration(qemu_vm):
+    """The kit as a migration checker: QEMU -> QEMU with the dirty workload
+    running must continue on the destination with every page verified."""
+    append = "tg.workload=dirty tg.mem=16M tg.rate=2M tg.report=50"
+    src = boot(qemu_vm, append, qmp=True, name="src")
+    src.serial.wait_for(r"^TG dirty pass=[1-9]", timeout=10)
+    uri = f"unix:{src.sock_path('mig')}"
+    dst = boot(qemu_vm, append, qmp=True, name="dst", incoming=uri)
+    dst.qmp()                                   # listening once QMP answers
+    src.qmp().execute("migrate", uri=uri)
+    dst.qmp().wait_event("RESUME", timeout=30)
+    status = src.qmp().execute("query-migrate")["status"]
+    assert status == "completed"
+    passes = [int(m.group(1)) for m in src.serial.findall(r"^TG dirty pass=(\d+)")]
+    dst.serial.wait_for(r"^TG dirty pass=(\d+)", timeout=15,
+                        where=lambda m: int(m[1]) >= passes[-1] + 5)
+    dst.serial.assert_no_fail()
+    assert not dst.serial.findall(r"^TG ready"), "destination rebooted the guest"
