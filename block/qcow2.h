@@ -164,7 +164,8 @@ typedef struct BDRVQcow2State {
     uint32_t l2_size;             /* entries per L2 table */
     uint64_t backing_file_offset; /* must be 0: backing files refused */
 
-    uint32_t l1_size;             /* entries in use (covers the virtual size) */
+    uint32_t l1_size;             /* entries (may cover the vmstate area) */
+    uint32_t l1_vm_state_index;   /* first L1 entry past the virtual size */
     uint64_t l1_table_offset;
     uint64_t *l1_table;           /* in memory, host-endian */
 
@@ -214,7 +215,7 @@ static inline uint64_t qcow2_size_to_clusters(BDRVQcow2State *s, uint64_t size)
 
 static inline uint64_t qcow2_vm_state_offset(BDRVQcow2State *s)
 {
-    return (uint64_t)s->l1_size << (s->cluster_bits + s->l2_bits);
+    return (uint64_t)s->l1_vm_state_index << (s->cluster_bits + s->l2_bits);
 }
 
 /* qcow2.c */
@@ -250,6 +251,10 @@ void qcow2_free_clusters(BlockNode *bs, uint64_t offset, uint64_t size);
 bool qcow2_update_l1_refcounts(BlockNode *bs, uint64_t l1_offset,
                                uint32_t l1_size, int64_t addend,
                                GError **errp);
+/* The same for an L1 table already in memory (host-endian). */
+bool qcow2_update_l1_array_refcounts(BlockNode *bs, const uint64_t *l1,
+                                     uint32_t l1_size, int64_t addend,
+                                     GError **errp);
 /* Recomputes the COPIED flags in the active L1/L2 tables. */
 bool qcow2_fix_copied_flags(BlockNode *bs, GError **errp);
 bool qcow2_check(BlockNode *bs, BlockCheckMode fix, BlockCheckResult *res,
@@ -280,10 +285,12 @@ void qcow2_cache_mark_dirty(Qcow2Cache *c, void *table);
 bool qcow2_cache_flush(Qcow2Cache *c, GError **errp);
 /* Drops a cached table without writing it (its cluster was freed). */
 void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset);
-/* Flushes both caches in order, then the file. */
+/* Flushes both caches, refcount blocks first (no fdatasync). */
 bool qcow2_flush_caches(BlockNode *bs, GError **errp);
 
 /* qcow2-cluster.c */
+/* Writes the whole in-memory active L1 table to disk. */
+bool qcow2_write_l1(BlockNode *bs, GError **errp);
 bool qcow2_grow_l1_table(BlockNode *bs, uint64_t min_size, GError **errp);
 /* Reads/writes guest data. */
 bool qcow2_co_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,

@@ -1,0 +1,506 @@
+/*
+ * The block layer core: opening an image (protocol node for the host file,
+ * then a probed or named format driver on top), the per-node mutex that makes
+ * every bdrv_* call thread-safe, request bounds checks, the dirty-bitmap hook
+ * on every write, and dispatch to the driver ops table.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "block/block.h"
+#include "block/block-int.h"
+
+static const BlockDriver *const block_drivers[] = {
+    &bdrv_file, &bdrv_raw, &bdrv_qcow2,
+};
+
+const BlockDriver *bdrv_find_format(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
+        if (!strcmp(block_drivers[i]->format_name, name)) {
+            return block_drivers[i];
+        }
+    }
+    return NULL;
+}
+
+const char *bdrv_probe_format(const char *filename, GError **errp)
+{
+    uint8_t buf[512];
+    int fd = open(filename, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        tern_set_error_errno(errp, errno, "Could not open '%s'", filename);
+        return NULL;
+    }
+    ssize_t n = pread(fd, buf, sizeof(buf), 0);
+    int err = errno;
+    close(fd);
+    if (n < 0) {
+        tern_set_error_errno(errp, err, "Could not read '%s'", filename);
+        return NULL;
+    }
+    const char *best = "raw";
+    int best_score = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
+        const BlockDriver *drv = block_drivers[i];
+        int score = drv->probe ? drv->probe(buf, (size_t)n) : 0;
+        if (score > best_score) {
+            best_score = score;
+            best = drv->format_name;
+        }
+    }
+    return best;
+}
+
+static BlockNode *bdrv_new(const BlockDriver *drv, const char *filename,
+                           int flags)
+{
+    static gint node_counter;
+    BlockNode *bs = g_new0(BlockNode, 1);
+
+    g_mutex_init(&bs->lock);
+    bs->drv = drv;
+    bs->opaque = g_malloc0(MAX(drv->state_size, 1));
+    bs->filename = g_strdup(filename);
+    bs->flags = flags;
+    bs->read_only = !(flags & BDRV_O_RDWR);
+    bs->node_name = g_strdup_printf("#block%d",
+                                    g_atomic_int_add(&node_counter, 1));
+    return bs;
+}
+
+static void bdrv_free(BlockNode *bs)
+{
+    g_mutex_clear(&bs->lock);
+    g_free(bs->opaque);
+    g_free(bs->filename);
+    g_free(bs->node_name);
+    g_free(bs);
+}
+
+BlockNode *bdrv_open_protocol(const char *filename, int flags, GError **errp)
+{
+    BlockNode *bs = bdrv_new(&bdrv_file, filename, flags);
+    if (!bdrv_file.open(bs, filename, flags, errp)) {
+        bdrv_free(bs);
+        return NULL;
+    }
+    return bs;
+}
+
+BlockNode *bdrv_open(const char *filename, const char *format, int flags,
+                     GError **errp)
+{
+    if (!format) {
+        format = bdrv_probe_format(filename, errp);
+        if (!format) {
+            return NULL;
+        }
+    }
+    const BlockDriver *drv = bdrv_find_format(format);
+    if (!drv || drv->is_protocol) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Unknown driver '%s'", format);
+        return NULL;
+    }
+    BlockNode *file = bdrv_open_protocol(filename, flags, errp);
+    if (!file) {
+        return NULL;
+    }
+    BlockNode *bs = bdrv_new(drv, filename, flags);
+    bs->file = file;
+    if (!drv->open(bs, filename, flags, errp)) {
+        bdrv_close(file);
+        bdrv_free(bs);
+        return NULL;
+    }
+    return bs;
+}
+
+void bdrv_close(BlockNode *bs)
+{
+    if (!bs) {
+        return;
+    }
+    g_mutex_lock(&bs->lock);
+    if (bs->drv->close) {
+        bs->drv->close(bs);
+    }
+    g_mutex_unlock(&bs->lock);
+    bdrv_close(bs->file);
+    bdrv_free(bs);
+}
+
+bool bdrv_create(const char *format, const char *filename, uint64_t size,
+                 const BlockCreateOpts *opts, GError **errp)
+{
+    static const BlockCreateOpts defaults;
+    const BlockDriver *drv = bdrv_find_format(format);
+
+    if (!drv || !drv->create) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Format '%s' does not support image creation", format);
+        return false;
+    }
+    return drv->create(filename, size, opts ? opts : &defaults, errp);
+}
+
+void bdrv_set_node_name(BlockNode *bs, const char *name)
+{
+    g_mutex_lock(&bs->lock);
+    g_free(bs->node_name);
+    bs->node_name = g_strdup(name);
+    g_mutex_unlock(&bs->lock);
+}
+
+const char *bdrv_get_node_name(BlockNode *bs)
+{
+    return bs->node_name;
+}
+
+const char *bdrv_get_format_name(BlockNode *bs)
+{
+    return bs->drv->format_name;
+}
+
+uint64_t bdrv_getlength(BlockNode *bs)
+{
+    g_mutex_lock(&bs->lock);
+    uint64_t size = bs->size;
+    g_mutex_unlock(&bs->lock);
+    return size;
+}
+
+bool bdrv_is_read_only(BlockNode *bs)
+{
+    return bs->read_only;
+}
+
+void bdrv_lock(BlockNode *bs)
+{
+    g_mutex_lock(&bs->lock);
+}
+
+void bdrv_unlock(BlockNode *bs)
+{
+    g_mutex_unlock(&bs->lock);
+}
+
+static bool check_request(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                          bool write, GError **errp)
+{
+    if (write && bs->read_only) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Node '%s' is read-only", bs->node_name);
+        return false;
+    }
+    if (offset > bs->size || bytes > bs->size - offset) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Request %" PRIu64 "+%" PRIu64 " is past the end of "
+                    "node '%s' (%" PRIu64 " bytes)", offset, bytes,
+                    bs->node_name, bs->size);
+        return false;
+    }
+    return true;
+}
+
+static uint64_t iov_total(const struct iovec *iov, int iovcnt)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        total += iov[i].iov_len;
+    }
+    return total;
+}
+
+static void mark_dirty(BlockNode *bs, uint64_t offset, uint64_t bytes)
+{
+    if (bs->dirty_bitmaps && bytes) {
+        bdrv_dirty_bitmaps_mark(bs, offset, bytes);
+    }
+}
+
+bool bdrv_preadv(BlockNode *bs, uint64_t offset, const struct iovec *iov,
+                 int iovcnt, GError **errp)
+{
+    uint64_t bytes = iov_total(iov, iovcnt);
+    g_mutex_lock(&bs->lock);
+    bool ok = check_request(bs, offset, bytes, false, errp) &&
+              (bytes == 0 || bs->drv->preadv(bs, offset, bytes, iov, iovcnt,
+                                             errp));
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
+                  int iovcnt, GError **errp)
+{
+    uint64_t bytes = iov_total(iov, iovcnt);
+    g_mutex_lock(&bs->lock);
+    bool ok = check_request(bs, offset, bytes, true, errp) &&
+              (bytes == 0 || bs->drv->pwritev(bs, offset, bytes, iov, iovcnt,
+                                              errp));
+    if (ok) {
+        mark_dirty(bs, offset, bytes);
+    }
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+bool bdrv_pread(BlockNode *bs, uint64_t offset, void *buf, size_t bytes,
+                GError **errp)
+{
+    struct iovec iov = { .iov_base = buf, .iov_len = bytes };
+    return bdrv_preadv(bs, offset, &iov, 1, errp);
+}
+
+bool bdrv_pwrite(BlockNode *bs, uint64_t offset, const void *buf, size_t bytes,
+                 GError **errp)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = bytes };
+    return bdrv_pwritev(bs, offset, &iov, 1, errp);
+}
+
+bool bdrv_flush(BlockNode *bs, GError **errp)
+{
+    g_mutex_lock(&bs->lock);
+    bool ok = bs->read_only || !bs->drv->flush || bs->drv->flush(bs, errp);
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+/* Discard and write-zeroes share the checks and the dirty-bitmap update. */
+static bool bdrv_zero_op(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                         bool discard, GError **errp)
+{
+    g_mutex_lock(&bs->lock);
+    bool ok = check_request(bs, offset, bytes, true, errp);
+    if (ok && bytes) {
+        if (discard) {
+            ok = !bs->drv->discard || bs->drv->discard(bs, offset, bytes, errp);
+        } else if (bs->drv->write_zeroes) {
+            ok = bs->drv->write_zeroes(bs, offset, bytes, errp);
+        } else {
+            ok = bdrv_pwrite_zeroes_fallback(bs, offset, bytes, errp);
+        }
+    }
+    if (ok) {
+        mark_dirty(bs, offset, bytes);
+    }
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+bool bdrv_pwrite_zeroes_fallback(BlockNode *bs, uint64_t offset,
+                                 uint64_t bytes, GError **errp)
+{
+    const size_t chunk = 1 * MiB;
+    g_autofree uint8_t *zero = g_malloc0(MIN(bytes, chunk));
+    while (bytes) {
+        struct iovec iov = { .iov_base = zero, .iov_len = MIN(bytes, chunk) };
+        if (!bs->drv->pwritev(bs, offset, iov.iov_len, &iov, 1, errp)) {
+            return false;
+        }
+        offset += iov.iov_len;
+        bytes -= iov.iov_len;
+    }
+    return true;
+}
+
+bool bdrv_discard(BlockNode *bs, uint64_t offset, uint64_t bytes, GError **errp)
+{
+    return bdrv_zero_op(bs, offset, bytes, true, errp);
+}
+
+bool bdrv_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                       GError **errp)
+{
+    return bdrv_zero_op(bs, offset, bytes, false, errp);
+}
+
+bool bdrv_get_info(BlockNode *bs, BlockImageInfo **infop, GError **errp)
+{
+    BlockImageInfo *info = g_new0(BlockImageInfo, 1);
+    struct stat st;
+
+    g_mutex_lock(&bs->lock);
+    info->format = bs->drv->format_name;
+    info->filename = g_strdup(bs->filename);
+    info->virtual_size = bs->size;
+    if (bdrv_file_stat(bs->file ? bs->file : bs, &st)) {
+        info->actual_size = (uint64_t)st.st_blocks * 512;
+    }
+    bool ok = !bs->drv->get_info || bs->drv->get_info(bs, info, errp);
+    g_mutex_unlock(&bs->lock);
+    if (!ok) {
+        block_image_info_free(info);
+        return false;
+    }
+    *infop = info;
+    return true;
+}
+
+bool bdrv_check(BlockNode *bs, BlockCheckMode fix, BlockCheckResult *res,
+                GError **errp)
+{
+    memset(res, 0, sizeof(*res));
+    if (!bs->drv->check) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
+                    "This image format does not support checks");
+        return false;
+    }
+    if (fix && bs->read_only) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Repair needs the image opened read-write");
+        return false;
+    }
+    g_mutex_lock(&bs->lock);
+    bool ok = bs->drv->check(bs, fix, res, errp);
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+static bool no_snapshots(BlockNode *bs, GError **errp)
+{
+    g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
+                "Block format '%s' used by node '%s' does not support "
+                "internal snapshots", bs->drv->format_name, bs->node_name);
+    return false;
+}
+
+bool bdrv_snapshot_create(BlockNode *bs, const BlockSnapshotInfo *sn,
+                          GError **errp)
+{
+    if (!bs->drv->snapshot_create) {
+        return no_snapshots(bs, errp);
+    }
+    if (bs->read_only) {
+        return check_request(bs, 0, 0, true, errp);
+    }
+    g_mutex_lock(&bs->lock);
+    bool ok = bs->drv->snapshot_create(bs, sn, errp);
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+GPtrArray *bdrv_snapshot_list(BlockNode *bs, GError **errp)
+{
+    if (!bs->drv->snapshot_list) {
+        no_snapshots(bs, errp);
+        return NULL;
+    }
+    g_mutex_lock(&bs->lock);
+    GPtrArray *list = bs->drv->snapshot_list(bs);
+    g_mutex_unlock(&bs->lock);
+    return list;
+}
+
+bool bdrv_snapshot_find(BlockNode *bs, const char *id_or_name,
+                        BlockSnapshotInfo **out, GError **errp)
+{
+    g_autoptr(GPtrArray) list = bdrv_snapshot_list(bs, errp);
+    if (!list) {
+        return false;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (guint i = 0; i < list->len; i++) {
+            BlockSnapshotInfo *sn = list->pdata[i];
+            if (!strcmp(pass ? sn->name : sn->id_str, id_or_name)) {
+                *out = g_ptr_array_steal_index(list, i);
+                return true;
+            }
+        }
+    }
+    g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_FOUND,
+                "Snapshot '%s' not found", id_or_name);
+    return false;
+}
+
+bool bdrv_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp)
+{
+    if (!bs->drv->snapshot_apply) {
+        return no_snapshots(bs, errp);
+    }
+    if (bs->read_only) {
+        return check_request(bs, 0, 0, true, errp);
+    }
+    g_mutex_lock(&bs->lock);
+    bool ok = bs->drv->snapshot_apply(bs, id_or_name, errp);
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+bool bdrv_snapshot_delete(BlockNode *bs, const char *id, const char *name,
+                          GError **errp)
+{
+    if (!bs->drv->snapshot_delete) {
+        return no_snapshots(bs, errp);
+    }
+    if (bs->read_only) {
+        return check_request(bs, 0, 0, true, errp);
+    }
+    g_mutex_lock(&bs->lock);
+    bool ok = bs->drv->snapshot_delete(bs, id, name, errp);
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+bool bdrv_save_vmstate(BlockNode *bs, uint64_t pos, const void *buf, size_t len,
+                       GError **errp)
+{
+    if (!bs->drv->save_vmstate) {
+        return no_snapshots(bs, errp);
+    }
+    if (bs->read_only) {
+        return check_request(bs, 0, 0, true, errp);
+    }
+    g_mutex_lock(&bs->lock);
+    bool ok = bs->drv->save_vmstate(bs, pos, buf, len, errp);
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+bool bdrv_load_vmstate(BlockNode *bs, uint64_t pos, void *buf, size_t len,
+                       GError **errp)
+{
+    if (!bs->drv->load_vmstate) {
+        return no_snapshots(bs, errp);
+    }
+    g_mutex_lock(&bs->lock);
+    bool ok = bs->drv->load_vmstate(bs, pos, buf, len, errp);
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+void block_snapshot_info_free(BlockSnapshotInfo *sn)
+{
+    if (sn) {
+        g_free(sn->id_str);
+        g_free(sn->name);
+        g_free(sn);
+    }
+}
+
+void block_bitmap_info_free(BlockBitmapInfo *bi)
+{
+    if (bi) {
+        g_free(bi->name);
+        g_free(bi);
+    }
+}
+
+void block_image_info_free(BlockImageInfo *info)
+{
+    if (info) {
+        g_free(info->filename);
+        g_free(info->compat);
+        if (info->snapshots) {
+            g_ptr_array_unref(info->snapshots);
+        }
+        if (info->bitmaps) {
+            g_ptr_array_unref(info->bitmaps);
+        }
+        g_free(info);
+    }
+}

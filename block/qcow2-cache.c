@@ -1,0 +1,199 @@
+/*
+ * The qcow2 metadata cache: whole-cluster tables (L2 tables or refcount
+ * blocks) kept in memory in their on-disk (big-endian) form, looked up by
+ * host offset, evicted least-recently-used, written back lazily. A cache may
+ * depend on another: before it writes anything back, the other is flushed,
+ * which is how refcount increases reach the disk before the L2 entries that
+ * need them.
+ */
+#include "block/qcow2.h"
+#include "block/block-int.h"
+
+typedef struct Qcow2CacheEntry {
+    uint64_t offset;          /* 0: slot unused (cluster 0 is the header) */
+    uint8_t *table;
+    uint64_t lru;
+    int ref;
+    bool dirty;
+} Qcow2CacheEntry;
+
+struct Qcow2Cache {
+    BlockNode *bs;
+    Qcow2Cache *depends;
+    uint32_t table_size;
+    int nb_tables;
+    uint64_t lru_counter;
+    Qcow2CacheEntry *entries;
+    uint8_t *tables;          /* nb_tables * table_size, entry i at i */
+    GHashTable *by_offset;    /* offset -> entry */
+};
+
+Qcow2Cache *qcow2_cache_new(BlockNode *bs, int nb_tables)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2Cache *c = g_new0(Qcow2Cache, 1);
+
+    c->bs = bs;
+    c->table_size = s->cluster_size;
+    c->nb_tables = nb_tables;
+    c->entries = g_new0(Qcow2CacheEntry, nb_tables);
+    c->tables = g_malloc((size_t)nb_tables * c->table_size);
+    for (int i = 0; i < nb_tables; i++) {
+        c->entries[i].table = c->tables + (size_t)i * c->table_size;
+    }
+    c->by_offset = g_hash_table_new(g_int64_hash, g_int64_equal);
+    return c;
+}
+
+void qcow2_cache_free(Qcow2Cache *c)
+{
+    if (!c) {
+        return;
+    }
+    g_free(c->tables);
+    g_hash_table_destroy(c->by_offset);
+    g_free(c->entries);
+    g_free(c);
+}
+
+void qcow2_cache_set_dependency(Qcow2Cache *c, Qcow2Cache *dep)
+{
+    c->depends = dep;
+}
+
+static bool entry_writeback(Qcow2Cache *c, Qcow2CacheEntry *e, GError **errp)
+{
+    if (!e->dirty) {
+        return true;
+    }
+    if (c->depends && !qcow2_cache_flush(c->depends, errp)) {
+        return false;
+    }
+    if (!qcow2_file_pwrite(c->bs, e->offset, e->table, c->table_size, errp)) {
+        return false;
+    }
+    e->dirty = false;
+    return true;
+}
+
+bool qcow2_cache_flush(Qcow2Cache *c, GError **errp)
+{
+    for (int i = 0; i < c->nb_tables; i++) {
+        if (!entry_writeback(c, &c->entries[i], errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static Qcow2CacheEntry *find_victim(Qcow2Cache *c, GError **errp)
+{
+    Qcow2CacheEntry *victim = NULL;
+    for (int i = 0; i < c->nb_tables; i++) {
+        Qcow2CacheEntry *e = &c->entries[i];
+        if (e->ref == 0 && (!victim || e->lru < victim->lru)) {
+            victim = e;
+        }
+    }
+    if (!victim) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_FAILED,
+                    "qcow2 metadata cache is full");
+        return NULL;
+    }
+    if (!entry_writeback(c, victim, errp)) {
+        return NULL;
+    }
+    if (victim->offset) {
+        g_hash_table_remove(c->by_offset, &victim->offset);
+        victim->offset = 0;
+    }
+    return victim;
+}
+
+static void *cache_get(Qcow2Cache *c, uint64_t offset, bool read,
+                       GError **errp)
+{
+    BDRVQcow2State *s = c->bs->opaque;
+    if (offset == 0 || qcow2_offset_into_cluster(s, offset)) {
+        qcow2_signal_corruption(c->bs, errp, "Metadata table at invalid "
+                                "offset %#" PRIx64, offset);
+        return NULL;
+    }
+    Qcow2CacheEntry *e = g_hash_table_lookup(c->by_offset, &offset);
+    if (!e) {
+        e = find_victim(c, errp);
+        if (!e) {
+            return NULL;
+        }
+        if (read) {
+            if (offset + c->table_size > qcow2_file_length(c->bs)) {
+                qcow2_signal_corruption(c->bs, errp, "Metadata table at "
+                                        "%#" PRIx64 " is past the end of "
+                                        "the image file", offset);
+                return NULL;
+            }
+            if (!qcow2_file_pread(c->bs, offset, e->table, c->table_size,
+                                  errp)) {
+                return NULL;
+            }
+        } else {
+            memset(e->table, 0, c->table_size);
+            e->dirty = true;
+        }
+        e->offset = offset;
+        g_hash_table_insert(c->by_offset, &e->offset, e);
+    } else if (!read) {
+        memset(e->table, 0, c->table_size);
+        e->dirty = true;
+    }
+    e->ref++;
+    e->lru = ++c->lru_counter;
+    return e->table;
+}
+
+void *qcow2_cache_get(Qcow2Cache *c, uint64_t offset, GError **errp)
+{
+    return cache_get(c, offset, true, errp);
+}
+
+void *qcow2_cache_get_empty(Qcow2Cache *c, uint64_t offset, GError **errp)
+{
+    return cache_get(c, offset, false, errp);
+}
+
+static Qcow2CacheEntry *entry_of(Qcow2Cache *c, void *table)
+{
+    size_t i = (size_t)((uint8_t *)table - c->tables) / c->table_size;
+    g_assert(i < (size_t)c->nb_tables);
+    return &c->entries[i];
+}
+
+void qcow2_cache_put(Qcow2Cache *c, void *table)
+{
+    Qcow2CacheEntry *e = entry_of(c, table);
+    g_assert(e->ref > 0);
+    e->ref--;
+}
+
+void qcow2_cache_mark_dirty(Qcow2Cache *c, void *table)
+{
+    entry_of(c, table)->dirty = true;
+}
+
+void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset)
+{
+    Qcow2CacheEntry *e = g_hash_table_lookup(c->by_offset, &offset);
+    if (e && e->ref == 0) {
+        g_hash_table_remove(c->by_offset, &e->offset);
+        e->offset = 0;
+        e->dirty = false;
+        e->lru = 0;
+    }
+}
+
+bool qcow2_flush_caches(BlockNode *bs, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    return qcow2_cache_flush(s->refcount_block_cache, errp) &&
+           qcow2_cache_flush(s->l2_table_cache, errp);
+}

@@ -1,0 +1,439 @@
+/*
+ * qcow2 cluster mapping: guest offset -> L1 entry -> L2 table -> host
+ * cluster. Reads follow the map; writes allocate clusters, and copy on write
+ * when a cluster or an L2 table is shared with a snapshot (COPIED flag clear,
+ * refcount > 1). Also discard/zeroing, the L1 table's growth and the guest
+ * address space past the virtual disk that holds VM state.
+ *
+ * Order on allocation: refcount raised (cache), data written, L2 entry set in
+ * the cache; the cache writes refcounts back before any L2 table. A new or
+ * copied L2 table reaches the disk before the L1 entry that points at it.
+ */
+#include "block/qcow2.h"
+#include "block/block-int.h"
+
+static uint32_t l1_index_of(BDRVQcow2State *s, uint64_t off)
+{
+    return (uint32_t)(off >> (s->cluster_bits + s->l2_bits));
+}
+
+static uint32_t l2_index_of(BDRVQcow2State *s, uint64_t off)
+{
+    return (uint32_t)((off >> s->cluster_bits) & (s->l2_size - 1));
+}
+
+/* Sub-vector of iov covering [off, off+len); out has room for iovcnt. */
+static int iov_slice(const struct iovec *iov, int iovcnt, size_t off,
+                     size_t len, struct iovec *out)
+{
+    int n = 0;
+    for (int i = 0; i < iovcnt && len; i++) {
+        if (off >= iov[i].iov_len) {
+            off -= iov[i].iov_len;
+            continue;
+        }
+        size_t take = MIN(iov[i].iov_len - off, len);
+        out[n].iov_base = (uint8_t *)iov[i].iov_base + off;
+        out[n].iov_len = take;
+        n++;
+        len -= take;
+        off = 0;
+    }
+    return n;
+}
+
+static void iov_memset(const struct iovec *iov, int iovcnt)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        memset(iov[i].iov_base, 0, iov[i].iov_len);
+    }
+}
+
+static void iov_to_buf(const struct iovec *iov, int iovcnt, uint8_t *buf)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(buf, iov[i].iov_base, iov[i].iov_len);
+        buf += iov[i].iov_len;
+    }
+}
+
+/* The L2 entry for a guest offset; 0 if no L2 table covers it. */
+static bool get_l2_entry(BlockNode *bs, uint64_t off, uint64_t *entry,
+                         GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint32_t l1i = l1_index_of(s, off);
+
+    *entry = 0;
+    if (l1i >= s->l1_size) {
+        return true;
+    }
+    uint64_t l2_off = s->l1_table[l1i] & QCOW2_L1E_OFFSET_MASK;
+    if (!l2_off) {
+        return true;
+    }
+    uint64_t *l2 = qcow2_cache_get(s->l2_table_cache, l2_off, errp);
+    if (!l2) {
+        return false;
+    }
+    *entry = GUINT64_FROM_BE(l2[l2_index_of(s, off)]);
+    qcow2_cache_put(s->l2_table_cache, l2);
+    return true;
+}
+
+/* Host cluster offset of a data entry, checked; 0 if it reads as zeroes. */
+static bool entry_host_offset(BlockNode *bs, uint64_t e, uint64_t *host,
+                              GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    *host = 0;
+    if (e & QCOW2_OFLAG_COMPRESSED) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
+                    "qcow2: compressed clusters are not supported");
+        return false;
+    }
+    if ((e & QCOW2_OFLAG_ZERO) && s->qcow_version < 3) {
+        qcow2_signal_corruption(bs, errp, "Zero cluster flag in a version 2 "
+                                "image (L2 entry %#" PRIx64 ")", e);
+        return false;
+    }
+    if (e & QCOW2_OFLAG_ZERO) {
+        return true;
+    }
+    uint64_t off = e & QCOW2_L2E_OFFSET_MASK;
+    if (off && (qcow2_offset_into_cluster(s, off) || off == 0)) {
+        qcow2_signal_corruption(bs, errp, "Data cluster offset %#" PRIx64
+                                " is not cluster aligned", off);
+        return false;
+    }
+    *host = off;
+    return true;
+}
+
+bool qcow2_co_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                     const struct iovec *iov, int iovcnt, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree struct iovec *part = g_new(struct iovec, iovcnt);
+    size_t done = 0;
+
+    while (bytes) {
+        uint64_t in = qcow2_offset_into_cluster(s, offset);
+        uint64_t chunk = MIN(bytes, s->cluster_size - in);
+        uint64_t e, host;
+        int n = iov_slice(iov, iovcnt, done, chunk, part);
+        if (!get_l2_entry(bs, offset, &e, errp) ||
+            !entry_host_offset(bs, e, &host, errp)) {
+            return false;
+        }
+        if (!host) {
+            iov_memset(part, n);
+        } else if (!bdrv_file_preadv(bs->file, host + in, part, n, errp)) {
+            return false;
+        }
+        offset += chunk;
+        bytes -= chunk;
+        done += chunk;
+    }
+    return true;
+}
+
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
+                           uint64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+/* A COPIED data cluster must not be fixed metadata (hostile images). */
+static bool check_data_cluster(BlockNode *bs, uint64_t host, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size;
+    if (host < cs ||
+        ranges_overlap(host, cs, s->l1_table_offset, (uint64_t)s->l1_size * 8) ||
+        ranges_overlap(host, cs, s->refcount_table_offset,
+                       (uint64_t)s->refcount_table_size * 8) ||
+        (s->nb_snapshots &&
+         ranges_overlap(host, cs, s->snapshots_offset, s->snapshots_size))) {
+        qcow2_signal_corruption(bs, errp, "Data cluster %#" PRIx64
+                                " overlaps qcow2 metadata", host);
+        return false;
+    }
+    return true;
+}
+
+static bool write_l1_entry(BlockNode *bs, uint32_t i, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t be = GUINT64_TO_BE(s->l1_table[i]);
+    return qcow2_file_pwrite(bs, s->l1_table_offset + (uint64_t)i * 8, &be, 8,
+                             errp);
+}
+
+bool qcow2_write_l1(BlockNode *bs, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint64_t *be = g_new(uint64_t, MAX(s->l1_size, 1));
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        be[i] = GUINT64_TO_BE(s->l1_table[i]);
+    }
+    return qcow2_file_pwrite(bs, s->l1_table_offset, be,
+                             (size_t)s->l1_size * 8, errp);
+}
+
+bool qcow2_grow_l1_table(BlockNode *bs, uint64_t min_size, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    if (min_size <= s->l1_size) {
+        return true;
+    }
+    if (min_size > QCOW2_MAX_L1_SIZE) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "qcow2: L1 table would need %" PRIu64 " entries (max %"
+                    PRIu64 ")", min_size, (uint64_t)QCOW2_MAX_L1_SIZE);
+        return false;
+    }
+    uint64_t new_size = MIN(MAX(min_size, (uint64_t)s->l1_size * 3 / 2),
+                            QCOW2_MAX_L1_SIZE);
+    int64_t new_off = qcow2_alloc_clusters(bs, new_size * 8, errp);
+    if (new_off < 0) {
+        return false;
+    }
+    g_autofree uint64_t *be = g_new0(uint64_t, new_size);
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        be[i] = GUINT64_TO_BE(s->l1_table[i]);
+    }
+    if (!qcow2_file_pwrite(bs, (uint64_t)new_off, be, new_size * 8, errp) ||
+        !qcow2_flush_caches(bs, errp)) {
+        return false;
+    }
+    struct TERN_PACKED { uint32_t size; uint64_t off; } hdr = {
+        GUINT32_TO_BE((uint32_t)new_size), GUINT64_TO_BE((uint64_t)new_off),
+    };
+    if (!qcow2_file_pwrite(bs, 36, &hdr, sizeof(hdr), errp)) {
+        return false;
+    }
+    uint64_t old_off = s->l1_table_offset, old_size = s->l1_size;
+    s->l1_table = g_renew(uint64_t, s->l1_table, new_size);
+    memset(s->l1_table + old_size, 0, (new_size - old_size) * 8);
+    s->l1_size = (uint32_t)new_size;
+    s->l1_table_offset = (uint64_t)new_off;
+    qcow2_free_clusters(bs, old_off, old_size * 8);
+    return true;
+}
+
+/* Returns the offset of a writable (unshared) L2 table for l1 index i,
+ * allocating or copying one as needed. */
+static bool l2_table_for_write(BlockNode *bs, uint32_t i, uint64_t *l2_off,
+                               GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    if (!qcow2_grow_l1_table(bs, (uint64_t)i + 1, errp)) {
+        return false;
+    }
+    uint64_t old = s->l1_table[i] & QCOW2_L1E_OFFSET_MASK;
+    if (old && (s->l1_table[i] & QCOW2_OFLAG_COPIED)) {
+        *l2_off = old;
+        return true;
+    }
+    int64_t new_off = qcow2_alloc_clusters(bs, s->cluster_size, errp);
+    if (new_off < 0) {
+        return false;
+    }
+    g_autofree uint8_t *copy = g_malloc0(s->cluster_size);
+    if (old) {
+        uint8_t *t = qcow2_cache_get(s->l2_table_cache, old, errp);
+        if (!t) {
+            return false;
+        }
+        memcpy(copy, t, s->cluster_size);
+        qcow2_cache_put(s->l2_table_cache, t);
+    }
+    uint8_t *t = qcow2_cache_get_empty(s->l2_table_cache, (uint64_t)new_off,
+                                       errp);
+    if (!t) {
+        return false;
+    }
+    memcpy(t, copy, s->cluster_size);
+    qcow2_cache_put(s->l2_table_cache, t);
+    if (!qcow2_cache_flush(s->l2_table_cache, errp)) {
+        return false;
+    }
+    s->l1_table[i] = (uint64_t)new_off | QCOW2_OFLAG_COPIED;
+    if (!write_l1_entry(bs, i, errp)) {
+        return false;
+    }
+    if (old) {
+        qcow2_free_clusters(bs, old, s->cluster_size);
+    }
+    *l2_off = (uint64_t)new_off;
+    return true;
+}
+
+static bool set_l2_entry(BlockNode *bs, uint64_t l2_off, uint64_t guest,
+                         uint64_t e, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *l2 = qcow2_cache_get(s->l2_table_cache, l2_off, errp);
+    if (!l2) {
+        return false;
+    }
+    l2[l2_index_of(s, guest)] = GUINT64_TO_BE(e);
+    qcow2_cache_mark_dirty(s->l2_table_cache, l2);
+    qcow2_cache_put(s->l2_table_cache, l2);
+    return true;
+}
+
+/* Writes part (n vectors, chunk bytes at 'in' inside the cluster) of the
+ * guest cluster at 'guest'. */
+static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
+                          uint64_t chunk, const struct iovec *part, int n,
+                          GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t e, host, l2_off;
+
+    if (!get_l2_entry(bs, guest, &e, errp) ||
+        !entry_host_offset(bs, e, &host, errp)) {
+        return false;
+    }
+    if (host && (e & QCOW2_OFLAG_COPIED)) {
+        return check_data_cluster(bs, host, errp) &&
+               bdrv_file_pwritev(bs->file, host + in, part, n, errp);
+    }
+    /* New cluster: old contents (shared cluster) or zeroes, plus the data. */
+    uint64_t old = e & QCOW2_L2E_OFFSET_MASK;
+    int64_t new_off = qcow2_alloc_clusters(bs, s->cluster_size, errp);
+    if (new_off < 0) {
+        return false;
+    }
+    if (chunk == s->cluster_size) {
+        if (!bdrv_file_pwritev(bs->file, (uint64_t)new_off, part, n, errp)) {
+            return false;
+        }
+    } else {
+        uint8_t *buf = s->cluster_buf;
+        if (host) {
+            if (!bdrv_file_pread(bs->file, host, buf, s->cluster_size, errp)) {
+                return false;
+            }
+        } else {
+            memset(buf, 0, s->cluster_size);
+        }
+        iov_to_buf(part, n, buf + in);
+        if (!bdrv_file_pwrite(bs->file, (uint64_t)new_off, buf,
+                              s->cluster_size, errp)) {
+            return false;
+        }
+    }
+    if (!l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp) ||
+        !set_l2_entry(bs, l2_off, guest, (uint64_t)new_off | QCOW2_OFLAG_COPIED,
+                      errp)) {
+        return false;
+    }
+    if (old) {
+        qcow2_free_clusters(bs, old, s->cluster_size);
+    }
+    return true;
+}
+
+bool qcow2_co_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                      const struct iovec *iov, int iovcnt, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree struct iovec *part = g_new(struct iovec, iovcnt);
+    size_t done = 0;
+
+    while (bytes) {
+        uint64_t in = qcow2_offset_into_cluster(s, offset);
+        uint64_t chunk = MIN(bytes, s->cluster_size - in);
+        int n = iov_slice(iov, iovcnt, done, chunk, part);
+        if (!write_cluster(bs, offset - in, in, chunk, part, n, errp)) {
+            return false;
+        }
+        offset += chunk;
+        bytes -= chunk;
+        done += chunk;
+    }
+    return true;
+}
+
+/* Unmaps one whole guest cluster (entry 0, or ZERO in v3 for make_zero) and
+ * records the host cluster to free. */
+static bool unmap_cluster(BlockNode *bs, uint64_t guest, bool make_zero,
+                          GArray *to_free, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t e, l2_off;
+    if (!get_l2_entry(bs, guest, &e, errp)) {
+        return false;
+    }
+    uint64_t want = make_zero && s->qcow_version >= 3 ? QCOW2_OFLAG_ZERO : 0;
+    if (e == 0 || e == want) {
+        return true;
+    }
+    if (e & QCOW2_OFLAG_COMPRESSED) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
+                    "qcow2: compressed clusters are not supported");
+        return false;
+    }
+    if (!l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp) ||
+        !set_l2_entry(bs, l2_off, guest, want, errp)) {
+        return false;
+    }
+    uint64_t old = e & QCOW2_L2E_OFFSET_MASK;
+    if (old) {
+        g_array_append_val(to_free, old);
+    }
+    return true;
+}
+
+bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                           bool make_zero, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t start = ALIGN_UP(offset, (uint64_t)s->cluster_size);
+    uint64_t end = ALIGN_DOWN(offset + bytes, (uint64_t)s->cluster_size);
+
+    if (start >= end) {          /* no whole cluster inside */
+        start = end = offset + bytes;
+    }
+    if (make_zero) {             /* partial clusters at either end */
+        uint64_t tail = MAX(end, start);
+        if ((start > offset &&
+             !bdrv_pwrite_zeroes_fallback(bs, offset, start - offset, errp)) ||
+            (offset + bytes > tail &&
+             !bdrv_pwrite_zeroes_fallback(bs, tail, offset + bytes - tail,
+                                          errp))) {
+            return false;
+        }
+    }
+    g_autoptr(GArray) to_free = g_array_new(false, false, sizeof(uint64_t));
+    bool ok = true;
+    for (uint64_t g = start; g < end && ok; g += s->cluster_size) {
+        ok = unmap_cluster(bs, g, make_zero, to_free, errp);
+    }
+    if (to_free->len) {
+        GError *err = NULL;
+        if (!qcow2_cache_flush(s->l2_table_cache, &err)) {
+            g_propagate_error(errp, err);
+            return false;
+        }
+        for (guint i = 0; i < to_free->len; i++) {
+            qcow2_free_clusters(bs, g_array_index(to_free, uint64_t, i),
+                                s->cluster_size);
+        }
+    }
+    return ok;
+}
+
+bool qcow2_rw_vmspace(BlockNode *bs, uint64_t offset, void *buf, size_t len,
+                      bool write, GError **errp)
+{
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    if (!len) {
+        return true;
+    }
+    return write ? qcow2_co_pwritev(bs, offset, len, &iov, 1, errp)
+                 : qcow2_co_preadv(bs, offset, len, &iov, 1, errp);
+}

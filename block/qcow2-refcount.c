@@ -1,0 +1,468 @@
+/*
+ * qcow2 refcounts: the refcount table (in memory, host-endian) points at
+ * refcount blocks (through the refcount-block cache, big-endian). This file
+ * reads and changes refcounts, allocates clusters (growing refcount blocks and
+ * the table itself when needed), and checks/repairs an image by recounting
+ * every reference from the metadata.
+ *
+ * Allocation order keeps the image leak-only on a crash: a new refcount block
+ * is written before the table entry that points at it; a new table and its
+ * blocks are written before the header switches to them.
+ */
+#include "block/qcow2.h"
+#include "block/block-int.h"
+
+static uint64_t refblock_get(BDRVQcow2State *s, const uint8_t *blk,
+                             uint64_t i)
+{
+    switch (s->refcount_order) {
+    case 4:
+        return (uint64_t)blk[2 * i] << 8 | blk[2 * i + 1];
+    case 5:
+        return (uint64_t)blk[4 * i] << 24 | (uint64_t)blk[4 * i + 1] << 16 |
+               (uint64_t)blk[4 * i + 2] << 8 | blk[4 * i + 3];
+    case 6: {
+        uint64_t v = 0;
+        for (int b = 0; b < 8; b++) {
+            v = v << 8 | blk[8 * i + b];
+        }
+        return v;
+    }
+    case 3:
+        return blk[i];
+    default: {   /* 1, 2 or 4 bits, lowest bits first within a byte */
+        unsigned bits = 1u << s->refcount_order;
+        uint64_t bit = i * bits;
+        return (blk[bit / 8] >> (bit % 8)) & ((1u << bits) - 1);
+    }
+    }
+}
+
+/* Only 16-bit refcounts are ever written (open refuses others read-write). */
+static void refblock_set(uint8_t *blk, uint64_t i, uint64_t v)
+{
+    blk[2 * i] = (uint8_t)(v >> 8);
+    blk[2 * i + 1] = (uint8_t)v;
+}
+
+static uint64_t refblock_of(BDRVQcow2State *s, uint64_t cluster_index)
+{
+    uint64_t rt = cluster_index >> s->refcount_block_bits;
+    return rt < s->refcount_table_size ? s->refcount_table[rt] : 0;
+}
+
+bool qcow2_refcount_init(BlockNode *bs, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    size_t bytes = (size_t)s->refcount_table_size * 8;
+
+    s->refcount_table = g_malloc(bytes);
+    if (!qcow2_file_pread(bs, s->refcount_table_offset, s->refcount_table,
+                          bytes, errp)) {
+        return false;
+    }
+    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+        uint64_t e = GUINT64_FROM_BE(s->refcount_table[i]);
+        if (e & ~QCOW2_REFT_OFFSET_MASK) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                        "qcow2: refcount table entry %u has reserved bits "
+                        "set (%#" PRIx64 ")", i, e);
+            return false;
+        }
+        s->refcount_table[i] = e;
+    }
+    return true;
+}
+
+void qcow2_refcount_close(BlockNode *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_clear_pointer(&s->refcount_table, g_free);
+}
+
+bool qcow2_get_refcount(BlockNode *bs, uint64_t cluster_index,
+                        uint64_t *refcount, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t blk_off = refblock_of(s, cluster_index);
+
+    *refcount = 0;
+    if (!blk_off) {
+        return true;
+    }
+    uint8_t *blk = qcow2_cache_get(s->refcount_block_cache, blk_off, errp);
+    if (!blk) {
+        return false;
+    }
+    *refcount = refblock_get(s, blk, cluster_index &
+                             (s->refcount_block_size - 1));
+    qcow2_cache_put(s->refcount_block_cache, blk);
+    return true;
+}
+
+/* Adds addend to one cluster's refcount; its refcount block must exist. */
+static bool update_cluster_refcount(BlockNode *bs, uint64_t idx,
+                                    int64_t addend, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t blk_off = refblock_of(s, idx);
+
+    if (!blk_off) {
+        qcow2_signal_corruption(bs, errp, "No refcount block for cluster %#"
+                                PRIx64, idx << s->cluster_bits);
+        return false;
+    }
+    uint8_t *blk = qcow2_cache_get(s->refcount_block_cache, blk_off, errp);
+    if (!blk) {
+        return false;
+    }
+    uint64_t i = idx & (s->refcount_block_size - 1);
+    uint64_t old = refblock_get(s, blk, i);
+    if ((addend < 0 && old < (uint64_t)-addend) ||
+        (addend > 0 && old + (uint64_t)addend > s->refcount_max)) {
+        qcow2_cache_put(s->refcount_block_cache, blk);
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "qcow2: refcount %s for cluster %#" PRIx64
+                    " (refcount %" PRIu64 ", change %" PRId64 ")",
+                    addend < 0 ? "underflow" : "overflow",
+                    idx << s->cluster_bits, old, addend);
+        return false;
+    }
+    uint64_t v = old + (uint64_t)addend;
+    refblock_set(blk, i, v);
+    qcow2_cache_mark_dirty(s->refcount_block_cache, blk);
+    qcow2_cache_put(s->refcount_block_cache, blk);
+    if (v == 0) {
+        uint64_t off = idx << s->cluster_bits;
+        qcow2_cache_discard(s->l2_table_cache, off);
+        qcow2_cache_discard(s->refcount_block_cache, off);
+        s->free_cluster_index = MIN(s->free_cluster_index, idx);
+    }
+    return true;
+}
+
+bool qcow2_update_refcount(BlockNode *bs, uint64_t offset, uint64_t length,
+                           int64_t addend, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    if (!length) {
+        return true;
+    }
+    uint64_t first = offset >> s->cluster_bits;
+    uint64_t last = (offset + length - 1) >> s->cluster_bits;
+    for (uint64_t idx = first; idx <= last; idx++) {
+        if (!update_cluster_refcount(bs, idx, addend, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool write_reftable_entry(BlockNode *bs, uint64_t rt, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t be = GUINT64_TO_BE(s->refcount_table[rt]);
+    return qcow2_file_pwrite(bs, s->refcount_table_offset + rt * 8, &be, 8,
+                             errp);
+}
+
+/*
+ * Grows the refcount table to at least min_entries. The new table and the
+ * refcount blocks describing it go at the end of the file; the header
+ * switches over only once they are on disk, then the old table is freed.
+ */
+static bool grow_refcount_table(BlockNode *bs, uint64_t min_entries,
+                                GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t per_cluster = s->cluster_size / 8;
+    uint64_t entries = MAX(min_entries, (uint64_t)s->refcount_table_size * 2);
+    entries = ALIGN_UP(entries, per_cluster);
+    if (entries > QCOW2_MAX_REFTABLE_SIZE) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
+                    "qcow2: image too large, refcount table would need %"
+                    PRIu64 " entries", entries);
+        return false;
+    }
+    if (!qcow2_flush_caches(bs, errp)) {
+        return false;
+    }
+    uint64_t tbl_clusters = entries / per_cluster;
+    uint64_t start = qcow2_size_to_clusters(s, qcow2_file_length(bs));
+    uint64_t nb_rb = 0, prev;
+    do {                                  /* blocks needed to cover it all */
+        prev = nb_rb;
+        nb_rb = 0;
+        uint64_t end = start + prev + tbl_clusters;
+        for (uint64_t rt = start >> s->refcount_block_bits;
+             rt <= (end - 1) >> s->refcount_block_bits; rt++) {
+            nb_rb += rt >= s->refcount_table_size || !s->refcount_table[rt];
+        }
+    } while (nb_rb != prev);
+    uint64_t end = start + nb_rb + tbl_clusters;
+
+    g_autofree uint64_t *table = g_new0(uint64_t, entries);
+    memcpy(table, s->refcount_table, (size_t)s->refcount_table_size * 8);
+    g_autofree uint8_t *blk = g_malloc(s->cluster_size);
+    uint64_t next_rb = start;
+    for (uint64_t rt = start >> s->refcount_block_bits;
+         rt <= (end - 1) >> s->refcount_block_bits; rt++) {
+        uint64_t lo = MAX(start, rt << s->refcount_block_bits);
+        uint64_t hi = MIN(end, (rt + 1) << s->refcount_block_bits);
+        if (rt < s->refcount_table_size && s->refcount_table[rt]) {
+            for (uint64_t c = lo; c < hi; c++) {
+                if (!update_cluster_refcount(bs, c, 1, errp)) {
+                    return false;
+                }
+            }
+            continue;
+        }
+        memset(blk, 0, s->cluster_size);
+        for (uint64_t c = lo; c < hi; c++) {
+            refblock_set(blk, c & (s->refcount_block_size - 1), 1);
+        }
+        table[rt] = next_rb << s->cluster_bits;
+        if (!qcow2_file_pwrite(bs, table[rt], blk, s->cluster_size, errp)) {
+            return false;
+        }
+        next_rb++;
+    }
+    uint64_t tbl_off = (start + nb_rb) << s->cluster_bits;
+    g_autofree uint64_t *be = g_new(uint64_t, entries);
+    for (uint64_t i = 0; i < entries; i++) {
+        be[i] = GUINT64_TO_BE(table[i]);
+    }
+    if (!qcow2_file_pwrite(bs, tbl_off, be, entries * 8, errp) ||
+        !qcow2_cache_flush(s->refcount_block_cache, errp)) {
+        return false;
+    }
+    struct TERN_PACKED { uint64_t off; uint32_t clusters; } hdr = {
+        GUINT64_TO_BE(tbl_off), GUINT32_TO_BE((uint32_t)tbl_clusters),
+    };
+    if (!qcow2_file_pwrite(bs, 48, &hdr, sizeof(hdr), errp)) {
+        return false;
+    }
+    uint64_t old_off = s->refcount_table_offset;
+    uint64_t old_bytes = (uint64_t)s->refcount_table_size * 8;
+    g_free(s->refcount_table);
+    s->refcount_table = g_steal_pointer(&table);
+    s->refcount_table_offset = tbl_off;
+    s->refcount_table_size = (uint32_t)entries;
+    if (!qcow2_update_refcount(bs, old_off, old_bytes, -1, errp)) {
+        return false;
+    }
+    return true;
+}
+
+/* Creates the refcount block for table index rt, placed at cluster 'at'
+ * (free, and inside rt's range), describing itself. */
+static bool alloc_refblock(BlockNode *bs, uint64_t rt, uint64_t at,
+                           GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    if (rt >= s->refcount_table_size) {
+        return grow_refcount_table(bs, rt + 1, errp);
+    }
+    g_autofree uint8_t *blk = g_malloc0(s->cluster_size);
+    refblock_set(blk, at & (s->refcount_block_size - 1), 1);
+    uint64_t off = at << s->cluster_bits;
+    qcow2_cache_discard(s->l2_table_cache, off);
+    qcow2_cache_discard(s->refcount_block_cache, off);
+    if (!qcow2_file_pwrite(bs, off, blk, s->cluster_size, errp)) {
+        return false;
+    }
+    s->refcount_table[rt] = off;
+    return write_reftable_entry(bs, rt, errp);
+}
+
+/* Finds n free clusters in a row from the allocation hint. */
+static bool find_free_run(BlockNode *bs, uint64_t n, uint64_t *start,
+                          GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t limit = QCOW2_L2E_OFFSET_MASK >> s->cluster_bits;
+    uint64_t i = s->free_cluster_index, run = 0;
+
+    while (run < n) {
+        uint64_t rc;
+        if (i + 1 >= limit) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_FAILED,
+                        "qcow2: no free cluster left in the image");
+            return false;
+        }
+        if (!qcow2_get_refcount(bs, i, &rc, errp)) {
+            return false;
+        }
+        if (rc) {
+            if (run == 0 && i == s->free_cluster_index) {
+                s->free_cluster_index = i + 1;
+            }
+            run = 0;
+        } else {
+            run++;
+        }
+        i++;
+    }
+    *start = i - n;
+    return true;
+}
+
+int64_t qcow2_alloc_clusters(BlockNode *bs, uint64_t size, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t n = qcow2_size_to_clusters(s, size);
+    uint64_t start;
+
+retry:
+    if (!find_free_run(bs, n, &start, errp)) {
+        return -1;
+    }
+    for (uint64_t rt = start >> s->refcount_block_bits;
+         rt <= (start + n - 1) >> s->refcount_block_bits; rt++) {
+        if (rt >= s->refcount_table_size || !s->refcount_table[rt]) {
+            uint64_t at = MAX(start, rt << s->refcount_block_bits);
+            if (!alloc_refblock(bs, rt, at, errp)) {
+                return -1;
+            }
+            goto retry;
+        }
+    }
+    if (!qcow2_update_refcount(bs, start << s->cluster_bits,
+                               n << s->cluster_bits, 1, errp)) {
+        return -1;
+    }
+    return (int64_t)(start << s->cluster_bits);
+}
+
+void qcow2_free_clusters(BlockNode *bs, uint64_t offset, uint64_t size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    GError *err = NULL;
+
+    /* Pointers to the clusters must be gone on disk before the refcount
+     * drops, or a crash would leave a live cluster marked free. */
+    if (!qcow2_cache_flush(s->l2_table_cache, &err) ||
+        !qcow2_update_refcount(bs, offset, size, -1, &err)) {
+        tern_warn("qcow2: leaking clusters at %#" PRIx64 ": %s", offset,
+                  err->message);
+        g_error_free(err);
+    }
+}
+
+/* Reads an L1 table from disk into host-endian entries. */
+static uint64_t *read_l1(BlockNode *bs, uint64_t off, uint32_t size,
+                         GError **errp)
+{
+    g_autofree uint64_t *l1 = g_new(uint64_t, MAX(size, 1));
+    if (!qcow2_file_pread(bs, off, l1, (size_t)size * 8, errp)) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < size; i++) {
+        l1[i] = GUINT64_FROM_BE(l1[i]);
+    }
+    return g_steal_pointer(&l1);
+}
+
+static bool update_l2_refcounts(BlockNode *bs, uint64_t l2_off, int64_t addend,
+                                GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *l2 = qcow2_cache_get(s->l2_table_cache, l2_off, errp);
+    if (!l2) {
+        return false;
+    }
+    g_autofree uint64_t *copy = g_malloc(s->cluster_size);
+    memcpy(copy, l2, s->cluster_size);
+    qcow2_cache_put(s->l2_table_cache, l2);
+    for (uint32_t j = 0; j < s->l2_size; j++) {
+        uint64_t e = GUINT64_FROM_BE(copy[j]);
+        if (e & QCOW2_OFLAG_COMPRESSED) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
+                        "qcow2: compressed clusters are not supported");
+            return false;
+        }
+        uint64_t data = e & QCOW2_L2E_OFFSET_MASK;
+        if (data && !qcow2_update_refcount(bs, data, 1, addend, errp)) {
+            return false;
+        }
+    }
+    return qcow2_update_refcount(bs, l2_off, 1, addend, errp);
+}
+
+bool qcow2_update_l1_refcounts(BlockNode *bs, uint64_t l1_offset,
+                               uint32_t l1_size, int64_t addend,
+                               GError **errp)
+{
+    g_autofree uint64_t *l1 = read_l1(bs, l1_offset, l1_size, errp);
+    return l1 && qcow2_update_l1_array_refcounts(bs, l1, l1_size, addend,
+                                                 errp);
+}
+
+bool qcow2_update_l1_array_refcounts(BlockNode *bs, const uint64_t *l1,
+                                     uint32_t l1_size, int64_t addend,
+                                     GError **errp)
+{
+    for (uint32_t i = 0; i < l1_size; i++) {
+        uint64_t l2_off = l1[i] & QCOW2_L1E_OFFSET_MASK;
+        if (l2_off && !update_l2_refcounts(bs, l2_off, addend, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool fix_l2_copied(BlockNode *bs, uint64_t l2_off, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *l2 = qcow2_cache_get(s->l2_table_cache, l2_off, errp);
+    if (!l2) {
+        return false;
+    }
+    bool ok = true;
+    for (uint32_t j = 0; j < s->l2_size && ok; j++) {
+        uint64_t e = GUINT64_FROM_BE(l2[j]);
+        uint64_t data = e & QCOW2_L2E_OFFSET_MASK, rc;
+        if (!data || (e & QCOW2_OFLAG_COMPRESSED)) {
+            continue;
+        }
+        ok = qcow2_get_refcount(bs, data >> s->cluster_bits, &rc, errp);
+        uint64_t want = rc == 1 ? (e | QCOW2_OFLAG_COPIED)
+                                : (e & ~QCOW2_OFLAG_COPIED);
+        if (ok && want != e) {
+            l2[j] = GUINT64_TO_BE(want);
+            qcow2_cache_mark_dirty(s->l2_table_cache, l2);
+        }
+    }
+    qcow2_cache_put(s->l2_table_cache, l2);
+    return ok;
+}
+
+bool qcow2_fix_copied_flags(BlockNode *bs, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    bool l1_changed = false;
+
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        uint64_t l2_off = s->l1_table[i] & QCOW2_L1E_OFFSET_MASK, rc;
+        if (!l2_off) {
+            continue;
+        }
+        if (!qcow2_get_refcount(bs, l2_off >> s->cluster_bits, &rc, errp)) {
+            return false;
+        }
+        uint64_t want = rc == 1 ? l2_off | QCOW2_OFLAG_COPIED : l2_off;
+        if (want != s->l1_table[i]) {
+            s->l1_table[i] = want;
+            l1_changed = true;
+        }
+        /* Entries of a shared table are fixed in place too: refcounts
+         * are global, so the right flags are the same for every sharer. */
+        if (!fix_l2_copied(bs, l2_off, errp)) {
+            return false;
+        }
+    }
+    if (!qcow2_flush_caches(bs, errp)) {
+        return false;
+    }
+    return !l1_changed || qcow2_write_l1(bs, errp);
+}
