@@ -101,6 +101,7 @@ struct PciDevice {
     uint8_t w1cmask[PCIE_CONFIG_SPACE_SIZE];  /* write-1-to-clear bits */
     PciBar bars[PCI_NUM_BARS];
     uint8_t last_cap;                         /* tail of the capability list */
+    uint16_t cap_end;                         /* first free byte after it */
     IrqLine intx;                             /* set by the bus's router */
     bool intx_level;
     const PciDeviceOps *ops;

@@ -1,0 +1,236 @@
+/*
+ * The MC146818 CMOS RTC. Time is never stored: registers 0-9 are computed on
+ * read from clock() + offset, in BCD or binary and 12- or 24-hour form as
+ * register B says, and a guest write to one of them moves the offset so the
+ * clock goes on from the new value. Update-in-progress is never reported, so
+ * a guest polling register A's UIP bit never waits. Register C reads clear the
+ * interrupt flags; periodic/alarm/update interrupts are not generated (Linux
+ * does not need them to boot), but the IRQ line is kept for a later version.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "hw/rtc/mc146818rtc.h"
+#include "tern/error.h"
+
+#define CMOS_SIZE      128
+#define INDEX_MASK     0x7f
+#define NMI_DISABLE    0x80
+#define REG_A_DEFAULT  0x26     /* 32.768 kHz divider, 1024 Hz rate */
+
+struct Rtc {
+    GMutex lock;
+    IoBus *pio;
+    IrqLine irq;
+    uint8_t index;
+    bool nmi_masked;
+    uint8_t cmos[CMOS_SIZE];
+    int64_t offset;            /* guest time - clock() in seconds */
+    RtcClock clock;
+    void *clock_opaque;
+};
+
+static int64_t host_clock(void *opaque)
+{
+    return (int64_t)time(NULL);
+}
+
+static bool is_binary(const Rtc *rtc)
+{
+    return rtc->cmos[RTC_REG_B] & RTC_B_DM_BINARY;
+}
+
+static uint8_t to_reg(const Rtc *rtc, int v)
+{
+    return is_binary(rtc) ? (uint8_t)v : (uint8_t)(((v / 10) << 4) | (v % 10));
+}
+
+static int from_reg(const Rtc *rtc, uint8_t v)
+{
+    return is_binary(rtc) ? v : ((v >> 4) & 0xf) * 10 + (v & 0xf);
+}
+
+static void guest_tm(Rtc *rtc, struct tm *tm)
+{
+    time_t t = (time_t)(rtc->clock(rtc->clock_opaque) + rtc->offset);
+
+    gmtime_r(&t, tm);
+}
+
+static uint8_t hours_reg(const Rtc *rtc, int hour)
+{
+    int h12;
+
+    if (rtc->cmos[RTC_REG_B] & RTC_B_24H) {
+        return to_reg(rtc, hour);
+    }
+    h12 = hour % 12 ? hour % 12 : 12;
+    return to_reg(rtc, h12) | (hour >= 12 ? 0x80 : 0);
+}
+
+static uint8_t time_reg_read(Rtc *rtc, uint8_t idx)
+{
+    struct tm tm;
+
+    guest_tm(rtc, &tm);
+    switch (idx) {
+    case RTC_SECONDS:      return to_reg(rtc, tm.tm_sec);
+    case RTC_MINUTES:      return to_reg(rtc, tm.tm_min);
+    case RTC_HOURS:        return hours_reg(rtc, tm.tm_hour);
+    case RTC_DAY_OF_WEEK:  return to_reg(rtc, tm.tm_wday + 1);
+    case RTC_DAY_OF_MONTH: return to_reg(rtc, tm.tm_mday);
+    case RTC_MONTH:        return to_reg(rtc, tm.tm_mon + 1);
+    case RTC_YEAR:         return to_reg(rtc, tm.tm_year % 100);
+    case RTC_CENTURY:      return to_reg(rtc, (tm.tm_year + 1900) / 100);
+    default:               return rtc->cmos[idx];   /* alarms */
+    }
+}
+
+static int hours_from_reg(const Rtc *rtc, uint8_t v)
+{
+    int h;
+
+    if (rtc->cmos[RTC_REG_B] & RTC_B_24H) {
+        return from_reg(rtc, v);
+    }
+    h = from_reg(rtc, v & 0x7f) % 12;
+    return (v & 0x80) ? h + 12 : h;
+}
+
+/* Moves the offset so that the written field reads back as 'v' from now on. */
+static void time_reg_write(Rtc *rtc, uint8_t idx, uint8_t v)
+{
+    struct tm tm;
+    int64_t now = rtc->clock(rtc->clock_opaque);
+
+    guest_tm(rtc, &tm);
+    switch (idx) {
+    case RTC_SECONDS:      tm.tm_sec = from_reg(rtc, v) % 60; break;
+    case RTC_MINUTES:      tm.tm_min = from_reg(rtc, v) % 60; break;
+    case RTC_HOURS:        tm.tm_hour = hours_from_reg(rtc, v) % 24; break;
+    case RTC_DAY_OF_MONTH: tm.tm_mday = CLAMP(from_reg(rtc, v), 1, 31); break;
+    case RTC_MONTH:        tm.tm_mon = CLAMP(from_reg(rtc, v), 1, 12) - 1; break;
+    case RTC_YEAR:
+        tm.tm_year = (tm.tm_year + 1900) / 100 * 100 + from_reg(rtc, v) % 100 - 1900;
+        break;
+    case RTC_CENTURY:
+        tm.tm_year = from_reg(rtc, v) % 100 * 100 + tm.tm_year % 100 - 1900;
+        break;
+    default:               /* day of week follows from the date; alarms */
+        rtc->cmos[idx] = v;
+        return;
+    }
+    rtc->offset = (int64_t)timegm(&tm) - now;
+}
+
+static bool is_time_reg(uint8_t idx)
+{
+    return idx <= RTC_YEAR || idx == RTC_CENTURY;
+}
+
+static uint64_t rtc_read(void *opaque, uint64_t off, unsigned size)
+{
+    Rtc *rtc = opaque;
+    uint8_t v;
+
+    if (off == 0) {
+        return 0xff;                /* the index port is write-only */
+    }
+    g_mutex_lock(&rtc->lock);
+    if (is_time_reg(rtc->index)) {
+        v = time_reg_read(rtc, rtc->index);
+    } else {
+        v = rtc->cmos[rtc->index];
+        if (rtc->index == RTC_REG_C) {
+            rtc->cmos[RTC_REG_C] = 0;
+            irq_set(&rtc->irq, false);
+        }
+    }
+    g_mutex_unlock(&rtc->lock);
+    return v;
+}
+
+static void rtc_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+    Rtc *rtc = opaque;
+    uint8_t v = (uint8_t)val;
+
+    g_mutex_lock(&rtc->lock);
+    if (off == 0) {
+        rtc->index = v & INDEX_MASK;
+        rtc->nmi_masked = v & NMI_DISABLE;
+    } else if (is_time_reg(rtc->index)) {
+        time_reg_write(rtc, rtc->index, v);
+    } else if (rtc->index == RTC_REG_A) {
+        rtc->cmos[RTC_REG_A] = v & 0x7f;     /* UIP is read-only */
+    } else if (rtc->index == RTC_REG_B) {
+        /* Binary/24h mode changes only the encoding: the offset stays. */
+        rtc->cmos[RTC_REG_B] = v;
+    } else if (rtc->index != RTC_REG_C && rtc->index != RTC_REG_D) {
+        rtc->cmos[rtc->index] = v;
+    }
+    g_mutex_unlock(&rtc->lock);
+}
+
+const IoOps rtc_io_ops = {
+    .read = rtc_read,
+    .write = rtc_write,
+};
+
+Rtc *rtc_new(IoBus *pio, const IrqLine *irq, GError **errp)
+{
+    Rtc *rtc = g_new0(Rtc, 1);
+
+    g_mutex_init(&rtc->lock);
+    rtc->pio = pio;
+    if (irq) {
+        rtc->irq = *irq;
+    }
+    rtc->clock = host_clock;
+    rtc->cmos[RTC_REG_A] = REG_A_DEFAULT;
+    rtc->cmos[RTC_REG_B] = RTC_B_24H;        /* BCD, 24-hour, like PC firmware */
+    rtc->cmos[RTC_REG_D] = RTC_D_VRT;        /* battery good */
+    if (pio && !iobus_register(pio, 0x70, 2, &rtc_io_ops, rtc, errp)) {
+        g_mutex_clear(&rtc->lock);
+        g_free(rtc);
+        return NULL;
+    }
+    return rtc;
+}
+
+void rtc_free(Rtc *rtc)
+{
+    if (!rtc) {
+        return;
+    }
+    if (rtc->pio) {
+        iobus_unregister(rtc->pio, 0x70);
+    }
+    g_mutex_clear(&rtc->lock);
+    g_free(rtc);
+}
+
+void rtc_set_clock(Rtc *rtc, RtcClock clock, void *opaque)
+{
+    g_mutex_lock(&rtc->lock);
+    rtc->clock = clock ? clock : host_clock;
+    rtc->clock_opaque = opaque;
+    g_mutex_unlock(&rtc->lock);
+}
+
+bool rtc_nmi_masked(Rtc *rtc)
+{
+    bool m;
+
+    g_mutex_lock(&rtc->lock);
+    m = rtc->nmi_masked;
+    g_mutex_unlock(&rtc->lock);
+    return m;
+}
+
+void rtc_cmos_set(Rtc *rtc, uint8_t index, uint8_t val)
+{
+    g_mutex_lock(&rtc->lock);
+    rtc->cmos[index & INDEX_MASK] = val;
+    g_mutex_unlock(&rtc->lock);
+}
