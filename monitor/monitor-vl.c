@@ -1,0 +1,100 @@
+/*
+ * Glue between tern's main program and the monitor: reads the monitor
+ * options that the command line stored raw, registers the machine and block
+ * commands against this machine, and orders start-up and teardown around the
+ * main loop. The block commands look drives up through a forwarding source
+ * so the drive owner can plug its list in later.
+ */
+#include "monitor/monitor-vl.h"
+#include "monitor/qmp-machine.h"
+
+struct MonitorVl {
+    Monitor *mon;
+    Machine *machine;
+    QmpMachine qm;
+    QmpBlockSource block;           /* what the block commands were given */
+    const QmpBlockSource *drives;   /* the drive owner's, or NULL */
+};
+
+static const char *machine_name(void *opaque)
+{
+    MonitorVl *mv = opaque;
+
+    return mv->machine->cfg->name;
+}
+
+static unsigned machine_cpu_count(void *opaque)
+{
+    MonitorVl *mv = opaque;
+
+    return mv->machine->nr_vcpus;
+}
+
+static const QmpMachineOps machine_ops = {
+    .name = machine_name,
+    .cpu_count = machine_cpu_count,
+};
+
+static bool forward_drive(void *opaque, size_t i, QmpBlockBackend *out)
+{
+    MonitorVl *mv = opaque;
+
+    return mv->drives && mv->drives->get(mv->drives->opaque, i, out);
+}
+
+typedef bool (*OptionAdd)(Monitor *, const char *, GError **);
+
+static bool add_options(MonitorVl *mv, VmConfig *cfg, const char *name, OptionAdd add,
+                        GError **errp)
+{
+    GPtrArray *args = vm_config_list(cfg, name);
+
+    for (guint i = 0; i < args->len; i++) {
+        if (!add(mv->mon, args->pdata[i], errp)) {
+            g_prefix_error(errp, "-%s: ", name);
+            return false;
+        }
+    }
+    return true;
+}
+
+MonitorVl *monitor_vl_init(VmConfig *cfg, Machine *machine, GError **errp)
+{
+    MonitorVl *mv = g_new0(MonitorVl, 1);
+
+    mv->mon = monitor_new(machine->ctx);
+    mv->machine = machine;
+    mv->qm.ops = &machine_ops;
+    mv->qm.opaque = mv;
+    mv->block.get = forward_drive;
+    mv->block.opaque = mv;
+    qmp_machine_attach(&mv->qm, mv->mon);
+    qmp_register_block_commands(monitor_registry(mv->mon), &mv->block);
+    if (!add_options(mv, cfg, "qmp", monitor_add_qmp_option, errp) ||
+        !add_options(mv, cfg, "chardev", monitor_add_chardev_option, errp) ||
+        !add_options(mv, cfg, "mon", monitor_add_mon_option, errp) ||
+        !monitor_start(mv->mon, errp)) {
+        monitor_vl_cleanup(mv);
+        return NULL;
+    }
+    return mv;
+}
+
+void monitor_vl_cleanup(MonitorVl *mv)
+{
+    if (mv) {
+        qmp_machine_detach(&mv->qm);
+        monitor_free(mv->mon);
+        g_free(mv);
+    }
+}
+
+Monitor *monitor_vl_monitor(MonitorVl *mv)
+{
+    return mv->mon;
+}
+
+void monitor_vl_set_block_source(MonitorVl *mv, const QmpBlockSource *src)
+{
+    mv->drives = src;
+}
