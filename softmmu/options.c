@@ -231,6 +231,12 @@ const CmdlineOption cmdline_options[] = {
     { "version", NULL, opt_version, "print the version and exit" },
     { "help", NULL, opt_help, "print this help and exit" },
     { "h", NULL, opt_help, "same as -help" },
+    /* monitor (docs/qmp.md) */
+    { "qmp", "unix:PATH,server=on,wait=off", cmdline_store_raw,
+      "QMP monitor on a listening unix (or tcp:HOST:PORT) socket" },
+    { "chardev", "socket,id=ID,path=PATH,server=on,wait=off", cmdline_store_raw,
+      "socket character device, for -mon" },
+    { "mon", "chardev=ID,mode=control", cmdline_store_raw, "QMP monitor on a -chardev" },
 };
 
 const size_t cmdline_options_count = G_N_ELEMENTS(cmdline_options);

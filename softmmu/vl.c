@@ -9,6 +9,7 @@
 #include <glib-unix.h>
 
 #include "hw/i386/machine.h"
+#include "monitor/monitor-vl.h"
 #include "sysemu/cmdline.h"
 #include "sysemu/runstate.h"
 #include "sysemu/vl.h"
@@ -17,6 +18,7 @@
 typedef struct Vl {
     VmConfig *cfg;
     Machine *machine;
+    MonitorVl *monitor;
     GMainLoop *loop;
     int exit_status;
 } Vl;
@@ -130,10 +132,17 @@ static int run(Vl *vl)
     if (g_strcmp0(g_getenv("TERN_TEST_SIGUSR2_CONT"), "1") == 0) {
         sigs[2] = g_unix_signal_add(SIGUSR2, on_sigusr2, vl);
     }
-    if (!vl->cfg->start_paused) {
+    vl->monitor = monitor_vl_init(vl->cfg, vl->machine, &err);
+    if (!vl->monitor) {
+        tern_error_report("%s", err->message);
+        vl->exit_status = 1;
+    } else if (!vl->cfg->start_paused) {
         vm_start();
     }
-    g_main_loop_run(vl->loop);
+    if (vl->monitor) {
+        g_main_loop_run(vl->loop);
+    }
+    monitor_vl_cleanup(vl->monitor);
 
     for (unsigned i = 0; i < G_N_ELEMENTS(sigs); i++) {
         if (sigs[i]) {
