@@ -177,6 +177,10 @@ static uint64_t data_read(void *opaque, uint64_t off, unsigned size)
         k->out_head = (k->out_head + 1) % OUT_QUEUE_LEN;
         k->out_len--;
     }
+    /* Drop the lines before loading the next byte, so each byte is a new
+     * edge on the (edge-triggered) ISA IRQ. */
+    irq_set(&k->kbd_irq, false);
+    irq_set(&k->aux_irq, false);
     update_irqs(k);
     g_mutex_unlock(&k->lock);
     return v;

@@ -346,6 +346,7 @@ static void test_i8042(void)
     IrqLine kbd = rec_line(&rec, 1), aux = rec_line(&rec, 12);
     g_autoptr(GError) err = NULL;
     I8042 *k = i8042_new(pio, &kbd, &aux, &rec_power, &rec, &err);
+    unsigned edges;
 
     g_assert_nonnull(k);
     g_assert_cmphex(in(pio, 0x64, 1) & I8042_STATUS_OBF, ==, 0);
@@ -367,8 +368,11 @@ static void test_i8042(void)
     g_assert_true(rec.level[12]);
     g_assert_cmphex(in(pio, 0x60, 1), ==, 0x5a);
     g_assert_false(rec.level[12]);
+    edges = rec.edges[1];
     out(pio, 0x60, 0xff, 1);                          /* keyboard reset */
+    g_assert_cmpuint(rec.edges[1], ==, edges + 1);
     g_assert_cmphex(in(pio, 0x60, 1), ==, 0xfa);
+    g_assert_cmpuint(rec.edges[1], ==, edges + 2);    /* a new edge per byte */
     g_assert_cmphex(in(pio, 0x60, 1), ==, 0xaa);
     g_assert_cmphex(in(pio, 0x60, 1), ==, 0x00);      /* empty */
     for (unsigned i = 0; i < 100; i++) {              /* overrun is harmless */
