@@ -93,6 +93,15 @@ def test_dirty_patterns_pass(qemu_vm, pattern, walk):
     assert vm.serial.findall(r"^TG dirty pass=8 ")
 
 
+def test_dirty_with_two_writers(qemu_vm):
+    vm = boot(qemu_vm, "tg.workload=dirty tg.writers=2 tg.mem=8M tg.rate=0 "
+                       "tg.walk=random tg.passes=10", smp=2)
+    assert vm.wait_exit(10) == debug_exit_status(0)
+    vm.serial.assert_no_fail()
+    assert vm.serial.findall(r"^TG dirty start .*writers=2$")
+    assert vm.serial.findall(r"^TG dirty pass=10 ")
+
+
 def test_dirty_rate_limits_writes(qemu_vm):
     # 256 pages/s for one second: about 256 writes, certainly not thousands
     vm = boot(qemu_vm, "tg.workload=dirty tg.mem=4M tg.rate=1M tg.report=100 "
@@ -146,6 +155,8 @@ def test_exception_is_reported(qemu_vm, kind, vector):
     ("tg.workload=dirty tg.mem=1G", "dirty: tg.mem=1073741824 does not fit"),
     ("tg.workload=dirty tg.pattern=plaid", "bad argument tg.pattern=plaid"),
     ("tg.workload=fault tg.fault=xx", "bad argument tg.fault=xx"),
+    ("tg.workload=dirty tg.writers=2", "bad argument tg.writers=2"),
+    ("tg.workload=dirty tg.walk=sideways", "bad argument tg.walk=sideways"),
 ])
 def test_bad_arguments_fail_clearly(qemu_vm, append, message):
     vm = boot(qemu_vm, append, memory=128)
@@ -154,14 +165,16 @@ def test_bad_arguments_fail_clearly(qemu_vm, append, message):
     assert vm.wait_exit(10) == debug_exit_status(1)
 
 
-def test_dirty_survives_qemu_live_migration(qemu_vm):
+@pytest.mark.parametrize("smp", [1, 2])
+def test_dirty_survives_qemu_live_migration(qemu_vm, smp):
     """The kit as a migration checker: QEMU -> QEMU with the dirty workload
-    running must continue on the destination with every page verified."""
-    append = "tg.workload=dirty tg.mem=16M tg.rate=2M tg.report=50"
-    src = boot(qemu_vm, append, qmp=True, name="src")
+    running (on every vCPU) must continue on the destination with every page
+    verified."""
+    append = f"tg.workload=dirty tg.mem=16M tg.rate=2M tg.report=50 tg.writers={smp}"
+    src = boot(qemu_vm, append, qmp=True, name="src", smp=smp)
     src.serial.wait_for(r"^TG dirty pass=[1-9]", timeout=10)
     uri = f"unix:{src.sock_path('mig')}"
-    dst = boot(qemu_vm, append, qmp=True, name="dst", incoming=uri)
+    dst = boot(qemu_vm, append, qmp=True, name="dst", incoming=uri, smp=smp)
     dst.qmp()                                   # listening once QMP answers
     src.qmp().execute("migrate", uri=uri)
     dst.qmp().wait_event("RESUME", timeout=30)

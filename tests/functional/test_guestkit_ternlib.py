@@ -31,6 +31,20 @@ def test_serial_wait_for_match_where_and_start(tmp_path):
     assert s.tg_lines() == ["TG tick 10", "TG tick 20", "TG tick 30"]
 
 
+def test_serial_ignores_a_line_still_being_written(tmp_path):
+    log = tmp_path / "s.log"
+    log.write_text("TG ready\nTG FAIL dirty: tg.me")
+    s = SerialLog(log)
+    with pytest.raises(SerialTimeout):
+        s.wait_for(r"^TG FAIL (.*)$", timeout=0.2, allow_fail=True)
+    assert s.tg_lines() == ["TG ready"]
+    s.assert_no_fail()
+    with open(log, "a") as f:
+        f.write("m=1G does not fit\n")
+    assert s.wait_for(r"^TG FAIL (.*)$", timeout=1, allow_fail=True)[1] == \
+        "dirty: tg.mem=1G does not fit"
+
+
 def test_serial_timeout_shows_tail(tmp_path):
     log = tmp_path / "s.log"
     log.write_text("TG ready workload=idle\n")

@@ -9,8 +9,10 @@
  * fails with `TG FAIL dirty page=...`. The loop alternates a chunk of
  * verification with a chunk of writes, rate-limited by the BSP's timer
  * ticks; a full verification sweep is one pass, reported as
- * `TG dirty pass=N ...`. tg.corrupt=N reverts one page to its previous
- * generation behind the verifier's back after pass N, which must fail.
+ * `TG dirty pass=N ...`. With tg.writers=N the region is split into N slices,
+ * one per CPU, each written and verified by its own CPU. tg.corrupt=N
+ * reverts one page to its previous generation behind the verifier's back
+ * after pass N, which must fail.
  */
 #include "tg.h"
 
@@ -24,113 +26,137 @@
 enum pattern { PAT_SEQ, PAT_FILL, PAT_ZERO };
 static const char *const pattern_names[] = { "seq", "fill", "zero" };
 
+/* What every writer shares; set by the BSP before `ready`. */
 struct dirty {
     uint8_t *region;
-    uint32_t *gen;
+    uint32_t *gen;              /* per page, outside the region */
     uint64_t npages;
     enum pattern pattern;
     bool random_walk;
-    uint64_t rate;              /* pages per second; 0 = as fast as possible */
+    unsigned writers;
+    uint64_t rate;              /* pages per second per writer; 0 = flat out */
     uint64_t max_passes, corrupt_after, report_ticks;
-    uint64_t rnd, write_cursor, verify_cursor;
-    uint64_t writes, passes, start_tick, next_report;
+    uint64_t start_tick;
+    bool ready;
 };
 
-static uint64_t *page_ptr(struct dirty *d, uint64_t p)
+/* One CPU's share: pages [first, first + count). */
+struct slice {
+    uint64_t first, count;
+    uint64_t rnd, write_cursor, verify_cursor;
+    uint64_t writes, passes;
+};
+
+static struct dirty dirty;
+static struct slice slices[TG_MAX_CPUS];
+
+static uint64_t *page_ptr(uint64_t p)
 {
-    return (uint64_t *)(d->region + p * TG_PAGE_SIZE);
+    return (uint64_t *)(dirty.region + p * TG_PAGE_SIZE);
 }
 
 /* The first qword of every non-zero pattern is (page << 32 | generation),
  * which is what a failure report decodes as "got". */
-static uint64_t pattern_base(struct dirty *d, uint64_t p, uint32_t g, uint64_t *step)
+static uint64_t pattern_base(uint64_t p, uint32_t g, uint64_t *step)
 {
-    *step = d->pattern == PAT_FILL ? 0 : SEQ_MULT;
-    if (d->pattern == PAT_ZERO && !(g & 1)) {
+    *step = dirty.pattern == PAT_FILL ? 0 : SEQ_MULT;
+    if (dirty.pattern == PAT_ZERO && !(g & 1)) {
         *step = 0;
         return 0;
     }
     return p << 32 | g;
 }
 
-static void fill_page(struct dirty *d, uint64_t p, uint32_t g)
+static void fill_page(uint64_t p, uint32_t g)
 {
-    uint64_t step, base = pattern_base(d, p, g, &step), k = 0;
-    uint64_t *q = page_ptr(d, p);
+    uint64_t step, base = pattern_base(p, g, &step), k = 0;
+    uint64_t *q = page_ptr(p);
 
     for (unsigned i = 0; i < QWORDS; i++, k += step) {
         q[i] = base ^ k;
     }
 }
 
-static void write_page(struct dirty *d, uint64_t p)
+static void write_page(struct slice *s, uint64_t p)
 {
-    fill_page(d, p, ++d->gen[p]);
-    d->writes++;
+    fill_page(p, ++dirty.gen[p]);
+    __atomic_store_n(&s->writes, s->writes + 1, __ATOMIC_RELAXED);
 }
 
-static void verify_page(struct dirty *d, uint64_t p)
+static void verify_page(struct slice *s, uint64_t p)
 {
-    uint32_t g = d->gen[p];
-    uint64_t step, base = pattern_base(d, p, g, &step), k = 0;
-    const uint64_t *q = page_ptr(d, p);
+    uint32_t g = dirty.gen[p];
+    uint64_t step, base = pattern_base(p, g, &step), k = 0;
+    const uint64_t *q = page_ptr(p);
 
     for (unsigned i = 0; i < QWORDS; i++, k += step) {
         if (q[i] != (base ^ k)) {
             tg_fail("dirty page=%lu addr=0x%lx off=%u want=%u got=%u raw=0x%lx "
                     "pass=%lu", p, (uint64_t)q, i * 8, g, (uint32_t)q[0], q[0],
-                    d->passes);
+                    s->passes);
         }
     }
 }
 
-static uint64_t next_write_page(struct dirty *d)
+static uint64_t next_write_page(struct slice *s)
 {
-    if (d->random_walk) {
-        d->rnd ^= d->rnd << 13;
-        d->rnd ^= d->rnd >> 7;
-        d->rnd ^= d->rnd << 17;
-        return d->rnd % d->npages;
+    if (dirty.random_walk) {
+        s->rnd ^= s->rnd << 13;
+        s->rnd ^= s->rnd >> 7;
+        s->rnd ^= s->rnd << 17;
+        return s->first + s->rnd % s->count;
     }
-    uint64_t p = d->write_cursor;
-    d->write_cursor = (p + 1) % d->npages;
-    return p;
+    uint64_t p = s->write_cursor;
+    s->write_cursor = (p + 1) % s->count;
+    return s->first + p;
 }
 
 /* Revert page p to its previous generation without telling the verifier:
  * what a page lost by a migration looks like. */
-static void corrupt_page(struct dirty *d, uint64_t p)
+static void corrupt_page(uint64_t p)
 {
-    uint32_t g = d->gen[p];
+    uint32_t g = dirty.gen[p];
 
     tg_printf("TG dirty corrupt page=%lu gen=%u->%u\n", p, g, g - 1);
-    fill_page(d, p, g - 1);
+    fill_page(p, g - 1);
 }
 
-static void report(struct dirty *d)
+/* Passes completed by every writer, and writes by all of them. */
+static uint64_t total_passes(uint64_t *writes)
 {
-    tg_printf("TG dirty pass=%lu writes=%lu pages=%lu\n", d->passes, d->writes, d->npages);
+    uint64_t least = UINT64_MAX;
+
+    *writes = 0;
+    for (unsigned c = 0; c < dirty.writers; c++) {
+        uint64_t n = __atomic_load_n(&slices[c].passes, __ATOMIC_RELAXED);
+        least = n < least ? n : least;
+        *writes += __atomic_load_n(&slices[c].writes, __ATOMIC_RELAXED);
+    }
+    return least;
 }
 
-static void pass_done(struct dirty *d)
+static void report(void)
 {
-    d->passes++;
-    if (d->max_passes && d->passes >= d->max_passes) {
-        report(d);
-        tg_exit(0);
-    }
-    if (d->corrupt_after && d->passes == d->corrupt_after) {
-        corrupt_page(d, d->verify_cursor);     /* the very next page checked */
+    uint64_t writes, passes = total_passes(&writes);
+
+    tg_printf("TG dirty pass=%lu writes=%lu pages=%lu\n", passes, writes, dirty.npages);
+}
+
+static void pass_done(struct slice *s)
+{
+    __atomic_store_n(&s->passes, s->passes + 1, __ATOMIC_RELAXED);
+    if (s == &slices[0] && dirty.corrupt_after && s->passes == dirty.corrupt_after) {
+        corrupt_page(s->first + s->verify_cursor);   /* the very next page checked */
     }
 }
 
-static bool verify_chunk(struct dirty *d)
+static bool verify_chunk(struct slice *s)
 {
     for (unsigned i = 0; i < CHUNK; i++) {
-        verify_page(d, d->verify_cursor);
-        if (++d->verify_cursor == d->npages) {
-            d->verify_cursor = 0;
-            pass_done(d);
+        verify_page(s, s->first + s->verify_cursor);
+        if (++s->verify_cursor == s->count) {
+            s->verify_cursor = 0;
+            pass_done(s);
             return true;
         }
     }
@@ -138,15 +164,29 @@ static bool verify_chunk(struct dirty *d)
 }
 
 /* Pages the rate allows now; CHUNK at most per round. */
-static uint64_t write_budget(struct dirty *d)
+static uint64_t write_budget(struct slice *s)
 {
-    if (!d->rate) {
+    if (!dirty.rate) {
         return CHUNK;
     }
-    uint64_t elapsed = tg_now_ticks() - d->start_tick;
-    uint64_t allowed = d->rate * elapsed / tg_hz() + 1;
-    uint64_t left = allowed > d->writes ? allowed - d->writes : 0;
+    uint64_t elapsed = tg_now_ticks() - dirty.start_tick;
+    uint64_t allowed = dirty.rate * elapsed / tg_hz() + 1;
+    uint64_t left = allowed > s->writes ? allowed - s->writes : 0;
     return left < CHUNK ? left : CHUNK;
+}
+
+/* One round: verify a chunk, write what the rate allows. */
+static void round_once(struct slice *s)
+{
+    bool swept = verify_chunk(s);
+    uint64_t budget = write_budget(s);
+
+    for (uint64_t i = 0; i < budget; i++) {
+        write_page(s, next_write_page(s));
+    }
+    if (swept && dirty.rate) {
+        tg_wait_irq();              /* rate-limited: at most one sweep a tick */
+    }
 }
 
 static enum pattern parse_pattern(void)
@@ -177,68 +217,102 @@ static uint64_t parse_rate(void)
     return bytes ? (v + TG_PAGE_SIZE - 1) / TG_PAGE_SIZE : v;
 }
 
-static void configure(struct dirty *d)
+static void configure_region(void)
 {
     uint64_t mem = tg_arg_u64("tg.mem", 32UL << 20);
-    const char *walk = tg_arg_str("tg.walk", "seq");
 
     if (mem < TG_PAGE_SIZE || mem % TG_PAGE_SIZE) {
         tg_fail("bad argument tg.mem=%lu (want a multiple of 4K, at least 4K)", mem);
     }
-    d->npages = mem / TG_PAGE_SIZE;
-    d->gen = (uint32_t *)GEN_BASE;
-    uint64_t base = GEN_BASE + d->npages * sizeof(uint32_t);
+    dirty.npages = mem / TG_PAGE_SIZE;
+    dirty.gen = (uint32_t *)GEN_BASE;
+    uint64_t base = GEN_BASE + dirty.npages * sizeof(uint32_t);
     base = (base + REGION_ALIGN - 1) & ~(REGION_ALIGN - 1);
-    d->region = (uint8_t *)base;
+    dirty.region = (uint8_t *)base;
     uint64_t ram_end = tg_ram_end(GEN_BASE);
     if (base + mem > TG_MAPPED_LIMIT || (ram_end && base + mem > ram_end)) {
         tg_fail("dirty: tg.mem=%lu does not fit: region 0x%lx-0x%lx, RAM ends at 0x%lx",
                 mem, base, base + mem, ram_end);
     }
-    d->pattern = parse_pattern();
+}
+
+static void configure(void)
+{
+    const char *walk = tg_arg_str("tg.walk", "seq");
+    uint64_t writers = tg_arg_u64("tg.writers", 1);
+
+    configure_region();
+    dirty.pattern = parse_pattern();
     if (strcmp(walk, "seq") && strcmp(walk, "random")) {
         tg_fail("bad argument tg.walk=%s (want seq or random)", walk);
     }
-    d->random_walk = !strcmp(walk, "random");
-    d->rate = parse_rate();
-    d->max_passes = tg_arg_u64("tg.passes", 0);
-    d->corrupt_after = tg_arg_u64("tg.corrupt", 0);
+    dirty.random_walk = !strcmp(walk, "random");
+    if (writers < 1 || writers > tg_nr_cpus() || writers > dirty.npages) {
+        tg_fail("bad argument tg.writers=%lu (want 1..%u CPUs, at most one per page)",
+                writers, tg_nr_cpus());
+    }
+    dirty.writers = (unsigned)writers;
+    dirty.rate = (parse_rate() + writers - 1) / writers;
+    dirty.max_passes = tg_arg_u64("tg.passes", 0);
+    dirty.corrupt_after = tg_arg_u64("tg.corrupt", 0);
     uint64_t report_ms = tg_arg_u64("tg.report", 250);
-    d->report_ticks = report_ms * tg_hz() / 1000;
-    d->report_ticks = d->report_ticks ? d->report_ticks : 1;
-    d->rnd = 0x2545f4914f6cdd1dULL;
+    dirty.report_ticks = report_ms * tg_hz() / 1000;
+    dirty.report_ticks = dirty.report_ticks ? dirty.report_ticks : 1;
+    for (unsigned c = 0; c < dirty.writers; c++) {
+        struct slice *s = &slices[c];
+        s->first = dirty.npages * c / dirty.writers;
+        s->count = dirty.npages * (c + 1) / dirty.writers - s->first;
+        s->rnd = 0x2545f4914f6cdd1dULL + c;
+    }
+}
+
+/* Every page gets generation 1 before anyone verifies. */
+static void fill_all(void)
+{
+    for (uint64_t p = 0; p < dirty.npages; p++) {
+        dirty.gen[p] = 0;
+        fill_page(p, ++dirty.gen[p]);
+    }
 }
 
 static void dirty_bsp(void)
 {
-    static struct dirty d;
+    uint64_t next_report, writes;
 
-    configure(&d);
-    for (uint64_t p = 0; p < d.npages; p++) {
-        d.gen[p] = 0;
-        write_page(&d, p);
-    }
-    d.writes = 0;
-    d.start_tick = tg_now_ticks();
-    d.next_report = d.start_tick + d.report_ticks;
+    configure();
+    fill_all();
+    dirty.start_tick = tg_now_ticks();
+    next_report = dirty.start_tick + dirty.report_ticks;
     tg_printf("TG dirty start pages=%lu base=0x%lx gen=0x%lx pattern=%s walk=%s "
-              "rate=%lu\n", d.npages, (uint64_t)d.region, (uint64_t)d.gen,
-              pattern_names[d.pattern], d.random_walk ? "random" : "seq", d.rate);
+              "rate=%lu writers=%u\n", dirty.npages, (uint64_t)dirty.region,
+              (uint64_t)dirty.gen, pattern_names[dirty.pattern],
+              dirty.random_walk ? "random" : "seq", dirty.rate, dirty.writers);
+    __atomic_store_n(&dirty.ready, true, __ATOMIC_RELEASE);
     for (;;) {
-        bool swept = verify_chunk(&d);
-        uint64_t budget = write_budget(&d);
-        for (uint64_t i = 0; i < budget; i++) {
-            write_page(&d, next_write_page(&d));
+        round_once(&slices[0]);
+        if (dirty.max_passes && total_passes(&writes) >= dirty.max_passes) {
+            report();
+            tg_exit(0);
         }
-        if (tg_now_ticks() >= d.next_report) {
-            report(&d);
-            d.next_report = tg_now_ticks() + d.report_ticks;
+        if (tg_now_ticks() >= next_report) {
+            report();
+            next_report = tg_now_ticks() + dirty.report_ticks;
         }
         tg_check_deadline();
-        if (swept && d.rate) {
-            tg_wait_irq();          /* rate-limited: at most one sweep a tick */
-        }
     }
 }
 
-TG_WORKLOAD(dirty, .name = "dirty", .bsp = dirty_bsp);
+static void dirty_ap(unsigned cpu)
+{
+    while (!__atomic_load_n(&dirty.ready, __ATOMIC_ACQUIRE)) {
+        tg_wait_irq();
+    }
+    if (cpu >= dirty.writers) {
+        return;
+    }
+    for (;;) {
+        round_once(&slices[cpu]);
+    }
+}
+
+TG_WORKLOAD(dirty, .name = "dirty", .bsp = dirty_bsp, .ap = dirty_ap);

@@ -31,19 +31,29 @@ class SerialLog:
         except FileNotFoundError:
             return ""
 
+    def complete_text(self):
+        """The log up to its last newline: a line still being written (the
+        guest writes byte by byte) is left out until it ends, unless the VM
+        has exited."""
+        text = self.text()
+        if self.proc is not None and self.proc.poll() is not None:
+            return text
+        return text[:text.rfind("\n") + 1]
+
     def mark(self):
         """Current length in characters: pass as `start` to wait only for
         output that comes after this point."""
-        return len(self.text())
+        return len(self.complete_text())
 
     def lines(self):
-        return [l.rstrip("\r") for l in self.text().splitlines()]
+        """Complete lines (see complete_text)."""
+        return [l.rstrip("\r") for l in self.complete_text().splitlines()]
 
     def tg_lines(self):
         return [l for l in self.lines() if l.startswith("TG ")]
 
     def tail(self, n=20):
-        return "\n".join(self.lines()[-n:])
+        return "\n".join(self.text().splitlines()[-n:])
 
     def wait_for(self, regex, timeout=10.0, start=0, allow_fail=False, where=None):
         """Return the first re.Match of `regex` (multiline) in the log from
@@ -55,7 +65,7 @@ class SerialLog:
         deadline = time.monotonic() + timeout
         while True:
             exited = self.proc is not None and self.proc.poll() is not None
-            text = self.text()
+            text = self.complete_text()
             for m in rx.finditer(text, start):
                 if where is None or where(m):
                     return m
@@ -75,9 +85,9 @@ class SerialLog:
             time.sleep(0.02)
 
     def findall(self, regex, start=0):
-        return list(re.compile(regex, re.M).finditer(self.text(), start))
+        return list(re.compile(regex, re.M).finditer(self.complete_text(), start))
 
     def assert_no_fail(self):
-        f = FAIL_RE.search(self.text())
+        f = FAIL_RE.search(self.complete_text())
         if f:
             raise GuestFailure(f"{f.group(0)}\n--- serial tail:\n{self.tail()}")
