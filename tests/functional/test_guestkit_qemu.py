@@ -137,6 +137,21 @@ def test_dirty_corruption_is_caught(qemu_vm):
     assert vm.wait_exit(10) == debug_exit_status(1)
 
 
+def test_ioapic_routes_com1_interrupt(qemu_vm):
+    vm = boot(qemu_vm, "tg.workload=irq")
+    m = vm.serial.wait_for(r"^TG irq gsi=4 vector=0x34 count=(\d+)$", timeout=10)
+    assert int(m.group(1)) >= 1
+    assert vm.wait_exit(10) == debug_exit_status(0)
+
+
+def test_ioapic_wrong_pin_sees_no_interrupt(qemu_vm):
+    # nothing is wired to GSI 5: the check must be able to fail
+    vm = boot(qemu_vm, "tg.workload=irq tg.gsi=5")
+    vm.serial.wait_for(r"^TG FAIL irq: no interrupt from gsi 5", timeout=10,
+                       allow_fail=True)
+    assert vm.wait_exit(10) == debug_exit_status(1)
+
+
 @pytest.mark.parametrize("kind,vector", [("pf", 14), ("ud", 6), ("gp", 13)])
 def test_exception_is_reported(qemu_vm, kind, vector):
     vm = boot(qemu_vm, f"tg.workload=fault tg.fault={kind}")
