@@ -1,16 +1,22 @@
 /*
- * The virt machine's devices: COM1 on the -serial backend, the -device list
- * (dispatched through device_types below), and the ACPI and MP tables that
- * describe the CPUs, the IOAPIC and the platform to the guest.
+ * The virt machine's devices: the PCI bus and host bridge (with ECAM), the
+ * legacy platform (RTC, i8042, ACPI PM1), COM1 on the -serial backend, the
+ * -device list (dispatched through device_types below), and the ACPI and MP
+ * tables that describe the CPUs, the IOAPIC and the platform to the guest.
  */
 #include <string.h>
 
+#include "hw/acpi/pm.h"
 #include "hw/char/serial.h"
 #include "hw/i386/acpi-build.h"
 #include "hw/i386/machine-internal.h"
 #include "hw/i386/mptable.h"
 #include "hw/i386/pc-layout.h"
+#include "hw/input/i8042.h"
 #include "hw/misc/debug-exit.h"
+#include "hw/pci/pci-host.h"
+#include "hw/rtc/mc146818rtc.h"
+#include "sysemu/runstate.h"
 #include "sysemu/chardev.h"
 #include "tern/error.h"
 
@@ -20,6 +26,11 @@ typedef struct Cleanup {
 } Cleanup;
 
 struct MachineDevices {
+    PciBus *pci;
+    PciHost *pci_host;
+    Rtc *rtc;
+    I8042 *kbc;
+    AcpiPm *pm;
     Chardev *serial_chr;
     SerialState *serial;
     GArray *cleanups;     /* of Cleanup, run last-first */
@@ -89,6 +100,61 @@ static bool setup_serial(Machine *m, GError **errp)
     return serial_attach(m->dev->serial, m->pio, X86_COM1_PORT, errp);
 }
 
+/* Guest reset and poweroff requests from the platform devices (vCPU thread). */
+static void power_reset(void *opaque)
+{
+    vm_request_reset(SHUTDOWN_CAUSE_GUEST_RESET);
+}
+
+static void power_off(void *opaque)
+{
+    vm_request_shutdown(SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+}
+
+static const PowerOps machine_power_ops = {
+    .reset = power_reset,
+    .poweroff = power_off,
+};
+
+static IrqLine route_intx(void *opaque, unsigned slot, unsigned pin)
+{
+    Machine *m = opaque;
+
+    return kvm_irq_line(m->kvm, X86_PCI_INTX_GSI(slot, pin));
+}
+
+static bool setup_platform(Machine *m, GError **errp)
+{
+    MachineDevices *d = m->dev;
+    IrqLine rtc_irq = kvm_irq_line(m->kvm, X86_RTC_IRQ);
+    IrqLine kbd_irq = kvm_irq_line(m->kvm, X86_I8042_KBD_IRQ);
+    IrqLine aux_irq = kvm_irq_line(m->kvm, X86_I8042_AUX_IRQ);
+    IrqLine sci = kvm_irq_line(m->kvm, X86_SCI_IRQ);
+
+    d->pci = pci_bus_new(m->pio, m->mmio);
+    pci_bus_set_intx_router(d->pci, route_intx, m);
+    d->pci_host = pci_host_new(d->pci, m->pio, m->mmio, VIRT_ECAM_BASE, VIRT_ECAM_BUSES,
+                               &machine_power_ops, m, errp);
+    if (!d->pci_host) {
+        return false;
+    }
+    d->rtc = rtc_new(m->pio, &rtc_irq, errp);
+    if (!d->rtc) {
+        return false;
+    }
+    d->kbc = i8042_new(m->pio, &kbd_irq, &aux_irq, &machine_power_ops, m, errp);
+    if (!d->kbc) {
+        return false;
+    }
+    d->pm = acpi_pm_new(m->pio, X86_PM_BASE, &sci, &machine_power_ops, m, errp);
+    return d->pm != NULL;
+}
+
+PciBus *machine_pci_bus(Machine *m)
+{
+    return m->dev->pci;
+}
+
 static bool build_tables(Machine *m, GError **errp)
 {
     AcpiConfig acpi;
@@ -99,6 +165,8 @@ static bool build_tables(Machine *m, GError **errp)
     acpi.pci_mmio32_size = VIRT_PCI_MMIO32_SIZE;
     acpi.pci_mmio64_base = m->pci_mmio64_base;
     acpi.pci_mmio64_size = VIRT_PCI_MMIO64_SIZE;
+    acpi.ecam_base = VIRT_ECAM_BASE;
+    acpi.ecam_end_bus = VIRT_ECAM_BUSES - 1;
     mptable_config_default(&mp, m->nr_vcpus);
     return acpi_build(&m->mem, &acpi, &m->rsdp, errp) && mptable_build(&m->mem, &mp, errp);
 }
@@ -107,7 +175,7 @@ bool machine_devices_init(Machine *m, GError **errp)
 {
     m->dev = g_new0(MachineDevices, 1);
     m->dev->cleanups = g_array_new(false, false, sizeof(Cleanup));
-    if (!setup_serial(m, errp)) {
+    if (!setup_platform(m, errp) || !setup_serial(m, errp)) {
         return false;
     }
     for (guint i = 0; i < m->cfg->devices->len; i++) {
@@ -133,6 +201,11 @@ void machine_devices_free(Machine *m)
     g_array_unref(d->cleanups);
     serial_free(d->serial);
     chardev_free(d->serial_chr);
+    acpi_pm_free(d->pm);
+    i8042_free(d->kbc);
+    rtc_free(d->rtc);
+    pci_host_free(d->pci_host);
+    pci_bus_free(d->pci);
     g_free(d);
     m->dev = NULL;
 }

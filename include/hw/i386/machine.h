@@ -69,6 +69,9 @@ typedef struct DeviceType {
     DeviceCreate create;
 } DeviceType;
 bool machine_create_device(Machine *m, KeyVal *opts, GError **errp);
+/* The PCI bus, for -device drivers of PCI devices. */
+typedef struct PciBus PciBus;
+PciBus *machine_pci_bus(Machine *m);
 /* Devices created through the table register a cleanup here. */
 void machine_add_cleanup(Machine *m, GDestroyNotify fn, void *data);
 
