@@ -89,6 +89,40 @@ static bool framer_append(QmpFramer *f, char c, QmpFrameFunc cb, void *opaque)
     return true;
 }
 
+/* A run of plain bytes inside a string or bare word, appended at once. */
+static bool framer_append_run(QmpFramer *f, const char *run, size_t n,
+                              QmpFrameFunc cb, void *opaque)
+{
+    if (f->skipping) {
+        return true;
+    }
+    if (f->buf->len + n > f->max_size) {
+        return framer_violate(f, QMP_FRAME_TOO_BIG, cb, opaque);
+    }
+    g_string_append_len(f->buf, run, n);
+    return true;
+}
+
+/* Length of the prefix of data[0..len) that needs no per-byte handling: no
+ * 0xff, and no quote or backslash (in a string) or delimiter (in a word). */
+static size_t plain_run(const char *data, size_t len, bool in_string)
+{
+    size_t n = 0;
+
+    for (; n < len; n++) {
+        unsigned char c = data[n];
+
+        if (c == 0xff || c == '"' || c == '\\') {
+            break;
+        }
+        if (!in_string && (c <= ' ' || c == '{' || c == '}' || c == '[' ||
+                           c == ']' || c == ',' || c == ':')) {
+            break;
+        }
+    }
+    return n;
+}
+
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -160,7 +194,21 @@ bool qmp_framer_feed(QmpFramer *f, const char *data, size_t len,
     for (size_t i = 0; i < len; i++) {
         char c = data[i];
         bool ok;
+        size_t run = 0;
 
+        /* Strings and words are most of the bytes: take them in runs. */
+        if (f->in_string && !f->escape) {
+            run = plain_run(data + i, len - i, true);
+        } else if (f->in_word) {
+            run = plain_run(data + i, len - i, false);
+        }
+        if (run) {
+            if (!framer_append_run(f, data + i, run, cb, opaque)) {
+                return false;
+            }
+            i += run - 1;
+            continue;
+        }
         if ((unsigned char)c == 0xff) {
             framer_reset(f);
             continue;

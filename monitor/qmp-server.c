@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -286,8 +287,12 @@ static bool listener_add(QmpServer *s, GSocketAddress *addr, const char *unix_pa
                                            G_SOCKET_PROTOCOL_DEFAULT, errp);
     QmpListener *l;
 
-    if (!sock || !g_socket_bind(sock, addr, TRUE, errp) ||
-        !g_socket_listen(sock, errp)) {
+    if (!sock) {
+        return false;
+    }
+    /* GIO's default backlog (10) refuses bursts of clients with EAGAIN. */
+    g_socket_set_listen_backlog(sock, SOMAXCONN);
+    if (!g_socket_bind(sock, addr, TRUE, errp) || !g_socket_listen(sock, errp)) {
         return false;
     }
     g_socket_set_blocking(sock, FALSE);
