@@ -270,7 +270,7 @@ static bool read_chunk_body(StreamDump *d, QEMUFile *f, uint32_t flags,
 
 bool dump_bitmap_section(StreamDump *d, QEMUFile *f, GError **errp)
 {
-    uint32_t flags;
+    uint32_t flags = 0;   /* read_flags sets it on every path that returns true */
 
     do {
         if (!read_flags(f, &flags, errp) || !read_names(d, f, flags, errp) ||
