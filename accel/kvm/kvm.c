@@ -274,7 +274,6 @@ static void add_irqchip_route(KvmState *s, unsigned gsi, unsigned chip, unsigned
 bool kvm_create_irqchip(KvmState *s, GError **errp)
 {
     struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-    bool ok;
 
     if (ioctl(s->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
         tern_set_error_errno(errp, errno, "KVM_CREATE_IRQCHIP");
@@ -284,19 +283,21 @@ bool kvm_create_irqchip(KvmState *s, GError **errp)
         tern_set_error_errno(errp, errno, "KVM_CREATE_PIT2");
         return false;
     }
+    /* Mirror the table KVM_CREATE_IRQCHIP installed (GSI 0-15 on both PICs and
+     * the IOAPIC, 16-23 on the IOAPIC) instead of setting it again: every
+     * KVM_SET_GSI_ROUTING waits for an SRCU grace period, milliseconds of boot
+     * time. The first MSI route commits the whole table. */
     g_mutex_lock(&s->lock);
     for (unsigned i = 0; i < PIC_PINS; i++) {
-        if (i != 2) {   /* the slave PIC's cascade input has no GSI */
-            add_irqchip_route(s, i, i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
-                              i % 8);
-        }
-    }
-    for (unsigned i = 0; i < IOAPIC_PINS; i++) {
+        add_irqchip_route(s, i, i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+                          i % 8);
         add_irqchip_route(s, i, KVM_IRQCHIP_IOAPIC, i);
     }
-    ok = commit_routes(s, errp);
+    for (unsigned i = PIC_PINS; i < IOAPIC_PINS; i++) {
+        add_irqchip_route(s, i, KVM_IRQCHIP_IOAPIC, i);
+    }
     g_mutex_unlock(&s->lock);
-    return ok;
+    return true;
 }
 
 static void kvm_irq_line_set(void *opaque, unsigned gsi, bool level)

@@ -41,6 +41,7 @@ struct SerialState {
     SerialRegs r;
     Chardev *chr;
     IrqLine irq;
+    int irq_level;   /* last level driven, -1 before the first */
 };
 
 static void update_irq(SerialState *s)
@@ -58,7 +59,11 @@ static void update_irq(SerialState *s)
         iir = IIR_MSI;
     }
     r->iir = iir | ((r->fcr & FCR_FIFO_ENABLE) ? IIR_FIFO : 0);
-    irq_set(&s->irq, !(iir & IIR_NONE));
+    /* Only drive changes: each KVM_IRQ_LINE is a system call per byte sent. */
+    if (s->irq_level != !(iir & IIR_NONE)) {
+        s->irq_level = !(iir & IIR_NONE);
+        irq_set(&s->irq, s->irq_level);
+    }
 }
 
 static unsigned fifo_depth(const SerialState *s)
@@ -242,6 +247,7 @@ SerialState *serial_new(Chardev *chr, IrqLine irq)
     g_mutex_init(&s->lock);
     s->chr = chr;
     s->irq = irq;
+    s->irq_level = -1;
     s->r.divider = 12;   /* 9600 baud, as after a PC BIOS */
     s->r.iir = IIR_NONE;
     s->r.lsr = LSR_THRE | LSR_TEMT;
@@ -281,6 +287,7 @@ void serial_set_regs(SerialState *s, const SerialRegs *in)
     g_mutex_lock(&s->lock);
     s->r = *in;
     s->r.rx_count = MIN(s->r.rx_count, SERIAL_FIFO_SIZE);
+    s->irq_level = -1;
     update_irq(s);
     g_mutex_unlock(&s->lock);
 }

@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""Boot benchmark: tern vs QEMU 7.2 microvm on the same guest kit, same RAM,
+in one run (not a test; figures go to docs/benchmarks.md, section "Boot").
+
+For each VMM, N runs, alternating, reporting medians:
+  ready_ms   exec() -> the guest's first "TG ready" line read from the VMM's
+             stdout (-serial stdio through a pipe)
+  vmm_rss    VMM memory excluding guest RAM, read from /proc/PID/status when
+             "TG ready" arrives: RssAnon + RssFile. Guest RAM is a shared
+             memfd in both VMMs (tern always; QEMU with a memory-backend-memfd
+             for -M microvm's RAM), so it is counted in RssShmem and left out.
+Usage: bench/boot.py [--runs N] [--build DIR] [--mem MiB]
+(default build: <repo>/build, the optimised tree; scripts/build build makes it).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def read_status(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("RssAnon", "RssFile", "RssShmem", "VmRSS"):
+                fields[key] = int(rest.split()[0])   # kB
+    return fields
+
+
+def tern_cmd(build, kit, mem):
+    return [str(build / "tern"), "-M", "virt", "-accel", "kvm", "-m", f"{mem}M",
+            "-kernel", str(kit), "-append", "tg.workload=idle", "-serial", "stdio",
+            "-display", "none"]
+
+
+def qemu_cmd(build, kit, mem):
+    return ["qemu-system-x86_64", "-M", "microvm,memory-backend=ram0", "-accel", "kvm",
+            "-cpu", "host,-arch-capabilities", "-nodefaults", "-no-user-config",
+            "-object", f"memory-backend-memfd,id=ram0,size={mem}M",
+            "-m", f"{mem}M", "-kernel", str(kit), "-append", "tg.workload=idle",
+            "-serial", "stdio", "-display", "none"]
+
+
+def one_run(cmd, timeout=20.0):
+    """Returns (ms to 'TG ready', /proc status fields at that moment)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        deadline = t0 + timeout
+        for line in p.stdout:
+            if line.startswith(b"TG ready"):
+                ms = (time.perf_counter() - t0) * 1000
+                return ms, read_status(p.pid)
+            if time.perf_counter() > deadline:
+                break
+        raise RuntimeError(f"no 'TG ready' from {cmd[0]}: {p.stderr.read(2000)!r}")
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+        p.stderr.close()
+
+
+def summarize(runs):
+    ms = [r[0] for r in runs]
+    rss = [(r[1]["RssAnon"] + r[1]["RssFile"]) / 1024 for r in runs]
+    shm = [r[1]["RssShmem"] / 1024 for r in runs]
+    return {"ready_ms": statistics.median(ms), "ready_ms_min": min(ms),
+            "vmm_rss_mib": statistics.median(rss), "guest_shmem_mib": statistics.median(shm)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--build", type=Path, default=REPO / "build")
+    ap.add_argument("--mem", type=int, default=256)
+    args = ap.parse_args()
+    kit = args.build / "tests" / "guest" / "tguest.elf"
+    for need in (args.build / "tern", kit):
+        if not need.exists():
+            sys.exit(f"missing {need}: run scripts/build build")
+
+    cmds = {"tern": tern_cmd(args.build, kit, args.mem),
+            "qemu": qemu_cmd(args.build, kit, args.mem)}
+    runs = {"tern": [], "qemu": []}
+    one_run(cmds["tern"])          # warm the page cache for both
+    one_run(cmds["qemu"])
+    for _ in range(args.runs):
+        for name in ("tern", "qemu"):
+            runs[name].append(one_run(cmds[name]))
+    res = {name: summarize(r) for name, r in runs.items()}
+    t, q = res["tern"], res["qemu"]
+    print(f"Boot: guest kit (idle), -m {args.mem}M, median of {args.runs} runs each")
+    print(f"{'':6} {'exec->TG ready':>15} {'VMM RSS (no guest RAM)':>24}")
+    for name in ("tern", "qemu"):
+        r = res[name]
+        print(f"{name:6} {r['ready_ms']:12.1f} ms {r['vmm_rss_mib']:20.1f} MiB")
+    print(f"ratio  QEMU/tern time {q['ready_ms'] / t['ready_ms']:.1f}x, "
+          f"QEMU/tern RSS {q['vmm_rss_mib'] / t['vmm_rss_mib']:.1f}x")
+    out = REPO / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "boot.json").write_text(json.dumps(
+        {"mem_mib": args.mem, "runs": args.runs, "results": res}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
