@@ -3,6 +3,7 @@
  * command line (or every file in a given directory) to LLVMFuzzerTestOneInput once.
  * CI runs the corpora this way under ASan/UBSan; real fuzzing uses clang's libFuzzer.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
