@@ -333,6 +333,7 @@ static bool dump_packaged(StreamDump *d, QEMUFile *f, GError **errp)
 {
     uint32_t len = qemu_get_be32(f);
     size_t start = qemu_file_tell(f);
+    size_t outer_size = d->size;
     g_autoptr(GBytes) sub = NULL;
     QEMUFile *pf;
     bool ok;
@@ -346,9 +347,14 @@ static bool dump_packaged(StreamDump *d, QEMUFile *f, GError **errp)
     g_string_append_printf(d->out, "  packaged stream of %u bytes {\n", len);
     sub = g_bytes_new_static(d->data + start, len);
     pf = qemu_file_new_mem_input(sub);
+    /* Offsets inside are relative to the package: scan its bytes. */
+    d->data += start;
+    d->size = len;
     d->depth++;
     ok = dump_main(d, pf, errp);
     d->depth--;
+    d->data -= start;
+    d->size = outer_size;
     if (ok && !qemu_file_at_eof(pf)) {
         ok = dump_fail(errp, pf, "bytes after EOF in PACKAGED stream");
     }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "migration/savevm.h"
+#include "migration/stream-dump.h"
 
 /* ---- a fake live handler and a device ---- */
 
@@ -577,6 +578,142 @@ static void test_instance_ids(void)
     savevm_free(sv);
 }
 
+
+/* ---- interop: a stream QEMU 7.2 wrote ---- */
+
+/* QEMU's "-M none" VM: timer and globalstate device state and RAM. */
+typedef struct QemuNone {
+    int64_t ticks, dummy, clock;
+    uint32_t rs_size;
+    uint8_t runstate[100];
+    uint64_t zero_pages, mem_total;
+} QemuNone;
+
+static const VMStateDescription vmstate_qemu_timer = {
+    .name = "timer",
+    .version_id = 2,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_INT64(ticks, QemuNone),
+        VMSTATE_INT64(dummy, QemuNone),
+        VMSTATE_INT64_V(clock, QemuNone, 2),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_qemu_globalstate = {
+    .name = "globalstate",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(rs_size, QemuNone),
+        VMSTATE_BUFFER(runstate, QemuNone),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+/* Just enough of the RAM format for a paused VM: MEM_SIZE, ZERO, EOS. */
+static bool qemu_ram_load(QEMUFile *f, void *opaque, int version_id,
+                          GError **errp)
+{
+    QemuNone *q = opaque;
+    char idstr[256];
+
+    for (;;) {
+        uint64_t v = qemu_get_be64(f);
+
+        if (!qemu_file_check(f, errp)) {
+            return false;
+        }
+        if ((v & 0xfff) == 0x10) {
+            return true;
+        } else if ((v & 0xfff) == 0x04) {
+            q->mem_total = v & ~0xfffull;
+            qemu_get_counted_string(f, idstr);
+            g_assert_cmpstr(idstr, ==, "ram");
+            g_assert_cmpuint(qemu_get_be64(f), ==, q->mem_total);
+        } else if (v & 0x02) {
+            if (!(v & 0x20)) {
+                qemu_get_counted_string(f, idstr);
+            }
+            g_assert_cmpuint(qemu_get_byte(f), ==, 0);
+            q->zero_pages++;
+        } else {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "flags 0x%x",
+                        (unsigned)(v & 0xfff));
+            return false;
+        }
+    }
+}
+
+static const SaveVMHandlers qemu_ram_handlers = {
+    .load_state = qemu_ram_load,
+};
+
+static void test_load_qemu_stream(void)
+{
+    g_autofree char *path = g_test_build_filename(
+        G_TEST_DIST, "..", "fuzz", "corpus", "stream", "qemu-none-plain.bin",
+        NULL);
+    g_autofree char *data = NULL;
+    gsize len;
+    g_autoptr(GBytes) b = NULL;
+    SaveVM *sv = savevm_new("none");
+    QemuNone q = { 0 };
+    QEMUFile *f;
+    GError *err = NULL;
+
+    g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+    b = g_bytes_new(data, len);
+    f = qemu_file_new_mem_input(b);
+    savevm_register_vmstate(sv, NULL, 0, &vmstate_qemu_timer, &q);
+    savevm_register_vmstate(sv, NULL, 0, &vmstate_qemu_globalstate, &q);
+    savevm_register_live(sv, "ram", 0, 4, &qemu_ram_handlers, &q);
+    g_assert_true(savevm_load(sv, f, &err));
+    g_assert_no_error(err);
+    g_assert_true(qemu_file_at_eof(f));         /* vmdesc read past too */
+    g_assert_cmpuint(q.mem_total, ==, 1 * MiB);
+    g_assert_cmpuint(q.zero_pages, ==, 256);
+    g_assert_cmpstr((const char *)q.runstate, ==, "prelaunch");
+    g_assert_cmpuint(q.rs_size, ==, strlen("prelaunch") + 1);   /* NUL too */
+    qemu_fclose(f, NULL);
+    savevm_free(sv);
+
+    /* The same stream for another machine type is refused. */
+    sv = savevm_new("pc-q35-7.2");
+    f = qemu_file_new_mem_input(b);
+    g_assert_false(savevm_load(sv, f, &err));
+    g_assert_nonnull(strstr(err->message, "machine type in the stream is "
+                            "'none', this VM is 'pc-q35-7.2'"));
+    g_clear_error(&err);
+    qemu_fclose(f, NULL);
+    savevm_free(sv);
+}
+
+/* tern-stream's inspector accepts what tern writes: device sections are
+ * sized from tern's vmdesc, the unknown live section by its footer. */
+static void test_inspector_reads_own_stream(void)
+{
+    Fixture fx;
+    g_autoptr(GBytes) b = NULL;
+    g_autoptr(GString) out = g_string_new(NULL);
+    GError *err = NULL;
+
+    fixture_init(&fx, "pc-test");
+    b = save_stream(&fx);
+    g_assert_true(stream_dump(b, NULL, out, &err));
+    g_assert_no_error(err);
+    g_assert_nonnull(strstr(out->str, "configuration: machine 'pc-test'"));
+    g_assert_nonnull(strstr(out->str, "@20 START section 0 'live' instance 0 "
+                            "version 1"));
+    g_assert_nonnull(strstr(out->str, "FULL section 1 'dev' instance 0 "
+                            "version 1\n  size 26\n"));
+    g_assert_nonnull(strstr(out->str, "vmdesc: page_size 4096, 1 device(s)\n"
+                            "  device 'dev' instance 0 vmsd 'dev' version 1 "
+                            "size 4\n"));
+    savevm_free(fx.sv);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -590,5 +727,8 @@ int main(int argc, char **argv)
     g_test_add_func("/savevm/postcopy-packaged", test_postcopy_packaged);
     g_test_add_func("/savevm/hostile-commands", test_hostile_commands);
     g_test_add_func("/savevm/instance-ids", test_instance_ids);
+    g_test_add_func("/savevm/load-qemu-7.2-stream", test_load_qemu_stream);
+    g_test_add_func("/savevm/inspector-reads-own-stream",
+                    test_inspector_reads_own_stream);
     return g_test_run();
 }

@@ -1,0 +1,155 @@
+/*
+ * Fuzz harness for the incoming migration stream: every input goes through
+ * the tern-stream inspector (stream_dump) and through the savevm loader with
+ * a fake device set shaped like QEMU's "-M none" VM: the "timer" and
+ * "globalstate" device states and a "ram" live handler that walks RAM
+ * records, plus incoming command callbacks that accept everything. Neither
+ * may crash, leak or hang whatever the bytes; errors are expected.
+ */
+#include "migration/savevm.h"
+#include "migration/stream-dump.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+typedef struct FakeTimer {
+    int64_t ticks, dummy, clock;
+} FakeTimer;
+
+static const VMStateDescription vmstate_fake_timer = {
+    .name = "timer",
+    .version_id = 2,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_INT64(ticks, FakeTimer),
+        VMSTATE_INT64(dummy, FakeTimer),
+        VMSTATE_INT64_V(clock, FakeTimer, 2),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+typedef struct FakeGlobal {
+    uint32_t size;
+    uint8_t runstate[100];
+} FakeGlobal;
+
+static const VMStateDescription vmstate_fake_global = {
+    .name = "globalstate",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(size, FakeGlobal),
+        VMSTATE_BUFFER(runstate, FakeGlobal),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+/* Walk RAM records (see stream-dump-ram.c for the layout) until EOS. */
+static bool fake_ram_load(QEMUFile *f, void *opaque, int version_id,
+                          GError **errp)
+{
+    char idstr[256];
+
+    for (int records = 0; records < 1 << 20; records++) {
+        uint64_t v = qemu_get_be64(f);
+        uint32_t flags = v & 0xfff;
+
+        if (qemu_file_get_error(f)) {
+            return qemu_file_check(f, errp);
+        }
+        if (flags & 0x10) {
+            return true;
+        }
+        if (flags & 0x04) {
+            for (uint64_t left = v & ~0xfffull; left;) {
+                uint64_t len;
+
+                qemu_get_counted_string(f, idstr);
+                len = qemu_get_be64(f);
+                if (qemu_file_get_error(f) || !len || len > left) {
+                    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "bad block");
+                    return false;
+                }
+                left -= len;
+            }
+            continue;
+        }
+        if (!(flags & 0x20)) {
+            qemu_get_counted_string(f, idstr);
+        }
+        if (flags & 0x02) {
+            qemu_get_byte(f);
+        } else if (flags & 0x08) {
+            qemu_file_skip(f, 4096);
+        } else {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "bad flags");
+            return false;
+        }
+    }
+    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "too many records");
+    return false;
+}
+
+static const SaveVMHandlers fake_ram_handlers = {
+    .load_state = fake_ram_load,
+};
+
+static bool accept_rp(void *o, QEMUFile *f, GError **errp) { return true; }
+static bool accept_ping(void *o, uint32_t v, GError **errp) { return true; }
+static bool accept_advise(void *o, bool ram, uint64_t a, uint64_t b,
+                          GError **errp) { return true; }
+static bool accept_discard(void *o, const char *b, uint64_t s, uint64_t l,
+                           GError **errp) { return true; }
+static bool accept_listen(void *o, QEMUFile *f, GError **errp) { return true; }
+static bool accept_run(void *o, GError **errp) { return true; }
+static bool accept_bitmap(void *o, const char *b, GError **errp) { return true; }
+
+static const SaveVMIncomingOps accept_all = {
+    .open_return_path = accept_rp,
+    .ping = accept_ping,
+    .postcopy_advise = accept_advise,
+    .postcopy_ram_discard = accept_discard,
+    .postcopy_listen = accept_listen,
+    .postcopy_run = accept_run,
+    .recv_bitmap = accept_bitmap,
+};
+
+static void fuzz_loader(GBytes *bytes)
+{
+    FakeTimer timer;
+    FakeGlobal global;
+    SaveVM *sv = savevm_new("none");
+    QEMUFile *f = qemu_file_new_mem_input(bytes);
+    GError *err = NULL;
+
+    savevm_register_vmstate(sv, NULL, 0, &vmstate_fake_timer, &timer);
+    savevm_register_vmstate(sv, NULL, 0, &vmstate_fake_global, &global);
+    savevm_register_live(sv, "ram", 0, 4, &fake_ram_handlers, NULL);
+    savevm_set_incoming_ops(sv, &accept_all, NULL);
+    if (!savevm_load(sv, f, &err)) {
+        g_assert(err);
+    }
+    g_clear_error(&err);
+    qemu_fclose(f, NULL);
+    savevm_free(sv);
+}
+
+static void fuzz_inspector(GBytes *bytes)
+{
+    g_autoptr(GString) out = g_string_new(NULL);
+    StreamDumpOptions opts = { .verbose = true };
+    GError *err = NULL;
+
+    if (!stream_dump(bytes, &opts, out, &err)) {
+        g_assert(err);
+    }
+    g_clear_error(&err);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    g_autoptr(GBytes) bytes = g_bytes_new(data, size);
+
+    fuzz_inspector(bytes);
+    fuzz_loader(bytes);
+    return 0;
+}
