@@ -9,6 +9,9 @@ For each VMM, N runs, alternating, reporting medians:
              "TG ready" arrives: RssAnon + RssFile. Guest RAM is a shared
              memfd in both VMMs (tern always; QEMU with a memory-backend-memfd
              for -M microvm's RAM), so it is counted in RssShmem and left out.
+  vmm_pss    the same from /proc/PID/smaps_rollup as Pss_Anon + Pss_File:
+             shared-library pages count only for this process's share, so it
+             is closer to what one more VM costs the host.
 Usage: bench/boot.py [--runs N] [--build DIR] [--mem MiB]
 (default build: <repo>/build, the optimised tree; scripts/build build makes it).
 """
@@ -26,11 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def read_status(pid):
     fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("RssAnon", "RssFile", "RssShmem", "VmRSS"):
-                fields[key] = int(rest.split()[0])   # kB
+    for name in ("status", "smaps_rollup"):
+        with open(f"/proc/{pid}/{name}") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("RssAnon", "RssFile", "RssShmem", "Pss_Anon", "Pss_File"):
+                    fields[key] = int(rest.split()[0])   # kB
     return fields
 
 
@@ -72,9 +76,11 @@ def one_run(cmd, timeout=20.0):
 def summarize(runs):
     ms = [r[0] for r in runs]
     rss = [(r[1]["RssAnon"] + r[1]["RssFile"]) / 1024 for r in runs]
+    pss = [(r[1]["Pss_Anon"] + r[1]["Pss_File"]) / 1024 for r in runs]
     shm = [r[1]["RssShmem"] / 1024 for r in runs]
     return {"ready_ms": statistics.median(ms), "ready_ms_min": min(ms),
-            "vmm_rss_mib": statistics.median(rss), "guest_shmem_mib": statistics.median(shm)}
+            "vmm_rss_mib": statistics.median(rss), "vmm_pss_mib": statistics.median(pss),
+            "guest_shmem_mib": statistics.median(shm)}
 
 
 def main():
@@ -99,12 +105,14 @@ def main():
     res = {name: summarize(r) for name, r in runs.items()}
     t, q = res["tern"], res["qemu"]
     print(f"Boot: guest kit (idle), -m {args.mem}M, median of {args.runs} runs each")
-    print(f"{'':6} {'exec->TG ready':>15} {'VMM RSS (no guest RAM)':>24}")
+    print(f"{'':6} {'exec->TG ready':>15} {'RSS w/o guest RAM':>18} {'PSS w/o guest RAM':>18}")
     for name in ("tern", "qemu"):
         r = res[name]
-        print(f"{name:6} {r['ready_ms']:12.1f} ms {r['vmm_rss_mib']:20.1f} MiB")
-    print(f"ratio  QEMU/tern time {q['ready_ms'] / t['ready_ms']:.1f}x, "
-          f"QEMU/tern RSS {q['vmm_rss_mib'] / t['vmm_rss_mib']:.1f}x")
+        print(f"{name:6} {r['ready_ms']:12.1f} ms {r['vmm_rss_mib']:14.1f} MiB "
+              f"{r['vmm_pss_mib']:14.1f} MiB")
+    print(f"ratio  QEMU/tern: time {q['ready_ms'] / t['ready_ms']:.1f}x, "
+          f"RSS {q['vmm_rss_mib'] / t['vmm_rss_mib']:.1f}x, "
+          f"PSS {q['vmm_pss_mib'] / t['vmm_pss_mib']:.1f}x")
     out = REPO / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "boot.json").write_text(json.dumps(
