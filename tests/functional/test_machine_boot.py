@@ -138,3 +138,11 @@ def test_start_paused_then_qmp_cont(tern_vm):
     qmp.execute("cont")
     vm.serial.wait_for(r"^TG ready workload=idle", timeout=10)
     assert qmp.execute("query-status")["status"] == "running"
+
+
+def test_ram_above_4g(tern_vm):
+    """-m 5G: RAM is split around the PCI hole; the kit boots and its dirty
+    workload verifies its pages."""
+    vm = tern_vm(append="tg.workload=dirty tg.seconds=1", memory="5G", smp=2).start()
+    assert vm.wait_exit(20) == debug_exit_status(0)
+    vm.serial.assert_no_fail()
