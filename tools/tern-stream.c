@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "migration/global-state.h"
 #include "migration/stream-dump.h"
 
 static GBytes *read_input(const char *path, GError **errp)
@@ -35,12 +36,44 @@ static GBytes *read_input(const char *path, GError **errp)
     return g_byte_array_free_to_bytes(g_steal_pointer(&buf));
 }
 
+/* A paused VM with no devices, written by tern's own stream writer: a
+ * known-good stream to check peers (QEMU's -incoming) and tools against. */
+static int write_sample(const char *machine)
+{
+    SaveVM *sv;
+    MigGlobalState gs;
+    QEMUFile *f;
+    g_autoptr(GError) err = NULL;
+    bool ok;
+
+    if (strlen(machine) > 255) {
+        fprintf(stderr, "tern-stream: machine name too long\n");
+        return 2;
+    }
+    sv = savevm_new(machine);
+    mig_global_state_set(&gs, "paused");
+    mig_global_state_register(sv, &gs);
+    f = qemu_file_new_fd_output(dup(STDOUT_FILENO));
+    ok = savevm_save_all(sv, f, &err);
+    ok = qemu_fclose(f, ok ? &err : NULL) && ok;
+    savevm_free(sv);
+    if (!ok) {
+        fprintf(stderr, "tern-stream: %s\n", err->message);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     gboolean verbose = FALSE;
+    g_autofree char *sample = NULL;
     GOptionEntry entries[] = {
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
-          "one line per dirty-bitmap chunk", NULL },
+          "one line per PART section and dirty-bitmap chunk", NULL },
+        { "sample", 0, 0, G_OPTION_ARG_STRING, &sample,
+          "write a paused, device-less stream for MACHINE to stdout",
+          "MACHINE" },
         { NULL },
     };
     g_autoptr(GOptionContext) ctx =
@@ -56,6 +89,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "tern-stream: %s\n",
                 err ? err->message : "at most one input file");
         return 2;
+    }
+    if (sample) {
+        return write_sample(sample);
     }
     stream = read_input(argc == 2 ? argv[1] : NULL, &err);
     if (!stream) {
