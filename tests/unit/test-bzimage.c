@@ -61,7 +61,11 @@ static uint8_t *debian_kernel(size_t *len)
                                                    "fetch-linux-kernels", NULL);
         const char *argv[] = { script, "amd64", NULL };
 
-        g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
+        g_auto(GStrv) envp = g_environ_setenv(g_get_environ(),
+                                             "TERN_FETCH_TIMEOUT", "60", true);
+
+        /* Bounded well inside the test's own timeout; offline means skip. */
+        g_spawn_sync(NULL, (char **)argv, envp, G_SPAWN_STDOUT_TO_DEV_NULL,
                      NULL, NULL, NULL, NULL, NULL, NULL);
     }
     if (!g_file_get_contents(path, &data, len, NULL)) {
