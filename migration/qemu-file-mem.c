@@ -20,6 +20,9 @@ static ssize_t mem_read(void *opaque, uint8_t *buf, size_t len, GError **errp)
     const uint8_t *data = g_bytes_get_data(c->in, &size);
     size_t n = MIN(len, size - c->in_pos);
 
+    if (!n) {
+        return 0;       /* also covers an empty GBytes with NULL data */
+    }
     memcpy(buf, data + c->in_pos, n);
     c->in_pos += n;
     return n;

@@ -147,7 +147,9 @@ bool savevm_config_save(SaveVM *sv, QEMUFile *f, GError **errp)
 
 static bool check_config(SaveVM *sv, const ConfigState *cs, GError **errp)
 {
-    g_autofree char *name = g_strndup((const char *)cs->name, cs->name_len);
+    /* An empty name arrives as no allocation at all. */
+    g_autofree char *name = cs->name ?
+        g_strndup((const char *)cs->name, cs->name_len) : g_strdup("");
 
     if (strcmp(name, sv->machine_name)) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,

@@ -241,6 +241,14 @@ static void test_hostile_header(void)
                          "this VM is 'pc-test'");
     expect_error_machine(golden_head, sizeof(golden_head), "q35",
                          "this VM is 'q35'");
+    /* An empty name (no allocation on load) is just a mismatch. */
+    {
+        static const uint8_t empty_name[] = {
+            0x51, 0x45, 0x56, 0x4d, 0, 0, 0, 3, 0x07, 0, 0, 0, 0, 0x00,
+        };
+        expect_error(empty_name, sizeof(empty_name),
+                     "machine type in the stream is '', this VM is 'pc-test'");
+    }
     /* A name longer than any machine name. */
     expect_patched_error(11, 0x01, "at most 255 allowed");
 }
