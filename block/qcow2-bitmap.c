@@ -534,7 +534,9 @@ static void entry_to_disk(const Qcow2BitmapEntry *e, uint8_t *p)
     p[17] = e->gran_bits;
     memcpy(p + 18, &ns, 2);
     memcpy(p + 20, &xs, 4);
-    memcpy(p + BME_ENTRY_FIXED, e->extra, e->extra_size);
+    if (e->extra_size) {
+        memcpy(p + BME_ENTRY_FIXED, e->extra, e->extra_size);
+    }
     memcpy(p + BME_ENTRY_FIXED + e->extra_size, e->name, name_size);
 }
 

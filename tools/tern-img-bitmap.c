@@ -149,7 +149,8 @@ static int parse_args(int argc, char **argv, BitmapCmd *cmd)
     return 0;
 }
 
-/* qemu-img's default: the cluster size, at least 4 KiB; else 64 KiB. */
+/* qemu-img's default: the cluster size, at least 4 KiB; else 64 KiB.
+ * bdrv_get_info() takes the node lock: call it unlocked. */
 static uint32_t default_granularity(BlockNode *bs)
 {
     g_autoptr(BlockImageInfo) info = NULL;
@@ -243,6 +244,7 @@ static bool do_dump(BlockNode *bs, const BitmapCmd *cmd, GError **errp)
     return true;
 }
 
+/* Runs one action with the node lock(s) held. */
 static bool run_op(BlockNode *bs, BlockNode *src_bs, const BitmapOp *op,
                    const BitmapCmd *cmd, GError **errp)
 {
@@ -250,9 +252,7 @@ static bool run_op(BlockNode *bs, BlockNode *src_bs, const BitmapOp *op,
 
     switch (op->act) {
     case BM_ADD:
-        return do_add(bs, cmd, cmd->granularity ? cmd->granularity
-                                                : default_granularity(bs),
-                      errp);
+        return do_add(bs, cmd, cmd->granularity, errp);
     case BM_REMOVE:
         return bdrv_remove_dirty_bitmap(bs, cmd->name, errp);
     case BM_CLEAR:
@@ -293,7 +293,7 @@ static bool only_dumps(const BitmapCmd *cmd)
 }
 
 /* Opens the image(s), runs the actions in order, closes (which stores). */
-static int run_cmd(const BitmapCmd *cmd)
+static int run_cmd(BitmapCmd *cmd)
 {
     GError *err = NULL;
     BlockNode *bs, *src_bs = NULL;
@@ -312,6 +312,9 @@ static int run_cmd(const BitmapCmd *cmd)
             bdrv_close(bs);
             return 1;
         }
+    }
+    if (!cmd->granularity) {
+        cmd->granularity = default_granularity(bs);
     }
     for (guint i = 0; i < cmd->ops->len && !ret; i++) {
         const BitmapOp *op = &g_array_index(cmd->ops, BitmapOp, i);

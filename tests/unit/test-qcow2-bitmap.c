@@ -1,0 +1,476 @@
+/*
+ * Persistent bitmaps in qcow2 through tern's own block layer: store and load
+ * round trips, IN_USE while open read-write, kill -9 of a writer leaving the
+ * bitmap inconsistent, remove/merge without leaks, and hostile bitmap
+ * directories (bad offsets, sizes, names, granularity, overlaps, table
+ * entries) failing open with a clear error under ASan.
+ */
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "block/dirty-bitmap.h"
+
+#define DISK_SIZE (64 * MiB + 4096)   /* not a multiple of the granularity */
+
+typedef struct Fixture {
+    char *dir;
+    char *path;
+} Fixture;
+
+static void fixture_setup(Fixture *f, gconstpointer data)
+{
+    GError *err = NULL;
+
+    f->dir = g_dir_make_tmp("tern-qcow2-bitmap-XXXXXX", &err);
+    g_assert_no_error(err);
+    f->path = g_build_filename(f->dir, "t.qcow2", NULL);
+    g_assert_true(bdrv_create("qcow2", f->path, DISK_SIZE, NULL, &err));
+    g_assert_no_error(err);
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data)
+{
+    unlink(f->path);
+    rmdir(f->dir);
+    g_free(f->path);
+    g_free(f->dir);
+}
+
+static BlockNode *must_open(const char *path, int flags)
+{
+    GError *err = NULL;
+    BlockNode *bs = bdrv_open(path, "qcow2", flags, &err);
+
+    g_assert_no_error(err);
+    g_assert_nonnull(bs);
+    return bs;
+}
+
+static BdrvDirtyBitmap *add_persistent(BlockNode *bs, const char *name,
+                                       uint32_t gran)
+{
+    GError *err = NULL;
+    BdrvDirtyBitmap *bm;
+
+    bdrv_lock(bs);
+    bm = bdrv_create_dirty_bitmap(bs, gran, name, &err);
+    g_assert_no_error(err);
+    g_assert_true(bdrv_dirty_bitmap_make_persistent(bm, true, &err));
+    g_assert_no_error(err);
+    bdrv_unlock(bs);
+    return bm;
+}
+
+static void write_at(BlockNode *bs, uint64_t off, size_t len)
+{
+    g_autofree uint8_t *buf = g_malloc(len);
+    GError *err = NULL;
+
+    memset(buf, 0xa5, len);
+    g_assert_true(bdrv_pwrite(bs, off, buf, len, &err));
+    g_assert_no_error(err);
+}
+
+static void assert_clean(const char *path)
+{
+    BlockNode *bs = must_open(path, 0);
+    BlockCheckResult res = { 0 };
+    GError *err = NULL;
+
+    g_assert_true(bdrv_check(bs, BDRV_CHECK_REPORT, &res, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(res.corruptions, ==, 0);
+    g_assert_cmpint(res.leaks, ==, 0);
+    g_assert_cmpint(res.check_errors, ==, 0);
+    bdrv_close(bs);
+}
+
+/* The on-disk flags of bitmap 'name' as info reports them. */
+static const BlockBitmapInfo *find_info(BlockImageInfo *info, const char *name)
+{
+    for (guint i = 0; info->bitmaps && i < info->bitmaps->len; i++) {
+        const BlockBitmapInfo *bi = info->bitmaps->pdata[i];
+
+        if (!strcmp(bi->name, name)) {
+            return bi;
+        }
+    }
+    return NULL;
+}
+
+static void test_roundtrip(Fixture *f, gconstpointer data)
+{
+    BlockNode *bs = must_open(f->path, BDRV_O_RDWR);
+    BdrvDirtyBitmap *b, *d;
+    g_autoptr(BlockImageInfo) info = NULL;
+    const BlockBitmapInfo *bi;
+
+    b = add_persistent(bs, "b", 64 * KiB);
+    d = add_persistent(bs, "d", 4 * KiB);
+    bdrv_lock(bs);
+    bdrv_disable_dirty_bitmap(d);
+    bdrv_set_dirty_bitmap(d, 8 * KiB, 1);
+    bdrv_unlock(bs);
+    write_at(bs, 0, 512);
+    write_at(bs, 3 * MiB - 1, 2);       /* straddles two chunks */
+    write_at(bs, DISK_SIZE - 512, 512);  /* the partial last chunk */
+    bdrv_close(bs);
+
+    bs = must_open(f->path, 0);
+    bdrv_lock(bs);
+    b = bdrv_find_dirty_bitmap(bs, "b");
+    d = bdrv_find_dirty_bitmap(bs, "d");
+    g_assert_nonnull(b);
+    g_assert_nonnull(d);
+    g_assert_true(bdrv_dirty_bitmap_get_persistence(b));
+    g_assert_true(bdrv_dirty_bitmap_readonly(b));
+    g_assert_false(bdrv_dirty_bitmap_inconsistent(b));
+    g_assert_true(bdrv_dirty_bitmap_enabled(b));
+    g_assert_false(bdrv_dirty_bitmap_enabled(d));
+    g_assert_cmpuint(bdrv_dirty_bitmap_granularity(d), ==, 4096);
+    g_assert_cmpuint(bdrv_get_dirty_count(b), ==, 4 * 64 * KiB);
+    g_assert_true(bdrv_dirty_bitmap_get(b, 0));
+    g_assert_true(bdrv_dirty_bitmap_get(b, 3 * MiB - 1));
+    g_assert_true(bdrv_dirty_bitmap_get(b, 3 * MiB));
+    g_assert_true(bdrv_dirty_bitmap_get(b, DISK_SIZE - 1));
+    g_assert_false(bdrv_dirty_bitmap_get(b, 64 * KiB));
+    g_assert_cmpuint(bdrv_get_dirty_count(d), ==, 4096);
+    g_assert_true(bdrv_dirty_bitmap_get(d, 8 * KiB));
+    bdrv_unlock(bs);
+    g_assert_true(bdrv_get_info(bs, &info, NULL));
+    bi = find_info(info, "b");
+    g_assert_nonnull(bi);
+    g_assert_false(bi->in_use);
+    g_assert_true(bi->auto_flag);
+    g_assert_cmpuint(bi->granularity, ==, 65536);
+    bi = find_info(info, "d");
+    g_assert_nonnull(bi);
+    g_assert_false(bi->auto_flag);
+    bdrv_close(bs);
+    assert_clean(f->path);
+}
+
+static void test_in_use_while_open(Fixture *f, gconstpointer data)
+{
+    BlockNode *bs = must_open(f->path, BDRV_O_RDWR), *peek;
+    g_autoptr(BlockImageInfo) info = NULL;
+
+    add_persistent(bs, "b", 64 * KiB);
+    bdrv_close(bs);
+
+    bs = must_open(f->path, BDRV_O_RDWR);
+    write_at(bs, MiB, 4096);
+    /* A second, lock-free reader sees IN_USE: the bitmap is inconsistent. */
+    peek = must_open(f->path, BDRV_O_NO_LOCK);
+    g_assert_true(bdrv_get_info(peek, &info, NULL));
+    g_assert_true(find_info(info, "b")->in_use);
+    bdrv_lock(peek);
+    g_assert_true(bdrv_dirty_bitmap_inconsistent(
+        bdrv_find_dirty_bitmap(peek, "b")));
+    bdrv_unlock(peek);
+    bdrv_close(peek);
+    bdrv_close(bs);
+
+    bs = must_open(f->path, 0);
+    bdrv_lock(bs);
+    g_assert_false(bdrv_dirty_bitmap_inconsistent(
+        bdrv_find_dirty_bitmap(bs, "b")));
+    g_assert_true(bdrv_dirty_bitmap_get(bdrv_find_dirty_bitmap(bs, "b"), MiB));
+    bdrv_unlock(bs);
+    bdrv_close(bs);
+    assert_clean(f->path);
+}
+
+static void test_kill9_leaves_in_use(Fixture *f, gconstpointer data)
+{
+    BlockNode *bs = must_open(f->path, BDRV_O_RDWR);
+    BdrvDirtyBitmap *bm;
+    GError *err = NULL;
+    int pipefd[2], status;
+    char c;
+    pid_t pid;
+
+    add_persistent(bs, "b", 64 * KiB);
+    bdrv_close(bs);
+
+    g_assert_cmpint(pipe(pipefd), ==, 0);
+    pid = fork();
+    g_assert_cmpint(pid, >=, 0);
+    if (pid == 0) {
+        /* The writer: opens read-write, writes, then waits to be killed. */
+        BlockNode *w = bdrv_open(f->path, "qcow2", BDRV_O_RDWR, NULL);
+
+        for (int i = 0; w && i < 64; i++) {
+            uint8_t buf[4096] = { 1 };
+
+            bdrv_pwrite(w, i * MiB, buf, sizeof(buf), NULL);
+        }
+        if (w) {
+            bdrv_flush(w, NULL);
+        }
+        (void)!write(pipefd[1], w ? "k" : "f", 1);
+        for (;;) {
+            pause();
+        }
+    }
+    close(pipefd[1]);
+    g_assert_cmpint(read(pipefd[0], &c, 1), ==, 1);
+    close(pipefd[0]);
+    g_assert_cmpint(c, ==, 'k');
+    kill(pid, SIGKILL);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFSIGNALED(status));
+
+    bs = must_open(f->path, BDRV_O_RDWR);
+    bdrv_lock(bs);
+    bm = bdrv_find_dirty_bitmap(bs, "b");
+    g_assert_nonnull(bm);
+    g_assert_true(bdrv_dirty_bitmap_inconsistent(bm));
+    g_assert_false(bdrv_dirty_bitmap_check(bm, BDRV_BITMAP_DEFAULT, &err));
+    g_assert_nonnull(strstr(err->message, "inconsistent"));
+    g_clear_error(&err);
+    /* An inconsistent bitmap can still be removed, as in QEMU. */
+    g_assert_true(bdrv_remove_dirty_bitmap(bs, "b", &err));
+    g_assert_no_error(err);
+    bdrv_unlock(bs);
+    bdrv_close(bs);
+
+    bs = must_open(f->path, 0);
+    g_assert_false(bdrv_has_named_bitmaps(bs));
+    bdrv_close(bs);
+}
+
+static void test_remove_merge_clear(Fixture *f, gconstpointer data)
+{
+    BlockNode *bs = must_open(f->path, BDRV_O_RDWR);
+    GError *err = NULL;
+
+    add_persistent(bs, "a", 64 * KiB);
+    add_persistent(bs, "b", 64 * KiB);
+    add_persistent(bs, "c", 512);
+    write_at(bs, 5 * MiB, 100);
+    bdrv_close(bs);
+
+    bs = must_open(f->path, BDRV_O_RDWR);
+    bdrv_lock(bs);
+    g_assert_true(bdrv_remove_dirty_bitmap(bs, "b", &err));
+    g_assert_no_error(err);
+    bdrv_clear_dirty_bitmap(bdrv_find_dirty_bitmap(bs, "a"));
+    bdrv_set_dirty_bitmap(bdrv_find_dirty_bitmap(bs, "c"), 7 * MiB, 1);
+    g_assert_true(bdrv_merge_dirty_bitmap(bdrv_find_dirty_bitmap(bs, "a"),
+                                          bdrv_find_dirty_bitmap(bs, "c"),
+                                          &err));
+    g_assert_no_error(err);
+    bdrv_unlock(bs);
+    bdrv_close(bs);
+    assert_clean(f->path);
+
+    bs = must_open(f->path, 0);
+    bdrv_lock(bs);
+    g_assert_null(bdrv_find_dirty_bitmap(bs, "b"));
+    g_assert_cmpuint(bdrv_get_dirty_count(bdrv_find_dirty_bitmap(bs, "a")),
+                     ==, 2 * 64 * KiB);
+    g_assert_true(bdrv_dirty_bitmap_get(bdrv_find_dirty_bitmap(bs, "a"),
+                                        7 * MiB));
+    bdrv_unlock(bs);
+    bdrv_close(bs);
+
+    /* Removing every bitmap drops the extension and stays leak-free. */
+    bs = must_open(f->path, BDRV_O_RDWR);
+    bdrv_lock(bs);
+    g_assert_true(bdrv_remove_dirty_bitmap(bs, "a", NULL));
+    g_assert_true(bdrv_remove_dirty_bitmap(bs, "c", NULL));
+    bdrv_unlock(bs);
+    bdrv_close(bs);
+    assert_clean(f->path);
+}
+
+/* ---- hostile directories ---- */
+
+static uint64_t be_get(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < n; i++) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+static void be_put(uint8_t *p, int n, uint64_t v)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8) {
+        p[i] = v & 0xff;
+    }
+}
+
+typedef struct Image {
+    uint8_t *data;
+    gsize len;
+    size_t ext;             /* offset of the bitmaps extension's payload */
+    uint64_t dir;           /* bitmap directory offset */
+    uint64_t l1;            /* L1 table offset */
+} Image;
+
+static void image_load(const char *path, Image *img)
+{
+    size_t pos;
+
+    g_assert_true(g_file_get_contents(path, (char **)&img->data, &img->len,
+                                      NULL));
+    img->l1 = be_get(img->data + 40, 8);
+    pos = be_get(img->data + 100, 4);   /* header_length */
+    img->ext = 0;
+    while (pos + 8 <= img->len) {
+        uint32_t type = be_get(img->data + pos, 4);
+        uint32_t len = be_get(img->data + pos + 4, 4);
+
+        if (type == 0) {
+            break;
+        }
+        if (type == 0x23852875) {
+            img->ext = pos + 8;
+        }
+        pos += 8 + ALIGN_UP(len, 8u);
+    }
+    g_assert_cmpuint(img->ext, !=, 0);
+    img->dir = be_get(img->data + img->ext + 16, 8);
+}
+
+/* A fresh image with bitmaps "b1" and "b2" stored; returns its bytes. */
+static void make_two_bitmaps(Fixture *f, Image *img)
+{
+    BlockNode *bs = must_open(f->path, BDRV_O_RDWR);
+
+    add_persistent(bs, "b1", 64 * KiB);
+    add_persistent(bs, "b2", 64 * KiB);
+    write_at(bs, 0, 4096);
+    bdrv_close(bs);
+    image_load(f->path, img);
+}
+
+typedef struct Hostile {
+    const char *what;       /* expected in the error message */
+    void (*patch)(Image *img);
+} Hostile;
+
+/* Byte offsets inside the first directory entry. */
+#define E0(img) ((img)->data + (img)->dir)
+
+static void p_dir_unaligned(Image *i) { be_put(i->data + i->ext + 16, 8, i->dir + 8); }
+static void p_dir_past_eof(Image *i) { be_put(i->data + i->ext + 16, 8, 1ULL << 40); }
+static void p_dir_wraps(Image *i) { be_put(i->data + i->ext + 16, 8, 0xffffffffffff0000ULL); }
+static void p_nb_huge(Image *i) { be_put(i->data + i->ext, 4, 70000); }
+static void p_dir_size_huge(Image *i) { be_put(i->data + i->ext + 8, 8, 1ULL << 40); }
+static void p_dir_size_short(Image *i) { be_put(i->data + i->ext + 8, 8, 30); }
+static void p_dir_size_long(Image *i) { be_put(i->data + i->ext, 4, 1); }
+static void p_name_zero(Image *i) { be_put(E0(i) + 18, 2, 0); }
+static void p_name_huge(Image *i) { be_put(E0(i) + 18, 2, 0xffff); }
+static void p_extra_huge(Image *i) { be_put(E0(i) + 20, 4, 0xfffffff0u); }
+static void p_gran_small(Image *i) { E0(i)[17] = 8; }
+static void p_gran_large(Image *i) { E0(i)[17] = 63; }
+static void p_type(Image *i) { E0(i)[16] = 2; }
+static void p_flags(Image *i) { be_put(E0(i) + 12, 4, 0x10); }
+static void p_table_unaligned(Image *i) { be_put(E0(i), 8, be_get(E0(i), 8) + 512); }
+static void p_table_on_l1(Image *i) { be_put(E0(i), 8, i->l1); }
+static void p_table_on_header(Image *i) { be_put(E0(i), 8, 0); be_put(E0(i) + 8, 4, 1); }
+static void p_table_on_dir(Image *i) { be_put(E0(i), 8, i->dir); }
+static void p_table_too_small(Image *i) { be_put(E0(i) + 8, 4, 0); }
+static void p_table_huge(Image *i) { be_put(E0(i) + 8, 4, 0x7fffffff); }
+static void p_dup_name(Image *i)
+{
+    /* Both names are two bytes long; make the second equal the first. */
+    uint8_t *e1 = E0(i) + ALIGN_UP(24 + 2, 8);
+
+    e1[24 + 1] = '1';
+}
+static void p_name_nul(Image *i) { E0(i)[24 + 1] = 0; }
+
+static void p_entry_reserved(Image *i)
+{
+    uint64_t table = be_get(E0(i), 8);
+
+    be_put(i->data + table, 8, be_get(i->data + table, 8) | 2);
+}
+
+static void p_entry_past_eof(Image *i)
+{
+    be_put(i->data + be_get(E0(i), 8), 8, 1ULL << 45);
+}
+
+static void p_entry_ones_and_offset(Image *i)
+{
+    uint64_t table = be_get(E0(i), 8);
+
+    be_put(i->data + table, 8, be_get(i->data + table, 8) | 1);
+}
+
+static const Hostile hostile_cases[] = {
+    { "not cluster aligned", p_dir_unaligned },
+    { "outside the image file", p_dir_past_eof },
+    { "outside the image file", p_dir_wraps },
+    { "Corrupt bitmaps extension", p_nb_huge },
+    { "Corrupt bitmaps extension", p_dir_size_huge },
+    { "Corrupt bitmaps extension", p_dir_size_short },
+    { "entries use", p_dir_size_long },
+    { "bad name size", p_name_zero },
+    { "bad name size", p_name_huge },
+    { "bad name size", p_extra_huge },
+    { "granularity", p_gran_small },
+    { "granularity", p_gran_large },
+    { "unsupported type", p_type },
+    { "unknown flags", p_flags },
+    { "not cluster aligned", p_table_unaligned },
+    { "overlaps", p_table_on_l1 },
+    { "outside the image file", p_table_on_header },
+    { "overlaps", p_table_on_dir },
+    { "does not cover", p_table_too_small },
+    { "more than supported", p_table_huge },
+    { "two bitmaps are named", p_dup_name },
+    { "NUL", p_name_nul },
+    { "table entry 0", p_entry_reserved },
+    { "table entry 0", p_entry_past_eof },
+    { "table entry 0", p_entry_ones_and_offset },
+};
+
+static void test_hostile(Fixture *f, gconstpointer data)
+{
+    Image orig;
+
+    make_two_bitmaps(f, &orig);
+    for (size_t k = 0; k < G_N_ELEMENTS(hostile_cases); k++) {
+        const Hostile *h = &hostile_cases[k];
+        Image img = orig;
+        GError *err = NULL;
+        BlockNode *bs;
+
+        img.data = g_memdup2(orig.data, orig.len);
+        h->patch(&img);
+        g_assert_true(g_file_set_contents(f->path, (char *)img.data, img.len,
+                                          NULL));
+        g_free(img.data);
+        bs = bdrv_open(f->path, "qcow2", 0, &err);
+        if (bs || !err || !strstr(err->message, h->what)) {
+            g_error("hostile case %zu: expected an error with '%s', got %s",
+                    k, h->what, err ? err->message : "success");
+        }
+        g_clear_error(&err);
+    }
+    g_free(orig.data);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+#define ADD(path, fn) \
+    g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+    ADD("/qcow2-bitmap/roundtrip", test_roundtrip);
+    ADD("/qcow2-bitmap/in-use-while-open", test_in_use_while_open);
+    ADD("/qcow2-bitmap/kill9-leaves-in-use", test_kill9_leaves_in_use);
+    ADD("/qcow2-bitmap/remove-merge-clear", test_remove_merge_clear);
+    ADD("/qcow2-bitmap/hostile-directory", test_hostile);
+#undef ADD
+    return g_test_run();
+}
