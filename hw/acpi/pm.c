@@ -86,7 +86,8 @@ static bool cnt_write(AcpiPm *pm, uint16_t v)
     return true;
 }
 
-/* Writes 'v' (of 'size' bytes at 'off') into the 16-bit register 'reg'. */
+/* Writes the bytes of 'v' selected by 'mask' into the 16-bit register at
+ * 'reg'; returns true if the guest entered S5. */
 static bool reg16_write(AcpiPm *pm, unsigned reg, uint16_t v, uint16_t mask)
 {
     switch (reg) {
