@@ -43,8 +43,7 @@ static bool check_granularity(uint64_t granularity, GError **errp)
         granularity > BDRV_BITMAP_MAX_GRANULARITY ||
         (granularity & (granularity - 1))) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Granularity must be power of 2, and at least 512"
-                    " (and at most 2 GiB), not %" PRIu64, granularity);
+                    "Granularity must be power of 2 and at least 512");
         return false;
     }
     return true;
