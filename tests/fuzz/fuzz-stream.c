@@ -1,11 +1,13 @@
 /*
  * Fuzz harness for the incoming migration stream: every input goes through
  * the tern-stream inspector (stream_dump) and through the savevm loader with
- * a fake device set shaped like QEMU's "-M none" VM: the "timer" and
- * "globalstate" device states and a "ram" live handler that walks RAM
- * records, plus incoming command callbacks that accept everything. Neither
- * may crash, leak or hang whatever the bytes; errors are expected.
+ * a device set shaped like QEMU's "-M none -m 1M" VM: fake "timer" and
+ * "globalstate" device states and tern's real RAM loader over 1 MiB of heap
+ * memory in a block named "ram", plus incoming command callbacks that accept
+ * everything. Neither may crash, leak or hang whatever the bytes; errors
+ * are expected.
  */
+#include "migration/ram.h"
 #include "migration/savevm.h"
 #include "migration/stream-dump.h"
 
@@ -43,56 +45,6 @@ static const VMStateDescription vmstate_fake_global = {
     },
 };
 
-/* Walk RAM records (see stream-dump-ram.c for the layout) until EOS. */
-static bool fake_ram_load(QEMUFile *f, void *opaque, int version_id,
-                          GError **errp)
-{
-    char idstr[256];
-
-    for (int records = 0; records < 1 << 20; records++) {
-        uint64_t v = qemu_get_be64(f);
-        uint32_t flags = v & 0xfff;
-
-        if (qemu_file_get_error(f)) {
-            return qemu_file_check(f, errp);
-        }
-        if (flags & 0x10) {
-            return true;
-        }
-        if (flags & 0x04) {
-            for (uint64_t left = v & ~0xfffull; left;) {
-                uint64_t len;
-
-                qemu_get_counted_string(f, idstr);
-                len = qemu_get_be64(f);
-                if (qemu_file_get_error(f) || !len || len > left) {
-                    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "bad block");
-                    return false;
-                }
-                left -= len;
-            }
-            continue;
-        }
-        if (!(flags & 0x20)) {
-            qemu_get_counted_string(f, idstr);
-        }
-        if (flags & 0x02) {
-            qemu_get_byte(f);
-        } else if (flags & 0x08) {
-            qemu_file_skip(f, 4096);
-        } else {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "bad flags");
-            return false;
-        }
-    }
-    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "too many records");
-    return false;
-}
-
-static const SaveVMHandlers fake_ram_handlers = {
-    .load_state = fake_ram_load,
-};
-
 static bool accept_rp(void *o, QEMUFile *f, GError **errp) { return true; }
 static bool accept_ping(void *o, uint32_t v, GError **errp) { return true; }
 static bool accept_advise(void *o, bool ram, uint64_t a, uint64_t b,
@@ -113,17 +65,24 @@ static const SaveVMIncomingOps accept_all = {
     .recv_bitmap = accept_bitmap,
 };
 
+#define FUZZ_RAM_SIZE (1 * MiB)
+
 static void fuzz_loader(GBytes *bytes)
 {
     FakeTimer timer;
     FakeGlobal global;
+    GuestMemory mem = {
+        .regions = { { 0, FUZZ_RAM_SIZE, g_malloc0(FUZZ_RAM_SIZE), 0 } },
+        .nr_regions = 1, .fd = -1, .ram_size = FUZZ_RAM_SIZE,
+    };
+    RamMigration *ram = ram_migration_new(&mem, "ram");
     SaveVM *sv = savevm_new("none");
     QEMUFile *f = qemu_file_new_mem_input(bytes);
     GError *err = NULL;
 
     savevm_register_vmstate(sv, NULL, 0, &vmstate_fake_timer, &timer);
     savevm_register_vmstate(sv, NULL, 0, &vmstate_fake_global, &global);
-    savevm_register_live(sv, "ram", 0, 4, &fake_ram_handlers, NULL);
+    ram_migration_register(ram, sv);
     savevm_set_incoming_ops(sv, &accept_all, NULL);
     if (!savevm_load(sv, f, &err)) {
         g_assert(err);
@@ -131,6 +90,8 @@ static void fuzz_loader(GBytes *bytes)
     g_clear_error(&err);
     qemu_fclose(f, NULL);
     savevm_free(sv);
+    ram_migration_free(ram);
+    g_free(mem.regions[0].hva);
 }
 
 static void fuzz_inspector(GBytes *bytes)

@@ -4,6 +4,7 @@
  * loader's checks on hostile streams and postcopy command order. */
 #include <string.h>
 
+#include "migration/ram.h"
 #include "migration/savevm.h"
 #include "migration/stream-dump.h"
 
@@ -589,12 +590,11 @@ static void test_instance_ids(void)
 
 /* ---- interop: a stream QEMU 7.2 wrote ---- */
 
-/* QEMU's "-M none" VM: timer and globalstate device state and RAM. */
+/* QEMU's "-M none" VM: timer and globalstate device state (RAM is ram.c). */
 typedef struct QemuNone {
     int64_t ticks, dummy, clock;
     uint32_t rs_size;
     uint8_t runstate[100];
-    uint64_t zero_pages, mem_total;
 } QemuNone;
 
 static const VMStateDescription vmstate_qemu_timer = {
@@ -620,44 +620,6 @@ static const VMStateDescription vmstate_qemu_globalstate = {
     },
 };
 
-/* Just enough of the RAM format for a paused VM: MEM_SIZE, ZERO, EOS. */
-static bool qemu_ram_load(QEMUFile *f, void *opaque, int version_id,
-                          GError **errp)
-{
-    QemuNone *q = opaque;
-    char idstr[256];
-
-    for (;;) {
-        uint64_t v = qemu_get_be64(f);
-
-        if (!qemu_file_check(f, errp)) {
-            return false;
-        }
-        if ((v & 0xfff) == 0x10) {
-            return true;
-        } else if ((v & 0xfff) == 0x04) {
-            q->mem_total = v & ~0xfffull;
-            qemu_get_counted_string(f, idstr);
-            g_assert_cmpstr(idstr, ==, "ram");
-            g_assert_cmpuint(qemu_get_be64(f), ==, q->mem_total);
-        } else if (v & 0x02) {
-            if (!(v & 0x20)) {
-                qemu_get_counted_string(f, idstr);
-            }
-            g_assert_cmpuint(qemu_get_byte(f), ==, 0);
-            q->zero_pages++;
-        } else {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "flags 0x%x",
-                        (unsigned)(v & 0xfff));
-            return false;
-        }
-    }
-}
-
-static const SaveVMHandlers qemu_ram_handlers = {
-    .load_state = qemu_ram_load,
-};
-
 static void test_load_qemu_stream(void)
 {
     g_autofree char *path = g_test_build_filename(
@@ -668,6 +630,11 @@ static void test_load_qemu_stream(void)
     g_autoptr(GBytes) b = NULL;
     SaveVM *sv = savevm_new("none");
     QemuNone q = { 0 };
+    GuestMemory mem = {
+        .regions = { { 0, 1 * MiB, g_malloc0(1 * MiB), 0 } },
+        .nr_regions = 1, .fd = -1, .ram_size = 1 * MiB,
+    };
+    RamMigration *ram = ram_migration_new(&mem, "ram");
     QEMUFile *f;
     GError *err = NULL;
 
@@ -676,12 +643,13 @@ static void test_load_qemu_stream(void)
     f = qemu_file_new_mem_input(b);
     savevm_register_vmstate(sv, NULL, 0, &vmstate_qemu_timer, &q);
     savevm_register_vmstate(sv, NULL, 0, &vmstate_qemu_globalstate, &q);
-    savevm_register_live(sv, "ram", 0, 4, &qemu_ram_handlers, &q);
+    ram_migration_register(ram, sv);
     g_assert_true(savevm_load(sv, f, &err));
     g_assert_no_error(err);
     g_assert_true(qemu_file_at_eof(f));         /* vmdesc read past too */
-    g_assert_cmpuint(q.mem_total, ==, 1 * MiB);
-    g_assert_cmpuint(q.zero_pages, ==, 256);
+    g_assert_cmpuint(ram_migration_stats(ram).duplicate, ==, 256);
+    ram_migration_free(ram);
+    g_free(mem.regions[0].hva);
     g_assert_cmpstr((const char *)q.runstate, ==, "prelaunch");
     g_assert_cmpuint(q.rs_size, ==, strlen("prelaunch") + 1);   /* NUL too */
     qemu_fclose(f, NULL);

@@ -1,0 +1,398 @@
+/*
+ * RAM migration: the "ram" live section (version 4) over one RAM block made
+ * of GuestMemory's regions. The source keeps a dirty bitmap of the block's
+ * pages: all set at setup (the bulk stage), refilled by the dirty-sync
+ * callback whenever the migration core asks how much is pending, and drained
+ * by iterations that stop at the rate limit or after 50 ms. Record layout:
+ * be64 (page offset | flags), the block name unless CONTINUE, then one fill
+ * byte (ZERO) or the page (PAGE); every section's data ends with EOS. The
+ * destination validates each record and writes pages into guest memory.
+ */
+#include <string.h>
+
+#include "migration/ram.h"
+
+#define RAM_FLAG_ZERO       0x02
+#define RAM_FLAG_MEM_SIZE   0x04
+#define RAM_FLAG_PAGE       0x08
+#define RAM_FLAG_EOS        0x10
+#define RAM_FLAG_CONTINUE   0x20
+#define RAM_FLAG_MASK       (RAM_PAGE_SIZE - 1)
+/* An iteration yields after this long so the core can re-plan. */
+#define RAM_ITERATE_MAX_NS  (50 * 1000 * 1000)
+
+struct RamMigration {
+    GuestMemory *mem;
+    char block_name[256];
+    uint64_t length;                /* block bytes = mem->ram_size */
+    RamDirtySyncFn sync;
+    void *sync_opaque;
+    unsigned batch;                 /* pages per iteration, 0 = no cap */
+
+    HBitmap *dirty;                 /* source: pages still to send */
+    uint64_t cursor;                /* source: next page to look at */
+    bool block_named;               /* this section named the block */
+    RamMigrationStats stats;
+};
+
+RamMigration *ram_migration_new(GuestMemory *mem, const char *block_name)
+{
+    RamMigration *rm = g_new0(RamMigration, 1);
+
+    g_assert(strlen(block_name) <= 255);
+    rm->mem = mem;
+    g_strlcpy(rm->block_name, block_name, sizeof(rm->block_name));
+    rm->length = mem->ram_size;
+    rm->stats.total = mem->ram_size;
+    return rm;
+}
+
+void ram_migration_free(RamMigration *rm)
+{
+    if (rm) {
+        hbitmap_free(rm->dirty);
+        g_free(rm);
+    }
+}
+
+void ram_migration_set_dirty_sync(RamMigration *rm, RamDirtySyncFn fn,
+                                  void *opaque)
+{
+    rm->sync = fn;
+    rm->sync_opaque = opaque;
+}
+
+void ram_migration_set_batch(RamMigration *rm, unsigned pages)
+{
+    rm->batch = pages;
+}
+
+RamMigrationStats ram_migration_stats(const RamMigration *rm)
+{
+    RamMigrationStats s = rm->stats;
+
+    s.remaining = rm->dirty ? hbitmap_count(rm->dirty) * RAM_PAGE_SIZE : 0;
+    return s;
+}
+
+/* Host address of the block page at 'offset', or NULL if no region maps it. */
+static uint8_t *block_page(const RamMigration *rm, uint64_t offset)
+{
+    for (unsigned i = 0; i < rm->mem->nr_regions; i++) {
+        const GuestRegion *r = &rm->mem->regions[i];
+
+        if (offset >= r->fd_offset && offset - r->fd_offset < r->size) {
+            return r->hva + (offset - r->fd_offset);
+        }
+    }
+    return NULL;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+    const uint64_t *w = (const uint64_t *)p;
+
+    for (size_t i = 0; i < RAM_PAGE_SIZE / 8; i++) {
+        if (w[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- source ---- */
+
+static void put_record_header(RamMigration *rm, QEMUFile *f, uint64_t offset,
+                              uint32_t flags)
+{
+    if (rm->block_named) {
+        qemu_put_be64(f, offset | flags | RAM_FLAG_CONTINUE);
+        return;
+    }
+    /* The first page of every section names its block, so each section can
+     * be read on its own (postcopy, packaged streams, tools). */
+    qemu_put_be64(f, offset | flags);
+    qemu_put_counted_string(f, rm->block_name);
+    rm->block_named = true;
+}
+
+static void send_page(RamMigration *rm, QEMUFile *f, uint64_t page)
+{
+    uint64_t offset = page * RAM_PAGE_SIZE;
+    const uint8_t *p = block_page(rm, offset);
+
+    if (!p) {
+        return;     /* a hole between regions: nothing to migrate */
+    }
+    if (page_is_zero(p)) {
+        put_record_header(rm, f, offset, RAM_FLAG_ZERO);
+        qemu_put_byte(f, 0);
+        rm->stats.duplicate++;
+    } else {
+        put_record_header(rm, f, offset, RAM_FLAG_PAGE);
+        qemu_put_buffer_async(f, p, RAM_PAGE_SIZE);
+        rm->stats.normal++;
+    }
+}
+
+static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
+{
+    RamMigration *rm = opaque;
+    uint64_t start = qemu_file_tell(f);
+
+    hbitmap_free(rm->dirty);
+    rm->dirty = hbitmap_try_new(rm->length / RAM_PAGE_SIZE);
+    if (!rm->dirty) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_FAILED,
+                    "no memory for the RAM dirty bitmap");
+        return false;
+    }
+    hbitmap_set_all(rm->dirty);
+    rm->cursor = 0;
+    rm->stats.dirty_sync_count = 1;
+    qemu_put_be64(f, rm->length | RAM_FLAG_MEM_SIZE);
+    qemu_put_counted_string(f, rm->block_name);
+    qemu_put_be64(f, rm->length);
+    qemu_put_be64(f, RAM_FLAG_EOS);
+    rm->stats.transferred += qemu_file_tell(f) - start;
+    return true;
+}
+
+/* Send dirty pages from the cursor on; false when the bitmap is empty. */
+static bool send_dirty_pages(RamMigration *rm, QEMUFile *f, bool limited)
+{
+    gint64 deadline = g_get_monotonic_time() * 1000 + RAM_ITERATE_MAX_NS;
+    unsigned sent = 0;
+
+    for (;;) {
+        int64_t page = hbitmap_next_set(rm->dirty, rm->cursor);
+
+        if (page < 0 && rm->cursor) {
+            rm->cursor = 0;
+            continue;
+        }
+        if (page < 0) {
+            return false;
+        }
+        hbitmap_reset(rm->dirty, page, 1);
+        send_page(rm, f, page);
+        rm->cursor = page + 1;
+        sent++;
+        if (limited && ((rm->batch && sent >= rm->batch) ||
+                        qemu_file_rate_limit_exceeded(f) ||
+                        (sent % 64 == 0 &&
+                         g_get_monotonic_time() * 1000 > deadline))) {
+            return hbitmap_count(rm->dirty) > 0;
+        }
+    }
+}
+
+static int ram_save_iterate(QEMUFile *f, void *opaque, GError **errp)
+{
+    RamMigration *rm = opaque;
+    uint64_t start = qemu_file_tell(f);
+    bool more;
+
+    rm->block_named = false;
+    more = send_dirty_pages(rm, f, true);
+    qemu_put_be64(f, RAM_FLAG_EOS);
+    rm->stats.transferred += qemu_file_tell(f) - start;
+    if (!qemu_file_check(f, errp)) {
+        return -1;
+    }
+    return more ? 0 : 1;
+}
+
+static bool sync_dirty(RamMigration *rm, GError **errp)
+{
+    if (!rm->sync) {
+        return true;
+    }
+    rm->stats.dirty_sync_count++;
+    return rm->sync(rm->sync_opaque, rm->dirty, errp);
+}
+
+static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
+{
+    RamMigration *rm = opaque;
+    uint64_t start = qemu_file_tell(f);
+
+    if (!sync_dirty(rm, errp)) {
+        return false;
+    }
+    rm->block_named = false;
+    send_dirty_pages(rm, f, false);
+    qemu_put_be64(f, RAM_FLAG_EOS);
+    rm->stats.transferred += qemu_file_tell(f) - start;
+    return qemu_file_check(f, errp);
+}
+
+static void ram_save_pending(void *opaque, uint64_t *must_precopy,
+                             uint64_t *can_postcopy)
+{
+    RamMigration *rm = opaque;
+    GError *err = NULL;
+
+    if (!rm->dirty) {
+        return;
+    }
+    /* Exact pending needs a fresh sync; a failed one is reported at
+     * completion, which syncs again. */
+    if (!hbitmap_count(rm->dirty) && !sync_dirty(rm, &err)) {
+        g_error_free(err);
+    }
+    *must_precopy += hbitmap_count(rm->dirty) * RAM_PAGE_SIZE;
+}
+
+static void ram_save_cleanup(void *opaque)
+{
+    RamMigration *rm = opaque;
+
+    hbitmap_free(rm->dirty);
+    rm->dirty = NULL;
+}
+
+/* ---- destination ---- */
+
+static bool fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
+
+static bool fail(GError **errp, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID,
+                                               fmt, ap));
+    va_end(ap);
+    return false;
+}
+
+static bool load_mem_size(RamMigration *rm, QEMUFile *f, uint64_t total,
+                          GError **errp)
+{
+    char name[256];
+    uint64_t len;
+
+    if (total != rm->length) {
+        return fail(errp, "ram: stream has %" PRIu64 " bytes of RAM, this VM "
+                    "%" PRIu64, total, rm->length);
+    }
+    qemu_get_counted_string(f, name);
+    len = qemu_get_be64(f);
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    if (strcmp(name, rm->block_name)) {
+        return fail(errp, "ram: unknown RAM block '%s'", name);
+    }
+    if (len != rm->length) {
+        return fail(errp, "ram: block '%s' has %" PRIu64 " bytes in the "
+                    "stream, %" PRIu64 " here", name, len, rm->length);
+    }
+    return true;
+}
+
+static uint8_t *load_page_target(RamMigration *rm, QEMUFile *f,
+                                 uint64_t offset, uint32_t flags,
+                                 bool *named, GError **errp)
+{
+    char name[256];
+    uint8_t *p;
+
+    if (!(flags & RAM_FLAG_CONTINUE)) {
+        qemu_get_counted_string(f, name);
+        if (!qemu_file_check(f, errp)) {
+            return NULL;
+        }
+        if (strcmp(name, rm->block_name)) {
+            fail(errp, "ram: page for unknown RAM block '%s'", name);
+            return NULL;
+        }
+        *named = true;
+    } else if (!*named) {
+        fail(errp, "ram: CONTINUE page before any named block");
+        return NULL;
+    }
+    p = offset < rm->length ? block_page(rm, offset) : NULL;
+    if (!p) {
+        fail(errp, "ram: page offset 0x%" PRIx64 " is outside block '%s'",
+             offset, rm->block_name);
+    }
+    return p;
+}
+
+static bool load_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
+                      uint32_t flags, bool *named, GError **errp)
+{
+    uint8_t *p = load_page_target(rm, f, offset, flags, named, errp);
+    uint8_t fill;
+
+    if (!p) {
+        return false;
+    }
+    if (flags & RAM_FLAG_ZERO) {
+        fill = qemu_get_byte(f);
+        /* Leave untouched zero pages unallocated in the memfd. */
+        if (fill || !page_is_zero(p)) {
+            memset(p, fill, RAM_PAGE_SIZE);
+        }
+        rm->stats.duplicate++;
+    } else {
+        qemu_get_buffer(f, p, RAM_PAGE_SIZE);
+        rm->stats.normal++;
+    }
+    return qemu_file_check(f, errp);
+}
+
+static bool ram_load(QEMUFile *f, void *opaque, int version_id, GError **errp)
+{
+    RamMigration *rm = opaque;
+    uint64_t start = qemu_file_tell(f);
+    bool named = false;
+
+    if (version_id != RAM_SECTION_VERSION) {
+        return fail(errp, "ram: section version %d, expected %d", version_id,
+                    RAM_SECTION_VERSION);
+    }
+    for (;;) {
+        uint64_t v = qemu_get_be64(f);
+        uint32_t flags = v & RAM_FLAG_MASK;
+        uint32_t kind = flags & ~RAM_FLAG_CONTINUE;
+        bool ok;
+
+        if (!qemu_file_check(f, errp)) {
+            return false;
+        }
+        if (flags == RAM_FLAG_EOS) {
+            break;
+        }
+        if (flags == RAM_FLAG_MEM_SIZE) {
+            ok = load_mem_size(rm, f, v & ~(uint64_t)RAM_FLAG_MASK, errp);
+        } else if (kind == RAM_FLAG_ZERO || kind == RAM_FLAG_PAGE) {
+            ok = load_page(rm, f, v & ~(uint64_t)RAM_FLAG_MASK, flags, &named,
+                           errp);
+        } else {
+            ok = fail(errp, "ram: unsupported record flags 0x%x", flags);
+        }
+        if (!ok) {
+            return false;
+        }
+    }
+    rm->stats.transferred += qemu_file_tell(f) - start;
+    return true;
+}
+
+static const SaveVMHandlers ram_handlers = {
+    .save_setup = ram_save_setup,
+    .save_live_iterate = ram_save_iterate,
+    .save_live_complete_precopy = ram_save_complete,
+    .save_pending = ram_save_pending,
+    .save_cleanup = ram_save_cleanup,
+    .load_state = ram_load,
+};
+
+void ram_migration_register(RamMigration *rm, SaveVM *sv)
+{
+    savevm_register_live(sv, "ram", 0, RAM_SECTION_VERSION, &ram_handlers,
+                         rm);
+}
