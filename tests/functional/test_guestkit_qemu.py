@@ -161,7 +161,7 @@ def test_exception_is_reported(qemu_vm, kind, vector):
                            timeout=10, allow_fail=True)
     assert int(m.group(1)) == vector
     if kind == "pf":
-        assert m.group(2) == "0x10"
+        assert m.group(2) == "0x4000000010"
     assert vm.wait_exit(10) == debug_exit_status(2) == 5
 
 

@@ -5,7 +5,7 @@
  * at ~1 us per instruction on the PVM host, so every path here is a handful
  * of instructions; the page tables are built at link time for the same
  * reason (identity map of 0-8 GiB, 2 MiB pages, user-accessible, the
- * 3-4 GiB MMIO hole uncached, page 0 unmapped to catch NULL).
+ * 3-4 GiB MMIO hole uncached; nothing above 8 GiB).
  */
 #include "layout.h"
 
@@ -67,6 +67,13 @@ lm64_common:
 	addq %rcx, %rsp
 	testl %ebx, %ebx
 	jnz 1f
+	/* BSP: firmware (SeaBIOS on q35) may leave the 8259 routing the PIT to
+	 * vector 8 through LINT0; silence both before IF=1 in ring 3. */
+	movb $0xff, %al
+	outb %al, $0x21
+	outb %al, $0xa1
+	movabsq $(TG_LAPIC_BASE + 0x350), %rax
+	movl $0x10000, (%rax)
 	call tg_ring0_setup             /* BSP: IDT and every CPU's TSS */
 1:	lidt tg_idt_ptr(%rip)
 	movl %ebx, %eax
@@ -202,8 +209,8 @@ tg_start_info_paddr:
 tg_cpu_counter:
 	.long 0
 
-/* Page tables: PML4 -> PDPT -> 8 PDs of 2 MiB pages; the first 2 MiB through
- * a 4 KiB table with page 0 absent. */
+/* Page tables: PML4 -> PDPT -> 8 PDs of 2 MiB pages. Page 0 stays mapped:
+ * loaders put boot data there (QEMU's PVH option ROM on q35 does). */
 	.section .data.pagetables, "aw"
 	.balign 4096
 pml4:
@@ -215,21 +222,13 @@ pdpt:
 	.endr
 	.fill 504, 8, 0
 pd:
-	.quad pt0 + 0x7
-	.set addr, 0x200000
-	.rept 512 * 8 - 1
+	.set addr, 0
+	.rept 512 * 8
 	.if (addr >= 0xc0000000) && (addr < 0x100000000)
 	.quad addr | 0x9f               /* P RW US PWT PCD PS */
 	.else
 	.quad addr | 0x87               /* P RW US PS */
 	.endif
 	.set addr, addr + 0x200000
-	.endr
-pt0:
-	.quad 0
-	.set addr, 0x1000
-	.rept 511
-	.quad addr | 0x7
-	.set addr, addr + 0x1000
 	.endr
 	.section .note.GNU-stack, "", @progbits

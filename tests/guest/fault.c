@@ -1,15 +1,15 @@
 /*
  * Workload `fault`: raise one CPU exception from ring 3 on purpose, so tests
  * can check that exceptions are reported (`TG FAIL exception vector=...`,
- * exit rc 2). tg.fault=pf (read the unmapped page 0), ud (ud2) or gp (hlt,
- * privileged at CPL3).
+ * exit rc 2). tg.fault=pf (read 256 GiB, above the identity map), ud (ud2)
+ * or gp (hlt, privileged at CPL3).
  */
 #include "tg.h"
 
 static void fault_bsp(void)
 {
     const char *kind = tg_arg_str("tg.fault", "pf");
-    static volatile uint64_t unmapped = 0x10;    /* opaque to the compiler */
+    static volatile uint64_t unmapped = 0x4000000010; /* opaque to the compiler */
 
     tg_printf("TG fault %s\n", kind);
     if (!strcmp(kind, "pf")) {
