@@ -38,6 +38,16 @@ def test_idle_stops_after_ticks_with_status(qemu_vm):
     assert tick_numbers(vm.serial) == [20, 40, 60]
 
 
+def test_tsc_rate_is_measured(qemu_vm):
+    vm = boot(qemu_vm, "tg.workload=idle tg.tsc=1 tg.ticks=20 tg.print=10")
+    assert vm.wait_exit(10) == debug_exit_status(0)
+    hz = int(vm.serial.wait_for(r"^TG tsc hz=(\d+)$", timeout=1)[1])
+    ns = int(vm.serial.wait_for(r"^TG tsc calibrate_ns=(\d+)$", timeout=1)[1])
+    assert 500e6 < hz < 10e9
+    # calibration spans 10 ticks at 100 Hz, plus the wait for the first edge
+    assert 90e6 <= ns < 2e9
+
+
 def test_seconds_deadline_stops_any_workload(qemu_vm):
     vm = boot(qemu_vm, "tg.workload=idle tg.seconds=1")
     t0 = time.monotonic()

@@ -33,13 +33,6 @@ unsigned tg_nr_cpus(void)
     return __atomic_load_n(&kit.online, __ATOMIC_ACQUIRE);
 }
 
-void tg_sleep_until(unsigned cpu, uint64_t until)
-{
-    while (tg_ticks[cpu] < until) {
-        tg_wait_irq();
-    }
-}
-
 void tg_check_deadline(void)
 {
     if (kit.deadline && tg_now_ticks() >= kit.deadline) {

@@ -117,6 +117,10 @@ static inline uint64_t tg_now_ticks(void)     /* the BSP's tick count */
 }
 /* Sleep (tg_wait_irq) until cpu's tick count reaches `until`. */
 void tg_sleep_until(unsigned cpu, uint64_t until);
+/* TSC cycles per second, measured against the BSP's ticks on first use
+ * (~10 ticks); and cycles converted to nanoseconds. */
+uint64_t tg_tsc_hz(void);
+uint64_t tg_tsc_to_ns(uint64_t cycles);
 
 /* ---- COM1 output, one lock so lines from several CPUs never mix ---- */
 int tg_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
