@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 
 #include "hw/i386/acpi-build.h"
+#include "hw/i386/aml-build.h"
 #include "hw/i386/mptable.h"
 #include "hw/i386/pc-layout.h"
 #include "hw/acpi/pm.h"
@@ -327,6 +328,51 @@ static void test_mptable_bad(void)
     test_mem_free(m);
 }
 
+/* PkgLength counts its own bytes; each encoding width at its boundaries. */
+static void test_aml_pkglength(void)
+{
+    static const struct {
+        size_t content;
+        guint bytes;
+        uint8_t lead;
+    } cases[] = {
+        { 0, 1, 0x01 }, { 0x3e, 1, 0x3f }, { 0x3f, 2, 0x41 },
+        { 0xffd, 2, 0x4f }, { 0xffe, 3, 0x81 }, { 0xffffc, 3, 0x8f },
+        { 0xffffd, 4, 0xc1 },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        GByteArray *b = g_byte_array_new();
+        uint64_t total = 0;
+
+        aml_put_pkglength(b, cases[i].content);
+        g_assert_cmpuint(b->len, ==, cases[i].bytes);
+        g_assert_cmphex(b->data[0], ==, cases[i].lead);
+        total = b->len == 1 ? b->data[0] : (b->data[0] & 0xf);
+        for (guint j = 1; j < b->len; j++) {
+            total |= (uint64_t)b->data[j] << (4 + 8 * (j - 1));
+        }
+        g_assert_cmpuint(total, ==, cases[i].content + cases[i].bytes);
+        g_byte_array_unref(b);
+    }
+}
+
+/* Name strings: root and parent prefixes, dual and multi-segment paths. */
+static void test_aml_namestring(void)
+{
+    GByteArray *b = g_byte_array_new();
+
+    aml_put_namestring(b, "\\_SB.PCI0.S1");
+    g_assert_cmpmem(b->data, b->len, "\\\x2f\x03_SB_PCI0S1__", 15);
+    g_byte_array_set_size(b, 0);
+    aml_put_namestring(b, "^PCI0.KBD");
+    g_assert_cmpmem(b->data, b->len, "^\x2ePCI0KBD_", 10);
+    g_byte_array_set_size(b, 0);
+    aml_put_namestring(b, "_S5");
+    g_assert_cmpmem(b->data, b->len, "_S5_", 4);
+    g_byte_array_unref(b);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -336,6 +382,8 @@ int main(int argc, char **argv)
     g_test_add_func("/acpi/tables/4cpu-ecam", test_tables_4_ecam);
     g_test_add_func("/acpi/build-into-ram", test_build_into_ram);
     g_test_add_func("/acpi/bad-config", test_bad_config);
+    g_test_add_func("/aml/pkglength", test_aml_pkglength);
+    g_test_add_func("/aml/namestring", test_aml_namestring);
     g_test_add_func("/mptable/1cpu", test_mptable_1);
     g_test_add_func("/mptable/2cpu", test_mptable_2);
     g_test_add_func("/mptable/4cpu", test_mptable_4);
