@@ -87,6 +87,10 @@ static void bsp_main(void)
     check_in(0);
 
     unsigned acpi_cpus = tg_acpi_count_cpus();
+    if (acpi_cpus > TG_MAX_CPUS) {
+        tg_printf("TG warn MADT lists %u CPUs, the kit runs %u\n", acpi_cpus, TG_MAX_CPUS);
+        acpi_cpus = TG_MAX_CPUS;
+    }
     uint64_t want = tg_arg_u64("tg.cpus", acpi_cpus ? acpi_cpus : 1);
     if (want < 1 || want > TG_MAX_CPUS) {
         tg_fail("bad argument tg.cpus=%lu (want 1..%u)", want, TG_MAX_CPUS);
