@@ -28,3 +28,11 @@ def test_ioapic_routes_com1_interrupt_on_tern(tern_vm):
     vm.start()
     vm.serial.wait_for(r"^TG irq gsi=4 vector=0x34 count=[1-9]\d*$", timeout=20)
     assert vm.wait_exit(20) == debug_exit_status(0)
+
+
+def test_pci_find_bad_argument_fails(tern_vm):
+    vm = tern_vm(append="tg.workload=pci tg.find=8086-29c0")
+    vm.start()
+    vm.serial.wait_for(r"^TG FAIL bad argument tg.find=8086-29c0", timeout=20,
+                       allow_fail=True)
+    assert vm.wait_exit(20) == debug_exit_status(1)

@@ -22,13 +22,10 @@ void tg_legacy_pic_mask(void);
 void tg_ioapic_init(void);
 void tg_start_aps(void);
 
-/* main.c */
-void tg_set_hz(unsigned hz);
-
 /* console.c: usable from ring 0 (exception reports) */
 void tg_console_write(const char *s, size_t len);
 
-/* ring0.c */
+/* entry.S: the real-mode AP trampoline, copied to TG_TRAMPOLINE_ADDR */
 extern char tg_trampoline_start[], tg_trampoline_end[];
 
 #endif

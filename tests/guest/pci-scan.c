@@ -49,27 +49,44 @@ static unsigned scan_bus0(void)
     return found;
 }
 
+/* Four hex digits; false on anything else. */
+static bool parse_hex16(const char *s, uint16_t *out)
+{
+    uint16_t v = 0;
+
+    for (unsigned i = 0; i < 4; i++) {
+        char c = (char)(s[i] | 0x20);
+        unsigned d;
+        if (s[i] >= '0' && s[i] <= '9') {
+            d = (unsigned)(s[i] - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            d = (unsigned)(c - 'a' + 10);
+        } else {
+            return false;
+        }
+        v = (uint16_t)(v << 4 | d);
+    }
+    *out = v;
+    return true;
+}
+
 static void find_wanted(void)
 {
     const char *want = tg_arg_str("tg.find", NULL);
-    uint32_t vendor = 0, device = 0;
-    unsigned i = 0;
-    uint16_t bdf;
+    uint16_t vendor, device, bdf;
 
     if (!want) {
         return;
     }
-    for (; want[i] && want[i] != ':'; i++) {
-        vendor = vendor << 4 | (uint32_t)(want[i] <= '9' ? want[i] - '0' : (want[i] | 0x20) - 'a' + 10);
+    if (strlen(want) != 9 || want[4] != ':' || !parse_hex16(want, &vendor)
+        || !parse_hex16(want + 5, &device)) {
+        tg_fail("bad argument tg.find=%s (want VVVV:DDDD in hex)", want);
     }
-    for (i += want[i] == ':'; want[i]; i++) {
-        device = device << 4 | (uint32_t)(want[i] <= '9' ? want[i] - '0' : (want[i] | 0x20) - 'a' + 10);
+    if (!tg_pci_find(vendor, device, &bdf)) {
+        tg_fail("pci: no device %04x:%04x on bus 0", vendor, device);
     }
-    if (!tg_pci_find((uint16_t)vendor, (uint16_t)device, &bdf)) {
-        tg_fail("pci: no device %04x:%04x on bus 0", vendor & 0xffff, device & 0xffff);
-    }
-    tg_printf("TG pci found %04x:%04x at %02x:%02x.%x\n", vendor & 0xffff,
-              device & 0xffff, bdf >> 8, (bdf >> 3) & 0x1f, bdf & 7);
+    tg_printf("TG pci found %04x:%04x at %02x:%02x.%x\n", vendor, device,
+              bdf >> 8, (bdf >> 3) & 0x1f, bdf & 7);
 }
 
 static void pci_bsp(void)
