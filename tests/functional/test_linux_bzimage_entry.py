@@ -49,7 +49,33 @@ def _entry_code():
     return c
 
 
-def make_bzimage(relocatable=True):
+TABLE_CHECKS = {
+    0x11: "no RSDP signature at 0xE0000", 0x12: "RSDP checksum is wrong",
+    0x13: "RSDP's XSDT address does not point at an XSDT",
+    0x14: "XSDT checksum is wrong", 0x15: "XSDT's first entry is not the FADT",
+    0x16: "no MP floating pointer at 0xF0000",
+}
+
+
+def _tables_code():
+    """Walks the firmware tables as a guest sees them in RAM."""
+    c = b"\xBE" + struct.pack("<I", 0xE0000)                 # mov esi, 0xe0000
+    c += b"\x48\xB8" + b"RSD PTR " + b"\x48\x39\x06"        # cmp [rsi], rax
+    c += b"\x74\x05" + _fail(0x11)
+    c += b"\x31\xC0\xB9\x24\x00\x00\x00"                   # sum 36 bytes
+    c += b"\x02\x44\x0E\xFF\xE2\xFA\x84\xC0\x74\x05" + _fail(0x12)
+    c += b"\x48\x8B\x7E\x18"                                # mov rdi, [rsi+24]
+    c += b"\x81\x3F" + b"XSDT" + b"\x74\x05" + _fail(0x13)
+    c += b"\x8B\x4F\x04\x31\xC0"                            # sum [rdi+4] bytes
+    c += b"\x02\x44\x0F\xFF\xE2\xFA\x84\xC0\x74\x05" + _fail(0x14)
+    c += b"\x48\x8B\x57\x24"                                # mov rdx, [rdi+36]
+    c += b"\x81\x3A" + b"FACP" + b"\x74\x05" + _fail(0x15)
+    c += b"\xBE" + struct.pack("<I", 0xF0000)
+    c += b"\x81\x3E" + b"_MP_" + b"\x74\x05" + _fail(0x16)
+    return c + _fail(OK) + b"\xEB\xFE"
+
+
+def make_bzimage(relocatable=True, code=None):
     setup_sects = 4
     setup = bytearray((setup_sects + 1) * 512)
     setup[0x1F1] = setup_sects
@@ -65,7 +91,7 @@ def make_bzimage(relocatable=True):
     struct.pack_into("<I", setup, 0x238, 2047)       # cmdline_size
     struct.pack_into("<Q", setup, 0x258, 0x1000000)  # pref_address
     struct.pack_into("<I", setup, 0x260, 0x100000)   # init_size
-    kernel = bytearray(b"\xF4" * 0x200) + _entry_code()
+    kernel = bytearray(b"\xF4" * 0x200) + (code or _entry_code())
     kernel += b"\xF4" * (-len(kernel) % 512)
     return bytes(setup + kernel)
 
@@ -84,6 +110,21 @@ def test_linux_bzimage_entry_state(tmp_path, relocatable):
     if status != debug_exit_status(OK):
         code = (status - 1) >> 1 if status and status & 1 else None
         pytest.fail(f"guest check failed: {CHECKS.get(code, f'exit status {status}')}"
+                    f"\n--- stderr:\n{vm.stderr_text()[-2000:]}")
+
+
+@pytest.mark.needs_kvm
+@pytest.mark.parametrize("smp", [1, 4])
+def test_linux_bzimage_guest_finds_acpi_and_mp_tables(tmp_path, smp):
+    img = tmp_path / "bzImage"
+    img.write_bytes(make_bzimage(code=_tables_code()))
+    vm = TernVm(tmp_path, kernel=img, append="T", memory=256, smp=smp)
+    with vm:
+        status = vm.wait_exit(timeout=30)
+    if status != debug_exit_status(OK):
+        code = (status - 1) >> 1 if status and status & 1 else None
+        pytest.fail(f"guest check failed: "
+                    f"{TABLE_CHECKS.get(code, f'exit status {status}')}"
                     f"\n--- stderr:\n{vm.stderr_text()[-2000:]}")
 
 
