@@ -164,6 +164,30 @@ def test_ioapic_wrong_pin_sees_no_interrupt(qemu_vm):
     assert vm.wait_exit(10) == debug_exit_status(1)
 
 
+SELFTEST_ARGS = "tg.workload=selftest tg.st.num=0x1fK tg.st.flag tg.st.str=a=b"
+
+
+def test_selftest_of_the_kit_library(qemu_vm):
+    vm = boot(qemu_vm, SELFTEST_ARGS)
+    m = vm.serial.wait_for(r"^TG selftest checks=(\d+)$", timeout=10)
+    assert int(m[1]) >= 15
+    assert vm.wait_exit(10) == debug_exit_status(0)
+
+
+def test_selftest_check_can_fail(qemu_vm):
+    vm = boot(qemu_vm, SELFTEST_ARGS.replace(" tg.st.flag", ""))
+    vm.serial.wait_for(r'^TG FAIL selftest: tg_arg_present\("tg.st.flag"\)', timeout=10,
+                       allow_fail=True)
+    assert vm.wait_exit(10) == debug_exit_status(1)
+
+
+def test_alloc_exhaustion_fails_clearly(qemu_vm):
+    vm = boot(qemu_vm, SELFTEST_ARGS + " tg.st.oom=1")
+    vm.serial.wait_for(r"^TG FAIL tg_alloc: out of memory \(2097152 bytes wanted, \d+ left\)$",
+                       timeout=10, allow_fail=True)
+    assert vm.wait_exit(10) == debug_exit_status(1)
+
+
 @pytest.mark.parametrize("kind,vector", [("pf", 14), ("ud", 6), ("gp", 13)])
 def test_exception_is_reported(qemu_vm, kind, vector):
     vm = boot(qemu_vm, f"tg.workload=fault tg.fault={kind}")
@@ -171,7 +195,7 @@ def test_exception_is_reported(qemu_vm, kind, vector):
                            timeout=10, allow_fail=True)
     assert int(m.group(1)) == vector
     if kind == "pf":
-        assert m.group(2) == "0x4000000010"
+        assert m.group(2) == "0x4000000010"   # 256 GiB: above the identity map
     assert vm.wait_exit(10) == debug_exit_status(2) == 5
 
 

@@ -18,7 +18,7 @@
 
 #define CHUNK 64
 #define QWORDS (TG_PAGE_SIZE / 8)
-#define GEN_BASE (4UL << 20)
+#define GEN_BASE TG_HEAP_END          /* above tg_alloc()'s range */
 #define REGION_ALIGN (2UL << 20)
 #define SEQ_MULT 0x9e3779b97f4a7c15ULL
 #define DEFAULT_RATE_PAGES ((4UL << 20) / TG_PAGE_SIZE)   /* 4 MiB/s */

@@ -23,6 +23,9 @@
 #define TG_VEC_SPURIOUS    0xff
 
 #define TG_TRAMPOLINE_ADDR 0x8000      /* SIPI vector 0x08 */
+#define TG_IMAGE_BASE      0x100000UL  /* the ELF is linked here */
+#define TG_HEAP_BASE       0x200000UL  /* tg_alloc() range, after the image */
+#define TG_HEAP_END        0x400000UL  /* `dirty` generations start here */
 #define TG_LAPIC_BASE      0xfee00000UL
 #define TG_IOAPIC_BASE     0xfec00000UL
 

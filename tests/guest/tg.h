@@ -167,6 +167,10 @@ bool tg_pci_find(uint16_t vendor, uint16_t device, uint16_t *bdf);
 /* Address of memory BAR n (64-bit BARs combined); 0 for I/O or empty. */
 uint64_t tg_pci_bar(uint16_t bdf, unsigned n);
 
+/* ---- memory for drivers: zeroed, identity-mapped (pointer == guest
+ * physical address), from [TG_HEAP_BASE, TG_HEAP_END); never freed ---- */
+void *tg_alloc(size_t size, size_t align);
+
 /* ---- small library ---- */
 void *memset(void *s, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
