@@ -11,11 +11,11 @@ static void test_errno_message(void)
     g_assert_nonnull(err);
     g_assert_true(g_error_matches(err, TERN_ERROR, TERN_ERR_IO));
     g_assert_cmpstr(err->message, ==, "open x.img: No such file or directory");
-    g_error_free(err);
+    g_clear_error(&err);
 
     tern_set_error_errno(&err, EAGAIN, "lock");
     g_assert_true(g_error_matches(err, TERN_ERROR, TERN_ERR_BUSY));
-    g_error_free(err);
+    g_clear_error(&err);
 }
 
 static void test_align(void)
