@@ -119,27 +119,22 @@ static uint64_t table_entries_for(BDRVQcow2State *s, uint64_t disk_size,
 
 /* ---- Parsing and validation ---- */
 
-/* A labelled byte range of metadata, for overlap checks. */
+/* A byte range of metadata, for overlap checks; kind is a printf format
+ * taking the bitmap name (or none for the image's own metadata). */
 typedef struct MetaRange {
     uint64_t start, len;
-    char *what;
+    const char *kind;
+    const char *name;         /* borrowed from the directory entry */
 } MetaRange;
 
 static void ranges_add(GArray *ranges, uint64_t start, uint64_t len,
-                       char *what)
+                       const char *kind, const char *name)
 {
-    MetaRange r = { start, len, what };
+    MetaRange r = { start, len, kind, name };
 
     if (len) {
         g_array_append_val(ranges, r);
-    } else {
-        g_free(what);
     }
-}
-
-static void range_clear(gpointer p)
-{
-    g_free(((MetaRange *)p)->what);
 }
 
 static gint range_cmp(gconstpointer a, gconstpointer b)
@@ -147,6 +142,13 @@ static gint range_cmp(gconstpointer a, gconstpointer b)
     const MetaRange *x = a, *y = b;
 
     return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static char *range_describe(const MetaRange *r)
+{
+    g_autofree char *what = g_strdup_printf(r->kind, r->name);
+
+    return g_strdup_printf("%s at 0x%" PRIx64, what, r->start);
 }
 
 /* Fails if any two ranges share a byte. Ranges are known not to wrap. */
@@ -158,8 +160,11 @@ static bool ranges_check_overlap(GArray *ranges, GError **errp)
         MetaRange *b = &g_array_index(ranges, MetaRange, i);
 
         if (a->start + a->len > b->start) {
+            g_autofree char *da = range_describe(a);
+            g_autofree char *db = range_describe(b);
+
             g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                        "Corrupt bitmaps: %s overlaps %s", a->what, b->what);
+                        "Corrupt bitmaps: %s overlaps %s", da, db);
             return false;
         }
     }
@@ -171,15 +176,14 @@ static GArray *fixed_metadata_ranges(BDRVQcow2State *s)
 {
     GArray *r = g_array_new(FALSE, FALSE, sizeof(MetaRange));
 
-    g_array_set_clear_func(r, range_clear);
-    ranges_add(r, 0, s->cluster_size, g_strdup("the image header"));
+    ranges_add(r, 0, s->cluster_size, "the image header", NULL);
     ranges_add(r, s->l1_table_offset, (uint64_t)s->l1_size * 8,
-               g_strdup("the L1 table"));
+               "the L1 table", NULL);
     ranges_add(r, s->refcount_table_offset,
-               (uint64_t)s->refcount_table_size * 8,
-               g_strdup("the refcount table"));
+               (uint64_t)s->refcount_table_size * 8, "the refcount table",
+               NULL);
     ranges_add(r, s->snapshots_offset, s->snapshots_size,
-               g_strdup("the snapshot table"));
+               "the snapshot table", NULL);
     return r;
 }
 
@@ -316,57 +320,6 @@ static bool check_extension(BlockNode *bs, GError **errp)
                       s->bitmap_directory_size, "the bitmap directory", errp);
 }
 
-/* Reads and validates the directory named by the header extension. */
-static bool read_directory(BlockNode *bs, GPtrArray *dir, GError **errp)
-{
-    BDRVQcow2State *s = qstate(bs);
-    g_autofree uint8_t *buf = NULL;
-    g_autoptr(GArray) ranges = NULL;
-    size_t pos = 0;
-
-    if (!check_extension(bs, errp)) {
-        return false;
-    }
-    buf = g_malloc(s->bitmap_directory_size);
-    if (!qcow2_file_pread(bs, s->bitmap_directory_offset, buf,
-                          s->bitmap_directory_size, errp)) {
-        return false;
-    }
-    ranges = fixed_metadata_ranges(s);
-    ranges_add(ranges, s->bitmap_directory_offset, s->bitmap_directory_size,
-               g_strdup("the bitmap directory"));
-    for (uint32_t i = 0; i < s->nb_bitmaps; i++) {
-        Qcow2BitmapEntry *e = parse_entry(buf, s->bitmap_directory_size, &pos,
-                                          errp);
-
-        if (!e) {
-            return false;
-        }
-        g_ptr_array_add(dir, e);
-        for (guint j = 0; j + 1 < dir->len; j++) {
-            if (!strcmp(((Qcow2BitmapEntry *)dir->pdata[j])->name, e->name)) {
-                g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                            "Corrupt bitmap directory: two bitmaps are"
-                            " named '%s'", e->name);
-                return false;
-            }
-        }
-        if (!check_entry(bs, e, errp)) {
-            return false;
-        }
-        ranges_add(ranges, e->table_offset, (uint64_t)e->table_size * 8,
-                   g_strdup_printf("bitmap '%s' table", e->name));
-    }
-    if (pos != s->bitmap_directory_size) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Corrupt bitmap directory: %" PRIu64 " bytes, but its %"
-                    PRIu32 " entries use %zu", s->bitmap_directory_size,
-                    s->nb_bitmaps, pos);
-        return false;
-    }
-    return ranges_check_overlap(ranges, errp);
-}
-
 /* Reads a bitmap table, host-endian, validating every entry. */
 static uint64_t *read_table(BlockNode *bs, const Qcow2BitmapEntry *e,
                             GError **errp)
@@ -396,6 +349,84 @@ static uint64_t *read_table(BlockNode *bs, const Qcow2BitmapEntry *e,
         }
     }
     return t;
+}
+
+/* Adds the data clusters a bitmap's table names (validating it). */
+static bool add_data_ranges(BlockNode *bs, const Qcow2BitmapEntry *e,
+                            GArray *ranges, GError **errp)
+{
+    BDRVQcow2State *s = qstate(bs);
+    g_autofree uint64_t *table = read_table(bs, e, errp);
+
+    if (!table) {
+        return false;
+    }
+    for (uint32_t i = 0; i < e->table_size; i++) {
+        ranges_add(ranges, table[i] & BME_TE_OFFSET_MASK,
+                   table[i] & BME_TE_OFFSET_MASK ? s->cluster_size : 0,
+                   "bitmap '%s' data", e->name);
+    }
+    return true;
+}
+
+/* Reads and validates the directory named by the header extension. */
+static bool read_directory(BlockNode *bs, GPtrArray *dir, GError **errp)
+{
+    BDRVQcow2State *s = qstate(bs);
+    g_autofree uint8_t *buf = NULL;
+    g_autoptr(GArray) ranges = NULL;
+    size_t pos = 0;
+
+    if (!check_extension(bs, errp)) {
+        return false;
+    }
+    buf = g_malloc(s->bitmap_directory_size);
+    if (!qcow2_file_pread(bs, s->bitmap_directory_offset, buf,
+                          s->bitmap_directory_size, errp)) {
+        return false;
+    }
+    ranges = fixed_metadata_ranges(s);
+    ranges_add(ranges, s->bitmap_directory_offset, s->bitmap_directory_size,
+               "the bitmap directory", NULL);
+    for (uint32_t i = 0; i < s->nb_bitmaps; i++) {
+        Qcow2BitmapEntry *e = parse_entry(buf, s->bitmap_directory_size, &pos,
+                                          errp);
+
+        if (!e) {
+            return false;
+        }
+        g_ptr_array_add(dir, e);
+        for (guint j = 0; j + 1 < dir->len; j++) {
+            if (!strcmp(((Qcow2BitmapEntry *)dir->pdata[j])->name, e->name)) {
+                g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                            "Corrupt bitmap directory: two bitmaps are"
+                            " named '%s'", e->name);
+                return false;
+            }
+        }
+        if (!check_entry(bs, e, errp)) {
+            return false;
+        }
+        ranges_add(ranges, e->table_offset, (uint64_t)e->table_size * 8,
+                   "bitmap '%s' table", e->name);
+    }
+    if (pos != s->bitmap_directory_size) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Corrupt bitmap directory: %" PRIu64 " bytes, but its %"
+                    PRIu32 " entries use %zu", s->bitmap_directory_size,
+                    s->nb_bitmaps, pos);
+        return false;
+    }
+    /* Tables first: a table lying on other metadata is named as such. */
+    if (!ranges_check_overlap(ranges, errp)) {
+        return false;
+    }
+    for (guint i = 0; i < dir->len; i++) {
+        if (!add_data_ranges(bs, dir->pdata[i], ranges, errp)) {
+            return false;
+        }
+    }
+    return ranges_check_overlap(ranges, errp);
 }
 
 /* ---- Loading ---- */

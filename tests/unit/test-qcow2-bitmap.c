@@ -400,6 +400,20 @@ static void p_entry_past_eof(Image *i)
     be_put(i->data + be_get(E0(i), 8), 8, 1ULL << 45);
 }
 
+static void p_data_on_l1(Image *i)
+{
+    be_put(i->data + be_get(E0(i), 8), 8, i->l1);
+}
+
+static void p_data_shared(Image *i)
+{
+    /* b2's first data cluster becomes b1's too. */
+    uint8_t *e1 = E0(i) + ALIGN_UP(24 + 2, 8);
+
+    be_put(i->data + be_get(e1, 8), 8,
+           be_get(i->data + be_get(E0(i), 8), 8));
+}
+
 static void p_entry_ones_and_offset(Image *i)
 {
     uint64_t table = be_get(E0(i), 8);
@@ -433,6 +447,8 @@ static const Hostile hostile_cases[] = {
     { "table entry 0", p_entry_reserved },
     { "table entry 0", p_entry_past_eof },
     { "table entry 0", p_entry_ones_and_offset },
+    { "overlaps", p_data_on_l1 },
+    { "bitmap 'b1' data at", p_data_shared },
 };
 
 static void test_hostile(Fixture *f, gconstpointer data)
