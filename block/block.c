@@ -10,6 +10,7 @@
 
 #include "block/block.h"
 #include "block/block-int.h"
+#include "block/dirty-bitmap.h"
 
 static const BlockDriver *const block_drivers[] = {
     &bdrv_file, &bdrv_raw, &bdrv_qcow2,
@@ -127,6 +128,7 @@ void bdrv_close(BlockNode *bs)
     if (bs->drv->close) {
         bs->drv->close(bs);
     }
+    bdrv_release_all_dirty_bitmaps(bs);
     g_mutex_unlock(&bs->lock);
     bdrv_close(bs->file);
     bdrv_free(bs);

@@ -254,27 +254,6 @@ static bool grow_refcount_table(BlockNode *bs, uint64_t min_entries,
     return true;
 }
 
-/* Creates the refcount block for table index rt, placed at cluster 'at'
- * (free, and inside rt's range), describing itself. */
-static bool alloc_refblock(BlockNode *bs, uint64_t rt, uint64_t at,
-                           GError **errp)
-{
-    BDRVQcow2State *s = bs->opaque;
-    if (rt >= s->refcount_table_size) {
-        return grow_refcount_table(bs, rt + 1, errp);
-    }
-    g_autofree uint8_t *blk = g_malloc0(s->cluster_size);
-    refblock_set(blk, at & (s->refcount_block_size - 1), 1);
-    uint64_t off = at << s->cluster_bits;
-    qcow2_cache_discard(s->l2_table_cache, off);
-    qcow2_cache_discard(s->refcount_block_cache, off);
-    if (!qcow2_file_pwrite(bs, off, blk, s->cluster_size, errp)) {
-        return false;
-    }
-    s->refcount_table[rt] = off;
-    return write_reftable_entry(bs, rt, errp);
-}
-
 /* Finds n free clusters in a row from the allocation hint. */
 static bool find_free_run(BlockNode *bs, uint64_t n, uint64_t *start,
                           GError **errp)
@@ -307,25 +286,108 @@ static bool find_free_run(BlockNode *bs, uint64_t n, uint64_t *start,
     return true;
 }
 
+/* Refcount-table indexes in [first, end) clusters that have no block yet;
+ * *beyond is set if one lies past the end of the table. */
+static uint64_t count_missing(BDRVQcow2State *s, uint64_t first, uint64_t end,
+                              uint64_t *beyond)
+{
+    uint64_t n = 0;
+    *beyond = 0;
+    for (uint64_t rt = first >> s->refcount_block_bits;
+         rt <= (end - 1) >> s->refcount_block_bits; rt++) {
+        if (rt >= s->refcount_table_size) {
+            *beyond = MAX(*beyond, rt + 1);
+        }
+        n += rt >= s->refcount_table_size || !s->refcount_table[rt];
+    }
+    return n;
+}
+
+/*
+ * Creates the k missing refcount blocks for the clusters from 'start' on,
+ * placing them at clusters start..start+k-1 (they describe themselves or
+ * are counted in an existing block). Each block reaches the disk before the
+ * table entry pointing at it.
+ */
+static bool create_refblocks(BlockNode *bs, uint64_t start, uint64_t k,
+                             uint64_t span_end, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint8_t *blk = g_malloc(s->cluster_size);
+    g_autofree uint64_t *made = g_new0(uint64_t, k);
+    uint64_t next = start, nmade = 0;
+
+    for (uint64_t rt = start >> s->refcount_block_bits;
+         rt <= (span_end - 1) >> s->refcount_block_bits; rt++) {
+        if (!s->refcount_table[rt]) {
+            made[nmade++] = rt;
+            s->refcount_table[rt] = (next++) << s->cluster_bits;
+        }
+    }
+    g_assert(nmade == k);
+    /* Blocks in ranges that already had one are counted there. */
+    for (uint64_t c = start; c < start + k; c++) {
+        uint64_t rt = c >> s->refcount_block_bits;
+        bool is_new = false;
+        for (uint64_t i = 0; i < k; i++) {
+            is_new |= made[i] == rt;
+        }
+        if (!is_new && !update_cluster_refcount(bs, c, 1, errp)) {
+            return false;
+        }
+    }
+    for (uint64_t i = 0; i < k; i++) {
+        uint64_t lo = made[i] << s->refcount_block_bits;
+        uint64_t hi = lo + s->refcount_block_size;
+        memset(blk, 0, s->cluster_size);
+        for (uint64_t c = MAX(lo, start); c < MIN(hi, start + k); c++) {
+            refblock_set(blk, c - lo, 1);
+        }
+        uint64_t off = s->refcount_table[made[i]];
+        qcow2_cache_discard(s->l2_table_cache, off);
+        qcow2_cache_discard(s->refcount_block_cache, off);
+        if (!qcow2_file_pwrite(bs, off, blk, s->cluster_size, errp)) {
+            return false;
+        }
+    }
+    if (!qcow2_cache_flush(s->refcount_block_cache, errp)) {
+        return false;
+    }
+    for (uint64_t i = 0; i < k; i++) {
+        if (!write_reftable_entry(bs, made[i], errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int64_t qcow2_alloc_clusters(BlockNode *bs, uint64_t size, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t n = qcow2_size_to_clusters(s, size);
-    uint64_t start;
+    uint64_t start, k = 0, beyond;
 
-retry:
-    if (!find_free_run(bs, n, &start, errp)) {
-        return -1;
-    }
-    for (uint64_t rt = start >> s->refcount_block_bits;
-         rt <= (start + n - 1) >> s->refcount_block_bits; rt++) {
-        if (rt >= s->refcount_table_size || !s->refcount_table[rt]) {
-            uint64_t at = MAX(start, rt << s->refcount_block_bits);
-            if (!alloc_refblock(bs, rt, at, errp)) {
+    for (;;) {
+        if (!find_free_run(bs, n + k, &start, errp)) {
+            return -1;
+        }
+        uint64_t need = count_missing(s, start, start + n + k, &beyond);
+        if (beyond) {
+            if (!grow_refcount_table(bs, beyond, errp)) {
                 return -1;
             }
-            goto retry;
+            k = 0;
+            continue;
         }
+        if (need > k) {        /* blocks go in front of the run: look again */
+            k = need;
+            continue;
+        }
+        if (need && !create_refblocks(bs, start, need, start + n + k, errp)) {
+            return -1;
+        }
+        start += need;
+        break;
     }
     if (!qcow2_update_refcount(bs, start << s->cluster_bits,
                                n << s->cluster_bits, 1, errp)) {

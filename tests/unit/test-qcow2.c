@@ -1,0 +1,683 @@
+/*
+ * Unit tests for qcow2-lite through the public block API: create/open for
+ * v2 and v3 and cluster sizes 512 B .. 2 MiB, data round trips, copy on
+ * write with snapshots, snapshot metadata, the vmstate area, refcount-table
+ * growth, discard/zeroes, header extensions preserved, the dirty bit, and
+ * hostile images crafted byte by byte (each must fail with a clear error,
+ * never crash). Every image is checked with bdrv_check() at the end.
+ */
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "block/block.h"
+
+static char *tmpdir;
+
+static char *tmp_path(const char *name)
+{
+    return g_build_filename(tmpdir, name, NULL);
+}
+
+static char *make_image(const char *name, uint64_t size, uint32_t cs,
+                        const char *compat)
+{
+    GError *err = NULL;
+    char *path = tmp_path(name);
+    BlockCreateOpts o = { .cluster_size = cs, .compat = compat };
+    g_assert_true(bdrv_create("qcow2", path, size, &o, &err));
+    g_assert_no_error(err);
+    return path;
+}
+
+static BlockNode *must_open(const char *path, int flags)
+{
+    GError *err = NULL;
+    BlockNode *bs = bdrv_open(path, NULL, flags, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(bs);
+    g_assert_cmpstr(bdrv_get_format_name(bs), ==, "qcow2");
+    return bs;
+}
+
+static void fill(BlockNode *bs, uint64_t off, uint64_t len, int pat)
+{
+    GError *err = NULL;
+    g_autofree uint8_t *buf = g_malloc(len);
+    memset(buf, pat, len);
+    g_assert_true(bdrv_pwrite(bs, off, buf, len, &err));
+    g_assert_no_error(err);
+}
+
+static void expect(BlockNode *bs, uint64_t off, uint64_t len, int pat)
+{
+    GError *err = NULL;
+    g_autofree uint8_t *buf = g_malloc(len);
+    g_assert_true(bdrv_pread(bs, off, buf, len, &err));
+    g_assert_no_error(err);
+    for (uint64_t i = 0; i < len; i++) {
+        if (buf[i] != pat) {
+            g_error("offset %" PRIu64 ": %#x, expected %#x", off + i, buf[i],
+                    pat);
+        }
+    }
+}
+
+static void assert_clean(BlockNode *bs)
+{
+    BlockCheckResult res;
+    GError *err = NULL;
+    g_assert_true(bdrv_check(bs, BDRV_CHECK_REPORT, &res, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(res.corruptions, ==, 0);
+    g_assert_cmpint(res.leaks, ==, 0);
+    g_assert_cmpint(res.check_errors, ==, 0);
+}
+
+static void check_file_clean(const char *path)
+{
+    BlockNode *bs = must_open(path, 0);
+    assert_clean(bs);
+    bdrv_close(bs);
+}
+
+/* ---- byte patching for hostile images ---- */
+
+static void patch(const char *path, uint64_t off, const void *data,
+                  size_t len)
+{
+    int fd = open(path, O_WRONLY);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pwrite(fd, data, len, (off_t)off), ==, (ssize_t)len);
+    close(fd);
+}
+
+static void patch_be32(const char *path, uint64_t off, uint32_t v)
+{
+    uint32_t be = GUINT32_TO_BE(v);
+    patch(path, off, &be, 4);
+}
+
+static void patch_be64(const char *path, uint64_t off, uint64_t v)
+{
+    uint64_t be = GUINT64_TO_BE(v);
+    patch(path, off, &be, 8);
+}
+
+static uint64_t read_be64(const char *path, uint64_t off)
+{
+    uint64_t be = 0;
+    int fd = open(path, O_RDONLY);
+    g_assert_cmpint(pread(fd, &be, 8, (off_t)off), ==, 8);
+    close(fd);
+    return GUINT64_FROM_BE(be);
+}
+
+static void expect_open_fails(const char *path, int flags, const char *what)
+{
+    GError *err = NULL;
+    BlockNode *bs = bdrv_open(path, "qcow2", flags, &err);
+    g_assert_null(bs);
+    g_assert_nonnull(err);
+    if (!strstr(err->message, what)) {
+        g_error("error '%s' does not mention '%s'", err->message, what);
+    }
+    g_error_free(err);
+}
+
+/* ---- tests ---- */
+
+static void test_roundtrip(gconstpointer data)
+{
+    const char *spec = data;     /* "<cluster size>/<compat>" */
+    g_auto(GStrv) parts = g_strsplit(spec, "/", 2);
+    uint32_t cs = (uint32_t)g_ascii_strtoull(parts[0], NULL, 10);
+    g_autofree char *name = g_strdup_printf("rt-%u-%s.qcow2", cs, parts[1]);
+    g_autofree char *path = make_image(name, 64 * MiB, cs, parts[1]);
+
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    g_assert_cmpuint(bdrv_getlength(bs), ==, 64 * MiB);
+    expect(bs, 0, 1 * MiB, 0);
+    fill(bs, 0, 3 * MiB + 123, 0xab);          /* unaligned end */
+    fill(bs, 10 * MiB + 7, 5000, 0x11);        /* straddles clusters */
+    fill(bs, 64 * MiB - 512, 512, 0x22);       /* last sector */
+    expect(bs, 0, 3 * MiB + 123, 0xab);
+    expect(bs, 3 * MiB + 123, 1000, 0);
+    assert_clean(bs);
+    bdrv_close(bs);
+
+    bs = must_open(path, 0);
+    expect(bs, 10 * MiB + 7, 5000, 0x11);
+    expect(bs, 10 * MiB, 7, 0);
+    expect(bs, 64 * MiB - 512, 512, 0x22);
+    g_autoptr(BlockImageInfo) info = NULL;
+    g_assert_true(bdrv_get_info(bs, &info, NULL));
+    g_assert_cmpuint(info->cluster_size, ==, cs);
+    g_assert_cmpstr(info->compat, ==, parts[1]);
+    g_assert_cmpint(info->refcount_bits, ==, 16);
+    assert_clean(bs);
+    bdrv_close(bs);
+}
+
+static void test_bounds_and_readonly(void)
+{
+    g_autofree char *path = make_image("bounds.qcow2", 1 * MiB, 0, NULL);
+    GError *err = NULL;
+    uint8_t buf[512] = { 0 };
+    BlockNode *bs = must_open(path, 0);
+
+    g_assert_false(bdrv_pwrite(bs, 0, buf, sizeof(buf), &err));
+    g_assert_true(strstr(err->message, "read-only") != NULL);
+    g_clear_error(&err);
+    g_assert_false(bdrv_pread(bs, 1 * MiB - 100, buf, sizeof(buf), &err));
+    g_assert_true(strstr(err->message, "past the end") != NULL);
+    g_clear_error(&err);
+    bdrv_close(bs);
+}
+
+static void test_snapshots(void)
+{
+    g_autofree char *path = make_image("snap.qcow2", 16 * MiB, 0, NULL);
+    GError *err = NULL;
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+
+    fill(bs, 0, 2 * MiB, 0x01);
+    BlockSnapshotInfo sn = {
+        .name = (char *)"first", .date_sec = 1700000000, .date_nsec = 5,
+        .vm_clock_nsec = 3 * 1000000000ULL + 7, .icount = 42,
+    };
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    g_assert_no_error(err);
+    assert_clean(bs);
+    fill(bs, 4096, 4096, 0x02);                /* COW inside a shared cluster */
+    fill(bs, 1 * MiB, 1 * MiB, 0x03);          /* whole clusters */
+    expect(bs, 0, 4096, 0x01);
+    expect(bs, 4096, 4096, 0x02);
+    expect(bs, 8192, 1 * MiB - 8192, 0x01);
+    assert_clean(bs);
+
+    sn.name = (char *)"second";
+    sn.icount = -1;
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    g_assert_no_error(err);
+    g_autoptr(GPtrArray) list = bdrv_snapshot_list(bs, &err);
+    g_assert_cmpuint(list->len, ==, 2);
+    BlockSnapshotInfo *s0 = list->pdata[0], *s1 = list->pdata[1];
+    g_assert_cmpstr(s0->id_str, ==, "1");
+    g_assert_cmpstr(s0->name, ==, "first");
+    g_assert_cmpuint(s0->date_sec, ==, 1700000000);
+    g_assert_cmpuint(s0->vm_clock_nsec, ==, 3 * 1000000000ULL + 7);
+    g_assert_cmpint(s0->icount, ==, 42);
+    g_assert_cmpuint(s0->disk_size, ==, 16 * MiB);
+    g_assert_cmpstr(s1->id_str, ==, "2");
+    g_assert_cmpint(s1->icount, ==, -1);
+
+    /* duplicate id refused */
+    sn.id_str = (char *)"1";
+    g_assert_false(bdrv_snapshot_create(bs, &sn, &err));
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+
+    g_assert_true(bdrv_snapshot_apply(bs, "first", &err));
+    g_assert_no_error(err);
+    expect(bs, 0, 2 * MiB, 0x01);
+    assert_clean(bs);
+    g_assert_true(bdrv_snapshot_apply(bs, "2", &err));  /* by id */
+    expect(bs, 4096, 4096, 0x02);
+    expect(bs, 1 * MiB, 1 * MiB, 0x03);
+    g_assert_true(bdrv_snapshot_delete(bs, NULL, "first", &err));
+    g_assert_no_error(err);
+    assert_clean(bs);
+    g_assert_false(bdrv_snapshot_apply(bs, "first", &err));
+    g_assert_error(err, TERN_ERROR, TERN_ERR_NOT_FOUND);
+    g_clear_error(&err);
+    fill(bs, 0, 1 * MiB, 0x04);      /* refcount back to 1: in place */
+    g_assert_true(bdrv_snapshot_delete(bs, "2", NULL, &err));
+    assert_clean(bs);
+    bdrv_close(bs);
+
+    bs = must_open(path, 0);
+    expect(bs, 0, 1 * MiB, 0x04);
+    expect(bs, 1 * MiB, 1 * MiB, 0x03);
+    list = (g_ptr_array_unref(list), bdrv_snapshot_list(bs, &err));
+    g_assert_cmpuint(list->len, ==, 0);
+    bdrv_close(bs);
+}
+
+static void test_vmstate(void)
+{
+    g_autofree char *path = make_image("vm.qcow2", 8 * MiB, 0, NULL);
+    GError *err = NULL;
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    const size_t len = 3 * MiB + 17;
+    g_autofree uint8_t *state = g_malloc(len), *back = g_malloc(len);
+
+    for (size_t i = 0; i < len; i++) {
+        state[i] = (uint8_t)(i * 7 + 3);
+    }
+    fill(bs, 0, 8 * MiB, 0x5a);
+    g_assert_true(bdrv_save_vmstate(bs, 0, state, len, &err));
+    g_assert_no_error(err);
+    expect(bs, 0, 8 * MiB, 0x5a);             /* disk untouched */
+    BlockSnapshotInfo sn = { .name = (char *)"vm", .vm_state_size = len };
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    g_assert_no_error(err);
+    assert_clean(bs);
+    fill(bs, 0, 1 * MiB, 0x00);
+    g_assert_true(bdrv_snapshot_apply(bs, "vm", &err));
+    g_assert_true(bdrv_load_vmstate(bs, 0, back, len, &err));
+    g_assert_no_error(err);
+    g_assert_cmpmem(state, len, back, len);
+    assert_clean(bs);
+    bdrv_close(bs);
+
+    g_autofree char *raw = tmp_path("vm.raw");
+    g_assert_true(bdrv_create("raw", raw, 1 * MiB, NULL, &err));
+    bs = bdrv_open(raw, "raw", BDRV_O_RDWR, &err);
+    g_assert_false(bdrv_save_vmstate(bs, 0, state, 16, &err));
+    g_assert_error(err, TERN_ERROR, TERN_ERR_NOT_SUPPORTED);
+    g_clear_error(&err);
+    bdrv_close(bs);
+}
+
+/* 512-byte clusters: one refcount table cluster covers only 8 MiB, so
+ * filling 24 MiB makes the table grow twice; a 2 MiB L1 table at creation
+ * exercises the same path. */
+static void test_refcount_growth(void)
+{
+    g_autofree char *path = make_image("grow.qcow2", 4 * GiB, 512, NULL);
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    for (int i = 0; i < 24; i++) {
+        fill(bs, (uint64_t)i * 100 * MiB, 1 * MiB, i + 1);
+    }
+    assert_clean(bs);
+    bdrv_close(bs);
+    bs = must_open(path, 0);
+    for (int i = 0; i < 24; i++) {
+        expect(bs, (uint64_t)i * 100 * MiB, 1 * MiB, i + 1);
+    }
+    assert_clean(bs);
+    bdrv_close(bs);
+}
+
+static void test_discard_zeroes(void)
+{
+    g_autofree char *path = make_image("z.qcow2", 8 * MiB, 0, NULL);
+    GError *err = NULL;
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    fill(bs, 0, 8 * MiB, 0x77);
+    g_assert_true(bdrv_write_zeroes(bs, 1000, 300 * KiB, &err));
+    g_assert_true(bdrv_discard(bs, 4 * MiB, 1 * MiB, &err));
+    g_assert_no_error(err);
+    expect(bs, 0, 1000, 0x77);
+    expect(bs, 1000, 300 * KiB, 0);
+    expect(bs, 1000 + 300 * KiB, 1000, 0x77);
+    expect(bs, 4 * MiB, 1 * MiB, 0);
+    assert_clean(bs);
+    bdrv_close(bs);
+}
+
+static void test_unknown_extension_kept(void)
+{
+    g_autofree char *path = make_image("ext.qcow2", 1 * MiB, 0, NULL);
+    /* v3 header is 112 bytes, then the feature table (8 + 8*48), then END */
+    uint64_t end = 112 + 8 + 8 * 48;
+    g_assert_cmpuint(read_be64(path, end), ==, 0);
+    patch_be32(path, end, 0x12345678);
+    patch_be32(path, end + 4, 5);
+    patch(path, end + 8, "hello\0\0\0", 8);
+    patch_be64(path, end + 16, 0);
+
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    fill(bs, 0, 4096, 1);
+    GError *err = NULL;
+    BlockSnapshotInfo sn = { .name = (char *)"s" };
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));  /* header rewrite */
+    bdrv_close(bs);
+    g_autofree char *data = NULL;
+    gsize len;
+    g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+    g_assert_nonnull(memmem(data, 4096, "\x12\x34\x56\x78\0\0\0\x05hello",
+                            13));
+    check_file_clean(path);
+}
+
+static void test_dirty_bit_repaired(void)
+{
+    g_autofree char *path = make_image("dirty.qcow2", 1 * MiB, 0, NULL);
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    fill(bs, 0, 64 * KiB, 1);
+    bdrv_close(bs);
+    /* leak a cluster: bump the header cluster's refcount to 2 */
+    uint64_t rb = read_be64(path, 65536);          /* reftable[0] */
+    uint16_t two = GUINT16_TO_BE(2);
+    patch(path, rb, &two, 2);
+    patch_be64(path, 72, 1);                       /* dirty bit */
+    bs = must_open(path, BDRV_O_RDWR);             /* repairs on open */
+    assert_clean(bs);
+    g_autoptr(BlockImageInfo) info = NULL;
+    g_assert_true(bdrv_get_info(bs, &info, NULL));
+    g_assert_false(info->dirty_flag);
+    expect(bs, 0, 64 * KiB, 1);
+    bdrv_close(bs);
+    g_assert_cmpuint(read_be64(path, 72), ==, 0);
+}
+
+static void test_check_finds_and_repairs_leak(void)
+{
+    g_autofree char *path = make_image("leak.qcow2", 1 * MiB, 0, NULL);
+    GError *err = NULL;
+    uint64_t rb = read_be64(path, 65536);
+    uint16_t one = GUINT16_TO_BE(1);
+    patch(path, rb + 2 * 10, &one, 2);            /* cluster 10: unused */
+    BlockNode *bs = must_open(path, BDRV_O_RDWR | BDRV_O_CHECK);
+    BlockCheckResult res;
+    g_assert_true(bdrv_check(bs, BDRV_CHECK_REPORT, &res, &err));
+    g_assert_cmpint(res.leaks, ==, 1);
+    g_assert_cmpint(res.corruptions, ==, 0);
+    g_assert_true(bdrv_check(bs, BDRV_FIX_LEAKS, &res, &err));
+    g_assert_cmpint(res.leaks_fixed, ==, 1);
+    assert_clean(bs);
+    bdrv_close(bs);
+
+    /* refcount too low: header cluster at 0 -> a corruption */
+    uint16_t zero = 0;
+    patch(path, rb, &zero, 2);
+    bs = must_open(path, BDRV_O_RDWR | BDRV_O_CHECK);
+    g_assert_true(bdrv_check(bs, BDRV_CHECK_REPORT, &res, &err));
+    g_assert_cmpint(res.corruptions, ==, 1);
+    g_assert_true(bdrv_check(bs, BDRV_FIX_ERRORS | BDRV_FIX_LEAKS, &res,
+                             &err));
+    g_assert_cmpint(res.corruptions_fixed, ==, 1);
+    assert_clean(bs);
+    bdrv_close(bs);
+}
+
+static void test_refcount_overflow(void)
+{
+    g_autofree char *path = make_image("ovf.qcow2", 1 * MiB, 0, NULL);
+    GError *err = NULL;
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    fill(bs, 0, 64 * KiB, 1);
+    bdrv_close(bs);
+    /* data cluster is cluster 5 (header, reftable, refblock, L1, L2) */
+    uint64_t rb = read_be64(path, 65536);
+    uint16_t max = GUINT16_TO_BE(0xffff);
+    patch(path, rb + 2 * 5, &max, 2);
+    bs = must_open(path, BDRV_O_RDWR);
+    BlockSnapshotInfo sn = { .name = (char *)"s" };
+    g_assert_false(bdrv_snapshot_create(bs, &sn, &err));
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "overflow"));
+    g_clear_error(&err);
+    bdrv_close(bs);
+}
+
+typedef struct Hostile {
+    const char *name;
+    uint64_t off;
+    int width;          /* 4 or 8 bytes, big-endian */
+    uint64_t value;
+    int flags;
+    const char *error;
+} Hostile;
+
+static const Hostile hostile[] = {
+    { "magic", 0, 4, 0x12345678, 0, "not in qcow2 format" },
+    { "version", 4, 4, 4, 0, "Unsupported qcow2 version 4" },
+    { "backing", 8, 8, 4096, 0, "backing file" },
+    { "cluster-bits-big", 20, 4, 30, 0, "cluster size" },
+    { "cluster-bits-small", 20, 4, 8, 0, "cluster size" },
+    { "huge-size", 24, 8, 1ULL << 63, 0, "too large" },
+    { "encryption", 32, 4, 1, 0, "encryption" },
+    { "l1-size-huge", 36, 4, 0xffffffff, 0, "L1 table size" },
+    { "l1-past-eof", 40, 8, 1ULL << 40, 0, "past the end" },
+    { "l1-unaligned", 40, 8, 3 * 65536 + 8, 0, "invalid" },
+    { "l1-on-reftable", 40, 8, 65536, 0, "overlap" },
+    { "reftable-past-eof", 48, 8, 1ULL << 40, 0, "past the end" },
+    { "reftable-zero-clusters", 56, 4, 0, 0, "Refcount table size" },
+    { "reftable-huge", 56, 4, 0x10000000, 0, "Refcount table size" },
+    { "snapshots-offset-zero", 60, 4, 1, 0, "snapshot table offset" },
+    { "snapshots-many", 60, 4, 1000000, 0, "too many snapshots" },
+    { "corrupt-rw", 72, 8, 2, BDRV_O_RDWR, "corrupt" },
+    { "data-file", 72, 8, 4, 0, "external data file" },
+    { "compression", 72, 8, 8, 0, "compression type" },
+    { "extended-l2", 72, 8, 16, 0, "extended L2" },
+    { "unknown-incompat", 72, 8, 1ULL << 40, 0, "unsupported IMAGE feature" },
+    { "refcount-order", 96, 4, 7, 0, "Refcount width" },
+    { "refcount-32-rw", 96, 4, 5, BDRV_O_RDWR, "read-only" },
+    { "header-length", 100, 4, 50, 0, "header length" },
+    { "ext-too-large", 112 + 4, 4, 0x100000, 0, "too large" },
+};
+
+static void test_hostile_header(gconstpointer data)
+{
+    const Hostile *h = data;
+    g_autofree char *name = g_strdup_printf("hostile-%s.qcow2", h->name);
+    g_autofree char *path = make_image(name, 1 * MiB, 0, NULL);
+    if (h->width == 4) {
+        patch_be32(path, h->off, (uint32_t)h->value);
+    } else {
+        patch_be64(path, h->off, h->value);
+    }
+    expect_open_fails(path, h->flags, h->error);
+}
+
+static void test_hostile_truncated(void)
+{
+    g_autofree char *path = make_image("trunc.qcow2", 1 * MiB, 0, NULL);
+    g_assert_cmpint(truncate(path, 40), ==, 0);
+    expect_open_fails(path, 0, "too short");
+    g_autofree char *path2 = make_image("trunc2.qcow2", 1 * MiB, 0, NULL);
+    g_assert_cmpint(truncate(path2, 65536 + 100), ==, 0);   /* no reftable */
+    expect_open_fails(path2, 0, "past the end");
+}
+
+/* Bad L2 pointers: reads fail cleanly, writes never touch metadata. */
+static void test_hostile_l2(void)
+{
+    g_autofree char *path = make_image("l2.qcow2", 1 * MiB, 0, NULL);
+    GError *err = NULL;
+    uint8_t buf[4096];
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    fill(bs, 0, 4096, 1);
+    bdrv_close(bs);
+    uint64_t l1 = 3 * 65536, l2 = read_be64(path, l1) & ~(1ULL << 63);
+
+    patch_be64(path, l1, (1ULL << 63) | (l2 + 512));        /* unaligned */
+    bs = must_open(path, 0);
+    g_assert_false(bdrv_pread(bs, 0, buf, sizeof(buf), &err));
+    g_assert_nonnull(strstr(err->message, "corrupt"));
+    g_clear_error(&err);
+    bdrv_close(bs);
+
+    patch_be64(path, l1, (1ULL << 63) | (1ULL << 40));      /* past EOF */
+    bs = must_open(path, 0);
+    g_assert_false(bdrv_pread(bs, 0, buf, sizeof(buf), &err));
+    g_assert_nonnull(strstr(err->message, "past the end"));
+    g_clear_error(&err);
+    bdrv_close(bs);
+
+    /* loop: the L1 table used as its own L2 table, COPIED set */
+    patch_be64(path, l1, (1ULL << 63) | l1);
+    bs = must_open(path, BDRV_O_RDWR);
+    g_assert_false(bdrv_pwrite(bs, 0, buf, sizeof(buf), &err));
+    g_assert_nonnull(strstr(err->message, "overlaps qcow2 metadata"));
+    g_clear_error(&err);
+    bdrv_close(bs);
+    g_assert_cmpuint(read_be64(path, l1), ==, (1ULL << 63) | l1);
+
+    /* data entry unaligned */
+    patch_be64(path, l1, (1ULL << 63) | l2);
+    patch_be64(path, l2, (1ULL << 63) | (5 * 65536 + 512));
+    bs = must_open(path, 0);
+    g_assert_false(bdrv_pread(bs, 0, buf, sizeof(buf), &err));
+    g_assert_nonnull(strstr(err->message, "aligned"));
+    g_clear_error(&err);
+    bdrv_close(bs);
+
+    /* compressed cluster: refused by name */
+    patch_be64(path, l2, (1ULL << 62) | (5 * 65536));
+    bs = must_open(path, 0);
+    g_assert_false(bdrv_pread(bs, 0, buf, sizeof(buf), &err));
+    g_assert_nonnull(strstr(err->message, "compressed"));
+    g_clear_error(&err);
+    bdrv_close(bs);
+}
+
+static void test_hostile_snapshot_table(void)
+{
+    g_autofree char *path = make_image("badsn.qcow2", 1 * MiB, 0, NULL);
+    GError *err = NULL;
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    BlockSnapshotInfo sn = { .name = (char *)"s" };
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    bdrv_close(bs);
+    uint64_t table = read_be64(path, 64);
+
+    patch_be32(path, table + 36, 100000);             /* extra_data_size */
+    expect_open_fails(path, 0, "too much extra data");
+    patch_be32(path, table + 36, 24);
+    patch_be64(path, table, 1ULL << 40);               /* its L1 past EOF */
+    expect_open_fails(path, 0, "past the end");
+    patch_be64(path, table, 65536 * 3 + 8);            /* unaligned */
+    expect_open_fails(path, 0, "aligned");
+    patch_be64(path, 64, table + 8);                   /* table unaligned */
+    expect_open_fails(path, 0, "snapshot table offset");
+    patch_be64(path, 64, 1ULL << 40);                  /* table past EOF */
+    expect_open_fails(path, 0, "past the end");
+}
+
+static void test_locking(void)
+{
+    g_autofree char *path = make_image("lock.qcow2", 1 * MiB, 0, NULL);
+    GError *err = NULL;
+    BlockNode *rw = must_open(path, BDRV_O_RDWR);
+
+    g_assert_null(bdrv_open(path, NULL, BDRV_O_RDWR, &err));
+    g_assert_error(err, TERN_ERROR, TERN_ERR_BUSY);
+    g_assert_nonnull(strstr(err->message, "Failed to get \"write\" lock"));
+    g_assert_nonnull(strstr(err->message, "Is another process using"));
+    g_clear_error(&err);
+    g_assert_null(bdrv_open(path, NULL, 0, &err));     /* read forbids write */
+    g_assert_nonnull(strstr(err->message, "Failed to get shared \"write\""));
+    g_clear_error(&err);
+    BlockNode *ro = bdrv_open(path, NULL, BDRV_O_NO_LOCK, &err);  /* -U */
+    g_assert_no_error(err);
+    bdrv_close(ro);
+    bdrv_close(rw);
+
+    BlockNode *r1 = must_open(path, 0), *r2 = must_open(path, 0);
+    g_assert_null(bdrv_open(path, NULL, BDRV_O_RDWR, &err));
+    g_assert_nonnull(strstr(err->message, "Failed to get \"write\" lock"));
+    g_clear_error(&err);
+    bdrv_close(r1);
+    bdrv_close(r2);
+    rw = must_open(path, BDRV_O_RDWR);                 /* locks released */
+    bdrv_close(rw);
+}
+
+typedef struct Writer {
+    BlockNode *bs;
+    int id;
+} Writer;
+
+static gpointer writer_thread(gpointer opaque)
+{
+    Writer *w = opaque;
+    uint8_t buf[4096];
+    memset(buf, w->id + 1, sizeof(buf));
+    for (int i = 0; i < 256; i++) {
+        uint64_t off = ((uint64_t)i * 4 + (uint64_t)w->id) * 64 * KiB;
+        g_assert_true(bdrv_pwrite(w->bs, off, buf, sizeof(buf), NULL));
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    g_autofree char *path = make_image("thr.qcow2", 64 * MiB, 0, NULL);
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    Writer w[4];
+    GThread *t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (Writer){ bs, i };
+        t[i] = g_thread_new("writer", writer_thread, &w[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        g_thread_join(t[i]);
+    }
+    for (int i = 0; i < 1024; i++) {
+        expect(bs, (uint64_t)i * 64 * KiB, 4096, i % 4 + 1);
+    }
+    assert_clean(bs);
+    bdrv_close(bs);
+}
+
+static void test_create_errors(void)
+{
+    g_autofree char *path = tmp_path("bad-create.qcow2");
+    GError *err = NULL;
+    BlockCreateOpts o = { .cluster_size = 1000 };
+    g_assert_false(bdrv_create("qcow2", path, 1 * MiB, &o, &err));
+    g_assert_nonnull(strstr(err->message, "Cluster size"));
+    g_clear_error(&err);
+    o = (BlockCreateOpts){ .compat = "2.0" };
+    g_assert_false(bdrv_create("qcow2", path, 1 * MiB, &o, &err));
+    g_assert_nonnull(strstr(err->message, "compatibility"));
+    g_clear_error(&err);
+    g_assert_false(bdrv_create("vmdk", path, 1 * MiB, NULL, &err));
+    g_clear_error(&err);
+}
+
+static void rm_tmpdir(void)
+{
+    g_autoptr(GDir) d = g_dir_open(tmpdir, 0, NULL);
+    const char *n;
+    while (d && (n = g_dir_read_name(d))) {
+        g_autofree char *p = tmp_path(n);
+        unlink(p);
+    }
+    rmdir(tmpdir);
+    g_free(tmpdir);
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const specs[] = {
+        "512/1.1", "512/0.10", "4096/1.1", "65536/1.1", "65536/0.10",
+        "2097152/1.1", "2097152/0.10",
+    };
+    g_test_init(&argc, &argv, NULL);
+    tmpdir = g_dir_make_tmp("test-qcow2-XXXXXX", NULL);
+    g_assert_nonnull(tmpdir);
+    for (size_t i = 0; i < G_N_ELEMENTS(specs); i++) {
+        g_autofree char *name = g_strdup_printf("/qcow2/roundtrip/%s",
+                                                specs[i]);
+        g_test_add_data_func(name, specs[i], test_roundtrip);
+    }
+    g_test_add_func("/qcow2/bounds-readonly", test_bounds_and_readonly);
+    g_test_add_func("/qcow2/snapshots", test_snapshots);
+    g_test_add_func("/qcow2/vmstate", test_vmstate);
+    g_test_add_func("/qcow2/refcount-growth", test_refcount_growth);
+    g_test_add_func("/qcow2/discard-zeroes", test_discard_zeroes);
+    g_test_add_func("/qcow2/unknown-extension", test_unknown_extension_kept);
+    g_test_add_func("/qcow2/dirty-bit", test_dirty_bit_repaired);
+    g_test_add_func("/qcow2/check-repair", test_check_finds_and_repairs_leak);
+    g_test_add_func("/qcow2/refcount-overflow", test_refcount_overflow);
+    g_test_add_func("/qcow2/locking", test_locking);
+    g_test_add_func("/qcow2/threads", test_threads);
+    g_test_add_func("/qcow2/create-errors", test_create_errors);
+    g_test_add_func("/qcow2/hostile/truncated", test_hostile_truncated);
+    g_test_add_func("/qcow2/hostile/l2", test_hostile_l2);
+    g_test_add_func("/qcow2/hostile/snapshot-table",
+                    test_hostile_snapshot_table);
+    for (size_t i = 0; i < G_N_ELEMENTS(hostile); i++) {
+        g_autofree char *name = g_strdup_printf("/qcow2/hostile/header/%s",
+                                                hostile[i].name);
+        g_test_add_data_func(name, &hostile[i], test_hostile_header);
+    }
+    int ret = g_test_run();
+    rm_tmpdir();
+    return ret;
+}
