@@ -427,13 +427,23 @@ void savevm_save_cleanup(SaveVM *sv)
 
 bool savevm_save_all(SaveVM *sv, QEMUFile *f, GError **errp)
 {
-    int ret = 0;
     bool ok = savevm_save_header(sv, f, errp) &&
               savevm_save_setup(sv, f, errp);
 
-    while (ok && ret == 0) {
-        ret = savevm_save_iterate(sv, f, false, errp);
+    /* Iterate while precopy state is left; postcopy-only state (dirty
+     * bitmaps) goes in the END sections, as QEMU's completion sends it. */
+    while (ok) {
+        uint64_t must = 0, can = 0;
+        int ret = savevm_save_iterate(sv, f, false, errp);
+
         ok = ret >= 0;
+        if (ret != 0) {
+            break;
+        }
+        savevm_save_pending(sv, &must, &can);
+        if (!must) {
+            break;
+        }
     }
     ok = ok && savevm_save_complete_precopy(sv, f, false, false, errp);
     savevm_save_cleanup(sv);

@@ -1,0 +1,682 @@
+/*
+ * Dirty-bitmap migration (include/migration/block-dirty-bitmap.h), following
+ * QEMU's migration/block-dirty-bitmap.c on the wire:
+ *   chunk  = flags (1 byte written; 1, 2 or 4 read), [u8 len, node name],
+ *            [u8 len, bitmap name], body
+ *   START  = be32 granularity, u8 flags (0x01 enabled, 0x02 persistent)
+ *   BITS   = be64 start sector, be32 sectors, unless ZEROES: be64 size and
+ *            the serialized bits, size rounded up to 32 bytes
+ *   COMPLETE and EOS have no body; names are sent only when they change.
+ * Bitmaps are sent in chunks of 1 KiB of bits. Every bitmap operation runs
+ * with its node's lock held, as the block layer requires.
+ */
+#include <string.h>
+
+#include "migration/block-dirty-bitmap.h"
+
+#define DBM_EOS          0x01
+#define DBM_ZEROES       0x02
+#define DBM_BITMAP_NAME  0x04
+#define DBM_DEVICE_NAME  0x08
+#define DBM_START        0x10
+#define DBM_COMPLETE     0x20
+#define DBM_BITS         0x40
+#define DBM_EXTRA        0x80
+#define DBM_START_ENABLED     0x01
+#define DBM_START_PERSISTENT  0x02
+#define DBM_START_RESERVED    0xf8
+#define DBM_CHUNK_BYTES  1024       /* bytes of serialized bits per chunk */
+#define DBM_BUF_ALIGN    32         /* QEMU rounds buffers to 4 longs */
+#define SECTOR_BITS      9
+
+typedef struct SaveBitmap {
+    BlockNode *bs;
+    BdrvDirtyBitmap *bitmap;
+    uint64_t total_sectors;
+    uint64_t sectors_per_chunk;
+    uint64_t cur_sector;
+    uint8_t flags;
+    bool bulk_completed;
+} SaveBitmap;
+
+/* A bitmap created by the load, enabled once the guest starts. */
+typedef struct LoadBitmap {
+    BdrvDirtyBitmap *bitmap;
+    bool migrated;
+} LoadBitmap;
+
+struct DirtyBitmapMigration {
+    DirtyBitmapNodes nodes;
+    bool enabled;
+
+    /* source */
+    GPtrArray *save;                /* of SaveBitmap */
+    bool bulk_completed;
+    BlockNode *prev_bs;
+    BdrvDirtyBitmap *prev_bitmap;
+
+    /* destination: the names carry over between chunks and sections */
+    uint32_t flags;
+    char node_name[256];
+    char bitmap_name[256];
+    BlockNode *bs;
+    BdrvDirtyBitmap *bitmap;
+    GSList *enabled_bitmaps;        /* of LoadBitmap */
+    GMutex finish_lock;             /* load vs. before_vm_start */
+};
+
+DirtyBitmapMigration *dirty_bitmap_migration_new(const DirtyBitmapNodes *nodes)
+{
+    DirtyBitmapMigration *dbm = g_new0(DirtyBitmapMigration, 1);
+
+    dbm->nodes = *nodes;
+    g_mutex_init(&dbm->finish_lock);
+    return dbm;
+}
+
+static void save_cleanup(void *opaque);
+
+void dirty_bitmap_migration_free(DirtyBitmapMigration *dbm)
+{
+    if (!dbm) {
+        return;
+    }
+    save_cleanup(dbm);
+    g_slist_free_full(dbm->enabled_bitmaps, g_free);
+    g_mutex_clear(&dbm->finish_lock);
+    g_free(dbm);
+}
+
+void dirty_bitmap_migration_set_enabled(DirtyBitmapMigration *dbm, bool on)
+{
+    dbm->enabled = on;
+}
+
+/* ---- source ---- */
+
+static void put_flags(QEMUFile *f, uint32_t flags)
+{
+    /* QEMU writes one byte; all flags in use fit in it. */
+    g_assert(!(flags & ~0x7fu));
+    qemu_put_byte(f, flags);
+}
+
+static void send_header(DirtyBitmapMigration *dbm, QEMUFile *f,
+                        SaveBitmap *sb, uint32_t flags)
+{
+    if (sb->bs != dbm->prev_bs) {
+        dbm->prev_bs = sb->bs;
+        flags |= DBM_DEVICE_NAME;
+    }
+    if (sb->bitmap != dbm->prev_bitmap) {
+        dbm->prev_bitmap = sb->bitmap;
+        flags |= DBM_BITMAP_NAME;
+    }
+    put_flags(f, flags);
+    if (flags & DBM_DEVICE_NAME) {
+        qemu_put_counted_string(f, bdrv_get_node_name(sb->bs));
+    }
+    if (flags & DBM_BITMAP_NAME) {
+        qemu_put_counted_string(f, bdrv_dirty_bitmap_name(sb->bitmap));
+    }
+}
+
+static bool buffer_is_zero(const uint8_t *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool send_bits(DirtyBitmapMigration *dbm, QEMUFile *f, SaveBitmap *sb,
+                      uint64_t start_sector, uint32_t nr_sectors,
+                      GError **errp)
+{
+    uint64_t offset = start_sector << SECTOR_BITS;
+    uint64_t bytes = (uint64_t)nr_sectors << SECTOR_BITS;
+    uint64_t size, buf_size;
+    g_autofree uint8_t *buf = NULL;
+    uint32_t flags = DBM_BITS;
+    bool ok;
+
+    bdrv_lock(sb->bs);
+    size = bdrv_dirty_bitmap_serialization_size(sb->bitmap, offset, bytes);
+    buf_size = ALIGN_UP(size, DBM_BUF_ALIGN);
+    buf = g_malloc0(buf_size);
+    ok = bdrv_dirty_bitmap_serialize_part(sb->bitmap, buf, offset, bytes,
+                                          errp);
+    bdrv_unlock(sb->bs);
+    if (!ok) {
+        return false;
+    }
+    if (buffer_is_zero(buf, buf_size)) {
+        flags |= DBM_ZEROES;
+    }
+    send_header(dbm, f, sb, flags);
+    qemu_put_be64(f, start_sector);
+    qemu_put_be32(f, nr_sectors);
+    if (flags & DBM_ZEROES) {
+        qemu_fflush(f);
+    } else {
+        qemu_put_be64(f, buf_size);
+        qemu_put_buffer(f, buf, buf_size);
+    }
+    return true;
+}
+
+static bool bulk_send_chunk(DirtyBitmapMigration *dbm, QEMUFile *f,
+                            SaveBitmap *sb, GError **errp)
+{
+    uint32_t nr = MIN(sb->total_sectors - sb->cur_sector,
+                      sb->sectors_per_chunk);
+
+    if (nr && !send_bits(dbm, f, sb, sb->cur_sector, nr, errp)) {
+        return false;
+    }
+    sb->cur_sector += nr;
+    sb->bulk_completed = sb->cur_sector >= sb->total_sectors;
+    return true;
+}
+
+static bool bulk_phase(DirtyBitmapMigration *dbm, QEMUFile *f, bool limit,
+                       GError **errp)
+{
+    for (guint i = 0; i < dbm->save->len; i++) {
+        SaveBitmap *sb = dbm->save->pdata[i];
+
+        while (!sb->bulk_completed) {
+            if (!bulk_send_chunk(dbm, f, sb, errp)) {
+                return false;
+            }
+            if (limit && qemu_file_rate_limit_exceeded(f)) {
+                return true;
+            }
+        }
+    }
+    dbm->bulk_completed = true;
+    return true;
+}
+
+static bool add_bitmap(DirtyBitmapMigration *dbm, BlockNode *bs,
+                       BdrvDirtyBitmap *bitmap, GError **errp)
+{
+    const char *node = bdrv_get_node_name(bs);
+    SaveBitmap *sb;
+
+    if (!node || !node[0] || node[0] == '#' || strlen(node) > 255) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Bitmap '%s' in a node with auto-generated name '%s' "
+                    "can't be migrated", bdrv_dirty_bitmap_name(bitmap),
+                    node ? node : "");
+        return false;
+    }
+    if (strlen(bdrv_dirty_bitmap_name(bitmap)) > 255) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Bitmap '%s' has a name too long to migrate",
+                    bdrv_dirty_bitmap_name(bitmap));
+        return false;
+    }
+    if (!bdrv_dirty_bitmap_check(bitmap, BDRV_BITMAP_DEFAULT, errp)) {
+        return false;
+    }
+    bdrv_dirty_bitmap_set_busy(bitmap, true);
+    sb = g_new0(SaveBitmap, 1);
+    sb->bs = bs;
+    sb->bitmap = bitmap;
+    sb->total_sectors = DIV_ROUND_UP(bdrv_dirty_bitmap_size(bitmap),
+                                     1 << SECTOR_BITS);
+    sb->sectors_per_chunk = (uint64_t)DBM_CHUNK_BYTES * 8 *
+        bdrv_dirty_bitmap_granularity(bitmap) >> SECTOR_BITS;
+    sb->flags = (bdrv_dirty_bitmap_enabled(bitmap) ? DBM_START_ENABLED : 0) |
+        (bdrv_dirty_bitmap_get_persistence(bitmap) ? DBM_START_PERSISTENT : 0);
+    g_ptr_array_add(dbm->save, sb);
+    return true;
+}
+
+/* Named bitmaps of one node; the node lock is held by the caller. */
+static bool add_node(DirtyBitmapMigration *dbm, BlockNode *bs, GError **errp)
+{
+    for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
+        BdrvDirtyBitmap *bitmap = l->data;
+
+        if (bdrv_dirty_bitmap_name(bitmap) &&
+            !add_bitmap(dbm, bs, bitmap, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool collect_bitmaps(DirtyBitmapMigration *dbm, GError **errp)
+{
+    g_autoptr(GPtrArray) nodes = dbm->nodes.list ?
+                                 dbm->nodes.list(dbm->nodes.opaque) : NULL;
+
+    dbm->save = g_ptr_array_new_with_free_func(g_free);
+    dbm->bulk_completed = false;
+    dbm->prev_bs = NULL;
+    dbm->prev_bitmap = NULL;
+    for (guint i = 0; nodes && i < nodes->len; i++) {
+        BlockNode *bs = nodes->pdata[i];
+        bool ok;
+
+        bdrv_lock(bs);
+        ok = add_node(dbm, bs, errp);
+        bdrv_unlock(bs);
+        if (!ok) {
+            return false;
+        }
+    }
+    /* From here on the bitmaps live in the stream, not in their images. */
+    for (guint i = 0; i < dbm->save->len; i++) {
+        SaveBitmap *sb = dbm->save->pdata[i];
+
+        bdrv_lock(sb->bs);
+        bdrv_dirty_bitmap_skip_store(sb->bitmap, true);
+        bdrv_unlock(sb->bs);
+    }
+    return true;
+}
+
+static bool save_setup(QEMUFile *f, void *opaque, GError **errp)
+{
+    DirtyBitmapMigration *dbm = opaque;
+
+    if (!collect_bitmaps(dbm, errp)) {
+        save_cleanup(dbm);
+        return false;
+    }
+    for (guint i = 0; i < dbm->save->len; i++) {
+        SaveBitmap *sb = dbm->save->pdata[i];
+
+        send_header(dbm, f, sb, DBM_START);
+        qemu_put_be32(f, bdrv_dirty_bitmap_granularity(sb->bitmap));
+        qemu_put_byte(f, sb->flags);
+    }
+    put_flags(f, DBM_EOS);
+    return true;
+}
+
+static int save_iterate(QEMUFile *f, void *opaque, GError **errp)
+{
+    DirtyBitmapMigration *dbm = opaque;
+    bool postcopy = dbm->nodes.in_postcopy &&
+                    dbm->nodes.in_postcopy(dbm->nodes.opaque);
+
+    /* The bits travel while the destination already runs (postcopy), or
+     * else all at completion; precopy iterations carry only EOS. */
+    if (postcopy && !dbm->bulk_completed &&
+        !bulk_phase(dbm, f, true, errp)) {
+        return -1;
+    }
+    put_flags(f, DBM_EOS);
+    return dbm->bulk_completed;
+}
+
+static bool save_complete(QEMUFile *f, void *opaque, GError **errp)
+{
+    DirtyBitmapMigration *dbm = opaque;
+
+    if (!dbm->bulk_completed && !bulk_phase(dbm, f, false, errp)) {
+        return false;
+    }
+    for (guint i = 0; i < dbm->save->len; i++) {
+        send_header(dbm, f, dbm->save->pdata[i], DBM_COMPLETE);
+    }
+    put_flags(f, DBM_EOS);
+    save_cleanup(dbm);
+    return true;
+}
+
+static void save_pending(void *opaque, uint64_t *must_precopy,
+                         uint64_t *can_postcopy)
+{
+    DirtyBitmapMigration *dbm = opaque;
+
+    for (guint i = 0; dbm->save && i < dbm->save->len; i++) {
+        SaveBitmap *sb = dbm->save->pdata[i];
+        uint64_t left = sb->bulk_completed ? 0 :
+                        sb->total_sectors - sb->cur_sector;
+
+        *can_postcopy += DIV_ROUND_UP(left << SECTOR_BITS,
+                                      bdrv_dirty_bitmap_granularity(sb->bitmap));
+    }
+}
+
+static void save_cleanup(void *opaque)
+{
+    DirtyBitmapMigration *dbm = opaque;
+
+    for (guint i = 0; dbm->save && i < dbm->save->len; i++) {
+        SaveBitmap *sb = dbm->save->pdata[i];
+
+        bdrv_lock(sb->bs);
+        bdrv_dirty_bitmap_set_busy(sb->bitmap, false);
+        bdrv_unlock(sb->bs);
+    }
+    g_clear_pointer(&dbm->save, g_ptr_array_unref);
+}
+
+static bool is_active(void *opaque)
+{
+    DirtyBitmapMigration *dbm = opaque;
+
+    return dbm->enabled && (!dbm->save || dbm->save->len);
+}
+
+static bool is_active_iterate(void *opaque)
+{
+    DirtyBitmapMigration *dbm = opaque;
+
+    return is_active(opaque) &&
+           !(dbm->nodes.vm_running && dbm->nodes.vm_running(dbm->nodes.opaque));
+}
+
+static bool has_postcopy(void *opaque)
+{
+    return true;
+}
+
+/* ---- destination ---- */
+
+static bool fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
+
+static bool fail(GError **errp, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID,
+                                               fmt, ap));
+    va_end(ap);
+    return false;
+}
+
+static bool get_flags(QEMUFile *f, uint32_t *flags, GError **errp)
+{
+    uint32_t v = qemu_get_byte(f);
+    uint32_t markers = 0;
+
+    if (v & DBM_EXTRA) {
+        v = v << 8 | qemu_get_byte(f);
+        markers = 0x8000;
+        if (v & DBM_EXTRA) {
+            v = v << 16 | qemu_get_be16(f);
+            markers = 0x80800000;
+        }
+    }
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    *flags = v & ~markers;
+    if (*flags & ~0x7fu) {
+        return fail(errp, "dirty-bitmap: unknown chunk flags 0x%x", *flags);
+    }
+    return true;
+}
+
+static bool load_header(DirtyBitmapMigration *dbm, QEMUFile *f,
+                        GError **errp)
+{
+    bool nothing;
+
+    if (!get_flags(f, &dbm->flags, errp)) {
+        return false;
+    }
+    nothing = dbm->flags == (dbm->flags & DBM_EOS);
+    if (dbm->flags & DBM_DEVICE_NAME) {
+        qemu_get_counted_string(f, dbm->node_name);
+        if (!qemu_file_check(f, errp)) {
+            return false;
+        }
+        dbm->bs = dbm->nodes.find ?
+                  dbm->nodes.find(dbm->nodes.opaque, dbm->node_name) : NULL;
+        if (!dbm->bs) {
+            return fail(errp, "dirty-bitmap: no block node '%s'",
+                        dbm->node_name);
+        }
+    } else if (!dbm->bs && !nothing) {
+        return fail(errp, "dirty-bitmap: block device name is not set");
+    }
+    if (dbm->flags & DBM_BITMAP_NAME) {
+        qemu_get_counted_string(f, dbm->bitmap_name);
+        if (!qemu_file_check(f, errp)) {
+            return false;
+        }
+        bdrv_lock(dbm->bs);
+        dbm->bitmap = bdrv_find_dirty_bitmap(dbm->bs, dbm->bitmap_name);
+        bdrv_unlock(dbm->bs);
+        if (!dbm->bitmap && !(dbm->flags & DBM_START)) {
+            return fail(errp, "dirty-bitmap: unknown dirty bitmap '%s' for "
+                        "block device '%s'", dbm->bitmap_name, dbm->node_name);
+        }
+    } else if (!dbm->bitmap && !nothing) {
+        return fail(errp, "dirty-bitmap: bitmap name is not set");
+    }
+    return true;
+}
+
+/* With the node lock held. */
+static bool start_bitmap(DirtyBitmapMigration *dbm, uint32_t granularity,
+                         uint8_t flags, GError **errp)
+{
+    dbm->bitmap = bdrv_create_dirty_bitmap(dbm->bs, granularity,
+                                           dbm->bitmap_name, errp);
+    if (!dbm->bitmap) {
+        return false;
+    }
+    if (flags & DBM_START_PERSISTENT) {
+        bdrv_dirty_bitmap_set_persistence(dbm->bitmap, true);
+    }
+    bdrv_disable_dirty_bitmap(dbm->bitmap);
+    /* An enabled bitmap's successor records writes made after the guest
+     * starts, until the bitmap is complete. */
+    return !(flags & DBM_START_ENABLED) ||
+           bdrv_dirty_bitmap_create_successor(dbm->bitmap, errp);
+}
+
+static bool load_start(DirtyBitmapMigration *dbm, QEMUFile *f, GError **errp)
+{
+    uint32_t granularity = qemu_get_be32(f);
+    uint8_t flags = qemu_get_byte(f);
+    LoadBitmap *lb;
+    bool ok;
+
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    if (dbm->bitmap) {
+        return fail(errp, "Bitmap with the same name ('%s') already exists on "
+                    "destination", dbm->bitmap_name);
+    }
+    if (flags & DBM_START_RESERVED) {
+        return fail(errp, "Unknown flags in migrated dirty bitmap header: %x",
+                    flags);
+    }
+    bdrv_lock(dbm->bs);
+    ok = start_bitmap(dbm, granularity, flags, errp);
+    bdrv_unlock(dbm->bs);
+    if (!ok || !(flags & DBM_START_ENABLED)) {
+        return ok;
+    }
+    /* finish_lock is never taken inside a node lock's critical section
+     * the other way round: before_vm_start takes it first. */
+    lb = g_new0(LoadBitmap, 1);
+    lb->bitmap = dbm->bitmap;
+    g_mutex_lock(&dbm->finish_lock);
+    dbm->enabled_bitmaps = g_slist_prepend(dbm->enabled_bitmaps, lb);
+    g_mutex_unlock(&dbm->finish_lock);
+    return true;
+}
+
+static bool load_complete(DirtyBitmapMigration *dbm, GError **errp)
+{
+    bool ok = true;
+
+    g_mutex_lock(&dbm->finish_lock);
+    for (GSList *l = dbm->enabled_bitmaps; l; l = l->next) {
+        LoadBitmap *lb = l->data;
+
+        if (lb->bitmap == dbm->bitmap) {
+            lb->migrated = true;
+            break;
+        }
+    }
+    bdrv_lock(dbm->bs);
+    bdrv_dirty_bitmap_deserialize_finish(dbm->bitmap);
+    if (bdrv_dirty_bitmap_has_successor(dbm->bitmap)) {
+        /* Before the guest starts the successor is empty; after (postcopy)
+         * it holds the new writes and the bitmap goes on recording. */
+        ok = bdrv_reclaim_dirty_bitmap(dbm->bitmap, errp) != NULL;
+        if (ok && !dbm->enabled_bitmaps) {
+            bdrv_enable_dirty_bitmap(dbm->bitmap);
+        }
+    }
+    bdrv_unlock(dbm->bs);
+    g_mutex_unlock(&dbm->finish_lock);
+    return ok;
+}
+
+static bool load_bits_data(DirtyBitmapMigration *dbm, QEMUFile *f,
+                           uint64_t offset, uint64_t bytes, GError **errp)
+{
+    uint64_t buf_size = qemu_get_be64(f);
+    uint64_t needed;
+    g_autofree uint8_t *buf = NULL;
+    bool ok;
+
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    bdrv_lock(dbm->bs);
+    needed = bdrv_dirty_bitmap_serialization_size(dbm->bitmap, offset, bytes);
+    bdrv_unlock(dbm->bs);
+    if (needed > buf_size || buf_size > ALIGN_UP(needed, DBM_BUF_ALIGN)) {
+        return fail(errp, "Migrated bitmap granularity doesn't match the "
+                    "destination bitmap '%s' granularity", dbm->bitmap_name);
+    }
+    buf = g_malloc(buf_size);
+    if (qemu_get_buffer(f, buf, buf_size) != buf_size) {
+        return qemu_file_check(f, errp);
+    }
+    bdrv_lock(dbm->bs);
+    ok = bdrv_dirty_bitmap_deserialize_part(dbm->bitmap, buf, offset, bytes,
+                                            errp);
+    bdrv_unlock(dbm->bs);
+    return ok;
+}
+
+static bool load_bits(DirtyBitmapMigration *dbm, QEMUFile *f, GError **errp)
+{
+    uint64_t sector = qemu_get_be64(f);
+    uint64_t bytes = (uint64_t)qemu_get_be32(f) << SECTOR_BITS;
+    uint64_t offset = sector << SECTOR_BITS;
+    bool ok;
+
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    if (sector >> (64 - SECTOR_BITS)) {
+        return fail(errp, "dirty-bitmap: chunk at sector %" PRIu64 " is out "
+                    "of range", sector);
+    }
+    bdrv_lock(dbm->bs);
+    ok = bdrv_dirty_bitmap_check_part(dbm->bitmap, offset, bytes, errp);
+    if (ok && (dbm->flags & DBM_ZEROES)) {
+        ok = bdrv_dirty_bitmap_deserialize_zeroes(dbm->bitmap, offset, bytes,
+                                                  errp);
+    }
+    bdrv_unlock(dbm->bs);
+    if (!ok) {
+        return false;
+    }
+    return (dbm->flags & DBM_ZEROES) ||
+           load_bits_data(dbm, f, offset, bytes, errp);
+}
+
+static bool load_chunk(DirtyBitmapMigration *dbm, QEMUFile *f, GError **errp)
+{
+    if (!load_header(dbm, f, errp)) {
+        return false;
+    }
+    if (dbm->flags & DBM_START) {
+        return load_start(dbm, f, errp);
+    }
+    if (dbm->flags & DBM_COMPLETE) {
+        return load_complete(dbm, errp);
+    }
+    if (dbm->flags & DBM_BITS) {
+        return load_bits(dbm, f, errp);
+    }
+    return true;
+}
+
+static bool load_state(QEMUFile *f, void *opaque, int version_id,
+                       GError **errp)
+{
+    DirtyBitmapMigration *dbm = opaque;
+
+    if (version_id != 1) {
+        return fail(errp, "dirty-bitmap: section version %d, expected 1",
+                    version_id);
+    }
+    do {
+        if (!load_chunk(dbm, f, errp)) {
+            return false;
+        }
+    } while (!(dbm->flags & DBM_EOS));
+    return true;
+}
+
+static bool load_setup(QEMUFile *f, void *opaque, GError **errp)
+{
+    DirtyBitmapMigration *dbm = opaque;
+
+    dbm->bs = NULL;
+    dbm->bitmap = NULL;
+    dbm->flags = 0;
+    return true;
+}
+
+void dirty_bitmap_migration_before_vm_start(DirtyBitmapMigration *dbm)
+{
+    g_mutex_lock(&dbm->finish_lock);
+    for (GSList *l = dbm->enabled_bitmaps; l; l = l->next) {
+        LoadBitmap *lb = l->data;
+        BlockNode *bs = bdrv_dirty_bitmap_node(lb->bitmap);
+
+        bdrv_lock(bs);
+        if (lb->migrated) {
+            bdrv_enable_dirty_bitmap(lb->bitmap);
+        } else {
+            bdrv_dirty_bitmap_enable_successor(lb->bitmap);
+        }
+        bdrv_unlock(bs);
+    }
+    g_slist_free_full(dbm->enabled_bitmaps, g_free);
+    dbm->enabled_bitmaps = NULL;
+    g_mutex_unlock(&dbm->finish_lock);
+}
+
+static const SaveVMHandlers dirty_bitmap_handlers = {
+    .save_setup = save_setup,
+    .save_live_iterate = save_iterate,
+    .save_live_complete_precopy = save_complete,
+    .save_live_complete_postcopy = save_complete,
+    .save_pending = save_pending,
+    .save_cleanup = save_cleanup,
+    .is_active = is_active,
+    .is_active_iterate = is_active_iterate,
+    .has_postcopy = has_postcopy,
+    .load_setup = load_setup,
+    .load_state = load_state,
+};
+
+void dirty_bitmap_migration_register(DirtyBitmapMigration *dbm, SaveVM *sv)
+{
+    savevm_register_live(sv, "dirty-bitmap", 0, 1, &dirty_bitmap_handlers,
+                         dbm);
+}

@@ -1,0 +1,417 @@
+/* Unit tests for dirty-bitmap migration (migration/block-dirty-bitmap.c)
+ * over real qcow2 nodes: golden START bytes, a tern-to-tern round trip with
+ * enabled/disabled and persistent bitmaps, loading the bitmaps of a stream
+ * QEMU 7.2 wrote, and the destination's refusals. */
+#include <string.h>
+#include <unistd.h>
+
+#include "migration/block-dirty-bitmap.h"
+#include "migration/ram.h"
+#include "migration/stream-dump.h"
+
+#define DISK_SIZE (64 * MiB)
+
+typedef struct Env {
+    char *dir;
+    BlockNode *bs;
+} Env;
+
+static BlockNode *open_disk(Env *e, const char *file)
+{
+    g_autofree char *path = g_build_filename(e->dir, file, NULL);
+    GError *err = NULL;
+    BlockNode *bs;
+
+    g_assert_true(bdrv_create("qcow2", path, DISK_SIZE, NULL, &err));
+    g_assert_no_error(err);
+    bs = bdrv_open(path, "qcow2", BDRV_O_RDWR, &err);
+    g_assert_no_error(err);
+    bdrv_set_node_name(bs, "disk0");
+    return bs;
+}
+
+static void env_init(Env *e, const char *file)
+{
+    e->dir = g_dir_make_tmp("tern-dbm-XXXXXX", NULL);
+    g_assert_nonnull(e->dir);
+    e->bs = open_disk(e, file);
+}
+
+static void env_destroy(Env *e)
+{
+    g_autoptr(GDir) d = g_dir_open(e->dir, 0, NULL);
+    const char *name;
+
+    bdrv_close(e->bs);
+    while (d && (name = g_dir_read_name(d))) {
+        g_autofree char *p = g_build_filename(e->dir, name, NULL);
+        unlink(p);
+    }
+    rmdir(e->dir);
+    g_free(e->dir);
+}
+
+static GPtrArray *list_nodes(void *opaque)
+{
+    GPtrArray *a = g_ptr_array_new();
+
+    g_ptr_array_add(a, ((Env *)opaque)->bs);
+    return a;
+}
+
+static BlockNode *find_node(void *opaque, const char *name)
+{
+    Env *e = opaque;
+
+    return strcmp(name, bdrv_get_node_name(e->bs)) ? NULL : e->bs;
+}
+
+static DirtyBitmapMigration *dbm_for(Env *e, SaveVM *sv)
+{
+    DirtyBitmapNodes nodes = { .list = list_nodes, .find = find_node,
+                               .opaque = e };
+    DirtyBitmapMigration *dbm = dirty_bitmap_migration_new(&nodes);
+
+    dirty_bitmap_migration_set_enabled(dbm, true);
+    dirty_bitmap_migration_register(dbm, sv);
+    return dbm;
+}
+
+static BdrvDirtyBitmap *add_bitmap(BlockNode *bs, const char *name,
+                                   uint32_t gran, bool persistent)
+{
+    GError *err = NULL;
+    BdrvDirtyBitmap *b;
+
+    bdrv_lock(bs);
+    b = bdrv_create_dirty_bitmap(bs, gran, name, &err);
+    g_assert_no_error(err);
+    if (persistent) {
+        g_assert_true(bdrv_dirty_bitmap_make_persistent(b, true, &err));
+        g_assert_no_error(err);
+    }
+    bdrv_set_dirty_bitmap(b, 1 * MiB, 64 * KiB);
+    bdrv_set_dirty_bitmap(b, 10 * MiB, 4 * KiB);
+    bdrv_unlock(bs);
+    return b;
+}
+
+static GBytes *save_stream(SaveVM *sv)
+{
+    QEMUFile *f = qemu_file_new_mem_output();
+    const GByteArray *out;
+    GError *err = NULL;
+    GBytes *b;
+
+    g_assert_true(savevm_save_all(sv, f, &err));
+    g_assert_no_error(err);
+    out = qemu_file_mem_output_data(f);
+    b = g_bytes_new(out->data, out->len);
+    g_assert_true(qemu_fclose(f, NULL));
+    return b;
+}
+
+static GError *load_stream(SaveVM *sv, GBytes *b)
+{
+    QEMUFile *f = qemu_file_new_mem_input(b);
+    GError *err = NULL;
+
+    savevm_load(sv, f, &err);
+    qemu_fclose(f, NULL);
+    return err;
+}
+
+static bool mem_contains(GBytes *b, const void *needle, size_t len)
+{
+    gsize size;
+    const uint8_t *p = g_bytes_get_data(b, &size);
+
+    return memmem(p, size, needle, len) != NULL;
+}
+
+/* The bitmap's dirty state matches the two writes add_bitmap made. */
+static void check_bits(BlockNode *bs, const char *name, uint32_t gran)
+{
+    BdrvDirtyBitmap *b;
+
+    bdrv_lock(bs);
+    b = bdrv_find_dirty_bitmap(bs, name);
+    g_assert_nonnull(b);
+    g_assert_cmpuint(bdrv_dirty_bitmap_granularity(b), ==, gran);
+    g_assert_true(bdrv_dirty_bitmap_get(b, 1 * MiB));
+    g_assert_true(bdrv_dirty_bitmap_get(b, 10 * MiB));
+    g_assert_false(bdrv_dirty_bitmap_get(b, 0));
+    g_assert_false(bdrv_dirty_bitmap_get(b, 20 * MiB));
+    g_assert_cmpuint(bdrv_get_dirty_count(b), ==,
+                     (ALIGN_UP(64 * KiB, gran) + gran));
+    bdrv_unlock(bs);
+}
+
+static void test_roundtrip(void)
+{
+    Env src, dst;
+    SaveVM *ssv = savevm_new("none"), *dsv = savevm_new("none");
+    DirtyBitmapMigration *sdbm, *ddbm;
+    g_autoptr(GBytes) b = NULL;
+    g_autoptr(GString) dump = g_string_new(NULL);
+    BdrvDirtyBitmap *bm0, *bm1;
+    GError *err;
+    /* QEMU's START chunk for bm0: flags 0x1c, names, be32 64 KiB, 0x03. */
+    static const uint8_t start_bm0[] = {
+        0x1c, 5, 'd', 'i', 's', 'k', '0', 3, 'b', 'm', '0',
+        0x00, 0x01, 0x00, 0x00, 0x03,
+    };
+    static const uint8_t start_bm1[] = {
+        0x14, 3, 'b', 'm', '1', 0x00, 0x02, 0x00, 0x00, 0x00, 0x01,
+    };
+
+    env_init(&src, "src.qcow2");
+    env_init(&dst, "dst.qcow2");
+    bm0 = add_bitmap(src.bs, "bm0", 64 * KiB, true);
+    bm1 = add_bitmap(src.bs, "bm1", 128 * KiB, false);
+    bdrv_lock(src.bs);
+    bdrv_disable_dirty_bitmap(bm1);
+    bdrv_unlock(src.bs);
+    sdbm = dbm_for(&src, ssv);
+    ddbm = dbm_for(&dst, dsv);
+    b = save_stream(ssv);
+    g_assert_true(mem_contains(b, start_bm0, sizeof(start_bm0)));
+    g_assert_true(mem_contains(b, start_bm1, sizeof(start_bm1)));
+    bdrv_lock(src.bs);
+    g_assert_false(bdrv_dirty_bitmap_busy(bm0));     /* released again */
+    bdrv_unlock(src.bs);
+
+    /* tern-stream's reader agrees on what was sent. */
+    g_assert_true(stream_dump(b, NULL, dump, NULL));
+    g_assert_nonnull(strstr(dump->str, "bitmap: node 'disk0' name 'bm1' "
+                            "granularity 131072 flags 0x00 complete"));
+    g_assert_nonnull(strstr(dump->str, "  dirty: 1048576 +65536\n"
+                            "  dirty: 10485760 +65536\n"));
+
+    err = load_stream(dsv, b);
+    g_assert_no_error(err);
+    check_bits(dst.bs, "bm0", 64 * KiB);
+    check_bits(dst.bs, "bm1", 128 * KiB);
+    dirty_bitmap_migration_before_vm_start(ddbm);
+    bdrv_lock(dst.bs);
+    bm0 = bdrv_find_dirty_bitmap(dst.bs, "bm0");
+    bm1 = bdrv_find_dirty_bitmap(dst.bs, "bm1");
+    g_assert_true(bdrv_dirty_bitmap_enabled(bm0));
+    g_assert_false(bdrv_dirty_bitmap_enabled(bm1));
+    g_assert_true(bdrv_dirty_bitmap_get_persistence(bm0));
+    g_assert_false(bdrv_dirty_bitmap_get_persistence(bm1));
+    g_assert_false(bdrv_dirty_bitmap_has_successor(bm0));
+    bdrv_unlock(dst.bs);
+
+    /* Loading the same bitmaps again is refused, as QEMU refuses it. */
+    err = load_stream(dsv, b);
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "Bitmap with the same name ('bm0') "
+                            "already exists on destination"));
+    g_error_free(err);
+
+    dirty_bitmap_migration_free(sdbm);
+    dirty_bitmap_migration_free(ddbm);
+    savevm_free(ssv);
+    savevm_free(dsv);
+    env_destroy(&src);
+    env_destroy(&dst);
+}
+
+static void test_unnamed_node_refused(void)
+{
+    Env src;
+    SaveVM *sv = savevm_new("none");
+    DirtyBitmapMigration *dbm;
+    QEMUFile *f = qemu_file_new_mem_output();
+    GError *err = NULL;
+
+    env_init(&src, "src.qcow2");
+    bdrv_set_node_name(src.bs, "#block7");
+    add_bitmap(src.bs, "bm0", 64 * KiB, false);
+    dbm = dbm_for(&src, sv);
+    g_assert_false(savevm_save_all(sv, f, &err));
+    g_assert_nonnull(strstr(err->message, "in a node with auto-generated "
+                            "name '#block7' can't be migrated"));
+    g_error_free(err);
+    qemu_fclose(f, NULL);
+    dirty_bitmap_migration_free(dbm);
+    savevm_free(sv);
+    env_destroy(&src);
+}
+
+/* QEMU 7.2's stream (tests/fuzz/corpus/stream/qemu-none-bitmaps-trimmed.bin:
+ * -M none -m 4M, node disk0 with bm0 64 KiB persistent and bm1 128 KiB,
+ * both written at 1 MiB + 64 KiB and 10 MiB + 4 KiB). */
+typedef struct QemuDevs {
+    int64_t t[3];
+    uint32_t rs_size;
+    uint8_t runstate[100];
+} QemuDevs;
+
+static const VMStateDescription vmstate_timer = {
+    .name = "timer", .version_id = 2, .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_INT64(t[0], QemuDevs),
+        VMSTATE_INT64(t[1], QemuDevs),
+        VMSTATE_INT64(t[2], QemuDevs),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_globalstate = {
+    .name = "globalstate", .version_id = 1, .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(rs_size, QemuDevs),
+        VMSTATE_BUFFER(runstate, QemuDevs),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static void test_load_qemu_bitmaps(void)
+{
+    g_autofree char *path = g_test_build_filename(
+        G_TEST_DIST, "..", "fuzz", "corpus", "stream",
+        "qemu-none-bitmaps-trimmed.bin", NULL);
+    g_autofree char *data = NULL;
+    gsize len;
+    g_autoptr(GBytes) b = NULL;
+    Env dst;
+    SaveVM *sv = savevm_new("none");
+    DirtyBitmapMigration *dbm;
+    QemuDevs devs = { .rs_size = 0 };
+    GuestMemory mem = {
+        .regions = { { 0, 4 * MiB, g_malloc0(4 * MiB), 0 } },
+        .nr_regions = 1, .fd = -1, .ram_size = 4 * MiB,
+    };
+    RamMigration *ram = ram_migration_new(&mem, "ram");
+    GError *err;
+
+    g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+    b = g_bytes_new(data, len);
+    env_init(&dst, "dst.qcow2");
+    savevm_register_vmstate(sv, NULL, 0, &vmstate_timer, &devs);
+    ram_migration_register(ram, sv);
+    dbm = dbm_for(&dst, sv);
+    savevm_register_vmstate(sv, NULL, 0, &vmstate_globalstate, &devs);
+    err = load_stream(sv, b);
+    g_assert_no_error(err);
+    check_bits(dst.bs, "bm0", 64 * KiB);
+    check_bits(dst.bs, "bm1", 128 * KiB);
+    dirty_bitmap_migration_before_vm_start(dbm);
+    bdrv_lock(dst.bs);
+    g_assert_true(bdrv_dirty_bitmap_get_persistence(
+                      bdrv_find_dirty_bitmap(dst.bs, "bm0")));
+    g_assert_true(bdrv_dirty_bitmap_enabled(
+                      bdrv_find_dirty_bitmap(dst.bs, "bm1")));
+    bdrv_unlock(dst.bs);
+    g_assert_cmpstr((char *)devs.runstate, ==, "prelaunch");
+    dirty_bitmap_migration_free(dbm);
+    ram_migration_free(ram);
+    g_free(mem.regions[0].hva);
+    savevm_free(sv);
+    env_destroy(&dst);
+}
+
+/* A dirty-bitmap section alone after the configuration, as QEMU accepts. */
+static GError *load_chunks(const uint8_t *chunks, size_t len)
+{
+    g_autoptr(GByteArray) s = g_byte_array_new();
+    static const uint8_t head[] = {
+        'Q', 'E', 'V', 'M', 0, 0, 0, 3, 0x07, 0, 0, 0, 4, 'n', 'o', 'n', 'e',
+        0x01, 0, 0, 0, 9, 12, 'd', 'i', 'r', 't', 'y', '-', 'b', 'i', 't',
+        'm', 'a', 'p', 0, 0, 0, 0, 0, 0, 0, 1,
+    };
+    static const uint8_t tail[] = { 0x7e, 0, 0, 0, 9, 0x00 };
+    Env dst;
+    SaveVM *sv = savevm_new("none");
+    DirtyBitmapMigration *dbm;
+    g_autoptr(GBytes) b = NULL;
+    GError *err;
+
+    g_byte_array_append(s, head, sizeof(head));
+    g_byte_array_append(s, chunks, len);
+    g_byte_array_append(s, tail, sizeof(tail));
+    b = g_bytes_new(s->data, s->len);
+    env_init(&dst, "dst.qcow2");
+    dbm = dbm_for(&dst, sv);
+    err = load_stream(sv, b);
+    dirty_bitmap_migration_free(dbm);
+    savevm_free(sv);
+    env_destroy(&dst);
+    return err;
+}
+
+static void expect(GError *err, const char *needle)
+{
+    g_assert_nonnull(err);
+    if (!strstr(err->message, needle)) {
+        g_error("expected '%s' in '%s'", needle, err->message);
+    }
+    g_error_free(err);
+}
+
+static void test_hostile(void)
+{
+    static const uint8_t ok[] = {
+        0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 1, 0, 0, 0x01,
+        0x80, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0x00,  /* 2-byte flags */
+        0, 0, 0, 0, 0, 0, 0, 32, 0x05, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0x80, 0x80, 0x00, 0x21,                          /* 4-byte COMPLETE|EOS */
+    };
+    static const uint8_t no_node[] = {
+        0x1c, 5, 'd', 'i', 's', 'k', '9', 2, 'b', 'm', 0, 1, 0, 0, 0, 0x01,
+    };
+    static const uint8_t no_bitmap[] = {
+        0x4c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm',
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x01,
+    };
+    static const uint8_t bad_size[] = {
+        0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 1, 0, 0, 0x00,
+        0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0x00,
+        0, 0, 0, 0, 0, 0, 0x10, 0,
+    };
+    static const uint8_t bad_gran[] = {
+        0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 0, 0, 3, 0x00, 0x01,
+    };
+    static const uint8_t reserved[] = {
+        0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 1, 0, 0, 0x08, 0x01,
+    };
+    static const uint8_t beyond[] = {
+        0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 1, 0, 0, 0x00,
+        0x42, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0x04, 0x00, 0x01,
+    };
+    static const uint8_t no_name[] = { 0x40, 0, 0, 0, 0, 0, 0, 0, 0 };
+
+    g_assert_no_error(load_chunks(ok, sizeof(ok)));
+    expect(load_chunks(no_node, sizeof(no_node)), "no block node 'disk9'");
+    expect(load_chunks(no_bitmap, sizeof(no_bitmap)),
+           "unknown dirty bitmap 'bm' for block device 'disk0'");
+    expect(load_chunks(bad_size, sizeof(bad_size)),
+           "Migrated bitmap granularity doesn't match");
+    expect(load_chunks(bad_gran, sizeof(bad_gran)), "ranularity");
+    expect(load_chunks(reserved, sizeof(reserved)),
+           "Unknown flags in migrated dirty bitmap header: 8");
+    expect(load_chunks(beyond, sizeof(beyond)), "dirty-bitmap");
+    expect(load_chunks(no_name, sizeof(no_name)),
+           "block device name is not set");
+    for (size_t cut = 0; cut < sizeof(ok); cut++) {
+        GError *err = load_chunks(ok, cut);
+
+        g_assert_nonnull(err);
+        g_error_free(err);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/savevm-bitmap/roundtrip", test_roundtrip);
+    g_test_add_func("/savevm-bitmap/unnamed-node-refused",
+                    test_unnamed_node_refused);
+    g_test_add_func("/savevm-bitmap/load-qemu-7.2-bitmaps",
+                    test_load_qemu_bitmaps);
+    g_test_add_func("/savevm-bitmap/hostile", test_hostile);
+    return g_test_run();
+}
