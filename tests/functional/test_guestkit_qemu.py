@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ternlib import debug_exit_status
+from ternlib import debug_exit_status, guestkit
 
 
 def boot(qemu_vm, append, **kw):
@@ -221,18 +221,17 @@ def test_dirty_survives_qemu_live_migration(qemu_vm, smp):
     """The kit as a migration checker: QEMU -> QEMU with the dirty workload
     running (on every vCPU) must continue on the destination with every page
     verified."""
-    append = f"tg.workload=dirty tg.mem=16M tg.rate=2M tg.report=50 tg.writers={smp}"
+    append = guestkit.cmdline("dirty", mem="16M", rate="2M", report=50, writers=smp)
     src = boot(qemu_vm, append, qmp=True, name="src", smp=smp)
-    src.serial.wait_for(r"^TG dirty pass=[1-9]", timeout=10)
+    assert guestkit.wait_ready(src.serial) == ("dirty", smp, 100)
+    guestkit.wait_dirty_passes(src.serial, 1)
     uri = f"unix:{src.sock_path('mig')}"
     dst = boot(qemu_vm, append, qmp=True, name="dst", incoming=uri, smp=smp)
     dst.qmp()                                   # listening once QMP answers
     src.qmp().execute("migrate", uri=uri)
     dst.qmp().wait_event("RESUME", timeout=30)
-    status = src.qmp().execute("query-migrate")["status"]
-    assert status == "completed"
-    passes = [int(m.group(1)) for m in src.serial.findall(r"^TG dirty pass=(\d+)")]
-    dst.serial.wait_for(r"^TG dirty pass=(\d+)", timeout=15,
-                        where=lambda m: int(m[1]) >= passes[-1] + 5)
+    assert src.qmp().execute("query-migrate")["status"] == "completed"
+    last = guestkit.last_dirty_pass(src.serial)
+    guestkit.wait_dirty_passes(dst.serial, last + 5, timeout=15)
     dst.serial.assert_no_fail()
     assert not dst.serial.findall(r"^TG ready"), "destination rebooted the guest"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ternlib import paths
+from ternlib import guestkit, paths
 from ternlib.qmp import QmpClient, QmpError, QmpTimeout
 from ternlib.serial import GuestFailure, SerialLog, SerialTimeout
 from ternlib.vm import QemuVm, TernVm, VmError, debug_exit_status
@@ -148,3 +148,22 @@ def test_paths_follow_tern_build(monkeypatch, tmp_path):
     assert paths.build_dir() == (paths.REPO / "build-san").resolve()
     assert paths.has_hardware_kvm() == (os.path.exists("/sys/module/kvm_intel")
                                         or os.path.exists("/sys/module/kvm_amd"))
+
+
+def test_guestkit_cmdline_and_output_parsing(tmp_path):
+    assert guestkit.cmdline("dirty", mem="16M", rate=0, keep=True, corrupt=None,
+                            walk=False) == "tg.workload=dirty tg.mem=16M tg.rate=0 tg.keep=1"
+    log = tmp_path / "s.log"
+    log.write_text("TG ready workload=dirty cpus=2 hz=100\n"
+                   "TG dirty pass=3 writes=10 pages=4\nTG dirty pass=7 writes=20 pages=4\n")
+    s = SerialLog(log)
+    assert guestkit.wait_ready(s, timeout=1) == ("dirty", 2, 100)
+    assert guestkit.last_dirty_pass(s) == 7
+    assert guestkit.wait_dirty_passes(s, 5, timeout=1) == 7
+    with pytest.raises(SerialTimeout):
+        guestkit.wait_dirty_passes(s, 8, timeout=0.2)
+    assert guestkit.done_rc(s) is None and guestkit.fail_lines(s) == []
+    with open(log, "a") as f:
+        f.write("TG FAIL dirty page=1 want=2 got=1\nTG done rc=1\n")
+    assert guestkit.done_rc(s) == 1
+    assert guestkit.fail_lines(s) == ["TG FAIL dirty page=1 want=2 got=1"]
