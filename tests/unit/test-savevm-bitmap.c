@@ -1,11 +1,14 @@
-/* Unit tests for dirty-bitmap migration (migration/block-dirty-bitmap.c)
- * over real qcow2 nodes: golden START bytes, a tern-to-tern round trip with
- * enabled/disabled and persistent bitmaps, loading the bitmaps of a stream
- * QEMU 7.2 wrote, and the destination's refusals. */
+/* Unit tests for the migration code that needs the block layer, over real
+ * qcow2 nodes: dirty-bitmap migration (golden START bytes, a tern-to-tern
+ * round trip with enabled/disabled and persistent bitmaps, the bitmaps of a
+ * stream QEMU 7.2 wrote, the destination's refusals) and the savevm stream
+ * written into and read back from a qcow2 VM state area. */
 #include <string.h>
 #include <unistd.h>
 
 #include "migration/block-dirty-bitmap.h"
+#include "migration/global-state.h"
+#include "migration/qemu-file-block.h"
 #include "migration/ram.h"
 #include "migration/stream-dump.h"
 
@@ -404,6 +407,71 @@ static void test_hostile(void)
     }
 }
 
+/* savevm into the qcow2 VM state area and loadvm back, RAM included. */
+static void test_vmstate_area(void)
+{
+    Env e;
+    GuestMemory src = {
+        .regions = { { 0, 256 * KiB, g_malloc0(256 * KiB), 0 } },
+        .nr_regions = 1, .fd = -1, .ram_size = 256 * KiB,
+    };
+    GuestMemory dst = {
+        .regions = { { 0, 256 * KiB, g_malloc0(256 * KiB), 0 } },
+        .nr_regions = 1, .fd = -1, .ram_size = 256 * KiB,
+    };
+    SaveVM *ssv = savevm_new("none"), *dsv = savevm_new("none");
+    RamMigration *sram = ram_migration_new(&src, "pc.ram");
+    RamMigration *dram = ram_migration_new(&dst, "pc.ram");
+    MigGlobalState sgs, dgs = { 0 };
+    QEMUFile *f;
+    uint8_t head[17];
+    uint64_t size;
+    GError *err = NULL;
+
+    env_init(&e, "snap.qcow2");
+    for (size_t i = 0; i < 256 * KiB; i += 3 * 4096) {
+        memset(src.regions[0].hva + i, (uint8_t)(i >> 12) | 1, 4096);
+    }
+    mig_global_state_set(&sgs, "paused");
+    ram_migration_register(sram, ssv);
+    mig_global_state_register(ssv, &sgs);
+    ram_migration_register(dram, dsv);
+    mig_global_state_register(dsv, &dgs);
+
+    f = qemu_file_new_vmstate_output(e.bs);
+    g_assert_true(savevm_save_all(ssv, f, &err));
+    g_assert_no_error(err);
+    size = qemu_file_tell(f);
+    g_assert_true(qemu_fclose(f, &err));
+    g_assert_true(bdrv_load_vmstate(e.bs, 0, head, sizeof(head), &err));
+    g_assert_cmpmem(head, sizeof(head),
+                    "QEVM\0\0\0\3\x07\0\0\0\4none", sizeof(head));
+
+    f = qemu_file_new_vmstate_input(e.bs, size);
+    g_assert_true(savevm_load(dsv, f, &err));
+    g_assert_no_error(err);
+    g_assert_true(qemu_file_at_eof(f));
+    qemu_fclose(f, NULL);
+    g_assert_cmpmem(src.regions[0].hva, 256 * KiB, dst.regions[0].hva,
+                    256 * KiB);
+    g_assert_cmpstr(mig_global_state_received(&dgs), ==, "paused");
+
+    /* A stream cut short by the recorded size fails cleanly. */
+    f = qemu_file_new_vmstate_input(e.bs, size / 2);
+    g_assert_false(savevm_load(dsv, f, &err));
+    g_assert_nonnull(strstr(err->message, "truncated"));
+    g_clear_error(&err);
+    qemu_fclose(f, NULL);
+
+    ram_migration_free(sram);
+    ram_migration_free(dram);
+    savevm_free(ssv);
+    savevm_free(dsv);
+    g_free(src.regions[0].hva);
+    g_free(dst.regions[0].hva);
+    env_destroy(&e);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -413,5 +481,6 @@ int main(int argc, char **argv)
     g_test_add_func("/savevm-bitmap/load-qemu-7.2-bitmaps",
                     test_load_qemu_bitmaps);
     g_test_add_func("/savevm-bitmap/hostile", test_hostile);
+    g_test_add_func("/savevm-bitmap/vmstate-area", test_vmstate_area);
     return g_test_run();
 }
