@@ -183,21 +183,11 @@ static void compare_cluster(BlockNode *bs, Qcow2CheckRefs *refs, uint64_t c,
 static void compare_all(BlockNode *bs, Qcow2CheckRefs *refs,
                         BlockCheckMode fix)
 {
-    BDRVQcow2State *s = bs->opaque;
     for (uint64_t c = 0; c < refs->nb_clusters; c++) {
         compare_cluster(bs, refs, c, fix);
     }
-    /* Clusters past the end of the file that refcount blocks still count. */
-    for (uint32_t rt = 0; rt < s->refcount_table_size; rt++) {
-        uint64_t lo = (uint64_t)rt << s->refcount_block_bits;
-        uint64_t hi = lo + s->refcount_block_size;
-        if (!s->refcount_table[rt] || hi <= refs->nb_clusters) {
-            continue;
-        }
-        for (uint64_t c = MAX(lo, refs->nb_clusters); c < hi; c++) {
-            compare_cluster(bs, refs, c, fix);
-        }
-    }
+    /* Like QEMU, refcounts of clusters past the end of the file are not
+     * looked at: nothing can reference them. */
 }
 
 /* Counts active-table entries whose COPIED flag disagrees with refcount 1. */

@@ -370,6 +370,7 @@ static void test_check_finds_and_repairs_leak(void)
     uint64_t rb = read_be64(path, 65536);
     uint16_t one = GUINT16_TO_BE(1);
     patch(path, rb + 2 * 10, &one, 2);            /* cluster 10: unused */
+    g_assert_cmpint(truncate(path, 11 * 65536), ==, 0);
     BlockNode *bs = must_open(path, BDRV_O_RDWR | BDRV_O_CHECK);
     BlockCheckResult res;
     g_assert_true(bdrv_check(bs, BDRV_CHECK_REPORT, &res, &err));
