@@ -23,7 +23,7 @@
 
 void qcow2_free_snapshots(BDRVQcow2State *s)
 {
-    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+    for (uint32_t i = 0; s->snapshots && i < s->nb_snapshots; i++) {
         g_free(s->snapshots[i].id_str);
         g_free(s->snapshots[i].name);
         g_free(s->snapshots[i].unknown_extra);
