@@ -1,0 +1,53 @@
+/*
+ * Messages on the return path (destination to source, the same duplex
+ * channel in the other direction), in QEMU's framing:
+ *   be16 type | be16 length | length bytes
+ *   1 SHUT          4   be32: 0 = clean end, else an error
+ *   2 PONG          4   be32: the PING's value
+ *   3 REQ_PAGES_ID  var be64 start, be32 length, u8 len, RAM block name
+ *   4 REQ_PAGES     12  be64 start, be32 length (same block as before)
+ *   5 RECV_BITMAP   var u8 len, RAM block name (the bitmap follows, later)
+ *   6 RESUME_ACK    4   be32 value
+ *   7 SWITCHOVER_ACK 0  (QEMU 8.1+)
+ * The source's return-path thread reads them with mig_rp_read.
+ */
+#ifndef MIGRATION_RETURN_PATH_H
+#define MIGRATION_RETURN_PATH_H
+
+#include "migration/qemu-file.h"
+
+typedef enum {
+    MIG_RP_MSG_INVALID = 0,
+    MIG_RP_MSG_SHUT,
+    MIG_RP_MSG_PONG,
+    MIG_RP_MSG_REQ_PAGES_ID,
+    MIG_RP_MSG_REQ_PAGES,
+    MIG_RP_MSG_RECV_BITMAP,
+    MIG_RP_MSG_RESUME_ACK,
+    MIG_RP_MSG_SWITCHOVER_ACK,
+    MIG_RP_MSG_MAX
+} MigRpMsgType;
+
+typedef struct MigRpMessage {
+    MigRpMsgType type;
+    uint32_t value;             /* SHUT, PONG, RESUME_ACK */
+    uint64_t start;             /* REQ_PAGES(_ID) */
+    uint32_t length;            /* REQ_PAGES(_ID) */
+    char block[256];            /* REQ_PAGES_ID, RECV_BITMAP; else "" */
+} MigRpMessage;
+
+const char *mig_rp_msg_name(unsigned type);
+
+void mig_rp_send_shut(QEMUFile *f, uint32_t value);
+void mig_rp_send_pong(QEMUFile *f, uint32_t value);
+/* block NULL: REQ_PAGES (the previous block); else REQ_PAGES_ID. */
+void mig_rp_send_req_pages(QEMUFile *f, const char *block, uint64_t start,
+                           uint32_t length);
+void mig_rp_send_recv_bitmap(QEMUFile *f, const char *block);
+void mig_rp_send_resume_ack(QEMUFile *f, uint32_t value);
+void mig_rp_send_switchover_ack(QEMUFile *f);
+
+/* Read and validate one message (type, length, layout). */
+bool mig_rp_read(QEMUFile *f, MigRpMessage *msg, GError **errp);
+
+#endif

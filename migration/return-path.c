@@ -1,0 +1,156 @@
+/*
+ * The return-path message codec (include/migration/return-path.h). Every
+ * message is flushed at once: the source waits on it (PONG, page requests).
+ * Reading checks the type, the fixed lengths and the inner layout of the
+ * variable ones, since the peer is untrusted.
+ */
+#include <string.h>
+
+#include "migration/return-path.h"
+
+static const struct {
+    const char *name;
+    int len;                    /* -1: variable */
+} rp_msgs[MIG_RP_MSG_MAX] = {
+    [MIG_RP_MSG_SHUT]           = { "SHUT", 4 },
+    [MIG_RP_MSG_PONG]           = { "PONG", 4 },
+    [MIG_RP_MSG_REQ_PAGES_ID]   = { "REQ_PAGES_ID", -1 },
+    [MIG_RP_MSG_REQ_PAGES]      = { "REQ_PAGES", 12 },
+    [MIG_RP_MSG_RECV_BITMAP]    = { "RECV_BITMAP", -1 },
+    [MIG_RP_MSG_RESUME_ACK]     = { "RESUME_ACK", 4 },
+    [MIG_RP_MSG_SWITCHOVER_ACK] = { "SWITCHOVER_ACK", 0 },
+};
+
+const char *mig_rp_msg_name(unsigned type)
+{
+    return type > MIG_RP_MSG_INVALID && type < MIG_RP_MSG_MAX ?
+           rp_msgs[type].name : NULL;
+}
+
+static void send_header(QEMUFile *f, MigRpMsgType type, uint16_t len)
+{
+    qemu_put_be16(f, type);
+    qemu_put_be16(f, len);
+}
+
+static void send_be32(QEMUFile *f, MigRpMsgType type, uint32_t value)
+{
+    send_header(f, type, 4);
+    qemu_put_be32(f, value);
+    qemu_fflush(f);
+}
+
+void mig_rp_send_shut(QEMUFile *f, uint32_t value)
+{
+    send_be32(f, MIG_RP_MSG_SHUT, value);
+}
+
+void mig_rp_send_pong(QEMUFile *f, uint32_t value)
+{
+    send_be32(f, MIG_RP_MSG_PONG, value);
+}
+
+void mig_rp_send_resume_ack(QEMUFile *f, uint32_t value)
+{
+    send_be32(f, MIG_RP_MSG_RESUME_ACK, value);
+}
+
+void mig_rp_send_switchover_ack(QEMUFile *f)
+{
+    send_header(f, MIG_RP_MSG_SWITCHOVER_ACK, 0);
+    qemu_fflush(f);
+}
+
+void mig_rp_send_req_pages(QEMUFile *f, const char *block, uint64_t start,
+                           uint32_t length)
+{
+    if (block) {
+        send_header(f, MIG_RP_MSG_REQ_PAGES_ID, 12 + 1 + strlen(block));
+    } else {
+        send_header(f, MIG_RP_MSG_REQ_PAGES, 12);
+    }
+    qemu_put_be64(f, start);
+    qemu_put_be32(f, length);
+    if (block) {
+        qemu_put_counted_string(f, block);
+    }
+    qemu_fflush(f);
+}
+
+void mig_rp_send_recv_bitmap(QEMUFile *f, const char *block)
+{
+    send_header(f, MIG_RP_MSG_RECV_BITMAP, 1 + strlen(block));
+    qemu_put_counted_string(f, block);
+    qemu_fflush(f);
+}
+
+static bool bad_length(MigRpMessage *msg, uint16_t len, GError **errp)
+{
+    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                "return path: %s message with length %u",
+                mig_rp_msg_name(msg->type), len);
+    return false;
+}
+
+/* The counted block name that must fill the rest of the message. */
+static bool read_block(QEMUFile *f, MigRpMessage *msg, uint16_t left,
+                       GError **errp)
+{
+    size_t n;
+
+    if (left < 1) {
+        return bad_length(msg, left, errp);
+    }
+    n = qemu_get_counted_string(f, msg->block);
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    return n + 1 == left ? true : bad_length(msg, left, errp);
+}
+
+static bool read_body(QEMUFile *f, MigRpMessage *msg, uint16_t len,
+                      GError **errp)
+{
+    switch (msg->type) {
+    case MIG_RP_MSG_SHUT:
+    case MIG_RP_MSG_PONG:
+    case MIG_RP_MSG_RESUME_ACK:
+        msg->value = qemu_get_be32(f);
+        return true;
+    case MIG_RP_MSG_REQ_PAGES:
+    case MIG_RP_MSG_REQ_PAGES_ID:
+        if (len < 12) {
+            return bad_length(msg, len, errp);
+        }
+        msg->start = qemu_get_be64(f);
+        msg->length = qemu_get_be32(f);
+        return msg->type == MIG_RP_MSG_REQ_PAGES ||
+               read_block(f, msg, len - 12, errp);
+    case MIG_RP_MSG_RECV_BITMAP:
+        return read_block(f, msg, len, errp);
+    default:
+        return true;
+    }
+}
+
+bool mig_rp_read(QEMUFile *f, MigRpMessage *msg, GError **errp)
+{
+    uint16_t type = qemu_get_be16(f);
+    uint16_t len = qemu_get_be16(f);
+
+    memset(msg, 0, sizeof(*msg));
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    if (!mig_rp_msg_name(type)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "return path: unknown message type %u (length %u)", type,
+                    len);
+        return false;
+    }
+    msg->type = type;
+    if (rp_msgs[type].len >= 0 && rp_msgs[type].len != len) {
+        return bad_length(msg, len, errp);
+    }
+    return read_body(f, msg, len, errp) && qemu_file_check(f, errp);
+}

@@ -1,0 +1,149 @@
+/* Unit tests for the return-path message codec: golden bytes for every
+ * message, a round trip over a socketpair's return path, and refusal of
+ * unknown types, wrong lengths, inconsistent names and truncation. */
+#include <string.h>
+#include <sys/socket.h>
+
+#include "migration/return-path.h"
+
+static const uint8_t golden[] = {
+    0x00, 0x01, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00,             /* SHUT 0 */
+    0x00, 0x02, 0x00, 0x04, 0x00, 0x00, 0x00, 0x07,             /* PONG 7 */
+    0x00, 0x03, 0x00, 0x13,                                     /* REQ_PAGES_ID */
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x00,
+    0x00, 0x00, 0x10, 0x00, 0x06, 'p', 'c', '.', 'r', 'a', 'm',
+    0x00, 0x04, 0x00, 0x0c,                                     /* REQ_PAGES */
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00,
+    0x00, 0x00, 0x20, 0x00,
+    0x00, 0x05, 0x00, 0x07, 0x06, 'p', 'c', '.', 'r', 'a', 'm', /* RECV_BITMAP */
+    0x00, 0x06, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01,             /* RESUME_ACK */
+    0x00, 0x07, 0x00, 0x00,                                     /* SWITCHOVER */
+};
+
+static void test_golden_and_read(void)
+{
+    QEMUFile *f = qemu_file_new_mem_output();
+    const GByteArray *out;
+    g_autoptr(GBytes) b = NULL;
+    QEMUFile *in;
+    MigRpMessage m;
+    GError *err = NULL;
+
+    mig_rp_send_shut(f, 0);
+    mig_rp_send_pong(f, 7);
+    mig_rp_send_req_pages(f, "pc.ram", 0x12000, 0x1000);
+    mig_rp_send_req_pages(f, NULL, 0x20000, 0x2000);
+    mig_rp_send_recv_bitmap(f, "pc.ram");
+    mig_rp_send_resume_ack(f, 1);
+    mig_rp_send_switchover_ack(f);
+    out = qemu_file_mem_output_data(f);
+    g_assert_cmpmem(out->data, out->len, golden, sizeof(golden));
+    b = g_bytes_new(out->data, out->len);
+    qemu_fclose(f, NULL);
+
+    in = qemu_file_new_mem_input(b);
+    g_assert_true(mig_rp_read(in, &m, &err));
+    g_assert_cmpint(m.type, ==, MIG_RP_MSG_SHUT);
+    g_assert_true(mig_rp_read(in, &m, &err));
+    g_assert_cmpint(m.type, ==, MIG_RP_MSG_PONG);
+    g_assert_cmpuint(m.value, ==, 7);
+    g_assert_true(mig_rp_read(in, &m, &err));
+    g_assert_cmpint(m.type, ==, MIG_RP_MSG_REQ_PAGES_ID);
+    g_assert_cmphex(m.start, ==, 0x12000);
+    g_assert_cmphex(m.length, ==, 0x1000);
+    g_assert_cmpstr(m.block, ==, "pc.ram");
+    g_assert_true(mig_rp_read(in, &m, &err));
+    g_assert_cmpint(m.type, ==, MIG_RP_MSG_REQ_PAGES);
+    g_assert_cmpstr(m.block, ==, "");
+    g_assert_true(mig_rp_read(in, &m, &err));
+    g_assert_cmpint(m.type, ==, MIG_RP_MSG_RECV_BITMAP);
+    g_assert_cmpstr(m.block, ==, "pc.ram");
+    g_assert_true(mig_rp_read(in, &m, &err));
+    g_assert_cmpuint(m.value, ==, 1);
+    g_assert_true(mig_rp_read(in, &m, &err));
+    g_assert_cmpint(m.type, ==, MIG_RP_MSG_SWITCHOVER_ACK);
+    g_assert_no_error(err);
+    g_assert_true(qemu_file_at_eof(in));
+    qemu_fclose(in, NULL);
+}
+
+/* PING on the forward stream, PONG back on the same socket. */
+static void test_socket_pong(void)
+{
+    int sv[2];
+    QEMUFile *dst_in, *dst_rp, *src_rp;
+    MigRpMessage m;
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    dst_in = qemu_file_new_fd_input(sv[1]);
+    dst_rp = qemu_file_get_return_path(dst_in, NULL);
+    src_rp = qemu_file_new_fd_input(sv[0]);
+    mig_rp_send_pong(dst_rp, 0xabcd);
+    g_assert_true(mig_rp_read(src_rp, &m, NULL));
+    g_assert_cmpint(m.type, ==, MIG_RP_MSG_PONG);
+    g_assert_cmphex(m.value, ==, 0xabcd);
+    qemu_fclose(dst_rp, NULL);
+    qemu_fclose(dst_in, NULL);
+    qemu_fclose(src_rp, NULL);
+}
+
+static void expect_error(const uint8_t *data, size_t len, const char *needle)
+{
+    g_autoptr(GBytes) b = g_bytes_new(data, len);
+    QEMUFile *f = qemu_file_new_mem_input(b);
+    MigRpMessage m;
+    GError *err = NULL;
+
+    g_assert_false(mig_rp_read(f, &m, &err));
+    g_assert_nonnull(err);
+    if (!strstr(err->message, needle)) {
+        g_error("expected '%s' in '%s'", needle, err->message);
+    }
+    g_error_free(err);
+    qemu_fclose(f, NULL);
+}
+
+static void test_hostile(void)
+{
+    static const uint8_t unknown[] = { 0x00, 0x08, 0x00, 0x00 };
+    static const uint8_t invalid[] = { 0x00, 0x00, 0x00, 0x00 };
+    static const uint8_t pong_len[] = { 0x00, 0x02, 0x00, 0x05, 0, 0, 0, 0, 0 };
+    static const uint8_t req_len[] = { 0x00, 0x04, 0x00, 0x0b };
+    static const uint8_t id_short[] = { 0x00, 0x03, 0x00, 0x0c,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t id_mismatch[] = { 0x00, 0x03, 0x00, 0x10,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x05, 'a', 'b', 'c' };
+    static const uint8_t bitmap_long[] = { 0x00, 0x05, 0x00, 0x09,
+        0x02, 'p', 'c', 0, 0, 0, 0, 0, 0 };
+
+    expect_error(unknown, sizeof(unknown), "unknown message type 8");
+    expect_error(invalid, sizeof(invalid), "unknown message type 0");
+    expect_error(pong_len, sizeof(pong_len), "PONG message with length 5");
+    expect_error(req_len, sizeof(req_len), "REQ_PAGES message with length 11");
+    expect_error(id_short, sizeof(id_short),
+                 "REQ_PAGES_ID message with length 0");
+    expect_error(id_mismatch, sizeof(id_mismatch), "truncated");
+    expect_error(bitmap_long, sizeof(bitmap_long),
+                 "RECV_BITMAP message with length 9");
+    for (size_t cut = 0; cut < sizeof(golden); cut++) {
+        g_autoptr(GBytes) b = g_bytes_new(golden, cut);
+        QEMUFile *f = qemu_file_new_mem_input(b);
+        MigRpMessage m;
+        GError *err = NULL;
+
+        while (mig_rp_read(f, &m, &err)) {
+        }
+        g_assert_nonnull(err);
+        g_error_free(err);
+        qemu_fclose(f, NULL);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/return-path/golden-and-read", test_golden_and_read);
+    g_test_add_func("/return-path/socket-pong", test_socket_pong);
+    g_test_add_func("/return-path/hostile", test_hostile);
+    return g_test_run();
+}
