@@ -244,3 +244,53 @@ def test_legacy_server_nowait_flags(tern_vm):
             assert c.execute("query-status")["running"] is False
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_wait_on_holds_the_guest_until_a_client_connects(tern_vm):
+    d = Path(tempfile.mkdtemp(prefix="qmpw-", dir="/tmp"))
+    try:
+        sock = d / "w.sock"
+        vm = tern_vm(append="tg.workload=idle tg.hz=100 tg.print=5",
+                     extra_args=["-qmp", f"unix:{sock},server=on"])
+        vm.start()
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert time.monotonic() < deadline, "socket never appeared"
+            time.sleep(0.02)
+        time.sleep(0.5)
+        assert not vm.serial.findall(r"^TG tick"), "the guest ran before a client came"
+        with QmpClient(sock) as c:
+            assert c.execute("query-status")["status"] == "running"
+            vm.serial.wait_for(r"^TG tick (\d+)$", timeout=10)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def free_tcp_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_tcp_listener(tern_vm):
+    port = free_tcp_port()
+    vm = tern_vm(paused=True, append="tg.workload=idle",
+                 extra_args=["-qmp", f"tcp:127.0.0.1:{port},server=on,wait=off"])
+    vm.start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "no TCP listener"
+            time.sleep(0.05)
+    with s:
+        f = s.makefile("rwb")
+        assert "QMP" in json.loads(f.readline())
+        f.write(b'{"execute": "qmp_capabilities"}{"execute": "query-status", "id": 1}')
+        f.flush()
+        assert json.loads(f.readline()) == {"return": {}}
+        assert json.loads(f.readline())["id"] == 1
