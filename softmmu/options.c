@@ -237,6 +237,9 @@ const CmdlineOption cmdline_options[] = {
     { "chardev", "socket,id=ID,path=PATH,server=on,wait=off", cmdline_store_raw,
       "socket character device, for -mon" },
     { "mon", "chardev=ID,mode=control", cmdline_store_raw, "QMP monitor on a -chardev" },
+    /* drives (docs/virtio.md) */
+    { "drive", "file=PATH,format=raw|qcow2,if=none|virtio,id=ID[,readonly=on]"
+      "[,cache=..][,werror=..][,rerror=..]", cmdline_store_raw, "a disk image" },
 };
 
 const size_t cmdline_options_count = G_N_ELEMENTS(cmdline_options);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <glib-unix.h>
 
+#include "hw/block/drive.h"
 #include "hw/i386/machine.h"
 #include "monitor/monitor-vl.h"
 #include "sysemu/cmdline.h"
@@ -133,6 +134,9 @@ static int run(Vl *vl)
         sigs[2] = g_unix_signal_add(SIGUSR2, on_sigusr2, vl);
     }
     vl->monitor = monitor_vl_init(vl->cfg, vl->machine, &err);
+    if (vl->monitor) {
+        monitor_vl_set_block_source(vl->monitor, &vl->machine->drives->source);
+    }
     if (!vl->monitor) {
         tern_error_report("%s", err->message);
         vl->exit_status = 1;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hw/acpi/pm.h"
+#include "hw/block/virtio-blk-pci.h"
 #include "hw/char/serial.h"
 #include "hw/i386/acpi-build.h"
 #include "hw/i386/machine-internal.h"
@@ -50,6 +51,7 @@ static bool create_debug_exit(Machine *m, KeyVal *opts, GError **errp)
 /* -device drivers. Areas add their line here. */
 static const DeviceType device_types[] = {
     { "isa-debug-exit", create_debug_exit },
+    { "virtio-blk-pci", virtio_blk_pci_create },     /* virtio */
 };
 
 void machine_add_cleanup(Machine *m, GDestroyNotify fn, void *data)
@@ -178,10 +180,17 @@ bool machine_devices_init(Machine *m, GError **errp)
     if (!setup_platform(m, errp) || !setup_serial(m, errp)) {
         return false;
     }
+    m->drives = drive_set_new(m->cfg, errp);
+    if (!m->drives) {
+        return false;
+    }
     for (guint i = 0; i < m->cfg->devices->len; i++) {
         if (!machine_create_device(m, g_ptr_array_index(m->cfg->devices, i), errp)) {
             return false;
         }
+    }
+    if (!virtio_blk_pci_create_shorthand(m, errp)) {
+        return false;
     }
     return build_tables(m, errp);
 }
@@ -199,6 +208,8 @@ void machine_devices_free(Machine *m)
         c->fn(c->data);
     }
     g_array_unref(d->cleanups);
+    drive_set_free(m->drives);     /* after the devices that used them */
+    m->drives = NULL;
     serial_free(d->serial);
     chardev_free(d->serial_chr);
     acpi_pm_free(d->pm);

@@ -36,6 +36,7 @@
 
 typedef struct MachineDevices MachineDevices;
 typedef struct X86CpuState X86CpuState;
+typedef struct DriveSet DriveSet;
 
 typedef struct Machine {
     VmConfig *cfg;
@@ -51,6 +52,7 @@ typedef struct Machine {
     MachineDevices *dev;          /* serial, platform devices, -device list */
     uint64_t rsdp;                /* 0 without ACPI */
     uint64_t pci_mmio64_base;
+    DriveSet *drives;             /* -drive set (hw/block/drive.h) */
 } Machine;
 
 Machine *machine_new(VmConfig *cfg, GMainContext *ctx, GError **errp);

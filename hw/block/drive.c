@@ -1,0 +1,229 @@
+/*
+ * The -drive set: parses each -drive option (QEMU's keys and values), opens
+ * its image as a block-layer node with the locks and cache flags the options
+ * ask for, and keeps the drives by id for the devices that claim them and
+ * for QMP (query-block and the dirty-bitmap commands find nodes through
+ * the set's QmpBlockSource).
+ */
+#include <string.h>
+
+#include "hw/block/drive.h"
+#include "tern/error.h"
+#include "tern/keyval.h"
+
+static bool fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
+
+static bool fail(GError **errp, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID, fmt, ap));
+    va_end(ap);
+    return false;
+}
+
+static bool parse_choice(KeyVal *kv, const char *key, const char *const *names,
+                         int def, int *out, GError **errp)
+{
+    const char *v = keyval_get(kv, key);
+
+    *out = def;
+    if (!v) {
+        return true;
+    }
+    for (int i = 0; names[i]; i++) {
+        if (!strcmp(v, names[i])) {
+            *out = i;
+            return true;
+        }
+    }
+    return fail(errp, "invalid %s '%s'", key, v);
+}
+
+/* werror also takes QEMU's "enospc" (stop on ENOSPC only): treated as report. */
+static bool parse_error_action(KeyVal *kv, const char *key, DriveErrorAction *out,
+                               GError **errp)
+{
+    static const char *const names[] = { "report", "stop", "enospc", NULL };
+    int i;
+
+    if (!parse_choice(kv, key, names, 0, &i, errp)) {
+        return false;
+    }
+    if (i == 2 && strcmp(key, "werror")) {
+        return fail(errp, "invalid %s 'enospc'", key);
+    }
+    *out = i == 1 ? DRIVE_ERROR_STOP : DRIVE_ERROR_REPORT;
+    return true;
+}
+
+enum { CACHE_WRITEBACK, CACHE_NONE, CACHE_WRITETHROUGH, CACHE_DIRECTSYNC, CACHE_UNSAFE };
+
+static bool parse_options(Drive *d, KeyVal *kv, unsigned index, int *flags,
+                          GError **errp)
+{
+    static const char *const ifs[] = { "none", "virtio", NULL };
+    static const char *const caches[] = { "writeback", "none", "writethrough",
+                                          "directsync", "unsafe", NULL };
+    static const char *const discards[] = { "ignore", "unmap", "off", "on", NULL };
+    static const char *const aios[] = { "threads", "native", "io_uring", NULL };
+    const char *id = keyval_get(kv, "id");
+    int iface, cache, dummy;
+
+    if (!parse_choice(kv, "if", ifs, 0, &iface, errp) ||
+        !parse_choice(kv, "cache", caches, CACHE_WRITEBACK, &cache, errp) ||
+        !parse_choice(kv, "discard", discards, 0, &dummy, errp) ||
+        !parse_choice(kv, "aio", aios, 0, &dummy, errp) ||
+        !keyval_get_bool(kv, "readonly", &d->read_only, errp) ||
+        !parse_error_action(kv, "werror", &d->werror, errp) ||
+        !parse_error_action(kv, "rerror", &d->rerror, errp)) {
+        return false;
+    }
+    d->if_virtio = iface == 1;
+    if (!id && !d->if_virtio) {
+        return fail(errp, "if=none needs an id=");
+    }
+    d->id = id ? g_strdup(id) : g_strdup_printf("virtio%u", index);
+    d->writethrough = cache == CACHE_WRITETHROUGH || cache == CACHE_DIRECTSYNC;
+    d->ignore_flush = cache == CACHE_UNSAFE;
+    *flags = d->read_only ? 0 : BDRV_O_RDWR;
+    if (cache == CACHE_NONE || cache == CACHE_DIRECTSYNC) {
+        *flags |= BDRV_O_NOCACHE;
+    }
+    return true;
+}
+
+Drive *drive_open(const char *spec, unsigned index, GError **errp)
+{
+    g_autoptr(KeyVal) kv = keyval_parse(spec, "file", errp);
+    Drive *d;
+    const char *file, *format;
+    int flags = 0;
+
+    if (!kv) {
+        return NULL;
+    }
+    d = g_new0(Drive, 1);
+    file = keyval_get(kv, "file");
+    format = keyval_get(kv, "format");
+    if (!parse_options(d, kv, index, &flags, errp) || !keyval_check_unused(kv, errp)) {
+        drive_free(d);
+        return NULL;
+    }
+    if (!file || !*file) {
+        fail(errp, "file= is required");
+        drive_free(d);
+        return NULL;
+    }
+    if (format && !bdrv_find_format(format)) {
+        fail(errp, "unknown format '%s'", format);
+        drive_free(d);
+        return NULL;
+    }
+    d->node = bdrv_open(file, format, flags, errp);
+    if (!d->node) {
+        drive_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void drive_free(Drive *d)
+{
+    if (!d) {
+        return;
+    }
+    bdrv_close(d->node);
+    g_free(d->id);
+    g_free(d->attached);
+    g_free(d);
+}
+
+static bool source_get(void *opaque, size_t i, QmpBlockBackend *out)
+{
+    DriveSet *set = opaque;
+    Drive *d;
+
+    if (i >= set->drives->len) {
+        return false;
+    }
+    d = g_ptr_array_index(set->drives, i);
+    out->device = d->id;
+    out->qdev = d->attached;
+    out->node = d->node;
+    return true;
+}
+
+DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
+{
+    GPtrArray *specs = vm_config_list(cfg, "drive");
+    DriveSet *set = g_new0(DriveSet, 1);
+    unsigned virtio_index = 0;
+
+    set->drives = g_ptr_array_new_with_free_func((GDestroyNotify)drive_free);
+    set->source.get = source_get;
+    set->source.opaque = set;
+    for (guint i = 0; i < specs->len; i++) {
+        const char *spec = g_ptr_array_index(specs, i);
+        Drive *d = drive_open(spec, virtio_index, errp);
+
+        if (!d) {
+            g_prefix_error(errp, "-drive %s: ", spec);
+            drive_set_free(set);
+            return NULL;
+        }
+        if (drive_set_find(set, d->id)) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                        "-drive %s: duplicate id '%s'", spec, d->id);
+            drive_free(d);
+            drive_set_free(set);
+            return NULL;
+        }
+        virtio_index += d->if_virtio;
+        g_ptr_array_add(set->drives, d);
+    }
+    return set;
+}
+
+void drive_set_free(DriveSet *set)
+{
+    if (set) {
+        g_ptr_array_unref(set->drives);
+        g_free(set);
+    }
+}
+
+Drive *drive_set_find(DriveSet *set, const char *id)
+{
+    for (guint i = 0; set && i < set->drives->len; i++) {
+        Drive *d = g_ptr_array_index(set->drives, i);
+
+        if (!strcmp(d->id, id)) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+Drive *drive_set_claim(DriveSet *set, const char *id, const char *device,
+                       GError **errp)
+{
+    Drive *d = id ? drive_set_find(set, id) : NULL;
+
+    if (!id) {
+        fail(errp, "drive= is required");
+        return NULL;
+    }
+    if (!d) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_FOUND, "no drive with id '%s'", id);
+        return NULL;
+    }
+    if (d->attached) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
+                    "drive '%s' is already used by %s", id, d->attached);
+        return NULL;
+    }
+    d->attached = g_strdup(device);
+    return d;
+}

@@ -1,0 +1,82 @@
+/*
+ * The machine's side of virtio-blk: the `-device virtio-blk-pci` driver
+ * (drive=, serial=, num-queues=, id=) and the `-drive ...,if=virtio`
+ * shorthand, each building a VirtioBlk on the machine's PCI bus with the
+ * machine's guest memory and KVM, and removing it again at teardown.
+ */
+#include "hw/block/virtio-blk-pci.h"
+#include "hw/block/virtio-blk.h"
+#include "hw/pci/pci.h"
+#include "tern/error.h"
+
+typedef struct BlkPci {
+    VirtioBlk *vb;
+    PciBus *bus;
+} BlkPci;
+
+static void blk_pci_free(void *opaque)
+{
+    BlkPci *bp = opaque;
+
+    pci_bus_remove_device(bp->bus, &virtio_blk_transport(bp->vb)->pci);
+    virtio_blk_free(bp->vb);
+    g_free(bp);
+}
+
+static bool attach(Machine *m, Drive *drive, const char *serial, unsigned queues,
+                   GError **errp)
+{
+    VirtioBlkOptions o = { .serial = serial, .num_queues = queues,
+                           .mem = &m->mem, .kvm = m->kvm };
+    BlkPci *bp = g_new0(BlkPci, 1);
+
+    bp->bus = machine_pci_bus(m);
+    bp->vb = virtio_blk_new(drive, &o, errp);
+    if (!bp->vb) {
+        g_free(bp);
+        return false;
+    }
+    if (!pci_bus_add_device(bp->bus, &virtio_blk_transport(bp->vb)->pci, -1, errp)) {
+        virtio_blk_free(bp->vb);
+        g_free(bp);
+        return false;
+    }
+    machine_add_cleanup(m, blk_pci_free, bp);
+    return true;
+}
+
+bool virtio_blk_pci_create(Machine *m, KeyVal *opts, GError **errp)
+{
+    const char *drive_id = keyval_get(opts, "drive");
+    const char *serial = keyval_get(opts, "serial");
+    const char *id = keyval_get(opts, "id");
+    uint64_t queues = 1;
+    Drive *drive;
+
+    if (!keyval_get_u64(opts, "num-queues", &queues, errp)) {
+        return false;
+    }
+    if (queues == 0 || queues > VIRTIO_PCI_MAX_QUEUES) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "num-queues must be 1..%u", VIRTIO_PCI_MAX_QUEUES);
+        return false;
+    }
+    drive = drive_set_claim(m->drives, drive_id, id ? id : "virtio-blk-pci", errp);
+    return drive && attach(m, drive, serial, (unsigned)queues, errp);
+}
+
+bool virtio_blk_pci_create_shorthand(Machine *m, GError **errp)
+{
+    for (guint i = 0; m->drives && i < m->drives->drives->len; i++) {
+        Drive *d = g_ptr_array_index(m->drives->drives, i);
+
+        if (d->if_virtio && !d->attached) {
+            d->attached = g_strdup("virtio-blk-pci");
+            if (!attach(m, d, NULL, 1, errp)) {
+                g_prefix_error(errp, "-drive %s: ", d->id);
+                return false;
+            }
+        }
+    }
+    return true;
+}

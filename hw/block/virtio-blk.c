@@ -1,0 +1,448 @@
+/*
+ * virtio-blk (virtio 1.x, "Block Device"): turns each popped chain into a
+ * block-layer call on the drive's node, on the transport's I/O thread. The
+ * request header and status byte may sit anywhere in the chain's buffers;
+ * the data between them becomes an iovec handed straight to the block layer
+ * (no bounce copies). Ranges, segment counts and sizes are checked first;
+ * host I/O errors follow the drive's werror/rerror policy: report fails the
+ * request, stop parks it, pauses the VM in io-error and retries it when the
+ * VM runs again.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "hw/block/virtio-blk.h"
+#include "sysemu/runstate.h"
+#include "tern/error.h"
+
+#define REQ_HDR_BYTES 16
+#define SEG_BYTES     16          /* discard / write-zeroes segment */
+
+struct VirtioBlk {
+    VirtioPci *vp;
+    Drive *drive;
+    char serial[VIRTIO_BLK_ID_BYTES];
+    unsigned num_queues;
+    VirtQueueElement elem;                            /* scratch, I/O thread */
+    VirtQueueElement stalled[VIRTIO_PCI_MAX_QUEUES];  /* werror/rerror=stop */
+    bool has_stalled[VIRTIO_PCI_MAX_QUEUES];
+    uint64_t failed;
+};
+
+/* One request as parsed from a chain. */
+typedef struct BlkReq {
+    uint32_t type;
+    uint64_t sector;
+    struct iovec *data;           /* data buffers (out for writes, in for reads) */
+    unsigned data_n;
+    uint64_t data_len;
+    uint8_t *status;
+    uint32_t written;             /* bytes written to in buffers, status excluded */
+} BlkReq;
+
+static uint64_t blk_features(void *opaque)
+{
+    VirtioBlk *vb = opaque;
+    uint64_t f = 1ULL << VIRTIO_BLK_F_SIZE_MAX | 1ULL << VIRTIO_BLK_F_SEG_MAX |
+                 1ULL << VIRTIO_BLK_F_BLK_SIZE | 1ULL << VIRTIO_BLK_F_FLUSH |
+                 1ULL << VIRTIO_BLK_F_TOPOLOGY | 1ULL << VIRTIO_BLK_F_DISCARD |
+                 1ULL << VIRTIO_BLK_F_WRITE_ZEROES;
+
+    if (vb->num_queues > 1) {
+        f |= 1ULL << VIRTIO_BLK_F_MQ;
+    }
+    if (vb->drive->read_only) {
+        f |= 1ULL << VIRTIO_BLK_F_RO;
+    }
+    return f;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+
+static void blk_get_config(void *opaque, uint8_t *c)
+{
+    VirtioBlk *vb = opaque;
+    uint64_t capacity = bdrv_getlength(vb->drive->node) / VIRTIO_BLK_SECTOR;
+
+    memcpy(c + 0x00, &capacity, 8);
+    put32(c + 0x08, VIRTIO_BLK_SIZE_MAX);
+    put32(c + 0x0c, VIRTIO_BLK_SEG_MAX);
+    put32(c + 0x14, VIRTIO_BLK_SECTOR);                 /* blk_size */
+    c[0x18] = 0;                                        /* physical_block_exp */
+    c[0x19] = 0;                                        /* alignment_offset */
+    pci_set_word(c + 0x1a, 1);                          /* min_io_size (blocks) */
+    put32(c + 0x1c, 0);                                 /* opt_io_size */
+    c[0x20] = !vb->drive->writethrough;                 /* writeback */
+    pci_set_word(c + 0x22, (uint16_t)vb->num_queues);
+    put32(c + 0x24, VIRTIO_BLK_MAX_DISCARD);            /* max_discard_sectors */
+    put32(c + 0x28, 1);                                 /* max_discard_seg */
+    put32(c + 0x2c, 1);                                 /* discard_sector_alignment */
+    put32(c + 0x30, VIRTIO_BLK_MAX_DISCARD);            /* max_write_zeroes_sectors */
+    put32(c + 0x34, 1);                                 /* max_write_zeroes_seg */
+    c[0x38] = 0;                                        /* write_zeroes_may_unmap */
+}
+
+/* Copies len bytes at byte offset 'off' of an iovec array into buf. */
+static void iov_read(const struct iovec *iov, unsigned n, uint64_t off, void *buf,
+                     size_t len)
+{
+    uint8_t *out = buf;
+
+    for (unsigned i = 0; i < n && len; i++) {
+        if (off >= iov[i].iov_len) {
+            off -= iov[i].iov_len;
+            continue;
+        }
+        size_t chunk = MIN(len, iov[i].iov_len - off);
+
+        memcpy(out, (uint8_t *)iov[i].iov_base + off, chunk);
+        out += chunk;
+        len -= chunk;
+        off = 0;
+    }
+}
+
+/* Fills dst with the part [skip, skip+len) of src; returns the entry count. */
+static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t skip,
+                          uint64_t len, struct iovec *dst)
+{
+    unsigned k = 0;
+
+    for (unsigned i = 0; i < n && len; i++) {
+        if (skip >= src[i].iov_len) {
+            skip -= src[i].iov_len;
+            continue;
+        }
+        size_t chunk = MIN(len, src[i].iov_len - skip);
+
+        dst[k].iov_base = (uint8_t *)src[i].iov_base + skip;
+        dst[k++].iov_len = chunk;
+        len -= chunk;
+        skip = 0;
+    }
+    return k;
+}
+
+/* Finds header, status byte and data; false if the chain lacks them. */
+static bool parse_request(VirtQueueElement *e, BlkReq *r, struct iovec *scratch)
+{
+    uint8_t hdr[REQ_HDR_BYTES];
+    struct iovec *in = e->iov + e->out_num;
+    unsigned last;
+
+    if (e->out_len < REQ_HDR_BYTES || e->in_len < 1) {
+        return false;
+    }
+    iov_read(e->iov, e->out_num, 0, hdr, sizeof(hdr));
+    memcpy(&r->type, hdr, 4);
+    memcpy(&r->sector, hdr + 8, 8);
+    for (last = e->in_num; in[last - 1].iov_len == 0; last--) {
+    }
+    r->status = (uint8_t *)in[last - 1].iov_base + in[last - 1].iov_len - 1;
+    r->data = scratch;
+    r->written = 0;
+    if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_GET_ID) {
+        r->data_len = e->in_len - 1;
+        r->data_n = iov_slice(in, e->in_num, 0, r->data_len, scratch);
+    } else {
+        r->data_len = e->out_len - REQ_HDR_BYTES;
+        r->data_n = iov_slice(e->iov, e->out_num, REQ_HDR_BYTES, r->data_len, scratch);
+    }
+    return true;
+}
+
+/* The byte range [sector, sector+bytes) lies within the disk. */
+static bool range_ok(VirtioBlk *vb, uint64_t sector, uint64_t bytes)
+{
+    uint64_t size = bdrv_getlength(vb->drive->node);
+
+    return sector <= size / VIRTIO_BLK_SECTOR &&
+           bytes <= size - sector * VIRTIO_BLK_SECTOR;
+}
+
+static bool segments_ok(const BlkReq *r)
+{
+    if (r->data_n > VIRTIO_BLK_SEG_MAX) {
+        return false;
+    }
+    for (unsigned i = 0; i < r->data_n; i++) {
+        if (r->data[i].iov_len > VIRTIO_BLK_SIZE_MAX) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool do_rw(VirtioBlk *vb, BlkReq *r, bool write, GError **errp)
+{
+    uint64_t off = r->sector * VIRTIO_BLK_SECTOR;
+
+    if (write) {
+        return bdrv_pwritev(vb->drive->node, off, r->data, (int)r->data_n, errp) &&
+               (!vb->drive->writethrough || bdrv_flush(vb->drive->node, errp));
+    }
+    if (!bdrv_preadv(vb->drive->node, off, r->data, (int)r->data_n, errp)) {
+        return false;
+    }
+    r->written = (uint32_t)r->data_len;
+    return true;
+}
+
+/* DISCARD and WRITE_ZEROES carry one 16-byte segment (we offer max_seg 1). */
+static uint8_t do_ranged(VirtioBlk *vb, BlkReq *r, GError **errp, bool *host_err)
+{
+    bool zeroes = r->type == VIRTIO_BLK_T_WRITE_ZEROES;
+    uint8_t seg[SEG_BYTES];
+    uint64_t sector;
+    uint32_t count, flags;
+
+    if (r->data_len != SEG_BYTES) {
+        return VIRTIO_BLK_S_UNSUPP;
+    }
+    iov_read(r->data, r->data_n, 0, seg, sizeof(seg));
+    memcpy(&sector, seg, 8);
+    memcpy(&count, seg + 8, 4);
+    memcpy(&flags, seg + 12, 4);
+    if (flags & ~(zeroes ? 1u : 0u)) {
+        return VIRTIO_BLK_S_UNSUPP;               /* unmap only with write-zeroes */
+    }
+    if (count > VIRTIO_BLK_MAX_DISCARD ||
+        !range_ok(vb, sector, (uint64_t)count * VIRTIO_BLK_SECTOR)) {
+        return VIRTIO_BLK_S_IOERR;
+    }
+    *host_err = !(zeroes ? bdrv_write_zeroes : bdrv_discard)(
+        vb->drive->node, sector * VIRTIO_BLK_SECTOR,
+        (uint64_t)count * VIRTIO_BLK_SECTOR, errp);
+    return *host_err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+}
+
+static uint8_t do_get_id(VirtioBlk *vb, BlkReq *r)
+{
+    uint8_t id[VIRTIO_BLK_ID_BYTES];
+    uint64_t left = MIN(r->data_len, sizeof(id));
+    uint8_t *p = id;
+
+    memcpy(id, vb->serial, sizeof(id));
+    for (unsigned i = 0; i < r->data_n && left; i++) {
+        size_t chunk = MIN(left, r->data[i].iov_len);
+
+        memcpy(r->data[i].iov_base, p, chunk);
+        p += chunk;
+        left -= chunk;
+    }
+    r->written = (uint32_t)MIN(r->data_len, sizeof(id));
+    return VIRTIO_BLK_S_OK;
+}
+
+/* Runs the request; *host_err says a host I/O error (policy applies). */
+static uint8_t execute(VirtioBlk *vb, BlkReq *r, bool *host_err, GError **errp)
+{
+    bool ro = vb->drive->read_only;
+
+    *host_err = false;
+    switch (r->type) {
+    case VIRTIO_BLK_T_IN:
+    case VIRTIO_BLK_T_OUT:
+        if ((r->type == VIRTIO_BLK_T_OUT && ro) || r->data_len % VIRTIO_BLK_SECTOR ||
+            !segments_ok(r) || !range_ok(vb, r->sector, r->data_len)) {
+            return VIRTIO_BLK_S_IOERR;
+        }
+        *host_err = !do_rw(vb, r, r->type == VIRTIO_BLK_T_OUT, errp);
+        return *host_err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+    case VIRTIO_BLK_T_FLUSH:
+        if (vb->drive->ignore_flush) {
+            return VIRTIO_BLK_S_OK;
+        }
+        *host_err = !bdrv_flush(vb->drive->node, errp);
+        return *host_err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+    case VIRTIO_BLK_T_GET_ID:
+        return do_get_id(vb, r);
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES:
+        return ro ? VIRTIO_BLK_S_IOERR : do_ranged(vb, r, errp, host_err);
+    default:
+        return VIRTIO_BLK_S_UNSUPP;
+    }
+}
+
+static bool is_read(uint32_t type)
+{
+    return type == VIRTIO_BLK_T_IN;
+}
+
+/*
+ * Processes one chain. Returns false if the request was parked (stop policy)
+ * and must be retried; true once it was pushed to the used ring (or the
+ * device went to NEEDS_RESET).
+ */
+static bool process(VirtioBlk *vb, unsigned q, VirtQueueElement *e)
+{
+    g_autofree struct iovec *scratch = g_new(struct iovec, e->out_num + e->in_num + 1);
+    g_autoptr(GError) err = NULL;
+    BlkReq r;
+    bool host_err;
+    uint8_t status;
+
+    if (!parse_request(e, &r, scratch)) {
+        virtio_pci_set_needs_reset(vb->vp, "request without header or status byte");
+        return true;
+    }
+    status = execute(vb, &r, &host_err, &err);
+    if (host_err) {
+        DriveErrorAction a = is_read(r.type) ? vb->drive->rerror : vb->drive->werror;
+
+        tern_warn("%s: %s error: %s", vb->drive->id,
+                  is_read(r.type) ? "read" : "write", err->message);
+        if (a == DRIVE_ERROR_STOP) {
+            vm_request_stop(RUN_STATE_IO_ERROR);
+            return false;
+        }
+    }
+    if (status != VIRTIO_BLK_S_OK) {
+        vb->failed++;
+    }
+    *r.status = status;
+    virtqueue_push(&vb->vp->vqs[q], e, r.written + 1);
+    return true;
+}
+
+/* Moves the scratch element into the queue's parking slot. */
+static void park(VirtioBlk *vb, unsigned q)
+{
+    VirtQueueElement tmp = vb->stalled[q];
+
+    vb->stalled[q] = vb->elem;
+    vb->elem = tmp;
+    vb->has_stalled[q] = true;
+}
+
+static void blk_handle_queue(void *opaque, unsigned q)
+{
+    VirtioBlk *vb = opaque;
+    VirtQueue *vq = &vb->vp->vqs[q];
+    bool done = false;
+
+    if (vb->has_stalled[q]) {
+        if (!process(vb, q, &vb->stalled[q])) {
+            return;
+        }
+        vb->has_stalled[q] = false;
+        done = true;
+    }
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+        int r = virtqueue_pop(vq, vb->vp->cfg.mem, VIRTQ_MAX_INDIRECT, &vb->elem, &err);
+
+        if (r < 0) {
+            virtio_pci_set_needs_reset(vb->vp, err->message);
+            break;
+        }
+        if (r == 0) {
+            break;
+        }
+        if (!process(vb, q, &vb->elem)) {
+            park(vb, q);
+            break;
+        }
+        done = true;
+        if (vb->vp->status & VIRTIO_STATUS_NEEDS_RESET) {
+            break;
+        }
+    }
+    if (done) {
+        virtio_pci_queue_done(vb->vp, q);
+    }
+}
+
+static void blk_reset(void *opaque)
+{
+    VirtioBlk *vb = opaque;
+
+    memset(vb->has_stalled, 0, sizeof(vb->has_stalled));
+}
+
+static const VirtioDeviceOps virtio_blk_ops = {
+    .features = blk_features,
+    .get_config = blk_get_config,
+    .handle_queue = blk_handle_queue,
+    .reset = blk_reset,
+};
+
+/* Main loop: the VM runs again after an io-error stop; retry parked requests. */
+static void on_runstate(void *opaque, bool running, RunState state)
+{
+    VirtioBlk *vb = opaque;
+    uint64_t one = 1;
+
+    if (!running) {
+        return;
+    }
+    for (unsigned q = 0; q < vb->num_queues; q++) {
+        if (write(vb->vp->kick_fd[q], &one, sizeof(one)) < 0) {
+            tern_warn("%s: retry kick: %s", vb->drive->id, g_strerror(errno));
+        }
+    }
+}
+
+VirtioBlk *virtio_blk_new(Drive *drive, const VirtioBlkOptions *opts, GError **errp)
+{
+    VirtioBlk *vb = g_new0(VirtioBlk, 1);
+    VirtioPciConfig cfg = {
+        .name = "virtio-blk-pci",
+        .device_id = VIRTIO_ID_BLOCK,
+        .class_code = 0x010000,              /* mass storage, SCSI (as QEMU) */
+        .num_queues = opts->num_queues,
+        .config_size = VIRTIO_BLK_CONFIG_SIZE,
+        .ops = &virtio_blk_ops,
+        .opaque = vb,
+        .mem = opts->mem,
+        .kvm = opts->kvm,
+    };
+
+    if (opts->serial && strlen(opts->serial) > VIRTIO_BLK_ID_BYTES) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "serial '%s' is longer than %u bytes", opts->serial,
+                    VIRTIO_BLK_ID_BYTES);
+        g_free(vb);
+        return NULL;
+    }
+    vb->drive = drive;
+    vb->num_queues = opts->num_queues;
+    if (opts->serial) {
+        memcpy(vb->serial, opts->serial, strlen(opts->serial));
+    }
+    vb->vp = virtio_pci_new(&cfg, errp);
+    if (!vb->vp) {
+        g_free(vb);
+        return NULL;
+    }
+    runstate_add_listener(on_runstate, vb);
+    return vb;
+}
+
+void virtio_blk_free(VirtioBlk *vb)
+{
+    if (!vb) {
+        return;
+    }
+    runstate_remove_listener(on_runstate, vb);
+    virtio_pci_free(vb->vp);
+    virtqueue_element_clear(&vb->elem);
+    for (unsigned q = 0; q < VIRTIO_PCI_MAX_QUEUES; q++) {
+        virtqueue_element_clear(&vb->stalled[q]);
+    }
+    g_free(vb);
+}
+
+VirtioPci *virtio_blk_transport(VirtioBlk *vb)
+{
+    return vb->vp;
+}
+
+uint64_t virtio_blk_failed_requests(VirtioBlk *vb)
+{
+    return vb->failed;
+}

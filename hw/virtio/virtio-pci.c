@@ -1,0 +1,426 @@
+/*
+ * The virtio 1.x PCI transport: vendor capabilities in config space, the
+ * common/ISR/device/notify regions of the virtio BAR, feature negotiation
+ * and the device status state machine, queue setup (validated when the
+ * driver enables a queue), guest errors turned into NEEDS_RESET, interrupts
+ * through MSI-X (irqfd) or INTx with the ISR, and queue kicks that arrive on
+ * eventfds (KVM ioeventfds on the notify addresses) and run the device's
+ * queue handler on the I/O thread.
+ */
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "hw/virtio/virtio-pci.h"
+#include "tern/error.h"
+
+static VirtioPci *from_pci(PciDevice *d)
+{
+    return container_of(d, VirtioPci, pci);
+}
+
+bool virtio_pci_has_feature(VirtioPci *vp, unsigned bit)
+{
+    return vp->guest_features & (1ULL << bit);
+}
+
+/* Raises the interrupt for 'vector' (MSI-X) or the ISR bit (INTx). Lock held. */
+static void raise_irq(VirtioPci *vp, uint16_t vector, uint8_t isr_bit)
+{
+    if (msix_enabled(&vp->msix)) {
+        if (vector != VIRTIO_NO_VECTOR) {
+            msix_notify(&vp->msix, vector);
+        }
+        return;
+    }
+    vp->isr |= isr_bit;
+    pci_device_set_intx(&vp->pci, true);
+}
+
+void virtio_pci_queue_done(VirtioPci *vp, unsigned q)
+{
+    VirtQueue *vq = &vp->vqs[q];
+
+    if (virtqueue_should_notify(vq)) {
+        raise_irq(vp, vq->msix_vector, 1);
+    }
+}
+
+void virtio_pci_set_needs_reset(VirtioPci *vp, const char *why)
+{
+    tern_warn_guest("%s: %s; device needs reset", vp->cfg.name, why);
+    vp->guest_errors++;
+    if (vp->status & VIRTIO_STATUS_NEEDS_RESET) {
+        return;
+    }
+    vp->status |= VIRTIO_STATUS_NEEDS_RESET;
+    if (vp->status & VIRTIO_STATUS_DRIVER_OK) {
+        raise_irq(vp, vp->config_vector, 2);
+    }
+}
+
+/* Driver wrote 0 to device_status: everything back to power-on (lock held). */
+static void device_reset(VirtioPci *vp)
+{
+    vp->status = 0;
+    vp->guest_features = 0;
+    vp->dfselect = vp->gfselect = 0;
+    vp->queue_sel = 0;
+    vp->config_vector = VIRTIO_NO_VECTOR;
+    vp->isr = 0;
+    for (unsigned q = 0; q < VIRTIO_PCI_MAX_QUEUES; q++) {
+        virtqueue_reset(&vp->vqs[q]);
+    }
+    pci_device_set_intx(&vp->pci, false);
+    if (vp->cfg.ops->reset) {
+        vp->cfg.ops->reset(vp->cfg.opaque);
+    }
+}
+
+static void set_status(VirtioPci *vp, uint8_t val)
+{
+    if (val == 0) {
+        device_reset(vp);
+        return;
+    }
+    if ((val & VIRTIO_STATUS_FEATURES_OK) && !(vp->status & VIRTIO_STATUS_FEATURES_OK)) {
+        /* Refuse (leave FEATURES_OK clear) unless the subset is acceptable. */
+        if ((vp->guest_features & ~vp->host_features) ||
+            !virtio_pci_has_feature(vp, VIRTIO_F_VERSION_1)) {
+            tern_warn_guest("%s: driver features 0x%" PRIx64 " refused",
+                            vp->cfg.name, vp->guest_features);
+            val &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
+        }
+    }
+    if ((val & VIRTIO_STATUS_DRIVER_OK) && !(val & VIRTIO_STATUS_FEATURES_OK)) {
+        tern_warn_guest("%s: DRIVER_OK without FEATURES_OK", vp->cfg.name);
+        val &= (uint8_t)~VIRTIO_STATUS_DRIVER_OK;
+    }
+    /* NEEDS_RESET is the device's to set; only a reset clears it. */
+    vp->status = (uint8_t)((val & ~VIRTIO_STATUS_NEEDS_RESET) |
+                           (vp->status & VIRTIO_STATUS_NEEDS_RESET));
+}
+
+static void enable_queue(VirtioPci *vp, VirtQueue *vq)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (vq->enabled) {
+        return;
+    }
+    vq->event_idx = virtio_pci_has_feature(vp, VIRTIO_F_RING_EVENT_IDX);
+    if (!virtqueue_map(vq, vp->cfg.mem, &err)) {
+        virtio_pci_set_needs_reset(vp, err->message);
+        return;
+    }
+    vq->enabled = true;
+}
+
+static VirtQueue *selected_queue(VirtioPci *vp)
+{
+    return vp->queue_sel < vp->cfg.num_queues ? &vp->vqs[vp->queue_sel] : NULL;
+}
+
+static uint64_t common_read(VirtioPci *vp, uint64_t off)
+{
+    VirtQueue *vq = selected_queue(vp);
+
+    switch (off) {
+    case VIRTIO_COMMON_DFSELECT: return vp->dfselect;
+    case VIRTIO_COMMON_DF:
+        return vp->dfselect < 2 ? (uint32_t)(vp->host_features >> (32 * vp->dfselect)) : 0;
+    case VIRTIO_COMMON_GFSELECT: return vp->gfselect;
+    case VIRTIO_COMMON_GF:
+        return vp->gfselect < 2 ? (uint32_t)(vp->guest_features >> (32 * vp->gfselect)) : 0;
+    case VIRTIO_COMMON_MSIX: return vp->config_vector;
+    case VIRTIO_COMMON_NUMQ: return vp->cfg.num_queues;
+    case VIRTIO_COMMON_STATUS: return vp->status;
+    case VIRTIO_COMMON_CFGGEN: return vp->config_generation;
+    case VIRTIO_COMMON_Q_SELECT: return vp->queue_sel;
+    }
+    if (!vq) {
+        return 0;                 /* queue_size 0: no such queue */
+    }
+    switch (off) {
+    case VIRTIO_COMMON_Q_SIZE: return vq->size;
+    case VIRTIO_COMMON_Q_MSIX: return vq->msix_vector;
+    case VIRTIO_COMMON_Q_ENABLE: return vq->enabled;
+    case VIRTIO_COMMON_Q_NOFF: return vp->queue_sel;
+    case VIRTIO_COMMON_Q_DESCLO: return (uint32_t)vq->desc_gpa;
+    case VIRTIO_COMMON_Q_DESCHI: return vq->desc_gpa >> 32;
+    case VIRTIO_COMMON_Q_AVAILLO: return (uint32_t)vq->avail_gpa;
+    case VIRTIO_COMMON_Q_AVAILHI: return vq->avail_gpa >> 32;
+    case VIRTIO_COMMON_Q_USEDLO: return (uint32_t)vq->used_gpa;
+    case VIRTIO_COMMON_Q_USEDHI: return vq->used_gpa >> 32;
+    }
+    return 0;
+}
+
+static void set_half(uint64_t *v, bool high, uint32_t val)
+{
+    *v = high ? (*v & 0xffffffffULL) | (uint64_t)val << 32
+              : (*v & ~0xffffffffULL) | val;
+}
+
+static uint16_t checked_vector(VirtioPci *vp, uint64_t val)
+{
+    /* A vector beyond the table reads back as NO_VECTOR (driver's hint). */
+    return val < vp->msix.nr ? (uint16_t)val : VIRTIO_NO_VECTOR;
+}
+
+static void queue_write(VirtioPci *vp, VirtQueue *vq, uint64_t off, uint64_t val)
+{
+    if (off == VIRTIO_COMMON_Q_ENABLE) {
+        if (val == 1) {
+            enable_queue(vp, vq);
+        }
+        return;
+    }
+    if (vq->enabled) {
+        return;                   /* the spec forbids changes once enabled */
+    }
+    switch (off) {
+    case VIRTIO_COMMON_Q_SIZE: vq->size = (uint16_t)val; break;
+    case VIRTIO_COMMON_Q_MSIX: vq->msix_vector = checked_vector(vp, val); break;
+    case VIRTIO_COMMON_Q_DESCLO: set_half(&vq->desc_gpa, false, (uint32_t)val); break;
+    case VIRTIO_COMMON_Q_DESCHI: set_half(&vq->desc_gpa, true, (uint32_t)val); break;
+    case VIRTIO_COMMON_Q_AVAILLO: set_half(&vq->avail_gpa, false, (uint32_t)val); break;
+    case VIRTIO_COMMON_Q_AVAILHI: set_half(&vq->avail_gpa, true, (uint32_t)val); break;
+    case VIRTIO_COMMON_Q_USEDLO: set_half(&vq->used_gpa, false, (uint32_t)val); break;
+    case VIRTIO_COMMON_Q_USEDHI: set_half(&vq->used_gpa, true, (uint32_t)val); break;
+    }
+}
+
+static void common_write(VirtioPci *vp, uint64_t off, uint64_t val)
+{
+    VirtQueue *vq = selected_queue(vp);
+
+    switch (off) {
+    case VIRTIO_COMMON_DFSELECT: vp->dfselect = (uint32_t)val; return;
+    case VIRTIO_COMMON_GFSELECT: vp->gfselect = (uint32_t)val; return;
+    case VIRTIO_COMMON_GF:
+        if (vp->gfselect < 2 && !(vp->status & VIRTIO_STATUS_FEATURES_OK)) {
+            uint64_t mask = 0xffffffffULL << (32 * vp->gfselect);
+
+            vp->guest_features = (vp->guest_features & ~mask) |
+                                 ((uint64_t)(uint32_t)val << (32 * vp->gfselect));
+        }
+        return;
+    case VIRTIO_COMMON_MSIX: vp->config_vector = checked_vector(vp, val); return;
+    case VIRTIO_COMMON_STATUS: set_status(vp, (uint8_t)val); return;
+    case VIRTIO_COMMON_Q_SELECT: vp->queue_sel = (uint16_t)val; return;
+    }
+    if (vq) {
+        queue_write(vp, vq, off, val);
+    }
+}
+
+static void kick(VirtioPci *vp, uint64_t q)
+{
+    uint64_t one = 1;
+
+    if (q < vp->cfg.num_queues && write(vp->kick_fd[q], &one, sizeof(one)) < 0) {
+        tern_warn("%s: queue kick: %s", vp->cfg.name, g_strerror(errno));
+    }
+}
+
+static uint64_t bar_read(void *opaque, uint64_t off, unsigned size)
+{
+    VirtioPci *vp = opaque;
+    uint64_t val = 0;
+
+    g_mutex_lock(&vp->lock);
+    if (off < VIRTIO_PCI_COMMON_LEN) {
+        val = common_read(vp, off);
+    } else if (off == VIRTIO_PCI_ISR_OFF) {
+        val = vp->isr;                /* reading acknowledges */
+        vp->isr = 0;
+        pci_device_set_intx(&vp->pci, false);
+    } else if (off >= VIRTIO_PCI_DEVICE_OFF &&
+               off + size <= VIRTIO_PCI_DEVICE_OFF + vp->cfg.config_size) {
+        g_autofree uint8_t *buf = g_malloc0(vp->cfg.config_size);
+
+        vp->cfg.ops->get_config(vp->cfg.opaque, buf);
+        memcpy(&val, buf + (off - VIRTIO_PCI_DEVICE_OFF), size);
+    }
+    g_mutex_unlock(&vp->lock);
+    return size < 8 ? val & ((1ULL << (8 * size)) - 1) : val;
+}
+
+static void bar_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
+{
+    VirtioPci *vp = opaque;
+
+    if (off >= VIRTIO_PCI_NOTIFY_OFF) {
+        /* Only reached without a KVM ioeventfd on this address. */
+        kick(vp, (off - VIRTIO_PCI_NOTIFY_OFF) / VIRTIO_PCI_NOTIFY_MULT);
+        return;
+    }
+    g_mutex_lock(&vp->lock);
+    if (off < VIRTIO_PCI_COMMON_LEN) {
+        common_write(vp, off, val);
+    }
+    g_mutex_unlock(&vp->lock);
+}
+
+static const IoOps virtio_bar_ops = {
+    .read = bar_read,
+    .write = bar_write,
+};
+
+/* Moves the KVM ioeventfds to where the BAR now decodes (bus lock held). */
+static void update_ioeventfds(VirtioPci *vp)
+{
+    PciBar *bar = &vp->pci.bars[VIRTIO_PCI_BAR];
+    uint64_t want = vp->cfg.kvm && bar->mapped ? bar->addr : 0;
+
+    if (want == vp->ioeventfd_base) {
+        return;
+    }
+    for (unsigned q = 0; q < vp->cfg.num_queues; q++) {
+        uint64_t off = VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_MULT * q;
+        g_autoptr(GError) err = NULL;
+
+        if (vp->ioeventfd_base) {
+            kvm_ioeventfd(vp->cfg.kvm, vp->kick_fd[q], vp->ioeventfd_base + off, 2,
+                          false, false, 0, false, NULL);
+        }
+        if (want && !kvm_ioeventfd(vp->cfg.kvm, vp->kick_fd[q], want + off, 2,
+                                   false, false, 0, true, &err)) {
+            /* The MMIO handler still kicks, just slower. */
+            tern_warn("%s: ioeventfd: %s", vp->cfg.name, err->message);
+        }
+    }
+    vp->ioeventfd_base = want;
+}
+
+static void config_written(PciDevice *d, unsigned off, uint32_t val, unsigned size)
+{
+    VirtioPci *vp = from_pci(d);
+
+    msix_config_written(&vp->msix, off, val, size);
+    update_ioeventfds(vp);
+}
+
+static const PciDeviceOps virtio_pci_dev_ops = {
+    .config_written = config_written,
+};
+
+/* I/O thread: queue q was kicked. */
+static void on_kick(void *opaque, int fd)
+{
+    VirtioPci *vp = opaque;
+    uint64_t cnt;
+    unsigned q;
+
+    if (read(fd, &cnt, sizeof(cnt)) < 0) {
+        return;                       /* EAGAIN: nothing new */
+    }
+    g_mutex_lock(&vp->lock);
+    for (q = 0; q < vp->cfg.num_queues && vp->kick_fd[q] != fd; q++) {
+    }
+    if (q < vp->cfg.num_queues && vp->vqs[q].enabled &&
+        (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
+        !(vp->status & VIRTIO_STATUS_NEEDS_RESET)) {
+        vp->cfg.ops->handle_queue(vp->cfg.opaque, q);
+    }
+    g_mutex_unlock(&vp->lock);
+}
+
+static void add_cap(PciDevice *d, uint8_t type, uint32_t off, uint32_t len,
+                    bool notify)
+{
+    uint8_t cap_len = notify ? 20 : 16;
+    uint8_t c = pci_device_add_capability(d, PCI_CAP_ID_VNDR, cap_len);
+
+    d->config[c + 2] = cap_len;
+    d->config[c + 3] = type;
+    d->config[c + 4] = VIRTIO_PCI_BAR;
+    pci_set_long(d->config + c + 8, off);
+    pci_set_long(d->config + c + 12, len);
+    if (notify) {
+        pci_set_long(d->config + c + 16, VIRTIO_PCI_NOTIFY_MULT);
+    }
+}
+
+static bool setup_pci(VirtioPci *vp, GError **errp)
+{
+    PciDevice *d = &vp->pci;
+    const VirtioPciConfig *c = &vp->cfg;
+
+    pci_device_init(d, c->name, VIRTIO_PCI_VENDOR,
+                    (uint16_t)(VIRTIO_PCI_DEVICE_BASE + c->device_id), c->class_code, true);
+    d->config[PCI_REVISION_ID] = 1;              /* modern device */
+    pci_set_word(d->config + PCI_SUBSYSTEM_VENDOR_ID, VIRTIO_PCI_VENDOR);
+    pci_set_word(d->config + PCI_SUBSYSTEM_ID, 0x40);
+    d->ops = &virtio_pci_dev_ops;
+    if (!pci_device_set_bar(d, VIRTIO_PCI_BAR, PCI_BAR_MEM64, VIRTIO_PCI_BAR_SIZE,
+                            true, &virtio_bar_ops, vp, errp) ||
+        !msix_init(&vp->msix, d, c->num_queues + 1, VIRTIO_PCI_MSIX_BAR, c->kvm, errp)) {
+        return false;
+    }
+    add_cap(d, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON_OFF, 0x1000, false);
+    add_cap(d, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR_OFF, 0x1000, false);
+    add_cap(d, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_DEVICE_OFF, 0x1000, false);
+    add_cap(d, VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_NOTIFY_OFF, 0x1000, true);
+    return true;
+}
+
+VirtioPci *virtio_pci_new(const VirtioPciConfig *cfg, GError **errp)
+{
+    VirtioPci *vp = g_new0(VirtioPci, 1);
+
+    if (cfg->num_queues == 0 || cfg->num_queues > VIRTIO_PCI_MAX_QUEUES ||
+        cfg->config_size > 0x1000) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "%s: num-queues must be 1..%u", cfg->name, VIRTIO_PCI_MAX_QUEUES);
+        g_free(vp);
+        return NULL;
+    }
+    vp->cfg = *cfg;
+    g_mutex_init(&vp->lock);
+    for (unsigned q = 0; q < VIRTIO_PCI_MAX_QUEUES; q++) {
+        vp->kick_fd[q] = -1;
+    }
+    if (!setup_pci(vp, errp)) {
+        g_mutex_clear(&vp->lock);
+        g_free(vp);
+        return NULL;
+    }
+    vp->host_features = cfg->ops->features(cfg->opaque) |
+                        1ULL << VIRTIO_F_VERSION_1 |
+                        1ULL << VIRTIO_F_RING_INDIRECT_DESC |
+                        1ULL << VIRTIO_F_RING_EVENT_IDX;
+    device_reset(vp);
+    vp->iothread = iothread_new(cfg->name);
+    for (unsigned q = 0; q < cfg->num_queues; q++) {
+        vp->kick_fd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (vp->kick_fd[q] < 0) {
+            tern_die("%s: eventfd: %s", cfg->name, g_strerror(errno));
+        }
+        vp->kick_tag[q] = iothread_add_fd(vp->iothread, vp->kick_fd[q], on_kick, vp);
+    }
+    return vp;
+}
+
+void virtio_pci_free(VirtioPci *vp)
+{
+    if (!vp) {
+        return;
+    }
+    iothread_free(vp->iothread);
+    if (vp->ioeventfd_base) {
+        PciBar *bar = &vp->pci.bars[VIRTIO_PCI_BAR];
+
+        bar->mapped = false;      /* so update_ioeventfds() takes them down */
+        update_ioeventfds(vp);
+    }
+    for (unsigned q = 0; q < VIRTIO_PCI_MAX_QUEUES; q++) {
+        if (vp->kick_fd[q] >= 0) {
+            close(vp->kick_fd[q]);
+        }
+    }
+    msix_cleanup(&vp->msix);
+    g_mutex_clear(&vp->lock);
+    g_free(vp);
+}

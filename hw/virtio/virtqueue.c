@@ -1,0 +1,228 @@
+/*
+ * The device side of split virtqueues: ring mapping with placement checks,
+ * popping descriptor chains (direct and indirect) into iovecs with every
+ * guest-supplied index, length and address validated, returning them through
+ * the used ring, and the interrupt-suppression rules (flags or event idx).
+ * The guest may change ring memory at any time, so each descriptor is copied
+ * once and only the copy is used.
+ */
+#include <string.h>
+
+#include "hw/virtio/virtqueue.h"
+#include "tern/error.h"
+
+#define USED_ELEM_SIZE 8
+
+static bool guest_err(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
+
+static bool guest_err(GError **errp, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID, fmt, ap));
+    va_end(ap);
+    return false;
+}
+
+bool virtqueue_map(VirtQueue *vq, const GuestMemory *mem, GError **errp)
+{
+    uint64_t n = vq->size;
+
+    if (n == 0 || n > VIRTQ_MAX_SIZE || (n & (n - 1))) {
+        return guest_err(errp, "queue size %" PRIu64 " is not a power of two "
+                         "in 1..%u", n, VIRTQ_MAX_SIZE);
+    }
+    if (!IS_ALIGNED(vq->desc_gpa, 16) || !IS_ALIGNED(vq->avail_gpa, 2) ||
+        !IS_ALIGNED(vq->used_gpa, 4)) {
+        return guest_err(errp, "misaligned ring (desc 0x%" PRIx64 " avail 0x%"
+                         PRIx64 " used 0x%" PRIx64 ")", vq->desc_gpa,
+                         vq->avail_gpa, vq->used_gpa);
+    }
+    vq->desc = guest_mem_ptr(mem, vq->desc_gpa, 16 * n);
+    vq->avail = guest_mem_ptr(mem, vq->avail_gpa, 6 + 2 * n);
+    vq->used = guest_mem_ptr(mem, vq->used_gpa, 6 + USED_ELEM_SIZE * n);
+    if (!vq->desc || !vq->avail || !vq->used) {
+        vq->desc = NULL;
+        vq->avail = NULL;
+        vq->used = NULL;
+        return guest_err(errp, "ring outside guest RAM (desc 0x%" PRIx64
+                         " avail 0x%" PRIx64 " used 0x%" PRIx64 ")",
+                         vq->desc_gpa, vq->avail_gpa, vq->used_gpa);
+    }
+    vq->last_avail = 0;
+    vq->used_idx = 0;
+    vq->signalled_valid = false;
+    return true;
+}
+
+void virtqueue_reset(VirtQueue *vq)
+{
+    memset(vq, 0, sizeof(*vq));
+    vq->size = VIRTQ_MAX_SIZE;
+    vq->msix_vector = 0xffff;
+}
+
+static uint16_t load16(const uint16_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static void add_iov(VirtQueueElement *elem, void *base, size_t len)
+{
+    unsigned n = elem->out_num + elem->in_num;
+
+    if (n == elem->iov_cap) {
+        elem->iov_cap = elem->iov_cap ? elem->iov_cap * 2 : 8;
+        elem->iov = g_renew(struct iovec, elem->iov, elem->iov_cap);
+    }
+    elem->iov[n].iov_base = base;
+    elem->iov[n].iov_len = len;
+}
+
+/* Appends one data descriptor to elem after checking it. */
+static bool take_buffer(const VirtqDesc *d, const GuestMemory *mem,
+                        unsigned max_segs, VirtQueueElement *elem, GError **errp)
+{
+    bool writable = d->flags & VIRTQ_DESC_F_WRITE;
+    void *p = d->len ? guest_mem_ptr(mem, d->addr, d->len) : NULL;
+
+    if (d->len && !p) {
+        return guest_err(errp, "buffer 0x%" PRIx64 "+0x%x outside guest RAM",
+                         d->addr, d->len);
+    }
+    if (!writable && elem->in_num) {
+        return guest_err(errp, "readable buffer after a writable one");
+    }
+    if (elem->out_num + elem->in_num >= max_segs) {
+        return guest_err(errp, "chain longer than %u buffers", max_segs);
+    }
+    add_iov(elem, p, d->len);
+    if (writable) {
+        elem->in_num++;
+        elem->in_len += d->len;
+    } else {
+        elem->out_num++;
+        elem->out_len += d->len;
+    }
+    return true;
+}
+
+/* Walks the chain at 'head'; bounded by the table size so loops end. */
+static bool walk_chain(VirtQueue *vq, const GuestMemory *mem, uint16_t head,
+                       unsigned max_segs, VirtQueueElement *elem, GError **errp)
+{
+    const uint8_t *table = (const uint8_t *)vq->desc;
+    unsigned tsize = vq->size, idx = head, steps = 0;
+    bool indirect = false;
+    VirtqDesc d;
+
+    for (;;) {
+        memcpy(&d, table + 16 * (size_t)idx, sizeof(d));
+        if (++steps > tsize) {
+            return guest_err(errp, "descriptor chain at %u loops", head);
+        }
+        if (d.flags & VIRTQ_DESC_F_INDIRECT) {
+            if (indirect || (d.flags & VIRTQ_DESC_F_NEXT)) {
+                return guest_err(errp, "indirect descriptor %s",
+                                 indirect ? "inside an indirect table" : "with NEXT set");
+            }
+            if (d.len == 0 || d.len % 16 || d.len / 16 > VIRTQ_MAX_INDIRECT) {
+                return guest_err(errp, "indirect table of %u bytes", d.len);
+            }
+            table = guest_mem_ptr(mem, d.addr, d.len);
+            if (!table) {
+                return guest_err(errp, "indirect table 0x%" PRIx64 "+0x%x outside "
+                                 "guest RAM", d.addr, d.len);
+            }
+            tsize = d.len / 16;
+            idx = 0;
+            steps = 0;
+            indirect = true;
+            continue;
+        }
+        if (!take_buffer(&d, mem, max_segs, elem, errp)) {
+            return false;
+        }
+        if (!(d.flags & VIRTQ_DESC_F_NEXT)) {
+            return true;
+        }
+        idx = d.next;
+        if (idx >= tsize) {
+            return guest_err(errp, "next index %u beyond the table (%u)", idx, tsize);
+        }
+    }
+}
+
+int virtqueue_pop(VirtQueue *vq, const GuestMemory *mem, unsigned max_segs,
+                  VirtQueueElement *elem, GError **errp)
+{
+    uint16_t avail_idx, head;
+
+    if (!vq->enabled || !vq->avail) {
+        return 0;
+    }
+    avail_idx = load16(&vq->avail[1]);
+    if ((uint16_t)(avail_idx - vq->last_avail) > vq->size) {
+        guest_err(errp, "available index moved from %u to %u (queue size %u)",
+                  vq->last_avail, avail_idx, vq->size);
+        return -1;
+    }
+    if (avail_idx == vq->last_avail) {
+        return 0;
+    }
+    head = load16(&vq->avail[2 + (vq->last_avail & (vq->size - 1))]);
+    if (head >= vq->size) {
+        guest_err(errp, "head index %u beyond queue size %u", head, vq->size);
+        return -1;
+    }
+    elem->head = head;
+    elem->out_num = elem->in_num = 0;
+    elem->out_len = elem->in_len = 0;
+    if (!walk_chain(vq, mem, head, max_segs, elem, errp)) {
+        return -1;
+    }
+    vq->last_avail++;
+    if (vq->event_idx) {
+        uint16_t *avail_event = (uint16_t *)(vq->used + 4 + USED_ELEM_SIZE * vq->size);
+
+        __atomic_store_n(avail_event, vq->last_avail, __ATOMIC_RELEASE);
+    }
+    return 1;
+}
+
+void virtqueue_push(VirtQueue *vq, const VirtQueueElement *elem, uint32_t len)
+{
+    uint8_t *e = vq->used + 4 + USED_ELEM_SIZE * (size_t)(vq->used_idx & (vq->size - 1));
+    uint32_t id = elem->head;
+
+    memcpy(e, &id, 4);
+    memcpy(e + 4, &len, 4);
+    vq->used_idx++;
+    __atomic_store_n((uint16_t *)(vq->used + 2), vq->used_idx, __ATOMIC_RELEASE);
+}
+
+bool virtqueue_should_notify(VirtQueue *vq)
+{
+    uint16_t old = vq->signalled_used, new = vq->used_idx, event;
+    bool valid = vq->signalled_valid;
+
+    /* The used index must be visible before we read the driver's wishes. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    vq->signalled_used = new;
+    vq->signalled_valid = true;
+    if (!vq->event_idx) {
+        return !(load16(&vq->avail[0]) & VIRTQ_AVAIL_F_NO_INTERRUPT);
+    }
+    if (!valid) {
+        return true;
+    }
+    event = load16(&vq->avail[2 + vq->size]);
+    return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
+}
+
+void virtqueue_element_clear(VirtQueueElement *elem)
+{
+    g_free(elem->iov);
+    memset(elem, 0, sizeof(*elem));
+}

@@ -1,0 +1,53 @@
+/*
+ * The -drive set: every -drive option opened as a block-layer node named by
+ * its id, with the per-drive policies devices need (read-only, cache mode,
+ * werror/rerror). Devices find drives by id and claim them; QMP sees the set
+ * through a QmpBlockSource (query-block, dirty-bitmap commands).
+ *
+ * Accepted: file=PATH (required), format=raw|qcow2 (probed if absent),
+ * if=none|virtio, id=ID (required with if=none; if=virtio defaults to
+ * "virtioN"), cache=writeback|none|writethrough|directsync|unsafe,
+ * readonly=on|off, werror=report|stop|enospc, rerror=report|stop,
+ * discard=ignore|unmap, aio=threads|native|io_uring (accepted, ignored).
+ */
+#ifndef HW_BLOCK_DRIVE_H
+#define HW_BLOCK_DRIVE_H
+
+#include "block/block.h"
+#include "monitor/qmp-block.h"
+#include "sysemu/vm-config.h"
+
+typedef enum DriveErrorAction {
+    DRIVE_ERROR_REPORT,        /* fail the request towards the guest */
+    DRIVE_ERROR_STOP,          /* pause the VM (io-error), retry on resume */
+} DriveErrorAction;
+
+typedef struct Drive {
+    char *id;
+    BlockNode *node;
+    bool read_only;
+    bool if_virtio;            /* -drive if=virtio: the machine adds a device */
+    bool writethrough;         /* flush after every write */
+    bool ignore_flush;         /* cache=unsafe */
+    DriveErrorAction werror, rerror;
+    char *attached;            /* device using it, or NULL */
+} Drive;
+
+typedef struct DriveSet {
+    GPtrArray *drives;         /* of Drive * */
+    QmpBlockSource source;
+} DriveSet;
+
+/* Opens every -drive of cfg; NULL with errp naming the bad option. */
+DriveSet *drive_set_new(VmConfig *cfg, GError **errp);
+/* Flushes and closes every node; NULL is fine. */
+void drive_set_free(DriveSet *set);
+/* Parses and opens one -drive argument (index: for the "virtioN" default). */
+Drive *drive_open(const char *spec, unsigned index, GError **errp);
+void drive_free(Drive *d);
+Drive *drive_set_find(DriveSet *set, const char *id);
+/* Marks the drive as used by 'device'; fails if it is missing or taken. */
+Drive *drive_set_claim(DriveSet *set, const char *id, const char *device,
+                       GError **errp);
+
+#endif
