@@ -37,6 +37,26 @@ static const char *member_str(JsonObject *o, const char *name)
                                                         : "";
 }
 
+static bool member_bool(JsonObject *o, const char *name)
+{
+    JsonNode *n = o ? json_object_get_member(o, name) : NULL;
+
+    return n && JSON_NODE_HOLDS_VALUE(n) &&
+           json_node_get_value_type(n) == G_TYPE_BOOLEAN && json_node_get_boolean(n);
+}
+
+/* QEMU's "Cache mode:" wording from query-block's cache flags. */
+static void print_cache_mode(JsonObject *ins, GString *out)
+{
+    JsonObject *cache = json_object_has_member(ins, "cache")
+        ? json_object_get_object_member(ins, "cache") : NULL;
+
+    g_string_append_printf(out, "    Cache mode:       %s%s%s\r\n",
+                           member_bool(cache, "writeback") ? "writeback" : "writethrough",
+                           member_bool(cache, "direct") ? ", direct" : "",
+                           member_bool(cache, "no-flush") ? ", ignore flushes" : "");
+}
+
 static void print_block_device(JsonObject *dev, GString *out)
 {
     JsonObject *ins = json_object_has_member(dev, "inserted")
@@ -49,9 +69,15 @@ static void print_block_device(JsonObject *dev, GString *out)
     }
     g_string_append_printf(out, " (%s): %s (%s%s)\r\n", member_str(ins, "node-name"),
                            member_str(ins, "file"), member_str(ins, "drv"),
-                           json_object_has_member(ins, "ro") &&
-                           json_object_get_boolean_member(ins, "ro") ? ", read-only"
-                                                                     : "");
+                           member_bool(ins, "ro") ? ", read-only" : "");
+    if (*member_str(dev, "qdev")) {
+        g_string_append_printf(out, "    Attached to:      %s\r\n", member_str(dev, "qdev"));
+    }
+    if (member_bool(dev, "removable")) {
+        g_string_append_printf(out, "    Removable device: %slocked, tray closed\r\n",
+                               member_bool(dev, "locked") ? "" : "not ");
+    }
+    print_cache_mode(ins, out);
 }
 
 static void print_block(JsonNode *ret, GString *out)

@@ -189,7 +189,11 @@ def test_persistent_bitmaps_in_image_after_quit(tern_drive):
     assert "in-use" not in bitmaps["keep"]["flags"]
 
 
-def test_hmp_info_block(tern_drive):
+def test_hmp_info_block_matches_qemu(tern_drive, qemu_drive):
     vm, img = tern_drive
-    out = vm.qmp().execute("human-monitor-command", {"command-line": "info block"})
-    assert out.startswith(f"drive0 (") and f"): {img} (qcow2)" in out
+    hmp = {"command-line": "info block"}
+    ours = vm.qmp().execute("human-monitor-command", hmp)
+    theirs = qemu_drive.execute("human-monitor-command", hmp)
+    assert ours.startswith("drive0 (") and f"): {img} (qcow2)\r\n" in ours
+    # Same lines apart from the node name and the file name.
+    assert ours.split("\r\n")[1:] == theirs.split("\r\n")[1:], (ours, theirs)

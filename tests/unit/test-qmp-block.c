@@ -227,7 +227,9 @@ static void test_query_block(Fixture *fx, gconstpointer d)
 static void test_hmp_info_block(Fixture *fx, gconstpointer d)
 {
     g_autofree char *out = hmp_run(fx->reg, "info block");
-    g_autofree char *want = g_strdup_printf("drive0 (disk0): %s (qcow2)\r\n", fx->path);
+    g_autofree char *want = g_strdup_printf("drive0 (disk0): %s (qcow2)\r\n"
+                                            "    Attached to:      /machine/peripheral/virtio0\r\n"
+                                            "    Cache mode:       writeback\r\n", fx->path);
 
     g_assert_cmpstr(out, ==, want);
 }
