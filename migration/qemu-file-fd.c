@@ -14,6 +14,8 @@
 typedef struct FdChannel {
     int fd;
     bool is_socket;
+    QEMUFileCloseHook on_close;     /* after close(fd), e.g. reap a child */
+    void *on_close_opaque;
 } FdChannel;
 
 static ssize_t fd_read(void *opaque, uint8_t *buf, size_t len, GError **errp)
@@ -105,13 +107,17 @@ static bool fd_close(void *opaque, GError **errp)
     FdChannel *c = opaque;
     int ret = close(c->fd);
     int err = errno;
+    bool ok = true;
 
-    g_free(c);
     if (ret < 0) {
         tern_set_error_errno(errp, err, "closing the migration channel");
-        return false;
+        ok = false;
     }
-    return true;
+    if (c->on_close && !c->on_close(c->on_close_opaque, ok ? errp : NULL)) {
+        ok = false;
+    }
+    g_free(c);
+    return ok;
 }
 
 static const QEMUFileOps fd_ops = {
@@ -122,22 +128,25 @@ static const QEMUFileOps fd_ops = {
     .close = fd_close,
 };
 
-static QEMUFile *fd_file_new(int fd, bool output)
+QEMUFile *qemu_file_new_fd(int fd, bool output, QEMUFileCloseHook on_close,
+                           void *opaque)
 {
     FdChannel *c = g_new0(FdChannel, 1);
     struct stat st;
 
     c->fd = fd;
     c->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    c->on_close = on_close;
+    c->on_close_opaque = opaque;
     return qemu_file_new(&fd_ops, c, output);
 }
 
 QEMUFile *qemu_file_new_fd_input(int fd)
 {
-    return fd_file_new(fd, false);
+    return qemu_file_new_fd(fd, false, NULL, NULL);
 }
 
 QEMUFile *qemu_file_new_fd_output(int fd)
 {
-    return fd_file_new(fd, true);
+    return qemu_file_new_fd(fd, true, NULL, NULL);
 }

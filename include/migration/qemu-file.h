@@ -39,6 +39,11 @@ QEMUFile *qemu_file_new(const QEMUFileOps *ops, void *opaque, bool output);
 /* Take ownership of 'fd' (closed by qemu_fclose). */
 QEMUFile *qemu_file_new_fd_input(int fd);
 QEMUFile *qemu_file_new_fd_output(int fd);
+/* Runs after the descriptor is closed by qemu_fclose (e.g. to wait for an
+ * exec: child); its failure becomes qemu_fclose's. */
+typedef bool (*QEMUFileCloseHook)(void *opaque, GError **errp);
+QEMUFile *qemu_file_new_fd(int fd, bool output, QEMUFileCloseHook on_close,
+                           void *opaque);
 /* Read the bytes of 'data' (a reference is taken). */
 QEMUFile *qemu_file_new_mem_input(GBytes *data);
 /* Collect output in memory; see qemu_file_mem_output_data. */

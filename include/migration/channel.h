@@ -1,0 +1,30 @@
+/*
+ * Migration transports, with QEMU's URI syntax, turned into QEMUFiles:
+ *   unix:PATH        a unix stream socket
+ *   tcp:HOST:PORT    TCP (HOST may be [v6]); the listener's PORT may be 0
+ *   exec:CMD         /bin/sh -c CMD, the stream on its stdin (outgoing) or
+ *                    stdout (incoming); closing waits for the command
+ *   file:PATH        a plain file, truncated when written
+ * Sockets give a return path (qemu_file_get_return_path); exec and file
+ * do not. Everything here blocks: the migration threads call it.
+ */
+#ifndef MIGRATION_CHANNEL_H
+#define MIGRATION_CHANNEL_H
+
+#include "migration/qemu-file.h"
+
+/* The source side: connect / spawn / create, as an output QEMUFile. */
+QEMUFile *migration_channel_connect(const char *uri, GError **errp);
+
+typedef struct MigrationListener MigrationListener;
+
+/* The destination side. Sockets are bound and listening on return, so a
+ * source may connect at once; exec: and file: do their work in accept. */
+MigrationListener *migration_listener_new(const char *uri, GError **errp);
+/* The URI a source should use, with the bound port for tcp:...:0. */
+const char *migration_listener_uri(const MigrationListener *l);
+/* Wait for the one incoming stream, as an input QEMUFile. */
+QEMUFile *migration_listener_accept(MigrationListener *l, GError **errp);
+void migration_listener_free(MigrationListener *l);
+
+#endif
