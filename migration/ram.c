@@ -32,6 +32,7 @@ struct RamMigration {
     HBitmap *dirty;                 /* source: pages still to send */
     uint64_t cursor;                /* source: next page to look at */
     bool block_named;               /* this section named the block */
+    bool load_named;                /* destination: CONTINUE is allowed */
     RamMigrationStats stats;
 };
 
@@ -344,11 +345,18 @@ static bool load_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
     return qemu_file_check(f, errp);
 }
 
+static bool ram_load_setup(QEMUFile *f, void *opaque, GError **errp)
+{
+    ((RamMigration *)opaque)->load_named = false;
+    return true;
+}
+
+/* CONTINUE refers to the last named block, which QEMU may have named in an
+ * earlier section: the state lives in rm, reset at load setup. */
 static bool ram_load(QEMUFile *f, void *opaque, int version_id, GError **errp)
 {
     RamMigration *rm = opaque;
     uint64_t start = qemu_file_tell(f);
-    bool named = false;
 
     if (version_id != RAM_SECTION_VERSION) {
         return fail(errp, "ram: section version %d, expected %d", version_id,
@@ -369,8 +377,8 @@ static bool ram_load(QEMUFile *f, void *opaque, int version_id, GError **errp)
         if (flags == RAM_FLAG_MEM_SIZE) {
             ok = load_mem_size(rm, f, v & ~(uint64_t)RAM_FLAG_MASK, errp);
         } else if (kind == RAM_FLAG_ZERO || kind == RAM_FLAG_PAGE) {
-            ok = load_page(rm, f, v & ~(uint64_t)RAM_FLAG_MASK, flags, &named,
-                           errp);
+            ok = load_page(rm, f, v & ~(uint64_t)RAM_FLAG_MASK, flags,
+                           &rm->load_named, errp);
         } else {
             ok = fail(errp, "ram: unsupported record flags 0x%x", flags);
         }
@@ -388,6 +396,7 @@ static const SaveVMHandlers ram_handlers = {
     .save_live_complete_precopy = ram_save_complete,
     .save_pending = ram_save_pending,
     .save_cleanup = ram_save_cleanup,
+    .load_setup = ram_load_setup,
     .load_state = ram_load,
 };
 

@@ -360,6 +360,42 @@ static void test_hostile(void)
     }
 }
 
+/* QEMU may name the block in one section and CONTINUE in the next. */
+static void test_continue_across_sections(void)
+{
+    static const uint8_t stream[] = {
+        'Q', 'E', 'V', 'M', 0, 0, 0, 3, 0x07, 0, 0, 0, 1, 'm',
+        0x01, 0, 0, 0, 0, 3, 'r', 'a', 'm', 0, 0, 0, 0, 0, 0, 0, 4,
+        0, 0, 0, 0, 0, 0, 0x20, 0x04, 6, 'p', 'c', '.', 'r', 'a', 'm',
+        0, 0, 0, 0, 0, 0, 0x20, 0x00, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        0x7e, 0, 0, 0, 0,
+        0x02, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0x02, 6, 'p', 'c', '.', 'r', 'a', 'm', 0,
+        0, 0, 0, 0, 0, 0, 0, 0x10, 0x7e, 0, 0, 0, 0,
+        0x02, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0x10, 0x22, 0x00,
+        0, 0, 0, 0, 0, 0, 0, 0x10, 0x7e, 0, 0, 0, 0,
+        0x00,
+    };
+    GuestMemory m;
+    SaveVM *sv = savevm_new("m");
+    RamMigration *rm;
+    g_autoptr(GBytes) b = g_bytes_new(stream, sizeof(stream));
+    GError *err;
+
+    mem_init(&m, 2 * PAGE, 0);
+    memset(m.regions[0].hva + PAGE, 0x77, PAGE);
+    rm = ram_migration_new(&m, "pc.ram");
+    ram_migration_register(rm, sv);
+    err = load_all(sv, b);
+    g_assert_no_error(err);
+    g_assert_cmpuint(ram_migration_stats(rm).duplicate, ==, 2);
+    g_assert_cmpuint(m.regions[0].hva[PAGE + 5], ==, 0);    /* zeroed */
+    ram_migration_free(rm);
+    savevm_free(sv);
+    mem_destroy(&m);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -370,5 +406,7 @@ int main(int argc, char **argv)
     g_test_add_func("/savevm-ram/inspector-counts-pages",
                     test_inspector_counts_pages);
     g_test_add_func("/savevm-ram/hostile", test_hostile);
+    g_test_add_func("/savevm-ram/continue-across-sections",
+                    test_continue_across_sections);
     return g_test_run();
 }
