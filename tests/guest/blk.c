@@ -23,6 +23,7 @@
 
 #define VIRTIO_VENDOR   0x1af4
 #define VIRTIO_BLK_DEV  0x1042
+#define VIRTIO_BLK_TRANSITIONAL 0x1001
 #define RING_BASE       (16UL << 20)
 #define HDR_BASE        (RING_BASE + 0x10000)
 #define STATUS_BASE     (RING_BASE + 0x11000)
@@ -95,7 +96,11 @@ static bool find_device(void)
 {
     for (unsigned dev = 0; dev < 32; dev++) {
         uint64_t cfg = b.ecam + ((uint64_t)dev << 15);
-        if (tg_mmio_read32(cfg) == ((uint32_t)VIRTIO_BLK_DEV << 16 | VIRTIO_VENDOR)) {
+        uint32_t id = tg_mmio_read32(cfg);
+        /* modern 1af4:1042, or transitional 1af4:1001 (which has the modern
+         * capabilities too; QEMU's default on a root bus) */
+        if (id == ((uint32_t)VIRTIO_BLK_DEV << 16 | VIRTIO_VENDOR) ||
+            id == ((uint32_t)VIRTIO_BLK_TRANSITIONAL << 16 | VIRTIO_VENDOR)) {
             b.cfg = cfg;
             return true;
         }
@@ -712,7 +717,7 @@ static void blk_bsp(void)
     }
     b.ecam = tg_arg_u64("tg.blk.ecam", 0xe0000000UL);
     if (!find_device()) {
-        tg_fail("blk: no virtio-blk-pci (1af4:1042) on bus 0");
+        tg_fail("blk: no virtio-blk-pci (1af4:1042 or 1af4:1001) on bus 0");
     }
     assign_bars();
     find_caps();
