@@ -24,6 +24,7 @@ struct AcpiPm {
     void *power_opaque;
     uint16_t sts, en, cnt;
     int64_t timer_origin_us;
+    uint32_t vm_timer;          /* migration: PM timer value when saved */
 };
 
 static void update_sci(AcpiPm *pm)
@@ -177,3 +178,49 @@ void acpi_pm_power_button(AcpiPm *pm)
     update_sci(pm);
     g_mutex_unlock(&pm->lock);
 }
+
+/*
+ * Migration ("acpi-pm", tern's own layout, version 1):
+ *   be16 PM1_STS | be16 PM1_EN | be16 PM1_CNT | be32 PM timer value
+ * The timer goes on from the saved count on the destination.
+ */
+static bool pm_pre_save(void *opaque, GError **errp)
+{
+    AcpiPm *pm = opaque;
+
+    g_mutex_lock(&pm->lock);
+    pm->vm_timer = timer_value(pm);
+    g_mutex_unlock(&pm->lock);
+    return true;
+}
+
+static bool pm_post_load(void *opaque, int version_id, GError **errp)
+{
+    AcpiPm *pm = opaque;
+
+    g_mutex_lock(&pm->lock);
+    /* Only bits a guest could have set survive a hostile stream. */
+    pm->sts &= PM1_STS_W1C;
+    pm->en &= PM1_EN_MASK;
+    pm->cnt &= (uint16_t)~(ACPI_PM1_CNT_SLP_EN | ACPI_PM1_CNT_SCI_EN);
+    pm->timer_origin_us = g_get_monotonic_time() -
+        (int64_t)((uint64_t)pm->vm_timer * 1000000 / ACPI_PM_TIMER_HZ);
+    update_sci(pm);
+    g_mutex_unlock(&pm->lock);
+    return true;
+}
+
+const VMStateDescription vmstate_acpi_pm = {
+    .name = "acpi-pm",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = pm_pre_save,
+    .post_load = pm_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT16(sts, AcpiPm),
+        VMSTATE_UINT16(en, AcpiPm),
+        VMSTATE_UINT16(cnt, AcpiPm),
+        VMSTATE_UINT32(vm_timer, AcpiPm),
+        VMSTATE_END_OF_LIST()
+    },
+};

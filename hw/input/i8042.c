@@ -67,6 +67,10 @@ struct I8042 {
     bool last_was_cmd;             /* status bit 3 */
     OutByte out[OUT_QUEUE_LEN];
     unsigned out_head, out_len;
+    /* Migration: the output queue oldest first (see vmstate_i8042). */
+    uint8_t vm_out_len;
+    uint8_t vm_out_val[OUT_QUEUE_LEN];
+    uint8_t vm_out_aux[OUT_QUEUE_LEN];
 };
 
 static void update_irqs(I8042 *k)
@@ -287,3 +291,61 @@ void i8042_free(I8042 *k)
     g_mutex_clear(&k->lock);
     g_free(k);
 }
+
+/*
+ * Migration ("i8042", tern's own layout, version 1):
+ *   u8 command byte | u8 output port | u8 pending controller command |
+ *   u8 last write was a command | u8 n | n x u8 queued byte | n x u8 from AUX
+ * The queue travels oldest first, so the ring position is not part of it.
+ */
+static bool i8042_pre_save(void *opaque, GError **errp)
+{
+    I8042 *k = opaque;
+
+    g_mutex_lock(&k->lock);
+    k->vm_out_len = (uint8_t)k->out_len;
+    for (unsigned i = 0; i < k->out_len; i++) {
+        const OutByte *b = &k->out[(k->out_head + i) % OUT_QUEUE_LEN];
+
+        k->vm_out_val[i] = b->val;
+        k->vm_out_aux[i] = b->aux;
+    }
+    g_mutex_unlock(&k->lock);
+    return true;
+}
+
+static bool i8042_post_load(void *opaque, int version_id, GError **errp)
+{
+    I8042 *k = opaque;
+
+    g_mutex_lock(&k->lock);
+    k->out_head = 0;
+    k->out_len = k->vm_out_len;     /* the engine bounded it by the queue */
+    for (unsigned i = 0; i < k->out_len; i++) {
+        k->out[i] = (OutByte){ .val = k->vm_out_val[i],
+                               .aux = k->vm_out_aux[i] != 0 };
+    }
+    update_irqs(k);
+    g_mutex_unlock(&k->lock);
+    return true;
+}
+
+const VMStateDescription vmstate_i8042 = {
+    .name = "i8042",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = i8042_pre_save,
+    .post_load = i8042_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT8(cmd_byte, I8042),
+        VMSTATE_UINT8(outport, I8042),
+        VMSTATE_UINT8(pending, I8042),
+        VMSTATE_BOOL(last_was_cmd, I8042),
+        VMSTATE_UINT8(vm_out_len, I8042),
+        VMSTATE_VARRAY(vm_out_val, I8042, vm_out_len, uint8_t, OUT_QUEUE_LEN,
+                       vmstate_info_uint8, uint8_t),
+        VMSTATE_VARRAY(vm_out_aux, I8042, vm_out_len, uint8_t, OUT_QUEUE_LEN,
+                       vmstate_info_uint8, uint8_t),
+        VMSTATE_END_OF_LIST()
+    },
+};

@@ -173,3 +173,33 @@ void pci_host_free(PciHost *h)
     g_mutex_clear(&h->lock);
     g_free(h);
 }
+
+/*
+ * Migration ("pci-host", tern's own layout, version 1):
+ *   PCIDevice (00:00.0) | be32 CONFIG_ADDRESS | u8 reset control (0xcf9)
+ */
+static bool pci_host_post_load(void *opaque, int version_id, GError **errp)
+{
+    PciHost *h = opaque;
+
+    if (h->config_address & ~0x80fffffcu || h->reset_control & ~0x0au) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "pci-host: impossible CONFIG_ADDRESS 0x%08x or reset "
+                    "control 0x%02x", h->config_address, h->reset_control);
+        return false;
+    }
+    return true;
+}
+
+const VMStateDescription vmstate_pci_host = {
+    .name = "pci-host",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = pci_host_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT(dev, PciHost, 0, vmstate_pci_device, PciDevice),
+        VMSTATE_UINT32(config_address, PciHost),
+        VMSTATE_UINT8(reset_control, PciHost),
+        VMSTATE_END_OF_LIST()
+    },
+};

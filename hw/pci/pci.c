@@ -326,3 +326,190 @@ void pci_bus_config_write(PciBus *bus, uint8_t busnr, uint8_t devfn,
     }
     g_rec_mutex_unlock(&bus->lock);
 }
+
+/*
+ * Migration: QEMU's "PCIDevice" layout, version 2 (oldest loadable 2):
+ *   be32 version (2) | config space (256 bytes, or 4096 when the device has
+ *   a PCI Express capability) | 4 x be32 INTx level of pins A-D
+ * Loading refuses a config space whose identity bytes (IDs, class, header
+ * type, subsystem, capability pointer, interrupt pin) differ from the
+ * destination's device, then re-derives the INTx line and the BAR mappings.
+ */
+#define PCI_VMSTATE_VERSION 2
+#define PCI_NUM_PINS        4
+
+static bool has_express_cap(void *opaque, int version_id)
+{
+    const PciDevice *d = opaque;
+    unsigned off = d->config[PCI_CAPABILITY_LIST];
+
+    /* Bounded walk: a list can have at most 48 entries below 0x100. */
+    for (unsigned n = 0; off >= 0x40 && off < PCI_CONFIG_SPACE_SIZE - 1 && n < 48; n++) {
+        if (d->config[off] == PCI_CAP_ID_EXP) {
+            return true;
+        }
+        off = d->config[off + 1];
+    }
+    return false;
+}
+
+static bool lacks_express_cap(void *opaque, int version_id)
+{
+    return !has_express_cap(opaque, version_id);
+}
+
+static bool get_pci_version(QEMUFile *f, void *pv, size_t size,
+                            const VMStateField *field, GError **errp)
+{
+    int32_t v = (int32_t)qemu_get_be32(f);
+
+    if (!qemu_file_get_error(f) && (v < 1 || v > PCI_VMSTATE_VERSION)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "PCIDevice: version %" PRId32 " is not 1..%d", v,
+                    PCI_VMSTATE_VERSION);
+        return false;
+    }
+    return true;
+}
+
+static void put_pci_version(QEMUFile *f, const void *pv, size_t size,
+                            const VMStateField *field)
+{
+    qemu_put_be32(f, PCI_VMSTATE_VERSION);
+}
+
+static const VMStateInfo pci_info_version = {
+    .name = "int32 le", .get = get_pci_version, .put = put_pci_version,
+};
+
+/* Bytes that say which device this is; they must match on load. */
+static bool is_identity_byte(unsigned off)
+{
+    return off < PCI_COMMAND ||
+           (off >= PCI_REVISION_ID && off < PCI_REVISION_ID + 4) ||
+           off == PCI_HEADER_TYPE ||
+           (off >= PCI_SUBSYSTEM_VENDOR_ID && off < PCI_SUBSYSTEM_ID + 2) ||
+           off == PCI_CAPABILITY_LIST || off == PCI_INTERRUPT_PIN;
+}
+
+static bool get_pci_config(QEMUFile *f, void *pv, size_t size,
+                           const VMStateField *field, GError **errp)
+{
+    PciDevice *d = container_of(pv, PciDevice, config);
+    g_autofree uint8_t *in = g_malloc(size);
+
+    if (qemu_get_buffer(f, in, size) != size) {
+        return true;      /* the sticky error tells */
+    }
+    for (unsigned i = 0; i < size; i++) {
+        if (is_identity_byte(i) && in[i] != d->config[i]) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                        "PCI device %s: config byte 0x%x is 0x%02x in the "
+                        "stream, 0x%02x here (a different device?)", d->name,
+                        i, in[i], d->config[i]);
+            return false;
+        }
+    }
+    for (unsigned b = 0; b < PCI_NUM_BARS; b++) {
+        unsigned off = PCI_BASE_ADDRESS_0 + 4 * b;
+
+        /* BAR type bits are read-only: keep ours, take the address. */
+        for (unsigned i = off; i < off + 4; i++) {
+            in[i] = (uint8_t)((d->config[i] & ~d->wmask[i]) |
+                              (in[i] & d->wmask[i]));
+        }
+    }
+    memcpy(d->config, in, size);
+    return true;
+}
+
+static void put_pci_config(QEMUFile *f, const void *pv, size_t size,
+                           const VMStateField *field)
+{
+    qemu_put_buffer(f, pv, size);
+}
+
+static const VMStateInfo pci_info_config = {
+    .name = "pci config", .get = get_pci_config, .put = put_pci_config,
+};
+
+/* The device's own INTx pin (0 = INTA#), or -1 without INTx. */
+static int intx_pin(const PciDevice *d)
+{
+    uint8_t pin = d->config[PCI_INTERRUPT_PIN];
+
+    return pin >= 1 && pin <= PCI_NUM_PINS ? pin - 1 : -1;
+}
+
+static bool get_pci_irq_state(QEMUFile *f, void *pv, size_t size,
+                              const VMStateField *field, GError **errp)
+{
+    PciDevice *d = container_of(pv, PciDevice, intx_level);
+    bool level = false;
+
+    for (int pin = 0; pin < PCI_NUM_PINS; pin++) {
+        uint32_t v = qemu_get_be32(f);
+
+        if (qemu_file_get_error(f)) {
+            return true;
+        }
+        if (v > 1 || (v && pin != intx_pin(d))) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                        "PCI device %s: INTx pin %d level %" PRIu32
+                        " is impossible here", d->name, pin, v);
+            return false;
+        }
+        level |= v != 0;
+    }
+    d->intx_level = level;
+    return true;
+}
+
+static void put_pci_irq_state(QEMUFile *f, const void *pv, size_t size,
+                              const VMStateField *field)
+{
+    const PciDevice *d = container_of(pv, PciDevice, intx_level);
+
+    for (int pin = 0; pin < PCI_NUM_PINS; pin++) {
+        qemu_put_be32(f, pin == intx_pin(d) && d->intx_level);
+    }
+}
+
+static const VMStateInfo pci_info_irq_state = {
+    .name = "pci irq state", .get = get_pci_irq_state, .put = put_pci_irq_state,
+};
+
+static bool pci_device_post_load(void *opaque, int version_id, GError **errp)
+{
+    PciDevice *d = opaque;
+
+    if (!d->bus) {
+        return true;          /* not on a bus: nothing to map or raise */
+    }
+    g_rec_mutex_lock(&d->bus->lock);
+    update_intx(d);
+    update_bars(d);
+    g_rec_mutex_unlock(&d->bus->lock);
+    return true;
+}
+
+const VMStateDescription vmstate_pci_device = {
+    .name = "PCIDevice",
+    .version_id = PCI_VMSTATE_VERSION,
+    .minimum_version_id = PCI_VMSTATE_VERSION,
+    .post_load = pci_device_post_load,
+    .fields = (const VMStateField[]) {
+        { .name = "version_id", .size = 4, .info = &pci_info_version,
+          .offset = offsetof(PciDevice, devfn) },
+        { .name = "config", .size = PCI_CONFIG_SPACE_SIZE,
+          .info = &pci_info_config, .offset = offsetof(PciDevice, config),
+          .field_exists = lacks_express_cap },
+        { .name = "config", .size = PCIE_CONFIG_SPACE_SIZE,
+          .info = &pci_info_config, .offset = offsetof(PciDevice, config),
+          .field_exists = has_express_cap },
+        { .name = "irq_state", .size = PCI_NUM_PINS * sizeof(int32_t),
+          .info = &pci_info_irq_state,
+          .offset = offsetof(PciDevice, intx_level) },
+        VMSTATE_END_OF_LIST()
+    },
+};

@@ -28,6 +28,7 @@ struct Rtc {
     int64_t offset;            /* guest time - clock() in seconds */
     RtcClock clock;
     void *clock_opaque;
+    int64_t vm_guest_time;     /* migration: guest seconds when saved */
 };
 
 static int64_t host_clock(void *opaque)
@@ -234,3 +235,52 @@ void rtc_cmos_set(Rtc *rtc, uint8_t index, uint8_t val)
     rtc->cmos[index & INDEX_MASK] = val;
     g_mutex_unlock(&rtc->lock);
 }
+
+/*
+ * Migration ("mc146818rtc", tern's own layout, version 1):
+ *   cmos[128] | u8 index | u8 nmi_masked | be64 guest time (s since epoch)
+ * The guest's clock travels as an absolute time, not as tern's offset from
+ * the source host's clock, so it goes on from the same value on the
+ * destination whatever that host's clock says.
+ */
+static bool rtc_pre_save(void *opaque, GError **errp)
+{
+    Rtc *rtc = opaque;
+
+    g_mutex_lock(&rtc->lock);
+    rtc->vm_guest_time = rtc->clock(rtc->clock_opaque) + rtc->offset;
+    g_mutex_unlock(&rtc->lock);
+    return true;
+}
+
+static bool rtc_post_load(void *opaque, int version_id, GError **errp)
+{
+    Rtc *rtc = opaque;
+
+    if (rtc->index & ~INDEX_MASK) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "mc146818rtc: CMOS index 0x%x is out of range", rtc->index);
+        return false;
+    }
+    g_mutex_lock(&rtc->lock);
+    rtc->offset = rtc->vm_guest_time - rtc->clock(rtc->clock_opaque);
+    /* The line follows register C's IRQF bit, as the guest left it. */
+    irq_set(&rtc->irq, rtc->cmos[RTC_REG_C] & 0x80);
+    g_mutex_unlock(&rtc->lock);
+    return true;
+}
+
+const VMStateDescription vmstate_mc146818rtc = {
+    .name = "mc146818rtc",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = rtc_pre_save,
+    .post_load = rtc_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_BUFFER(cmos, Rtc),
+        VMSTATE_UINT8(index, Rtc),
+        VMSTATE_BOOL(nmi_masked, Rtc),
+        VMSTATE_INT64(vm_guest_time, Rtc),
+        VMSTATE_END_OF_LIST()
+    },
+};

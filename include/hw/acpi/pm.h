@@ -17,6 +17,7 @@
 #include "hw/io.h"
 #include "hw/irq.h"
 #include "hw/power-ops.h"
+#include "migration/vmstate.h"
 
 #define ACPI_PM1_EVT_LEN       4
 #define ACPI_PM1_CNT_LEN       2
@@ -46,5 +47,7 @@ void acpi_pm_free(AcpiPm *pm);
 void acpi_pm_power_button(AcpiPm *pm);
 /* The IoOps registered at 'base' (offsets as above), for tests. */
 extern const IoOps acpi_pm_io_ops;
+/* Migration: idstr "acpi-pm", instance 0, opaque the AcpiPm. */
+extern const VMStateDescription vmstate_acpi_pm;
 
 #endif

@@ -15,6 +15,7 @@
 #include "hw/io.h"
 #include "hw/irq.h"
 #include "hw/power-ops.h"
+#include "migration/vmstate.h"
 
 #define I8042_STATUS_OBF      0x01
 #define I8042_STATUS_IBF      0x02
@@ -30,5 +31,7 @@ void i8042_free(I8042 *k);
 /* The IoOps registered at 0x60 (offset 0) and 0x64 (offset 0), for tests. */
 extern const IoOps i8042_data_ops;
 extern const IoOps i8042_cmd_ops;
+/* Migration: idstr "i8042", instance 0, opaque the I8042. */
+extern const VMStateDescription vmstate_i8042;
 
 #endif

@@ -28,5 +28,7 @@ PciHost *pci_host_new(PciBus *bus, IoBus *pio, IoBus *mmio, uint64_t ecam_base,
                       void *power_opaque, GError **errp);
 /* Unregisters the ports/window and the 00:00.0 device. */
 void pci_host_free(PciHost *h);
+/* Migration: idstr "pci-host", instance 0, opaque the PciHost. */
+extern const VMStateDescription vmstate_pci_host;
 
 #endif

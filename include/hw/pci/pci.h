@@ -25,6 +25,7 @@
 #include "tern/common.h"
 #include "hw/io.h"
 #include "hw/irq.h"
+#include "migration/vmstate.h"
 
 #define PCI_CONFIG_SPACE_SIZE   256
 #define PCIE_CONFIG_SPACE_SIZE  4096
@@ -146,6 +147,11 @@ uint32_t pci_bus_config_read(PciBus *bus, uint8_t busnr, uint8_t devfn,
                              unsigned off, unsigned size);
 void pci_bus_config_write(PciBus *bus, uint8_t busnr, uint8_t devfn,
                           unsigned off, uint32_t val, unsigned size);
+
+/* Migration: QEMU's "PCIDevice" (version 2) for the generic part of any PCI
+ * device; a device embeds it with VMSTATE_STRUCT(pci, ..., vmstate_pci_device,
+ * PciDevice). Loading re-derives INTx and the BAR mappings. */
+extern const VMStateDescription vmstate_pci_device;
 
 /* Little-endian helpers for config-space arrays. */
 static inline void pci_set_word(uint8_t *p, uint16_t v)

@@ -14,6 +14,7 @@
 #include "tern/common.h"
 #include "hw/io.h"
 #include "hw/irq.h"
+#include "migration/vmstate.h"
 
 #define RTC_SECONDS      0x00
 #define RTC_MINUTES      0x02
@@ -48,5 +49,8 @@ bool rtc_nmi_masked(Rtc *rtc);
 void rtc_cmos_set(Rtc *rtc, uint8_t index, uint8_t val);
 /* The IoOps on port 0x70 (offset 0 index, 1 data), for tests. */
 extern const IoOps rtc_io_ops;
+/* Migration: idstr "mc146818rtc", instance 0, opaque the Rtc (layout in
+ * hw/rtc/mc146818rtc.c and docs/devstate.md). */
+extern const VMStateDescription vmstate_mc146818rtc;
 
 #endif
