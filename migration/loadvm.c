@@ -6,10 +6,12 @@
  * section ids, versions, footers, command lengths, postcopy ordering) and
  * fails with a message that says what was wrong and where.
  *
- * Postcopy: POSTCOPY_LISTEN hands the outer stream to a listen thread that
- * calls savevm_load_main on it while this thread finishes the PACKAGED
- * sub-stream (a nested QEMUFile over a buffer); POSTCOPY_RUN then ends every
- * nested loop with LOAD_QUIT.
+ * Postcopy: POSTCOPY_LISTEN (inside PACKAGED) hands the outer stream to a
+ * listen thread that calls savevm_load_main on it while this thread finishes
+ * the package (a nested QEMUFile over a buffer); POSTCOPY_RUN then ends
+ * every nested loop with LOAD_QUIT. Each loop knows its outer stream, so
+ * nothing about the nesting is shared between the two threads; the entries'
+ * section ids are, under load_lock.
  */
 #include <string.h>
 
@@ -91,16 +93,22 @@ static SaveStateEntry *find_entry(SaveVM *sv, const char *idstr,
     return NULL;
 }
 
+/* The listen thread and the main thread (finishing a package) may both be
+ * here during a postcopy switchover, hence the lock. */
 static SaveStateEntry *find_loaded_section(SaveVM *sv, uint32_t section_id)
 {
-    for (GList *l = sv->entries.head; l; l = l->next) {
+    SaveStateEntry *found = NULL;
+
+    g_mutex_lock(&sv->load_lock);
+    for (GList *l = sv->entries.head; l && !found; l = l->next) {
         SaveStateEntry *se = l->data;
 
         if (se->load_seen && se->load_section_id == section_id) {
-            return se;
+            found = se;
         }
     }
-    return NULL;
+    g_mutex_unlock(&sv->load_lock);
+    return found;
 }
 
 static bool check_footer(QEMUFile *f, const SaveStateEntry *se, GError **errp)
@@ -169,9 +177,11 @@ static bool load_section_start_full(SaveVM *sv, QEMUFile *f, GError **errp)
         return fail(errp, "section '%s': unsupported version %u (this VM has "
                     "%d)", idstr, version_id, se->version_id);
     }
+    g_mutex_lock(&sv->load_lock);
     se->load_seen = true;
     se->load_section_id = section_id;
     se->load_version_id = version_id;
+    g_mutex_unlock(&sv->load_lock);
     return load_entry(se, f, errp);
 }
 
@@ -197,13 +207,13 @@ static bool load_section_part_end(SaveVM *sv, QEMUFile *f, GError **errp)
     ((sv)->in_ops && (sv)->in_ops->op ? true :                             \
      fail(errp, "%s is not supported by this destination", name))
 
-static bool cmd_open_return_path(SaveVM *sv, QEMUFile *f, GError **errp)
+static bool cmd_open_return_path(SaveVM *sv, QEMUFile *outer, GError **errp)
 {
     if (sv->return_path_open) {
         return true;        /* harmless repeat, as QEMU treats it */
     }
     if (!NEED_OP(sv, open_return_path, "OPEN_RETURN_PATH") ||
-        !sv->in_ops->open_return_path(sv->in_opaque, f, errp)) {
+        !sv->in_ops->open_return_path(sv->in_opaque, outer, errp)) {
         return false;
     }
     sv->return_path_open = true;
@@ -299,7 +309,7 @@ static bool cmd_ram_discard(SaveVM *sv, QEMUFile *f, uint16_t len,
     return true;
 }
 
-static bool cmd_postcopy_listen(SaveVM *sv, QEMUFile *f, GError **errp)
+static bool cmd_postcopy_listen(SaveVM *sv, QEMUFile *outer, GError **errp)
 {
     PostcopyIncomingState ps = savevm_postcopy_state(sv);
 
@@ -311,7 +321,9 @@ static bool cmd_postcopy_listen(SaveVM *sv, QEMUFile *f, GError **errp)
         return false;
     }
     set_postcopy_state(sv, POSTCOPY_INCOMING_LISTENING);
-    return sv->in_ops->postcopy_listen(sv->in_opaque, f, errp);
+    /* LISTEN normally arrives inside PACKAGED: the listen thread takes over
+     * the outer stream, which is where the postcopy pages come. */
+    return sv->in_ops->postcopy_listen(sv->in_opaque, outer, errp);
 }
 
 static bool cmd_postcopy_run(SaveVM *sv, GError **errp)
@@ -359,7 +371,11 @@ static GBytes *read_packaged(QEMUFile *f, uint32_t length, GError **errp)
     return g_byte_array_free_to_bytes(g_steal_pointer(&buf));
 }
 
-static int cmd_packaged(SaveVM *sv, QEMUFile *f, GError **errp)
+static int load_loop(SaveVM *sv, QEMUFile *f, QEMUFile *outer, GError **errp);
+
+/* 'f' is 'outer' unless we are inside a package already. */
+static int cmd_packaged(SaveVM *sv, QEMUFile *f, QEMUFile *outer,
+                        GError **errp)
 {
     uint32_t length = qemu_get_be32(f);
     g_autoptr(GBytes) data = NULL;
@@ -369,7 +385,7 @@ static int cmd_packaged(SaveVM *sv, QEMUFile *f, GError **errp)
     if (!qemu_file_check(f, errp)) {
         return LOAD_ERROR;
     }
-    if (sv->packaged_depth) {
+    if (f != outer) {
         fail(errp, "PACKAGED command inside a packaged stream");
         return LOAD_ERROR;
     }
@@ -378,9 +394,7 @@ static int cmd_packaged(SaveVM *sv, QEMUFile *f, GError **errp)
         return LOAD_ERROR;
     }
     packf = qemu_file_new_mem_input(data);
-    sv->packaged_depth++;
-    ret = savevm_load_main(sv, packf, errp);
-    sv->packaged_depth--;
+    ret = load_loop(sv, packf, outer, errp);
     qemu_fclose(packf, NULL);
     if (ret < 0) {
         g_prefix_error(errp, "in PACKAGED stream: ");
@@ -388,18 +402,18 @@ static int cmd_packaged(SaveVM *sv, QEMUFile *f, GError **errp)
     return ret == LOAD_EOF ? LOAD_CONTINUE : ret;
 }
 
-static bool dispatch_command(SaveVM *sv, QEMUFile *f, uint16_t cmd,
-                             uint16_t len, GError **errp)
+static bool dispatch_command(SaveVM *sv, QEMUFile *f, QEMUFile *outer,
+                             uint16_t cmd, uint16_t len, GError **errp)
 {
     switch (cmd) {
     case MIG_CMD_OPEN_RETURN_PATH:
-        return cmd_open_return_path(sv, f, errp);
+        return cmd_open_return_path(sv, outer, errp);
     case MIG_CMD_PING:
         return cmd_ping(sv, f, errp);
     case MIG_CMD_POSTCOPY_ADVISE:
         return cmd_postcopy_advise(sv, f, len, errp);
     case MIG_CMD_POSTCOPY_LISTEN:
-        return cmd_postcopy_listen(sv, f, errp);
+        return cmd_postcopy_listen(sv, outer, errp);
     case MIG_CMD_POSTCOPY_RAM_DISCARD:
         return cmd_ram_discard(sv, f, len, errp);
     case MIG_CMD_POSTCOPY_RUN:
@@ -415,7 +429,8 @@ static bool dispatch_command(SaveVM *sv, QEMUFile *f, uint16_t cmd,
     g_assert_not_reached();
 }
 
-static int load_command(SaveVM *sv, QEMUFile *f, GError **errp)
+static int load_command(SaveVM *sv, QEMUFile *f, QEMUFile *outer,
+                        GError **errp)
 {
     uint16_t cmd = qemu_get_be16(f);
     uint16_t len = qemu_get_be16(f);
@@ -435,9 +450,9 @@ static int load_command(SaveVM *sv, QEMUFile *f, GError **errp)
         return LOAD_ERROR;
     }
     if (cmd == MIG_CMD_PACKAGED) {
-        return cmd_packaged(sv, f, errp);
+        return cmd_packaged(sv, f, outer, errp);
     }
-    if (!dispatch_command(sv, f, cmd, len, errp)) {
+    if (!dispatch_command(sv, f, outer, cmd, len, errp)) {
         return LOAD_ERROR;
     }
     return cmd == MIG_CMD_POSTCOPY_RUN ? LOAD_QUIT : LOAD_CONTINUE;
@@ -445,7 +460,7 @@ static int load_command(SaveVM *sv, QEMUFile *f, GError **errp)
 
 /* ---- main loop ---- */
 
-static int load_one(SaveVM *sv, QEMUFile *f, GError **errp)
+static int load_one(SaveVM *sv, QEMUFile *f, QEMUFile *outer, GError **errp)
 {
     uint64_t offset = qemu_file_tell(f);
     uint8_t type = qemu_get_byte(f);
@@ -463,7 +478,7 @@ static int load_one(SaveVM *sv, QEMUFile *f, GError **errp)
         return load_section_part_end(sv, f, errp) ? LOAD_CONTINUE
                                                   : LOAD_ERROR;
     case QEMU_VM_COMMAND:
-        return load_command(sv, f, errp);
+        return load_command(sv, f, outer, errp);
     case QEMU_VM_EOF:
         return LOAD_EOF;
     }
@@ -472,14 +487,19 @@ static int load_one(SaveVM *sv, QEMUFile *f, GError **errp)
     return LOAD_ERROR;
 }
 
-int savevm_load_main(SaveVM *sv, QEMUFile *f, GError **errp)
+static int load_loop(SaveVM *sv, QEMUFile *f, QEMUFile *outer, GError **errp)
 {
     int ret;
 
     do {
-        ret = load_one(sv, f, errp);
+        ret = load_one(sv, f, outer, errp);
     } while (ret == LOAD_CONTINUE);
     return ret;
+}
+
+int savevm_load_main(SaveVM *sv, QEMUFile *f, GError **errp)
+{
+    return load_loop(sv, f, f, errp);
 }
 
 static bool load_setup(SaveVM *sv, QEMUFile *f, GError **errp)

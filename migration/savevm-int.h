@@ -32,7 +32,7 @@ struct SaveVM {
     void *in_opaque;
     int postcopy_state;                 /* PostcopyIncomingState, atomic */
     bool return_path_open;
-    int packaged_depth;
+    GMutex load_lock;                   /* entries' load_* fields */
 };
 
 bool savevm_config_save(SaveVM *sv, QEMUFile *f, GError **errp);

@@ -48,6 +48,7 @@ SaveVM *savevm_new(const char *machine_name)
     g_assert(strlen(machine_name) <= 255);
     sv->machine_name = g_strdup(machine_name);
     g_queue_init(&sv->entries);
+    g_mutex_init(&sv->load_lock);
     return sv;
 }
 
@@ -58,6 +59,7 @@ void savevm_free(SaveVM *sv)
     }
     g_queue_clear_full(&sv->entries, g_free);
     g_clear_object(&sv->vmdesc);
+    g_mutex_clear(&sv->load_lock);
     g_free(sv->machine_name);
     g_free(sv);
 }

@@ -99,7 +99,7 @@ typedef struct SaveVMHandlers {
 /* What the destination does on commands. A NULL callback makes the command
  * an error ("not supported here"), except ENABLE_COLO which is never ok. */
 typedef struct SaveVMIncomingOps {
-    /* Open the return path; 'f' is the stream the command arrived on. */
+    /* Open the return path of 'f', the outer stream (never a package). */
     bool (*open_return_path)(void *opaque, QEMUFile *f, GError **errp);
     bool (*ping)(void *opaque, uint32_t value, GError **errp);
     /* ram: RAM postcopy requested (the 16-byte form) with its page sizes. */
@@ -108,7 +108,9 @@ typedef struct SaveVMIncomingOps {
     bool (*postcopy_ram_discard)(void *opaque, const char *block,
                                  uint64_t start, uint64_t length,
                                  GError **errp);
-    /* Must start a thread that keeps reading 'f' with savevm_load_main. */
+    /* Must start a thread that keeps reading 'f' (the outer stream, even
+     * when LISTEN came inside PACKAGED) with savevm_load_main, then calls
+     * savevm_load_cleanup. */
     bool (*postcopy_listen)(void *opaque, QEMUFile *f, GError **errp);
     bool (*postcopy_run)(void *opaque, GError **errp);
     bool (*postcopy_resume)(void *opaque, GError **errp);

@@ -3,6 +3,7 @@
  * registry with two regions, live rounds driven by a fake dirty-sync, the
  * inspector reading tern's RAM stream, and hostile RAM sections. */
 #include <string.h>
+#include <sys/socket.h>
 
 #include "migration/ram.h"
 #include "migration/stream-dump.h"
@@ -396,6 +397,142 @@ static void test_continue_across_sections(void)
     mem_destroy(&m);
 }
 
+/*
+ * The postcopy switchover shape: ADVISE, then PACKAGED { LISTEN, device
+ * state, RUN } and RAM pages after it on the outer stream. LISTEN starts a
+ * thread that keeps reading the socket while the main thread finishes the
+ * package; RUN makes savevm_load return at once; the listen thread then
+ * loads the RAM that follows and reaches EOF.
+ */
+typedef struct Listen {
+    SaveVM *sv;
+    QEMUFile *f;
+    GThread *thread;
+    int result;
+    GError *err;
+    bool ran;
+} Listen;
+
+static gpointer listen_thread(gpointer opaque)
+{
+    Listen *l = opaque;
+
+    l->result = savevm_load_main(l->sv, l->f, &l->err);
+    savevm_load_cleanup(l->sv);
+    return NULL;
+}
+
+static bool on_listen(void *opaque, QEMUFile *f, GError **errp)
+{
+    Listen *l = opaque;
+
+    l->f = f;
+    l->thread = g_thread_new("postcopy/listen", listen_thread, l);
+    return true;
+}
+
+static bool on_advise(void *opaque, bool ram, uint64_t hp, uint64_t ps,
+                      GError **errp)
+{
+    return true;
+}
+
+static bool on_run(void *opaque, GError **errp)
+{
+    ((Listen *)opaque)->ran = true;
+    return true;
+}
+
+static const SaveVMIncomingOps postcopy_ops = {
+    .postcopy_advise = on_advise,
+    .postcopy_listen = on_listen,
+    .postcopy_run = on_run,
+};
+
+typedef struct Dev {
+    uint32_t x;
+} Dev;
+
+static const VMStateDescription vmstate_dev = {
+    .name = "dev", .version_id = 1, .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(x, Dev),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static void write_postcopy_stream(QEMUFile *f, GuestMemory *src)
+{
+    SaveVM *sv = savevm_new("m");
+    RamMigration *rm = ram_migration_new(src, "pc.ram");
+    QEMUFile *pkg = qemu_file_new_mem_output();
+    const GByteArray *blob;
+    Dev dev = { 0xfeed };
+
+    ram_migration_register(rm, sv);
+    savevm_register_vmstate(sv, NULL, 0, &vmstate_dev, &dev);
+    g_assert_true(savevm_save_header(sv, f, NULL));
+    savevm_send_postcopy_advise(f, false, 0, 0);
+    g_assert_true(savevm_save_setup(sv, f, NULL));
+    /* Switchover: device state travels inside the package. */
+    savevm_send_postcopy_listen(pkg);
+    g_assert_true(savevm_save_devices(sv, pkg, NULL));
+    savevm_send_postcopy_run(pkg);
+    blob = qemu_file_mem_output_data(pkg);
+    g_assert_true(savevm_send_packaged(f, blob->data, blob->len, NULL));
+    /* Then the pages, read by the listen thread, and EOF. (ram.c has no
+     * postcopy mode yet, so its precopy PARTs stand in for the pages.) */
+    while (savevm_save_iterate(sv, f, false, NULL) == 0) {
+    }
+    g_assert_true(savevm_save_complete_postcopy(sv, f, NULL));
+    savevm_save_cleanup(sv);
+    qemu_fclose(pkg, NULL);
+    ram_migration_free(rm);
+    savevm_free(sv);
+}
+
+static void test_postcopy_listen_thread(void)
+{
+    GuestMemory src, dst;
+    int sv_fds[2];
+    QEMUFile *out, *in;
+    SaveVM *dsv = savevm_new("m");
+    RamMigration *drm;
+    Dev dev = { 0 };
+    Listen l = { .sv = dsv };
+    GError *err = NULL;
+
+    mem_init(&src, 8 * PAGE, 0);
+    mem_init(&dst, 8 * PAGE, 0);
+    fill_pattern(&src, 1);
+    drm = ram_migration_new(&dst, "pc.ram");
+    ram_migration_register(drm, dsv);
+    savevm_register_vmstate(dsv, NULL, 0, &vmstate_dev, &dev);
+    savevm_set_incoming_ops(dsv, &postcopy_ops, &l);
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv_fds), ==, 0);
+    out = qemu_file_new_fd_output(sv_fds[0]);
+    in = qemu_file_new_fd_input(sv_fds[1]);
+    write_postcopy_stream(out, &src);
+    g_assert_true(qemu_fclose(out, NULL));
+
+    g_assert_true(savevm_load(dsv, in, &err));      /* returns at RUN */
+    g_assert_no_error(err);
+    g_assert_true(l.ran);
+    g_assert_cmphex(dev.x, ==, 0xfeed);
+    g_assert_cmpint(savevm_postcopy_state(dsv), ==, POSTCOPY_INCOMING_RUNNING);
+    g_assert_nonnull(l.thread);
+    g_thread_join(l.thread);
+    g_assert_no_error(l.err);
+    g_assert_cmpint(l.result, ==, 0);               /* reached EOF */
+    assert_same_memory(&src, &dst);
+    qemu_fclose(in, NULL);
+    ram_migration_free(drm);
+    savevm_free(dsv);
+    mem_destroy(&src);
+    mem_destroy(&dst);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -408,5 +545,7 @@ int main(int argc, char **argv)
     g_test_add_func("/savevm-ram/hostile", test_hostile);
     g_test_add_func("/savevm-ram/continue-across-sections",
                     test_continue_across_sections);
+    g_test_add_func("/savevm-ram/postcopy-listen-thread",
+                    test_postcopy_listen_thread);
     return g_test_run();
 }
