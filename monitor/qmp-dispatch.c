@@ -4,6 +4,7 @@
  * the registry's schema, run the handler, and shape the reply exactly as QEMU
  * 7.2 does (member names, error classes, error wording).
  */
+#include <math.h>
 #include <string.h>
 
 #include "monitor/qmp-dispatch.h"
@@ -160,6 +161,33 @@ static bool request_member(Request *req, const char *name, JsonNode *n,
     return false;
 }
 
+/* False if the value holds a non-finite number, which JSON cannot write. */
+static bool node_is_representable(JsonNode *n)
+{
+    if (JSON_NODE_HOLDS_VALUE(n)) {
+        return json_node_get_value_type(n) != G_TYPE_DOUBLE ||
+               isfinite(json_node_get_double(n));
+    }
+    if (JSON_NODE_HOLDS_ARRAY(n)) {
+        JsonArray *a = json_node_get_array(n);
+
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            if (!node_is_representable(json_array_get_element(a, i))) {
+                return false;
+            }
+        }
+    } else if (JSON_NODE_HOLDS_OBJECT(n)) {
+        g_autoptr(GList) values = json_object_get_values(json_node_get_object(n));
+
+        for (GList *l = values; l; l = l->next) {
+            if (!node_is_representable(l->data)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 /* The request's own shape, as QEMU's qmp_dispatch_check_obj checks it. */
 static bool request_parse(JsonObject *obj, Request *req, GError **errp)
 {
@@ -240,6 +268,12 @@ static JsonNode *dispatch_object(QmpRegistry *r, QmpSession *s, JsonObject *obj)
     JsonNode *ret;
 
     req.id = json_object_get_member(obj, "id");
+    if (req.id && !node_is_representable(req.id)) {
+        /* Echoing 1e999 would send "inf", which is not JSON (QEMU does). */
+        g_set_error(&err, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "QMP input member 'id' holds a number out of range");
+        return qmp_error_reply(err, NULL);
+    }
     if (!request_parse(obj, &req, &err)) {
         return qmp_error_reply(err, req.id);
     }

@@ -234,6 +234,12 @@ static void test_request_shape(Fixture *fx, gconstpointer d)
                  ERR("GenericError", "The command echo does not support OOB"));
     assert_reply(fx, "{\"execute\": \"nope\", \"id\": 5}",
                  ERR_ID("5", "CommandNotFound", "The command nope has not been found"));
+    /* An id that cannot be written back as JSON is refused, without echo. */
+    assert_reply(fx, "{\"execute\": \"echo\", \"id\": [1, {\"x\": -1e999}]}",
+                 ERR("GenericError", "QMP input member 'id' holds a number out of range"));
+    assert_reply(fx, "{\"execute\": \"query-version\", \"id\": 1.5e300}",
+                 "{\"return\":{\"qemu\":{\"micro\":0,\"minor\":2,\"major\":7},"
+                 "\"package\":\"tern-" TERN_VERSION "\"},\"id\":1.5000000000000001e+300}");
 }
 
 static void test_parse_errors(Fixture *fx, gconstpointer d)
