@@ -232,15 +232,16 @@ static void ram_save_pending(void *opaque, uint64_t *must_precopy,
                              uint64_t *can_postcopy)
 {
     RamMigration *rm = opaque;
-    GError *err = NULL;
 
     if (!rm->dirty) {
         return;
     }
     /* Exact pending needs a fresh sync; a failed one is reported at
      * completion, which syncs again. */
-    if (!hbitmap_count(rm->dirty) && !sync_dirty(rm, &err)) {
-        g_error_free(err);
+    if (!hbitmap_count(rm->dirty)) {
+        g_autoptr(GError) err = NULL;
+
+        sync_dirty(rm, &err);
     }
     *must_precopy += hbitmap_count(rm->dirty) * RAM_PAGE_SIZE;
 }
