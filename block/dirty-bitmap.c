@@ -553,13 +553,16 @@ uint64_t bdrv_dirty_bitmap_serialization_align(const BdrvDirtyBitmap *bitmap)
 uint64_t bdrv_dirty_bitmap_serialization_size(const BdrvDirtyBitmap *bitmap,
                                               uint64_t offset, uint64_t bytes)
 {
-    uint64_t first, last;
+    uint64_t first, last, end;
 
-    if (bytes == 0) {
+    /* Clamped to the bitmap, so a hostile range cannot ask for more. */
+    end = bytes > bitmap->size - MIN(offset, bitmap->size)
+          ? bitmap->size : offset + bytes;
+    if (end <= offset) {
         return 0;
     }
     first = offset >> bitmap->gran_bits >> 6;
-    last = (offset + bytes - 1) >> bitmap->gran_bits >> 6;
+    last = (end - 1) >> bitmap->gran_bits >> 6;
     return (last - first + 1) * 8;
 }
 
@@ -574,8 +577,11 @@ bool bdrv_dirty_bitmap_check_part(const BdrvDirtyBitmap *bitmap,
                                   GError **errp)
 {
     uint64_t align = bdrv_dirty_bitmap_serialization_align(bitmap);
+    /* Migration counts in 512-byte sectors: its last part may end anywhere
+     * in the sector holding the bitmap's end. */
+    uint64_t limit = ALIGN_UP(bitmap->size, 512);
 
-    if (offset > bitmap->size || bytes > bitmap->size - offset) {
+    if (offset > limit || bytes > limit - offset) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "Bitmap part [%" PRIu64 ", +%" PRIu64 ") is past the end"
                     " of bitmap '%s' (%" PRIu64 " bytes)", offset, bytes,
@@ -583,7 +589,7 @@ bool bdrv_dirty_bitmap_check_part(const BdrvDirtyBitmap *bitmap,
         return false;
     }
     if (offset % align ||
-        (bytes % align && offset + bytes != bitmap->size)) {
+        (bytes % align && offset + bytes < bitmap->size)) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "Bitmap part [%" PRIu64 ", +%" PRIu64 ") of bitmap '%s'"
                     " is not aligned to %" PRIu64 " bytes", offset, bytes,

@@ -372,9 +372,22 @@ static void test_serialize_hostile_parts(void)
     expect_error(&err, "not aligned");
     g_assert_false(bdrv_dirty_bitmap_deserialize_part(b, buf, 0, 1000, &err));
     expect_error(&err, "not aligned");
-    g_assert_false(bdrv_dirty_bitmap_deserialize_part(b, buf, 98304, 1697,
+    /* Up to the end of the last 512-byte sector is the end (migration
+     * counts sectors); one byte more is past it. */
+    g_assert_false(bdrv_dirty_bitmap_deserialize_part(b, buf, 98304, 2049,
                                                       &err));
     expect_error(&err, "past the end");
+    g_assert_cmpuint(bdrv_dirty_bitmap_serialization_size(b, 98304, 2048), ==,
+                     8);
+    g_assert_true(bdrv_dirty_bitmap_serialize_part(b, buf, 98304, 2048,
+                                                   NULL));
+    g_assert_true(bdrv_dirty_bitmap_deserialize_part(b, buf, 98304, 2048,
+                                                     NULL));
+    /* A hostile range never sizes more than the whole bitmap. */
+    g_assert_cmpuint(bdrv_dirty_bitmap_serialization_size(b, 0, UINT64_MAX),
+                     ==, 32);
+    g_assert_cmpuint(bdrv_dirty_bitmap_serialization_size(b, 1ULL << 40, 8),
+                     ==, 0);
     g_assert_false(bdrv_dirty_bitmap_deserialize_zeroes(b, UINT64_MAX - 5, 10,
                                                         &err));
     expect_error(&err, "past the end");
