@@ -384,14 +384,16 @@ QmpServer *qmp_server_new(QmpRegistry *r, GMainContext *ctx)
 static void server_final_flush(QmpServer *s)
 {
     gint64 deadline = g_get_monotonic_time() + 100 * 1000;
+    g_autoptr(GList) clients = g_list_copy(s->clients);   /* flushing may drop */
 
-    for (GList *l = s->clients; l; l = l->next) {
+    for (GList *l = clients; l; l = l->next) {
         QmpClient *c = l->data;
 
         while (client_pending(c) && g_get_monotonic_time() < deadline) {
-            g_socket_condition_timed_wait(c->sock, G_IO_OUT,
-                                          deadline - g_get_monotonic_time(),
-                                          NULL, NULL);
+            /* Never negative: -1 would mean "wait forever". */
+            gint64 left = MAX(deadline - g_get_monotonic_time(), 0);
+
+            g_socket_condition_timed_wait(c->sock, G_IO_OUT, left, NULL, NULL);
             client_flush(c);
             if (c->dead) {
                 break;

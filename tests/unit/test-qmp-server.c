@@ -382,6 +382,35 @@ static void test_connect_churn(void)
     env_cleanup(&e);
 }
 
+/* A client that never reads must not hold up shutdown: free gives up on
+ * its unsent output after a short grace period. */
+static void test_free_with_stuck_client(void)
+{
+    Env e = { 0 };
+    Client *c;
+    const char *req = "{\"execute\": \"qmp_capabilities\"}"
+                      "{\"execute\": \"big\", \"arguments\": {\"size\": 1000000}}"
+                      "{\"execute\": \"big\", \"arguments\": {\"size\": 1000000}}"
+                      "{\"execute\": \"big\", \"arguments\": {\"size\": 1000000}}";
+    gint64 t0;
+
+    env_init(&e);
+    c = client_connect(e.path);
+    client_send(c, req);
+    for (int i = 0; i < 200; i++) {
+        g_main_context_iteration(e.ctx, FALSE);
+        g_usleep(1000);
+    }
+    g_assert_cmpuint(qmp_server_client_count(e.server), ==, 1);
+    t0 = g_get_monotonic_time();
+    qmp_server_free(e.server);
+    e.server = NULL;
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 2 * G_USEC_PER_SEC);
+    client_close(c);
+    e.server = qmp_server_new(e.reg, e.ctx);    /* for env_cleanup */
+    env_cleanup(&e);
+}
+
 /* --- Monitor and its options --------------------------------------------------- */
 
 static void expect_option_error(bool (*add)(Monitor *, const char *, GError **),
@@ -454,6 +483,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-server/limits", test_limits);
     g_test_add_func("/qmp-server/slow-reader-dropped", test_slow_reader_dropped);
     g_test_add_func("/qmp-server/connect-churn", test_connect_churn);
+    g_test_add_func("/qmp-server/free-with-stuck-client", test_free_with_stuck_client);
     g_test_add_func("/qmp-server/monitor-options", test_monitor_options);
     g_test_add_func("/qmp-server/bad-socket-path", test_bad_socket_path);
     return g_test_run();
