@@ -192,6 +192,8 @@ bool bdrv_dirty_bitmap_make_persistent(BdrvDirtyBitmap *bitmap, bool on,
         }
         if (!bs->drv->can_store_bitmap(bs, bitmap->name, bitmap->granularity,
                                        errp)) {
+            g_prefix_error(errp, "Can't make bitmap '%s' persistent in '%s': ",
+                           bitmap->name, node_name(bs));
             return false;
         }
     }

@@ -904,8 +904,8 @@ void qcow2_bitmaps_close(BlockNode *bs)
     BDRVQcow2State *s = qstate(bs);
     Qcow2Bitmaps *b = s->bitmaps;
 
-    /* NEEDS(block): bdrv_free() should call bdrv_release_all_dirty_bitmaps()
-     * for every node; until then qcow2 nodes release theirs here. */
+    /* bdrv_close() releases bitmaps too, but a failed open never gets
+     * there: release the ones load created now. */
     bdrv_release_all_dirty_bitmaps(bs);
     if (b) {
         g_ptr_array_unref(b->dir);
