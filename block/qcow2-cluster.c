@@ -337,6 +337,65 @@ static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
     return true;
 }
 
+/*
+ * How many whole clusters from 'guest' on (at most max, within one L2 table)
+ * have no data yet (unallocated or zero without a host cluster), so one
+ * contiguous allocation and one write can serve them all.
+ */
+static bool count_fresh_clusters(BlockNode *bs, uint64_t guest, uint64_t max,
+                                 uint64_t *count, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint32_t l1i = l1_index_of(s, guest), first = l2_index_of(s, guest);
+    *count = 0;
+    max = MIN(max, s->l2_size - first);
+    uint64_t l2_off = l1i < s->l1_size ?
+                      s->l1_table[l1i] & QCOW2_L1E_OFFSET_MASK : 0;
+    if (!l2_off) {
+        *count = max;
+        return true;
+    }
+    uint64_t *l2 = qcow2_cache_get(s->l2_table_cache, l2_off, errp);
+    if (!l2) {
+        return false;
+    }
+    while (*count < max) {
+        uint64_t e = GUINT64_FROM_BE(l2[first + *count]);
+        if (e & (QCOW2_L2E_OFFSET_MASK | QCOW2_OFLAG_COMPRESSED)) {
+            break;
+        }
+        (*count)++;
+    }
+    qcow2_cache_put(s->l2_table_cache, l2);
+    return true;
+}
+
+/* Writes 'count' whole fresh clusters at 'guest' from part/n in one go. */
+static bool write_fresh_clusters(BlockNode *bs, uint64_t guest, uint64_t count,
+                                 const struct iovec *part, int n,
+                                 GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t l2_off;
+    int64_t host = qcow2_alloc_clusters(bs, count << s->cluster_bits, errp);
+    if (host < 0 ||
+        !bdrv_file_pwritev(bs->file, (uint64_t)host, part, n, errp) ||
+        !l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp)) {
+        return false;
+    }
+    uint64_t *l2 = qcow2_cache_get(s->l2_table_cache, l2_off, errp);
+    if (!l2) {
+        return false;
+    }
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t h = (uint64_t)host + (i << s->cluster_bits);
+        l2[l2_index_of(s, guest) + i] = GUINT64_TO_BE(h | QCOW2_OFLAG_COPIED);
+    }
+    qcow2_cache_mark_dirty(s->l2_table_cache, l2);
+    qcow2_cache_put(s->l2_table_cache, l2);
+    return true;
+}
+
 bool qcow2_co_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
                       const struct iovec *iov, int iovcnt, GError **errp)
 {
@@ -347,9 +406,23 @@ bool qcow2_co_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
     while (bytes) {
         uint64_t in = qcow2_offset_into_cluster(s, offset);
         uint64_t chunk = MIN(bytes, s->cluster_size - in);
-        int n = iov_slice(iov, iovcnt, done, chunk, part);
-        if (!write_cluster(bs, offset - in, in, chunk, part, n, errp)) {
+        uint64_t fresh = 0;
+        if (!in && bytes >= 2 * (uint64_t)s->cluster_size &&
+            !count_fresh_clusters(bs, offset, bytes >> s->cluster_bits,
+                                  &fresh, errp)) {
             return false;
+        }
+        if (fresh > 1) {
+            chunk = fresh << s->cluster_bits;
+            int n = iov_slice(iov, iovcnt, done, chunk, part);
+            if (!write_fresh_clusters(bs, offset, fresh, part, n, errp)) {
+                return false;
+            }
+        } else {
+            int n = iov_slice(iov, iovcnt, done, chunk, part);
+            if (!write_cluster(bs, offset - in, in, chunk, part, n, errp)) {
+                return false;
+            }
         }
         offset += chunk;
         bytes -= chunk;
