@@ -1,0 +1,202 @@
+/*
+ * The vCPU's VMState description (target/i386/cpu-vmstate.h). KVM's structs
+ * are architectural (segment descriptors, the XSAVE image, the APIC page),
+ * so they are described field by field as they are; pre_save reads the
+ * whole vCPU, post_load checks what only tern can check and puts it back in
+ * the order KVM needs (target/i386/cpu-state.c).
+ */
+#include <string.h>
+
+#include "target/i386/cpu-vmstate.h"
+#include "tern/error.h"
+
+/* KVM's __u64 is not uint64_t's type, though both are 64 bits wide. */
+#define K64(f, s)  VMSTATE_SINGLE_V(f, s, 0, vmstate_info_uint64, __u64)
+#define K32(f, s)  VMSTATE_SINGLE_V(f, s, 0, vmstate_info_uint32, __u32)
+#define K16(f, s)  VMSTATE_SINGLE_V(f, s, 0, vmstate_info_uint16, __u16)
+#define K8(f, s)   VMSTATE_SINGLE_V(f, s, 0, vmstate_info_uint8, __u8)
+#define CPU64(f)   K64(st.f, X86CpuVmstate)
+#define CPU32(f)   K32(st.f, X86CpuVmstate)
+#define CPU8(f)    K8(st.f, X86CpuVmstate)
+
+#define XSAVE_MAX  (64 * KiB)     /* AMX tiles included, with room to spare */
+
+#define EVENTS_VALID (KVM_VCPUEVENT_VALID_NMI_PENDING |                     \
+                      KVM_VCPUEVENT_VALID_SIPI_VECTOR |                     \
+                      KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM |\
+                      KVM_VCPUEVENT_VALID_PAYLOAD |                         \
+                      KVM_VCPUEVENT_VALID_TRIPLE_FAULT)
+
+typedef struct kvm_segment KvmSegment;
+typedef struct kvm_dtable KvmDtable;
+typedef struct kvm_msr_entry KvmMsrEntry;
+typedef struct kvm_xcr KvmXcr;
+
+static const VMStateDescription vmstate_segment = {
+    .name = "cpu/segment",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        K64(base, KvmSegment), K32(limit, KvmSegment),
+        K16(selector, KvmSegment), K8(type, KvmSegment),
+        K8(present, KvmSegment), K8(dpl, KvmSegment), K8(db, KvmSegment),
+        K8(s, KvmSegment), K8(l, KvmSegment), K8(g, KvmSegment),
+        K8(avl, KvmSegment), K8(unusable, KvmSegment),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_dtable = {
+    .name = "cpu/dtable",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        K64(base, KvmDtable), K16(limit, KvmDtable),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_msr = {
+    .name = "cpu/msr",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        K32(index, KvmMsrEntry), K64(data, KvmMsrEntry),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_xcr = {
+    .name = "cpu/xcr",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        K32(xcr, KvmXcr), K64(value, KvmXcr),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+#define SEG(f) VMSTATE_STRUCT(st.sregs.f, X86CpuVmstate, 1, vmstate_segment, \
+                              KvmSegment)
+#define DTAB(f) VMSTATE_STRUCT(st.sregs.f, X86CpuVmstate, 1, vmstate_dtable, \
+                               KvmDtable)
+
+/* A variable-length array of structures counted by a be32 before it. */
+#define STRUCT_VARRAY32(f, nf, cap, sd, t) {                                \
+    .name = #f, .num = (cap), .vmsd = &(sd), .size = sizeof(t),           \
+    .flags = VMS_STRUCT | VMS_VARRAY,                                     \
+    .offset = vmstate_offset_array(X86CpuVmstate, f, t, cap),             \
+    .num_offset = vmstate_offset_value(X86CpuVmstate, nf, __u32),         \
+    .num_size = 4 }
+
+static bool cpu_pre_save(void *opaque, GError **errp)
+{
+    X86CpuVmstate *c = opaque;
+
+    if (vcpu_run_state(c->vcpu) != VCPU_PAUSED) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
+                    "vCPU %u is not paused", vcpu_index(c->vcpu));
+        return false;
+    }
+    return x86_cpu_state_get(c->kvm, vcpu_fd(c->vcpu), &c->st, errp);
+}
+
+static bool cpu_post_load(void *opaque, int version_id, GError **errp)
+{
+    X86CpuVmstate *c = opaque;
+    unsigned idx = vcpu_index(c->vcpu);
+
+    if (vcpu_run_state(c->vcpu) != VCPU_PAUSED) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
+                    "vCPU %u is not paused", idx);
+        return false;
+    }
+    if (c->st.xsave_size != c->kvm->xsave_size || !c->st.xsave) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "cpu %u: XSAVE image of %u bytes, this host's KVM uses %u",
+                    idx, c->st.xsave_size, c->kvm->xsave_size);
+        return false;
+    }
+    if (c->st.events.flags & ~(uint32_t)EVENTS_VALID) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "cpu %u: unknown vCPU event flags 0x%x", idx,
+                    c->st.events.flags);
+        return false;
+    }
+    if (!x86_cpu_state_put(c->kvm, vcpu_fd(c->vcpu), &c->st, errp)) {
+        g_prefix_error(errp, "cpu %u: ", idx);
+        return false;
+    }
+    return true;
+}
+
+const VMStateDescription vmstate_x86_cpu = {
+    .name = "cpu",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = cpu_pre_save,
+    .post_load = cpu_post_load,
+    .fields = (const VMStateField[]) {
+        CPU64(regs.rax), CPU64(regs.rbx), CPU64(regs.rcx), CPU64(regs.rdx),
+        CPU64(regs.rsi), CPU64(regs.rdi), CPU64(regs.rsp), CPU64(regs.rbp),
+        CPU64(regs.r8), CPU64(regs.r9), CPU64(regs.r10), CPU64(regs.r11),
+        CPU64(regs.r12), CPU64(regs.r13), CPU64(regs.r14), CPU64(regs.r15),
+        CPU64(regs.rip), CPU64(regs.rflags),
+
+        SEG(cs), SEG(ds), SEG(es), SEG(fs), SEG(gs), SEG(ss), SEG(tr),
+        SEG(ldt), DTAB(gdt), DTAB(idt),
+        CPU64(sregs.cr0), CPU64(sregs.cr2), CPU64(sregs.cr3),
+        CPU64(sregs.cr4), CPU64(sregs.cr8), CPU64(sregs.efer),
+        CPU64(sregs.apic_base),
+        VMSTATE_ARRAY(st.sregs.interrupt_bitmap, X86CpuVmstate,
+                      (KVM_NR_INTERRUPTS + 63) / 64, vmstate_info_uint64,
+                      __u64),
+
+        VMSTATE_UINT32(st.nr_msrs, X86CpuVmstate),
+        STRUCT_VARRAY32(st.msrs, st.nr_msrs, X86_MAX_MSRS, vmstate_msr,
+                        KvmMsrEntry),
+
+        CPU32(xcrs.nr_xcrs), CPU32(xcrs.flags),
+        STRUCT_VARRAY32(st.xcrs.xcrs, st.xcrs.nr_xcrs, KVM_MAX_XCRS,
+                        vmstate_xcr, KvmXcr),
+
+        VMSTATE_UINT32(st.xsave_size, X86CpuVmstate),
+        VMSTATE_VBUFFER_ALLOC_UINT32(st.xsave, X86CpuVmstate, st.xsave_size,
+                                     XSAVE_MAX),
+
+        VMSTATE_BUFFER(st.lapic.regs, X86CpuVmstate),
+
+        CPU8(events.exception.injected), CPU8(events.exception.nr),
+        CPU8(events.exception.has_error_code),
+        CPU8(events.exception.pending), CPU32(events.exception.error_code),
+        CPU8(events.interrupt.injected), CPU8(events.interrupt.nr),
+        CPU8(events.interrupt.soft), CPU8(events.interrupt.shadow),
+        CPU8(events.nmi.injected), CPU8(events.nmi.pending),
+        CPU8(events.nmi.masked),
+        CPU32(events.sipi_vector), CPU32(events.flags),
+        CPU8(events.smi.smm), CPU8(events.smi.pending),
+        CPU8(events.smi.smm_inside_nmi), CPU8(events.smi.latched_init),
+        CPU8(events.triple_fault.pending),
+        CPU8(events.exception_has_payload),
+        CPU64(events.exception_payload),
+
+        CPU32(mp_state.mp_state),
+
+        VMSTATE_ARRAY(st.debugregs.db, X86CpuVmstate, 4, vmstate_info_uint64,
+                      __u64),
+        CPU64(debugregs.dr6), CPU64(debugregs.dr7), CPU64(debugregs.flags),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+void x86_cpu_vmstate_init(X86CpuVmstate *c, const KvmState *kvm, Vcpu *vcpu)
+{
+    c->kvm = kvm;
+    c->vcpu = vcpu;
+    x86_cpu_state_init(&c->st, kvm);
+}
+
+void x86_cpu_vmstate_clear(X86CpuVmstate *c)
+{
+    x86_cpu_state_clear(&c->st);
+}

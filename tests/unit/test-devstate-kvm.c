@@ -1,0 +1,525 @@
+/*
+ * The whole machine's device state on real KVM (skipped without /dev/kvm):
+ * a VM with the in-kernel irqchip, the PIT, two vCPUs and the platform
+ * devices gets distinctive register, MSR, LAPIC, PIC, IOAPIC, PIT, kvmclock
+ * and device state; machine_vmstate_register + savevm_save_all write it to a
+ * memory stream; the VM is destroyed, a fresh one loads the stream, and
+ * everything reads back the same. Also: a running vCPU is refused, and
+ * hostile vCPU/PIT/PIC sections fail with clear errors before reaching KVM.
+ */
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "hw/i386/machine-vmstate.h"
+#include "sysemu/guest-memory.h"
+#include "sysemu/kvm-irqchip-state.h"
+#include "target/i386/cpu-vmstate.h"
+#include "target/i386/cpuid.h"
+#include "tern/error.h"
+
+#define NR_CPUS   2
+#define CODE_ADDR 0x1000
+#define PM_BASE   0x600
+
+static const uint8_t spin[] = { 0xeb, 0xfe };     /* jmp $ */
+
+typedef struct Vm {
+    KvmState *kvm;
+    GuestMemory mem;
+    IoBus *pio, *mmio;
+    Vcpu *vcpus[NR_CPUS];
+    SerialState *serial;
+    Rtc *rtc;
+    I8042 *kbc;
+    AcpiPm *pm;
+    PciBus *bus;
+    PciHost *host;
+    SaveVM *sv;
+    MachineVmstate *mv;
+} Vm;
+
+static void no_event(void *opaque, unsigned index, VcpuEvent ev)
+{
+}
+
+static void nop_power(void *opaque) { }
+static const PowerOps no_power = { .reset = nop_power, .poweroff = nop_power };
+
+static void vm_new(Vm *vm)
+{
+    g_autoptr(GError) err = NULL;
+    VcpuHooks hooks;
+    IrqLine irq8, irq1, irq12, sci, irq4;
+    MachineVmstateParts parts;
+
+    memset(vm, 0, sizeof(*vm));
+    vm->kvm = kvm_init(&err);
+    g_assert_no_error(err);
+    g_assert_true(guest_mem_alloc(&vm->mem, 2 * MiB, 2 * MiB, &err));
+    g_assert_true(kvm_set_slot(vm->kvm, 0, 0, 2 * MiB, vm->mem.regions[0].hva,
+                               0, &err));
+    g_assert_true(kvm_create_irqchip(vm->kvm, &err));
+    g_assert_true(guest_mem_write(&vm->mem, CODE_ADDR, spin, sizeof(spin), &err));
+    vm->pio = iobus_new("pio");
+    vm->mmio = iobus_new("mmio");
+    hooks = (VcpuHooks){ .pio = vm->pio, .mmio = vm->mmio, .event = no_event };
+    for (unsigned i = 0; i < NR_CPUS; i++) {
+        X86Topology topo = { .nr_cpus = NR_CPUS, .apic_id = i };
+        g_autofree struct kvm_cpuid2 *cpuid = NULL;
+
+        vm->vcpus[i] = vcpu_create(vm->kvm, i, &hooks, &err);
+        g_assert_no_error(err);
+        cpuid = x86_cpuid_build(vm->kvm->supported_cpuid, &topo);
+        g_assert_true(x86_cpu_set_cpuid(vcpu_fd(vm->vcpus[i]), cpuid, &err));
+    }
+    irq4 = kvm_irq_line(vm->kvm, 4);
+    irq8 = kvm_irq_line(vm->kvm, 8);
+    irq1 = kvm_irq_line(vm->kvm, 1);
+    irq12 = kvm_irq_line(vm->kvm, 12);
+    sci = kvm_irq_line(vm->kvm, 9);
+    vm->serial = serial_new(NULL, irq4);
+    g_assert_true(serial_attach(vm->serial, vm->pio, 0x3f8, &err));
+    vm->rtc = rtc_new(vm->pio, &irq8, &err);
+    vm->kbc = i8042_new(vm->pio, &irq1, &irq12, &no_power, NULL, &err);
+    vm->pm = acpi_pm_new(vm->pio, PM_BASE, &sci, &no_power, NULL, &err);
+    vm->bus = pci_bus_new(vm->pio, vm->mmio);
+    vm->host = pci_host_new(vm->bus, vm->pio, vm->mmio, 0, 0, &no_power, NULL,
+                            &err);
+    g_assert_no_error(err);
+    vm->sv = savevm_new("tern-devstate-test");
+    parts = (MachineVmstateParts){
+        .kvm = vm->kvm, .vcpus = vm->vcpus, .nr_vcpus = NR_CPUS,
+        .serial = vm->serial, .rtc = vm->rtc, .kbc = vm->kbc, .pm = vm->pm,
+        .pci_host = vm->host,
+    };
+    vm->mv = machine_vmstate_register(vm->sv, &parts);
+}
+
+static void vm_free(Vm *vm)
+{
+    machine_vmstate_unregister(vm->mv, vm->sv);
+    savevm_free(vm->sv);
+    for (unsigned i = 0; i < NR_CPUS; i++) {
+        vcpu_destroy(vm->vcpus[i]);
+    }
+    serial_free(vm->serial);
+    rtc_free(vm->rtc);
+    i8042_free(vm->kbc);
+    acpi_pm_free(vm->pm);
+    pci_host_free(vm->host);
+    pci_bus_free(vm->bus);
+    kvm_destroy(vm->kvm);
+    guest_mem_free(&vm->mem);
+    iobus_free(vm->pio);
+    iobus_free(vm->mmio);
+}
+
+static bool have_kvm(void)
+{
+    if (access("/dev/kvm", R_OK | W_OK) != 0) {
+        g_test_skip("/dev/kvm is not accessible");
+        return false;
+    }
+    return true;
+}
+
+static void xioctl(int fd, unsigned long req, void *arg)
+{
+    if (ioctl(fd, req, arg) < 0) {
+        g_error("ioctl 0x%lx: %s", req, g_strerror(errno));
+    }
+}
+
+static void set_msr(int fd, uint32_t index, uint64_t value)
+{
+    struct { struct kvm_msrs h; struct kvm_msr_entry e; } m = {
+        .h.nmsrs = 1, .e = { .index = index, .data = value },
+    };
+
+    g_assert_cmpint(ioctl(fd, KVM_SET_MSRS, &m), ==, 1);
+}
+
+static void set_lapic_reg(struct kvm_lapic_state *l, unsigned off, uint32_t v)
+{
+    memcpy(l->regs + off, &v, 4);
+}
+
+/* Distinctive state in every part that travels. */
+static void make_distinctive(Vm *vm)
+{
+    g_autoptr(GError) err = NULL;
+    struct kvm_irqchip chip;
+    struct kvm_pit_state2 pit;
+    struct kvm_clock_data clk = { .clock = 5000000000ULL };
+
+    for (unsigned i = 0; i < NR_CPUS; i++) {
+        int fd = vcpu_fd(vm->vcpus[i]);
+        struct kvm_regs r;
+        struct kvm_lapic_state l;
+
+        g_assert_true(x86_cpu_setup_pvh(fd, CODE_ADDR, 0x4242 + i, &err));
+        xioctl(fd, KVM_GET_REGS, &r);
+        r.rax = 0x1111222233334444ULL + i;
+        r.r15 = 0x1515151515151515ULL ^ i;
+        r.rsi = 0xabcdef00 + i;
+        xioctl(fd, KVM_SET_REGS, &r);
+        set_msr(fd, MSR_IA32_SYSENTER_CS, 0x10 + i);
+        set_msr(fd, MSR_IA32_SYSENTER_EIP, 0xfeedf00d + i);
+        set_msr(fd, MSR_IA32_CR_PAT, 0x0007010600070106ULL);
+        xioctl(fd, KVM_GET_LAPIC, &l);
+        set_lapic_reg(&l, 0x80, 0x20 + 0x10 * i);      /* TPR */
+        set_lapic_reg(&l, 0xf0, 0x1ff);                 /* SVR: enabled */
+        set_lapic_reg(&l, 0x350, 0x700);                /* LINT0: ExtINT */
+        set_lapic_reg(&l, 0x3e0, 0xb);                  /* timer divide 1 */
+        xioctl(fd, KVM_SET_LAPIC, &l);
+    }
+    memset(&chip, 0, sizeof(chip));
+    chip.chip_id = KVM_IRQCHIP_PIC_MASTER;
+    g_assert_true(kvm_get_irqchip(vm->kvm, &chip, &err));
+    chip.chip.pic.imr = 0xfa;
+    chip.chip.pic.irq_base = 0x20;
+    g_assert_true(kvm_set_irqchip(vm->kvm, &chip, &err));
+    chip.chip_id = KVM_IRQCHIP_PIC_SLAVE;
+    g_assert_true(kvm_get_irqchip(vm->kvm, &chip, &err));
+    chip.chip.pic.imr = 0xef;
+    chip.chip.pic.irq_base = 0x28;
+    g_assert_true(kvm_set_irqchip(vm->kvm, &chip, &err));
+    chip.chip_id = KVM_IRQCHIP_IOAPIC;
+    g_assert_true(kvm_get_irqchip(vm->kvm, &chip, &err));
+    chip.chip.ioapic.redirtbl[4].bits = 0x10034;        /* masked, vector 0x34 */
+    chip.chip.ioapic.redirtbl[9].bits = 0x0100000000018039ULL;
+    chip.chip.ioapic.ioregsel = 0x12;
+    g_assert_true(kvm_set_irqchip(vm->kvm, &chip, &err));
+    memset(&pit, 0, sizeof(pit));
+    g_assert_true(kvm_get_pit(vm->kvm, &pit, &err));
+    pit.channels[2].count = 0x1234;
+    pit.channels[2].mode = 3;
+    pit.channels[2].rw_mode = 3;
+    pit.channels[2].write_latch = 0x34;
+    pit.channels[2].gate = 0;
+    g_assert_true(kvm_set_pit(vm->kvm, &pit, &err));
+    g_assert_true(kvm_set_clock(vm->kvm, &clk, &err));
+    g_assert_no_error(err);
+
+    iobus_write(vm->pio, 0x3f8 + 7, 0x77, 1);           /* UART scratch */
+    iobus_write(vm->pio, 0x70, 0x45, 1);                /* CMOS 0x45 */
+    iobus_write(vm->pio, 0x71, 0x99, 1);
+    iobus_write(vm->pio, 0x64, 0xaa, 1);                /* i8042 self test */
+    iobus_write(vm->pio, PM_BASE + 2, 0x0100, 2);       /* PM1_EN: PWRBTN */
+    iobus_write(vm->pio, 0xcf8, 0x80000010, 4);
+}
+
+typedef struct Snapshot {
+    X86CpuState cpu[NR_CPUS];
+    struct kvm_irqchip chips[3];
+    struct kvm_pit_state2 pit;
+    struct kvm_clock_data clock;
+} Snapshot;
+
+static void snapshot(Vm *vm, Snapshot *s)
+{
+    g_autoptr(GError) err = NULL;
+
+    memset(s, 0, sizeof(*s));
+    for (unsigned i = 0; i < NR_CPUS; i++) {
+        x86_cpu_state_init(&s->cpu[i], vm->kvm);
+        g_assert_true(x86_cpu_state_get(vm->kvm, vcpu_fd(vm->vcpus[i]),
+                                        &s->cpu[i], &err));
+    }
+    for (unsigned c = 0; c < 3; c++) {
+        s->chips[c].chip_id = c;
+        g_assert_true(kvm_get_irqchip(vm->kvm, &s->chips[c], &err));
+    }
+    g_assert_true(kvm_get_pit(vm->kvm, &s->pit, &err));
+    g_assert_true(kvm_get_clock(vm->kvm, &s->clock, &err));
+    g_assert_no_error(err);
+}
+
+static void snapshot_clear(Snapshot *s)
+{
+    for (unsigned i = 0; i < NR_CPUS; i++) {
+        x86_cpu_state_clear(&s->cpu[i]);
+    }
+}
+
+static void compare_cpu(const X86CpuState *a, const X86CpuState *b)
+{
+    g_assert_cmpmem(&a->regs, sizeof(a->regs), &b->regs, sizeof(b->regs));
+    g_assert_cmpmem(&a->sregs, sizeof(a->sregs), &b->sregs, sizeof(b->sregs));
+    g_assert_cmpuint(a->mp_state.mp_state, ==, b->mp_state.mp_state);
+    g_assert_cmpmem(&a->debugregs, sizeof(a->debugregs), &b->debugregs,
+                    sizeof(b->debugregs));
+    g_assert_cmpmem(&a->xcrs, sizeof(a->xcrs), &b->xcrs, sizeof(b->xcrs));
+    g_assert_cmpmem(&a->events.exception, sizeof(a->events.exception),
+                    &b->events.exception, sizeof(b->events.exception));
+    /* LAPIC page except the timer's current count, which runs. */
+    g_assert_cmpmem(a->lapic.regs, 0x390, b->lapic.regs, 0x390);
+    g_assert_cmpmem(a->lapic.regs + 0x3a0, sizeof(a->lapic.regs) - 0x3a0,
+                    b->lapic.regs + 0x3a0, sizeof(b->lapic.regs) - 0x3a0);
+    g_assert_cmpuint(a->xsave_size, ==, b->xsave_size);
+    g_assert_cmpmem(a->xsave, 576, b->xsave, 576);
+    g_assert_cmpuint(a->nr_msrs, ==, b->nr_msrs);
+    for (uint32_t i = 0; i < a->nr_msrs; i++) {
+        g_assert_cmphex(a->msrs[i].index, ==, b->msrs[i].index);
+        if (a->msrs[i].index == MSR_IA32_TSC) {
+            g_assert_cmpuint(b->msrs[i].data - a->msrs[i].data, <,
+                             100000000000ULL);
+        } else if (a->msrs[i].index != 0x6e0) {    /* TSC deadline: relative */
+            g_assert_cmphex(a->msrs[i].data, ==, b->msrs[i].data);
+        }
+    }
+}
+
+static GBytes *save_vm(Vm *vm)
+{
+    g_autoptr(GError) err = NULL;
+    QEMUFile *f = qemu_file_new_mem_output();
+    const GByteArray *a;
+    GBytes *b;
+
+    g_assert_true(savevm_save_all(vm->sv, f, &err));
+    g_assert_no_error(err);
+    a = qemu_file_mem_output_data(f);
+    b = g_bytes_new(a->data, a->len);
+    g_assert_true(qemu_fclose(f, &err));
+    return b;
+}
+
+static void test_machine_round_trip(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GBytes) stream = NULL;
+    Vm vm;
+    Snapshot before, after;
+    QEMUFile *f;
+    uint64_t v;
+
+    if (!have_kvm()) {
+        return;
+    }
+    vm_new(&vm);
+    make_distinctive(&vm);
+    snapshot(&vm, &before);
+    g_assert_true(x86_cpu_state_msr(&before.cpu[1], MSR_IA32_SYSENTER_EIP, &v));
+    g_assert_cmphex(v, ==, 0xfeedf00e);
+    stream = save_vm(&vm);
+    vm_free(&vm);
+
+    vm_new(&vm);
+    f = qemu_file_new_mem_input(stream);
+    savevm_load(vm.sv, f, &err);
+    g_assert_no_error(err);
+    qemu_fclose(f, NULL);
+    snapshot(&vm, &after);
+
+    for (unsigned i = 0; i < NR_CPUS; i++) {
+        compare_cpu(&before.cpu[i], &after.cpu[i]);
+    }
+    g_assert_cmphex(after.cpu[1].regs.rax, ==, 0x1111222233334445ULL);
+    for (unsigned c = 0; c < 2; c++) {
+        g_assert_cmpmem(&before.chips[c].chip.pic, sizeof(struct kvm_pic_state),
+                        &after.chips[c].chip.pic, sizeof(struct kvm_pic_state));
+    }
+    g_assert_cmphex(after.chips[0].chip.pic.imr, ==, 0xfa);
+    g_assert_cmpmem(&before.chips[2].chip.ioapic, sizeof(struct kvm_ioapic_state),
+                    &after.chips[2].chip.ioapic, sizeof(struct kvm_ioapic_state));
+    g_assert_cmphex(after.chips[2].chip.ioapic.redirtbl[4].bits, ==, 0x10034);
+    for (unsigned i = 0; i < 3; i++) {
+        const struct kvm_pit_channel_state *a = &before.pit.channels[i];
+        const struct kvm_pit_channel_state *b = &after.pit.channels[i];
+
+        g_assert_cmpuint(a->count, ==, b->count);
+        g_assert_cmpuint(a->mode, ==, b->mode);
+        g_assert_cmpuint(a->rw_mode, ==, b->rw_mode);
+        g_assert_cmpuint(a->write_latch, ==, b->write_latch);
+        g_assert_cmpuint(a->gate, ==, b->gate);
+    }
+    g_assert_cmpuint(after.pit.channels[2].count, ==, 0x1234);
+    g_assert_cmpuint(after.pit.flags, ==, before.pit.flags);
+    /* kvmclock goes on from the saved value (not the fresh VM's ~0). */
+    g_assert_cmpuint(after.clock.clock, >=, 5000000000ULL);
+    g_assert_cmpuint(after.clock.clock - before.clock.clock, <, 60000000000ULL);
+
+    {
+        uint64_t r;
+
+        iobus_read(vm.pio, 0x3f8 + 7, &r, 1);
+        g_assert_cmphex(r, ==, 0x77);
+        iobus_read(vm.pio, 0x71, &r, 1);               /* index 0x45 kept */
+        g_assert_cmphex(r, ==, 0x99);
+        iobus_read(vm.pio, 0x60, &r, 1);
+        g_assert_cmphex(r, ==, 0x55);
+        iobus_read(vm.pio, PM_BASE + 2, &r, 2);
+        g_assert_cmphex(r, ==, 0x0100);
+        iobus_read(vm.pio, 0xcf8, &r, 4);
+        g_assert_cmphex(r, ==, 0x80000010);
+    }
+    snapshot_clear(&before);
+    snapshot_clear(&after);
+    vm_free(&vm);
+}
+
+static void test_running_vcpu_refused(void)
+{
+    g_autoptr(GError) err = NULL;
+    QEMUFile *f;
+    Vm vm;
+
+    if (!have_kvm()) {
+        return;
+    }
+    vm_new(&vm);
+    g_assert_true(x86_cpu_setup_pvh(vcpu_fd(vm.vcpus[0]), CODE_ADDR, 0, &err));
+    vcpu_resume(vm.vcpus[0]);
+    for (int i = 0; i < 5000 && vcpu_run_state(vm.vcpus[0]) != VCPU_RUNNING; i++) {
+        g_usleep(1000);                 /* the thread wakes asynchronously */
+    }
+    g_assert_cmpint(vcpu_run_state(vm.vcpus[0]), ==, VCPU_RUNNING);
+    f = qemu_file_new_mem_output();
+    g_assert_false(savevm_save_all(vm.sv, f, &err));
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "vCPU 0 is not paused"));
+    qemu_fclose(f, NULL);
+    vcpu_pause(vm.vcpus[0]);
+    vm_free(&vm);
+}
+
+static GBytes *save_one(const VMStateDescription *vmsd, void *opaque)
+{
+    g_autoptr(GError) err = NULL;
+    QEMUFile *f = qemu_file_new_mem_output();
+    const GByteArray *a;
+    GBytes *b;
+
+    g_assert_true(vmstate_save(f, vmsd, opaque, NULL, &err));
+    a = qemu_file_mem_output_data(f);
+    b = g_bytes_new(a->data, a->len);
+    qemu_fclose(f, NULL);
+    return b;
+}
+
+static GError *load_one(const VMStateDescription *vmsd, void *opaque,
+                        const uint8_t *p, size_t len)
+{
+    GError *err = NULL;
+    GBytes *b = g_bytes_new(p, len);
+    QEMUFile *f = qemu_file_new_mem_input(b);
+
+    if (vmstate_load(f, vmsd, opaque, vmsd->version_id, &err)) {
+        g_assert_no_error(err);
+    } else {
+        g_assert_nonnull(err);
+    }
+    qemu_fclose(f, NULL);
+    g_bytes_unref(b);
+    return err;
+}
+
+static void expect_error(const VMStateDescription *vmsd, void *opaque,
+                         const uint8_t *p, size_t len, const char *msg)
+{
+    GError *err = load_one(vmsd, opaque, p, len);
+
+    g_assert_nonnull(err);
+    if (!strstr(err->message, msg)) {
+        g_error("expected '%s' in: %s", msg, err->message);
+    }
+    g_error_free(err);
+}
+
+/* Offset of the be32 XSAVE size in a "cpu" section (layout in the header). */
+static size_t xsave_size_offset(const X86CpuState *st)
+{
+    size_t regs = 18 * 8, seg = 8 + 4 + 2 + 9, dt = 8 + 2;
+
+    return regs + 8 * seg + 2 * dt + 7 * 8 + 4 * 8 +
+           4 + st->nr_msrs * 12 + 8 + st->xcrs.nr_xcrs * 12;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24;
+    p[1] = v >> 16;
+    p[2] = v >> 8;
+    p[3] = (uint8_t)v;
+}
+
+static void test_hostile_sections(void)
+{
+    Vm vm;
+    X86CpuVmstate cpu;
+    KvmIrqchipVmstate chips;
+    g_autoptr(GBytes) cb = NULL, pb = NULL, picb = NULL;
+    g_autofree uint8_t *c = NULL, *p = NULL, *pic = NULL;
+    size_t clen, plen, off;
+    GError *err;
+
+    if (!have_kvm()) {
+        return;
+    }
+    vm_new(&vm);
+    x86_cpu_vmstate_init(&cpu, vm.kvm, vm.vcpus[0]);
+    cb = save_one(&vmstate_x86_cpu, &cpu);
+    clen = g_bytes_get_size(cb);
+    c = g_memdup2(g_bytes_get_data(cb, NULL), clen);
+    off = xsave_size_offset(&cpu.st);
+    {
+        /* A bigger image than this KVM's: the stream is consistent, the
+         * size is not. */
+        size_t tail = off + 4 + vm.kvm->xsave_size;
+        g_autofree uint8_t *big = g_malloc0(clen + 64);
+
+        memcpy(big, c, tail);
+        memcpy(big + tail + 64, c + tail, clen - tail);
+        put_be32(big + off, vm.kvm->xsave_size + 64);
+        expect_error(&vmstate_x86_cpu, &cpu, big, clen + 64, "XSAVE image");
+    }
+    put_be32(c + off, 1u << 24);
+    expect_error(&vmstate_x86_cpu, &cpu, c, clen, "at most");
+    put_be32(c + off, vm.kvm->xsave_size);
+    put_be32(c + 18 * 8 + 8 * 23 + 2 * 10 + 11 * 8, 99);     /* nr_msrs */
+    expect_error(&vmstate_x86_cpu, &cpu, c, clen, "at most 40");
+    memcpy(c, g_bytes_get_data(cb, NULL), clen);
+    /* Every truncation fails before KVM sees anything. */
+    for (size_t cut = 0; cut < clen; cut += (cut < 600 ? 1 : 97)) {
+        err = load_one(&vmstate_x86_cpu, &cpu, c, cut);
+        g_assert_nonnull(err);
+        g_error_free(err);
+    }
+    err = load_one(&vmstate_x86_cpu, &cpu, c, clen);     /* intact: loads */
+    g_assert_no_error(err);
+
+    kvm_irqchip_vmstate_init(&chips, vm.kvm);
+    pb = save_one(&vmstate_kvm_pit, &chips.pit);
+    plen = g_bytes_get_size(pb);
+    g_assert_cmpuint(plen, ==, 4 + 3 * 24);
+    p = g_memdup2(g_bytes_get_data(pb, NULL), plen);
+    p[4 + 13] = 7;                                      /* channel 0 mode */
+    expect_error(&vmstate_kvm_pit, &chips.pit, p, plen, "channel 0");
+    p[4 + 13] = 2;
+    p[3] = 0x80;                                        /* flags */
+    expect_error(&vmstate_kvm_pit, &chips.pit, p, plen, "unknown flags");
+
+    picb = save_one(&vmstate_kvm_pic, &chips.pic[1]);
+    g_assert_cmpuint(g_bytes_get_size(picb), ==, 16);
+    pic = g_memdup2(g_bytes_get_data(picb, NULL), 16);
+    pic[14] = 1;                                        /* single mode */
+    expect_error(&vmstate_kvm_pic, &chips.pic[1], pic, 16, "slave: impossible");
+    pic[14] = 0;
+    pic[9] = 9;                                         /* init_state */
+    expect_error(&vmstate_kvm_pic, &chips.pic[1], pic, 16, "initialization");
+
+    x86_cpu_vmstate_clear(&cpu);
+    vm_free(&vm);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/devstate-kvm/machine-round-trip", test_machine_round_trip);
+    g_test_add_func("/devstate-kvm/running-vcpu-refused",
+                    test_running_vcpu_refused);
+    g_test_add_func("/devstate-kvm/hostile-sections", test_hostile_sections);
+    return g_test_run();
+}
