@@ -877,6 +877,12 @@ bool qcow2_can_store_bitmap(BlockNode *bs, const char *name,
                     "Bitmap name must be 1 to %d bytes", BME_MAX_NAME_SIZE);
         return false;
     }
+    if (find_entry(b->dir, name, NULL)) {
+        /* An entry tern keeps but did not load (unknown extra data). */
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "The image already has a bitmap named '%s'", name);
+        return false;
+    }
     if (table_entries_for(s, bs->size, gran_bits) * s->cluster_size >
         BME_MAX_PHYS_SIZE) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,

@@ -517,6 +517,45 @@ static void test_all_ones_entry(Fixture *f, gconstpointer data)
     bdrv_close(bs);
 }
 
+/* Unknown extra data without EXTRA_DATA_COMPATIBLE: the entry is kept as it
+ * is, its bitmap is not used, and its name stays taken. */
+static void test_incompatible_extra_data(Fixture *f, gconstpointer data)
+{
+    Image img;
+    BlockNode *bs;
+    GError *err = NULL;
+    uint8_t *e1;
+
+    make_two_bitmaps(f, &img);
+    /* b2's entry: 24 fixed bytes, 6 bytes of extra data, then "b2". */
+    e1 = E0(&img) + 32;
+    be_put(e1 + 20, 4, 6);
+    memcpy(e1 + 24, "\x01\x02\x03\x04\x05\x06" "b2", 8);
+    g_assert_true(g_file_set_contents(f->path, (char *)img.data, img.len,
+                                      NULL));
+    g_free(img.data);
+
+    bs = must_open(f->path, BDRV_O_RDWR);
+    bdrv_lock(bs);
+    g_assert_nonnull(bdrv_find_dirty_bitmap(bs, "b1"));
+    g_assert_null(bdrv_find_dirty_bitmap(bs, "b2"));
+    g_assert_nonnull(bdrv_create_dirty_bitmap(bs, 65536, "b2", NULL));
+    g_assert_false(bdrv_dirty_bitmap_make_persistent(
+        bdrv_find_dirty_bitmap(bs, "b2"), true, &err));
+    g_assert_nonnull(strstr(err->message, "already has a bitmap named 'b2'"));
+    g_clear_error(&err);
+    bdrv_unlock(bs);
+    write_at(bs, 9 * MiB, 1);
+    bdrv_close(bs);
+    assert_clean(f->path);
+
+    image_load(f->path, &img);
+    e1 = E0(&img) + 32;
+    g_assert_cmpuint(be_get(e1 + 20, 4), ==, 6);
+    g_assert_cmpmem(e1 + 24, 8, "\x01\x02\x03\x04\x05\x06" "b2", 8);
+    g_free(img.data);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -528,6 +567,7 @@ int main(int argc, char **argv)
     ADD("/qcow2-bitmap/remove-merge-clear", test_remove_merge_clear);
     ADD("/qcow2-bitmap/hostile-directory", test_hostile);
     ADD("/qcow2-bitmap/all-ones-entry", test_all_ones_entry);
+    ADD("/qcow2-bitmap/incompatible-extra-data", test_incompatible_extra_data);
 #undef ADD
     return g_test_run();
 }
