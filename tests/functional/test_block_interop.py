@@ -274,3 +274,21 @@ def test_kill9_writer_consistent(tmp_path):
         tern_io(img, *cmds[chunk:chunk + 200], readonly=True)
     tern_img("check", "-r", "leaks", img)
     qemu_check_clean(img)
+
+
+def test_lazy_refcounts_dirty_image_repaired(tmp_path):
+    """QEMU crashed with lazy refcounts: the dirty bit is set and refcounts
+    are stale. tern-img check reports it; a read-write open repairs it."""
+    img = tmp_path / "lazy.qcow2"
+    run(QEMU_IMG, "create", "-f", "qcow2", "-o", "lazy_refcounts=on", img,
+        "16M")
+    run(QEMU_IO, "-f", "qcow2", "-c", "write -P 0x61 0 1M", "-c",
+        "write -P 0x62 5M 64k", "-c", "abort", img, check=False)
+    info = json.loads(tern_img("info", "--output=json", img).stdout)
+    assert info["dirty-flag"] is True
+    assert info["format-specific"]["data"]["lazy-refcounts"] is True
+    assert tern_img("check", img, check=False).returncode == 2
+    tern_io(img, "read -P 0x61 0 1M", "read -P 0x62 5M 64k")   # repairs
+    info = json.loads(tern_img("info", "--output=json", img).stdout)
+    assert info["dirty-flag"] is False
+    qemu_check_clean(img)
