@@ -46,6 +46,13 @@ extern const VMStateInfo vmstate_info_uint16;
 extern const VMStateInfo vmstate_info_uint32;
 extern const VMStateInfo vmstate_info_uint64;
 extern const VMStateInfo vmstate_info_buffer;   /* raw bytes, 'size' long */
+/* Load checks the stream's value equals the current one (QEMU's _EQUAL). */
+extern const VMStateInfo vmstate_info_uint8_equal;
+extern const VMStateInfo vmstate_info_uint16_equal;
+extern const VMStateInfo vmstate_info_uint32_equal;
+extern const VMStateInfo vmstate_info_int32_equal;
+/* 'size' bytes of zeros that the loader skips (QEMU's VMSTATE_UNUSED). */
+extern const VMStateInfo vmstate_info_unused_buffer;
 
 enum VMStateFlags {
     VMS_SINGLE  = 0,
@@ -132,6 +139,18 @@ bool vmstate_load(QEMUFile *f, const VMStateDescription *vmsd, void *opaque,
 #define VMSTATE_UINT32(f, s)  VMSTATE_UINT32_V(f, s, 0)
 #define VMSTATE_UINT64(f, s)  VMSTATE_UINT64_V(f, s, 0)
 
+/* Values that must match on both sides, e.g. a device's queue count. */
+#define VMSTATE_UINT8_EQUAL(f, s)  VMSTATE_SINGLE_V(f, s, 0, vmstate_info_uint8_equal, uint8_t)
+#define VMSTATE_UINT16_EQUAL(f, s) VMSTATE_SINGLE_V(f, s, 0, vmstate_info_uint16_equal, uint16_t)
+#define VMSTATE_UINT32_EQUAL(f, s) VMSTATE_SINGLE_V(f, s, 0, vmstate_info_uint32_equal, uint32_t)
+#define VMSTATE_INT32_EQUAL(f, s)  VMSTATE_SINGLE_V(f, s, 0, vmstate_info_int32_equal, int32_t)
+
+/* n bytes kept on the wire for compatibility, with no storage. */
+#define VMSTATE_UNUSED_V(v, n) {                                           \
+    .name = "unused", .version_id = (v), .size = (n),                     \
+    .info = &vmstate_info_unused_buffer, .flags = VMS_SINGLE }
+#define VMSTATE_UNUSED(n) VMSTATE_UNUSED_V(0, n)
+
 /* Fixed-length arrays of scalars: t f[n]. */
 #define VMSTATE_ARRAY(f, s, n, inf, t) {                                   \
     .name = #f, .num = (n), .size = sizeof(t), .info = &(inf),            \
@@ -140,6 +159,9 @@ bool vmstate_load(QEMUFile *f, const VMStateDescription *vmsd, void *opaque,
 #define VMSTATE_UINT16_ARRAY(f, s, n) VMSTATE_ARRAY(f, s, n, vmstate_info_uint16, uint16_t)
 #define VMSTATE_UINT32_ARRAY(f, s, n) VMSTATE_ARRAY(f, s, n, vmstate_info_uint32, uint32_t)
 #define VMSTATE_UINT64_ARRAY(f, s, n) VMSTATE_ARRAY(f, s, n, vmstate_info_uint64, uint64_t)
+#define VMSTATE_INT32_ARRAY(f, s, n)  VMSTATE_ARRAY(f, s, n, vmstate_info_int32, int32_t)
+#define VMSTATE_INT64_ARRAY(f, s, n)  VMSTATE_ARRAY(f, s, n, vmstate_info_int64, int64_t)
+#define VMSTATE_BOOL_ARRAY(f, s, n)   VMSTATE_ARRAY(f, s, n, vmstate_info_bool, bool)
 
 /* A byte buffer sent as one "buffer" element: uint8_t f[n]. */
 #define VMSTATE_BUFFER(f, s) {                                             \

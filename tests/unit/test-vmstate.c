@@ -382,6 +382,76 @@ static void test_vmdesc(void)
     free_dev(&d);
 }
 
+/* QEMU's compatibility field kinds: _EQUAL values and unused bytes. */
+typedef struct Compat {
+    uint32_t queues;
+    int32_t irq;
+    uint8_t flags;
+    bool ok[2];
+} Compat;
+
+static const VMStateDescription vmstate_compat = {
+    .name = "compat",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32_EQUAL(queues, Compat),
+        VMSTATE_UNUSED(6),
+        VMSTATE_INT32_EQUAL(irq, Compat),
+        VMSTATE_UINT8(flags, Compat),
+        VMSTATE_BOOL_ARRAY(ok, Compat, 2),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static void test_equal_and_unused(void)
+{
+    static const uint8_t golden[] = {
+        0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xfb, 0x81, 1, 0,
+    };
+    Compat c = { 4, -5, 0x81, { true, false } }, d = { 4, -5, 0, { 0 } };
+    QEMUFile *f = qemu_file_new_mem_output();
+    const GByteArray *out;
+    g_autoptr(GBytes) b = NULL;
+    GError *err = NULL;
+    QEMUFile *in;
+
+    g_assert_true(vmstate_save(f, &vmstate_compat, &c, NULL, NULL));
+    out = qemu_file_mem_output_data(f);
+    g_assert_cmpmem(out->data, out->len, golden, sizeof(golden));
+    qemu_fclose(f, NULL);
+
+    /* Unused bytes are skipped whatever they hold. */
+    {
+        uint8_t noisy[sizeof(golden)];
+
+        memcpy(noisy, golden, sizeof(golden));
+        memset(noisy + 4, 0xaa, 6);
+        b = g_bytes_new(noisy, sizeof(noisy));
+    }
+    in = qemu_file_new_mem_input(b);
+    g_assert_true(vmstate_load(in, &vmstate_compat, &d, 1, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(d.flags, ==, 0x81);
+    g_assert_true(d.ok[0]);
+    qemu_fclose(in, NULL);
+
+    /* A different queue count here is refused, naming the field. */
+    d.queues = 2;
+    in = qemu_file_new_mem_input(b);
+    g_assert_false(vmstate_load(in, &vmstate_compat, &d, 1, &err));
+    g_assert_nonnull(strstr(err->message, "queues is 4 in the stream but 2 here"));
+    g_clear_error(&err);
+    qemu_fclose(in, NULL);
+    d.queues = 4;
+    d.irq = 7;
+    in = qemu_file_new_mem_input(b);
+    g_assert_false(vmstate_load(in, &vmstate_compat, &d, 1, &err));
+    g_assert_nonnull(strstr(err->message, "irq is -5 in the stream but 7 here"));
+    g_clear_error(&err);
+    qemu_fclose(in, NULL);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -398,5 +468,6 @@ int main(int argc, char **argv)
     g_test_add_func("/vmstate/post-load-error", test_post_load_error);
     g_test_add_func("/vmstate/every-truncation", test_every_truncation);
     g_test_add_func("/vmstate/vmdesc", test_vmdesc);
+    g_test_add_func("/vmstate/equal-and-unused", test_equal_and_unused);
     return g_test_run();
 }
