@@ -469,7 +469,8 @@ static bool load_bitmap_data(BlockNode *bs, const Qcow2BitmapEntry *e,
 }
 
 /* Creates the in-memory bitmap for one entry and fills it. */
-static bool load_one(BlockNode *bs, const Qcow2BitmapEntry *e, GError **errp)
+static bool load_one(BlockNode *bs, const Qcow2BitmapEntry *e,
+                     GPtrArray *created, GError **errp)
 {
     BDRVQcow2State *s = qstate(bs);
     BdrvDirtyBitmap *bm;
@@ -479,10 +480,17 @@ static bool load_one(BlockNode *bs, const Qcow2BitmapEntry *e, GError **errp)
                   " in the image but not used", e->name);
         return true;
     }
+    if ((e->flags & BME_FLAG_IN_USE) && bdrv_find_dirty_bitmap(bs, e->name)) {
+        /* Migrated in before the image was loaded (shared storage): the
+         * in-memory bitmap is the live one, the IN_USE entry its stale copy;
+         * storing replaces the entry. */
+        return true;
+    }
     bm = bdrv_create_dirty_bitmap(bs, 1u << e->gran_bits, e->name, errp);
     if (!bm) {
         return false;
     }
+    g_ptr_array_add(created, bm);
     bdrv_dirty_bitmap_set_persistence(bm, true);
     if (e->flags & BME_FLAG_IN_USE) {
         /* Not stored cleanly (a crash, or another process has it open). */
@@ -507,23 +515,11 @@ static bool load_one(BlockNode *bs, const Qcow2BitmapEntry *e, GError **errp)
     return true;
 }
 
-/* Releases the persistent bitmaps named in the directory (failed open). */
-static void release_loaded(BlockNode *bs, GPtrArray *dir)
-{
-    for (guint i = 0; i < dir->len; i++) {
-        BdrvDirtyBitmap *bm = bdrv_find_dirty_bitmap(
-            bs, ((Qcow2BitmapEntry *)dir->pdata[i])->name);
-
-        if (bm) {
-            bdrv_release_dirty_bitmap(bm);
-        }
-    }
-}
-
 bool qcow2_bitmaps_load(BlockNode *bs, GError **errp)
 {
     BDRVQcow2State *s = qstate(bs);
     Qcow2Bitmaps *b = bstate(bs);
+    g_autoptr(GPtrArray) created = NULL;
 
     g_ptr_array_set_size(b->dir, 0);
     if (s->nb_bitmaps == 0) {
@@ -533,12 +529,15 @@ bool qcow2_bitmaps_load(BlockNode *bs, GError **errp)
         g_ptr_array_set_size(b->dir, 0);
         return false;
     }
+    created = g_ptr_array_new();
     for (guint i = 0; i < b->dir->len; i++) {
         Qcow2BitmapEntry *e = b->dir->pdata[i];
 
-        if (!load_one(bs, e, errp)) {
+        if (!load_one(bs, e, created, errp)) {
             g_prefix_error(errp, "Could not load bitmap '%s': ", e->name);
-            release_loaded(bs, b->dir);
+            for (guint j = 0; j < created->len; j++) {
+                bdrv_release_dirty_bitmap(created->pdata[j]);
+            }
             g_ptr_array_set_size(b->dir, 0);
             return false;
         }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "block/dirty-bitmap.h"
+#include "block/qcow2.h"
 
 #define DISK_SIZE (64 * MiB + 4096)   /* not a multiple of the granularity */
 
@@ -556,6 +557,35 @@ static void test_incompatible_extra_data(Fixture *f, gconstpointer data)
     g_free(img.data);
 }
 
+/* Reloading while a bitmap of that name is live (as after migration with
+ * shared storage): the IN_USE entry is its stale copy and is skipped. */
+static void test_reload_keeps_live_bitmap(Fixture *f, gconstpointer data)
+{
+    BlockNode *bs = must_open(f->path, BDRV_O_RDWR);
+    BdrvDirtyBitmap *live;
+    GError *err = NULL;
+
+    add_persistent(bs, "b", 64 * KiB);
+    bdrv_close(bs);
+    bs = must_open(f->path, BDRV_O_RDWR);   /* "b" is IN_USE on disk now */
+    write_at(bs, 2 * MiB, 1);
+    bdrv_lock(bs);
+    live = bdrv_find_dirty_bitmap(bs, "b");
+    g_assert_true(qcow2_bitmaps_load(bs, &err));
+    g_assert_no_error(err);
+    g_assert_true(bdrv_find_dirty_bitmap(bs, "b") == live);
+    g_assert_cmpuint(g_list_length(bs->dirty_bitmaps), ==, 1);
+    bdrv_unlock(bs);
+    bdrv_close(bs);
+    assert_clean(f->path);
+    bs = must_open(f->path, 0);
+    bdrv_lock(bs);
+    g_assert_true(bdrv_dirty_bitmap_get(bdrv_find_dirty_bitmap(bs, "b"),
+                                        2 * MiB));
+    bdrv_unlock(bs);
+    bdrv_close(bs);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -568,6 +598,8 @@ int main(int argc, char **argv)
     ADD("/qcow2-bitmap/hostile-directory", test_hostile);
     ADD("/qcow2-bitmap/all-ones-entry", test_all_ones_entry);
     ADD("/qcow2-bitmap/incompatible-extra-data", test_incompatible_extra_data);
+    ADD("/qcow2-bitmap/reload-keeps-live-bitmap",
+        test_reload_keeps_live_bitmap);
 #undef ADD
     return g_test_run();
 }
