@@ -265,3 +265,42 @@ def test_cluster_sizes_both_ways(tmp_path, cluster):
                                                     (2 << 30, 4096)]
     assert qemu_extents(img, "fine", tmp_path) == tern_extents(img, "fine")
     assert tern_bitmaps(img) == qemu_bitmaps(img)
+
+
+def test_bitmap_usage_errors(tmp_path):
+    img = tmp_path / "u.qcow2"
+    tern_img("create", "-f", "qcow2", img, "64M")
+    cases = [
+        ([img, "b"], "Need at least one of"),
+        (["-g", "64k", "--clear", img, "b"], "granularity only supported"),
+        (["-b", img, "--clear", img, "b"], "-b only supported with --merge"),
+        (["--add", img], "Expecting filename and bitmap name"),
+        (["--add", "-g", "12q", img, "b"], "Invalid granularity"),
+        (["--dump", img, "nope"], "Dirty bitmap 'nope' not found"),
+        (["--add", tmp_path / "missing.qcow2", "b"], "missing.qcow2"),
+    ]
+    for args, msg in cases:
+        p = tern_img("bitmap", *args, ok=False)
+        assert p.returncode == 1 and msg in p.stderr, (args, p.stderr)
+    assert qemu_bitmaps(img) == {}
+    qemu_check_clean(img)
+
+
+def test_info_human_matches_qemu(tmp_path):
+    img = tmp_path / "h.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", img, "64M")
+    qemu_img("bitmap", "--add", img, "on")
+    qemu_img("bitmap", "--add", "--disable", "-g", "4096", img, "off")
+
+    def bitmaps_block(text):
+        lines = text.splitlines()
+        start = lines.index("    bitmaps:")
+        block = [lines[start]]
+        for line in lines[start + 1:]:
+            if not line.startswith("        "):
+                break
+            block.append(line)
+        return block
+
+    assert (bitmaps_block(tern_img("info", img).stdout)
+            == bitmaps_block(qemu_img("info", img).stdout))
