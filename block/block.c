@@ -105,7 +105,11 @@ BlockNode *bdrv_open(const char *filename, const char *format, int flags,
                     "Unknown driver '%s'", format);
         return NULL;
     }
-    BlockNode *file = bdrv_open_protocol(filename, flags, errp);
+    /* qcow2 metadata I/O is not sector-aligned: only raw gets O_DIRECT;
+     * qcow2 with cache=none goes through the page cache (flushes still
+     * reach the disk). */
+    int file_flags = drv == &bdrv_raw ? flags : flags & ~BDRV_O_NOCACHE;
+    BlockNode *file = bdrv_open_protocol(filename, file_flags, errp);
     if (!file) {
         return NULL;
     }

@@ -489,10 +489,6 @@ static bool qcow2_open(BlockNode *bs, const char *filename, int flags,
     g_autofree uint8_t *buf = g_malloc0(1u << QCOW2_MAX_CLUSTER_BITS);
 
     s->unknown_exts = g_ptr_array_new_with_free_func(free_unknown_ext);
-    if (flags & BDRV_O_NOCACHE) {   /* metadata updates are not aligned */
-        refuse(errp, "O_DIRECT (cache=none) on qcow2 images");
-        goto fail;
-    }
     if (flen < QCOW2_V2_HEADER_SIZE) {
         bad(errp, "Image file '%s' is too short (%" PRIu64 " bytes)",
             filename, flen);

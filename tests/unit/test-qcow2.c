@@ -175,6 +175,18 @@ static void test_bounds_and_readonly(void)
     bdrv_close(bs);
 }
 
+/* cache=none: qcow2 keeps the page cache (unaligned metadata I/O). */
+static void test_nocache(void)
+{
+    g_autofree char *path = make_image("nocache.qcow2", 1 * MiB, 0, NULL);
+    BlockNode *bs = must_open(path, BDRV_O_RDWR | BDRV_O_NOCACHE);
+    fill(bs, 1000, 3000, 0x42);
+    expect(bs, 1000, 3000, 0x42);
+    g_assert_true(bdrv_flush(bs, NULL));
+    assert_clean(bs);
+    bdrv_close(bs);
+}
+
 static void test_snapshots(void)
 {
     g_autofree char *path = make_image("snap.qcow2", 16 * MiB, 0, NULL);
@@ -659,6 +671,7 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/qcow2/bounds-readonly", test_bounds_and_readonly);
     g_test_add_func("/qcow2/snapshots", test_snapshots);
+    g_test_add_func("/qcow2/nocache", test_nocache);
     g_test_add_func("/qcow2/vmstate", test_vmstate);
     g_test_add_func("/qcow2/refcount-growth", test_refcount_growth);
     g_test_add_func("/qcow2/discard-zeroes", test_discard_zeroes);
