@@ -48,6 +48,10 @@ SaveVM *savevm_new(const char *machine_name)
     g_assert(strlen(machine_name) <= 255);
     sv->machine_name = g_strdup(machine_name);
     g_queue_init(&sv->entries);
+    /* QEMU's loader matches PART/END by section id and its entries that saw
+     * no START yet all hold id 0: a live section numbered 0 would be fed to
+     * the wrong device there. Start at 1. */
+    sv->next_section_id = 1;
     g_mutex_init(&sv->load_lock);
     return sv;
 }

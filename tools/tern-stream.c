@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "migration/global-state.h"
+#include "migration/ram.h"
 #include "migration/stream-dump.h"
 
 static GBytes *read_input(const char *path, GError **errp)
@@ -36,27 +37,49 @@ static GBytes *read_input(const char *path, GError **errp)
     return g_byte_array_free_to_bytes(g_steal_pointer(&buf));
 }
 
-/* A paused VM with no devices, written by tern's own stream writer: a
+/* The sample's RAM: page i holds the byte (i % 251) + 1, every fourth page
+ * is zero, so a peer's copy can be checked byte for byte. */
+static void fill_sample_ram(uint8_t *ram, uint64_t size)
+{
+    for (uint64_t page = 0; page < size / RAM_PAGE_SIZE; page++) {
+        memset(ram + page * RAM_PAGE_SIZE, page % 4 ? page % 251 + 1 : 0,
+               RAM_PAGE_SIZE);
+    }
+}
+
+/* A paused VM with no devices (and, with ram_size, one RAM block "ram"
+ * as QEMU's -M none names it), written by tern's own stream writer: a
  * known-good stream to check peers (QEMU's -incoming) and tools against. */
-static int write_sample(const char *machine)
+static int write_sample(const char *machine, uint64_t ram_size)
 {
     SaveVM *sv;
     MigGlobalState gs;
+    GuestMemory mem = { .fd = -1, .ram_size = ram_size };
+    RamMigration *ram = NULL;
     QEMUFile *f;
     g_autoptr(GError) err = NULL;
     bool ok;
 
-    if (strlen(machine) > 255) {
-        fprintf(stderr, "tern-stream: machine name too long\n");
+    if (strlen(machine) > 255 || ram_size % RAM_PAGE_SIZE) {
+        fprintf(stderr, "tern-stream: bad machine name or RAM size\n");
         return 2;
     }
     sv = savevm_new(machine);
+    if (ram_size) {
+        mem.regions[0] = (GuestRegion){ 0, ram_size, g_malloc(ram_size), 0 };
+        mem.nr_regions = 1;
+        fill_sample_ram(mem.regions[0].hva, ram_size);
+        ram = ram_migration_new(&mem, "ram");
+        ram_migration_register(ram, sv);
+    }
     mig_global_state_set(&gs, "paused");
     mig_global_state_register(sv, &gs);
     f = qemu_file_new_fd_output(dup(STDOUT_FILENO));
     ok = savevm_save_all(sv, f, &err);
     ok = qemu_fclose(f, ok ? &err : NULL) && ok;
     savevm_free(sv);
+    ram_migration_free(ram);
+    g_free(mem.regions[0].hva);
     if (!ok) {
         fprintf(stderr, "tern-stream: %s\n", err->message);
         return 1;
@@ -68,12 +91,16 @@ int main(int argc, char **argv)
 {
     gboolean verbose = FALSE;
     g_autofree char *sample = NULL;
+    gint64 sample_ram = 0;
     GOptionEntry entries[] = {
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
           "one line per PART section and dirty-bitmap chunk", NULL },
         { "sample", 0, 0, G_OPTION_ARG_STRING, &sample,
           "write a paused, device-less stream for MACHINE to stdout",
           "MACHINE" },
+        { "sample-ram", 0, 0, G_OPTION_ARG_INT64, &sample_ram,
+          "with --sample: a RAM block \"ram\" of BYTES with a known pattern",
+          "BYTES" },
         { NULL },
     };
     g_autoptr(GOptionContext) ctx =
@@ -91,7 +118,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (sample) {
-        return write_sample(sample);
+        return write_sample(sample, sample_ram < 0 ? 1 : (uint64_t)sample_ram);
     }
     stream = read_input(argc == 2 ? argv[1] : NULL, &err);
     if (!stream) {

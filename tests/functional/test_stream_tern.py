@@ -1,9 +1,11 @@
 """Streams tern writes itself, read by tern-stream and by QEMU 7.2.
 
-`tern-stream --sample MACHINE` writes a paused, device-less VM through tern's
-own savevm writer (header, configuration, globalstate, EOF, vmdesc). QEMU 7.2
-must load it with `-incoming 'exec:cat FILE'` and end paused, as the
-globalstate section says, and must refuse it for another machine type."""
+`tern-stream --sample MACHINE [--sample-ram BYTES]` writes a paused VM
+through tern's own savevm writer (header, configuration, RAM section v4 with
+a known page pattern, globalstate, EOF, vmdesc). QEMU 7.2 must load it with
+`-incoming 'exec:cat FILE'`, end paused as the globalstate section says, hold
+exactly the RAM tern sent (read back with pmemsave), and refuse the stream
+for another machine type."""
 import os
 import shutil
 import subprocess
@@ -18,6 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ternlib import QmpClient, paths  # noqa: E402
 
+RAM = 4 * 1024 * 1024
+PAGE = 4096
+
 
 def tern_stream_bin():
     p = paths.tern_stream()
@@ -26,10 +31,11 @@ def tern_stream_bin():
     return str(p)
 
 
-def write_sample(tmp_path, machine):
+def write_sample(tmp_path, machine, ram=0):
     out = tmp_path / f"tern-{machine}.stream"
     with open(out, "wb") as f:
-        r = subprocess.run([tern_stream_bin(), "--sample", machine], stdout=f,
+        r = subprocess.run([tern_stream_bin(), "--sample", machine,
+                            "--sample-ram", str(ram)], stdout=f,
                            stderr=subprocess.PIPE, timeout=30)
     assert r.returncode == 0, r.stderr.decode()
     return out
@@ -44,13 +50,14 @@ def test_sample_stream_is_valid(tmp_path):
                        timeout=30)
     out = r.stdout.decode()
     assert r.returncode == 0, r.stderr.decode()
-    assert "@17 FULL section 0 'globalstate' instance 0 version 1" in out
+    assert "@17 FULL section 1 'globalstate' instance 0 version 1" in out
     assert "vmdesc: page_size 4096, 1 device(s)" in out
 
 
-def qemu_incoming(stream, timeout=20.0):
-    """Load `stream` into a paused-capable QEMU -M none; returns
-    (migration status or None if QEMU died, run status, stderr)."""
+def qemu_incoming(stream, timeout=20.0, dump=None):
+    """Load `stream` into QEMU -M none -m 4M; returns (migration status or
+    None if QEMU died, run status, stderr). With `dump`, its guest RAM is
+    written there afterwards (pmemsave)."""
     sockdir = Path(tempfile.mkdtemp(prefix="tern-in-", dir="/tmp"))
     qmp_path = sockdir / "qmp"
     proc = subprocess.Popen(
@@ -67,6 +74,9 @@ def qemu_incoming(stream, timeout=20.0):
         while time.monotonic() < deadline:
             status = qmp.execute("query-migrate").get("status")
             if status in ("completed", "failed"):
+                if dump is not None and status == "completed":
+                    qmp.execute("pmemsave", val=0, size=RAM,
+                                filename=str(dump))
                 return status, qmp.execute("query-status")["status"], ""
             time.sleep(0.05)
         raise TimeoutError("incoming migration did not finish")
@@ -102,3 +112,32 @@ def test_qemu_refuses_other_machine(tmp_path, qemu):
     assert mig in (None, "failed"), (mig, run)
     if mig is None:
         assert "Machine type received is 'pc-q35-7.2'" in err, err
+
+
+def expected_page(i):
+    """tern-stream's sample pattern: page i holds (i % 251) + 1, every
+    fourth page is zero."""
+    return bytes([i % 251 + 1 if i % 4 else 0]) * PAGE
+
+
+def test_qemu_loads_tern_ram(tmp_path, qemu):
+    stream = write_sample(tmp_path, "none", RAM)
+    r = subprocess.run([tern_stream_bin(), str(stream)], capture_output=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    assert "ram: 1 block(s), pages: zero 256, normal 768" in r.stdout.decode()
+    dump = tmp_path / "qemu-ram.bin"
+    mig, run, err = qemu_incoming(stream, dump=dump)
+    assert mig == "completed", err
+    assert run == "paused"
+    data = dump.read_bytes()
+    assert len(data) == RAM
+    bad = [i for i in range(RAM // PAGE)
+           if data[i * PAGE:(i + 1) * PAGE] != expected_page(i)]
+    assert not bad, f"pages differ in QEMU: {bad[:10]}"
+
+
+def test_qemu_refuses_wrong_ram_size(tmp_path, qemu):
+    stream = write_sample(tmp_path, "none", RAM * 2)
+    mig, run, err = qemu_incoming(stream)
+    assert mig in (None, "failed"), (mig, run)

@@ -78,23 +78,23 @@ static void test_golden(void)
     g_autoptr(GBytes) b = NULL;
     const uint8_t *p;
     static const uint8_t setup[] = {
-        0x01, 0, 0, 0, 0, 3, 'r', 'a', 'm', 0, 0, 0, 0, 0, 0, 0, 4,
+        0x01, 0, 0, 0, 1, 3, 'r', 'a', 'm', 0, 0, 0, 0, 0, 0, 0, 4,
         0, 0, 0, 0, 0, 0, 0x30, 0x04, 6, 'p', 'c', '.', 'r', 'a', 'm',
         0, 0, 0, 0, 0, 0, 0x30, 0x00,                  /* length 12 KiB */
         0, 0, 0, 0, 0, 0, 0, 0x10,                     /* EOS */
-        0x7e, 0, 0, 0, 0,
+        0x7e, 0, 0, 0, 1,
     };
     static const uint8_t part_head[] = {
-        0x02, 0, 0, 0, 0,
+        0x02, 0, 0, 0, 1,
         0, 0, 0, 0, 0, 0, 0, 0x02, 6, 'p', 'c', '.', 'r', 'a', 'm', 0,
         0, 0, 0, 0, 0, 0, 0x10, 0x28,                  /* PAGE|CONTINUE */
     };
     static const uint8_t part_tail[] = {
         0, 0, 0, 0, 0, 0, 0x20, 0x22, 0,               /* ZERO|CONTINUE */
         0, 0, 0, 0, 0, 0, 0, 0x10,
-        0x7e, 0, 0, 0, 0,
-        0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,   /* END: EOS */
-        0x7e, 0, 0, 0, 0,
+        0x7e, 0, 0, 0, 1,
+        0x03, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x10,   /* END: EOS */
+        0x7e, 0, 0, 0, 1,
         0x00,
     };
 

@@ -102,22 +102,22 @@ static void fixture_init(Fixture *fx, const char *machine)
 static const uint8_t golden_head[] = {
     0x51, 0x45, 0x56, 0x4d, 0x00, 0x00, 0x00, 0x03,       /* QEVM v3 */
     0x07, 0x00, 0x00, 0x00, 0x07, 'p', 'c', '-', 't', 'e', 's', 't',
-    /* START section 0 "live" instance 0 version 1 */
-    0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 'l', 'i', 'v', 'e',
+    /* START section 1 "live" instance 0 version 1 */
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 'l', 'i', 'v', 'e',
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
     0xaa, 0xaa, 0x00, 0x01,
-    0x7e, 0x00, 0x00, 0x00, 0x00,
-    /* PART section 0 */
-    0x02, 0x00, 0x00, 0x00, 0x00, 0xbb, 0xbb, 0x00, 0x01,
-    0x7e, 0x00, 0x00, 0x00, 0x00,
-    /* END section 0 */
-    0x03, 0x00, 0x00, 0x00, 0x00, 0xcc, 0xcc, 0x00, 0x00,
-    0x7e, 0x00, 0x00, 0x00, 0x00,
-    /* FULL section 1 "dev" instance 0 version 1 */
-    0x04, 0x00, 0x00, 0x00, 0x01, 0x03, 'd', 'e', 'v',
+    0x7e, 0x00, 0x00, 0x00, 0x01,
+    /* PART section 1 */
+    0x02, 0x00, 0x00, 0x00, 0x01, 0xbb, 0xbb, 0x00, 0x01,
+    0x7e, 0x00, 0x00, 0x00, 0x01,
+    /* END section 1 */
+    0x03, 0x00, 0x00, 0x00, 0x01, 0xcc, 0xcc, 0x00, 0x00,
+    0x7e, 0x00, 0x00, 0x00, 0x01,
+    /* FULL section 2 "dev" instance 0 version 1 */
+    0x04, 0x00, 0x00, 0x00, 0x02, 0x03, 'd', 'e', 'v',
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
     0x12, 0x34, 0x56, 0x78,
-    0x7e, 0x00, 0x00, 0x00, 0x01,
+    0x7e, 0x00, 0x00, 0x00, 0x02,
     0x00,                                                   /* EOF */
 };
 
@@ -261,7 +261,8 @@ static void test_hostile_sections(void)
     expect_patched_error(33, 0x01, "unknown section 'live' instance 1");
     expect_patched_error(37, 0x02, "'live': unsupported version 2");
     expect_patched_error(42, 0x7f, "missing section footer for 'live'");
-    expect_patched_error(46, 0x05, "footer for 'live' has section id 5");
+    expect_patched_error(46, 0x05, "footer for 'live' has section id 5, "
+                         "expected 1");
     expect_patched_error(51, 0x09, "section id 9 continues a section that "
                          "was never started");
 }
@@ -578,10 +579,10 @@ static void test_instance_ids(void)
     b.x = 2;
     g_assert_true(savevm_save_devices(sv, f, NULL));
     out = qemu_file_mem_output_data(f);
-    /* Second FULL section: id 1, "serial", instance 1. */
+    /* Second FULL section: id 2, "serial", instance 1. */
     g_assert_cmpuint(out->len, ==, 2 * (1 + 4 + 7 + 4 + 4 + 4 + 5));
     g_assert_cmpmem(out->data + 29, 16,
-                    "\x04\x00\x00\x00\x01\x06serial\x00\x00\x00\x01", 16);
+                    "\x04\x00\x00\x00\x02\x06serial\x00\x00\x00\x01", 16);
     savevm_unregister(sv, &a);
     qemu_fclose(f, NULL);
     savevm_free(sv);
@@ -680,9 +681,9 @@ static void test_inspector_reads_own_stream(void)
     g_assert_true(stream_dump(b, NULL, out, &err));
     g_assert_no_error(err);
     g_assert_nonnull(strstr(out->str, "configuration: machine 'pc-test'"));
-    g_assert_nonnull(strstr(out->str, "@20 START section 0 'live' instance 0 "
+    g_assert_nonnull(strstr(out->str, "@20 START section 1 'live' instance 0 "
                             "version 1"));
-    g_assert_nonnull(strstr(out->str, "FULL section 1 'dev' instance 0 "
+    g_assert_nonnull(strstr(out->str, "FULL section 2 'dev' instance 0 "
                             "version 1\n  size 26\n"));
     g_assert_nonnull(strstr(out->str, "vmdesc: page_size 4096, 1 device(s)\n"
                             "  device 'dev' instance 0 vmsd 'dev' version 1 "
