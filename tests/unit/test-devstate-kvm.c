@@ -514,6 +514,35 @@ static void test_hostile_sections(void)
     vm_free(&vm);
 }
 
+/* What QEMU 7.2 writes for a paused '-M pc -S' (TCG) VM: both PICs all
+ * zero, and the IOAPIC ("ioapic" v3) with every pin masked. */
+static void test_qemu_chip_bytes(void)
+{
+    g_autoptr(GError) err = NULL;
+    Vm vm;
+    KvmIrqchipVmstate chips;
+    uint8_t pic[16] = { 0 }, ioapic[2 + 8 + 4 + 24 * 8] = { 0 };
+    struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+
+    if (!have_kvm()) {
+        return;
+    }
+    for (unsigned i = 0; i < 24; i++) {
+        ioapic[14 + 8 * i + 5] = 0x01;      /* be64 0x10000: masked */
+    }
+    vm_new(&vm);
+    kvm_irqchip_vmstate_init(&chips, vm.kvm);
+    g_assert_null(load_one(&vmstate_kvm_pic, &chips.pic[0], pic, sizeof(pic)));
+    g_assert_null(load_one(&vmstate_kvm_pic, &chips.pic[1], pic, sizeof(pic)));
+    g_assert_null(load_one(&vmstate_kvm_ioapic, &chips.ioapic, ioapic,
+                           sizeof(ioapic)));
+    g_assert_true(kvm_get_irqchip(vm.kvm, &chip, &err));
+    for (unsigned i = 0; i < 24; i++) {
+        g_assert_cmphex(chip.chip.ioapic.redirtbl[i].bits, ==, 0x10000);
+    }
+    vm_free(&vm);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -521,5 +550,6 @@ int main(int argc, char **argv)
     g_test_add_func("/devstate-kvm/running-vcpu-refused",
                     test_running_vcpu_refused);
     g_test_add_func("/devstate-kvm/hostile-sections", test_hostile_sections);
+    g_test_add_func("/devstate-kvm/qemu-7.2-chips", test_qemu_chip_bytes);
     return g_test_run();
 }

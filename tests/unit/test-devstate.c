@@ -311,6 +311,32 @@ static void test_serial_qemu_subsections(void)
     uart_free(&u);
 }
 
+/* The "serial" section body QEMU 7.2 writes for COM1 of a paused
+ * 'qemu-system-x86_64 -M pc -S -serial null' (migrate "exec:cat > f"). */
+static const uint8_t qemu72_serial[] = {
+    0x00, 0x0c, 0x00, 0x00, 0x01, 0x00, 0x08, 0x60, 0xb0, 0x00, 0x00,
+};
+
+static void test_serial_qemu_bytes(void)
+{
+    Uart u;
+    g_autoptr(GBytes) in = g_bytes_new_static(qemu72_serial,
+                                              sizeof(qemu72_serial));
+    g_autoptr(GBytes) b = NULL;
+    SerialRegs r;
+
+    uart_new(&u);
+    load_ok(&vmstate_serial, &u.vm, in);
+    serial_get_regs(u.s, &r);
+    g_assert_cmphex(r.mcr, ==, 0x08);       /* QEMU resets with OUT2 set */
+    g_assert_cmpuint(r.divider, ==, 12);
+    g_assert_cmphex(r.lsr, ==, 0x60);
+    b = save(&vmstate_serial, &u.vm);       /* and tern writes it back */
+    g_assert_cmpmem(g_bytes_get_data(b, NULL), g_bytes_get_size(b),
+                    qemu72_serial, sizeof(qemu72_serial));
+    uart_free(&u);
+}
+
 static void test_serial_hostile(void)
 {
     Uart u;
@@ -704,6 +730,7 @@ int main(int argc, char **argv)
                     test_serial_thr_ipending_and_rbr);
     g_test_add_func("/devstate/serial/qemu-subsections",
                     test_serial_qemu_subsections);
+    g_test_add_func("/devstate/serial/qemu-7.2-bytes", test_serial_qemu_bytes);
     g_test_add_func("/devstate/serial/hostile", test_serial_hostile);
     g_test_add_func("/devstate/rtc/golden-round-trip",
                     test_rtc_golden_and_round_trip);
