@@ -2,13 +2,16 @@
  * tern-stream: print the structure of a migration stream (QEMU's format, as
  * written by QEMU or by tern) read from a file or stdin, and exit non-zero if
  * anything in it is inconsistent. The work is done by stream_dump() in
- * migration/stream-dump.c; this file is option parsing and I/O.
+ * migration/stream-dump.c; this file is option parsing, I/O, and --sample,
+ * which writes a known stream through tern's own writers (RAM, dirty
+ * bitmaps, globalstate) for checking peers such as QEMU against.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "migration/block-dirty-bitmap.h"
 #include "migration/global-state.h"
 #include "migration/ram.h"
 #include "migration/stream-dump.h"
@@ -47,18 +50,95 @@ static void fill_sample_ram(uint8_t *ram, uint64_t size)
     }
 }
 
+/* The sample's bitmaps live on a scratch qcow2 node "disk0" of 64 MiB: bm0
+ * (64 KiB, persistent, enabled) and bm1 (128 KiB, disabled), both dirty at
+ * [1 MiB, +64 KiB) and [10 MiB, +4 KiB). */
+typedef struct SampleDisk {
+    char *dir;
+    char *path;
+    BlockNode *bs;
+} SampleDisk;
+
+static GPtrArray *sample_nodes(void *opaque)
+{
+    GPtrArray *a = g_ptr_array_new();
+
+    g_ptr_array_add(a, ((SampleDisk *)opaque)->bs);
+    return a;
+}
+
+static bool sample_bitmap(BlockNode *bs, const char *name, uint32_t gran,
+                          bool persistent, bool enabled, GError **errp)
+{
+    BdrvDirtyBitmap *b = bdrv_create_dirty_bitmap(bs, gran, name, errp);
+
+    if (!b || (persistent &&
+               !bdrv_dirty_bitmap_make_persistent(b, true, errp))) {
+        return false;
+    }
+    bdrv_set_dirty_bitmap(b, 1 * MiB, 64 * KiB);
+    bdrv_set_dirty_bitmap(b, 10 * MiB, 4 * KiB);
+    if (!enabled) {
+        bdrv_disable_dirty_bitmap(b);
+    }
+    return true;
+}
+
+static bool sample_disk_open(SampleDisk *d, GError **errp)
+{
+    bool ok;
+
+    d->dir = g_dir_make_tmp("tern-stream-XXXXXX", errp);
+    if (!d->dir) {
+        return false;
+    }
+    d->path = g_build_filename(d->dir, "disk0.qcow2", NULL);
+    if (!bdrv_create("qcow2", d->path, 64 * MiB, NULL, errp)) {
+        return false;
+    }
+    d->bs = bdrv_open(d->path, "qcow2", BDRV_O_RDWR, errp);
+    if (!d->bs) {
+        return false;
+    }
+    bdrv_set_node_name(d->bs, "disk0");
+    bdrv_lock(d->bs);
+    ok = sample_bitmap(d->bs, "bm0", 64 * KiB, true, true, errp) &&
+         sample_bitmap(d->bs, "bm1", 128 * KiB, false, false, errp);
+    bdrv_unlock(d->bs);
+    return ok;
+}
+
+static void sample_disk_close(SampleDisk *d)
+{
+    if (d->bs) {
+        bdrv_close(d->bs);
+    }
+    if (d->path) {
+        unlink(d->path);
+    }
+    if (d->dir) {
+        rmdir(d->dir);
+    }
+    g_free(d->path);
+    g_free(d->dir);
+}
+
 /* A paused VM with no devices (and, with ram_size, one RAM block "ram"
  * as QEMU's -M none names it), written by tern's own stream writer: a
  * known-good stream to check peers (QEMU's -incoming) and tools against. */
-static int write_sample(const char *machine, uint64_t ram_size)
+static int write_sample(const char *machine, uint64_t ram_size,
+                        bool bitmaps)
 {
     SaveVM *sv;
     MigGlobalState gs;
     GuestMemory mem = { .fd = -1, .ram_size = ram_size };
     RamMigration *ram = NULL;
+    SampleDisk disk = { NULL };
+    DirtyBitmapNodes nodes = { .list = sample_nodes, .opaque = &disk };
+    DirtyBitmapMigration *dbm = NULL;
     QEMUFile *f;
     g_autoptr(GError) err = NULL;
-    bool ok;
+    bool ok = true;
 
     if (strlen(machine) > 255 || ram_size % RAM_PAGE_SIZE) {
         fprintf(stderr, "tern-stream: bad machine name or RAM size\n");
@@ -72,12 +152,22 @@ static int write_sample(const char *machine, uint64_t ram_size)
         ram = ram_migration_new(&mem, "ram");
         ram_migration_register(ram, sv);
     }
+    if (bitmaps) {
+        ok = sample_disk_open(&disk, &err);
+        dbm = dirty_bitmap_migration_new(&nodes);
+        dirty_bitmap_migration_set_enabled(dbm, true);
+        dirty_bitmap_migration_register(dbm, sv);
+    }
     mig_global_state_set(&gs, "paused");
     mig_global_state_register(sv, &gs);
-    f = qemu_file_new_fd_output(dup(STDOUT_FILENO));
-    ok = savevm_save_all(sv, f, &err);
-    ok = qemu_fclose(f, ok ? &err : NULL) && ok;
+    if (ok) {
+        f = qemu_file_new_fd_output(dup(STDOUT_FILENO));
+        ok = savevm_save_all(sv, f, &err);
+        ok = qemu_fclose(f, ok ? &err : NULL) && ok;
+    }
     savevm_free(sv);
+    dirty_bitmap_migration_free(dbm);
+    sample_disk_close(&disk);
     ram_migration_free(ram);
     g_free(mem.regions[0].hva);
     if (!ok) {
@@ -92,6 +182,7 @@ int main(int argc, char **argv)
     gboolean verbose = FALSE;
     g_autofree char *sample = NULL;
     gint64 sample_ram = 0;
+    gboolean sample_bitmaps = FALSE;
     GOptionEntry entries[] = {
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
           "one line per PART section and dirty-bitmap chunk", NULL },
@@ -101,6 +192,8 @@ int main(int argc, char **argv)
         { "sample-ram", 0, 0, G_OPTION_ARG_INT64, &sample_ram,
           "with --sample: a RAM block \"ram\" of BYTES with a known pattern",
           "BYTES" },
+        { "sample-bitmaps", 0, 0, G_OPTION_ARG_NONE, &sample_bitmaps,
+          "with --sample: node disk0 with dirty bitmaps bm0 and bm1", NULL },
         { NULL },
     };
     g_autoptr(GOptionContext) ctx =
@@ -118,7 +211,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (sample) {
-        return write_sample(sample, sample_ram < 0 ? 1 : (uint64_t)sample_ram);
+        return write_sample(sample, sample_ram < 0 ? 1 : (uint64_t)sample_ram,
+                            sample_bitmaps);
     }
     stream = read_input(argc == 2 ? argv[1] : NULL, &err);
     if (!stream) {
