@@ -53,6 +53,7 @@ bool virtqueue_map(VirtQueue *vq, const GuestMemory *mem, GError **errp)
     vq->last_avail = 0;
     vq->used_idx = 0;
     vq->signalled_valid = false;
+    vq->notify_enabled = true;
     return true;
 }
 
@@ -183,12 +184,38 @@ int virtqueue_pop(VirtQueue *vq, const GuestMemory *mem, unsigned max_segs,
         return -1;
     }
     vq->last_avail++;
-    if (vq->event_idx) {
-        uint16_t *avail_event = (uint16_t *)(vq->used + 4 + USED_ELEM_SIZE * vq->size);
-
-        __atomic_store_n(avail_event, vq->last_avail, __ATOMIC_RELEASE);
+    if (vq->event_idx && vq->notify_enabled) {
+        virtqueue_set_notification(vq, true);
     }
     return 1;
+}
+
+void virtqueue_set_notification(VirtQueue *vq, bool enable)
+{
+    vq->notify_enabled = enable;
+    if (!vq->used) {
+        return;
+    }
+    if (vq->event_idx) {
+        /* Kick me once the driver moves past last_avail; while disabled the
+         * old value stays behind, so the driver stops kicking. */
+        if (enable) {
+            uint16_t *avail_event = (uint16_t *)(vq->used + 4 + USED_ELEM_SIZE * vq->size);
+
+            __atomic_store_n(avail_event, vq->last_avail, __ATOMIC_RELEASE);
+        }
+    } else {
+        uint16_t *flags = (uint16_t *)vq->used;
+
+        __atomic_store_n(flags, enable ? 0 : VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELEASE);
+    }
+    /* The driver must see the change before we look at the ring again. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+bool virtqueue_empty(VirtQueue *vq)
+{
+    return !vq->enabled || !vq->avail || load16(&vq->avail[1]) == vq->last_avail;
 }
 
 void virtqueue_push(VirtQueue *vq, const VirtQueueElement *elem, uint32_t len)

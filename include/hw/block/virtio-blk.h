@@ -42,6 +42,7 @@
 #define VIRTIO_BLK_SIZE_MAX       (4u << 20)
 #define VIRTIO_BLK_MAX_DISCARD    (1u << 22)   /* sectors per segment */
 #define VIRTIO_BLK_CONFIG_SIZE    0x3c
+#define VIRTIO_BLK_POLL_US        32      /* busy-poll after a batch */
 
 typedef struct VirtioBlkOptions {
     const char *serial;        /* GET_ID answer, up to 20 bytes; NULL: none */

@@ -26,6 +26,7 @@
 #define VIRTQ_DESC_F_WRITE    2
 #define VIRTQ_DESC_F_INDIRECT 4
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTQ_USED_F_NO_NOTIFY     1
 
 typedef struct VirtqDesc {
     uint64_t addr;
@@ -49,6 +50,7 @@ typedef struct VirtQueue {
     uint16_t signalled_used;      /* used_idx at the last interrupt */
     bool signalled_valid;
     bool event_idx;               /* VIRTIO_F_RING_EVENT_IDX negotiated */
+    bool notify_enabled;          /* driver should kick (see set_notification) */
 } VirtQueue;
 
 /* One popped request: out (driver-readable) buffers then in (writable) ones. */
@@ -81,5 +83,13 @@ void virtqueue_push(VirtQueue *vq, const VirtQueueElement *elem, uint32_t len);
 /* After pushes: whether the driver wants an interrupt (event idx or flags). */
 bool virtqueue_should_notify(VirtQueue *vq);
 void virtqueue_element_clear(VirtQueueElement *elem);
+/*
+ * Asks the driver to kick (enable) or not (disable) when it adds buffers:
+ * avail_event with event idx, used->flags otherwise. A device that disables
+ * kicks while it polls must enable them and check virtqueue_empty() once
+ * more before it sleeps, or it could miss a buffer added in between.
+ */
+void virtqueue_set_notification(VirtQueue *vq, bool enable);
+bool virtqueue_empty(VirtQueue *vq);
 
 #endif
