@@ -197,3 +197,27 @@ def test_hmp_info_block_matches_qemu(tern_drive, qemu_drive):
     assert ours.startswith("drive0 (") and f"): {img} (qcow2)\r\n" in ours
     # Same lines apart from the node name and the file name.
     assert ours.split("\r\n")[1:] == theirs.split("\r\n")[1:], (ours, theirs)
+
+
+def test_clean_exit_after_every_command(tern_drive):
+    """Under the sanitizer build a leak or UB anywhere on these paths makes the
+    exit status non-zero: every command, succeeding and failing, from two
+    sessions, then quit."""
+    vm, _ = tern_drive
+    q = vm.qmp()
+    other = QmpClient(vm.qmp_path)
+    for name, args in BITMAP_SEQUENCE:
+        q.cmd(name, args)
+    for name in ("query-status", "query-name", "query-kvm", "query-cpus-fast",
+                 "query-version", "query-commands", "query-block", "nope"):
+        q.cmd(name)
+        other.cmd(name)
+    for line in ("info status", "info block", "stop", "cont", "info nope", ""):
+        q.cmd("human-monitor-command", {"command-line": line})
+    q.cmd("system_powerdown")
+    q.send_raw(b'{"execute": foo} [1] "x" {"execute": "query-status", "id": [1, {"a": null}]}')
+    replies = [q.read_reply() for _ in range(4)]
+    assert [sorted(r) for r in replies] == [["error"], ["error"], ["error"], ["id", "return"]]
+    q.execute("quit")
+    assert vm.wait_exit(20) == 0, vm.stderr_text()[-3000:]
+    other.close()
