@@ -11,10 +11,43 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <gio/gio.h>
+
 #include "migration/block-dirty-bitmap.h"
 #include "migration/global-state.h"
 #include "migration/ram.h"
+#include "migration/snapshot.h"
 #include "migration/stream-dump.h"
+
+/* The VM state of snapshot 'name' in a qcow2 image. Reading it means
+ * reverting the image to the snapshot, so that happens on a scratch copy. */
+static GBytes *read_snapshot(const char *image, const char *name,
+                             GError **errp)
+{
+    g_autofree char *dir = g_dir_make_tmp("tern-stream-XXXXXX", errp);
+    g_autofree char *copy = NULL;
+    g_autoptr(GFile) from = NULL;
+    g_autoptr(GFile) to = NULL;
+    BlockNode *bs = NULL;
+    GBytes *state = NULL;
+
+    if (!dir) {
+        return NULL;
+    }
+    copy = g_build_filename(dir, "copy.qcow2", NULL);
+    from = g_file_new_for_path(image);
+    to = g_file_new_for_path(copy);
+    if (g_file_copy(from, to, G_FILE_COPY_NONE, NULL, NULL, NULL, errp)) {
+        bs = bdrv_open(copy, "qcow2", BDRV_O_RDWR | BDRV_O_NO_LOCK, errp);
+    }
+    if (bs) {
+        state = savevm_snapshot_read(bs, name, errp);
+        bdrv_close(bs);
+    }
+    unlink(copy);
+    rmdir(dir);
+    return state;
+}
 
 static GBytes *read_input(const char *path, GError **errp)
 {
@@ -126,8 +159,30 @@ static void sample_disk_close(SampleDisk *d)
 /* A paused VM with no devices (and, with ram_size, one RAM block "ram"
  * as QEMU's -M none names it), written by tern's own stream writer: a
  * known-good stream to check peers (QEMU's -incoming) and tools against. */
+/* Write the sample as snapshot NAME of qcow2 IMAGE (IMAGE:NAME). */
+static bool save_sample_snapshot(SaveVM *sv, const char *where, GError **errp)
+{
+    const char *colon = strrchr(where, ':');
+    g_autofree char *image = colon ? g_strndup(where, colon - where) : NULL;
+    BlockNode *bs;
+    bool ok;
+
+    if (!colon || !colon[1]) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "--sample-snapshot wants IMAGE:NAME");
+        return false;
+    }
+    bs = bdrv_open(image, "qcow2", BDRV_O_RDWR, errp);
+    if (!bs) {
+        return false;
+    }
+    ok = savevm_snapshot_save(sv, bs, colon + 1, 0, errp);
+    bdrv_close(bs);
+    return ok;
+}
+
 static int write_sample(const char *machine, uint64_t ram_size,
-                        bool bitmaps)
+                        bool bitmaps, const char *snapshot)
 {
     SaveVM *sv;
     MigGlobalState gs;
@@ -160,7 +215,9 @@ static int write_sample(const char *machine, uint64_t ram_size,
     }
     mig_global_state_set(&gs, "paused");
     mig_global_state_register(sv, &gs);
-    if (ok) {
+    if (ok && snapshot) {
+        ok = save_sample_snapshot(sv, snapshot, &err);
+    } else if (ok) {
         f = qemu_file_new_fd_output(dup(STDOUT_FILENO));
         ok = savevm_save_all(sv, f, &err);
         ok = qemu_fclose(f, ok ? &err : NULL) && ok;
@@ -183,6 +240,8 @@ int main(int argc, char **argv)
     g_autofree char *sample = NULL;
     gint64 sample_ram = 0;
     gboolean sample_bitmaps = FALSE;
+    g_autofree char *sample_snapshot = NULL;
+    g_autofree char *snapshot = NULL;
     GOptionEntry entries[] = {
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
           "one line per PART section and dirty-bitmap chunk", NULL },
@@ -194,6 +253,12 @@ int main(int argc, char **argv)
           "BYTES" },
         { "sample-bitmaps", 0, 0, G_OPTION_ARG_NONE, &sample_bitmaps,
           "with --sample: node disk0 with dirty bitmaps bm0 and bm1", NULL },
+        { "sample-snapshot", 0, 0, G_OPTION_ARG_STRING, &sample_snapshot,
+          "with --sample: save it as internal snapshot NAME of qcow2 IMAGE "
+          "instead of writing stdout", "IMAGE:NAME" },
+        { "snapshot", 0, 0, G_OPTION_ARG_STRING, &snapshot,
+          "read the VM state of snapshot NAME of the qcow2 FILE (from a "
+          "scratch copy)", "NAME" },
         { NULL },
     };
     g_autoptr(GOptionContext) ctx =
@@ -212,9 +277,14 @@ int main(int argc, char **argv)
     }
     if (sample) {
         return write_sample(sample, sample_ram < 0 ? 1 : (uint64_t)sample_ram,
-                            sample_bitmaps);
+                            sample_bitmaps, sample_snapshot);
     }
-    stream = read_input(argc == 2 ? argv[1] : NULL, &err);
+    if (snapshot && argc != 2) {
+        fprintf(stderr, "tern-stream: --snapshot needs the image file\n");
+        return 2;
+    }
+    stream = snapshot ? read_snapshot(argv[1], snapshot, &err)
+                      : read_input(argc == 2 ? argv[1] : NULL, &err);
     if (!stream) {
         fprintf(stderr, "tern-stream: %s\n", err->message);
         return 2;
