@@ -19,7 +19,7 @@ void qmp_block_error_generic(GError **errp, GError *err)
 
 /* QEMU's block_dirty_bitmap_lookup(); returns with the node locked. */
 BdrvDirtyBitmap *qmp_bitmap_lookup(const QmpBlockSource *src, const char *node,
-                                      const char *name, GError **errp)
+                                   const char *name, GError **errp)
 {
     BlockNode *bs = qmp_block_lookup(src, node);
     BdrvDirtyBitmap *bm;
@@ -68,7 +68,7 @@ static uint32_t default_granularity(BlockNode *bs)
 }
 
 BdrvDirtyBitmap *qmp_bitmap_add(const QmpBlockSource *src, JsonObject *a,
-                                   GError **errp)
+                                GError **errp)
 {
     const char *name = qmp_arg_str(a, "name", "");
     const char *node = qmp_arg_str(a, "node", "");
@@ -130,10 +130,10 @@ static BdrvBitmapCheck op_check_flags(QmpBitmapOp op)
 
 /* Looks up and checks; returns the bitmap with its node locked. */
 BdrvDirtyBitmap *qmp_bitmap_op_check(const QmpBlockSource *src, JsonObject *a,
-                                        QmpBitmapOp op, GError **errp)
+                                     QmpBitmapOp op, GError **errp)
 {
     BdrvDirtyBitmap *bm = qmp_bitmap_lookup(src, qmp_arg_str(a, "node", ""),
-                                        qmp_arg_str(a, "name", ""), errp);
+                                            qmp_arg_str(a, "name", ""), errp);
 
     if (bm && !qmp_bitmap_check(bm, op_check_flags(op), errp)) {
         qmp_bitmap_unlock(bm);
@@ -258,7 +258,7 @@ static BdrvDirtyBitmap *merge_source(const QmpBlockSource *src, BlockNode *tbs,
         return bm;
     }
     bm = qmp_bitmap_lookup(src, qmp_arg_str(o, "node", ""), qmp_arg_str(o, "name", ""),
-                       errp);
+                           errp);
     if (bm) {
         qmp_bitmap_unlock(bm);      /* nodes are not closed while QMP runs */
     }
@@ -297,7 +297,7 @@ static bool merge_source_ok(BdrvDirtyBitmap *target, BdrvDirtyBitmap *bm,
 
 /* Everything QEMU checks before merging; returns with the target unlocked. */
 QmpMergePlan *qmp_bitmap_merge_prepare(const QmpBlockSource *src, JsonObject *a,
-                                GError **errp)
+                                       GError **errp)
 {
     JsonArray *list = json_object_get_array_member(a, "bitmaps");
     QmpMergePlan *p;
@@ -308,7 +308,7 @@ QmpMergePlan *qmp_bitmap_merge_prepare(const QmpBlockSource *src, JsonObject *a,
     p = g_new0(QmpMergePlan, 1);
     p->sources = g_ptr_array_new();
     p->target = qmp_bitmap_lookup(src, qmp_arg_str(a, "node", ""),
-                              qmp_arg_str(a, "target", ""), errp);
+                                  qmp_arg_str(a, "target", ""), errp);
     if (!p->target) {
         qmp_bitmap_merge_plan_free(p);
         return NULL;
