@@ -5,9 +5,11 @@
  * for QMP (query-block and the dirty-bitmap commands find nodes through
  * the set's QmpBlockSource).
  */
+#include <errno.h>
 #include <string.h>
 
 #include "hw/block/drive.h"
+#include "monitor/monitor.h"
 #include "tern/error.h"
 #include "tern/keyval.h"
 
@@ -164,6 +166,7 @@ DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
     set->drives = g_ptr_array_new_with_free_func((GDestroyNotify)drive_free);
     set->source.get = source_get;
     set->source.opaque = set;
+    g_mutex_init(&set->event_lock);
     for (guint i = 0; i < specs->len; i++) {
         const char *spec = g_ptr_array_index(specs, i);
         Drive *d = drive_open(spec, virtio_index, errp);
@@ -181,6 +184,7 @@ DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
             return NULL;
         }
         virtio_index += d->if_virtio;
+        d->set = set;
         g_ptr_array_add(set->drives, d);
     }
     return set;
@@ -190,8 +194,39 @@ void drive_set_free(DriveSet *set)
 {
     if (set) {
         g_ptr_array_unref(set->drives);
+        g_mutex_clear(&set->event_lock);
         g_free(set);
     }
+}
+
+void drive_set_attach_monitor(DriveSet *set, Monitor *mon)
+{
+    g_mutex_lock(&set->event_lock);
+    set->mon = mon;
+    g_mutex_unlock(&set->event_lock);
+}
+
+void drive_io_error_event(Drive *d, bool is_read, DriveErrorAction action,
+                          int err, const char *reason)
+{
+    JsonObject *data;
+
+    if (!d->set) {
+        return;
+    }
+    g_mutex_lock(&d->set->event_lock);
+    if (d->set->mon) {
+        data = json_object_new();
+        json_object_set_string_member(data, "device", d->id);
+        json_object_set_string_member(data, "node-name", bdrv_get_node_name(d->node));
+        json_object_set_string_member(data, "operation", is_read ? "read" : "write");
+        json_object_set_string_member(data, "action",
+                                      action == DRIVE_ERROR_STOP ? "stop" : "report");
+        json_object_set_boolean_member(data, "nospace", err == ENOSPC);
+        json_object_set_string_member(data, "reason", reason);
+        monitor_emit_event(d->set->mon, "BLOCK_IO_ERROR", data);
+    }
+    g_mutex_unlock(&d->set->event_lock);
 }
 
 Drive *drive_set_find(DriveSet *set, const char *id)

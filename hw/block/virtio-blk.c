@@ -8,6 +8,7 @@
  * request, stop parks it, pauses the VM in io-error and retries it when the
  * VM runs again.
  */
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -296,6 +297,10 @@ static bool process(VirtioBlk *vb, unsigned q, VirtQueueElement *e)
 
         tern_warn("%s: %s error: %s", vb->drive->id,
                   is_read(r.type) ? "read" : "write", err->message);
+        /* GError carries no errno; the file driver's message ends in strerror. */
+        drive_io_error_event(vb->drive, is_read(r.type), a,
+                             strstr(err->message, g_strerror(ENOSPC)) ? ENOSPC : EIO,
+                             err->message);
         if (a == DRIVE_ERROR_STOP) {
             vm_request_stop(RUN_STATE_IO_ERROR);
             return false;

@@ -6,6 +6,7 @@ running; the same driver works on QEMU 7.2 microvm (pcie=on). Bad -drive /
 -device options are clear errors."""
 import json
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -213,3 +214,59 @@ def test_bad_drive_options(tmp_path, guest_kit, args, message):
 def test_linux_sees_vda():
     pytest.skip("Linux /dev/vda test (mkfs.ext4, mount, write, read back) is not "
                 "written yet; it needs hardware KVM, which this host lacks")
+
+
+def sigxfsz_ignoring_tern(tmp_path):
+    """A wrapper that runs tern with SIGXFSZ ignored; the test then lowers
+    tern's RLIMIT_FSIZE (after guest RAM exists, since the memfd counts too),
+    so image writes past the limit fail with EFBIG: a host I/O error on demand."""
+    wrapper = tmp_path / "tern-nosigxfsz"
+    wrapper.write_text(f"#!/bin/sh\ntrap '' XFSZ\nexec {paths.tern_binary()} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def start_with_fsize_limit(tern_vm, tmp_path, img, append, drive_extra):
+    vm = tern_vm(binary=sigxfsz_ignoring_tern(tmp_path), qmp=True, paused=True,
+                 append=append, extra_args=blk_args(img, "raw", drive_extra))
+    vm.start()
+    q = vm.qmp()
+    _, hard = resource.prlimit(vm.proc.pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(vm.proc.pid, resource.RLIMIT_FSIZE, (1 << 20, hard))
+    q.execute("cont")
+    return vm, q
+
+
+def test_werror_stop_pauses_then_retries_on_cont(tern_vm, tmp_path):
+    img = make_image(tmp_path / "disk.raw", "raw")
+    vm, q = start_with_fsize_limit(tern_vm, tmp_path, img,
+                                   "tg.workload=blk tg.blk.mode=verify tg.blk.count=8 "
+                                   "tg.blk.offset=0x200000 tg.blk.pattern=0x33",
+                                   ",werror=stop,rerror=stop")
+    ev = q.wait_event("BLOCK_IO_ERROR", timeout=30)
+    assert ev["data"]["device"] == "d0"
+    assert ev["data"]["operation"] == "write"
+    assert ev["data"]["action"] == "stop"
+    deadline = time.monotonic() + 10
+    while q.execute("query-status")["status"] != "io-error":
+        assert time.monotonic() < deadline, q.execute("query-status")
+        time.sleep(0.05)
+    assert vm.running()
+    _, hard = resource.prlimit(vm.proc.pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(vm.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))
+    q.execute("cont")
+    assert vm.wait_exit(30) == debug_exit_status(0), vm.serial.tail()
+    vm.serial.wait_for(r"TG blk verify ok blocks=8")
+    check_patterns(img, "raw", 0x200000, 8, 0x33)
+
+
+def test_werror_report_fails_the_request(tern_vm, tmp_path):
+    img = make_image(tmp_path / "disk.raw", "raw")
+    vm, q = start_with_fsize_limit(tern_vm, tmp_path, img,
+                                   "tg.workload=blk tg.blk.mode=verify tg.blk.count=2 "
+                                   "tg.blk.offset=0x200000", ",werror=report")
+    ev = q.wait_event("BLOCK_IO_ERROR", timeout=30)
+    assert ev["data"]["action"] == "report"
+    assert "File too large" in ev["data"]["reason"]
+    assert vm.wait_exit(30) == debug_exit_status(1)
+    vm.serial.wait_for(r"TG FAIL blk: write block 0 status=1", allow_fail=True)

@@ -22,7 +22,11 @@ typedef enum DriveErrorAction {
     DRIVE_ERROR_STOP,          /* pause the VM (io-error), retry on resume */
 } DriveErrorAction;
 
+typedef struct DriveSet DriveSet;
+typedef struct Monitor Monitor;
+
 typedef struct Drive {
+    DriveSet *set;             /* owner, or NULL (unit tests) */
     char *id;
     BlockNode *node;
     bool read_only;
@@ -33,10 +37,12 @@ typedef struct Drive {
     char *attached;            /* device using it, or NULL */
 } Drive;
 
-typedef struct DriveSet {
+struct DriveSet {
     GPtrArray *drives;         /* of Drive * */
     QmpBlockSource source;
-} DriveSet;
+    GMutex event_lock;         /* guards mon against the I/O threads */
+    Monitor *mon;              /* where BLOCK_IO_ERROR goes, or NULL */
+};
 
 /* Opens every -drive of cfg; NULL with errp naming the bad option. */
 DriveSet *drive_set_new(VmConfig *cfg, GError **errp);
@@ -49,5 +55,12 @@ Drive *drive_set_find(DriveSet *set, const char *id);
 /* Marks the drive as used by 'device'; fails if it is missing or taken. */
 Drive *drive_set_claim(DriveSet *set, const char *id, const char *device,
                        GError **errp);
+/* Sends BLOCK_IO_ERROR events to mon from now on; NULL stops (call that
+ * before the monitor goes away). */
+void drive_set_attach_monitor(DriveSet *set, Monitor *mon);
+/* A host I/O error on d, handled with 'action': emits QEMU's BLOCK_IO_ERROR
+ * (device, node-name, operation, action, nospace, reason). Any thread. */
+void drive_io_error_event(Drive *d, bool is_read, DriveErrorAction action,
+                          int err, const char *reason);
 
 #endif
