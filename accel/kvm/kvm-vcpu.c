@@ -165,17 +165,33 @@ static int run_once(Vcpu *v)
 }
 
 /* Before parking: let KVM finish an I/O instruction whose data we supplied,
- * without running any further guest instruction. */
+ * without running any further guest instruction. A string instruction
+ * (rep ins/outs) may need several more exits to finish: serve them too. */
 static void complete_pending_io(Vcpu *v)
 {
-    if (!v->io_pending) {
-        return;
+    for (unsigned i = 0; v->io_pending && i < 100000; i++) {
+        int ev;
+
+        v->run->immediate_exit = 1;
+        if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+            if (errno != EINTR && errno != EAGAIN) {
+                tern_warn("vCPU %u: completing I/O: %s", v->index, g_strerror(errno));
+            }
+            v->io_pending = false;
+            return;
+        }
+        v->io_pending = v->run->exit_reason == KVM_EXIT_IO ||
+                        v->run->exit_reason == KVM_EXIT_MMIO;
+        ev = dispatch_exit(v);
+        if (ev >= 0) {
+            v->hooks.event(v->hooks.opaque, v->index, ev);
+            return;
+        }
     }
-    v->run->immediate_exit = 1;
-    if (ioctl(v->fd, KVM_RUN, 0) == 0 || (errno != EINTR && errno != EAGAIN)) {
-        tern_warn("vCPU %u: re-entry to complete I/O did not return EINTR", v->index);
+    if (v->io_pending) {
+        tern_warn("vCPU %u: I/O still pending after re-entry", v->index);
+        v->io_pending = false;
     }
-    v->io_pending = false;
 }
 
 static void set_state(Vcpu *v, VcpuRunState s)
