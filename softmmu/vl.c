@@ -136,6 +136,7 @@ static int run(Vl *vl)
     vl->monitor = monitor_vl_init(vl->cfg, vl->machine, &err);
     if (vl->monitor) {
         monitor_vl_set_block_source(vl->monitor, &vl->machine->drives->source);
+        drive_set_attach_monitor(vl->machine->drives, monitor_vl_monitor(vl->monitor));
     }
     if (!vl->monitor) {
         tern_error_report("%s", err->message);
@@ -146,6 +147,7 @@ static int run(Vl *vl)
     if (vl->monitor) {
         g_main_loop_run(vl->loop);
     }
+    drive_set_attach_monitor(vl->machine->drives, NULL);   /* before the monitor goes */
     monitor_vl_cleanup(vl->monitor);
 
     for (unsigned i = 0; i < G_N_ELEMENTS(sigs); i++) {
