@@ -72,6 +72,7 @@ static struct blk {
     volatile uint8_t *used;
     uint16_t avail_idx, last_used;
     bool event_idx;
+    uint16_t qvector;                   /* MSI-X vector for queue 0 */
 } b;
 
 /* ---- config space through ECAM ---- */
@@ -267,7 +268,7 @@ static void setup_queue(uint16_t n, uint64_t desc_gpa)
     b.qsize = n;
     memset((void *)RING_BASE, 0, 0x10000);
     tg_mmio_write16(b.common + C_QSIZE, n);
-    tg_mmio_write16(b.common + C_QMSIX, NO_VECTOR);
+    tg_mmio_write16(b.common + C_QMSIX, b.qvector);
     write64(b.common + C_QDESC, desc_gpa);
     write64(b.common + C_QAVAIL, avail);
     write64(b.common + C_QUSED, used);
@@ -707,6 +708,66 @@ static void mode_hostile(void)
     tg_printf("TG blk hostile done cases=%u\n", n + 2);
 }
 
+/* ---- MSI-X: completions raise vector TG_VEC_IRQ + MSIX_SLOT ---- */
+#define MSIX_SLOT 5
+
+static uint64_t find_msix_table(void)
+{
+    for (uint8_t p = cfg_read8(0x34) & 0xfc; p; p = cfg_read8(p + 1) & 0xfc) {
+        if (cfg_read8(p) == 0x11) {
+            uint32_t t = cfg_read32(p + 4);
+            uint16_t ctrl = cfg_read16(p + 2);
+            /* enable, function unmasked */
+            cfg_write32(p, (uint32_t)(ctrl | 0x8000) << 16 | cfg_read16(p));
+            return bar_addr(t & 7) + (t & ~7u);
+        }
+    }
+    tg_fail("blk: no MSI-X capability");
+}
+
+static void mode_msix(void)
+{
+    uint64_t table = find_msix_table(), count = tg_arg_u64("tg.blk.count", 64);
+    uint64_t irqs0 = tg_irq_counts[MSIX_SLOT];
+
+    /* entry 0: this CPU, vector TG_VEC_IRQ + MSIX_SLOT, unmasked */
+    tg_mmio_write32(table, (uint32_t)(TG_LAPIC_BASE | (uint64_t)tg_lapic_id() << 12));
+    tg_mmio_write32(table + 4, 0);
+    tg_mmio_write32(table + 8, TG_VEC_IRQ + MSIX_SLOT);
+    tg_mmio_write32(table + 12, 0);
+    b.qvector = 0;
+    device_init();
+    if (tg_mmio_read16(b.common + C_QMSIX) != 0) {
+        tg_fail("blk: msix: device refused vector 0 for queue 0");
+    }
+    for (uint64_t k = 0; k < 2 * count; k++) {
+        bool write = k < count;
+        uint64_t deadline = tg_now_ticks() + tg_hz() + 1;
+
+        if (b.event_idx) {
+            b.avail[2 + b.qsize] = b.last_used;   /* interrupt for the next one */
+        }
+        fill(DATA_BASE, write ? (uint8_t)(0x90 + k) : 0, 4096);
+        submit(0, write ? T_OUT : T_IN, (k % count) * 8, DATA_BASE, 4096);
+        while (used_idx() == b.last_used) {
+            if (tg_now_ticks() > deadline) {
+                tg_fail("blk: msix: no completion for request %lu", k);
+            }
+            tg_wait_irq();
+        }
+        b.last_used++;
+        if (*slot_status(0) != 0 || (!write && !check(DATA_BASE, (uint8_t)(0x90 + k - count), 4096))) {
+            tg_fail("blk: msix: request %lu failed", k);
+        }
+    }
+    uint64_t irqs = tg_irq_counts[MSIX_SLOT] - irqs0;
+    tg_printf("TG blk msix requests=%lu irqs=%lu vector=0x%x\n", 2 * count, irqs,
+              TG_VEC_IRQ + MSIX_SLOT);
+    if (irqs < 2 * count) {
+        tg_fail("blk: msix: %lu interrupts for %lu requests", irqs, 2 * count);
+    }
+}
+
 static void blk_bsp(void)
 {
     const char *mode = tg_arg_str("tg.blk.mode", "verify");
@@ -716,6 +777,7 @@ static void blk_bsp(void)
         tg_fail("blk: needs RAM up to 18 MiB");
     }
     b.ecam = tg_arg_u64("tg.blk.ecam", 0xe0000000UL);
+    b.qvector = NO_VECTOR;
     if (!find_device()) {
         tg_fail("blk: no virtio-blk-pci (1af4:1042 or 1af4:1001) on bus 0");
     }
@@ -729,6 +791,8 @@ static void blk_bsp(void)
         mode_readonly();
     } else if (!strcmp(mode, "iops")) {
         mode_iops();
+    } else if (!strcmp(mode, "msix")) {
+        mode_msix();
     } else if (!strcmp(mode, "hostile")) {
         mode_hostile();
     } else {
