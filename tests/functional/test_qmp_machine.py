@@ -4,11 +4,16 @@ guest's ticks, -S then cont, system_reset (RESET), system_powerdown
 (POWERDOWN), quit (SHUTDOWN, exit 0) and their human-monitor-command
 spellings; reply structures are compared with QEMU 7.2 (microvm) running
 the same guest."""
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
-from ternlib.qmp import QmpError
+from ternlib import paths
+from ternlib.qmp import QmpClient, QmpError
 
 IDLE = "tg.workload=idle tg.hz=100 tg.print=5"
 
@@ -160,3 +165,43 @@ def test_cont_after_internal_state_needs_nothing_special(tern_vm):
     with pytest.raises(QmpError) as e:
         q.execute("cont", {"x": 1})
     assert e.value.error_class == "GenericError"
+
+
+def event_shape(ev):
+    return {"event": ev["event"], "keys": sorted(ev), "data": ev.get("data"),
+            "timestamp": sorted(ev["timestamp"])}
+
+
+@pytest.fixture
+def qemu_none_qmp(tmp_path):
+    """QEMU 7.2 -M none (microvm exits on reset without firmware, so events
+    are compared against a machine that keeps running)."""
+    d = Path(tempfile.mkdtemp(prefix="qmpe-", dir="/tmp"))
+    sock = d / "q.sock"
+    proc = subprocess.Popen([paths.qemu_binary(), "-M", "none", "-display", "none",
+                             "-nodefaults", "-no-user-config",
+                             "-qmp", f"unix:{sock},server=on,wait=off"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        yield QmpClient(sock)
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_events_match_qemu(tern_vm, qemu_none_qmp):
+    """The same commands give the same events (name, members, data) as QEMU."""
+    ours = tern_vm(qmp=True, append=IDLE)
+    ours.start()
+    wait_ticks_past(ours, 0)
+    script = [("stop", "STOP"), ("cont", "RESUME"), ("system_reset", "RESET"),
+              ("system_powerdown", "POWERDOWN"), ("quit", "SHUTDOWN")]
+    for cmd, event in script:
+        got = []
+        for q in (ours.qmp(), qemu_none_qmp):
+            assert q.execute(cmd) == {}
+            got.append(event_shape(q.wait_event(event)))
+        assert got[0] == got[1], (cmd, got)
+    assert ours.wait_exit(10) == 0
