@@ -667,6 +667,17 @@ void bdrv_dirty_bitmap_deserialize_finish(BdrvDirtyBitmap *bitmap)
 {
 }
 
+char *bdrv_dirty_bitmap_sha256(const BdrvDirtyBitmap *bitmap)
+{
+    uint64_t words = MAX(hbitmap_word_count(bitmap->bits), 1);
+    g_autofree uint8_t *buf = g_malloc0(words * 8);
+
+    /* QEMU hashes its lowest level as stored: one word even when empty. */
+    hbitmap_store_words(bitmap->bits, 0, hbitmap_word_count(bitmap->bits),
+                        buf);
+    return g_compute_checksum_for_data(G_CHECKSUM_SHA256, buf, words * 8);
+}
+
 void bdrv_dirty_bitmap_lock(BdrvDirtyBitmap *bitmap)
 {
     g_mutex_lock(&bitmap->bs->lock);

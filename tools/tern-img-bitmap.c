@@ -201,14 +201,15 @@ static bool do_merge(BlockNode *bs, BlockNode *src_bs, const BitmapOp *op,
     return src && bdrv_merge_dirty_bitmap(dst, src, errp);
 }
 
-/* Prints {"name", "granularity", "size", "count", "extents": [...]}. */
+/* Prints {"name", "granularity", "size", "count", "enabled", "sha256",
+ * "extents": [[offset, length], ...]}. */
 static bool do_dump(BlockNode *bs, const BitmapCmd *cmd, GError **errp)
 {
     BdrvDirtyBitmap *bm = find_or_fail(bs, cmd->name, errp);
     g_autoptr(JsonBuilder) b = json_builder_new();
     g_autoptr(JsonGenerator) gen = json_generator_new();
     g_autoptr(JsonNode) root = NULL;
-    g_autofree char *text = NULL;
+    g_autofree char *text = NULL, *sha = NULL;
     uint64_t off = 0, s, c, size;
 
     if (!bm || !bdrv_dirty_bitmap_check(bm, BDRV_BITMAP_INCONSISTENT, errp)) {
@@ -226,6 +227,9 @@ static bool do_dump(BlockNode *bs, const BitmapCmd *cmd, GError **errp)
     json_builder_add_int_value(b, bdrv_get_dirty_count(bm));
     json_builder_set_member_name(b, "enabled");
     json_builder_add_boolean_value(b, bdrv_dirty_bitmap_enabled(bm));
+    json_builder_set_member_name(b, "sha256");
+    sha = bdrv_dirty_bitmap_sha256(bm);
+    json_builder_add_string_value(b, sha);
     json_builder_set_member_name(b, "extents");
     json_builder_begin_array(b);
     while (bdrv_dirty_bitmap_next_dirty_area(bm, off, size, &s, &c)) {

@@ -170,6 +170,12 @@ bool bdrv_dirty_bitmap_deserialize_ones(BdrvDirtyBitmap *bitmap,
  * so this only exists to mirror QEMU's sequence). */
 void bdrv_dirty_bitmap_deserialize_finish(BdrvDirtyBitmap *bitmap);
 
+/*
+ * SHA-256 (lowercase hex, g_free it) of the whole bitmap as little-endian
+ * 64-bit words, at least one word: QEMU's x-debug-block-dirty-bitmap-sha256.
+ */
+char *bdrv_dirty_bitmap_sha256(const BdrvDirtyBitmap *bitmap);
+
 /* The node lock, for callers that hold a bitmap but not its node. */
 void bdrv_dirty_bitmap_lock(BdrvDirtyBitmap *bitmap);
 void bdrv_dirty_bitmap_unlock(BdrvDirtyBitmap *bitmap);

@@ -13,11 +13,12 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
 
-from ternlib import paths
+from ternlib import paths, QmpClient
 
 TIMEOUT = 60
 QEMU_IO = shutil.which("qemu-io") or "/usr/bin/qemu-io"
@@ -304,3 +305,44 @@ def test_info_human_matches_qemu(tmp_path):
 
     assert (bitmaps_block(tern_img("info", img).stdout)
             == bitmaps_block(qemu_img("info", img).stdout))
+
+
+def qemu_sha256(img, names):
+    """QEMU's x-debug-block-dirty-bitmap-sha256 for each bitmap, from a
+    paused `-M none` QEMU that opens the image read-only."""
+    sockdir = tempfile.mkdtemp(prefix="tb-", dir="/tmp")   # short unix path
+    sock = os.path.join(sockdir, "qmp")
+    qemu = subprocess.Popen(
+        [paths.qemu_binary(), "-M", "none", "-accel", "tcg", "-nodefaults",
+         "-display", "none", "-qmp", f"unix:{sock},server=on,wait=off",
+         "-blockdev", f"driver=qcow2,node-name=n0,read-only=on,"
+         f"file.driver=file,file.filename={img}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with QmpClient(sock, connect_timeout=20) as qmp:
+            return {n: qmp.execute("x-debug-block-dirty-bitmap-sha256",
+                                   {"node": "n0", "name": n})["sha256"]
+                    for n in names}
+    finally:
+        qemu.kill()
+        qemu.wait(timeout=10)
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def test_sha256_matches_qemu(tmp_path):
+    """The whole bitmap, padding word included, hashes the same in QEMU."""
+    if not os.path.exists(paths.qemu_binary()):
+        pytest.skip("qemu-system-x86_64 is not installed (scripts/setup-deps)")
+    img = tmp_path / "s.qcow2"
+    size = (5 << 30) + 512 * 3          # odd number of chunks
+    tern_img("create", "-f", "qcow2", img, str(size))
+    tern_img("bitmap", "--add", "-g", "512", img, "fine")
+    tern_img("bitmap", "--add", "-g", "64k", img, "mid")
+    tern_img("bitmap", "--add", "-g", "256M", img, "coarse")
+    tern_img("io", "-c", "write 0 1", "-c", "write 3G 1M", "-c",
+             f"write {size - 512} 512", img)
+    tern_img("bitmap", "--add", img, "empty")
+    names = ["fine", "mid", "coarse", "empty"]
+    ours = {n: json.loads(tern_img("bitmap", "--dump", img, n).stdout)
+            ["sha256"] for n in names}
+    assert ours == qemu_sha256(img, names)

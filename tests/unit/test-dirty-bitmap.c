@@ -304,6 +304,27 @@ static void test_serialize_golden(void)
     g_assert_true(bdrv_dirty_bitmap_serialize_part(b, buf, 65536,
                                                    200 * 512 - 65536, NULL));
     g_assert_cmpmem(buf, 16, want + 16, 16);
+    {
+        g_autofree char *sha = bdrv_dirty_bitmap_sha256(b);
+        g_autofree char *want_sha =
+            g_compute_checksum_for_data(G_CHECKSUM_SHA256, want, 32);
+
+        g_assert_cmpstr(sha, ==, want_sha);
+    }
+    node_free(bs);
+}
+
+static void test_sha256_empty(void)
+{
+    /* QEMU hashes one zero word for an empty bitmap. */
+    BlockNode *bs = node_new(0);
+    BdrvDirtyBitmap *b = must_create(bs, 512, "e");
+    g_autofree char *sha = bdrv_dirty_bitmap_sha256(b);
+    static const uint8_t zero[8];
+    g_autofree char *want = g_compute_checksum_for_data(G_CHECKSUM_SHA256,
+                                                        zero, 8);
+
+    g_assert_cmpstr(sha, ==, want);
     node_free(bs);
 }
 
@@ -424,6 +445,7 @@ int main(int argc, char **argv)
     g_test_add_func("/dirty-bitmap/successor-abdicate",
                     test_successor_abdicate);
     g_test_add_func("/dirty-bitmap/serialize-golden", test_serialize_golden);
+    g_test_add_func("/dirty-bitmap/sha256-empty", test_sha256_empty);
     g_test_add_func("/dirty-bitmap/serialize-roundtrip",
                     test_serialize_roundtrip);
     g_test_add_func("/dirty-bitmap/serialize-hostile-parts",
