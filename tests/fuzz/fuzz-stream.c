@@ -4,10 +4,12 @@
  * a device set shaped like QEMU's "-M none -m 1M" VM: fake "timer" and
  * "globalstate" device states and tern's real RAM loader over 1 MiB of heap
  * memory in a block named "ram", plus incoming command callbacks that accept
- * everything. Neither may crash, leak or hang whatever the bytes; errors
- * are expected.
+ * everything. The same bytes are also read as return-path messages, which
+ * the source takes from an untrusted destination. Nothing may crash, leak
+ * or hang whatever the bytes; errors are expected.
  */
 #include "migration/ram.h"
+#include "migration/return-path.h"
 #include "migration/savevm.h"
 #include "migration/stream-dump.h"
 
@@ -106,11 +108,25 @@ static void fuzz_inspector(GBytes *bytes)
     g_clear_error(&err);
 }
 
+static void fuzz_return_path(GBytes *bytes)
+{
+    QEMUFile *f = qemu_file_new_mem_input(bytes);
+    MigRpMessage msg;
+    GError *err = NULL;
+
+    while (mig_rp_read(f, &msg, &err)) {
+    }
+    g_assert(err);
+    g_clear_error(&err);
+    qemu_fclose(f, NULL);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     g_autoptr(GBytes) bytes = g_bytes_new(data, size);
 
     fuzz_inspector(bytes);
     fuzz_loader(bytes);
+    fuzz_return_path(bytes);
     return 0;
 }
