@@ -142,6 +142,9 @@ static bool save_field(QEMUFile *f, const VMStateField *field, void *opaque,
     void *base = field_base(field, opaque);
     bool compress = vmdesc_can_compress(field);
 
+    if (!size) {
+        return true;        /* an empty variable buffer: nothing on the wire */
+    }
     if (n && !base) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "vmstate field '%s' has no data to save", field->name);

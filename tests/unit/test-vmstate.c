@@ -452,6 +452,28 @@ static void test_equal_and_unused(void)
     qemu_fclose(in, NULL);
 }
 
+/* A variable buffer of length 0 with no allocation saves as nothing and
+ * loads back as no allocation. */
+static void test_empty_vbuffer(void)
+{
+    Dev d;
+    g_autoptr(GBytes) b = NULL;
+    GError *err;
+
+    fill_dev(&d);
+    g_free(d.name);
+    d.name = NULL;
+    d.name_len = 0;
+    b = save_dev(&d, NULL);
+    g_assert_cmpuint(g_bytes_get_size(b), ==, sizeof(golden_dev) - 3);
+    free_dev(&d);
+    err = load_dev(&d, g_bytes_get_data(b, NULL), g_bytes_get_size(b), 2);
+    g_assert_no_error(err);
+    g_assert_null(d.name);
+    g_assert_cmphex(d.extra, ==, 0xcafebabe);
+    free_dev(&d);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -469,5 +491,6 @@ int main(int argc, char **argv)
     g_test_add_func("/vmstate/every-truncation", test_every_truncation);
     g_test_add_func("/vmstate/vmdesc", test_vmdesc);
     g_test_add_func("/vmstate/equal-and-unused", test_equal_and_unused);
+    g_test_add_func("/vmstate/empty-vbuffer", test_empty_vbuffer);
     return g_test_run();
 }
