@@ -129,6 +129,7 @@ def test_command_lines(tmp_path):
         assert "isa-debug-exit,iobase=0xf4,iosize=0x04" in qa
         assert f"unix:{q.qmp_path},server=on,wait=off" in qa
         assert "-S" in qa and qa[qa.index("-incoming") + 1] == "defer"
+        assert "-no-reboot" in qa
         assert len(str(q.qmp_path)) < 100
         assert ta[:5] == ["/tern", "-M", "virt", "-accel", "kvm"]
         assert "-cpu" not in ta and "-nodefaults" not in ta

@@ -187,20 +187,25 @@ class QemuVm(Vm):
 
     machine - the -M value ('microvm' plus any ',opt=val')
     cpu     - the -cpu value. Plain 'host' aborts on the PVM host (KVM refuses
-              MSR_IA32_ARCH_CAPABILITIES, 0x10a), so that feature is dropped."""
+              MSR_IA32_ARCH_CAPABILITIES, 0x10a), so that feature is dropped.
+    no_reboot - pass -no-reboot (default)"""
 
     binary_name = "qemu-system-x86_64"
     DEFAULT_CPU = "host,-arch-capabilities"
 
-    def __init__(self, workdir, machine="microvm", cpu=DEFAULT_CPU, **kw):
+    def __init__(self, workdir, machine="microvm", cpu=DEFAULT_CPU, no_reboot=True, **kw):
         kw.setdefault("name", "qemu")
         super().__init__(workdir, **kw)
         self.machine = machine
         self.cpu = cpu
+        self.no_reboot = no_reboot
 
     def args(self):
+        # -no-reboot: a triple fault ends QEMU instead of rebooting the guest
+        # in a loop until the test's timeout
         return [paths.qemu_binary(), "-M", self.machine, "-accel", "kvm",
                 "-cpu", self.cpu, "-nodefaults", "-no-user-config",
+                *(["-no-reboot"] if self.no_reboot else []),
                 *self._common_tail()]
 
 
