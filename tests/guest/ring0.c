@@ -101,14 +101,14 @@ void tg_ring0_setup(void)
 void tg_exception_report(struct exc_frame *f)
 {
     uint64_t cr2;
-    char line[160];
+    char line[192];
     int n;
 
     __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
     n = tg_snprintf(line, sizeof(line),
                     "TG FAIL exception vector=%lu error=0x%lx rip=0x%lx cs=0x%lx "
-                    "rsp=0x%lx cr2=0x%lx\nTG done rc=2\n",
-                    f->vector, f->error, f->rip, f->cs, f->rsp, cr2);
+                    "rsp=0x%lx cr2=0x%lx apic=%u\nTG done rc=2\n",
+                    f->vector, f->error, f->rip, f->cs, f->rsp, cr2, tg_lapic_id());
     tg_console_write(line, (size_t)n);
     tg_outl(TG_DEBUG_EXIT_PORT, 2);
 }
