@@ -2,10 +2,13 @@
  * Fuzz target: a hostile qcow2 image. The input is written to a scratch file
  * that is opened read-only as qcow2 (header, extensions, refcounts, snapshot
  * table and persistent bitmaps are parsed); then info, snapshot list, a
- * read-only check, guest reads across the disk and a vmstate read run. Any
- * failure must be a clean error.
+ * read-only check, guest reads across the disk and a vmstate read run; then
+ * (for inputs under 1 MiB) it is opened read-write for writes, zeroes, a
+ * snapshot create/apply/delete and a repair. Any failure must be a clean
+ * error.
  */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "block/block.h"
@@ -37,6 +40,33 @@ static void read_some(BlockNode *bs)
     bdrv_load_vmstate(bs, 0, buf, 4096, NULL);
 }
 
+static void write_some(const char *path)
+{
+    static uint8_t buf[8192];
+    BlockCheckResult res;
+    BlockNode *bs = bdrv_open(path, "qcow2", BDRV_O_RDWR | BDRV_O_NO_LOCK,
+                              NULL);
+    if (!bs) {
+        return;
+    }
+    uint64_t len = bdrv_getlength(bs);
+    memset(buf, 0xa5, sizeof(buf));
+    if (len >= sizeof(buf)) {
+        bdrv_pwrite(bs, 0, buf, sizeof(buf), NULL);
+        bdrv_pwrite(bs, len / 2 / 512 * 512, buf, 512, NULL);
+        bdrv_write_zeroes(bs, len - sizeof(buf), sizeof(buf), NULL);
+    }
+    bdrv_save_vmstate(bs, 0, buf, sizeof(buf), NULL);
+    BlockSnapshotInfo sn = { .name = (char *)"fuzz", .icount = -1 };
+    if (bdrv_snapshot_create(bs, &sn, NULL)) {
+        bdrv_pwrite(bs, 0, buf, 512, NULL);
+        bdrv_snapshot_apply(bs, "fuzz", NULL);
+        bdrv_snapshot_delete(bs, NULL, "fuzz", NULL);
+    }
+    bdrv_check(bs, BDRV_FIX_LEAKS | BDRV_FIX_ERRORS, &res, NULL);
+    bdrv_close(bs);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *path = scratch_path();
@@ -64,6 +94,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bdrv_check(bs, BDRV_CHECK_REPORT, &res, NULL);
     read_some(bs);
     bdrv_close(bs);
+    if (size < 1 * MiB) {
+        write_some(path);
+    }
     unlink(path);
     return 0;
 }
