@@ -243,6 +243,9 @@ void rtc_cmos_set(Rtc *rtc, uint8_t index, uint8_t val)
  * the source host's clock, so it goes on from the same value on the
  * destination whatever that host's clock says.
  */
+#define RTC_TIME_MIN (-62167219200LL)     /* 0000-01-01 00:00:00 UTC */
+#define RTC_TIME_MAX 253402300799LL       /* 9999-12-31 23:59:59 UTC */
+
 static bool rtc_pre_save(void *opaque, GError **errp)
 {
     Rtc *rtc = opaque;
@@ -260,6 +263,13 @@ static bool rtc_post_load(void *opaque, int version_id, GError **errp)
     if (rtc->index & ~INDEX_MASK) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "mc146818rtc: CMOS index 0x%x is out of range", rtc->index);
+        return false;
+    }
+    /* Years 0000..9999 are what the registers (century included) can say. */
+    if (rtc->vm_guest_time < RTC_TIME_MIN || rtc->vm_guest_time > RTC_TIME_MAX) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "mc146818rtc: guest time %" PRId64 " is outside the years "
+                    "0000..9999", rtc->vm_guest_time);
         return false;
     }
     g_mutex_lock(&rtc->lock);

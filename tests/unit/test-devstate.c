@@ -453,6 +453,13 @@ static void test_rtc_hostile(void)
     s[128] = 0x80;                          /* index beyond the CMOS */
     load_fails(&vmstate_mc146818rtc, rtc, s, sizeof(s), 1, "out of range");
     s[128] = 0;
+    s[130] = 0x80;                          /* INT64_MIN seconds */
+    load_fails(&vmstate_mc146818rtc, rtc, s, sizeof(s), 1, "outside the years");
+    s[130] = 0x00;
+    s[133] = 0x10;                          /* 2^36 s: year ~4147, fine */
+    g_assert_true(load(&vmstate_mc146818rtc, rtc, s, sizeof(s), 1, NULL));
+    s[131] = 0x3b;                          /* ~2^48 s: beyond 9999 */
+    load_fails(&vmstate_mc146818rtc, rtc, s, sizeof(s), 1, "outside the years");
     load_fails(&vmstate_mc146818rtc, rtc, s, sizeof(s), 2, "newer");
     load_fails(&vmstate_mc146818rtc, rtc, s, sizeof(s), 0, "older");
     rtc_free(rtc);
