@@ -2,7 +2,7 @@
  * RAM migration: the "ram" live section (version 4) over one RAM block made
  * of GuestMemory's regions. The source keeps a dirty bitmap of the block's
  * pages: all set at setup (the bulk stage), refilled by the dirty-sync
- * callback whenever the migration core asks how much is pending, and drained
+ * callback when the migration core asks for the exact pending figure, and drained
  * by iterations that stop at the rate limit or after 50 ms. Record layout:
  * be64 (page offset | flags), the block name unless CONTINUE, then one fill
  * byte (ZERO) or the page (PAGE); every section's data ends with EOS. The
@@ -233,17 +233,23 @@ static void ram_save_pending(void *opaque, uint64_t *must_precopy,
 {
     RamMigration *rm = opaque;
 
-    if (!rm->dirty) {
-        return;
+    if (rm->dirty) {
+        *must_precopy += hbitmap_count(rm->dirty) * RAM_PAGE_SIZE;
     }
-    /* Exact pending needs a fresh sync; a failed one is reported at
-     * completion, which syncs again. */
-    if (!hbitmap_count(rm->dirty)) {
-        g_autoptr(GError) err = NULL;
+}
 
-        sync_dirty(rm, &err);
+/* The exact figure includes what the guest dirtied since the last sync. A
+ * failed sync is reported at completion, which syncs again. */
+static void ram_save_pending_exact(void *opaque, uint64_t *must_precopy,
+                                   uint64_t *can_postcopy)
+{
+    RamMigration *rm = opaque;
+    GError *err = NULL;
+
+    if (rm->dirty && !sync_dirty(rm, &err)) {
+        g_error_free(err);
     }
-    *must_precopy += hbitmap_count(rm->dirty) * RAM_PAGE_SIZE;
+    ram_save_pending(opaque, must_precopy, can_postcopy);
 }
 
 static void ram_save_cleanup(void *opaque)
@@ -396,6 +402,7 @@ static const SaveVMHandlers ram_handlers = {
     .save_live_iterate = ram_save_iterate,
     .save_live_complete_precopy = ram_save_complete,
     .save_pending = ram_save_pending,
+    .save_pending_exact = ram_save_pending_exact,
     .save_cleanup = ram_save_cleanup,
     .load_setup = ram_load_setup,
     .load_state = ram_load,

@@ -239,17 +239,35 @@ int savevm_save_iterate(SaveVM *sv, QEMUFile *f, bool postcopy,
     return qemu_file_check(f, errp) ? ret : -1;
 }
 
-void savevm_save_pending(SaveVM *sv, uint64_t *must_precopy,
+static void save_pending(SaveVM *sv, bool exact, uint64_t *must_precopy,
                          uint64_t *can_postcopy)
 {
     *must_precopy = *can_postcopy = 0;
     for (GList *l = sv->entries.head; l; l = l->next) {
         SaveStateEntry *se = l->data;
 
-        if (live_active(se) && se->ops->save_pending) {
+        if (!live_active(se)) {
+            continue;
+        }
+        if (exact && se->ops->save_pending_exact) {
+            se->ops->save_pending_exact(se->opaque, must_precopy,
+                                        can_postcopy);
+        } else if (se->ops->save_pending) {
             se->ops->save_pending(se->opaque, must_precopy, can_postcopy);
         }
     }
+}
+
+void savevm_save_pending(SaveVM *sv, uint64_t *must_precopy,
+                         uint64_t *can_postcopy)
+{
+    save_pending(sv, false, must_precopy, can_postcopy);
+}
+
+void savevm_save_pending_exact(SaveVM *sv, uint64_t *must_precopy,
+                               uint64_t *can_postcopy)
+{
+    save_pending(sv, true, must_precopy, can_postcopy);
 }
 
 static bool complete_iterables(SaveVM *sv, QEMUFile *f, bool in_postcopy,

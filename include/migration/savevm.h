@@ -81,8 +81,13 @@ typedef struct SaveVMHandlers {
                                        GError **errp);
     bool (*save_live_complete_postcopy)(QEMUFile *f, void *opaque,
                                         GError **errp);
+    /* A cheap estimate of what is left to send... */
     void (*save_pending)(void *opaque, uint64_t *must_precopy,
                          uint64_t *can_postcopy);
+    /* ...and the exact figure (RAM syncs its dirty log first); optional,
+     * save_pending is used without it. */
+    void (*save_pending_exact)(void *opaque, uint64_t *must_precopy,
+                               uint64_t *can_postcopy);
     void (*save_cleanup)(void *opaque);
     bool (*is_active)(void *opaque);
     bool (*is_active_iterate)(void *opaque);
@@ -151,6 +156,10 @@ int savevm_save_iterate(SaveVM *sv, QEMUFile *f, bool postcopy,
                         GError **errp);
 void savevm_save_pending(SaveVM *sv, uint64_t *must_precopy,
                          uint64_t *can_postcopy);
+/* As QEMU: ask for the exact figure only when the estimate looks small
+ * enough to stop, since it costs a dirty-log sync. */
+void savevm_save_pending_exact(SaveVM *sv, uint64_t *must_precopy,
+                               uint64_t *can_postcopy);
 /* END sections, device FULL sections, EOF (unless in_postcopy) and the VM
  * description. iterable_only: just the END sections (postcopy switchover). */
 bool savevm_save_complete_precopy(SaveVM *sv, QEMUFile *f, bool in_postcopy,

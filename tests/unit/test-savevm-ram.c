@@ -219,8 +219,8 @@ static void test_live_rounds(void)
 
     g_assert_true(savevm_save_header(ssv, f, NULL));
     g_assert_true(savevm_save_setup(ssv, f, NULL));
-    /* The core's loop: iterate until a round is done, then ask pending
-     * (which syncs) and stop once little is left. */
+    /* The core's loop: iterate until a round is done, then ask the exact
+     * pending figure (which syncs) and stop once nothing is left. */
     for (;;) {
         int ret = savevm_save_iterate(ssv, f, false, &err);
 
@@ -229,7 +229,7 @@ static void test_live_rounds(void)
             continue;
         }
         rounds++;
-        savevm_save_pending(ssv, &must, &can);
+        savevm_save_pending_exact(ssv, &must, &can);
         if (must == 0 || rounds > 10) {
             break;
         }

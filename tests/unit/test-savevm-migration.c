@@ -1,0 +1,256 @@
+/* Unit tests for the precopy migration thread (migration/migration-job.c)
+ * over a socketpair with tern's own loader on the other end: convergence
+ * with a guest that keeps dirtying for a while, the bandwidth limit, cancel
+ * of a migration that cannot converge, and a destination that went away. */
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "migration/migration-job.h"
+
+#define PAGE RAM_PAGE_SIZE
+#define RAM_BYTES (1 * MiB)
+
+typedef struct Vm {
+    GuestMemory mem;
+    SaveVM *sv;
+    RamMigration *ram;
+    int dirty_rounds;           /* source: syncs that dirty pages */
+    bool dirty_all;             /* source: every sync dirties everything */
+    int syncs;
+    int stops;
+    bool finished;
+    GError *finish_err;
+} Vm;
+
+static void vm_init(Vm *vm)
+{
+    memset(vm, 0, sizeof(*vm));
+    vm->mem.fd = -1;
+    vm->mem.ram_size = RAM_BYTES;
+    vm->mem.regions[0] = (GuestRegion){ 0, RAM_BYTES, g_malloc0(RAM_BYTES), 0 };
+    vm->mem.nr_regions = 1;
+    vm->sv = savevm_new("m");
+    vm->ram = ram_migration_new(&vm->mem, "pc.ram");
+    ram_migration_register(vm->ram, vm->sv);
+}
+
+static void vm_destroy(Vm *vm)
+{
+    ram_migration_free(vm->ram);
+    savevm_free(vm->sv);
+    g_free(vm->mem.regions[0].hva);
+    g_clear_error(&vm->finish_err);
+}
+
+static void fill(Vm *vm, uint8_t salt)
+{
+    for (size_t off = 0; off < RAM_BYTES; off += PAGE) {
+        memset(vm->mem.regions[0].hva + off,
+               (off / PAGE) % 3 ? (uint8_t)(off / PAGE + salt) : 0, PAGE);
+    }
+}
+
+/* The "KVM dirty log": pages the guest wrote since the last sync. */
+static bool guest_sync(void *opaque, HBitmap *dirty, GError **errp)
+{
+    Vm *vm = opaque;
+
+    vm->syncs++;
+    if (vm->dirty_all) {
+        hbitmap_set_all(dirty);
+    } else if (vm->syncs <= vm->dirty_rounds) {
+        for (uint64_t page = vm->syncs; page < 32; page += 3) {
+            memset(vm->mem.regions[0].hva + page * PAGE, 0x60 + vm->syncs,
+                   PAGE);
+            hbitmap_set(dirty, page, 1);
+        }
+    }
+    return true;
+}
+
+static bool stop_vm(void *opaque, GError **errp)
+{
+    ((Vm *)opaque)->stops++;
+    return true;
+}
+
+static void finished(void *opaque, const GError *err)
+{
+    Vm *vm = opaque;
+
+    vm->finished = true;
+    vm->finish_err = err ? g_error_copy(err) : NULL;
+}
+
+typedef struct Dest {
+    Vm vm;
+    QEMUFile *f;
+    GThread *thread;
+    bool ok;
+    GError *err;
+} Dest;
+
+static gpointer dest_thread(gpointer opaque)
+{
+    Dest *d = opaque;
+
+    d->ok = savevm_load(d->vm.sv, d->f, &d->err);
+    return NULL;
+}
+
+/* Connect a source VM to a destination loading on its own thread. */
+static QEMUFile *connect_pair(Dest *d)
+{
+    int fds[2];
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);
+    vm_init(&d->vm);
+    d->f = qemu_file_new_fd_input(fds[1]);
+    d->thread = g_thread_new("dest", dest_thread, d);
+    return qemu_file_new_fd_output(fds[0]);
+}
+
+static void dest_join(Dest *d)
+{
+    g_thread_join(d->thread);
+    qemu_fclose(d->f, NULL);
+}
+
+static MigrationJob *start(Vm *src, QEMUFile *f, uint64_t bw)
+{
+    MigrationParams p = { .max_bandwidth = bw };
+    MigrationHooks h = { stop_vm, finished, src };
+
+    ram_migration_set_dirty_sync(src->ram, guest_sync, src);
+    return migration_job_start(src->sv, f, src->ram, &p, &h);
+}
+
+static void test_converges(void)
+{
+    Vm src;
+    Dest d = { 0 };
+    QEMUFile *f;
+    MigrationJob *job;
+    MigrationStats st;
+    GError *err = NULL;
+
+    vm_init(&src);
+    fill(&src, 3);
+    src.dirty_rounds = 3;
+    f = connect_pair(&d);
+    job = start(&src, f, 0);
+    g_assert_true(migration_job_wait(job, &err));
+    g_assert_no_error(err);
+    dest_join(&d);
+    g_assert_no_error(d.err);
+    g_assert_true(d.ok);
+    migration_job_get_stats(job, &st);
+    g_assert_cmpstr(migration_status_name(st.status), ==, "completed");
+    g_assert_cmpuint(st.total, ==, RAM_BYTES);
+    g_assert_cmpuint(st.remaining, ==, 0);
+    g_assert_cmpuint(st.dirty_sync_count, >=, 4);
+    g_assert_cmpuint(st.normal + st.duplicate, >=, RAM_BYTES / PAGE);
+    g_assert_cmpuint(st.transferred, >, RAM_BYTES / 2);
+    g_assert_cmpint(src.stops, ==, 1);
+    g_assert_true(src.finished);
+    g_assert_null(src.finish_err);
+    g_assert_cmpmem(src.mem.regions[0].hva, RAM_BYTES,
+                    d.vm.mem.regions[0].hva, RAM_BYTES);
+    migration_job_free(job);
+    vm_destroy(&src);
+    vm_destroy(&d.vm);
+}
+
+static void test_bandwidth_limit(void)
+{
+    Vm src;
+    Dest d = { 0 };
+    MigrationJob *job;
+    MigrationStats st;
+
+    vm_init(&src);
+    memset(src.mem.regions[0].hva, 0x42, RAM_BYTES);   /* no zero pages */
+    job = start(&src, connect_pair(&d), 8 * MiB);
+    g_assert_true(migration_job_wait(job, NULL));
+    dest_join(&d);
+    g_assert_true(d.ok);
+    migration_job_get_stats(job, &st);
+    /* 1 MiB at 8 MiB/s in 100 ms windows of 0.8 MiB: at least one wait. */
+    g_assert_cmpuint(st.total_time_ms, >=, 90);
+    g_assert_cmpmem(src.mem.regions[0].hva, RAM_BYTES,
+                    d.vm.mem.regions[0].hva, RAM_BYTES);
+    migration_job_free(job);
+    vm_destroy(&src);
+    vm_destroy(&d.vm);
+}
+
+/* A guest dirtying everything faster than 2 MiB/s never converges; cancel
+ * ends it, the VM was never stopped, and the destination fails cleanly. */
+static void test_cancel(void)
+{
+    Vm src;
+    Dest d = { 0 };
+    MigrationJob *job;
+    MigrationStats st;
+    GError *err = NULL;
+
+    vm_init(&src);
+    fill(&src, 1);
+    src.dirty_all = true;
+    job = start(&src, connect_pair(&d), 2 * MiB);
+    g_usleep(300 * 1000);
+    migration_job_get_stats(job, &st);
+    g_assert_cmpstr(migration_status_name(st.status), ==, "active");
+    migration_job_cancel(job);
+    g_assert_false(migration_job_wait(job, &err));
+    g_assert_nonnull(strstr(err->message, "cancelled"));
+    g_clear_error(&err);
+    migration_job_get_stats(job, &st);
+    g_assert_cmpstr(migration_status_name(st.status), ==, "cancelled");
+    g_assert_cmpstr(st.error_desc, ==, "migration cancelled");
+    g_assert_cmpint(src.stops, ==, 0);
+    g_assert_true(src.finished);
+    g_assert_nonnull(src.finish_err);
+    dest_join(&d);
+    g_assert_false(d.ok);
+    g_assert_nonnull(strstr(d.err->message, "truncated"));
+    g_clear_error(&d.err);
+    migration_job_free(job);
+    vm_destroy(&src);
+    vm_destroy(&d.vm);
+}
+
+static void test_destination_gone(void)
+{
+    Vm src;
+    int fds[2];
+    MigrationJob *job;
+    MigrationStats st;
+    GError *err = NULL;
+
+    vm_init(&src);
+    fill(&src, 2);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);
+    close(fds[1]);
+    job = start(&src, qemu_file_new_fd_output(fds[0]), 0);
+    g_assert_false(migration_job_wait(job, &err));
+    g_assert_true(g_error_matches(err, TERN_ERROR, TERN_ERR_IO));
+    g_clear_error(&err);
+    migration_job_get_stats(job, &st);
+    g_assert_cmpstr(migration_status_name(st.status), ==, "failed");
+    g_assert_nonnull(strstr(st.error_desc, "migration channel write"));
+    g_assert_nonnull(src.finish_err);
+    migration_job_free(job);
+    vm_destroy(&src);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/migration-job/converges", test_converges);
+    g_test_add_func("/migration-job/bandwidth-limit", test_bandwidth_limit);
+    g_test_add_func("/migration-job/cancel", test_cancel);
+    g_test_add_func("/migration-job/destination-gone", test_destination_gone);
+    return g_test_run();
+}
