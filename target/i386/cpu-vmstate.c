@@ -6,6 +6,7 @@
  * the order KVM needs (target/i386/cpu-state.c).
  */
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "target/i386/cpu-vmstate.h"
 #include "tern/error.h"
@@ -19,7 +20,8 @@
 #define CPU32(f)   K32(st.f, X86CpuVmstate)
 #define CPU8(f)    K8(st.f, X86CpuVmstate)
 
-#define XSAVE_MAX  (64 * KiB)     /* AMX tiles included, with room to spare */
+#define XSAVE_MAX  (64 * KiB)
+#define MSR_IA32_TSC_DEADLINE 0x6e0     /* AMX tiles included, with room to spare */
 
 #define EVENTS_VALID (KVM_VCPUEVENT_VALID_NMI_PENDING |                     \
                       KVM_VCPUEVENT_VALID_SIPI_VECTOR |                     \
@@ -101,6 +103,32 @@ static bool cpu_pre_save(void *opaque, GError **errp)
     return x86_cpu_state_get(c->kvm, vcpu_fd(c->vcpu), &c->st, errp);
 }
 
+/*
+ * KVM ignores a TSC-deadline write while the LAPIC is not in TSC-deadline
+ * mode, and x86_cpu_state_put writes the MSRs before the LAPIC: write the
+ * deadline once more, now that the LVT timer mode is back, or an armed timer
+ * would be lost.
+ */
+static bool put_tsc_deadline(X86CpuVmstate *c, GError **errp)
+{
+    struct {
+        struct kvm_msrs h;
+        struct kvm_msr_entry e;
+    } m = { .h.nmsrs = 1, .e.index = MSR_IA32_TSC_DEADLINE };
+    uint64_t v;
+
+    if (!x86_cpu_state_msr(&c->st, MSR_IA32_TSC_DEADLINE, &v) || !v) {
+        return true;
+    }
+    m.e.data = v;
+    if (ioctl(vcpu_fd(c->vcpu), KVM_SET_MSRS, &m) != 1) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_FAILED,
+                    "KVM_SET_MSRS (TSC deadline) failed");
+        return false;
+    }
+    return true;
+}
+
 static bool cpu_post_load(void *opaque, int version_id, GError **errp)
 {
     X86CpuVmstate *c = opaque;
@@ -123,7 +151,8 @@ static bool cpu_post_load(void *opaque, int version_id, GError **errp)
                     c->st.events.flags);
         return false;
     }
-    if (!x86_cpu_state_put(c->kvm, vcpu_fd(c->vcpu), &c->st, errp)) {
+    if (!x86_cpu_state_put(c->kvm, vcpu_fd(c->vcpu), &c->st, errp) ||
+        !put_tsc_deadline(c, errp)) {
         g_prefix_error(errp, "cpu %u: ", idx);
         return false;
     }

@@ -172,7 +172,13 @@ static void make_distinctive(Vm *vm)
         set_lapic_reg(&l, 0xf0, 0x1ff);                 /* SVR: enabled */
         set_lapic_reg(&l, 0x350, 0x700);                /* LINT0: ExtINT */
         set_lapic_reg(&l, 0x3e0, 0xb);                  /* timer divide 1 */
+        if (i == 1) {
+            set_lapic_reg(&l, 0x320, (2u << 17) | 0xec);   /* TSC-deadline */
+        }
         xioctl(fd, KVM_SET_LAPIC, &l);
+        if (i == 1) {
+            set_msr(fd, 0x6e0, 1ULL << 62);             /* far in the future */
+        }
     }
     memset(&chip, 0, sizeof(chip));
     chip.chip_id = KVM_IRQCHIP_PIC_MASTER;
@@ -317,6 +323,13 @@ static void test_machine_round_trip(void)
         compare_cpu(&before.cpu[i], &after.cpu[i]);
     }
     g_assert_cmphex(after.cpu[1].regs.rax, ==, 0x1111222233334445ULL);
+    /* An armed TSC-deadline timer survives (the MSR only sticks once the
+     * LAPIC is in TSC-deadline mode). */
+    if (x86_cpu_state_msr(&before.cpu[1], 0x6e0, &v)) {
+        g_assert_cmphex(v, !=, 0);
+        g_assert_true(x86_cpu_state_msr(&after.cpu[1], 0x6e0, &v));
+        g_assert_cmphex(v, !=, 0);
+    }
     for (unsigned c = 0; c < 2; c++) {
         g_assert_cmpmem(&before.chips[c].chip.pic, sizeof(struct kvm_pic_state),
                         &after.chips[c].chip.pic, sizeof(struct kvm_pic_state));
