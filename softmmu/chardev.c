@@ -3,6 +3,9 @@
  * server with one client at a time, and null. Input from a readable fd is read
  * on the main loop into a small buffer and offered to the frontend; while the
  * frontend cannot take it all, the fd watch is removed so the loop does not spin.
+ * Output is gathered into lines: a UART hands over one byte per guest exit, and
+ * a system call (and a reader wake-up) per byte would cost more than the exit.
+ * A line goes out at its newline; a partial line after OUT_FLUSH_MS at most.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +19,9 @@
 #include "tern/error.h"
 #include "tern/keyval.h"
 
+#define OUT_BUF_MAX  4096
+#define OUT_FLUSH_MS 2
+
 struct Chardev {
     GMainContext *ctx;
     GMutex out_lock;
@@ -26,6 +32,8 @@ struct Chardev {
     bool owns_out;       /* out_fd is ours to close */
     GSource *in_src;
     GSource *listen_src;
+    GByteArray *out_buf;   /* under out_lock */
+    GSource *flush_src;    /* under out_lock: pending partial-line flush */
 
     ChardevReceive receive;
     void *opaque;
@@ -34,6 +42,7 @@ struct Chardev {
 };
 
 static void watch_input(Chardev *c);
+static void flush_locked(Chardev *c);
 
 static void deliver(Chardev *c)
 {
@@ -53,6 +62,7 @@ static void deliver(Chardev *c)
 static void drop_client(Chardev *c)
 {
     g_mutex_lock(&c->out_lock);
+    g_byte_array_set_size(c->out_buf, 0);
     if (c->out_fd >= 0) {
         close(c->out_fd);
     }
@@ -217,6 +227,7 @@ Chardev *chardev_new(const char *spec, GMainContext *ctx, GError **errp)
     c->ctx = ctx;
     c->out_fd = c->in_fd = c->listen_fd = -1;
     g_mutex_init(&c->out_lock);
+    c->out_buf = g_byte_array_new();
     if (!open_backend(c, spec, errp)) {
         chardev_free(c);
         return NULL;
@@ -240,6 +251,11 @@ void chardev_free(Chardev *c)
     }
     destroy_source(&c->in_src);
     destroy_source(&c->listen_src);
+    g_mutex_lock(&c->out_lock);
+    flush_locked(c);
+    destroy_source(&c->flush_src);
+    g_mutex_unlock(&c->out_lock);
+    g_byte_array_unref(c->out_buf);
     if (c->owns_out && c->out_fd >= 0) {
         close(c->out_fd);
     }
@@ -261,14 +277,14 @@ void chardev_set_frontend(Chardev *c, ChardevReceive receive, void *opaque)
     watch_input(c);
 }
 
-void chardev_write(Chardev *c, const uint8_t *buf, size_t len)
+/* Called with out_lock held. */
+static void flush_locked(Chardev *c)
 {
-    if (!c) {
-        return;
-    }
-    g_mutex_lock(&c->out_lock);
+    const uint8_t *p = c->out_buf->data;
+    size_t len = c->out_buf->len;
+
     while (c->out_fd >= 0 && len) {
-        ssize_t n = write(c->out_fd, buf, len);
+        ssize_t n = write(c->out_fd, p, len);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -276,8 +292,39 @@ void chardev_write(Chardev *c, const uint8_t *buf, size_t len)
         if (n <= 0) {
             break;   /* full socket or gone peer: drop, never stall the vCPU */
         }
-        buf += n;
+        p += n;
         len -= n;
+    }
+    g_byte_array_set_size(c->out_buf, 0);
+}
+
+static gboolean flush_timeout(gpointer opaque)
+{
+    Chardev *c = opaque;
+
+    g_mutex_lock(&c->out_lock);
+    flush_locked(c);
+    g_source_unref(c->flush_src);
+    c->flush_src = NULL;
+    g_mutex_unlock(&c->out_lock);
+    return G_SOURCE_REMOVE;
+}
+
+void chardev_write(Chardev *c, const uint8_t *buf, size_t len)
+{
+    if (!c) {
+        return;
+    }
+    g_mutex_lock(&c->out_lock);
+    if (c->out_fd >= 0) {
+        g_byte_array_append(c->out_buf, buf, len);
+        if (memchr(buf, '\n', len) || c->out_buf->len >= OUT_BUF_MAX) {
+            flush_locked(c);
+        } else if (!c->flush_src) {
+            c->flush_src = g_timeout_source_new(OUT_FLUSH_MS);
+            g_source_set_callback(c->flush_src, flush_timeout, c, NULL);
+            g_source_attach(c->flush_src, c->ctx);
+        }
     }
     g_mutex_unlock(&c->out_lock);
 }
