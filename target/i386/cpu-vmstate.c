@@ -94,12 +94,15 @@ static const VMStateDescription vmstate_xcr = {
 static bool cpu_pre_save(void *opaque, GError **errp)
 {
     X86CpuVmstate *c = opaque;
+    int r;
 
     if (vcpu_run_state(c->vcpu) != VCPU_PAUSED) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
                     "vCPU %u is not paused", vcpu_index(c->vcpu));
         return false;
     }
+    r = ioctl(vcpu_fd(c->vcpu), KVM_GET_TSC_KHZ);
+    c->tsc_khz = r > 0 ? (uint32_t)r : 0;
     return x86_cpu_state_get(c->kvm, vcpu_fd(c->vcpu), &c->st, errp);
 }
 
@@ -129,6 +132,23 @@ static bool put_tsc_deadline(X86CpuVmstate *c, GError **errp)
     return true;
 }
 
+/* Before the state goes in: the TSC value is in the rate's ticks. */
+static void put_tsc_khz(X86CpuVmstate *c)
+{
+    int fd = vcpu_fd(c->vcpu);
+    int here = ioctl(fd, KVM_GET_TSC_KHZ);
+
+    if (!c->tsc_khz || here == (int)c->tsc_khz) {
+        return;
+    }
+    if (c->tsc_khz > INT32_MAX ||
+        ioctl(fd, KVM_SET_TSC_KHZ, (unsigned long)c->tsc_khz) < 0) {
+        tern_warn("cpu %u: cannot run the guest's TSC at %" PRIu32
+                  " kHz here (%d kHz): guest time will drift",
+                  vcpu_index(c->vcpu), c->tsc_khz, here);
+    }
+}
+
 static bool cpu_post_load(void *opaque, int version_id, GError **errp)
 {
     X86CpuVmstate *c = opaque;
@@ -151,6 +171,7 @@ static bool cpu_post_load(void *opaque, int version_id, GError **errp)
                     c->st.events.flags);
         return false;
     }
+    put_tsc_khz(c);
     if (!x86_cpu_state_put(c->kvm, vcpu_fd(c->vcpu), &c->st, errp) ||
         !put_tsc_deadline(c, errp)) {
         g_prefix_error(errp, "cpu %u: ", idx);
@@ -159,11 +180,34 @@ static bool cpu_post_load(void *opaque, int version_id, GError **errp)
     return true;
 }
 
+static bool cpu_pre_load(void *opaque, GError **errp)
+{
+    ((X86CpuVmstate *)opaque)->tsc_khz = 0;     /* absent subsection */
+    return true;
+}
+
+static bool tsc_khz_needed(void *opaque)
+{
+    return ((X86CpuVmstate *)opaque)->tsc_khz != 0;
+}
+
+static const VMStateDescription vmstate_x86_cpu_tsc_khz = {
+    .name = "cpu/tsc_khz",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = tsc_khz_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(tsc_khz, X86CpuVmstate),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 const VMStateDescription vmstate_x86_cpu = {
     .name = "cpu",
     .version_id = 1,
     .minimum_version_id = 1,
     .pre_save = cpu_pre_save,
+    .pre_load = cpu_pre_load,
     .post_load = cpu_post_load,
     .fields = (const VMStateField[]) {
         CPU64(regs.rax), CPU64(regs.rbx), CPU64(regs.rcx), CPU64(regs.rdx),
@@ -215,6 +259,10 @@ const VMStateDescription vmstate_x86_cpu = {
                       __u64),
         CPU64(debugregs.dr6), CPU64(debugregs.dr7), CPU64(debugregs.flags),
         VMSTATE_END_OF_LIST()
+    },
+    .subsections = (const VMStateDescription *const[]) {
+        &vmstate_x86_cpu_tsc_khz,
+        NULL
     },
 };
 

@@ -21,6 +21,8 @@
 #define NR_CPUS   2
 #define CODE_ADDR 0x1000
 #define PM_BASE   0x600
+/* u8 0x05, u8 11, "cpu/tsc_khz", be32 version, be32 kHz */
+#define TSC_SUB_LEN (1 + 1 + 11 + 4 + 4)
 
 static const uint8_t spin[] = { 0xeb, 0xfe };     /* jmp $ */
 
@@ -494,8 +496,18 @@ static void test_hostile_sections(void)
     put_be32(c + 18 * 8 + 8 * 23 + 2 * 10 + 11 * 8, 99);     /* nr_msrs */
     expect_error(&vmstate_x86_cpu, &cpu, c, clen, "at most 40");
     memcpy(c, g_bytes_get_data(cb, NULL), clen);
-    /* Every truncation fails before KVM sees anything. */
+    g_test_message("KVM reports a TSC of %" PRIu32 " kHz", cpu.tsc_khz);
+    if (cpu.tsc_khz) {
+        /* The TSC rate travels in the one subsection, at the very end. */
+        g_assert_cmpuint(clen, >, TSC_SUB_LEN);
+        g_assert_cmpmem(c + clen - TSC_SUB_LEN + 2, 11, "cpu/tsc_khz", 11);
+    }
+    /* Every truncation fails before KVM sees anything, except the one
+     * that drops the whole optional subsection. */
     for (size_t cut = 0; cut < clen; cut += (cut < 600 ? 1 : 97)) {
+        if (cpu.tsc_khz && cut == clen - TSC_SUB_LEN) {
+            continue;
+        }
         err = load_one(&vmstate_x86_cpu, &cpu, c, cut);
         g_assert_nonnull(err);
         g_error_free(err);

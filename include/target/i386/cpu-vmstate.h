@@ -21,6 +21,9 @@
  *             u8 triple fault pending, u8 has payload, be64 payload
  *   mp_state  be32
  *   debugregs 4 x be64 db, be64 dr6, be64 dr7, be64 flags
+ * and the subsection "cpu/tsc_khz" (be32 kHz) when KVM reports the rate: a
+ * destination with another TSC rate scales the guest's TSC to it
+ * (KVM_SET_TSC_KHZ) or, where it cannot, warns that guest time will drift.
  */
 #ifndef TARGET_I386_CPU_VMSTATE_H
 #define TARGET_I386_CPU_VMSTATE_H
@@ -33,6 +36,7 @@ typedef struct X86CpuVmstate {
     const KvmState *kvm;
     Vcpu *vcpu;
     X86CpuState st;
+    uint32_t tsc_khz;       /* the guest's TSC rate, 0 if KVM did not say */
 } X86CpuVmstate;
 
 extern const VMStateDescription vmstate_x86_cpu;
