@@ -129,13 +129,15 @@ static bool converged(MigrationJob *job, uint64_t *pending)
                         job->params.downtime_limit_ms : DEFAULT_DOWNTIME_MS;
     double threshold = job->bytes_per_ms * downtime;
 
+    /* Postcopy-capable state (dirty bitmaps) goes in the final burst
+     * anyway, so only what must precede the switchover counts, as in QEMU. */
     savevm_save_pending(job->sv, &must, &can);
-    *pending = must + can;
+    *pending = must;
     if (*pending > threshold) {
         return false;
     }
     savevm_save_pending_exact(job->sv, &must, &can);
-    *pending = must + can;
+    *pending = must;
     return *pending <= threshold;
 }
 
