@@ -4,10 +4,12 @@
  * stream QEMU 7.2 wrote, the destination's refusals) and the savevm stream
  * written into and read back from a qcow2 VM state area. */
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "migration/block-dirty-bitmap.h"
 #include "migration/global-state.h"
+#include "migration/migration-job.h"
 #include "migration/qemu-file-block.h"
 #include "migration/snapshot.h"
 #include "migration/ram.h"
@@ -517,6 +519,82 @@ static void test_snapshot_save_load(void)
     env_destroy(&e);
 }
 
+typedef struct LoadThread {
+    SaveVM *sv;
+    QEMUFile *f;
+    bool ok;
+    GError *err;
+} LoadThread;
+
+static gpointer load_thread(gpointer opaque)
+{
+    LoadThread *t = opaque;
+
+    t->ok = savevm_load(t->sv, t->f, &t->err);
+    return NULL;
+}
+
+/* A whole migration job, RAM and bitmaps, over a socket. */
+static void test_migration_job_with_bitmaps(void)
+{
+    Env src, dst;
+    SaveVM *ssv = savevm_new("none"), *dsv = savevm_new("none");
+    DirtyBitmapMigration *sdbm, *ddbm;
+    GuestMemory mem = {
+        .regions = { { 0, 256 * KiB, g_malloc0(256 * KiB), 0 } },
+        .nr_regions = 1, .fd = -1, .ram_size = 256 * KiB,
+    };
+    GuestMemory dmem = {
+        .regions = { { 0, 256 * KiB, g_malloc0(256 * KiB), 0 } },
+        .nr_regions = 1, .fd = -1, .ram_size = 256 * KiB,
+    };
+    RamMigration *sram = ram_migration_new(&mem, "pc.ram");
+    RamMigration *dram = ram_migration_new(&dmem, "pc.ram");
+    MigrationParams params = { 0 };
+    LoadThread lt = { .sv = dsv };
+    MigrationStats st;
+    MigrationJob *job;
+    GThread *t;
+    int fds[2];
+    GError *err = NULL;
+
+    env_init(&src, "src.qcow2");
+    env_init(&dst, "dst.qcow2");
+    add_bitmap(src.bs, "bm0", 64 * KiB, false);
+    memset(mem.regions[0].hva + 8192, 0x33, 4096);
+    ram_migration_register(sram, ssv);
+    ram_migration_register(dram, dsv);
+    sdbm = dbm_for(&src, ssv);
+    ddbm = dbm_for(&dst, dsv);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);
+    lt.f = qemu_file_new_fd_input(fds[1]);
+    t = g_thread_new("dest", load_thread, &lt);
+    job = migration_job_start(ssv, qemu_file_new_fd_output(fds[0]), sram,
+                              &params, NULL);
+    g_assert_true(migration_job_wait(job, &err));
+    g_assert_no_error(err);
+    g_thread_join(t);
+    g_assert_no_error(lt.err);
+    g_assert_true(lt.ok);
+    migration_job_get_stats(job, &st);
+    g_assert_cmpstr(migration_status_name(st.status), ==, "completed");
+    check_bits(dst.bs, "bm0", 64 * KiB);
+    g_assert_cmpuint(dmem.regions[0].hva[8192 + 7], ==, 0x33);
+
+    qemu_fclose(lt.f, NULL);
+    migration_job_free(job);
+    dirty_bitmap_migration_free(sdbm);
+    dirty_bitmap_migration_free(ddbm);
+    ram_migration_free(sram);
+    ram_migration_free(dram);
+    savevm_free(ssv);
+    savevm_free(dsv);
+    g_free(mem.regions[0].hva);
+    g_free(dmem.regions[0].hva);
+    env_destroy(&src);
+    env_destroy(&dst);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -529,5 +607,7 @@ int main(int argc, char **argv)
     g_test_add_func("/savevm-bitmap/vmstate-area", test_vmstate_area);
     g_test_add_func("/savevm-bitmap/snapshot-save-load",
                     test_snapshot_save_load);
+    g_test_add_func("/savevm-bitmap/migration-job-with-bitmaps",
+                    test_migration_job_with_bitmaps);
     return g_test_run();
 }
