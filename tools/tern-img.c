@@ -632,8 +632,9 @@ static bool io_rw(BlockNode *bs, const IoCmd *cmd, bool write, bool vm,
 /*
  * stress SEED COUNT LEN [FLUSH_EVERY]: COUNT writes of LEN bytes at random
  * LEN-aligned offsets, write i filled with byte (i % 251) + 1. Prints
- * "w OFF PAT" after each write and "f N" after each flush, line-buffered,
- * so a crash test knows which writes were acknowledged and flushed.
+ * "i OFF PAT" before each write, "w OFF PAT" after it and "f N" after each
+ * flush, line-buffered, so a crash test knows which writes were acknowledged
+ * and flushed, and which one may have landed unacknowledged when it was killed.
  */
 static bool io_stress(BlockNode *bs, const IoCmd *cmd, GError **errp)
 {
@@ -655,6 +656,7 @@ static bool io_stress(BlockNode *bs, const IoCmd *cmd, GError **errp)
         off = MIN(off, slots - 1) * len;
         int pat = (int)(i % 251) + 1;
         memset(buf, pat, len);
+        printf("i %" PRIu64 " %d\n", off, pat);
         if (!bdrv_pwrite(bs, off, buf, len, errp)) {
             return false;
         }

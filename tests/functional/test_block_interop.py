@@ -232,11 +232,17 @@ def test_locking_against_qemu(tmp_path):
         writer.wait(timeout=10)
 
 
-def test_kill9_writer_consistent(tmp_path):
+@pytest.mark.parametrize("cs,snapshot", [(4096, False), (65536, True)])
+def test_kill9_writer_consistent(tmp_path, cs, snapshot):
     """kill -9 of a tern writer mid-workload: qemu-img check finds at most
-    leaks, and every write acknowledged before the last flush reads back."""
+    leaks, and every write acknowledged before the last flush reads back.
+    With a snapshot taken first, the writes copy shared clusters and L2
+    tables (COW) while being killed."""
     img = tmp_path / "crash.qcow2"
-    tern_img("create", "-f", "qcow2", "-o", "cluster_size=4096", img, "64M")
+    tern_img("create", "-f", "qcow2", "-o", f"cluster_size={cs}", img, "64M")
+    if snapshot:
+        tern_io(img, "write -P 0 0 64M")
+        tern_img("snapshot", "-c", "base", img)
     log = tmp_path / "writer.log"
     with open(log, "w") as out:
         writer = subprocess.Popen(
