@@ -24,7 +24,9 @@
 /* u8 0x05, u8 11, "cpu/tsc_khz", be32 version, be32 kHz */
 #define TSC_SUB_LEN (1 + 1 + 11 + 4 + 4)
 
-static const uint8_t spin[] = { 0xeb, 0xfe };     /* jmp $ */
+/* out dx, al; jmp $ — the restored vCPU reports its restored AL. */
+static const uint8_t spin[] = { 0xee, 0xeb, 0xfe };
+#define REPORT_PORT 0x81
 
 typedef struct Vm {
     KvmState *kvm;
@@ -165,6 +167,7 @@ static void make_distinctive(Vm *vm)
         r.rax = 0x1111222233334444ULL + i;
         r.r15 = 0x1515151515151515ULL ^ i;
         r.rsi = 0xabcdef00 + i;
+        r.rdx = REPORT_PORT;
         xioctl(fd, KVM_SET_REGS, &r);
         set_msr(fd, MSR_IA32_SYSENTER_CS, 0x10 + i);
         set_msr(fd, MSR_IA32_SYSENTER_EIP, 0xfeedf00d + i);
@@ -217,6 +220,19 @@ static void make_distinctive(Vm *vm)
     iobus_write(vm->pio, PM_BASE + 2, 0x0100, 2);       /* PM1_EN: PWRBTN */
     iobus_write(vm->pio, 0xcf8, 0x80000010, 4);
 }
+
+static uint64_t report_read(void *opaque, uint64_t off, unsigned size)
+{
+    return 0;
+}
+
+static void report_write(void *opaque, uint64_t off, uint64_t val,
+                         unsigned size)
+{
+    g_atomic_int_set((int *)opaque, 0x100 | (int)(val & 0xff));
+}
+
+static const IoOps report_ops = { .read = report_read, .write = report_write };
 
 typedef struct Snapshot {
     X86CpuState cpu[NR_CPUS];
@@ -369,6 +385,23 @@ static void test_machine_round_trip(void)
         g_assert_cmphex(r, ==, 0x0100);
         iobus_read(vm.pio, 0xcf8, &r, 4);
         g_assert_cmphex(r, ==, 0x80000010);
+    }
+    /* The restored BSP runs on from the restored RIP with the restored AL. */
+    {
+        int reported = 0;
+        struct kvm_regs r;
+
+        g_assert_true(iobus_register(vm.pio, REPORT_PORT, 1, &report_ops,
+                                     &reported, &err));
+        vcpu_resume(vm.vcpus[0]);
+        for (int i = 0; i < 5000 && !g_atomic_int_get(&reported); i++) {
+            g_usleep(1000);
+        }
+        vcpu_pause(vm.vcpus[0]);
+        g_assert_cmphex(g_atomic_int_get(&reported), ==, 0x144);
+        xioctl(vcpu_fd(vm.vcpus[0]), KVM_GET_REGS, &r);
+        g_assert_cmphex(r.rip, ==, CODE_ADDR + 1);
+        g_assert_cmphex(r.r15, ==, 0x1515151515151515ULL);
     }
     snapshot_clear(&before);
     snapshot_clear(&after);
