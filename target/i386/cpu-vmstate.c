@@ -5,6 +5,7 @@
  * whole vCPU, post_load checks what only tern can check and puts it back in
  * the order KVM needs (target/i386/cpu-state.c).
  */
+#include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -20,8 +21,8 @@
 #define CPU32(f)   K32(st.f, X86CpuVmstate)
 #define CPU8(f)    K8(st.f, X86CpuVmstate)
 
-#define XSAVE_MAX  (64 * KiB)
-#define MSR_IA32_TSC_DEADLINE 0x6e0     /* AMX tiles included, with room to spare */
+#define XSAVE_MAX  (64 * KiB)     /* AMX tiles included, with room to spare */
+#define MSR_IA32_TSC_DEADLINE 0x6e0
 
 #define EVENTS_VALID (KVM_VCPUEVENT_VALID_NMI_PENDING |                     \
                       KVM_VCPUEVENT_VALID_SIPI_VECTOR |                     \
@@ -125,8 +126,7 @@ static bool put_tsc_deadline(X86CpuVmstate *c, GError **errp)
     }
     m.e.data = v;
     if (ioctl(vcpu_fd(c->vcpu), KVM_SET_MSRS, &m) != 1) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_FAILED,
-                    "KVM_SET_MSRS (TSC deadline) failed");
+        tern_set_error_errno(errp, errno, "KVM_SET_MSRS (TSC deadline)");
         return false;
     }
     return true;
