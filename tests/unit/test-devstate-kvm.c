@@ -573,7 +573,15 @@ static void test_hostile_sections(void)
 }
 
 /* What QEMU 7.2 writes for a paused '-M pc -S' (TCG) VM: both PICs all
- * zero, and the IOAPIC ("ioapic" v3) with every pin masked. */
+ * zero, and the IOAPIC ("ioapic" v3) with every pin masked; and, with
+ * '-accel kvm -cpu qemu64', its "kvmclock" section. */
+static const uint8_t qemu72_kvmclock[] = {
+    0x00, 0x00, 0x00, 0x00, 0x0e, 0xd6, 0xfd, 0x2c,
+    0x05, 26, 'k', 'v', 'm', 'c', 'l', 'o', 'c', 'k', '/', 'c', 'l', 'o',
+    'c', 'k', '_', 'i', 's', '_', 'r', 'e', 'l', 'i', 'a', 'b', 'l', 'e',
+    0x00, 0x00, 0x00, 0x01, 0x01,
+};
+
 static void test_qemu_chip_bytes(void)
 {
     g_autoptr(GError) err = NULL;
@@ -581,6 +589,7 @@ static void test_qemu_chip_bytes(void)
     KvmIrqchipVmstate chips;
     uint8_t pic[16] = { 0 }, ioapic[2 + 8 + 4 + 24 * 8] = { 0 };
     struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+    struct kvm_clock_data clk;
 
     if (!have_kvm()) {
         return;
@@ -598,6 +607,13 @@ static void test_qemu_chip_bytes(void)
     for (unsigned i = 0; i < 24; i++) {
         g_assert_cmphex(chip.chip.ioapic.redirtbl[i].bits, ==, 0x10000);
     }
+    /* QEMU with -accel kvm: its kvmclock section, subsection included. */
+    g_assert_null(load_one(&vmstate_kvmclock, &chips.clock, qemu72_kvmclock,
+                           sizeof(qemu72_kvmclock)));
+    g_assert_true(chips.clock.reliable);
+    g_assert_true(kvm_get_clock(vm.kvm, &clk, &err));
+    g_assert_cmpuint(clk.clock, >=, 0x0ed6fd2c);
+    g_assert_cmpuint(clk.clock, <, 0x0ed6fd2c + 60000000000ULL);
     vm_free(&vm);
 }
 
