@@ -244,10 +244,11 @@ static void ram_save_pending_exact(void *opaque, uint64_t *must_precopy,
                                    uint64_t *can_postcopy)
 {
     RamMigration *rm = opaque;
-    GError *err = NULL;
 
-    if (rm->dirty && !sync_dirty(rm, &err)) {
-        g_error_free(err);
+    if (rm->dirty) {
+        g_autoptr(GError) err = NULL;
+
+        sync_dirty(rm, &err);
     }
     ram_save_pending(opaque, must_precopy, can_postcopy);
 }
