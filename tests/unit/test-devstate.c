@@ -701,6 +701,38 @@ static void test_pci_hostile(void)
     pci_free(&b);
 }
 
+/* The PCIDevice part of the "0000:00:00.0/I440FX" section QEMU 7.2 writes
+ * for a paused -M pc VM: be32 2, its 256-byte config space (non-zero bytes
+ * listed), 4 x be32 INTx levels. */
+static const struct { uint8_t off, val; } qemu72_i440fx_cfg[] = {
+    { 0x00, 0x86 }, { 0x01, 0x80 }, { 0x02, 0x37 }, { 0x03, 0x12 },
+    { 0x08, 0x02 }, { 0x0b, 0x06 }, { 0x2c, 0xf4 }, { 0x2d, 0x1a },
+    { 0x2f, 0x11 }, { 0x57, 0x04 }, { 0x72, 0x02 },
+};
+
+static void test_pci_qemu_bytes(void)
+{
+    uint8_t s[4 + PCI_CONFIG_SPACE_SIZE + 16] = { 0, 0, 0, 2 };
+    g_autoptr(GBytes) in = NULL, again = NULL;
+    PciDevice d;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(qemu72_i440fx_cfg); i++) {
+        s[4 + qemu72_i440fx_cfg[i].off] = qemu72_i440fx_cfg[i].val;
+    }
+    /* The same chip as tern would describe it. */
+    pci_device_init(&d, "i440fx", 0x8086, 0x1237, 0x060000, false);
+    d.config[PCI_REVISION_ID] = 0x02;
+    pci_set_word(d.config + PCI_SUBSYSTEM_VENDOR_ID, 0x1af4);
+    pci_set_word(d.config + PCI_SUBSYSTEM_ID, 0x1100);
+    in = g_bytes_new(s, sizeof(s));
+    load_ok(&vmstate_pci_device, &d, in);
+    g_assert_cmphex(d.config[0x57], ==, 0x04);
+    g_assert_cmphex(d.config[0x72], ==, 0x02);
+    again = save(&vmstate_pci_device, &d);
+    g_assert_cmpmem(g_bytes_get_data(again, NULL), g_bytes_get_size(again),
+                    s, sizeof(s));
+}
+
 static void test_pci_host_round_trip(void)
 {
     TestPci a, b;
@@ -805,6 +837,7 @@ int main(int argc, char **argv)
     g_test_add_func("/devstate/pci/round-trip", test_pci_round_trip);
     g_test_add_func("/devstate/pci/express-round-trip", test_pcie_round_trip);
     g_test_add_func("/devstate/pci/hostile", test_pci_hostile);
+    g_test_add_func("/devstate/pci/qemu-7.2-bytes", test_pci_qemu_bytes);
     g_test_add_func("/devstate/pci-host/round-trip", test_pci_host_round_trip);
     g_test_add_func("/devstate/machine/devices-stream",
                     test_machine_devices_stream);
