@@ -4,8 +4,11 @@
  * devices gets distinctive register, MSR, LAPIC, PIC, IOAPIC, PIT, kvmclock
  * and device state; machine_vmstate_register + savevm_save_all write it to a
  * memory stream; the VM is destroyed, a fresh one loads the stream, and
- * everything reads back the same. Also: a running vCPU is refused, and
- * hostile vCPU/PIT/PIC sections fail with clear errors before reaching KVM.
+ * everything reads back the same and the restored BSP runs on. Also: a
+ * guest that really ran is stopped mid-loop and its copy goes on counting
+ * from the next number; a running vCPU is refused; hostile vCPU/PIT/PIC
+ * sections fail with clear errors before reaching KVM; the PIC, IOAPIC and
+ * kvmclock bytes QEMU 7.2 writes load.
  */
 #include <string.h>
 #include <sys/ioctl.h>
@@ -617,6 +620,98 @@ static void test_qemu_chip_bytes(void)
     vm_free(&vm);
 }
 
+/* inc eax; out dx, eax; jmp back to the inc */
+static const uint8_t counter[] = { 0x40, 0xef, 0xeb, 0xfc };
+#define COUNTER_PORT 0x84
+
+typedef struct Counter {
+    GMutex lock;
+    GCond cond;
+    unsigned writes;
+    uint32_t first, last;
+} Counter;
+
+static void counter_write(void *opaque, uint64_t off, uint64_t val,
+                          unsigned size)
+{
+    Counter *c = opaque;
+
+    g_mutex_lock(&c->lock);
+    if (!c->writes++) {
+        c->first = (uint32_t)val;
+    }
+    c->last = (uint32_t)val;
+    g_cond_broadcast(&c->cond);
+    g_mutex_unlock(&c->lock);
+}
+
+static const IoOps counter_ops = { .read = report_read, .write = counter_write };
+
+/* Waits (bounded) until the guest has written 'n' more times. */
+static void counter_wait(Counter *c, unsigned n)
+{
+    gint64 end = g_get_monotonic_time() + 10 * G_TIME_SPAN_SECOND;
+
+    g_mutex_lock(&c->lock);
+    n += c->writes;
+    while (c->writes < n && g_cond_wait_until(&c->cond, &c->lock, end)) {
+    }
+    g_assert_cmpuint(c->writes, >=, n);
+    g_mutex_unlock(&c->lock);
+}
+
+/* A vCPU that really ran is paused mid-loop, saved, and its copy in a fresh
+ * VM goes on counting from the next number. */
+static void test_running_guest_continues(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GBytes) stream = NULL;
+    Counter src = { 0 }, dst = { 0 };
+    struct kvm_regs r;
+    uint32_t last;
+
+    QEMUFile *f;
+    Vm vm;
+
+    if (!have_kvm()) {
+        return;
+    }
+    vm_new(&vm);
+    g_assert_true(guest_mem_write(&vm.mem, CODE_ADDR, counter, sizeof(counter),
+                                  &err));
+    g_assert_true(iobus_register(vm.pio, COUNTER_PORT, 4, &counter_ops, &src,
+                                 &err));
+    g_assert_true(x86_cpu_setup_pvh(vcpu_fd(vm.vcpus[0]), CODE_ADDR, 0, &err));
+    xioctl(vcpu_fd(vm.vcpus[0]), KVM_GET_REGS, &r);
+    r.rdx = COUNTER_PORT;
+    r.rax = 0;
+    xioctl(vcpu_fd(vm.vcpus[0]), KVM_SET_REGS, &r);
+    vcpu_resume(vm.vcpus[0]);
+    counter_wait(&src, 20);
+    vcpu_pause(vm.vcpus[0]);
+    last = src.last;
+    stream = save_vm(&vm);
+    vm_free(&vm);
+
+    vm_new(&vm);
+    g_assert_true(guest_mem_write(&vm.mem, CODE_ADDR, counter, sizeof(counter),
+                                  &err));
+    g_assert_true(iobus_register(vm.pio, COUNTER_PORT, 4, &counter_ops, &dst,
+                                 &err));
+    f = qemu_file_new_mem_input(stream);
+    savevm_load(vm.sv, f, &err);
+    g_assert_no_error(err);
+    qemu_fclose(f, NULL);
+    vcpu_resume(vm.vcpus[0]);
+    counter_wait(&dst, 1);
+    vcpu_pause(vm.vcpus[0]);
+    /* The first number after the restore follows the last one before
+     * (whether the source stopped before or after its next inc). */
+    g_assert_cmpuint(last, >=, 20);
+    g_assert_cmpuint(dst.first, ==, last + 1);
+    vm_free(&vm);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -625,5 +720,7 @@ int main(int argc, char **argv)
                     test_running_vcpu_refused);
     g_test_add_func("/devstate-kvm/hostile-sections", test_hostile_sections);
     g_test_add_func("/devstate-kvm/qemu-7.2-chips", test_qemu_chip_bytes);
+    g_test_add_func("/devstate-kvm/running-guest-continues",
+                    test_running_guest_continues);
     return g_test_run();
 }
