@@ -222,9 +222,23 @@ static void info_json(const BlockImageInfo *info)
     print_json(b);
 }
 
+/* qemu-img's size_to_str(): three significant digits, binary units. */
+static char *size_str(uint64_t size)
+{
+    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB",
+                                         "PiB", "EiB" };
+    double v = (double)size;
+    size_t i = 0;
+    while (v >= 1024 && i + 1 < G_N_ELEMENTS(units)) {
+        v /= 1024;
+        i++;
+    }
+    return g_strdup_printf("%0.3g %s", v, units[i]);
+}
+
 static void snapshot_table_human(GString *out, const GPtrArray *list)
 {
-    g_string_append_printf(out, "%-9s %-17s %7s %20s %13s %9s\n", "ID", "TAG",
+    g_string_append_printf(out, "%-9s %-16s %8s %19s %12s %10s\n", "ID", "TAG",
                            "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
     for (guint i = 0; i < list->len; i++) {
         const BlockSnapshotInfo *sn = list->pdata[i];
@@ -234,9 +248,8 @@ static void snapshot_table_human(GString *out, const GPtrArray *list)
         uint64_t secs = sn->vm_clock_nsec / 1000000000;
         localtime_r(&t, &tm);
         strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
-        g_autofree char *vm = g_format_size_full(sn->vm_state_size,
-                                                 G_FORMAT_SIZE_IEC_UNITS);
-        g_string_append_printf(out, "%-9s %-17s %7s %20s %02" PRIu64
+        g_autofree char *vm = size_str(sn->vm_state_size);
+        g_string_append_printf(out, "%-9s %-16s %8s %19s %02" PRIu64
                                ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64,
                                sn->id_str, sn->name, vm, date, secs / 3600,
                                secs / 60 % 60, secs % 60,
@@ -251,11 +264,12 @@ static void snapshot_table_human(GString *out, const GPtrArray *list)
 static void info_human(const BlockImageInfo *info)
 {
     g_autoptr(GString) out = g_string_new(NULL);
+    g_autofree char *vsize = size_str(info->virtual_size);
+    g_autofree char *dsize = size_str(info->actual_size);
     g_string_append_printf(out, "image: %s\nfile format: %s\n"
-                           "virtual size: %" PRIu64 " bytes\n"
-                           "disk size: %" PRIu64 " bytes\n",
-                           info->filename, info->format, info->virtual_size,
-                           info->actual_size);
+                           "virtual size: %s (%" PRIu64 " bytes)\n"
+                           "disk size: %s\n", info->filename, info->format,
+                           vsize, info->virtual_size, dsize);
     if (info->cluster_size) {
         g_string_append_printf(out, "cluster_size: %u\n", info->cluster_size);
     }

@@ -341,3 +341,15 @@ def test_locking_against_qemu_system(tmp_path):
         vm.kill()
         vm.wait(timeout=10)
     tern_io(img, "write -P 1 0 512")        # free again once QEMU is gone
+
+
+def test_snapshot_list_text_matches_qemu(tmp_path):
+    img = tmp_path / "l.qcow2"
+    run(QEMU_IMG, "create", "-f", "qcow2", img, "32M")
+    run(QEMU_IMG, "snapshot", "-c", "one", img)
+    tern_img("snapshot", "-c", "two-with-a-longer-name", img)
+    ours = tern_img("snapshot", "-l", img).stdout
+    assert ours == run(QEMU_IMG, "snapshot", "-l", img).stdout
+    assert "two-with-a-longer-name" in ours
+    human = tern_img("info", img).stdout
+    assert "virtual size: 32 MiB (33554432 bytes)\n" in human
