@@ -34,6 +34,7 @@ struct Chardev {
     GSource *listen_src;
     GByteArray *out_buf;   /* under out_lock */
     GSource *flush_src;    /* under out_lock: pending partial-line flush */
+    GSource *resume_src;   /* under out_lock: pending chardev_accept_input */
 
     ChardevReceive receive;
     void *opaque;
@@ -113,6 +114,10 @@ static gboolean resume_input(gpointer opaque)
 {
     Chardev *c = opaque;
 
+    g_mutex_lock(&c->out_lock);
+    g_source_unref(c->resume_src);
+    c->resume_src = NULL;
+    g_mutex_unlock(&c->out_lock);
     deliver(c);
     if (!c->pending_len) {
         watch_input(c);
@@ -122,9 +127,17 @@ static gboolean resume_input(gpointer opaque)
 
 void chardev_accept_input(Chardev *c)
 {
-    if (c && c->in_fd >= 0) {
-        g_main_context_invoke(c->ctx, resume_input, c);
+    if (!c) {
+        return;
     }
+    /* Usually called on a vCPU thread: hand over to the main loop, once. */
+    g_mutex_lock(&c->out_lock);
+    if (c->in_fd >= 0 && !c->resume_src) {
+        c->resume_src = g_idle_source_new();
+        g_source_set_callback(c->resume_src, resume_input, c, NULL);
+        g_source_attach(c->resume_src, c->ctx);
+    }
+    g_mutex_unlock(&c->out_lock);
 }
 
 static gboolean client_connect(gint fd, GIOCondition cond, gpointer opaque)
@@ -254,6 +267,7 @@ void chardev_free(Chardev *c)
     g_mutex_lock(&c->out_lock);
     flush_locked(c);
     destroy_source(&c->flush_src);
+    destroy_source(&c->resume_src);
     g_mutex_unlock(&c->out_lock);
     g_byte_array_unref(c->out_buf);
     if (c->owns_out && c->out_fd >= 0) {
@@ -284,7 +298,9 @@ static void flush_locked(Chardev *c)
     size_t len = c->out_buf->len;
 
     while (c->out_fd >= 0 && len) {
-        ssize_t n = write(c->out_fd, p, len);
+        /* A socket peer may be gone: EPIPE, never SIGPIPE. */
+        ssize_t n = c->listen_fd >= 0 ? send(c->out_fd, p, len, MSG_NOSIGNAL)
+                                      : write(c->out_fd, p, len);
 
         if (n < 0 && errno == EINTR) {
             continue;
