@@ -98,11 +98,27 @@ static bool opt_memory(VmConfig *cfg, const char *name, const char *arg, GError 
 static bool opt_smp(VmConfig *cfg, const char *name, const char *arg, GError **errp)
 {
     g_autoptr(KeyVal) kv = keyval_parse(arg, "cpus", errp);
-    uint64_t cpus = 1, maxcpus = 0;
+    uint64_t cpus = 0, maxcpus = 0, sockets = 1, dies = 1, cores = 0, threads = 1;
 
     if (!kv || !keyval_get_u64(kv, "cpus", &cpus, errp) ||
-        !keyval_get_u64(kv, "maxcpus", &maxcpus, errp) || !keyval_check_unused(kv, errp)) {
+        !keyval_get_u64(kv, "maxcpus", &maxcpus, errp) ||
+        !keyval_get_u64(kv, "sockets", &sockets, errp) ||
+        !keyval_get_u64(kv, "dies", &dies, errp) ||
+        !keyval_get_u64(kv, "cores", &cores, errp) ||
+        !keyval_get_u64(kv, "threads", &threads, errp) || !keyval_check_unused(kv, errp)) {
         return false;
+    }
+    /* tern's topology is one socket of single-threaded cores: accept the
+     * spellings of that QEMU users write, refuse anything else. */
+    if (sockets != 1 || dies != 1 || threads != 1) {
+        return fail(errp, "tern models one socket of single-thread cores "
+                    "(sockets=1,dies=1,threads=1)%s", "");
+    }
+    if (!cpus) {
+        cpus = cores ? cores : keyval_has(kv, "cpus") ? 0 : 1;
+    }
+    if (cores && cores != cpus) {
+        return fail(errp, "cores must equal the number of CPUs%s", "");
     }
     if (cpus == 0) {
         return fail(errp, "the number of CPUs must be at least 1%s", "");
@@ -212,7 +228,8 @@ const CmdlineOption cmdline_options[] = {
     { "accel", "kvm", opt_accel, "accelerator (kvm is the only one)" },
     { "enable-kvm", NULL, opt_flag, "accepted for compatibility (always KVM)" },
     { "m", "SIZE", opt_memory, "guest RAM, MiB unless suffixed (K/M/G/T)" },
-    { "smp", "N[,maxcpus=N]", opt_smp, "number of vCPUs" },
+    { "smp", "N[,cores=N][,maxcpus=N]", opt_smp,
+      "number of vCPUs (one socket, one thread per core)" },
     { "kernel", "FILE", opt_string, "PVH ELF or Linux bzImage to boot" },
     { "initrd", "FILE", opt_string, "initial ramdisk" },
     { "append", "CMDLINE", opt_string, "kernel command line" },

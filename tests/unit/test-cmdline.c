@@ -76,6 +76,25 @@ static void test_last_wins_and_sizes(void)
     g_assert_cmpstr(cfg->kernel, ==, "b");
 }
 
+static void test_smp_spellings(void)
+{
+    static const struct {
+        const char *arg;
+        unsigned cpus;
+    } ok[] = {
+        { "3", 3 }, { "cpus=2", 2 }, { "4,sockets=1,cores=4,threads=1", 4 },
+        { "cores=6", 6 }, { "2,maxcpus=2,dies=1", 2 },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
+        g_autoptr(VmConfig) cfg = vm_config_new();
+        g_autoptr(GError) err = NULL;
+
+        g_assert_true(parse(cfg, &err, "-smp", ok[i].arg, NULL));
+        g_assert_cmpuint(cfg->smp, ==, ok[i].cpus);
+    }
+}
+
 static void test_raw_lists(void)
 {
     g_autoptr(VmConfig) cfg = vm_config_new();
@@ -120,7 +139,10 @@ static void test_errors(void)
         { { "-m", "1G,slots=2" }, "invalid parameter 'slots'" },
         { { "-smp", "0" }, "at least 1" },
         { { "-smp", "4,maxcpus=8" }, "hotplug" },
-        { { "-smp", "4,cores=2" }, "invalid parameter 'cores'" },
+        { { "-smp", "4,cores=2" }, "cores must equal" },
+        { { "-smp", "4,sockets=2" }, "one socket" },
+        { { "-smp", "4,threads=2" }, "one socket" },
+        { { "-smp", "4,books=2" }, "invalid parameter 'books'" },
         { { "-accel", "tcg" }, "kvm only" },
         { { "-machine", "q35" }, "unknown machine type" },
         { { "-display", "sdl" }, "no display" },
@@ -149,6 +171,7 @@ int main(int argc, char **argv)
     g_test_add_func("/cmdline/machine-options", test_machine_options);
     g_test_add_func("/cmdline/defaults", test_defaults);
     g_test_add_func("/cmdline/last-wins-and-sizes", test_last_wins_and_sizes);
+    g_test_add_func("/cmdline/smp-spellings", test_smp_spellings);
     g_test_add_func("/cmdline/raw-lists", test_raw_lists);
     g_test_add_func("/cmdline/version-stops-parsing", test_version_stops_parsing);
     g_test_add_func("/cmdline/errors", test_errors);
