@@ -43,6 +43,11 @@ static bool file_open(BlockNode *bs, const char *filename, int flags,
         tern_set_error_errno(errp, errno, "Could not stat '%s'", filename);
         goto fail;
     }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "'%s' is not a regular file or block device", filename);
+        goto fail;
+    }
     s->is_blockdev = S_ISBLK(st.st_mode);
     if (!(flags & BDRV_O_NO_LOCK)) {
         uint32_t perm = BLK_PERM_CONSISTENT_READ;

@@ -48,6 +48,9 @@ static void test_probe_and_names(void)
     g_clear_error(&err);
     g_assert_null(bdrv_open(raw, "file", 0, &err));   /* protocol, not format */
     g_clear_error(&err);
+    g_assert_null(bdrv_open(tmpdir, "raw", 0, &err));
+    g_assert_nonnull(strstr(err->message, "not a regular file"));
+    g_clear_error(&err);
     /* a qcow2 image forced to raw shows its header bytes */
     BlockNode *bs = bdrv_open(q, "raw", 0, &err);
     uint8_t magic[4];
