@@ -274,6 +274,7 @@ static void add_irqchip_route(KvmState *s, unsigned gsi, unsigned chip, unsigned
 bool kvm_create_irqchip(KvmState *s, GError **errp)
 {
     struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+    bool ok;
 
     if (ioctl(s->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
         tern_set_error_errno(errp, errno, "KVM_CREATE_IRQCHIP");
@@ -283,21 +284,25 @@ bool kvm_create_irqchip(KvmState *s, GError **errp)
         tern_set_error_errno(errp, errno, "KVM_CREATE_PIT2");
         return false;
     }
-    /* Mirror the table KVM_CREATE_IRQCHIP installed (GSI 0-15 on both PICs and
-     * the IOAPIC, 16-23 on the IOAPIC) instead of setting it again: every
-     * KVM_SET_GSI_ROUTING waits for an SRCU grace period, milliseconds of boot
-     * time. The first MSI route commits the whole table. */
+    /* QEMU's PC routing, which the MADT and MP table describe: ISA IRQ0 (the
+     * PIT) reaches IOAPIC pin 2 (the IRQ0->GSI2 override), GSI 2 has no IOAPIC
+     * pin of its own and is the PICs' cascade. KVM's default table sends GSI 0
+     * to pin 0 instead, so it is replaced here (one SRCU grace period). */
     g_mutex_lock(&s->lock);
     for (unsigned i = 0; i < PIC_PINS; i++) {
-        add_irqchip_route(s, i, i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
-                          i % 8);
-        add_irqchip_route(s, i, KVM_IRQCHIP_IOAPIC, i);
+        if (i != 2) {
+            add_irqchip_route(s, i, i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+                              i % 8);
+        }
     }
-    for (unsigned i = PIC_PINS; i < IOAPIC_PINS; i++) {
-        add_irqchip_route(s, i, KVM_IRQCHIP_IOAPIC, i);
+    for (unsigned i = 0; i < IOAPIC_PINS; i++) {
+        if (i != 2) {
+            add_irqchip_route(s, i, KVM_IRQCHIP_IOAPIC, i == 0 ? 2 : i);
+        }
     }
+    ok = commit_routes(s, errp);
     g_mutex_unlock(&s->lock);
-    return true;
+    return ok;
 }
 
 static void kvm_irq_line_set(void *opaque, unsigned gsi, bool level)

@@ -56,8 +56,9 @@ bool kvm_slot_set_dirty_log(KvmState *s, unsigned slot, bool on, GError **errp);
  * of 64 bits, DIV_ROUND_UP(pages, 64) of them). */
 bool kvm_get_dirty_log(KvmState *s, unsigned slot, uint64_t *bitmap, GError **errp);
 
-/* KVM_CREATE_IRQCHIP + KVM_CREATE_PIT2 and the default GSI routes
- * (GSI 0-15 to the PIC and IOAPIC, 16-23 to the IOAPIC). */
+/* KVM_CREATE_IRQCHIP + KVM_CREATE_PIT2 and the PC's GSI routes: GSI n to
+ * PIC pin n (n < 16, n != 2) and IOAPIC pin n (n != 2), except GSI 0 (the
+ * PIT) to IOAPIC pin 2, matching the IRQ0->GSI2 override in the MADT. */
 bool kvm_create_irqchip(KvmState *s, GError **errp);
 /* An IrqLine that drives 'gsi' through KVM_IRQ_LINE. */
 IrqLine kvm_irq_line(KvmState *s, unsigned gsi);

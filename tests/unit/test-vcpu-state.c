@@ -266,11 +266,36 @@ static void test_put_rejects_mismatch(void)
     vm_destroy(&vm);
 }
 
+/* ISA IRQ0 (the PIT's GSI 0) must reach IOAPIC pin 2, as the MADT's
+ * interrupt source override tells the guest; GSI 4 stays on pin 4. */
+static void test_gsi_routing(void)
+{
+    g_autoptr(GError) err = NULL;
+    struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+    IrqLine gsi0, gsi4;
+    TestVm vm;
+
+    if (!have_kvm()) {
+        return;
+    }
+    vm_init(&vm);
+    gsi0 = kvm_irq_line(vm.kvm, 0);
+    gsi4 = kvm_irq_line(vm.kvm, 4);
+    irq_set(&gsi0, true);
+    irq_set(&gsi4, true);
+    g_assert_true(kvm_get_irqchip(vm.kvm, &chip, &err));
+    g_assert_cmphex(chip.chip.ioapic.irr & 0x15, ==, (1u << 2) | (1u << 4));
+    irq_set(&gsi0, false);
+    irq_set(&gsi4, false);
+    vm_destroy(&vm);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/vcpu/pause-completes-io", test_pause_completes_io);
     g_test_add_func("/vcpu/state-round-trip", test_state_round_trip);
     g_test_add_func("/vcpu/put-rejects-mismatch", test_put_rejects_mismatch);
+    g_test_add_func("/vcpu/gsi-routing", test_gsi_routing);
     return g_test_run();
 }
