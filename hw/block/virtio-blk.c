@@ -410,11 +410,19 @@ static void blk_reset(void *opaque)
     memset(vb->has_stalled, 0, sizeof(vb->has_stalled));
 }
 
+static unsigned blk_in_flight(void *opaque, unsigned q)
+{
+    VirtioBlk *vb = opaque;
+
+    return vb->has_stalled[q];
+}
+
 static const VirtioDeviceOps virtio_blk_ops = {
     .features = blk_features,
     .get_config = blk_get_config,
     .handle_queue = blk_handle_queue,
     .reset = blk_reset,
+    .in_flight = blk_in_flight,
 };
 
 /* Main loop: the VM runs again after an io-error stop; retry parked requests. */

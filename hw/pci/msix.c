@@ -243,6 +243,36 @@ void msix_notify(Msix *x, unsigned vector)
     g_mutex_unlock(&x->lock);
 }
 
+static bool msix_post_load(void *opaque, int version_id, GError **errp)
+{
+    Msix *x = opaque;
+    uint16_t ctrl = pci_get_word(x->dev->config + x->cap + 2);
+
+    g_mutex_lock(&x->lock);
+    x->pba &= x->nr == 64 ? ~0ULL : (1ULL << x->nr) - 1;
+    memset(x->table + (size_t)x->nr * MSIX_ENTRY_SIZE, 0,
+           sizeof(x->table) - (size_t)x->nr * MSIX_ENTRY_SIZE);
+    for (unsigned v = 0; v < x->nr; v++) {
+        x->stale[v] = true;
+    }
+    x->enabled = ctrl & MSIX_CTRL_ENABLE;
+    x->masked_all = ctrl & MSIX_CTRL_MASKALL;
+    g_mutex_unlock(&x->lock);
+    return true;
+}
+
+const VMStateDescription vmstate_msix = {
+    .name = "msix",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = msix_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_BUFFER(table, Msix),
+        VMSTATE_UINT64(pba, Msix),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 bool msix_is_pending(Msix *x, unsigned vector)
 {
     bool p;

@@ -424,3 +424,177 @@ void virtio_pci_free(VirtioPci *vp)
     g_mutex_clear(&vp->lock);
     g_free(vp);
 }
+
+/* ---- migration ---- */
+
+static const VMStateDescription vmstate_virtqueue = {
+    .name = "virtqueue",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT16(size, VirtQueue),
+        VMSTATE_BOOL(enabled, VirtQueue),
+        VMSTATE_UINT16(msix_vector, VirtQueue),
+        VMSTATE_UINT64(desc_gpa, VirtQueue),
+        VMSTATE_UINT64(avail_gpa, VirtQueue),
+        VMSTATE_UINT64(used_gpa, VirtQueue),
+        VMSTATE_UINT16(last_avail, VirtQueue),
+        VMSTATE_UINT16(used_idx, VirtQueue),
+        VMSTATE_UINT16(signalled_used, VirtQueue),
+        VMSTATE_BOOL(signalled_valid, VirtQueue),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_virtio_pci_saved = {
+    .name = "virtio-pci-transport",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32_EQUAL(num_queues, VirtioPciSaved),
+        VMSTATE_UINT64(guest_features, VirtioPciSaved),
+        VMSTATE_UINT32(dfselect, VirtioPciSaved),
+        VMSTATE_UINT32(gfselect, VirtioPciSaved),
+        VMSTATE_UINT16(config_vector, VirtioPciSaved),
+        VMSTATE_UINT16(queue_sel, VirtioPciSaved),
+        VMSTATE_UINT8(status, VirtioPciSaved),
+        VMSTATE_UINT8(config_generation, VirtioPciSaved),
+        VMSTATE_UINT8(isr, VirtioPciSaved),
+        VMSTATE_STRUCT_ARRAY(vqs, VirtioPciSaved, VIRTIO_PCI_MAX_QUEUES,
+                             vmstate_virtqueue, VirtQueue),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static bool virtio_pci_pre_save(void *opaque, GError **errp)
+{
+    VirtioPci *vp = opaque;
+    VirtioPciSaved *s = &vp->saved;
+
+    g_mutex_lock(&vp->lock);
+    memset(s, 0, sizeof(*s));
+    s->num_queues = vp->cfg.num_queues;
+    s->guest_features = vp->guest_features;
+    s->dfselect = vp->dfselect;
+    s->gfselect = vp->gfselect;
+    s->config_vector = vp->config_vector;
+    s->queue_sel = vp->queue_sel;
+    s->status = vp->status;
+    s->config_generation = vp->config_generation;
+    s->isr = vp->isr;
+    for (unsigned q = 0; q < VIRTIO_PCI_MAX_QUEUES; q++) {
+        s->vqs[q] = vp->vqs[q];
+        if (q < vp->cfg.num_queues && vp->cfg.ops->in_flight) {
+            s->vqs[q].last_avail -= (uint16_t)vp->cfg.ops->in_flight(vp->cfg.opaque, q);
+        }
+    }
+    g_mutex_unlock(&vp->lock);
+    return true;
+}
+
+static bool virtio_pci_pre_load(void *opaque, GError **errp)
+{
+    VirtioPci *vp = opaque;
+
+    memset(&vp->saved, 0, sizeof(vp->saved));
+    vp->saved.num_queues = vp->cfg.num_queues;
+    return true;
+}
+
+static bool vector_ok(VirtioPci *vp, uint16_t v)
+{
+    return v == VIRTIO_NO_VECTOR || v < vp->msix.nr;
+}
+
+/* Rebuilds queue q from the stream's fields; false if the guest RAM here
+ * does not hold its rings. */
+static bool load_queue(VirtioPci *vp, const VirtQueue *in, VirtQueue *out,
+                       GError **errp)
+{
+    virtqueue_reset(out);
+    out->size = in->size;
+    out->msix_vector = in->msix_vector;
+    out->desc_gpa = in->desc_gpa;
+    out->avail_gpa = in->avail_gpa;
+    out->used_gpa = in->used_gpa;
+    if (!vector_ok(vp, in->msix_vector)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "bad MSI-X vector %u",
+                    in->msix_vector);
+        return false;
+    }
+    if (!in->enabled) {
+        return true;
+    }
+    out->event_idx = vp->saved.guest_features & (1ULL << VIRTIO_F_RING_EVENT_IDX);
+    if (!virtqueue_map(out, vp->cfg.mem, errp)) {
+        return false;
+    }
+    out->enabled = true;
+    out->last_avail = in->last_avail;
+    out->used_idx = in->used_idx;
+    out->signalled_used = in->signalled_used;
+    out->signalled_valid = in->signalled_valid;
+    return true;
+}
+
+static bool virtio_pci_post_load(void *opaque, int version_id, GError **errp)
+{
+    VirtioPci *vp = opaque;
+    VirtioPciSaved *s = &vp->saved;
+    VirtQueue vqs[VIRTIO_PCI_MAX_QUEUES];
+
+    if (s->guest_features & ~vp->host_features) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "%s: features 0x%" PRIx64 " not offered here", vp->cfg.name,
+                    s->guest_features);
+        return false;
+    }
+    if (!vector_ok(vp, s->config_vector) || (s->isr & ~3u)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "%s: bad config vector %u or ISR 0x%x", vp->cfg.name,
+                    s->config_vector, s->isr);
+        return false;
+    }
+    for (unsigned q = 0; q < VIRTIO_PCI_MAX_QUEUES; q++) {
+        if (q >= vp->cfg.num_queues) {
+            virtqueue_reset(&vqs[q]);
+        } else if (!load_queue(vp, &s->vqs[q], &vqs[q], errp)) {
+            g_prefix_error(errp, "%s: queue %u: ", vp->cfg.name, q);
+            return false;
+        }
+    }
+    g_mutex_lock(&vp->lock);
+    vp->guest_features = s->guest_features;
+    vp->dfselect = s->dfselect;
+    vp->gfselect = s->gfselect;
+    vp->config_vector = s->config_vector;
+    vp->queue_sel = s->queue_sel;
+    vp->status = s->status;
+    vp->config_generation = s->config_generation;
+    vp->isr = s->isr;
+    memcpy(vp->vqs, vqs, sizeof(vqs));
+    g_mutex_unlock(&vp->lock);
+    update_ioeventfds(vp);
+    /* Requests the source had not finished (or rewound) wait in the rings. */
+    for (unsigned q = 0; q < vp->cfg.num_queues; q++) {
+        if (vqs[q].enabled) {
+            kick(vp, q);
+        }
+    }
+    return true;
+}
+
+const VMStateDescription vmstate_virtio_pci = {
+    .name = "virtio-pci",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = virtio_pci_pre_save,
+    .pre_load = virtio_pci_pre_load,
+    .post_load = virtio_pci_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT(pci, VirtioPci, 0, vmstate_pci_device, PciDevice),
+        VMSTATE_STRUCT(msix, VirtioPci, 0, vmstate_msix, Msix),
+        VMSTATE_STRUCT(saved, VirtioPci, 0, vmstate_virtio_pci_saved, VirtioPciSaved),
+        VMSTATE_END_OF_LIST()
+    },
+};

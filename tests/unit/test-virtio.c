@@ -588,6 +588,108 @@ static void test_event_idx(void)
     teardown(&f);
 }
 
+static GBytes *save_state(Fixture *f)
+{
+    g_autoptr(GError) err = NULL;
+    QEMUFile *qf = qemu_file_new_mem_output();
+    const GByteArray *a;
+    GBytes *b;
+
+    g_assert_true(vmstate_save(qf, &vmstate_virtio_pci, f->vp, NULL, &err));
+    g_assert_no_error(err);
+    a = qemu_file_mem_output_data(qf);
+    b = g_bytes_new(a->data, a->len);
+    g_assert_true(qemu_fclose(qf, NULL));
+    return b;
+}
+
+static bool load_state(Fixture *f, GBytes *b, size_t len, GError **errp)
+{
+    g_autoptr(GBytes) part = g_bytes_new_from_bytes(b, 0, len);
+    QEMUFile *qf = qemu_file_new_mem_input(part);
+    bool ok = vmstate_load(qf, &vmstate_virtio_pci, f->vp, 1, errp);
+
+    qemu_fclose(qf, NULL);
+    return ok;
+}
+
+/* Migrate a device mid-stream: same RAM, indices, MSI-X and features on B. */
+static void test_migration_roundtrip(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GBytes) state = NULL;
+    Fixture a, b;
+
+    setup(&a, "", 1);
+    setup(&b, "", 1);
+    cfg_write(&a, a.vp->msix.cap + 2, MSIX_CTRL_ENABLE, 2);
+    msix_entry(&a, 0, 0x42, false);
+    driver_init(&a, 1ULL << VIRTIO_F_RING_EVENT_IDX, 0);
+    for (int i = 0; i < 3; i++) {
+        g_assert_cmpuint(request(&a, VIRTIO_BLK_T_IN, 0, 512, NULL), ==, 0);
+    }
+    state = save_state(&a);
+    memcpy(b.ram, a.ram, RAM_SIZE);
+    b.avail_idx = a.avail_idx;
+    b.last_used = a.last_used;
+    g_assert_true(load_state(&b, state, g_bytes_get_size(state), &err));
+    g_assert_no_error(err);
+    g_assert_cmphex(status(&b), ==, status(&a));
+    g_assert_cmpuint(common_r(&b, VIRTIO_COMMON_Q_ENABLE, 2), ==, 1);
+    g_assert_cmpuint(common_r(&b, VIRTIO_COMMON_Q_DESCLO, 4), ==, DESC_GPA);
+    g_assert_true(msix_enabled(&b.vp->msix));
+    /* event idx: ask for an interrupt when the next entry is used */
+    ((uint16_t *)gpa(&b, AVAIL_GPA))[2 + QSIZE] = b.last_used;
+    g_assert_cmpuint(request(&b, VIRTIO_BLK_T_IN, 0, 512, NULL), ==, 0);
+    g_assert_cmpuint(used_idx(&b), ==, 4);
+    for (int i = 0; i < 100 && msi_count(&b) < 1; i++) {
+        g_usleep(1000);
+    }
+    g_assert_cmpuint(msi_count(&b), >=, 1);
+    g_assert_cmphex(g_array_index(b.msis, uint32_t, 0), ==, 0x42);
+    /* truncated streams fail cleanly */
+    for (size_t len = 0; len < g_bytes_get_size(state); len += 97) {
+        g_assert_false(load_state(&b, state, len, &err));
+        g_assert_nonnull(err);
+        g_clear_error(&err);
+    }
+    teardown(&b);
+    teardown(&a);
+}
+
+/* A stream whose rings lie outside this guest's RAM, or with features this
+ * device does not offer, is refused. */
+static void test_migration_hostile(void)
+{
+    g_autoptr(GError) err = NULL;
+    GBytes *state;
+    Fixture a, b;
+
+    setup(&a, "", 1);
+    setup(&b, "", 1);
+    driver_init(&a, 0, VIRTIO_NO_VECTOR);
+    a.vp->vqs[0].desc_gpa = RAM_SIZE;
+    state = save_state(&a);
+    g_assert_false(load_state(&b, state, g_bytes_get_size(state), &err));
+    g_assert_nonnull(strstr(err->message, "queue 0"));
+    g_clear_error(&err);
+    g_bytes_unref(state);
+    a.vp->vqs[0].desc_gpa = DESC_GPA;
+    a.vp->guest_features |= 1ULL << 60;
+    state = save_state(&a);
+    g_assert_false(load_state(&b, state, g_bytes_get_size(state), &err));
+    g_assert_nonnull(strstr(err->message, "not offered"));
+    g_clear_error(&err);
+    g_bytes_unref(state);
+    a.vp->guest_features &= ~(1ULL << 60);
+    a.vp->vqs[0].msix_vector = 9;
+    state = save_state(&a);
+    g_assert_false(load_state(&b, state, g_bytes_get_size(state), &err));
+    g_bytes_unref(state);
+    teardown(&b);
+    teardown(&a);
+}
+
 static void test_drive_options(void)
 {
     g_autoptr(GError) err = NULL;
@@ -625,6 +727,8 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio/transport/msix", test_msix);
     g_test_add_func("/virtio/transport/intx-isr", test_intx_isr);
     g_test_add_func("/virtio/transport/event-idx", test_event_idx);
+    g_test_add_func("/virtio/transport/migration-roundtrip", test_migration_roundtrip);
+    g_test_add_func("/virtio/transport/migration-hostile", test_migration_hostile);
     g_test_add_func("/virtio/drive/options", test_drive_options);
     return g_test_run();
 }

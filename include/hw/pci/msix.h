@@ -62,4 +62,9 @@ bool msix_enabled(Msix *x);
 void msix_notify(Msix *x, unsigned vector);
 bool msix_is_pending(Msix *x, unsigned vector);
 
+/* Migration (tern layout): table (MSIX_MAX_VECTORS * 16 bytes) and PBA; the
+ * enable/mask bits travel in the device's config space (PCIDevice). Loading
+ * re-derives them from there and re-creates KVM routes on first use. */
+extern const VMStateDescription vmstate_msix;
+
 #endif

@@ -81,6 +81,17 @@
 
 typedef struct VirtioPci VirtioPci;
 
+/* What migration carries besides PCI config and MSI-X: a snapshot taken under
+ * the lock before saving, checked and applied after loading. */
+typedef struct VirtioPciSaved {
+    uint32_t num_queues;
+    uint64_t guest_features;
+    uint32_t dfselect, gfselect;
+    uint16_t config_vector, queue_sel;
+    uint8_t status, config_generation, isr;
+    VirtQueue vqs[VIRTIO_PCI_MAX_QUEUES];    /* only the programmed fields */
+} VirtioPciSaved;
+
 typedef struct VirtioDeviceOps {
     /* Device-specific feature bits (transport bits are added). */
     uint64_t (*features)(void *opaque);
@@ -90,6 +101,10 @@ typedef struct VirtioDeviceOps {
     void (*handle_queue)(void *opaque, unsigned q);
     /* The driver reset the device (lock held). */
     void (*reset)(void *opaque);
+    /* Chains popped from queue q and not yet pushed (e.g. parked by
+     * werror=stop); migration rewinds them so the destination pops them
+     * again. May be NULL (none). Lock held. */
+    unsigned (*in_flight)(void *opaque, unsigned q);
 } VirtioDeviceOps;
 
 typedef struct VirtioPciConfig {
@@ -119,12 +134,24 @@ struct VirtioPci {
     uint64_t ioeventfd_base;      /* BAR address the ioeventfds sit on, 0: none */
     IoThread *iothread;
     uint64_t guest_errors;        /* NEEDS_RESET transitions, for tests */
+    VirtioPciSaved saved;         /* migration snapshot */
 };
 
 /* Builds the function and starts its I/O thread; add it to a bus after. */
 VirtioPci *virtio_pci_new(const VirtioPciConfig *cfg, GError **errp);
 /* Stops the I/O thread and frees; remove it from the bus first. NULL is fine. */
 void virtio_pci_free(VirtioPci *vp);
+
+/*
+ * Migration (tern layout, version 1): PCIDevice (config space with BARs and
+ * the MSI-X control word), the MSI-X table and PBA, then the transport and
+ * every queue's setup and indices. Save with the VM stopped; loading checks
+ * the features against the device's, vectors against the table, rings
+ * against guest RAM, then maps BARs, ioeventfds and queues and kicks them.
+ * Register as savevm_register_vmstate(sv, "virtio-blk-pci", devfn,
+ * &vmstate_virtio_pci, vp).
+ */
+extern const VMStateDescription vmstate_virtio_pci;
 
 /* With the lock held (device ops): */
 bool virtio_pci_has_feature(VirtioPci *vp, unsigned bit);
