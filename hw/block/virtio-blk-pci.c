@@ -12,6 +12,7 @@
 typedef struct BlkPci {
     VirtioBlk *vb;
     PciBus *bus;
+    Drive *drive;
 } BlkPci;
 
 static void blk_pci_free(void *opaque)
@@ -19,6 +20,7 @@ static void blk_pci_free(void *opaque)
     BlkPci *bp = opaque;
 
     pci_bus_remove_device(bp->bus, &virtio_blk_transport(bp->vb)->pci);
+    bp->drive->vblk = NULL;
     virtio_blk_free(bp->vb);
     g_free(bp);
 }
@@ -41,6 +43,8 @@ static bool attach(Machine *m, Drive *drive, const char *serial, unsigned queues
         g_free(bp);
         return false;
     }
+    drive->vblk = bp->vb;
+    bp->drive = drive;
     machine_add_cleanup(m, blk_pci_free, bp);
     return true;
 }
@@ -79,4 +83,29 @@ bool virtio_blk_pci_create_shorthand(Machine *m, GError **errp)
         }
     }
     return true;
+}
+
+void virtio_blk_pci_vmstate_register(Machine *m, SaveVM *sv)
+{
+    for (guint i = 0; m->drives && i < m->drives->drives->len; i++) {
+        Drive *d = g_ptr_array_index(m->drives->drives, i);
+
+        if (d->vblk) {
+            VirtioPci *vp = virtio_blk_transport(d->vblk);
+
+            savevm_register_vmstate(sv, "virtio-blk-pci", vp->pci.devfn,
+                                    &vmstate_virtio_pci, vp);
+        }
+    }
+}
+
+void virtio_blk_pci_vmstate_unregister(Machine *m, SaveVM *sv)
+{
+    for (guint i = 0; m->drives && i < m->drives->drives->len; i++) {
+        Drive *d = g_ptr_array_index(m->drives->drives, i);
+
+        if (d->vblk) {
+            savevm_unregister(sv, virtio_blk_transport(d->vblk));
+        }
+    }
 }

@@ -35,6 +35,7 @@ typedef struct Drive {
     bool ignore_flush;         /* cache=unsafe */
     DriveErrorAction werror, rerror;
     char *attached;            /* device using it, or NULL */
+    struct VirtioBlk *vblk;    /* that device, when it is a virtio-blk-pci */
 } Drive;
 
 struct DriveSet {

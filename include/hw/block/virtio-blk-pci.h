@@ -8,10 +8,16 @@
 
 #include "hw/block/drive.h"
 #include "hw/i386/machine.h"
+#include "migration/savevm.h"
 
 /* -device virtio-blk-pci,drive=ID[,serial=S][,num-queues=N][,id=NAME] */
 bool virtio_blk_pci_create(Machine *m, KeyVal *opts, GError **errp);
 /* One virtio-blk-pci per -drive if=virtio not claimed by a -device. */
 bool virtio_blk_pci_create_shorthand(Machine *m, GError **errp);
+/* Migration: registers every virtio-blk-pci of m with sv (idstr
+ * "virtio-blk-pci", instance = devfn, vmstate_virtio_pci), after the
+ * machine's own sections; unregister before the devices are freed. */
+void virtio_blk_pci_vmstate_register(Machine *m, SaveVM *sv);
+void virtio_blk_pci_vmstate_unregister(Machine *m, SaveVM *sv);
 
 #endif
