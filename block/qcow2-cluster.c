@@ -110,32 +110,60 @@ static bool entry_host_offset(BlockNode *bs, uint64_t e, uint64_t *host,
     return true;
 }
 
+/* Reads 'len' bytes at iov offset 'done': zeroes if host is 0. */
+static bool read_run(BlockNode *bs, uint64_t host, uint64_t len,
+                     const struct iovec *iov, int iovcnt, size_t done,
+                     struct iovec *part, GError **errp)
+{
+    int n = iov_slice(iov, iovcnt, done, len, part);
+    if (!host) {
+        iov_memset(part, n);
+        return true;
+    }
+    return bdrv_file_preadv(bs->file, host, part, n, errp);
+}
+
+/* Clusters that are contiguous on the host (or all zero) are read as one
+ * run, so a large sequential read is one preadv. */
 bool qcow2_co_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
                      const struct iovec *iov, int iovcnt, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     g_autofree struct iovec *part = g_new(struct iovec, iovcnt);
     size_t done = 0;
+    uint64_t run_host = 0, run_len = 0;
 
     while (bytes) {
         uint64_t in = qcow2_offset_into_cluster(s, offset);
         uint64_t chunk = MIN(bytes, s->cluster_size - in);
         uint64_t e, host;
-        int n = iov_slice(iov, iovcnt, done, chunk, part);
         if (!get_l2_entry(bs, offset, &e, errp) ||
             !entry_host_offset(bs, e, &host, errp)) {
             return false;
         }
-        if (!host) {
-            iov_memset(part, n);
-        } else if (!bdrv_file_preadv(bs->file, host + in, part, n, errp)) {
-            return false;
+        if (host) {
+            host += in;
         }
+        bool joins = run_len && ((!host && !run_host) ||
+                                 (host && run_host &&
+                                  host == run_host + run_len));
+        if (run_len && !joins) {
+            if (!read_run(bs, run_host, run_len, iov, iovcnt, done, part,
+                          errp)) {
+                return false;
+            }
+            done += run_len;
+            run_len = 0;
+        }
+        if (!run_len) {
+            run_host = host;
+        }
+        run_len += chunk;
         offset += chunk;
         bytes -= chunk;
-        done += chunk;
     }
-    return true;
+    return !run_len ||
+           read_run(bs, run_host, run_len, iov, iovcnt, done, part, errp);
 }
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
