@@ -425,22 +425,6 @@ static const VirtioDeviceOps virtio_blk_ops = {
     .in_flight = blk_in_flight,
 };
 
-/* Main loop: the VM runs again after an io-error stop; retry parked requests. */
-static void on_runstate(void *opaque, bool running, RunState state)
-{
-    VirtioBlk *vb = opaque;
-    uint64_t one = 1;
-
-    if (!running) {
-        return;
-    }
-    for (unsigned q = 0; q < vb->num_queues; q++) {
-        if (write(vb->vp->kick_fd[q], &one, sizeof(one)) < 0) {
-            tern_warn("%s: retry kick: %s", vb->drive->id, g_strerror(errno));
-        }
-    }
-}
-
 VirtioBlk *virtio_blk_new(Drive *drive, const VirtioBlkOptions *opts, GError **errp)
 {
     VirtioBlk *vb = g_new0(VirtioBlk, 1);
@@ -473,7 +457,6 @@ VirtioBlk *virtio_blk_new(Drive *drive, const VirtioBlkOptions *opts, GError **e
         g_free(vb);
         return NULL;
     }
-    runstate_add_listener(on_runstate, vb);
     return vb;
 }
 
@@ -482,7 +465,6 @@ void virtio_blk_free(VirtioBlk *vb)
     if (!vb) {
         return;
     }
-    runstate_remove_listener(on_runstate, vb);
     virtio_pci_free(vb->vp);
     virtqueue_element_clear(&vb->elem);
     for (unsigned q = 0; q < VIRTIO_PCI_MAX_QUEUES; q++) {

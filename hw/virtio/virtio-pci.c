@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "hw/virtio/virtio-pci.h"
+#include "sysemu/runstate.h"
 #include "tern/error.h"
 
 static VirtioPci *from_pci(PciDevice *d)
@@ -319,12 +320,28 @@ static void on_kick(void *opaque, int fd)
     g_mutex_lock(&vp->lock);
     for (q = 0; q < vp->cfg.num_queues && vp->kick_fd[q] != fd; q++) {
     }
-    if (q < vp->cfg.num_queues && vp->vqs[q].enabled &&
+    if (q < vp->cfg.num_queues && vp->vqs[q].enabled && !vp->vm_stopped &&
         (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
         !(vp->status & VIRTIO_STATUS_NEEDS_RESET)) {
         vp->cfg.ops->handle_queue(vp->cfg.opaque, q);
     }
     g_mutex_unlock(&vp->lock);
+}
+
+/* Main loop. Taking the lock waits for a batch in progress on the I/O thread
+ * to finish; after that nothing runs until the VM does again. */
+static void on_runstate(void *opaque, bool running, RunState state)
+{
+    VirtioPci *vp = opaque;
+
+    g_mutex_lock(&vp->lock);
+    vp->vm_stopped = !running;
+    g_mutex_unlock(&vp->lock);
+    if (running) {
+        for (unsigned q = 0; q < vp->cfg.num_queues; q++) {
+            kick(vp, q);
+        }
+    }
 }
 
 static void add_cap(PciDevice *d, uint8_t type, uint32_t off, uint32_t len,
@@ -400,6 +417,11 @@ VirtioPci *virtio_pci_new(const VirtioPciConfig *cfg, GError **errp)
         }
         vp->kick_tag[q] = iothread_add_fd(vp->iothread, vp->kick_fd[q], on_kick, vp);
     }
+    /* Before the first start (prelaunch, or a unit test that never starts)
+     * no vCPU can kick, so only a later stop has to hold the queues. */
+    vp->vm_stopped = !runstate_is_running(runstate_get()) &&
+                     runstate_get() != RUN_STATE_PRELAUNCH;
+    runstate_add_listener(on_runstate, vp);
     return vp;
 }
 
@@ -408,6 +430,7 @@ void virtio_pci_free(VirtioPci *vp)
     if (!vp) {
         return;
     }
+    runstate_remove_listener(on_runstate, vp);
     iothread_free(vp->iothread);
     if (vp->ioeventfd_base) {
         PciBar *bar = &vp->pci.bars[VIRTIO_PCI_BAR];

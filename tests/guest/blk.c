@@ -760,6 +760,11 @@ static void mode_msix(void)
             tg_fail("blk: msix: request %lu failed", k);
         }
     }
+    /* The used index can be seen before the last message lands. */
+    uint64_t until = tg_now_ticks() + tg_hz() + 1;
+    while (tg_irq_counts[MSIX_SLOT] - irqs0 < 2 * count && tg_now_ticks() < until) {
+        tg_wait_irq();
+    }
     uint64_t irqs = tg_irq_counts[MSIX_SLOT] - irqs0;
     tg_printf("TG blk msix requests=%lu irqs=%lu vector=0x%x\n", 2 * count, irqs,
               TG_VEC_IRQ + MSIX_SLOT);

@@ -12,6 +12,7 @@
 
 #include "hw/block/virtio-blk.h"
 #include "hw/pci/pci.h"
+#include "sysemu/runstate.h"
 #include "tern/error.h"
 
 #define RAM_SIZE   (4 * MiB)
@@ -690,6 +691,30 @@ static void test_migration_hostile(void)
     teardown(&a);
 }
 
+/* While the VM is stopped the device processes nothing; it catches up on
+ * vm_start. */
+static void test_vm_stop_holds_queues(void)
+{
+    Fixture f;
+    uint64_t hdr[2] = { VIRTIO_BLK_T_IN, 0 };
+
+    setup(&f, "", 1);
+    driver_init(&f, 0, VIRTIO_NO_VECTOR);
+    vm_start();
+    vm_stop(RUN_STATE_PAUSED);
+    memcpy(gpa(&f, HDR_GPA), hdr, 16);
+    set_desc(&f, DESC_GPA, 0, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, 1);
+    set_desc(&f, DESC_GPA, 1, DATA_GPA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+    set_desc(&f, DESC_GPA, 2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
+    publish(&f, 0);
+    g_usleep(50000);
+    g_assert_cmpuint(used_idx(&f), ==, 0);
+    vm_start();
+    g_assert_true(wait_used(&f, NULL));
+    g_assert_cmpuint(*(uint8_t *)gpa(&f, STATUS_GPA), ==, 0);
+    teardown(&f);
+}
+
 static void test_drive_options(void)
 {
     g_autoptr(GError) err = NULL;
@@ -729,6 +754,7 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio/transport/event-idx", test_event_idx);
     g_test_add_func("/virtio/transport/migration-roundtrip", test_migration_roundtrip);
     g_test_add_func("/virtio/transport/migration-hostile", test_migration_hostile);
+    g_test_add_func("/virtio/transport/vm-stop", test_vm_stop_holds_queues);
     g_test_add_func("/virtio/drive/options", test_drive_options);
     return g_test_run();
 }

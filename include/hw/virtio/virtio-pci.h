@@ -12,7 +12,10 @@
  *
  * Threading: the device lock (vp->lock) guards the transport and queue
  * state; BAR accesses from vCPUs and queue handlers on the I/O thread take
- * it. Device ops run with it held.
+ * it. Device ops run with it held. While the VM is stopped (vm_stop) no
+ * queue is processed, so device state and guest RAM hold still for
+ * migration and snapshots; when it runs again every queue is kicked (which
+ * also retries requests parked by werror=stop).
  */
 #ifndef HW_VIRTIO_VIRTIO_PCI_H
 #define HW_VIRTIO_VIRTIO_PCI_H
@@ -134,6 +137,7 @@ struct VirtioPci {
     uint64_t ioeventfd_base;      /* BAR address the ioeventfds sit on, 0: none */
     IoThread *iothread;
     uint64_t guest_errors;        /* NEEDS_RESET transitions, for tests */
+    bool vm_stopped;              /* VM paused: queues are not processed */
     VirtioPciSaved saved;         /* migration snapshot */
 };
 
