@@ -19,6 +19,7 @@ struct MigrationListener {
     char *file_path;            /* file: */
     char *unix_path;            /* unix: removed again when freed */
     GSocketListener *sockets;   /* unix:, tcp: */
+    GCancellable *cancel;       /* ends a blocked accept */
 };
 
 typedef enum { CHANNEL_UNIX, CHANNEL_TCP, CHANNEL_EXEC, CHANNEL_FILE } ChannelKind;
@@ -226,6 +227,7 @@ MigrationListener *migration_listener_new(const char *uri, GError **errp)
     }
     l = g_new0(MigrationListener, 1);
     l->uri = g_strdup(uri);
+    l->cancel = g_cancellable_new();
     if (kind == CHANNEL_EXEC) {
         l->exec_cmd = g_strdup(rest);
     } else if (kind == CHANNEL_FILE) {
@@ -252,7 +254,7 @@ QEMUFile *migration_listener_accept(MigrationListener *l, GError **errp)
     if (l->file_path) {
         return file_open(l->file_path, false, errp);
     }
-    sock = g_socket_listener_accept_socket(l->sockets, NULL, NULL, errp);
+    sock = g_socket_listener_accept_socket(l->sockets, NULL, l->cancel, errp);
     if (!sock) {
         g_prefix_error(errp, "migration accept: ");
         return NULL;
@@ -260,11 +262,19 @@ QEMUFile *migration_listener_accept(MigrationListener *l, GError **errp)
     return file_from_socket(sock, false, errp);
 }
 
+void migration_listener_cancel(MigrationListener *l)
+{
+    if (l) {
+        g_cancellable_cancel(l->cancel);
+    }
+}
+
 void migration_listener_free(MigrationListener *l)
 {
     if (!l) {
         return;
     }
+    g_clear_object(&l->cancel);
     if (l->sockets) {
         g_socket_listener_close(l->sockets);
         g_object_unref(l->sockets);

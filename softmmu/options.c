@@ -254,6 +254,9 @@ const CmdlineOption cmdline_options[] = {
     { "chardev", "socket,id=ID,path=PATH,server=on,wait=off", cmdline_store_raw,
       "socket character device, for -mon" },
     { "mon", "chardev=ID,mode=control", cmdline_store_raw, "QMP monitor on a -chardev" },
+    /* migration (docs/migration.md) */
+    { "incoming", "unix:PATH|tcp:HOST:PORT|exec:CMD|file:PATH|defer", cmdline_store_raw,
+      "wait for a migration stream (defer: until QMP migrate-incoming)" },
     /* drives (docs/virtio.md) */
     { "drive", "file=PATH,format=raw|qcow2,if=none|virtio,id=ID[,readonly=on]"
       "[,cache=..][,werror=..][,rerror=..]", cmdline_store_raw, "a disk image" },

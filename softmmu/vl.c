@@ -6,10 +6,13 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <glib-unix.h>
 
 #include "hw/block/drive.h"
 #include "hw/i386/machine.h"
+#include "migration/migration.h"
+#include "monitor/qmp-migration.h"
 #include "monitor/monitor-vl.h"
 #include "sysemu/cmdline.h"
 #include "sysemu/runstate.h"
@@ -20,6 +23,7 @@ typedef struct Vl {
     VmConfig *cfg;
     Machine *machine;
     MonitorVl *monitor;
+    MigrationState *migration;
     GMainLoop *loop;
     int exit_status;
 } Vl;
@@ -116,6 +120,16 @@ static gboolean on_sigusr2(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
+/* -incoming: the guest waits in inmigrate for a stream instead of starting. */
+static bool start_incoming(Vl *vl, GError **errp)
+{
+    const char *uri = vm_config_last(vl->cfg, "incoming");
+
+    runstate_set(RUN_STATE_INMIGRATE);
+    return !strcmp(uri, "defer") ||
+           migration_start_incoming(vl->migration, uri, errp);
+}
+
 static int run(Vl *vl)
 {
     g_autoptr(GError) err = NULL;
@@ -133,14 +147,23 @@ static int run(Vl *vl)
     if (g_strcmp0(g_getenv("TERN_TEST_SIGUSR2_CONT"), "1") == 0) {
         sigs[2] = g_unix_signal_add(SIGUSR2, on_sigusr2, vl);
     }
+    vl->migration = migration_state_new(vl->machine);
+    migration_set_incoming_failed(vl->migration, on_exit_request, vl);
     vl->monitor = monitor_vl_init(vl->cfg, vl->machine, &err);
     if (vl->monitor) {
         monitor_vl_set_block_source(vl->monitor, &vl->machine->drives->source);
         drive_set_attach_monitor(vl->machine->drives, monitor_vl_monitor(vl->monitor));
+        qmp_migration_attach(monitor_vl_monitor(vl->monitor), vl->migration);
     }
     if (!vl->monitor) {
         tern_error_report("%s", err->message);
         vl->exit_status = 1;
+    } else if (vm_config_last(vl->cfg, "incoming")) {
+        if (!start_incoming(vl, &err)) {
+            tern_error_report("-incoming: %s", err->message);
+            vl->exit_status = 1;
+            g_clear_pointer(&vl->monitor, monitor_vl_cleanup);
+        }
     } else if (!vl->cfg->start_paused) {
         vm_start();
     }
@@ -148,6 +171,7 @@ static int run(Vl *vl)
         g_main_loop_run(vl->loop);
     }
     drive_set_attach_monitor(vl->machine->drives, NULL);   /* before the monitor goes */
+    migration_state_free(vl->migration);   /* its threads may still emit events */
     monitor_vl_cleanup(vl->monitor);
 
     for (unsigned i = 0; i < G_N_ELEMENTS(sigs); i++) {

@@ -11,6 +11,7 @@
 #include "hw/char/serial.h"
 #include "hw/i386/acpi-build.h"
 #include "hw/i386/machine-internal.h"
+#include "hw/i386/machine-vmstate.h"
 #include "hw/i386/mptable.h"
 #include "hw/i386/pc-layout.h"
 #include "hw/input/i8042.h"
@@ -155,6 +156,17 @@ static bool setup_platform(Machine *m, GError **errp)
 PciBus *machine_pci_bus(Machine *m)
 {
     return m->dev->pci;
+}
+
+void machine_vmstate_parts(Machine *m, MachineVmstateParts *p)
+{
+    MachineDevices *d = m->dev;
+
+    *p = (MachineVmstateParts) {
+        .kvm = m->kvm, .vcpus = m->vcpus, .nr_vcpus = m->nr_vcpus,
+        .serial = d->serial, .rtc = d->rtc, .kbc = d->kbc, .pm = d->pm,
+        .pci_host = d->pci_host,
+    };
 }
 
 static bool build_tables(Machine *m, GError **errp)

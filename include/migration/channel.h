@@ -25,6 +25,8 @@ MigrationListener *migration_listener_new(const char *uri, GError **errp);
 const char *migration_listener_uri(const MigrationListener *l);
 /* Wait for the one incoming stream, as an input QEMUFile. */
 QEMUFile *migration_listener_accept(MigrationListener *l, GError **errp);
+/* From another thread: make a blocked (or later) accept fail. NULL is ok. */
+void migration_listener_cancel(MigrationListener *l);
 void migration_listener_free(MigrationListener *l);
 
 #endif

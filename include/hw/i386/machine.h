@@ -77,4 +77,9 @@ PciBus *machine_pci_bus(Machine *m);
 /* Devices created through the table register a cleanup here. */
 void machine_add_cleanup(Machine *m, GDestroyNotify fn, void *data);
 
+/* The machine's migratable parts, for machine_vmstate_register
+ * (hw/i386/machine-vmstate.h); used by migration/migration.c. */
+typedef struct MachineVmstateParts MachineVmstateParts;
+void machine_vmstate_parts(Machine *m, MachineVmstateParts *p);
+
 #endif

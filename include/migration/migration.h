@@ -1,0 +1,103 @@
+/*
+ * The VMM's migration state: one per process, owned by the main program.
+ * It builds the SaveVM of the running machine (RAM as "pc.ram", globalstate,
+ * every device the machine registers), runs at most one outgoing precopy
+ * migration (migration-job.h) with KVM dirty logging feeding RAM, or one
+ * incoming stream (-incoming / migrate-incoming), and keeps what QMP reports:
+ * QEMU's status names, capabilities and parameters. Run-state changes
+ * (finish-migrate, postmigrate, inmigrate, resume on failure) are made on the
+ * main-loop thread; everything else may be called from the main loop only,
+ * unless noted.
+ */
+#ifndef MIGRATION_MIGRATION_H
+#define MIGRATION_MIGRATION_H
+
+#include "migration/migration-job.h"
+
+typedef struct Machine Machine;
+
+/* QEMU 7.2's MigrationCapability list, in its order. */
+typedef enum {
+    MIG_CAP_XBZRLE,
+    MIG_CAP_RDMA_PIN_ALL,
+    MIG_CAP_AUTO_CONVERGE,
+    MIG_CAP_ZERO_BLOCKS,
+    MIG_CAP_COMPRESS,
+    MIG_CAP_EVENTS,
+    MIG_CAP_POSTCOPY_RAM,
+    MIG_CAP_X_COLO,
+    MIG_CAP_RELEASE_RAM,
+    MIG_CAP_BLOCK,
+    MIG_CAP_RETURN_PATH,
+    MIG_CAP_PAUSE_BEFORE_SWITCHOVER,
+    MIG_CAP_MULTIFD,
+    MIG_CAP_DIRTY_BITMAPS,
+    MIG_CAP_POSTCOPY_BLOCKTIME,
+    MIG_CAP_LATE_BLOCK_ACTIVATE,
+    MIG_CAP_X_IGNORE_SHARED,
+    MIG_CAP_VALIDATE_UUID,
+    MIG_CAP_BACKGROUND_SNAPSHOT,
+    MIG_CAP_ZERO_COPY_SEND,
+    MIG_CAP_POSTCOPY_PREEMPT,
+    MIG_CAP__MAX
+} MigrationCapability;
+
+const char *migration_capability_name(MigrationCapability c);
+/* -1 if 'name' is not a capability. */
+int migration_capability_lookup(const char *name);
+
+/* What QMP's MIGRATION and MIGRATION_PASS events need (main loop thread). */
+typedef struct MigrationEventOps {
+    void (*status)(void *opaque, MigrationStatus s);
+    void (*pass)(void *opaque, uint64_t pass);
+} MigrationEventOps;
+
+/* query-migrate's view: the outgoing job's figures, or the incoming side's. */
+typedef struct MigrationInfo {
+    MigrationStats stats;
+    bool incoming;              /* stats describe an incoming stream */
+    bool has_ram;               /* ram.* figures are meaningful */
+    uint64_t pages_per_second;  /* pages sent per second, whole job */
+    uint64_t dirty_pages_rate;  /* pages the guest dirtied per second */
+} MigrationInfo;
+
+typedef struct MigrationState MigrationState;
+
+/* Registers RAM, globalstate and the machine's devices with a new SaveVM. */
+MigrationState *migration_state_new(Machine *m);
+/* Cancels an outgoing job, stops an incoming wait, joins the threads. */
+void migration_state_free(MigrationState *ms);
+/* 'free_opaque' (may be NULL) runs on 'opaque' when 'ms' is freed. */
+void migration_set_event_ops(MigrationState *ms, const MigrationEventOps *ops,
+                             void *opaque, GDestroyNotify free_opaque);
+/* Called with the exit status when an incoming stream fails (the process
+ * must end, as QEMU's does). */
+void migration_set_incoming_failed(MigrationState *ms,
+                                   void (*fn)(void *opaque, int status),
+                                   void *opaque);
+
+/* Capabilities may change only while no migration runs. */
+bool migration_set_capability(MigrationState *ms, MigrationCapability c,
+                              bool on, GError **errp);
+bool migration_capability(const MigrationState *ms, MigrationCapability c);
+MigrationParams migration_get_params(const MigrationState *ms);
+bool migration_set_params(MigrationState *ms, const MigrationParams *p,
+                          GError **errp);
+/* True while an outgoing job or an incoming stream is in progress. */
+bool migration_is_active(const MigrationState *ms);
+
+/* QMP migrate: connect to 'uri' and start the precopy job. */
+bool migration_start_outgoing(MigrationState *ms, const char *uri,
+                              GError **errp);
+/* QMP migrate_cancel: no-op when nothing runs. */
+void migration_cancel(MigrationState *ms);
+/* -incoming URI / migrate-incoming: listen now, load on a thread. The run
+ * state must already be inmigrate. */
+bool migration_start_incoming(MigrationState *ms, const char *uri,
+                              GError **errp);
+void migration_get_info(MigrationState *ms, MigrationInfo *out);
+
+/* Test aid (QMP x-ram-sha256): SHA-256 of guest RAM in memfd order. */
+char *migration_ram_sha256(MigrationState *ms);
+
+#endif

@@ -1,0 +1,621 @@
+/*
+ * The VMM's migration state (include/migration/migration.h): the SaveVM of
+ * the running machine, the one outgoing precopy job or incoming stream, and
+ * what QMP reports about them. The job and the incoming loader run on their
+ * own threads; run-state changes happen on the main loop: the job's stop
+ * request arrives as an idle source, and a short timer watches both threads
+ * to emit events, finish (postmigrate, or resume after a failure) and start
+ * the destination's guest.
+ */
+#include <string.h>
+
+#include "hw/i386/machine.h"
+#include "hw/i386/machine-vmstate.h"
+#include "migration/channel.h"
+#include "migration/global-state.h"
+#include "migration/migration.h"
+#include "sysemu/kvm-dirty-log.h"
+#include "sysemu/runstate.h"
+#include "tern/error.h"
+
+#define POLL_MS                 5
+#define DEFAULT_MAX_BANDWIDTH   (128 * MiB)   /* QEMU 7.2's default */
+#define DEFAULT_DOWNTIME_MS     300
+
+typedef struct Incoming {
+    MigrationListener *listener;
+    GThread *thread;
+    QEMUFile *file;             /* under ms->lock: shut down to unblock */
+    int done;                   /* atomic: the thread has finished */
+    MigrationStatus status;     /* under ms->lock */
+    GError *error;
+    gint64 start_us;
+    uint64_t total_ms;
+} Incoming;
+
+struct MigrationState {
+    Machine *machine;
+    GMainContext *ctx;
+    SaveVM *sv;
+    RamMigration *ram;
+    MigGlobalState gs;
+    MachineVmstate *devices;
+    bool caps[MIG_CAP__MAX];
+    MigrationParams params;
+    const MigrationEventOps *ev;
+    void *ev_opaque;
+    GDestroyNotify ev_free;
+    void (*incoming_failed)(void *opaque, int status);
+    void *incoming_failed_opaque;
+
+    /* outgoing */
+    MigrationJob *job;
+    KvmDirtyLog *dirty;
+    MigrationStats last;        /* the finished (or failed-to-start) job */
+    bool have_last;
+    uint64_t last_dirty_rate;
+    RunState state_before;      /* run state when the job stopped the VM */
+    bool vm_stopped;            /* by the job */
+
+    GMutex lock;                /* the fields below and Incoming.file */
+    GCond cond;
+    GSource *stop_src;          /* pending stop request from the job */
+    bool stop_done, quitting;
+
+    Incoming in;
+    guint poll_id;
+    MigrationStatus reported;   /* last MIGRATION event */
+    uint64_t reported_pass;
+};
+
+static const char *const cap_names[MIG_CAP__MAX] = {
+    [MIG_CAP_XBZRLE] = "xbzrle",
+    [MIG_CAP_RDMA_PIN_ALL] = "rdma-pin-all",
+    [MIG_CAP_AUTO_CONVERGE] = "auto-converge",
+    [MIG_CAP_ZERO_BLOCKS] = "zero-blocks",
+    [MIG_CAP_COMPRESS] = "compress",
+    [MIG_CAP_EVENTS] = "events",
+    [MIG_CAP_POSTCOPY_RAM] = "postcopy-ram",
+    [MIG_CAP_X_COLO] = "x-colo",
+    [MIG_CAP_RELEASE_RAM] = "release-ram",
+    [MIG_CAP_BLOCK] = "block",
+    [MIG_CAP_RETURN_PATH] = "return-path",
+    [MIG_CAP_PAUSE_BEFORE_SWITCHOVER] = "pause-before-switchover",
+    [MIG_CAP_MULTIFD] = "multifd",
+    [MIG_CAP_DIRTY_BITMAPS] = "dirty-bitmaps",
+    [MIG_CAP_POSTCOPY_BLOCKTIME] = "postcopy-blocktime",
+    [MIG_CAP_LATE_BLOCK_ACTIVATE] = "late-block-activate",
+    [MIG_CAP_X_IGNORE_SHARED] = "x-ignore-shared",
+    [MIG_CAP_VALIDATE_UUID] = "validate-uuid",
+    [MIG_CAP_BACKGROUND_SNAPSHOT] = "background-snapshot",
+    [MIG_CAP_ZERO_COPY_SEND] = "zero-copy-send",
+    [MIG_CAP_POSTCOPY_PREEMPT] = "postcopy-preempt",
+};
+
+/* What tern's precopy honours; the rest may be set (QMP accepts them, as
+ * management tools set them up front) but migrate refuses to start. */
+static const bool cap_implemented[MIG_CAP__MAX] = {
+    [MIG_CAP_EVENTS] = true,
+    [MIG_CAP_ZERO_BLOCKS] = true,          /* only affects block migration */
+    [MIG_CAP_POSTCOPY_BLOCKTIME] = true,   /* statistics only */
+};
+
+const char *migration_capability_name(MigrationCapability c)
+{
+    return c < MIG_CAP__MAX ? cap_names[c] : NULL;
+}
+
+int migration_capability_lookup(const char *name)
+{
+    for (int i = 0; i < MIG_CAP__MAX; i++) {
+        if (!strcmp(cap_names[i], name)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+MigrationState *migration_state_new(Machine *m)
+{
+    MigrationState *ms = g_new0(MigrationState, 1);
+    MachineVmstateParts parts;
+
+    ms->machine = m;
+    ms->ctx = m->ctx ? m->ctx : g_main_context_default();
+    ms->params.max_bandwidth = DEFAULT_MAX_BANDWIDTH;
+    ms->params.downtime_limit_ms = DEFAULT_DOWNTIME_MS;
+    g_mutex_init(&ms->lock);
+    g_cond_init(&ms->cond);
+    ms->sv = savevm_new("virt");
+    ms->ram = ram_migration_new(&m->mem, "pc.ram");
+    ram_migration_register(ms->ram, ms->sv);
+    mig_global_state_set(&ms->gs, runstate_name(runstate_get()));
+    mig_global_state_register(ms->sv, &ms->gs);
+    machine_vmstate_parts(m, &parts);
+    ms->devices = machine_vmstate_register(ms->sv, &parts);
+    return ms;
+}
+
+void migration_set_event_ops(MigrationState *ms, const MigrationEventOps *ops,
+                             void *opaque, GDestroyNotify free_opaque)
+{
+    ms->ev = ops;
+    ms->ev_opaque = opaque;
+    ms->ev_free = free_opaque;
+}
+
+void migration_set_incoming_failed(MigrationState *ms,
+                                   void (*fn)(void *opaque, int status),
+                                   void *opaque)
+{
+    ms->incoming_failed = fn;
+    ms->incoming_failed_opaque = opaque;
+}
+
+bool migration_is_active(const MigrationState *ms)
+{
+    return ms->job || ms->in.thread;
+}
+
+bool migration_set_capability(MigrationState *ms, MigrationCapability c,
+                              bool on, GError **errp)
+{
+    if (migration_is_active(ms)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
+                    "There's a migration process in progress");
+        return false;
+    }
+    ms->caps[c] = on;
+    return true;
+}
+
+bool migration_capability(const MigrationState *ms, MigrationCapability c)
+{
+    return ms->caps[c];
+}
+
+MigrationParams migration_get_params(const MigrationState *ms)
+{
+    return ms->params;
+}
+
+bool migration_set_params(MigrationState *ms, const MigrationParams *p,
+                          GError **errp)
+{
+    /* QEMU takes new parameters at any time; a running job keeps the ones
+     * it started with (its windows are computed from them). */
+    ms->params = *p;
+    return true;
+}
+
+/* ---- events and the main-loop watch -------------------------------------- */
+
+static void emit_status(MigrationState *ms, MigrationStatus s)
+{
+    if (s == ms->reported) {
+        return;
+    }
+    ms->reported = s;
+    if (ms->ev && ms->ev->status && ms->caps[MIG_CAP_EVENTS]) {
+        ms->ev->status(ms->ev_opaque, s);
+    }
+}
+
+static void emit_pass(MigrationState *ms, uint64_t pass)
+{
+    if (pass == ms->reported_pass) {
+        return;
+    }
+    ms->reported_pass = pass;
+    if (ms->ev && ms->ev->pass && ms->caps[MIG_CAP_EVENTS]) {
+        ms->ev->pass(ms->ev_opaque, pass);
+    }
+}
+
+/* The watch samples the job; a state it slept through is still reported,
+ * so clients see QEMU's sequence setup, active, device, completed. */
+static void emit_progress(MigrationState *ms, MigrationStatus s)
+{
+    if (s == MIGRATION_STATUS_COMPLETED &&
+        ms->reported < MIGRATION_STATUS_DEVICE) {
+        emit_status(ms, MIGRATION_STATUS_ACTIVE);
+        emit_status(ms, MIGRATION_STATUS_DEVICE);
+    }
+    if (s == MIGRATION_STATUS_CANCELLED &&
+        ms->reported != MIGRATION_STATUS_CANCELLING) {
+        emit_status(ms, MIGRATION_STATUS_CANCELLING);
+    }
+    emit_status(ms, s);
+}
+
+static void finish_outgoing(MigrationState *ms, const MigrationStats *st)
+{
+    g_autoptr(GError) err = NULL;
+
+    migration_job_wait(ms->job, &err);
+    migration_job_free(ms->job);
+    ms->job = NULL;
+    ram_migration_set_dirty_sync(ms->ram, NULL, NULL);
+    ms->last_dirty_rate = kvm_dirty_log_rate(ms->dirty);
+    kvm_dirty_log_stop(ms->dirty);
+    ms->dirty = NULL;
+    ms->last = *st;
+    ms->have_last = true;
+    if (st->status == MIGRATION_STATUS_COMPLETED) {
+        vm_stop(RUN_STATE_POSTMIGRATE);
+    } else if (ms->vm_stopped) {
+        /* The guest goes on where it was, as QEMU's source does. */
+        if (runstate_is_running(ms->state_before)) {
+            vm_start();
+        } else {
+            runstate_set(ms->state_before);
+        }
+    }
+    ms->vm_stopped = false;
+    emit_progress(ms, st->status);
+}
+
+static void poll_outgoing(MigrationState *ms)
+{
+    MigrationStats st;
+
+    migration_job_get_stats(ms->job, &st);
+    if (st.status >= MIGRATION_STATUS_COMPLETED &&
+        st.status != MIGRATION_STATUS_CANCELLING) {
+        finish_outgoing(ms, &st);
+        return;
+    }
+    if (st.status > MIGRATION_STATUS_SETUP) {
+        emit_progress(ms, st.status);
+    }
+    if (st.status == MIGRATION_STATUS_ACTIVE) {
+        emit_pass(ms, st.dirty_sync_count);
+    }
+}
+
+static void start_guest_after_load(MigrationState *ms)
+{
+    const char *sent = mig_global_state_received(&ms->gs);
+    bool was_running = !sent || !strcmp(sent, "running");
+
+    if (was_running && !ms->machine->cfg->start_paused) {
+        vm_start();
+    } else {
+        runstate_set(RUN_STATE_PAUSED);
+    }
+}
+
+static void finish_incoming(MigrationState *ms)
+{
+    Incoming *in = &ms->in;
+    MigrationStatus s;
+
+    g_thread_join(in->thread);
+    in->thread = NULL;
+    migration_listener_free(in->listener);
+    in->listener = NULL;
+    g_mutex_lock(&ms->lock);
+    s = in->status;
+    g_mutex_unlock(&ms->lock);
+    emit_progress(ms, s);
+    if (s == MIGRATION_STATUS_COMPLETED) {
+        start_guest_after_load(ms);
+        return;
+    }
+    tern_error_report("load of migration failed: %s",
+                      in->error ? in->error->message : "unknown error");
+    if (ms->incoming_failed) {
+        ms->incoming_failed(ms->incoming_failed_opaque, 1);
+    }
+}
+
+static gboolean poll_cb(gpointer opaque)
+{
+    MigrationState *ms = opaque;
+
+    if (ms->job) {
+        poll_outgoing(ms);
+    }
+    if (ms->in.thread) {
+        MigrationStatus s;
+
+        g_mutex_lock(&ms->lock);
+        s = ms->in.status;
+        g_mutex_unlock(&ms->lock);
+        if (g_atomic_int_get(&ms->in.done)) {
+            finish_incoming(ms);
+        } else {
+            emit_status(ms, s);
+        }
+    }
+    if (migration_is_active(ms)) {
+        return G_SOURCE_CONTINUE;
+    }
+    ms->poll_id = 0;
+    return G_SOURCE_REMOVE;
+}
+
+static void start_poll(MigrationState *ms)
+{
+    GSource *src;
+
+    if (ms->poll_id) {
+        return;
+    }
+    src = g_timeout_source_new(POLL_MS);
+    g_source_set_callback(src, poll_cb, ms, NULL);
+    ms->poll_id = g_source_attach(src, ms->ctx);
+    g_source_unref(src);
+}
+
+/* ---- outgoing ------------------------------------------------------------- */
+
+/* Main loop: the job asks for the VM to stop for its final burst. */
+static gboolean stop_vm_main(gpointer opaque)
+{
+    MigrationState *ms = opaque;
+    RunState now = runstate_get();
+
+    ms->state_before = now;
+    mig_global_state_set(&ms->gs, runstate_name(now));
+    vm_stop(RUN_STATE_FINISH_MIGRATE);
+    ms->vm_stopped = true;
+    g_mutex_lock(&ms->lock);
+    g_source_unref(ms->stop_src);
+    ms->stop_src = NULL;
+    ms->stop_done = true;
+    g_cond_broadcast(&ms->cond);
+    g_mutex_unlock(&ms->lock);
+    return G_SOURCE_REMOVE;
+}
+
+/* Migration thread: wait for the main loop to stop the VM. */
+static bool job_stop_vm(void *opaque, GError **errp)
+{
+    MigrationState *ms = opaque;
+    bool ok;
+
+    g_mutex_lock(&ms->lock);
+    ms->stop_done = false;
+    if (!ms->quitting) {
+        ms->stop_src = g_idle_source_new();
+        g_source_set_priority(ms->stop_src, G_PRIORITY_HIGH);
+        g_source_set_callback(ms->stop_src, stop_vm_main, ms, NULL);
+        g_source_attach(ms->stop_src, ms->ctx);
+    }
+    while (!ms->stop_done && !ms->quitting) {
+        g_cond_wait(&ms->cond, &ms->lock);
+    }
+    ok = ms->stop_done;
+    g_mutex_unlock(&ms->lock);
+    if (!ok) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_FAILED,
+                    "the VMM is shutting down");
+    }
+    return ok;
+}
+
+static bool check_caps(const MigrationState *ms, GError **errp)
+{
+    for (int i = 0; i < MIG_CAP__MAX; i++) {
+        if (ms->caps[i] && !cap_implemented[i]) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
+                        "capability '%s' is not implemented by tern's "
+                        "migration yet", cap_names[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void record_start_failure(MigrationState *ms, const GError *err)
+{
+    memset(&ms->last, 0, sizeof(ms->last));
+    ms->last.status = MIGRATION_STATUS_FAILED;
+    g_strlcpy(ms->last.error_desc, err->message, sizeof(ms->last.error_desc));
+    ms->have_last = true;
+    emit_status(ms, MIGRATION_STATUS_SETUP);
+    emit_status(ms, MIGRATION_STATUS_FAILED);
+}
+
+bool migration_start_outgoing(MigrationState *ms, const char *uri,
+                              GError **errp)
+{
+    const MigrationHooks hooks = { .stop_vm = job_stop_vm, .opaque = ms };
+    GError *err = NULL;
+    QEMUFile *f;
+
+    if (migration_is_active(ms)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
+                    "There's a migration process in progress");
+        return false;
+    }
+    if (runstate_check(RUN_STATE_INMIGRATE)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Guest is waiting for an incoming migration");
+        return false;
+    }
+    if (!check_caps(ms, errp)) {
+        return false;
+    }
+    ms->reported = MIGRATION_STATUS_NONE;
+    ms->reported_pass = 0;
+    f = migration_channel_connect(uri, &err);
+    if (f) {
+        ms->dirty = kvm_dirty_log_start(ms->machine->kvm, &ms->machine->mem,
+                                        &err);
+    }
+    if (!f || !ms->dirty) {
+        qemu_fclose(f, NULL);
+        record_start_failure(ms, err);
+        g_propagate_error(errp, err);
+        return false;
+    }
+    ram_migration_set_dirty_sync(ms->ram, kvm_dirty_log_sync, ms->dirty);
+    ms->have_last = false;
+    emit_status(ms, MIGRATION_STATUS_SETUP);
+    ms->job = migration_job_start(ms->sv, f, ms->ram, &ms->params, &hooks);
+    start_poll(ms);
+    return true;
+}
+
+void migration_cancel(MigrationState *ms)
+{
+    if (ms->job) {
+        migration_job_cancel(ms->job);
+    }
+}
+
+/* ---- incoming ------------------------------------------------------------- */
+
+static void set_in_status(MigrationState *ms, MigrationStatus s)
+{
+    g_mutex_lock(&ms->lock);
+    ms->in.status = s;
+    g_mutex_unlock(&ms->lock);
+}
+
+static gpointer incoming_thread(gpointer opaque)
+{
+    MigrationState *ms = opaque;
+    Incoming *in = &ms->in;
+    QEMUFile *f = migration_listener_accept(in->listener, &in->error);
+    bool ok = false;
+
+    if (f) {
+        g_mutex_lock(&ms->lock);
+        in->file = ms->quitting ? NULL : f;
+        g_mutex_unlock(&ms->lock);
+        set_in_status(ms, MIGRATION_STATUS_ACTIVE);
+        ok = in->file && savevm_load(ms->sv, f, &in->error);
+        if (!ok && !in->error) {
+            g_set_error(&in->error, TERN_ERROR, TERN_ERR_FAILED,
+                        "the VMM is shutting down");
+        }
+        g_mutex_lock(&ms->lock);
+        in->file = NULL;
+        g_mutex_unlock(&ms->lock);
+        qemu_fclose(f, NULL);
+    }
+    in->total_ms = (g_get_monotonic_time() - in->start_us) / 1000;
+    set_in_status(ms, ok ? MIGRATION_STATUS_COMPLETED : MIGRATION_STATUS_FAILED);
+    g_atomic_int_set(&in->done, 1);
+    g_main_context_wakeup(ms->ctx);
+    return NULL;
+}
+
+bool migration_start_incoming(MigrationState *ms, const char *uri,
+                              GError **errp)
+{
+    Incoming *in = &ms->in;
+
+    if (in->listener || in->status != MIGRATION_STATUS_NONE) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "The incoming migration has already been started");
+        return false;
+    }
+    if (!runstate_check(RUN_STATE_INMIGRATE)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "'-incoming' was not specified on the command line");
+        return false;
+    }
+    in->listener = migration_listener_new(uri, errp);
+    if (!in->listener) {
+        return false;
+    }
+    in->status = MIGRATION_STATUS_SETUP;
+    in->start_us = g_get_monotonic_time();
+    in->thread = g_thread_new("migration-in", incoming_thread, ms);
+    start_poll(ms);
+    return true;
+}
+
+void migration_get_info(MigrationState *ms, MigrationInfo *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (ms->job) {
+        migration_job_get_stats(ms->job, &out->stats);
+        out->has_ram = out->stats.status >= MIGRATION_STATUS_ACTIVE;
+        out->dirty_pages_rate = ms->dirty ? kvm_dirty_log_rate(ms->dirty) : 0;
+    } else if (ms->have_last) {
+        out->stats = ms->last;
+        out->has_ram = ms->last.total != 0;
+        out->dirty_pages_rate = ms->last_dirty_rate;
+    } else if (ms->in.status != MIGRATION_STATUS_NONE) {
+        out->incoming = true;
+        g_mutex_lock(&ms->lock);
+        out->stats.status = ms->in.status;
+        g_mutex_unlock(&ms->lock);
+        out->stats.total_time_ms = ms->in.total_ms;
+        if (ms->in.error) {
+            g_strlcpy(out->stats.error_desc, ms->in.error->message,
+                      sizeof(out->stats.error_desc));
+        }
+    }
+    if (out->stats.total_time_ms) {
+        out->pages_per_second = (out->stats.normal + out->stats.duplicate) *
+                                1000 / out->stats.total_time_ms;
+    }
+}
+
+char *migration_ram_sha256(MigrationState *ms)
+{
+    const GuestMemory *mem = &ms->machine->mem;
+    g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+
+    /* Regions are in memfd order: the hash is the RAM block's. */
+    for (unsigned i = 0; i < mem->nr_regions; i++) {
+        const GuestRegion *r = &mem->regions[i];
+
+        for (uint64_t off = 0; off < r->size; off += 64 * MiB) {
+            g_checksum_update(sum, r->hva + off, MIN(64 * MiB, r->size - off));
+        }
+    }
+    return g_strdup(g_checksum_get_string(sum));
+}
+
+void migration_state_free(MigrationState *ms)
+{
+    if (!ms) {
+        return;
+    }
+    if (ms->poll_id) {
+        GSource *src = g_main_context_find_source_by_id(ms->ctx, ms->poll_id);
+
+        if (src) {
+            g_source_destroy(src);
+        }
+    }
+    g_mutex_lock(&ms->lock);
+    ms->quitting = true;
+    if (ms->stop_src) {
+        g_source_destroy(ms->stop_src);
+        g_source_unref(ms->stop_src);
+        ms->stop_src = NULL;
+    }
+    g_cond_broadcast(&ms->cond);
+    if (ms->in.file) {
+        qemu_file_shutdown(ms->in.file);
+    }
+    g_mutex_unlock(&ms->lock);
+    if (ms->job) {
+        migration_job_cancel(ms->job);
+        migration_job_free(ms->job);
+    }
+    if (ms->in.thread) {
+        migration_listener_cancel(ms->in.listener);
+        g_thread_join(ms->in.thread);
+    }
+    migration_listener_free(ms->in.listener);
+    g_clear_error(&ms->in.error);
+    kvm_dirty_log_stop(ms->dirty);
+    machine_vmstate_unregister(ms->devices, ms->sv);
+    ram_migration_free(ms->ram);
+    savevm_free(ms->sv);
+    if (ms->ev_free) {
+        ms->ev_free(ms->ev_opaque);
+    }
+    g_cond_clear(&ms->cond);
+    g_mutex_clear(&ms->lock);
+    g_free(ms);
+}
