@@ -7,6 +7,7 @@
 #include "hw/block/virtio-blk-pci.h"
 #include "hw/block/virtio-blk.h"
 #include "hw/pci/pci.h"
+#include "sysemu/kvm-dirty-log.h"
 #include "tern/error.h"
 
 typedef struct BlkPci {
@@ -106,6 +107,23 @@ void virtio_blk_pci_vmstate_unregister(Machine *m, SaveVM *sv)
 
         if (d->vblk) {
             savevm_unregister(sv, virtio_blk_transport(d->vblk));
+        }
+    }
+}
+
+static void mark_dirty(void *opaque, uint64_t gpa, uint64_t len)
+{
+    kvm_dirty_log_mark(opaque, gpa, len);
+}
+
+void virtio_blk_pci_set_dirty_log(Machine *m, KvmDirtyLog *dl)
+{
+    for (guint i = 0; m->drives && i < m->drives->drives->len; i++) {
+        Drive *d = g_ptr_array_index(m->drives->drives, i);
+
+        if (d->vblk) {
+            virtio_pci_set_dirty_tracking(virtio_blk_transport(d->vblk),
+                                          dl ? mark_dirty : NULL, dl);
         }
     }
 }

@@ -310,7 +310,7 @@ static bool process(VirtioBlk *vb, unsigned q, VirtQueueElement *e)
         vb->failed++;
     }
     *r.status = status;
-    virtqueue_push(&vb->vp->vqs[q], e, r.written + 1);
+    virtio_pci_push(vb->vp, q, e, r.written + 1);
     return true;
 }
 

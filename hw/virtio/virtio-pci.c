@@ -20,6 +20,34 @@ static VirtioPci *from_pci(PciDevice *d)
     return container_of(d, VirtioPci, pci);
 }
 
+void virtio_pci_set_dirty_tracking(VirtioPci *vp,
+                                   void (*fn)(void *opaque, uint64_t gpa, uint64_t len),
+                                   void *opaque)
+{
+    g_mutex_lock(&vp->lock);
+    vp->mark_dirty = fn;
+    vp->mark_dirty_opaque = opaque;
+    g_mutex_unlock(&vp->lock);
+}
+
+void virtio_pci_push(VirtioPci *vp, unsigned q, const VirtQueueElement *elem,
+                     uint32_t len)
+{
+    VirtQueue *vq = &vp->vqs[q];
+
+    virtqueue_push(vq, elem, len);
+    if (!vp->mark_dirty) {
+        return;
+    }
+    for (unsigned i = elem->out_num; i < elem->out_num + elem->in_num; i++) {
+        if (elem->iov[i].iov_len) {
+            vp->mark_dirty(vp->mark_dirty_opaque, elem->gpa[i], elem->iov[i].iov_len);
+        }
+    }
+    /* flags, idx, the ring and avail_event: one range, a page or two */
+    vp->mark_dirty(vp->mark_dirty_opaque, vq->used_gpa, 6 + 8ULL * vq->size);
+}
+
 bool virtio_pci_has_feature(VirtioPci *vp, unsigned bit)
 {
     return vp->guest_features & (1ULL << bit);

@@ -69,16 +69,18 @@ static uint16_t load16(const uint16_t *p)
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
-static void add_iov(VirtQueueElement *elem, void *base, size_t len)
+static void add_iov(VirtQueueElement *elem, uint64_t gpa, void *base, size_t len)
 {
     unsigned n = elem->out_num + elem->in_num;
 
     if (n == elem->iov_cap) {
         elem->iov_cap = elem->iov_cap ? elem->iov_cap * 2 : 8;
         elem->iov = g_renew(struct iovec, elem->iov, elem->iov_cap);
+        elem->gpa = g_renew(uint64_t, elem->gpa, elem->iov_cap);
     }
     elem->iov[n].iov_base = base;
     elem->iov[n].iov_len = len;
+    elem->gpa[n] = gpa;
 }
 
 /* Appends one data descriptor to elem after checking it. */
@@ -98,7 +100,7 @@ static bool take_buffer(const VirtqDesc *d, const GuestMemory *mem,
     if (elem->out_num + elem->in_num >= max_segs) {
         return guest_err(errp, "chain longer than %u buffers", max_segs);
     }
-    add_iov(elem, p, d->len);
+    add_iov(elem, d->addr, p, d->len);
     if (writable) {
         elem->in_num++;
         elem->in_len += d->len;
@@ -251,5 +253,6 @@ bool virtqueue_should_notify(VirtQueue *vq)
 void virtqueue_element_clear(VirtQueueElement *elem)
 {
     g_free(elem->iov);
+    g_free(elem->gpa);
     memset(elem, 0, sizeof(*elem));
 }

@@ -715,6 +715,60 @@ static void test_vm_stop_holds_queues(void)
     teardown(&f);
 }
 
+typedef struct DirtyRec {
+    GMutex lock;
+    GArray *ranges;            /* of uint64_t pairs */
+} DirtyRec;
+
+static void record_dirty(void *opaque, uint64_t gpa, uint64_t len)
+{
+    DirtyRec *d = opaque;
+    uint64_t r[2] = { gpa, len };
+
+    g_mutex_lock(&d->lock);
+    g_array_append_vals(d->ranges, r, 2);
+    g_mutex_unlock(&d->lock);
+}
+
+static bool dirty_has(DirtyRec *d, uint64_t gpa, uint64_t len)
+{
+    bool found = false;
+
+    g_mutex_lock(&d->lock);
+    for (guint i = 0; i + 1 < d->ranges->len; i += 2) {
+        uint64_t a = g_array_index(d->ranges, uint64_t, i);
+        uint64_t l = g_array_index(d->ranges, uint64_t, i + 1);
+
+        found |= a <= gpa && gpa + len <= a + l;
+    }
+    g_mutex_unlock(&d->lock);
+    return found;
+}
+
+/* The device's own writes to guest RAM reach the migration dirty log. */
+static void test_dirty_tracking(void)
+{
+    DirtyRec d = { .ranges = g_array_new(false, false, sizeof(uint64_t)) };
+    Fixture f;
+
+    g_mutex_init(&d.lock);
+    setup(&f, "", 1);
+    driver_init(&f, 0, VIRTIO_NO_VECTOR);
+    virtio_pci_set_dirty_tracking(f.vp, record_dirty, &d);
+    g_assert_cmpuint(request(&f, VIRTIO_BLK_T_IN, 0, 1024, NULL), ==, 0);
+    g_assert_true(dirty_has(&d, DATA_GPA, 1024));
+    g_assert_true(dirty_has(&d, STATUS_GPA, 1));
+    g_assert_true(dirty_has(&d, USED_GPA, 6 + 8 * QSIZE));
+    g_assert_false(dirty_has(&d, HDR_GPA, 16));       /* only read */
+    virtio_pci_set_dirty_tracking(f.vp, NULL, NULL);
+    g_array_set_size(d.ranges, 0);
+    g_assert_cmpuint(request(&f, VIRTIO_BLK_T_IN, 0, 512, NULL), ==, 0);
+    g_assert_cmpuint(d.ranges->len, ==, 0);
+    teardown(&f);
+    g_array_unref(d.ranges);
+    g_mutex_clear(&d.lock);
+}
+
 static void test_drive_options(void)
 {
     g_autoptr(GError) err = NULL;
@@ -755,6 +809,7 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio/transport/migration-roundtrip", test_migration_roundtrip);
     g_test_add_func("/virtio/transport/migration-hostile", test_migration_hostile);
     g_test_add_func("/virtio/transport/vm-stop", test_vm_stop_holds_queues);
+    g_test_add_func("/virtio/transport/dirty-tracking", test_dirty_tracking);
     g_test_add_func("/virtio/drive/options", test_drive_options);
     return g_test_run();
 }

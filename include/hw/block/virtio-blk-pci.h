@@ -19,5 +19,9 @@ bool virtio_blk_pci_create_shorthand(Machine *m, GError **errp);
  * machine's own sections; unregister before the devices are freed. */
 void virtio_blk_pci_vmstate_register(Machine *m, SaveVM *sv);
 void virtio_blk_pci_vmstate_unregister(Machine *m, SaveVM *sv);
+/* Live migration: report the devices' writes to guest RAM into dl (after
+ * kvm_dirty_log_start); NULL stops (before kvm_dirty_log_stop). */
+typedef struct KvmDirtyLog KvmDirtyLog;
+void virtio_blk_pci_set_dirty_log(Machine *m, KvmDirtyLog *dl);
 
 #endif

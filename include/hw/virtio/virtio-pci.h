@@ -138,6 +138,9 @@ struct VirtioPci {
     IoThread *iothread;
     uint64_t guest_errors;        /* NEEDS_RESET transitions, for tests */
     bool vm_stopped;              /* VM paused: queues are not processed */
+    /* Reports the device's own writes to guest RAM (migration's dirty log). */
+    void (*mark_dirty)(void *opaque, uint64_t gpa, uint64_t len);
+    void *mark_dirty_opaque;
     VirtioPciSaved saved;         /* migration snapshot */
 };
 
@@ -157,8 +160,21 @@ void virtio_pci_free(VirtioPci *vp);
  */
 extern const VMStateDescription vmstate_virtio_pci;
 
+/*
+ * Live migration: from now on report every write the device makes to guest
+ * RAM (used rings, data of device-writable buffers) to fn(opaque, gpa, len);
+ * fn NULL stops. KVM's dirty log only sees the guest's own writes.
+ */
+void virtio_pci_set_dirty_tracking(VirtioPci *vp,
+                                   void (*fn)(void *opaque, uint64_t gpa, uint64_t len),
+                                   void *opaque);
+
 /* With the lock held (device ops): */
 bool virtio_pci_has_feature(VirtioPci *vp, unsigned bit);
+/* virtqueue_push() on queue q plus dirty tracking of what the device wrote:
+ * the chain's writable buffers and the used ring. */
+void virtio_pci_push(VirtioPci *vp, unsigned q, const VirtQueueElement *elem,
+                     uint32_t len);
 /* Interrupts the driver for queue q if the ring's suppression allows it. */
 void virtio_pci_queue_done(VirtioPci *vp, unsigned q);
 /* A guest error: warn, set NEEDS_RESET, stop the queues, raise a config

@@ -59,6 +59,7 @@ typedef struct VirtQueueElement {
     unsigned out_num, in_num;
     uint64_t out_len, in_len;     /* total bytes each way */
     struct iovec *iov;            /* out_num + in_num entries */
+    uint64_t *gpa;                /* guest address of each iov entry */
     unsigned iov_cap;
 } VirtQueueElement;
 
