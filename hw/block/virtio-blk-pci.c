@@ -4,6 +4,8 @@
  * shorthand, each building a VirtioBlk on the machine's PCI bus with the
  * machine's guest memory and KVM, and removing it again at teardown.
  */
+#include <stdio.h>
+
 #include "hw/block/virtio-blk-pci.h"
 #include "hw/block/virtio-blk.h"
 #include "hw/pci/pci.h"
@@ -26,8 +28,29 @@ static void blk_pci_free(void *opaque)
     g_free(bp);
 }
 
+/* QEMU's addr=SLOT[.FN] (hex); -1 when absent. */
+static bool parse_addr(const char *s, int *devfn, GError **errp)
+{
+    unsigned slot, fn = 0;
+    char dot, extra;
+    int n;
+
+    *devfn = -1;
+    if (!s) {
+        return true;
+    }
+    n = sscanf(s, "%x%c%x%c", &slot, &dot, &fn, &extra);
+    if (!(n == 1 || (n == 3 && dot == '.')) || slot >= PCI_SLOT_MAX || fn > 7) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "addr '%s': expected SLOT[.FUNCTION] in hex (slot < 0x20)", s);
+        return false;
+    }
+    *devfn = PCI_DEVFN(slot, fn);
+    return true;
+}
+
 static bool attach(Machine *m, Drive *drive, const char *serial, unsigned queues,
-                   GError **errp)
+                   int devfn, GError **errp)
 {
     VirtioBlkOptions o = { .serial = serial, .num_queues = queues,
                            .mem = &m->mem, .kvm = m->kvm };
@@ -39,7 +62,7 @@ static bool attach(Machine *m, Drive *drive, const char *serial, unsigned queues
         g_free(bp);
         return false;
     }
-    if (!pci_bus_add_device(bp->bus, &virtio_blk_transport(bp->vb)->pci, -1, errp)) {
+    if (!pci_bus_add_device(bp->bus, &virtio_blk_transport(bp->vb)->pci, devfn, errp)) {
         virtio_blk_free(bp->vb);
         g_free(bp);
         return false;
@@ -55,10 +78,14 @@ bool virtio_blk_pci_create(Machine *m, KeyVal *opts, GError **errp)
     const char *drive_id = keyval_get(opts, "drive");
     const char *serial = keyval_get(opts, "serial");
     const char *id = keyval_get(opts, "id");
-    uint64_t queues = 1;
+    uint64_t queues = 1, bootindex = 0;
     Drive *drive;
+    int devfn;
 
-    if (!keyval_get_u64(opts, "num-queues", &queues, errp)) {
+    /* bootindex is accepted for QEMU command lines; tern has no firmware. */
+    if (!keyval_get_u64(opts, "num-queues", &queues, errp) ||
+        !keyval_get_u64(opts, "bootindex", &bootindex, errp) ||
+        !parse_addr(keyval_get(opts, "addr"), &devfn, errp)) {
         return false;
     }
     if (queues == 0 || queues > VIRTIO_PCI_MAX_QUEUES) {
@@ -67,7 +94,7 @@ bool virtio_blk_pci_create(Machine *m, KeyVal *opts, GError **errp)
         return false;
     }
     drive = drive_set_claim(m->drives, drive_id, id ? id : "virtio-blk-pci", errp);
-    return drive && attach(m, drive, serial, (unsigned)queues, errp);
+    return drive && attach(m, drive, serial, (unsigned)queues, devfn, errp);
 }
 
 bool virtio_blk_pci_create_shorthand(Machine *m, GError **errp)
@@ -77,7 +104,7 @@ bool virtio_blk_pci_create_shorthand(Machine *m, GError **errp)
 
         if (d->if_virtio && !d->attached) {
             d->attached = g_strdup("virtio-blk-pci");
-            if (!attach(m, d, NULL, 1, errp)) {
+            if (!attach(m, d, NULL, 1, -1, errp)) {
                 g_prefix_error(errp, "-drive %s: ", d->id);
                 return false;
             }

@@ -74,7 +74,8 @@ def test_guest_writes_verified_and_qemu_io_reads_them(tern_vm, tmp_path, fmt):
 def test_flushed_data_survives_kill9(tern_vm, tmp_path):
     img = make_image(tmp_path / "disk.qcow2", "qcow2")
     vm = run_blk(tern_vm, img, "qcow2", "tg.blk.mode=verify tg.blk.count=16 "
-                 "tg.blk.pattern=0x71 tg.blk.hold=1")
+                 "tg.blk.pattern=0x71 tg.blk.hold=1",
+                 device_extra=",addr=0x5,num-queues=4,bootindex=1")
     vm.serial.wait_for(r"TG blk flush ok", timeout=30)
     vm.serial.wait_for(r"TG blk holding", timeout=30)
     vm.proc.kill()                      # SIGKILL: no close, no final flush
@@ -198,6 +199,10 @@ def test_same_driver_on_qemu_microvm(qemu_vm, tmp_path):
       "virtio-blk-pci,drive=d0", "-device", "virtio-blk-pci,drive=d0"], "already used"),
     (["-drive", "file=@IMG@,if=none,id=d0,format=raw", "-device",
       "virtio-blk-pci,drive=d0,num-queues=99"], "num-queues"),
+    (["-drive", "file=@IMG@,if=none,id=d0,format=raw", "-device",
+      "virtio-blk-pci,drive=d0,addr=0x20"], "addr '0x20'"),
+    (["-drive", "file=@IMG@,if=none,id=d0,format=raw", "-device",
+      "virtio-blk-pci,drive=d0,addr=0"], "PCI address in use"),
 ])
 def test_bad_drive_options(tmp_path, guest_kit, args, message):
     img = make_image(tmp_path / "disk.raw", "raw")

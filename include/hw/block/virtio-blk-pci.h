@@ -10,7 +10,8 @@
 #include "hw/i386/machine.h"
 #include "migration/savevm.h"
 
-/* -device virtio-blk-pci,drive=ID[,serial=S][,num-queues=N][,id=NAME] */
+/* -device virtio-blk-pci,drive=ID[,serial=S][,num-queues=N][,id=NAME]
+ *         [,addr=SLOT[.FN]][,bootindex=N (ignored: no firmware)] */
 bool virtio_blk_pci_create(Machine *m, KeyVal *opts, GError **errp);
 /* One virtio-blk-pci per -drive if=virtio not claimed by a -device. */
 bool virtio_blk_pci_create_shorthand(Machine *m, GError **errp);
