@@ -535,6 +535,9 @@ void migration_get_info(MigrationState *ms, MigrationInfo *out)
     memset(out, 0, sizeof(*out));
     if (ms->job) {
         migration_job_get_stats(ms->job, &out->stats);
+        if (out->stats.status == MIGRATION_STATUS_NONE) {
+            out->stats.status = MIGRATION_STATUS_SETUP;  /* thread not up yet */
+        }
         out->has_ram = out->stats.status >= MIGRATION_STATUS_ACTIVE;
         out->dirty_pages_rate = ms->dirty ? kvm_dirty_log_rate(ms->dirty) : 0;
     } else if (ms->have_last) {
