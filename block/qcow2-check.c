@@ -57,6 +57,7 @@ static void check_l2(BlockNode *bs, Qcow2CheckRefs *refs, uint64_t l2_off,
         refs->res->check_errors++;
         return;
     }
+    uint64_t next_contiguous = 0;   /* fragmentation: per table, as QEMU */
     for (uint32_t j = 0; j < s->l2_size; j++) {
         uint64_t e = GUINT64_FROM_BE(l2[j]);
         uint64_t data = e & QCOW2_L2E_OFFSET_MASK;
@@ -73,8 +74,12 @@ static void check_l2(BlockNode *bs, Qcow2CheckRefs *refs, uint64_t l2_off,
         if (!data || !check_aligned(s, refs, data, "data cluster")) {
             continue;
         }
-        if (active && !(e & QCOW2_OFLAG_ZERO)) {
+        if (active) {          /* incl. zero clusters with a host cluster */
             refs->res->allocated_clusters++;
+            if (next_contiguous && data != next_contiguous) {
+                refs->res->fragmented_clusters++;
+            }
+            next_contiguous = data + s->cluster_size;
         }
         qcow2_check_ref_range(bs, refs, data, s->cluster_size);
     }

@@ -363,6 +363,9 @@ static void check_report(const char *filename, const char *fmt,
         json_member_int(b, "image-end-offset", r->image_end_offset);
         json_member_int(b, "total-clusters", r->total_clusters);
         json_member_int(b, "check-errors", r->check_errors);
+        if (r->allocated_clusters) {
+            json_member_int(b, "allocated-clusters", r->allocated_clusters);
+        }
         if (r->corruptions) {
             json_member_int(b, "corruptions", r->corruptions);
         }
@@ -373,6 +376,10 @@ static void check_report(const char *filename, const char *fmt,
         json_builder_add_string_value(b, filename);
         json_builder_set_member_name(b, "format");
         json_builder_add_string_value(b, fmt);
+        if (r->fragmented_clusters) {
+            json_member_int(b, "fragmented-clusters",
+                            r->fragmented_clusters);
+        }
         json_builder_end_object(b);
         print_json(b);
         return;
@@ -393,6 +400,14 @@ static void check_report(const char *filename, const char *fmt,
     if (r->check_errors) {
         printf("\n%" PRId64 " internal errors have occurred during the "
                "check.\n", r->check_errors);
+    }
+    if (r->total_clusters && r->allocated_clusters) {
+        printf("%" PRId64 "/%" PRId64 " = %0.2f%% allocated, %0.2f%% "
+               "fragmented, %0.2f%% compressed clusters\n",
+               r->allocated_clusters, r->total_clusters,
+               r->allocated_clusters * 100.0 / r->total_clusters,
+               r->fragmented_clusters * 100.0 / r->allocated_clusters,
+               r->compressed_clusters * 100.0 / r->allocated_clusters);
     }
     if (r->image_end_offset) {
         printf("Image end offset: %" PRId64 "\n", r->image_end_offset);

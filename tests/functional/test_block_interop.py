@@ -104,6 +104,9 @@ def test_qemu_writes_tern_reads(tmp_path, cs, compat):
             "read -P 0x41 2M 1M", "read -P 0 10M 4k", readonly=True)
     out = tern_img("check", img)
     assert "No errors were found" in out.stdout
+    assert out.stdout == run(QEMU_IMG, "check", img).stdout
+    assert json.loads(tern_img("check", "--output=json", img).stdout) == \
+        json.loads(run(QEMU_IMG, "check", "--output=json", img).stdout)
     ours = json.loads(tern_img("info", "--output=json", img).stdout)
     theirs = json.loads(run(QEMU_IMG, "info", "--output=json", img).stdout)
     for key in ("virtual-size", "cluster-size", "format", "format-specific",
