@@ -247,15 +247,24 @@ SerialState *serial_new(Chardev *chr, IrqLine irq)
     g_mutex_init(&s->lock);
     s->chr = chr;
     s->irq = irq;
-    s->irq_level = -1;
-    s->r.divider = 12;   /* 9600 baud, as after a PC BIOS */
-    s->r.iir = IIR_NONE;
-    s->r.lsr = LSR_THRE | LSR_TEMT;
-    s->r.msr = MSR_DCD | MSR_DSR | MSR_CTS;
+    serial_reset(s);
     if (chr) {
         chardev_set_frontend(chr, serial_receive, s);
     }
     return s;
+}
+
+void serial_reset(SerialState *s)
+{
+    g_mutex_lock(&s->lock);
+    memset(&s->r, 0, sizeof(s->r));
+    s->r.divider = 12;   /* 9600 baud, as after a PC BIOS */
+    s->r.lsr = LSR_THRE | LSR_TEMT;
+    s->r.msr = MSR_DCD | MSR_DSR | MSR_CTS;
+    s->irq_level = -1;
+    update_irq(s);
+    g_mutex_unlock(&s->lock);
+    chardev_accept_input(s->chr);
 }
 
 void serial_free(SerialState *s)

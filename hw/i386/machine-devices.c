@@ -36,6 +36,7 @@ struct MachineDevices {
     Chardev *serial_chr;
     SerialState *serial;
     GArray *cleanups;     /* of Cleanup, run last-first */
+    GArray *resets;       /* of Cleanup: device reset hooks, run in order */
 };
 
 static bool create_debug_exit(Machine *m, KeyVal *opts, GError **errp)
@@ -60,6 +61,22 @@ void machine_add_cleanup(Machine *m, GDestroyNotify fn, void *data)
     Cleanup c = { fn, data };
 
     g_array_append_val(m->dev->cleanups, c);
+}
+
+void machine_add_reset(Machine *m, void (*fn)(void *opaque), void *opaque)
+{
+    Cleanup c = { fn, opaque };
+
+    g_array_append_val(m->dev->resets, c);
+}
+
+void machine_devices_reset(Machine *m)
+{
+    for (guint i = 0; i < m->dev->resets->len; i++) {
+        Cleanup *c = &g_array_index(m->dev->resets, Cleanup, i);
+
+        c->fn(c->data);
+    }
 }
 
 bool machine_create_device(Machine *m, KeyVal *opts, GError **errp)
@@ -100,6 +117,7 @@ static bool setup_serial(Machine *m, GError **errp)
         return false;
     }
     m->dev->serial = serial_new(m->dev->serial_chr, kvm_irq_line(m->kvm, X86_COM1_IRQ));
+    machine_add_reset(m, (void (*)(void *))serial_reset, m->dev->serial);
     return serial_attach(m->dev->serial, m->pio, X86_COM1_PORT, errp);
 }
 
@@ -189,6 +207,7 @@ bool machine_devices_init(Machine *m, GError **errp)
 {
     m->dev = g_new0(MachineDevices, 1);
     m->dev->cleanups = g_array_new(false, false, sizeof(Cleanup));
+    m->dev->resets = g_array_new(false, false, sizeof(Cleanup));
     if (!setup_platform(m, errp) || !setup_serial(m, errp)) {
         return false;
     }
@@ -220,6 +239,7 @@ void machine_devices_free(Machine *m)
         c->fn(c->data);
     }
     g_array_unref(d->cleanups);
+    g_array_unref(d->resets);
     drive_set_free(m->drives);     /* after the devices that used them */
     m->drives = NULL;
     serial_free(d->serial);

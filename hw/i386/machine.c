@@ -206,5 +206,6 @@ bool machine_reset(Machine *m, GError **errp)
             return false;
         }
     }
+    machine_devices_reset(m);
     return machine_boot(m, errp);
 }

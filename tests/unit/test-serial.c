@@ -167,6 +167,30 @@ static void test_divisor_latch(void)
     uart_free(&u);
 }
 
+static void test_reset(void)
+{
+    Uart u;
+    SerialRegs r;
+
+    uart_init(&u);
+    out(&u, IER, 0x02);
+    out(&u, LCR, 0x83);
+    out(&u, SCR, 0x77);
+    g_assert_cmpuint(serial_receive(u.s, (const uint8_t *)"q", 1), ==, 1);
+    g_assert_true(u.irq.level);
+    serial_reset(u.s);
+    g_assert_false(u.irq.level);
+    serial_get_regs(u.s, &r);
+    g_assert_cmpuint(r.ier, ==, 0);
+    g_assert_cmpuint(r.lcr, ==, 0);
+    g_assert_cmpuint(r.scr, ==, 0);
+    g_assert_cmpuint(r.rx_count, ==, 0);
+    g_assert_cmpuint(r.divider, ==, 12);
+    g_assert_cmphex(in(&u, LSR), ==, 0x60);
+    g_assert_cmphex(in(&u, IIR), ==, 0x01);
+    uart_free(&u);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -175,5 +199,6 @@ int main(int argc, char **argv)
     g_test_add_func("/serial/receive", test_receive);
     g_test_add_func("/serial/loopback-data", test_loopback_data);
     g_test_add_func("/serial/divisor-latch", test_divisor_latch);
+    g_test_add_func("/serial/reset", test_reset);
     return g_test_run();
 }

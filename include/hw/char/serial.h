@@ -29,6 +29,8 @@ typedef struct SerialState SerialState;
 SerialState *serial_new(Chardev *chr, IrqLine irq);
 void serial_free(SerialState *s);
 bool serial_attach(SerialState *s, IoBus *pio, uint16_t base, GError **errp);
+/* Power-on register values (machine reset); pending input is dropped. */
+void serial_reset(SerialState *s);
 void serial_get_regs(SerialState *s, SerialRegs *out);
 void serial_set_regs(SerialState *s, const SerialRegs *in);
 /* Input as the chardev delivers it; returns how many bytes were taken. */

@@ -14,7 +14,8 @@
  *
  * Lifecycle: machine_new() builds everything with the vCPUs paused (the main
  * loop starts them through vm_start()); machine_reset() puts the vCPUs and the
- * irqchip back to their power-on state and reloads the kernel.
+ * irqchip back to their power-on state, runs the devices' reset hooks and
+ * reloads the kernel.
  */
 #ifndef HW_I386_MACHINE_H
 #define HW_I386_MACHINE_H
@@ -76,6 +77,9 @@ typedef struct PciBus PciBus;
 PciBus *machine_pci_bus(Machine *m);
 /* Devices created through the table register a cleanup here. */
 void machine_add_cleanup(Machine *m, GDestroyNotify fn, void *data);
+/* And, if they have state a guest reset must clear, a reset hook: called on
+ * the main thread with every vCPU paused, in registration order. */
+void machine_add_reset(Machine *m, void (*fn)(void *opaque), void *opaque);
 
 /* The machine's migratable parts, for machine_vmstate_register
  * (hw/i386/machine-vmstate.h); used by migration/migration.c. */
