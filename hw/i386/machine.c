@@ -138,7 +138,7 @@ static bool save_power_on_irqchip(Machine *m, GError **errp)
             return false;
         }
     }
-    return true;
+    return kvm_get_pit(m->kvm, &m->power_on_pit, errp);
 }
 
 Machine *machine_new(VmConfig *cfg, GMainContext *ctx, GError **errp)
@@ -200,6 +200,9 @@ bool machine_reset(Machine *m, GError **errp)
         if (!kvm_set_irqchip(m->kvm, &m->power_on_chips[i], errp)) {
             return false;
         }
+    }
+    if (!kvm_set_pit(m->kvm, &m->power_on_pit, errp)) {
+        return false;
     }
     for (unsigned i = 0; i < m->nr_vcpus; i++) {
         if (!x86_cpu_state_put(m->kvm, vcpu_fd(m->vcpus[i]), &m->power_on[i], errp)) {

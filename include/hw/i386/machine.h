@@ -50,6 +50,7 @@ typedef struct Machine {
     Vcpu **vcpus;
     X86CpuState *power_on;        /* per vCPU, captured before boot setup */
     struct kvm_irqchip power_on_chips[3];   /* PIC master, slave, IOAPIC */
+    struct kvm_pit_state2 power_on_pit;
     MachineDevices *dev;          /* serial, platform devices, -device list */
     uint64_t rsdp;                /* 0 without ACPI */
     uint64_t pci_mmio64_base;
