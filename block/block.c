@@ -325,6 +325,25 @@ bool bdrv_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
     return bdrv_zero_op(bs, offset, bytes, false, errp);
 }
 
+bool bdrv_truncate(BlockNode *bs, uint64_t size, GError **errp)
+{
+    if (!bs->drv->truncate) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
+                    "Image format '%s' does not support resizing",
+                    bs->drv->format_name);
+        return false;
+    }
+    g_mutex_lock(&bs->lock);
+    bool ok = check_request(bs, 0, 0, true, errp) &&
+              bs->drv->truncate(bs, size, errp);
+    if (ok) {
+        bs->size = size;
+        ok = bdrv_dirty_bitmaps_truncate(bs, size, errp);
+    }
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
 bool bdrv_get_info(BlockNode *bs, BlockImageInfo **infop, GError **errp)
 {
     BlockImageInfo *info = g_new0(BlockImageInfo, 1);

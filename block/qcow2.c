@@ -554,6 +554,41 @@ static bool qcow2_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
     return qcow2_cluster_discard(bs, offset, bytes, true, errp);
 }
 
+/* Growing only: the new space reads as zeroes because the L1 entries past
+ * the old size are unused once any VM state there is discarded. */
+static bool qcow2_truncate(BlockNode *bs, uint64_t size, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
+    uint64_t be = GUINT64_TO_BE(size);
+
+    if (size < bs->size) {
+        return refuse(errp, "shrinking an image");
+    }
+    if (s->nb_snapshots) {
+        return refuse(errp, "resizing an image with internal snapshots");
+    }
+    if (size > (1ULL << 62) || DIV_ROUND_UP(size, per_l1) > QCOW2_MAX_L1_SIZE) {
+        return bad(errp, "Image size %" PRIu64 " is too large", size);
+    }
+    /* Stale VM state past the old end must not show up as disk data. */
+    uint64_t vm_end = (uint64_t)s->l1_size * per_l1;
+    if (vm_end > bs->size &&
+        !qcow2_cluster_discard(bs, ALIGN_UP(bs->size, (uint64_t)s->cluster_size),
+                               vm_end - ALIGN_UP(bs->size,
+                                                 (uint64_t)s->cluster_size),
+                               false, errp)) {
+        return false;
+    }
+    if (!qcow2_grow_l1_table(bs, DIV_ROUND_UP(size, per_l1), errp) ||
+        !qcow2_flush_caches(bs, errp) ||
+        !qcow2_file_pwrite(bs, 24, &be, 8, errp)) {
+        return false;
+    }
+    s->l1_vm_state_index = (uint32_t)DIV_ROUND_UP(size, per_l1);
+    return true;
+}
+
 static bool qcow2_get_info(BlockNode *bs, BlockImageInfo *info, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -681,6 +716,7 @@ const BlockDriver bdrv_qcow2 = {
     .flush = qcow2_flush,
     .discard = qcow2_discard,
     .write_zeroes = qcow2_write_zeroes,
+    .truncate = qcow2_truncate,
     .get_info = qcow2_get_info,
     .check = qcow2_check,
     .snapshot_create = qcow2_snapshot_create,

@@ -45,6 +45,11 @@ static bool raw_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
     return bdrv_write_zeroes(bs->file, offset, bytes, errp);
 }
 
+static bool raw_truncate(BlockNode *bs, uint64_t size, GError **errp)
+{
+    return bdrv_file_truncate(bs->file, size, errp);
+}
+
 static bool raw_create(const char *filename, uint64_t size,
                        const BlockCreateOpts *opts, GError **errp)
 {
@@ -61,4 +66,5 @@ const BlockDriver bdrv_raw = {
     .flush = raw_flush,
     .discard = raw_discard,
     .write_zeroes = raw_write_zeroes,
+    .truncate = raw_truncate,
 };

@@ -1,6 +1,6 @@
 /*
  * tern-img: qemu-img's everyday subcommands on tern's block layer — create,
- * info, check, snapshot, compare — plus 'io', a small qemu-io for tests
+ * info, check, snapshot, compare, resize — plus 'io', a small qemu-io for tests
  * (pattern reads/writes, zeroes, discard, flush, vmstate, and a seeded
  * random-write workload that reports what it flushed, for crash tests), and
  * 'bitmap', implemented in tern-img-bitmap.c. Output and exit codes follow
@@ -29,6 +29,7 @@ static int usage(void)
         "FILE\n"
         "       tern-img snapshot [-U] -c|-l|-a|-d [NAME] FILE\n"
         "       tern-img compare [-f FMT] [-F FMT] FILE1 FILE2\n"
+        "       tern-img resize [-f FMT] FILE [+|-]SIZE\n"
         "       tern-img io [-f FMT] [-r] [-U] -c CMD [-c CMD...] FILE\n"
         "       tern-img bitmap ... (see tern-img-bitmap.c)\n"
         "io commands: read [-P PAT] OFF LEN | write [-P PAT|-z] OFF LEN |\n"
@@ -519,6 +520,51 @@ static int img_snapshot(int argc, char **argv)
     return ok ? 0 : fail(err);
 }
 
+static int img_resize(int argc, char **argv)
+{
+    const char *fmt = NULL;
+    GError *err = NULL;
+    uint64_t size;
+    int c;
+
+    if (argc < 3) {
+        return usage();
+    }
+    /* The size goes first, so that "-1M" is not taken for an option. */
+    const char *arg = argv[--argc];
+    while ((c = getopt(argc, argv, "f:")) != -1) {
+        if (c != 'f') {
+            return usage();
+        }
+        fmt = optarg;
+    }
+    if (argc - optind != 1) {
+        return usage();
+    }
+    int sign = *arg == '+' ? 1 : *arg == '-' ? -1 : 0;
+    if (!parse_size(arg + (sign != 0), &size)) {
+        return usage();
+    }
+    BlockNode *bs = bdrv_open(argv[optind], fmt, BDRV_O_RDWR, &err);
+    if (!bs) {
+        return fail(err);
+    }
+    uint64_t cur = bdrv_getlength(bs);
+    if (sign < 0 && size > cur) {
+        bdrv_close(bs);
+        fprintf(stderr, "tern-img: New image size must be positive\n");
+        return 1;
+    }
+    uint64_t target = sign > 0 ? cur + size : sign < 0 ? cur - size : size;
+    bool ok = bdrv_truncate(bs, target, &err);
+    bdrv_close(bs);
+    if (!ok) {
+        return fail(err);
+    }
+    printf("Image resized.\n");
+    return 0;
+}
+
 static int img_compare(int argc, char **argv)
 {
     const char *fmt1 = NULL, *fmt2 = NULL;
@@ -771,6 +817,7 @@ int main(int argc, char **argv)
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         { "create", img_create }, { "info", img_info }, { "check", img_check },
         { "snapshot", img_snapshot }, { "compare", img_compare },
+        { "resize", img_resize },
         { "io", img_io }, { "bitmap", img_bitmap },
     };
     if (argc < 2) {

@@ -218,6 +218,10 @@ bool bdrv_discard(BlockNode *bs, uint64_t offset, uint64_t bytes, GError **errp)
 bool bdrv_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
                        GError **errp);
 
+/* Changes the virtual size (qcow2: growing only, and not with internal
+ * snapshots); dirty bitmaps follow. */
+bool bdrv_truncate(BlockNode *bs, uint64_t size, GError **errp);
+
 bool bdrv_get_info(BlockNode *bs, BlockImageInfo **info, GError **errp);
 bool bdrv_check(BlockNode *bs, BlockCheckMode fix, BlockCheckResult *res,
                 GError **errp);

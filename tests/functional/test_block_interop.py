@@ -412,3 +412,20 @@ def test_random_ops_against_model(tmp_path, cs):
         run(QEMU_IMG, "snapshot", "-a", name, img)
         run(QEMU_IMG, "convert", "-O", "raw", img, raw)
         assert raw.read_bytes() == content, name
+
+
+def test_resize(tmp_path):
+    img = tmp_path / "r.qcow2"
+    tern_img("create", "-f", "qcow2", img, "10M")
+    tern_io(img, "write -P 7 9M 1M")
+    assert tern_img("resize", img, "+54M").stdout == "Image resized.\n"
+    info = json.loads(run(QEMU_IMG, "info", "--output=json", img).stdout)
+    assert info["virtual-size"] == 64 << 20
+    qemu_check_clean(img)
+    qemu_io(img, "read -P 7 9M 1M", "read -P 0 10M 54M")
+    p = tern_img("resize", img, "-1M", check=False)
+    assert p.returncode == 1 and "shrinking" in p.stderr
+    raw = tmp_path / "r.raw"
+    tern_img("create", "-f", "raw", raw, "1M")
+    tern_img("resize", "-f", "raw", raw, "3M")
+    assert raw.stat().st_size == 3 << 20

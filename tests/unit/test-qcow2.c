@@ -187,6 +187,37 @@ static void test_nocache(void)
     bdrv_close(bs);
 }
 
+static void test_resize(void)
+{
+    g_autofree char *path = make_image("resize.qcow2", 1 * MiB, 512, NULL);
+    GError *err = NULL;
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    fill(bs, 0, 1 * MiB, 0x31);
+    g_assert_true(bdrv_save_vmstate(bs, 0, "stale", 5, &err)); /* past end */
+    g_assert_true(bdrv_truncate(bs, 64 * MiB, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(bdrv_getlength(bs), ==, 64 * MiB);
+    expect(bs, 0, 1 * MiB, 0x31);
+    expect(bs, 1 * MiB, 63 * MiB, 0);             /* old vmstate is gone */
+    fill(bs, 63 * MiB, 1 * MiB, 0x32);
+    g_assert_false(bdrv_truncate(bs, 32 * MiB, &err));
+    g_assert_nonnull(strstr(err->message, "shrinking"));
+    g_clear_error(&err);
+    assert_clean(bs);
+    BlockSnapshotInfo sn = { .name = (char *)"s" };
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    g_assert_false(bdrv_truncate(bs, 128 * MiB, &err));
+    g_assert_nonnull(strstr(err->message, "snapshots"));
+    g_clear_error(&err);
+    bdrv_close(bs);
+    bs = must_open(path, 0);
+    g_assert_cmpuint(bdrv_getlength(bs), ==, 64 * MiB);
+    expect(bs, 63 * MiB, 1 * MiB, 0x32);
+    g_assert_false(bdrv_truncate(bs, 128 * MiB, &err));   /* read-only */
+    g_clear_error(&err);
+    bdrv_close(bs);
+}
+
 static void test_snapshots(void)
 {
     g_autofree char *path = make_image("snap.qcow2", 16 * MiB, 0, NULL);
@@ -672,6 +703,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qcow2/bounds-readonly", test_bounds_and_readonly);
     g_test_add_func("/qcow2/snapshots", test_snapshots);
     g_test_add_func("/qcow2/nocache", test_nocache);
+    g_test_add_func("/qcow2/resize", test_resize);
     g_test_add_func("/qcow2/vmstate", test_vmstate);
     g_test_add_func("/qcow2/refcount-growth", test_refcount_growth);
     g_test_add_func("/qcow2/discard-zeroes", test_discard_zeroes);
