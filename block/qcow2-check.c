@@ -10,8 +10,9 @@
 #include "block/qcow2.h"
 #include "block/block-int.h"
 
-void qcow2_check_ref_range(BlockNode *bs, Qcow2CheckRefs *refs,
-                           uint64_t offset, uint64_t size)
+/* Adds n references to every cluster in [offset, offset+size). */
+static void ref_range_n(BlockNode *bs, Qcow2CheckRefs *refs, uint64_t offset,
+                        uint64_t size, uint32_t n)
 {
     BDRVQcow2State *s = bs->opaque;
     if (!size) {
@@ -26,10 +27,15 @@ void qcow2_check_ref_range(BlockNode *bs, Qcow2CheckRefs *refs,
             refs->res->corruptions++;
             return;
         }
-        if (refs->counts[c] < UINT32_MAX) {
-            refs->counts[c]++;
-        }
+        refs->counts[c] = (uint32_t)MIN((uint64_t)refs->counts[c] + n,
+                                        UINT32_MAX);
     }
+}
+
+void qcow2_check_ref_range(BlockNode *bs, Qcow2CheckRefs *refs,
+                           uint64_t offset, uint64_t size)
+{
+    ref_range_n(bs, refs, offset, size, 1);
 }
 
 static bool check_aligned(BDRVQcow2State *s, Qcow2CheckRefs *refs,
@@ -45,7 +51,7 @@ static bool check_aligned(BDRVQcow2State *s, Qcow2CheckRefs *refs,
 }
 
 static void check_l2(BlockNode *bs, Qcow2CheckRefs *refs, uint64_t l2_off,
-                     bool active)
+                     bool active, uint32_t n)
 {
     BDRVQcow2State *s = bs->opaque;
     GError *err = NULL;
@@ -81,26 +87,48 @@ static void check_l2(BlockNode *bs, Qcow2CheckRefs *refs, uint64_t l2_off,
             }
             next_contiguous = data + s->cluster_size;
         }
-        qcow2_check_ref_range(bs, refs, data, s->cluster_size);
+        ref_range_n(bs, refs, data, s->cluster_size, n);
     }
     qcow2_cache_put(s->l2_table_cache, l2);
 }
 
+/*
+ * Each L2 table is walked once, its data counted once per L1 entry that
+ * points at it: a hostile L1 table pointing at one L2 table a million times
+ * costs one walk, not a million.
+ */
 static void check_l1(BlockNode *bs, Qcow2CheckRefs *refs, const uint64_t *l1,
                      uint32_t l1_size, bool active)
 {
     BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_int64_hash,
+                                                       g_int64_equal, g_free,
+                                                       NULL);
+    g_autoptr(GArray) order = g_array_new(false, false, sizeof(uint64_t));
+    g_autoptr(GArray) mult = g_array_new(false, true, sizeof(uint32_t));
+
     for (uint32_t i = 0; i < l1_size; i++) {
         uint64_t l2_off = l1[i] & QCOW2_L1E_OFFSET_MASK;
         if (!l2_off || !check_aligned(s, refs, l2_off, "L2 table")) {
             continue;
         }
-        if (l2_off >> s->cluster_bits >= refs->nb_clusters) {
-            qcow2_check_ref_range(bs, refs, l2_off, s->cluster_size);
+        qcow2_check_ref_range(bs, refs, l2_off, s->cluster_size);
+        gpointer idx;
+        if (g_hash_table_lookup_extended(seen, &l2_off, NULL, &idx)) {
+            g_array_index(mult, uint32_t, GPOINTER_TO_UINT(idx))++;
             continue;
         }
-        qcow2_check_ref_range(bs, refs, l2_off, s->cluster_size);
-        check_l2(bs, refs, l2_off, active);
+        uint32_t one = 1;
+        g_array_append_val(order, l2_off);
+        g_array_append_val(mult, one);
+        g_hash_table_insert(seen, g_memdup2(&l2_off, sizeof(l2_off)),
+                            GUINT_TO_POINTER(order->len - 1));
+    }
+    for (guint i = 0; i < order->len; i++) {
+        uint64_t l2_off = g_array_index(order, uint64_t, i);
+        if (l2_off >> s->cluster_bits < refs->nb_clusters) {
+            check_l2(bs, refs, l2_off, active, g_array_index(mult, uint32_t, i));
+        }
     }
 }
 
@@ -199,6 +227,9 @@ static void compare_all(BlockNode *bs, Qcow2CheckRefs *refs,
 static int64_t check_copied(BlockNode *bs)
 {
     BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_int64_hash,
+                                                       g_int64_equal, g_free,
+                                                       NULL);
     int64_t bad = 0;
     for (uint32_t i = 0; i < s->l1_size; i++) {
         uint64_t l2_off = s->l1_table[i] & QCOW2_L1E_OFFSET_MASK, rc;
@@ -207,6 +238,9 @@ static int64_t check_copied(BlockNode *bs)
             continue;
         }
         bad += (rc == 1) != !!(s->l1_table[i] & QCOW2_OFLAG_COPIED);
+        if (!g_hash_table_add(seen, g_memdup2(&l2_off, sizeof(l2_off)))) {
+            continue;           /* its entries were looked at already */
+        }
         uint64_t *l2 = qcow2_cache_get(s->l2_table_cache, l2_off, NULL);
         if (!l2) {
             continue;

@@ -511,8 +511,15 @@ bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
     }
     g_autoptr(GArray) to_free = g_array_new(false, false, sizeof(uint64_t));
     bool ok = true;
-    for (uint64_t g = start; g < end && ok; g += s->cluster_size) {
+    uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
+    for (uint64_t g = start; g < end && ok;) {
+        uint32_t l1i = l1_index_of(s, g);
+        if (l1i >= s->l1_size || !(s->l1_table[l1i] & QCOW2_L1E_OFFSET_MASK)) {
+            g = ((uint64_t)l1i + 1) * per_l1;   /* nothing mapped here */
+            continue;
+        }
         ok = unmap_cluster(bs, g, make_zero, to_free, errp);
+        g += s->cluster_size;
     }
     if (to_free->len) {
         GError *err = NULL;

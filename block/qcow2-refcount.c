@@ -9,6 +9,8 @@
  * is written before the table entry that points at it; a new table and its
  * blocks are written before the header switches to them.
  */
+#include <stdlib.h>
+
 #include "block/qcow2.h"
 #include "block/block-int.h"
 
@@ -460,15 +462,57 @@ bool qcow2_update_l1_refcounts(BlockNode *bs, uint64_t l1_offset,
                                                  errp);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The L2 offsets of an L1 table, sorted, zeroes dropped; *n gets the count. */
+static uint64_t *sorted_l2_offsets(const uint64_t *l1, uint32_t l1_size,
+                                   uint32_t *n)
+{
+    uint64_t *offs = g_new(uint64_t, MAX(l1_size, 1));
+    *n = 0;
+    for (uint32_t i = 0; i < l1_size; i++) {
+        if (l1[i] & QCOW2_L1E_OFFSET_MASK) {
+            offs[(*n)++] = l1[i] & QCOW2_L1E_OFFSET_MASK;
+        }
+    }
+    qsort(offs, *n, sizeof(*offs), cmp_u64);
+    return offs;
+}
+
+bool qcow2_l1_has_duplicates(const uint64_t *l1, uint32_t l1_size)
+{
+    uint32_t n;
+    g_autofree uint64_t *offs = sorted_l2_offsets(l1, l1_size, &n);
+    for (uint32_t i = 1; i < n; i++) {
+        if (offs[i] == offs[i - 1]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Each distinct L2 table is walked once, with the addend multiplied by the
+ * number of L1 entries pointing at it (bounded work on hostile tables). */
 bool qcow2_update_l1_array_refcounts(BlockNode *bs, const uint64_t *l1,
                                      uint32_t l1_size, int64_t addend,
                                      GError **errp)
 {
-    for (uint32_t i = 0; i < l1_size; i++) {
-        uint64_t l2_off = l1[i] & QCOW2_L1E_OFFSET_MASK;
-        if (l2_off && !update_l2_refcounts(bs, l2_off, addend, errp)) {
+    uint32_t n;
+    g_autofree uint64_t *offs = sorted_l2_offsets(l1, l1_size, &n);
+    for (uint32_t i = 0; i < n;) {
+        uint32_t j = i;
+        while (j < n && offs[j] == offs[i]) {
+            j++;
+        }
+        if (!update_l2_refcounts(bs, offs[i], addend * (int64_t)(j - i),
+                                 errp)) {
             return false;
         }
+        i = j;
     }
     return true;
 }

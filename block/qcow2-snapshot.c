@@ -359,6 +359,11 @@ bool qcow2_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp)
     for (uint32_t j = 0; j < sn->l1_size; j++) {
         sn_l1[j] = GUINT64_FROM_BE(be[j]) & ~QCOW2_OFLAG_COPIED;
     }
+    if (qcow2_l1_has_duplicates(sn_l1, sn->l1_size)) {
+        qcow2_signal_corruption(bs, errp, "Snapshot '%s' has two L1 entries "
+                                "pointing at one L2 table", sn->id_str);
+        return false;
+    }
     /* New references first, then the switch, then drop the old ones. */
     if (!qcow2_update_l1_array_refcounts(bs, sn_l1, sn->l1_size, 1, errp) ||
         !qcow2_flush_caches(bs, errp)) {

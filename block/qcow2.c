@@ -510,6 +510,11 @@ static bool qcow2_open(BlockNode *bs, const char *filename, int flags,
         s->nb_bitmaps = 0;   /* written by someone unaware of bitmaps */
         s->bitmap_directory_size = s->bitmap_directory_offset = 0;
     }
+    if ((flags & BDRV_O_RDWR) &&
+        qcow2_l1_has_duplicates(s->l1_table, s->l1_size)) {
+        bad(errp, "Image is corrupt: two L1 entries point at one L2 table");
+        goto fail;
+    }
     if ((flags & BDRV_O_RDWR) && !open_rw(bs, flags, errp)) {
         goto fail;
     }

@@ -255,6 +255,9 @@ bool qcow2_update_l1_refcounts(BlockNode *bs, uint64_t l1_offset,
 bool qcow2_update_l1_array_refcounts(BlockNode *bs, const uint64_t *l1,
                                      uint32_t l1_size, int64_t addend,
                                      GError **errp);
+/* True if two entries of an L1 table point at the same L2 table (never so
+ * in a sane image; refused for the active table of a writable image). */
+bool qcow2_l1_has_duplicates(const uint64_t *l1, uint32_t l1_size);
 /* Recomputes the COPIED flags in the active L1/L2 tables. */
 bool qcow2_fix_copied_flags(BlockNode *bs, GError **errp);
 bool qcow2_check(BlockNode *bs, BlockCheckMode fix, BlockCheckResult *res,

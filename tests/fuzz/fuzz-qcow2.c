@@ -4,8 +4,8 @@
  * table and persistent bitmaps are parsed); then info, snapshot list, a
  * read-only check, guest reads across the disk and a vmstate read run; then
  * (for inputs under 1 MiB) it is opened read-write for writes, zeroes, a
- * snapshot create/apply/delete and a repair. Any failure must be a clean
- * error.
+ * snapshot create/apply/delete, a repair and a resize. Any failure must be
+ * a clean error.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +64,9 @@ static void write_some(const char *path)
         bdrv_snapshot_delete(bs, NULL, "fuzz", NULL);
     }
     bdrv_check(bs, BDRV_FIX_LEAKS | BDRV_FIX_ERRORS, &res, NULL);
+    if (len < 1 * GiB) {
+        bdrv_truncate(bs, len + 1 * MiB, NULL);
+    }
     bdrv_close(bs);
 }
 

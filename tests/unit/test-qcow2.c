@@ -569,6 +569,33 @@ static void test_hostile_l2(void)
     bdrv_close(bs);
 }
 
+/* Every L1 entry points at the same L2 table: refused read-write; a
+ * read-only check walks the table once and reports the damage. */
+static void test_hostile_shared_l2(void)
+{
+    g_autofree char *path = make_image("dupl2.qcow2", 1 * MiB, 0, NULL);
+    GError *err = NULL;
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    fill(bs, 0, 4096, 1);
+    bdrv_close(bs);
+    uint64_t l1 = 3 * 65536, e = read_be64(path, l1);
+    g_autofree uint64_t *table = g_new(uint64_t, 8192);
+    for (int i = 0; i < 8192; i++) {
+        table[i] = GUINT64_TO_BE(e);
+    }
+    patch(path, l1, table, 8192 * 8);
+    patch_be32(path, 36, 8192);                       /* l1_size */
+    expect_open_fails(path, BDRV_O_RDWR, "two L1 entries");
+    bs = must_open(path, 0);
+    BlockCheckResult res;
+    gint64 t0 = g_get_monotonic_time();
+    g_assert_true(bdrv_check(bs, BDRV_CHECK_REPORT, &res, &err));
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+    g_assert_cmpint(res.corruptions, >, 0);
+    expect(bs, 0, 4096, 1);
+    bdrv_close(bs);
+}
+
 static void test_hostile_snapshot_table(void)
 {
     g_autofree char *path = make_image("badsn.qcow2", 1 * MiB, 0, NULL);
@@ -716,6 +743,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qcow2/create-errors", test_create_errors);
     g_test_add_func("/qcow2/hostile/truncated", test_hostile_truncated);
     g_test_add_func("/qcow2/hostile/l2", test_hostile_l2);
+    g_test_add_func("/qcow2/hostile/shared-l2", test_hostile_shared_l2);
     g_test_add_func("/qcow2/hostile/snapshot-table",
                     test_hostile_snapshot_table);
     for (size_t i = 0; i < G_N_ELEMENTS(hostile); i++) {
