@@ -577,6 +577,27 @@ char *migration_ram_sha256(MigrationState *ms)
     return g_strdup(g_checksum_get_string(sum));
 }
 
+bool migration_ram_load_file(MigrationState *ms, const char *path,
+                             uint64_t gpa, GError **errp)
+{
+    g_autoptr(GMappedFile) mf = g_mapped_file_new(path, false, errp);
+
+    if (!mf) {
+        return false;
+    }
+    size_t len = g_mapped_file_get_length(mf);
+
+    /* guest_mem_write refuses ranges that cross a region or leave RAM. */
+    if (!guest_mem_write(&ms->machine->mem, gpa,
+                         g_mapped_file_get_contents(mf), len, errp)) {
+        return false;
+    }
+    if (ms->dirty) {
+        kvm_dirty_log_mark(ms->dirty, gpa, len);   /* KVM did not see it */
+    }
+    return true;
+}
+
 void migration_state_free(MigrationState *ms)
 {
     if (!ms) {

@@ -8,7 +8,9 @@
  * byte (ZERO) or the page (PAGE); every section's data ends with EOS. The
  * destination validates each record and writes pages into guest memory.
  */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "migration/ram.h"
 
@@ -30,6 +32,7 @@ struct RamMigration {
     unsigned batch;                 /* pages per iteration, 0 = no cap */
 
     HBitmap *dirty;                 /* source: pages still to send */
+    HBitmap *holes;                 /* memfd pages never written (or NULL) */
     uint64_t cursor;                /* source: next page to look at */
     bool block_named;               /* this section named the block */
     bool load_named;                /* destination: CONTINUE is allowed */
@@ -52,6 +55,7 @@ void ram_migration_free(RamMigration *rm)
 {
     if (rm) {
         hbitmap_free(rm->dirty);
+        hbitmap_free(rm->holes);
         g_free(rm);
     }
 }
@@ -101,6 +105,56 @@ static bool page_is_zero(const uint8_t *p)
     return true;
 }
 
+/*
+ * The memfd's holes: pages never written, which read as zero. Reading them
+ * to find that out would allocate and clear a shmem page each (the main cost
+ * of migrating a mostly empty guest), so both ends consult this instead.
+ * NULL for heap-backed memory or when the memfd cannot say.
+ */
+static HBitmap *memfd_holes(const RamMigration *rm)
+{
+    int fd = rm->mem->fd;
+    off_t end = rm->length, pos = 0;
+    HBitmap *h;
+
+    if (fd < 0 || !(h = hbitmap_try_new(rm->length / RAM_PAGE_SIZE))) {
+        return NULL;
+    }
+    while (pos < end) {
+        off_t data = lseek(fd, pos, SEEK_DATA);
+        uint64_t first = DIV_ROUND_UP(pos, RAM_PAGE_SIZE);
+
+        if (data < 0 && errno != ENXIO) {
+            hbitmap_free(h);
+            return NULL;
+        }
+        data = data < 0 ? end : MIN(data, end);
+        if ((uint64_t)data / RAM_PAGE_SIZE > first) {
+            hbitmap_set(h, first, data / RAM_PAGE_SIZE - first);
+        }
+        if (data >= end) {
+            break;
+        }
+        pos = lseek(fd, data, SEEK_HOLE);
+        if (pos < 0) {
+            hbitmap_free(h);
+            return NULL;
+        }
+    }
+    return h;
+}
+
+/* Whether page 'page' is still a hole; it is not one after this call (a
+ * page is sent or written once as a hole at most). */
+static bool take_hole(RamMigration *rm, uint64_t page)
+{
+    if (!rm->holes || !hbitmap_get(rm->holes, page)) {
+        return false;
+    }
+    hbitmap_reset(rm->holes, page, 1);
+    return true;
+}
+
 /* ---- source ---- */
 
 static void put_record_header(RamMigration *rm, QEMUFile *f, uint64_t offset,
@@ -125,7 +179,8 @@ static void send_page(RamMigration *rm, QEMUFile *f, uint64_t page)
     if (!p) {
         return;     /* a hole between regions: nothing to migrate */
     }
-    if (page_is_zero(p)) {
+    /* A hole the guest wrote since setup is in the dirty log: sent again. */
+    if (take_hole(rm, page) || page_is_zero(p)) {
         put_record_header(rm, f, offset, RAM_FLAG_ZERO);
         qemu_put_byte(f, 0);
         rm->stats.duplicate++;
@@ -149,6 +204,8 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
         return false;
     }
     hbitmap_set_all(rm->dirty);
+    hbitmap_free(rm->holes);
+    rm->holes = memfd_holes(rm);
     rm->cursor = 0;
     rm->stats.dirty_sync_count = 1;
     qemu_put_be64(f, rm->length | RAM_FLAG_MEM_SIZE);
@@ -259,6 +316,8 @@ static void ram_save_cleanup(void *opaque)
 
     hbitmap_free(rm->dirty);
     rm->dirty = NULL;
+    hbitmap_free(rm->holes);
+    rm->holes = NULL;
 }
 
 /* ---- destination ---- */
@@ -330,10 +389,27 @@ static uint8_t *load_page_target(RamMigration *rm, QEMUFile *f,
     return p;
 }
 
+/* A page into a memfd hole: write(2) fills a new shmem page without the
+ * fault and the clearing that a store through the mapping costs. */
+static bool load_page_data(RamMigration *rm, QEMUFile *f, uint64_t offset,
+                           uint8_t *p)
+{
+    const uint8_t *src;
+
+    if (rm->mem->fd >= 0 &&
+        qemu_peek_buffer(f, &src, RAM_PAGE_SIZE, 0) == RAM_PAGE_SIZE &&
+        pwrite(rm->mem->fd, src, RAM_PAGE_SIZE, offset) == RAM_PAGE_SIZE) {
+        qemu_file_skip(f, RAM_PAGE_SIZE);
+        return true;
+    }
+    return qemu_get_buffer(f, p, RAM_PAGE_SIZE) == RAM_PAGE_SIZE;
+}
+
 static bool load_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
                       uint32_t flags, bool *named, GError **errp)
 {
     uint8_t *p = load_page_target(rm, f, offset, flags, named, errp);
+    uint64_t page = offset / RAM_PAGE_SIZE;
     uint8_t fill;
 
     if (!p) {
@@ -342,12 +418,17 @@ static bool load_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
     if (flags & RAM_FLAG_ZERO) {
         fill = qemu_get_byte(f);
         /* Leave untouched zero pages unallocated in the memfd. */
-        if (fill || !page_is_zero(p)) {
+        if (fill) {
+            take_hole(rm, page);
             memset(p, fill, RAM_PAGE_SIZE);
+        } else if (!(rm->holes && hbitmap_get(rm->holes, page)) &&
+                   !page_is_zero(p)) {
+            memset(p, 0, RAM_PAGE_SIZE);
         }
         rm->stats.duplicate++;
     } else {
-        qemu_get_buffer(f, p, RAM_PAGE_SIZE);
+        take_hole(rm, page);
+        load_page_data(rm, f, offset, p);
         rm->stats.normal++;
     }
     return qemu_file_check(f, errp);
@@ -355,7 +436,11 @@ static bool load_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
 
 static bool ram_load_setup(QEMUFile *f, void *opaque, GError **errp)
 {
-    ((RamMigration *)opaque)->load_named = false;
+    RamMigration *rm = opaque;
+
+    rm->load_named = false;
+    hbitmap_free(rm->holes);
+    rm->holes = memfd_holes(rm);
     return true;
 }
 
@@ -398,6 +483,14 @@ static bool ram_load(QEMUFile *f, void *opaque, int version_id, GError **errp)
     return true;
 }
 
+static void ram_load_cleanup(void *opaque)
+{
+    RamMigration *rm = opaque;
+
+    hbitmap_free(rm->holes);
+    rm->holes = NULL;
+}
+
 static const SaveVMHandlers ram_handlers = {
     .save_setup = ram_save_setup,
     .save_live_iterate = ram_save_iterate,
@@ -407,6 +500,7 @@ static const SaveVMHandlers ram_handlers = {
     .save_cleanup = ram_save_cleanup,
     .load_setup = ram_load_setup,
     .load_state = ram_load,
+    .load_cleanup = ram_load_cleanup,
 };
 
 void ram_migration_register(RamMigration *rm, SaveVM *sv)

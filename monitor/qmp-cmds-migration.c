@@ -276,6 +276,22 @@ static JsonNode *cmd_ram_sha256(const QmpCall *call, JsonObject *args,
     return object_node(o);
 }
 
+static const QmpArgSpec ram_load_args[] = {
+    { "filename", QMP_ARG_STR, false },
+    { "addr", QMP_ARG_UINT64, false },
+    { NULL }
+};
+
+static JsonNode *cmd_ram_load(const QmpCall *call, JsonObject *args,
+                              GError **errp)
+{
+    if (!migration_ram_load_file(state(call), qmp_arg_str(args, "filename", ""),
+                                 (uint64_t)qmp_arg_int(args, "addr", 0), errp)) {
+        return NULL;
+    }
+    return qmp_return_empty();
+}
+
 /* --- events --------------------------------------------------------------------- */
 
 static void on_status(void *opaque, MigrationStatus s)
@@ -311,6 +327,7 @@ static const QmpCommandDef migration_commands[] = {
     { "migrate-set-parameters", cmd_set_params, set_params_args, 0 },
     { "query-migrate-parameters", cmd_query_params, NULL, 0 },
     { "x-ram-sha256", cmd_ram_sha256, NULL, 0 },
+    { "x-ram-load", cmd_ram_load, ram_load_args, 0 },
 };
 
 void qmp_migration_attach(Monitor *mon, MigrationState *ms)

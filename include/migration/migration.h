@@ -99,5 +99,9 @@ void migration_get_info(MigrationState *ms, MigrationInfo *out);
 
 /* Test aid (QMP x-ram-sha256): SHA-256 of guest RAM in memfd order. */
 char *migration_ram_sha256(MigrationState *ms);
+/* Test and benchmark aid (QMP x-ram-load): copy a file into guest RAM at
+ * 'gpa' (QEMU's -device loader,force-raw=on does the same for QEMU). */
+bool migration_ram_load_file(MigrationState *ms, const char *path,
+                             uint64_t gpa, GError **errp);
 
 #endif
