@@ -78,6 +78,10 @@ guint iothread_add_fd(IoThread *t, int fd, IoThreadFdFunc fn, void *opaque)
     w->fn = fn;
     w->opaque = opaque;
     g_source_set_callback(s, (GSourceFunc)(void (*)(void))fd_ready, w, g_free);
+    /* Without this GLib "blocks" the source around each dispatch, removing
+     * and re-adding its fd, and wakes the context twice per kick; callbacks
+     * never iterate the context, so recursion cannot happen. */
+    g_source_set_can_recurse(s, true);
     tag = g_source_attach(s, t->ctx);
     g_source_unref(s);
     return tag;
