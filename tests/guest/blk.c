@@ -73,6 +73,7 @@ static struct blk {
     uint16_t avail_idx, last_used;
     bool event_idx;
     uint16_t qvector;                   /* MSI-X vector for queue 0 */
+    uint64_t qnotify;                   /* queue 0's notify address */
 } b;
 
 /* ---- config space through ECAM ---- */
@@ -276,6 +277,7 @@ static void setup_queue(uint16_t n, uint64_t desc_gpa)
     b.avail = (volatile uint16_t *)avail;
     b.used = (volatile uint8_t *)used;
     b.avail_idx = b.last_used = 0;
+    b.qnotify = b.notify + (uint64_t)tg_mmio_read16(b.common + C_QNOFF) * b.notify_mult;
     tg_mmio_write16(b.common + C_QENABLE, 1);
 }
 
@@ -307,9 +309,7 @@ static uint16_t used_idx(void)
 
 static void kick(void)
 {
-    uint16_t off = tg_mmio_read16(b.common + C_QNOFF);
-
-    tg_mmio_write16(b.notify + (uint64_t)off * b.notify_mult, 0);
+    tg_mmio_write16(b.qnotify, 0);
 }
 
 /* Publishes descriptor chain 'head' and notifies unless event idx says no. */
@@ -363,11 +363,18 @@ static int reap(uint32_t *len)
     uint64_t deadline = tg_now_ticks() + tg_hz() + 1;
 
     /* Polling: used_event stays 0, so the device (almost) never interrupts.
-     * The status register is an MMIO exit, so look at it only now and then. */
-    for (unsigned spins = 1; used_idx() == b.last_used; spins++) {
-        if (tg_now_ticks() > deadline ||
-            (!(spins & 0xfff) && (dev_status() & S_NEEDS_RESET))) {
+     * The status register is an MMIO exit, so look at it once per tick. */
+    uint64_t checked = tg_now_ticks();
+    while (used_idx() == b.last_used) {
+        uint64_t now = tg_now_ticks();
+        if (now > deadline) {
             return -1;
+        }
+        if (now != checked) {
+            checked = now;
+            if (dev_status() & S_NEEDS_RESET) {
+                return -1;
+            }
         }
         tg_pause();
     }
