@@ -30,9 +30,17 @@ static unsigned machine_cpu_count(void *opaque)
     return mv->machine->nr_vcpus;
 }
 
+static void machine_powerdown_op(void *opaque)
+{
+    MonitorVl *mv = opaque;
+
+    machine_powerdown(mv->machine);
+}
+
 static const QmpMachineOps machine_ops = {
     .name = machine_name,
     .cpu_count = machine_cpu_count,
+    .powerdown = machine_powerdown_op,
 };
 
 static bool forward_drive(void *opaque, size_t i, QmpBlockBackend *out)

@@ -171,6 +171,11 @@ static bool setup_platform(Machine *m, GError **errp)
     return d->pm != NULL;
 }
 
+void machine_powerdown(Machine *m)
+{
+    acpi_pm_power_button(m->dev->pm);
+}
+
 PciBus *machine_pci_bus(Machine *m)
 {
     return m->dev->pci;

@@ -63,6 +63,8 @@ void machine_pause(Machine *m);
 void machine_resume(Machine *m);
 /* With the vCPUs paused: power-on state again, kernel reloaded. */
 bool machine_reset(Machine *m, GError **errp);
+/* Presses the ACPI power button (QMP system_powerdown); any thread. */
+void machine_powerdown(Machine *m);
 
 /* -device drivers: hw/i386/machine-devices.c keeps the table; an area adds a
  * line { "driver-name", create } and its create function. The function must

@@ -1,0 +1,36 @@
+"""What the machine behind two QMP commands does: system_powerdown presses
+the ACPI power button (a guest that enabled PWRBTN_EN sees PWRBTN_STS and
+powers off by itself, as QEMU's guests do)."""
+import time
+
+import pytest
+
+from ternlib import TernVm, paths
+from ternlib.tinykernel import POWER_BUTTON_POWEROFF, write_kernel
+
+pytestmark = pytest.mark.needs_kvm
+
+
+@pytest.fixture
+def built():
+    if not paths.tern_binary().exists():
+        pytest.skip(f"tern not built: {paths.tern_binary()}")
+
+
+def test_system_powerdown_presses_power_button(tmp_path, built):
+    k = write_kernel(tmp_path, POWER_BUTTON_POWEROFF)
+    vm = TernVm(tmp_path, kernel=k, memory=64, debug_exit=False, qmp=True, paused=True)
+    try:
+        vm.start()
+        q = vm.qmp()
+        q.execute("cont")
+        q.wait_event("RESUME", timeout=10)
+        time.sleep(0.5)
+        assert vm.running(), "the guest powered off before the button was pressed"
+        assert q.execute("system_powerdown") == {}
+        q.wait_event("POWERDOWN", timeout=10)
+        ev = q.wait_event("SHUTDOWN", timeout=20)
+        assert ev["data"] == {"guest": True, "reason": "guest-shutdown"}
+        assert vm.wait_exit(20) == 0
+    finally:
+        vm.kill()
