@@ -30,6 +30,13 @@ static unsigned machine_cpu_count(void *opaque)
     return mv->machine->nr_vcpus;
 }
 
+static int64_t machine_cpu_thread_id(void *opaque, unsigned index)
+{
+    MonitorVl *mv = opaque;
+
+    return index < mv->machine->nr_vcpus ? vcpu_thread_id(mv->machine->vcpus[index]) : 0;
+}
+
 static void machine_powerdown_op(void *opaque)
 {
     MonitorVl *mv = opaque;
@@ -40,6 +47,7 @@ static void machine_powerdown_op(void *opaque)
 static const QmpMachineOps machine_ops = {
     .name = machine_name,
     .cpu_count = machine_cpu_count,
+    .cpu_thread_id = machine_cpu_thread_id,
     .powerdown = machine_powerdown_op,
 };
 

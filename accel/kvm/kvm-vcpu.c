@@ -31,6 +31,7 @@ struct Vcpu {
     VcpuRunState state;   /* what the thread is doing */
     VcpuRunState want;    /* what it was asked to do */
     bool io_pending;      /* last exit was I/O that completes on re-entry */
+    pid_t tid;            /* the thread's Linux TID; 0 until it has started */
 };
 
 static void kick_handler(int sig)
@@ -210,6 +211,8 @@ static void *vcpu_thread(void *opaque)
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
     g_mutex_lock(&v->lock);
+    v->tid = gettid();
+    g_cond_broadcast(&v->cond);
     for (;;) {
         int ev;
 
@@ -319,6 +322,20 @@ int vcpu_fd(const Vcpu *v)
 unsigned vcpu_index(const Vcpu *v)
 {
     return v->index;
+}
+
+int64_t vcpu_thread_id(Vcpu *v)
+{
+    pid_t tid;
+
+    g_mutex_lock(&v->lock);
+    /* vcpu_create returns before the thread has run its first line. */
+    while (v->thread_started && !v->tid) {
+        g_cond_wait(&v->cond, &v->lock);
+    }
+    tid = v->tid;
+    g_mutex_unlock(&v->lock);
+    return tid;
 }
 
 VcpuRunState vcpu_run_state(Vcpu *v)

@@ -46,6 +46,9 @@ void vcpu_destroy(Vcpu *v);
 int vcpu_fd(const Vcpu *v);
 unsigned vcpu_index(const Vcpu *v);
 VcpuRunState vcpu_run_state(Vcpu *v);
+/* The vCPU thread's Linux thread id (gettid()), as QEMU reports it in
+ * query-cpus-fast; 0 if the thread never started. */
+int64_t vcpu_thread_id(Vcpu *v);
 
 void vcpu_resume(Vcpu *v);
 /* Asks the vCPU to leave KVM_RUN; pair with vcpu_wait_paused (lets a caller
