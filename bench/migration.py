@@ -77,6 +77,9 @@ def paused_run(kind, tmp, data):
     src, dst, uri = pair(kind, tmp, "paused", memory="2G", paused=True,
                          append=guestkit.cmdline("idle"), extra_args=extra)
     with src, dst:
+        from ternlib import QmpClient
+        # QEMU's loader reads the 1 GiB before its monitor greets: wait longer.
+        src._qmp = QmpClient(src.qmp_path, connect_timeout=120, timeout=120)
         if kind == "tern":
             src.qmp().execute("x-ram-load", filename=str(data), addr=DATA_ADDR)
         info, wall = migrate(src, dst, uri, {"max-bandwidth": 1 << 40})

@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "hw/block/virtio-blk-pci.h"
 #include "hw/i386/machine.h"
 #include "hw/i386/machine-vmstate.h"
 #include "migration/channel.h"
@@ -133,6 +134,7 @@ MigrationState *migration_state_new(Machine *m)
     mig_global_state_register(ms->sv, &ms->gs);
     machine_vmstate_parts(m, &parts);
     ms->devices = machine_vmstate_register(ms->sv, &parts);
+    virtio_blk_pci_vmstate_register(m, ms->sv);     /* after the machine's */
     return ms;
 }
 
@@ -237,6 +239,7 @@ static void finish_outgoing(MigrationState *ms, const MigrationStats *st)
     ms->job = NULL;
     ram_migration_set_dirty_sync(ms->ram, NULL, NULL);
     ms->last_dirty_rate = kvm_dirty_log_rate(ms->dirty);
+    virtio_blk_pci_set_dirty_log(ms->machine, NULL);
     kvm_dirty_log_stop(ms->dirty);
     ms->dirty = NULL;
     ms->last = *st;
@@ -452,6 +455,8 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
         return false;
     }
     ram_migration_set_dirty_sync(ms->ram, kvm_dirty_log_sync, ms->dirty);
+    /* The devices' own writes into guest RAM: KVM does not log them. */
+    virtio_blk_pci_set_dirty_log(ms->machine, ms->dirty);
     ms->have_last = false;
     emit_status(ms, MIGRATION_STATUS_SETUP);
     ms->job = migration_job_start(ms->sv, f, ms->ram, &ms->params, &hooks);
@@ -632,7 +637,11 @@ void migration_state_free(MigrationState *ms)
     }
     migration_listener_free(ms->in.listener);
     g_clear_error(&ms->in.error);
-    kvm_dirty_log_stop(ms->dirty);
+    if (ms->dirty) {
+        virtio_blk_pci_set_dirty_log(ms->machine, NULL);
+        kvm_dirty_log_stop(ms->dirty);
+    }
+    virtio_blk_pci_vmstate_unregister(ms->machine, ms->sv);
     machine_vmstate_unregister(ms->devices, ms->sv);
     ram_migration_free(ms->ram);
     savevm_free(ms->sv);

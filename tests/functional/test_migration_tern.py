@@ -158,3 +158,30 @@ def test_exec_and_file_transports_restore_the_guest(tmp_path):
         c.serial.wait_for(r"^TG tick (\d+)$", timeout=10, start=c.serial.mark())
     r = subprocess.run([str(tern_stream()), str(copy)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_live_migration_with_virtio_blk_io_in_flight(tmp_path):
+    """The guest kit's blk workload keeps reading a shared (read-only) image
+    while it moves: virtio queue state and in-flight requests travel, and
+    the I/O loop finishes on the destination."""
+    img = tmp_path / "disk.raw"
+    with open(img, "wb") as f:
+        f.truncate(64 << 20)
+    drive = ["-drive", f"file={img},format=raw,if=none,id=d0,readonly=on",
+             "-device", "virtio-blk-pci,drive=d0"]
+    append = ("tg.workload=blk tg.blk.mode=iops tg.blk.rw=randread tg.blk.qd=4 "
+              "tg.blk.seconds=4")
+    with TernVm(tmp_path, append=append, memory=MEM, qmp=True, name="a",
+                extra_args=drive) as a:
+        a.serial.wait_for(r"^TG blk device", timeout=30)
+        time.sleep(0.5)
+        uri = "unix:" + a.sock_path("mig")
+        with TernVm(tmp_path, append=append, memory=MEM, qmp=True, name="b",
+                    incoming=uri, extra_args=drive) as b:
+            wait_runstate(b, "inmigrate")
+            unlimited(a)
+            migrate(a, b, uri)
+            assert not a.serial.findall(r"^TG blk iops=")
+            b.serial.wait_for(r"^TG blk iops=(\d+)", timeout=30)
+            b.serial.wait_for(r"^TG done rc=0$", timeout=10)
+            b.serial.assert_no_fail()
