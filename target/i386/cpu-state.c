@@ -10,17 +10,26 @@
 #include "tern/error.h"
 
 /* Saved when KVM lists them (KVM_GET_MSR_INDEX_LIST). EFER and the APIC base
- * travel in sregs, so they are not repeated here. */
+ * travel in sregs, so they are not repeated here. Order matters on put: the
+ * async-PF vector must be set before async PF is enabled. */
 static const uint32_t wanted_msrs[] = {
     MSR_IA32_TSC, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP,
     MSR_IA32_SYSENTER_EIP, MSR_IA32_MISC_ENABLE, MSR_IA32_CR_PAT,
     MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_FMASK, MSR_KERNEL_GS_BASE, MSR_TSC_AUX,
+    0x11,         /* MSR_KVM_WALL_CLOCK (pre-0x4b564d00 guests) */
+    0x12,         /* MSR_KVM_SYSTEM_TIME */
     MSR_KVM_WALL_CLOCK_NEW, MSR_KVM_SYSTEM_TIME_NEW,
+    0x4b564d06,   /* MSR_KVM_ASYNC_PF_INT */
+    0x4b564d07,   /* MSR_KVM_ASYNC_PF_ACK */
     0x4b564d02,   /* MSR_KVM_ASYNC_PF_EN */
     0x4b564d03,   /* MSR_KVM_STEAL_TIME */
     0x4b564d04,   /* MSR_KVM_PV_EOI_EN */
     0x3b,         /* MSR_IA32_TSC_ADJUST */
     0x6e0,        /* MSR_IA32_TSC_DEADLINE */
+    0x4b564d05,   /* MSR_KVM_POLL_CONTROL */
+    0x17a,        /* MSR_IA32_MCG_STATUS */
+    0x17b,        /* MSR_IA32_MCG_CTL */
+    0x1d9,        /* MSR_IA32_DEBUGCTL */
 };
 
 unsigned x86_msrs_to_save(const KvmState *kvm, uint32_t *out, unsigned max)

@@ -182,6 +182,56 @@ static void compare_states(const X86CpuState *a, const X86CpuState *b)
     }
 }
 
+/* MSRs Linux guests use that the state must carry where KVM lists them,
+ * with a value differing from KVM's power-on one. */
+static const struct kvm_msr_entry guest_msrs[] = {
+    { .index = 0x4b564d05, .data = 0 },        /* POLL_CONTROL (power-on 1) */
+    { .index = 0x4b564d06, .data = 0xf3 },     /* ASYNC_PF_INT vector */
+    { .index = 0x17a, .data = 0x1 },           /* MCG_STATUS.RIPV */
+    { .index = 0x12, .data = 0 },              /* old kvmclock: listed, saved */
+    { .index = 0x1d9, .data = 0 },             /* DEBUGCTL */
+};
+
+static bool kvm_lists_msr(const KvmState *kvm, uint32_t index)
+{
+    for (uint32_t i = 0; i < kvm->msr_list->nmsrs; i++) {
+        if (kvm->msr_list->indices[i] == index) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Sets guest_msrs[] that KVM lists; returns how many. */
+static unsigned set_guest_msrs(TestVm *vm)
+{
+    unsigned n = 0;
+
+    for (size_t i = 0; i < ARRAY_SIZE(guest_msrs); i++) {
+        struct { struct kvm_msrs h; struct kvm_msr_entry e; } m = { .h.nmsrs = 1 };
+
+        if (!kvm_lists_msr(vm->kvm, guest_msrs[i].index)) {
+            continue;
+        }
+        m.e = guest_msrs[i];
+        g_assert_cmpint(ioctl(vcpu_fd(vm->vcpu), KVM_SET_MSRS, &m), ==, 1);
+        n++;
+    }
+    return n;
+}
+
+static void check_guest_msrs(const TestVm *vm, const X86CpuState *st)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(guest_msrs); i++) {
+        uint64_t v;
+
+        if (kvm_lists_msr(vm->kvm, guest_msrs[i].index)) {
+            g_assert_true(x86_cpu_state_msr(st, guest_msrs[i].index, &v));
+            g_assert_cmphex(v, ==, guest_msrs[i].data);
+        }
+    }
+}
+
 static void test_state_round_trip(void)
 {
     g_autoptr(GError) err = NULL;
@@ -209,6 +259,9 @@ static void test_state_round_trip(void)
 
         memcpy(m.e, e, sizeof(e));
         g_assert_cmpint(ioctl(vcpu_fd(vm.vcpu), KVM_SET_MSRS, &m), ==, 2);
+        if (set_guest_msrs(&vm) == 0) {
+            g_test_message("KVM lists none of the extra guest MSRs");
+        }
         g_assert_cmpint(ioctl(vcpu_fd(vm.vcpu), KVM_GET_REGS, &r), ==, 0);
         r.r15 = 0x1515151515151515ULL;
         r.rsi = 0xabcdef;
@@ -219,6 +272,7 @@ static void test_state_round_trip(void)
     g_assert_no_error(err);
     g_assert_true(x86_cpu_state_msr(&saved, MSR_IA32_SYSENTER_EIP, &v));
     g_assert_cmphex(v, ==, 0xfeedf00d);
+    check_guest_msrs(&vm, &saved);
     vm_destroy(&vm);
 
     vm_init(&vm2);
@@ -228,6 +282,7 @@ static void test_state_round_trip(void)
     x86_cpu_state_init(&loaded, vm2.kvm);
     g_assert_true(x86_cpu_state_get(vm2.kvm, vcpu_fd(vm2.vcpu), &loaded, &err));
     compare_states(&saved, &loaded);
+    check_guest_msrs(&vm2, &loaded);
     g_assert_cmphex(loaded.regs.r15, ==, 0x1515151515151515ULL);
     g_assert_cmphex(loaded.regs.rip, ==, CODE_ADDR + 7);
 
