@@ -515,6 +515,13 @@ static bool qcow2_open(BlockNode *bs, const char *filename, int flags,
         bad(errp, "Image is corrupt: two L1 entries point at one L2 table");
         goto fail;
     }
+    /* Same for refcount blocks: the allocator's scan must stay bounded. */
+    if ((flags & BDRV_O_RDWR) &&
+        qcow2_l1_has_duplicates(s->refcount_table, s->refcount_table_size)) {
+        bad(errp, "Image is corrupt: two refcount table entries point at "
+            "one refcount block");
+        goto fail;
+    }
     if ((flags & BDRV_O_RDWR) && !open_rw(bs, flags, errp)) {
         goto fail;
     }

@@ -586,6 +586,9 @@ static void test_hostile_shared_l2(void)
     patch(path, l1, table, 8192 * 8);
     patch_be32(path, 36, 8192);                       /* l1_size */
     expect_open_fails(path, BDRV_O_RDWR, "two L1 entries");
+    g_autofree char *p2 = make_image("duprb.qcow2", 1 * MiB, 0, NULL);
+    patch_be64(p2, 65536 + 8, read_be64(p2, 65536));  /* reftable[1] */
+    expect_open_fails(p2, BDRV_O_RDWR, "two refcount table entries");
     bs = must_open(path, 0);
     BlockCheckResult res;
     gint64 t0 = g_get_monotonic_time();
