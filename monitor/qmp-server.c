@@ -51,9 +51,14 @@ struct QmpServer {
     GList *clients;         /* live QmpClient */
     GList *dead;            /* dropped, awaiting the reaper */
     GSource *reaper;
+    /* Events from other threads, delivered in order by the loop's thread. */
+    GMutex events_lock;
+    GQueue events;          /* PendingEvent */
+    GSource *events_src;    /* attached while events is non-empty */
 };
 
 static void client_drop(QmpClient *c);
+static void pending_event_free(gpointer opaque);
 
 /* --- output ------------------------------------------------------------------ */
 
@@ -377,6 +382,8 @@ QmpServer *qmp_server_new(QmpRegistry *r, GMainContext *ctx)
 
     s->registry = r;
     s->ctx = g_main_context_ref(ctx ? ctx : g_main_context_default());
+    g_mutex_init(&s->events_lock);
+    g_queue_init(&s->events);
     return s;
 }
 
@@ -414,6 +421,12 @@ void qmp_server_free(QmpServer *s)
     }
     source_kill(&s->reaper);
     g_list_free_full(s->dead, (GDestroyNotify)client_free);
+    /* Events still queued by other threads have nobody to go to. */
+    g_mutex_lock(&s->events_lock);
+    source_kill(&s->events_src);
+    g_queue_clear_full(&s->events, pending_event_free);
+    g_mutex_unlock(&s->events_lock);
+    g_mutex_clear(&s->events_lock);
     g_main_context_unref(s->ctx);
     g_free(s);
 }
@@ -431,7 +444,6 @@ unsigned qmp_server_client_count(const QmpServer *s)
 }
 
 typedef struct PendingEvent {
-    QmpServer *server;
     char *name;
     JsonObject *data;
 } PendingEvent;
@@ -441,7 +453,8 @@ static void server_broadcast(QmpServer *s, const char *name, JsonObject *data)
     g_autoptr(JsonNode) ev = qmp_event_new(name, data);
     g_autoptr(GList) clients = g_list_copy(s->clients);
 
-    /* client_send may drop clients: walk a copy. */
+    /* client_send may drop clients: walk a copy. A client that has not
+     * negotiated yet (its greeting may still be queued) gets nothing. */
     for (GList *l = clients; l; l = l->next) {
         QmpClient *c = l->data;
 
@@ -449,14 +462,6 @@ static void server_broadcast(QmpServer *s, const char *name, JsonObject *data)
             client_send(c, ev);
         }
     }
-}
-
-static gboolean pending_event_run(gpointer opaque)
-{
-    PendingEvent *pe = opaque;
-
-    server_broadcast(pe->server, pe->name, g_steal_pointer(&pe->data));
-    return G_SOURCE_REMOVE;
 }
 
 static void pending_event_free(gpointer opaque)
@@ -470,6 +475,32 @@ static void pending_event_free(gpointer opaque)
     g_free(pe);
 }
 
+static gboolean server_deliver_events(gpointer opaque)
+{
+    QmpServer *s = opaque;
+    GQueue batch = G_QUEUE_INIT;
+    PendingEvent *pe;
+
+    g_mutex_lock(&s->events_lock);
+    batch = s->events;
+    g_queue_init(&s->events);
+    g_source_unref(s->events_src);
+    s->events_src = NULL;
+    g_mutex_unlock(&s->events_lock);
+    while ((pe = g_queue_pop_head(&batch))) {
+        server_broadcast(s, pe->name, g_steal_pointer(&pe->data));
+        pending_event_free(pe);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * Only the thread running the context touches clients. Another thread must
+ * not broadcast itself, even where GLib would let it acquire the context
+ * (g_main_context_invoke does that between loop iterations): it queues the
+ * event and the loop delivers it, in emission order, to the clients that are
+ * negotiated at that point.
+ */
 void qmp_server_emit_event(QmpServer *s, const char *name, JsonObject *data)
 {
     PendingEvent *pe;
@@ -479,9 +510,15 @@ void qmp_server_emit_event(QmpServer *s, const char *name, JsonObject *data)
         return;
     }
     pe = g_new0(PendingEvent, 1);
-    pe->server = s;
     pe->name = g_strdup(name);
     pe->data = data;
-    g_main_context_invoke_full(s->ctx, G_PRIORITY_DEFAULT, pending_event_run, pe,
-                               pending_event_free);
+    g_mutex_lock(&s->events_lock);
+    g_queue_push_tail(&s->events, pe);
+    if (!s->events_src) {
+        s->events_src = g_idle_source_new();
+        g_source_set_priority(s->events_src, G_PRIORITY_DEFAULT);
+        g_source_set_callback(s->events_src, server_deliver_events, s, NULL);
+        g_source_attach(s->events_src, s->ctx);
+    }
+    g_mutex_unlock(&s->events_lock);
 }

@@ -43,12 +43,17 @@ static JsonNode *cmd_big(const QmpCall *call, JsonObject *args, GError **errp)
 static const QmpArgSpec big_args[] = { { "size", QMP_ARG_INT, true }, { NULL } };
 static const QmpCommandDef big_cmd = { "big", cmd_big, big_args, 0 };
 
-static void env_init(Env *e)
+/* ctx: a reference the Env takes over. The global default context is not
+ * made thread-default (that would hold it for good): like tern's main loop,
+ * this thread owns it only while iterating. */
+static void env_init_on(Env *e, GMainContext *ctx)
 {
     g_autoptr(GError) err = NULL;
 
-    e->ctx = g_main_context_new();
-    g_main_context_push_thread_default(e->ctx);
+    e->ctx = ctx;
+    if (ctx != g_main_context_default()) {
+        g_main_context_push_thread_default(e->ctx);
+    }
     e->reg = qmp_registry_new();
     qmp_register_core_commands(e->reg);
     qmp_register_command(e->reg, &big_cmd, NULL);
@@ -59,12 +64,19 @@ static void env_init(Env *e)
     g_assert_no_error(err);
 }
 
+static void env_init(Env *e)
+{
+    env_init_on(e, g_main_context_new());
+}
+
 static void env_cleanup(Env *e)
 {
     qmp_server_free(e->server);
     g_assert_false(g_file_test(e->path, G_FILE_TEST_EXISTS));
     qmp_registry_free(e->reg);
-    g_main_context_pop_thread_default(e->ctx);
+    if (e->ctx != g_main_context_default()) {
+        g_main_context_pop_thread_default(e->ctx);
+    }
     g_main_context_unref(e->ctx);
     rmdir(e->dir);
     g_free(e->path);
@@ -411,6 +423,132 @@ static void test_free_with_stuck_client(void)
     env_cleanup(&e);
 }
 
+/* --- greeting first, while events fly ----------------------------------------- */
+
+typedef struct Hammer {
+    gint finished;          /* first member: run_until_done polls it */
+    Env *env;
+    gint stop;              /* tells the emitters to end */
+} Hammer;
+
+/* Emits RESUME from its own thread, as the migration thread or a vCPU-driven
+ * run-state change does, until told to stop. */
+static gpointer hammer_emitter(gpointer opaque)
+{
+    Hammer *h = opaque;
+
+    while (!g_atomic_int_get(&h->stop)) {
+        qmp_server_emit_event(h->env->server, "RESUME", NULL);
+        g_usleep(20);
+    }
+    return NULL;
+}
+
+/* Each new client must read the greeting first, then (once negotiated) the
+ * capabilities reply, then events. */
+static gpointer hammer_clients(gpointer opaque)
+{
+    Hammer *h = opaque;
+
+    for (int i = 0; i < 150; i++) {
+        Client *c = client_connect(h->env->path);
+        g_autofree char *first = client_line(c, 5000);
+        g_autofree char *reply = NULL;
+        g_autofree char *event = NULL;
+
+        g_assert_nonnull(first);
+        if (!g_str_has_prefix(first, "{\"QMP\":")) {
+            g_error("client %d read '%s' before the greeting", i, first);
+        }
+        client_send(c, "{\"execute\": \"qmp_capabilities\"}");
+        reply = client_line(c, 5000);
+        g_assert_cmpstr(reply, ==, "{\"return\":{}}");
+        event = client_line(c, 5000);
+        g_assert_nonnull(event);
+        g_assert_nonnull(strstr(event, "\"event\":\"RESUME\""));
+        client_close(c);
+    }
+    g_atomic_int_set(&h->finished, 1);
+    return NULL;
+}
+
+static void test_greeting_first_under_events(void)
+{
+    Env e = { 0 };
+    Hammer h = { .env = &e };
+    GThread *emitters[2];
+
+    /* The global default context, as tern's main loop uses: other threads
+     * can then acquire it between the loop's iterations. */
+    env_init_on(&e, g_main_context_ref(g_main_context_default()));
+    for (unsigned i = 0; i < G_N_ELEMENTS(emitters); i++) {
+        emitters[i] = g_thread_new("emitter", hammer_emitter, &h);
+    }
+    run_until_done(&e, hammer_clients, &h);
+    g_atomic_int_set(&h.stop, 1);
+    for (unsigned i = 0; i < G_N_ELEMENTS(emitters); i++) {
+        g_thread_join(emitters[i]);
+    }
+    /* Events still queued for the loop are freed with the context. */
+    while (g_main_context_iteration(e.ctx, FALSE)) {
+    }
+    wait_clients_gone(&e);
+    env_cleanup(&e);
+}
+
+/* Next line, running the loop on this thread meanwhile. */
+static char *client_line_pumping(Env *e, Client *c)
+{
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+
+    while (g_get_monotonic_time() < deadline) {
+        char *line;
+
+        g_main_context_iteration(e->ctx, FALSE);
+        line = client_line(c, 1);
+        if (line) {
+            return line;
+        }
+    }
+    return NULL;
+}
+
+static gpointer emit_stop(gpointer opaque)
+{
+    qmp_server_emit_event(opaque, "STOP", NULL);
+    return NULL;
+}
+
+/* An event from another thread reaches clients only through the loop's own
+ * thread, even when that thread is between iterations and GLib would let the
+ * emitter take the context. */
+static void test_foreign_event_waits_for_loop(void)
+{
+    Env e = { 0 };
+    Client *c;
+    g_autofree char *greeting = NULL;
+    g_autofree char *reply = NULL;
+    g_autofree char *event = NULL;
+    g_autofree char *early = NULL;
+
+    env_init_on(&e, g_main_context_ref(g_main_context_default()));
+    c = client_connect(e.path);
+    greeting = client_line_pumping(&e, c);
+    g_assert_nonnull(greeting);
+    client_send(c, "{\"execute\": \"qmp_capabilities\"}");
+    reply = client_line_pumping(&e, c);
+    g_assert_cmpstr(reply, ==, "{\"return\":{}}");
+    g_thread_join(g_thread_new("emitter", emit_stop, e.server));
+    early = client_line(c, 200);
+    g_assert_null(early);
+    event = client_line_pumping(&e, c);
+    g_assert_nonnull(event);
+    g_assert_nonnull(strstr(event, "\"event\":\"STOP\""));
+    client_close(c);
+    wait_clients_gone(&e);
+    env_cleanup(&e);
+}
+
 /* --- Monitor and its options --------------------------------------------------- */
 
 static void expect_option_error(bool (*add)(Monitor *, const char *, GError **),
@@ -484,6 +622,10 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-server/slow-reader-dropped", test_slow_reader_dropped);
     g_test_add_func("/qmp-server/connect-churn", test_connect_churn);
     g_test_add_func("/qmp-server/free-with-stuck-client", test_free_with_stuck_client);
+    g_test_add_func("/qmp-server/greeting-first-under-events",
+                    test_greeting_first_under_events);
+    g_test_add_func("/qmp-server/foreign-event-waits-for-loop",
+                    test_foreign_event_waits_for_loop);
     g_test_add_func("/qmp-server/monitor-options", test_monitor_options);
     g_test_add_func("/qmp-server/bad-socket-path", test_bad_socket_path);
     return g_test_run();
