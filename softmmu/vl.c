@@ -75,6 +75,10 @@ static void on_reset(void *opaque, ShutdownCause cause)
     }
     if (was_running) {
         machine_resume(vl->machine);
+    } else if (!runstate_check(RUN_STATE_INMIGRATE) &&
+               !runstate_check(RUN_STATE_FINISH_MIGRATE)) {
+        /* As QEMU: a reset VM that is not running has not run since. */
+        runstate_set(RUN_STATE_PRELAUNCH);
     }
 }
 
