@@ -171,6 +171,14 @@ void acpi_pm_free(AcpiPm *pm)
     g_free(pm);
 }
 
+void acpi_pm_reset(AcpiPm *pm)
+{
+    g_mutex_lock(&pm->lock);
+    pm->sts = pm->en = pm->cnt = 0;
+    update_sci(pm);
+    g_mutex_unlock(&pm->lock);
+}
+
 void acpi_pm_power_button(AcpiPm *pm)
 {
     g_mutex_lock(&pm->lock);

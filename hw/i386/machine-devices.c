@@ -144,6 +144,17 @@ static IrqLine route_intx(void *opaque, unsigned slot, unsigned pin)
     return kvm_irq_line(m->kvm, X86_PCI_INTX_GSI(slot, pin));
 }
 
+/* What QEMU resets on a system reset among the platform devices. */
+static void platform_reset(void *opaque)
+{
+    MachineDevices *d = opaque;
+
+    pci_bus_reset(d->pci);
+    rtc_reset(d->rtc);
+    i8042_reset(d->kbc);
+    acpi_pm_reset(d->pm);
+}
+
 static bool setup_platform(Machine *m, GError **errp)
 {
     MachineDevices *d = m->dev;
@@ -168,7 +179,11 @@ static bool setup_platform(Machine *m, GError **errp)
         return false;
     }
     d->pm = acpi_pm_new(m->pio, X86_PM_BASE, &sci, &machine_power_ops, m, errp);
-    return d->pm != NULL;
+    if (!d->pm) {
+        return false;
+    }
+    machine_add_reset(m, platform_reset, d);
+    return true;
 }
 
 void machine_powerdown(Machine *m)

@@ -249,6 +249,23 @@ const IoOps i8042_cmd_ops = {
     .write = command_write,
 };
 
+static void power_on_state(I8042 *k)
+{
+    k->cmd_byte = CB_KBD_INT | CB_SYS | CB_XLATE;
+    k->outport = OUTPORT_RESET_HIGH | OUTPORT_A20;
+    k->pending = 0;
+    k->last_was_cmd = false;
+    k->out_head = k->out_len = 0;
+}
+
+void i8042_reset(I8042 *k)
+{
+    g_mutex_lock(&k->lock);
+    power_on_state(k);
+    update_irqs(k);
+    g_mutex_unlock(&k->lock);
+}
+
 I8042 *i8042_new(IoBus *pio, const IrqLine *kbd_irq, const IrqLine *aux_irq,
                  const PowerOps *power, void *power_opaque, GError **errp)
 {
@@ -260,8 +277,7 @@ I8042 *i8042_new(IoBus *pio, const IrqLine *kbd_irq, const IrqLine *aux_irq,
     k->aux_irq = aux_irq ? *aux_irq : (IrqLine){ 0 };
     k->power = power;
     k->power_opaque = power_opaque;
-    k->cmd_byte = CB_KBD_INT | CB_SYS | CB_XLATE;
-    k->outport = OUTPORT_RESET_HIGH | OUTPORT_A20;
+    power_on_state(k);
     if (pio) {
         if (!iobus_register(pio, 0x60, 1, &i8042_data_ops, k, errp)) {
             goto fail;

@@ -152,6 +152,7 @@ bool pci_bus_add_device(PciBus *bus, PciDevice *d, int devfn, GError **errp)
                                   d->config[PCI_INTERRUPT_PIN] - 1u);
             d->config[PCI_INTERRUPT_LINE] = (uint8_t)d->intx.gsi;
         }
+        memcpy(d->power_on, d->config, sizeof(d->power_on));
     }
     g_rec_mutex_unlock(&bus->lock);
     return ok;
@@ -199,6 +200,34 @@ void pci_device_set_intx(PciDevice *d, bool level)
     d->intx_level = level;
     update_intx(d);
     g_rec_mutex_unlock(&d->bus->lock);
+}
+
+static void update_bars(PciDevice *d);
+
+static void device_reset(PciDevice *d)
+{
+    for (unsigned i = 0; i < PCIE_CONFIG_SPACE_SIZE; i++) {
+        uint8_t m = d->wmask[i] | d->w1cmask[i];
+
+        d->config[i] = (uint8_t)((d->config[i] & ~m) | (d->power_on[i] & m));
+    }
+    d->intx_level = false;
+    update_intx(d);
+    update_bars(d);
+    if (d->ops && d->ops->reset) {
+        d->ops->reset(d);
+    }
+}
+
+void pci_bus_reset(PciBus *bus)
+{
+    g_rec_mutex_lock(&bus->lock);
+    for (unsigned i = 0; i < G_N_ELEMENTS(bus->devices); i++) {
+        if (bus->devices[i]) {
+            device_reset(bus->devices[i]);
+        }
+    }
+    g_rec_mutex_unlock(&bus->lock);
 }
 
 /* The address a BAR decodes, or 0 if it is unprogrammed or impossible (as

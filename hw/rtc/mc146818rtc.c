@@ -199,6 +199,15 @@ Rtc *rtc_new(IoBus *pio, const IrqLine *irq, GError **errp)
     return rtc;
 }
 
+void rtc_reset(Rtc *rtc)
+{
+    g_mutex_lock(&rtc->lock);
+    rtc->cmos[RTC_REG_B] &= (uint8_t)~(RTC_B_PIE | RTC_B_AIE | RTC_B_SQWE);
+    rtc->cmos[RTC_REG_C] = 0;
+    irq_set(&rtc->irq, false);
+    g_mutex_unlock(&rtc->lock);
+}
+
 void rtc_free(Rtc *rtc)
 {
     if (!rtc) {

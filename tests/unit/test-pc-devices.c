@@ -4,7 +4,8 @@
  * sizing/mapping, INTx and capabilities, harmless bogus config accesses, the
  * 0xcf9 reset register; CMOS/RTC time and registers; the i8042 probe replies
  * and its reset; ACPI PM1 poweroff, sleep types that are refused, the power
- * button's SCI and the PM timer.
+ * button's SCI and the PM timer; and what a system reset puts back (PCI
+ * headers and BAR mappings, RTC interrupt enables, i8042, PM1 registers).
  */
 #include <string.h>
 
@@ -253,6 +254,67 @@ static void test_pci_device_bars(void)
     pci_teardown(&p);
 }
 
+static unsigned tdev_resets;
+
+static void tdev_reset(PciDevice *d)
+{
+    tdev_resets++;
+}
+
+static const PciDeviceOps tdev_pci_ops = { .reset = tdev_reset };
+
+/* A system reset puts the header back to power-on values and unmaps BARs. */
+static void test_pci_bus_reset(void)
+{
+    Pci p;
+    TestDev t;
+    g_autoptr(GError) err = NULL;
+    unsigned devfn = PCI_DEVFN(3, 0);
+    uint8_t cap;
+
+    pci_setup(&p);
+    pci_device_init(&t.pci, "test", 0x1af4, 0x1001, 0x018000, true);
+    g_assert_true(pci_device_set_bar(&t.pci, 0, PCI_BAR_MEM32, 4096, false,
+                                     &tdev_ops, &t, &err));
+    g_assert_true(pci_device_set_bar(&t.pci, 1, PCI_BAR_IO, 32, false,
+                                     &tdev_ops, &t, &err));
+    cap = pci_device_add_capability(&t.pci, PCI_CAP_ID_MSIX, 12);
+    t.pci.wmask[cap + 3] = 0xc0;               /* MSI-X enable and mask-all */
+    t.pci.ops = &tdev_pci_ops;
+    tdev_resets = 0;
+    g_assert_true(pci_bus_add_device(p.bus, &t.pci, devfn, &err));
+
+    cfg1_write(p.pio, devfn, 0x10, 0xc0001000, 4);
+    cfg1_write(p.pio, devfn, 0x14, 0xc040, 4);
+    cfg1_write(p.pio, devfn, PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEMORY |
+               PCI_COMMAND_MASTER, 2);
+    cfg1_write(p.pio, devfn, cap + 3, 0x80, 1);
+    pci_device_set_intx(&t.pci, true);
+    g_assert_true(p.rec.level[19]);
+    g_assert_cmphex(in(p.mmio, 0xc0001010, 4), ==, 0xab10);
+
+    pci_bus_reset(p.bus);
+    g_assert_cmpuint(tdev_resets, ==, 1);
+    g_assert_cmphex(cfg1_read(p.pio, devfn, PCI_COMMAND, 2), ==, 0);
+    g_assert_cmphex(cfg1_read(p.pio, devfn, 0x10, 4), ==, 0);
+    g_assert_cmphex(cfg1_read(p.pio, devfn, 0x14, 4), ==, 0x1);    /* I/O flag */
+    g_assert_false(iobus_read(p.mmio, 0xc0001000, &(uint64_t){ 0 }, 4));
+    g_assert_false(iobus_read(p.pio, 0xc040, &(uint64_t){ 0 }, 4));
+    g_assert_false(p.rec.level[19]);
+    g_assert_cmphex(cfg1_read(p.pio, devfn, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT, ==, 0);
+    g_assert_cmphex(cfg1_read(p.pio, devfn, cap + 3, 1), ==, 0);
+    /* Read-only identity and the machine's interrupt routing stay. */
+    g_assert_cmphex(cfg1_read(p.pio, devfn, 0, 4), ==, 0x10011af4);
+    g_assert_cmpuint(cfg1_read(p.pio, devfn, PCI_INTERRUPT_LINE, 1), ==, 19);
+    g_assert_cmphex(cfg1_read(p.pio, devfn, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST, !=, 0);
+    /* The guest can program it again afterwards. */
+    cfg1_write(p.pio, devfn, 0x10, 0xc0002000, 4);
+    cfg1_write(p.pio, devfn, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+    g_assert_cmphex(in(p.mmio, 0xc0002004, 4), ==, 0xab04);
+    pci_bus_remove_device(p.bus, &t.pci);
+    pci_teardown(&p);
+}
+
 /* 2024-02-29 13:45:56 UTC, a Thursday. */
 static int64_t fixed_clock(void *opaque)
 {
@@ -453,6 +515,75 @@ static void test_pm_power_button(void)
     iobus_free(pio);
 }
 
+/* System reset of the platform devices (the machine's platform_reset). */
+static void test_rtc_reset(void)
+{
+    IoBus *pio = iobus_new("pio");
+    Recorder rec = { 0 };
+    IrqLine irq = rec_line(&rec, 8);
+    Rtc *rtc = rtc_new(pio, &irq, NULL);
+    uint8_t b = RTC_B_24H | RTC_B_DM_BINARY | RTC_B_UIE;
+
+    cmos_write(pio, RTC_REG_B, b | RTC_B_PIE | RTC_B_AIE | RTC_B_SQWE);
+    rtc_cmos_set(rtc, RTC_REG_C, 0xe0);
+    cmos_write(pio, 0x20, 0x5a);                        /* plain CMOS byte */
+    rtc_reset(rtc);
+    g_assert_cmphex(cmos_read(pio, RTC_REG_B), ==, b);  /* as QEMU: UIE kept */
+    g_assert_cmphex(cmos_read(pio, RTC_REG_C), ==, 0);
+    g_assert_cmphex(cmos_read(pio, 0x20), ==, 0x5a);
+    g_assert_false(rec.level[8]);
+    rtc_free(rtc);
+    iobus_free(pio);
+}
+
+static void test_i8042_reset(void)
+{
+    IoBus *pio = iobus_new("pio");
+    Recorder rec = { 0 };
+    IrqLine kbd = rec_line(&rec, 1), aux = rec_line(&rec, 12);
+    I8042 *k = i8042_new(pio, &kbd, &aux, &rec_power, &rec, NULL);
+
+    out(pio, 0x64, 0x60, 1);                            /* write command byte */
+    out(pio, 0x60, 0x03, 1);
+    out(pio, 0x64, 0xaa, 1);                            /* self test: 0x55 queued */
+    g_assert_true(rec.level[1]);
+    out(pio, 0x64, 0xd1, 1);                            /* output port write pending */
+    i8042_reset(k);
+    g_assert_false(rec.level[1]);
+    g_assert_cmphex(in(pio, 0x64, 1) & I8042_STATUS_OBF, ==, 0);
+    out(pio, 0x60, 0x02, 1);                            /* not an output-port write now */
+    g_assert_cmpuint(rec.resets, ==, 0);
+    while (in(pio, 0x64, 1) & I8042_STATUS_OBF) {       /* the keyboard's ACK */
+        in(pio, 0x60, 1);
+    }
+    out(pio, 0x64, 0x20, 1);
+    g_assert_cmphex(in(pio, 0x60, 1), ==, 0x45);        /* power-on command byte */
+    i8042_free(k);
+    iobus_free(pio);
+}
+
+static void test_pm_reset(void)
+{
+    IoBus *pio = iobus_new("pio");
+    Recorder rec = { 0 };
+    IrqLine sci = rec_line(&rec, X86_SCI_IRQ);
+    AcpiPm *pm = acpi_pm_new(pio, X86_PM_BASE, &sci, &rec_power, &rec, NULL);
+
+    out(pio, X86_PM_BASE + 2, ACPI_PM1_STS_PWRBTN, 2);
+    out(pio, X86_PM_BASE + ACPI_PM_CNT_OFFSET, 3 << ACPI_PM1_CNT_SLP_TYP_SHIFT, 2);
+    acpi_pm_power_button(pm);
+    g_assert_true(rec.level[X86_SCI_IRQ]);
+    acpi_pm_reset(pm);
+    g_assert_false(rec.level[X86_SCI_IRQ]);
+    g_assert_cmphex(in(pio, X86_PM_BASE, 4), ==, 0);    /* PM1_STS, PM1_EN */
+    g_assert_cmphex(in(pio, X86_PM_BASE + ACPI_PM_CNT_OFFSET, 2), ==,
+                    ACPI_PM1_CNT_SCI_EN);
+    acpi_pm_power_button(pm);                           /* not enabled any more */
+    g_assert_false(rec.level[X86_SCI_IRQ]);
+    acpi_pm_free(pm);
+    iobus_free(pio);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -460,10 +591,14 @@ int main(int argc, char **argv)
     g_test_add_func("/pci/bogus-accesses", test_pci_bogus);
     g_test_add_func("/pci/reset-register", test_pci_reset_register);
     g_test_add_func("/pci/device-bars-intx-caps", test_pci_device_bars);
+    g_test_add_func("/pci/bus-reset", test_pci_bus_reset);
     g_test_add_func("/rtc/registers", test_rtc);
     g_test_add_func("/rtc/host-clock", test_rtc_host_clock);
     g_test_add_func("/i8042/probe-and-reset", test_i8042);
     g_test_add_func("/acpi-pm/poweroff", test_pm_poweroff);
     g_test_add_func("/acpi-pm/power-button", test_pm_power_button);
+    g_test_add_func("/rtc/reset", test_rtc_reset);
+    g_test_add_func("/i8042/reset", test_i8042_reset);
+    g_test_add_func("/acpi-pm/reset", test_pm_reset);
     return g_test_run();
 }

@@ -43,6 +43,9 @@ typedef struct AcpiPm AcpiPm;
 AcpiPm *acpi_pm_new(IoBus *pio, uint16_t base, const IrqLine *sci,
                     const PowerOps *power, void *power_opaque, GError **errp);
 void acpi_pm_free(AcpiPm *pm);
+/* System reset: PM1 status, enable and control cleared (SCI lowered); the
+ * PM timer runs on, as in QEMU. */
+void acpi_pm_reset(AcpiPm *pm);
 /* Fixed-feature power button press (QMP system_powerdown). */
 void acpi_pm_power_button(AcpiPm *pm);
 /* The IoOps registered at 'base' (offsets as above), for tests. */

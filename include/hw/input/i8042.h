@@ -28,6 +28,9 @@ typedef struct I8042 I8042;
 I8042 *i8042_new(IoBus *pio, const IrqLine *kbd_irq, const IrqLine *aux_irq,
                  const PowerOps *power, void *power_opaque, GError **errp);
 void i8042_free(I8042 *k);
+/* System reset: command byte and output port back to power-on values, no
+ * pending command, output buffer emptied, IRQs lowered. */
+void i8042_reset(I8042 *k);
 /* The IoOps registered at 0x60 (offset 0) and 0x64 (offset 0), for tests. */
 extern const IoOps i8042_data_ops;
 extern const IoOps i8042_cmd_ops;

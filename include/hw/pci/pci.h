@@ -90,6 +90,9 @@ typedef struct PciDeviceOps {
     bool (*config_write)(PciDevice *d, unsigned off, uint32_t val, unsigned size);
     /* Called after a default write landed, e.g. to notice MSI-X enable. */
     void (*config_written)(PciDevice *d, unsigned off, uint32_t val, unsigned size);
+    /* System reset, after the bus put the header back (pci_bus_reset): the
+     * device's own state (queues, MSI-X table via msix_reset, ...). */
+    void (*reset)(PciDevice *d);
 } PciDeviceOps;
 
 struct PciDevice {
@@ -106,6 +109,9 @@ struct PciDevice {
     IrqLine intx;                             /* set by the bus's router */
     bool intx_level;
     const PciDeviceOps *ops;
+    /* Config space as it was when added to the bus: what a reset restores
+     * of the guest-writable bits. */
+    uint8_t power_on[PCIE_CONFIG_SPACE_SIZE];
 };
 
 /* Routes (slot, pin 0..3) to a line; the x86 machine uses X86_PCI_INTX_GSI. */
@@ -135,6 +141,13 @@ uint8_t pci_device_add_capability(PciDevice *d, uint8_t cap_id, uint8_t len);
 bool pci_bus_add_device(PciBus *bus, PciDevice *d, int devfn, GError **errp);
 void pci_bus_remove_device(PciBus *bus, PciDevice *d);
 PciDevice *pci_bus_find_device(PciBus *bus, uint8_t devfn);
+/*
+ * System reset of every device: the guest-writable (and write-1-to-clear)
+ * config bits go back to their values when the device was added (command
+ * register 0, BARs unprogrammed and unmapped, MSI-X disabled, interrupt
+ * line as the machine set it), INTx is lowered, then ops->reset runs.
+ */
+void pci_bus_reset(PciBus *bus);
 /* Raises/lowers INTx unless the guest set INTX_DISABLE; keeps status bit 3. */
 void pci_device_set_intx(PciDevice *d, bool level);
 

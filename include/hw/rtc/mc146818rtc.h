@@ -32,6 +32,7 @@
 #define  RTC_B_PIE       0x40
 #define  RTC_B_AIE       0x20
 #define  RTC_B_UIE       0x10
+#define  RTC_B_SQWE      0x08
 #define  RTC_B_DM_BINARY 0x04
 #define  RTC_B_24H       0x02
 #define  RTC_D_VRT       0x80
@@ -43,6 +44,9 @@ typedef int64_t (*RtcClock)(void *opaque);
 /* irq may be NULL (no interrupts); it is copied. */
 Rtc *rtc_new(IoBus *pio, const IrqLine *irq, GError **errp);
 void rtc_free(Rtc *rtc);
+/* System reset, as QEMU does it: periodic/alarm/square-wave enables and the
+ * interrupt flags cleared, IRQ lowered; time and CMOS contents kept. */
+void rtc_reset(Rtc *rtc);
 void rtc_set_clock(Rtc *rtc, RtcClock clock, void *opaque);
 bool rtc_nmi_masked(Rtc *rtc);
 /* Direct CMOS access for the machine (e.g. memory size bytes). */
