@@ -9,6 +9,7 @@
  * VM runs again.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -106,6 +107,20 @@ static void iov_read(const struct iovec *iov, unsigned n, uint64_t off, void *bu
     }
 }
 
+/* Copies len bytes of buf into an iovec array (which holds at least len). */
+static void iov_write(const struct iovec *iov, unsigned n, const void *buf, size_t len)
+{
+    const uint8_t *in = buf;
+
+    for (unsigned i = 0; i < n && len; i++) {
+        size_t chunk = MIN(len, iov[i].iov_len);
+
+        memcpy(iov[i].iov_base, in, chunk);
+        in += chunk;
+        len -= chunk;
+    }
+}
+
 /* Fills dst with the part [skip, skip+len) of src; returns the entry count. */
 static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t skip,
                           uint64_t len, struct iovec *dst)
@@ -177,10 +192,54 @@ static bool segments_ok(const BlkReq *r)
     return true;
 }
 
+/* O_DIRECT (cache=none/directsync) wants sector-aligned memory; guests may
+ * hand us any byte alignment, so such requests go through a bounce buffer. */
+static bool needs_bounce(VirtioBlk *vb, const BlkReq *r)
+{
+    if (!(vb->drive->node->flags & BDRV_O_NOCACHE)) {
+        return false;
+    }
+    for (unsigned i = 0; i < r->data_n; i++) {
+        if ((uintptr_t)r->data[i].iov_base % VIRTIO_BLK_BOUNCE_ALIGN ||
+            r->data[i].iov_len % VIRTIO_BLK_BOUNCE_ALIGN) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool do_rw_bounced(VirtioBlk *vb, BlkReq *r, bool write, GError **errp)
+{
+    uint64_t off = r->sector * VIRTIO_BLK_SECTOR;
+    void *buf = NULL;
+    bool ok;
+
+    if (posix_memalign(&buf, VIRTIO_BLK_BOUNCE_ALIGN, r->data_len)) {
+        tern_die("virtio-blk: out of memory for a %" PRIu64 "-byte bounce buffer",
+                 r->data_len);
+    }
+    if (write) {
+        iov_read(r->data, r->data_n, 0, buf, r->data_len);
+        ok = bdrv_pwrite(vb->drive->node, off, buf, r->data_len, errp) &&
+             (!vb->drive->writethrough || bdrv_flush(vb->drive->node, errp));
+    } else {
+        ok = bdrv_pread(vb->drive->node, off, buf, r->data_len, errp);
+        if (ok) {
+            iov_write(r->data, r->data_n, buf, r->data_len);
+            r->written = (uint32_t)r->data_len;
+        }
+    }
+    free(buf);
+    return ok;
+}
+
 static bool do_rw(VirtioBlk *vb, BlkReq *r, bool write, GError **errp)
 {
     uint64_t off = r->sector * VIRTIO_BLK_SECTOR;
 
+    if (needs_bounce(vb, r)) {
+        return do_rw_bounced(vb, r, write, errp);
+    }
     if (write) {
         return bdrv_pwritev(vb->drive->node, off, r->data, (int)r->data_n, errp) &&
                (!vb->drive->writethrough || bdrv_flush(vb->drive->node, errp));

@@ -769,6 +769,59 @@ static void test_dirty_tracking(void)
     g_mutex_clear(&d.lock);
 }
 
+/* cache=none: buffers at any byte alignment still work (bounced). */
+static void test_cache_none_unaligned_buffers(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *dir = g_dir_make_tmp("test-virtio-odirect-XXXXXX", NULL);
+    g_autofree char *img = g_build_filename(dir, "probe.raw", NULL);
+    g_autofree char *spec = g_strdup_printf("file=%s,format=raw,id=p,cache=none", img);
+    uint64_t hdr[2] = { VIRTIO_BLK_T_OUT, 4 };
+    uint8_t *st, buf[1024];
+    Drive *probe;
+    Fixture f;
+
+    g_assert_true(bdrv_create("raw", img, IMG_SIZE, NULL, &err));
+    probe = drive_open(spec, 0, &err);
+    g_remove(img);
+    g_rmdir(dir);
+    if (!probe) {
+        g_test_skip("the temp file system has no O_DIRECT");
+        return;
+    }
+    drive_free(probe);
+    setup(&f, ",cache=none", 1);
+    driver_init(&f, 0, VIRTIO_NO_VECTOR);
+    st = gpa(&f, STATUS_GPA);
+    for (int i = 0; i < 1024; i++) {
+        ((uint8_t *)gpa(&f, DATA_GPA + 3))[i] = (uint8_t)(i * 7);
+    }
+    /* two segments of 512 bytes at odd addresses */
+    memcpy(gpa(&f, HDR_GPA), hdr, 16);
+    set_desc(&f, DESC_GPA, 0, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, 1);
+    set_desc(&f, DESC_GPA, 1, DATA_GPA + 3, 512, VIRTQ_DESC_F_NEXT, 2);
+    set_desc(&f, DESC_GPA, 2, DATA_GPA + 515, 512, VIRTQ_DESC_F_NEXT, 3);
+    set_desc(&f, DESC_GPA, 3, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
+    *st = 0xff;
+    publish(&f, 0);
+    g_assert_true(wait_used(&f, NULL));
+    g_assert_cmpuint(*st, ==, 0);
+    g_assert_true(bdrv_pread(f.drive->node, 2048, buf, sizeof(buf), NULL));
+    for (int i = 0; i < 1024; i++) {
+        g_assert_cmpuint(buf[i], ==, (uint8_t)(i * 7));
+    }
+    /* and read back into an odd address */
+    hdr[0] = VIRTIO_BLK_T_IN;
+    memcpy(gpa(&f, HDR_GPA), hdr, 16);
+    set_desc(&f, DESC_GPA, 1, DATA_GPA + 4097, 1024, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 3);
+    *st = 0xff;
+    publish(&f, 0);
+    g_assert_true(wait_used(&f, NULL));
+    g_assert_cmpuint(*st, ==, 0);
+    g_assert_cmpmem(gpa(&f, DATA_GPA + 4097), 1024, buf, 1024);
+    teardown(&f);
+}
+
 static void test_drive_options(void)
 {
     g_autoptr(GError) err = NULL;
@@ -800,6 +853,7 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio/blk/config-space", test_config_space);
     g_test_add_func("/virtio/blk/seg-max", test_seg_max);
     g_test_add_func("/virtio/blk/readonly", test_readonly);
+    g_test_add_func("/virtio/blk/cache-none-unaligned", test_cache_none_unaligned_buffers);
     g_test_add_func("/virtio/transport/features-ok-refused", test_features_ok_refused);
     g_test_add_func("/virtio/transport/hostile-chains", test_hostile_chains);
     g_test_add_func("/virtio/transport/bad-queue-setup", test_bad_queue_setup);

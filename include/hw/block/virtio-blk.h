@@ -43,6 +43,7 @@
 #define VIRTIO_BLK_MAX_DISCARD    (1u << 22)   /* sectors per segment */
 #define VIRTIO_BLK_CONFIG_SIZE    0x3c
 #define VIRTIO_BLK_POLL_US        32      /* busy-poll after a batch */
+#define VIRTIO_BLK_BOUNCE_ALIGN   4096    /* O_DIRECT memory alignment we rely on */
 
 typedef struct VirtioBlkOptions {
     const char *serial;        /* GET_ID answer, up to 20 bytes; NULL: none */
