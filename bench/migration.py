@@ -104,21 +104,33 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(REPO / "build"))
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", choices=("paused", "live"))
     args = ap.parse_args()
     os.environ["TERN_BUILD"] = str(Path(args.build).resolve())
     results = {("tern", "paused"): [], ("qemu", "paused"): [],
                ("tern", "live"): [], ("qemu", "live"): []}
     with tempfile.TemporaryDirectory(prefix="tern-bench-mig-") as tmp:
         data = Path(tmp) / "random.bin"
-        with open(data, "wb") as f:
-            for _ in range(64):
-                f.write(os.urandom(16 << 20))
+        if args.only != "live":
+            with open(data, "wb") as f:
+                for _ in range(64):
+                    f.write(os.urandom(16 << 20))
         for r in range(args.runs):
             for kind in ("tern", "qemu") if r % 2 == 0 else ("qemu", "tern"):
-                results[(kind, "paused")].append(paused_run(kind, tmp, data))
-                results[(kind, "live")].append(live_run(kind, tmp))
+                if args.only != "live":
+                    results[(kind, "paused")].append(paused_run(kind, tmp, data))
+                if args.only != "paused":
+                    results[(kind, "live")].append(live_run(kind, tmp))
+    if args.only != "live":
+        print_paused(results, args.runs)
+    if args.only != "paused":
+        print_live(results, args.runs)
+    return 0
+
+
+def print_paused(results, runs):
     print(f"paused, 2 GiB guest, 1 GiB random data, unix socket, unthrottled "
-          f"(median of {args.runs})")
+          f"(median of {runs})")
     med = {}
     for kind in ("tern", "qemu"):
         tt = statistics.median(x[0] for x in results[(kind, "paused")])
@@ -127,15 +139,17 @@ def main():
         print(f"  {kind:5} total-time {tt:6.0f} ms  wall {wall:6.0f} ms  "
               f"payload {GiB / (wall / 1000) / 1e9:5.2f} GB/s")
     print(f"  tern/QEMU speed-up (wall): {med['qemu'] / med['tern']:.2f}x")
+
+
+def print_live(results, runs):
     print(f"live, 1 GiB guest, dirty 256 MiB region at 64 MiB/s, max-bandwidth "
-          f"1 GiB/s, downtime-limit 300 ms (median of {args.runs})")
+          f"1 GiB/s, downtime-limit 300 ms (median of {runs})")
     for kind in ("tern", "qemu"):
         rows = results[(kind, "live")]
         print(f"  {kind:5} total-time {statistics.median(x[0] for x in rows):6.0f} ms"
               f"  downtime {statistics.median(x[1] for x in rows):5.0f} ms"
               f"  passes {statistics.median(x[2] for x in rows):3.0f}"
               f"  (all downtimes: {[x[1] for x in rows]})")
-    return 0
 
 
 if __name__ == "__main__":

@@ -389,7 +389,7 @@ static uint8_t *load_page_target(RamMigration *rm, QEMUFile *f,
     return p;
 }
 
-/* A page into a memfd hole: write(2) fills a new shmem page without the
+/* A page into a memfd hole: pwrite(2) fills a new shmem page without the
  * fault and the clearing that a store through the mapping costs. */
 static bool load_page_data(RamMigration *rm, QEMUFile *f, uint64_t offset,
                            uint8_t *p)
@@ -426,9 +426,12 @@ static bool load_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
             memset(p, 0, RAM_PAGE_SIZE);
         }
         rm->stats.duplicate++;
-    } else {
-        take_hole(rm, page);
+    } else if (take_hole(rm, page)) {
         load_page_data(rm, f, offset, p);
+        rm->stats.normal++;
+    } else {
+        /* Already allocated: a store through the mapping is cheapest. */
+        qemu_get_buffer(f, p, RAM_PAGE_SIZE);
         rm->stats.normal++;
     }
     return qemu_file_check(f, errp);

@@ -198,8 +198,11 @@ bool kvm_set_slot(KvmState *s, unsigned slot, uint64_t gpa, uint64_t size,
         return false;
     }
     g_mutex_lock(&s->lock);
-    if (s->slots[slot].size && size) {
-        /* KVM cannot resize a slot in place: delete it first. */
+    if (s->slots[slot].size && size &&
+        (s->slots[slot].gpa != gpa || s->slots[slot].size != size ||
+         s->slots[slot].hva != hva)) {
+        /* KVM cannot move or resize a slot in place: delete it first. Only
+         * flags (dirty logging) change in place, with the vCPUs running. */
         KvmSlot gone = s->slots[slot];
         gone.size = 0;
         set_user_memory(s, slot, &gone);

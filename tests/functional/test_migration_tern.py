@@ -115,6 +115,10 @@ def test_live_dirty_migration_back_and_forth(tmp_path, transport):
             last = guestkit.last_dirty_pass(cur.serial) or 0
             guestkit.wait_dirty_passes(nxt.serial, last + 3, timeout=30)
             nxt.serial.assert_no_fail()
+            # The guest went on; it never rebooted on either side (turning
+            # dirty logging on must not disturb running vCPUs).
+            assert not nxt.serial.findall(guestkit.READY_RE)
+            assert len(cur.serial.findall(guestkit.READY_RE)) == (1 if hop == 1 else 0)
             cur.kill()
             cur = nxt
     finally:
