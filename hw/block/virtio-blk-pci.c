@@ -49,6 +49,14 @@ static bool parse_addr(const char *s, int *devfn, GError **errp)
     return true;
 }
 
+/* Machine reset (vCPUs paused). */
+static void blk_pci_reset(void *opaque)
+{
+    BlkPci *bp = opaque;
+
+    virtio_pci_system_reset(virtio_blk_transport(bp->vb));
+}
+
 static bool attach(Machine *m, Drive *drive, const char *serial, unsigned queues,
                    int devfn, GError **errp)
 {
@@ -70,6 +78,7 @@ static bool attach(Machine *m, Drive *drive, const char *serial, unsigned queues
     drive->vblk = bp->vb;
     bp->drive = drive;
     machine_add_cleanup(m, blk_pci_free, bp);
+    machine_add_reset(m, blk_pci_reset, bp);
     return true;
 }
 

@@ -411,6 +411,14 @@ static bool setup_pci(VirtioPci *vp, GError **errp)
     return true;
 }
 
+void virtio_pci_system_reset(VirtioPci *vp)
+{
+    g_mutex_lock(&vp->lock);          /* waits for a batch in progress */
+    device_reset(vp);
+    g_mutex_unlock(&vp->lock);
+    msix_reset(&vp->msix);
+}
+
 VirtioPci *virtio_pci_new(const VirtioPciConfig *cfg, GError **errp)
 {
     VirtioPci *vp = g_new0(VirtioPci, 1);

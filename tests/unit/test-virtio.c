@@ -822,6 +822,28 @@ static void test_cache_none_unaligned_buffers(void)
     teardown(&f);
 }
 
+/* A system reset returns the function to power-on state. */
+static void test_system_reset(void)
+{
+    Fixture f;
+
+    setup(&f, "", 1);
+    cfg_write(&f, f.vp->msix.cap + 2, MSIX_CTRL_ENABLE, 2);
+    msix_entry(&f, 0, 0x42, false);
+    driver_init(&f, 0, 0);
+    g_assert_cmpuint(request(&f, VIRTIO_BLK_T_IN, 0, 512, NULL), ==, 0);
+    virtio_pci_system_reset(f.vp);
+    g_assert_cmpuint(status(&f), ==, 0);
+    g_assert_false(msix_enabled(&f.vp->msix));
+    g_assert_cmphex(cfg_read(&f, f.vp->msix.cap + 2, 2) & MSIX_CTRL_ENABLE, ==, 0);
+    common_w(&f, VIRTIO_COMMON_Q_SELECT, 0, 2);
+    g_assert_cmpuint(common_r(&f, VIRTIO_COMMON_Q_ENABLE, 2), ==, 0);
+    g_assert_cmpuint(common_r(&f, VIRTIO_COMMON_Q_SIZE, 2), ==, VIRTQ_MAX_SIZE);
+    driver_init(&f, 0, VIRTIO_NO_VECTOR);
+    g_assert_cmpuint(request(&f, VIRTIO_BLK_T_IN, 0, 512, NULL), ==, 0);
+    teardown(&f);
+}
+
 static void test_drive_options(void)
 {
     g_autoptr(GError) err = NULL;
@@ -864,6 +886,7 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio/transport/migration-hostile", test_migration_hostile);
     g_test_add_func("/virtio/transport/vm-stop", test_vm_stop_holds_queues);
     g_test_add_func("/virtio/transport/dirty-tracking", test_dirty_tracking);
+    g_test_add_func("/virtio/transport/system-reset", test_system_reset);
     g_test_add_func("/virtio/drive/options", test_drive_options);
     return g_test_run();
 }

@@ -146,6 +146,9 @@ struct VirtioPci {
 
 /* Builds the function and starts its I/O thread; add it to a bus after. */
 VirtioPci *virtio_pci_new(const VirtioPciConfig *cfg, GError **errp);
+/* System reset (the machine's reset hook, vCPUs paused): the device as after
+ * power-on: driver status and queues reset, MSI-X disabled and masked. */
+void virtio_pci_system_reset(VirtioPci *vp);
 /* Stops the I/O thread and frees; remove it from the bus first. NULL is fine. */
 void virtio_pci_free(VirtioPci *vp);
 
