@@ -822,6 +822,28 @@ static void test_cache_none_unaligned_buffers(void)
     teardown(&f);
 }
 
+/* NEEDS_RESET raises the configuration-change vector. */
+static void test_needs_reset_config_interrupt(void)
+{
+    Fixture f;
+
+    setup(&f, "", 1);
+    cfg_write(&f, f.vp->msix.cap + 2, MSIX_CTRL_ENABLE, 2);
+    msix_entry(&f, 0, 0x41, false);
+    msix_entry(&f, 1, 0x51, false);
+    driver_init(&f, 0, 0);
+    common_w(&f, VIRTIO_COMMON_MSIX, 1, 2);
+    g_assert_cmpuint(common_r(&f, VIRTIO_COMMON_MSIX, 2), ==, 1);
+    publish(&f, QSIZE + 1);                   /* head out of range */
+    g_assert_false(wait_used(&f, NULL));
+    for (int i = 0; i < 100 && msi_count(&f) < 1; i++) {
+        g_usleep(1000);
+    }
+    g_assert_cmpuint(msi_count(&f), ==, 1);
+    g_assert_cmphex(g_array_index(f.msis, uint32_t, 0), ==, 0x51);
+    teardown(&f);
+}
+
 /* A system reset returns the function to power-on state. */
 static void test_system_reset(void)
 {
@@ -887,6 +909,7 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio/transport/vm-stop", test_vm_stop_holds_queues);
     g_test_add_func("/virtio/transport/dirty-tracking", test_dirty_tracking);
     g_test_add_func("/virtio/transport/system-reset", test_system_reset);
+    g_test_add_func("/virtio/transport/needs-reset-irq", test_needs_reset_config_interrupt);
     g_test_add_func("/virtio/drive/options", test_drive_options);
     return g_test_run();
 }
