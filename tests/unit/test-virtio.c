@@ -8,6 +8,7 @@
  * pending bits, INTx with the ISR, indirect descriptors and event idx.
  */
 #include <glib/gstdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hw/block/virtio-blk.h"
@@ -777,7 +778,7 @@ static void test_cache_none_unaligned_buffers(void)
     g_autofree char *img = g_build_filename(dir, "probe.raw", NULL);
     g_autofree char *spec = g_strdup_printf("file=%s,format=raw,id=p,cache=none", img);
     uint64_t hdr[2] = { VIRTIO_BLK_T_OUT, 4 };
-    uint8_t *st, buf[1024];
+    uint8_t *st, *buf = NULL;
     Drive *probe;
     Fixture f;
 
@@ -790,6 +791,7 @@ static void test_cache_none_unaligned_buffers(void)
         return;
     }
     drive_free(probe);
+    g_assert_cmpint(posix_memalign((void **)&buf, 4096, 4096), ==, 0);   /* O_DIRECT */
     setup(&f, ",cache=none", 1);
     driver_init(&f, 0, VIRTIO_NO_VECTOR);
     st = gpa(&f, STATUS_GPA);
@@ -806,7 +808,7 @@ static void test_cache_none_unaligned_buffers(void)
     publish(&f, 0);
     g_assert_true(wait_used(&f, NULL));
     g_assert_cmpuint(*st, ==, 0);
-    g_assert_true(bdrv_pread(f.drive->node, 2048, buf, sizeof(buf), NULL));
+    g_assert_true(bdrv_pread(f.drive->node, 2048, buf, 1024, NULL));
     for (int i = 0; i < 1024; i++) {
         g_assert_cmpuint(buf[i], ==, (uint8_t)(i * 7));
     }
@@ -820,6 +822,7 @@ static void test_cache_none_unaligned_buffers(void)
     g_assert_cmpuint(*st, ==, 0);
     g_assert_cmpmem(gpa(&f, DATA_GPA + 4097), 1024, buf, 1024);
     teardown(&f);
+    free(buf);
 }
 
 /* NEEDS_RESET raises the configuration-change vector. */
