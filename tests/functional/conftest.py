@@ -2,7 +2,8 @@
 
 Fixtures: `workdir` (a per-test directory), `guest_kit` (the built PVH test
 guest; skips if it is not built), `qemu_vm` / `tern_vm` (factories whose VMs are
-always killed at teardown). Markers: `needs_kvm` (skip without /dev/kvm) and
+always killed at teardown), `tiny_kernel` (writes a tiny hand-assembled PVH
+kernel, ternlib.tinykernel). Markers: `needs_kvm` (skip without /dev/kvm) and
 `linux_boot` (skip without hardware KVM: on the PVM host a Linux kernel cannot
 boot in test time)."""
 import sys
@@ -13,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ternlib import paths  # noqa: E402
+from ternlib.tinykernel import write_kernel  # noqa: E402
 from ternlib.vm import QemuVm, TernVm  # noqa: E402
 
 
@@ -56,6 +58,15 @@ def guest_kit():
     if not paths.has_kvm():
         pytest.skip("/dev/kvm is missing or not accessible")
     return p
+
+
+@pytest.fixture
+def tiny_kernel(tmp_path):
+    """write(code) -> path of a tiny PVH kernel (ternlib.tinykernel) around
+    `code`, in tmp_path; skips if tern is not built."""
+    if not paths.tern_binary().exists():
+        pytest.skip(f"tern not built: {paths.tern_binary()}")
+    return lambda code: write_kernel(tmp_path, code)
 
 
 def _vm_factory(cls, tmp_path):

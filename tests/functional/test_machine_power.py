@@ -8,32 +8,22 @@ import time
 
 import pytest
 
-from ternlib import paths, TernVm
-from ternlib.tinykernel import POWEROFF, RESET, counting_reboots, write_kernel
+from ternlib import TernVm
+from ternlib.tinykernel import POWEROFF, RESET, counting_reboots
 
 pytestmark = pytest.mark.needs_kvm
-
-@pytest.fixture
-def kernel(tmp_path):
-    if not paths.tern_binary().exists():
-        pytest.skip(f"tern not built: {paths.tern_binary()}")
-
-    def write(code):
-        return write_kernel(tmp_path, code)
-    return write
-
 
 def make_vm(tmp_path, k, **kw):
     return TernVm(tmp_path, kernel=k, memory=64, debug_exit=False, **kw)
 
 
-def test_acpi_poweroff_exits_zero(tmp_path, kernel):
-    with make_vm(tmp_path, kernel(POWEROFF)) as vm:
+def test_acpi_poweroff_exits_zero(tmp_path, tiny_kernel):
+    with make_vm(tmp_path, tiny_kernel(POWEROFF)) as vm:
         assert vm.wait_exit(20) == 0
 
 
-def test_no_shutdown_stops_instead(tmp_path, kernel):
-    with make_vm(tmp_path, kernel(POWEROFF), qmp=True,
+def test_no_shutdown_stops_instead(tmp_path, tiny_kernel):
+    with make_vm(tmp_path, tiny_kernel(POWEROFF), qmp=True,
                  extra_args=["-no-shutdown"]) as vm:
         qmp = vm.qmp()
         deadline = time.monotonic() + 20
@@ -43,12 +33,12 @@ def test_no_shutdown_stops_instead(tmp_path, kernel):
         assert vm.running()
 
 
-def test_reset_with_no_reboot_exits_zero(tmp_path, kernel):
-    with make_vm(tmp_path, kernel(RESET), extra_args=["-no-reboot"]) as vm:
+def test_reset_with_no_reboot_exits_zero(tmp_path, tiny_kernel):
+    with make_vm(tmp_path, tiny_kernel(RESET), extra_args=["-no-reboot"]) as vm:
         assert vm.wait_exit(20) == 0
 
 
-def test_reset_reboots_and_reloads_kernel(tmp_path, kernel):
-    with make_vm(tmp_path, kernel(counting_reboots(3))) as vm:
+def test_reset_reboots_and_reloads_kernel(tmp_path, tiny_kernel):
+    with make_vm(tmp_path, tiny_kernel(counting_reboots(3))) as vm:
         assert vm.wait_exit(30) == 0
         assert vm.serial.text() == "123"

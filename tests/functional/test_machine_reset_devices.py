@@ -5,8 +5,8 @@ the i8042, then on the second boot prints both (as digits) on COM1 and powers
 off. The kernel is reloaded on reset; RAM at 0x5000 keeps the boot count."""
 import pytest
 
-from ternlib import TernVm, paths
-from ternlib.tinykernel import POWEROFF, RESET, write_kernel
+from ternlib import TernVm
+from ternlib.tinykernel import POWEROFF, RESET
 
 pytestmark = pytest.mark.needs_kvm
 
@@ -44,10 +44,8 @@ SECOND_BOOT = bytes.fromhex(
 KERNEL = BOOT_COUNT + bytes([0x75, len(FIRST_BOOT)]) + FIRST_BOOT + SECOND_BOOT
 
 
-def test_guest_reset_clears_pm_and_pci_state(tmp_path):
-    if not paths.tern_binary().exists():
-        pytest.skip(f"tern not built: {paths.tern_binary()}")
-    with TernVm(tmp_path, kernel=write_kernel(tmp_path, KERNEL), memory=64,
+def test_guest_reset_clears_pm_and_pci_state(tmp_path, tiny_kernel):
+    with TernVm(tmp_path, kernel=tiny_kernel(KERNEL), memory=64,
                 debug_exit=False) as vm:
         assert vm.wait_exit(30) == 0
         assert vm.serial.text() == "00"

@@ -7,21 +7,11 @@ instructions), built by ternlib.tinykernel."""
 
 import pytest
 
-from ternlib import TernVm, paths
+from ternlib import TernVm
 from ternlib.qmp import QmpError
-from ternlib.tinykernel import POWEROFF, counting_reboots, write_kernel
+from ternlib.tinykernel import POWEROFF, counting_reboots
 
 pytestmark = pytest.mark.needs_kvm
-
-@pytest.fixture
-def kernel(tmp_path):
-    if not paths.tern_binary().exists():
-        pytest.skip(f"tern not built: {paths.tern_binary()}")
-
-    def write(code):
-        return write_kernel(tmp_path, code)
-    return write
-
 
 def started_paused(tmp_path, k, extra=()):
     """Start with -S so the QMP client is connected before the guest runs."""
@@ -33,8 +23,8 @@ def started_paused(tmp_path, k, extra=()):
     return vm, q
 
 
-def test_guest_poweroff_event(tmp_path, kernel):
-    vm, q = started_paused(tmp_path, kernel(POWEROFF))
+def test_guest_poweroff_event(tmp_path, tiny_kernel):
+    vm, q = started_paused(tmp_path, tiny_kernel(POWEROFF))
     try:
         ev = q.wait_event("SHUTDOWN", timeout=20)
         assert ev["data"] == {"guest": True, "reason": "guest-shutdown"}
@@ -43,8 +33,8 @@ def test_guest_poweroff_event(tmp_path, kernel):
         vm.kill()
 
 
-def test_guest_poweroff_with_no_shutdown(tmp_path, kernel):
-    vm, q = started_paused(tmp_path, kernel(POWEROFF), ["-no-shutdown"])
+def test_guest_poweroff_with_no_shutdown(tmp_path, tiny_kernel):
+    vm, q = started_paused(tmp_path, tiny_kernel(POWEROFF), ["-no-shutdown"])
     try:
         ev = q.wait_event("SHUTDOWN", timeout=20)
         assert ev["data"] == {"guest": True, "reason": "guest-shutdown"}
@@ -62,8 +52,8 @@ def test_guest_poweroff_with_no_shutdown(tmp_path, kernel):
         vm.kill()
 
 
-def test_guest_reset_event(tmp_path, kernel):
-    vm, q = started_paused(tmp_path, kernel(counting_reboots(2)))
+def test_guest_reset_event(tmp_path, tiny_kernel):
+    vm, q = started_paused(tmp_path, tiny_kernel(counting_reboots(2)))
     try:
         ev = q.wait_event("RESET", timeout=20)
         assert ev["data"] == {"guest": True, "reason": "guest-reset"}

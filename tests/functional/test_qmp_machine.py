@@ -4,15 +4,11 @@ guest's ticks, -S then cont, system_reset (RESET), system_powerdown
 (POWERDOWN), quit (SHUTDOWN, exit 0) and their human-monitor-command
 spellings; reply structures are compared with QEMU 7.2 (microvm) running
 the same guest."""
-import shutil
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from ternlib import paths
+from ternlib.qemunone import qemu_none
 from ternlib.qmp import QmpClient, QmpError
 
 IDLE = "tg.workload=idle tg.hz=100 tg.print=5"
@@ -176,19 +172,8 @@ def event_shape(ev):
 def qemu_none_qmp(tmp_path):
     """QEMU 7.2 -M none (microvm exits on reset without firmware, so events
     are compared against a machine that keeps running)."""
-    d = Path(tempfile.mkdtemp(prefix="qmpe-", dir="/tmp"))
-    sock = d / "q.sock"
-    proc = subprocess.Popen([paths.qemu_binary(), "-M", "none", "-display", "none",
-                             "-nodefaults", "-no-user-config",
-                             "-qmp", f"unix:{sock},server=on,wait=off"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
+    with qemu_none() as sock:
         yield QmpClient(sock)
-    finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_events_match_qemu(tern_vm, qemu_none_qmp):

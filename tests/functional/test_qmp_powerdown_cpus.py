@@ -7,22 +7,14 @@ import time
 
 import pytest
 
-from ternlib import TernVm, paths
-from ternlib.tinykernel import POWER_BUTTON_POWEROFF, write_kernel
+from ternlib import TernVm
+from ternlib.tinykernel import POWER_BUTTON_POWEROFF, SPIN
 
 pytestmark = pytest.mark.needs_kvm
 
-SPIN = bytes.fromhex("ebfe")      # jmp $
 
-
-@pytest.fixture
-def built():
-    if not paths.tern_binary().exists():
-        pytest.skip(f"tern not built: {paths.tern_binary()}")
-
-
-def test_system_powerdown_presses_power_button(tmp_path, built):
-    k = write_kernel(tmp_path, POWER_BUTTON_POWEROFF)
+def test_system_powerdown_presses_power_button(tmp_path, tiny_kernel):
+    k = tiny_kernel(POWER_BUTTON_POWEROFF)
     vm = TernVm(tmp_path, kernel=k, memory=64, debug_exit=False, qmp=True, paused=True)
     try:
         vm.start()
@@ -40,8 +32,8 @@ def test_system_powerdown_presses_power_button(tmp_path, built):
         vm.kill()
 
 
-def test_query_cpus_fast_thread_ids(tmp_path, built):
-    k = write_kernel(tmp_path, SPIN)
+def test_query_cpus_fast_thread_ids(tmp_path, tiny_kernel):
+    k = tiny_kernel(SPIN)
     vm = TernVm(tmp_path, kernel=k, memory=64, smp=3, debug_exit=False, qmp=True)
     try:
         vm.start()

@@ -7,14 +7,13 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from ternlib import paths
+from ternlib.qemunone import qemu_none as start_qemu_none
 from ternlib.qmp import QmpClient, QmpError
 
 
@@ -38,19 +37,8 @@ class RawQmp:
 @pytest.fixture
 def qemu_none():
     """QEMU 7.2 with -M none and a QMP socket; killed at teardown."""
-    d = Path(tempfile.mkdtemp(prefix="qmpq-", dir="/tmp"))
-    sock = d / "q.sock"
-    proc = subprocess.Popen([paths.qemu_binary(), "-M", "none", "-display", "none",
-                             "-nodefaults", "-no-user-config", "-name", "peer",
-                             "-qmp", f"unix:{sock},server=on,wait=off"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
+    with start_qemu_none("-name", "peer") as sock:
         yield sock
-    finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -2,20 +2,14 @@
 reset while the VM is not running leaves it in 'prelaunch' (so 'cont' starts
 it afresh, also after a guest power-off with -no-shutdown); a reset while
 running keeps it running. The tern guest is a tiny PVH kernel that spins."""
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
-
 import pytest
 
-from ternlib import TernVm, paths
+from ternlib import TernVm
+from ternlib.qemunone import qemu_none
 from ternlib.qmp import QmpClient
-from ternlib.tinykernel import POWEROFF, write_kernel
+from ternlib.tinykernel import POWEROFF, SPIN
 
 pytestmark = pytest.mark.needs_kvm
-
-SPIN = bytes.fromhex("ebfe")      # jmp $
 
 # (command, event it must produce)
 SCRIPT = [
@@ -42,46 +36,24 @@ def run_script(q):
     return states
 
 
-@pytest.fixture
-def qemu_none_paused():
-    d = Path(tempfile.mkdtemp(prefix="qrs-", dir="/tmp"))
-    sock = d / "q.sock"
-    proc = subprocess.Popen([paths.qemu_binary(), "-M", "none", "-S", "-display", "none",
-                             "-nodefaults", "-no-user-config",
-                             "-qmp", f"unix:{sock},server=on,wait=off"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        yield QmpClient(sock)
-    finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def built():
-    if not paths.tern_binary().exists():
-        pytest.skip(f"tern not built: {paths.tern_binary()}")
-
-
-def test_reset_states_match_qemu(tmp_path, built, qemu_none_paused):
-    vm = TernVm(tmp_path, kernel=write_kernel(tmp_path, SPIN), memory=64,
+def test_reset_states_match_qemu(tmp_path, tiny_kernel):
+    vm = TernVm(tmp_path, kernel=tiny_kernel(SPIN), memory=64,
                 debug_exit=False, qmp=True, paused=True)
     try:
         vm.start()
         ours = run_script(vm.qmp())
     finally:
         vm.kill()
-    theirs = run_script(qemu_none_paused)
+    with qemu_none("-S") as sock:
+        theirs = run_script(QmpClient(sock))
     assert ours == theirs
     assert ours[5:7] == ["prelaunch", "VM status: paused (prelaunch)\r\n"]
 
 
-def test_reset_after_guest_poweroff_allows_cont(tmp_path, built):
+def test_reset_after_guest_poweroff_allows_cont(tmp_path, tiny_kernel):
     """-no-shutdown: power-off stops in 'shutdown'; reset -> 'prelaunch';
     cont boots the kernel again, which powers off again."""
-    vm = TernVm(tmp_path, kernel=write_kernel(tmp_path, POWEROFF), memory=64,
+    vm = TernVm(tmp_path, kernel=tiny_kernel(POWEROFF), memory=64,
                 debug_exit=False, qmp=True, paused=True, extra_args=["-no-shutdown"])
     try:
         vm.start()

@@ -177,6 +177,18 @@ static void tdev_write(void *opaque, uint64_t off, uint64_t val, unsigned size)
 
 static const IoOps tdev_ops = { .read = tdev_read, .write = tdev_write };
 
+/* IDs 1af4:1001, INTA#, BAR 0: 4 KiB MMIO, BAR 1: 32 ports. */
+static void tdev_init(TestDev *t)
+{
+    g_autoptr(GError) err = NULL;
+
+    pci_device_init(&t->pci, "test", 0x1af4, 0x1001, 0x018000, true);
+    g_assert_true(pci_device_set_bar(&t->pci, 0, PCI_BAR_MEM32, 4096, false,
+                                     &tdev_ops, t, &err));
+    g_assert_true(pci_device_set_bar(&t->pci, 1, PCI_BAR_IO, 32, false,
+                                     &tdev_ops, t, &err));
+}
+
 static void test_pci_device_bars(void)
 {
     Pci p;
@@ -186,11 +198,7 @@ static void test_pci_device_bars(void)
     uint8_t cap;
 
     pci_setup(&p);
-    pci_device_init(&t.pci, "test", 0x1af4, 0x1001, 0x018000, true);
-    g_assert_true(pci_device_set_bar(&t.pci, 0, PCI_BAR_MEM32, 4096, false,
-                                     &tdev_ops, &t, &err));
-    g_assert_true(pci_device_set_bar(&t.pci, 1, PCI_BAR_IO, 32, false,
-                                     &tdev_ops, &t, &err));
+    tdev_init(&t);
     g_assert_true(pci_device_set_bar(&t.pci, 2, PCI_BAR_MEM64, 1 << 20, true,
                                      &tdev_ops, &t, &err));
     g_assert_false(pci_device_set_bar(&t.pci, 5, PCI_BAR_MEM64, 4096, false,
@@ -273,11 +281,7 @@ static void test_pci_bus_reset(void)
     uint8_t cap;
 
     pci_setup(&p);
-    pci_device_init(&t.pci, "test", 0x1af4, 0x1001, 0x018000, true);
-    g_assert_true(pci_device_set_bar(&t.pci, 0, PCI_BAR_MEM32, 4096, false,
-                                     &tdev_ops, &t, &err));
-    g_assert_true(pci_device_set_bar(&t.pci, 1, PCI_BAR_IO, 32, false,
-                                     &tdev_ops, &t, &err));
+    tdev_init(&t);
     cap = pci_device_add_capability(&t.pci, PCI_CAP_ID_MSIX, 12);
     t.pci.wmask[cap + 3] = 0xc0;               /* MSI-X enable and mask-all */
     t.pci.ops = &tdev_pci_ops;

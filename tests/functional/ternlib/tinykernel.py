@@ -7,6 +7,8 @@ import struct
 
 LOAD_ADDR = 0x200000
 
+# jmp $      (runs until stopped)
+SPIN = bytes.fromhex("ebfe")
 # mov dx, 0x604; mov ax, SLP_TYP(5) << 10 | SLP_EN; out dx, ax; jmp $
 POWEROFF = bytes.fromhex("66ba0406" "66b80034" "66ef" "ebfe")
 # mov al, 0xfe; out 0x64, al; jmp $      (i8042 pulse reset line)
