@@ -50,6 +50,26 @@ static bool check_aligned(BDRVQcow2State *s, Qcow2CheckRefs *refs,
     return true;
 }
 
+/* A compressed entry holds one reference on each cluster its sectors touch;
+ * it never has COPIED set (refcounts of shared sectors may exceed one). */
+static void check_compressed(BlockNode *bs, Qcow2CheckRefs *refs, uint64_t e,
+                             bool active, uint32_t n)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t start, len;
+    if (e & QCOW2_OFLAG_COPIED) {
+        fprintf(stderr, "ERROR: compressed cluster (L2 entry %#" PRIx64
+                ") has the COPIED flag set\n", e);
+        refs->res->corruptions++;
+    }
+    qcow2_compressed_ref_range(s, e, &start, &len);
+    if (active) {
+        refs->res->allocated_clusters++;
+        refs->res->compressed_clusters++;
+    }
+    ref_range_n(bs, refs, start, len, n);
+}
+
 static void check_l2(BlockNode *bs, Qcow2CheckRefs *refs, uint64_t l2_off,
                      bool active, uint32_t n)
 {
@@ -68,9 +88,7 @@ static void check_l2(BlockNode *bs, Qcow2CheckRefs *refs, uint64_t l2_off,
         uint64_t e = GUINT64_FROM_BE(l2[j]);
         uint64_t data = e & QCOW2_L2E_OFFSET_MASK;
         if (e & QCOW2_OFLAG_COMPRESSED) {
-            fprintf(stderr, "ERROR: compressed cluster (L2 entry %#" PRIx64
-                    ") is not supported\n", e);
-            refs->res->check_errors++;
+            check_compressed(bs, refs, e, active, n);
             continue;
         }
         if ((e & QCOW2_OFLAG_ZERO) && s->qcow_version < 3) {

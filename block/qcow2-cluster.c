@@ -8,6 +8,10 @@
  * Order on allocation: refcount raised (cache), data written, L2 entry set in
  * the cache; the cache writes refcounts back before any L2 table. A new or
  * copied L2 table reaches the disk before the L1 entry that points at it.
+ *
+ * Compressed clusters (qcow2-compress.c) are read by inflating them; a write
+ * into one copies its inflated contents into a fresh normal cluster and then
+ * drops the compressed data's references, as QEMU does.
  */
 #include "block/qcow2.h"
 #include "block/block-int.h"
@@ -49,6 +53,15 @@ static void iov_memset(const struct iovec *iov, int iovcnt)
     }
 }
 
+static void buf_to_iov(const uint8_t *buf, const struct iovec *iov,
+                       int iovcnt)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(iov[i].iov_base, buf, iov[i].iov_len);
+        buf += iov[i].iov_len;
+    }
+}
+
 static void iov_to_buf(const struct iovec *iov, int iovcnt, uint8_t *buf)
 {
     for (int i = 0; i < iovcnt; i++) {
@@ -81,17 +94,13 @@ static bool get_l2_entry(BlockNode *bs, uint64_t off, uint64_t *entry,
     return true;
 }
 
-/* Host cluster offset of a data entry, checked; 0 if it reads as zeroes. */
+/* Host cluster offset of a standard (not compressed) data entry, checked;
+ * 0 if it reads as zeroes. */
 static bool entry_host_offset(BlockNode *bs, uint64_t e, uint64_t *host,
                               GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     *host = 0;
-    if (e & QCOW2_OFLAG_COMPRESSED) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                    "qcow2: compressed clusters are not supported");
-        return false;
-    }
     if ((e & QCOW2_OFLAG_ZERO) && s->qcow_version < 3) {
         qcow2_signal_corruption(bs, errp, "Zero cluster flag in a version 2 "
                                 "image (L2 entry %#" PRIx64 ")", e);
@@ -123,6 +132,22 @@ static bool read_run(BlockNode *bs, uint64_t host, uint64_t len,
     return bdrv_file_preadv(bs->file, host, part, n, errp);
 }
 
+/* Inflates the compressed cluster of entry e and copies the 'len' bytes at
+ * 'in' into the iov at offset 'done'. */
+static bool read_compressed_part(BlockNode *bs, uint64_t e, uint64_t in,
+                                 uint64_t len, const struct iovec *iov,
+                                 int iovcnt, size_t done, struct iovec *part,
+                                 GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    if (!qcow2_read_compressed(bs, e, s->cluster_buf, errp)) {
+        return false;
+    }
+    int n = iov_slice(iov, iovcnt, done, len, part);
+    buf_to_iov(s->cluster_buf + in, part, n);
+    return true;
+}
+
 /* Clusters that are contiguous on the host (or all zero) are read as one
  * run, so a large sequential read is one preadv. */
 bool qcow2_co_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
@@ -137,8 +162,26 @@ bool qcow2_co_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
         uint64_t in = qcow2_offset_into_cluster(s, offset);
         uint64_t chunk = MIN(bytes, s->cluster_size - in);
         uint64_t e, host;
-        if (!get_l2_entry(bs, offset, &e, errp) ||
-            !entry_host_offset(bs, e, &host, errp)) {
+        if (!get_l2_entry(bs, offset, &e, errp)) {
+            return false;
+        }
+        if (e & QCOW2_OFLAG_COMPRESSED) {
+            if (run_len && !read_run(bs, run_host, run_len, iov, iovcnt, done,
+                                     part, errp)) {
+                return false;
+            }
+            done += run_len;
+            run_len = 0;
+            if (!read_compressed_part(bs, e, in, chunk, iov, iovcnt, done,
+                                      part, errp)) {
+                return false;
+            }
+            done += chunk;
+            offset += chunk;
+            bytes -= chunk;
+            continue;
+        }
+        if (!entry_host_offset(bs, e, &host, errp)) {
             return false;
         }
         if (host) {
@@ -172,12 +215,13 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
     return a < b + blen && b < a + alen;
 }
 
-/* A COPIED data cluster must not be fixed metadata (hostile images). */
-static bool check_data_cluster(BlockNode *bs, uint64_t host, GError **errp)
+/* Host data written in place, or whose references a write or discard drops,
+ * must not be fixed metadata (hostile images). */
+static bool check_data_range(BlockNode *bs, uint64_t host, uint64_t cs,
+                             GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t cs = s->cluster_size;
-    if (host < cs ||
+    if (host < s->cluster_size ||
         ranges_overlap(host, cs, s->l1_table_offset, (uint64_t)s->l1_size * 8) ||
         ranges_overlap(host, cs, s->refcount_table_offset,
                        (uint64_t)s->refcount_table_size * 8) ||
@@ -187,6 +231,27 @@ static bool check_data_cluster(BlockNode *bs, uint64_t host, GError **errp)
                                 " overlaps qcow2 metadata", host);
         return false;
     }
+    return true;
+}
+
+static bool check_data_cluster(BlockNode *bs, uint64_t host, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    return check_data_range(bs, host, s->cluster_size, errp);
+}
+
+/* The host range a data entry holds references on (to drop when the entry
+ * is replaced), checked against fixed metadata; len 0 if none. */
+static bool entry_ref_range(BlockNode *bs, uint64_t e, uint64_t *start,
+                            uint64_t *len, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    if (e & QCOW2_OFLAG_COMPRESSED) {
+        qcow2_compressed_ref_range(s, e, start, len);
+        return check_data_range(bs, *start, *len, errp);
+    }
+    *start = e & QCOW2_L2E_OFFSET_MASK;
+    *len = *start ? s->cluster_size : 0;
     return true;
 }
 
@@ -319,33 +384,44 @@ static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
                           GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t e, host, l2_off;
+    uint64_t e, host = 0, l2_off, old, old_len;
+    bool compressed;
 
-    if (!get_l2_entry(bs, guest, &e, errp) ||
-        !entry_host_offset(bs, e, &host, errp)) {
+    if (!get_l2_entry(bs, guest, &e, errp)) {
+        return false;
+    }
+    compressed = e & QCOW2_OFLAG_COMPRESSED;
+    if (!compressed && !entry_host_offset(bs, e, &host, errp)) {
         return false;
     }
     if (host && (e & QCOW2_OFLAG_COPIED)) {
         return check_data_cluster(bs, host, errp) &&
                bdrv_file_pwritev(bs->file, host + in, part, n, errp);
     }
-    /* New cluster: old contents (shared cluster) or zeroes, plus the data. */
-    uint64_t old = e & QCOW2_L2E_OFFSET_MASK;
+    /* New cluster: old contents (shared or compressed cluster) or zeroes,
+     * plus the data. A compressed cluster is inflated before anything is
+     * allocated, so bad data fails the write without leaking a cluster. */
+    uint8_t *buf = s->cluster_buf;
+    bool partial = chunk < s->cluster_size;
+    if (!entry_ref_range(bs, e, &old, &old_len, errp) ||
+        (compressed && partial &&
+         !qcow2_read_compressed(bs, e, buf, errp))) {
+        return false;
+    }
     int64_t new_off = qcow2_alloc_clusters(bs, s->cluster_size, errp);
     if (new_off < 0) {
         return false;
     }
-    if (chunk == s->cluster_size) {
+    if (!partial) {
         if (!bdrv_file_pwritev(bs->file, (uint64_t)new_off, part, n, errp)) {
             return false;
         }
     } else {
-        uint8_t *buf = s->cluster_buf;
         if (host) {
             if (!bdrv_file_pread(bs->file, host, buf, s->cluster_size, errp)) {
                 return false;
             }
-        } else {
+        } else if (!compressed) {    /* (a compressed one is in buf) */
             memset(buf, 0, s->cluster_size);
         }
         iov_to_buf(part, n, buf + in);
@@ -359,8 +435,8 @@ static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
                       errp)) {
         return false;
     }
-    if (old) {
-        qcow2_free_clusters(bs, old, s->cluster_size);
+    if (old_len) {
+        qcow2_free_clusters(bs, old, old_len);
     }
     return true;
 }
@@ -459,8 +535,15 @@ bool qcow2_co_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
     return true;
 }
 
+/* A host range whose references a discard drops once the L2 tables are on
+ * disk. */
+typedef struct Qcow2FreeRange {
+    uint64_t offset;
+    uint64_t len;
+} Qcow2FreeRange;
+
 /* Unmaps one whole guest cluster (entry 0, or ZERO in v3 for make_zero) and
- * records the host cluster to free. */
+ * records the host range to free. */
 static bool unmap_cluster(BlockNode *bs, uint64_t guest, bool make_zero,
                           GArray *to_free, GError **errp)
 {
@@ -473,17 +556,13 @@ static bool unmap_cluster(BlockNode *bs, uint64_t guest, bool make_zero,
     if (e == 0 || e == want) {
         return true;
     }
-    if (e & QCOW2_OFLAG_COMPRESSED) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                    "qcow2: compressed clusters are not supported");
-        return false;
-    }
-    if (!l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp) ||
+    Qcow2FreeRange old;
+    if (!entry_ref_range(bs, e, &old.offset, &old.len, errp) ||
+        !l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp) ||
         !set_l2_entry(bs, l2_off, guest, want, errp)) {
         return false;
     }
-    uint64_t old = e & QCOW2_L2E_OFFSET_MASK;
-    if (old) {
+    if (old.len) {
         g_array_append_val(to_free, old);
     }
     return true;
@@ -509,7 +588,8 @@ bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
             return false;
         }
     }
-    g_autoptr(GArray) to_free = g_array_new(false, false, sizeof(uint64_t));
+    g_autoptr(GArray) to_free = g_array_new(false, false,
+                                            sizeof(Qcow2FreeRange));
     bool ok = true;
     uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
     for (uint64_t g = start; g < end && ok;) {
@@ -528,8 +608,8 @@ bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
             return false;
         }
         for (guint i = 0; i < to_free->len; i++) {
-            qcow2_free_clusters(bs, g_array_index(to_free, uint64_t, i),
-                                s->cluster_size);
+            Qcow2FreeRange *r = &g_array_index(to_free, Qcow2FreeRange, i);
+            qcow2_free_clusters(bs, r->offset, r->len);
         }
     }
     return ok;

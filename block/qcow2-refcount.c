@@ -440,13 +440,11 @@ static bool update_l2_refcounts(BlockNode *bs, uint64_t l2_off, int64_t addend,
     qcow2_cache_put(s->l2_table_cache, l2);
     for (uint32_t j = 0; j < s->l2_size; j++) {
         uint64_t e = GUINT64_FROM_BE(copy[j]);
-        if (e & QCOW2_OFLAG_COMPRESSED) {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                        "qcow2: compressed clusters are not supported");
-            return false;
+        uint64_t data = e & QCOW2_L2E_OFFSET_MASK, len = 1;
+        if (e & QCOW2_OFLAG_COMPRESSED) {  /* one ref per cluster it spans */
+            qcow2_compressed_ref_range(s, e, &data, &len);
         }
-        uint64_t data = e & QCOW2_L2E_OFFSET_MASK;
-        if (data && !qcow2_update_refcount(bs, data, 1, addend, errp)) {
+        if (data && !qcow2_update_refcount(bs, data, len, addend, errp)) {
             return false;
         }
     }

@@ -307,6 +307,19 @@ bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
 bool qcow2_rw_vmspace(BlockNode *bs, uint64_t offset, void *buf, size_t len,
                       bool write, GError **errp);
 
+/* qcow2-compress.c: compressed clusters (read only; entry has bit 62). */
+/* Host byte offset of the data and the bytes its sectors span from the
+ * sector holding that offset (an upper bound on the data's size). */
+void qcow2_compressed_extent(const BDRVQcow2State *s, uint64_t entry,
+                             uint64_t *offset, uint64_t *bytes);
+/* The byte range whose clusters hold one reference each for this entry. */
+void qcow2_compressed_ref_range(const BDRVQcow2State *s, uint64_t entry,
+                                uint64_t *start, uint64_t *len);
+/* Reads and inflates one compressed cluster into out (cluster_size bytes);
+ * data outside the file or a bad stream is an I/O error. */
+bool qcow2_read_compressed(BlockNode *bs, uint64_t entry, uint8_t *out,
+                           GError **errp);
+
 /* qcow2-snapshot.c */
 bool qcow2_read_snapshots(BlockNode *bs, GError **errp);
 void qcow2_free_snapshots(BDRVQcow2State *s);

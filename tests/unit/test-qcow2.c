@@ -560,7 +560,8 @@ static void test_hostile_l2(void)
     g_clear_error(&err);
     bdrv_close(bs);
 
-    /* compressed cluster: refused by name */
+    /* compressed descriptor over data that is no deflate stream (more in
+     * test-qcow2-compress.c) */
     patch_be64(path, l2, (1ULL << 62) | (5 * 65536));
     bs = must_open(path, 0);
     g_assert_false(bdrv_pread(bs, 0, buf, sizeof(buf), &err));
