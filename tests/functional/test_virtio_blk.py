@@ -166,7 +166,7 @@ def test_if_virtio_shorthand_and_iops(tern_vm, tmp_path):
     img = make_image(tmp_path / "disk.raw", "raw")
     vm = tern_vm(append="tg.workload=blk tg.blk.mode=iops tg.blk.rw=randwrite "
                  "tg.blk.qd=8 tg.blk.seconds=1",
-                 extra_args=["-drive", f"file={img},format=raw,if=virtio,cache=none"])
+                 extra_args=["-drive", f"file={img},format=raw,if=virtio,cache=unsafe"])
     vm.start()
     assert vm.wait_exit(30) == debug_exit_status(0), vm.serial.tail()
     m = vm.serial.wait_for(r"TG blk iops=(\d+) mbps=\d+ rw=randwrite bs=4096 qd=8 "
