@@ -31,6 +31,7 @@
 
 typedef struct SaveBitmap {
     BlockNode *bs;
+    char node_name[256];        /* as sent: the drive's or the node's name */
     BdrvDirtyBitmap *bitmap;
     uint64_t total_sectors;
     uint64_t sectors_per_chunk;
@@ -114,7 +115,7 @@ static void send_header(DirtyBitmapMigration *dbm, QEMUFile *f,
     }
     put_flags(f, flags);
     if (flags & DBM_DEVICE_NAME) {
-        qemu_put_counted_string(f, bdrv_get_node_name(sb->bs));
+        qemu_put_counted_string(f, sb->node_name);
     }
     if (flags & DBM_BITMAP_NAME) {
         qemu_put_counted_string(f, bdrv_dirty_bitmap_name(sb->bitmap));
@@ -203,9 +204,13 @@ static bool bulk_phase(DirtyBitmapMigration *dbm, QEMUFile *f, bool limit,
 static bool add_bitmap(DirtyBitmapMigration *dbm, BlockNode *bs,
                        BdrvDirtyBitmap *bitmap, GError **errp)
 {
-    const char *node = bdrv_get_node_name(bs);
+    const char *node = dbm->nodes.wire_name ?
+                       dbm->nodes.wire_name(dbm->nodes.opaque, bs) : NULL;
     SaveBitmap *sb;
 
+    if (!node) {
+        node = bdrv_get_node_name(bs);
+    }
     if (!node || !node[0] || node[0] == '#' || strlen(node) > 255) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "Bitmap '%s' in a node with auto-generated name '%s' "
@@ -225,6 +230,7 @@ static bool add_bitmap(DirtyBitmapMigration *dbm, BlockNode *bs,
     bdrv_dirty_bitmap_set_busy(bitmap, true);
     sb = g_new0(SaveBitmap, 1);
     sb->bs = bs;
+    g_strlcpy(sb->node_name, node, sizeof(sb->node_name));
     sb->bitmap = bitmap;
     sb->total_sectors = DIV_ROUND_UP(bdrv_dirty_bitmap_size(bitmap),
                                      1 << SECTOR_BITS);

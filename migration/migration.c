@@ -9,12 +9,15 @@
  */
 #include <string.h>
 
+#include "hw/block/drive.h"
 #include "hw/block/virtio-blk-pci.h"
 #include "hw/i386/machine.h"
 #include "hw/i386/machine-vmstate.h"
+#include "migration/block-dirty-bitmap.h"
 #include "migration/channel.h"
 #include "migration/global-state.h"
 #include "migration/migration.h"
+#include "monitor/qmp-block.h"
 #include "sysemu/kvm-dirty-log.h"
 #include "sysemu/runstate.h"
 #include "tern/error.h"
@@ -39,6 +42,7 @@ struct MigrationState {
     GMainContext *ctx;
     SaveVM *sv;
     RamMigration *ram;
+    DirtyBitmapMigration *bitmaps;  /* capability dirty-bitmaps */
     MigGlobalState gs;
     MachineVmstate *devices;
     bool caps[MIG_CAP__MAX];
@@ -97,6 +101,7 @@ static const char *const cap_names[MIG_CAP__MAX] = {
  * management tools set them up front) but migrate refuses to start. */
 static const bool cap_implemented[MIG_CAP__MAX] = {
     [MIG_CAP_EVENTS] = true,
+    [MIG_CAP_DIRTY_BITMAPS] = true,
     [MIG_CAP_ZERO_BLOCKS] = true,          /* only affects block migration */
     [MIG_CAP_POSTCOPY_BLOCKTIME] = true,   /* statistics only */
 };
@@ -116,6 +121,69 @@ int migration_capability_lookup(const char *name)
     return -1;
 }
 
+/* ---- the drives' dirty bitmaps, for block-dirty-bitmap.c ---- */
+
+static const QmpBlockSource *drives(MigrationState *ms)
+{
+    return &ms->machine->drives->source;
+}
+
+static GPtrArray *bitmap_nodes_list(void *opaque)
+{
+    const QmpBlockSource *src = drives(opaque);
+    GPtrArray *nodes = g_ptr_array_new();
+    QmpBlockBackend be;
+
+    for (size_t i = 0; src->get(src->opaque, i, &be); i++) {
+        if (be.node) {
+            g_ptr_array_add(nodes, be.node);
+        }
+    }
+    return nodes;
+}
+
+static BlockNode *bitmap_nodes_find(void *opaque, const char *name)
+{
+    return qmp_block_lookup(drives(opaque), name);
+}
+
+/* As QEMU: a drive's top node goes by the drive's name. */
+static const char *bitmap_wire_name(void *opaque, BlockNode *bs)
+{
+    const QmpBlockSource *src = drives(opaque);
+    QmpBlockBackend be;
+
+    for (size_t i = 0; src->get(src->opaque, i, &be); i++) {
+        if (be.node == bs && be.device && be.device[0]) {
+            return be.device;
+        }
+    }
+    return NULL;
+}
+
+static bool bitmap_vm_running(void *opaque)
+{
+    return runstate_is_running(runstate_get());
+}
+
+static bool bitmap_in_postcopy(void *opaque)
+{
+    return false;       /* no postcopy yet: bitmaps go in the final burst */
+}
+
+static void register_bitmaps(MigrationState *ms)
+{
+    const DirtyBitmapNodes nodes = {
+        .list = bitmap_nodes_list, .find = bitmap_nodes_find,
+        .vm_running = bitmap_vm_running, .in_postcopy = bitmap_in_postcopy,
+        .wire_name = bitmap_wire_name,
+        .opaque = ms,
+    };
+
+    ms->bitmaps = dirty_bitmap_migration_new(&nodes);
+    dirty_bitmap_migration_register(ms->bitmaps, ms->sv);
+}
+
 MigrationState *migration_state_new(Machine *m)
 {
     MigrationState *ms = g_new0(MigrationState, 1);
@@ -130,6 +198,7 @@ MigrationState *migration_state_new(Machine *m)
     ms->sv = savevm_new("virt");
     ms->ram = ram_migration_new(&m->mem, "pc.ram");
     ram_migration_register(ms->ram, ms->sv);
+    register_bitmaps(ms);
     mig_global_state_set(&ms->gs, runstate_name(runstate_get()));
     mig_global_state_register(ms->sv, &ms->gs);
     machine_vmstate_parts(m, &parts);
@@ -281,6 +350,8 @@ static void start_guest_after_load(MigrationState *ms)
     const char *sent = mig_global_state_received(&ms->gs);
     bool was_running = !sent || !strcmp(sent, "running");
 
+    /* Loaded bitmaps that were enabled on the source start recording. */
+    dirty_bitmap_migration_before_vm_start(ms->bitmaps);
     if (was_running && !ms->machine->cfg->start_paused) {
         vm_start();
     } else {
@@ -455,6 +526,8 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
         return false;
     }
     ram_migration_set_dirty_sync(ms->ram, kvm_dirty_log_sync, ms->dirty);
+    dirty_bitmap_migration_set_enabled(ms->bitmaps,
+                                       ms->caps[MIG_CAP_DIRTY_BITMAPS]);
     /* The devices' own writes into guest RAM: KVM does not log them. */
     virtio_blk_pci_set_dirty_log(ms->machine, ms->dirty);
     ms->have_last = false;
@@ -645,6 +718,7 @@ void migration_state_free(MigrationState *ms)
     machine_vmstate_unregister(ms->devices, ms->sv);
     ram_migration_free(ms->ram);
     savevm_free(ms->sv);
+    dirty_bitmap_migration_free(ms->bitmaps);
     if (ms->ev_free) {
         ms->ev_free(ms->ev_opaque);
     }

@@ -26,6 +26,9 @@ typedef struct DirtyBitmapNodes {
     bool (*vm_running)(void *opaque);
     /* Whether the migration has switched to postcopy. */
     bool (*in_postcopy)(void *opaque);
+    /* Optional: the name to send for 'bs' (QEMU sends a drive's name for
+     * its top node), NULL for the node name. */
+    const char *(*wire_name)(void *opaque, BlockNode *bs);
     void *opaque;
 } DirtyBitmapNodes;
 

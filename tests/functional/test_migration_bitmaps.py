@@ -1,0 +1,61 @@
+"""Dirty-bitmap migration (capability dirty-bitmaps): a bitmap that recorded
+the guest's virtio-blk writes on tern A arrives on tern B with the same name,
+granularity, flags and dirty count, and keeps recording there."""
+import subprocess
+
+import pytest
+
+from ternlib import TernVm, has_kvm, qemu_img
+
+from test_migration_tern import MEM, migrate, unlimited, wait_runstate
+
+pytestmark = pytest.mark.skipif(not has_kvm(), reason="needs /dev/kvm")
+
+
+def drive_args(img):
+    return ["-drive", f"file={img},format=qcow2,if=none,id=d0",
+            "-device", "virtio-blk-pci,drive=d0"]
+
+
+def bitmaps(vm):
+    for dev in vm.qmp().execute("query-block"):
+        if dev["device"] == "d0":
+            return {b["name"]: b for b in dev["inserted"].get("dirty-bitmaps", [])}
+    raise AssertionError("no drive d0")
+
+
+def make_image(path):
+    subprocess.run([qemu_img(), "create", "-q", "-f", "qcow2", str(path), "64M"],
+                   check=True)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_dirty_bitmap_travels_with_the_guest(tmp_path, enabled):
+    src_img, dst_img = tmp_path / "a.qcow2", tmp_path / "b.qcow2"
+    make_image(src_img)
+    make_image(dst_img)
+    append = ("tg.workload=blk tg.blk.mode=verify tg.blk.count=32 "
+              "tg.blk.offset=0x100000 tg.blk.hold=1")
+    with TernVm(tmp_path, append=append, memory=MEM, qmp=True, name="a",
+                paused=True, extra_args=drive_args(src_img)) as a:
+        a.qmp().execute("block-dirty-bitmap-add",
+                        {"node": "d0", "name": "b0", "granularity": 65536})
+        a.qmp().execute("cont")
+        a.serial.wait_for(r"^TG blk holding", timeout=30)
+        if not enabled:
+            a.qmp().execute("block-dirty-bitmap-disable", {"node": "d0", "name": "b0"})
+        before = bitmaps(a)["b0"]
+        assert before["count"] > 0
+        uri = "unix:" + a.sock_path("mig")
+        with TernVm(tmp_path, append=append, memory=MEM, qmp=True, name="b",
+                    incoming=uri, extra_args=drive_args(dst_img)) as b:
+            wait_runstate(b, "inmigrate")
+            a.qmp().execute("migrate-set-capabilities", capabilities=[
+                {"capability": "dirty-bitmaps", "state": True}])
+            unlimited(a)
+            migrate(a, b, uri)
+            wait_runstate(b, "running")
+            after = bitmaps(b)["b0"]
+            for key in ("count", "granularity", "recording", "persistent"):
+                assert after[key] == before[key], (key, before, after)
+            assert after["recording"] is enabled
