@@ -51,6 +51,7 @@ struct QmpServer {
     GList *clients;         /* live QmpClient */
     GList *dead;            /* dropped, awaiting the reaper */
     GSource *reaper;
+    GThread *home;          /* the thread that created it and runs the loop */
     /* Events from other threads, delivered in order by the loop's thread. */
     GMutex events_lock;
     GQueue events;          /* PendingEvent */
@@ -382,6 +383,7 @@ QmpServer *qmp_server_new(QmpRegistry *r, GMainContext *ctx)
 
     s->registry = r;
     s->ctx = g_main_context_ref(ctx ? ctx : g_main_context_default());
+    s->home = g_thread_self();
     g_mutex_init(&s->events_lock);
     g_queue_init(&s->events);
     return s;
@@ -495,11 +497,12 @@ static gboolean server_deliver_events(gpointer opaque)
 }
 
 /*
- * Only the thread running the context touches clients. Another thread must
- * not broadcast itself, even where GLib would let it acquire the context
+ * Only the server's own thread touches clients. Another thread must not
+ * broadcast itself, even where GLib would let it acquire the context
  * (g_main_context_invoke does that between loop iterations): it queues the
  * event and the loop delivers it, in emission order, to the clients that are
- * negotiated at that point.
+ * negotiated at that point. The own thread sends at once, also outside the
+ * loop (start-up, teardown), unless another thread is iterating the context.
  */
 void qmp_server_emit_event(QmpServer *s, const char *name, JsonObject *data)
 {
@@ -507,6 +510,11 @@ void qmp_server_emit_event(QmpServer *s, const char *name, JsonObject *data)
 
     if (g_main_context_is_owner(s->ctx)) {
         server_broadcast(s, name, data);
+        return;
+    }
+    if (g_thread_self() == s->home && g_main_context_acquire(s->ctx)) {
+        server_broadcast(s, name, data);
+        g_main_context_release(s->ctx);
         return;
     }
     pe = g_new0(PendingEvent, 1);

@@ -33,7 +33,8 @@ void qmp_server_wait_for_client(QmpServer *s);
 /*
  * Sends {"event": name, "data": data, "timestamp": ...} to every client that has
  * completed capabilities negotiation. Takes ownership of data (may be NULL).
- * Callable from any thread; off the main-loop thread it is queued to it.
+ * Callable from any thread; from any but the one that created the server it
+ * is queued, in order, and sent by the loop (never from the calling thread).
  */
 void qmp_server_emit_event(QmpServer *s, const char *name, JsonObject *data);
 
