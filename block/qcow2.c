@@ -135,11 +135,18 @@ static void put_header(BDRVQcow2State *s, uint64_t size, GByteArray *out)
 
 /* Builds cluster 0: header, feature table (v3), bitmaps, unknown
  * extensions, end marker. */
-static bool build_header(BDRVQcow2State *s, uint64_t size, GByteArray *out,
-                         GError **errp)
+/*
+ * The feature-name table is optional. QEMU 7.2 writes it only with clusters
+ * over 4 KiB (seen with qemu-img create and bitmap --add: 512 B .. 4 KiB
+ * headers have none, 8 KiB and up have it); tern does the same, and also
+ * drops it where it would not fit next to the other extensions.
+ */
+static bool build_header_exts(BDRVQcow2State *s, uint64_t size,
+                              bool feature_table, GByteArray *out)
 {
+    g_byte_array_set_size(out, 0);
     put_header(s, size, out);
-    if (s->qcow_version >= 3) {
+    if (feature_table) {
         uint8_t table[ARRAY_SIZE(feature_names)][48] = { { 0 } };
         for (size_t i = 0; i < ARRAY_SIZE(feature_names); i++) {
             table[i][0] = feature_names[i].type;
@@ -163,7 +170,15 @@ static bool build_header(BDRVQcow2State *s, uint64_t size, GByteArray *out,
         put_ext(out, e->type, e->data, e->len);
     }
     put_ext(out, QCOW2_EXT_END, NULL, 0);
-    if (out->len > s->cluster_size) {
+    return out->len <= s->cluster_size;
+}
+
+static bool build_header(BDRVQcow2State *s, uint64_t size, GByteArray *out,
+                         GError **errp)
+{
+    bool table = s->qcow_version >= 3 && s->cluster_size > 4096;
+    if (!build_header_exts(s, size, table, out) &&
+        (!table || !build_header_exts(s, size, false, out))) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_FAILED,
                     "qcow2: header extensions do not fit in one cluster");
         return false;
