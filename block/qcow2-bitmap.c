@@ -369,6 +369,42 @@ static bool add_data_ranges(BlockNode *bs, const Qcow2BitmapEntry *e,
     return true;
 }
 
+/*
+ * Bitmap tables and data must not lie on an L2 table, a refcount block or
+ * guest data either: storing would later drop the reference they share.
+ * ranges holds the fixed metadata (name NULL) and the bitmaps' structures.
+ */
+static bool check_not_in_use_elsewhere(BlockNode *bs, GArray *ranges,
+                                       GError **errp)
+{
+    BDRVQcow2State *s = qstate(bs);
+    g_autoptr(GHashTable) clusters = g_hash_table_new(g_direct_hash,
+                                                      g_direct_equal);
+    Qcow2ClusterUser user;
+
+    for (guint i = 0; i < ranges->len; i++) {
+        MetaRange *r = &g_array_index(ranges, MetaRange, i);
+
+        if (!r->name) {
+            continue;
+        }
+        for (uint64_t c = r->start >> s->cluster_bits;
+             c <= (r->start + r->len - 1) >> s->cluster_bits; c++) {
+            g_hash_table_insert(clusters, GSIZE_TO_POINTER(c), r);
+        }
+    }
+    qcow2_find_cluster_user(bs, clusters, &user);
+    if (user.found) {
+        g_autofree char *d = range_describe(user.value);
+
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Corrupt bitmaps: %s overlaps %s at 0x%" PRIx64, d,
+                    user.what, user.offset);
+        return false;
+    }
+    return true;
+}
+
 /* Reads and validates the directory named by the header extension. */
 static bool read_directory(BlockNode *bs, GPtrArray *dir, GError **errp)
 {
@@ -426,7 +462,8 @@ static bool read_directory(BlockNode *bs, GPtrArray *dir, GError **errp)
             return false;
         }
     }
-    return ranges_check_overlap(ranges, errp);
+    return ranges_check_overlap(ranges, errp) &&
+           check_not_in_use_elsewhere(bs, ranges, errp);
 }
 
 /* ---- Loading ---- */

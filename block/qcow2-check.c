@@ -314,3 +314,92 @@ bool qcow2_check(BlockNode *bs, BlockCheckMode fix, BlockCheckResult *res,
     }
     return true;
 }
+
+/* ---- Who else uses a set of clusters (overlap search for bitmaps) ---- */
+
+static bool user_in_range(BDRVQcow2State *s, GHashTable *clusters,
+                          uint64_t off, uint64_t len, const char *what,
+                          Qcow2ClusterUser *user)
+{
+    if (!len) {
+        return false;
+    }
+    for (uint64_t c = off >> s->cluster_bits;
+         c <= (off + len - 1) >> s->cluster_bits; c++) {
+        gpointer v = g_hash_table_lookup(clusters, GSIZE_TO_POINTER(c));
+        if (v) {
+            user->found = true;
+            user->offset = c << s->cluster_bits;
+            user->what = what;
+            user->value = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Tables that cannot be read are skipped: reads report those. */
+static void users_in_l2(BlockNode *bs, uint64_t l2_off, GHashTable *clusters,
+                        Qcow2ClusterUser *user)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *l2 = qcow2_cache_get(s->l2_table_cache, l2_off, NULL);
+    if (!l2) {
+        return;
+    }
+    for (uint32_t j = 0; j < s->l2_size; j++) {
+        uint64_t e = GUINT64_FROM_BE(l2[j]), off = e & QCOW2_L2E_OFFSET_MASK;
+        uint64_t len = off ? s->cluster_size : 0;
+        if (e & QCOW2_OFLAG_COMPRESSED) {
+            qcow2_compressed_ref_range(s, e, &off, &len);
+        }
+        if (user_in_range(s, clusters, off, len, "guest data", user)) {
+            break;
+        }
+    }
+    qcow2_cache_put(s->l2_table_cache, l2);
+}
+
+static void users_in_l1(BlockNode *bs, const uint64_t *l1, uint32_t l1_size,
+                        GHashTable *seen, GHashTable *clusters,
+                        Qcow2ClusterUser *user)
+{
+    BDRVQcow2State *s = bs->opaque;
+    for (uint32_t i = 0; i < l1_size && !user->found; i++) {
+        uint64_t l2_off = l1[i] & QCOW2_L1E_OFFSET_MASK;
+        if (!l2_off || qcow2_offset_into_cluster(s, l2_off) ||
+            user_in_range(s, clusters, l2_off, s->cluster_size,
+                          "an L2 table", user) ||
+            !g_hash_table_add(seen, GSIZE_TO_POINTER(l2_off))) {
+            continue;
+        }
+        users_in_l2(bs, l2_off, clusters, user);
+    }
+}
+
+void qcow2_find_cluster_user(BlockNode *bs, GHashTable *clusters,
+                             Qcow2ClusterUser *user)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash,
+                                                  g_direct_equal);
+    *user = (Qcow2ClusterUser) { 0 };
+    for (uint32_t i = 0; i < s->refcount_table_size && !user->found; i++) {
+        uint64_t rb = s->refcount_table[i] & QCOW2_REFT_OFFSET_MASK;
+        user_in_range(s, clusters, rb, rb ? s->cluster_size : 0,
+                      "a refcount block", user);
+    }
+    users_in_l1(bs, s->l1_table, s->l1_size, seen, clusters, user);
+    for (uint32_t i = 0; i < s->nb_snapshots && !user->found; i++) {
+        const Qcow2Snapshot *sn = &s->snapshots[i];
+        g_autofree uint64_t *l1 = g_new(uint64_t, MAX(sn->l1_size, 1));
+        if (!qcow2_file_pread(bs, sn->l1_table_offset, l1,
+                              (size_t)sn->l1_size * 8, NULL)) {
+            continue;
+        }
+        for (uint32_t j = 0; j < sn->l1_size; j++) {
+            l1[j] = GUINT64_FROM_BE(l1[j]);
+        }
+        users_in_l1(bs, l1, sn->l1_size, seen, clusters, user);
+    }
+}

@@ -199,7 +199,6 @@ typedef struct BDRVQcow2State {
     void *bitmaps;                /* qcow2-bitmap.c's own state */
 
     GPtrArray *unknown_exts;      /* of Qcow2UnknownExt *, written back as-is */
-    bool has_feature_table;       /* rewrite tern's feature name table */
     uint8_t *cluster_buf;         /* one cluster of scratch, for COW */
 } BDRVQcow2State;
 
@@ -273,6 +272,21 @@ typedef struct Qcow2CheckRefs {
  * past the end of the file or unaligned offsets count as corruptions. */
 void qcow2_check_ref_range(BlockNode *bs, Qcow2CheckRefs *refs,
                            uint64_t offset, uint64_t size);
+
+/* What qcow2_find_cluster_user() found: the first host cluster of the set
+ * that something else uses, what uses it, and the set's value for it. */
+typedef struct Qcow2ClusterUser {
+    bool found;
+    uint64_t offset;
+    const char *what;         /* "a refcount block", "an L2 table", ... */
+    gpointer value;
+} Qcow2ClusterUser;
+/* Searches the refcount blocks, the active and snapshot L2 tables and the
+ * guest data they map (compressed ranges included) for a host cluster in
+ * 'clusters' (cluster index -> non-NULL value). Each L2 table is read once;
+ * tables that cannot be read are skipped (reads report them). */
+void qcow2_find_cluster_user(BlockNode *bs, GHashTable *clusters,
+                             Qcow2ClusterUser *user);
 
 /* qcow2-cache.c: tables of one cluster each, cached by host offset. */
 Qcow2Cache *qcow2_cache_new(BlockNode *bs, int nb_tables);

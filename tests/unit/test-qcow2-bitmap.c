@@ -483,7 +483,57 @@ static void p_entry_ones_and_offset(Image *i)
     be_put(i->data + table, 8, be_get(i->data + table, 8) | 1);
 }
 
+/* Where the image's L2 table, guest data cluster and first refcount block
+ * are (make_two_bitmaps wrote guest cluster 0). */
+#define L2E_MASK 0x00fffffffffffe00ULL
+static uint64_t img_l2(Image *i) { return be_get(i->data + i->l1, 8) & L2E_MASK; }
+static uint64_t img_guest(Image *i) { return be_get(i->data + img_l2(i), 8) & L2E_MASK; }
+static uint64_t *img_te0(Image *i, uint64_t *v)
+{
+    *v = be_get(E0(i), 8);
+    return v;
+}
+static void put_te0(Image *i, uint64_t off)
+{
+    uint64_t table;
+
+    be_put(i->data + *img_te0(i, &table), 8, off);
+}
+static void p_table_on_l2(Image *i)
+{
+    /* L2 entry 0 without COPIED also reads as a valid bitmap table entry */
+    be_put(i->data + img_l2(i), 8, img_guest(i));
+    be_put(E0(i), 8, img_l2(i));
+}
+/* The first refcount block holds refcounts that are no valid table entries,
+ * so the second refcount table entry is pointed at the bitmap's table or
+ * data instead. */
+static void p_table_on_refblock(Image *i)
+{
+    be_put(i->data + be_get(i->data + 48, 8) + 8, 8, be_get(E0(i), 8));
+}
+static void p_table_on_guest(Image *i)
+{
+    be_put(i->data + img_guest(i), 8, 0);   /* the guest wrote zeroes */
+    be_put(E0(i), 8, img_guest(i));
+}
+static void p_data_on_l2(Image *i) { put_te0(i, img_l2(i)); }
+static void p_data_on_refblock(Image *i)
+{
+    uint64_t table;
+
+    be_put(i->data + be_get(i->data + 48, 8) + 8, 8,
+           be_get(i->data + *img_te0(i, &table), 8) & L2E_MASK);
+}
+static void p_data_on_guest(Image *i) { put_te0(i, img_guest(i)); }
+
 static const Hostile hostile_cases[] = {
+    { "overlaps an L2 table", p_table_on_l2 },
+    { "overlaps a refcount block", p_table_on_refblock },
+    { "overlaps guest data", p_table_on_guest },
+    { "overlaps an L2 table", p_data_on_l2 },
+    { "overlaps a refcount block", p_data_on_refblock },
+    { "overlaps guest data", p_data_on_guest },
     { "not cluster aligned", p_dir_unaligned },
     { "outside the image file", p_dir_past_eof },
     { "outside the image file", p_dir_wraps },
@@ -537,6 +587,38 @@ static void test_hostile(Fixture *f, gconstpointer data)
         g_clear_error(&err);
     }
     g_free(orig.data);
+}
+
+/* A bitmap data cluster on an L2 table that only a snapshot uses. */
+static void test_data_on_snapshot_l2(Fixture *f, gconstpointer data)
+{
+    BlockNode *bs = must_open(f->path, BDRV_O_RDWR);
+    BlockSnapshotInfo sn = { .name = (char *)"s" };
+    GError *err = NULL;
+    Image img;
+    uint64_t sn_l1, sn_l2;
+
+    write_at(bs, 0, 4096);
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    g_assert_no_error(err);
+    write_at(bs, 0, 4096);              /* the active L2 table is copied */
+    add_persistent(bs, "b1", 64 * KiB);
+    add_persistent(bs, "b2", 64 * KiB);
+    write_at(bs, 0, 4096);
+    bdrv_close(bs);
+    image_load(f->path, &img);
+    sn_l1 = be_get(img.data + be_get(img.data + 64, 8), 8);
+    sn_l2 = be_get(img.data + sn_l1, 8) & L2E_MASK;
+    g_assert_cmpuint(sn_l2, !=, img_l2(&img));
+    put_te0(&img, sn_l2);
+    g_assert_true(g_file_set_contents(f->path, (char *)img.data, img.len,
+                                      NULL));
+    g_free(img.data);
+    bs = bdrv_open(f->path, "qcow2", 0, &err);
+    g_assert_null(bs);
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "overlaps an L2 table"));
+    g_error_free(err);
 }
 
 /* Table entry 1 (no cluster, bit 0 set) reads as all ones: QEMU never
@@ -657,6 +739,7 @@ int main(int argc, char **argv)
     ADD("/qcow2-bitmap/reload-keeps-live-bitmap",
         test_reload_keeps_live_bitmap);
     ADD("/qcow2-bitmap/small-clusters", test_small_clusters);
+    ADD("/qcow2-bitmap/data-on-snapshot-l2", test_data_on_snapshot_l2);
 #undef ADD
     return g_test_run();
 }
