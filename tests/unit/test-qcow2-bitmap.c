@@ -589,6 +589,31 @@ static void test_hostile(Fixture *f, gconstpointer data)
     g_free(orig.data);
 }
 
+/* As QEMU 7.2 (checked with QMP block-dirty-bitmap-add persistent=true, a
+ * qemu-io "flush" and qemu-img info -U): a flush does not store bitmaps; only
+ * close (or store_bitmaps) does. */
+static void test_flush_does_not_store(Fixture *f, gconstpointer data)
+{
+    BlockNode *bs = must_open(f->path, BDRV_O_RDWR), *peek;
+    GError *err = NULL;
+
+    add_persistent(bs, "b", 64 * KiB);
+    write_at(bs, 0, 4096);
+    g_assert_true(bdrv_flush(bs, &err));
+    g_assert_no_error(err);
+    peek = must_open(f->path, BDRV_O_NO_LOCK);
+    bdrv_lock(peek);
+    g_assert_null(bdrv_find_dirty_bitmap(peek, "b"));
+    bdrv_unlock(peek);
+    bdrv_close(peek);
+    bdrv_close(bs);
+    peek = must_open(f->path, 0);
+    bdrv_lock(peek);
+    g_assert_nonnull(bdrv_find_dirty_bitmap(peek, "b"));
+    bdrv_unlock(peek);
+    bdrv_close(peek);
+}
+
 /* A bitmap data cluster on an L2 table that only a snapshot uses. */
 static void test_data_on_snapshot_l2(Fixture *f, gconstpointer data)
 {
@@ -740,6 +765,7 @@ int main(int argc, char **argv)
         test_reload_keeps_live_bitmap);
     ADD("/qcow2-bitmap/small-clusters", test_small_clusters);
     ADD("/qcow2-bitmap/data-on-snapshot-l2", test_data_on_snapshot_l2);
+    ADD("/qcow2-bitmap/flush-does-not-store", test_flush_does_not_store);
 #undef ADD
     return g_test_run();
 }
