@@ -71,7 +71,14 @@ def test_paused_migration_ram_identical_and_guest_continues(tmp_path):
             info = migrate(a, b, uri)
             assert info["ram"]["total"] == MEM << 20
             assert info["ram"]["normal"] + info["ram"]["duplicate"] >= (MEM << 20) // 4096
-            assert "downtime" in info and "total-time" in info
+            for key in ("total-time", "downtime", "setup-time"):
+                assert isinstance(info[key], int), key
+            for key in ("transferred", "remaining", "total", "duplicate", "normal",
+                        "normal-bytes", "dirty-pages-rate", "mbps",
+                        "dirty-sync-count", "pages-per-second"):
+                assert key in info["ram"], key
+            assert info["ram"]["remaining"] == 0
+            assert info["ram"]["normal-bytes"] == info["ram"]["normal"] * 4096
             # A paused source leaves a paused destination.
             wait_runstate(b, "paused")
             assert b.qmp().execute("query-migrate")["status"] == "completed"
@@ -111,6 +118,9 @@ def test_live_dirty_migration_back_and_forth(tmp_path, transport):
             ev = cur.qmp().wait_event("MIGRATION", timeout=5,
                                       match={"status": "completed"})
             assert ev
+            # One MIGRATION_PASS per dirty sync the watch saw, numbered from 1.
+            ev = cur.qmp().wait_event("MIGRATION_PASS", timeout=5)
+            assert ev["data"]["pass"] >= 1
             wait_runstate(nxt, "running")
             last = guestkit.last_dirty_pass(cur.serial) or 0
             guestkit.wait_dirty_passes(nxt.serial, last + 3, timeout=30)
