@@ -15,7 +15,11 @@ pytestmark = pytest.mark.skipif(not has_kvm(), reason="needs /dev/kvm")
 
 
 def ip(*args):
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+    try:
+        return subprocess.run(["ip", *args], capture_output=True, text=True,
+                              timeout=10)
+    except FileNotFoundError:
+        pytest.skip("the ip tool (iproute2) is not installed")
 
 
 @pytest.fixture
