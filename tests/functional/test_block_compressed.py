@@ -7,44 +7,13 @@ name."""
 import json
 import os
 import struct
-import subprocess
 
 import pytest
 
-from ternlib import paths
+from test_block_interop import QEMU_IMG, QEMU_IO, qemu_check_clean, run, \
+    tern_img, need_tools  # noqa: F401 (need_tools: autouse fixture)
 
-QEMU_IMG = paths.qemu_img()
-QEMU_IO = "/usr/bin/qemu-io"
 CLUSTER_SIZES = [512, 4096, 65536, 2 * 1024 * 1024]
-
-
-def run(*args, check=True, timeout=120):
-    p = subprocess.run([str(a) for a in args], capture_output=True,
-                       text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{args} failed ({p.returncode}):\n"
-                             f"{p.stdout}\n{p.stderr}")
-    return p
-
-
-def tern_img(*args, **kw):
-    return run(paths.tern_img(), *args, **kw)
-
-
-def qemu_check_clean(path):
-    p = run(QEMU_IMG, "check", "--output=json", path, check=False)
-    info = json.loads(p.stdout)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert info.get("corruptions", 0) == 0 and info.get("leaks", 0) == 0
-    assert info["check-errors"] == 0
-
-
-@pytest.fixture(autouse=True)
-def need_tools():
-    if not paths.tern_img().exists():
-        pytest.skip(f"tern-img not built in {paths.build_dir()}")
-    if not os.path.exists(QEMU_IO):
-        pytest.skip("qemu-io (qemu-utils) not installed")
 
 
 def make_source(tmp_path):

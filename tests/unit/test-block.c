@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "block/block.h"
+#include "test-block-util.h"
 #include "block/dirty-bitmap.h"
 
 static char *tmpdir;
@@ -188,13 +188,6 @@ int main(int argc, char **argv)
                          test_dirty_bitmap_hook);
     g_test_add_func("/block/create-errors", test_create_raw_errors);
     int ret = g_test_run();
-    g_autoptr(GDir) d = g_dir_open(tmpdir, 0, NULL);
-    const char *n;
-    while (d && (n = g_dir_read_name(d))) {
-        g_autofree char *p = g_build_filename(tmpdir, n, NULL);
-        unlink(p);
-    }
-    rmdir(tmpdir);
-    g_free(tmpdir);
+    rm_scratch_dir(tmpdir);
     return ret;
 }

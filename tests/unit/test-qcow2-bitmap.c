@@ -12,6 +12,7 @@
 
 #include "block/dirty-bitmap.h"
 #include "block/qcow2.h"
+#include "test-block-util.h"
 
 #define DISK_SIZE (64 * MiB + 4096)   /* not a multiple of the granularity */
 
@@ -37,16 +38,6 @@ static void fixture_teardown(Fixture *f, gconstpointer data)
     rmdir(f->dir);
     g_free(f->path);
     g_free(f->dir);
-}
-
-static BlockNode *must_open(const char *path, int flags)
-{
-    GError *err = NULL;
-    BlockNode *bs = bdrv_open(path, "qcow2", flags, &err);
-
-    g_assert_no_error(err);
-    g_assert_nonnull(bs);
-    return bs;
 }
 
 static BdrvDirtyBitmap *add_persistent(BlockNode *bs, const char *name,

@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "block/block.h"
+#include "test-block-util.h"
 
 #define COMPRESSED   (1ULL << 62)
 #define COPIED       (1ULL << 63)
@@ -38,48 +38,6 @@ static void img_free(Img *im)
 {
     g_free(im->path);
     g_free(im->content);
-}
-
-static void patch(const char *path, uint64_t off, const void *data,
-                  size_t len)
-{
-    int fd = open(path, O_WRONLY);
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(pwrite(fd, data, len, (off_t)off), ==, (ssize_t)len);
-    close(fd);
-}
-
-static void patch_be64(const char *path, uint64_t off, uint64_t v)
-{
-    uint64_t be = GUINT64_TO_BE(v);
-    patch(path, off, &be, 8);
-}
-
-static uint64_t read_be64(const char *path, uint64_t off)
-{
-    uint64_t be = 0;
-    int fd = open(path, O_RDONLY);
-    g_assert_cmpint(pread(fd, &be, 8, (off_t)off), ==, 8);
-    close(fd);
-    return GUINT64_FROM_BE(be);
-}
-
-static BlockNode *must_open(const char *path, int flags)
-{
-    GError *err = NULL;
-    BlockNode *bs = bdrv_open(path, "qcow2", flags, &err);
-    g_assert_no_error(err);
-    g_assert_nonnull(bs);
-    return bs;
-}
-
-static void fill(BlockNode *bs, uint64_t off, uint64_t len, int pat)
-{
-    GError *err = NULL;
-    g_autofree uint8_t *buf = g_malloc(len);
-    memset(buf, pat, len);
-    g_assert_true(bdrv_pwrite(bs, off, buf, len, &err));
-    g_assert_no_error(err);
 }
 
 static uint8_t *must_read(BlockNode *bs, uint64_t off, uint64_t len)
@@ -387,18 +345,6 @@ static void test_hostile(void)
     img_free(&im);
 }
 
-static void rm_tmpdir(void)
-{
-    g_autoptr(GDir) d = g_dir_open(tmpdir, 0, NULL);
-    const char *n;
-    while (d && (n = g_dir_read_name(d))) {
-        g_autofree char *p = g_build_filename(tmpdir, n, NULL);
-        unlink(p);
-    }
-    rmdir(tmpdir);
-    g_free(tmpdir);
-}
-
 int main(int argc, char **argv)
 {
     static const uint32_t sizes[] = { 512, 4096, 65536, 2 * 1024 * 1024 };
@@ -419,6 +365,6 @@ int main(int argc, char **argv)
     g_test_add_func("/qcow2-compress/snapshot", test_snapshot_shares);
     g_test_add_func("/qcow2-compress/hostile", test_hostile);
     int ret = g_test_run();
-    rm_tmpdir();
+    rm_scratch_dir(tmpdir);
     return ret;
 }

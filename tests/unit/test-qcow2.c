@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "block/block.h"
+#include "test-block-util.h"
 
 static char *tmpdir;
 
@@ -28,25 +28,6 @@ static char *make_image(const char *name, uint64_t size, uint32_t cs,
     g_assert_true(bdrv_create("qcow2", path, size, &o, &err));
     g_assert_no_error(err);
     return path;
-}
-
-static BlockNode *must_open(const char *path, int flags)
-{
-    GError *err = NULL;
-    BlockNode *bs = bdrv_open(path, NULL, flags, &err);
-    g_assert_no_error(err);
-    g_assert_nonnull(bs);
-    g_assert_cmpstr(bdrv_get_format_name(bs), ==, "qcow2");
-    return bs;
-}
-
-static void fill(BlockNode *bs, uint64_t off, uint64_t len, int pat)
-{
-    GError *err = NULL;
-    g_autofree uint8_t *buf = g_malloc(len);
-    memset(buf, pat, len);
-    g_assert_true(bdrv_pwrite(bs, off, buf, len, &err));
-    g_assert_no_error(err);
 }
 
 static void expect(BlockNode *bs, uint64_t off, uint64_t len, int pat)
@@ -82,36 +63,6 @@ static void check_file_clean(const char *path)
 }
 
 /* ---- byte patching for hostile images ---- */
-
-static void patch(const char *path, uint64_t off, const void *data,
-                  size_t len)
-{
-    int fd = open(path, O_WRONLY);
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(pwrite(fd, data, len, (off_t)off), ==, (ssize_t)len);
-    close(fd);
-}
-
-static void patch_be32(const char *path, uint64_t off, uint32_t v)
-{
-    uint32_t be = GUINT32_TO_BE(v);
-    patch(path, off, &be, 4);
-}
-
-static void patch_be64(const char *path, uint64_t off, uint64_t v)
-{
-    uint64_t be = GUINT64_TO_BE(v);
-    patch(path, off, &be, 8);
-}
-
-static uint64_t read_be64(const char *path, uint64_t off)
-{
-    uint64_t be = 0;
-    int fd = open(path, O_RDONLY);
-    g_assert_cmpint(pread(fd, &be, 8, (off_t)off), ==, 8);
-    close(fd);
-    return GUINT64_FROM_BE(be);
-}
 
 static void expect_open_fails(const char *path, int flags, const char *what)
 {
@@ -705,18 +656,6 @@ static void test_create_errors(void)
     g_clear_error(&err);
 }
 
-static void rm_tmpdir(void)
-{
-    g_autoptr(GDir) d = g_dir_open(tmpdir, 0, NULL);
-    const char *n;
-    while (d && (n = g_dir_read_name(d))) {
-        g_autofree char *p = tmp_path(n);
-        unlink(p);
-    }
-    rmdir(tmpdir);
-    g_free(tmpdir);
-}
-
 int main(int argc, char **argv)
 {
     static const char *const specs[] = {
@@ -756,6 +695,6 @@ int main(int argc, char **argv)
         g_test_add_data_func(name, &hostile[i], test_hostile_header);
     }
     int ret = g_test_run();
-    rm_tmpdir();
+    rm_scratch_dir(tmpdir);
     return ret;
 }

@@ -1,0 +1,79 @@
+/*
+ * Helpers the block-layer unit tests share (test-block.c, test-qcow2*.c):
+ * opening a qcow2 image that must open, filling a range, patching bytes of an image file to
+ * make it hostile, reading a big-endian field back, and removing a scratch
+ * directory. Header-only (static inline) so each test stays one file.
+ */
+#ifndef TESTS_UNIT_TEST_BLOCK_UTIL_H
+#define TESTS_UNIT_TEST_BLOCK_UTIL_H
+
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "block/block.h"
+
+static inline BlockNode *must_open(const char *path, int flags)
+{
+    GError *err = NULL;
+    BlockNode *bs = bdrv_open(path, "qcow2", flags, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(bs);
+    return bs;
+}
+
+/* Writes len bytes of 'pat' at off through the block layer. */
+static inline void fill(BlockNode *bs, uint64_t off, uint64_t len, int pat)
+{
+    GError *err = NULL;
+    g_autofree uint8_t *buf = g_malloc(len);
+    memset(buf, pat, len);
+    g_assert_true(bdrv_pwrite(bs, off, buf, len, &err));
+    g_assert_no_error(err);
+}
+
+static inline void patch(const char *path, uint64_t off, const void *data,
+                         size_t len)
+{
+    int fd = open(path, O_WRONLY);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pwrite(fd, data, len, (off_t)off), ==, (ssize_t)len);
+    close(fd);
+}
+
+static inline void patch_be32(const char *path, uint64_t off, uint32_t v)
+{
+    uint32_t be = GUINT32_TO_BE(v);
+    patch(path, off, &be, 4);
+}
+
+static inline void patch_be64(const char *path, uint64_t off, uint64_t v)
+{
+    uint64_t be = GUINT64_TO_BE(v);
+    patch(path, off, &be, 8);
+}
+
+static inline uint64_t read_be64(const char *path, uint64_t off)
+{
+    uint64_t be = 0;
+    int fd = open(path, O_RDONLY);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(pread(fd, &be, 8, (off_t)off), ==, 8);
+    close(fd);
+    return GUINT64_FROM_BE(be);
+}
+
+/* Removes the (flat) scratch directory and frees its name. */
+static inline void rm_scratch_dir(char *dir)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *n;
+    while (d && (n = g_dir_read_name(d))) {
+        g_autofree char *p = g_build_filename(dir, n, NULL);
+        unlink(p);
+    }
+    rmdir(dir);
+    g_free(dir);
+}
+
+#endif
