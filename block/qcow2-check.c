@@ -63,9 +63,10 @@ static void check_compressed(BlockNode *bs, Qcow2CheckRefs *refs, uint64_t e,
         refs->res->corruptions++;
     }
     qcow2_compressed_ref_range(s, e, &start, &len);
-    if (active) {
+    if (active) {             /* qemu-img counts each as fragmented too */
         refs->res->allocated_clusters++;
         refs->res->compressed_clusters++;
+        refs->res->fragmented_clusters++;
     }
     ref_range_n(bs, refs, start, len, n);
 }

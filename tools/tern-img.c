@@ -362,6 +362,9 @@ static void check_report(const char *filename, const char *fmt,
         g_autoptr(JsonBuilder) b = json_builder_new();
         json_builder_begin_object(b);
         json_member_int(b, "image-end-offset", r->image_end_offset);
+        if (r->compressed_clusters) {
+            json_member_int(b, "compressed-clusters", r->compressed_clusters);
+        }
         json_member_int(b, "total-clusters", r->total_clusters);
         json_member_int(b, "check-errors", r->check_errors);
         if (r->allocated_clusters) {

@@ -47,6 +47,9 @@ def test_qemu_compressed_reads_identically(tmp_path, cs):
     assert p.returncode == 0, p.stdout + p.stderr
     p = tern_img("check", img, check=False)
     assert p.returncode == 0, p.stdout + p.stderr
+    # check's figures (compressed, fragmented, allocated) as qemu-img's
+    assert p.stdout == run(QEMU_IMG, "check", img).stdout
+    assert json.loads(tern_img("check", "--output=json", img).stdout) == info
 
 
 def test_qemu_compressed_v2_reads(tmp_path):
