@@ -238,6 +238,12 @@ static void finish(MigrationJob *job, bool ok)
     bool was_cancelled = g_atomic_int_get(&job->cancel);
 
     publish(job, ok ? 0 : job->stats.remaining);
+    if (!ok && was_cancelled) {
+        /* The channel was shut down by the cancel: say why, not EPIPE. */
+        g_clear_error(&job->error);
+        g_set_error(&job->error, TERN_ERROR, TERN_ERR_FAILED,
+                    "migration cancelled");
+    }
     g_mutex_lock(&job->lock);
     if (job->error) {
         g_strlcpy(job->stats.error_desc, job->error->message,
@@ -257,10 +263,15 @@ static gpointer job_thread(gpointer opaque)
     MigrationJob *job = opaque;
     bool ok = run(job, &job->error);
     uint64_t transferred = qemu_file_tell(job->f);
+    QEMUFile *f;
 
-    /* Closing flushes: a failure there fails the migration too. */
-    ok = qemu_fclose(job->f, ok ? &job->error : NULL) && ok;
+    /* From here a cancel can no longer shut the channel down. */
+    g_mutex_lock(&job->lock);
+    f = job->f;
     job->f = NULL;
+    g_mutex_unlock(&job->lock);
+    /* Closing flushes: a failure there fails the migration too. */
+    ok = qemu_fclose(f, ok ? &job->error : NULL) && ok;
     g_mutex_lock(&job->lock);
     job->stats.transferred = transferred;
     job->stats.total_time_ms = elapsed_ms(job);
@@ -294,6 +305,10 @@ void migration_job_cancel(MigrationJob *job)
     g_mutex_lock(&job->lock);
     if (job->stats.status < MIGRATION_STATUS_COMPLETED) {
         job->stats.status = MIGRATION_STATUS_CANCELLING;
+        /* A write blocked on a stalled peer would never see the flag. */
+        if (job->f) {
+            qemu_file_shutdown_channel(job->f);
+        }
     }
     g_mutex_unlock(&job->lock);
 }

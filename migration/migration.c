@@ -697,7 +697,7 @@ void migration_state_free(MigrationState *ms)
     }
     g_cond_broadcast(&ms->cond);
     if (ms->in.file) {
-        qemu_file_shutdown(ms->in.file);
+        qemu_file_shutdown_channel(ms->in.file);   /* the loader fails */
     }
     g_mutex_unlock(&ms->lock);
     if (ms->job) {

@@ -86,6 +86,13 @@ QEMUFile *qemu_file_get_return_path(QEMUFile *f, GError **errp)
     return f->ops->get_return_path(f->opaque, !f->output, errp);
 }
 
+void qemu_file_shutdown_channel(QEMUFile *f)
+{
+    if (f->ops->shutdown) {
+        f->ops->shutdown(f->opaque);
+    }
+}
+
 void qemu_file_shutdown(QEMUFile *f)
 {
     if (f->ops->shutdown) {

@@ -62,6 +62,10 @@ void *qemu_file_backend(QEMUFile *f, const QEMUFileOps *ops);
  * path of a duplex socket), or NULL with errp if the backend has none. */
 QEMUFile *qemu_file_get_return_path(QEMUFile *f, GError **errp);
 void qemu_file_shutdown(QEMUFile *f);
+/* Only shut the channel down (shutdown(2) on a socket), from any thread:
+ * a read or write blocked in another thread fails there and sets the
+ * sticky error on its own thread. No-op for backends without shutdown. */
+void qemu_file_shutdown_channel(QEMUFile *f);
 
 /* Sticky error: NULL while the stream is healthy. */
 const GError *qemu_file_get_error(const QEMUFile *f);

@@ -182,3 +182,29 @@ def test_hostile_streams_end_the_destination_cleanly(tmp_path):
             assert rc == 1, (name, rc, err[-2000:])
             assert "load of migration failed" in err, (name, err[-2000:])
             assert "AddressSanitizer" not in err and "runtime error" not in err
+
+
+def test_cancel_with_a_stalled_destination(tmp_path):
+    """The destination stops reading (SIGSTOP: a stalled link): the source's
+    writes block, yet migrate_cancel ends the migration and the guest goes
+    on."""
+    with TernVm(tmp_path, append=DIRTY, memory=MEM, qmp=True, name="a") as a:
+        guestkit.wait_dirty_passes(a.serial, 1, timeout=20)
+        uri = "unix:" + a.sock_path("mig")
+        with TernVm(tmp_path, append=DIRTY, memory=MEM, qmp=True, name="b",
+                    incoming=uri) as b:
+            wait_runstate(b, "inmigrate")
+            os.kill(b.proc.pid, signal.SIGSTOP)
+            try:
+                unlimited(a)
+                a.qmp().execute("migrate", uri=uri)
+                wait_status(a, ("active",), timeout=10)
+                time.sleep(0.5)     # the socket buffers fill up
+                assert a.qmp().execute("query-migrate")["status"] == "active"
+                a.qmp().execute("migrate_cancel")
+                info = wait_status(a, ("cancelled", "completed", "failed"))
+                assert info["status"] == "cancelled"
+                assert info["error-desc"] == "migration cancelled"
+                assert_source_unharmed(a)
+            finally:
+                os.kill(b.proc.pid, signal.SIGCONT)
