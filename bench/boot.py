@@ -12,6 +12,10 @@ For each VMM, N runs, alternating, reporting medians:
   vmm_pss    the same from /proc/PID/smaps_rollup as Pss_Anon + Pss_File:
              shared-library pages count only for this process's share, so it
              is closer to what one more VM costs the host.
+It also prints the load average before and after (this host is shared; the
+load moves the times more than anything the VMMs do), both command lines, and
+for tern's last run where its resident pages are, per mapped file
+(/proc/PID/smaps at "TG ready"), so the RSS figure can be explained.
 Usage: bench/boot.py [--runs N] [--build DIR] [--mem MiB]
 (default build: <repo>/build, the optimised tree; scripts/build build makes it).
 """
@@ -38,6 +42,19 @@ def read_status(pid):
     return fields
 
 
+def rss_by_mapping(pid):
+    """kB resident per mapped file ('[anon]' for the rest), from smaps."""
+    out, name = {}, None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and ":" not in head[0]:
+                name = os.path.basename(head[5]) if len(head) > 5 else "[anon]"
+            elif head[0] == "Rss:":
+                out[name] = out.get(name, 0) + int(head[1])
+    return out
+
+
 def tern_cmd(build, kit, mem):
     return [str(build / "tern"), "-M", "virt", "-accel", "kvm", "-m", f"{mem}M",
             "-kernel", str(kit), "-append", "tg.workload=idle", "-serial", "stdio",
@@ -62,7 +79,9 @@ def one_run(cmd, timeout=20.0):
         for line in p.stdout:
             if line.startswith(b"TG ready"):
                 ms = (time.perf_counter() - t0) * 1000
-                return ms, read_status(p.pid)
+                fields = read_status(p.pid)
+                fields["by_mapping"] = rss_by_mapping(p.pid)
+                return ms, fields
             if time.perf_counter() > deadline:
                 break
         raise RuntimeError(f"no 'TG ready' from {cmd[0]}: {p.stderr.read(2000)!r}")
@@ -97,13 +116,19 @@ def main():
     cmds = {"tern": tern_cmd(args.build, kit, args.mem),
             "qemu": qemu_cmd(args.build, kit, args.mem)}
     runs = {"tern": [], "qemu": []}
+    load_before = os.getloadavg()
     one_run(cmds["tern"])          # warm the page cache for both
     one_run(cmds["qemu"])
     for _ in range(args.runs):
         for name in ("tern", "qemu"):
             runs[name].append(one_run(cmds[name]))
+    load_after = os.getloadavg()
     res = {name: summarize(r) for name, r in runs.items()}
     t, q = res["tern"], res["qemu"]
+    for name in ("tern", "qemu"):
+        print(f"{name}: {' '.join(cmds[name])}")
+    print("load average before: %.2f %.2f %.2f, after: %.2f %.2f %.2f"
+          % (load_before + load_after))
     print(f"Boot: guest kit (idle), -m {args.mem}M, median of {args.runs} runs each")
     print(f"{'':6} {'exec->TG ready':>15} {'RSS w/o guest RAM':>18} {'PSS w/o guest RAM':>18}")
     for name in ("tern", "qemu"):
@@ -113,10 +138,16 @@ def main():
     print(f"ratio  QEMU/tern: time {q['ready_ms'] / t['ready_ms']:.1f}x, "
           f"RSS {q['vmm_rss_mib'] / t['vmm_rss_mib']:.1f}x, "
           f"PSS {q['vmm_pss_mib'] / t['vmm_pss_mib']:.1f}x")
+    maps = runs["tern"][-1][1]["by_mapping"]
+    top = sorted(maps.items(), key=lambda kv: -kv[1])
+    print("tern's last run, resident kB per mapping (guest RAM is the memfd):")
+    print("  " + ", ".join(f"{k} {v}" for k, v in top if v >= 16))
     out = REPO / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "boot.json").write_text(json.dumps(
-        {"mem_mib": args.mem, "runs": args.runs, "results": res}, indent=2))
+        {"mem_mib": args.mem, "runs": args.runs, "load_before": load_before,
+         "load_after": load_after, "results": res, "tern_rss_kib_by_mapping": maps},
+        indent=2))
     return 0
 
 
