@@ -13,18 +13,8 @@
 #include <string.h>
 
 #include "migration/block-dirty-bitmap.h"
+#include "migration/dirty-bitmap-wire.h"
 
-#define DBM_EOS          0x01
-#define DBM_ZEROES       0x02
-#define DBM_BITMAP_NAME  0x04
-#define DBM_DEVICE_NAME  0x08
-#define DBM_START        0x10
-#define DBM_COMPLETE     0x20
-#define DBM_BITS         0x40
-#define DBM_EXTRA        0x80
-#define DBM_START_ENABLED     0x01
-#define DBM_START_PERSISTENT  0x02
-#define DBM_START_RESERVED    0xf8
 #define DBM_CHUNK_BYTES  1024       /* bytes of serialized bits per chunk */
 #define DBM_BUF_ALIGN    32         /* QEMU rounds buffers to 4 longs */
 #define SECTOR_BITS      9
@@ -401,35 +391,12 @@ static bool fail(GError **errp, const char *fmt, ...)
     return false;
 }
 
-static bool get_flags(QEMUFile *f, uint32_t *flags, GError **errp)
-{
-    uint32_t v = qemu_get_byte(f);
-    uint32_t markers = 0;
-
-    if (v & DBM_EXTRA) {
-        v = v << 8 | qemu_get_byte(f);
-        markers = 0x8000;
-        if (v & DBM_EXTRA) {
-            v = v << 16 | qemu_get_be16(f);
-            markers = 0x80800000;
-        }
-    }
-    if (!qemu_file_check(f, errp)) {
-        return false;
-    }
-    *flags = v & ~markers;
-    if (*flags & ~0x7fu) {
-        return fail(errp, "dirty-bitmap: unknown chunk flags 0x%x", *flags);
-    }
-    return true;
-}
-
 static bool load_header(DirtyBitmapMigration *dbm, QEMUFile *f,
                         GError **errp)
 {
     bool nothing;
 
-    if (!get_flags(f, &dbm->flags, errp)) {
+    if (!dbm_get_flags(f, &dbm->flags, errp)) {
         return false;
     }
     nothing = dbm->flags == (dbm->flags & DBM_EOS);

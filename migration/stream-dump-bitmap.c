@@ -17,19 +17,9 @@
  */
 #include <string.h>
 
+#include "migration/dirty-bitmap-wire.h"
 #include "stream-dump-int.h"
 
-#define DBM_EOS          0x01
-#define DBM_ZEROES       0x02
-#define DBM_BITMAP_NAME  0x04
-#define DBM_DEVICE_NAME  0x08
-#define DBM_START        0x10
-#define DBM_COMPLETE     0x20
-#define DBM_BITS         0x40
-#define DBM_EXTRA        0x80
-#define DBM_START_ENABLED     0x01
-#define DBM_START_PERSISTENT  0x02
-#define DBM_START_RESERVED    0xf8
 #define SECTOR_BITS 9
 /* Ranges printed per bitmap before "..." */
 #define DUMP_MAX_RANGES 32
@@ -76,25 +66,11 @@ static DumpBitmap *find_bitmap(StreamDump *d, const char *node,
 /* Decode the 1-, 2- or 4-byte flags; the marker bits are not flags. */
 static bool read_flags(QEMUFile *f, uint32_t *flags, GError **errp)
 {
-    uint32_t v = qemu_get_byte(f);
-    uint32_t extra = 0;
+    g_autoptr(GError) err = NULL;
 
-    if (v & DBM_EXTRA) {
-        v = v << 8 | qemu_get_byte(f);
-        extra = 0x8000;
-        if (v & DBM_EXTRA) {
-            v = v << 16 | qemu_get_be16(f);
-            extra = 0x80800000;
-        }
+    if (!dbm_get_flags(f, flags, &err)) {
+        return dump_fail(errp, f, "%s", err->message);
     }
-    if (qemu_file_get_error(f)) {
-        return dump_fail(errp, f, "dirty-bitmap: truncated chunk flags");
-    }
-    v &= ~extra;
-    if (v & ~0x7fu) {
-        return dump_fail(errp, f, "dirty-bitmap: unknown chunk flags 0x%x", v);
-    }
-    *flags = v;
     return true;
 }
 
