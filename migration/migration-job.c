@@ -5,7 +5,10 @@
  * bandwidth measured over the last 100 ms window, the VM is stopped and the
  * rest goes in one final burst. Otherwise one more iteration runs, unless
  * this window's byte budget (max_bandwidth / 10) is spent, in which case the
- * thread sleeps to the window's end. Statistics are published under a lock.
+ * thread sleeps to the window's end. With auto-converge, each dirty sync
+ * that closes a period of at least a second compares what the guest dirtied
+ * with what was sent and raises the vCPU throttle as QEMU does.
+ * Statistics are published under a lock.
  */
 #include <string.h>
 
@@ -13,6 +16,7 @@
 
 #define WINDOW_US               (100 * 1000)
 #define DEFAULT_DOWNTIME_MS     300
+#define THROTTLE_PERIOD_US      (1000 * 1000)
 
 struct MigrationJob {
     SaveVM *sv;
@@ -35,7 +39,35 @@ struct MigrationJob {
     uint64_t last_fit;              /* exact pending when it last fitted */
     unsigned fit_rounds;            /* rounds run although it fitted */
     bool finish_round;              /* send the dirty set before deciding */
+
+    /* thread-private: auto-converge's current period */
+    gint64 period_start_us;
+    uint64_t period_start_bytes;
+    uint64_t period_start_dirtied;  /* RAM's dirtied_pages then */
+    uint64_t period_syncs;          /* RAM's dirty_sync_count then */
+    unsigned dirty_high;            /* periods in a row over the trigger */
+    unsigned throttle;              /* percentage in force */
 };
+
+unsigned migration_throttle_next(const MigrationParams *p, unsigned now,
+                                 uint64_t dirty, uint64_t threshold)
+{
+    unsigned max = MIN(p->max_cpu_throttle, 99);
+    uint64_t cpu_now, cpu_ideal, inc;
+
+    if (!now) {
+        return MIN(p->cpu_throttle_initial, max);
+    }
+    if (!p->cpu_throttle_tailslow || !dirty) {
+        return MIN(now + p->cpu_throttle_increment, max);
+    }
+    /* Tailslow: give the vCPUs the share of time that would have dirtied
+     * just the threshold, but never raise by more than the increment. */
+    cpu_now = 100 - now;
+    cpu_ideal = (uint64_t)(cpu_now * ((double)threshold / dirty));
+    inc = MIN(cpu_now - MIN(cpu_ideal, cpu_now), p->cpu_throttle_increment);
+    return MIN(now + inc, max);
+}
 
 const char *migration_status_name(MigrationStatus s)
 {
@@ -114,6 +146,55 @@ static void roll_window(MigrationJob *job)
     qemu_file_reset_rate_limit(job->f);
 }
 
+static void set_throttle(MigrationJob *job, unsigned pct)
+{
+    job->throttle = pct;
+    if (job->hooks.throttle) {
+        job->hooks.throttle(job->hooks.opaque, pct);
+    }
+    g_mutex_lock(&job->lock);
+    job->stats.cpu_throttle_percentage = pct;
+    g_mutex_unlock(&job->lock);
+}
+
+static void start_throttle_period(MigrationJob *job, const RamMigrationStats *rs)
+{
+    job->period_start_us = g_get_monotonic_time();
+    job->period_start_bytes = qemu_file_tell(job->f);
+    job->period_start_dirtied = rs->dirtied_pages;
+    job->period_syncs = rs->dirty_sync_count;
+}
+
+/* After a dirty sync that ends a period of a second or more: QEMU's rule,
+ * the guest outpaced the trigger share of the link twice -> throttle more. */
+static void check_throttle(MigrationJob *job)
+{
+    RamMigrationStats rs;
+    uint64_t sent, dirty, threshold;
+
+    if (!job->params.auto_converge || !job->ram) {
+        return;
+    }
+    rs = ram_migration_stats(job->ram);
+    if (!job->period_start_us) {
+        start_throttle_period(job, &rs);
+        return;
+    }
+    if (rs.dirty_sync_count == job->period_syncs ||
+        g_get_monotonic_time() - job->period_start_us < THROTTLE_PERIOD_US) {
+        return;
+    }
+    sent = qemu_file_tell(job->f) - job->period_start_bytes;
+    dirty = (rs.dirtied_pages - job->period_start_dirtied) * RAM_PAGE_SIZE;
+    threshold = sent * job->params.throttle_trigger_threshold / 100;
+    if (dirty > threshold && ++job->dirty_high >= 2) {
+        job->dirty_high = 0;
+        set_throttle(job, migration_throttle_next(&job->params, job->throttle,
+                                                  dirty, threshold));
+    }
+    start_throttle_period(job, &rs);
+}
+
 static bool cancelled(MigrationJob *job, GError **errp)
 {
     if (!g_atomic_int_get(&job->cancel)) {
@@ -169,6 +250,7 @@ static bool iterate_until_converged(MigrationJob *job, GError **errp)
             return false;
         }
         roll_window(job);
+        check_throttle(job);
         if (job->finish_round) {
             uint64_t can = 0;
 
@@ -230,6 +312,11 @@ static bool run(MigrationJob *job, GError **errp)
              complete(job, errp);
     }
     savevm_save_cleanup(job->sv);
+    /* Whatever the outcome, the guest runs at full speed again (on the
+     * destination it never was throttled). */
+    if (job->throttle) {
+        set_throttle(job, 0);
+    }
     return ok;
 }
 

@@ -17,6 +17,7 @@
 #include "migration/channel.h"
 #include "migration/global-state.h"
 #include "migration/migration.h"
+#include "migration/cpu-throttle.h"
 #include "monitor/qmp-block.h"
 #include "sysemu/kvm-dirty-log.h"
 #include "sysemu/runstate.h"
@@ -56,6 +57,7 @@ struct MigrationState {
     /* outgoing */
     MigrationJob *job;
     KvmDirtyLog *dirty;
+    CpuThrottle *throttle;      /* auto-converge, made on first use */
     MigrationStats last;        /* the finished (or failed-to-start) job */
     bool have_last;
     uint64_t last_dirty_rate;
@@ -101,6 +103,7 @@ static const char *const cap_names[MIG_CAP__MAX] = {
  * management tools set them up front) but migrate refuses to start. */
 static const bool cap_implemented[MIG_CAP__MAX] = {
     [MIG_CAP_EVENTS] = true,
+    [MIG_CAP_AUTO_CONVERGE] = true,
     [MIG_CAP_DIRTY_BITMAPS] = true,
     [MIG_CAP_ZERO_BLOCKS] = true,          /* only affects block migration */
     [MIG_CAP_POSTCOPY_BLOCKTIME] = true,   /* statistics only */
@@ -193,6 +196,10 @@ MigrationState *migration_state_new(Machine *m)
     ms->ctx = m->ctx ? m->ctx : g_main_context_default();
     ms->params.max_bandwidth = DEFAULT_MAX_BANDWIDTH;
     ms->params.downtime_limit_ms = DEFAULT_DOWNTIME_MS;
+    ms->params.throttle_trigger_threshold = MIGRATION_THROTTLE_TRIGGER_DEFAULT;
+    ms->params.cpu_throttle_initial = MIGRATION_THROTTLE_INITIAL_DEFAULT;
+    ms->params.cpu_throttle_increment = MIGRATION_THROTTLE_INCREMENT_DEFAULT;
+    ms->params.max_cpu_throttle = MIGRATION_THROTTLE_MAX_DEFAULT;
     g_mutex_init(&ms->lock);
     g_cond_init(&ms->cond);
     ms->sv = savevm_new("virt");
@@ -469,6 +476,14 @@ static bool job_stop_vm(void *opaque, GError **errp)
     return ok;
 }
 
+/* Migration thread: auto-converge's new throttle percentage. */
+static void job_throttle(void *opaque, unsigned pct)
+{
+    MigrationState *ms = opaque;
+
+    cpu_throttle_set(ms->throttle, pct);
+}
+
 static bool check_caps(const MigrationState *ms, GError **errp)
 {
     for (int i = 0; i < MIG_CAP__MAX; i++) {
@@ -495,7 +510,10 @@ static void record_start_failure(MigrationState *ms, const GError *err)
 bool migration_start_outgoing(MigrationState *ms, const char *uri,
                               GError **errp)
 {
-    const MigrationHooks hooks = { .stop_vm = job_stop_vm, .opaque = ms };
+    const MigrationHooks hooks = {
+        .stop_vm = job_stop_vm, .throttle = job_throttle, .opaque = ms,
+    };
+    MigrationParams params = ms->params;
     GError *err = NULL;
     QEMUFile *f;
 
@@ -531,8 +549,13 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
     /* The devices' own writes into guest RAM: KVM does not log them. */
     virtio_blk_pci_set_dirty_log(ms->machine, ms->dirty);
     ms->have_last = false;
+    params.auto_converge = ms->caps[MIG_CAP_AUTO_CONVERGE];
+    if (!ms->throttle) {
+        ms->throttle = cpu_throttle_new(ms->machine->vcpus,
+                                        ms->machine->nr_vcpus);
+    }
     emit_status(ms, MIGRATION_STATUS_SETUP);
-    ms->job = migration_job_start(ms->sv, f, ms->ram, &ms->params, &hooks);
+    ms->job = migration_job_start(ms->sv, f, ms->ram, &params, &hooks);
     start_poll(ms);
     return true;
 }
@@ -704,6 +727,7 @@ void migration_state_free(MigrationState *ms)
         migration_job_cancel(ms->job);
         migration_job_free(ms->job);
     }
+    cpu_throttle_free(ms->throttle);
     if (ms->in.thread) {
         migration_listener_cancel(ms->in.listener);
         g_thread_join(ms->in.thread);

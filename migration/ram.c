@@ -263,11 +263,19 @@ static int ram_save_iterate(QEMUFile *f, void *opaque, GError **errp)
 
 static bool sync_dirty(RamMigration *rm, GError **errp)
 {
+    uint64_t before;
+    bool ok;
+
     if (!rm->sync) {
         return true;
     }
+    before = hbitmap_count(rm->dirty);
     rm->stats.dirty_sync_count++;
-    return rm->sync(rm->sync_opaque, rm->dirty, errp);
+    ok = rm->sync(rm->sync_opaque, rm->dirty, errp);
+    /* Pages already dirty and dirtied again count once: an approximation
+     * auto-converge shares with QEMU, which counts per sync too. */
+    rm->stats.dirtied_pages += hbitmap_count(rm->dirty) - before;
+    return ok;
 }
 
 static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)

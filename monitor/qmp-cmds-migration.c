@@ -128,6 +128,10 @@ static JsonNode *cmd_query_migrate(const QmpCall *call, JsonObject *args,
             json_object_set_int_member(o, "expected-downtime",
                                        s->expected_downtime_ms);
         }
+        if (s->cpu_throttle_percentage) {
+            json_object_set_int_member(o, "cpu-throttle-percentage",
+                                       s->cpu_throttle_percentage);
+        }
     }
     if (info.has_ram) {
         json_object_set_object_member(o, "ram", ram_info(&info));
@@ -219,8 +223,32 @@ static JsonNode *cmd_query_caps(const QmpCall *call, JsonObject *args,
 static const QmpArgSpec set_params_args[] = {
     { "max-bandwidth", QMP_ARG_INT, true },
     { "downtime-limit", QMP_ARG_INT, true },
+    { "throttle-trigger-threshold", QMP_ARG_INT, true },
+    { "cpu-throttle-initial", QMP_ARG_INT, true },
+    { "cpu-throttle-increment", QMP_ARG_INT, true },
+    { "cpu-throttle-tailslow", QMP_ARG_BOOL, true },
+    { "max-cpu-throttle", QMP_ARG_INT, true },
     { NULL }
 };
+
+/* An auto-converge percentage in [1, max], with QEMU's message otherwise
+ * (QEMU names the parameter with underscores there). */
+static bool throttle_param(JsonObject *args, const char *name, unsigned max,
+                           unsigned *val, GError **errp)
+{
+    int64_t v = qmp_arg_int(args, name, *val);
+
+    if (v < 1 || v > max) {
+        g_autofree char *qname = g_strdelimit(g_strdup(name), "-", '_');
+
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Parameter '%s' expects an integer in the range of 1 to "
+                    "%u", qname, max);
+        return false;
+    }
+    *val = v;
+    return true;
+}
 
 /* QEMU's limits: downtime-limit up to 2000 s, bandwidth up to SIZE_MAX. */
 #define MAX_DOWNTIME_MS 2000000
@@ -245,6 +273,18 @@ static JsonNode *cmd_set_params(const QmpCall *call, JsonObject *args,
                     "range of 0 to %d milliseconds", MAX_DOWNTIME_MS);
         return NULL;
     }
+    if (!throttle_param(args, "throttle-trigger-threshold", 100,
+                        &p.throttle_trigger_threshold, errp) ||
+        !throttle_param(args, "cpu-throttle-initial", 99,
+                        &p.cpu_throttle_initial, errp) ||
+        !throttle_param(args, "cpu-throttle-increment", 99,
+                        &p.cpu_throttle_increment, errp) ||
+        !throttle_param(args, "max-cpu-throttle", 99,
+                        &p.max_cpu_throttle, errp)) {
+        return NULL;
+    }
+    p.cpu_throttle_tailslow = qmp_arg_bool(args, "cpu-throttle-tailslow",
+                                           p.cpu_throttle_tailslow);
     p.max_bandwidth = bw;
     p.downtime_limit_ms = dt;
     if (!migration_set_params(state(call), &p, errp)) {
@@ -261,6 +301,15 @@ static JsonNode *cmd_query_params(const QmpCall *call, JsonObject *args,
 
     json_object_set_int_member(o, "max-bandwidth", p.max_bandwidth);
     json_object_set_int_member(o, "downtime-limit", p.downtime_limit_ms);
+    json_object_set_int_member(o, "throttle-trigger-threshold",
+                               p.throttle_trigger_threshold);
+    json_object_set_int_member(o, "cpu-throttle-initial",
+                               p.cpu_throttle_initial);
+    json_object_set_int_member(o, "cpu-throttle-increment",
+                               p.cpu_throttle_increment);
+    json_object_set_boolean_member(o, "cpu-throttle-tailslow",
+                                   p.cpu_throttle_tailslow);
+    json_object_set_int_member(o, "max-cpu-throttle", p.max_cpu_throttle);
     return object_node(o);
 }
 

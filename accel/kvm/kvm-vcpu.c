@@ -32,6 +32,7 @@ struct Vcpu {
     VcpuRunState want;    /* what it was asked to do */
     bool io_pending;      /* last exit was I/O that completes on re-entry */
     pid_t tid;            /* the thread's Linux TID; 0 until it has started */
+    gint64 throttle_us;   /* auto-converge: sleep this long before KVM_RUN */
 };
 
 static void kick_handler(int sig)
@@ -201,6 +202,21 @@ static void set_state(Vcpu *v, VcpuRunState s)
     g_cond_broadcast(&v->cond);
 }
 
+/* Auto-converge's sleep, under the lock; a pause or destroy request ends
+ * it early (they broadcast the condition). */
+static void throttle_sleep(Vcpu *v)
+{
+    gint64 until = g_get_monotonic_time() + v->throttle_us;
+
+    v->throttle_us = 0;
+    while (v->want == VCPU_RUNNING &&
+           g_cond_wait_until(&v->cond, &v->lock, until)) {
+        if (g_get_monotonic_time() >= until) {
+            break;
+        }
+    }
+}
+
 static void *vcpu_thread(void *opaque)
 {
     Vcpu *v = opaque;
@@ -221,8 +237,13 @@ static void *vcpu_thread(void *opaque)
             if (v->want == VCPU_STOPPED) {
                 break;
             }
+            v->throttle_us = 0;     /* a throttle does not outlive a pause */
             set_state(v, VCPU_PAUSED);
             g_cond_wait(&v->cond, &v->lock);
+            continue;
+        }
+        if (v->throttle_us) {
+            throttle_sleep(v);
             continue;
         }
         v->run->immediate_exit = 0;
@@ -366,6 +387,17 @@ void vcpu_request_pause(Vcpu *v)
         if (v->state == VCPU_RUNNING) {
             kick(v);
         }
+        g_cond_broadcast(&v->cond);     /* ends a throttle sleep */
+    }
+    g_mutex_unlock(&v->lock);
+}
+
+void vcpu_throttle_sleep(Vcpu *v, int64_t us)
+{
+    g_mutex_lock(&v->lock);
+    if (v->want == VCPU_RUNNING && v->state == VCPU_RUNNING && us > 0) {
+        v->throttle_us = us;
+        kick(v);
     }
     g_mutex_unlock(&v->lock);
 }

@@ -30,7 +30,31 @@ const char *migration_status_name(MigrationStatus s);
 typedef struct MigrationParams {
     uint64_t max_bandwidth;         /* bytes per second, 0 = unlimited */
     uint64_t downtime_limit_ms;     /* 0 = QEMU's default, 300 ms */
+    /* Auto-converge (QEMU's capability and parameters): once per period of
+     * at least a second of dirty syncs, if the guest dirtied more than
+     * throttle_trigger_threshold % of the bytes sent in that period, twice,
+     * the vCPUs are throttled: cpu_throttle_initial % first, then raised
+     * by cpu_throttle_increment (or, with tailslow, by what the excess
+     * suggests, at most the increment), up to max_cpu_throttle. */
+    bool auto_converge;
+    unsigned throttle_trigger_threshold;    /* 1..100 */
+    unsigned cpu_throttle_initial;          /* 1..99 */
+    unsigned cpu_throttle_increment;        /* 1..99 */
+    unsigned max_cpu_throttle;              /* 1..99 */
+    bool cpu_throttle_tailslow;
 } MigrationParams;
+
+/* QEMU 7.2's defaults for the throttle parameters above. */
+#define MIGRATION_THROTTLE_TRIGGER_DEFAULT  50
+#define MIGRATION_THROTTLE_INITIAL_DEFAULT  20
+#define MIGRATION_THROTTLE_INCREMENT_DEFAULT 10
+#define MIGRATION_THROTTLE_MAX_DEFAULT      99
+
+/* The next throttle percentage when a period dirtied 'dirty' bytes against
+ * a threshold of 'threshold' bytes (the trigger share of what was sent),
+ * given the current percentage 'now' (0 = not throttling). */
+unsigned migration_throttle_next(const MigrationParams *p, unsigned now,
+                                 uint64_t dirty, uint64_t threshold);
 
 typedef struct MigrationHooks {
     /* Stop the guest for the final copy (runstate finish-migrate). */
@@ -38,6 +62,10 @@ typedef struct MigrationHooks {
     /* On the migration thread when done: 'err' NULL on success (the source
      * goes postmigrate); else the VM must resume if stop_vm ran. */
     void (*finished)(void *opaque, const GError *err);
+    /* On the migration thread: throttle the vCPUs by 'pct' % of their time
+     * (0: stop throttling). May be NULL; the job calls it with 0 before
+     * 'finished' whenever it throttled. */
+    void (*throttle)(void *opaque, unsigned pct);
     void *opaque;
 } MigrationHooks;
 
@@ -54,6 +82,7 @@ typedef struct MigrationStats {
     uint64_t normal;                /* full pages */
     uint64_t dirty_sync_count;
     double mbps;                    /* last window's bandwidth */
+    unsigned cpu_throttle_percentage;   /* auto-converge, 0 = none */
     char error_desc[256];           /* why it failed or was cancelled */
 } MigrationStats;
 

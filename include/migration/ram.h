@@ -34,6 +34,7 @@ typedef struct RamMigrationStats {
     uint64_t duplicate;         /* zero pages */
     uint64_t normal;            /* full pages */
     uint64_t dirty_sync_count;  /* dirty syncs so far, incl. the bulk stage */
+    uint64_t dirtied_pages;     /* pages the syncs found newly dirty */
 } RamMigrationStats;
 
 /* 'mem' must outlive the RamMigration; its regions' fd_offset ranges form

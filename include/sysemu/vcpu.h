@@ -56,6 +56,10 @@ void vcpu_resume(Vcpu *v);
 void vcpu_request_pause(Vcpu *v);
 void vcpu_wait_paused(Vcpu *v);
 void vcpu_pause(Vcpu *v);
+/* Migration's auto-converge: make a running vCPU leave KVM_RUN and sleep
+ * 'us' microseconds before entering it again; a pause ends the sleep. Any
+ * thread but the vCPU's own. */
+void vcpu_throttle_sleep(Vcpu *v, int64_t us);
 
 /* Whole-machine helpers over an array of vCPUs. */
 void vcpus_pause_all(Vcpu **v, unsigned n);

@@ -1,7 +1,9 @@
 /* Unit tests for the precopy migration thread (migration/migration-job.c)
  * over a socketpair with tern's own loader on the other end: convergence
  * with a guest that keeps dirtying for a while, the bandwidth limit, cancel
- * of a migration that cannot converge, and a destination that went away. */
+ * of a migration that cannot converge, and a destination that went away;
+ * auto-converge's throttle policy and a guest that converges only once
+ * throttled. */
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +19,10 @@ typedef struct Vm {
     RamMigration *ram;
     int dirty_rounds;           /* source: syncs that dirty pages */
     bool dirty_all;             /* source: every sync dirties everything */
+    unsigned calm_at;           /* dirty_all stops at this throttle (or 0) */
+    unsigned throttle;          /* the job's last throttle percentage */
+    unsigned throttle_max;
+    int throttle_calls;
     int syncs;
     int stops;
     bool finished;
@@ -57,7 +63,7 @@ static bool guest_sync(void *opaque, HBitmap *dirty, GError **errp)
     Vm *vm = opaque;
 
     vm->syncs++;
-    if (vm->dirty_all) {
+    if (vm->dirty_all && !(vm->calm_at && vm->throttle >= vm->calm_at)) {
         hbitmap_set_all(dirty);
     } else if (vm->syncs <= vm->dirty_rounds) {
         for (uint64_t page = vm->syncs; page < 32; page += 3) {
@@ -73,6 +79,15 @@ static bool stop_vm(void *opaque, GError **errp)
 {
     ((Vm *)opaque)->stops++;
     return true;
+}
+
+static void throttled(void *opaque, unsigned pct)
+{
+    Vm *vm = opaque;
+
+    vm->throttle = pct;
+    vm->throttle_max = MAX(vm->throttle_max, pct);
+    vm->throttle_calls++;
 }
 
 static void finished(void *opaque, const GError *err)
@@ -117,10 +132,19 @@ static void dest_join(Dest *d)
     qemu_fclose(d->f, NULL);
 }
 
+static MigrationJob *start_with(Vm *src, QEMUFile *f,
+                                const MigrationParams *p)
+{
+    MigrationHooks h = { stop_vm, finished, throttled, src };
+
+    ram_migration_set_dirty_sync(src->ram, guest_sync, src);
+    return migration_job_start(src->sv, f, src->ram, p, &h);
+}
+
 static MigrationJob *start(Vm *src, QEMUFile *f, uint64_t bw)
 {
     MigrationParams p = { .max_bandwidth = bw };
-    MigrationHooks h = { stop_vm, finished, src };
+    MigrationHooks h = { stop_vm, finished, throttled, src };
 
     ram_migration_set_dirty_sync(src->ram, guest_sync, src);
     return migration_job_start(src->sv, f, src->ram, &p, &h);
@@ -245,6 +269,110 @@ static void test_destination_gone(void)
     vm_destroy(&src);
 }
 
+static void test_throttle_next(void)
+{
+    MigrationParams p = {
+        .cpu_throttle_initial = 20, .cpu_throttle_increment = 10,
+        .max_cpu_throttle = 99,
+    };
+
+    g_assert_cmpuint(migration_throttle_next(&p, 0, 100, 50), ==, 20);
+    g_assert_cmpuint(migration_throttle_next(&p, 20, 100, 50), ==, 30);
+    g_assert_cmpuint(migration_throttle_next(&p, 95, 100, 50), ==, 99);
+    p.max_cpu_throttle = 50;
+    g_assert_cmpuint(migration_throttle_next(&p, 45, 100, 50), ==, 50);
+    g_assert_cmpuint(migration_throttle_next(&p, 0, 100, 50), ==, 20);
+    p.cpu_throttle_initial = 70;                /* initial above the max */
+    g_assert_cmpuint(migration_throttle_next(&p, 0, 100, 50), ==, 50);
+    /* Tailslow: 60 % of the time left, dirtying 100 for a threshold of 95
+     * -> the ideal is 57 %, so +3 rather than +10; far over it -> +10. */
+    p = (MigrationParams){ .cpu_throttle_initial = 20,
+                           .cpu_throttle_increment = 10,
+                           .max_cpu_throttle = 99,
+                           .cpu_throttle_tailslow = true };
+    g_assert_cmpuint(migration_throttle_next(&p, 40, 100, 95), ==, 43);
+    g_assert_cmpuint(migration_throttle_next(&p, 40, 1000, 50), ==, 50);
+    g_assert_cmpuint(migration_throttle_next(&p, 0, 1000, 50), ==, 20);
+    g_assert_cmpuint(migration_throttle_next(&p, 95, 1000, 50), ==, 99);
+}
+
+/* A guest dirtying everything until it is throttled to 30 %: without
+ * auto-converge it would never converge (test_cancel); with it, the job
+ * throttles twice-high periods at 20 then 30, completes, and unthrottles. */
+static void test_auto_converge(void)
+{
+    MigrationParams p = {
+        .max_bandwidth = 4 * MiB, .downtime_limit_ms = 50,
+        .auto_converge = true,
+        .throttle_trigger_threshold = 50, .cpu_throttle_initial = 20,
+        .cpu_throttle_increment = 10, .max_cpu_throttle = 99,
+    };
+    Vm src;
+    Dest d = { 0 };
+    MigrationJob *job;
+    MigrationStats st;
+    GError *err = NULL;
+
+    vm_init(&src);
+    fill(&src, 5);
+    src.dirty_all = true;
+    src.calm_at = 30;
+    job = start_with(&src, connect_pair(&d), &p);
+    g_assert_true(migration_job_wait(job, &err));
+    g_assert_no_error(err);
+    dest_join(&d);
+    g_assert_no_error(d.err);
+    g_assert_true(d.ok);
+    migration_job_get_stats(job, &st);
+    g_assert_cmpstr(migration_status_name(st.status), ==, "completed");
+    /* 20, 30, then 0 when the job ended. */
+    g_assert_cmpint(src.throttle_calls, ==, 3);
+    g_assert_cmpuint(src.throttle_max, ==, 30);
+    g_assert_cmpuint(src.throttle, ==, 0);
+    g_assert_cmpuint(st.cpu_throttle_percentage, ==, 0);
+    /* Two periods of at least a second per step. */
+    g_assert_cmpuint(st.total_time_ms, >=, 4000);
+    g_assert_cmpmem(src.mem.regions[0].hva, RAM_BYTES,
+                    d.vm.mem.regions[0].hva, RAM_BYTES);
+    migration_job_free(job);
+    vm_destroy(&src);
+    vm_destroy(&d.vm);
+}
+
+/* A cancelled job that throttled leaves the guest unthrottled. */
+static void test_auto_converge_cancel(void)
+{
+    MigrationParams p = {
+        .max_bandwidth = 4 * MiB, .downtime_limit_ms = 50,
+        .auto_converge = true,
+        .throttle_trigger_threshold = 50, .cpu_throttle_initial = 20,
+        .cpu_throttle_increment = 10, .max_cpu_throttle = 99,
+    };
+    Vm src;
+    Dest d = { 0 };
+    MigrationJob *job;
+    MigrationStats st = { 0 };
+
+    vm_init(&src);
+    fill(&src, 6);
+    src.dirty_all = true;
+    job = start_with(&src, connect_pair(&d), &p);
+    for (int i = 0; i < 200 && !st.cpu_throttle_percentage; i++) {
+        g_usleep(50 * 1000);
+        migration_job_get_stats(job, &st);
+    }
+    g_assert_cmpuint(st.cpu_throttle_percentage, ==, 20);
+    migration_job_cancel(job);
+    g_assert_false(migration_job_wait(job, NULL));
+    g_assert_cmpuint(src.throttle, ==, 0);
+    g_assert_cmpuint(src.throttle_max, >=, 20);
+    dest_join(&d);
+    g_clear_error(&d.err);
+    migration_job_free(job);
+    vm_destroy(&src);
+    vm_destroy(&d.vm);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -252,5 +380,9 @@ int main(int argc, char **argv)
     g_test_add_func("/migration-job/bandwidth-limit", test_bandwidth_limit);
     g_test_add_func("/migration-job/cancel", test_cancel);
     g_test_add_func("/migration-job/destination-gone", test_destination_gone);
+    g_test_add_func("/migration-job/throttle-next", test_throttle_next);
+    g_test_add_func("/migration-job/auto-converge", test_auto_converge);
+    g_test_add_func("/migration-job/auto-converge-cancel",
+                    test_auto_converge_cancel);
     return g_test_run();
 }
