@@ -31,6 +31,9 @@ bool bdrv_file_pwritev(BlockNode *file, uint64_t offset,
 bool bdrv_file_stat(BlockNode *file, struct stat *st);
 uint64_t bdrv_file_length(BlockNode *file);
 bool bdrv_file_truncate(BlockNode *file, uint64_t size, GError **errp);
+/* (Re)takes the image locks 'flags' call for (BDRV_O_RDWR, _SHARE_RW,
+ * _NO_LOCK, _INACTIVE); releases the ones they no longer need. */
+bool bdrv_file_apply_locks(BlockNode *file, int flags, GError **errp);
 
 /* Writes zeroes through bs->drv->pwritev in chunks (lock held). */
 bool bdrv_pwrite_zeroes_fallback(BlockNode *bs, uint64_t offset,

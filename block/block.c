@@ -65,7 +65,11 @@ static BlockNode *bdrv_new(const BlockDriver *drv, const char *filename,
     bs->opaque = g_malloc0(MAX(drv->state_size, 1));
     bs->filename = g_strdup(filename);
     bs->flags = flags;
-    bs->read_only = !(flags & BDRV_O_RDWR);
+    /* An inactive protocol node keeps its read-write fd for later. */
+    bs->read_only = !(flags & BDRV_O_RDWR) ||
+                    ((flags & BDRV_O_INACTIVE) && !drv->is_protocol);
+    bs->inactive = flags & BDRV_O_INACTIVE;
+    bs->reload_on_activate = bs->inactive;
     bs->node_name = g_strdup_printf("#block%d",
                                     g_atomic_int_add(&node_counter, 1));
     return bs;
@@ -115,7 +119,9 @@ BlockNode *bdrv_open(const char *filename, const char *format, int flags,
     }
     BlockNode *bs = bdrv_new(drv, filename, flags);
     bs->file = file;
-    if (!drv->open(bs, filename, flags, errp)) {
+    /* Inactive: read the metadata as a reader would, write nothing. */
+    int drv_flags = flags & BDRV_O_INACTIVE ? flags & ~BDRV_O_RDWR : flags;
+    if (!drv->open(bs, filename, drv_flags, errp)) {
         bdrv_close(file);
         bdrv_free(bs);
         return NULL;
@@ -129,8 +135,8 @@ void bdrv_close(BlockNode *bs)
         return;
     }
     g_mutex_lock(&bs->lock);
-    if (bs->drv->close) {
-        bs->drv->close(bs);
+    if (bs->drv->close && !bs->drv_closed) {
+        bs->drv->close(bs);     /* read_only while inactive: writes nothing */
     }
     bdrv_release_all_dirty_bitmaps(bs);
     g_mutex_unlock(&bs->lock);
@@ -196,6 +202,12 @@ void bdrv_unlock(BlockNode *bs)
 static bool check_request(BlockNode *bs, uint64_t offset, uint64_t bytes,
                           bool write, GError **errp)
 {
+    if (bs->inactive) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Node '%s' is inactive (another process owns its image "
+                    "until migration hands it over)", bs->node_name);
+        return false;
+    }
     if (write && bs->read_only) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "Node '%s' is read-only", bs->node_name);
@@ -272,6 +284,113 @@ bool bdrv_flush(BlockNode *bs, GError **errp)
 {
     g_mutex_lock(&bs->lock);
     bool ok = bs->read_only || !bs->drv->flush || bs->drv->flush(bs, errp);
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+/* ---- migration's hand-over: inactivate / activate ---- */
+
+bool bdrv_is_inactive(BlockNode *bs)
+{
+    g_mutex_lock(&bs->lock);
+    bool inactive = bs->inactive;
+    g_mutex_unlock(&bs->lock);
+    return inactive;
+}
+
+bool bdrv_inactivate(BlockNode *bs, bool store_bitmaps, GError **errp)
+{
+    BlockNode *file = bs->file ? bs->file : bs;
+    bool ok = true;
+
+    g_mutex_lock(&bs->lock);
+    if (bs->inactive) {
+        g_mutex_unlock(&bs->lock);
+        return true;
+    }
+    if (!bs->read_only) {
+        ok = (!store_bitmaps || !bs->drv->store_bitmaps ||
+              bs->drv->store_bitmaps(bs, errp)) &&
+             (!bs->drv->flush || bs->drv->flush(bs, errp));
+    }
+    ok = ok && bdrv_file_apply_locks(file, bs->flags | BDRV_O_INACTIVE, errp);
+    if (ok) {
+        bs->flags |= BDRV_O_INACTIVE;
+        bs->inactive = file->inactive = true;
+        bs->read_only = true;
+    }
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+/* The image's copy of a bitmap gives way to the in-memory (migrated) one. */
+static void merge_kept_bitmaps(BlockNode *bs, GList *kept)
+{
+    for (GList *l = kept; l; l = l->next) {
+        const char *name = bdrv_dirty_bitmap_name(l->data);
+        BdrvDirtyBitmap *loaded = name ? bdrv_find_dirty_bitmap(bs, name) :
+                                         NULL;
+
+        if (loaded) {
+            bdrv_release_dirty_bitmap(loaded);
+        }
+    }
+    bs->dirty_bitmaps = g_list_concat(bs->dirty_bitmaps, kept);
+}
+
+/* Drop the driver's state and read the image again (lock held). */
+static bool reload_metadata(BlockNode *bs, int flags, GError **errp)
+{
+    GList *kept = bs->dirty_bitmaps;
+
+    bs->dirty_bitmaps = NULL;
+    bs->read_only = true;               /* the close must write nothing */
+    bs->drv->close(bs);
+    memset(bs->opaque, 0, bs->drv->state_size);
+    bs->read_only = !(flags & BDRV_O_RDWR);
+    if (!bs->drv->open(bs, bs->filename, flags, errp)) {
+        bs->drv_closed = true;
+        bs->dirty_bitmaps = kept;
+        return false;
+    }
+    merge_kept_bitmaps(bs, kept);
+    return true;
+}
+
+bool bdrv_activate(BlockNode *bs, GError **errp)
+{
+    BlockNode *file = bs->file ? bs->file : bs;
+    int flags = bs->flags & ~BDRV_O_INACTIVE;
+    bool ok;
+
+    g_mutex_lock(&bs->lock);
+    if (!bs->inactive) {
+        g_mutex_unlock(&bs->lock);
+        return true;
+    }
+    if (bs->drv_closed) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_IO, "Node '%s' could not be "
+                    "reopened earlier; it stays unusable", bs->node_name);
+        g_mutex_unlock(&bs->lock);
+        return false;
+    }
+    ok = bdrv_file_apply_locks(file, flags, errp);
+    if (ok) {
+        file->size = bdrv_file_length(file);
+        file->inactive = false;
+        if (bs->reload_on_activate && bs != file && bs->drv->close) {
+            ok = reload_metadata(bs, flags, errp);
+        }
+    }
+    if (ok) {
+        bs->flags = flags;
+        bs->inactive = bs->reload_on_activate = false;
+        bs->read_only = !(flags & BDRV_O_RDWR);
+    } else {
+        /* Still not ours: give the write lock back. */
+        bdrv_file_apply_locks(file, flags | BDRV_O_INACTIVE, NULL);
+        file->inactive = true;
+    }
     g_mutex_unlock(&bs->lock);
     return ok;
 }

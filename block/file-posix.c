@@ -49,24 +49,36 @@ static bool file_open(BlockNode *bs, const char *filename, int flags,
         goto fail;
     }
     s->is_blockdev = S_ISBLK(st.st_mode);
-    if (!(flags & BDRV_O_NO_LOCK)) {
-        uint32_t perm = BLK_PERM_CONSISTENT_READ;
-        uint32_t shared = BLK_PERM_ALL;
-        if (flags & BDRV_O_RDWR) {
-            perm |= BLK_PERM_WRITE;
-        }
-        if (!(flags & BDRV_O_SHARE_RW)) {
-            shared &= ~BLK_PERM_WRITE;
-        }
-        if (!image_lock_apply(s->fd, filename, perm, shared, errp)) {
-            goto fail;
-        }
+    if (!bdrv_file_apply_locks(bs, flags, errp)) {
+        goto fail;
     }
     bs->size = bdrv_file_length(bs);
     return true;
 fail:
     close(s->fd);
     return false;
+}
+
+bool bdrv_file_apply_locks(BlockNode *file, int flags, GError **errp)
+{
+    uint32_t perm = BLK_PERM_CONSISTENT_READ;
+    uint32_t shared = BLK_PERM_ALL;
+
+    if (flags & BDRV_O_NO_LOCK) {
+        return true;
+    }
+    /* Inactive (QEMU's BDRV_O_INACTIVE): the other owner may write. */
+    if (flags & BDRV_O_INACTIVE) {
+        return image_lock_apply(file_fd(file), file->filename, perm, shared,
+                                errp);
+    }
+    if (flags & BDRV_O_RDWR) {
+        perm |= BLK_PERM_WRITE;
+    }
+    if (!(flags & BDRV_O_SHARE_RW)) {
+        shared &= ~BLK_PERM_WRITE;
+    }
+    return image_lock_apply(file_fd(file), file->filename, perm, shared, errp);
 }
 
 static void file_close(BlockNode *bs)

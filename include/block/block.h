@@ -27,6 +27,9 @@ enum {
     BDRV_O_NO_LOCK  = 1 << 2,  /* take no image locks (like QEMU's locking=off) */
     BDRV_O_SHARE_RW = 1 << 3,  /* let others write too (QEMU's share-rw=on) */
     BDRV_O_CHECK    = 1 << 4,  /* opened for check/repair: skip dirty-bit repair */
+    BDRV_O_INACTIVE = 1 << 5,  /* another process owns the image for now
+                                * (incoming migration): metadata is read,
+                                * no write lock, no I/O until bdrv_activate */
 };
 
 /* One internal snapshot, as stored in a qcow2 snapshot table. */
@@ -168,7 +171,10 @@ struct BlockNode {
     BlockNode *file;          /* protocol child of a format node, or NULL */
     uint64_t size;            /* virtual size in bytes */
     int flags;                /* BDRV_O_* */
-    bool read_only;
+    bool read_only;           /* also while inactive */
+    bool inactive;            /* BDRV_O_INACTIVE in effect */
+    bool reload_on_activate;  /* opened inactive: metadata may be stale */
+    bool drv_closed;          /* a reload failed: no driver state left */
     GList *dirty_bitmaps;     /* BdrvDirtyBitmap * (include/block/dirty-bitmap.h) */
     void *bitmap_opaque;      /* for the dirty-bitmap code */
 };
@@ -250,6 +256,21 @@ bool bdrv_load_vmstate(BlockNode *bs, uint64_t pos, void *buf, size_t len,
                        GError **errp);
 
 /* Lock/unlock the node from outside (the dirty-bitmap code's public calls). */
+/*
+ * Migration's hand-over of a shared image (QEMU's inactivate/invalidate):
+ * bdrv_inactivate flushes everything (persistent bitmaps too when
+ * 'store_bitmaps'), drops the write lock and refuses I/O, so another
+ * process may activate the image; closing an inactive node writes nothing.
+ * bdrv_activate takes the locks back and, if the node's metadata may have
+ * been written meanwhile ('reload': the node was opened inactive), rereads
+ * it (header, L1, refcounts, snapshots, bitmaps), keeping the in-memory
+ * dirty bitmaps (migrated ones win over the image's of the same name).
+ * Both are no-ops on a node already in that state.
+ */
+bool bdrv_inactivate(BlockNode *bs, bool store_bitmaps, GError **errp);
+bool bdrv_activate(BlockNode *bs, GError **errp);
+bool bdrv_is_inactive(BlockNode *bs);
+
 void bdrv_lock(BlockNode *bs);
 void bdrv_unlock(BlockNode *bs);
 
