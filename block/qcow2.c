@@ -540,7 +540,9 @@ static bool qcow2_open(BlockNode *bs, const char *filename, int flags,
     if ((flags & BDRV_O_RDWR) && !open_rw(bs, flags, errp)) {
         goto fail;
     }
-    if (!qcow2_bitmaps_load(bs, errp) ||
+    /* Inactive (incoming migration): the bitmaps are loaded when the node
+     * is activated, once the source has stored them or sent them. */
+    if ((!(flags & BDRV_O_INACTIVE) && !qcow2_bitmaps_load(bs, errp)) ||
         ((flags & BDRV_O_RDWR) && !qcow2_bitmaps_mark_in_use(bs, errp))) {
         qcow2_bitmaps_close(bs);
         goto fail;

@@ -289,7 +289,9 @@ static bool complete(MigrationJob *job, GError **errp)
     stop_start = g_get_monotonic_time();
     /* The final burst is not rate limited: the guest is waiting. */
     qemu_file_set_rate_limit(job->f, 0);
-    ok = savevm_save_complete_precopy(job->sv, job->f, false, false, errp);
+    ok = savevm_save_complete_precopy_then(job->sv, job->f,
+                                           job->hooks.inactivate_disks,
+                                           job->hooks.opaque, errp);
     g_mutex_lock(&job->lock);
     job->stats.downtime_ms = (g_get_monotonic_time() - stop_start) / 1000;
     g_mutex_unlock(&job->lock);

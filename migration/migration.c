@@ -174,6 +174,45 @@ static bool bitmap_in_postcopy(void *opaque)
     return false;       /* no postcopy yet: bitmaps go in the final burst */
 }
 
+/* ---- the drives' images: handed over at the end, as QEMU does ---- */
+
+/* Migration thread, VM stopped, after the device state: flush and let the
+ * destination take the write locks. Bitmaps that travel in the stream
+ * (capability dirty-bitmaps) are not stored; otherwise persistent ones are,
+ * so the destination loads them from the image. */
+static bool inactivate_drives(void *opaque, GError **errp)
+{
+    MigrationState *ms = opaque;
+    const QmpBlockSource *src = drives(ms);
+    bool store = !ms->caps[MIG_CAP_DIRTY_BITMAPS];
+    QmpBlockBackend be;
+
+    for (size_t i = 0; src->get(src->opaque, i, &be); i++) {
+        if (be.node && !bdrv_inactivate(be.node, store, errp)) {
+            g_prefix_error(errp, "cannot hand drive '%s' over: ",
+                           be.device ? be.device : "");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Take every drive (back): the destination before its guest starts, the
+ * source after a failed migration. No-op for active drives. */
+static bool activate_drives(MigrationState *ms, GError **errp)
+{
+    const QmpBlockSource *src = drives(ms);
+    QmpBlockBackend be;
+
+    for (size_t i = 0; src->get(src->opaque, i, &be); i++) {
+        if (be.node && !bdrv_activate(be.node, errp)) {
+            g_prefix_error(errp, "drive '%s': ", be.device ? be.device : "");
+            return false;
+        }
+    }
+    return true;
+}
+
 static void register_bitmaps(MigrationState *ms)
 {
     const DirtyBitmapNodes nodes = {
@@ -323,6 +362,13 @@ static void finish_outgoing(MigrationState *ms, const MigrationStats *st)
     if (st->status == MIGRATION_STATUS_COMPLETED) {
         vm_stop(RUN_STATE_POSTMIGRATE);
     } else if (ms->vm_stopped) {
+        g_autoptr(GError) act_err = NULL;
+
+        /* The disks may have been handed over already: take them back. */
+        if (!activate_drives(ms, &act_err)) {
+            tern_warn("migration failed and the source cannot take its "
+                      "disks back: %s", act_err->message);
+        }
         /* The guest goes on where it was, as QEMU's source does. */
         if (runstate_is_running(ms->state_before)) {
             vm_start();
@@ -356,6 +402,16 @@ static void start_guest_after_load(MigrationState *ms)
 {
     const char *sent = mig_global_state_received(&ms->gs);
     bool was_running = !sent || !strcmp(sent, "running");
+    g_autoptr(GError) err = NULL;
+
+    /* The source has let go of the images: take them, rereading what it
+     * wrote. If that fails the guest must not run (QEMU stays paused). */
+    if (!activate_drives(ms, &err)) {
+        tern_error_report("could not activate the disks after migration: %s",
+                          err->message);
+        runstate_set(RUN_STATE_PAUSED);
+        return;
+    }
 
     /* Loaded bitmaps that were enabled on the source start recording. */
     dirty_bitmap_migration_before_vm_start(ms->bitmaps);
@@ -511,7 +567,8 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
                               GError **errp)
 {
     const MigrationHooks hooks = {
-        .stop_vm = job_stop_vm, .throttle = job_throttle, .opaque = ms,
+        .stop_vm = job_stop_vm, .throttle = job_throttle,
+        .inactivate_disks = inactivate_drives, .opaque = ms,
     };
     MigrationParams params = ms->params;
     GError *err = NULL;

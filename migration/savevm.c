@@ -392,8 +392,10 @@ static void put_vmdesc(SaveVM *sv, QEMUFile *f)
     g_clear_object(&sv->vmdesc);
 }
 
-bool savevm_save_complete_precopy(SaveVM *sv, QEMUFile *f, bool in_postcopy,
-                                  bool iterable_only, GError **errp)
+static bool complete_precopy(SaveVM *sv, QEMUFile *f, bool in_postcopy,
+                             bool iterable_only,
+                             bool (*before_eof)(void *opaque, GError **errp),
+                             void *opaque, GError **errp)
 {
     bool ok = true;
 
@@ -405,6 +407,10 @@ bool savevm_save_complete_precopy(SaveVM *sv, QEMUFile *f, bool in_postcopy,
     }
     if (ok && !iterable_only) {
         ok = save_devices_desc(sv, f, sv->vmdesc, errp);
+        if (ok && before_eof) {
+            qemu_fflush(f);
+            ok = qemu_file_check(f, errp) && before_eof(opaque, errp);
+        }
         if (ok && !in_postcopy) {
             qemu_put_byte(f, QEMU_VM_EOF);
             /* The description is only sent when the stream ends here. */
@@ -413,6 +419,21 @@ bool savevm_save_complete_precopy(SaveVM *sv, QEMUFile *f, bool in_postcopy,
     }
     qemu_fflush(f);
     return ok && qemu_file_check(f, errp);
+}
+
+bool savevm_save_complete_precopy(SaveVM *sv, QEMUFile *f, bool in_postcopy,
+                                  bool iterable_only, GError **errp)
+{
+    return complete_precopy(sv, f, in_postcopy, iterable_only, NULL, NULL,
+                            errp);
+}
+
+bool savevm_save_complete_precopy_then(SaveVM *sv, QEMUFile *f,
+                                       bool (*before_eof)(void *opaque,
+                                                          GError **errp),
+                                       void *opaque, GError **errp)
+{
+    return complete_precopy(sv, f, false, false, before_eof, opaque, errp);
 }
 
 bool savevm_save_complete_postcopy(SaveVM *sv, QEMUFile *f, GError **errp)

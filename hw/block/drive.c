@@ -96,7 +96,16 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, int *flags,
     return true;
 }
 
+static Drive *drive_open_flags(const char *spec, unsigned index,
+                               int extra_flags, GError **errp);
+
 Drive *drive_open(const char *spec, unsigned index, GError **errp)
+{
+    return drive_open_flags(spec, index, 0, errp);
+}
+
+static Drive *drive_open_flags(const char *spec, unsigned index,
+                               int extra_flags, GError **errp)
 {
     g_autoptr(KeyVal) kv = keyval_parse(spec, "file", errp);
     Drive *d;
@@ -123,7 +132,7 @@ Drive *drive_open(const char *spec, unsigned index, GError **errp)
         drive_free(d);
         return NULL;
     }
-    d->node = bdrv_open(file, format, flags, errp);
+    d->node = bdrv_open(file, format, flags | extra_flags, errp);
     if (!d->node) {
         drive_free(d);
         return NULL;
@@ -162,6 +171,9 @@ DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
     GPtrArray *specs = vm_config_list(cfg, "drive");
     DriveSet *set = g_new0(DriveSet, 1);
     unsigned virtio_index = 0;
+    /* A migration destination reads its images but leaves them to the
+     * source until the stream ends (migration.c activates them). */
+    int extra = vm_config_last(cfg, "incoming") ? BDRV_O_INACTIVE : 0;
 
     set->drives = g_ptr_array_new_with_free_func((GDestroyNotify)drive_free);
     set->source.get = source_get;
@@ -169,7 +181,7 @@ DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
     g_mutex_init(&set->event_lock);
     for (guint i = 0; i < specs->len; i++) {
         const char *spec = g_ptr_array_index(specs, i);
-        Drive *d = drive_open(spec, virtio_index, errp);
+        Drive *d = drive_open_flags(spec, virtio_index, extra, errp);
 
         if (!d) {
             g_prefix_error(errp, "-drive %s: ", spec);

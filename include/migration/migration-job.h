@@ -66,6 +66,11 @@ typedef struct MigrationHooks {
      * (0: stop throttling). May be NULL; the job calls it with 0 before
      * 'finished' whenever it throttled. */
     void (*throttle)(void *opaque, unsigned pct);
+    /* On the migration thread, VM stopped, after the device state and
+     * before EOF: hand the disks over (flush, drop write locks). May be
+     * NULL. A failure fails the migration; 'finished' must then take the
+     * disks back. */
+    bool (*inactivate_disks)(void *opaque, GError **errp);
     void *opaque;
 } MigrationHooks;
 

@@ -162,6 +162,13 @@ void savevm_save_pending_exact(SaveVM *sv, uint64_t *must_precopy,
                                uint64_t *can_postcopy);
 /* END sections, device FULL sections, EOF (unless in_postcopy) and the VM
  * description. iterable_only: just the END sections (postcopy switchover). */
+/* As savevm_save_complete_precopy (not in postcopy), with 'before_eof'
+ * called after the device state and before EOF: where a migration source
+ * hands its disks over (QEMU inactivates them there). */
+bool savevm_save_complete_precopy_then(SaveVM *sv, QEMUFile *f,
+                                       bool (*before_eof)(void *opaque,
+                                                          GError **errp),
+                                       void *opaque, GError **errp);
 bool savevm_save_complete_precopy(SaveVM *sv, QEMUFile *f, bool in_postcopy,
                                   bool iterable_only, GError **errp);
 /* Device FULL sections alone (the PACKAGED blob at postcopy switchover). */

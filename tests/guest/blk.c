@@ -8,7 +8,10 @@
  *
  *   verify   write blocks of a per-block byte pattern, FLUSH, read back and
  *            compare (tg.blk.bs, tg.blk.count, tg.blk.offset, tg.blk.pattern);
- *            tg.blk.hold=1 then sleeps instead of exiting (kill -9 tests)
+ *            tg.blk.hold=1 then sleeps instead of exiting (kill -9 tests);
+ *            tg.blk.rounds=N repeats it N times (0: forever) with the
+ *            pattern moved on by one per round, "TG blk round=R ok" after
+ *            each (live migration with disk I/O)
  *   readonly expect writes to fail with IOERR and reads to work
  *   iops     tg.blk.rw=randread|randwrite|seqread|seqwrite at tg.blk.qd for
  *            tg.blk.seconds: "TG blk iops=N mbps=M"
@@ -427,11 +430,10 @@ static void print_identity(void)
 }
 
 /* ---- modes ---- */
-static void mode_verify(void)
+static void verify_round(uint8_t pattern)
 {
     uint64_t bs = tg_arg_u64("tg.blk.bs", 4096), count = tg_arg_u64("tg.blk.count", 64);
     uint64_t offset = tg_arg_u64("tg.blk.offset", 0);
-    uint8_t pattern = (uint8_t)tg_arg_u64("tg.blk.pattern", 0x5a);
     uint64_t sector = offset / 512;
 
     if (!bs || bs % 512 || bs > (1UL << 20) || offset % 512 ||
@@ -462,6 +464,19 @@ static void mode_verify(void)
         }
     }
     tg_printf("TG blk verify ok blocks=%lu\n", count);
+}
+
+static void mode_verify(void)
+{
+    uint8_t pattern = (uint8_t)tg_arg_u64("tg.blk.pattern", 0x5a);
+    uint64_t rounds = tg_arg_u64("tg.blk.rounds", 1);
+
+    for (uint64_t r = 0; !rounds || r < rounds; r++) {
+        verify_round((uint8_t)(pattern + r));
+        if (rounds != 1) {
+            tg_printf("TG blk round=%lu ok\n", r + 1);
+        }
+    }
     if (tg_arg_u64("tg.blk.hold", 0)) {
         tg_printf("TG blk holding\n");
         for (;;) {

@@ -177,8 +177,17 @@ static void test_bitmaps_survive(void)
     BdrvDirtyBitmap *bm;
     GError *err = NULL;
 
+    /* "old" is in the image before either side opens it. */
     src = bdrv_open(path, "qcow2", BDRV_O_RDWR, &err);
     g_assert_no_error(err);
+    bm = bdrv_create_dirty_bitmap(src, 64 * KiB, "old", &err);
+    g_assert_true(bdrv_dirty_bitmap_make_persistent(bm, true, &err));
+    bdrv_set_dirty_bitmap(bm, 0, 64 * KiB);
+    bdrv_close(src);
+    src = bdrv_open(path, "qcow2", BDRV_O_RDWR, &err);
+    g_assert_no_error(err);
+    bdrv_set_dirty_bitmap(bdrv_find_dirty_bitmap(src, "old"), 2 * MiB,
+                          64 * KiB);
     bm = bdrv_create_dirty_bitmap(src, 64 * KiB, "p", &err);
     g_assert_no_error(err);
     g_assert_true(bdrv_dirty_bitmap_make_persistent(bm, true, &err));
@@ -202,6 +211,13 @@ static void test_bitmaps_survive(void)
     g_assert_nonnull(bm);
     g_assert_cmpuint(bdrv_get_dirty_count(bm), ==, 64 * KiB);
     g_assert_true(bdrv_dirty_bitmap_get(bm, 1 * MiB));
+    /* Loaded once, writable, with what the source had at the hand-over. */
+    bm = bdrv_find_dirty_bitmap(dst, "old");
+    g_assert_nonnull(bm);
+    g_assert_false(bdrv_dirty_bitmap_readonly(bm));
+    /* Recording: its own 64 KiB at 2 MiB plus the source's 128 KiB write. */
+    g_assert_cmpuint(bdrv_get_dirty_count(bm), ==, 192 * KiB);
+    g_assert_cmpuint(g_list_length(dst->dirty_bitmaps), ==, 3);
     bdrv_close(src);
     bdrv_close(dst);
     assert_clean(path);

@@ -23,6 +23,8 @@ typedef struct Vm {
     unsigned throttle;          /* the job's last throttle percentage */
     unsigned throttle_max;
     int throttle_calls;
+    int inactivations;          /* disk hand-overs the job asked for */
+    bool refuse_inactivate;
     int syncs;
     int stops;
     bool finished;
@@ -90,6 +92,19 @@ static void throttled(void *opaque, unsigned pct)
     vm->throttle_calls++;
 }
 
+static bool inactivate_disks(void *opaque, GError **errp)
+{
+    Vm *vm = opaque;
+
+    vm->inactivations++;
+    g_assert_cmpint(vm->stops, ==, 1);      /* only with the VM stopped */
+    if (vm->refuse_inactivate) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_IO, "disk flush failed");
+        return false;
+    }
+    return true;
+}
+
 static void finished(void *opaque, const GError *err)
 {
     Vm *vm = opaque;
@@ -135,7 +150,10 @@ static void dest_join(Dest *d)
 static MigrationJob *start_with(Vm *src, QEMUFile *f,
                                 const MigrationParams *p)
 {
-    MigrationHooks h = { stop_vm, finished, throttled, src };
+    MigrationHooks h = {
+        .stop_vm = stop_vm, .finished = finished, .throttle = throttled,
+        .inactivate_disks = inactivate_disks, .opaque = src,
+    };
 
     ram_migration_set_dirty_sync(src->ram, guest_sync, src);
     return migration_job_start(src->sv, f, src->ram, p, &h);
@@ -144,7 +162,10 @@ static MigrationJob *start_with(Vm *src, QEMUFile *f,
 static MigrationJob *start(Vm *src, QEMUFile *f, uint64_t bw)
 {
     MigrationParams p = { .max_bandwidth = bw };
-    MigrationHooks h = { stop_vm, finished, throttled, src };
+    MigrationHooks h = {
+        .stop_vm = stop_vm, .finished = finished, .throttle = throttled,
+        .inactivate_disks = inactivate_disks, .opaque = src,
+    };
 
     ram_migration_set_dirty_sync(src->ram, guest_sync, src);
     return migration_job_start(src->sv, f, src->ram, &p, &h);
@@ -177,6 +198,7 @@ static void test_converges(void)
     g_assert_cmpuint(st.normal + st.duplicate, >=, RAM_BYTES / PAGE);
     g_assert_cmpuint(st.transferred, >, RAM_BYTES / 2);
     g_assert_cmpint(src.stops, ==, 1);
+    g_assert_cmpint(src.inactivations, ==, 1);
     g_assert_true(src.finished);
     g_assert_null(src.finish_err);
     g_assert_cmpmem(src.mem.regions[0].hva, RAM_BYTES,
@@ -234,6 +256,7 @@ static void test_cancel(void)
     g_assert_cmpstr(migration_status_name(st.status), ==, "cancelled");
     g_assert_cmpstr(st.error_desc, ==, "migration cancelled");
     g_assert_cmpint(src.stops, ==, 0);
+    g_assert_cmpint(src.inactivations, ==, 0);
     g_assert_true(src.finished);
     g_assert_nonnull(src.finish_err);
     dest_join(&d);
@@ -267,6 +290,35 @@ static void test_destination_gone(void)
     g_assert_nonnull(src.finish_err);
     migration_job_free(job);
     vm_destroy(&src);
+}
+
+/* The disks cannot be handed over: the migration fails with the reason,
+ * before EOF, so the destination never completes a load. */
+static void test_inactivate_failure(void)
+{
+    Vm src;
+    Dest d = { 0 };
+    MigrationJob *job;
+    MigrationStats st;
+    GError *err = NULL;
+
+    vm_init(&src);
+    fill(&src, 7);
+    src.refuse_inactivate = true;
+    job = start(&src, connect_pair(&d), 0);
+    g_assert_false(migration_job_wait(job, &err));
+    g_assert_nonnull(strstr(err->message, "disk flush failed"));
+    g_clear_error(&err);
+    migration_job_get_stats(job, &st);
+    g_assert_cmpstr(migration_status_name(st.status), ==, "failed");
+    g_assert_cmpint(src.inactivations, ==, 1);
+    g_assert_nonnull(src.finish_err);
+    dest_join(&d);
+    g_assert_false(d.ok);
+    g_clear_error(&d.err);
+    migration_job_free(job);
+    vm_destroy(&src);
+    vm_destroy(&d.vm);
 }
 
 static void test_throttle_next(void)
@@ -380,6 +432,8 @@ int main(int argc, char **argv)
     g_test_add_func("/migration-job/bandwidth-limit", test_bandwidth_limit);
     g_test_add_func("/migration-job/cancel", test_cancel);
     g_test_add_func("/migration-job/destination-gone", test_destination_gone);
+    g_test_add_func("/migration-job/inactivate-failure",
+                    test_inactivate_failure);
     g_test_add_func("/migration-job/throttle-next", test_throttle_next);
     g_test_add_func("/migration-job/auto-converge", test_auto_converge);
     g_test_add_func("/migration-job/auto-converge-cancel",
