@@ -18,6 +18,7 @@
 #include "migration/global-state.h"
 #include "migration/migration.h"
 #include "migration/cpu-throttle.h"
+#include "migration/return-path.h"
 #include "monitor/qmp-block.h"
 #include "sysemu/kvm-dirty-log.h"
 #include "sysemu/runstate.h"
@@ -36,6 +37,7 @@ typedef struct Incoming {
     GError *error;
     gint64 start_us;
     uint64_t total_ms;
+    MigRpIncoming rp;           /* loader thread only */
 } Incoming;
 
 struct MigrationState {
@@ -633,6 +635,27 @@ static void set_in_status(MigrationState *ms, MigrationStatus s)
     g_mutex_unlock(&ms->lock);
 }
 
+/* Loader thread: a QEMU source with capability return-path (or postcopy)
+ * opens the return path and may PING; it waits for SHUT at the end. */
+static bool in_open_return_path(void *opaque, QEMUFile *f, GError **errp)
+{
+    MigrationState *ms = opaque;
+
+    return mig_rp_incoming_open(&ms->in.rp, f, errp);
+}
+
+static bool in_ping(void *opaque, uint32_t value, GError **errp)
+{
+    MigrationState *ms = opaque;
+
+    return mig_rp_incoming_pong(&ms->in.rp, value, errp);
+}
+
+static const SaveVMIncomingOps incoming_ops = {
+    .open_return_path = in_open_return_path,
+    .ping = in_ping,
+};
+
 static gpointer incoming_thread(gpointer opaque)
 {
     MigrationState *ms = opaque;
@@ -645,7 +668,9 @@ static gpointer incoming_thread(gpointer opaque)
         in->file = ms->quitting ? NULL : f;
         g_mutex_unlock(&ms->lock);
         set_in_status(ms, MIGRATION_STATUS_ACTIVE);
+        savevm_set_incoming_ops(ms->sv, &incoming_ops, ms);
         ok = in->file && savevm_load(ms->sv, f, &in->error);
+        mig_rp_incoming_shut(&in->rp, !ok);
         if (!ok && !in->error) {
             g_set_error(&in->error, TERN_ERROR, TERN_ERR_FAILED,
                         "the VMM is shutting down");

@@ -154,3 +154,44 @@ bool mig_rp_read(QEMUFile *f, MigRpMessage *msg, GError **errp)
     }
     return read_body(f, msg, len, errp) && qemu_file_check(f, errp);
 }
+
+/* ---- the destination's end ---- */
+
+bool mig_rp_incoming_open(MigRpIncoming *in, QEMUFile *f, GError **errp)
+{
+    if (in->rp) {
+        return true;
+    }
+    in->rp = qemu_file_get_return_path(f, errp);
+    if (!in->rp) {
+        g_prefix_error(errp, "OPEN_RETURN_PATH: ");
+        return false;
+    }
+    return true;
+}
+
+bool mig_rp_incoming_pong(MigRpIncoming *in, uint32_t value, GError **errp)
+{
+    if (!in->rp) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "PING 0x%x with no return path", value);
+        return false;
+    }
+    mig_rp_send_pong(in->rp, value);
+    if (!qemu_file_check(in->rp, errp)) {
+        g_prefix_error(errp, "return path: ");
+        return false;
+    }
+    return true;
+}
+
+void mig_rp_incoming_shut(MigRpIncoming *in, bool failed)
+{
+    if (!in->rp) {
+        return;
+    }
+    /* The source may be gone already: nothing to report it to then. */
+    mig_rp_send_shut(in->rp, failed ? 1 : 0);
+    qemu_fclose(in->rp, NULL);
+    in->rp = NULL;
+}

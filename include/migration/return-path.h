@@ -50,4 +50,20 @@ void mig_rp_send_switchover_ack(QEMUFile *f);
 /* Read and validate one message (type, length, layout). */
 bool mig_rp_read(QEMUFile *f, MigRpMessage *msg, GError **errp);
 
+/*
+ * The destination's end, for a precopy load (QEMU's destination does the
+ * same): OPEN_RETURN_PATH opens it on the incoming channel, each PING is
+ * answered with PONG, and when the load ends SHUT says how (0 loaded, 1
+ * failed) before the return path is closed. Zero-initialise; the loader
+ * thread is the only user.
+ */
+typedef struct MigRpIncoming {
+    QEMUFile *rp;               /* NULL until OPEN_RETURN_PATH */
+} MigRpIncoming;
+
+bool mig_rp_incoming_open(MigRpIncoming *in, QEMUFile *f, GError **errp);
+bool mig_rp_incoming_pong(MigRpIncoming *in, uint32_t value, GError **errp);
+/* Sends SHUT if the return path is open, then closes it. */
+void mig_rp_incoming_shut(MigRpIncoming *in, bool failed);
+
 #endif

@@ -1,10 +1,14 @@
 /* Unit tests for the return-path message codec: golden bytes for every
  * message, a round trip over a socketpair's return path, and refusal of
- * unknown types, wrong lengths, inconsistent names and truncation. */
+ * unknown types, wrong lengths, inconsistent names and truncation; the
+ * destination's end (MigRpIncoming) under a real load: OPEN_RETURN_PATH,
+ * PINGs answered, SHUT 0 after a good stream and 1 after a bad one. */
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "migration/return-path.h"
+#include "migration/savevm.h"
 
 static const uint8_t golden[] = {
     0x00, 0x01, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00,             /* SHUT 0 */
@@ -87,6 +91,139 @@ static void test_socket_pong(void)
     qemu_fclose(src_rp, NULL);
 }
 
+/* ---- the destination's end under a load ---- */
+
+typedef struct Dest {
+    SaveVM *sv;
+    QEMUFile *f;
+    MigRpIncoming rp;
+    bool ok;
+    GError *err;
+} Dest;
+
+static bool dest_open_rp(void *opaque, QEMUFile *f, GError **errp)
+{
+    return mig_rp_incoming_open(&((Dest *)opaque)->rp, f, errp);
+}
+
+static bool dest_ping(void *opaque, uint32_t value, GError **errp)
+{
+    return mig_rp_incoming_pong(&((Dest *)opaque)->rp, value, errp);
+}
+
+static const SaveVMIncomingOps dest_ops = {
+    .open_return_path = dest_open_rp, .ping = dest_ping,
+};
+
+static gpointer dest_thread(gpointer opaque)
+{
+    Dest *d = opaque;
+
+    d->ok = savevm_load(d->sv, d->f, &d->err);
+    mig_rp_incoming_shut(&d->rp, !d->ok);
+    return NULL;
+}
+
+/* Run a destination on one end; the source writes 'write' on the other
+ * and reads the return path; returns the SHUT value, PONGs in 'pongs'. */
+static uint32_t run_load(void (*write)(QEMUFile *f), GArray *pongs,
+                         bool *load_ok)
+{
+    int fds[2];
+    Dest d = { 0 };
+    QEMUFile *out, *rp;
+    GThread *t;
+    MigRpMessage m;
+    uint32_t shut = 0xffffffff;
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);
+    d.sv = savevm_new("m");
+    savevm_set_incoming_ops(d.sv, &dest_ops, &d);
+    d.f = qemu_file_new_fd_input(fds[1]);
+    t = g_thread_new("dest", dest_thread, &d);
+    out = qemu_file_new_fd_output(fds[0]);
+    rp = qemu_file_new_fd_input(dup(fds[0]));
+    write(out);
+    qemu_fflush(out);
+    while (mig_rp_read(rp, &m, NULL)) {
+        if (m.type == MIG_RP_MSG_PONG) {
+            g_array_append_val(pongs, m.value);
+        } else {
+            g_assert_cmpint(m.type, ==, MIG_RP_MSG_SHUT);
+            shut = m.value;
+            break;
+        }
+    }
+    g_thread_join(t);
+    *load_ok = d.ok;
+    g_clear_error(&d.err);
+    qemu_fclose(d.f, NULL);
+    qemu_fclose(out, NULL);
+    qemu_fclose(rp, NULL);
+    savevm_free(d.sv);
+    return shut;
+}
+
+static void write_good(QEMUFile *f)
+{
+    SaveVM *sv = savevm_new("m");
+
+    g_assert_true(savevm_save_header(sv, f, NULL));
+    savevm_send_open_return_path(f);
+    savevm_send_ping(f, 0x1234);
+    savevm_send_open_return_path(f);       /* a repeat is harmless */
+    savevm_send_ping(f, 7);
+    g_assert_true(savevm_save_complete_precopy(sv, f, false, false, NULL));
+    savevm_free(sv);
+}
+
+static void write_bad(QEMUFile *f)
+{
+    SaveVM *sv = savevm_new("m");
+
+    g_assert_true(savevm_save_header(sv, f, NULL));
+    savevm_send_open_return_path(f);
+    savevm_send_ping(f, 1);
+    qemu_put_byte(f, 0x55);                /* no such section type */
+    savevm_free(sv);
+}
+
+static void test_destination_end(void)
+{
+    g_autoptr(GArray) pongs = g_array_new(false, false, sizeof(uint32_t));
+    bool ok;
+
+    g_assert_cmpuint(run_load(write_good, pongs, &ok), ==, 0);
+    g_assert_true(ok);
+    g_assert_cmpuint(pongs->len, ==, 2);
+    g_assert_cmphex(g_array_index(pongs, uint32_t, 0), ==, 0x1234);
+    g_assert_cmphex(g_array_index(pongs, uint32_t, 1), ==, 7);
+    g_array_set_size(pongs, 0);
+    g_assert_cmpuint(run_load(write_bad, pongs, &ok), ==, 1);
+    g_assert_false(ok);
+    g_assert_cmpuint(pongs->len, ==, 1);
+}
+
+/* Without OPEN_RETURN_PATH, a PING is refused and nothing is sent back;
+ * a channel with no return path (a memory stream) fails the open. */
+static void test_destination_refusals(void)
+{
+    MigRpIncoming in = { 0 };
+    g_autoptr(GBytes) b = g_bytes_new_static("", 0);
+    QEMUFile *f = qemu_file_new_mem_input(b);
+    GError *err = NULL;
+
+    g_assert_false(mig_rp_incoming_pong(&in, 3, &err));
+    g_assert_nonnull(strstr(err->message, "no return path"));
+    g_clear_error(&err);
+    g_assert_false(mig_rp_incoming_open(&in, f, &err));
+    g_assert_nonnull(strstr(err->message, "OPEN_RETURN_PATH"));
+    g_clear_error(&err);
+    g_assert_null(in.rp);
+    mig_rp_incoming_shut(&in, true);       /* nothing open: no-op */
+    qemu_fclose(f, NULL);
+}
+
 static void expect_error(const uint8_t *data, size_t len, const char *needle)
 {
     g_autoptr(GBytes) b = g_bytes_new(data, len);
@@ -145,5 +282,8 @@ int main(int argc, char **argv)
     g_test_add_func("/return-path/golden-and-read", test_golden_and_read);
     g_test_add_func("/return-path/socket-pong", test_socket_pong);
     g_test_add_func("/return-path/hostile", test_hostile);
+    g_test_add_func("/return-path/destination-end", test_destination_end);
+    g_test_add_func("/return-path/destination-refusals",
+                    test_destination_refusals);
     return g_test_run();
 }
