@@ -125,3 +125,45 @@ def test_live_migration_with_disk_io_on_shared_qcow2(tmp_path):
     finally:
         for vm in vms:
             vm.kill()
+
+
+@pytest.mark.parametrize("how", ["cancel", "kill-destination"])
+def test_failed_migration_leaves_the_source_owning_its_disk(tmp_path, how):
+    """A migration that ends early (migrate_cancel, or the destination
+    killed) leaves the disk with the source: its rounds go on, and once
+    everyone quits the image is clean."""
+    img = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(img), "64M"],
+                   check=True, timeout=30)
+    vms = []
+    try:
+        a = make_vm(tmp_path, img, "a")
+        vms.append(a)
+        wait_round(a, 2)
+        uri = "unix:" + str(tmp_path / "mig.sock")
+        b = make_vm(tmp_path, img, "b", incoming=uri)
+        vms.append(b)
+        wait_runstate(b, "inmigrate")
+        # 32 KiB/s: ~10 KiB fit in the downtime limit while the guest
+        # rewrites 2 MiB of buffers per round, so it cannot converge.
+        a.qmp().execute("migrate-set-parameters", **{"max-bandwidth": 32 << 10})
+        a.qmp().execute("migrate", uri=uri)
+        wait_status(a, ("active",))
+        time.sleep(1.0)
+        if how == "cancel":
+            a.qmp().execute("migrate_cancel")
+        else:
+            b.kill()
+        info = wait_status(a, ("cancelled", "failed", "completed"))
+        assert info["status"] in ("cancelled", "failed"), info
+        wait_runstate(a, "running")
+        wait_round(a, last_round(a) + 5)
+        a.serial.assert_no_fail()
+        for vm in vms:
+            if vm.running():
+                vm.qmp().execute("quit")
+                vm.wait_exit(10)
+        qemu_img_check(img)
+    finally:
+        for vm in vms:
+            vm.kill()
