@@ -318,6 +318,9 @@ bool bdrv_inactivate(BlockNode *bs, bool store_bitmaps, GError **errp)
         bs->flags |= BDRV_O_INACTIVE;
         bs->inactive = file->inactive = true;
         bs->read_only = true;
+        /* Whoever takes the image next may write it (a migration's
+         * destination before a source's cont): reread it when it is back. */
+        bs->reload_on_activate = true;
     }
     g_mutex_unlock(&bs->lock);
     return ok;

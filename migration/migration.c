@@ -276,6 +276,16 @@ bool migration_is_active(const MigrationState *ms)
     return ms->job || ms->in.thread;
 }
 
+bool migration_activate_disks(MigrationState *ms, GError **errp)
+{
+    /* An outgoing job inactivates on its own thread and reactivates if it
+     * fails; an incoming stream activates when it ends. */
+    if (migration_is_active(ms)) {
+        return true;
+    }
+    return activate_drives(ms, errp);
+}
+
 bool migration_set_capability(MigrationState *ms, MigrationCapability c,
                               bool on, GError **errp)
 {

@@ -6,6 +6,7 @@
  * so the drive owner can plug its list in later.
  */
 #include "monitor/monitor-vl.h"
+#include "migration/migration.h"
 #include "monitor/qmp-machine.h"
 
 struct MonitorVl {
@@ -14,6 +15,7 @@ struct MonitorVl {
     QmpMachine qm;
     QmpBlockSource block;           /* what the block commands were given */
     const QmpBlockSource *drives;   /* the drive owner's, or NULL */
+    MigrationState *migration;      /* owns the drives' hand-over, or NULL */
 };
 
 static const char *machine_name(void *opaque)
@@ -44,11 +46,19 @@ static void machine_powerdown_op(void *opaque)
     machine_powerdown(mv->machine);
 }
 
+static bool machine_activate_disks(void *opaque, GError **errp)
+{
+    MonitorVl *mv = opaque;
+
+    return !mv->migration || migration_activate_disks(mv->migration, errp);
+}
+
 static const QmpMachineOps machine_ops = {
     .name = machine_name,
     .cpu_count = machine_cpu_count,
     .cpu_thread_id = machine_cpu_thread_id,
     .powerdown = machine_powerdown_op,
+    .activate_disks = machine_activate_disks,
 };
 
 static bool forward_drive(void *opaque, size_t i, QmpBlockBackend *out)
@@ -113,4 +123,9 @@ Monitor *monitor_vl_monitor(MonitorVl *mv)
 void monitor_vl_set_block_source(MonitorVl *mv, const QmpBlockSource *src)
 {
     mv->drives = src;
+}
+
+void monitor_vl_set_migration(MonitorVl *mv, MigrationState *ms)
+{
+    mv->migration = ms;
 }

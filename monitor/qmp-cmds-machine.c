@@ -102,6 +102,7 @@ static bool needs_reset(RunState s)
 
 static JsonNode *cmd_cont(const QmpCall *call, JsonObject *args, GError **errp)
 {
+    QmpMachine *m = call->opaque;
     RunState s = runstate_get();
 
     if (needs_reset(s)) {
@@ -112,6 +113,11 @@ static JsonNode *cmd_cont(const QmpCall *call, JsonObject *args, GError **errp)
     if (s == RUN_STATE_INMIGRATE) {
         g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
                     "Migration is not finished yet; the guest starts when it is");
+        return NULL;
+    }
+    /* A postmigrate source, or a destination whose activation failed,
+     * holds its drives inactive: the guest would get I/O errors. */
+    if (m->ops->activate_disks && !m->ops->activate_disks(m->opaque, errp)) {
         return NULL;
     }
     if (!runstate_is_running(s)) {

@@ -158,6 +158,7 @@ static int run(Vl *vl)
         monitor_vl_set_block_source(vl->monitor, &vl->machine->drives->source);
         drive_set_attach_monitor(vl->machine->drives, monitor_vl_monitor(vl->monitor));
         qmp_migration_attach(monitor_vl_monitor(vl->monitor), vl->migration);
+        monitor_vl_set_migration(vl->monitor, vl->migration);
     }
     if (!vl->monitor) {
         tern_error_report("%s", err->message);

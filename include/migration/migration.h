@@ -86,6 +86,13 @@ bool migration_set_params(MigrationState *ms, const MigrationParams *p,
 /* True while an outgoing job or an incoming stream is in progress. */
 bool migration_is_active(const MigrationState *ms);
 
+/* QMP cont: take back every drive that is inactive (a postmigrate source,
+ * a destination whose activation failed), as the destination does before
+ * its guest runs. A no-op while a migration is in progress (it owns the
+ * hand-over). False with *errp (e.g. another process holds the write lock)
+ * if one cannot be taken: the guest must not run then. */
+bool migration_activate_disks(MigrationState *ms, GError **errp);
+
 /* QMP migrate: connect to 'uri' and start the precopy job. */
 bool migration_start_outgoing(MigrationState *ms, const char *uri,
                               GError **errp);

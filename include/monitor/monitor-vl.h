@@ -11,6 +11,8 @@
 #include "monitor/monitor.h"
 #include "monitor/qmp-block.h"
 
+typedef struct MigrationState MigrationState;
+
 typedef struct MonitorVl MonitorVl;
 
 /*
@@ -27,5 +29,8 @@ Monitor *monitor_vl_monitor(MonitorVl *mv);
 /* Where the drive owner lists its drives for query-block and the bitmap
  * commands; until then the monitor sees no drives. src must outlive mv. */
 void monitor_vl_set_block_source(MonitorVl *mv, const QmpBlockSource *src);
+/* The process's migration state, which cont asks to take inactive drives
+ * back; until then cont activates nothing. ms must outlive the main loop. */
+void monitor_vl_set_migration(MonitorVl *mv, MigrationState *ms);
 
 #endif

@@ -18,6 +18,10 @@ typedef struct QmpMachineOps {
     int64_t (*cpu_thread_id)(void *opaque, unsigned index);
     /* Presses the ACPI power button; NULL if the machine has none. */
     void (*powerdown)(void *opaque);
+    /* Takes inactive drives back before cont starts the guest (QEMU's
+     * cont activates every block node); false with *errp leaves the VM
+     * stopped. NULL if the machine hands no drives over. */
+    bool (*activate_disks)(void *opaque, GError **errp);
 } QmpMachineOps;
 
 typedef struct QmpMachine {

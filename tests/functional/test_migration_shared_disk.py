@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ternlib import TernVm, has_kvm
+from ternlib import QmpError, TernVm, has_kvm
 
 pytestmark = pytest.mark.skipif(not has_kvm(), reason="needs /dev/kvm")
 
@@ -163,6 +163,59 @@ def test_failed_migration_leaves_the_source_owning_its_disk(tmp_path, how):
             if vm.running():
                 vm.qmp().execute("quit")
                 vm.wait_exit(10)
+        qemu_img_check(img)
+    finally:
+        for vm in vms:
+            vm.kill()
+
+
+def test_cont_on_postmigrate_source_takes_the_disk_back(tmp_path):
+    """As QEMU's cont: a postmigrate source's drives are inactive, so cont
+    must activate them first. While the destination runs (and holds the
+    write lock) cont fails with the lock error and the source stays
+    postmigrate; once the destination quits, cont takes the image back,
+    rereads what the destination wrote, and the guest's verify rounds go on
+    with no failure."""
+    img = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(img), "64M"],
+                   check=True, timeout=30)
+    vms = []
+    try:
+        uri = "unix:" + str(tmp_path / "mig-cont.sock")
+        b = make_vm(tmp_path, img, "b", incoming=uri)
+        vms.append(b)
+        wait_runstate(b, "inmigrate")
+        a = make_vm(tmp_path, img, "a")
+        vms.append(a)
+        wait_round(a, 2)
+        a.qmp().execute("migrate-set-parameters", **{"max-bandwidth": 0})
+        a.qmp().execute("migrate", uri=uri)
+        info = wait_status(a, ("completed", "failed", "cancelled"), 60)
+        assert info["status"] == "completed", (info, b.stderr_text()[-2000:])
+        wait_runstate(a, "postmigrate")
+        wait_runstate(b, "running")
+        done = last_round(a)
+        wait_round(b, done + 2)
+
+        with pytest.raises(QmpError) as e:
+            a.qmp().execute("cont")
+        assert e.value.error_class == "GenericError", e.value.reply
+        assert "lock" in e.value.desc and str(img) in e.value.desc, \
+            e.value.desc
+        assert a.qmp().execute("query-status")["status"] == "postmigrate"
+        time.sleep(0.3)
+        assert last_round(a) == done, "the source's guest ran without its disk"
+
+        b.qmp().execute("quit")
+        b.wait_exit(10)
+        b.serial.assert_no_fail()
+        a.qmp().execute("cont")
+        wait_runstate(a, "running")
+        wait_round(a, done + 3)
+        a.serial.assert_no_fail()
+        assert "error" not in a.stderr_text().lower(), a.stderr_text()
+        a.qmp().execute("quit")
+        a.wait_exit(10)
         qemu_img_check(img)
     finally:
         for vm in vms:
