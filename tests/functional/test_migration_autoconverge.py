@@ -10,6 +10,7 @@ import time
 import pytest
 
 from ternlib import TernVm, guestkit, has_kvm
+from ternlib.migration import wait_status, wait_runstate
 
 pytestmark = pytest.mark.skipif(not has_kvm(), reason="needs /dev/kvm")
 
@@ -19,32 +20,6 @@ MEM = 128
 # so only a guest slowed to ~1 % of its time can let a round finish clean.
 APPEND = guestkit.cmdline("dirty", mem="64M", rate="0", report=250)
 LINK = {"max-bandwidth": 100 << 20, "downtime-limit": 50}
-
-
-def wait_status(vm, want, timeout=30.0, seen=None):
-    """Poll query-migrate until its status is in `want`; collect the
-    throttle percentages seen on the way into `seen`."""
-    deadline = time.monotonic() + timeout
-    info = {}
-    while time.monotonic() < deadline:
-        info = vm.qmp().execute("query-migrate")
-        if seen is not None and "cpu-throttle-percentage" in info:
-            seen.append(info["cpu-throttle-percentage"])
-        if info.get("status") in want:
-            return info
-        time.sleep(0.05)
-    raise AssertionError(f"{vm.name}: query-migrate stuck at {info}")
-
-
-def wait_runstate(vm, want, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    st = None
-    while time.monotonic() < deadline:
-        st = vm.qmp().execute("query-status")["status"]
-        if st == want:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{vm.name}: run state {st}, want {want}")
 
 
 def test_throttle_parameters_defaults_and_ranges(tmp_path):

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from ternlib import TernVm, guestkit, has_kvm
+from ternlib.migration import wait_runstate
 
 pytestmark = pytest.mark.skipif(not has_kvm(), reason="needs /dev/kvm")
 
@@ -21,17 +22,6 @@ CMD_OPEN_RETURN_PATH = struct.pack(">BHH", 0x08, 1, 0)
 
 def cmd_ping(value):
     return struct.pack(">BHHI", 0x08, 2, 4, value)
-
-
-def wait_runstate(vm, want, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    st = None
-    while time.monotonic() < deadline:
-        st = vm.qmp().execute("query-status")["status"]
-        if st == want:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{vm.name}: run state {st}, want {want}")
 
 
 def paused_stream(tmp_path):

@@ -1,51 +1,17 @@
 """tern -> tern migration: paused (RAM byte-identical by hash), live with the
 guest kit's dirty workload over unix and tcp, back and forth, exec:/file:
 transports, and what query-migrate and the events report."""
-import socket
 import subprocess
 import time
 
 import pytest
 
 from ternlib import TernVm, guestkit, has_kvm, tern_stream
+from ternlib.migration import wait_status, wait_runstate, free_port, unlimited
 
 pytestmark = pytest.mark.skipif(not has_kvm(), reason="needs /dev/kvm")
 
 MEM = 128
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_status(vm, want, timeout=30.0):
-    """Poll query-migrate until its status is one of `want`; return it."""
-    deadline = time.monotonic() + timeout
-    info = {}
-    while time.monotonic() < deadline:
-        info = vm.qmp().execute("query-migrate")
-        if info.get("status") in want:
-            return info
-        time.sleep(0.02)
-    raise AssertionError(f"{vm.name}: query-migrate stuck at {info}")
-
-
-def wait_runstate(vm, want, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    st = None
-    while time.monotonic() < deadline:
-        st = vm.qmp().execute("query-status")["status"]
-        if st == want:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{vm.name}: run state {st}, want {want}\n"
-                         f"{vm.stderr_text()[-2000:]}")
-
-
-def unlimited(vm):
-    vm.qmp().execute("migrate-set-parameters", **{"max-bandwidth": 0})
 
 
 def migrate(src, dst, uri, timeout=60.0):
