@@ -20,6 +20,7 @@
 #include "target/i386/cpu-vmstate.h"
 #include "target/i386/cpuid.h"
 #include "tern/error.h"
+#include "test-kvm-util.h"
 
 #define NR_CPUS   2
 #define CODE_ADDR 0x1000
@@ -120,15 +121,6 @@ static void vm_free(Vm *vm)
     guest_mem_free(&vm->mem);
     iobus_free(vm->pio);
     iobus_free(vm->mmio);
-}
-
-static bool have_kvm(void)
-{
-    if (access("/dev/kvm", R_OK | W_OK) != 0) {
-        g_test_skip("/dev/kvm is not accessible");
-        return false;
-    }
-    return true;
 }
 
 static void xioctl(int fd, unsigned long req, void *arg)
@@ -322,7 +314,7 @@ static void test_machine_round_trip(void)
     QEMUFile *f;
     uint64_t v;
 
-    if (!have_kvm()) {
+    if (!test_have_kvm()) {
         return;
     }
     vm_new(&vm);
@@ -417,7 +409,7 @@ static void test_running_vcpu_refused(void)
     QEMUFile *f;
     Vm vm;
 
-    if (!have_kvm()) {
+    if (!test_have_kvm()) {
         return;
     }
     vm_new(&vm);
@@ -506,7 +498,7 @@ static void test_hostile_sections(void)
     size_t clen, plen, off;
     GError *err;
 
-    if (!have_kvm()) {
+    if (!test_have_kvm()) {
         return;
     }
     vm_new(&vm);
@@ -594,7 +586,7 @@ static void test_qemu_chip_bytes(void)
     struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
     struct kvm_clock_data clk;
 
-    if (!have_kvm()) {
+    if (!test_have_kvm()) {
         return;
     }
     for (unsigned i = 0; i < 24; i++) {
@@ -673,7 +665,7 @@ static void test_running_guest_continues(void)
     QEMUFile *f;
     Vm vm;
 
-    if (!have_kvm()) {
+    if (!test_have_kvm()) {
         return;
     }
     vm_new(&vm);

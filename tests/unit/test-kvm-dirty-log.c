@@ -9,6 +9,7 @@
 
 #include "sysemu/kvm-dirty-log.h"
 #include "tern/error.h"
+#include "test-kvm-util.h"
 
 #define LOW_LIMIT (64 * MiB)   /* small low region: RAM above it goes to 4 GiB */
 
@@ -21,8 +22,7 @@ static bool setup(Fixture *f)
 {
     g_autoptr(GError) err = NULL;
 
-    if (access("/dev/kvm", R_OK | W_OK) != 0) {
-        g_test_skip("/dev/kvm is not accessible");
+    if (!test_have_kvm()) {
         return false;
     }
     f->mem.fd = -1;

@@ -16,6 +16,7 @@
 #include "target/i386/cpu-state.h"
 #include "target/i386/cpuid.h"
 #include "tern/error.h"
+#include "test-kvm-util.h"
 
 #define CODE_ADDR 0x1000
 
@@ -89,15 +90,6 @@ static void vm_destroy(TestVm *vm)
     iobus_free(vm->mmio);
 }
 
-static bool have_kvm(void)
-{
-    if (access("/dev/kvm", R_OK | W_OK) != 0) {
-        g_test_skip("/dev/kvm is not accessible");
-        return false;
-    }
-    return true;
-}
-
 /* Runs the code up to the IN, pauses with the IN pending; returns the state. */
 static void run_to_paused_in(TestVm *vm, Port *port)
 {
@@ -128,7 +120,7 @@ static void test_pause_completes_io(void)
     Port port = { 0 };
     struct kvm_regs regs;
 
-    if (!have_kvm()) {
+    if (!test_have_kvm()) {
         return;
     }
     g_mutex_init(&port.lock);
@@ -240,7 +232,7 @@ static void test_state_round_trip(void)
     X86CpuState saved, loaded;
     uint64_t v;
 
-    if (!have_kvm()) {
+    if (!test_have_kvm()) {
         return;
     }
     g_mutex_init(&port.lock);
@@ -307,7 +299,7 @@ static void test_put_rejects_mismatch(void)
     TestVm vm;
     X86CpuState st;
 
-    if (!have_kvm()) {
+    if (!test_have_kvm()) {
         return;
     }
     vm_init(&vm);
@@ -330,7 +322,7 @@ static void test_gsi_routing(void)
     IrqLine gsi0, gsi4;
     TestVm vm;
 
-    if (!have_kvm()) {
+    if (!test_have_kvm()) {
         return;
     }
     vm_init(&vm);
