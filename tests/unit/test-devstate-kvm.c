@@ -21,6 +21,7 @@
 #include "target/i386/cpuid.h"
 #include "tern/error.h"
 #include "test-kvm-util.h"
+#include "test-savevm-util.h"
 
 #define NR_CPUS   2
 #define CODE_ADDR 0x1000
@@ -290,21 +291,6 @@ static void compare_cpu(const X86CpuState *a, const X86CpuState *b)
     }
 }
 
-static GBytes *save_vm(Vm *vm)
-{
-    g_autoptr(GError) err = NULL;
-    QEMUFile *f = qemu_file_new_mem_output();
-    const GByteArray *a;
-    GBytes *b;
-
-    g_assert_true(savevm_save_all(vm->sv, f, &err));
-    g_assert_no_error(err);
-    a = qemu_file_mem_output_data(f);
-    b = g_bytes_new(a->data, a->len);
-    g_assert_true(qemu_fclose(f, &err));
-    return b;
-}
-
 static void test_machine_round_trip(void)
 {
     g_autoptr(GError) err = NULL;
@@ -322,7 +308,7 @@ static void test_machine_round_trip(void)
     snapshot(&vm, &before);
     g_assert_true(x86_cpu_state_msr(&before.cpu[1], MSR_IA32_SYSENTER_EIP, &v));
     g_assert_cmphex(v, ==, 0xfeedf00e);
-    stream = save_vm(&vm);
+    stream = test_savevm_save(vm.sv);
     vm_free(&vm);
 
     vm_new(&vm);
@@ -682,7 +668,7 @@ static void test_running_guest_continues(void)
     counter_wait(&src, 20);
     vcpu_pause(vm.vcpus[0]);
     last = src.last;
-    stream = save_vm(&vm);
+    stream = test_savevm_save(vm.sv);
     vm_free(&vm);
 
     vm_new(&vm);

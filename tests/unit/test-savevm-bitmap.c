@@ -14,6 +14,7 @@
 #include "migration/snapshot.h"
 #include "migration/ram.h"
 #include "migration/stream-dump.h"
+#include "test-savevm-util.h"
 
 #define DISK_SIZE (64 * MiB)
 
@@ -102,31 +103,6 @@ static BdrvDirtyBitmap *add_bitmap(BlockNode *bs, const char *name,
     return b;
 }
 
-static GBytes *save_stream(SaveVM *sv)
-{
-    QEMUFile *f = qemu_file_new_mem_output();
-    const GByteArray *out;
-    GError *err = NULL;
-    GBytes *b;
-
-    g_assert_true(savevm_save_all(sv, f, &err));
-    g_assert_no_error(err);
-    out = qemu_file_mem_output_data(f);
-    b = g_bytes_new(out->data, out->len);
-    g_assert_true(qemu_fclose(f, NULL));
-    return b;
-}
-
-static GError *load_stream(SaveVM *sv, GBytes *b)
-{
-    QEMUFile *f = qemu_file_new_mem_input(b);
-    GError *err = NULL;
-
-    savevm_load(sv, f, &err);
-    qemu_fclose(f, NULL);
-    return err;
-}
-
 static bool mem_contains(GBytes *b, const void *needle, size_t len)
 {
     gsize size;
@@ -180,7 +156,7 @@ static void test_roundtrip(void)
     bdrv_unlock(src.bs);
     sdbm = dbm_for(&src, ssv);
     ddbm = dbm_for(&dst, dsv);
-    b = save_stream(ssv);
+    b = test_savevm_save(ssv);
     g_assert_true(mem_contains(b, start_bm0, sizeof(start_bm0)));
     g_assert_true(mem_contains(b, start_bm1, sizeof(start_bm1)));
     bdrv_lock(src.bs);
@@ -194,7 +170,7 @@ static void test_roundtrip(void)
     g_assert_nonnull(strstr(dump->str, "  dirty: 1048576 +65536\n"
                             "  dirty: 10485760 +65536\n"));
 
-    err = load_stream(dsv, b);
+    err = test_savevm_load(dsv, b);
     g_assert_no_error(err);
     check_bits(dst.bs, "bm0", 64 * KiB);
     check_bits(dst.bs, "bm1", 128 * KiB);
@@ -210,7 +186,7 @@ static void test_roundtrip(void)
     bdrv_unlock(dst.bs);
 
     /* Loading the same bitmaps again is refused, as QEMU refuses it. */
-    err = load_stream(dsv, b);
+    err = test_savevm_load(dsv, b);
     g_assert_nonnull(err);
     g_assert_nonnull(strstr(err->message, "Bitmap with the same name ('bm0') "
                             "already exists on destination"));
@@ -300,7 +276,7 @@ static void test_load_qemu_bitmaps(void)
     ram_migration_register(ram, sv);
     dbm = dbm_for(&dst, sv);
     savevm_register_vmstate(sv, NULL, 0, &vmstate_globalstate, &devs);
-    err = load_stream(sv, b);
+    err = test_savevm_load(sv, b);
     g_assert_no_error(err);
     check_bits(dst.bs, "bm0", 64 * KiB);
     check_bits(dst.bs, "bm1", 128 * KiB);
@@ -341,7 +317,7 @@ static GError *load_chunks(const uint8_t *chunks, size_t len)
     b = g_bytes_new(s->data, s->len);
     env_init(&dst, "dst.qcow2");
     dbm = dbm_for(&dst, sv);
-    err = load_stream(sv, b);
+    err = test_savevm_load(sv, b);
     dirty_bitmap_migration_free(dbm);
     savevm_free(sv);
     env_destroy(&dst);

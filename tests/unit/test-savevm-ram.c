@@ -7,6 +7,7 @@
 
 #include "migration/ram.h"
 #include "migration/stream-dump.h"
+#include "test-savevm-util.h"
 
 #define PAGE RAM_PAGE_SIZE
 
@@ -44,31 +45,6 @@ static uint8_t *mem_page(GuestMemory *m, uint64_t offset)
     g_assert_not_reached();
 }
 
-static GBytes *save_all(SaveVM *sv)
-{
-    QEMUFile *f = qemu_file_new_mem_output();
-    const GByteArray *out;
-    GError *err = NULL;
-    GBytes *b;
-
-    g_assert_true(savevm_save_all(sv, f, &err));
-    g_assert_no_error(err);
-    out = qemu_file_mem_output_data(f);
-    b = g_bytes_new(out->data, out->len);
-    g_assert_true(qemu_fclose(f, NULL));
-    return b;
-}
-
-static GError *load_all(SaveVM *sv, GBytes *b)
-{
-    QEMUFile *f = qemu_file_new_mem_input(b);
-    GError *err = NULL;
-
-    savevm_load(sv, f, &err);
-    qemu_fclose(f, NULL);
-    return err;
-}
-
 /* Three pages: zero, data, zero. */
 static void test_golden(void)
 {
@@ -102,7 +78,7 @@ static void test_golden(void)
     memset(m.regions[0].hva + PAGE, 0xa5, PAGE);
     rm = ram_migration_new(&m, "pc.ram");
     ram_migration_register(rm, sv);
-    b = save_all(sv);
+    b = test_savevm_save(sv);
     p = g_bytes_get_data(b, NULL);
     p += 14;                                           /* header + config */
     g_assert_cmpmem(p, sizeof(setup), setup, sizeof(setup));
@@ -159,8 +135,8 @@ static void test_roundtrip_two_regions(void)
     ram_migration_register(srm, ssv);
     ram_migration_register(drm, dsv);
     ram_migration_set_batch(srm, 5);                /* many PART sections */
-    b = save_all(ssv);
-    err = load_all(dsv, b);
+    b = test_savevm_save(ssv);
+    err = test_savevm_load(dsv, b);
     g_assert_no_error(err);
     assert_same_memory(&src, &dst);
     g_assert_cmpuint(ram_migration_stats(drm).normal +
@@ -241,7 +217,7 @@ static void test_live_rounds(void)
     g_assert_cmpuint(ram_migration_stats(srm).dirty_sync_count, ==, 6);
     out = qemu_file_mem_output_data(f);
     b = g_bytes_new(out->data, out->len);
-    err = load_all(dsv, b);
+    err = test_savevm_load(dsv, b);
     g_assert_no_error(err);
     assert_same_memory(&src, &dst);
     g_assert_cmpuint(mem_page(&dst, 2 * PAGE)[100], ==, 0x42);
@@ -267,7 +243,7 @@ static void test_inspector_counts_pages(void)
     fill_pattern(&m, 0);
     rm = ram_migration_new(&m, "pc.ram");
     ram_migration_register(rm, sv);
-    b = save_all(sv);
+    b = test_savevm_save(sv);
     g_assert_true(stream_dump(b, NULL, out, &err));
     g_assert_no_error(err);
     g_assert_nonnull(strstr(out->str, "ram: block 'pc.ram' length 122880"));
@@ -300,7 +276,7 @@ static GError *load_patched(size_t at, const void *patch, size_t len,
     drm = ram_migration_new(&dst, block);
     ram_migration_register(srm, ssv);
     ram_migration_register(drm, dsv);
-    b = save_all(ssv);
+    b = test_savevm_save(ssv);
     {
         const void *raw = g_bytes_get_data(b, &size);
 
@@ -312,7 +288,7 @@ static GError *load_patched(size_t at, const void *patch, size_t len,
         size = at;                      /* truncate */
     }
     bad = g_bytes_new(data, size);
-    err = load_all(dsv, bad);
+    err = test_savevm_load(dsv, bad);
     ram_migration_free(srm);
     ram_migration_free(drm);
     savevm_free(ssv);
@@ -388,7 +364,7 @@ static void test_continue_across_sections(void)
     memset(m.regions[0].hva + PAGE, 0x77, PAGE);
     rm = ram_migration_new(&m, "pc.ram");
     ram_migration_register(rm, sv);
-    err = load_all(sv, b);
+    err = test_savevm_load(sv, b);
     g_assert_no_error(err);
     g_assert_cmpuint(ram_migration_stats(rm).duplicate, ==, 2);
     g_assert_cmpuint(m.regions[0].hva[PAGE + 5], ==, 0);    /* zeroed */
