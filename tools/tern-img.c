@@ -823,6 +823,8 @@ int main(int argc, char **argv)
         { "resize", img_resize },
         { "io", img_io }, { "bitmap", img_bitmap },
     };
+
+    g_set_prgname("tern-img");   /* prefix of the block layer's error reports */
     if (argc < 2) {
         return usage();
     }

@@ -269,6 +269,7 @@ int main(int argc, char **argv)
     StreamDumpOptions opts = { 0 };
     bool ok;
 
+    g_set_prgname("tern-stream");   /* prefix of shared error reports */
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err) || argc > 2) {
         fprintf(stderr, "tern-stream: %s\n",
