@@ -3,9 +3,10 @@
  * the real-mode AP trampoline, the switch to long mode shared by every CPU,
  * the drop to ring 3 with iretq, and the interrupt stubs. Ring 0 is emulated
  * at ~1 us per instruction on the PVM host, so every path here is a handful
- * of instructions; the page tables are built at link time for the same
- * reason (identity map of 0-8 GiB, 2 MiB pages, user-accessible, the
- * 3-4 GiB MMIO hole uncached; nothing above 8 GiB).
+ * of instructions: the page tables are built at link time (identity map of
+ * 0-8 GiB, 2 MiB pages, user-accessible, the 3-4 GiB MMIO hole uncached;
+ * nothing above 8 GiB), each CPU sets up only its own TSS, and ring 3 fills
+ * the IDT (ring0.c).
  */
 #include "layout.h"
 
@@ -74,8 +75,9 @@ lm64_common:
 	outb %al, $0xa1
 	movabsq $(TG_LAPIC_BASE + 0x350), %rax
 	movl $0x10000, (%rax)
-	call tg_ring0_setup             /* BSP: IDT and every CPU's TSS */
-1:	lidt tg_idt_ptr(%rip)
+1:	lidt tg_idt_ptr(%rip)           /* filled by the BSP in ring 3 */
+	movl %ebx, %edi
+	call tg_ring0_cpu_setup         /* this CPU's TSS and its descriptor */
 	movl %ebx, %eax
 	shll $4, %eax
 	addl $TG_SEL_TSS0, %eax
@@ -196,12 +198,16 @@ tg_gdt:
 	.quad 0x00cff2000000ffff        /* 0x20 user data */
 	.quad 0x00affa000000ffff        /* 0x28 user code, 64-bit */
 tg_gdt_tss:
-	.fill TG_MAX_CPUS * 2, 8, 0     /* filled by tg_ring0_setup */
+	.fill TG_MAX_CPUS * 2, 8, 0     /* filled by tg_ring0_cpu_setup */
 tg_gdt_end:
 	.balign 8
 tg_gdt_ptr:
 	.word tg_gdt_end - tg_gdt - 1
 	.quad tg_gdt
+	.balign 8
+tg_idt_ptr:
+	.word 256 * 16 - 1
+	.quad tg_idt
 
 	.globl tg_start_info_paddr, tg_cpu_counter
 tg_start_info_paddr:

@@ -13,13 +13,15 @@ bool tg_boot_info_init(void);                 /* false: bad start info */
 const char *tg_boot_cmdline(void);
 unsigned tg_acpi_count_cpus(void);            /* 0 if no MADT */
 
+/* ring0.c: the IDT, filled from ring 3 before interrupts are enabled */
+void tg_idt_init(void);
+
 /* args.c */
 void tg_args_init(const char *cmdline);
 
 /* apic.c */
 void tg_lapic_init(unsigned cpu, unsigned hz);
 void tg_legacy_pic_mask(void);
-void tg_ioapic_init(void);
 void tg_start_aps(void);
 
 /* console.c: usable from ring 0 (exception reports) */

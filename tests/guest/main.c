@@ -72,6 +72,7 @@ static void wait_for_aps(unsigned want)
 
 static void bsp_main(void)
 {
+    tg_idt_init();
     if (!tg_boot_info_init()) {
         tg_fail("boot: no PVH hvm_start_info at 0x%x (bad magic)", tg_start_info_paddr);
     }
@@ -82,7 +83,6 @@ static void bsp_main(void)
     }
     kit.hz = (unsigned)hz;
     tg_legacy_pic_mask();
-    tg_ioapic_init();
     tg_lapic_init(0, kit.hz);
     check_in(0);
 

@@ -1,10 +1,12 @@
 /*
- * The guest kit's ring-0 C code: tg_ring0_setup() builds the IDT and every
- * CPU's TSS once on the BSP, and tg_exception_report() prints a CPU
+ * The guest kit's interrupt tables: tg_ring0_cpu_setup() gives the calling
+ * CPU its TSS (ring 0, a few dozen instructions: this code is emulated at
+ * ~1 us per instruction on the PVM host), tg_idt_init() fills the IDT from
+ * ring 3 (the BSP's first act, before any interrupt source is enabled;
+ * entry.S has already loaded IDTR), and tg_exception_report() prints a CPU
  * exception as a TG FAIL line and exits. Each TSS carries a full I/O
  * permission bitmap of zeros, which is how ring 3 reaches its ports: on the
- * PVM host IOPL is ignored at CPL3 but the bitmap is honoured. This code is
- * emulated at ~1 us per instruction, so it only fills in tables.
+ * PVM host IOPL is ignored at CPL3 but the bitmap is honoured.
  */
 #include "internal.h"
 
@@ -30,11 +32,6 @@ struct idt_gate {
     uint32_t reserved;
 } __attribute__((packed));
 
-struct idt_ptr {
-    uint16_t limit;
-    uint64_t base;
-} __attribute__((packed));
-
 /* The interrupt frame as exc_common hands it over. */
 struct exc_frame {
     uint64_t vector, error, rip, cs, rflags, rsp, ss;
@@ -49,15 +46,14 @@ extern char tg_bp_stub[], tg_spurious_stub[];
 uint8_t tg_r0_stacks[TG_MAX_CPUS][1 << TG_R0_STACK_SHIFT] __attribute__((aligned(16)));
 uint8_t tg_user_stacks[TG_MAX_CPUS][1 << TG_U_STACK_SHIFT] __attribute__((aligned(16)));
 static struct tss tss[TG_MAX_CPUS];
-static struct idt_gate idt[256];
-struct idt_ptr tg_idt_ptr;
+struct idt_gate tg_idt[256];        /* IDTR points here from entry.S */
 
-void tg_ring0_setup(void);
+void tg_ring0_cpu_setup(unsigned cpu);
 void tg_exception_report(struct exc_frame *f);
 
 static void set_gate(unsigned vec, uint64_t handler, unsigned dpl)
 {
-    idt[vec] = (struct idt_gate){
+    tg_idt[vec] = (struct idt_gate){
         .off_lo = handler & 0xffff,
         .sel = TG_SEL_CODE64,
         .type = 0x8e | dpl << 5,          /* present 64-bit interrupt gate */
@@ -66,7 +62,7 @@ static void set_gate(unsigned vec, uint64_t handler, unsigned dpl)
     };
 }
 
-static void set_tss(unsigned cpu)
+void tg_ring0_cpu_setup(unsigned cpu)
 {
     uint64_t base = (uint64_t)&tss[cpu];
     uint64_t limit = sizeof(tss[cpu]) - 1;
@@ -80,10 +76,9 @@ static void set_tss(unsigned cpu)
     tg_gdt_tss[cpu * 2 + 1] = base >> 32;
 }
 
-void tg_ring0_setup(void)
+void tg_idt_init(void)
 {
     for (unsigned cpu = 0; cpu < TG_MAX_CPUS; cpu++) {
-        set_tss(cpu);
         set_gate(TG_VEC_TIMER + cpu, tg_timer_stubs[cpu], 0);
     }
     for (unsigned v = 0; v < 32; v++) {
@@ -94,8 +89,6 @@ void tg_ring0_setup(void)
         set_gate(TG_VEC_IRQ + n, tg_irq_stubs[n], 0);
     }
     set_gate(TG_VEC_SPURIOUS, (uint64_t)tg_spurious_stub, 0);
-    tg_idt_ptr.limit = sizeof(idt) - 1;
-    tg_idt_ptr.base = (uint64_t)idt;
 }
 
 void tg_exception_report(struct exc_frame *f)
