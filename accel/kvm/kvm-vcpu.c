@@ -196,10 +196,14 @@ static void complete_pending_io(Vcpu *v)
     }
 }
 
+/* Waiters wait for a change of state; a vCPU re-entering KVM_RUN after an
+ * exit stays RUNNING and must not pay a futex wake-up per exit. */
 static void set_state(Vcpu *v, VcpuRunState s)
 {
-    v->state = s;
-    g_cond_broadcast(&v->cond);
+    if (v->state != s) {
+        v->state = s;
+        g_cond_broadcast(&v->cond);
+    }
 }
 
 /* Auto-converge's sleep, under the lock; a pause or destroy request ends

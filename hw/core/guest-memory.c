@@ -3,6 +3,7 @@
  * e820 map builder. Every access path that takes a guest-supplied address goes
  * through guest_mem_ptr(), which checks the whole range (with overflow checks).
  */
+#include <fcntl.h>
 #include <string.h>
 
 #include "sysemu/guest-memory.h"
@@ -46,6 +47,37 @@ bool guest_mem_read(const GuestMemory *m, uint64_t gpa, void *buf,
         return false;
     }
     memcpy(buf, p, len);
+    return true;
+}
+
+/* The memfd offset of a host pointer into guest RAM (one mapping of it). */
+static uint64_t fd_offset_of(const GuestMemory *m, const uint8_t *p)
+{
+    return (uint64_t)(p - m->regions[0].hva);
+}
+
+bool guest_mem_zero(const GuestMemory *m, uint64_t gpa, uint64_t len, GError **errp)
+{
+    uint8_t *p = guest_mem_ptr(m, gpa, len);
+    uint8_t *first, *end;
+
+    if (!p) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "guest range 0x%" PRIx64 "+0x%" PRIx64 " is not RAM", gpa, len);
+        return false;
+    }
+    first = (uint8_t *)ALIGN_UP((uintptr_t)p, 4096);
+    end = (uint8_t *)ALIGN_DOWN((uintptr_t)(p + len), 4096);
+    /* Whole pages: a hole in the memfd reads as zero and costs no page
+     * allocation (a loader's bss would otherwise fault in every page). */
+    if (m->fd < 0 || first >= end ||
+        fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  fd_offset_of(m, first), end - first) < 0) {
+        memset(p, 0, len);
+        return true;
+    }
+    memset(p, 0, first - p);
+    memset(end, 0, p + len - end);
     return true;
 }
 

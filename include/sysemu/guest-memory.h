@@ -44,6 +44,9 @@ bool guest_mem_write(const GuestMemory *m, uint64_t gpa, const void *buf,
                      uint64_t len, GError **errp);
 bool guest_mem_read(const GuestMemory *m, uint64_t gpa, void *buf,
                     uint64_t len, GError **errp);
+/* Zero [gpa, gpa+len); whole pages of memfd RAM become holes (freed, and
+ * read back as zero) rather than being written. */
+bool guest_mem_zero(const GuestMemory *m, uint64_t gpa, uint64_t len, GError **errp);
 bool guest_mem_add_e820(GuestMemory *m, uint64_t addr, uint64_t size,
                         uint32_t type, GError **errp);
 

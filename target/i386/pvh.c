@@ -160,7 +160,7 @@ static bool load_segments(GuestMemory *mem, const ElfImage *e, PvhBootInfo *out,
             return false;
         }
         memcpy(dst, e->data + s.offset, s.filesz);
-        memset(dst + s.filesz, 0, s.memsz - s.filesz);
+        guest_mem_zero(mem, s.paddr + s.filesz, s.memsz - s.filesz, NULL);   /* in RAM: checked */
         out->kernel_low = MIN(out->kernel_low, s.paddr);
         out->kernel_end = MAX(out->kernel_end, s.paddr + s.memsz);
         have_load = true;

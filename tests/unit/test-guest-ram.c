@@ -1,8 +1,12 @@
 /*
  * Unit tests for guest RAM allocation (hw/core/guest-ram.c): one memfd split
  * around the PCI hole, regions that are slices of it (a write through the
- * region at 4 GiB shows up at its memfd offset), and refused sizes.
+ * region at 4 GiB shows up at its memfd offset), refused sizes, and zeroing
+ * (whole pages become memfd holes, partial pages are written, nothing outside
+ * the range changes).
  */
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sysemu/guest-memory.h"
@@ -32,6 +36,46 @@ static void test_split_around_hole(void)
     g_assert_cmphex(back, ==, v);
     guest_mem_free(&m);
     g_assert_cmpint(m.fd, ==, -1);
+}
+
+/* Fill [0, 5 pages) with 0xaa, zero [start, start+len), check that
+ * 'resident' bytes of the memfd are allocated (before reading anything back:
+ * a read fault on a hole allocates the page again), then check every byte. */
+static void check_zero(GuestMemory *m, uint64_t start, uint64_t len, uint64_t resident)
+{
+    uint8_t *p = guest_mem_ptr(m, 0, 5 * 4096);
+    g_autoptr(GError) err = NULL;
+    struct stat st;
+
+    g_assert_cmpint(ftruncate(m->fd, 0), ==, 0);
+    g_assert_cmpint(ftruncate(m->fd, m->ram_size), ==, 0);
+    memset(p, 0xaa, 5 * 4096);
+    g_assert_true(guest_mem_zero(m, start, len, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(fstat(m->fd, &st), ==, 0);
+    g_assert_cmpuint((uint64_t)st.st_blocks * 512, ==, resident);
+    for (uint64_t i = 0; i < 5 * 4096; i++) {
+        if (p[i] != (i >= start && i < start + len ? 0 : 0xaa)) {
+            g_error("byte %" PRIu64 " is 0x%x after zeroing 0x%" PRIx64 "+0x%" PRIx64,
+                    i, p[i], start, len);
+        }
+    }
+}
+
+static void test_zero(void)
+{
+    g_autoptr(GError) err = NULL;
+    GuestMemory m;
+
+    g_assert_true(guest_mem_alloc(&m, 1 * MiB, 1 * MiB, &err));
+    check_zero(&m, 100, 4 * 4096, 2 * 4096);        /* partial, 3 whole pages freed, partial */
+    check_zero(&m, 4096, 2 * 4096, 3 * 4096);       /* page aligned: 2 pages freed */
+    check_zero(&m, 10, 20, 5 * 4096);               /* inside one page: written */
+    check_zero(&m, 4000, 200, 5 * 4096);            /* across one page boundary */
+    check_zero(&m, 0, 0, 5 * 4096);
+    g_assert_false(guest_mem_zero(&m, 1 * MiB - 8, 16, &err));
+    g_assert_error(err, TERN_ERROR, TERN_ERR_INVALID);
+    guest_mem_free(&m);
 }
 
 static void test_small_is_one_region(void)
@@ -65,5 +109,6 @@ int main(int argc, char **argv)
     g_test_add_func("/guest-ram/split-around-hole", test_split_around_hole);
     g_test_add_func("/guest-ram/small-is-one-region", test_small_is_one_region);
     g_test_add_func("/guest-ram/refused-sizes", test_refused_sizes);
+    g_test_add_func("/guest-ram/zero", test_zero);
     return g_test_run();
 }
