@@ -163,6 +163,7 @@ static int run_once(Vcpu *v)
     }
     v->io_pending = v->run->exit_reason == KVM_EXIT_IO ||
                     v->run->exit_reason == KVM_EXIT_MMIO;
+    kvm_coalesced_flush(v->hooks.coalesced);   /* queued writes come first */
     return dispatch_exit(v);
 }
 
@@ -184,6 +185,7 @@ static void complete_pending_io(Vcpu *v)
         }
         v->io_pending = v->run->exit_reason == KVM_EXIT_IO ||
                         v->run->exit_reason == KVM_EXIT_MMIO;
+        kvm_coalesced_flush(v->hooks.coalesced);
         ev = dispatch_exit(v);
         if (ev >= 0) {
             v->hooks.event(v->hooks.opaque, v->index, ev);

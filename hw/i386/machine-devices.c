@@ -98,6 +98,22 @@ bool machine_create_device(Machine *m, KeyVal *opts, GError **errp)
     return false;
 }
 
+/*
+ * COM1's transmit register (THR, or DLL while DLAB is set) is write-only with
+ * no side effect a later access could observe first: every other COM1
+ * register is an ordinary exit, which replays the queue before it is served.
+ * A guest printing without polling LSR then costs no exit per byte. Where KVM
+ * cannot queue, each byte exits as before.
+ */
+static void queue_transmit(Machine *m)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (m->coalesced && !kvm_coalesced_add_pio(m->coalesced, X86_COM1_PORT, 1, &err)) {
+        tern_warn("COM1 output exits per byte: %s", err->message);
+    }
+}
+
 static bool setup_serial(Machine *m, GError **errp)
 {
     GPtrArray *serials = m->cfg->serials;
@@ -118,7 +134,11 @@ static bool setup_serial(Machine *m, GError **errp)
     }
     m->dev->serial = serial_new(m->dev->serial_chr, kvm_irq_line(m->kvm, X86_COM1_IRQ));
     machine_add_reset(m, (void (*)(void *))serial_reset, m->dev->serial);
-    return serial_attach(m->dev->serial, m->pio, X86_COM1_PORT, errp);
+    if (!serial_attach(m->dev->serial, m->pio, X86_COM1_PORT, errp)) {
+        return false;
+    }
+    queue_transmit(m);
+    return true;
 }
 
 /* Guest reset and poweroff requests from the platform devices (vCPU thread). */

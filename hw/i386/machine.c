@@ -105,7 +105,8 @@ static bool check_smp(Machine *m, GError **errp)
 
 static bool setup_vcpus(Machine *m, GError **errp)
 {
-    const VcpuHooks hooks = { .pio = m->pio, .mmio = m->mmio, .event = vcpu_event,
+    const VcpuHooks hooks = { .pio = m->pio, .mmio = m->mmio,
+                              .coalesced = m->coalesced, .event = vcpu_event,
                               .opaque = m };
     unsigned n = m->cfg->smp;
 
@@ -122,7 +123,9 @@ static bool setup_vcpus(Machine *m, GError **errp)
             return false;
         }
         m->nr_vcpus = i + 1;
-        if (!x86_cpu_set_cpuid(vcpu_fd(m->vcpus[i]), cpuid, errp) ||
+        if ((i == 0 && m->coalesced &&
+             !kvm_coalesced_attach(m->coalesced, vcpu_fd(m->vcpus[0]), errp)) ||
+            !x86_cpu_set_cpuid(vcpu_fd(m->vcpus[i]), cpuid, errp) ||
             !x86_cpu_state_get(m->kvm, vcpu_fd(m->vcpus[i]), &m->power_on[i], errp)) {
             return false;
         }
@@ -151,6 +154,9 @@ Machine *machine_new(VmConfig *cfg, GMainContext *ctx, GError **errp)
     m->pio = iobus_new("port I/O");
     m->mmio = iobus_new("MMIO");
     m->kvm = kvm_init(errp);
+    if (m->kvm) {
+        m->coalesced = kvm_coalesced_new(m->kvm, m->pio, m->mmio, ctx);
+    }
     if (!m->kvm || !check_smp(m, errp) || !setup_ram(m, errp) || !kvm_create_irqchip(m->kvm, errp) ||
         !save_power_on_irqchip(m, errp) || !setup_vcpus(m, errp) ||
         !machine_devices_init(m, errp) || !machine_boot(m, errp)) {
@@ -169,6 +175,7 @@ void machine_free(Machine *m)
     for (unsigned i = 0; i < m->nr_vcpus; i++) {
         vcpu_destroy(m->vcpus[i]);
     }
+    kvm_coalesced_free(m->coalesced);   /* its last writes reach the devices */
     machine_devices_free(m);
     if (m->power_on) {
         for (unsigned i = 0; i < m->cfg->smp; i++) {
@@ -187,6 +194,7 @@ void machine_free(Machine *m)
 void machine_pause(Machine *m)
 {
     vcpus_pause_all(m->vcpus, m->nr_vcpus);
+    kvm_coalesced_flush(m->coalesced);   /* device state is complete from here */
 }
 
 void machine_resume(Machine *m)

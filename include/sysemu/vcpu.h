@@ -14,6 +14,7 @@
 
 #include "hw/io.h"
 #include "sysemu/kvm.h"
+#include "sysemu/kvm-coalesced.h"
 #include "tern/common.h"
 
 typedef enum {
@@ -31,6 +32,7 @@ typedef enum {
 typedef struct VcpuHooks {
     IoBus *pio;
     IoBus *mmio;
+    KvmCoalesced *coalesced;   /* replayed after every exit; may be NULL */
     /* Called on the vCPU thread; the vCPU parks itself afterwards. */
     void (*event)(void *opaque, unsigned index, VcpuEvent ev);
     void *opaque;

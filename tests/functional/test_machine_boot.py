@@ -25,6 +25,21 @@ def test_idle_ticks_from_lapic_timer(tern_vm):
     assert vm.running()
 
 
+def test_console_lines_arrive_while_guest_only_halts(tern_vm):
+    """COM1's transmit register is a KVM coalesced port: the bytes wait in
+    KVM's ring until something replays it. After 'TG ready' the idle guest
+    makes no exit to userspace at all (its timer and halts stay in the
+    kernel), so only tern's replay timer can deliver its lines; without it
+    they would wait for the ring to fill (~170 bytes, ~15 s of ticks)."""
+    vm = tern_vm(append="tg.workload=idle").start()
+    vm.serial.wait_for(r"^TG ready workload=idle cpus=1 hz=100$", timeout=5)
+    t0 = time.monotonic()
+    vm.serial.wait_for(r"^TG tick 100$", timeout=5)
+    vm.serial.wait_for(r"^TG tick 200$", timeout=5)
+    # Two lines one second apart in guest time, each delivered promptly.
+    assert time.monotonic() - t0 < 4
+
+
 def test_idle_ticks_then_exit_status(tern_vm):
     vm = tern_vm(append="tg.workload=idle tg.hz=200 tg.print=20 tg.ticks=60").start()
     assert vm.wait_exit(10) == debug_exit_status(0) == 1

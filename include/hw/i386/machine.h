@@ -43,6 +43,7 @@ typedef struct Machine {
     VmConfig *cfg;
     GMainContext *ctx;
     KvmState *kvm;
+    KvmCoalesced *coalesced;      /* NULL where KVM cannot queue writes */
     GuestMemory mem;
     IoBus *pio;
     IoBus *mmio;
