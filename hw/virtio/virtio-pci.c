@@ -356,6 +356,17 @@ static void on_kick(void *opaque, int fd)
     g_mutex_unlock(&vp->lock);
 }
 
+/* Whether the queues wait for the VM to run: after a stop, and on a migration
+ * target (whose images are handed over only after the stream). Before the
+ * first start (prelaunch, or a unit test that never starts) no vCPU can kick,
+ * so nothing needs holding then. */
+static bool queues_held(void)
+{
+    RunState s = runstate_get();
+
+    return !runstate_is_running(s) && s != RUN_STATE_PRELAUNCH;
+}
+
 /* Main loop. Taking the lock waits for a batch in progress on the I/O thread
  * to finish; after that nothing runs until the VM does again. */
 static void on_runstate(void *opaque, bool running, RunState state)
@@ -453,10 +464,7 @@ VirtioPci *virtio_pci_new(const VirtioPciConfig *cfg, GError **errp)
         }
         vp->kick_tag[q] = iothread_add_fd(vp->iothread, vp->kick_fd[q], on_kick, vp);
     }
-    /* Before the first start (prelaunch, or a unit test that never starts)
-     * no vCPU can kick, so only a later stop has to hold the queues. */
-    vp->vm_stopped = !runstate_is_running(runstate_get()) &&
-                     runstate_get() != RUN_STATE_PRELAUNCH;
+    vp->vm_stopped = queues_held();
     runstate_add_listener(on_runstate, vp);
     return vp;
 }
@@ -632,9 +640,13 @@ static bool virtio_pci_post_load(void *opaque, int version_id, GError **errp)
     vp->config_generation = s->config_generation;
     vp->isr = s->isr;
     memcpy(vp->vqs, vqs, sizeof(vqs));
+    /* On a migration target a request run now would fail on a node that is
+     * still inactive: the queues wait for vm_start. */
+    vp->vm_stopped = queues_held();
     g_mutex_unlock(&vp->lock);
     update_ioeventfds(vp);
-    /* Requests the source had not finished (or rewound) wait in the rings. */
+    /* Requests the source had not finished (or rewound) wait in the rings;
+     * the kick only counts once the VM runs (on_runstate kicks again then). */
     for (unsigned q = 0; q < vp->cfg.num_queues; q++) {
         if (vqs[q].enabled) {
             kick(vp, q);

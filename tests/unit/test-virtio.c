@@ -716,6 +716,45 @@ static void test_vm_stop_holds_queues(void)
     teardown(&f);
 }
 
+/* On a migration target the loaded queues wait for vm_start: the images are
+ * handed over only after the stream ends, so a request the source left in
+ * the ring must not run while the target is still in 'inmigrate'. */
+static void test_incoming_holds_queues_until_start(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GBytes) state = NULL;
+    uint64_t hdr[2] = { VIRTIO_BLK_T_IN, 0 };
+    Fixture a, b;
+
+    setup(&a, "", 1);
+    driver_init(&a, 0, VIRTIO_NO_VECTOR);
+    vm_start();
+    vm_stop(RUN_STATE_PAUSED);
+    /* A request the source had not started when it stopped. */
+    memcpy(gpa(&a, HDR_GPA), hdr, 16);
+    set_desc(&a, DESC_GPA, 0, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, 1);
+    set_desc(&a, DESC_GPA, 1, DATA_GPA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+    set_desc(&a, DESC_GPA, 2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
+    publish(&a, 0);
+    state = save_state(&a);
+    /* The target is built before its runstate becomes inmigrate (vl.c). */
+    runstate_set(RUN_STATE_PRELAUNCH);
+    setup(&b, "", 1);
+    memcpy(b.ram, a.ram, RAM_SIZE);
+    b.avail_idx = a.avail_idx;
+    b.last_used = a.last_used;
+    runstate_set(RUN_STATE_INMIGRATE);
+    g_assert_true(load_state(&b, state, g_bytes_get_size(state), &err));
+    g_assert_no_error(err);
+    g_usleep(50000);
+    g_assert_cmpuint(used_idx(&b), ==, 0);
+    vm_start();
+    g_assert_true(wait_used(&b, NULL));
+    g_assert_cmpuint(*(uint8_t *)gpa(&b, STATUS_GPA), ==, 0);
+    teardown(&b);
+    teardown(&a);
+}
+
 typedef struct DirtyRec {
     GMutex lock;
     GArray *ranges;            /* of uint64_t pairs */
@@ -910,6 +949,8 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio/transport/migration-roundtrip", test_migration_roundtrip);
     g_test_add_func("/virtio/transport/migration-hostile", test_migration_hostile);
     g_test_add_func("/virtio/transport/vm-stop", test_vm_stop_holds_queues);
+    g_test_add_func("/virtio/transport/incoming-holds-queues",
+                    test_incoming_holds_queues_until_start);
     g_test_add_func("/virtio/transport/dirty-tracking", test_dirty_tracking);
     g_test_add_func("/virtio/transport/system-reset", test_system_reset);
     g_test_add_func("/virtio/transport/needs-reset-irq", test_needs_reset_config_interrupt);
