@@ -3,22 +3,18 @@
  * (the LAPIC and IOAPIC pages are user-accessible): each CPU's LAPIC with a
  * periodic timer on its own vector, IOAPIC pins routed or masked on request
  * (the kit boots without firmware, so every pin is still masked from reset:
- * masking all 24 up front would cost ~50 exits), the legacy 8259 masked, and
- * AP start-up by INIT + SIPI + SIPI
- * broadcast to all other CPUs. The timer assumes KVM's LAPIC bus clock of
- * 1 GHz (one tick per ns before the divider).
+ * masking all 24 up front would cost ~50 exits), and AP start-up by INIT +
+ * SIPI + SIPI broadcast to all other CPUs. Each register access is an exit,
+ * so reset state is relied on wherever it is what the kit wants. The timer
+ * assumes KVM's LAPIC bus clock of 1 GHz (one tick per ns before the divider).
  */
 #include "internal.h"
 
 #define LAPIC_ID       0x20
-#define LAPIC_TPR      0x80
 #define LAPIC_SVR      0xf0
 #define LAPIC_ICR_LO   0x300
 #define LAPIC_ICR_HI   0x310
 #define LAPIC_LVT_TIMER 0x320
-#define LAPIC_LVT_LINT0 0x350
-#define LAPIC_LVT_LINT1 0x360
-#define LAPIC_LVT_ERROR 0x370
 #define LAPIC_TIMER_INIT 0x380
 #define LAPIC_TIMER_DIV 0x3e0
 
@@ -51,22 +47,15 @@ unsigned tg_lapic_id(void)
     return lapic_read(LAPIC_ID) >> 24;
 }
 
+/* TPR 0 and every LVT masked are the LAPIC's reset state (an AP has just
+ * had INIT; the BSP's LINT0 and the 8259 were masked in ring 0, against
+ * firmware that routes the PIT there): only the timer is programmed. */
 void tg_lapic_init(unsigned cpu, unsigned hz)
 {
     lapic_write(LAPIC_SVR, 0x100 | TG_VEC_SPURIOUS);     /* software enable */
-    lapic_write(LAPIC_TPR, 0);
-    lapic_write(LAPIC_LVT_LINT0, LVT_MASKED);
-    lapic_write(LAPIC_LVT_LINT1, LVT_MASKED);
-    lapic_write(LAPIC_LVT_ERROR, LVT_MASKED);
     lapic_write(LAPIC_TIMER_DIV, 0x3);
     lapic_write(LAPIC_LVT_TIMER, LVT_PERIODIC | (TG_VEC_TIMER + cpu));
     lapic_write(LAPIC_TIMER_INIT, LAPIC_BUS_HZ / TIMER_DIVIDE / hz);
-}
-
-void tg_legacy_pic_mask(void)
-{
-    tg_outb(0x21, 0xff);
-    tg_outb(0xa1, 0xff);
 }
 
 static void ioapic_write(unsigned reg, uint32_t v)

@@ -21,7 +21,6 @@ void tg_args_init(const char *cmdline);
 
 /* apic.c */
 void tg_lapic_init(unsigned cpu, unsigned hz);
-void tg_legacy_pic_mask(void);
 void tg_start_aps(void);
 
 /* console.c: usable from ring 0 (exception reports) */

@@ -82,7 +82,6 @@ static void bsp_main(void)
         tg_fail("bad argument tg.hz=%lu (want 10..1000)", hz);
     }
     kit.hz = (unsigned)hz;
-    tg_legacy_pic_mask();
     tg_lapic_init(0, kit.hz);
     check_in(0);
 
