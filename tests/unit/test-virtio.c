@@ -694,20 +694,27 @@ static void test_migration_hostile(void)
 
 /* While the VM is stopped the device processes nothing; it catches up on
  * vm_start. */
+/* A running device, then a VM stop, then a one-sector read published. */
+static void stop_with_read_pending(Fixture *f)
+{
+    uint64_t hdr[2] = { VIRTIO_BLK_T_IN, 0 };
+
+    driver_init(f, 0, VIRTIO_NO_VECTOR);
+    vm_start();
+    vm_stop(RUN_STATE_PAUSED);
+    memcpy(gpa(f, HDR_GPA), hdr, 16);
+    set_desc(f, DESC_GPA, 0, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, 1);
+    set_desc(f, DESC_GPA, 1, DATA_GPA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+    set_desc(f, DESC_GPA, 2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
+    publish(f, 0);
+}
+
 static void test_vm_stop_holds_queues(void)
 {
     Fixture f;
-    uint64_t hdr[2] = { VIRTIO_BLK_T_IN, 0 };
 
     setup(&f, "", 1);
-    driver_init(&f, 0, VIRTIO_NO_VECTOR);
-    vm_start();
-    vm_stop(RUN_STATE_PAUSED);
-    memcpy(gpa(&f, HDR_GPA), hdr, 16);
-    set_desc(&f, DESC_GPA, 0, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, 1);
-    set_desc(&f, DESC_GPA, 1, DATA_GPA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
-    set_desc(&f, DESC_GPA, 2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
-    publish(&f, 0);
+    stop_with_read_pending(&f);
     g_usleep(50000);
     g_assert_cmpuint(used_idx(&f), ==, 0);
     vm_start();
@@ -723,19 +730,10 @@ static void test_incoming_holds_queues_until_start(void)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(GBytes) state = NULL;
-    uint64_t hdr[2] = { VIRTIO_BLK_T_IN, 0 };
     Fixture a, b;
 
     setup(&a, "", 1);
-    driver_init(&a, 0, VIRTIO_NO_VECTOR);
-    vm_start();
-    vm_stop(RUN_STATE_PAUSED);
-    /* A request the source had not started when it stopped. */
-    memcpy(gpa(&a, HDR_GPA), hdr, 16);
-    set_desc(&a, DESC_GPA, 0, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, 1);
-    set_desc(&a, DESC_GPA, 1, DATA_GPA, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
-    set_desc(&a, DESC_GPA, 2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
-    publish(&a, 0);
+    stop_with_read_pending(&a);   /* the source had not started it */
     state = save_state(&a);
     /* The target is built before its runstate becomes inmigrate (vl.c). */
     runstate_set(RUN_STATE_PRELAUNCH);
