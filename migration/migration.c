@@ -12,7 +12,6 @@
 #include "hw/block/drive.h"
 #include "hw/block/virtio-blk-pci.h"
 #include "hw/i386/machine.h"
-#include "hw/i386/machine-vmstate.h"
 #include "migration/block-dirty-bitmap.h"
 #include "migration/channel.h"
 #include "migration/global-state.h"
@@ -47,7 +46,6 @@ struct MigrationState {
     RamMigration *ram;
     DirtyBitmapMigration *bitmaps;  /* capability dirty-bitmaps */
     MigGlobalState gs;
-    MachineVmstate *devices;
     bool caps[MIG_CAP__MAX];
     MigrationParams params;
     const MigrationEventOps *ev;
@@ -231,7 +229,6 @@ static void register_bitmaps(MigrationState *ms)
 MigrationState *migration_state_new(Machine *m)
 {
     MigrationState *ms = g_new0(MigrationState, 1);
-    MachineVmstateParts parts;
 
     ms->machine = m;
     ms->ctx = m->ctx ? m->ctx : g_main_context_default();
@@ -249,10 +246,14 @@ MigrationState *migration_state_new(Machine *m)
     register_bitmaps(ms);
     mig_global_state_set(&ms->gs, runstate_name(runstate_get()));
     mig_global_state_register(ms->sv, &ms->gs);
-    machine_vmstate_parts(m, &parts);
-    ms->devices = machine_vmstate_register(ms->sv, &parts);
-    virtio_blk_pci_vmstate_register(m, ms->sv);     /* after the machine's */
+    /* Every device that has state put it on the machine's list. */
+    device_list_register_savevm(m->devices, ms->sv);
     return ms;
+}
+
+SaveVM *migration_savevm(MigrationState *ms)
+{
+    return ms->sv;
 }
 
 void migration_set_event_ops(MigrationState *ms, const MigrationEventOps *ops,
@@ -830,8 +831,6 @@ void migration_state_free(MigrationState *ms)
         virtio_blk_pci_set_dirty_log(ms->machine, NULL);
         kvm_dirty_log_stop(ms->dirty);
     }
-    virtio_blk_pci_vmstate_unregister(ms->machine, ms->sv);
-    machine_vmstate_unregister(ms->devices, ms->sv);
     ram_migration_free(ms->ram);
     savevm_free(ms->sv);
     dirty_bitmap_migration_free(ms->bitmaps);

@@ -33,6 +33,7 @@ typedef struct Fixture {
     uint8_t *ram;
     IoBus *pio, *mmio;
     PciBus *bus;
+    DeviceList *devices;
     char *dir, *img;
     Drive *drive;
     VirtioBlk *vb;
@@ -118,7 +119,8 @@ static void setup(Fixture *f, const char *drive_opts, unsigned queues)
     f->msis = g_array_new(false, false, sizeof(uint32_t));
     f->vp->msix.signal = record_msi;
     f->vp->msix.signal_opaque = f;
-    g_assert_true(pci_bus_add_device(f->bus, &f->vp->pci, -1, &err));
+    f->devices = device_list_new();
+    g_assert_true(virtio_pci_plug(f->vp, f->bus, -1, f->devices, &err));
     /* BAR 4 (64-bit) for virtio, BAR 1 for MSI-X, then decode. */
     cfg_write(f, 0x10 + 4 * VIRTIO_PCI_BAR, (uint32_t)BAR_ADDR, 4);
     cfg_write(f, 0x14 + 4 * VIRTIO_PCI_BAR, 0, 4);
@@ -128,7 +130,9 @@ static void setup(Fixture *f, const char *drive_opts, unsigned queues)
 
 static void teardown(Fixture *f)
 {
-    pci_bus_remove_device(f->bus, &f->vp->pci);
+    virtio_pci_unplug(f->vp, f->devices);
+    g_assert_cmpuint(device_list_count(f->devices), ==, 0);
+    device_list_free(f->devices);
     virtio_blk_free(f->vb);
     drive_free(f->drive);
     pci_bus_free(f->bus);
@@ -590,6 +594,17 @@ static void test_event_idx(void)
     teardown(&f);
 }
 
+/* What the transport registered when it was plugged. */
+static const VMStateDescription *vmstate_of(Fixture *f)
+{
+    const DeviceVmstate *e = device_list_get(f->devices, 0);
+
+    g_assert_cmpstr(e->idstr, ==, "virtio-blk-pci");
+    g_assert_cmpuint(e->instance, ==, f->vp->pci.devfn);
+    g_assert_true(e->opaque == f->vp);
+    return e->vmsd;
+}
+
 static GBytes *save_state(Fixture *f)
 {
     g_autoptr(GError) err = NULL;
@@ -597,7 +612,7 @@ static GBytes *save_state(Fixture *f)
     const GByteArray *a;
     GBytes *b;
 
-    g_assert_true(vmstate_save(qf, &vmstate_virtio_pci, f->vp, NULL, &err));
+    g_assert_true(vmstate_save(qf, vmstate_of(f), f->vp, NULL, &err));
     g_assert_no_error(err);
     a = qemu_file_mem_output_data(qf);
     b = g_bytes_new(a->data, a->len);
@@ -609,7 +624,7 @@ static bool load_state(Fixture *f, GBytes *b, size_t len, GError **errp)
 {
     g_autoptr(GBytes) part = g_bytes_new_from_bytes(b, 0, len);
     QEMUFile *qf = qemu_file_new_mem_input(part);
-    bool ok = vmstate_load(qf, &vmstate_virtio_pci, f->vp, 1, errp);
+    bool ok = vmstate_load(qf, vmstate_of(f), f->vp, 1, errp);
 
     qemu_fclose(qf, NULL);
     return ok;
