@@ -223,7 +223,7 @@ static bool check_request(BlockNode *bs, uint64_t offset, uint64_t bytes,
     return true;
 }
 
-static uint64_t iov_total(const struct iovec *iov, int iovcnt)
+uint64_t iov_total(const struct iovec *iov, int iovcnt)
 {
     uint64_t total = 0;
     for (int i = 0; i < iovcnt; i++) {

@@ -378,19 +378,6 @@ static bool has_postcopy(void *opaque)
 
 /* ---- destination ---- */
 
-static bool fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
-
-static bool fail(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID,
-                                               fmt, ap));
-    va_end(ap);
-    return false;
-}
-
 static bool load_header(DirtyBitmapMigration *dbm, QEMUFile *f,
                         GError **errp)
 {
@@ -408,11 +395,11 @@ static bool load_header(DirtyBitmapMigration *dbm, QEMUFile *f,
         dbm->bs = dbm->nodes.find ?
                   dbm->nodes.find(dbm->nodes.opaque, dbm->node_name) : NULL;
         if (!dbm->bs) {
-            return fail(errp, "dirty-bitmap: no block node '%s'",
-                        dbm->node_name);
+            return tern_invalid(errp, "dirty-bitmap: no block node '%s'",
+                                dbm->node_name);
         }
     } else if (!dbm->bs && !nothing) {
-        return fail(errp, "dirty-bitmap: block device name is not set");
+        return tern_invalid(errp, "dirty-bitmap: block device name is not set");
     }
     if (dbm->flags & DBM_BITMAP_NAME) {
         qemu_get_counted_string(f, dbm->bitmap_name);
@@ -423,11 +410,12 @@ static bool load_header(DirtyBitmapMigration *dbm, QEMUFile *f,
         dbm->bitmap = bdrv_find_dirty_bitmap(dbm->bs, dbm->bitmap_name);
         bdrv_unlock(dbm->bs);
         if (!dbm->bitmap && !(dbm->flags & DBM_START)) {
-            return fail(errp, "dirty-bitmap: unknown dirty bitmap '%s' for "
-                        "block device '%s'", dbm->bitmap_name, dbm->node_name);
+            return tern_invalid(errp, "dirty-bitmap: unknown dirty bitmap '%s' "
+                                "for block device '%s'", dbm->bitmap_name,
+                                dbm->node_name);
         }
     } else if (!dbm->bitmap && !nothing) {
-        return fail(errp, "dirty-bitmap: bitmap name is not set");
+        return tern_invalid(errp, "dirty-bitmap: bitmap name is not set");
     }
     return true;
 }
@@ -462,12 +450,12 @@ static bool load_start(DirtyBitmapMigration *dbm, QEMUFile *f, GError **errp)
         return false;
     }
     if (dbm->bitmap) {
-        return fail(errp, "Bitmap with the same name ('%s') already exists on "
-                    "destination", dbm->bitmap_name);
+        return tern_invalid(errp, "Bitmap with the same name ('%s') already "
+                            "exists on destination", dbm->bitmap_name);
     }
     if (flags & DBM_START_RESERVED) {
-        return fail(errp, "Unknown flags in migrated dirty bitmap header: %x",
-                    flags);
+        return tern_invalid(errp, "Unknown flags in migrated dirty bitmap "
+                            "header: %x", flags);
     }
     bdrv_lock(dbm->bs);
     ok = start_bitmap(dbm, granularity, flags, errp);
@@ -528,8 +516,9 @@ static bool load_bits_data(DirtyBitmapMigration *dbm, QEMUFile *f,
     needed = bdrv_dirty_bitmap_serialization_size(dbm->bitmap, offset, bytes);
     bdrv_unlock(dbm->bs);
     if (needed > buf_size || buf_size > ALIGN_UP(needed, DBM_BUF_ALIGN)) {
-        return fail(errp, "Migrated bitmap granularity doesn't match the "
-                    "destination bitmap '%s' granularity", dbm->bitmap_name);
+        return tern_invalid(errp, "Migrated bitmap granularity doesn't match "
+                            "the destination bitmap '%s' granularity",
+                            dbm->bitmap_name);
     }
     buf = g_malloc(buf_size);
     if (qemu_get_buffer(f, buf, buf_size) != buf_size) {
@@ -553,8 +542,8 @@ static bool load_bits(DirtyBitmapMigration *dbm, QEMUFile *f, GError **errp)
         return false;
     }
     if (sector >> (64 - SECTOR_BITS)) {
-        return fail(errp, "dirty-bitmap: chunk at sector %" PRIu64 " is out "
-                    "of range", sector);
+        return tern_invalid(errp, "dirty-bitmap: chunk at sector %" PRIu64
+                            " is out of range", sector);
     }
     bdrv_lock(dbm->bs);
     ok = bdrv_dirty_bitmap_check_part(dbm->bitmap, offset, bytes, errp);
@@ -593,8 +582,8 @@ static bool load_state(QEMUFile *f, void *opaque, int version_id,
     DirtyBitmapMigration *dbm = opaque;
 
     if (version_id != 1) {
-        return fail(errp, "dirty-bitmap: section version %d, expected 1",
-                    version_id);
+        return tern_invalid(errp, "dirty-bitmap: section version %d, expected "
+                            "1", version_id);
     }
     do {
         if (!load_chunk(dbm, f, errp)) {

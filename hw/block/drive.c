@@ -13,18 +13,6 @@
 #include "tern/error.h"
 #include "tern/keyval.h"
 
-static bool fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
-
-static bool fail(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID, fmt, ap));
-    va_end(ap);
-    return false;
-}
-
 static bool parse_choice(KeyVal *kv, const char *key, const char *const *names,
                          int def, int *out, GError **errp)
 {
@@ -40,13 +28,14 @@ static bool parse_choice(KeyVal *kv, const char *key, const char *const *names,
             return true;
         }
     }
-    return fail(errp, "invalid %s '%s'", key, v);
+    return tern_invalid(errp, "invalid %s '%s'", key, v);
 }
 
-/* werror also takes QEMU's "enospc" (stop on ENOSPC only): treated as report. */
+/* werror also takes QEMU's "enospc": stop on ENOSPC, report the rest. */
 static bool parse_error_action(KeyVal *kv, const char *key, DriveErrorAction *out,
                                GError **errp)
 {
+    /* In DriveErrorAction's order. */
     static const char *const names[] = { "report", "stop", "enospc", NULL };
     int i;
 
@@ -54,9 +43,9 @@ static bool parse_error_action(KeyVal *kv, const char *key, DriveErrorAction *ou
         return false;
     }
     if (i == 2 && strcmp(key, "werror")) {
-        return fail(errp, "invalid %s 'enospc'", key);
+        return tern_invalid(errp, "invalid %s 'enospc'", key);
     }
-    *out = i == 1 ? DRIVE_ERROR_STOP : DRIVE_ERROR_REPORT;
+    *out = (DriveErrorAction)i;
     return true;
 }
 
@@ -84,7 +73,7 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, int *flags,
     }
     d->if_virtio = iface == 1;
     if (!id && !d->if_virtio) {
-        return fail(errp, "if=none needs an id=");
+        return tern_invalid(errp, "if=none needs an id=");
     }
     d->id = id ? g_strdup(id) : g_strdup_printf("virtio%u", index);
     d->writethrough = cache == CACHE_WRITETHROUGH || cache == CACHE_DIRECTSYNC;
@@ -123,12 +112,12 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
         return NULL;
     }
     if (!file || !*file) {
-        fail(errp, "file= is required");
+        tern_invalid(errp, "file= is required");
         drive_free(d);
         return NULL;
     }
     if (format && !bdrv_find_format(format)) {
-        fail(errp, "unknown format '%s'", format);
+        tern_invalid(errp, "unknown format '%s'", format);
         drive_free(d);
         return NULL;
     }
@@ -259,7 +248,7 @@ Drive *drive_set_claim(DriveSet *set, const char *id, const char *device,
     Drive *d = id ? drive_set_find(set, id) : NULL;
 
     if (!id) {
-        fail(errp, "drive= is required");
+        tern_invalid(errp, "drive= is required");
         return NULL;
     }
     if (!d) {
@@ -273,4 +262,16 @@ Drive *drive_set_claim(DriveSet *set, const char *id, const char *device,
     }
     d->attached = g_strdup(device);
     return d;
+}
+
+DriveErrorAction drive_error_action(const Drive *d, bool is_read,
+                                    const GError *err)
+{
+    DriveErrorAction a = is_read ? d->rerror : d->werror;
+
+    if (a == DRIVE_ERROR_ENOSPC) {
+        return tern_error_errno(err) == ENOSPC ? DRIVE_ERROR_STOP
+                                               : DRIVE_ERROR_REPORT;
+    }
+    return a;
 }

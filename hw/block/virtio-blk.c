@@ -352,14 +352,13 @@ static bool process(VirtioBlk *vb, unsigned q, VirtQueueElement *e)
     }
     status = execute(vb, &r, &host_err, &err);
     if (host_err) {
-        DriveErrorAction a = is_read(r.type) ? vb->drive->rerror : vb->drive->werror;
+        DriveErrorAction a = drive_error_action(vb->drive, is_read(r.type), err);
+        int errnum = tern_error_errno(err);
 
         tern_warn("%s: %s error: %s", vb->drive->id,
                   is_read(r.type) ? "read" : "write", err->message);
-        /* GError carries no errno; the file driver's message ends in strerror. */
         drive_io_error_event(vb->drive, is_read(r.type), a,
-                             strstr(err->message, g_strerror(ENOSPC)) ? ENOSPC : EIO,
-                             err->message);
+                             errnum ? errnum : EIO, err->message);
         if (a == DRIVE_ERROR_STOP) {
             vm_request_stop(RUN_STATE_IO_ERROR);
             return false;

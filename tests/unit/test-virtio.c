@@ -15,6 +15,7 @@
 #include "hw/pci/pci.h"
 #include "sysemu/runstate.h"
 #include "tern/error.h"
+#include "test-block-fault.h"
 
 #define RAM_SIZE   (4 * MiB)
 #define BAR_ADDR   0xc0000000ULL
@@ -506,6 +507,38 @@ static void test_readonly(void)
     teardown(&f);
 }
 
+/* werror=enospc through the device: a write failing with EIO completes
+ * with IOERR; one failing with ENOSPC is parked until the VM runs again.
+ * The injected errors' messages name no errno. */
+static void test_werror_enospc(void)
+{
+    uint64_t hdr[2] = { VIRTIO_BLK_T_OUT, 0 };
+    Fixture f;
+
+    setup(&f, ",werror=enospc", 1);
+    test_fault_attach(f.drive->node);
+    driver_init(&f, 0, VIRTIO_NO_VECTOR);
+    vm_start();
+    test_fault_set(EIO);
+    g_assert_cmpuint(request(&f, VIRTIO_BLK_T_OUT, 0, 512, NULL), ==,
+                     VIRTIO_BLK_S_IOERR);
+    g_assert_cmpuint(virtio_blk_failed_requests(f.vb), ==, 1);
+
+    test_fault_set(ENOSPC);
+    memcpy(gpa(&f, HDR_GPA), hdr, 16);
+    *(uint8_t *)gpa(&f, STATUS_GPA) = 0xff;
+    publish(&f, 0);
+    g_usleep(50000);
+    g_assert_cmpuint(used_idx(&f), ==, f.last_used);     /* parked */
+    test_fault_set(0);
+    vm_stop(RUN_STATE_IO_ERROR);
+    vm_start();                                         /* retried */
+    g_assert_true(wait_used(&f, NULL));
+    g_assert_cmpuint(*(uint8_t *)gpa(&f, STATUS_GPA), ==, VIRTIO_BLK_S_OK);
+    g_assert_cmpuint(virtio_blk_failed_requests(f.vb), ==, 1);
+    teardown(&f);
+}
+
 static void msix_entry(Fixture *f, unsigned v, uint32_t data, bool masked)
 {
     g_assert_true(iobus_write(f->mmio, MSIX_ADDR + 16 * v, 0xfee00000, 4));
@@ -952,6 +985,7 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio/blk/config-space", test_config_space);
     g_test_add_func("/virtio/blk/seg-max", test_seg_max);
     g_test_add_func("/virtio/blk/readonly", test_readonly);
+    g_test_add_func("/virtio/blk/werror-enospc", test_werror_enospc);
     g_test_add_func("/virtio/blk/cache-none-unaligned", test_cache_none_unaligned_buffers);
     g_test_add_func("/virtio/transport/features-ok-refused", test_features_ok_refused);
     g_test_add_func("/virtio/transport/hostile-chains", test_hostile_chains);

@@ -20,6 +20,7 @@
 typedef enum DriveErrorAction {
     DRIVE_ERROR_REPORT,        /* fail the request towards the guest */
     DRIVE_ERROR_STOP,          /* pause the VM (io-error), retry on resume */
+    DRIVE_ERROR_ENOSPC,        /* werror=enospc: STOP on ENOSPC, else REPORT */
 } DriveErrorAction;
 
 typedef struct DriveSet DriveSet;
@@ -59,6 +60,11 @@ Drive *drive_set_claim(DriveSet *set, const char *id, const char *device,
 /* Sends BLOCK_IO_ERROR events to mon from now on; NULL stops (call that
  * before the monitor goes away). */
 void drive_set_attach_monitor(DriveSet *set, Monitor *mon);
+/* What d's werror (writes) or rerror (reads) policy does with the host
+ * error 'err': DRIVE_ERROR_REPORT or DRIVE_ERROR_STOP, decided on the errno
+ * it carries (tern_error_errno), never on its message. */
+DriveErrorAction drive_error_action(const Drive *d, bool is_read,
+                                    const GError *err);
 /* A host I/O error on d, handled with 'action': emits QEMU's BLOCK_IO_ERROR
  * (device, node-name, operation, action, nospace, reason). Any thread. */
 void drive_io_error_event(Drive *d, bool is_read, DriveErrorAction action,
