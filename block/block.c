@@ -171,6 +171,16 @@ const char *bdrv_get_node_name(BlockNode *bs)
     return bs->node_name;
 }
 
+const char *bdrv_get_filename(BlockNode *bs)
+{
+    return bs->filename ? bs->filename : "";
+}
+
+int bdrv_get_flags(BlockNode *bs)
+{
+    return bs->flags;
+}
+
 const char *bdrv_get_format_name(BlockNode *bs)
 {
     return bs->drv->format_name;

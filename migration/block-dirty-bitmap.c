@@ -194,13 +194,9 @@ static bool bulk_phase(DirtyBitmapMigration *dbm, QEMUFile *f, bool limit,
 static bool add_bitmap(DirtyBitmapMigration *dbm, BlockNode *bs,
                        BdrvDirtyBitmap *bitmap, GError **errp)
 {
-    const char *node = dbm->nodes.wire_name ?
-                       dbm->nodes.wire_name(dbm->nodes.opaque, bs) : NULL;
+    const char *node = blk_list_node_name(dbm->nodes.blks, bs);
     SaveBitmap *sb;
 
-    if (!node) {
-        node = bdrv_get_node_name(bs);
-    }
     if (!node || !node[0] || node[0] == '#' || strlen(node) > 255) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "Bitmap '%s' in a node with auto-generated name '%s' "
@@ -235,9 +231,8 @@ static bool add_bitmap(DirtyBitmapMigration *dbm, BlockNode *bs,
 /* Named bitmaps of one node; the node lock is held by the caller. */
 static bool add_node(DirtyBitmapMigration *dbm, BlockNode *bs, GError **errp)
 {
-    for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
-        BdrvDirtyBitmap *bitmap = l->data;
-
+    for (BdrvDirtyBitmap *bitmap = bdrv_dirty_bitmap_next(bs, NULL); bitmap;
+         bitmap = bdrv_dirty_bitmap_next(bs, bitmap)) {
         if (bdrv_dirty_bitmap_name(bitmap) &&
             !add_bitmap(dbm, bs, bitmap, errp)) {
             return false;
@@ -248,15 +243,12 @@ static bool add_node(DirtyBitmapMigration *dbm, BlockNode *bs, GError **errp)
 
 static bool collect_bitmaps(DirtyBitmapMigration *dbm, GError **errp)
 {
-    g_autoptr(GPtrArray) nodes = dbm->nodes.list ?
-                                 dbm->nodes.list(dbm->nodes.opaque) : NULL;
-
     dbm->save = g_ptr_array_new_with_free_func(g_free);
     dbm->bulk_completed = false;
     dbm->prev_bs = NULL;
     dbm->prev_bitmap = NULL;
-    for (guint i = 0; nodes && i < nodes->len; i++) {
-        BlockNode *bs = nodes->pdata[i];
+    for (size_t i = 0; i < blk_list_count(dbm->nodes.blks); i++) {
+        BlockNode *bs = blk_root(blk_list_get(dbm->nodes.blks, i));
         bool ok;
 
         bdrv_lock(bs);
@@ -392,8 +384,7 @@ static bool load_header(DirtyBitmapMigration *dbm, QEMUFile *f,
         if (!qemu_file_check(f, errp)) {
             return false;
         }
-        dbm->bs = dbm->nodes.find ?
-                  dbm->nodes.find(dbm->nodes.opaque, dbm->node_name) : NULL;
+        dbm->bs = blk_list_lookup_node(dbm->nodes.blks, dbm->node_name);
         if (!dbm->bs) {
             return tern_invalid(errp, "dirty-bitmap: no block node '%s'",
                                 dbm->node_name);

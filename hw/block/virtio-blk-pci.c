@@ -106,13 +106,13 @@ MACHINE_DEVICE_TYPE(virtio_blk_pci, "virtio-blk-pci", virtio_blk_pci_create);
 
 bool virtio_blk_pci_create_shorthand(Machine *m, GError **errp)
 {
-    for (guint i = 0; m->drives && i < m->drives->drives->len; i++) {
-        Drive *d = g_ptr_array_index(m->drives->drives, i);
+    Drive *d;
 
-        if (d->if_virtio && !d->attached) {
-            d->attached = g_strdup("virtio-blk-pci");
-            if (!attach(m, d, NULL, 1, -1, errp)) {
-                g_prefix_error(errp, "-drive %s: ", d->id);
+    for (size_t i = 0; (d = drive_set_get(m->drives, i)); i++) {
+        if (d->if_virtio && !blk_dev(d->blk)) {
+            if (!blk_attach_dev(d->blk, "virtio-blk-pci", errp) ||
+                !attach(m, d, NULL, 1, -1, errp)) {
+                g_prefix_error(errp, "-drive %s: ", drive_id(d));
                 return false;
             }
         }
@@ -127,9 +127,9 @@ static void mark_dirty(void *opaque, uint64_t gpa, uint64_t len)
 
 void virtio_blk_pci_set_dirty_log(Machine *m, KvmDirtyLog *dl)
 {
-    for (guint i = 0; m->drives && i < m->drives->drives->len; i++) {
-        Drive *d = g_ptr_array_index(m->drives->drives, i);
+    Drive *d;
 
+    for (size_t i = 0; (d = drive_set_get(m->drives, i)); i++) {
         if (d->vblk) {
             virtio_pci_set_dirty_tracking(virtio_blk_transport(d->vblk),
                                           dl ? mark_dirty : NULL, dl);

@@ -119,10 +119,10 @@ static GError *io_error(Drive *d, bool is_read, int errnum)
     GError *err = NULL;
     bool ok;
 
-    g_assert_true(bdrv_pwrite(d->node, 0, buf, sizeof(buf), NULL));
+    g_assert_true(bdrv_pwrite(drive_node(d), 0, buf, sizeof(buf), NULL));
     test_fault_set(errnum);
-    ok = is_read ? bdrv_pread(d->node, 0, buf, sizeof(buf), &err)
-                 : bdrv_pwrite(d->node, 0, buf, sizeof(buf), &err);
+    ok = is_read ? bdrv_pread(drive_node(d), 0, buf, sizeof(buf), &err)
+                 : bdrv_pwrite(drive_node(d), 0, buf, sizeof(buf), &err);
     test_fault_set(0);
     g_assert_false(ok);
     g_assert_cmpint(tern_error_errno(err), ==, errnum);
@@ -137,7 +137,7 @@ static Drive *drive_with(const Img *img, const char *policy)
     Drive *d = drive_open(spec, 0, &err);
 
     g_assert_no_error(err);
-    test_fault_attach(d->node);
+    test_fault_attach(drive_node(d));
     return d;
 }
 

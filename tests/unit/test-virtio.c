@@ -282,7 +282,7 @@ static void test_rw_flush_id(void)
     g_assert_cmpuint(request(&f, VIRTIO_BLK_T_IN, 8, 8192, &used_len), ==, 0);
     g_assert_cmpuint(used_len, ==, 8193);
     g_assert_cmpuint(((uint8_t *)gpa(&f, DATA_GPA))[8191], ==, 0xab);
-    g_assert_true(bdrv_pread(f.drive->node, 4096, buf, sizeof(buf), NULL));
+    g_assert_true(bdrv_pread(drive_node(f.drive), 4096, buf, sizeof(buf), NULL));
     g_assert_cmpuint(buf[0], ==, 0xab);
     g_assert_cmpuint(buf[8191], ==, 0xab);
     g_assert_cmpuint(request(&f, VIRTIO_BLK_T_GET_ID, 0, 20, &used_len), ==, 0);
@@ -309,10 +309,10 @@ static void test_discard_write_zeroes(void)
     g_assert_cmpuint(request(&f, VIRTIO_BLK_T_OUT, 0, 4096, NULL), ==, 0);
     memcpy(gpa(&f, DATA_GPA), &seg, sizeof(seg));
     g_assert_cmpuint(request(&f, VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, NULL), ==, 0);
-    g_assert_true(bdrv_pread(f.drive->node, 1024, buf, 512, NULL));
+    g_assert_true(bdrv_pread(drive_node(f.drive), 1024, buf, 512, NULL));
     g_assert_cmpuint(buf[0], ==, 0);
     g_assert_cmpuint(buf[511], ==, 0);
-    g_assert_true(bdrv_pread(f.drive->node, 512, buf, 512, NULL));
+    g_assert_true(bdrv_pread(drive_node(f.drive), 512, buf, 512, NULL));
     g_assert_cmpuint(buf[0], ==, 0x11);
     g_assert_cmpuint(request(&f, VIRTIO_BLK_T_DISCARD, 0, 16, NULL), ==, 0);
     seg.flags = 1;                  /* unmap is not allowed with discard */
@@ -516,7 +516,7 @@ static void test_werror_enospc(void)
     Fixture f;
 
     setup(&f, ",werror=enospc", 1);
-    test_fault_attach(f.drive->node);
+    test_fault_attach(drive_node(f.drive));
     driver_init(&f, 0, VIRTIO_NO_VECTOR);
     vm_start();
     test_fault_set(EIO);
@@ -893,7 +893,7 @@ static void test_cache_none_unaligned_buffers(void)
     publish(&f, 0);
     g_assert_true(wait_used(&f, NULL));
     g_assert_cmpuint(*st, ==, 0);
-    g_assert_true(bdrv_pread(f.drive->node, 2048, buf, 1024, NULL));
+    g_assert_true(bdrv_pread(drive_node(f.drive), 2048, buf, 1024, NULL));
     for (int i = 0; i < 1024; i++) {
         g_assert_cmpuint(buf[i], ==, (uint8_t)(i * 7));
     }
