@@ -18,8 +18,8 @@
 #include "migration/migration.h"
 #include "migration/cpu-throttle.h"
 #include "migration/return-path.h"
-#include "sysemu/kvm-dirty-log.h"
-#include "sysemu/runstate.h"
+#include "accel/kvm/kvm-dirty-log.h"
+#include "softmmu/runstate.h"
 #include "tern/error.h"
 
 #define POLL_MS                 5

@@ -1,12 +1,12 @@
 /*
- * The table of command-line options (sysemu/cmdline.h) and the handlers for
+ * The table of command-line options (softmmu/cmdline.h) and the handlers for
  * the machine's own options. Other areas add their lines to the table; the
  * handlers here only record what was asked, the machine checks it against KVM.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "sysemu/cmdline.h"
+#include "softmmu/cmdline.h"
 #include "tern/error.h"
 
 #define TERN_MIN_RAM (2 * MiB)

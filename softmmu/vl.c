@@ -14,9 +14,9 @@
 #include "migration/migration.h"
 #include "monitor/qmp-migration.h"
 #include "monitor/monitor-vl.h"
-#include "sysemu/cmdline.h"
-#include "sysemu/runstate.h"
-#include "sysemu/vl.h"
+#include "softmmu/cmdline.h"
+#include "softmmu/runstate.h"
+#include "softmmu/vl.h"
 #include "tern/error.h"
 
 typedef struct Vl {

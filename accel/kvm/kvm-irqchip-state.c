@@ -1,6 +1,6 @@
 /*
  * VMState of KVM's in-kernel PICs, IOAPIC, PIT and kvmclock (layouts in
- * sysemu/kvm-irqchip-state.h): one object per chip models it, and is what
+ * accel/kvm/kvm-irqchip-state.h): one object per chip models it, and is what
  * its description saves and loads. Converting between KVM's structs and the
  * models happens here; values a real chip cannot hold are refused on load
  * before anything reaches the kernel.
@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "accel/kvm/kvm-irqchip-state.h"
 #include "migration/vmstate.h"
-#include "sysemu/kvm-irqchip-state.h"
 #include "tern/error.h"
 
 #define IOAPIC_BASE 0xfec00000ULL

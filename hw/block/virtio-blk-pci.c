@@ -8,10 +8,10 @@
  */
 #include <stdio.h>
 
+#include "accel/kvm/kvm-dirty-log.h"
 #include "hw/block/virtio-blk-pci.h"
 #include "hw/block/virtio-blk.h"
 #include "hw/pci/pci.h"
-#include "sysemu/kvm-dirty-log.h"
 #include "tern/error.h"
 
 typedef struct BlkPci {

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "hw/block/virtio-blk.h"
-#include "sysemu/runstate.h"
+#include "softmmu/runstate.h"
 #include "tern/error.h"
 
 #define REQ_HDR_BYTES 16

@@ -17,8 +17,8 @@
 #include "hw/input/i8042.h"
 #include "hw/pci/pci-host.h"
 #include "hw/rtc/mc146818rtc.h"
-#include "sysemu/runstate.h"
-#include "sysemu/chardev.h"
+#include "softmmu/runstate.h"
+#include "softmmu/chardev.h"
 #include "tern/error.h"
 
 typedef struct Cleanup {

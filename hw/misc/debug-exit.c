@@ -6,7 +6,7 @@
  * down cleanly and exits with it. The device has no state to migrate.
  */
 #include "hw/i386/machine.h"
-#include "sysemu/runstate.h"
+#include "softmmu/runstate.h"
 #include "tern/error.h"
 
 typedef struct DebugExit {

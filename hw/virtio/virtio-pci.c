@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "hw/virtio/virtio-pci.h"
-#include "sysemu/runstate.h"
+#include "softmmu/runstate.h"
 #include "tern/error.h"
 
 static VirtioPci *from_pci(PciDevice *d)

@@ -15,14 +15,14 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "accel/kvm/kvm-irqchip-state.h"
 #include "hw/acpi/pm.h"
 #include "hw/char/serial.h"
+#include "hw/core/guest-memory.h"
 #include "hw/input/i8042.h"
 #include "hw/pci/pci-host.h"
 #include "hw/rtc/mc146818rtc.h"
 #include "migration/savevm.h"
-#include "sysemu/guest-memory.h"
-#include "sysemu/kvm-irqchip-state.h"
 #include "target/i386/cpu-vmstate.h"
 #include "target/i386/cpuid.h"
 #include "tern/error.h"

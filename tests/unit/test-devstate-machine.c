@@ -15,7 +15,7 @@
 #include "hw/i386/machine.h"
 #include "migration/migration.h"
 #include "migration/vmstate.h"
-#include "sysemu/cmdline.h"
+#include "softmmu/cmdline.h"
 #include "test-kvm-util.h"
 #include "test-savevm-util.h"
 

@@ -13,7 +13,7 @@
 
 #include "hw/block/virtio-blk.h"
 #include "hw/pci/pci.h"
-#include "sysemu/runstate.h"
+#include "softmmu/runstate.h"
 #include "tern/error.h"
 #include "test-block-fault.h"
 

@@ -15,7 +15,7 @@
 
 #include "tern/common.h"
 #include "hw/core/device-list.h"
-#include "hw/io.h"
+#include "hw/core/iobus.h"
 #include "hw/irq.h"
 #include "hw/power-ops.h"
 

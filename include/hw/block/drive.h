@@ -14,7 +14,7 @@
 #define HW_BLOCK_DRIVE_H
 
 #include "block/block-backend.h"
-#include "sysemu/vm-config.h"
+#include "softmmu/vm-config.h"
 
 typedef enum DriveErrorAction {
     DRIVE_ERROR_REPORT,        /* fail the request towards the guest */

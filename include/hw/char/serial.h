@@ -9,9 +9,9 @@
 #define HW_CHAR_SERIAL_H
 
 #include "hw/core/device-list.h"
-#include "hw/io.h"
+#include "hw/core/iobus.h"
 #include "hw/irq.h"
-#include "sysemu/chardev.h"
+#include "softmmu/chardev.h"
 #include "tern/common.h"
 
 #define SERIAL_FIFO_SIZE 16

@@ -24,12 +24,12 @@
 #ifndef HW_I386_MACHINE_H
 #define HW_I386_MACHINE_H
 
+#include "accel/kvm/kvm-vcpu.h"
+#include "accel/kvm/kvm.h"
 #include "hw/core/device-list.h"
-#include "hw/io.h"
-#include "sysemu/guest-memory.h"
-#include "sysemu/kvm.h"
-#include "sysemu/vcpu.h"
-#include "sysemu/vm-config.h"
+#include "hw/core/guest-memory.h"
+#include "hw/core/iobus.h"
+#include "softmmu/vm-config.h"
 #include "tern/common.h"
 
 #define VIRT_LOW_RAM_END     0xc0000000ULL

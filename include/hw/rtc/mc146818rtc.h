@@ -13,7 +13,7 @@
 
 #include "tern/common.h"
 #include "hw/core/device-list.h"
-#include "hw/io.h"
+#include "hw/core/iobus.h"
 #include "hw/irq.h"
 
 #define RTC_SECONDS      0x00

@@ -20,12 +20,12 @@
 #ifndef HW_VIRTIO_VIRTIO_PCI_H
 #define HW_VIRTIO_VIRTIO_PCI_H
 
+#include "accel/kvm/kvm.h"
 #include "hw/core/device-list.h"
+#include "hw/core/guest-memory.h"
 #include "hw/pci/msix.h"
 #include "hw/virtio/iothread.h"
 #include "hw/virtio/virtqueue.h"
-#include "sysemu/guest-memory.h"
-#include "sysemu/kvm.h"
 
 #define VIRTIO_PCI_VENDOR         0x1af4
 #define VIRTIO_PCI_DEVICE_BASE    0x1040     /* + virtio device id */

@@ -28,8 +28,8 @@
 #ifndef TARGET_I386_CPU_VMSTATE_H
 #define TARGET_I386_CPU_VMSTATE_H
 
+#include "accel/kvm/kvm-vcpu.h"
 #include "hw/core/device-list.h"
-#include "sysemu/vcpu.h"
 #include "target/i386/cpu-state.h"
 
 /* One vCPU's architectural state as it migrates. */

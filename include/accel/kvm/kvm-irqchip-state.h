@@ -19,11 +19,11 @@
  * user-space object here that models it: pre_save reads the kernel's copy
  * into it, post_load checks it and writes it back.
  */
-#ifndef SYSEMU_KVM_IRQCHIP_STATE_H
-#define SYSEMU_KVM_IRQCHIP_STATE_H
+#ifndef ACCEL_KVM_KVM_IRQCHIP_STATE_H
+#define ACCEL_KVM_KVM_IRQCHIP_STATE_H
 
 #include "hw/core/device-list.h"
-#include "sysemu/kvm.h"
+#include "accel/kvm/kvm.h"
 
 /* The models, one per chip: what the descriptions save and load. */
 typedef struct KvmPic {

@@ -4,8 +4,8 @@
  * Names are QEMU's RunState strings, so query-status answers match QEMU 7.2.
  * Transitions happen on the main-loop thread; listeners run there too.
  */
-#ifndef SYSEMU_RUNSTATE_H
-#define SYSEMU_RUNSTATE_H
+#ifndef SOFTMMU_RUNSTATE_H
+#define SOFTMMU_RUNSTATE_H
 
 #include "tern/common.h"
 
