@@ -603,19 +603,27 @@ bool bdrv_snapshot_delete(BlockNode *bs, const char *id, const char *name,
     return ok;
 }
 
-bool bdrv_save_vmstate(BlockNode *bs, uint64_t pos, const void *buf, size_t len,
-                       GError **errp)
+bool bdrv_save_vmstatev(BlockNode *bs, uint64_t pos, const struct iovec *iov,
+                        int iovcnt, GError **errp)
 {
-    if (!bs->drv->save_vmstate) {
+    if (!bs->drv->save_vmstatev) {
         return no_snapshots(bs, errp);
     }
     if (bs->read_only) {
         return check_request(bs, 0, 0, true, errp);
     }
     g_mutex_lock(&bs->lock);
-    bool ok = bs->drv->save_vmstate(bs, pos, buf, len, errp);
+    bool ok = bs->drv->save_vmstatev(bs, pos, iov, iovcnt, errp);
     g_mutex_unlock(&bs->lock);
     return ok;
+}
+
+bool bdrv_save_vmstate(BlockNode *bs, uint64_t pos, const void *buf, size_t len,
+                       GError **errp)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+    return bdrv_save_vmstatev(bs, pos, &iov, 1, errp);
 }
 
 bool bdrv_load_vmstate(BlockNode *bs, uint64_t pos, void *buf, size_t len,
@@ -626,6 +634,18 @@ bool bdrv_load_vmstate(BlockNode *bs, uint64_t pos, void *buf, size_t len,
     }
     g_mutex_lock(&bs->lock);
     bool ok = bs->drv->load_vmstate(bs, pos, buf, len, errp);
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+bool bdrv_snapshot_load_vmstate(BlockNode *bs, const char *id, uint64_t pos,
+                                void *buf, size_t len, GError **errp)
+{
+    if (!bs->drv->snapshot_load_vmstate) {
+        return no_snapshots(bs, errp);
+    }
+    g_mutex_lock(&bs->lock);
+    bool ok = bs->drv->snapshot_load_vmstate(bs, id, pos, buf, len, errp);
     g_mutex_unlock(&bs->lock);
     return ok;
 }

@@ -379,6 +379,69 @@ bool qcow2_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp)
     return qcow2_fix_copied_flags(bs, errp);
 }
 
+static uint64_t *read_snapshot_l1(BlockNode *bs, const Qcow2Snapshot *sn,
+                                  GError **errp)
+{
+    uint64_t *l1 = g_new0(uint64_t, MAX(sn->l1_size, 1));
+
+    if (!qcow2_file_pread(bs, sn->l1_table_offset, l1, (size_t)sn->l1_size * 8,
+                          errp)) {
+        g_free(l1);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < sn->l1_size; i++) {
+        l1[i] = GUINT64_FROM_BE(l1[i]);
+    }
+    return l1;
+}
+
+/*
+ * The snapshot's VM state is read through its own L1 table: the active
+ * table is set aside for the length of one read (the node lock is held, so
+ * nothing else maps through it meanwhile) and the ordinary read path runs
+ * on the snapshot's. Reads never allocate or write, so the snapshot's
+ * clusters are left as they are.
+ */
+bool qcow2_snapshot_load_vmstate(BlockNode *bs, const char *id, uint64_t pos,
+                                 void *buf, size_t len, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int i = find_snapshot(s, id, NULL);
+    uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
+
+    if (i < 0) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_FOUND,
+                    "Can't find snapshot '%s'", id);
+        return false;
+    }
+    const Qcow2Snapshot *sn = &s->snapshots[i];
+    /* The most any L1 table can map: a hostile disk size or position must
+     * not wrap around into the guest's data. */
+    uint64_t limit = (uint64_t)QCOW2_MAX_L1_SIZE * per_l1;
+    uint64_t start = DIV_ROUND_UP(MIN(sn->disk_size, limit), per_l1) * per_l1;
+    if (sn->disk_size > limit || pos > limit || len > limit - pos ||
+        start > limit - pos - len) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "snapshot '%s': VM "
+                    "state at %" PRIu64 "+%zu is outside what qcow2 can map",
+                    id, pos, len);
+        return false;
+    }
+    uint64_t *l1 = read_snapshot_l1(bs, sn, errp);
+    if (!l1) {
+        return false;
+    }
+    uint64_t *active = s->l1_table;
+    uint32_t active_size = s->l1_size;
+
+    s->l1_table = l1;
+    s->l1_size = sn->l1_size;
+    bool ok = qcow2_rw_vmspace(bs, start + pos, buf, len, false, errp);
+    s->l1_table = active;
+    s->l1_size = active_size;
+    g_free(l1);
+    return ok;
+}
+
 bool qcow2_snapshot_delete(BlockNode *bs, const char *id, const char *name,
                            GError **errp)
 {

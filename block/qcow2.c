@@ -633,12 +633,18 @@ static bool qcow2_get_info(BlockNode *bs, BlockImageInfo *info, GError **errp)
     return true;
 }
 
-static bool qcow2_save_vmstate(BlockNode *bs, uint64_t pos, const void *buf,
-                               size_t len, GError **errp)
+static bool qcow2_save_vmstatev(BlockNode *bs, uint64_t pos,
+                                const struct iovec *iov, int iovcnt,
+                                GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    return qcow2_rw_vmspace(bs, qcow2_vm_state_offset(s) + pos, (void *)buf,
-                            len, true, errp);
+    uint64_t len = 0;
+
+    for (int i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    return !len || qcow2_pwritev(bs, qcow2_vm_state_offset(s) + pos, len, iov,
+                                 iovcnt, errp);
 }
 
 static bool qcow2_load_vmstate(BlockNode *bs, uint64_t pos, void *buf,
@@ -753,8 +759,9 @@ const BlockDriver bdrv_qcow2 = {
     .snapshot_list = qcow2_snapshot_list,
     .snapshot_apply = qcow2_snapshot_apply,
     .snapshot_delete = qcow2_snapshot_delete,
-    .save_vmstate = qcow2_save_vmstate,
+    .save_vmstatev = qcow2_save_vmstatev,
     .load_vmstate = qcow2_load_vmstate,
+    .snapshot_load_vmstate = qcow2_snapshot_load_vmstate,
     .can_store_bitmap = qcow2_can_store_bitmap,
     .remove_persistent_bitmap = qcow2_remove_persistent_bitmap,
     .store_bitmaps = qcow2_bitmaps_store,

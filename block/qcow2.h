@@ -341,6 +341,8 @@ bool qcow2_snapshot_create(BlockNode *bs, const BlockSnapshotInfo *sn,
                            GError **errp);
 GPtrArray *qcow2_snapshot_list(BlockNode *bs);
 bool qcow2_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp);
+bool qcow2_snapshot_load_vmstate(BlockNode *bs, const char *id, uint64_t pos,
+                                 void *buf, size_t len, GError **errp);
 bool qcow2_snapshot_delete(BlockNode *bs, const char *id, const char *name,
                            GError **errp);
 

@@ -17,6 +17,7 @@
 #include <json-glib/json-glib.h>
 
 #include "block/block.h"
+#include "block/snapshot-dump.h"
 #include "tern-img-bitmap.h"
 
 static int usage(void)
@@ -223,50 +224,11 @@ static void info_json(const BlockImageInfo *info)
     print_json(b);
 }
 
-/* qemu-img's size_to_str(): three significant digits, binary units. */
-static char *size_str(uint64_t size)
-{
-    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB",
-                                         "PiB", "EiB" };
-    double v = (double)size;
-    size_t i = 0;
-    while (v >= 1024 && i + 1 < G_N_ELEMENTS(units)) {
-        v /= 1024;
-        i++;
-    }
-    return g_strdup_printf("%0.3g %s", v, units[i]);
-}
-
-static void snapshot_table_human(GString *out, const GPtrArray *list)
-{
-    g_string_append_printf(out, "%-9s %-16s %8s %19s %12s %10s\n", "ID", "TAG",
-                           "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
-    for (guint i = 0; i < list->len; i++) {
-        const BlockSnapshotInfo *sn = list->pdata[i];
-        time_t t = sn->date_sec;
-        struct tm tm;
-        char date[32];
-        uint64_t secs = sn->vm_clock_nsec / 1000000000;
-        localtime_r(&t, &tm);
-        strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
-        g_autofree char *vm = size_str(sn->vm_state_size);
-        g_string_append_printf(out, "%-9s %-16s %8s %19s %02" PRIu64
-                               ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64,
-                               sn->id_str, sn->name, vm, date, secs / 3600,
-                               secs / 60 % 60, secs % 60,
-                               sn->vm_clock_nsec / 1000000 % 1000);
-        if (sn->icount != -1) {
-            g_string_append_printf(out, " %10" PRId64, sn->icount);
-        }
-        g_string_append_c(out, '\n');
-    }
-}
-
 static void info_human(const BlockImageInfo *info)
 {
     g_autoptr(GString) out = g_string_new(NULL);
-    g_autofree char *vsize = size_str(info->virtual_size);
-    g_autofree char *dsize = size_str(info->actual_size);
+    g_autofree char *vsize = block_size_to_str(info->virtual_size);
+    g_autofree char *dsize = block_size_to_str(info->actual_size);
     g_string_append_printf(out, "image: %s\nfile format: %s\n"
                            "virtual size: %s (%" PRIu64 " bytes)\n"
                            "disk size: %s\n", info->filename, info->format,
@@ -275,8 +237,7 @@ static void info_human(const BlockImageInfo *info)
         g_string_append_printf(out, "cluster_size: %u\n", info->cluster_size);
     }
     if (info->snapshots && info->snapshots->len) {
-        g_string_append(out, "Snapshot list:\n");
-        snapshot_table_human(out, info->snapshots);
+        block_snapshot_table(out, info->snapshots);
     }
     if (info->compat) {
         g_string_append_printf(out, "Format specific information:\n"
@@ -500,8 +461,8 @@ static int img_snapshot(int argc, char **argv)
         g_autoptr(GPtrArray) list = bdrv_snapshot_list(bs, &err);
         ok = list != NULL;
         if (ok && list->len) {
-            g_autoptr(GString) out = g_string_new("Snapshot list:\n");
-            snapshot_table_human(out, list);
+            g_autoptr(GString) out = g_string_new(NULL);
+            block_snapshot_table(out, list);
             fputs(out->str, stdout);
         }
     } else if (action == 'c') {

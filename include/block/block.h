@@ -145,10 +145,13 @@ struct BlockDriver {
                             GError **errp);
 
     /* VM state area (past the end of the virtual disk); pos is 0-based. */
-    bool (*save_vmstate)(BlockNode *bs, uint64_t pos, const void *buf,
-                         size_t len, GError **errp);
+    bool (*save_vmstatev)(BlockNode *bs, uint64_t pos,
+                          const struct iovec *iov, int iovcnt, GError **errp);
     bool (*load_vmstate)(BlockNode *bs, uint64_t pos, void *buf, size_t len,
                          GError **errp);
+    /* The VM state area of snapshot 'id' (exact id), read in place. */
+    bool (*snapshot_load_vmstate)(BlockNode *bs, const char *id, uint64_t pos,
+                                  void *buf, size_t len, GError **errp);
 
     /* Persistent-bitmap hooks (qcow2 only, implemented in qcow2-bitmap.c). */
     bool (*can_store_bitmap)(BlockNode *bs, const char *name,
@@ -256,8 +259,16 @@ bool bdrv_snapshot_find(BlockNode *bs, const char *id_or_name,
  */
 bool bdrv_save_vmstate(BlockNode *bs, uint64_t pos, const void *buf, size_t len,
                        GError **errp);
+/* The same from a vector: savevm hands over whole clusters at a time. */
+bool bdrv_save_vmstatev(BlockNode *bs, uint64_t pos, const struct iovec *iov,
+                        int iovcnt, GError **errp);
 bool bdrv_load_vmstate(BlockNode *bs, uint64_t pos, void *buf, size_t len,
                        GError **errp);
+/* Reads the VM state of snapshot 'id' (its id_str) where the snapshot keeps
+ * it, without reverting the image: tools, and loadvm's checks before it
+ * changes anything. Bytes past what the snapshot holds read as zeroes. */
+bool bdrv_snapshot_load_vmstate(BlockNode *bs, const char *id, uint64_t pos,
+                                void *buf, size_t len, GError **errp);
 
 /* Lock/unlock the node from outside (the dirty-bitmap code's public calls). */
 /*
