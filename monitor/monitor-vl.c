@@ -8,6 +8,7 @@
 #include "hw/block/drive.h"
 #include "monitor/monitor-vl.h"
 #include "migration/migration.h"
+#include "migration/snapshot.h"
 #include "monitor/qmp-block.h"
 #include "monitor/qmp-machine.h"
 
@@ -46,11 +47,15 @@ static void machine_powerdown_op(void *opaque)
     machine_powerdown(mv->machine);
 }
 
+/* Before cont: a half-loaded snapshot must not run, and inactive drives
+ * come back. */
 static bool machine_activate_disks(void *opaque, GError **errp)
 {
     MonitorVl *mv = opaque;
 
-    return !mv->migration || migration_activate_disks(mv->migration, errp);
+    return !mv->migration ||
+           (vm_snapshot_can_run(migration_snapshots(mv->migration), errp) &&
+            migration_activate_disks(mv->migration, errp));
 }
 
 static const QmpMachineOps machine_ops = {
