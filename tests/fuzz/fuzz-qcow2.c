@@ -2,7 +2,8 @@
  * Fuzz target: a hostile qcow2 image. The input is written to a scratch file
  * that is opened read-only as qcow2 (header, extensions, refcounts, snapshot
  * table and persistent bitmaps are parsed); then info, snapshot list, a
- * read-only check, guest reads across the disk and a vmstate read run; then
+ * read-only check, guest reads across the disk, a vmstate read and each
+ * snapshot's VM state read in place run; then
  * (for inputs under 1 MiB) it is opened read-write for writes, zeroes, a
  * snapshot create/apply/delete, a repair and a resize. Any failure must be
  * a clean error.
@@ -38,6 +39,14 @@ static void read_some(BlockNode *bs)
         }
     }
     bdrv_load_vmstate(bs, 0, buf, 4096, NULL);
+    /* Each snapshot's VM state, read in place through its own L1 table. */
+    g_autoptr(GPtrArray) sns = bdrv_snapshot_list(bs, NULL);
+    for (guint i = 0; sns && i < sns->len && i < 16; i++) {
+        const BlockSnapshotInfo *sn = sns->pdata[i];
+        bdrv_snapshot_load_vmstate(bs, sn->id_str, 0, buf, 4096, NULL);
+        bdrv_snapshot_load_vmstate(bs, sn->id_str, sn->vm_state_size, buf, 512,
+                                   NULL);
+    }
 }
 
 static void write_some(const char *path)
