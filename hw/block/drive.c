@@ -87,6 +87,17 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
 static Drive *drive_open_flags(const char *spec, unsigned index,
                                int extra_flags, GError **errp);
 
+/* QEMU's node-name rule: a letter, then letters, digits, '-', '.', '_'. */
+static bool node_name_ok(const char *name, GError **errp)
+{
+    bool ok = g_ascii_isalpha(name[0]) && strlen(name) < 32;
+
+    for (const char *p = name; ok && *p; p++) {
+        ok = g_ascii_isalnum(*p) || strchr("-._", *p);
+    }
+    return ok || tern_invalid(errp, "Invalid node-name: '%s'", name);
+}
+
 Drive *drive_open(const char *spec, unsigned index, GError **errp)
 {
     return drive_open_flags(spec, index, 0, errp);
@@ -98,7 +109,7 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
     g_autoptr(KeyVal) kv = keyval_parse(spec, "file", errp);
     g_autofree char *id = NULL;
     Drive *d;
-    const char *file, *format;
+    const char *file, *format, *node_name;
     BlockNode *node;
     int flags = 0;
 
@@ -108,6 +119,7 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
     d = g_new0(Drive, 1);
     file = keyval_get(kv, "file");
     format = keyval_get(kv, "format");
+    node_name = keyval_get(kv, "node-name");
     if (!parse_options(d, kv, index, &id, &flags, errp) ||
         !keyval_check_unused(kv, errp)) {
         drive_free(d);
@@ -123,10 +135,17 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
         drive_free(d);
         return NULL;
     }
+    if (node_name && !node_name_ok(node_name, errp)) {
+        drive_free(d);
+        return NULL;
+    }
     node = bdrv_open(file, format, flags | extra_flags, errp);
     if (!node) {
         drive_free(d);
         return NULL;
+    }
+    if (node_name) {
+        bdrv_set_node_name(node, node_name);    /* QMP's snapshot jobs name it */
     }
     d->blk = blk_new(id, node, d);
     return d;
@@ -139,6 +158,18 @@ void drive_free(Drive *d)
     }
     blk_free(d->blk);
     g_free(d);
+}
+
+/* Into the set's backend list; node names are unique, as in QEMU. */
+static bool add_to_set(DriveSet *set, Drive *d, GError **errp)
+{
+    const char *node_name = bdrv_get_node_name(blk_root(d->blk));
+
+    if (blk_list_find_node(set->backends, node_name)) {
+        return tern_invalid(errp, "Duplicate nodes with node-name='%s'",
+                            node_name);
+    }
+    return blk_list_add(set->backends, d->blk, errp);
 }
 
 DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
@@ -161,7 +192,7 @@ DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
             drive_set_free(set);
             return NULL;
         }
-        if (!blk_list_add(set->backends, d->blk, errp)) {
+        if (!add_to_set(set, d, errp)) {
             g_prefix_error(errp, "-drive %s: ", spec);
             drive_free(d);
             drive_set_free(set);
