@@ -16,6 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct FuzzState {
     QmpRegistry *reg;
+    Hmp *hmp;
     QmpSession session;
     unsigned replies;
 } FuzzState;
@@ -108,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
     st.reg = qmp_registry_new();
     qmp_register_core_commands(st.reg);
-    hmp_register_command(st.reg);
+    st.hmp = hmp_new(st.reg);
     qmp_register_commands(st.reg, fuzz_commands, G_N_ELEMENTS(fuzz_commands), NULL);
     qmp_register_action(st.reg, &fuzz_action, NULL);
     /* Small limits so that the corpus reaches them. */
@@ -118,5 +119,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         &st);
     }
     qmp_registry_free(st.reg);
+    hmp_free(st.hmp);
     return 0;
 }

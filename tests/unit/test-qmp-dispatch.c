@@ -13,6 +13,7 @@
 
 typedef struct Fixture {
     QmpRegistry *reg;
+    Hmp *hmp;
     QmpSession session;
     GString *log;           /* fake actions record what they did */
     int value;              /* state the fake actions change */
@@ -148,7 +149,7 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     fx->reg = qmp_registry_new();
     fx->log = g_string_new(NULL);
     qmp_register_core_commands(fx->reg);
-    hmp_register_command(fx->reg);
+    fx->hmp = hmp_new(fx->reg);
     qmp_register_commands(fx->reg, fake_commands, ARRAY_SIZE(fake_commands), fx);
     qmp_register_action(fx->reg, &add_action, fx);
 }
@@ -156,6 +157,7 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
 static void fixture_teardown(Fixture *fx, gconstpointer data)
 {
     qmp_registry_free(fx->reg);
+    hmp_free(fx->hmp);
     g_string_free(fx->log, TRUE);
 }
 
