@@ -298,6 +298,16 @@ bool bdrv_flush(BlockNode *bs, GError **errp)
     return ok;
 }
 
+void bdrv_start_writeback(BlockNode *bs)
+{
+    while (bs->file) {
+        bs = bs->file;
+    }
+    if (bs->drv->start_writeback) {
+        bs->drv->start_writeback(bs);
+    }
+}
+
 /* ---- migration's hand-over: inactivate / activate ---- */
 
 bool bdrv_is_inactive(BlockNode *bs)

@@ -7,9 +7,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "block/block-int.h"
@@ -102,14 +104,37 @@ bool bdrv_file_stat(BlockNode *file, struct stat *st)
     return file->drv == &bdrv_file && fstat(file_fd(file), st) == 0;
 }
 
-/* One pass of preadv/pwritev over the whole vector, retrying short I/O. */
+/* One preadv/pwritev for the whole vector: the bytes it moved (0 if it
+ * failed; the loop below then reports the error). */
+static size_t rw_vector(int fd, uint64_t offset, const struct iovec *iov,
+                        int iovcnt, bool write)
+{
+    ssize_t n;
+
+    do {
+        n = write ? pwritev(fd, iov, MIN(iovcnt, IOV_MAX), (off_t)offset)
+                  : preadv(fd, iov, MIN(iovcnt, IOV_MAX), (off_t)offset);
+    } while (n < 0 && errno == EINTR);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* The whole vector in one call; what a short transfer left (EOF, a signal,
+ * more than IOV_MAX pieces) goes on piece by piece, retrying short I/O. */
 static bool file_rw(BlockNode *bs, uint64_t offset, const struct iovec *iov,
                     int iovcnt, bool write, GError **errp)
 {
     int fd = file_fd(bs);
+    size_t skip = rw_vector(fd, offset, iov, iovcnt, write);
+
+    offset += skip;
     for (int i = 0; i < iovcnt; i++) {
         uint8_t *p = iov[i].iov_base;
         size_t left = iov[i].iov_len;
+        size_t done = MIN(skip, left);
+
+        p += done;
+        left -= done;
+        skip -= done;
         while (left) {
             ssize_t n = write ? pwrite(fd, p, left, (off_t)offset)
                               : pread(fd, p, left, (off_t)offset);
@@ -190,6 +215,12 @@ static bool file_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
     return file_rw(bs, offset, iov, iovcnt, true, errp);
 }
 
+static void file_start_writeback(BlockNode *bs)
+{
+    /* Whole file; pages already on their way are skipped. */
+    (void)sync_file_range(file_fd(bs), 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 static bool file_flush(BlockNode *bs, GError **errp)
 {
     if (fdatasync(file_fd(bs)) < 0) {
@@ -257,6 +288,7 @@ const BlockDriver bdrv_file = {
     .preadv = file_preadv,
     .pwritev = file_pwritev,
     .flush = file_flush,
+    .start_writeback = file_start_writeback,
     .discard = file_discard,
     .write_zeroes = file_write_zeroes,
 };

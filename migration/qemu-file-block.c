@@ -1,70 +1,54 @@
 /*
  * Block-node backend of QEMUFile (include/migration/qemu-file-block.h): the
- * VM state area of a qcow2 node as a stream. Output hands the node whole
+ * VM state area of a qcow2 node as a stream, on a bulk QEMUFile (1 MiB
+ * reads, writes of up to 1024 pieces). Output hands the node whole
  * clusters at cluster-aligned positions, straight from the QEMUFile's
  * vector (guest pages are not copied); only the tail that does not fill a
  * cluster yet waits in a cluster-sized buffer for the next write, so every
- * cluster is allocated and written once, in large sequential writes.
- * Input reads ahead in large chunks, from the active image's area or in
- * place from a snapshot's, up to the size the snapshot recorded.
+ * cluster is allocated and written once, in large sequential writes, and
+ * the disk is told to start writing them out as the stream goes. Input
+ * reads straight into the QEMUFile's buffer, from the active image's area
+ * or in place from a snapshot's, up to the size the snapshot recorded.
  */
 #include <limits.h>
 #include <string.h>
 
 #include "migration/qemu-file-block.h"
 
-#define READ_AHEAD      (2 * MiB)
-#define MAX_SEGMENTS    (IOV_MAX - 1)   /* plus the held tail */
+#define WRITEBACK_EVERY (16 * MiB)
 
 typedef struct VmstateChannel {
     BlockNode *bs;
     char *snapshot_id;      /* input from a snapshot in place, or NULL */
     uint64_t pos;           /* bytes handed to / read from the node */
     uint64_t size;          /* input: the snapshot's vm_state_size */
-    uint8_t *buf;           /* output: held tail; input: read-ahead */
-    size_t buf_size;
-    size_t buf_len;         /* bytes in buf */
-    size_t buf_off;         /* input: bytes of buf already consumed */
+    uint8_t *tail;          /* output: bytes short of a whole cluster */
+    size_t tail_len;
+    size_t cluster;
 } VmstateChannel;
 
 /* ---- input ---- */
 
-static bool load(VmstateChannel *c, uint8_t *dst, size_t len, GError **errp)
-{
-    if (c->snapshot_id) {
-        return bdrv_snapshot_load_vmstate(c->bs, c->snapshot_id, c->pos, dst,
-                                          len, errp);
-    }
-    return bdrv_load_vmstate(c->bs, c->pos, dst, len, errp);
-}
-
+/* The QEMUFile asks for up to its (bulk) buffer at a time: read straight
+ * into it. */
 static ssize_t vmstate_read(void *opaque, uint8_t *buf, size_t len,
                             GError **errp)
 {
     VmstateChannel *c = opaque;
-    size_t n;
+    size_t n = MIN(len, c->size - c->pos);
+    bool ok;
 
-    if (c->buf_off == c->buf_len) {
-        size_t want = MIN(c->buf_size, c->size - c->pos);
-        /* A read as large as the read-ahead gains nothing from a copy. */
-        uint8_t *dst = len >= c->buf_size ? buf : c->buf;
-
-        if (!want) {
-            return 0;
-        }
-        if (!load(c, dst, want, errp)) {
-            return -1;
-        }
-        c->pos += want;
-        if (dst == buf) {
-            return want;
-        }
-        c->buf_len = want;
-        c->buf_off = 0;
+    if (!n) {
+        return 0;
     }
-    n = MIN(len, c->buf_len - c->buf_off);
-    memcpy(buf, c->buf + c->buf_off, n);
-    c->buf_off += n;
+    ok = c->snapshot_id
+         ? bdrv_snapshot_load_vmstate(c->bs, c->snapshot_id, c->pos, buf, n,
+                                      errp)
+         : bdrv_load_vmstate(c->bs, c->pos, buf, n, errp);
+    if (!ok) {
+        return -1;
+    }
+    c->pos += n;
     return n;
 }
 
@@ -74,12 +58,12 @@ static ssize_t vmstate_read(void *opaque, uint8_t *buf, size_t len,
 static bool write_through(VmstateChannel *c, const struct iovec *iov,
                           int iovcnt, size_t take, GError **errp)
 {
-    struct iovec vec[MAX_SEGMENTS + 1];
-    size_t total = c->buf_len;
+    g_autofree struct iovec *vec = g_new(struct iovec, iovcnt + 1);
+    size_t total = c->tail_len;
     int n = 0;
 
-    if (c->buf_len) {
-        vec[n++] = (struct iovec){ c->buf, c->buf_len };
+    if (c->tail_len) {
+        vec[n++] = (struct iovec){ c->tail, c->tail_len };
     }
     for (int i = 0; i < iovcnt && take; i++) {
         size_t part = MIN(take, iov[i].iov_len);
@@ -91,8 +75,12 @@ static bool write_through(VmstateChannel *c, const struct iovec *iov,
     if (!bdrv_save_vmstatev(c->bs, c->pos, vec, n, errp)) {
         return false;
     }
+    /* The disk writes while the stream is still being produced. */
+    if ((c->pos + total) / WRITEBACK_EVERY != c->pos / WRITEBACK_EVERY) {
+        bdrv_start_writeback(c->bs);
+    }
     c->pos += total;
-    c->buf_len = 0;
+    c->tail_len = 0;
     return true;
 }
 
@@ -105,9 +93,9 @@ static void hold_tail(VmstateChannel *c, const struct iovec *iov, int iovcnt,
             skip -= iov[i].iov_len;
             continue;
         }
-        memcpy(c->buf + c->buf_len, (uint8_t *)iov[i].iov_base + skip,
+        memcpy(c->tail + c->tail_len, (uint8_t *)iov[i].iov_base + skip,
                iov[i].iov_len - skip);
-        c->buf_len += iov[i].iov_len - skip;
+        c->tail_len += iov[i].iov_len - skip;
         skip = 0;
     }
 }
@@ -118,14 +106,13 @@ static bool vmstate_writev(void *opaque, const struct iovec *iov, int iovcnt,
     VmstateChannel *c = opaque;
     size_t total = 0, take;
 
-    g_assert(iovcnt <= MAX_SEGMENTS);
     for (int i = 0; i < iovcnt; i++) {
         total += iov[i].iov_len;
     }
     /* c->pos stays cluster aligned: write all whole clusters now. */
-    take = ALIGN_DOWN(c->buf_len + total, c->buf_size);
+    take = ALIGN_DOWN(c->tail_len + total, c->cluster);
     if (take) {
-        take -= c->buf_len;
+        take -= c->tail_len;
         if (!write_through(c, iov, iovcnt, take, errp)) {
             return false;
         }
@@ -137,12 +124,9 @@ static bool vmstate_writev(void *opaque, const struct iovec *iov, int iovcnt,
 static bool vmstate_close(void *opaque, GError **errp)
 {
     VmstateChannel *c = opaque;
-    bool ok = true;
+    bool ok = !c->tail_len || write_through(c, NULL, 0, 0, errp);
 
-    if (c->buf_len && c->size == UINT64_MAX) {      /* output */
-        ok = write_through(c, NULL, 0, 0, errp);
-    }
-    g_free(c->buf);
+    g_free(c->tail);
     g_free(c->snapshot_id);
     g_free(c);
     return ok;
@@ -160,14 +144,10 @@ static const QEMUFileOps vmstate_output_ops = {
 
 static uint32_t cluster_size(BlockNode *bs)
 {
-    BlockImageInfo *info = NULL;
-    uint32_t size = 0;
+    g_autoptr(BlockImageInfo) info = NULL;
 
-    if (bdrv_get_info(bs, &info, NULL)) {
-        size = info->cluster_size;
-    }
-    block_image_info_free(info);
-    return size ? size : 64 * KiB;
+    return bdrv_get_info(bs, &info, NULL) && info->cluster_size
+           ? info->cluster_size : 64 * KiB;
 }
 
 QEMUFile *qemu_file_new_vmstate_output(BlockNode *bs)
@@ -175,10 +155,9 @@ QEMUFile *qemu_file_new_vmstate_output(BlockNode *bs)
     VmstateChannel *c = g_new0(VmstateChannel, 1);
 
     c->bs = bs;
-    c->size = UINT64_MAX;
-    c->buf_size = cluster_size(bs);
-    c->buf = g_malloc(c->buf_size);
-    return qemu_file_new(&vmstate_output_ops, c, true);
+    c->cluster = cluster_size(bs);
+    c->tail = g_malloc(c->cluster);
+    return qemu_file_new_bulk(&vmstate_output_ops, c, true);
 }
 
 static QEMUFile *new_input(BlockNode *bs, const char *snapshot_id,
@@ -189,9 +168,7 @@ static QEMUFile *new_input(BlockNode *bs, const char *snapshot_id,
     c->bs = bs;
     c->snapshot_id = g_strdup(snapshot_id);
     c->size = size;
-    c->buf_size = READ_AHEAD;
-    c->buf = g_malloc(c->buf_size);
-    return qemu_file_new(&vmstate_input_ops, c, false);
+    return qemu_file_new_bulk(&vmstate_input_ops, c, false);
 }
 
 QEMUFile *qemu_file_new_vmstate_input(BlockNode *bs, uint64_t size)

@@ -127,6 +127,8 @@ struct BlockDriver {
     bool (*pwritev)(BlockNode *bs, uint64_t offset, uint64_t bytes,
                     const struct iovec *iov, int iovcnt, GError **errp);
     bool (*flush)(BlockNode *bs, GError **errp);
+    /* Protocol drivers: start writing dirty data out, without waiting. */
+    void (*start_writeback)(BlockNode *bs);
     bool (*discard)(BlockNode *bs, uint64_t offset, uint64_t bytes,
                     GError **errp);
     bool (*write_zeroes)(BlockNode *bs, uint64_t offset, uint64_t bytes,
@@ -227,6 +229,10 @@ bool bdrv_preadv(BlockNode *bs, uint64_t offset, const struct iovec *iov,
 bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
                   int iovcnt, GError **errp);
 bool bdrv_flush(BlockNode *bs, GError **errp);
+/* Starts writing what the node's file holds dirty to the disk and returns:
+ * a bulk writer calls it as it goes, so its closing bdrv_flush waits for
+ * little (the disk works while the writer still produces). A hint. */
+void bdrv_start_writeback(BlockNode *bs);
 bool bdrv_discard(BlockNode *bs, uint64_t offset, uint64_t bytes, GError **errp);
 bool bdrv_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
                        GError **errp);
