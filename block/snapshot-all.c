@@ -236,3 +236,17 @@ bool snapshot_disks_create(const SnapshotDisks *d, const BlockSnapshotInfo *sn,
     }
     return true;
 }
+
+bool snapshot_disks_flush(const SnapshotDisks *d, GError **errp)
+{
+    for (size_t i = 0; i < snapshot_disks_count(d); i++) {
+        BlockNode *bs = snapshot_disks_get(d, i);
+
+        if (!bdrv_flush(bs, errp)) {
+            g_prefix_error(errp, "Could not flush '%s': ",
+                           snapshot_disks_name(d, bs));
+            return false;
+        }
+    }
+    return true;
+}

@@ -96,10 +96,13 @@ static bool take(VmSnapshot *vs, SnapshotDisks *d, BlockNode *vm_bs,
     };
     uint64_t size;
 
-    if (!write_state(vs, vm_bs, &size, errp)) {
+    /* The state reaches the disk before a snapshot points at it, and the
+     * snapshots before the command returns: as durable as QEMU's. */
+    if (!write_state(vs, vm_bs, &size, errp) || !bdrv_flush(vm_bs, errp)) {
         return false;
     }
-    if (!snapshot_disks_create(d, &sn, vm_bs, size, errp)) {
+    if (!snapshot_disks_create(d, &sn, vm_bs, size, errp) ||
+        !snapshot_disks_flush(d, errp)) {
         /* No drive may keep a snapshot the others lack. */
         snapshot_disks_delete(d, name, NULL);
         return false;
@@ -239,7 +242,8 @@ static bool load(VmSnapshot *vs, const VmSnapshotArgs *a, GError **errp)
         !check_header(vs, vm_bs, sn, errp)) {
         return false;
     }
-    if (!revert(vs, d, vm_bs, a->name, errp)) {
+    if (!revert(vs, d, vm_bs, a->name, errp) ||
+        !snapshot_disks_flush(d, errp)) {
         vs->incomplete = true;
         append_note(errp, " (the VM stays stopped: its state is incomplete "
                     "until a snapshot loads or the VM is reset)");
@@ -289,7 +293,8 @@ bool vm_snapshot_delete(VmSnapshot *vs, const VmSnapshotArgs *a,
 {
     g_autoptr(SnapshotDisks) d = disks(vs, a, errp);
 
-    return d && snapshot_disks_delete(d, a->name, errp);
+    return d && snapshot_disks_delete(d, a->name, errp) &&
+           snapshot_disks_flush(d, errp);
 }
 
 GBytes *vm_snapshot_read_state(BlockNode *bs, const char *name, GError **errp)

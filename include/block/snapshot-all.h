@@ -56,4 +56,7 @@ bool snapshot_disks_create(const SnapshotDisks *d, const BlockSnapshotInfo *sn,
                            BlockNode *vm_bs, uint64_t vm_state_size,
                            GError **errp);
 
+/* Every disk's data and metadata on stable storage. */
+bool snapshot_disks_flush(const SnapshotDisks *d, GError **errp);
+
 #endif
