@@ -206,45 +206,37 @@ static bool do_merge(BlockNode *bs, BlockNode *src_bs, const BitmapOp *op,
 static bool do_dump(BlockNode *bs, const BitmapCmd *cmd, GError **errp)
 {
     BdrvDirtyBitmap *bm = find_or_fail(bs, cmd->name, errp);
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    g_autoptr(JsonNode) root = NULL;
-    g_autofree char *text = NULL, *sha = NULL;
+    g_autoptr(json_object) o = NULL;
+    g_autofree char *sha = NULL;
+    json_object *extents;
     uint64_t off = 0, s, c, size;
 
     if (!bm || !bdrv_dirty_bitmap_check(bm, BDRV_BITMAP_INCONSISTENT, errp)) {
         return false;
     }
     size = bdrv_dirty_bitmap_size(bm);
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "name");
-    json_builder_add_string_value(b, cmd->name);
-    json_builder_set_member_name(b, "granularity");
-    json_builder_add_int_value(b, bdrv_dirty_bitmap_granularity(bm));
-    json_builder_set_member_name(b, "size");
-    json_builder_add_int_value(b, size);
-    json_builder_set_member_name(b, "count");
-    json_builder_add_int_value(b, bdrv_get_dirty_count(bm));
-    json_builder_set_member_name(b, "enabled");
-    json_builder_add_boolean_value(b, bdrv_dirty_bitmap_enabled(bm));
-    json_builder_set_member_name(b, "sha256");
     sha = bdrv_dirty_bitmap_sha256(bm);
-    json_builder_add_string_value(b, sha);
-    json_builder_set_member_name(b, "extents");
-    json_builder_begin_array(b);
+    o = json_object_new_object();
+    extents = json_object_new_array();
+    json_object_object_add(o, "name", json_object_new_string(cmd->name));
+    json_object_object_add(o, "granularity",
+                           json_object_new_uint64(bdrv_dirty_bitmap_granularity(bm)));
+    json_object_object_add(o, "size", json_object_new_uint64(size));
+    json_object_object_add(o, "count",
+                           json_object_new_uint64(bdrv_get_dirty_count(bm)));
+    json_object_object_add(o, "enabled",
+                           json_object_new_boolean(bdrv_dirty_bitmap_enabled(bm)));
+    json_object_object_add(o, "sha256", json_object_new_string(sha));
+    json_object_object_add(o, "extents", extents);
     while (bdrv_dirty_bitmap_next_dirty_area(bm, off, size, &s, &c)) {
-        json_builder_begin_array(b);
-        json_builder_add_int_value(b, s);
-        json_builder_add_int_value(b, c);
-        json_builder_end_array(b);
+        json_object *e = json_object_new_array();
+
+        json_object_array_add(e, json_object_new_uint64(s));
+        json_object_array_add(e, json_object_new_uint64(c));
+        json_object_array_add(extents, e);
         off = s + c;
     }
-    json_builder_end_array(b);
-    json_builder_end_object(b);
-    root = json_builder_get_root(b);
-    json_generator_set_root(gen, root);
-    text = json_generator_to_data(gen, NULL);
-    printf("%s\n", text);
+    printf("%s\n", json_object_to_json_string_ext(o, TERN_JSON_COMPACT));
     return true;
 }
 
@@ -358,33 +350,32 @@ int img_bitmap(int argc, char **argv)
     return ret;
 }
 
-void img_bitmaps_json(JsonBuilder *b, const GPtrArray *bitmaps)
+void img_bitmaps_json(json_object *o, const GPtrArray *bitmaps)
 {
+    json_object *list;
+
     if (!bitmaps) {
         return;
     }
-    json_builder_set_member_name(b, "bitmaps");
-    json_builder_begin_array(b);
+    list = json_object_new_array();
+    json_object_object_add(o, "bitmaps", list);
     for (guint i = 0; i < bitmaps->len; i++) {
         const BlockBitmapInfo *bi = bitmaps->pdata[i];
+        json_object *b = json_object_new_object();
+        json_object *flags = json_object_new_array();
 
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "flags");
-        json_builder_begin_array(b);
         if (bi->in_use) {
-            json_builder_add_string_value(b, "in-use");
+            json_object_array_add(flags, json_object_new_string("in-use"));
         }
         if (bi->auto_flag) {
-            json_builder_add_string_value(b, "auto");
+            json_object_array_add(flags, json_object_new_string("auto"));
         }
-        json_builder_end_array(b);
-        json_builder_set_member_name(b, "name");
-        json_builder_add_string_value(b, bi->name);
-        json_builder_set_member_name(b, "granularity");
-        json_builder_add_int_value(b, bi->granularity);
-        json_builder_end_object(b);
+        json_object_object_add(b, "flags", flags);
+        json_object_object_add(b, "name", json_object_new_string(bi->name));
+        json_object_object_add(b, "granularity",
+                               json_object_new_uint64(bi->granularity));
+        json_object_array_add(list, b);
     }
-    json_builder_end_array(b);
 }
 
 void img_bitmaps_human(GString *out, const GPtrArray *bitmaps,

@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json-glib/json-glib.h>
 
 #include "block/block.h"
 #include "tern-img-bitmap.h"
@@ -121,106 +120,97 @@ static int img_create(int argc, char **argv)
     return 0;
 }
 
-static void json_add_snapshot(JsonBuilder *b, const BlockSnapshotInfo *sn)
+static void json_member_int(json_object *o, const char *name, int64_t v)
 {
-    json_builder_begin_object(b);
+    json_object_object_add(o, name, json_object_new_int64(v));
+}
+
+static void json_member_bool(json_object *o, const char *name, bool v)
+{
+    json_object_object_add(o, name, json_object_new_boolean(v));
+}
+
+static void json_member_str(json_object *o, const char *name, const char *v)
+{
+    json_object_object_add(o, name, json_object_new_string(v));
+}
+
+static json_object *json_snapshot(const BlockSnapshotInfo *sn)
+{
+    json_object *o = json_object_new_object();
+
     if (sn->icount != -1) {
-        json_builder_set_member_name(b, "icount");
-        json_builder_add_int_value(b, sn->icount);
+        json_member_int(o, "icount", sn->icount);
     }
-    json_builder_set_member_name(b, "vm-clock-nsec");
-    json_builder_add_int_value(b, (gint64)(sn->vm_clock_nsec % 1000000000));
-    json_builder_set_member_name(b, "name");
-    json_builder_add_string_value(b, sn->name);
-    json_builder_set_member_name(b, "date-sec");
-    json_builder_add_int_value(b, sn->date_sec);
-    json_builder_set_member_name(b, "date-nsec");
-    json_builder_add_int_value(b, sn->date_nsec);
-    json_builder_set_member_name(b, "vm-clock-sec");
-    json_builder_add_int_value(b, (gint64)(sn->vm_clock_nsec / 1000000000));
-    json_builder_set_member_name(b, "id");
-    json_builder_add_string_value(b, sn->id_str);
-    json_builder_set_member_name(b, "vm-state-size");
-    json_builder_add_int_value(b, (gint64)sn->vm_state_size);
-    json_builder_end_object(b);
+    json_member_int(o, "vm-clock-nsec", (int64_t)(sn->vm_clock_nsec % 1000000000));
+    json_member_str(o, "name", sn->name);
+    json_member_int(o, "date-sec", sn->date_sec);
+    json_member_int(o, "date-nsec", sn->date_nsec);
+    json_member_int(o, "vm-clock-sec", (int64_t)(sn->vm_clock_nsec / 1000000000));
+    json_member_str(o, "id", sn->id_str);
+    json_member_int(o, "vm-state-size", (int64_t)sn->vm_state_size);
+    return o;
 }
 
-static void json_member_int(JsonBuilder *b, const char *name, gint64 v)
+static json_object *json_format_specific(const BlockImageInfo *info)
 {
-    json_builder_set_member_name(b, name);
-    json_builder_add_int_value(b, v);
-}
-
-static void json_member_bool(JsonBuilder *b, const char *name, bool v)
-{
-    json_builder_set_member_name(b, name);
-    json_builder_add_boolean_value(b, v);
-}
-
-static void json_format_specific(JsonBuilder *b, const BlockImageInfo *info)
-{
-    json_builder_set_member_name(b, "format-specific");
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "type");
-    json_builder_add_string_value(b, info->format);
-    json_builder_set_member_name(b, "data");
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "compat");
-    json_builder_add_string_value(b, info->compat);
-    json_builder_set_member_name(b, "compression-type");
-    json_builder_add_string_value(b, "zlib");
+    json_object *o = json_object_new_object();
+    json_object *data = json_object_new_object();
     bool v3 = !strcmp(info->compat, "1.1");
+
+    json_member_str(o, "type", info->format);
+    json_object_object_add(o, "data", data);
+    json_member_str(data, "compat", info->compat);
+    json_member_str(data, "compression-type", "zlib");
     if (v3) {
-        json_member_bool(b, "lazy-refcounts", info->lazy_refcounts);
+        json_member_bool(data, "lazy-refcounts", info->lazy_refcounts);
     }
-    img_bitmaps_json(b, info->bitmaps);
-    json_member_int(b, "refcount-bits", info->refcount_bits);
+    img_bitmaps_json(data, info->bitmaps);
+    json_member_int(data, "refcount-bits", info->refcount_bits);
     if (v3) {
-        json_member_bool(b, "corrupt", info->corrupt);
-        json_member_bool(b, "extended-l2", info->extended_l2);
+        json_member_bool(data, "corrupt", info->corrupt);
+        json_member_bool(data, "extended-l2", info->extended_l2);
     }
-    json_builder_end_object(b);
-    json_builder_end_object(b);
+    return o;
 }
 
-static void print_json(JsonBuilder *b)
+/* qemu-img's layout: json-c's pretty form, indented by 4 rather than 2. */
+static void print_json(json_object *o)
 {
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    g_autoptr(JsonNode) root = json_builder_get_root(b);
-    json_generator_set_pretty(gen, true);
-    json_generator_set_indent(gen, 4);
-    json_generator_set_root(gen, root);
-    g_autofree char *text = json_generator_to_data(gen, NULL);
-    printf("%s\n", text);
+    g_auto(GStrv) lines = g_strsplit(json_object_to_json_string_ext(o, TERN_JSON_PRETTY),
+                                     "\n", -1);
+
+    for (char **l = lines; *l; l++) {
+        size_t indent = strspn(*l, " ");
+
+        printf("%*s%s\n", (int)indent, "", *l);
+    }
 }
 
 static void info_json(const BlockImageInfo *info)
 {
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    json_builder_begin_object(b);
+    g_autoptr(json_object) o = json_object_new_object();
+
     if (info->snapshots && info->snapshots->len) {
-        json_builder_set_member_name(b, "snapshots");
-        json_builder_begin_array(b);
+        json_object *list = json_object_new_array();
+
         for (guint i = 0; i < info->snapshots->len; i++) {
-            json_add_snapshot(b, info->snapshots->pdata[i]);
+            json_object_array_add(list, json_snapshot(info->snapshots->pdata[i]));
         }
-        json_builder_end_array(b);
+        json_object_object_add(o, "snapshots", list);
     }
-    json_member_int(b, "virtual-size", (gint64)info->virtual_size);
-    json_builder_set_member_name(b, "filename");
-    json_builder_add_string_value(b, info->filename);
+    json_member_int(o, "virtual-size", (int64_t)info->virtual_size);
+    json_member_str(o, "filename", info->filename);
     if (info->cluster_size) {
-        json_member_int(b, "cluster-size", info->cluster_size);
+        json_member_int(o, "cluster-size", info->cluster_size);
     }
-    json_builder_set_member_name(b, "format");
-    json_builder_add_string_value(b, info->format);
-    json_member_int(b, "actual-size", (gint64)info->actual_size);
+    json_member_str(o, "format", info->format);
+    json_member_int(o, "actual-size", (int64_t)info->actual_size);
     if (info->compat) {
-        json_format_specific(b, info);
+        json_object_object_add(o, "format-specific", json_format_specific(info));
     }
-    json_member_bool(b, "dirty-flag", info->dirty_flag);
-    json_builder_end_object(b);
-    print_json(b);
+    json_member_bool(o, "dirty-flag", info->dirty_flag);
+    print_json(o);
 }
 
 /* qemu-img's size_to_str(): three significant digits, binary units. */
@@ -359,33 +349,29 @@ static void check_report(const char *filename, const char *fmt,
                          const BlockCheckResult *r, bool json)
 {
     if (json) {
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        json_builder_begin_object(b);
-        json_member_int(b, "image-end-offset", r->image_end_offset);
+        g_autoptr(json_object) o = json_object_new_object();
+
+        json_member_int(o, "image-end-offset", r->image_end_offset);
         if (r->compressed_clusters) {
-            json_member_int(b, "compressed-clusters", r->compressed_clusters);
+            json_member_int(o, "compressed-clusters", r->compressed_clusters);
         }
-        json_member_int(b, "total-clusters", r->total_clusters);
-        json_member_int(b, "check-errors", r->check_errors);
+        json_member_int(o, "total-clusters", r->total_clusters);
+        json_member_int(o, "check-errors", r->check_errors);
         if (r->allocated_clusters) {
-            json_member_int(b, "allocated-clusters", r->allocated_clusters);
+            json_member_int(o, "allocated-clusters", r->allocated_clusters);
         }
         if (r->corruptions) {
-            json_member_int(b, "corruptions", r->corruptions);
+            json_member_int(o, "corruptions", r->corruptions);
         }
         if (r->leaks) {
-            json_member_int(b, "leaks", r->leaks);
+            json_member_int(o, "leaks", r->leaks);
         }
-        json_builder_set_member_name(b, "filename");
-        json_builder_add_string_value(b, filename);
-        json_builder_set_member_name(b, "format");
-        json_builder_add_string_value(b, fmt);
+        json_member_str(o, "filename", filename);
+        json_member_str(o, "format", fmt);
         if (r->fragmented_clusters) {
-            json_member_int(b, "fragmented-clusters",
-                            r->fragmented_clusters);
+            json_member_int(o, "fragmented-clusters", r->fragmented_clusters);
         }
-        json_builder_end_object(b);
-        print_json(b);
+        print_json(o);
         return;
     }
     if (!r->corruptions && !r->leaks && !r->check_errors) {
