@@ -24,8 +24,9 @@ struct MigrationListener {
 
 typedef enum { CHANNEL_UNIX, CHANNEL_TCP, CHANNEL_EXEC, CHANNEL_FILE } ChannelKind;
 
-static bool parse_uri(const char *uri, ChannelKind *kind, const char **rest,
-                      GError **errp)
+/* QEMU words an unknown scheme differently for migrate and -incoming. */
+static bool parse_uri(const char *uri, bool output, ChannelKind *kind,
+                      const char **rest, GError **errp)
 {
     static const struct {
         const char *prefix;
@@ -43,10 +44,22 @@ static bool parse_uri(const char *uri, ChannelKind *kind, const char **rest,
             return true;
         }
     }
-    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                "unknown migration URI '%s' (expected unix:, tcp:, exec: or "
-                "file:)", uri);
+    if (output) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Parameter 'uri' expects a valid migration protocol");
+    } else {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "unknown migration protocol: %s", uri);
+    }
     return false;
+}
+
+bool migration_channel_check_uri(const char *uri, GError **errp)
+{
+    ChannelKind kind;
+    const char *rest;
+
+    return parse_uri(uri, true, &kind, &rest, errp);
 }
 
 /* A GSocket's descriptor, duplicated so the QEMUFile owns its own. */
@@ -166,7 +179,7 @@ QEMUFile *migration_channel_connect(const char *uri, GError **errp)
     ChannelKind kind;
     const char *rest;
 
-    if (!parse_uri(uri, &kind, &rest, errp)) {
+    if (!parse_uri(uri, true, &kind, &rest, errp)) {
         return NULL;
     }
     switch (kind) {
@@ -222,7 +235,7 @@ MigrationListener *migration_listener_new(const char *uri, GError **errp)
     ChannelKind kind;
     const char *rest;
 
-    if (!parse_uri(uri, &kind, &rest, errp)) {
+    if (!parse_uri(uri, false, &kind, &rest, errp)) {
         return NULL;
     }
     l = g_new0(MigrationListener, 1);

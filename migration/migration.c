@@ -101,8 +101,7 @@ static const char *const cap_names[MIG_CAP__MAX] = {
     [MIG_CAP_POSTCOPY_PREEMPT] = "postcopy-preempt",
 };
 
-/* What tern's precopy honours; the rest may be set (QMP accepts them, as
- * management tools set them up front) but migrate refuses to start. */
+/* What tern honours; migrate-set-capabilities refuses the rest. */
 static const bool cap_implemented[MIG_CAP__MAX] = {
     [MIG_CAP_EVENTS] = true,
     [MIG_CAP_AUTO_CONVERGE] = true,
@@ -286,16 +285,46 @@ bool migration_activate_disks(MigrationState *ms, GError **errp)
     return activate_drives(ms, errp);
 }
 
-bool migration_set_capability(MigrationState *ms, MigrationCapability c,
-                              bool on, GError **errp)
+/* The whole new set, as QEMU checks it. */
+static bool check_caps(const bool *caps, GError **errp)
 {
+    for (int i = 0; i < MIG_CAP__MAX; i++) {
+        if (caps[i] && !cap_implemented[i]) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
+                        "capability '%s' is not implemented by tern's "
+                        "migration yet", cap_names[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool migration_set_capabilities(MigrationState *ms, size_t n,
+                                const MigrationCapability *caps,
+                                const bool *on, GError **errp)
+{
+    bool next[MIG_CAP__MAX];
+
     if (migration_is_active(ms)) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
                     "There's a migration process in progress");
         return false;
     }
-    ms->caps[c] = on;
+    memcpy(next, ms->caps, sizeof(next));
+    for (size_t i = 0; i < n; i++) {
+        next[caps[i]] = on[i];
+    }
+    if (!check_caps(next, errp)) {
+        return false;
+    }
+    memcpy(ms->caps, next, sizeof(next));
     return true;
+}
+
+bool migration_set_capability(MigrationState *ms, MigrationCapability c,
+                              bool on, GError **errp)
+{
+    return migration_set_capabilities(ms, 1, &c, &on, errp);
 }
 
 bool migration_capability(const MigrationState *ms, MigrationCapability c)
@@ -308,9 +337,55 @@ MigrationParams migration_get_params(const MigrationState *ms)
     return ms->params;
 }
 
+/* An auto-converge percentage in [min, max], in QEMU's words otherwise. */
+static bool check_percent(unsigned v, const char *name, unsigned min,
+                          unsigned max, GError **errp)
+{
+    if (v < min || v > max) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Parameter '%s' expects an integer in the range of %u to %u",
+                    name, min, max);
+        return false;
+    }
+    return true;
+}
+
+/* QEMU's limit on downtime-limit, and its message's spelling of it. */
+#define MAX_DOWNTIME_MS 2000000
+#define MAX_DOWNTIME_TEXT "(2000 * 1000)"
+
+/* QEMU 7.2's checks on the whole would-be set, in its order and words. */
+static bool params_check(const MigrationParams *p, GError **errp)
+{
+    if (!check_percent(p->throttle_trigger_threshold, "throttle_trigger_threshold",
+                       1, 100, errp) ||
+        !check_percent(p->cpu_throttle_initial, "cpu_throttle_initial", 1, 99,
+                       errp) ||
+        !check_percent(p->cpu_throttle_increment, "cpu_throttle_increment", 1, 99,
+                       errp)) {
+        return false;
+    }
+    if (p->downtime_limit_ms > MAX_DOWNTIME_MS) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Parameter 'downtime_limit' expects an integer in the range "
+                    "of 0 to " MAX_DOWNTIME_TEXT " ms");
+        return false;
+    }
+    if (p->max_cpu_throttle < p->cpu_throttle_initial || p->max_cpu_throttle > 99) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Parameter 'max_cpu_throttle' expects an integer in the range "
+                    "of cpu_throttle_initial to 99");
+        return false;
+    }
+    return true;
+}
+
 bool migration_set_params(MigrationState *ms, const MigrationParams *p,
                           GError **errp)
 {
+    if (!params_check(p, errp)) {
+        return false;
+    }
     /* QEMU takes new parameters at any time; a running job keeps the ones
      * it started with (its windows are computed from them). */
     ms->params = *p;
@@ -552,19 +627,6 @@ static void job_throttle(void *opaque, unsigned pct)
     cpu_throttle_set(ms->throttle, pct);
 }
 
-static bool check_caps(const MigrationState *ms, GError **errp)
-{
-    for (int i = 0; i < MIG_CAP__MAX; i++) {
-        if (ms->caps[i] && !cap_implemented[i]) {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                        "capability '%s' is not implemented by tern's "
-                        "migration yet", cap_names[i]);
-            return false;
-        }
-    }
-    return true;
-}
-
 static void record_start_failure(MigrationState *ms, const GError *err)
 {
     memset(&ms->last, 0, sizeof(ms->last));
@@ -594,9 +656,6 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
     if (runstate_check(RUN_STATE_INMIGRATE)) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "Guest is waiting for an incoming migration");
-        return false;
-    }
-    if (!check_caps(ms, errp)) {
         return false;
     }
     ms->reported = MIGRATION_STATUS_NONE;

@@ -112,7 +112,7 @@ static gboolean client_writable(GSocket *sock, GIOCondition cond, gpointer opaqu
 }
 
 /* Queues one message; a client that stopped reading is dropped. */
-static void client_send(QmpClient *c, JsonNode *msg)
+static void client_send(QmpClient *c, json_object *msg)
 {
     size_t len;
     g_autofree char *line = NULL;
@@ -135,7 +135,7 @@ static void client_send(QmpClient *c, JsonNode *msg)
 static void client_send_error(QmpClient *c, const char *desc)
 {
     g_autoptr(GError) err = g_error_new_literal(QMP_ERROR, QMP_ERROR_GENERIC, desc);
-    g_autoptr(JsonNode) reply = qmp_error_reply(err, NULL);
+    g_autoptr(json_object) reply = qmp_error_reply(err, NULL);
 
     client_send(c, reply);
 }
@@ -149,7 +149,7 @@ static bool client_frame(QmpFrameKind kind, const char *text, size_t len,
 
     switch (kind) {
     case QMP_FRAME_TEXT: {
-        g_autoptr(JsonNode) reply =
+        g_autoptr(json_object) reply =
             qmp_dispatch_text(c->server->registry, &c->session, text, len);
 
         client_send(c, reply);
@@ -251,7 +251,7 @@ static void client_drop(QmpClient *c)
 static void client_new(QmpServer *s, GSocket *sock)
 {
     QmpClient *c = g_new0(QmpClient, 1);
-    g_autoptr(JsonNode) greeting = qmp_greeting();
+    g_autoptr(json_object) greeting = qmp_greeting();
 
     c->server = s;
     c->sock = sock;
@@ -447,12 +447,12 @@ unsigned qmp_server_client_count(const QmpServer *s)
 
 typedef struct PendingEvent {
     char *name;
-    JsonObject *data;
+    json_object *data;
 } PendingEvent;
 
-static void server_broadcast(QmpServer *s, const char *name, JsonObject *data)
+static void server_broadcast(QmpServer *s, const char *name, json_object *data)
 {
-    g_autoptr(JsonNode) ev = qmp_event_new(name, data);
+    g_autoptr(json_object) ev = qmp_event_new(name, data);
     g_autoptr(GList) clients = g_list_copy(s->clients);
 
     /* client_send may drop clients: walk a copy. A client that has not
@@ -471,7 +471,7 @@ static void pending_event_free(gpointer opaque)
     PendingEvent *pe = opaque;
 
     if (pe->data) {
-        json_object_unref(pe->data);
+        json_object_put(pe->data);
     }
     g_free(pe->name);
     g_free(pe);
@@ -504,7 +504,7 @@ static gboolean server_deliver_events(gpointer opaque)
  * negotiated at that point. The own thread sends at once, also outside the
  * loop (start-up, teardown), unless another thread is iterating the context.
  */
-void qmp_server_emit_event(QmpServer *s, const char *name, JsonObject *data)
+void qmp_server_emit_event(QmpServer *s, const char *name, json_object *data)
 {
     PendingEvent *pe;
 

@@ -221,21 +221,24 @@ void drive_set_attach_monitor(DriveSet *set, Monitor *mon)
 void drive_io_error_event(Drive *d, bool is_read, DriveErrorAction action,
                           int err, const char *reason)
 {
-    JsonObject *data;
+    json_object *data;
 
     if (!d->set) {
         return;
     }
     g_mutex_lock(&d->set->event_lock);
     if (d->set->mon) {
-        data = json_object_new();
-        json_object_set_string_member(data, "device", d->id);
-        json_object_set_string_member(data, "node-name", bdrv_get_node_name(d->node));
-        json_object_set_string_member(data, "operation", is_read ? "read" : "write");
-        json_object_set_string_member(data, "action",
-                                      action == DRIVE_ERROR_STOP ? "stop" : "report");
-        json_object_set_boolean_member(data, "nospace", err == ENOSPC);
-        json_object_set_string_member(data, "reason", reason);
+        data = json_object_new_object();
+        json_object_object_add(data, "device", json_object_new_string(d->id));
+        json_object_object_add(data, "node-name",
+                               json_object_new_string(bdrv_get_node_name(d->node)));
+        json_object_object_add(data, "operation",
+                               json_object_new_string(is_read ? "read" : "write"));
+        json_object_object_add(data, "action",
+                               json_object_new_string(action == DRIVE_ERROR_STOP ?
+                                                      "stop" : "report"));
+        json_object_object_add(data, "nospace", json_object_new_boolean(err == ENOSPC));
+        json_object_object_add(data, "reason", json_object_new_string(reason));
         monitor_emit_event(d->set->mon, "BLOCK_IO_ERROR", data);
     }
     g_mutex_unlock(&d->set->event_lock);

@@ -36,7 +36,7 @@ void qmp_server_wait_for_client(QmpServer *s);
  * Callable from any thread; from any but the one that created the server it
  * is queued, in order, and sent by the loop (never from the calling thread).
  */
-void qmp_server_emit_event(QmpServer *s, const char *name, JsonObject *data);
+void qmp_server_emit_event(QmpServer *s, const char *name, json_object *data);
 
 unsigned qmp_server_client_count(const QmpServer *s);
 

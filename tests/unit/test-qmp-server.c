@@ -28,20 +28,25 @@ typedef struct Env {
 } Env;
 
 /* A command whose reply is 'size' bytes of 'x'. */
-static JsonNode *cmd_big(const QmpCall *call, JsonObject *args, GError **errp)
-{
-    size_t n = (size_t)qmp_arg_int(args, "size", 1024);
-    g_autofree char *s = g_malloc(n + 1);
-    JsonNode *node = json_node_new(JSON_NODE_VALUE);
+typedef struct BigArgs {
+    bool has_size;
+    uint64_t size;
+} BigArgs;
 
-    memset(s, 'x', n);
-    s[n] = '\0';
-    json_node_set_string(node, s);
-    return node;
+QMP_OBJECT_TYPE(big_args, "big-arg", BigArgs,
+    QMP_OPTIONAL(BigArgs, size, "size", qmp_type_uint64, .u = 1024));
+
+static json_object *cmd_big(const QmpCall *call, const void *args, GError **errp)
+{
+    const BigArgs *a = args;
+    g_autofree char *s = g_malloc(a->size + 1);
+
+    memset(s, 'x', a->size);
+    s[a->size] = '\0';
+    return json_object_new_string(s);
 }
 
-static const QmpArgSpec big_args[] = { { "size", QMP_ARG_INT, true }, { NULL } };
-static const QmpCommandDef big_cmd = { "big", cmd_big, big_args, 0 };
+static const QmpCommandDef big_cmd = QMP_COMMAND("big", cmd_big, &big_args, NULL);
 
 /* ctx: a reference the Env takes over. The global default context is not
  * made thread-default (that would hold it for good): like tern's main loop,
@@ -560,6 +565,8 @@ static void expect_option_error(bool (*add)(Monitor *, const char *, GError **),
     g_assert_nonnull(err);
 }
 
+static const QmpEventDef stop_event = { .name = "STOP" };
+
 static void test_monitor_options(void)
 {
     g_autoptr(GError) err = NULL;
@@ -594,6 +601,7 @@ static void test_monitor_options(void)
     g_assert_false(g_file_test(p3, G_FILE_TEST_EXISTS));   /* no -mon uses it */
     g_assert_nonnull(qmp_registry_find(monitor_registry(mon), "human-monitor-command",
                                        NULL));
+    qmp_register_events(monitor_registry(mon), &stop_event, 1);
     monitor_emit_event(mon, "STOP", NULL);          /* nobody listening: fine */
     monitor_free(mon);
     g_assert_false(g_file_test(p1, G_FILE_TEST_EXISTS));
