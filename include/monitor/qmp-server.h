@@ -12,6 +12,9 @@
 
 /* A client whose unsent output exceeds this is disconnected. */
 #define QMP_SERVER_MAX_OUTPUT   (4 * MiB)
+/* All clients' unsent output together: past it, the client holding the most
+ * is disconnected first (200 clients that never read cost at most this). */
+#define QMP_SERVER_MAX_TOTAL_OUTPUT (16 * MiB)
 
 typedef struct QmpServer QmpServer;
 
@@ -39,5 +42,9 @@ void qmp_server_wait_for_client(QmpServer *s);
 void qmp_server_emit_event(QmpServer *s, const char *name, json_object *data);
 
 unsigned qmp_server_client_count(const QmpServer *s);
+/* Bytes queued for all clients and not yet sent. */
+size_t qmp_server_pending_output(const QmpServer *s);
+/* Tests: a smaller total than QMP_SERVER_MAX_TOTAL_OUTPUT. */
+void qmp_server_set_max_total_output(QmpServer *s, size_t bytes);
 
 #endif
