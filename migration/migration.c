@@ -416,18 +416,44 @@ static void emit_pass(MigrationState *ms, uint64_t pass)
     }
 }
 
-/* The watch samples the job; a state it slept through is still reported,
- * so clients see QEMU's sequence setup, active, device, completed. */
-static void emit_progress(MigrationState *ms, MigrationStatus s)
+/* Every dirty sync up to 'count' as a MIGRATION_PASS, in order. */
+static void emit_passes(MigrationState *ms, uint64_t count)
 {
-    if (s == MIGRATION_STATUS_COMPLETED &&
-        ms->reported < MIGRATION_STATUS_DEVICE) {
+    while (ms->reported_pass < count) {
+        emit_pass(ms, ms->reported_pass + 1);
+    }
+}
+
+/*
+ * QEMU 7.2's order: setup, MIGRATION_PASS 1 (its first dirty sync belongs
+ * to setup), active, a MIGRATION_PASS per later sync, then the end state
+ * (no "device": QEMU enters it only with pause-before-switchover). The
+ * watch samples the job, so what it slept through is filled in, in order.
+ */
+static void emit_progress(MigrationState *ms, const MigrationStats *st)
+{
+    MigrationStatus s = st->status;
+
+    if (s == MIGRATION_STATUS_ACTIVE || s == MIGRATION_STATUS_COMPLETED) {
+        emit_passes(ms, MIN(st->dirty_sync_count, 1));
         emit_status(ms, MIGRATION_STATUS_ACTIVE);
-        emit_status(ms, MIGRATION_STATUS_DEVICE);
+        emit_passes(ms, st->dirty_sync_count);
     }
     if (s == MIGRATION_STATUS_CANCELLED &&
         ms->reported != MIGRATION_STATUS_CANCELLING) {
         emit_status(ms, MIGRATION_STATUS_CANCELLING);
+    }
+    emit_status(ms, s);
+}
+
+/* A destination's setup and active, even if the watch slept through them
+ * (a failure right away is reported as it came). */
+static void emit_incoming(MigrationState *ms, MigrationStatus s)
+{
+    if ((s == MIGRATION_STATUS_ACTIVE || s == MIGRATION_STATUS_COMPLETED) &&
+        ms->reported < MIGRATION_STATUS_ACTIVE) {
+        emit_status(ms, MIGRATION_STATUS_SETUP);
+        emit_status(ms, MIGRATION_STATUS_ACTIVE);
     }
     emit_status(ms, s);
 }
@@ -464,7 +490,7 @@ static void finish_outgoing(MigrationState *ms, const MigrationStats *st)
         }
     }
     ms->vm_stopped = false;
-    emit_progress(ms, st->status);
+    emit_progress(ms, st);
 }
 
 static void poll_outgoing(MigrationState *ms)
@@ -478,10 +504,7 @@ static void poll_outgoing(MigrationState *ms)
         return;
     }
     if (st.status > MIGRATION_STATUS_SETUP) {
-        emit_progress(ms, st.status);
-    }
-    if (st.status == MIGRATION_STATUS_ACTIVE) {
-        emit_pass(ms, st.dirty_sync_count);
+        emit_progress(ms, &st);
     }
 }
 
@@ -521,11 +544,14 @@ static void finish_incoming(MigrationState *ms)
     g_mutex_lock(&ms->lock);
     s = in->status;
     g_mutex_unlock(&ms->lock);
-    emit_progress(ms, s);
     if (s == MIGRATION_STATUS_COMPLETED) {
+        /* QEMU's order: the guest starts (RESUME), then completed. */
+        emit_incoming(ms, MIGRATION_STATUS_ACTIVE);
         start_guest_after_load(ms);
+        emit_status(ms, s);
         return;
     }
+    emit_incoming(ms, s);
     tern_error_report("load of migration failed: %s",
                       in->error ? in->error->message : "unknown error");
     if (ms->incoming_failed) {
@@ -549,7 +575,7 @@ static gboolean poll_cb(gpointer opaque)
         if (g_atomic_int_get(&ms->in.done)) {
             finish_incoming(ms);
         } else {
-            emit_status(ms, s);
+            emit_incoming(ms, s);
         }
     }
     if (migration_is_active(ms)) {
@@ -580,6 +606,8 @@ static gboolean stop_vm_main(gpointer opaque)
     MigrationState *ms = opaque;
     RunState now = runstate_get();
 
+    /* What happened before the stop is reported before STOP. */
+    poll_outgoing(ms);
     ms->state_before = now;
     mig_global_state_set(&ms->gs, runstate_name(now));
     vm_stop(RUN_STATE_FINISH_MIGRATE);
