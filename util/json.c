@@ -148,7 +148,9 @@ static bool only_space(const char *t, size_t len)
 static json_object *tokenize(const char *text, size_t len, unsigned max_depth,
                              GError **errp)
 {
-    struct json_tokener *tok = json_tokener_new_ex((int)max_depth);
+    /* A text cannot nest deeper than it is long: a short message gets a
+     * small tokener (json-c allocates and zeroes one entry per level). */
+    struct json_tokener *tok = json_tokener_new_ex((int)MIN(max_depth, len + 1));
     json_object *o;
     enum json_tokener_error jerr;
     const char *why = NULL;
