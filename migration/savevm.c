@@ -166,8 +166,7 @@ static void vmdesc_begin(SaveVM *sv)
 {
     g_clear_pointer(&sv->vmdesc, json_object_put);
     sv->vmdesc = json_object_new_object();
-    json_object_object_add(sv->vmdesc, "page_size",
-                           json_object_new_int(1 << SAVEVM_TARGET_PAGE_BITS));
+    tern_json_add_int(sv->vmdesc, "page_size", 1 << SAVEVM_TARGET_PAGE_BITS);
     json_object_object_add(sv->vmdesc, "devices", json_object_new_array());
 }
 
@@ -305,10 +304,10 @@ static void vmdesc_old_style(json_object *desc, uint64_t size)
     json_object *fields = json_object_new_array();
     json_object *data = json_object_new_object();
 
-    json_object_object_add(desc, "size", json_object_new_uint64(size));
-    json_object_object_add(data, "name", json_object_new_string("data"));
-    json_object_object_add(data, "size", json_object_new_uint64(size));
-    json_object_object_add(data, "type", json_object_new_string("buffer"));
+    tern_json_add_uint(desc, "size", size);
+    tern_json_add_str(data, "name", "data");
+    tern_json_add_uint(data, "size", size);
+    tern_json_add_str(data, "type", "buffer");
     json_object_array_add(fields, data);
     json_object_object_add(desc, "fields", fields);
 }
@@ -346,9 +345,8 @@ static bool save_device(SaveStateEntry *se, QEMUFile *f, json_object *devices,
     if (devices) {
         desc = json_object_new_object();
         json_object_array_add(devices, desc);
-        json_object_object_add(desc, "name", json_object_new_string(se->idstr));
-        json_object_object_add(desc, "instance_id",
-                               json_object_new_int64(se->instance_id));
+        tern_json_add_str(desc, "name", se->idstr);
+        tern_json_add_int(desc, "instance_id", se->instance_id);
     }
     if (!save_device_body(se, f, desc, errp)) {
         g_prefix_error(errp, "saving '%s': ", se->idstr);

@@ -117,14 +117,12 @@ static json_object *vmdesc_field_begin(json_object *fields,
     json_object *desc = json_object_new_object();
 
     json_object_array_add(fields, desc);
-    json_object_object_add(desc, "name", json_object_new_string(field->name));
+    tern_json_add_str(desc, "name", field->name);
     if (n > 1) {
-        json_object_object_add(desc, compress ? "array_len" : "index",
-                               json_object_new_uint64(compress ? n : i));
+        tern_json_add_uint(desc, compress ? "array_len" : "index", compress ? n : i);
     }
-    json_object_object_add(desc, "type",
-                           json_object_new_string((field->flags & VMS_STRUCT) ?
-                                                  "struct" : field->info->name));
+    tern_json_add_str(desc, "type",
+                      (field->flags & VMS_STRUCT) ? "struct" : field->info->name);
     return desc;
 }
 
@@ -162,8 +160,7 @@ static bool save_field(QEMUFile *f, const VMStateField *field, void *opaque,
             return false;
         }
         if (desc) {
-            json_object_object_add(desc, "size",
-                                   json_object_new_uint64(qemu_file_tell(f) - start));
+            tern_json_add_uint(desc, "size", qemu_file_tell(f) - start);
         }
     }
     return true;
@@ -198,10 +195,8 @@ bool vmstate_save(QEMUFile *f, const VMStateDescription *vmsd, void *opaque,
         return false;
     }
     if (vmdesc) {
-        json_object_object_add(vmdesc, "vmsd_name",
-                               json_object_new_string(vmsd->name));
-        json_object_object_add(vmdesc, "version",
-                               json_object_new_int(vmsd->version_id));
+        tern_json_add_str(vmdesc, "vmsd_name", vmsd->name);
+        tern_json_add_int(vmdesc, "version", vmsd->version_id);
     }
     ok = save_fields(f, vmsd, opaque, vmdesc, errp) &&
          save_subsections(f, vmsd, opaque, vmdesc, errp);

@@ -18,10 +18,10 @@ void qmp_block_error_generic(GError **errp, GError *err)
 }
 
 /* QEMU's block_dirty_bitmap_lookup(); returns with the node locked. */
-BdrvDirtyBitmap *qmp_bitmap_lookup(const QmpBlockSource *src, const char *node,
+BdrvDirtyBitmap *qmp_bitmap_lookup(const BlockBackendList *blks, const char *node,
                                    const char *name, GError **errp)
 {
-    BlockNode *bs = qmp_block_lookup(src, node);
+    BlockNode *bs = blk_list_lookup_node(blks, node);
     BdrvDirtyBitmap *bm;
 
     if (!bs) {
@@ -67,7 +67,7 @@ static uint32_t default_granularity(BlockNode *bs)
     return 64 * KiB;
 }
 
-BdrvDirtyBitmap *qmp_bitmap_add(const QmpBlockSource *src,
+BdrvDirtyBitmap *qmp_bitmap_add(const BlockBackendList *blks,
                                 const QmpBitmapAddArgs *a, GError **errp)
 {
     const char *name = a->name;
@@ -81,7 +81,7 @@ BdrvDirtyBitmap *qmp_bitmap_add(const QmpBlockSource *src,
         g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC, "Bitmap name cannot be empty");
         return NULL;
     }
-    bs = qmp_block_lookup(src, node);
+    bs = blk_list_lookup_node(blks, node);
     if (!bs) {
         g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
                     "Cannot find device='%s' nor node-name='%s'", node, node);
@@ -129,11 +129,11 @@ static BdrvBitmapCheck op_check_flags(QmpBitmapOp op)
 }
 
 /* Looks up and checks; returns the bitmap with its node locked. */
-BdrvDirtyBitmap *qmp_bitmap_op_check(const QmpBlockSource *src,
+BdrvDirtyBitmap *qmp_bitmap_op_check(const BlockBackendList *blks,
                                      const QmpBitmapArgs *a, QmpBitmapOp op,
                                      GError **errp)
 {
-    BdrvDirtyBitmap *bm = qmp_bitmap_lookup(src, a->node, a->name, errp);
+    BdrvDirtyBitmap *bm = qmp_bitmap_lookup(blks, a->node, a->name, errp);
 
     if (bm && !qmp_bitmap_check(bm, op_check_flags(op), errp)) {
         qmp_bitmap_unlock(bm);
@@ -218,7 +218,7 @@ static BdrvDirtyBitmap *merge_source_local(BlockNode *tbs, const char *name,
 }
 
 /* A source; the node of 'target' is locked, other nodes briefly. */
-static BdrvDirtyBitmap *merge_source(const QmpBlockSource *src, BlockNode *tbs,
+static BdrvDirtyBitmap *merge_source(const BlockBackendList *blks, BlockNode *tbs,
                                      const QmpBitmapRef *ref, GError **errp)
 {
     const QmpBitmapArgs *o = &ref->external;
@@ -227,10 +227,10 @@ static BdrvDirtyBitmap *merge_source(const QmpBlockSource *src, BlockNode *tbs,
     if (ref->kind == QMP_BITMAP_LOCAL) {
         return merge_source_local(tbs, ref->local, errp);
     }
-    if (qmp_block_lookup(src, o->node) == tbs) {
+    if (blk_list_lookup_node(blks, o->node) == tbs) {
         return merge_source_local(tbs, o->name, errp);
     }
-    bm = qmp_bitmap_lookup(src, o->node, o->name, errp);
+    bm = qmp_bitmap_lookup(blks, o->node, o->name, errp);
     if (bm) {
         qmp_bitmap_unlock(bm);      /* nodes are not closed while QMP runs */
     }
@@ -268,20 +268,20 @@ static bool merge_source_ok(BdrvDirtyBitmap *target, BdrvDirtyBitmap *bm,
 }
 
 /* Everything QEMU checks before merging; returns with the target unlocked. */
-QmpMergePlan *qmp_bitmap_merge_prepare(const QmpBlockSource *src,
+QmpMergePlan *qmp_bitmap_merge_prepare(const BlockBackendList *blks,
                                        const QmpBitmapMergeArgs *a, GError **errp)
 {
     QmpMergePlan *p = g_new0(QmpMergePlan, 1);
 
     p->sources = g_ptr_array_new();
-    p->target = qmp_bitmap_lookup(src, a->node, a->target, errp);
+    p->target = qmp_bitmap_lookup(blks, a->node, a->target, errp);
     if (!p->target) {
         qmp_bitmap_merge_plan_free(p);
         return NULL;
     }
     bool ok = qmp_bitmap_check(p->target, BDRV_BITMAP_DEFAULT, errp);
     for (size_t i = 0; ok && i < a->bitmaps.len; i++) {
-        BdrvDirtyBitmap *bm = merge_source(src, bdrv_dirty_bitmap_node(p->target),
+        BdrvDirtyBitmap *bm = merge_source(blks, bdrv_dirty_bitmap_node(p->target),
                                            &QMP_LIST_AT(&a->bitmaps, QmpBitmapRef, i),
                                            errp);
 
@@ -387,10 +387,11 @@ static const QmpCommandDef bitmap_commands[] = {
     QMP_COMMAND("block-dirty-bitmap-clear", cmd_bitmap_clear, &qmp_bitmap_type, NULL),
     QMP_COMMAND("block-dirty-bitmap-enable", cmd_bitmap_enable, &qmp_bitmap_type, NULL),
     QMP_COMMAND("block-dirty-bitmap-disable", cmd_bitmap_disable, &qmp_bitmap_type, NULL),
-    QMP_COMMAND("block-dirty-bitmap-merge", cmd_bitmap_merge, &qmp_bitmap_merge_type, NULL),
+    QMP_COMMAND("block-dirty-bitmap-merge", cmd_bitmap_merge, &qmp_bitmap_merge_type,
+                NULL),
 };
 
-void qmp_register_bitmap_commands(QmpRegistry *r, const QmpBlockSource *src)
+void qmp_register_bitmap_commands(QmpRegistry *r, const BlockBackendList *blks)
 {
-    qmp_register_commands(r, bitmap_commands, ARRAY_SIZE(bitmap_commands), (void *)src);
+    qmp_register_commands(r, bitmap_commands, ARRAY_SIZE(bitmap_commands), (void *)blks);
 }

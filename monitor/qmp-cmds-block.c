@@ -1,53 +1,13 @@
 /*
- * query-block and node lookup for the block QMP commands: drives come from the
- * machine through a QmpBlockSource; a name is a drive id first, else any
- * node's node-name, as QEMU's bdrv_lookup_bs() resolves it. Registration of
- * the bitmap commands and actions (qmp-cmds-bitmap.c, qmp-bitmap-actions.c)
- * goes through here so the machine makes one call.
+ * query-block for the block QMP commands: the drives come from their block
+ * backend list, which also resolves node names. Registration of the bitmap
+ * commands and actions (qmp-cmds-bitmap.c, qmp-bitmap-actions.c) goes
+ * through here so the machine makes one call.
  */
 #include <string.h>
 
 #include "monitor/qmp-bitmap.h"
 #include "monitor/qmp-dispatch.h"
-
-/* --- lookups ------------------------------------------------------------------ */
-
-static bool source_get(const QmpBlockSource *src, size_t i, QmpBlockBackend *out)
-{
-    memset(out, 0, sizeof(*out));
-    return src && src->get && src->get(src->opaque, i, out);
-}
-
-static BlockNode *find_node_name(BlockNode *bs, const char *name)
-{
-    for (; bs; bs = bs->file) {
-        const char *nn = bdrv_get_node_name(bs);
-
-        if (nn && !strcmp(nn, name)) {
-            return bs;
-        }
-    }
-    return NULL;
-}
-
-BlockNode *qmp_block_lookup(const QmpBlockSource *src, const char *name)
-{
-    QmpBlockBackend be;
-
-    for (size_t i = 0; source_get(src, i, &be); i++) {
-        if (be.node && be.device && !strcmp(be.device, name)) {
-            return be.node;
-        }
-    }
-    for (size_t i = 0; source_get(src, i, &be); i++) {
-        BlockNode *bs = find_node_name(be.node, name);
-
-        if (bs) {
-            return bs;
-        }
-    }
-    return NULL;
-}
 
 /* --- query-block ---------------------------------------------------------------- */
 
@@ -55,15 +15,14 @@ static json_object *bitmap_info(BdrvDirtyBitmap *bm)
 {
     json_object *o = json_object_new_object();
 
-    json_object_object_add(o, "name", json_object_new_string(bdrv_dirty_bitmap_name(bm)));
-    json_object_object_add(o, "recording", json_object_new_boolean(bdrv_dirty_bitmap_enabled(bm)));
-    json_object_object_add(o, "persistent",
-                           json_object_new_boolean(bdrv_dirty_bitmap_get_persistence(bm)));
-    json_object_object_add(o, "busy", json_object_new_boolean(bdrv_dirty_bitmap_busy(bm)));
-    json_object_object_add(o, "granularity", json_object_new_int64(bdrv_dirty_bitmap_granularity(bm)));
-    json_object_object_add(o, "count", json_object_new_int64(bdrv_get_dirty_count(bm)));
+    tern_json_add_str(o, "name", bdrv_dirty_bitmap_name(bm));
+    tern_json_add_bool(o, "recording", bdrv_dirty_bitmap_enabled(bm));
+    tern_json_add_bool(o, "persistent", bdrv_dirty_bitmap_get_persistence(bm));
+    tern_json_add_bool(o, "busy", bdrv_dirty_bitmap_busy(bm));
+    tern_json_add_int(o, "granularity", bdrv_dirty_bitmap_granularity(bm));
+    tern_json_add_int(o, "count", bdrv_get_dirty_count(bm));
     if (bdrv_dirty_bitmap_inconsistent(bm)) {
-        json_object_object_add(o, "inconsistent", json_object_new_boolean(true));
+        tern_json_add_bool(o, "inconsistent", true);
     }
     return o;
 }
@@ -72,12 +31,18 @@ static json_object *bitmaps_info(BlockNode *bs)
 {
     json_object *list = json_object_new_array();
 
+    g_autoptr(GPtrArray) named = g_ptr_array_new();
+
     bdrv_lock(bs);
-    /* QEMU lists the newest first. */
-    for (GList *l = g_list_last(bs->dirty_bitmaps); l; l = l->prev) {
-        if (bdrv_dirty_bitmap_name(l->data)) {
-            json_object_array_add(list, bitmap_info(l->data));
+    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL); bm;
+         bm = bdrv_dirty_bitmap_next(bs, bm)) {
+        if (bdrv_dirty_bitmap_name(bm)) {
+            g_ptr_array_add(named, bm);
         }
+    }
+    /* QEMU lists the newest first. */
+    for (guint i = named->len; i-- > 0;) {
+        json_object_array_add(list, bitmap_info(named->pdata[i]));
     }
     bdrv_unlock(bs);
     return list;
@@ -88,15 +53,15 @@ static json_object *image_info(BlockNode *bs)
     g_autoptr(BlockImageInfo) info = NULL;
     json_object *o = json_object_new_object();
 
-    json_object_object_add(o, "virtual-size", json_object_new_int64(bdrv_getlength(bs)));
-    json_object_object_add(o, "filename", json_object_new_string(bs->filename ? bs->filename : ""));
-    json_object_object_add(o, "format", json_object_new_string(bdrv_get_format_name(bs)));
+    tern_json_add_int(o, "virtual-size", bdrv_getlength(bs));
+    tern_json_add_str(o, "filename", bdrv_get_filename(bs));
+    tern_json_add_str(o, "format", bdrv_get_format_name(bs));
     if (bdrv_get_info(bs, &info, NULL)) {
         if (info->cluster_size) {
-            json_object_object_add(o, "cluster-size", json_object_new_int64(info->cluster_size));
+            tern_json_add_int(o, "cluster-size", info->cluster_size);
         }
-        json_object_object_add(o, "actual-size", json_object_new_int64(info->actual_size));
-        json_object_object_add(o, "dirty-flag", json_object_new_boolean(info->dirty_flag));
+        tern_json_add_int(o, "actual-size", info->actual_size);
+        tern_json_add_bool(o, "dirty-flag", info->dirty_flag);
     }
     return o;
 }
@@ -110,18 +75,18 @@ static json_object *inserted_info(BlockNode *bs)
     json_object *o = json_object_new_object();
     json_object *cache = json_object_new_object();
 
-    json_object_object_add(o, "file", json_object_new_string(bs->filename ? bs->filename : ""));
-    json_object_object_add(o, "node-name", json_object_new_string(bdrv_get_node_name(bs)));
-    json_object_object_add(o, "ro", json_object_new_boolean(bdrv_is_read_only(bs)));
-    json_object_object_add(o, "drv", json_object_new_string(bdrv_get_format_name(bs)));
-    json_object_object_add(o, "encrypted", json_object_new_boolean(false));
-    json_object_object_add(o, "detect_zeroes", json_object_new_string("off"));
+    tern_json_add_str(o, "file", bdrv_get_filename(bs));
+    tern_json_add_str(o, "node-name", bdrv_get_node_name(bs));
+    tern_json_add_bool(o, "ro", bdrv_is_read_only(bs));
+    tern_json_add_str(o, "drv", bdrv_get_format_name(bs));
+    tern_json_add_bool(o, "encrypted", false);
+    tern_json_add_str(o, "detect_zeroes", "off");
     for (size_t i = 0; i < ARRAY_SIZE(zero_members); i++) {
-        json_object_object_add(o, zero_members[i], json_object_new_int64(0));
+        tern_json_add_int(o, zero_members[i], 0);
     }
-    json_object_object_add(cache, "writeback", json_object_new_boolean(true));
-    json_object_object_add(cache, "direct", json_object_new_boolean((bs->flags & BDRV_O_NOCACHE) != 0));
-    json_object_object_add(cache, "no-flush", json_object_new_boolean(false));
+    tern_json_add_bool(cache, "writeback", true);
+    tern_json_add_bool(cache, "direct", (bdrv_get_flags(bs) & BDRV_O_NOCACHE) != 0);
+    tern_json_add_bool(cache, "no-flush", false);
     json_object_object_add(o, "cache", cache);
     json_object_object_add(o, "image", image_info(bs));
     json_object_object_add(o, "dirty-bitmaps", bitmaps_info(bs));
@@ -132,21 +97,20 @@ static json_object *cmd_query_block(const QmpCall *call, const void *args,
                                     GError **errp)
 {
     json_object *list = json_object_new_array();
-    QmpBlockBackend be;
+    const BlockBackendList *blks = call->opaque;
 
-    for (size_t i = 0; source_get(call->opaque, i, &be); i++) {
+    for (size_t i = 0; i < blk_list_count(blks); i++) {
+        BlockBackend *blk = blk_list_get(blks, i);
         json_object *o = json_object_new_object();
 
-        json_object_object_add(o, "device", json_object_new_string(be.device ? be.device : ""));
-        if (be.qdev) {
-            json_object_object_add(o, "qdev", json_object_new_string(be.qdev));
+        tern_json_add_str(o, "device", blk_name(blk));
+        if (blk_dev(blk)) {
+            tern_json_add_str(o, "qdev", blk_dev(blk));
         }
-        json_object_object_add(o, "locked", json_object_new_boolean(false));
-        json_object_object_add(o, "removable", json_object_new_boolean(be.qdev == NULL));
-        if (be.node) {
-            json_object_object_add(o, "inserted", inserted_info(be.node));
-        }
-        json_object_object_add(o, "type", json_object_new_string("unknown"));
+        tern_json_add_bool(o, "locked", false);
+        tern_json_add_bool(o, "removable", blk_dev(blk) == NULL);
+        json_object_object_add(o, "inserted", inserted_info(blk_root(blk)));
+        tern_json_add_str(o, "type", "unknown");
         json_object_array_add(list, o);
     }
     return list;
@@ -202,10 +166,10 @@ static const QmpEventDef block_events[] = {
     { .name = "BLOCK_IO_ERROR", .data = &io_error_data },
 };
 
-void qmp_register_block_commands(QmpRegistry *r, const QmpBlockSource *src)
+void qmp_register_block_commands(QmpRegistry *r, const BlockBackendList *blks)
 {
-    qmp_register_commands(r, block_commands, ARRAY_SIZE(block_commands), (void *)src);
+    qmp_register_commands(r, block_commands, ARRAY_SIZE(block_commands), (void *)blks);
     qmp_register_events(r, block_events, ARRAY_SIZE(block_events));
-    qmp_register_bitmap_commands(r, src);
-    qmp_register_bitmap_actions(r, src);
+    qmp_register_bitmap_commands(r, blks);
+    qmp_register_bitmap_actions(r, blks);
 }

@@ -77,7 +77,7 @@ static json_object *cmd_query_commands(const QmpCall *call, const void *args,
     for (size_t i = 0; i < n; i++) {
         json_object *o = json_object_new_object();
 
-        json_object_object_add(o, "name", json_object_new_string(names[i]));
+        tern_json_add_str(o, "name", names[i]);
         json_object_array_add(list, o);
     }
     return list;

@@ -7,7 +7,7 @@
  */
 #include "monitor/qmp-dispatch.h"
 #include "monitor/qmp-machine.h"
-#include "sysemu/runstate.h"
+#include "softmmu/runstate.h"
 
 static json_object *cmd_query_status(const QmpCall *call, const void *args,
                                   GError **errp)
@@ -15,9 +15,9 @@ static json_object *cmd_query_status(const QmpCall *call, const void *args,
     json_object *o = json_object_new_object();
     RunState s = runstate_get();
 
-    json_object_object_add(o, "status", json_object_new_string(runstate_name(s)));
-    json_object_object_add(o, "singlestep", json_object_new_boolean(false));
-    json_object_object_add(o, "running", json_object_new_boolean(runstate_is_running(s)));
+    tern_json_add_str(o, "status", runstate_name(s));
+    tern_json_add_bool(o, "singlestep", false);
+    tern_json_add_bool(o, "running", runstate_is_running(s));
     return o;
 }
 
@@ -28,7 +28,7 @@ static json_object *cmd_query_name(const QmpCall *call, const void *args, GError
     json_object *o = json_object_new_object();
 
     if (name) {
-        json_object_object_add(o, "name", json_object_new_string(name));
+        tern_json_add_str(o, "name", name);
     }
     return o;
 }
@@ -38,8 +38,8 @@ static json_object *cmd_query_kvm(const QmpCall *call, const void *args, GError 
     json_object *o = json_object_new_object();
 
     /* tern runs only on KVM. */
-    json_object_object_add(o, "enabled", json_object_new_boolean(true));
-    json_object_object_add(o, "present", json_object_new_boolean(true));
+    tern_json_add_bool(o, "enabled", true);
+    tern_json_add_bool(o, "present", true);
     return o;
 }
 
@@ -50,14 +50,14 @@ static json_object *cpu_info(QmpMachine *m, unsigned i)
     g_autofree char *path = g_strdup_printf("/machine/unattached/device[%u]", i);
     int64_t tid = m->ops->cpu_thread_id ? m->ops->cpu_thread_id(m->opaque, i) : 0;
 
-    json_object_object_add(o, "thread-id", json_object_new_int64(tid));
-    json_object_object_add(props, "core-id", json_object_new_int64(0));
-    json_object_object_add(props, "thread-id", json_object_new_int64(0));
-    json_object_object_add(props, "socket-id", json_object_new_int64(i));
+    tern_json_add_int(o, "thread-id", tid);
+    tern_json_add_int(props, "core-id", 0);
+    tern_json_add_int(props, "thread-id", 0);
+    tern_json_add_int(props, "socket-id", i);
     json_object_object_add(o, "props", props);
-    json_object_object_add(o, "qom-path", json_object_new_string(path));
-    json_object_object_add(o, "cpu-index", json_object_new_int64(i));
-    json_object_object_add(o, "target", json_object_new_string("x86_64"));
+    tern_json_add_str(o, "qom-path", path);
+    tern_json_add_int(o, "cpu-index", i);
+    tern_json_add_str(o, "target", "x86_64");
     return o;
 }
 
@@ -164,9 +164,8 @@ static json_object *cause_data(ShutdownCause cause)
                  cause == SHUTDOWN_CAUSE_GUEST_RESET ||
                  cause == SHUTDOWN_CAUSE_GUEST_PANIC;
 
-    json_object_object_add(data, "guest", json_object_new_boolean(guest));
-    json_object_object_add(data, "reason",
-                           json_object_new_string(shutdown_cause_name(cause)));
+    tern_json_add_bool(data, "guest", guest);
+    tern_json_add_str(data, "reason", shutdown_cause_name(cause));
     return data;
 }
 

@@ -18,11 +18,6 @@ static MigrationState *state(const QmpCall *call)
     return ((QmpMigration *)call->opaque)->ms;
 }
 
-static void add_uint(json_object *o, const char *name, uint64_t v)
-{
-    json_object_object_add(o, name, json_object_new_uint64(v));
-}
-
 /* --- migrate, migrate-incoming, migrate_cancel ------------------------------- */
 
 typedef struct MigrateArgs {
@@ -97,38 +92,38 @@ static json_object *ram_info(const MigrationInfo *info)
     const MigrationStats *s = &info->stats;
     json_object *ram = json_object_new_object();
 
-    add_uint(ram, "transferred", s->transferred);
-    add_uint(ram, "remaining", s->remaining);
-    add_uint(ram, "total", s->total);
-    add_uint(ram, "duplicate", s->duplicate);
-    add_uint(ram, "skipped", 0);
-    add_uint(ram, "normal", s->normal);
-    add_uint(ram, "normal-bytes", s->normal * 4096);
-    add_uint(ram, "dirty-pages-rate", info->dirty_pages_rate);
+    tern_json_add_uint(ram, "transferred", s->transferred);
+    tern_json_add_uint(ram, "remaining", s->remaining);
+    tern_json_add_uint(ram, "total", s->total);
+    tern_json_add_uint(ram, "duplicate", s->duplicate);
+    tern_json_add_uint(ram, "skipped", 0);
+    tern_json_add_uint(ram, "normal", s->normal);
+    tern_json_add_uint(ram, "normal-bytes", s->normal * 4096);
+    tern_json_add_uint(ram, "dirty-pages-rate", info->dirty_pages_rate);
     json_object_object_add(ram, "mbps", json_object_new_double(s->mbps));
-    add_uint(ram, "dirty-sync-count", s->dirty_sync_count);
-    add_uint(ram, "postcopy-requests", 0);
-    add_uint(ram, "page-size", 4096);
-    add_uint(ram, "multifd-bytes", 0);
-    add_uint(ram, "pages-per-second", info->pages_per_second);
+    tern_json_add_uint(ram, "dirty-sync-count", s->dirty_sync_count);
+    tern_json_add_uint(ram, "postcopy-requests", 0);
+    tern_json_add_uint(ram, "page-size", 4096);
+    tern_json_add_uint(ram, "multifd-bytes", 0);
+    tern_json_add_uint(ram, "pages-per-second", info->pages_per_second);
     return ram;
 }
 
 /* The outgoing side's timings. */
 static void source_times(const MigrationStats *s, json_object *o)
 {
-    add_uint(o, "total-time", s->total_time_ms);
+    tern_json_add_uint(o, "total-time", s->total_time_ms);
     if (s->status >= MIGRATION_STATUS_ACTIVE) {
-        add_uint(o, "setup-time", s->setup_time_ms);
+        tern_json_add_uint(o, "setup-time", s->setup_time_ms);
     }
     if (s->status == MIGRATION_STATUS_COMPLETED) {
-        add_uint(o, "downtime", s->downtime_ms);
+        tern_json_add_uint(o, "downtime", s->downtime_ms);
     } else if (s->status == MIGRATION_STATUS_ACTIVE ||
                s->status == MIGRATION_STATUS_DEVICE) {
-        add_uint(o, "expected-downtime", s->expected_downtime_ms);
+        tern_json_add_uint(o, "expected-downtime", s->expected_downtime_ms);
     }
     if (s->cpu_throttle_percentage) {
-        add_uint(o, "cpu-throttle-percentage", s->cpu_throttle_percentage);
+        tern_json_add_uint(o, "cpu-throttle-percentage", s->cpu_throttle_percentage);
     }
 }
 
@@ -143,8 +138,7 @@ static json_object *cmd_query_migrate(const QmpCall *call, const void *args,
     if (s->status == MIGRATION_STATUS_NONE) {
         return o;       /* QEMU answers {} before any migration */
     }
-    json_object_object_add(o, "status",
-                           json_object_new_string(migration_status_name(s->status)));
+    tern_json_add_str(o, "status", migration_status_name(s->status));
     if (!info.incoming) {
         source_times(s, o);
     }
@@ -153,7 +147,7 @@ static json_object *cmd_query_migrate(const QmpCall *call, const void *args,
     }
     if (s->error_desc[0] && (s->status == MIGRATION_STATUS_FAILED ||
                              s->status == MIGRATION_STATUS_CANCELLED)) {
-        json_object_object_add(o, "error-desc", json_object_new_string(s->error_desc));
+        tern_json_add_str(o, "error-desc", s->error_desc);
     }
     return o;
 }
@@ -211,10 +205,8 @@ static json_object *cmd_query_caps(const QmpCall *call, const void *args,
     for (int i = 0; i < MIG_CAP__MAX; i++) {
         json_object *e = json_object_new_object();
 
-        json_object_object_add(e, "capability",
-                               json_object_new_string(migration_capability_name(i)));
-        json_object_object_add(e, "state",
-                               json_object_new_boolean(migration_capability(state(call), i)));
+        tern_json_add_str(e, "capability", migration_capability_name(i));
+        tern_json_add_bool(e, "state", migration_capability(state(call), i));
         json_object_array_add(a, e);
     }
     return a;
@@ -280,14 +272,13 @@ static json_object *cmd_query_params(const QmpCall *call, const void *args,
     MigrationParams p = migration_get_params(state(call));
     json_object *o = json_object_new_object();
 
-    add_uint(o, "max-bandwidth", p.max_bandwidth);
-    add_uint(o, "downtime-limit", p.downtime_limit_ms);
-    add_uint(o, "throttle-trigger-threshold", p.throttle_trigger_threshold);
-    add_uint(o, "cpu-throttle-initial", p.cpu_throttle_initial);
-    add_uint(o, "cpu-throttle-increment", p.cpu_throttle_increment);
-    json_object_object_add(o, "cpu-throttle-tailslow",
-                           json_object_new_boolean(p.cpu_throttle_tailslow));
-    add_uint(o, "max-cpu-throttle", p.max_cpu_throttle);
+    tern_json_add_uint(o, "max-bandwidth", p.max_bandwidth);
+    tern_json_add_uint(o, "downtime-limit", p.downtime_limit_ms);
+    tern_json_add_uint(o, "throttle-trigger-threshold", p.throttle_trigger_threshold);
+    tern_json_add_uint(o, "cpu-throttle-initial", p.cpu_throttle_initial);
+    tern_json_add_uint(o, "cpu-throttle-increment", p.cpu_throttle_increment);
+    tern_json_add_bool(o, "cpu-throttle-tailslow", p.cpu_throttle_tailslow);
+    tern_json_add_uint(o, "max-cpu-throttle", p.max_cpu_throttle);
     return o;
 }
 
@@ -299,7 +290,7 @@ static json_object *cmd_ram_sha256(const QmpCall *call, const void *args,
     g_autofree char *hex = migration_ram_sha256(state(call));
     json_object *o = json_object_new_object();
 
-    json_object_object_add(o, "sha256", json_object_new_string(hex));
+    tern_json_add_str(o, "sha256", hex);
     return o;
 }
 
@@ -330,8 +321,7 @@ static void on_status(void *opaque, MigrationStatus s)
     QmpMigration *qm = opaque;
     json_object *data = json_object_new_object();
 
-    json_object_object_add(data, "status",
-                           json_object_new_string(migration_status_name(s)));
+    tern_json_add_str(data, "status", migration_status_name(s));
     monitor_emit_event(qm->mon, "MIGRATION", data);
 }
 
@@ -340,7 +330,7 @@ static void on_pass(void *opaque, uint64_t pass)
     QmpMigration *qm = opaque;
     json_object *data = json_object_new_object();
 
-    add_uint(data, "pass", pass);
+    tern_json_add_uint(data, "pass", pass);
     monitor_emit_event(qm->mon, "MIGRATION_PASS", data);
 }
 
@@ -387,7 +377,8 @@ static const QmpCommandDef migration_commands[] = {
     QMP_COMMAND("migrate_cancel", cmd_migrate_cancel, NULL, NULL),
     QMP_COMMAND("query-migrate", cmd_query_migrate, NULL, &migration_info_type),
     QMP_COMMAND("migrate-set-capabilities", cmd_set_caps, &set_caps_args, NULL),
-    QMP_COMMAND("query-migrate-capabilities", cmd_query_caps, NULL, &capability_status_list),
+    QMP_COMMAND("query-migrate-capabilities", cmd_query_caps, NULL,
+                &capability_status_list),
     QMP_COMMAND("migrate-set-parameters", cmd_set_params, &set_params_args, NULL),
     QMP_COMMAND("query-migrate-parameters", cmd_query_params, NULL, &parameters_type),
     QMP_COMMAND("x-ram-sha256", cmd_ram_sha256, NULL, &sha256_type),

@@ -43,8 +43,8 @@ json_object *qmp_error_reply(const GError *err, json_object *id)
     if (id) {
         json_object_object_add(reply, "id", json_object_get(id));
     }
-    json_object_object_add(e, "class", json_object_new_string(qmp_error_class_name(err)));
-    json_object_object_add(e, "desc", json_object_new_string(err->message));
+    tern_json_add_str(e, "class", qmp_error_class_name(err));
+    tern_json_add_str(e, "desc", err->message);
     json_object_object_add(reply, "error", e);
     return reply;
 }
@@ -65,11 +65,11 @@ json_object *qmp_version_info(void)
     json_object *v = json_object_new_object();
     json_object *q = json_object_new_object();
 
-    json_object_object_add(q, "micro", json_object_new_int(QMP_QEMU_MICRO));
-    json_object_object_add(q, "minor", json_object_new_int(QMP_QEMU_MINOR));
-    json_object_object_add(q, "major", json_object_new_int(QMP_QEMU_MAJOR));
+    tern_json_add_int(q, "micro", QMP_QEMU_MICRO);
+    tern_json_add_int(q, "minor", QMP_QEMU_MINOR);
+    tern_json_add_int(q, "major", QMP_QEMU_MAJOR);
     json_object_object_add(v, "qemu", q);
-    json_object_object_add(v, "package", json_object_new_string("tern-" TERN_VERSION));
+    tern_json_add_str(v, "package", "tern-" TERN_VERSION);
     return v;
 }
 
@@ -92,11 +92,10 @@ json_object *qmp_event_new(const char *name, json_object *data)
     json_object *ts = json_object_new_object();
     gint64 now = g_get_real_time();
 
-    json_object_object_add(ts, "seconds", json_object_new_int64(now / G_USEC_PER_SEC));
-    json_object_object_add(ts, "microseconds",
-                           json_object_new_int64(now % G_USEC_PER_SEC));
+    tern_json_add_int(ts, "seconds", now / G_USEC_PER_SEC);
+    tern_json_add_int(ts, "microseconds", now % G_USEC_PER_SEC);
     json_object_object_add(ev, "timestamp", ts);
-    json_object_object_add(ev, "event", json_object_new_string(name));
+    tern_json_add_str(ev, "event", name);
     if (data) {
         json_object_object_add(ev, "data", data);
     }

@@ -77,14 +77,9 @@ static json_object *entry(const char *name, const char *meta)
 {
     json_object *e = json_object_new_object();
 
-    json_object_object_add(e, "name", json_object_new_string(name));
-    json_object_object_add(e, "meta-type", json_object_new_string(meta));
+    tern_json_add_str(e, "name", name);
+    tern_json_add_str(e, "meta-type", meta);
     return e;
-}
-
-static void add_str(json_object *o, const char *key, const char *value)
-{
-    json_object_object_add(o, key, json_object_new_string(value));
 }
 
 static json_object *object_members(Schema *sc, const QmpMember *members)
@@ -94,8 +89,8 @@ static json_object *object_members(Schema *sc, const QmpMember *members)
     for (const QmpMember *m = members; m && m->type; m++) {
         json_object *o = json_object_new_object();
 
-        add_str(o, "name", m->name);
-        add_str(o, "type", type_name(sc, m->type));
+        tern_json_add_str(o, "name", m->name);
+        tern_json_add_str(o, "type", type_name(sc, m->type));
         if (m->optional) {
             json_object_object_add(o, "default", NULL);
         }
@@ -111,11 +106,11 @@ static void object_variants(Schema *sc, const QmpType *t, json_object *e)
     for (const QmpVariant *v = t->variants; v->tag_value; v++) {
         json_object *o = json_object_new_object();
 
-        add_str(o, "case", v->tag_value);
-        add_str(o, "type", type_name(sc, v->type));
+        tern_json_add_str(o, "case", v->tag_value);
+        tern_json_add_str(o, "type", type_name(sc, v->type));
         json_object_array_add(list, o);
     }
-    add_str(e, "tag", t->tag);
+    tern_json_add_str(e, "tag", t->tag);
     json_object_object_add(e, "variants", list);
 }
 
@@ -128,7 +123,7 @@ static json_object *enum_entry(const QmpType *t, const char *name)
     for (const char *const *v = t->values; *v; v++) {
         json_object *m = json_object_new_object();
 
-        add_str(m, "name", *v);
+        tern_json_add_str(m, "name", *v);
         json_object_array_add(members, m);
         json_object_array_add(values, json_object_new_string(*v));
     }
@@ -145,7 +140,7 @@ static json_object *alternate_entry(Schema *sc, const QmpType *t, const char *na
     for (const QmpMember *m = t->members; m->type; m++) {
         json_object *o = json_object_new_object();
 
-        add_str(o, "type", type_name(sc, m->type));
+        tern_json_add_str(o, "type", type_name(sc, m->type));
         json_object_array_add(members, o);
     }
     json_object_object_add(e, "members", members);
@@ -164,7 +159,7 @@ static json_object *type_entry(Schema *sc, const QmpType *t)
         return alternate_entry(sc, t, name);
     case QMP_KIND_ARRAY:
         e = entry(name, "array");
-        add_str(e, "element-type", type_name(sc, t->element));
+        tern_json_add_str(e, "element-type", type_name(sc, t->element));
         return e;
     case QMP_KIND_OBJECT:
         e = entry(name, "object");
@@ -175,7 +170,7 @@ static json_object *type_entry(Schema *sc, const QmpType *t)
         return e;
     default:
         e = entry(name, "builtin");
-        add_str(e, "json-type", builtin_json_type(t->kind));
+        tern_json_add_str(e, "json-type", builtin_json_type(t->kind));
         return e;
     }
 }
@@ -188,9 +183,11 @@ static void add_commands(Schema *sc)
     for (size_t i = 0; i < n; i++) {
         const QmpCommandDef *def = qmp_registry_find(sc->registry, names[i], NULL);
         json_object *e = entry(def->name, "command");
+        const QmpType *args = qmp_command_args(sc->registry, def);
+        const QmpType *ret = def->ret ? def->ret : &qmp_type_empty;
 
-        add_str(e, "arg-type", type_name(sc, qmp_command_args(sc->registry, def)));
-        add_str(e, "ret-type", type_name(sc, def->ret ? def->ret : &qmp_type_empty));
+        tern_json_add_str(e, "arg-type", type_name(sc, args));
+        tern_json_add_str(e, "ret-type", type_name(sc, ret));
         json_object_array_add(sc->out, e);
     }
 }
@@ -203,8 +200,9 @@ static void add_events(Schema *sc)
     for (size_t i = 0; i < n; i++) {
         const QmpEventDef *def = qmp_registry_find_event(sc->registry, names[i]);
         json_object *e = entry(def->name, "event");
+        const QmpType *data = def->data ? def->data : &qmp_type_empty;
 
-        add_str(e, "arg-type", type_name(sc, def->data ? def->data : &qmp_type_empty));
+        tern_json_add_str(e, "arg-type", type_name(sc, data));
         json_object_array_add(sc->out, e);
     }
 }

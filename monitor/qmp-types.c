@@ -39,22 +39,10 @@ typedef struct Where {
 static bool decode(const QmpType *t, json_object *in, void *out, const Where *w,
                    GError **errp);
 
-static bool fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
-
-static bool fail(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID, fmt, ap));
-    va_end(ap);
-    return false;
-}
-
 static bool wrong_type(const Where *w, const char *expected, GError **errp)
 {
-    return fail(errp, "Invalid parameter type for '%s', expected: %s", w->path,
-                expected);
+    return tern_invalid(errp, "Invalid parameter type for '%s', expected: %s", w->path,
+                        expected);
 }
 
 static const char *bare(const Where *w)
@@ -84,8 +72,8 @@ static bool decode_str(json_object *in, char **out, const Where *w, GError **err
     s = json_object_get_string(in);
     /* C strings end at U+0000: "a\u0000b" would silently become "a". */
     if (strlen(s) != (size_t)json_object_get_string_len(in)) {
-        return fail(errp, "Parameter '%s' expects a string without U+0000",
-                    w->path);
+        return tern_invalid(errp, "Parameter '%s' expects a string without U+0000",
+                            w->path);
     }
     if (out) {
         *out = g_strdup(s);
@@ -105,7 +93,7 @@ static bool decode_u64(json_object *in, uint64_t *v, const Where *w, GError **er
         *v = (uint64_t)i;
         return true;
     }
-    return fail(errp, "Parameter '%s' expects uint64", w->path);
+    return tern_invalid(errp, "Parameter '%s' expects uint64", w->path);
 }
 
 static bool decode_uint(const QmpType *t, json_object *in, void *out,
@@ -119,8 +107,8 @@ static bool decode_uint(const QmpType *t, json_object *in, void *out,
         return false;
     }
     if (v > max) {
-        return fail(errp, "Parameter '%s' expects %s", bare(w),
-                    t->kind == QMP_KIND_UINT8 ? "uint8_t" : "uint32_t");
+        return tern_invalid(errp, "Parameter '%s' expects %s", bare(w),
+                            t->kind == QMP_KIND_UINT8 ? "uint8_t" : "uint32_t");
     }
     if (out) {
         switch (t->kind) {
@@ -143,7 +131,8 @@ static bool decode_enum(const QmpType *t, json_object *in, int *out,
     }
     i = qmp_enum_lookup(t, s);
     if (i < 0) {
-        return fail(errp, "Parameter '%s' does not accept value '%s'", bare(w), s);
+        return tern_invalid(errp, "Parameter '%s' does not accept value '%s'", bare(w),
+                            s);
     }
     if (out) {
         *out = i;
@@ -227,7 +216,7 @@ static bool decode_member(const QmpMember *m, json_object *obj, void *out,
 
     if (!json_object_object_get_ex(obj, m->name, &v)) {
         if (!m->optional) {
-            return fail(errp, "Parameter '%s' is missing", path);
+            return tern_invalid(errp, "Parameter '%s' is missing", path);
         }
         if (out) {
             set_default(m, out);
@@ -260,7 +249,7 @@ static bool check_unexpected(const QmpType *t, const QmpType *variant,
             !(variant && members_have(variant->members, key))) {
             g_autofree char *path = child_path(w->path, key);
 
-            return fail(errp, "Parameter '%s' is unexpected", path);
+            return tern_invalid(errp, "Parameter '%s' is unexpected", path);
         }
     }
     return true;
@@ -390,8 +379,8 @@ static bool decode_alternate(const QmpType *t, json_object *in, void *out,
         }
     }
     /* QEMU names an alternate by its bare name ("null" in an array). */
-    return fail(errp, "Invalid parameter type for '%s', expected: %s", bare(w),
-                t->name);
+    return tern_invalid(errp, "Invalid parameter type for '%s', expected: %s", bare(w),
+                        t->name);
 }
 
 /* --- entry points ------------------------------------------------------------- */

@@ -218,15 +218,12 @@ static bool do_dump(BlockNode *bs, const BitmapCmd *cmd, GError **errp)
     sha = bdrv_dirty_bitmap_sha256(bm);
     o = json_object_new_object();
     extents = json_object_new_array();
-    json_object_object_add(o, "name", json_object_new_string(cmd->name));
-    json_object_object_add(o, "granularity",
-                           json_object_new_uint64(bdrv_dirty_bitmap_granularity(bm)));
-    json_object_object_add(o, "size", json_object_new_uint64(size));
-    json_object_object_add(o, "count",
-                           json_object_new_uint64(bdrv_get_dirty_count(bm)));
-    json_object_object_add(o, "enabled",
-                           json_object_new_boolean(bdrv_dirty_bitmap_enabled(bm)));
-    json_object_object_add(o, "sha256", json_object_new_string(sha));
+    tern_json_add_str(o, "name", cmd->name);
+    tern_json_add_uint(o, "granularity", bdrv_dirty_bitmap_granularity(bm));
+    tern_json_add_uint(o, "size", size);
+    tern_json_add_uint(o, "count", bdrv_get_dirty_count(bm));
+    tern_json_add_bool(o, "enabled", bdrv_dirty_bitmap_enabled(bm));
+    tern_json_add_str(o, "sha256", sha);
     json_object_object_add(o, "extents", extents);
     while (bdrv_dirty_bitmap_next_dirty_area(bm, off, size, &s, &c)) {
         json_object *e = json_object_new_array();
@@ -371,9 +368,8 @@ void img_bitmaps_json(json_object *o, const GPtrArray *bitmaps)
             json_object_array_add(flags, json_object_new_string("auto"));
         }
         json_object_object_add(b, "flags", flags);
-        json_object_object_add(b, "name", json_object_new_string(bi->name));
-        json_object_object_add(b, "granularity",
-                               json_object_new_uint64(bi->granularity));
+        tern_json_add_str(b, "name", bi->name);
+        tern_json_add_uint(b, "granularity", bi->granularity);
         json_object_array_add(list, b);
     }
 }

@@ -120,35 +120,20 @@ static int img_create(int argc, char **argv)
     return 0;
 }
 
-static void json_member_int(json_object *o, const char *name, int64_t v)
-{
-    json_object_object_add(o, name, json_object_new_int64(v));
-}
-
-static void json_member_bool(json_object *o, const char *name, bool v)
-{
-    json_object_object_add(o, name, json_object_new_boolean(v));
-}
-
-static void json_member_str(json_object *o, const char *name, const char *v)
-{
-    json_object_object_add(o, name, json_object_new_string(v));
-}
-
 static json_object *json_snapshot(const BlockSnapshotInfo *sn)
 {
     json_object *o = json_object_new_object();
 
     if (sn->icount != -1) {
-        json_member_int(o, "icount", sn->icount);
+        tern_json_add_int(o, "icount", sn->icount);
     }
-    json_member_int(o, "vm-clock-nsec", (int64_t)(sn->vm_clock_nsec % 1000000000));
-    json_member_str(o, "name", sn->name);
-    json_member_int(o, "date-sec", sn->date_sec);
-    json_member_int(o, "date-nsec", sn->date_nsec);
-    json_member_int(o, "vm-clock-sec", (int64_t)(sn->vm_clock_nsec / 1000000000));
-    json_member_str(o, "id", sn->id_str);
-    json_member_int(o, "vm-state-size", (int64_t)sn->vm_state_size);
+    tern_json_add_int(o, "vm-clock-nsec", (int64_t)(sn->vm_clock_nsec % 1000000000));
+    tern_json_add_str(o, "name", sn->name);
+    tern_json_add_int(o, "date-sec", sn->date_sec);
+    tern_json_add_int(o, "date-nsec", sn->date_nsec);
+    tern_json_add_int(o, "vm-clock-sec", (int64_t)(sn->vm_clock_nsec / 1000000000));
+    tern_json_add_str(o, "id", sn->id_str);
+    tern_json_add_int(o, "vm-state-size", (int64_t)sn->vm_state_size);
     return o;
 }
 
@@ -158,18 +143,18 @@ static json_object *json_format_specific(const BlockImageInfo *info)
     json_object *data = json_object_new_object();
     bool v3 = !strcmp(info->compat, "1.1");
 
-    json_member_str(o, "type", info->format);
+    tern_json_add_str(o, "type", info->format);
     json_object_object_add(o, "data", data);
-    json_member_str(data, "compat", info->compat);
-    json_member_str(data, "compression-type", "zlib");
+    tern_json_add_str(data, "compat", info->compat);
+    tern_json_add_str(data, "compression-type", "zlib");
     if (v3) {
-        json_member_bool(data, "lazy-refcounts", info->lazy_refcounts);
+        tern_json_add_bool(data, "lazy-refcounts", info->lazy_refcounts);
     }
     img_bitmaps_json(data, info->bitmaps);
-    json_member_int(data, "refcount-bits", info->refcount_bits);
+    tern_json_add_int(data, "refcount-bits", info->refcount_bits);
     if (v3) {
-        json_member_bool(data, "corrupt", info->corrupt);
-        json_member_bool(data, "extended-l2", info->extended_l2);
+        tern_json_add_bool(data, "corrupt", info->corrupt);
+        tern_json_add_bool(data, "extended-l2", info->extended_l2);
     }
     return o;
 }
@@ -199,17 +184,17 @@ static void info_json(const BlockImageInfo *info)
         }
         json_object_object_add(o, "snapshots", list);
     }
-    json_member_int(o, "virtual-size", (int64_t)info->virtual_size);
-    json_member_str(o, "filename", info->filename);
+    tern_json_add_int(o, "virtual-size", (int64_t)info->virtual_size);
+    tern_json_add_str(o, "filename", info->filename);
     if (info->cluster_size) {
-        json_member_int(o, "cluster-size", info->cluster_size);
+        tern_json_add_int(o, "cluster-size", info->cluster_size);
     }
-    json_member_str(o, "format", info->format);
-    json_member_int(o, "actual-size", (int64_t)info->actual_size);
+    tern_json_add_str(o, "format", info->format);
+    tern_json_add_int(o, "actual-size", (int64_t)info->actual_size);
     if (info->compat) {
         json_object_object_add(o, "format-specific", json_format_specific(info));
     }
-    json_member_bool(o, "dirty-flag", info->dirty_flag);
+    tern_json_add_bool(o, "dirty-flag", info->dirty_flag);
     print_json(o);
 }
 
@@ -351,25 +336,25 @@ static void check_report(const char *filename, const char *fmt,
     if (json) {
         g_autoptr(json_object) o = json_object_new_object();
 
-        json_member_int(o, "image-end-offset", r->image_end_offset);
+        tern_json_add_int(o, "image-end-offset", r->image_end_offset);
         if (r->compressed_clusters) {
-            json_member_int(o, "compressed-clusters", r->compressed_clusters);
+            tern_json_add_int(o, "compressed-clusters", r->compressed_clusters);
         }
-        json_member_int(o, "total-clusters", r->total_clusters);
-        json_member_int(o, "check-errors", r->check_errors);
+        tern_json_add_int(o, "total-clusters", r->total_clusters);
+        tern_json_add_int(o, "check-errors", r->check_errors);
         if (r->allocated_clusters) {
-            json_member_int(o, "allocated-clusters", r->allocated_clusters);
+            tern_json_add_int(o, "allocated-clusters", r->allocated_clusters);
         }
         if (r->corruptions) {
-            json_member_int(o, "corruptions", r->corruptions);
+            tern_json_add_int(o, "corruptions", r->corruptions);
         }
         if (r->leaks) {
-            json_member_int(o, "leaks", r->leaks);
+            tern_json_add_int(o, "leaks", r->leaks);
         }
-        json_member_str(o, "filename", filename);
-        json_member_str(o, "format", fmt);
+        tern_json_add_str(o, "filename", filename);
+        tern_json_add_str(o, "format", fmt);
         if (r->fragmented_clusters) {
-            json_member_int(o, "fragmented-clusters", r->fragmented_clusters);
+            tern_json_add_int(o, "fragmented-clusters", r->fragmented_clusters);
         }
         print_json(o);
         return;

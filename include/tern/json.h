@@ -19,6 +19,27 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(json_object, json_object_put)
 #define TERN_JSON_PRETTY    (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | \
                              JSON_C_TO_STRING_NOSLASHESCAPE)
 
+/* o[name] = a new value: the setters every JSON writer in tern uses. */
+static inline void tern_json_add_str(json_object *o, const char *name, const char *v)
+{
+    json_object_object_add(o, name, json_object_new_string(v));
+}
+
+static inline void tern_json_add_int(json_object *o, const char *name, int64_t v)
+{
+    json_object_object_add(o, name, json_object_new_int64(v));
+}
+
+static inline void tern_json_add_uint(json_object *o, const char *name, uint64_t v)
+{
+    json_object_object_add(o, name, json_object_new_uint64(v));
+}
+
+static inline void tern_json_add_bool(json_object *o, const char *name, bool v)
+{
+    json_object_object_add(o, name, json_object_new_boolean(v));
+}
+
 /*
  * Parses exactly one JSON value filling text[0, len) (whitespace around it is
  * fine) nested at most max_depth deep. Refuses what RFC 8259 refuses and

@@ -8,15 +8,13 @@ each other JSON kind, integers past each width) is refused with QEMU's error
 class and words, or accepted by both."""
 import json
 import re
-import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from ternlib import paths
 from ternlib.qapischema import Schema, check_value, narrower, wrong_arguments
+from ternlib.qemunone import qemu_none
 from ternlib.qmp import QmpClient
 
 IDLE = "tg.workload=idle"
@@ -72,19 +70,8 @@ def tern(tern_vm, tmp_path):
 def qemu(tmp_path):
     img = tmp_path / "q.qcow2"
     make_qcow2(img)
-    d = Path(tempfile.mkdtemp(prefix="qmps-", dir="/tmp"))
-    sock = d / "q.sock"
-    proc = subprocess.Popen([paths.qemu_binary(), "-M", "none", "-display", "none",
-                             "-nodefaults", "-no-user-config", "-drive", drive_arg(img),
-                             "-qmp", f"unix:{sock},server=on,wait=off"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
+    with qemu_none("-drive", drive_arg(img)) as sock:
         yield QmpClient(sock)
-    finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def schema_of(q):

@@ -139,9 +139,9 @@ static json_object *cmd_status(const QmpCall *call, const void *args, GError **e
 {
     json_object *o = json_object_new_object();
 
-    json_object_object_add(o, "status", json_object_new_string("running"));
-    json_object_object_add(o, "singlestep", json_object_new_boolean(false));
-    json_object_object_add(o, "running", json_object_new_boolean(true));
+    tern_json_add_str(o, "status", "running");
+    tern_json_add_bool(o, "singlestep", false);
+    tern_json_add_bool(o, "running", true);
     return o;
 }
 

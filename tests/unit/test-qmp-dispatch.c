@@ -51,15 +51,15 @@ static json_object *cmd_echo(const QmpCall *call, const void *args, GError **err
     const EchoArgs *a = args;
     json_object *o = json_object_new_object();
 
-    json_object_object_add(o, "name", json_object_new_string(a->name));
+    tern_json_add_str(o, "name", a->name);
     if (a->has_count) {
-        json_object_object_add(o, "count", json_object_new_int64(a->count));
+        tern_json_add_int(o, "count", a->count);
     }
     if (a->has_size) {
-        json_object_object_add(o, "size", json_object_new_uint64(a->size));
+        tern_json_add_uint(o, "size", a->size);
     }
     if (a->has_list) {
-        json_object_object_add(o, "list-len", json_object_new_int64(a->list.len));
+        tern_json_add_int(o, "list-len", a->list.len);
     }
     if (a->has_any) {
         json_object_object_add(o, "any", json_object_get(a->any));
@@ -94,10 +94,9 @@ static json_object *cmd_status(const QmpCall *call, const void *args, GError **e
     Fixture *fx = call->opaque;
     json_object *o = json_object_new_object();
 
-    json_object_object_add(o, "status",
-                           json_object_new_string(fx->value ? "running" : "prelaunch"));
-    json_object_object_add(o, "singlestep", json_object_new_boolean(false));
-    json_object_object_add(o, "running", json_object_new_boolean(fx->value != 0));
+    tern_json_add_str(o, "status", fx->value ? "running" : "prelaunch");
+    tern_json_add_bool(o, "singlestep", false);
+    tern_json_add_bool(o, "running", fx->value != 0);
     return o;
 }
 
@@ -470,7 +469,7 @@ static void test_events(Fixture *fx, gconstpointer d)
     json_object *ts, *v;
     size_t len;
 
-    json_object_object_add(data, "guest", json_object_new_boolean(false));
+    tern_json_add_bool(data, "guest", false);
     ev = qmp_event_new("SHUTDOWN", data);
     ts = json_object_object_get(ev, "timestamp");
     g_assert_cmpint(json_object_get_int64(json_object_object_get(ts, "seconds")), >,
