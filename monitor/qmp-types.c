@@ -41,8 +41,8 @@ static bool decode(const QmpType *t, json_object *in, void *out, const Where *w,
 
 static bool wrong_type(const Where *w, const char *expected, GError **errp)
 {
-    return tern_invalid(errp, "Invalid parameter type for '%s', expected: %s", w->path,
-                        expected);
+    return tern_invalid(errp, "Invalid parameter type for '%s', expected: %s",
+                        w->path, expected);
 }
 
 static const char *bare(const Where *w)
