@@ -255,10 +255,8 @@ static bool check_caps(const bool *caps, GError **errp)
 {
     for (int i = 0; i < MIG_CAP__MAX; i++) {
         if (caps[i] && !cap_implemented[i]) {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                        "capability '%s' is not implemented by tern's "
-                        "migration yet", cap_names[i]);
-            return false;
+            return tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "capability '%s' is not "
+                             "implemented by tern's migration yet", cap_names[i]);
         }
     }
     return true;
@@ -307,10 +305,8 @@ static bool check_percent(unsigned v, const char *name, unsigned min,
                           unsigned max, GError **errp)
 {
     if (v < min || v > max) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Parameter '%s' expects an integer in the range of %u to %u",
-                    name, min, max);
-        return false;
+        return tern_invalid(errp, "Parameter '%s' expects an integer in the range "
+                            "of %u to %u", name, min, max);
     }
     return true;
 }
@@ -331,16 +327,12 @@ static bool params_check(const MigrationParams *p, GError **errp)
         return false;
     }
     if (p->downtime_limit_ms > MAX_DOWNTIME_MS) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Parameter 'downtime_limit' expects an integer in the range "
-                    "of 0 to " MAX_DOWNTIME_TEXT " ms");
-        return false;
+        return tern_invalid(errp, "Parameter 'downtime_limit' expects an integer in "
+                            "the range of 0 to " MAX_DOWNTIME_TEXT " ms");
     }
     if (p->max_cpu_throttle < p->cpu_throttle_initial || p->max_cpu_throttle > 99) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Parameter 'max_cpu_throttle' expects an integer in the range "
-                    "of cpu_throttle_initial to 99");
-        return false;
+        return tern_invalid(errp, "Parameter 'max_cpu_throttle' expects an integer in "
+                            "the range of cpu_throttle_initial to 99");
     }
     return true;
 }
