@@ -45,9 +45,12 @@ static bool read_one(BlockNode *bs, uint32_t i, uint64_t *off, GError **errp)
     Qcow2Snapshot *sn = &s->snapshots[i];
     Qcow2SnapshotHeader h;
     Qcow2SnapshotExtra ex = { 0 };
-    uint64_t end = s->snapshots_offset + QCOW2_MAX_SNAPSHOTS_SIZE;
+    /* The table starts inside the file (qcow2_read_snapshots), so these
+     * sums stay far from wrapping. */
+    uint64_t end = MIN(s->snapshots_offset + QCOW2_MAX_SNAPSHOTS_SIZE,
+                       qcow2_file_length(bs));
 
-    if (*off + sizeof(h) > qcow2_file_length(bs) || *off + sizeof(h) > end) {
+    if (*off + sizeof(h) > end) {
         return bad_table(errp, i, "past the end of the file");
     }
     if (!qcow2_file_pread(bs, *off, &h, sizeof(h), errp)) {
@@ -68,7 +71,7 @@ static bool read_one(BlockNode *bs, uint32_t i, uint64_t *off, GError **errp)
         return bad_table(errp, i, "too much extra data");
     }
     uint64_t rest = (uint64_t)sn->extra_data_size + id_len + name_len;
-    if (*off + rest > qcow2_file_length(bs) || *off + rest > end) {
+    if (*off + rest > end) {
         return bad_table(errp, i, "past the end of the file");
     }
     g_autofree uint8_t *buf = g_malloc(rest + 1);
@@ -101,8 +104,9 @@ static bool read_one(BlockNode *bs, uint32_t i, uint64_t *off, GError **errp)
     if (sn->l1_size > QCOW2_MAX_L1_SIZE) {
         return bad_table(errp, i, "L1 table too large");
     }
-    if (sn->l1_table_offset + (uint64_t)sn->l1_size * 8 >
-        qcow2_file_length(bs)) {
+    if (sn->l1_table_offset > qcow2_file_length(bs) ||
+        (uint64_t)sn->l1_size * 8 >
+        qcow2_file_length(bs) - sn->l1_table_offset) {
         return bad_table(errp, i, "L1 table past the end of the file");
     }
     return true;
@@ -121,6 +125,12 @@ bool qcow2_read_snapshots(BlockNode *bs, GError **errp)
     if (n > QCOW2_MAX_SNAPSHOTS) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "qcow2: too many snapshots (%u)", n);
+        return false;
+    }
+    if (s->snapshots_offset >= qcow2_file_length(bs)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "qcow2: snapshot table at %#" PRIx64 " is past the end "
+                    "of the file", s->snapshots_offset);
         return false;
     }
     if (qcow2_offset_into_cluster(s, s->snapshots_offset) ||
@@ -346,6 +356,11 @@ bool qcow2_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp)
         return false;
     }
     Qcow2Snapshot *sn = &s->snapshots[i];
+    /* disk_size comes from the table: check it before anything changes. */
+    if (!qcow2_check_disk_size(s, sn->disk_size, errp)) {
+        g_prefix_error(errp, "snapshot '%s': ", sn->id_str);
+        return false;
+    }
     if (!qcow2_grow_l1_table(bs, sn->l1_size, errp) ||
         !qcow2_flush_caches(bs, errp)) {
         return false;

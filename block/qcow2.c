@@ -242,6 +242,16 @@ static bool bad(GError **errp, const char *fmt, ...)
     return false;
 }
 
+bool qcow2_check_disk_size(BDRVQcow2State *s, uint64_t size, GError **errp)
+{
+    uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
+    if (size > (1ULL << 62) ||
+        DIV_ROUND_UP(size, per_l1) > QCOW2_MAX_L1_SIZE) {
+        return bad(errp, "Image size %" PRIu64 " is too large", size);
+    }
+    return true;
+}
+
 /* Parses and validates the fixed header into s. */
 static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
                          GError **errp)
@@ -253,30 +263,33 @@ static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
     if (GUINT32_FROM_BE(h.magic) != QCOW2_MAGIC) {
         return bad(errp, "Image is not in qcow2 format");
     }
-    s->qcow_version = (int)GUINT32_FROM_BE(h.version);
-    if (s->qcow_version != 2 && s->qcow_version != 3) {
+    uint32_t version = GUINT32_FROM_BE(h.version);
+    if (version != 2 && version != 3) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                    "qcow2: Unsupported qcow2 version %u",
-                    GUINT32_FROM_BE(h.version));
+                    "qcow2: Unsupported qcow2 version %u", version);
         return false;
     }
-    s->cluster_bits = (int)GUINT32_FROM_BE(h.cluster_bits);
-    if (s->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
-        s->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
-        return bad(errp, "Unsupported cluster size: 2^%d", s->cluster_bits);
+    s->qcow_version = (int)version;
+    /* On-disk integers are unsigned: range-check them before they become
+     * the driver's ints (a "negative" order must not pass "> 6"). */
+    uint32_t cluster_bits = GUINT32_FROM_BE(h.cluster_bits);
+    if (cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
+        cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
+        return bad(errp, "Unsupported cluster size: 2^%u", cluster_bits);
     }
+    s->cluster_bits = (int)cluster_bits;
     s->cluster_size = 1u << s->cluster_bits;
     s->l2_bits = s->cluster_bits - 3;
     s->l2_size = 1u << s->l2_bits;
+    uint32_t refcount_order = 4;
     if (s->qcow_version == 2) {
         s->header_length = QCOW2_V2_HEADER_SIZE;
-        s->refcount_order = 4;
     } else {
         s->header_length = GUINT32_FROM_BE(h.header_length);
         s->incompatible_features = GUINT64_FROM_BE(h.incompatible_features);
         s->compatible_features = GUINT64_FROM_BE(h.compatible_features);
         s->autoclear_features = GUINT64_FROM_BE(h.autoclear_features);
-        s->refcount_order = (int)GUINT32_FROM_BE(h.refcount_order);
+        refcount_order = GUINT32_FROM_BE(h.refcount_order);
         if (s->header_length < QCOW2_V3_HEADER_SIZE ||
             s->header_length > s->cluster_size || s->header_length % 8) {
             return bad(errp, "Invalid header length %u", s->header_length);
@@ -298,10 +311,11 @@ static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
     if (s->backing_file_offset) {
         return refuse(errp, "backing file");
     }
-    if (s->refcount_order > 6) {
-        return bad(errp, "Refcount width 2^%d bits is invalid",
-                   s->refcount_order);
+    if (refcount_order > 6) {
+        return bad(errp, "Refcount width 2^%u bits is invalid",
+                   refcount_order);
     }
+    s->refcount_order = (int)refcount_order;
     if (s->refcount_order != 4 && (flags & BDRV_O_RDWR)) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
                     "qcow2: refcount width of %d bits is supported read-only",
@@ -322,9 +336,8 @@ static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
     s->snapshots_offset = GUINT64_FROM_BE(h.snapshots_offset);
 
     uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
-    if (bs->size > (1ULL << 62) ||
-        DIV_ROUND_UP(bs->size, per_l1) > QCOW2_MAX_L1_SIZE) {
-        return bad(errp, "Image size %" PRIu64 " is too large", bs->size);
+    if (!qcow2_check_disk_size(s, bs->size, errp)) {
+        return false;
     }
     s->l1_vm_state_index = (uint32_t)DIV_ROUND_UP(bs->size, per_l1);
     if (s->l1_size > QCOW2_MAX_L1_SIZE || s->l1_size < s->l1_vm_state_index) {
@@ -597,8 +610,8 @@ static bool qcow2_truncate(BlockNode *bs, uint64_t size, GError **errp)
     if (s->nb_snapshots) {
         return refuse(errp, "resizing an image with internal snapshots");
     }
-    if (size > (1ULL << 62) || DIV_ROUND_UP(size, per_l1) > QCOW2_MAX_L1_SIZE) {
-        return bad(errp, "Image size %" PRIu64 " is too large", size);
+    if (!qcow2_check_disk_size(s, size, errp)) {
+        return false;
     }
     /* Stale VM state past the old end must not show up as disk data. */
     uint64_t vm_end = (uint64_t)s->l1_size * per_l1;
@@ -633,11 +646,30 @@ static bool qcow2_get_info(BlockNode *bs, BlockImageInfo *info, GError **errp)
     return true;
 }
 
+/* The VM state area ends where the largest L1 table would: a position
+ * from a hostile snapshot entry (vm_state_size) must not wrap around into
+ * the guest disk. */
+static bool vmstate_range_ok(BDRVQcow2State *s, uint64_t pos, size_t len,
+                             GError **errp)
+{
+    uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
+    uint64_t room = (uint64_t)QCOW2_MAX_L1_SIZE * per_l1 -
+                    qcow2_vm_state_offset(s);
+    if (pos > room || len > room - pos) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "qcow2: VM state "
+                    "range %" PRIu64 "+%zu lies beyond what the image can "
+                    "address", pos, len);
+        return false;
+    }
+    return true;
+}
+
 static bool qcow2_save_vmstate(BlockNode *bs, uint64_t pos, const void *buf,
                                size_t len, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    return qcow2_rw_vmspace(bs, qcow2_vm_state_offset(s) + pos, (void *)buf,
+    return vmstate_range_ok(s, pos, len, errp) &&
+           qcow2_rw_vmspace(bs, qcow2_vm_state_offset(s) + pos, (void *)buf,
                             len, true, errp);
 }
 
@@ -645,7 +677,8 @@ static bool qcow2_load_vmstate(BlockNode *bs, uint64_t pos, void *buf,
                                size_t len, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    return qcow2_rw_vmspace(bs, qcow2_vm_state_offset(s) + pos, buf, len,
+    return vmstate_range_ok(s, pos, len, errp) &&
+           qcow2_rw_vmspace(bs, qcow2_vm_state_offset(s) + pos, buf, len,
                             false, errp);
 }
 

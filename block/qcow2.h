@@ -223,6 +223,8 @@ static inline uint64_t qcow2_vm_state_offset(BDRVQcow2State *s)
 bool qcow2_update_header(BlockNode *bs, GError **errp);
 /* Sets/clears an autoclear bit in memory; qcow2_update_header() writes it. */
 void qcow2_set_autoclear(BlockNode *bs, uint64_t bit, bool on);
+/* Fails unless 'size' is a virtual size the L1 table can address. */
+bool qcow2_check_disk_size(BDRVQcow2State *s, uint64_t size, GError **errp);
 /* Marks the image corrupt (on disk, when writable) and fails with 'why'. */
 void qcow2_signal_corruption(BlockNode *bs, GError **errp, const char *fmt, ...)
     TERN_PRINTF(3, 4);

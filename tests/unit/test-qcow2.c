@@ -440,6 +440,11 @@ static const Hostile hostile[] = {
     { "extended-l2", 72, 8, 16, 0, "extended L2" },
     { "unknown-incompat", 72, 8, 1ULL << 40, 0, "unsupported IMAGE feature" },
     { "refcount-order", 96, 4, 7, 0, "Refcount width" },
+    /* Fields are unsigned on disk: "negative" values must not pass the
+     * range checks (read-only opens too). */
+    { "refcount-order-negative", 96, 4, 0xffffff1e, 0, "2^4294967070" },
+    { "cluster-bits-negative", 20, 4, 0x80000009, 0, "2^2147483657" },
+    { "version-negative", 4, 4, 0xfffffffe, 0, "version 4294967294" },
     { "refcount-32-rw", 96, 4, 5, BDRV_O_RDWR, "read-only" },
     { "header-length", 100, 4, 50, 0, "header length" },
     { "ext-too-large", 112 + 4, 4, 0x100000, 0, "too large" },
@@ -574,6 +579,57 @@ static void test_hostile_snapshot_table(void)
     expect_open_fails(path, 0, "past the end");
 }
 
+/* Offsets and sizes from the snapshot table near 2^64 must not wrap past
+ * the range checks, nor reach the L1 index arithmetic. */
+static void test_hostile_snapshot_ranges(void)
+{
+    g_autofree char *path = make_image("snwrap.qcow2", 1 * MiB, 0, NULL);
+    GError *err = NULL;
+    uint8_t buf[4096];
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    BlockSnapshotInfo sn = { .name = (char *)"s", .vm_state_size = 4096 };
+    g_assert_true(bdrv_save_vmstate(bs, 0, buf, sizeof(buf), &err));
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    bdrv_close(bs);
+    uint64_t table = read_be64(path, 64);
+    uint64_t l1 = read_be64(path, table);
+    uint32_t l1_size = (uint32_t)(read_be64(path, table + 8) >> 32);
+
+    /* L1 offset + size wraps to 0 */
+    patch_be64(path, table, 0xffffffffffff0000ULL);
+    patch_be32(path, table + 8, 0x2000);
+    expect_open_fails(path, 0, "L1 table past the end");
+    patch_be64(path, table, l1);
+    patch_be32(path, table + 8, l1_size);
+
+    /* snapshot table offset near 2^64 */
+    patch_be64(path, 64, 0xffffffffffff0000ULL);
+    expect_open_fails(path, 0, "past the end");
+    patch_be64(path, 64, table);
+
+    /* disk_size (extra data 8..15) too large: apply refuses before it
+     * changes anything */
+    patch_be64(path, table + 40 + 8, 0xfffffffffffffe00ULL);
+    bs = must_open(path, BDRV_O_RDWR);
+    fill(bs, 0, 4096, 0x61);
+    g_assert_false(bdrv_snapshot_apply(bs, "s", &err));
+    g_assert_nonnull(strstr(err->message, "too large"));
+    g_clear_error(&err);
+    g_assert_cmpuint(bdrv_getlength(bs), ==, 1 * MiB);
+    expect(bs, 0, 4096, 0x61);
+
+    /* a VM state position from a hostile vm_state_size: no wrap into the
+     * guest disk */
+    g_assert_false(bdrv_load_vmstate(bs, UINT64_MAX - 100, buf, sizeof(buf),
+                                     &err));
+    g_assert_nonnull(strstr(err->message, "beyond what the image can"));
+    g_clear_error(&err);
+    g_assert_false(bdrv_save_vmstate(bs, 1ULL << 62, buf, sizeof(buf), &err));
+    g_clear_error(&err);
+    assert_clean(bs);
+    bdrv_close(bs);
+}
+
 static void test_locking(void)
 {
     g_autofree char *path = make_image("lock.qcow2", 1 * MiB, 0, NULL);
@@ -689,6 +745,8 @@ int main(int argc, char **argv)
     g_test_add_func("/qcow2/hostile/shared-l2", test_hostile_shared_l2);
     g_test_add_func("/qcow2/hostile/snapshot-table",
                     test_hostile_snapshot_table);
+    g_test_add_func("/qcow2/hostile/snapshot-ranges",
+                    test_hostile_snapshot_ranges);
     for (size_t i = 0; i < G_N_ELEMENTS(hostile); i++) {
         g_autofree char *name = g_strdup_printf("/qcow2/hostile/header/%s",
                                                 hostile[i].name);
