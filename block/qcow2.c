@@ -17,10 +17,11 @@ bool qcow2_file_pread(BlockNode *bs, uint64_t offset, void *buf, size_t len,
     return bdrv_file_pread(bs->file, offset, buf, len, errp);
 }
 
-bool qcow2_file_pwrite(BlockNode *bs, uint64_t offset, const void *buf,
-                       size_t len, GError **errp)
+bool qcow2_file_pwrite(BlockNode *bs, uint32_t own, uint64_t offset,
+                       const void *buf, size_t len, GError **errp)
 {
-    return bdrv_file_pwrite(bs->file, offset, buf, len, errp);
+    return qcow2_pre_write_check(bs, own, offset, len, errp) &&
+           bdrv_file_pwrite(bs->file, offset, buf, len, errp);
 }
 
 uint64_t qcow2_file_length(BlockNode *bs)
@@ -28,6 +29,20 @@ uint64_t qcow2_file_length(BlockNode *bs)
     return bdrv_file_length(bs->file);
 }
 
+bool qcow2_check_usable(BlockNode *bs, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    if (s->unusable) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_IO, "qcow2: '%s' was found "
+                    "corrupt and is not used any further", bs->filename);
+        return false;
+    }
+    return true;
+}
+
+/* As QEMU: on a writable node, a corruption is fatal (the image is marked
+ * corrupt and the node does no more I/O); read-only, only the request
+ * fails. */
 void qcow2_signal_corruption(BlockNode *bs, GError **errp, const char *fmt, ...)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -36,12 +51,15 @@ void qcow2_signal_corruption(BlockNode *bs, GError **errp, const char *fmt, ...)
     g_autofree char *msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
 
+    if (!bs->read_only) {
+        s->unusable = true;
+    }
     if (!bs->read_only && s->qcow_version >= 3 &&
         !(s->incompatible_features & QCOW2_INCOMPAT_CORRUPT)) {
         uint64_t be;
         s->incompatible_features |= QCOW2_INCOMPAT_CORRUPT;
         be = GUINT64_TO_BE(s->incompatible_features);
-        if (!qcow2_file_pwrite(bs, 72, &be, 8, NULL)) {
+        if (!bdrv_file_pwrite(bs->file, 72, &be, 8, NULL)) {
             tern_warn("qcow2: could not mark '%s' corrupt", bs->filename);
         }
         g_set_error(errp, TERN_ERROR, TERN_ERR_IO, "qcow2: Marking image "
@@ -194,7 +212,8 @@ bool qcow2_update_header(BlockNode *bs, GError **errp)
 
     return build_header(s, bs->size, out, errp) &&
            qcow2_flush_caches(bs, errp) &&
-           qcow2_file_pwrite(bs, 0, out->data, out->len, errp);
+           qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 0, out->data,
+                             out->len, errp);
 }
 
 static bool refuse(GError **errp, const char *feature)
@@ -464,8 +483,10 @@ static void init_caches(BlockNode *bs)
     BDRVQcow2State *s = bs->opaque;
     int l2_tables = (int)CLAMP(8 * MiB / s->cluster_size, 8, 1024);
     int rb_tables = (int)CLAMP(1 * MiB / s->cluster_size, 4, 256);
-    s->l2_table_cache = qcow2_cache_new(bs, l2_tables);
-    s->refcount_block_cache = qcow2_cache_new(bs, rb_tables);
+    /* An L2 table may be active and a snapshot's at once. */
+    s->l2_table_cache = qcow2_cache_new(bs, l2_tables, QCOW2_OL_L2);
+    s->refcount_block_cache = qcow2_cache_new(bs, rb_tables,
+                                              QCOW2_OL_REFCOUNT_BLOCK);
     qcow2_cache_set_dependency(s->l2_table_cache, s->refcount_block_cache);
     s->cluster_buf = g_malloc(s->cluster_size);
 }
@@ -477,6 +498,7 @@ static void qcow2_free_state(BlockNode *bs)
     qcow2_cache_free(s->refcount_block_cache);
     s->l2_table_cache = s->refcount_block_cache = NULL;
     qcow2_refcount_close(bs);
+    qcow2_meta_free(s);
     qcow2_free_snapshots(s);
     g_clear_pointer(&s->l1_table, g_free);
     g_clear_pointer(&s->cluster_buf, g_free);
@@ -550,13 +572,18 @@ static bool qcow2_open(BlockNode *bs, const char *filename, int flags,
             "one refcount block");
         goto fail;
     }
-    if ((flags & BDRV_O_RDWR) && !open_rw(bs, flags, errp)) {
+    /* Writes are checked against the metadata map from here on (the
+     * repair of a dirty image included); it is built again once the
+     * bitmaps' tables are known. */
+    if ((flags & BDRV_O_RDWR) &&
+        (!qcow2_meta_rebuild(bs, errp) || !open_rw(bs, flags, errp))) {
         goto fail;
     }
     /* Inactive (incoming migration): the bitmaps are loaded when the node
      * is activated, once the source has stored them or sent them. */
     if ((!(flags & BDRV_O_INACTIVE) && !qcow2_bitmaps_load(bs, errp)) ||
-        ((flags & BDRV_O_RDWR) && !qcow2_bitmaps_mark_in_use(bs, errp))) {
+        ((flags & BDRV_O_RDWR) && (!qcow2_meta_rebuild(bs, errp) ||
+                                   !qcow2_bitmaps_mark_in_use(bs, errp)))) {
         qcow2_bitmaps_close(bs);
         goto fail;
     }
@@ -568,8 +595,9 @@ fail:
 
 static void qcow2_close(BlockNode *bs)
 {
+    BDRVQcow2State *s = bs->opaque;
     GError *err = NULL;
-    if (!bs->read_only &&
+    if (!bs->read_only && !s->unusable &&
         (!qcow2_bitmaps_store(bs, &err) || !qcow2_flush_caches(bs, &err) ||
          !bdrv_flush(bs->file, &err))) {
         tern_warn("qcow2: closing '%s': %s", bs->filename, err->message);
@@ -579,21 +607,38 @@ static void qcow2_close(BlockNode *bs)
     qcow2_free_state(bs);
 }
 
+static bool qcow2_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                         const struct iovec *iov, int iovcnt, GError **errp)
+{
+    return qcow2_check_usable(bs, errp) &&
+           qcow2_co_preadv(bs, offset, bytes, iov, iovcnt, errp);
+}
+
+static bool qcow2_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                          const struct iovec *iov, int iovcnt, GError **errp)
+{
+    return qcow2_check_usable(bs, errp) &&
+           qcow2_co_pwritev(bs, offset, bytes, iov, iovcnt, errp);
+}
+
 static bool qcow2_flush(BlockNode *bs, GError **errp)
 {
-    return qcow2_flush_caches(bs, errp) && bdrv_flush(bs->file, errp);
+    return qcow2_check_usable(bs, errp) && qcow2_flush_caches(bs, errp) &&
+           bdrv_flush(bs->file, errp);
 }
 
 static bool qcow2_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
                           GError **errp)
 {
-    return qcow2_cluster_discard(bs, offset, bytes, false, errp);
+    return qcow2_check_usable(bs, errp) &&
+           qcow2_cluster_discard(bs, offset, bytes, false, errp);
 }
 
 static bool qcow2_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
                                GError **errp)
 {
-    return qcow2_cluster_discard(bs, offset, bytes, true, errp);
+    return qcow2_check_usable(bs, errp) &&
+           qcow2_cluster_discard(bs, offset, bytes, true, errp);
 }
 
 /* Growing only: the new space reads as zeroes because the L1 entries past
@@ -604,6 +649,9 @@ static bool qcow2_truncate(BlockNode *bs, uint64_t size, GError **errp)
     uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
     uint64_t be = GUINT64_TO_BE(size);
 
+    if (!qcow2_check_usable(bs, errp)) {
+        return false;
+    }
     if (size < bs->size) {
         return refuse(errp, "shrinking an image");
     }
@@ -624,11 +672,19 @@ static bool qcow2_truncate(BlockNode *bs, uint64_t size, GError **errp)
     }
     if (!qcow2_grow_l1_table(bs, DIV_ROUND_UP(size, per_l1), errp) ||
         !qcow2_flush_caches(bs, errp) ||
-        !qcow2_file_pwrite(bs, 24, &be, 8, errp)) {
+        !qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 24, &be, 8, errp)) {
         return false;
     }
     s->l1_vm_state_index = (uint32_t)DIV_ROUND_UP(size, per_l1);
     return true;
+}
+
+/* Repairs change refcounts (and may free clusters): map them afresh. */
+static bool qcow2_check_op(BlockNode *bs, BlockCheckMode fix,
+                           BlockCheckResult *res, GError **errp)
+{
+    bool ok = qcow2_check(bs, fix, res, errp);
+    return fix ? qcow2_meta_rebuild_after(bs, ok, errp) : ok;
 }
 
 static bool qcow2_get_info(BlockNode *bs, BlockImageInfo *info, GError **errp)
@@ -668,7 +724,7 @@ static bool qcow2_save_vmstate(BlockNode *bs, uint64_t pos, const void *buf,
                                size_t len, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    return vmstate_range_ok(s, pos, len, errp) &&
+    return qcow2_check_usable(bs, errp) && vmstate_range_ok(s, pos, len, errp) &&
            qcow2_rw_vmspace(bs, qcow2_vm_state_offset(s) + pos, (void *)buf,
                             len, true, errp);
 }
@@ -677,7 +733,7 @@ static bool qcow2_load_vmstate(BlockNode *bs, uint64_t pos, void *buf,
                                size_t len, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    return vmstate_range_ok(s, pos, len, errp) &&
+    return qcow2_check_usable(bs, errp) && vmstate_range_ok(s, pos, len, errp) &&
            qcow2_rw_vmspace(bs, qcow2_vm_state_offset(s) + pos, buf, len,
                             false, errp);
 }
@@ -757,7 +813,7 @@ static bool qcow2_create(const char *filename, uint64_t size,
     BDRVQcow2State *s = bs->opaque;
     uint64_t be = GUINT64_TO_BE(size);
     bool ok = qcow2_grow_l1_table(bs, l1_needed, errp) &&
-              qcow2_file_pwrite(bs, 24, &be, 8, errp);
+              qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 24, &be, 8, errp);
     if (ok) {
         bs->size = size;
         s->l1_vm_state_index = (uint32_t)l1_needed;
@@ -773,14 +829,14 @@ const BlockDriver bdrv_qcow2 = {
     .create = qcow2_create,
     .open = qcow2_open,
     .close = qcow2_close,
-    .preadv = qcow2_co_preadv,
-    .pwritev = qcow2_co_pwritev,
+    .preadv = qcow2_preadv,
+    .pwritev = qcow2_pwritev,
     .flush = qcow2_flush,
     .discard = qcow2_discard,
     .write_zeroes = qcow2_write_zeroes,
     .truncate = qcow2_truncate,
     .get_info = qcow2_get_info,
-    .check = qcow2_check,
+    .check = qcow2_check_op,
     .snapshot_create = qcow2_snapshot_create,
     .snapshot_list = qcow2_snapshot_list,
     .snapshot_apply = qcow2_snapshot_apply,

@@ -7,6 +7,7 @@
  * never crash). Every image is checked with bdrv_check() at the end.
  */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -502,7 +503,8 @@ static void test_hostile_l2(void)
     patch_be64(path, l1, (1ULL << 63) | l1);
     bs = must_open(path, BDRV_O_RDWR);
     g_assert_false(bdrv_pwrite(bs, 0, buf, sizeof(buf), &err));
-    g_assert_nonnull(strstr(err->message, "overlaps qcow2 metadata"));
+    g_assert_nonnull(strstr(err->message, "Preventing invalid write on "
+                            "metadata (overlaps with active L1 table)"));
     g_clear_error(&err);
     bdrv_close(bs);
     g_assert_cmpuint(read_be64(path, l1), ==, (1ULL << 63) | l1);
@@ -630,6 +632,32 @@ static void test_hostile_snapshot_ranges(void)
     bdrv_close(bs);
 }
 
+/* The L1 tables of two snapshots on top of each other: every walk over
+ * them (metadata map, check) would read the file many times over. */
+static void test_hostile_snapshot_l1_overlap(void)
+{
+    g_autofree char *path = make_image("snl1ov.qcow2", 1 * MiB, 0, NULL);
+    GError *err = NULL;
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    BlockSnapshotInfo sn = { .name = (char *)"s", .icount = -1 };
+    fill(bs, 0, 4096, 1);
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    bdrv_close(bs);
+    struct stat st;
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    uint64_t e = read_be64(path, 64);
+    for (int i = 0; i < 2; i++) {     /* both: most of the file */
+        uint32_t extra = (uint32_t)read_be64(path, e + 32);
+        uint64_t sizes = read_be64(path, e + 8);   /* l1_size, id, name */
+        uint32_t id = (uint32_t)(sizes >> 16) & 0xffff, nm = sizes & 0xffff;
+        patch_be64(path, e, 65536);
+        patch_be32(path, e + 8, (uint32_t)((st.st_size - 65536) / 8));
+        e = ALIGN_UP(e + 40 + extra + id + nm, 8);
+    }
+    expect_open_fails(path, 0, "L1 tables overlap");
+}
+
 static void test_locking(void)
 {
     g_autofree char *path = make_image("lock.qcow2", 1 * MiB, 0, NULL);
@@ -747,6 +775,8 @@ int main(int argc, char **argv)
                     test_hostile_snapshot_table);
     g_test_add_func("/qcow2/hostile/snapshot-ranges",
                     test_hostile_snapshot_ranges);
+    g_test_add_func("/qcow2/hostile/snapshot-l1-overlap",
+                    test_hostile_snapshot_l1_overlap);
     for (size_t i = 0; i < G_N_ELEMENTS(hostile); i++) {
         g_autofree char *name = g_strdup_printf("/qcow2/hostile/header/%s",
                                                 hostile[i].name);
