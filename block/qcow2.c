@@ -81,17 +81,6 @@ void qcow2_set_autoclear(BlockNode *bs, uint64_t bit, bool on)
     }
 }
 
-static int qcow2_probe(const uint8_t *buf, size_t len)
-{
-    if (len >= 8 && buf[0] == 'Q' && buf[1] == 'F' && buf[2] == 'I' &&
-        buf[3] == 0xfb) {
-        uint32_t version = (uint32_t)buf[4] << 24 | buf[5] << 16 |
-                           buf[6] << 8 | buf[7];
-        return version >= 2 ? 100 : 0;
-    }
-    return 0;
-}
-
 /* Feature name table entries tern writes into v3 headers. */
 static const struct { uint8_t type, bit; const char *name; } feature_names[] = {
     { 0, 0, "dirty bit" },
@@ -825,7 +814,6 @@ static bool qcow2_create(const char *filename, uint64_t size,
 const BlockDriver bdrv_qcow2 = {
     .format_name = "qcow2",
     .state_size = sizeof(BDRVQcow2State),
-    .probe = qcow2_probe,
     .create = qcow2_create,
     .open = qcow2_open,
     .close = qcow2_close,

@@ -32,7 +32,8 @@ static int usage(void)
         "       tern-img resize [-f FMT] FILE [+|-]SIZE\n"
         "       tern-img io [-f FMT] [-r] [-U] -c CMD [-c CMD...] FILE\n"
         "       tern-img bitmap ... (see tern-img-bitmap.c)\n"
-        "io commands: read [-P PAT] OFF LEN | write [-P PAT|-z] OFF LEN |\n"
+        "io commands: read [-P PAT] OFF LEN |\n"
+        "  write [-P PAT|-z|-s FILE] OFF LEN |\n"
         "  discard OFF LEN | flush | vmsave -P PAT POS LEN |\n"
         "  vmload -P PAT POS LEN | stress SEED COUNT LEN [FLUSH_EVERY]\n");
     return 1;
@@ -631,6 +632,7 @@ typedef struct IoCmd {
     char **words;     /* everything g_shell_parse_argv returned */
     int pattern;      /* -P value, -1 if none */
     bool zero;        /* -z */
+    const char *source;   /* -s FILE: write its first LENGTH bytes */
 } IoCmd;
 
 static bool io_parse(const char *line, IoCmd *cmd, GError **errp)
@@ -647,6 +649,8 @@ static bool io_parse(const char *line, IoCmd *cmd, GError **errp)
                                  & 0xff);
         } else if (i > 0 && !strcmp(cmd->words[i], "-z")) {
             cmd->zero = true;
+        } else if (i > 0 && !strcmp(cmd->words[i], "-s") && i + 1 < n) {
+            cmd->source = cmd->words[++i];
         } else {
             cmd->argv[cmd->argc++] = cmd->words[i];
         }
@@ -690,8 +694,23 @@ static bool io_rw(BlockNode *bs, const IoCmd *cmd, bool write, bool vm,
     }
     g_autofree uint8_t *buf = g_malloc(MAX(len, 1));
     bool ok;
-    if (write) {
+    if (write && cmd->source) {
+        g_autofree char *data = NULL;
+        gsize n;
+        if (!g_file_get_contents(cmd->source, &data, &n, errp)) {
+            return false;
+        }
+        if (n < len) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                        "%s holds %zu bytes, fewer than %" PRIu64,
+                        cmd->source, (size_t)n, len);
+            return false;
+        }
+        memcpy(buf, data, len);
+    } else if (write) {
         memset(buf, cmd->pattern < 0 ? 0xcd : cmd->pattern, len);
+    }
+    if (write) {
         ok = cmd->zero ? bdrv_write_zeroes(bs, off, len, errp)
            : vm ? bdrv_save_vmstate(bs, off, buf, len, errp)
                 : bdrv_pwrite(bs, off, buf, len, errp);

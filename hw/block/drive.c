@@ -127,11 +127,6 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
         drive_free(d);
         return NULL;
     }
-    if (format && !bdrv_find_format(format)) {
-        fail(errp, "unknown format '%s'", format);
-        drive_free(d);
-        return NULL;
-    }
     d->node = bdrv_open(file, format, flags | extra_flags, errp);
     if (!d->node) {
         drive_free(d);

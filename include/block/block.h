@@ -115,8 +115,6 @@ struct BlockDriver {
     bool is_protocol;
     size_t state_size;        /* bytes of bs->opaque allocated for the driver */
 
-    /* Score 0..100 that buf (the file's first bytes) is this format. */
-    int (*probe)(const uint8_t *buf, size_t len);
     bool (*create)(const char *filename, uint64_t size,
                    const BlockCreateOpts *opts, GError **errp);
     bool (*open)(BlockNode *bs, const char *filename, int flags, GError **errp);
@@ -175,6 +173,8 @@ struct BlockNode {
     bool inactive;            /* BDRV_O_INACTIVE in effect */
     bool reload_on_activate;  /* opened inactive: metadata may be stale */
     bool drv_closed;          /* a reload failed: no driver state left */
+    bool probed;              /* format probed, not given: raw restricts
+                               * writes to its first sector */
     GList *dirty_bitmaps;     /* BdrvDirtyBitmap * (include/block/dirty-bitmap.h) */
     void *bitmap_opaque;      /* for the dirty-bitmap code */
 };
@@ -188,11 +188,20 @@ void bdrv_dirty_bitmaps_mark(BlockNode *bs, uint64_t offset, uint64_t bytes);
 
 /* Drivers, by name ("file", "raw", "qcow2"); NULL if unknown. */
 const BlockDriver *bdrv_find_format(const char *name);
-/* Guesses the format from the file's first bytes: "qcow2" or "raw". */
+/* The format of a file as QEMU 7.2 probes it: any format QEMU knows ("raw",
+ * "qcow2", "vmdk", "vdi", ...), not only the ones tern opens. */
 const char *bdrv_probe_format(const char *filename, GError **errp);
+/* The same for the first bytes of an image (filename for dmg's probe). */
+const char *bdrv_probe_buffer(const uint8_t *buf, size_t len,
+                              const char *filename);
+/* True for every format name QEMU 7.2 can probe. */
+bool bdrv_format_is_known(const char *format);
 
 /*
- * Opens filename with 'format' ("raw", "qcow2", or NULL to probe). Takes
+ * Opens filename with 'format' ("raw", "qcow2", or NULL to probe: a format
+ * tern cannot open is refused by name; probed raw warns when opened
+ * read-write, and refuses writes that would make its first sector probe
+ * as another format, as QEMU does). Takes
  * QEMU-compatible image locks unless BDRV_O_NO_LOCK: reading needs and shares
  * "consistent read"; BDRV_O_RDWR needs "write" and "resize" too.
  */

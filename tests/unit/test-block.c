@@ -44,7 +44,11 @@ static void test_probe_and_names(void)
     g_assert_nonnull(strstr(err->message, "Could not open"));
     g_clear_error(&err);
     g_assert_null(bdrv_open(raw, "vdi", 0, &err));
-    g_assert_nonnull(strstr(err->message, "Unknown driver 'vdi'"));
+    g_assert_nonnull(strstr(err->message,
+                            "Image format 'vdi' is not supported by tern"));
+    g_clear_error(&err);
+    g_assert_null(bdrv_open(raw, "nosuch", 0, &err));
+    g_assert_nonnull(strstr(err->message, "Unknown driver 'nosuch'"));
     g_clear_error(&err);
     g_assert_null(bdrv_open(raw, "file", 0, &err));   /* protocol, not format */
     g_clear_error(&err);
@@ -60,6 +64,127 @@ static void test_probe_and_names(void)
     bdrv_set_node_name(bs, "disk0");
     g_assert_cmpstr(bdrv_get_node_name(bs), ==, "disk0");
     bdrv_close(bs);
+}
+
+/* The first sector of an image of each format QEMU probes, as its probe
+ * sees it (facts from QEMU's block/<format>.c). */
+typedef struct ProbeCase {
+    const char *format;
+    size_t off;
+    const char *bytes;
+    size_t len;
+    const char *filename;
+} ProbeCase;
+
+static const ProbeCase probe_cases[] = {
+    { "qcow2", 0, "QFI\xfb\0\0\0\3", 8, NULL },
+    { "qcow2", 0, "QFI\xfb\0\0\0\2", 8, NULL },
+    { "qcow", 0, "QFI\xfb\0\0\0\1", 8, NULL },
+    { "raw", 0, "QFI\xfb\0\0\0\0", 8, NULL },
+    { "vmdk", 0, "KDMV", 4, NULL },
+    { "vmdk", 0, "COWD", 4, NULL },
+    { "vmdk", 0, "# Disk DescriptorFile\n  \r\nversion=1\n", 36, NULL },
+    { "vmdk", 0, "version=3\r\n", 11, NULL },
+    { "raw", 0, "# x\nfoo\nversion=1\n", 19, NULL },
+    { "vdi", 64, "\x7f\x10\xda\xbe", 4, NULL },
+    { "vhdx", 0, "vhdxfile", 8, NULL },
+    { "vpc", 0, "conectix", 8, NULL },
+    { "qed", 0, "QED\0", 4, NULL },
+    { "parallels", 0, "WithoutFreeSpace\2\0\0\0", 20, NULL },
+    { "parallels", 0, "WithouFreSpacExt\2\0\0\0", 20, NULL },
+    { "raw", 0, "WithoutFreeSpace\3\0\0\0", 20, NULL },
+    { "luks", 0, "LUKS\xba\xbe\0\1", 8, NULL },
+    { "raw", 0, "LUKS\xba\xbe\0\2", 8, NULL },
+    { "cloop", 0, "#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && "
+      "mount -r -t iso9660 /dev/cloop $1\n", 84, NULL },
+    { "dmg", 0, "", 0, "disk.dmg" },
+    { "raw", 0, "", 0, "disk.dmg.img" },
+    { "raw", 0, "", 0, NULL },
+};
+
+static void test_probe_formats(void)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(probe_cases); i++) {
+        const ProbeCase *c = &probe_cases[i];
+        uint8_t buf[512] = { 0 };
+        memcpy(buf + c->off, c->bytes, c->len);
+        const char *got = bdrv_probe_buffer(buf, sizeof(buf), c->filename);
+        if (strcmp(got, c->format)) {
+            g_error("case %zu: probed '%s', expected '%s'", i, got,
+                    c->format);
+        }
+    }
+    /* bochs: three NUL-terminated strings and a version */
+    uint8_t b[512] = { 0 };
+    strcpy((char *)b, "Bochs Virtual HD Image");
+    strcpy((char *)b + 32, "Redolog");
+    strcpy((char *)b + 48, "Growing");
+    b[66] = 2;
+    g_assert_cmpstr(bdrv_probe_buffer(b, sizeof(b), NULL), ==, "bochs");
+    b[66] = 3;
+    g_assert_cmpstr(bdrv_probe_buffer(b, sizeof(b), NULL), ==, "raw");
+    g_assert_true(bdrv_format_is_known("vmdk"));
+    g_assert_false(bdrv_format_is_known("nosuch"));
+}
+
+/* A file in a format tern cannot open is refused by name, not opened as
+ * raw (read-write, the guest could rewrite its header). */
+static void test_probe_refuses_by_name(void)
+{
+    g_autofree char *path = make_raw("x.vmdk", 64 * KiB);
+    GError *err = NULL;
+    patch(path, 0, "KDMV\1\0\0\0", 8);
+    for (int rw = 0; rw < 2; rw++) {
+        g_assert_null(bdrv_open(path, NULL, rw ? BDRV_O_RDWR : 0, &err));
+        g_assert_error(err, TERN_ERROR, TERN_ERR_NOT_SUPPORTED);
+        g_assert_nonnull(strstr(err->message, "Image format 'vmdk' is not "
+                                "supported by tern"));
+        g_assert_nonnull(strstr(err->message, "x.vmdk"));
+        g_clear_error(&err);
+    }
+    BlockNode *bs = bdrv_open(path, "raw", 0, &err);   /* when asked for */
+    g_assert_no_error(err);
+    bdrv_close(bs);
+}
+
+/* Probed raw, as QEMU: a write that would make sector 0 probe as another
+ * format fails with EPERM; the same bytes elsewhere, or with format=raw
+ * given, are fine. */
+static void test_probed_raw_first_sector(void)
+{
+    g_autofree char *path = make_raw("s0.raw", 1 * MiB);
+    GError *err = NULL;
+    uint8_t sector[512] = "QFI\xfb\0\0\0\3";
+    uint8_t back[512];
+    BlockNode *bs = open_raw(path, BDRV_O_RDWR);
+
+    g_assert_false(bdrv_pwrite(bs, 0, sector, sizeof(sector), &err));
+    g_assert_nonnull(strstr(err->message, "Refusing to write a qcow2 "
+                            "header to the first sector"));
+    g_assert_nonnull(strstr(err->message, "Operation not permitted"));
+    g_clear_error(&err);
+    g_assert_false(bdrv_pwrite(bs, 0, "KDMV", 4, &err));     /* partial */
+    g_assert_nonnull(strstr(err->message, "vmdk"));
+    g_clear_error(&err);
+    /* what counts is the sector after the write, old bytes included */
+    g_assert_true(bdrv_pwrite(bs, 2, "nectix", 6, &err));
+    g_assert_false(bdrv_pwrite(bs, 0, "co", 2, &err));       /* "conectix" */
+    g_assert_nonnull(strstr(err->message, "vpc"));
+    g_clear_error(&err);
+    g_assert_true(bdrv_pread(bs, 0, back, 8, &err));
+    g_assert_cmpmem(back, 8, "\0\0nectix", 8);
+    memset(sector + 8, 0x11, sizeof(sector) - 8);
+    g_assert_true(bdrv_pwrite(bs, 512, sector, sizeof(sector), &err));
+    memset(back, 0x22, sizeof(back));
+    g_assert_true(bdrv_pwrite(bs, 0, back, sizeof(back), &err));
+    g_assert_no_error(err);
+    bdrv_close(bs);
+
+    bs = bdrv_open(path, "raw", BDRV_O_RDWR, &err);          /* given */
+    g_assert_true(bdrv_pwrite(bs, 0, sector, sizeof(sector), &err));
+    g_assert_no_error(err);
+    bdrv_close(bs);
+    g_assert_cmpstr(bdrv_probe_format(path, &err), ==, "qcow2");
 }
 
 static void test_raw_io(void)
@@ -180,6 +305,10 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     tmpdir = g_dir_make_tmp("test-block-XXXXXX", NULL);
     g_test_add_func("/block/probe-and-names", test_probe_and_names);
+    g_test_add_func("/block/probe/formats", test_probe_formats);
+    g_test_add_func("/block/probe/refuses-by-name", test_probe_refuses_by_name);
+    g_test_add_func("/block/probe/raw-first-sector",
+                    test_probed_raw_first_sector);
     g_test_add_func("/block/raw/io", test_raw_io);
     g_test_add_func("/block/raw/discard-zeroes", test_raw_discard_zeroes);
     g_test_add_data_func("/block/dirty-hook/raw", "raw",
