@@ -71,7 +71,7 @@ static void run_case(const char *dir, const Case *c)
 
     memset(buf, 0x5a, MAX(c->len, 1 * MiB));
     g_assert_true(bdrv_create("qcow2", path, c->disk, &o, NULL));
-    BlockNode *bs = bdrv_open(path, "qcow2", BDRV_O_RDWR, NULL);
+    BlockNode *bs = bdrv_open(path, "qcow2", BDRV_O_RDWR | BDRV_O_UNMAP, NULL);
     g_assert_nonnull(bs);
     for (uint64_t off = 0; off < c->disk; off += MiB) {
         g_assert_true(bdrv_pwrite(bs, off, buf, MiB, NULL));

@@ -132,11 +132,7 @@ BlockNode *bdrv_open(const char *filename, const char *format, int flags,
         }
         return NULL;
     }
-    /* qcow2 metadata I/O is not sector-aligned: only raw gets O_DIRECT;
-     * qcow2 with cache=none goes through the page cache (flushes still
-     * reach the disk). */
-    int file_flags = drv == &bdrv_raw ? flags : flags & ~BDRV_O_NOCACHE;
-    BlockNode *file = bdrv_open_protocol(filename, file_flags, errp);
+    BlockNode *file = bdrv_open_protocol(filename, flags, errp);
     if (!file) {
         return NULL;
     }
@@ -425,17 +421,25 @@ bool bdrv_activate(BlockNode *bs, GError **errp)
     return ok;
 }
 
-/* Discard and write-zeroes share the checks and the dirty-bitmap update. */
+/* Discard and write-zeroes share the checks and the dirty-bitmap update.
+ * Without BDRV_O_UNMAP a discard stops after the checks, as in QEMU (no
+ * bitmap update either: nothing changed). */
 static bool bdrv_zero_op(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                         bool discard, GError **errp)
+                         bool discard, bool may_unmap, GError **errp)
 {
+    bool unmap = may_unmap && (bs->flags & BDRV_O_UNMAP);
+
     g_mutex_lock(&bs->lock);
     bool ok = check_request(bs, offset, bytes, true, errp);
+    if (ok && discard && !unmap) {
+        g_mutex_unlock(&bs->lock);
+        return true;
+    }
     if (ok && bytes) {
         if (discard) {
             ok = !bs->drv->discard || bs->drv->discard(bs, offset, bytes, errp);
         } else if (bs->drv->write_zeroes) {
-            ok = bs->drv->write_zeroes(bs, offset, bytes, errp);
+            ok = bs->drv->write_zeroes(bs, offset, bytes, unmap, errp);
         } else {
             ok = bdrv_pwrite_zeroes_fallback(bs, offset, bytes, errp);
         }
@@ -465,13 +469,13 @@ bool bdrv_pwrite_zeroes_fallback(BlockNode *bs, uint64_t offset,
 
 bool bdrv_discard(BlockNode *bs, uint64_t offset, uint64_t bytes, GError **errp)
 {
-    return bdrv_zero_op(bs, offset, bytes, true, errp);
+    return bdrv_zero_op(bs, offset, bytes, true, true, errp);
 }
 
 bool bdrv_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                       GError **errp)
+                       bool may_unmap, GError **errp)
 {
-    return bdrv_zero_op(bs, offset, bytes, false, errp);
+    return bdrv_zero_op(bs, offset, bytes, false, may_unmap, errp);
 }
 
 bool bdrv_truncate(BlockNode *bs, uint64_t size, GError **errp)

@@ -379,6 +379,31 @@ static bool set_l2_entry(BlockNode *bs, uint64_t l2_off, uint64_t guest,
     return true;
 }
 
+/* A zero cluster that kept its host cluster (write-zeroes without unmap)
+ * is written in place: zeroes around the data, then the ZERO flag goes. */
+static bool write_zero_in_place(BlockNode *bs, uint64_t guest, uint64_t e,
+                                uint64_t in, const struct iovec *part, int n,
+                                GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t host = e & QCOW2_L2E_OFFSET_MASK, l2_off;
+
+    if (qcow2_offset_into_cluster(s, host)) {
+        qcow2_signal_corruption(bs, errp, "Data cluster offset %#" PRIx64
+                                " is not cluster aligned", host);
+        return false;
+    }
+    if (!qcow2_pre_write_check(bs, 0, host, s->cluster_size, errp)) {
+        return false;
+    }
+    memset(s->cluster_buf, 0, s->cluster_size);
+    iov_to_buf(part, n, s->cluster_buf + in);
+    return bdrv_file_pwrite(bs->file, host, s->cluster_buf, s->cluster_size,
+                            errp) &&
+           l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp) &&
+           set_l2_entry(bs, l2_off, guest, host | QCOW2_OFLAG_COPIED, errp);
+}
+
 /* Writes part (n vectors, chunk bytes at 'in' inside the cluster) of the
  * guest cluster at 'guest'. */
 static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
@@ -395,6 +420,10 @@ static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
     compressed = e & QCOW2_OFLAG_COMPRESSED;
     if (!compressed && !entry_host_offset(bs, e, &host, errp)) {
         return false;
+    }
+    if (!compressed && (e & QCOW2_OFLAG_ZERO) && (e & QCOW2_OFLAG_COPIED) &&
+        (e & QCOW2_L2E_OFFSET_MASK)) {
+        return write_zero_in_place(bs, guest, e, in, part, n, errp);
     }
     if (host && (e & QCOW2_OFLAG_COPIED)) {
         return qcow2_pre_write_check(bs, 0, host, s->cluster_size, errp) &&
@@ -549,9 +578,23 @@ typedef struct Qcow2FreeRange {
     uint64_t len;
 } Qcow2FreeRange;
 
-/* Unmaps one whole guest cluster (entry 0, or ZERO in v3 for make_zero) and
- * records the host range to free. */
-static bool unmap_cluster(BlockNode *bs, uint64_t guest, bool make_zero,
+/* The L2 entry a whole cluster gets for 'mode' (see Qcow2DiscardMode). */
+static uint64_t discarded_entry(BDRVQcow2State *s, uint64_t e,
+                                Qcow2DiscardMode mode)
+{
+    uint64_t host = e & QCOW2_L2E_OFFSET_MASK;
+    if (mode == QCOW2_DISCARD || s->qcow_version < 3) {
+        return 0;
+    }
+    if (mode == QCOW2_ZERO_KEEP && host && !(e & QCOW2_OFLAG_COMPRESSED)) {
+        return host | (e & QCOW2_OFLAG_COPIED) | QCOW2_OFLAG_ZERO;
+    }
+    return QCOW2_OFLAG_ZERO;
+}
+
+/* Gives one whole guest cluster its discarded entry and records the host
+ * range to free when the entry no longer holds it. */
+static bool unmap_cluster(BlockNode *bs, uint64_t guest, Qcow2DiscardMode mode,
                           GArray *to_free, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -559,13 +602,16 @@ static bool unmap_cluster(BlockNode *bs, uint64_t guest, bool make_zero,
     if (!get_l2_entry(bs, guest, &e, errp)) {
         return false;
     }
-    uint64_t want = make_zero && s->qcow_version >= 3 ? QCOW2_OFLAG_ZERO : 0;
-    if (e == 0 || e == want) {
+    uint64_t want = discarded_entry(s, e, mode);
+    if (e == want || e == 0) {      /* (unallocated reads as zeroes) */
         return true;
     }
-    Qcow2FreeRange old;
-    if (!entry_ref_range(bs, e, &old.offset, &old.len, errp) ||
-        !l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp) ||
+    Qcow2FreeRange old = { 0 };
+    if (!(want & QCOW2_L2E_OFFSET_MASK) &&
+        !entry_ref_range(bs, e, &old.offset, &old.len, errp)) {
+        return false;
+    }
+    if (!l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp) ||
         !set_l2_entry(bs, l2_off, guest, want, errp)) {
         return false;
     }
@@ -576,9 +622,10 @@ static bool unmap_cluster(BlockNode *bs, uint64_t guest, bool make_zero,
 }
 
 bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                           bool make_zero, GError **errp)
+                           Qcow2DiscardMode mode, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
+    bool make_zero = mode != QCOW2_DISCARD;
     uint64_t start = ALIGN_UP(offset, (uint64_t)s->cluster_size);
     uint64_t end = ALIGN_DOWN(offset + bytes, (uint64_t)s->cluster_size);
 
@@ -605,7 +652,7 @@ bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
             g = ((uint64_t)l1i + 1) * per_l1;   /* nothing mapped here */
             continue;
         }
-        ok = unmap_cluster(bs, g, make_zero, to_free, errp);
+        ok = unmap_cluster(bs, g, mode, to_free, errp);
         g += s->cluster_size;
     }
     if (to_free->len) {

@@ -319,7 +319,7 @@ static bool snapshot_create(BlockNode *bs, const BlockSnapshotInfo *info,
     return qcow2_cluster_discard(bs, qcow2_vm_state_offset(s),
                                  ALIGN_UP(sn.vm_state_size,
                                           (uint64_t)s->cluster_size),
-                                 false, errp);
+                                 QCOW2_DISCARD, errp);
 }
 
 GPtrArray *qcow2_snapshot_list(BlockNode *bs)

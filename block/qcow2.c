@@ -620,14 +620,16 @@ static bool qcow2_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
                           GError **errp)
 {
     return qcow2_check_usable(bs, errp) &&
-           qcow2_cluster_discard(bs, offset, bytes, false, errp);
+           qcow2_cluster_discard(bs, offset, bytes, QCOW2_DISCARD, errp);
 }
 
 static bool qcow2_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                               GError **errp)
+                               bool unmap, GError **errp)
 {
     return qcow2_check_usable(bs, errp) &&
-           qcow2_cluster_discard(bs, offset, bytes, true, errp);
+           qcow2_cluster_discard(bs, offset, bytes,
+                                 unmap ? QCOW2_ZERO_UNMAP : QCOW2_ZERO_KEEP,
+                                 errp);
 }
 
 /* Growing only: the new space reads as zeroes because the L1 entries past
@@ -656,7 +658,7 @@ static bool qcow2_truncate(BlockNode *bs, uint64_t size, GError **errp)
         !qcow2_cluster_discard(bs, ALIGN_UP(bs->size, (uint64_t)s->cluster_size),
                                vm_end - ALIGN_UP(bs->size,
                                                  (uint64_t)s->cluster_size),
-                               false, errp)) {
+                               QCOW2_DISCARD, errp)) {
         return false;
     }
     if (!qcow2_grow_l1_table(bs, DIV_ROUND_UP(size, per_l1), errp) ||

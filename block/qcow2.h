@@ -372,9 +372,20 @@ bool qcow2_co_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
                      const struct iovec *iov, int iovcnt, GError **errp);
 bool qcow2_co_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
                       const struct iovec *iov, int iovcnt, GError **errp);
-/* Zeroes or discards whole clusters; partial clusters are written as zeroes. */
+/* What qcow2_cluster_discard does to whole clusters: unmap them (entry 0),
+ * make them read as zeroes and unmap them, or make them read as zeroes
+ * keeping their host clusters (v3: the ZERO flag on the allocated entry; a
+ * v2 image has no ZERO flag and unmaps, as QEMU, since it has no backing
+ * file to show through). */
+typedef enum {
+    QCOW2_DISCARD,
+    QCOW2_ZERO_UNMAP,
+    QCOW2_ZERO_KEEP,
+} Qcow2DiscardMode;
+/* Zeroes or discards whole clusters; partial clusters of a zeroing are
+ * written as zeroes. */
 bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                           bool make_zero, GError **errp);
+                           Qcow2DiscardMode mode, GError **errp);
 /* Raw access to the guest-address space including the vmstate area. */
 bool qcow2_rw_vmspace(BlockNode *bs, uint64_t offset, void *buf, size_t len,
                       bool write, GError **errp);

@@ -84,9 +84,9 @@ static bool raw_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
 }
 
 static bool raw_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                             GError **errp)
+                             bool unmap, GError **errp)
 {
-    return bdrv_write_zeroes(bs->file, offset, bytes, errp);
+    return bdrv_write_zeroes(bs->file, offset, bytes, unmap, errp);
 }
 
 static bool raw_truncate(BlockNode *bs, uint64_t size, GError **errp)

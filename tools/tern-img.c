@@ -33,7 +33,7 @@ static int usage(void)
         "       tern-img io [-f FMT] [-r] [-U] -c CMD [-c CMD...] FILE\n"
         "       tern-img bitmap ... (see tern-img-bitmap.c)\n"
         "io commands: read [-P PAT] OFF LEN |\n"
-        "  write [-P PAT|-z|-s FILE] OFF LEN |\n"
+        "  write [-P PAT|-z [-u]|-s FILE] OFF LEN |\n"
         "  discard OFF LEN | flush | vmsave -P PAT POS LEN |\n"
         "  vmload -P PAT POS LEN | stress SEED COUNT LEN [FLUSH_EVERY]\n");
     return 1;
@@ -632,6 +632,7 @@ typedef struct IoCmd {
     char **words;     /* everything g_shell_parse_argv returned */
     int pattern;      /* -P value, -1 if none */
     bool zero;        /* -z */
+    bool unmap;       /* -u: with -z, the range may be deallocated */
     const char *source;   /* -s FILE: write its first LENGTH bytes */
 } IoCmd;
 
@@ -649,6 +650,8 @@ static bool io_parse(const char *line, IoCmd *cmd, GError **errp)
                                  & 0xff);
         } else if (i > 0 && !strcmp(cmd->words[i], "-z")) {
             cmd->zero = true;
+        } else if (i > 0 && !strcmp(cmd->words[i], "-u")) {
+            cmd->unmap = true;
         } else if (i > 0 && !strcmp(cmd->words[i], "-s") && i + 1 < n) {
             cmd->source = cmd->words[++i];
         } else {
@@ -711,7 +714,7 @@ static bool io_rw(BlockNode *bs, const IoCmd *cmd, bool write, bool vm,
         memset(buf, cmd->pattern < 0 ? 0xcd : cmd->pattern, len);
     }
     if (write) {
-        ok = cmd->zero ? bdrv_write_zeroes(bs, off, len, errp)
+        ok = cmd->zero ? bdrv_write_zeroes(bs, off, len, cmd->unmap, errp)
            : vm ? bdrv_save_vmstate(bs, off, buf, len, errp)
                 : bdrv_pwrite(bs, off, buf, len, errp);
     } else {
@@ -818,7 +821,9 @@ static int img_io(int argc, char **argv)
     if (argc - optind != 1) {
         return usage();
     }
-    int flags = (ro ? 0 : BDRV_O_RDWR) | (share ? BDRV_O_NO_LOCK : 0);
+    /* As qemu-io: discards reach the image. */
+    int flags = (ro ? 0 : BDRV_O_RDWR) | (share ? BDRV_O_NO_LOCK : 0) |
+                BDRV_O_UNMAP;
     BlockNode *bs = bdrv_open(argv[optind], fmt, flags, &err);
     if (!bs) {
         return fail(err);

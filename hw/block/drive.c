@@ -43,11 +43,14 @@ static bool parse_choice(KeyVal *kv, const char *key, const char *const *names,
     return fail(errp, "invalid %s '%s'", key, v);
 }
 
-/* werror also takes QEMU's "enospc" (stop on ENOSPC only): treated as report. */
+/* werror also takes QEMU's "enospc": stop on ENOSPC, report the rest. */
 static bool parse_error_action(KeyVal *kv, const char *key, DriveErrorAction *out,
                                GError **errp)
 {
     static const char *const names[] = { "report", "stop", "enospc", NULL };
+    static const DriveErrorAction actions[] = {
+        DRIVE_ERROR_REPORT, DRIVE_ERROR_STOP, DRIVE_ERROR_ENOSPC,
+    };
     int i;
 
     if (!parse_choice(kv, key, names, 0, &i, errp)) {
@@ -56,7 +59,24 @@ static bool parse_error_action(KeyVal *kv, const char *key, DriveErrorAction *ou
     if (i == 2 && strcmp(key, "werror")) {
         return fail(errp, "invalid %s 'enospc'", key);
     }
-    *out = i == 1 ? DRIVE_ERROR_STOP : DRIVE_ERROR_REPORT;
+    *out = actions[i];
+    return true;
+}
+
+/* tern does its I/O synchronously on each device's iothread, which is
+ * what QEMU's aio=threads gives; the kernel AIO engines are refused. */
+static bool parse_aio(KeyVal *kv, GError **errp)
+{
+    static const char *const aios[] = { "threads", "native", "io_uring", NULL };
+    int aio;
+
+    if (!parse_choice(kv, "aio", aios, 0, &aio, errp)) {
+        return false;
+    }
+    if (aio) {
+        return fail(errp, "aio=%s is not supported: tern does its I/O on "
+                    "each device's iothread, as aio=threads", aios[aio]);
+    }
     return true;
 }
 
@@ -68,15 +88,15 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, int *flags,
     static const char *const ifs[] = { "none", "virtio", NULL };
     static const char *const caches[] = { "writeback", "none", "writethrough",
                                           "directsync", "unsafe", NULL };
+    /* QEMU's names: "off" is "ignore", "on" is "unmap" */
     static const char *const discards[] = { "ignore", "unmap", "off", "on", NULL };
-    static const char *const aios[] = { "threads", "native", "io_uring", NULL };
     const char *id = keyval_get(kv, "id");
-    int iface, cache, dummy;
+    int iface, cache, discard;
 
     if (!parse_choice(kv, "if", ifs, 0, &iface, errp) ||
         !parse_choice(kv, "cache", caches, CACHE_WRITEBACK, &cache, errp) ||
-        !parse_choice(kv, "discard", discards, 0, &dummy, errp) ||
-        !parse_choice(kv, "aio", aios, 0, &dummy, errp) ||
+        !parse_choice(kv, "discard", discards, 0, &discard, errp) ||
+        !parse_aio(kv, errp) ||
         !keyval_get_bool(kv, "readonly", &d->read_only, errp) ||
         !parse_error_action(kv, "werror", &d->werror, errp) ||
         !parse_error_action(kv, "rerror", &d->rerror, errp)) {
@@ -92,6 +112,9 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, int *flags,
     *flags = d->read_only ? 0 : BDRV_O_RDWR;
     if (cache == CACHE_NONE || cache == CACHE_DIRECTSYNC) {
         *flags |= BDRV_O_NOCACHE;
+    }
+    if (discard == 1 || discard == 3) {
+        *flags |= BDRV_O_UNMAP;
     }
     return true;
 }

@@ -273,9 +273,16 @@ static uint8_t do_ranged(VirtioBlk *vb, BlkReq *r, GError **errp, bool *host_err
         !range_ok(vb, sector, (uint64_t)count * VIRTIO_BLK_SECTOR)) {
         return VIRTIO_BLK_S_IOERR;
     }
-    *host_err = !(zeroes ? bdrv_write_zeroes : bdrv_discard)(
-        vb->drive->node, sector * VIRTIO_BLK_SECTOR,
-        (uint64_t)count * VIRTIO_BLK_SECTOR, errp);
+    /* The drive's discard= option decides whether either may unmap. */
+    if (zeroes) {
+        *host_err = !bdrv_write_zeroes(vb->drive->node,
+                                       sector * VIRTIO_BLK_SECTOR,
+                                       (uint64_t)count * VIRTIO_BLK_SECTOR,
+                                       flags & 1, errp);
+    } else {
+        *host_err = !bdrv_discard(vb->drive->node, sector * VIRTIO_BLK_SECTOR,
+                                  (uint64_t)count * VIRTIO_BLK_SECTOR, errp);
+    }
     return *host_err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 }
 
@@ -353,13 +360,15 @@ static bool process(VirtioBlk *vb, unsigned q, VirtQueueElement *e)
     status = execute(vb, &r, &host_err, &err);
     if (host_err) {
         DriveErrorAction a = is_read(r.type) ? vb->drive->rerror : vb->drive->werror;
+        /* GError carries no errno; the file driver's message ends in strerror. */
+        int no = strstr(err->message, g_strerror(ENOSPC)) ? ENOSPC : EIO;
 
+        if (a == DRIVE_ERROR_ENOSPC) {
+            a = no == ENOSPC ? DRIVE_ERROR_STOP : DRIVE_ERROR_REPORT;
+        }
         tern_warn("%s: %s error: %s", vb->drive->id,
                   is_read(r.type) ? "read" : "write", err->message);
-        /* GError carries no errno; the file driver's message ends in strerror. */
-        drive_io_error_event(vb->drive, is_read(r.type), a,
-                             strstr(err->message, g_strerror(ENOSPC)) ? ENOSPC : EIO,
-                             err->message);
+        drive_io_error_event(vb->drive, is_read(r.type), a, no, err->message);
         if (a == DRIVE_ERROR_STOP) {
             vm_request_stop(RUN_STATE_IO_ERROR);
             return false;

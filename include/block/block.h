@@ -30,6 +30,9 @@ enum {
     BDRV_O_INACTIVE = 1 << 5,  /* another process owns the image for now
                                 * (incoming migration): metadata is read,
                                 * no write lock, no I/O until bdrv_activate */
+    BDRV_O_UNMAP    = 1 << 6,  /* discards reach the image (QEMU's
+                                * discard=unmap); without it they do nothing
+                                * and write-zeroes keeps space allocated */
 };
 
 /* One internal snapshot, as stored in a qcow2 snapshot table. */
@@ -127,8 +130,10 @@ struct BlockDriver {
     bool (*flush)(BlockNode *bs, GError **errp);
     bool (*discard)(BlockNode *bs, uint64_t offset, uint64_t bytes,
                     GError **errp);
+    /* 'unmap': the range may be deallocated (BDRV_O_UNMAP and the caller
+     * allowed it); otherwise it stays allocated. */
     bool (*write_zeroes)(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                         GError **errp);
+                         bool unmap, GError **errp);
     bool (*truncate)(BlockNode *bs, uint64_t size, GError **errp);
     bool (*get_info)(BlockNode *bs, BlockImageInfo *info, GError **errp);
     bool (*check)(BlockNode *bs, BlockCheckMode fix, BlockCheckResult *res,
@@ -229,9 +234,13 @@ bool bdrv_preadv(BlockNode *bs, uint64_t offset, const struct iovec *iov,
 bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
                   int iovcnt, GError **errp);
 bool bdrv_flush(BlockNode *bs, GError **errp);
+/* Deallocates the range if the node was opened with BDRV_O_UNMAP; without
+ * it, succeeds and does nothing (QEMU's discard=ignore). */
 bool bdrv_discard(BlockNode *bs, uint64_t offset, uint64_t bytes, GError **errp);
+/* Makes the range read as zeroes; 'may_unmap' lets it be deallocated too,
+ * which happens only on a BDRV_O_UNMAP node (QEMU's BDRV_REQ_MAY_UNMAP). */
 bool bdrv_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                       GError **errp);
+                       bool may_unmap, GError **errp);
 
 /* Changes the virtual size (qcow2: growing only, and not with internal
  * snapshots); dirty bitmaps follow. */

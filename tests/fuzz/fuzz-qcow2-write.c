@@ -10,7 +10,8 @@
  * bitmap directory/data. If the image had no corruption and every operation
  * succeeded, it must have none afterwards either.
  *
- * Script byte pairs (a, b): kind = a & 7 (0-3 write, 4 discard, 5 zeroes,
+ * Script byte pairs (a, b): kind = a & 7 (0-3 write, 4 discard, 5 zeroes
+ * (unmapping if b is odd),
  * 6 snapshot cycle, 7 VM state write), length = 512 << ((a >> 3) & 7) (at
  * most 64 KiB), offset = b/256 of the disk, 512-aligned.
  */
@@ -64,7 +65,7 @@ static bool run_op(BlockNode *bs, uint8_t a, uint8_t b, uint8_t *buf)
         ok = bdrv_discard(bs, off, len, &err);
         break;
     case 5:
-        ok = bdrv_write_zeroes(bs, off, len, &err);
+        ok = bdrv_write_zeroes(bs, off, len, b & 1, &err);
         break;
     case 6: {
         BlockSnapshotInfo sn = { .name = (char *)"fz", .icount = -1 };
@@ -181,7 +182,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                              (gssize)(size - SCRIPT_LEN), NULL)) {
         abort();
     }
-    BlockNode *bs = bdrv_open(path, "qcow2", BDRV_O_RDWR | BDRV_O_NO_LOCK,
+    BlockNode *bs = bdrv_open(path, "qcow2",
+                              BDRV_O_RDWR | BDRV_O_NO_LOCK | BDRV_O_UNMAP,
                               NULL);
     if (bs) {
         int fd = open(path, O_RDONLY);

@@ -225,11 +225,77 @@ static void test_raw_io(void)
     bdrv_close(bs);
 }
 
+/* cache=none on a raw file whose size is not a multiple of the block: an
+ * unaligned write near the end is bounced and leaves the size as it was. */
+static void test_raw_nocache_unaligned(void)
+{
+    g_autofree char *path = make_raw("odd.raw", 10000);
+    GError *err = NULL;
+    BlockNode *bs = bdrv_open(path, "raw", BDRV_O_RDWR | BDRV_O_NOCACHE,
+                              &err);
+    struct stat st;
+    uint8_t buf[300], back[300];
+
+    if (!bs && strstr(err->message, "Invalid argument")) {
+        g_test_skip("the temp file system has no O_DIRECT");
+        g_clear_error(&err);
+        return;
+    }
+    g_assert_no_error(err);
+    memset(buf, 0x3c, sizeof(buf));
+    g_assert_true(bdrv_pwrite(bs, 9999 - 300, buf, sizeof(buf), &err));
+    g_assert_true(bdrv_pwrite(bs, 3, buf, 7, &err));
+    g_assert_no_error(err);
+    g_assert_true(bdrv_pread(bs, 9999 - 300, back, sizeof(back), &err));
+    g_assert_cmpmem(back, sizeof(back), buf, sizeof(buf));
+    g_assert_true(bdrv_pread(bs, 0, back, 12, &err));
+    g_assert_cmpmem(back, 12, "\0\0\0<<<<<<<\0\0", 12);
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 10000);
+    bdrv_close(bs);
+}
+
+/* Discard does nothing (and succeeds) unless the node may unmap (QEMU's
+ * discard=unmap); write-zeroes keeps its blocks unless asked to unmap. */
+static void test_raw_unmap_policy(void)
+{
+    g_autofree char *path = make_raw("um.raw", 4 * MiB);
+    g_autofree uint8_t *buf = g_malloc(4 * MiB);
+    GError *err = NULL;
+    struct stat st;
+
+    memset(buf, 0x5c, 4 * MiB);
+    BlockNode *bs = bdrv_open(path, "raw", BDRV_O_RDWR, &err);
+    g_assert_true(bdrv_pwrite(bs, 0, buf, 4 * MiB, &err));
+    g_assert_true(bdrv_flush(bs, &err));
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    int64_t full = st.st_blocks;
+    g_assert_true(bdrv_discard(bs, 0, 2 * MiB, &err));       /* ignored */
+    g_assert_true(bdrv_write_zeroes(bs, 2 * MiB, 1 * MiB, true, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_blocks, ==, full);
+    g_assert_true(bdrv_pread(bs, 0, buf, 4 * MiB, &err));
+    g_assert_cmpuint(buf[0], ==, 0x5c);
+    g_assert_cmpuint(buf[2 * MiB], ==, 0);
+    bdrv_close(bs);
+
+    bs = bdrv_open(path, "raw", BDRV_O_RDWR | BDRV_O_UNMAP, &err);
+    g_assert_true(bdrv_write_zeroes(bs, 3 * MiB, 1 * MiB, false, &err));
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_blocks, ==, full);                  /* kept */
+    g_assert_true(bdrv_discard(bs, 0, 2 * MiB, &err));
+    g_assert_true(bdrv_write_zeroes(bs, 2 * MiB, 1 * MiB, true, &err));
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_blocks, <=, full / 4);              /* holes */
+    bdrv_close(bs);
+}
+
 static void test_raw_discard_zeroes(void)
 {
     g_autofree char *path = make_raw("dz.raw", 4 * MiB);
     GError *err = NULL;
-    BlockNode *bs = open_raw(path, BDRV_O_RDWR);
+    BlockNode *bs = open_raw(path, BDRV_O_RDWR | BDRV_O_UNMAP);
     g_autofree uint8_t *buf = g_malloc(4 * MiB);
     struct stat st;
 
@@ -239,7 +305,7 @@ static void test_raw_discard_zeroes(void)
     g_assert_cmpint(stat(path, &st), ==, 0);
     int64_t before = st.st_blocks;
     g_assert_true(bdrv_discard(bs, 1 * MiB, 2 * MiB, &err));
-    g_assert_true(bdrv_write_zeroes(bs, 100, 200, &err));
+    g_assert_true(bdrv_write_zeroes(bs, 100, 200, true, &err));
     g_assert_no_error(err);
     g_assert_true(bdrv_pread(bs, 0, buf, 4 * MiB, &err));
     for (size_t i = 0; i < 4 * MiB; i++) {
@@ -259,7 +325,7 @@ static void test_dirty_bitmap_hook(gconstpointer fmt)
     g_autofree char *path = g_build_filename(tmpdir, "hook.img", NULL);
     GError *err = NULL;
     g_assert_true(bdrv_create(fmt, path, 16 * MiB, NULL, &err));
-    BlockNode *bs = bdrv_open(path, fmt, BDRV_O_RDWR, &err);
+    BlockNode *bs = bdrv_open(path, fmt, BDRV_O_RDWR | BDRV_O_UNMAP, &err);
     g_assert_no_error(err);
     uint8_t buf[100] = { 1 };
 
@@ -268,7 +334,7 @@ static void test_dirty_bitmap_hook(gconstpointer fmt)
     bdrv_unlock(bs);
     g_assert_no_error(err);
     g_assert_true(bdrv_pwrite(bs, 70 * KiB, buf, sizeof(buf), &err));
-    g_assert_true(bdrv_write_zeroes(bs, 1 * MiB, 64 * KiB, &err));
+    g_assert_true(bdrv_write_zeroes(bs, 1 * MiB, 64 * KiB, false, &err));
     g_assert_true(bdrv_discard(bs, 4 * MiB, 128 * KiB, &err));
     g_assert_false(bdrv_pwrite(bs, 16 * MiB, buf, 1, &err));  /* failed */
     g_clear_error(&err);
@@ -311,6 +377,8 @@ int main(int argc, char **argv)
                     test_probed_raw_first_sector);
     g_test_add_func("/block/raw/io", test_raw_io);
     g_test_add_func("/block/raw/discard-zeroes", test_raw_discard_zeroes);
+    g_test_add_func("/block/raw/unmap-policy", test_raw_unmap_policy);
+    g_test_add_func("/block/raw/nocache-unaligned", test_raw_nocache_unaligned);
     g_test_add_data_func("/block/dirty-hook/raw", "raw",
                          test_dirty_bitmap_hook);
     g_test_add_data_func("/block/dirty-hook/qcow2", "qcow2",

@@ -4,11 +4,15 @@
  * werror/rerror). Devices find drives by id and claim them; QMP sees the set
  * through a QmpBlockSource (query-block, dirty-bitmap commands).
  *
- * Accepted: file=PATH (required), format=raw|qcow2 (probed if absent),
- * if=none|virtio, id=ID (required with if=none; if=virtio defaults to
- * "virtioN"), cache=writeback|none|writethrough|directsync|unsafe,
- * readonly=on|off, werror=report|stop|enospc, rerror=report|stop,
- * discard=ignore|unmap, aio=threads|native|io_uring (accepted, ignored).
+ * Accepted, each honoured: file=PATH (required), format=raw|qcow2 (probed
+ * if absent; other formats are refused by name), if=none|virtio, id=ID
+ * (required with if=none; if=virtio defaults to "virtioN"),
+ * cache=writeback|none|writethrough|directsync|unsafe (none and directsync:
+ * O_DIRECT), readonly=on|off, werror=report|stop|enospc,
+ * rerror=report|stop, discard=ignore|off|unmap|on (unmap: guest discards
+ * and unmapping write-zeroes reach the image), aio=threads (what tern
+ * does: synchronous I/O on the device's iothread; native and io_uring are
+ * refused). Anything else is refused by name.
  */
 #ifndef HW_BLOCK_DRIVE_H
 #define HW_BLOCK_DRIVE_H
@@ -20,6 +24,7 @@
 typedef enum DriveErrorAction {
     DRIVE_ERROR_REPORT,        /* fail the request towards the guest */
     DRIVE_ERROR_STOP,          /* pause the VM (io-error), retry on resume */
+    DRIVE_ERROR_ENOSPC,        /* werror=enospc: stop on ENOSPC, else report */
 } DriveErrorAction;
 
 typedef struct DriveSet DriveSet;
