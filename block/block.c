@@ -132,6 +132,9 @@ BlockNode *bdrv_open(const char *filename, const char *format, int flags,
         }
         return NULL;
     }
+    if (drv->has_metadata) {
+        flags |= BDRV_O_STABLE_FILE;
+    }
     BlockNode *file = bdrv_open_protocol(filename, flags, errp);
     if (!file) {
         return NULL;

@@ -91,6 +91,15 @@ fail:
     return false;
 }
 
+/*
+ * The permissions QEMU 7.2 holds on the file for the same use (observed
+ * in /proc/locks): a reader needs consistent read, a writer write, a
+ * resizer resize; the user (a device; tern-img shares like qemu-img and
+ * qemu-io) forbids others' writes unless BDRV_O_SHARE_RW; a format with
+ * metadata in the file also takes resize when writable and forbids others
+ * to write or resize, whatever the user shares. An inactive node (incoming
+ * migration) holds none, as in QEMU.
+ */
 bool bdrv_file_apply_locks(BlockNode *file, int flags, GError **errp)
 {
     uint32_t perm = BLK_PERM_CONSISTENT_READ;
@@ -99,16 +108,22 @@ bool bdrv_file_apply_locks(BlockNode *file, int flags, GError **errp)
     if (flags & BDRV_O_NO_LOCK) {
         return true;
     }
-    /* Inactive (QEMU's BDRV_O_INACTIVE): the other owner may write. */
     if (flags & BDRV_O_INACTIVE) {
-        return image_lock_apply(file_fd(file), file->filename, perm, shared,
+        return image_lock_apply(file_fd(file), file->filename, 0, shared,
                                 errp);
     }
     if (flags & BDRV_O_RDWR) {
         perm |= BLK_PERM_WRITE;
     }
+    if (flags & BDRV_O_RESIZE) {
+        perm |= BLK_PERM_RESIZE;
+    }
     if (!(flags & BDRV_O_SHARE_RW)) {
         shared &= ~BLK_PERM_WRITE;
+    }
+    if (flags & BDRV_O_STABLE_FILE) {
+        perm |= (flags & BDRV_O_RDWR) ? BLK_PERM_RESIZE : 0;
+        shared &= ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
     }
     return image_lock_apply(file_fd(file), file->filename, perm, shared, errp);
 }

@@ -815,6 +815,7 @@ static bool qcow2_create(const char *filename, uint64_t size,
 
 const BlockDriver bdrv_qcow2 = {
     .format_name = "qcow2",
+    .has_metadata = true,
     .state_size = sizeof(BDRVQcow2State),
     .create = qcow2_create,
     .open = qcow2_open,

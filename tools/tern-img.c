@@ -34,7 +34,7 @@ static int usage(void)
         "       tern-img bitmap ... (see tern-img-bitmap.c)\n"
         "io commands: read [-P PAT] OFF LEN |\n"
         "  write [-P PAT|-z [-u]|-s FILE] OFF LEN |\n"
-        "  discard OFF LEN | flush | vmsave -P PAT POS LEN |\n"
+        "  discard OFF LEN | flush | sleep MS | vmsave -P PAT POS LEN |\n"
         "  vmload -P PAT POS LEN | stress SEED COUNT LEN [FLUSH_EVERY]\n");
     return 1;
 }
@@ -300,9 +300,13 @@ typedef struct ImgOpts {
     const char *repair;
 } ImgOpts;
 
+/* Like qemu-img and qemu-io, tern-img lets others write (its images'
+ * formats still forbid what they must: a qcow2 file's writes and resizes). */
+#define IMG_SHARE BDRV_O_SHARE_RW
+
 static int open_flags(const ImgOpts *o, bool rw)
 {
-    int flags = rw ? BDRV_O_RDWR : 0;
+    int flags = (rw ? BDRV_O_RDWR : 0) | IMG_SHARE;
     if (o->force_share) {
         flags |= BDRV_O_SHARE_RW | BDRV_O_NO_LOCK;
     }
@@ -488,7 +492,7 @@ static int img_snapshot(int argc, char **argv)
     if (!action || argc - optind != 1) {
         return usage();
     }
-    int flags = action == 'l' ? 0 : BDRV_O_RDWR;
+    int flags = (action == 'l' ? 0 : BDRV_O_RDWR) | IMG_SHARE;
     if (force_share && action == 'l') {
         flags |= BDRV_O_NO_LOCK;
     }
@@ -549,7 +553,8 @@ static int img_resize(int argc, char **argv)
     if (!parse_size(arg + (sign != 0), &size)) {
         return usage();
     }
-    BlockNode *bs = bdrv_open(argv[optind], fmt, BDRV_O_RDWR, &err);
+    BlockNode *bs = bdrv_open(argv[optind], fmt,
+                              BDRV_O_RDWR | BDRV_O_RESIZE | IMG_SHARE, &err);
     if (!bs) {
         return fail(err);
     }
@@ -586,8 +591,9 @@ static int img_compare(int argc, char **argv)
     if (argc - optind != 2) {
         return usage();
     }
-    BlockNode *a = bdrv_open(argv[optind], fmt1, 0, &err);
-    BlockNode *b = a ? bdrv_open(argv[optind + 1], fmt2, 0, &err) : NULL;
+    BlockNode *a = bdrv_open(argv[optind], fmt1, IMG_SHARE, &err);
+    BlockNode *b = a ? bdrv_open(argv[optind + 1], fmt2, IMG_SHARE, &err)
+                     : NULL;
     int ret = 0;
     if (!b) {
         bdrv_close(a);
@@ -789,6 +795,9 @@ static bool io_run(BlockNode *bs, const char *line, GError **errp)
              bdrv_discard(bs, off, len, errp);
     } else if (!strcmp(name, "flush")) {
         ok = bdrv_flush(bs, errp);
+    } else if (!strcmp(name, "sleep") && cmd.argc == 2) {
+        g_usleep(g_ascii_strtoull(cmd.argv[1], NULL, 10) * 1000);
+        ok = true;
     } else if (!strcmp(name, "stress")) {
         ok = io_stress(bs, &cmd, errp);
     } else {
@@ -823,7 +832,7 @@ static int img_io(int argc, char **argv)
     }
     /* As qemu-io: discards reach the image. */
     int flags = (ro ? 0 : BDRV_O_RDWR) | (share ? BDRV_O_NO_LOCK : 0) |
-                BDRV_O_UNMAP;
+                BDRV_O_UNMAP | IMG_SHARE;
     BlockNode *bs = bdrv_open(argv[optind], fmt, flags, &err);
     if (!bs) {
         return fail(err);

@@ -33,6 +33,12 @@ enum {
     BDRV_O_UNMAP    = 1 << 6,  /* discards reach the image (QEMU's
                                 * discard=unmap); without it they do nothing
                                 * and write-zeroes keeps space allocated */
+    BDRV_O_RESIZE   = 1 << 7,  /* may change the image's size (takes QEMU's
+                                * "resize" lock byte) */
+    BDRV_O_STABLE_FILE = 1 << 8,  /* set by bdrv_open under a format that
+                                   * keeps metadata in the file (qcow2):
+                                   * writable, it may resize it; nobody else
+                                   * may write or resize it */
 };
 
 /* One internal snapshot, as stored in a qcow2 snapshot table. */
@@ -116,6 +122,8 @@ typedef struct BlockCreateOpts {
 struct BlockDriver {
     const char *format_name;
     bool is_protocol;
+    bool has_metadata;        /* keeps metadata in its file (qcow2): the
+                               * file gets BDRV_O_STABLE_FILE */
     size_t state_size;        /* bytes of bs->opaque allocated for the driver */
 
     bool (*create)(const char *filename, uint64_t size,
@@ -206,9 +214,12 @@ bool bdrv_format_is_known(const char *format);
  * Opens filename with 'format' ("raw", "qcow2", or NULL to probe: a format
  * tern cannot open is refused by name; probed raw warns when opened
  * read-write, and refuses writes that would make its first sector probe
- * as another format, as QEMU does). Takes
- * QEMU-compatible image locks unless BDRV_O_NO_LOCK: reading needs and shares
- * "consistent read"; BDRV_O_RDWR needs "write" and "resize" too.
+ * as another format, as QEMU does). Takes the lock bytes QEMU 7.2 takes for
+ * the same use unless BDRV_O_NO_LOCK (block/image-lock.c): "consistent
+ * read"; "write" with BDRV_O_RDWR; "resize" with BDRV_O_RESIZE or for a
+ * writable qcow2; others may not write unless BDRV_O_SHARE_RW, and may
+ * neither write nor resize a qcow2 image's file; an inactive node takes
+ * none.
  */
 BlockNode *bdrv_open(const char *filename, const char *format, int flags,
                      GError **errp);

@@ -4,6 +4,7 @@
  * (hole punching) and write-zeroes, flush, node names, and the dirty-bitmap
  * hook that every write, write-zeroes and discard goes through.
  */
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -354,6 +355,98 @@ static void test_dirty_bitmap_hook(gconstpointer fmt)
     unlink(path);
 }
 
+/* Bit i for byte 100+i, bit 8+i for byte 200+i, as another open file
+ * description sees them. */
+static unsigned lock_bytes_held(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    unsigned held = 0;
+    for (int i = 0; i < 5; i++) {
+        for (int base = 100, bit = 0; base <= 200; base += 100, bit += 8) {
+            struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+                                .l_start = base + i, .l_len = 1 };
+            g_assert_cmpint(fcntl(fd, F_OFD_GETLK, &fl), ==, 0);
+            held |= fl.l_type != F_UNLCK ? 1u << (bit + i) : 0;
+        }
+    }
+    close(fd);
+    return held;
+}
+
+#define B(n) (1u << ((n) >= 200 ? (n) - 200 + 8 : (n) - 100))
+
+/* The lock bytes QEMU 7.2 holds for the same use (seen in /proc/locks:
+ * qemu-io / qemu-img share writes, a virtio-blk device forbids them unless
+ * share-rw, qcow2 forbids writes and resizes of its file and takes resize
+ * when writable, an inactive node holds none). */
+static void test_lock_bytes(void)
+{
+    static const struct { const char *fmt; int flags; unsigned bytes; } c[] = {
+        { "raw", 0, B(100) | B(201) },
+        { "raw", BDRV_O_RDWR, B(100) | B(101) | B(201) },
+        { "raw", BDRV_O_SHARE_RW, B(100) },
+        { "raw", BDRV_O_RDWR | BDRV_O_SHARE_RW, B(100) | B(101) },
+        { "raw", BDRV_O_RDWR | BDRV_O_SHARE_RW | BDRV_O_RESIZE,
+          B(100) | B(101) | B(103) },
+        { "raw", BDRV_O_RDWR | BDRV_O_INACTIVE, 0 },
+        { "raw", BDRV_O_RDWR | BDRV_O_NO_LOCK, 0 },
+        { "qcow2", 0, B(100) | B(201) | B(203) },
+        { "qcow2", BDRV_O_SHARE_RW, B(100) | B(201) | B(203) },
+        { "qcow2", BDRV_O_RDWR, B(100) | B(101) | B(103) | B(201) | B(203) },
+        { "qcow2", BDRV_O_RDWR | BDRV_O_SHARE_RW,
+          B(100) | B(101) | B(103) | B(201) | B(203) },
+        { "qcow2", BDRV_O_RDWR | BDRV_O_INACTIVE, 0 },
+    };
+    GError *err = NULL;
+    g_autofree char *raw = make_raw("lk.raw", 1 * MiB);
+    g_autofree char *q = g_build_filename(tmpdir, "lk.qcow2", NULL);
+    g_assert_true(bdrv_create("qcow2", q, 1 * MiB, NULL, &err));
+    for (size_t i = 0; i < G_N_ELEMENTS(c); i++) {
+        const char *path = !strcmp(c[i].fmt, "raw") ? raw : q;
+        BlockNode *bs = bdrv_open(path, c[i].fmt, c[i].flags, &err);
+        g_assert_no_error(err);
+        if (lock_bytes_held(path) != c[i].bytes) {
+            g_error("case %zu: bytes %#x, expected %#x", i,
+                    lock_bytes_held(path), c[i].bytes);
+        }
+        if (c[i].flags & BDRV_O_INACTIVE) {      /* and back */
+            g_assert_true(bdrv_activate(bs, &err));
+            g_assert_no_error(err);
+            g_assert_cmphex(lock_bytes_held(path), ==,
+                            !strcmp(c[i].fmt, "raw")
+                            ? B(100) | B(101) | B(201)
+                            : B(100) | B(101) | B(103) | B(201) | B(203));
+        }
+        bdrv_close(bs);
+        g_assert_cmphex(lock_bytes_held(path), ==, 0);
+    }
+}
+
+/* A holder that forbids resizing but shares writes (QEMU's floppy with
+ * share-rw=on, read-only, holds bytes 100 and 203): a resizer is refused
+ * with QEMU's words, a writer is not. */
+static void test_resize_lock(void)
+{
+    g_autofree char *raw = make_raw("rz.raw", 1 * MiB);
+    GError *err = NULL;
+    int fd = open(raw, O_RDONLY);
+    g_assert_cmpint(fd, >=, 0);
+    for (int off = 100; off <= 203; off += 103) {
+        struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET,
+                            .l_start = off, .l_len = 1 };
+        g_assert_cmpint(fcntl(fd, F_OFD_SETLK, &fl), ==, 0);
+    }
+    g_assert_null(bdrv_open(raw, "raw", BDRV_O_RDWR | BDRV_O_RESIZE |
+                            BDRV_O_SHARE_RW, &err));
+    g_assert_error(err, TERN_ERROR, TERN_ERR_BUSY);
+    g_assert_nonnull(strstr(err->message, "Failed to get \"resize\" lock"));
+    g_clear_error(&err);
+    BlockNode *bs = bdrv_open(raw, "raw", BDRV_O_RDWR | BDRV_O_SHARE_RW, &err);
+    g_assert_no_error(err);
+    bdrv_close(bs);
+    close(fd);
+}
+
 static void test_create_raw_errors(void)
 {
     GError *err = NULL;
@@ -384,6 +477,8 @@ int main(int argc, char **argv)
     g_test_add_data_func("/block/dirty-hook/qcow2", "qcow2",
                          test_dirty_bitmap_hook);
     g_test_add_func("/block/create-errors", test_create_raw_errors);
+    g_test_add_func("/block/locks/bytes", test_lock_bytes);
+    g_test_add_func("/block/locks/resize", test_resize_lock);
     int ret = g_test_run();
     rm_scratch_dir(tmpdir);
     return ret;
