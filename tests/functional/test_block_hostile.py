@@ -3,33 +3,17 @@ qemu-img / qemu-io on the same bytes: header fields that are only sane as
 unsigned values, and guest writes that an L2 entry points at the image's own
 metadata (refused, image marked corrupt, as QEMU does)."""
 import json
-import os
 import struct
-import subprocess
 
 import pytest
 
-from ternlib import paths
+from ternlib.imgtools import QEMU_IMG, QEMU_IO, run, tern_img
 
-QEMU_IMG = paths.qemu_img()
-QEMU_IO = "/usr/bin/qemu-io"
-
-
-def run(*args, timeout=120):
-    return subprocess.run([str(a) for a in args], capture_output=True,
-                          text=True, timeout=timeout)
+pytestmark = pytest.mark.usefixtures("image_tools")
 
 
-def tern_img(*args):
-    return run(paths.tern_img(), *args)
 
 
-@pytest.fixture(autouse=True)
-def need_tools():
-    if not paths.tern_img().exists():
-        pytest.skip(f"tern-img not built in {paths.build_dir()}")
-    if not os.path.exists(QEMU_IO):
-        pytest.skip("qemu-io (qemu-utils) not installed")
 
 
 def patch(path, off, fmt, value):

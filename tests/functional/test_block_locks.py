@@ -12,23 +12,13 @@ import time
 import pytest
 
 from ternlib import paths
+from ternlib.imgtools import QEMU_IMG, QEMU_IO, run
 
-QEMU_IMG = paths.qemu_img()
-QEMU_IO = "/usr/bin/qemu-io"
+pytestmark = pytest.mark.usefixtures("image_tools")
+
 QEMU = paths.qemu_binary()
 
 
-def run(*args, timeout=60):
-    return subprocess.run([str(a) for a in args], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-@pytest.fixture(autouse=True)
-def need_tools():
-    if not paths.tern_img().exists():
-        pytest.skip(f"tern-img not built in {paths.build_dir()}")
-    if not os.path.exists(QEMU_IO):
-        pytest.skip("qemu-io (qemu-utils) not installed")
 
 
 def lock_bytes(path):

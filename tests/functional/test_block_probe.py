@@ -5,16 +5,15 @@ tern-img, instead of being opened as raw; a probed raw image warns with
 QEMU's words when opened read-write and refuses, as QEMU does, writes that
 would make its first sector probe as another format."""
 import json
-import os
 import struct
-import subprocess
 
 import pytest
 
 from ternlib import paths
+from ternlib.imgtools import QEMU_IMG, QEMU_IO, run
 
-QEMU_IMG = paths.qemu_img()
-QEMU_IO = "/usr/bin/qemu-io"
+pytestmark = pytest.mark.usefixtures("image_tools")
+
 WARNING = [
     "Image format was not specified for '{}' and probing guessed raw.",
     "         Automatically detecting the format is dangerous for raw "
@@ -24,17 +23,6 @@ WARNING = [
 ]
 
 
-def run(*args, timeout=60):
-    return subprocess.run([str(a) for a in args], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-@pytest.fixture(autouse=True)
-def need_tools():
-    if not paths.tern_img().exists():
-        pytest.skip(f"tern-img not built in {paths.build_dir()}")
-    if not os.path.exists(QEMU_IO):
-        pytest.skip("qemu-io (qemu-utils) not installed")
 
 
 def make(d, fmt):
