@@ -207,9 +207,11 @@ static bool file_rw_bounced(BlockNode *bs, uint64_t offset,
     struct iovec head = { buf, s->align };
     struct iovec tail = { buf + (end - start) - s->align, s->align };
     struct iovec all = { buf, end - start };
-    bool ok = (write ? ((offset == start ||
+    bool head_read = write && offset != start;
+    bool ok = (write ? ((!head_read ||
                          file_rw(bs, start, &head, 1, false, errp)) &&
                         ((offset + len) % s->align == 0 ||
+                         (head_read && end - start == s->align) ||
                          file_rw(bs, end - s->align, &tail, 1, false, errp)))
                      : file_rw(bs, start, &all, 1, false, errp));
     if (ok && write) {
