@@ -229,9 +229,23 @@ uint32_t qcow2_meta_kinds(BlockNode *bs, uint64_t off, uint64_t len)
     return hit;
 }
 
+/* Of several kinds, the one QEMU's check reports: it tests them in this
+ * order and stops at the first. */
 const char *qcow2_meta_kind_name(uint32_t kinds)
 {
-    return kinds ? kind_names[__builtin_ctz(kinds)] : "nothing";
+    static const uint32_t order[] = {
+        QCOW2_OL_MAIN_HEADER, QCOW2_OL_ACTIVE_L1, QCOW2_OL_REFCOUNT_TABLE,
+        QCOW2_OL_SNAPSHOT_TABLE, QCOW2_OL_INACTIVE_L1, QCOW2_OL_ACTIVE_L2,
+        QCOW2_OL_REFCOUNT_BLOCK, QCOW2_OL_INACTIVE_L2,
+        QCOW2_OL_BITMAP_DIRECTORY, QCOW2_OL_BITMAP_TABLE, QCOW2_OL_BITMAP_DATA,
+    };
+    G_STATIC_ASSERT(G_N_ELEMENTS(order) == QCOW2_OL_NB_KINDS);
+    for (size_t i = 0; i < G_N_ELEMENTS(order); i++) {
+        if (kinds & order[i]) {
+            return kind_names[__builtin_ctz(order[i])];
+        }
+    }
+    return "nothing";
 }
 
 bool qcow2_pre_write_check(BlockNode *bs, uint32_t ign, uint64_t off,
