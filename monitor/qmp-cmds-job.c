@@ -13,120 +13,143 @@ struct QmpJobs {
 static void status_changed(void *opaque, const Job *job)
 {
     QmpJobs *qj = opaque;
-    JsonObject *data = json_object_new();
+    json_object *data = json_object_new_object();
 
-    json_object_set_string_member(data, "status",
-                                  job_status_name(job_status(job)));
-    json_object_set_string_member(data, "id", job_id(job));
+    tern_json_add_str(data, "status", job_status_name(job_status(job)));
+    tern_json_add_str(data, "id", job_id(job));
     monitor_emit_event(qj->mon, "JOB_STATUS_CHANGE", data);
 }
 
-static JsonNode *job_info(const Job *job)
+static json_object *job_info(const Job *job)
 {
-    JsonObject *o = json_object_new();
-    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
+    json_object *o = json_object_new_object();
     uint64_t current, total;
 
     job_progress(job, &current, &total);
-    json_object_set_string_member(o, "id", job_id(job));
-    json_object_set_string_member(o, "type", job_type(job));
-    json_object_set_string_member(o, "status", job_status_name(job_status(job)));
-    json_object_set_int_member(o, "current-progress", (gint64)current);
-    json_object_set_int_member(o, "total-progress", (gint64)total);
+    tern_json_add_str(o, "id", job_id(job));
+    tern_json_add_str(o, "type", job_type(job));
+    tern_json_add_str(o, "status", job_status_name(job_status(job)));
+    tern_json_add_uint(o, "current-progress", current);
+    tern_json_add_uint(o, "total-progress", total);
     if (job_error(job)) {
-        json_object_set_string_member(o, "error", job_error(job));
+        tern_json_add_str(o, "error", job_error(job));
     }
-    json_node_take_object(n, o);
-    return n;
+    return o;
 }
 
-static JsonNode *cmd_query_jobs(const QmpCall *call, JsonObject *args,
-                                GError **errp)
+static json_object *cmd_query_jobs(const QmpCall *call, const void *args,
+                                   GError **errp)
 {
     QmpJobs *qj = call->opaque;
-    JsonArray *list = json_array_new();
-    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+    json_object *list = json_object_new_array();
 
     for (size_t i = 0; i < job_list_count(qj->list); i++) {
-        json_array_add_element(list, job_info(job_list_get(qj->list, i)));
+        json_object_array_add(list, job_info(job_list_get(qj->list, i)));
     }
-    json_node_take_array(n, list);
-    return n;
+    return list;
 }
+
+typedef struct JobIdArgs {
+    char *id;
+} JobIdArgs;
 
 /* A verb on job 'id'. tern's jobs have finished their work before another
  * command can arrive, so a verb accepted here has nothing left to act on. */
-static JsonNode *verb(const QmpCall *call, JsonObject *args, JobVerb v,
-                      GError **errp)
+static json_object *verb(const QmpCall *call, const void *args, JobVerb v,
+                         GError **errp)
 {
     QmpJobs *qj = call->opaque;
-    Job *job = job_find(qj->list, qmp_arg_str(args, "id", ""), errp);
+    Job *job = job_find(qj->list, ((const JobIdArgs *)args)->id, errp);
 
     return job && job_verb(job, v, errp) ? qmp_return_empty() : NULL;
 }
 
-static JsonNode *cmd_job_cancel(const QmpCall *call, JsonObject *args,
-                                GError **errp)
+static json_object *cmd_job_cancel(const QmpCall *call, const void *args,
+                                   GError **errp)
 {
     return verb(call, args, JOB_VERB_CANCEL, errp);
 }
 
-static JsonNode *cmd_job_pause(const QmpCall *call, JsonObject *args,
-                               GError **errp)
+static json_object *cmd_job_pause(const QmpCall *call, const void *args,
+                                  GError **errp)
 {
     return verb(call, args, JOB_VERB_PAUSE, errp);
 }
 
-static JsonNode *cmd_job_resume(const QmpCall *call, JsonObject *args,
-                                GError **errp)
+static json_object *cmd_job_resume(const QmpCall *call, const void *args,
+                                   GError **errp)
 {
     return verb(call, args, JOB_VERB_RESUME, errp);
 }
 
-static JsonNode *cmd_job_complete(const QmpCall *call, JsonObject *args,
-                                  GError **errp)
+static json_object *cmd_job_complete(const QmpCall *call, const void *args,
+                                     GError **errp)
 {
     return verb(call, args, JOB_VERB_COMPLETE, errp);
 }
 
-static JsonNode *cmd_job_finalize(const QmpCall *call, JsonObject *args,
-                                  GError **errp)
+static json_object *cmd_job_finalize(const QmpCall *call, const void *args,
+                                     GError **errp)
 {
     return verb(call, args, JOB_VERB_FINALIZE, errp);
 }
 
-static JsonNode *cmd_job_dismiss(const QmpCall *call, JsonObject *args,
-                                 GError **errp)
+static json_object *cmd_job_dismiss(const QmpCall *call, const void *args,
+                                    GError **errp)
 {
     QmpJobs *qj = call->opaque;
 
-    return job_dismiss(qj->list, qmp_arg_str(args, "id", ""), errp)
+    return job_dismiss(qj->list, ((const JobIdArgs *)args)->id, errp)
            ? qmp_return_empty() : NULL;
 }
 
-static const QmpArgSpec id_args[] = {
-    { "id", QMP_ARG_STR, false },
-    { NULL },
+/* --- types ---------------------------------------------------------------------- */
+
+QMP_OBJECT_TYPE(job_id_args, "job-id-arg", JobIdArgs,
+    QMP_MEMBER(JobIdArgs, id, "id", qmp_type_str));
+
+static const char *status_values[JOB_STATUS__MAX + 1];
+QMP_ENUM_TYPE(status_type, "JobStatus", status_values);
+/* The job types tern runs. */
+static const char *const type_values[] = {
+    "snapshot-load", "snapshot-save", "snapshot-delete", NULL,
 };
+QMP_ENUM_TYPE(type_type, "JobType", type_values);
+QMP_SHAPE(job_info_type, "JobInfo",
+    QMP_OUT("id", qmp_type_str), QMP_OUT("type", type_type),
+    QMP_OUT("status", status_type), QMP_OUT("current-progress", qmp_type_int),
+    QMP_OUT("total-progress", qmp_type_int), QMP_OUT_OPT("error", qmp_type_str));
+QMP_ARRAY_TYPE(job_info_list, job_info_type);
+QMP_SHAPE(status_change_data, "JOB_STATUS_CHANGE-arg",
+    QMP_OUT("id", qmp_type_str), QMP_OUT("status", status_type));
 
 static const QmpCommandDef job_commands[] = {
-    { "query-jobs", cmd_query_jobs, NULL, 0 },
-    { "job-cancel", cmd_job_cancel, id_args, 0 },
-    { "job-pause", cmd_job_pause, id_args, 0 },
-    { "job-resume", cmd_job_resume, id_args, 0 },
-    { "job-complete", cmd_job_complete, id_args, 0 },
-    { "job-finalize", cmd_job_finalize, id_args, 0 },
-    { "job-dismiss", cmd_job_dismiss, id_args, 0 },
+    QMP_COMMAND("query-jobs", cmd_query_jobs, NULL, &job_info_list),
+    QMP_COMMAND("job-cancel", cmd_job_cancel, &job_id_args, NULL),
+    QMP_COMMAND("job-pause", cmd_job_pause, &job_id_args, NULL),
+    QMP_COMMAND("job-resume", cmd_job_resume, &job_id_args, NULL),
+    QMP_COMMAND("job-complete", cmd_job_complete, &job_id_args, NULL),
+    QMP_COMMAND("job-finalize", cmd_job_finalize, &job_id_args, NULL),
+    QMP_COMMAND("job-dismiss", cmd_job_dismiss, &job_id_args, NULL),
+};
+
+static const QmpEventDef job_events[] = {
+    { .name = "JOB_STATUS_CHANGE", .data = &status_change_data },
 };
 
 QmpJobs *qmp_jobs_attach(Monitor *mon)
 {
     QmpJobs *qj = g_new0(QmpJobs, 1);
 
+    for (int i = 0; i < JOB_STATUS__MAX; i++) {
+        status_values[i] = job_status_name(i);
+    }
     qj->mon = mon;
     qj->list = job_list_new(status_changed, qj);
     qmp_register_commands(monitor_registry(mon), job_commands,
                           ARRAY_SIZE(job_commands), qj);
+    qmp_register_events(monitor_registry(mon), job_events,
+                        ARRAY_SIZE(job_events));
     return qj;
 }
 

@@ -60,47 +60,37 @@ static const JobDriver job_drivers[] = {
     [SNAP_DELETE] = { "snapshot-delete", snapshot_job_run, snapshot_job_free },
 };
 
-/* 'devices' as a string vector, QEMU's message for a non-string. */
-static GStrv devices_arg(JsonObject *args, GError **errp)
+/* One request's arguments, as QMP decodes them. */
+typedef struct SnapshotArgs {
+    char *job_id;
+    char *tag;
+    char *vmstate;              /* snapshot-delete has none */
+    QmpList devices;            /* of char * */
+} SnapshotArgs;
+
+static GStrv devices_vector(const QmpList *list)
 {
-    JsonArray *list = json_object_get_array_member(args, "devices");
-    guint n = json_array_get_length(list);
-    GStrv v = g_new0(char *, n + 1);
+    GStrv v = g_new0(char *, list->len + 1);
 
-    for (guint i = 0; i < n; i++) {
-        JsonNode *e = json_array_get_element(list, i);
-
-        if (!JSON_NODE_HOLDS_VALUE(e) ||
-            json_node_get_value_type(e) != G_TYPE_STRING) {
-            g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC, "Invalid parameter "
-                        "type for 'devices[%u]', expected: string", i);
-            g_strfreev(v);
-            return NULL;
-        }
-        v[i] = g_strdup(json_node_get_string(e));
+    for (size_t i = 0; i < list->len; i++) {
+        v[i] = g_strdup(QMP_LIST_AT(list, char *, i));
     }
     return v;
 }
 
-static JsonNode *start_job(const QmpCall *call, JsonObject *args,
-                           SnapshotOp op, GError **errp)
+static json_object *start_job(const QmpCall *call, const SnapshotArgs *a,
+                              SnapshotOp op, GError **errp)
 {
     QmpSnapshots *qs = call->opaque;
-    GStrv devices = devices_arg(args, errp);
-    SnapshotJob *sj;
+    SnapshotJob *sj = g_new0(SnapshotJob, 1);
     Job *job;
 
-    if (!devices) {
-        return NULL;
-    }
-    sj = g_new0(SnapshotJob, 1);
     sj->vs = qs->vs;
     sj->op = op;
-    sj->tag = g_strdup(qmp_arg_str(args, "tag", ""));
-    sj->vmstate = g_strdup(qmp_arg_str(args, "vmstate", NULL));
-    sj->devices = devices;
-    job = job_create(qs->jobs, qmp_arg_str(args, "job-id", ""),
-                     &job_drivers[op], sj, errp);
+    sj->tag = g_strdup(a->tag);
+    sj->vmstate = g_strdup(a->vmstate);
+    sj->devices = devices_vector(&a->devices);
+    job = job_create(qs->jobs, a->job_id, &job_drivers[op], sj, errp);
     if (!job) {
         return NULL;
     }
@@ -108,43 +98,44 @@ static JsonNode *start_job(const QmpCall *call, JsonObject *args,
     return qmp_return_empty();
 }
 
-static JsonNode *cmd_snapshot_save(const QmpCall *call, JsonObject *args,
-                                   GError **errp)
+static json_object *cmd_snapshot_save(const QmpCall *call, const void *args,
+                                      GError **errp)
 {
     return start_job(call, args, SNAP_SAVE, errp);
 }
 
-static JsonNode *cmd_snapshot_load(const QmpCall *call, JsonObject *args,
-                                   GError **errp)
+static json_object *cmd_snapshot_load(const QmpCall *call, const void *args,
+                                      GError **errp)
 {
     return start_job(call, args, SNAP_LOAD, errp);
 }
 
-static JsonNode *cmd_snapshot_delete(const QmpCall *call, JsonObject *args,
-                                     GError **errp)
+static json_object *cmd_snapshot_delete(const QmpCall *call, const void *args,
+                                        GError **errp)
 {
     return start_job(call, args, SNAP_DELETE, errp);
 }
 
-static const QmpArgSpec save_load_args[] = {
-    { "job-id", QMP_ARG_STR, false },
-    { "tag", QMP_ARG_STR, false },
-    { "vmstate", QMP_ARG_STR, false },
-    { "devices", QMP_ARG_ARRAY, false },
-    { NULL },
-};
-
-static const QmpArgSpec delete_args[] = {
-    { "job-id", QMP_ARG_STR, false },
-    { "tag", QMP_ARG_STR, false },
-    { "devices", QMP_ARG_ARRAY, false },
-    { NULL },
-};
+QMP_ARRAY_TYPE(str_list, qmp_type_str);
+QMP_OBJECT_TYPE(save_args, "snapshot-save-arg", SnapshotArgs,
+    QMP_MEMBER(SnapshotArgs, job_id, "job-id", qmp_type_str),
+    QMP_MEMBER(SnapshotArgs, tag, "tag", qmp_type_str),
+    QMP_MEMBER(SnapshotArgs, vmstate, "vmstate", qmp_type_str),
+    QMP_MEMBER(SnapshotArgs, devices, "devices", str_list));
+QMP_OBJECT_TYPE(load_args, "snapshot-load-arg", SnapshotArgs,
+    QMP_MEMBER(SnapshotArgs, job_id, "job-id", qmp_type_str),
+    QMP_MEMBER(SnapshotArgs, tag, "tag", qmp_type_str),
+    QMP_MEMBER(SnapshotArgs, vmstate, "vmstate", qmp_type_str),
+    QMP_MEMBER(SnapshotArgs, devices, "devices", str_list));
+QMP_OBJECT_TYPE(delete_args, "snapshot-delete-arg", SnapshotArgs,
+    QMP_MEMBER(SnapshotArgs, job_id, "job-id", qmp_type_str),
+    QMP_MEMBER(SnapshotArgs, tag, "tag", qmp_type_str),
+    QMP_MEMBER(SnapshotArgs, devices, "devices", str_list));
 
 static const QmpCommandDef snapshot_commands[] = {
-    { "snapshot-save", cmd_snapshot_save, save_load_args, 0 },
-    { "snapshot-load", cmd_snapshot_load, save_load_args, 0 },
-    { "snapshot-delete", cmd_snapshot_delete, delete_args, 0 },
+    QMP_COMMAND("snapshot-save", cmd_snapshot_save, &save_args, NULL),
+    QMP_COMMAND("snapshot-load", cmd_snapshot_load, &load_args, NULL),
+    QMP_COMMAND("snapshot-delete", cmd_snapshot_delete, &delete_args, NULL),
 };
 
 /* --- HMP ---------------------------------------------------------------------- */

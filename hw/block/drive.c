@@ -48,6 +48,24 @@ static bool parse_error_action(KeyVal *kv, const char *key, DriveErrorAction *ou
     return true;
 }
 
+/* tern does its I/O synchronously on each device's iothread, which is
+ * what QEMU's aio=threads gives; the kernel AIO engines are refused. */
+static bool parse_aio(KeyVal *kv, GError **errp)
+{
+    static const char *const aios[] = { "threads", "native", "io_uring", NULL };
+    int aio;
+
+    if (!parse_choice(kv, "aio", aios, 0, &aio, errp)) {
+        return false;
+    }
+    if (aio) {
+        return tern_invalid(errp, "aio=%s is not supported: tern does its I/O "
+                            "on each device's iothread, as aio=threads",
+                            aios[aio]);
+    }
+    return true;
+}
+
 enum { CACHE_WRITEBACK, CACHE_NONE, CACHE_WRITETHROUGH, CACHE_DIRECTSYNC, CACHE_UNSAFE };
 
 static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
@@ -56,15 +74,15 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
     static const char *const ifs[] = { "none", "virtio", NULL };
     static const char *const caches[] = { "writeback", "none", "writethrough",
                                           "directsync", "unsafe", NULL };
+    /* QEMU's names: "off" is "ignore", "on" is "unmap" */
     static const char *const discards[] = { "ignore", "unmap", "off", "on", NULL };
-    static const char *const aios[] = { "threads", "native", "io_uring", NULL };
     const char *id = keyval_get(kv, "id");
-    int iface, cache, dummy;
+    int iface, cache, discard;
 
     if (!parse_choice(kv, "if", ifs, 0, &iface, errp) ||
         !parse_choice(kv, "cache", caches, CACHE_WRITEBACK, &cache, errp) ||
-        !parse_choice(kv, "discard", discards, 0, &dummy, errp) ||
-        !parse_choice(kv, "aio", aios, 0, &dummy, errp) ||
+        !parse_choice(kv, "discard", discards, 0, &discard, errp) ||
+        !parse_aio(kv, errp) ||
         !keyval_get_bool(kv, "readonly", &d->read_only, errp) ||
         !parse_error_action(kv, "werror", &d->werror, errp) ||
         !parse_error_action(kv, "rerror", &d->rerror, errp)) {
@@ -80,6 +98,9 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
     *flags = d->read_only ? 0 : BDRV_O_RDWR;
     if (cache == CACHE_NONE || cache == CACHE_DIRECTSYNC) {
         *flags |= BDRV_O_NOCACHE;
+    }
+    if (discard == 1 || discard == 3) {
+        *flags |= BDRV_O_UNMAP;
     }
     return true;
 }
@@ -127,11 +148,6 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
     }
     if (!file || !*file) {
         tern_invalid(errp, "file= is required");
-        drive_free(d);
-        return NULL;
-    }
-    if (format && !bdrv_find_format(format)) {
-        tern_invalid(errp, "unknown format '%s'", format);
         drive_free(d);
         return NULL;
     }
@@ -227,22 +243,21 @@ void drive_set_attach_monitor(DriveSet *set, Monitor *mon)
 void drive_io_error_event(Drive *d, bool is_read, DriveErrorAction action,
                           int err, const char *reason)
 {
-    JsonObject *data;
+    json_object *data;
 
     if (!d->set) {
         return;
     }
     g_mutex_lock(&d->set->event_lock);
     if (d->set->mon) {
-        data = json_object_new();
-        json_object_set_string_member(data, "device", drive_id(d));
-        json_object_set_string_member(data, "node-name",
-                                      bdrv_get_node_name(drive_node(d)));
-        json_object_set_string_member(data, "operation", is_read ? "read" : "write");
-        json_object_set_string_member(data, "action",
-                                      action == DRIVE_ERROR_STOP ? "stop" : "report");
-        json_object_set_boolean_member(data, "nospace", err == ENOSPC);
-        json_object_set_string_member(data, "reason", reason);
+        data = json_object_new_object();
+        tern_json_add_str(data, "device", drive_id(d));
+        tern_json_add_str(data, "node-name", bdrv_get_node_name(drive_node(d)));
+        tern_json_add_str(data, "operation", is_read ? "read" : "write");
+        tern_json_add_str(data, "action",
+                          action == DRIVE_ERROR_STOP ? "stop" : "report");
+        tern_json_add_bool(data, "nospace", err == ENOSPC);
+        tern_json_add_str(data, "reason", reason);
         monitor_emit_event(d->set->mon, "BLOCK_IO_ERROR", data);
     }
     g_mutex_unlock(&d->set->event_lock);

@@ -83,11 +83,18 @@ void migration_set_incoming_failed(MigrationState *ms,
                                    void (*fn)(void *opaque, int status),
                                    void *opaque);
 
-/* Capabilities may change only while no migration runs. */
+/* Capabilities may change only while no migration runs, and only to what
+ * tern implements; the set is checked as a whole and applied all or
+ * nothing. */
+bool migration_set_capabilities(MigrationState *ms, size_t n,
+                                const MigrationCapability *caps,
+                                const bool *on, GError **errp);
 bool migration_set_capability(MigrationState *ms, MigrationCapability c,
                               bool on, GError **errp);
 bool migration_capability(const MigrationState *ms, MigrationCapability c);
 MigrationParams migration_get_params(const MigrationState *ms);
+/* Takes the whole new set after QEMU's checks (ranges, max-cpu-throttle not
+ * below cpu-throttle-initial), refused in QEMU's words. */
 bool migration_set_params(MigrationState *ms, const MigrationParams *p,
                           GError **errp);
 /* True while an outgoing job or an incoming stream is in progress. */

@@ -17,6 +17,7 @@ typedef struct Hmp Hmp;
 /* Registers human-monitor-command on r; the Hmp must outlive r's use. */
 Hmp *hmp_new(QmpRegistry *r);
 void hmp_free(Hmp *h);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Hmp, hmp_free)
 
 /* How many arguments a command of its own takes. */
 typedef enum {
