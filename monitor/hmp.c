@@ -159,11 +159,11 @@ static bool run_mapped(Hmp *h, const char *cmd, GString *out)
  * double-quoted string with backslash escapes. NULL if there is none. */
 static char *parse_word(const char **p, GError **errp)
 {
-    const char *s = *p + strspn(*p, " \t");
+    const char *s = *p + strspn(*p, " \t\r\n");
     GString *w = g_string_new(NULL);
 
     if (*s != '"') {
-        size_t n = strcspn(s, " \t");
+        size_t n = strcspn(s, " \t\r\n");
 
         g_string_append_len(w, s, n);
         *p = s + n;
@@ -197,7 +197,7 @@ static bool parse_arg(const HmpOwn *c, const char *rest, char **arg,
     if (err || (!*arg && c->arg == HMP_ARG_STR)) {
         g_string_append_printf(out, "%s: %s\r\n", c->name,
                                err ? err->message : "string expected");
-    } else if (p[strspn(p, " \t")]) {
+    } else if (p[strspn(p, " \t\r\n")]) {
         g_string_append_printf(out, "%s: extraneous characters at the end of "
                                "line\r\n", c->name);
     } else {
@@ -219,20 +219,40 @@ static void append_crlf(GString *out, const char *text)
     }
 }
 
-/* A command of its own at the start of 'line'; false if none matches. */
+/* The rest of 'line' after the words of 'name' (blanks between them may
+ * differ), or NULL if the line does not start with them. */
+static const char *after_words(const char *line, const char *name)
+{
+    const char *p = line + strspn(line, " \t");
+
+    for (const char *n = name; *n;) {
+        size_t len = strcspn(n, " ");
+
+        if (strncmp(p, n, len) || (p[len] && !strchr(" \t\r\n", p[len]))) {
+            return NULL;
+        }
+        p += len;
+        n += len + strspn(n + len, " ");
+        p += n[0] ? strspn(p, " \t") : 0;
+    }
+    return p;
+}
+
+/* A command of its own at the start of 'line'; false if none matches. Its
+ * argument is read from the line as given (quoted blanks kept). */
 static bool run_own(Hmp *h, const char *line, GString *out)
 {
     for (guint i = 0; i < h->own->len; i++) {
         const HmpOwn *c = h->own->pdata[i];
-        size_t n = strlen(c->name);
+        const char *rest = after_words(line, c->name);
         g_autoptr(GString) text = g_string_new(NULL);
         g_autoptr(GError) err = NULL;
         g_autofree char *arg = NULL;
 
-        if (strncmp(line, c->name, n) || (line[n] && line[n] != ' ')) {
+        if (!rest) {
             continue;
         }
-        if (parse_arg(c, line + n, &arg, out)) {
+        if (parse_arg(c, rest, &arg, out)) {
             bool ok = c->fn(c->opaque, arg, text, &err);
 
             append_crlf(out, text->str);
@@ -250,7 +270,7 @@ char *hmp_run(Hmp *h, const char *line)
     g_autofree char *cmd = normalise(line);
     GString *out = g_string_new(NULL);
 
-    if (*cmd && !run_mapped(h, cmd, out) && !run_own(h, cmd, out)) {
+    if (*cmd && !run_mapped(h, cmd, out) && !run_own(h, line, out)) {
         g_string_append_printf(out, "unknown command: '%s'\r\n", cmd);
     }
     return g_string_free(out, FALSE);
