@@ -173,68 +173,93 @@ int snapshot_disks_have(const SnapshotDisks *d, const char *name,
     return 1;
 }
 
-bool snapshot_disks_delete(const SnapshotDisks *d, const char *name,
-                           GError **errp)
+/* One disk's part of a step on all of them; false with *errp. */
+typedef bool (*DiskStep)(BlockNode *bs, const char *name, const void *opaque,
+                         GError **errp);
+
+/* 'step' on every disk in order, stopping at the first failure, which is
+ * reported as QEMU reports it: "Could not <what> snapshot 'x' on 'd': ". */
+static bool on_every_disk(const SnapshotDisks *d, const char *name,
+                          const char *what, DiskStep step, const void *opaque,
+                          GError **errp)
 {
     for (size_t i = 0; i < snapshot_disks_count(d); i++) {
         BlockNode *bs = snapshot_disks_get(d, i);
-        g_autoptr(BlockSnapshotInfo) sn = NULL;
         GError *err = NULL;
 
-        if ((snapshot_disks_find(bs, name, &sn, &err) &&
-             bdrv_snapshot_delete(bs, sn->id_str, sn->name, &err)) || !err) {
-            continue;
-        }
-        g_propagate_prefixed_error(errp, err, "Could not delete snapshot '%s' "
-                                   "on '%s': ", name,
-                                   snapshot_disks_name(d, bs));
-        return false;
-    }
-    return true;
-}
-
-bool snapshot_disks_goto(const SnapshotDisks *d, const char *name,
-                         GError **errp)
-{
-    for (size_t i = 0; i < snapshot_disks_count(d); i++) {
-        BlockNode *bs = snapshot_disks_get(d, i);
-        g_autoptr(BlockSnapshotInfo) sn = NULL;
-        GError *err = NULL;
-
-        if (!snapshot_disks_find(bs, name, &sn, &err) && !err) {
-            g_set_error(&err, TERN_ERROR, TERN_ERR_NOT_FOUND,
-                        "Can't find snapshot '%s'", name);
-        }
-        if (err || !bdrv_snapshot_apply(bs, sn->id_str, &err)) {
-            g_propagate_prefixed_error(errp, err, "Could not load snapshot "
-                                       "'%s' on '%s': ", name,
+        if (!step(bs, name, opaque, &err)) {
+            g_propagate_prefixed_error(errp, err, "Could not %s snapshot '%s' "
+                                       "on '%s': ", what, name,
                                        snapshot_disks_name(d, bs));
             return false;
         }
     }
     return true;
+}
+
+static bool delete_one(BlockNode *bs, const char *name, const void *unused,
+                       GError **errp)
+{
+    g_autoptr(BlockSnapshotInfo) sn = NULL;
+
+    if (!snapshot_disks_find(bs, name, &sn, errp)) {
+        return !*errp;                  /* none here is fine */
+    }
+    return bdrv_snapshot_delete(bs, sn->id_str, sn->name, errp);
+}
+
+bool snapshot_disks_delete(const SnapshotDisks *d, const char *name,
+                           GError **errp)
+{
+    return on_every_disk(d, name, "delete", delete_one, NULL, errp);
+}
+
+static bool goto_one(BlockNode *bs, const char *name, const void *unused,
+                     GError **errp)
+{
+    g_autoptr(BlockSnapshotInfo) sn = NULL;
+
+    if (!snapshot_disks_find(bs, name, &sn, errp)) {
+        if (!*errp) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_FOUND,
+                        "Can't find snapshot '%s'", name);
+        }
+        return false;
+    }
+    return bdrv_snapshot_apply(bs, sn->id_str, errp);
+}
+
+bool snapshot_disks_goto(const SnapshotDisks *d, const char *name,
+                         GError **errp)
+{
+    return on_every_disk(d, name, "load", goto_one, NULL, errp);
+}
+
+typedef struct CreateArgs {
+    const BlockSnapshotInfo *sn;
+    BlockNode *vm_bs;
+    uint64_t vm_state_size;
+} CreateArgs;
+
+static bool create_one(BlockNode *bs, const char *name, const void *opaque,
+                       GError **errp)
+{
+    const CreateArgs *a = opaque;
+    BlockSnapshotInfo one = *a->sn;
+
+    one.id_str = NULL;              /* each image numbers its own */
+    one.vm_state_size = bs == a->vm_bs ? a->vm_state_size : 0;
+    one.disk_size = bdrv_getlength(bs);
+    return bdrv_snapshot_create(bs, &one, errp);
 }
 
 bool snapshot_disks_create(const SnapshotDisks *d, const BlockSnapshotInfo *sn,
                            BlockNode *vm_bs, uint64_t vm_state_size,
                            GError **errp)
 {
-    for (size_t i = 0; i < snapshot_disks_count(d); i++) {
-        BlockNode *bs = snapshot_disks_get(d, i);
-        BlockSnapshotInfo one = *sn;
-        GError *err = NULL;
+    const CreateArgs a = { sn, vm_bs, vm_state_size };
 
-        one.id_str = NULL;              /* each image numbers its own */
-        one.vm_state_size = bs == vm_bs ? vm_state_size : 0;
-        one.disk_size = bdrv_getlength(bs);
-        if (!bdrv_snapshot_create(bs, &one, &err)) {
-            g_propagate_prefixed_error(errp, err, "Could not create snapshot "
-                                       "'%s' on '%s': ", sn->name,
-                                       snapshot_disks_name(d, bs));
-            return false;
-        }
-    }
-    return true;
+    return on_every_disk(d, sn->name, "create", create_one, &a, errp);
 }
 
 bool snapshot_disks_flush(const SnapshotDisks *d, GError **errp)
