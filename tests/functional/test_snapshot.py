@@ -16,8 +16,8 @@ import pytest
 
 from ternlib import TernVm, guestkit, has_kvm, paths
 from ternlib.migration import wait_runstate
-from ternlib.snapshot import (hmp, qemu_img_check, qemu_img_list,
-                              qemu_img_snapshots)
+from ternlib.snapshot import (Qcow2Snapshots, hmp, qemu_img_check,
+                              qemu_img_list, qemu_img_snapshots)
 
 pytestmark = pytest.mark.skipif(not has_kvm(), reason="needs /dev/kvm")
 
@@ -128,7 +128,11 @@ def test_dirty_guest_goes_back_to_the_saved_point(tmp_path):
     # qemu-img lists it with the size tern recorded and printed.
     sns = qemu_img_snapshots(img)
     assert list(sns) == ["s1"]
-    assert sns["s1"]["vm-state-size"] > 16 << 20    # the written region
+    size = sns["s1"]["vm-state-size"]
+    assert size > 16 << 20                          # the written region
+    # The size is the stream's: it ends with the VM description exactly there.
+    assert Qcow2Snapshots(img).stream_ends_at("s1", size)
+    assert not Qcow2Snapshots(img).stream_ends_at("s1", size - 1)
     row = [l for l in qemu_img_list(img).splitlines() if " s1 " in l][0]
     size_text = row.split()[2] + " " + row.split()[3]
     assert f" s1               {size_text} " in info.replace("\r\n", "\n"), \

@@ -84,6 +84,31 @@ class Qcow2Snapshots:
         assert host, f"{name}: VM state byte {pos} is not allocated"
         return host + guest % self.cluster
 
+    def read_vm_state(self, name, pos, length):
+        """length bytes of snapshot name's VM state from pos."""
+        out = b""
+        with open(self.img, "rb") as f:
+            while length:
+                n = min(length, self.cluster - (pos % self.cluster))
+                f.seek(self.vmstate_host_offset(name, pos))
+                out += f.read(n)
+                pos += n
+                length -= n
+        return out
+
+    def stream_ends_at(self, name, size):
+        """Whether the migration stream in the VM state ends exactly at
+        size: its last record is the VM description (0x06, be32 length,
+        JSON) and nothing follows."""
+        tail = self.read_vm_state(name, max(0, size - 65536), min(size, 65536))
+        at = tail.rfind(b"\x06", 0, len(tail) - 5)
+        while at >= 0:
+            n = struct.unpack(">I", tail[at + 1:at + 5])[0]
+            if tail[at + 5:at + 6] == b"{" and at + 5 + n == len(tail):
+                return tail.endswith(b"}")
+            at = tail.rfind(b"\x06", 0, at)
+        return False
+
     def set_vm_state_size(self, name, size):
         """Rewrite the size the snapshot records (both fields)."""
         off = self.entries[name]["entry"]
