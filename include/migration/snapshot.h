@@ -9,9 +9,10 @@
  * Save: refused while a migration runs or the state cannot be saved; every
  * drive must take snapshots; a name in use is replaced (HMP) or refused
  * (QMP); the VM stops (its devices finish or park their requests), the
- * stream goes into the VM state area, then the snapshot is created on
- * every drive (all are deleted again if one fails), and the VM runs again
- * if it ran. Load: the snapshot must exist on every drive and hold VM
+ * stream goes into the VM state area and is flushed, then the snapshot is
+ * created on every drive (all are deleted again if one fails) and every
+ * drive is flushed - durable when savevm returns, as QEMU's - and the VM
+ * runs again if it ran. Load: the snapshot must exist on every drive and hold VM
  * state; the VM stops, the stream's header is checked where the snapshot
  * keeps it (a stream for another machine is refused before anything
  * changes), every drive is reverted, the machine reset, the state loaded,
