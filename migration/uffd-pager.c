@@ -32,6 +32,7 @@ struct UffdPager {
     int wake_fd;                /* stops the fault thread */
     bool have_zeropage;         /* UFFDIO_ZEROPAGE on this mapping */
     bool have_thread_id;        /* faults name the faulting thread */
+    int abandoned;              /* atomic: unregistered, failures expected */
     GThread *thread;
 
     uint64_t *received;         /* atomic bits, one per page */
@@ -387,7 +388,7 @@ static void fault_on_received(UffdPager *p, uint64_t offset)
 {
     int err = place_ioctl(p, offset_to_hva(p, offset), NULL);
 
-    if (err) {
+    if (err && !g_atomic_int_get(&p->abandoned)) {
         tern_warn("cannot fill the zero page at 0x%" PRIx64 ": %s", offset,
                   g_strerror(err));
     }
@@ -564,6 +565,19 @@ uint8_t *uffd_pager_received_words(UffdPager *p, size_t *len)
     return buf;
 }
 
+/* Waiters on the ranges wake up and fault again, now without us. */
+static void unregister_regions(UffdPager *p)
+{
+    for (unsigned i = 0; p->uffd >= 0 && i < p->mem->nr_regions; i++) {
+        const GuestRegion *r = &p->mem->regions[i];
+        struct uffdio_range range = { (uintptr_t)r->hva, r->size };
+
+        if (ioctl(p->uffd, UFFDIO_UNREGISTER, &range) < 0) {
+            tern_warn("UFFDIO_UNREGISTER of guest RAM: %s", g_strerror(errno));
+        }
+    }
+}
+
 bool uffd_pager_finish(UffdPager *p, GError **errp)
 {
     uint64_t missing = p->npages - __atomic_load_n(&p->nr_received,
@@ -575,15 +589,16 @@ bool uffd_pager_finish(UffdPager *p, GError **errp)
         return false;
     }
     stop_thread(p);
-    for (unsigned i = 0; p->uffd >= 0 && i < p->mem->nr_regions; i++) {
-        const GuestRegion *r = &p->mem->regions[i];
-        struct uffdio_range range = { (uintptr_t)r->hva, r->size };
-
-        if (ioctl(p->uffd, UFFDIO_UNREGISTER, &range) < 0) {
-            tern_warn("UFFDIO_UNREGISTER of guest RAM: %s", g_strerror(errno));
-        }
-    }
+    unregister_regions(p);
     return true;
+}
+
+void uffd_pager_abandon(UffdPager *p)
+{
+    if (p && uffd_pager_started(p) &&
+        !__atomic_exchange_n(&p->abandoned, 1, __ATOMIC_ACQ_REL)) {
+        unregister_regions(p);
+    }
 }
 
 void uffd_pager_get_stats(UffdPager *p, UffdPagerStats *out)

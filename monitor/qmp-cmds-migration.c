@@ -45,9 +45,9 @@ static JsonNode *cmd_migrate(const QmpCall *call, JsonObject *args,
         return NULL;
     }
     if (qmp_arg_bool(args, "resume", false)) {
-        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                    "postcopy recovery is not supported by tern");
-        return NULL;
+        return migration_resume_outgoing(state(call),
+                                         qmp_arg_str(args, "uri", ""), errp)
+               ? qmp_return_empty() : NULL;
     }
     if (!migration_start_outgoing(state(call), qmp_arg_str(args, "uri", ""),
                                   errp)) {
@@ -74,8 +74,29 @@ static JsonNode *cmd_migrate_incoming(const QmpCall *call, JsonObject *args,
 static JsonNode *cmd_migrate_cancel(const QmpCall *call, JsonObject *args,
                                     GError **errp)
 {
-    migration_cancel(state(call));
-    return qmp_return_empty();
+    return migration_cancel(state(call), errp) ? qmp_return_empty() : NULL;
+}
+
+/* --- postcopy: start, pause, recover ------------------------------------------ */
+
+static JsonNode *cmd_start_postcopy(const QmpCall *call, JsonObject *args,
+                                    GError **errp)
+{
+    return migration_start_postcopy(state(call), errp) ? qmp_return_empty()
+                                                       : NULL;
+}
+
+static JsonNode *cmd_migrate_pause(const QmpCall *call, JsonObject *args,
+                                   GError **errp)
+{
+    return migration_pause(state(call), errp) ? qmp_return_empty() : NULL;
+}
+
+static JsonNode *cmd_migrate_recover(const QmpCall *call, JsonObject *args,
+                                     GError **errp)
+{
+    return migration_recover(state(call), qmp_arg_str(args, "uri", ""), errp)
+           ? qmp_return_empty() : NULL;
 }
 
 /* --- query-migrate ----------------------------------------------------------- */
@@ -95,11 +116,42 @@ static JsonObject *ram_info(const MigrationInfo *info)
     json_object_set_int_member(ram, "dirty-pages-rate", info->dirty_pages_rate);
     json_object_set_double_member(ram, "mbps", s->mbps);
     json_object_set_int_member(ram, "dirty-sync-count", s->dirty_sync_count);
-    json_object_set_int_member(ram, "postcopy-requests", 0);
+    json_object_set_int_member(ram, "postcopy-requests", s->postcopy_requests);
     json_object_set_int_member(ram, "page-size", 4096);
     json_object_set_int_member(ram, "multifd-bytes", 0);
     json_object_set_int_member(ram, "pages-per-second", info->pages_per_second);
     return ram;
+}
+
+/* The destination of a RAM postcopy: QEMU's blocktime members (with the
+ * capability) and tern's own fault -> page placed latency. */
+static void postcopy_info(const MigrationInfo *info, JsonObject *o)
+{
+    static const char *const names[] = { "p50-ns", "p90-ns", "p99-ns",
+                                         "max-ns" };
+    JsonObject *lat;
+
+    if (info->has_blocktime) {
+        JsonArray *a = json_array_new();
+
+        json_object_set_int_member(o, "postcopy-blocktime",
+                                   info->blocktime_ms);
+        for (unsigned i = 0; i < info->nr_vcpus; i++) {
+            json_array_add_int_element(a, info->vcpu_blocktime_ms[i]);
+        }
+        json_object_set_array_member(o, "postcopy-vcpu-blocktime", a);
+    }
+    if (!info->has_fault_latency) {
+        return;
+    }
+    lat = json_object_new();
+    json_object_set_int_member(lat, "faults", info->faults);
+    json_object_set_int_member(lat, "requests", info->page_requests);
+    json_object_set_int_member(lat, "count", info->fault_latency_count);
+    for (unsigned i = 0; i < G_N_ELEMENTS(names); i++) {
+        json_object_set_int_member(lat, names[i], info->fault_latency_ns[i]);
+    }
+    json_object_set_object_member(o, "x-postcopy-fault-latency", lat);
 }
 
 static JsonNode *cmd_query_migrate(const QmpCall *call, JsonObject *args,
@@ -136,8 +188,10 @@ static JsonNode *cmd_query_migrate(const QmpCall *call, JsonObject *args,
     if (info.has_ram) {
         json_object_set_object_member(o, "ram", ram_info(&info));
     }
+    postcopy_info(&info, o);
     if (s->error_desc[0] && (s->status == MIGRATION_STATUS_FAILED ||
-                             s->status == MIGRATION_STATUS_CANCELLED)) {
+                             s->status == MIGRATION_STATUS_CANCELLED ||
+                             s->status == MIGRATION_STATUS_POSTCOPY_PAUSED)) {
         json_object_set_string_member(o, "error-desc", s->error_desc);
     }
     return object_node(o);
@@ -162,6 +216,8 @@ static JsonNode *cmd_set_caps(const QmpCall *call, JsonObject *args,
     JsonArray *caps = json_object_get_array_member(args, "capabilities");
     guint n = json_array_get_length(caps);
     g_autofree int *which = g_new0(int, n + 1);
+    g_autofree MigrationCapability *cap = g_new0(MigrationCapability, n + 1);
+    g_autofree bool *on = g_new0(bool, n + 1);
 
     /* All entries are checked before any is applied, as QEMU does. */
     for (guint i = 0; i < n; i++) {
@@ -189,12 +245,12 @@ static JsonNode *cmd_set_caps(const QmpCall *call, JsonObject *args,
         }
     }
     for (guint i = 0; i < n; i++) {
-        JsonObject *e = json_array_get_object_element(caps, i);
-
-        if (!migration_set_capability(state(call), which[i],
-                                      qmp_arg_bool(e, "state", false), errp)) {
-            return NULL;
-        }
+        cap[i] = which[i];
+        on[i] = qmp_arg_bool(json_array_get_object_element(caps, i), "state",
+                             false);
+    }
+    if (!migration_set_capabilities(state(call), n, cap, on, errp)) {
+        return NULL;
     }
     return qmp_return_empty();
 }
@@ -370,6 +426,9 @@ static const QmpCommandDef migration_commands[] = {
     { "migrate", cmd_migrate, migrate_args, 0 },
     { "migrate-incoming", cmd_migrate_incoming, incoming_args, 0 },
     { "migrate_cancel", cmd_migrate_cancel, NULL, 0 },
+    { "migrate-start-postcopy", cmd_start_postcopy, NULL, 0 },
+    { "migrate-pause", cmd_migrate_pause, NULL, 0 },
+    { "migrate-recover", cmd_migrate_recover, incoming_args, 0 },
     { "query-migrate", cmd_query_migrate, NULL, 0 },
     { "migrate-set-capabilities", cmd_set_caps, set_caps_args, 0 },
     { "query-migrate-capabilities", cmd_query_caps, NULL, 0 },

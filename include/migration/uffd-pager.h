@@ -93,6 +93,10 @@ uint8_t *uffd_pager_received_words(UffdPager *p, size_t *len);
  * and stop the fault thread. Fails, leaving everything as it was, if any
  * page is still missing. */
 bool uffd_pager_finish(UffdPager *p, GError **errp);
+/* Teardown while pages are missing (the VMM quits, the load failed): let
+ * every thread waiting for a page run on, finding zero pages; placement
+ * fails from now on. */
+void uffd_pager_abandon(UffdPager *p);
 void uffd_pager_get_stats(UffdPager *p, UffdPagerStats *out);
 
 #endif

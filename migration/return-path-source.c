@@ -1,0 +1,181 @@
+/*
+ * The source's return-path thread: one per connection, it reads what the
+ * destination sends back (return-path.h) and acts on it. SHUT ends it (0:
+ * the destination loaded everything; else the migration fails); PONG is
+ * only traced by QEMU; REQ_PAGES(_ID) go to RAM, which queues them for the
+ * migration thread or, with a preempt channel, sends them there at once;
+ * RECV_BITMAP and RESUME_ACK are the recovery handshake the job thread
+ * waits for; SWITCHOVER_ACK lets the VM stop. Whatever goes wrong is kept
+ * in job->rp_error, "fatal" when the destination broke the protocol (the
+ * migration fails) rather than the connection (a postcopy may pause), and
+ * the main channel is shut down so the job thread notices at once.
+ */
+#include "migration-job-int.h"
+#include "migration/return-path.h"
+
+#define RESUME_ACK_VALUE 1          /* QEMU's MIGRATION_RESUME_ACK_VALUE */
+
+static bool rp_fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
+
+static bool rp_fail(GError **errp, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID,
+                                               fmt, ap));
+    va_end(ap);
+    return false;
+}
+
+static void signal_flag(MigrationJob *job, bool *flag)
+{
+    g_mutex_lock(&job->lock);
+    *flag = true;
+    g_cond_broadcast(&job->cond);
+    g_mutex_unlock(&job->lock);
+}
+
+static bool handle_requests(MigrationJob *job, const MigRpMessage *m,
+                            GError **errp)
+{
+    /* The preempt channel is only used after the switchover; before it
+     * RAM refuses any request anyway. */
+    QEMUFile *urgent = job->params.postcopy_preempt ? job->urgent : NULL;
+
+    return ram_migration_request(job->ram,
+                                 m->type == MIG_RP_MSG_REQ_PAGES_ID ?
+                                 m->block : NULL,
+                                 m->start, m->length, urgent, errp);
+}
+
+/* One message; *shut when the destination says it is done. */
+static bool handle(MigrationJob *job, const MigRpMessage *m, bool *shut,
+                   GError **errp)
+{
+    switch (m->type) {
+    case MIG_RP_MSG_SHUT:
+        *shut = true;
+        return m->value == 0 ? true :
+               rp_fail(errp, "the destination failed (SHUT %u)", m->value);
+    case MIG_RP_MSG_PONG:
+        return true;
+    case MIG_RP_MSG_REQ_PAGES:
+    case MIG_RP_MSG_REQ_PAGES_ID:
+        return job->ram ? handle_requests(job, m, errp)
+                        : rp_fail(errp, "page request without RAM");
+    case MIG_RP_MSG_RECV_BITMAP:
+        if (!job->ram ||
+            !ram_migration_load_recv_bitmap(job->ram, job->rp, m->block,
+                                            errp)) {
+            return job->ram ? false
+                            : rp_fail(errp, "received bitmap without RAM");
+        }
+        signal_flag(job, &job->bitmap_loaded);
+        return true;
+    case MIG_RP_MSG_RESUME_ACK:
+        if (m->value != RESUME_ACK_VALUE ||
+            job_status(job) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
+            return rp_fail(errp, "unexpected RESUME_ACK %u", m->value);
+        }
+        signal_flag(job, &job->resume_acked);
+        return true;
+    case MIG_RP_MSG_SWITCHOVER_ACK:
+        if (!job->params.switchover_ack) {
+            return rp_fail(errp, "SWITCHOVER_ACK without switchover-ack");
+        }
+        g_atomic_int_set(&job->switchover_acked, 1);
+        return true;
+    default:
+        g_assert_not_reached();     /* mig_rp_read knows every type */
+    }
+}
+
+static gpointer rp_thread(gpointer opaque)
+{
+    MigrationJob *job = opaque;
+    GError *err = NULL;
+    bool shut = false, fatal;
+    MigRpMessage m;
+
+    while (mig_rp_read(job->rp, &m, &err) && handle(job, &m, &shut, &err) &&
+           !shut) {
+    }
+    /* A broken connection shows as a sticky error on one of the files;
+     * anything else is the destination's doing. */
+    fatal = err && !qemu_file_get_error(job->rp) &&
+            !(job->urgent && qemu_file_get_error(job->urgent));
+    if (err) {
+        g_prefix_error(&err, "return path: ");
+    }
+    g_mutex_lock(&job->lock);
+    job->rp_error = err;
+    job->rp_fatal = fatal;
+    job->rp_shut = shut && !err;
+    job->rp_done = true;
+    if (err && job->f) {
+        qemu_file_shutdown_channel(job->f);
+    }
+    g_cond_broadcast(&job->cond);
+    g_mutex_unlock(&job->lock);
+    return NULL;
+}
+
+void job_rp_start(MigrationJob *job)
+{
+    g_mutex_lock(&job->lock);
+    g_clear_error(&job->rp_error);
+    job->rp_fatal = job->rp_done = job->rp_shut = false;
+    job->bitmap_loaded = job->resume_acked = false;
+    g_mutex_unlock(&job->lock);
+    job->rp_thread = g_thread_new("migration/rp", rp_thread, job);
+}
+
+void job_rp_stop(MigrationJob *job)
+{
+    if (job->rp_thread) {
+        qemu_file_shutdown_channel(job->rp);
+        g_thread_join(job->rp_thread);
+        job->rp_thread = NULL;
+    }
+    qemu_fclose(job->rp, NULL);
+    job->rp = NULL;
+}
+
+bool job_rp_failed(MigrationJob *job, bool *fatal, GError **errp)
+{
+    bool failed;
+
+    g_mutex_lock(&job->lock);
+    failed = job->rp_error != NULL;
+    *fatal = job->rp_fatal;
+    if (failed) {
+        g_propagate_error(errp, g_error_copy(job->rp_error));
+    }
+    g_mutex_unlock(&job->lock);
+    return failed;
+}
+
+bool job_rp_wait_for(MigrationJob *job, bool *flag, GError **errp)
+{
+    bool ok;
+
+    g_mutex_lock(&job->lock);
+    while (!*flag && !job->rp_done && !g_atomic_int_get(&job->cancel)) {
+        g_cond_wait(&job->cond, &job->lock);
+    }
+    ok = *flag;
+    if (!ok) {
+        g_propagate_error(errp, job->rp_error ? g_error_copy(job->rp_error) :
+                          g_error_new(TERN_ERROR, TERN_ERR_IO, "return path "
+                                      "closed before the destination "
+                                      "answered"));
+    }
+    g_mutex_unlock(&job->lock);
+    return ok;
+}
+
+bool job_rp_wait_shut(MigrationJob *job, GError **errp)
+{
+    return job_rp_wait_for(job, &job->rp_shut, errp);
+}
