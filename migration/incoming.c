@@ -141,6 +141,12 @@ static bool request_page(void *opaque, uint64_t offset)
 {
     MigIncoming *in = opaque;
 
+    /* As the seed's fault thread: nothing is asked while paused or
+     * recovering (the source rebuilds its state from the received bitmap
+     * first); POSTCOPY_RESUME asks again for everything awaited. */
+    if (mig_incoming_status(in) != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+        return false;
+    }
     return mig_rp_incoming_req_page(&in->rp,
                                     ram_migration_block_name(in->ram),
                                     offset, RAM_PAGE_SIZE);
@@ -420,8 +426,10 @@ bool mig_incoming_recover(MigIncoming *in, QEMUFile *f, QEMUFile *urgent,
     bool ok;
 
     g_mutex_lock(&in->lock);
+    /* A preempt channel still set is the broken one, which its thread is
+     * about to close: replacing it is fine. */
     ok = in->status == MIGRATION_STATUS_POSTCOPY_PAUSED && !in->file &&
-         !in->quitting && (!in->cfg.preempt || (urgent && !in->urgent));
+         !in->quitting && (!in->cfg.preempt || urgent);
     g_mutex_unlock(&in->lock);
     /* The return path of the new channel serves from now on. */
     if (!ok || !mig_rp_incoming_open(&in->rp, f, errp)) {
@@ -533,11 +541,13 @@ static gpointer urgent_thread(gpointer opaque)
         bool done = ram_migration_load_urgent(in->ram, f, &err);
 
         g_mutex_lock(&in->lock);
+        /* A channel a recovery has replaced already says nothing about
+         * the new main channel. */
         if (in->urgent == f) {
             in->urgent = NULL;
-        }
-        if (!done && in->file) {
-            qemu_file_shutdown_channel(in->file);
+            if (!done && in->file) {
+                qemu_file_shutdown_channel(in->file);
+            }
         }
         g_mutex_unlock(&in->lock);
         qemu_fclose(f, NULL);
