@@ -1,8 +1,9 @@
 """A forwarding proxy between a migration source and its destination, to
-slow the link down (bytes per second, source -> destination only) and to
-cut it: kill() resets every connection at once, as a failing network would.
-Each accepted connection is forwarded to a new connection to the target, in
-the order they come (a postcopy-preempt source opens two)."""
+slow the link down (bytes per second, source -> destination only), to
+record what the source sends (one file per connection, for tern-stream),
+and to cut it: kill() resets every connection at once, as a failing network
+would. Each accepted connection is forwarded to a new connection to the
+target, in the order they come (a postcopy-preempt source opens two)."""
 import socket
 import struct
 import threading
@@ -23,9 +24,12 @@ class Proxy:
 
     CHUNK = 64 << 10
 
-    def __init__(self, listen_uri, target_uri, rate=0):
+    def __init__(self, listen_uri, target_uri, rate=0, record=None):
+        """record: a path prefix; connection N's bytes go to PREFIX.N"""
         self.target = target_uri
         self.rate = rate
+        self.record = record
+        self.nconn = 0
         family, addr = _parse(listen_uri)
         self.lsock = socket.socket(family, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -60,19 +64,24 @@ class Proxy:
                     u.close()
                     return
                 self.socks += [c, u]
-            threading.Thread(target=self._pump, args=(c, u, self.rate),
+                rec = f"{self.record}.{self.nconn}" if self.record else None
+                self.nconn += 1
+            threading.Thread(target=self._pump, args=(c, u, self.rate, rec),
                              daemon=True).start()
             threading.Thread(target=self._pump, args=(u, c, 0),
                              daemon=True).start()
 
-    def _pump(self, a, b, rate):
+    def _pump(self, a, b, rate, record=None):
         start = time.monotonic()
         sent = 0
+        out = open(record, "wb") if record else None
         try:
             while True:
                 data = a.recv(self.CHUNK)
                 if not data:
                     break
+                if out:
+                    out.write(data)
                 b.sendall(data)
                 sent += len(data)
                 if rate:
@@ -82,6 +91,8 @@ class Proxy:
                         time.sleep(ahead)
         except OSError:
             pass
+        if out:
+            out.close()
         for s in (a, b):
             try:
                 s.shutdown(socket.SHUT_RDWR)
