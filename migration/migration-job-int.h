@@ -75,6 +75,10 @@ void job_rp_start(MigrationJob *job);
 void job_rp_stop(MigrationJob *job);
 bool job_rp_failed(MigrationJob *job, bool *fatal, GError **errp);
 bool job_rp_wait_shut(MigrationJob *job, GError **errp);
+/* The job failed with *errp: if the destination said why (SHUT with an
+ * error, a protocol violation), that replaces it. Waits a moment for the
+ * return path to read what is still in flight. */
+void job_rp_explain(MigrationJob *job, GError **errp);
 /* Wait until *flag (under job->lock) or the return path ends. */
 bool job_rp_wait_for(MigrationJob *job, bool *flag, GError **errp);
 

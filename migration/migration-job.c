@@ -373,6 +373,9 @@ static bool run(MigrationJob *job, GError **errp)
             ok = false;
         }
     }
+    if (!ok) {
+        job_rp_explain(job, errp);
+    }
     job_rp_stop(job);
     savevm_save_cleanup(job->sv);
     if (job->ram) {

@@ -14,6 +14,8 @@
 #include "migration/return-path.h"
 
 #define RESUME_ACK_VALUE 1          /* QEMU's MIGRATION_RESUME_ACK_VALUE */
+/* How long a failed job waits for the destination's own account. */
+#define RP_EXPLAIN_WAIT_US (1000 * 1000)
 
 static bool rp_fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
 
@@ -173,6 +175,24 @@ bool job_rp_wait_for(MigrationJob *job, bool *flag, GError **errp)
     }
     g_mutex_unlock(&job->lock);
     return ok;
+}
+
+void job_rp_explain(MigrationJob *job, GError **errp)
+{
+    gint64 deadline = g_get_monotonic_time() + RP_EXPLAIN_WAIT_US;
+
+    if (!job->rp_thread || !errp || !*errp) {
+        return;
+    }
+    g_mutex_lock(&job->lock);
+    while (!job->rp_done &&
+           g_cond_wait_until(&job->cond, &job->lock, deadline)) {
+    }
+    if (job->rp_fatal && job->rp_error) {
+        g_clear_error(errp);
+        g_propagate_error(errp, g_error_copy(job->rp_error));
+    }
+    g_mutex_unlock(&job->lock);
 }
 
 bool job_rp_wait_shut(MigrationJob *job, GError **errp)
