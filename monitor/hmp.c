@@ -102,7 +102,58 @@ static const HmpCommand hmp_commands[] = {
     { "q", "quit", NULL },
     { "system_reset", "system_reset", NULL },
     { "system_powerdown", "system_powerdown", NULL },
+    { "migrate_start_postcopy", "migrate-start-postcopy", NULL },
+    { "migrate_pause", "migrate-pause", NULL },
 };
+
+/* Commands with one string argument: "NAME VALUE" runs QMP 'qmp' with
+ * { arg: VALUE }. */
+typedef struct HmpArgCommand {
+    const char *name;
+    const char *qmp;
+    const char *arg;
+} HmpArgCommand;
+
+static const HmpArgCommand hmp_arg_commands[] = {
+    { "migrate_recover", "migrate-recover", "uri" },
+};
+
+static void run_qmp(QmpRegistry *r, const char *qmp, JsonObject *args,
+                    void (*print)(JsonNode *ret, GString *out), GString *out)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonNode) ret = qmp_call(r, qmp, args, &err);
+
+    if (!ret) {
+        g_string_append_printf(out, "Error: %s\r\n", err->message);
+    } else if (print) {
+        print(ret, out);
+    }
+}
+
+static bool run_arg_command(QmpRegistry *r, const char *cmd, GString *out)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(hmp_arg_commands); i++) {
+        const HmpArgCommand *h = &hmp_arg_commands[i];
+        size_t n = strlen(h->name);
+        JsonObject *args;
+
+        if (strncmp(cmd, h->name, n) || (cmd[n] && cmd[n] != ' ')) {
+            continue;
+        }
+        if (!cmd[n]) {
+            g_string_append_printf(out, "%s: missing argument '%s'\r\n",
+                                   h->name, h->arg);
+            return true;
+        }
+        args = json_object_new();
+        json_object_set_string_member(args, h->arg, cmd + n + 1);
+        run_qmp(r, h->qmp, args, NULL, out);
+        json_object_unref(args);
+        return true;
+    }
+    return false;
+}
 
 /* Collapses runs of blanks so "info   status " finds "info status". */
 static char *normalise(const char *line)
@@ -128,18 +179,13 @@ char *hmp_run(QmpRegistry *r, const char *line)
     }
     for (size_t i = 0; i < ARRAY_SIZE(hmp_commands); i++) {
         const HmpCommand *h = &hmp_commands[i];
-        g_autoptr(GError) err = NULL;
-        g_autoptr(JsonNode) ret = NULL;
 
-        if (strcmp(cmd, h->name)) {
-            continue;
+        if (!strcmp(cmd, h->name)) {
+            run_qmp(r, h->qmp, NULL, h->print, out);
+            return g_string_free(out, FALSE);
         }
-        ret = qmp_call(r, h->qmp, NULL, &err);
-        if (!ret) {
-            g_string_append_printf(out, "Error: %s\r\n", err->message);
-        } else if (h->print) {
-            h->print(ret, out);
-        }
+    }
+    if (run_arg_command(r, cmd, out)) {
         return g_string_free(out, FALSE);
     }
     g_string_append_printf(out, "unknown command: '%s'\r\n", cmd);

@@ -45,7 +45,10 @@ def run_postcopy(tmp_path, transport="unix", preempt=False, smp=1, vm_cls=TernVm
         pc.prepare_destination(dst, listen or uri, caps)
         pc.start_source(src, uri, caps)
         pc.wait_first_pass(src)
-        src.qmp().execute("migrate-start-postcopy")
+        if transport == "tcp":
+            assert pc.hmp(src, "migrate_start_postcopy") == ""
+        else:
+            src.qmp().execute("migrate-start-postcopy")
         # The destination's guest runs at once, long before RAM is over.
         wait_runstate(dst, "running", timeout=30)
         mid = dst.qmp().execute("query-migrate")

@@ -2,7 +2,9 @@
 the link down: the connection is cut mid-postcopy three times in one
 migration (migrate-pause on the source, migrate-pause on the destination,
 the proxy killed) and recovered each time (migrate-recover on the
-destination, migrate with resume on the source), over unix and TCP, with
+destination, migrate with resume on the source; the second cut and
+recovery through HMP's migrate_pause and migrate_recover), over unix and
+TCP, with
 and without postcopy-preempt; it completes and the guest's verification is
 clean. A source that dies for good leaves the destination postcopy-paused
 with the reason, its guest alive; quit still exits cleanly."""
@@ -59,7 +61,10 @@ def wait_both(src, dst, status, timeout=60):
 
 def recover(src, dst, transport, n):
     target = dst_uri(transport, dst, f"in{n}")
-    dst.qmp().execute("migrate-recover", uri=target)
+    if n == 2:
+        assert pc.hmp(dst, f"migrate_recover {target}") == ""
+    else:
+        dst.qmp().execute("migrate-recover", uri=target)
     proxy = Proxy(listen_uri(transport, src, f"px{n}"), target, rate=PROXY_RATE)
     src.qmp().execute("migrate", uri=proxy.uri, resume=True)
     return proxy
@@ -73,7 +78,7 @@ def test_postcopy_recovers_three_times(tmp_path, transport, preempt):
     with src, dst:
         try:
             cuts = [lambda: src.qmp().execute("migrate-pause"),
-                    lambda: dst.qmp().execute("migrate-pause"),
+                    lambda: pc.hmp(dst, "migrate_pause"),
                     lambda: proxies[-1].kill()]
             for n, cut in enumerate(cuts, 1):
                 pc.wait_migrate_status(src, ("postcopy-active",))
@@ -120,6 +125,8 @@ def test_source_dies_for_good(tmp_path):
             # Refusals while nothing can recover or resume.
             r = dst.qmp().cmd("migrate-pause")
             assert "error" in r, r
+            assert pc.hmp(dst, "migrate_pause").startswith("Error: ")
+            assert pc.hmp(dst, "migrate_recover").startswith("migrate_recover: missing")
             dst.qmp().execute("quit")
             assert dst.wait_exit(timeout=30) == 0
             assert "ERROR: AddressSanitizer" not in dst.stderr_text()

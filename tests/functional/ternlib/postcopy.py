@@ -91,3 +91,9 @@ def verify_after(dst, src, passes=3, timeout=60):
     guestkit.wait_dirty_passes(dst.serial, last + passes, timeout=timeout)
     dst.serial.assert_no_fail()
     src.serial.assert_no_fail()
+
+
+def hmp(vm, line):
+    """An HMP command through QMP; its text output ("" on success)."""
+    return vm.qmp().execute("human-monitor-command",
+                            **{"command-line": line})
