@@ -11,8 +11,12 @@
 
 #include "migration/incoming.h"
 #include "migration/return-path.h"
+#include "tern/thread.h"
 
 #define RESUME_ACK_VALUE 1          /* QEMU's MIGRATION_RESUME_ACK_VALUE */
+/* With a preempt channel the listen thread's background pages give way to
+ * the preempt thread's requested ones. */
+#define BACKGROUND_NICE 10
 
 struct MigIncoming {
     SaveVM *sv;
@@ -486,6 +490,9 @@ static gpointer listen_thread(gpointer opaque)
     QEMUFile *f;
     int ret = -1;
 
+    if (in->urgent_thread) {
+        tern_thread_yield_priority(BACKGROUND_NICE);
+    }
     while ((f = current_file(in))) {
         ret = savevm_load_main(in->sv, f, &err);
         if (ret == 0) {

@@ -874,7 +874,18 @@ static void in_status_changed(void *opaque)
     g_main_context_wakeup(ms->ctx);
 }
 
-/* Fault thread: blocktime is charged to the vCPU whose thread faulted. */
+/* Whether Linux thread 'tid' is one of this process's. */
+static bool own_thread(int64_t tid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/self/task/%" PRId64, tid);
+
+    return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+/* Fault thread: blocktime is charged to the vCPU whose thread faulted.
+ * When KVM fetches the page from a kernel worker (its asynchronous page
+ * faults, which this host uses) the fault names the worker; a lone vCPU is
+ * then the one waiting, several cannot be told apart. */
 static int in_vcpu_of_thread(void *opaque, int64_t tid)
 {
     MigrationState *ms = opaque;
@@ -884,7 +895,7 @@ static int in_vcpu_of_thread(void *opaque, int64_t tid)
             return i;
         }
     }
-    return -1;
+    return ms->machine->nr_vcpus == 1 && !own_thread(tid) ? 0 : -1;
 }
 
 static MigIncoming *new_incoming_stream(MigrationState *ms)

@@ -19,6 +19,11 @@
  * goes on from there.
  */
 #include "migration-job-int.h"
+#include "tern/thread.h"
+
+/* With a preempt channel the background stream on this thread gives way to
+ * the return-path thread that sends requested pages. */
+#define BACKGROUND_NICE 10
 
 /* ---- the switchover ---- */
 
@@ -43,6 +48,9 @@ bool postcopy_switchover(MigrationJob *job, GError **errp)
     gint64 stop_start;
 
     job_set_status(job, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+    if (job->params.postcopy_preempt) {
+        tern_thread_yield_priority(BACKGROUND_NICE);
+    }
     if (job->hooks.stop_vm && !job->hooks.stop_vm(job->hooks.opaque, errp)) {
         return false;
     }

@@ -1,0 +1,185 @@
+#!/usr/bin/python3
+"""Postcopy benchmark: tern -> tern vs QEMU 7.2 -> QEMU 7.2 in one run, with
+and without postcopy-preempt (not a test; figures go to docs/benchmarks.md,
+section "Postcopy").
+
+Workload: a 512 MiB guest running the guest kit's dirty workload over a
+256 MiB region flat out (random walk), which a 64 MiB/s precopy link can
+never converge on; after the first pass migrate-start-postcopy switches over
+and the rest of RAM streams unthrottled over a unix socket. Reported per
+configuration (medians over the runs):
+  total     query-migrate total-time on the source (ms)
+  downtime  query-migrate downtime on the source (ms)
+  requests  the source's postcopy-requests
+  stall     what the guest itself saw: every page access slower than
+            tg.stall (20 us) timed with its TSC, from the migrate command to
+            the end (the difference of the guest's cumulative histograms):
+            count, p50, p99, max (us); the same measure on both VMMs
+  fault     tern only: the destination's fault -> page placed latency
+            (x-postcopy-fault-latency): p50 p90 p99 max (us)
+  blocktime the destination's postcopy-blocktime (capability on), ms
+Both VMMs boot the same guest kit ELF; QEMU runs -M microvm.
+Usage: bench/postcopy.py [--build DIR] [--runs N]  (default build: build/)
+"""
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "functional"))
+
+MEM = "512M"
+REGION = "256M"
+PRECOPY_BW = 64 << 20
+STALL_US = 20
+STALL_SUB = 2                   # tests/guest/dirty.c's buckets
+STALL_RE = r"^TG dirty stall count=(\d+) p50=(\d+) p99=(\d+) max=(\d+)$"
+
+
+def bucket_top(b):
+    if b < (1 << STALL_SUB):
+        return b
+    e = (b >> STALL_SUB) + STALL_SUB - 1
+    sub = b & ((1 << STALL_SUB) - 1)
+    return (((1 << STALL_SUB) | sub) << (e - STALL_SUB)) + \
+        (1 << (e - STALL_SUB)) - 1
+
+
+def histograms(lines):
+    """Each report's cumulative stall histogram, in order."""
+    out = []
+    for line in lines:
+        if re.match(STALL_RE, line):
+            out.append({})
+        elif line.startswith("TG dirty stallhist ") and out:
+            for item in line.split()[3].split(","):
+                b, c = item.split(":")
+                out[-1][int(b)] = int(c)
+    return out
+
+
+def stall_stats(before, after):
+    diff = {b: after.get(b, 0) - before.get(b, 0) for b in after}
+    diff = {b: c for b, c in diff.items() if c > 0}
+    n = sum(diff.values())
+
+    def quantile(pct):
+        want, seen = (n * pct + 99) // 100, 0
+        for b in sorted(diff):
+            seen += diff[b]
+            if seen >= want:
+                return bucket_top(b)
+        return 0
+    top = bucket_top(max(diff)) if diff else 0
+    return n, quantile(50), quantile(99), top
+
+
+def wait_for(vm, want, timeout=180.0):
+    deadline = time.monotonic() + timeout
+    info = {}
+    while time.monotonic() < deadline:
+        info = vm.qmp().execute("query-migrate")
+        if info.get("status") in want:
+            return info
+        time.sleep(0.005)
+    raise RuntimeError(f"{vm.name}: query-migrate stuck at {info}")
+
+
+def run(kind, preempt, tmp, tag):
+    from ternlib import QemuVm, TernVm, guestkit
+    from ternlib.migration import wait_runstate
+    from ternlib import postcopy as pc
+    cls = TernVm if kind == "tern" else QemuVm
+    append = guestkit.cmdline("dirty", mem=REGION, rate=0, walk="random",
+                              report=200, stall=STALL_US)
+    caps = pc.caps_for(preempt=preempt, blocktime=True, events=False)
+    src = cls(tmp, name=f"{tag}-a", qmp=True, memory=MEM, append=append)
+    dst = cls(tmp, name=f"{tag}-b", qmp=True, memory=MEM, append=append,
+              incoming="defer")
+    with src, dst:
+        guestkit.wait_dirty_passes(src.serial, 2, timeout=60)
+        src.serial.wait_for(STALL_RE, timeout=10, where=lambda m: len(
+            histograms(src.serial.lines())) >= 2)
+        uri = "unix:" + src.sock_path("mig")
+        pc.prepare_destination(dst, uri, caps)
+        pc.set_caps(src, caps)
+        src.qmp().execute("migrate-set-parameters",
+                          **{"max-bandwidth": PRECOPY_BW})
+        # The last report may still be printing its buckets: take the one
+        # before it (reports come every 200 ms).
+        before = histograms(src.serial.lines())[-2]
+        src.qmp().execute("migrate", uri=uri)
+        pc.wait_first_pass(src, timeout=120)
+        src.qmp().execute("migrate-start-postcopy")
+        si = wait_for(src, ("completed", "failed"))
+        if si["status"] != "completed":
+            raise RuntimeError(f"{src.name}: {si}")
+        di = wait_for(dst, ("completed", "failed"))
+        wait_runstate(dst, "running")
+        # Two more reports, so the last one covers the whole migration.
+        n = len(histograms(dst.serial.lines()))
+        dst.serial.wait_for(STALL_RE, timeout=10,
+                            where=lambda m: len(histograms(
+                                dst.serial.lines())) >= n + 2)
+        dst.serial.assert_no_fail()
+        after = histograms(dst.serial.lines())[-2]
+    lat = di.get("x-postcopy-fault-latency", {})
+    return {
+        "total": si["total-time"], "downtime": si["downtime"],
+        "requests": si["ram"]["postcopy-requests"],
+        "stall": stall_stats(before, after),
+        "fault": tuple(lat.get(k, 0) / 1000 for k in
+                       ("p50-ns", "p90-ns", "p99-ns", "max-ns")),
+        "blocktime": di.get("postcopy-blocktime", 0),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=str(REPO / "build"))
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    os.environ["TERN_BUILD"] = str(Path(args.build).resolve())
+    configs = [(k, p) for k in ("tern", "qemu") for p in (False, True)]
+    results = {c: [] for c in configs}
+    with tempfile.TemporaryDirectory(prefix="tern-bench-pc-") as tmp:
+        for r in range(args.runs):
+            order = configs if r % 2 == 0 else configs[::-1]
+            for kind, preempt in order:
+                tag = f"{kind}{'-pre' if preempt else ''}-{r}"
+                results[(kind, preempt)].append(run(kind, preempt, tmp, tag))
+    report(results, args.runs)
+    return 0
+
+
+def med(rows, key, i=None):
+    vals = [r[key] if i is None else r[key][i] for r in rows]
+    return statistics.median(vals)
+
+
+def report(results, runs):
+    print(f"postcopy, {MEM} guest, dirty {REGION} flat out, precopy "
+          f"{PRECOPY_BW >> 20} MiB/s then postcopy after the first pass, unix "
+          f"socket (median of {runs})")
+    print("  config          total  downtime  requests   stalls   p50    p99"
+          "     max   fault p50/p90/p99/max us     blocktime")
+    for (kind, preempt), rows in results.items():
+        name = f"{kind}{' preempt' if preempt else ''}"
+        fault = "/".join(f"{med(rows, 'fault', i):.0f}" for i in range(4)) \
+            if kind == "tern" else "-"
+        print(f"  {name:14} {med(rows, 'total'):6.0f} {med(rows, 'downtime'):8.0f}"
+              f" {med(rows, 'requests'):9.0f} {med(rows, 'stall', 0):8.0f}"
+              f" {med(rows, 'stall', 1):5.0f} {med(rows, 'stall', 2):6.0f}"
+              f" {med(rows, 'stall', 3):7.0f}   {fault:27} "
+              f"{med(rows, 'blocktime'):6.0f}")
+        print(f"    all downtimes {[r['downtime'] for r in rows]}, p99 stalls "
+              f"{[r['stall'][2] for r in rows]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
