@@ -12,9 +12,12 @@ configuration (medians over the runs):
   downtime  query-migrate downtime on the source (ms)
   requests  the source's postcopy-requests
   stall     what the guest itself saw: every page access slower than
-            tg.stall (20 us) timed with its TSC, from the migrate command to
-            the end (the difference of the guest's cumulative histograms):
-            count, p50, p99, max (us); the same measure on both VMMs
+            tg.stall (20 us) timed with its TSC (the difference of the
+            guest's cumulative histograms): count, p50, p99, max (us), from
+            migrate-start-postcopy to the end (the postcopy phase and its
+            switchover) and over the whole migration; the same measure on
+            both VMMs. 'idle' is the same guest over 2 s before migrating:
+            the host's own noise (dirty logging off).
   fault     tern only: the destination's fault -> page placed latency
             (x-postcopy-fault-latency): p50 p90 p99 max (us)
   blocktime the destination's postcopy-blocktime (capability on), ms
@@ -79,6 +82,15 @@ def stall_stats(before, after):
     return n, quantile(50), quantile(99), top
 
 
+def last_report(vm):
+    """The last complete cumulative histogram (the newest report may still
+    be printing its buckets; reports come every 200 ms)."""
+    n = len(histograms(vm.serial.lines()))
+    vm.serial.wait_for(STALL_RE, timeout=10, where=lambda m: len(
+        histograms(vm.serial.lines())) >= n + 1)
+    return histograms(vm.serial.lines())[-2]
+
+
 def wait_for(vm, want, timeout=180.0):
     deadline = time.monotonic() + timeout
     info = {}
@@ -103,18 +115,17 @@ def run(kind, preempt, tmp, tag):
               incoming="defer")
     with src, dst:
         guestkit.wait_dirty_passes(src.serial, 2, timeout=60)
-        src.serial.wait_for(STALL_RE, timeout=10, where=lambda m: len(
-            histograms(src.serial.lines())) >= 2)
         uri = "unix:" + src.sock_path("mig")
         pc.prepare_destination(dst, uri, caps)
         pc.set_caps(src, caps)
         src.qmp().execute("migrate-set-parameters",
                           **{"max-bandwidth": PRECOPY_BW})
-        # The last report may still be printing its buckets: take the one
-        # before it (reports come every 200 ms).
-        before = histograms(src.serial.lines())[-2]
+        idle0 = last_report(src)
+        time.sleep(2)
+        idle1 = last_report(src)
         src.qmp().execute("migrate", uri=uri)
         pc.wait_first_pass(src, timeout=120)
+        switch = last_report(src)
         src.qmp().execute("migrate-start-postcopy")
         si = wait_for(src, ("completed", "failed"))
         if si["status"] != "completed":
@@ -132,7 +143,9 @@ def run(kind, preempt, tmp, tag):
     return {
         "total": si["total-time"], "downtime": si["downtime"],
         "requests": si["ram"]["postcopy-requests"],
-        "stall": stall_stats(before, after),
+        "stall": stall_stats(switch, after),
+        "stall_all": stall_stats(idle1, after),
+        "idle": stall_stats(idle0, idle1),
         "fault": tuple(lat.get(k, 0) / 1000 for k in
                        ("p50-ns", "p90-ns", "p99-ns", "max-ns")),
         "blocktime": di.get("postcopy-blocktime", 0),
@@ -166,19 +179,22 @@ def report(results, runs):
     print(f"postcopy, {MEM} guest, dirty {REGION} flat out, precopy "
           f"{PRECOPY_BW >> 20} MiB/s then postcopy after the first pass, unix "
           f"socket (median of {runs})")
-    print("  config          total  downtime  requests   stalls   p50    p99"
-          "     max   fault p50/p90/p99/max us     blocktime")
+    print("  config         total downtime requests | postcopy stalls: n p50 "
+          "p99 max | whole migration: n p99 | idle 2 s: n p99 | fault p50/p90/"
+          "p99/max us | blocktime")
     for (kind, preempt), rows in results.items():
         name = f"{kind}{' preempt' if preempt else ''}"
         fault = "/".join(f"{med(rows, 'fault', i):.0f}" for i in range(4)) \
             if kind == "tern" else "-"
-        print(f"  {name:14} {med(rows, 'total'):6.0f} {med(rows, 'downtime'):8.0f}"
-              f" {med(rows, 'requests'):9.0f} {med(rows, 'stall', 0):8.0f}"
-              f" {med(rows, 'stall', 1):5.0f} {med(rows, 'stall', 2):6.0f}"
-              f" {med(rows, 'stall', 3):7.0f}   {fault:27} "
-              f"{med(rows, 'blocktime'):6.0f}")
-        print(f"    all downtimes {[r['downtime'] for r in rows]}, p99 stalls "
-              f"{[r['stall'][2] for r in rows]}")
+        st = " ".join(f"{med(rows, 'stall', i):.0f}" for i in range(4))
+        print(f"  {name:14} {med(rows, 'total'):5.0f} {med(rows, 'downtime'):8.0f}"
+              f" {med(rows, 'requests'):8.0f} | {st:>24} |"
+              f" {med(rows, 'stall_all', 0):.0f} {med(rows, 'stall_all', 2):.0f} |"
+              f" {med(rows, 'idle', 0):.0f} {med(rows, 'idle', 2):.0f} |"
+              f" {fault} | {med(rows, 'blocktime'):.0f}")
+        print(f"    per run: downtime {[r['downtime'] for r in rows]}, postcopy"
+              f" p99 stall {[r['stall'][2] for r in rows]}, requests "
+              f"{[r['requests'] for r in rows]}")
 
 
 if __name__ == "__main__":

@@ -296,6 +296,8 @@ bool migration_activate_disks(MigrationState *ms, GError **errp)
     return activate_drives(ms, errp);
 }
 
+static MigIncoming *incoming_stream(MigrationState *ms);
+
 /* The whole new set, as QEMU checks it. */
 static bool check_caps(const bool *caps, GError **errp)
 {
@@ -327,7 +329,9 @@ bool migration_set_capabilities(MigrationState *ms, size_t n,
 {
     bool next[MIG_CAP__MAX];
 
-    if (migration_is_active(ms)) {
+    /* A destination still waiting for its stream takes them (as QEMU's):
+     * they are read when the stream arrives. */
+    if (ms->job || incoming_stream(ms)) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
                     "There's a migration process in progress");
         return false;
