@@ -34,6 +34,7 @@ struct MigIncoming {
     MigrationStatus status;
     GArray *log;                    /* statuses not yet taken */
     GError *error;                  /* why paused or failed */
+    GError *urgent_error;           /* why the preempt channel broke */
     QEMUFile *file, *urgent;
     bool recovering;                /* migrate-recover is listening */
     bool pause_requested;           /* migrate-pause: say so */
@@ -71,6 +72,7 @@ void mig_incoming_free(MigIncoming *in)
     qemu_fclose(in->file, NULL);
     qemu_fclose(in->urgent, NULL);
     g_clear_error(&in->error);
+    g_clear_error(&in->urgent_error);
     g_clear_error(&in->listen_error);
     g_array_free(in->log, true);
     g_cond_clear(&in->cond);
@@ -350,20 +352,24 @@ static bool pause_and_wait(MigIncoming *in, const GError *cause)
     g_mutex_lock(&in->lock);
     g_clear_error(&in->error);
     in->error = g_error_new(TERN_ERROR, TERN_ERR_IO, "postcopy paused: %s",
-                            in->pause_requested ? "by migrate-pause"
-                                                : cause->message);
+                            in->pause_requested ? "by migrate-pause" :
+                            in->urgent_error ? in->urgent_error->message :
+                                               cause->message);
     in->pause_requested = false;
+    g_clear_error(&in->urgent_error);
     in->recovering = false;
     old = in->file;
     in->file = NULL;
     if (in->urgent) {
         qemu_file_shutdown_channel(in->urgent);  /* its thread closes it */
     }
+    /* Before the status says paused: a recovery may open the new one at
+     * once. */
+    mig_rp_incoming_drop(&in->rp);
     set_status_locked(in, MIGRATION_STATUS_POSTCOPY_PAUSED);
     tern_error_report("%s", in->error->message);
     g_mutex_unlock(&in->lock);
     in->hooks.status_changed(in->hooks.opaque);
-    mig_rp_incoming_drop(&in->rp);
     qemu_fclose(old, NULL);
 
     g_mutex_lock(&in->lock);
@@ -553,6 +559,9 @@ static gpointer urgent_thread(gpointer opaque)
         if (in->urgent == f) {
             in->urgent = NULL;
             if (!done && in->file) {
+                g_prefix_error(&err, "preempt channel: ");
+                g_clear_error(&in->urgent_error);
+                in->urgent_error = g_steal_pointer(&err);
                 qemu_file_shutdown_channel(in->file);
             }
         }

@@ -331,7 +331,7 @@ bool migration_set_capabilities(MigrationState *ms, size_t n,
 
     /* A destination still waiting for its stream takes them (as QEMU's):
      * they are read when the stream arrives. */
-    if (ms->job || incoming_stream(ms)) {
+    if (ms->job || (ms->in.thread && incoming_stream(ms))) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
                     "There's a migration process in progress");
         return false;

@@ -108,7 +108,8 @@ static gpointer rp_thread(gpointer opaque)
     fatal = err && !qemu_file_get_error(job->rp) &&
             !(job->urgent && qemu_file_get_error(job->urgent));
     if (err) {
-        g_prefix_error(&err, "return path: ");
+        g_prefix_error(&err, job->urgent && qemu_file_get_error(job->urgent) ?
+                       "preempt channel: " : "return path: ");
     }
     g_mutex_lock(&job->lock);
     job->rp_error = err;
