@@ -109,7 +109,7 @@ static bool stream_rest(MigrationJob *job, GError **errp)
         return false;
     }
     if (job->urgent) {
-        ram_migration_end_urgent(job->urgent);
+        ram_migration_end_urgent(job->ram, job->urgent);
         if (!qemu_file_check(job->urgent, errp)) {
             return false;
         }

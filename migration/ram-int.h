@@ -40,6 +40,8 @@ struct RamMigration {
     GQueue requests;                /* of RamRequest, awaited pages */
     int nr_requests;                /* atomic: requests.length */
     bool request_named;             /* a REQ_PAGES_ID named the block */
+    GMutex urgent_lock;             /* the preempt channel has two writers:
+                                     * requested pages, then EOS */
     bool urgent_named;              /* the preempt channel named it */
 
     /* Destination. */

@@ -157,7 +157,9 @@ bool ram_migration_request(RamMigration *rm, const char *block,
     if (!urgent) {
         return queue_request(rm, start, len, errp);
     }
+    g_mutex_lock(&rm->urgent_lock);
     send_range(rm, urgent, start, len, &rm->urgent_named);
+    g_mutex_unlock(&rm->urgent_lock);
     return qemu_file_check(urgent, errp);
 }
 
@@ -180,10 +182,13 @@ void ram_serve_requests(RamMigration *rm, QEMUFile *f)
     }
 }
 
-void ram_migration_end_urgent(QEMUFile *f)
+void ram_migration_end_urgent(RamMigration *rm, QEMUFile *f)
 {
+    /* After any page a request is sending right now. */
+    g_mutex_lock(&rm->urgent_lock);
     qemu_put_be64(f, RAM_FLAG_EOS);
     qemu_fflush(f);
+    g_mutex_unlock(&rm->urgent_lock);
 }
 
 /* ---- source: recovery ---- */

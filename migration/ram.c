@@ -32,6 +32,7 @@ RamMigration *ram_migration_new(GuestMemory *mem, const char *block_name)
     rm->length = mem->ram_size;
     rm->stats.total = mem->ram_size;
     g_mutex_init(&rm->lock);
+    g_mutex_init(&rm->urgent_lock);
     g_queue_init(&rm->requests);
     return rm;
 }
@@ -42,6 +43,7 @@ void ram_migration_free(RamMigration *rm)
         hbitmap_free(rm->dirty);
         hbitmap_free(rm->holes);
         g_queue_clear_full(&rm->requests, g_free);
+        g_mutex_clear(&rm->urgent_lock);
         g_mutex_clear(&rm->lock);
         g_free(rm);
     }

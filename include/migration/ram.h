@@ -73,8 +73,9 @@ bool ram_migration_postcopy_start(RamMigration *rm, QEMUFile *f,
 bool ram_migration_request(RamMigration *rm, const char *block,
                            uint64_t start, uint64_t len, QEMUFile *urgent,
                            GError **errp);
-/* Source: the end of the preempt channel (EOS). */
-void ram_migration_end_urgent(QEMUFile *f);
+/* Source: the end of the preempt channel (EOS), after any requested page
+ * being sent on it. */
+void ram_migration_end_urgent(RamMigration *rm, QEMUFile *f);
 /* Source, postcopy recovery, return-path thread: the destination's
  * received bitmap for 'block' follows a RECV_BITMAP message on 'rp' (be64
  * size, little-endian words, be64 end mark); every page it lacks becomes
