@@ -91,17 +91,6 @@ def last_report(vm):
     return histograms(vm.serial.lines())[-2]
 
 
-def wait_for(vm, want, timeout=180.0):
-    deadline = time.monotonic() + timeout
-    info = {}
-    while time.monotonic() < deadline:
-        info = vm.qmp().execute("query-migrate")
-        if info.get("status") in want:
-            return info
-        time.sleep(0.005)
-    raise RuntimeError(f"{vm.name}: query-migrate stuck at {info}")
-
-
 def run(kind, preempt, tmp, tag):
     from ternlib import QemuVm, TernVm, guestkit
     from ternlib.migration import wait_runstate
@@ -127,10 +116,10 @@ def run(kind, preempt, tmp, tag):
         pc.wait_first_pass(src, timeout=120)
         switch = last_report(src)
         src.qmp().execute("migrate-start-postcopy")
-        si = wait_for(src, ("completed", "failed"))
+        si = pc.wait_migrate_status(src, ("completed", "failed"), 180)
         if si["status"] != "completed":
             raise RuntimeError(f"{src.name}: {si}")
-        di = wait_for(dst, ("completed", "failed"))
+        di = pc.wait_migrate_status(dst, ("completed", "failed"), 180)
         wait_runstate(dst, "running")
         # Two more reports, so the last one covers the whole migration.
         n = len(histograms(dst.serial.lines()))

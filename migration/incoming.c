@@ -173,19 +173,6 @@ static const UffdPageSourceOps page_source_ops = {
 
 /* ---- commands ---- */
 
-static bool fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
-
-static bool fail(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID,
-                                               fmt, ap));
-    va_end(ap);
-    return false;
-}
-
 static bool in_open_return_path(void *opaque, QEMUFile *f, GError **errp)
 {
     MigIncoming *in = opaque;
@@ -211,9 +198,10 @@ static bool in_advise(void *opaque, bool ram, uint64_t host_pages,
     UffdPager *pager;
 
     if (ram != in->cfg.postcopy_ram) {
-        return fail(errp, "RAM postcopy is %s but the source sent a %d-byte "
-                    "POSTCOPY_ADVISE", ram ? "disabled" : "enabled",
-                    ram ? 16 : 0);
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "RAM postcopy is %s "
+                    "but the source sent a %d-byte POSTCOPY_ADVISE",
+                    ram ? "disabled" : "enabled", ram ? 16 : 0);
+        return false;
     }
     if (!ram) {
         return true;
@@ -221,13 +209,14 @@ static bool in_advise(void *opaque, bool ram, uint64_t host_pages,
     if (!uffd_pager_supported(errp)) {
         return false;
     }
-    if (host_pages != RAM_PAGE_SIZE) {
-        return fail(errp, "Postcopy needs matching RAM page sizes (s=%" PRIx64
-                    " d=%x)", host_pages, RAM_PAGE_SIZE);
-    }
-    if (target_page_size != RAM_PAGE_SIZE) {
-        return fail(errp, "Postcopy needs matching target page sizes (s=%"
-                    PRIu64 " d=%d)", target_page_size, RAM_PAGE_SIZE);
+    if (host_pages != RAM_PAGE_SIZE || target_page_size != RAM_PAGE_SIZE) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "Postcopy needs "
+                    "matching %s page sizes (s=%" PRIx64 " d=%x)",
+                    host_pages != RAM_PAGE_SIZE ? "RAM" : "target",
+                    host_pages != RAM_PAGE_SIZE ? host_pages
+                                                : target_page_size,
+                    RAM_PAGE_SIZE);
+        return false;
     }
     pager = uffd_pager_new(in->mem, in->cfg.nr_vcpus, &page_source_ops, in,
                            errp);
@@ -259,8 +248,9 @@ static bool in_listen(void *opaque, QEMUFile *f, GError **errp)
     }
     if (in->pager && in->cfg.preempt) {
         if (!in->urgent) {
-            return fail(errp, "postcopy-preempt is on but the source opened "
-                        "no preempt channel");
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "postcopy-preempt "
+                        "is on but the source opened no preempt channel");
+            return false;
         }
         in->urgent_thread = g_thread_new("postcopy/preempt", urgent_thread,
                                          in);
@@ -306,11 +296,11 @@ static bool in_recv_bitmap(void *opaque, const char *block, GError **errp)
     g_autofree uint8_t *words = NULL;
     size_t len;
 
-    if (!in->pager) {
-        return fail(errp, "RECV_BITMAP without RAM postcopy");
-    }
-    if (strcmp(block, ram_migration_block_name(in->ram))) {
-        return fail(errp, "RECV_BITMAP: block '%s' not found", block);
+    if (!in->pager || strcmp(block, ram_migration_block_name(in->ram))) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, in->pager ?
+                    "RECV_BITMAP: block '%s' not found" :
+                    "RECV_BITMAP for '%s' without RAM postcopy", block);
+        return false;
     }
     words = uffd_pager_received_words(in->pager, &len);
     return mig_rp_incoming_recv_bitmap(&in->rp, block, words, len,
@@ -506,7 +496,8 @@ static gpointer listen_thread(gpointer opaque)
         }
         if (ret > 0) {
             g_clear_error(&err);
-            fail(&err, "POSTCOPY_RUN arrived twice");
+            g_set_error(&err, TERN_ERROR, TERN_ERR_INVALID,
+                        "POSTCOPY_RUN arrived twice");
         }
         if (!can_pause(in) || !pause_and_wait(in, err)) {
             break;
@@ -517,7 +508,8 @@ static gpointer listen_thread(gpointer opaque)
     if (ret == 0) {
         finish_postcopy(in, &err);
     } else if (!err) {
-        fail(&err, "the VMM is shutting down");
+        g_set_error(&err, TERN_ERROR, TERN_ERR_FAILED,
+                    "the VMM is shutting down");
     }
     if (err) {
         /* Whoever waits for a page (the loader thread in the package, the

@@ -668,17 +668,29 @@ static void job_throttle(void *opaque, unsigned pct)
     cpu_throttle_set(ms->throttle, pct);
 }
 
+typedef QEMUFile *(*ChannelOpener)(void *where, GError **errp);
+
+static QEMUFile *connect_uri(void *uri, GError **errp)
+{
+    return migration_channel_connect(uri, errp);
+}
+
+static QEMUFile *accept_on(void *listener, GError **errp)
+{
+    return migration_listener_accept(listener, errp);
+}
+
 /* The main channel and, with postcopy-preempt, a second connection to the
  * same place (QEMU 7.2 opens it right after the main one, at the start and
  * at each recovery; the destination tells them apart by order). */
-static QEMUFile *connect_channels(MigrationState *ms, const char *uri,
-                                  QEMUFile **urgent, GError **errp)
+static QEMUFile *open_channels(MigrationState *ms, ChannelOpener open,
+                               void *where, QEMUFile **urgent, GError **errp)
 {
-    QEMUFile *f = migration_channel_connect(uri, errp);
+    QEMUFile *f = open(where, errp);
 
     *urgent = NULL;
     if (f && ms->caps[MIG_CAP_POSTCOPY_PREEMPT]) {
-        *urgent = migration_channel_connect(uri, errp);
+        *urgent = open(where, errp);
         if (!*urgent) {
             g_prefix_error(errp, "postcopy preempt channel: ");
             qemu_fclose(f, NULL);
@@ -724,7 +736,7 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
     }
     ms->reported = MIGRATION_STATUS_NONE;
     ms->reported_pass = 0;
-    f = connect_channels(ms, uri, &urgent, &err);
+    f = open_channels(ms, connect_uri, (void *)uri, &urgent, &err);
     if (f) {
         ms->dirty = kvm_dirty_log_start(ms->machine->kvm, &ms->machine->mem,
                                         &err);
@@ -837,7 +849,7 @@ bool migration_resume_outgoing(MigrationState *ms, const char *uri,
                     "Cannot resume if there is no paused migration");
         return false;
     }
-    f = connect_channels(ms, uri, &urgent, errp);
+    f = open_channels(ms, connect_uri, (void *)uri, &urgent, errp);
     return f && migration_job_resume(ms->job, f, urgent, errp);
 }
 
@@ -918,30 +930,12 @@ static MigIncoming *new_incoming_stream(MigrationState *ms)
     return mig_incoming_new(ms->sv, ms->ram, &ms->machine->mem, &cfg, &hooks);
 }
 
-/* The main channel, then (postcopy-preempt) the second one. */
-static QEMUFile *accept_channels(MigrationState *ms, MigrationListener *l,
-                                 QEMUFile **urgent, GError **errp)
-{
-    QEMUFile *f = migration_listener_accept(l, errp);
-
-    *urgent = NULL;
-    if (f && ms->caps[MIG_CAP_POSTCOPY_PREEMPT]) {
-        *urgent = migration_listener_accept(l, errp);
-        if (!*urgent) {
-            g_prefix_error(errp, "postcopy preempt channel: ");
-            qemu_fclose(f, NULL);
-            return NULL;
-        }
-    }
-    return f;
-}
-
 static gpointer incoming_thread(gpointer opaque)
 {
     MigrationState *ms = opaque;
     Incoming *in = &ms->in;
-    QEMUFile *urgent, *f = accept_channels(ms, in->listener, &urgent,
-                                           &in->error);
+    QEMUFile *urgent, *f = open_channels(ms, accept_on, in->listener,
+                                         &urgent, &in->error);
     MigIncoming *mig = f ? new_incoming_stream(ms) : NULL;
     bool ok = false;
 
@@ -967,8 +961,9 @@ static gpointer recover_thread(gpointer opaque)
     MigrationState *ms = opaque;
     MigIncoming *mig = incoming_stream(ms);
     g_autoptr(GError) err = NULL;
-    QEMUFile *urgent, *f = accept_channels(ms, ms->in.recover_listener,
-                                           &urgent, &err);
+    QEMUFile *urgent, *f = open_channels(ms, accept_on,
+                                         ms->in.recover_listener, &urgent,
+                                         &err);
 
     if (!f || !mig_incoming_recover(mig, f, urgent, &err)) {
         tern_error_report("postcopy recovery failed: %s", err->message);

@@ -17,19 +17,6 @@
 /* How long a failed job waits for the destination's own account. */
 #define RP_EXPLAIN_WAIT_US (1000 * 1000)
 
-static bool rp_fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
-
-static bool rp_fail(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID,
-                                               fmt, ap));
-    va_end(ap);
-    return false;
-}
-
 static void signal_flag(MigrationJob *job, bool *flag)
 {
     g_mutex_lock(&job->lock);
@@ -51,40 +38,65 @@ static bool handle_requests(MigrationJob *job, const MigRpMessage *m,
                                  m->start, m->length, urgent, errp);
 }
 
+/* A message the source cannot accept: the destination broke the
+ * protocol. */
+static bool refuse(GError **errp, const char *what)
+{
+    g_set_error_literal(errp, TERN_ERROR, TERN_ERR_INVALID, what);
+    return false;
+}
+
+static bool handle_shut(uint32_t value, bool *shut, GError **errp)
+{
+    *shut = true;
+    if (value) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "the destination failed (SHUT %u)", value);
+    }
+    return !value;
+}
+
+static bool handle_resume_ack(MigrationJob *job, uint32_t value,
+                              GError **errp)
+{
+    if (value != RESUME_ACK_VALUE ||
+        job_status(job) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "unexpected RESUME_ACK %u", value);
+        return false;
+    }
+    signal_flag(job, &job->resume_acked);
+    return true;
+}
+
 /* One message; *shut when the destination says it is done. */
 static bool handle(MigrationJob *job, const MigRpMessage *m, bool *shut,
                    GError **errp)
 {
     switch (m->type) {
     case MIG_RP_MSG_SHUT:
-        *shut = true;
-        return m->value == 0 ? true :
-               rp_fail(errp, "the destination failed (SHUT %u)", m->value);
+        return handle_shut(m->value, shut, errp);
     case MIG_RP_MSG_PONG:
         return true;
     case MIG_RP_MSG_REQ_PAGES:
     case MIG_RP_MSG_REQ_PAGES_ID:
         return job->ram ? handle_requests(job, m, errp)
-                        : rp_fail(errp, "page request without RAM");
+                        : refuse(errp, "page request without RAM");
     case MIG_RP_MSG_RECV_BITMAP:
-        if (!job->ram ||
-            !ram_migration_load_recv_bitmap(job->ram, job->rp, m->block,
+        if (!job->ram) {
+            return refuse(errp, "received bitmap without RAM");
+        }
+        if (!ram_migration_load_recv_bitmap(job->ram, job->rp, m->block,
                                             errp)) {
-            return job->ram ? false
-                            : rp_fail(errp, "received bitmap without RAM");
+            return false;
         }
         signal_flag(job, &job->bitmap_loaded);
         return true;
     case MIG_RP_MSG_RESUME_ACK:
-        if (m->value != RESUME_ACK_VALUE ||
-            job_status(job) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
-            return rp_fail(errp, "unexpected RESUME_ACK %u", m->value);
-        }
-        signal_flag(job, &job->resume_acked);
-        return true;
+        return handle_resume_ack(job, m->value, errp);
     case MIG_RP_MSG_SWITCHOVER_ACK:
         if (!job->params.switchover_ack) {
-            return rp_fail(errp, "SWITCHOVER_ACK without switchover-ack");
+            return refuse(errp, "SWITCHOVER_ACK without switchover-ack");
         }
         g_atomic_int_set(&job->switchover_acked, 1);
         return true;

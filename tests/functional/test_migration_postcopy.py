@@ -10,8 +10,9 @@ import pytest
 
 from ternlib import TernVm, guestkit, has_kvm
 from ternlib.migration import free_port, wait_runstate
-from ternlib.netns import netns_pair as make_netns_pair
 from ternlib import postcopy as pc
+
+from test_migration_netns import NsTernVm, netns_pair  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(not has_kvm(), reason="needs /dev/kvm")
 
@@ -94,22 +95,6 @@ def test_postcopy_two_vcpus_two_writers(tmp_path):
     src, dst, si, di = run_postcopy(tmp_path, "unix", preempt=True, smp=2)
     with src, dst:
         check_outcome(src, dst, si, di, smp=2)
-
-
-@pytest.fixture
-def netns_pair():
-    with make_netns_pair() as pair:
-        yield pair
-
-
-class NsTernVm(TernVm):
-    def __init__(self, workdir, netns=None, **kw):
-        super().__init__(workdir, **kw)
-        self.netns = netns
-
-    def args(self):
-        # ip netns exec execs tern in place: the pid is tern's.
-        return ["ip", "netns", "exec", self.netns] + super().args()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")

@@ -73,14 +73,22 @@ static const SaveVMIncomingOps accept_all = {
 
 #define FUZZ_RAM_SIZE (1 * MiB)
 
-static void fuzz_loader(GBytes *bytes)
+/* 1 MiB of heap RAM in one region (g_free regions[0].hva). */
+static GuestMemory fuzz_ram(void)
 {
-    FakeTimer timer;
-    FakeGlobal global;
     GuestMemory mem = {
         .regions = { { 0, FUZZ_RAM_SIZE, g_malloc0(FUZZ_RAM_SIZE), 0 } },
         .nr_regions = 1, .fd = -1, .ram_size = FUZZ_RAM_SIZE,
     };
+
+    return mem;
+}
+
+static void fuzz_loader(GBytes *bytes)
+{
+    FakeTimer timer;
+    FakeGlobal global;
+    GuestMemory mem = fuzz_ram();
     RamMigration *ram = ram_migration_new(&mem, "ram");
     SaveVM *sv = savevm_new("none");
     QEMUFile *f = qemu_file_new_mem_input(bytes);
@@ -117,10 +125,7 @@ static void fuzz_incoming(GBytes *bytes)
     };
     FakeTimer timer;
     FakeGlobal global;
-    GuestMemory mem = {
-        .regions = { { 0, FUZZ_RAM_SIZE, g_malloc0(FUZZ_RAM_SIZE), 0 } },
-        .nr_regions = 1, .fd = -1, .ram_size = FUZZ_RAM_SIZE,
-    };
+    GuestMemory mem = fuzz_ram();
     RamMigration *ram = ram_migration_new(&mem, "ram");
     SaveVM *sv = savevm_new("none");
     MigIncoming *in = mig_incoming_new(sv, ram, &mem, &cfg, &hooks);
@@ -170,10 +175,7 @@ static bool source_handles(RamMigration *ram, QEMUFile *f,
 
 static void fuzz_return_path(GBytes *bytes)
 {
-    GuestMemory mem = {
-        .regions = { { 0, FUZZ_RAM_SIZE, g_malloc0(FUZZ_RAM_SIZE), 0 } },
-        .nr_regions = 1, .fd = -1, .ram_size = FUZZ_RAM_SIZE,
-    };
+    GuestMemory mem = fuzz_ram();
     RamMigration *ram = ram_migration_new(&mem, "ram");
     SaveVM *sv = savevm_new("none");
     QEMUFile *out = qemu_file_new_mem_output();
