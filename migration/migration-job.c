@@ -343,7 +343,8 @@ static bool begin(MigrationJob *job, GError **errp)
     if (job->params.postcopy_ram) {
         /* x86 guest RAM is 4 KiB pages on both ends: host page summary and
          * target page size. */
-        ram_migration_set_postcopy(job->ram, true);
+        ram_migration_set_postcopy(job->ram, true,
+                                   job->params.postcopy_preempt);
         savevm_send_postcopy_advise(job->f, true, RAM_PAGE_SIZE,
                                     RAM_PAGE_SIZE);
     }
@@ -379,7 +380,7 @@ static bool run(MigrationJob *job, GError **errp)
     job_rp_stop(job);
     savevm_save_cleanup(job->sv);
     if (job->ram) {
-        ram_migration_set_postcopy(job->ram, false);
+        ram_migration_set_postcopy(job->ram, false, false);
     }
     /* Whatever the outcome, the guest runs at full speed again (on the
      * destination it never was throttled). */

@@ -36,6 +36,7 @@ struct RamMigration {
     uint64_t cursor;                /* next page to look at */
     bool block_named;               /* this section named the block */
     bool postcopy_capable;          /* capability postcopy-ram */
+    bool preempt;                   /* requested pages have their channel */
     bool in_postcopy;               /* past the switchover */
     GQueue requests;                /* of RamRequest, awaited pages */
     int nr_requests;                /* atomic: requests.length */

@@ -23,9 +23,10 @@
 #define STAT_ADD(rm, field, n) \
     __atomic_fetch_add(&(rm)->stats.field, (n), __ATOMIC_RELAXED)
 
-void ram_migration_set_postcopy(RamMigration *rm, bool capable)
+void ram_migration_set_postcopy(RamMigration *rm, bool capable, bool preempt)
 {
     rm->postcopy_capable = capable;
+    rm->preempt = preempt;
 }
 
 /* ---- source: the switchover ---- */

@@ -18,6 +18,10 @@
 
 /* An iteration yields after this long so the core can re-plan. */
 #define RAM_ITERATE_MAX_NS  (50 * 1000 * 1000)
+/* Postcopy without a preempt channel: background pages go out in writes of
+ * this many, so a requested page waits behind one of them at most (a write
+ * of the QEMUFile's whole iovec would hold 32 pages). */
+#define RAM_POSTCOPY_BURST  8
 
 #define STAT_ADD(rm, field, n) \
     __atomic_fetch_add(&(rm)->stats.field, (n), __ATOMIC_RELAXED)
@@ -284,6 +288,9 @@ static bool send_dirty_pages(RamMigration *rm, QEMUFile *f, bool limited)
         }
         ram_send_page(rm, f, page, &rm->block_named);
         sent++;
+        if (rm->in_postcopy && !rm->preempt && sent % RAM_POSTCOPY_BURST == 0) {
+            qemu_fflush(f);
+        }
         if (limited && ((rm->batch && sent >= rm->batch) ||
                         qemu_file_rate_limit_exceeded(f) ||
                         (sent % 64 == 0 &&

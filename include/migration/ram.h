@@ -57,8 +57,9 @@ const char *ram_migration_block_name(const RamMigration *rm);
 
 /* ---- postcopy (ram-postcopy.c) ---- */
 
-/* Source, capability postcopy-ram: RAM iterates on after the switchover. */
-void ram_migration_set_postcopy(RamMigration *rm, bool capable);
+/* Source, capability postcopy-ram: RAM iterates on after the switchover;
+ * 'preempt': requested pages go on a channel of their own. */
+void ram_migration_set_postcopy(RamMigration *rm, bool capable, bool preempt);
 /* Source, VM stopped, at the switchover: a last dirty sync, then
  * POSTCOPY_RAM_DISCARD for every page still dirty (sent but dirtied since,
  * or never sent), as many ranges per command as its length allows. From

@@ -184,7 +184,7 @@ static void fuzz_return_path(GBytes *bytes)
     GError *err = NULL;
 
     ram_migration_register(ram, sv);
-    ram_migration_set_postcopy(ram, true);
+    ram_migration_set_postcopy(ram, true, false);
     g_assert(savevm_save_setup(sv, out, NULL));
     g_assert(ram_migration_postcopy_start(ram, out, NULL));
     while (mig_rp_read(f, &msg, &err) &&

@@ -678,7 +678,7 @@ static void source_in_postcopy(Vm *vm, QEMUFile **out)
 {
     *out = qemu_file_new_mem_output();
     vm_init(vm);
-    ram_migration_set_postcopy(vm->ram, true);
+    ram_migration_set_postcopy(vm->ram, true, false);
     g_assert_true(savevm_save_setup(vm->sv, *out, NULL));
     g_assert_true(ram_migration_postcopy_start(vm->ram, *out, NULL));
 }
