@@ -9,6 +9,7 @@ never converge on; after the first pass migrate-start-postcopy switches over
 and the rest of RAM streams unthrottled over a unix socket. Reported per
 configuration (medians over the runs):
   total     query-migrate total-time on the source (ms)
+  postcopy  wall time from migrate-start-postcopy to 'completed' (ms)
   downtime  query-migrate downtime on the source (ms)
   requests  the source's postcopy-requests
   stall     what the guest itself saw: every page access slower than
@@ -85,9 +86,9 @@ def stall_stats(before, after):
 def last_report(vm):
     """The last complete cumulative histogram (the newest report may still
     be printing its buckets; reports come every 200 ms)."""
-    n = len(histograms(vm.serial.lines()))
+    n = max(len(histograms(vm.serial.lines())) + 1, 2)
     vm.serial.wait_for(STALL_RE, timeout=10, where=lambda m: len(
-        histograms(vm.serial.lines())) >= n + 1)
+        histograms(vm.serial.lines())) >= n)
     return histograms(vm.serial.lines())[-2]
 
 
@@ -115,8 +116,10 @@ def run(kind, preempt, tmp, tag):
         src.qmp().execute("migrate", uri=uri)
         pc.wait_first_pass(src, timeout=120)
         switch = last_report(src)
+        t0 = time.monotonic()
         src.qmp().execute("migrate-start-postcopy")
         si = pc.wait_migrate_status(src, ("completed", "failed"), 180)
+        phase = (time.monotonic() - t0) * 1000
         if si["status"] != "completed":
             raise RuntimeError(f"{src.name}: {si}")
         di = pc.wait_migrate_status(dst, ("completed", "failed"), 180)
@@ -131,6 +134,7 @@ def run(kind, preempt, tmp, tag):
     lat = di.get("x-postcopy-fault-latency", {})
     return {
         "total": si["total-time"], "downtime": si["downtime"],
+        "phase": phase,
         "requests": si["ram"]["postcopy-requests"],
         "stall": stall_stats(switch, after),
         "stall_all": stall_stats(idle1, after),
@@ -168,15 +172,16 @@ def report(results, runs):
     print(f"postcopy, {MEM} guest, dirty {REGION} flat out, precopy "
           f"{PRECOPY_BW >> 20} MiB/s then postcopy after the first pass, unix "
           f"socket (median of {runs})")
-    print("  config         total downtime requests | postcopy stalls: n p50 "
-          "p99 max | whole migration: n p99 | idle 2 s: n p99 | fault p50/p90/"
-          "p99/max us | blocktime")
+    print("  config         total postcopy downtime requests | postcopy stalls: "
+          "n p50 p99 max | whole migration: n p99 | idle 2 s: n p99 | fault "
+          "p50/p90/p99/max us | blocktime")
     for (kind, preempt), rows in results.items():
         name = f"{kind}{' preempt' if preempt else ''}"
         fault = "/".join(f"{med(rows, 'fault', i):.0f}" for i in range(4)) \
             if kind == "tern" else "-"
         st = " ".join(f"{med(rows, 'stall', i):.0f}" for i in range(4))
-        print(f"  {name:14} {med(rows, 'total'):5.0f} {med(rows, 'downtime'):8.0f}"
+        print(f"  {name:14} {med(rows, 'total'):5.0f} {med(rows, 'phase'):8.0f}"
+              f" {med(rows, 'downtime'):8.0f}"
               f" {med(rows, 'requests'):8.0f} | {st:>24} |"
               f" {med(rows, 'stall_all', 0):.0f} {med(rows, 'stall_all', 2):.0f} |"
               f" {med(rows, 'idle', 0):.0f} {med(rows, 'idle', 2):.0f} |"

@@ -13,10 +13,6 @@
 #include "migration/return-path.h"
 #include "tern/thread.h"
 
-#define RESUME_ACK_VALUE 1          /* QEMU's MIGRATION_RESUME_ACK_VALUE */
-/* With a preempt channel the listen thread's background pages give way to
- * the preempt thread's requested ones. */
-#define BACKGROUND_NICE 10
 
 struct MigIncoming {
     SaveVM *sv;
@@ -282,7 +278,7 @@ static bool in_resume(void *opaque, GError **errp)
     set_status_locked(in, MIGRATION_STATUS_POSTCOPY_ACTIVE);
     g_mutex_unlock(&in->lock);
     in->hooks.status_changed(in->hooks.opaque);
-    if (!mig_rp_incoming_resume_ack(&in->rp, RESUME_ACK_VALUE, errp)) {
+    if (!mig_rp_incoming_resume_ack(&in->rp, MIG_RP_RESUME_ACK_VALUE, errp)) {
         return false;
     }
     /* Requests that were lost with the old channel, asked again. */
@@ -486,8 +482,10 @@ static gpointer listen_thread(gpointer opaque)
     QEMUFile *f;
     int ret = -1;
 
+    /* With a preempt channel the background pages give way to the
+     * preempt thread's requested ones. */
     if (in->urgent_thread) {
-        tern_thread_yield_priority(BACKGROUND_NICE);
+        tern_thread_yield_priority(TERN_BACKGROUND_NICE);
     }
     while ((f = current_file(in))) {
         ret = savevm_load_main(in->sv, f, &err);

@@ -21,10 +21,6 @@
 #include "migration-job-int.h"
 #include "tern/thread.h"
 
-/* With a preempt channel the background stream on this thread gives way to
- * the return-path thread that sends requested pages. */
-#define BACKGROUND_NICE 10
-
 /* ---- the switchover ---- */
 
 static bool send_package(MigrationJob *job, GError **errp)
@@ -48,8 +44,10 @@ bool postcopy_switchover(MigrationJob *job, GError **errp)
     gint64 stop_start;
 
     job_set_status(job, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+    /* With a preempt channel the background stream on this thread gives
+     * way to the return-path thread that sends requested pages. */
     if (job->params.postcopy_preempt) {
-        tern_thread_yield_priority(BACKGROUND_NICE);
+        tern_thread_yield_priority(TERN_BACKGROUND_NICE);
     }
     if (job->hooks.stop_vm && !job->hooks.stop_vm(job->hooks.opaque, errp)) {
         return false;

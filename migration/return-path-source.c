@@ -13,7 +13,6 @@
 #include "migration-job-int.h"
 #include "migration/return-path.h"
 
-#define RESUME_ACK_VALUE 1          /* QEMU's MIGRATION_RESUME_ACK_VALUE */
 /* How long a failed job waits for the destination's own account. */
 #define RP_EXPLAIN_WAIT_US (1000 * 1000)
 
@@ -59,7 +58,7 @@ static bool handle_shut(uint32_t value, bool *shut, GError **errp)
 static bool handle_resume_ack(MigrationJob *job, uint32_t value,
                               GError **errp)
 {
-    if (value != RESUME_ACK_VALUE ||
+    if (value != MIG_RP_RESUME_ACK_VALUE ||
         job_status(job) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "unexpected RESUME_ACK %u", value);

@@ -36,6 +36,9 @@ typedef struct MigRpMessage {
     char block[256];            /* REQ_PAGES_ID, RECV_BITMAP; else "" */
 } MigRpMessage;
 
+/* RESUME_ACK's value (QEMU's MIGRATION_RESUME_ACK_VALUE). */
+#define MIG_RP_RESUME_ACK_VALUE 1
+
 const char *mig_rp_msg_name(unsigned type);
 
 void mig_rp_send_shut(QEMUFile *f, uint32_t value);
