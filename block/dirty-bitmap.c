@@ -67,9 +67,9 @@ static BdrvDirtyBitmap *dirty_bitmap_new(BlockNode *bs, uint32_t granularity,
         return NULL;
     }
     if (name && strlen(name) > BDRV_BITMAP_MAX_NAME_SIZE) {
+        /* QEMU's words (more than 1023 bytes). */
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Bitmap name is too long: %zu bytes (at most %d)",
-                    strlen(name), BDRV_BITMAP_MAX_NAME_SIZE);
+                    "Bitmap name too long: %s", name);
         return NULL;
     }
     gran_bits = __builtin_ctz(granularity);
@@ -131,6 +131,14 @@ BdrvDirtyBitmap *bdrv_find_dirty_bitmap(BlockNode *bs, const char *name)
         }
     }
     return NULL;
+}
+
+BdrvDirtyBitmap *bdrv_dirty_bitmap_next(BlockNode *bs, BdrvDirtyBitmap *prev)
+{
+    GList *l = prev ? g_list_find(bs->dirty_bitmaps, prev) : NULL;
+
+    l = prev ? (l ? l->next : NULL) : bs->dirty_bitmaps;
+    return l ? l->data : NULL;
 }
 
 bool bdrv_has_named_bitmaps(BlockNode *bs)

@@ -194,10 +194,9 @@ static bool in_advise(void *opaque, bool ram, uint64_t host_pages,
     UffdPager *pager;
 
     if (ram != in->cfg.postcopy_ram) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "RAM postcopy is %s "
-                    "but the source sent a %d-byte POSTCOPY_ADVISE",
-                    ram ? "disabled" : "enabled", ram ? 16 : 0);
-        return false;
+        return tern_invalid(errp, "RAM postcopy is %s "
+                            "but the source sent a %d-byte POSTCOPY_ADVISE",
+                            ram ? "disabled" : "enabled", ram ? 16 : 0);
     }
     if (!ram) {
         return true;
@@ -206,13 +205,12 @@ static bool in_advise(void *opaque, bool ram, uint64_t host_pages,
         return false;
     }
     if (host_pages != RAM_PAGE_SIZE || target_page_size != RAM_PAGE_SIZE) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "Postcopy needs "
-                    "matching %s page sizes (s=%" PRIx64 " d=%x)",
-                    host_pages != RAM_PAGE_SIZE ? "RAM" : "target",
-                    host_pages != RAM_PAGE_SIZE ? host_pages
-                                                : target_page_size,
-                    RAM_PAGE_SIZE);
-        return false;
+        return tern_invalid(errp, "Postcopy needs "
+                            "matching %s page sizes (s=%" PRIx64 " d=%x)",
+                            host_pages != RAM_PAGE_SIZE ? "RAM" : "target",
+                            host_pages != RAM_PAGE_SIZE ? host_pages
+                                                        : target_page_size,
+                            RAM_PAGE_SIZE);
     }
     pager = uffd_pager_new(in->mem, in->cfg.nr_vcpus, &page_source_ops, in,
                            errp);
@@ -244,9 +242,8 @@ static bool in_listen(void *opaque, QEMUFile *f, GError **errp)
     }
     if (in->pager && in->cfg.preempt) {
         if (!in->urgent) {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "postcopy-preempt "
-                        "is on but the source opened no preempt channel");
-            return false;
+            return tern_invalid(errp, "postcopy-preempt is on but the "
+                                "source opened no preempt channel");
         }
         in->urgent_thread = g_thread_new("postcopy/preempt", urgent_thread,
                                          in);
@@ -293,10 +290,9 @@ static bool in_recv_bitmap(void *opaque, const char *block, GError **errp)
     size_t len;
 
     if (!in->pager || strcmp(block, ram_migration_block_name(in->ram))) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, in->pager ?
-                    "RECV_BITMAP: block '%s' not found" :
-                    "RECV_BITMAP for '%s' without RAM postcopy", block);
-        return false;
+        return tern_invalid(errp, in->pager ?
+                            "RECV_BITMAP: block '%s' not found" :
+                            "RECV_BITMAP for '%s' without RAM postcopy", block);
     }
     words = uffd_pager_received_words(in->pager, &len);
     return mig_rp_incoming_recv_bitmap(&in->rp, block, words, len,
@@ -396,15 +392,13 @@ bool mig_incoming_recover_begin(MigIncoming *in, GError **errp)
     in->recovering = in->recovering || paused;
     g_mutex_unlock(&in->lock);
     if (!paused) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Migrate recover can only be run when postcopy is "
-                    "paused.");
-        return false;
+        return tern_invalid(errp,
+                            "Migrate recover can only be run when postcopy is "
+                            "paused.");
     }
     if (busy) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
-                    "Migrate recovery is triggered already");
-        return false;
+        return tern_fail(errp, TERN_ERR_BUSY,
+                         "Migrate recovery is triggered already");
     }
     return true;
 }

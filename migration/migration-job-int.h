@@ -27,7 +27,7 @@ struct MigrationJob {
     GMutex lock;                    /* stats, the fields below, f */
     GCond cond;                     /* return-path events, resume */
     MigrationStats stats;
-    GArray *statuses;               /* set since the last take */
+    GArray *statuses;               /* MigrationStatusChange, untaken */
     QEMUFile *f;                    /* main channel (NULL while paused) */
     QEMUFile *urgent;               /* preempt channel, or NULL */
     GError *rp_error;               /* why the return path stopped */

@@ -70,8 +70,12 @@ void job_set_status_locked(MigrationJob *job, MigrationStatus s)
     if (job->stats.status != s &&
         (job->stats.status != MIGRATION_STATUS_CANCELLING ||
          s >= MIGRATION_STATUS_COMPLETED)) {
+        MigrationStatusChange c = {
+            s, job->ram ? ram_migration_stats(job->ram).dirty_sync_count : 0,
+        };
+
         job->stats.status = s;
-        g_array_append_val(job->statuses, s);
+        g_array_append_val(job->statuses, c);
     }
 }
 
@@ -308,7 +312,8 @@ static bool complete(MigrationJob *job, GError **errp)
     gint64 stop_start;
     bool ok;
 
-    job_set_status(job, MIGRATION_STATUS_DEVICE);
+    /* QEMU 7.2 stays "active" here ("device" only with
+     * pause-before-switchover, which tern does not offer). */
     if (job->hooks.stop_vm && !job->hooks.stop_vm(job->hooks.opaque, errp)) {
         return false;
     }
@@ -454,7 +459,7 @@ MigrationJob *migration_job_start(SaveVM *sv, QEMUFile *f, QEMUFile *urgent,
     job->params.return_path |= job->params.postcopy_ram;
     g_mutex_init(&job->lock);
     g_cond_init(&job->cond);
-    job->statuses = g_array_new(false, false, sizeof(MigrationStatus));
+    job->statuses = g_array_new(false, false, sizeof(MigrationStatusChange));
     job->start_us = g_get_monotonic_time();
     job->thread = g_thread_new("migration", job_thread, job);
     return job;

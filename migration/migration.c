@@ -14,7 +14,6 @@
 #include "hw/block/drive.h"
 #include "hw/block/virtio-blk-pci.h"
 #include "hw/i386/machine.h"
-#include "hw/i386/machine-vmstate.h"
 #include "migration/block-dirty-bitmap.h"
 #include "migration/channel.h"
 #include "migration/global-state.h"
@@ -22,10 +21,9 @@
 #include "migration/migration.h"
 #include "migration/cpu-throttle.h"
 #include "migration/return-path.h"
-#include "monitor/qmp-block.h"
-#include "sysemu/kvm-dirty-log.h"
-#include "sysemu/runstate.h"
-#include "sysemu/vcpu.h"
+#include "accel/kvm/kvm-dirty-log.h"
+#include "accel/kvm/kvm-vcpu.h"
+#include "softmmu/runstate.h"
 #include "tern/error.h"
 
 #define POLL_MS                 5
@@ -53,7 +51,6 @@ struct MigrationState {
     RamMigration *ram;
     DirtyBitmapMigration *bitmaps;  /* capability dirty-bitmaps */
     MigGlobalState gs;
-    MachineVmstate *devices;
     bool caps[MIG_CAP__MAX];
     MigrationParams params;
     const MigrationEventOps *ev;
@@ -136,44 +133,11 @@ int migration_capability_lookup(const char *name)
     return -1;
 }
 
-/* ---- the drives' dirty bitmaps, for block-dirty-bitmap.c ---- */
+/* ---- the drives: their dirty bitmaps and images ---- */
 
-static const QmpBlockSource *drives(MigrationState *ms)
+static const BlockBackendList *drives(MigrationState *ms)
 {
-    return &ms->machine->drives->source;
-}
-
-static GPtrArray *bitmap_nodes_list(void *opaque)
-{
-    const QmpBlockSource *src = drives(opaque);
-    GPtrArray *nodes = g_ptr_array_new();
-    QmpBlockBackend be;
-
-    for (size_t i = 0; src->get(src->opaque, i, &be); i++) {
-        if (be.node) {
-            g_ptr_array_add(nodes, be.node);
-        }
-    }
-    return nodes;
-}
-
-static BlockNode *bitmap_nodes_find(void *opaque, const char *name)
-{
-    return qmp_block_lookup(drives(opaque), name);
-}
-
-/* As QEMU: a drive's top node goes by the drive's name. */
-static const char *bitmap_wire_name(void *opaque, BlockNode *bs)
-{
-    const QmpBlockSource *src = drives(opaque);
-    QmpBlockBackend be;
-
-    for (size_t i = 0; src->get(src->opaque, i, &be); i++) {
-        if (be.node == bs && be.device && be.device[0]) {
-            return be.device;
-        }
-    }
-    return NULL;
+    return ms->machine->drives->backends;
 }
 
 static bool bitmap_vm_running(void *opaque)
@@ -195,14 +159,14 @@ static bool bitmap_in_postcopy(void *opaque)
 static bool inactivate_drives(void *opaque, GError **errp)
 {
     MigrationState *ms = opaque;
-    const QmpBlockSource *src = drives(ms);
     bool store = !ms->caps[MIG_CAP_DIRTY_BITMAPS];
-    QmpBlockBackend be;
 
-    for (size_t i = 0; src->get(src->opaque, i, &be); i++) {
-        if (be.node && !bdrv_inactivate(be.node, store, errp)) {
+    for (size_t i = 0; i < blk_list_count(drives(ms)); i++) {
+        BlockBackend *blk = blk_list_get(drives(ms), i);
+
+        if (!bdrv_inactivate(blk_root(blk), store, errp)) {
             g_prefix_error(errp, "cannot hand drive '%s' over: ",
-                           be.device ? be.device : "");
+                           blk_name(blk));
             return false;
         }
     }
@@ -213,12 +177,11 @@ static bool inactivate_drives(void *opaque, GError **errp)
  * source after a failed migration. No-op for active drives. */
 static bool activate_drives(MigrationState *ms, GError **errp)
 {
-    const QmpBlockSource *src = drives(ms);
-    QmpBlockBackend be;
+    for (size_t i = 0; i < blk_list_count(drives(ms)); i++) {
+        BlockBackend *blk = blk_list_get(drives(ms), i);
 
-    for (size_t i = 0; src->get(src->opaque, i, &be); i++) {
-        if (be.node && !bdrv_activate(be.node, errp)) {
-            g_prefix_error(errp, "drive '%s': ", be.device ? be.device : "");
+        if (!bdrv_activate(blk_root(blk), errp)) {
+            g_prefix_error(errp, "drive '%s': ", blk_name(blk));
             return false;
         }
     }
@@ -228,9 +191,8 @@ static bool activate_drives(MigrationState *ms, GError **errp)
 static void register_bitmaps(MigrationState *ms)
 {
     const DirtyBitmapNodes nodes = {
-        .list = bitmap_nodes_list, .find = bitmap_nodes_find,
+        .blks = drives(ms),
         .vm_running = bitmap_vm_running, .in_postcopy = bitmap_in_postcopy,
-        .wire_name = bitmap_wire_name,
         .opaque = ms,
     };
 
@@ -241,7 +203,6 @@ static void register_bitmaps(MigrationState *ms)
 MigrationState *migration_state_new(Machine *m)
 {
     MigrationState *ms = g_new0(MigrationState, 1);
-    MachineVmstateParts parts;
 
     ms->machine = m;
     ms->ctx = m->ctx ? m->ctx : g_main_context_default();
@@ -259,10 +220,14 @@ MigrationState *migration_state_new(Machine *m)
     register_bitmaps(ms);
     mig_global_state_set(&ms->gs, runstate_name(runstate_get()));
     mig_global_state_register(ms->sv, &ms->gs);
-    machine_vmstate_parts(m, &parts);
-    ms->devices = machine_vmstate_register(ms->sv, &parts);
-    virtio_blk_pci_vmstate_register(m, ms->sv);     /* after the machine's */
+    /* Every device that has state put it on the machine's list. */
+    device_list_register_savevm(m->devices, ms->sv);
     return ms;
+}
+
+SaveVM *migration_savevm(MigrationState *ms)
+{
+    return ms->sv;
 }
 
 void migration_set_event_ops(MigrationState *ms, const MigrationEventOps *ops,
@@ -303,22 +268,16 @@ static bool check_caps(const bool *caps, GError **errp)
 {
     for (int i = 0; i < MIG_CAP__MAX; i++) {
         if (caps[i] && !cap_implemented[i]) {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                        "capability '%s' is not implemented by tern's "
-                        "migration yet", cap_names[i]);
-            return false;
+            return tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "capability '%s' is not "
+                             "implemented by tern's migration yet", cap_names[i]);
         }
     }
     if (caps[MIG_CAP_POSTCOPY_PREEMPT] && !caps[MIG_CAP_POSTCOPY_RAM]) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Postcopy preempt requires postcopy-ram");
-        return false;
+        return tern_invalid(errp, "Postcopy preempt requires postcopy-ram");
     }
     if (caps[MIG_CAP_SWITCHOVER_ACK] && !caps[MIG_CAP_RETURN_PATH]) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Capability 'switchover-ack' requires capability "
-                    "'return-path'");
-        return false;
+        return tern_invalid(errp, "Capability 'switchover-ack' requires "
+                            "capability 'return-path'");
     }
     return true;
 }
@@ -368,9 +327,49 @@ MigrationParams migration_get_params(const MigrationState *ms)
     return ms->params;
 }
 
+/* An auto-converge percentage in [min, max], in QEMU's words otherwise. */
+static bool check_percent(unsigned v, const char *name, unsigned min,
+                          unsigned max, GError **errp)
+{
+    if (v < min || v > max) {
+        return tern_invalid(errp, "Parameter '%s' expects an integer in the range "
+                            "of %u to %u", name, min, max);
+    }
+    return true;
+}
+
+/* QEMU's limit on downtime-limit, and its message's spelling of it. */
+#define MAX_DOWNTIME_MS 2000000
+#define MAX_DOWNTIME_TEXT "(2000 * 1000)"
+
+/* QEMU 7.2's checks on the whole would-be set, in its order and words. */
+static bool params_check(const MigrationParams *p, GError **errp)
+{
+    if (!check_percent(p->throttle_trigger_threshold, "throttle_trigger_threshold",
+                       1, 100, errp) ||
+        !check_percent(p->cpu_throttle_initial, "cpu_throttle_initial", 1, 99,
+                       errp) ||
+        !check_percent(p->cpu_throttle_increment, "cpu_throttle_increment", 1, 99,
+                       errp)) {
+        return false;
+    }
+    if (p->downtime_limit_ms > MAX_DOWNTIME_MS) {
+        return tern_invalid(errp, "Parameter 'downtime_limit' expects an integer in "
+                            "the range of 0 to " MAX_DOWNTIME_TEXT " ms");
+    }
+    if (p->max_cpu_throttle < p->cpu_throttle_initial || p->max_cpu_throttle > 99) {
+        return tern_invalid(errp, "Parameter 'max_cpu_throttle' expects an integer in "
+                            "the range of cpu_throttle_initial to 99");
+    }
+    return true;
+}
+
 bool migration_set_params(MigrationState *ms, const MigrationParams *p,
                           GError **errp)
 {
+    if (!params_check(p, errp)) {
+        return false;
+    }
     /* QEMU takes new parameters at any time; a running job keeps the ones
      * it started with (its windows are computed from them). */
     ms->params = *p;
@@ -401,13 +400,61 @@ static void emit_pass(MigrationState *ms, uint64_t pass)
     }
 }
 
-/* Statuses as the job or the incoming stream logged them, in order. */
-static void emit_statuses(MigrationState *ms, GArray *log)
+/* Every dirty sync up to 'count' as a MIGRATION_PASS, in order. */
+static void emit_passes(MigrationState *ms, uint64_t count)
+{
+    while (ms->reported_pass < count) {
+        emit_pass(ms, ms->reported_pass + 1);
+    }
+}
+
+/*
+ * QEMU 7.2's order: setup, MIGRATION_PASS 1 (its first dirty sync belongs
+ * to setup), active, a MIGRATION_PASS per later sync, the postcopy
+ * statuses (a postcopy's last sync comes after postcopy-active), then the
+ * end state (no "device": QEMU enters it only with pause-before-switchover).
+ * The job logs every status with the syncs made by then, so nothing the
+ * watch slept through is lost or reordered.
+ */
+static void emit_job_log(MigrationState *ms, GArray *log)
 {
     for (guint i = 0; i < log->len; i++) {
-        emit_status(ms, g_array_index(log, MigrationStatus, i));
+        const MigrationStatusChange *c =
+            &g_array_index(log, MigrationStatusChange, i);
+
+        if (c->status == MIGRATION_STATUS_CANCELLED &&
+            ms->reported != MIGRATION_STATUS_CANCELLING) {
+            emit_status(ms, MIGRATION_STATUS_CANCELLING);
+        }
+        emit_passes(ms, c->status == MIGRATION_STATUS_ACTIVE ?
+                        MIN(c->syncs, 1) : c->syncs);
+        emit_status(ms, c->status);
     }
     g_array_set_size(log, 0);
+}
+
+static void emit_progress(MigrationState *ms, const MigrationStats *st)
+{
+    g_autoptr(GArray) log = g_array_new(false, false,
+                                        sizeof(MigrationStatusChange));
+
+    migration_job_take_statuses(ms->job, log);
+    emit_job_log(ms, log);
+    if (st->status >= MIGRATION_STATUS_ACTIVE) {
+        emit_passes(ms, st->dirty_sync_count);
+    }
+}
+
+/* A destination's statuses in order; setup and active even if the watch
+ * slept through them (a failure right away is reported as it came). */
+static void emit_incoming(MigrationState *ms, MigrationStatus s)
+{
+    if (s != MIGRATION_STATUS_FAILED && s != MIGRATION_STATUS_SETUP &&
+        ms->reported < MIGRATION_STATUS_ACTIVE) {
+        emit_status(ms, MIGRATION_STATUS_SETUP);
+        emit_status(ms, MIGRATION_STATUS_ACTIVE);
+    }
+    emit_status(ms, s);
 }
 
 static void stop_dirty_log(MigrationState *ms)
@@ -451,10 +498,9 @@ static void source_takes_guest_back(MigrationState *ms,
 static void finish_outgoing(MigrationState *ms, const MigrationStats *st)
 {
     g_autoptr(GError) err = NULL;
-    g_autoptr(GArray) log = g_array_new(false, false, sizeof(MigrationStatus));
 
     migration_job_wait(ms->job, &err);
-    migration_job_take_statuses(ms->job, log);
+    emit_progress(ms, st);
     migration_job_free(ms->job);
     ms->job = NULL;
     stop_dirty_log(ms);
@@ -466,12 +512,10 @@ static void finish_outgoing(MigrationState *ms, const MigrationStats *st)
         source_takes_guest_back(ms, st);
     }
     ms->vm_stopped = false;
-    emit_statuses(ms, log);
 }
 
 static void poll_outgoing(MigrationState *ms)
 {
-    g_autoptr(GArray) log = g_array_new(false, false, sizeof(MigrationStatus));
     MigrationStats st;
 
     migration_job_get_stats(ms->job, &st);
@@ -484,11 +528,7 @@ static void poll_outgoing(MigrationState *ms)
     if (st.dirty_log_done) {
         stop_dirty_log(ms);
     }
-    migration_job_take_statuses(ms->job, log);
-    emit_statuses(ms, log);
-    if (st.status == MIGRATION_STATUS_ACTIVE) {
-        emit_pass(ms, st.dirty_sync_count);
-    }
+    emit_progress(ms, &st);
 }
 
 /* 'autostart' (a postcopy RUN, as the seed's RUN handler): run unless -S;
@@ -541,16 +581,24 @@ static MigrationStatus incoming_status(MigrationState *ms)
     return s;
 }
 
-static void emit_incoming(MigrationState *ms)
+/* What the destination logged, in order, but a final "completed": QEMU
+ * reports that after the guest started (RESUME). */
+static void emit_incoming_log(MigrationState *ms)
 {
     g_autoptr(GArray) log = g_array_new(false, false, sizeof(MigrationStatus));
     MigIncoming *mig = incoming_stream(ms);
 
-    if (mig) {
-        mig_incoming_take_statuses(mig, log);
-        emit_statuses(ms, log);
-    } else {
-        emit_status(ms, incoming_status(ms));
+    if (!mig) {
+        emit_incoming(ms, incoming_status(ms));
+        return;
+    }
+    mig_incoming_take_statuses(mig, log);
+    for (guint i = 0; i < log->len; i++) {
+        MigrationStatus s = g_array_index(log, MigrationStatus, i);
+
+        if (s != MIGRATION_STATUS_COMPLETED) {
+            emit_incoming(ms, s);
+        }
     }
 }
 
@@ -563,15 +611,19 @@ static void finish_incoming(MigrationState *ms)
     in->thread = NULL;
     migration_listener_free(in->listener);
     in->listener = NULL;
-    emit_incoming(ms);
+    emit_incoming_log(ms);
     s = incoming_status(ms);
-    emit_status(ms, s);
     if (s == MIGRATION_STATUS_COMPLETED) {
+        /* QEMU's order: the guest starts (RESUME), then completed; a
+         * postcopy RUN started it already. */
         if (!in->guest_started) {
+            emit_incoming(ms, MIGRATION_STATUS_ACTIVE);
             start_guest_after_load(ms, false);
         }
+        emit_status(ms, s);
         return;
     }
+    emit_incoming(ms, s);
     tern_error_report("load of migration failed: %s",
                       in->error ? in->error->message : "unknown error");
     if (ms->incoming_failed) {
@@ -590,7 +642,7 @@ static gboolean poll_cb(gpointer opaque)
         if (g_atomic_int_get(&ms->in.done)) {
             finish_incoming(ms);
         } else {
-            emit_incoming(ms);
+            emit_incoming_log(ms);
         }
     }
     if (migration_is_active(ms)) {
@@ -621,6 +673,8 @@ static gboolean stop_vm_main(gpointer opaque)
     MigrationState *ms = opaque;
     RunState now = runstate_get();
 
+    /* What happened before the stop is reported before STOP. */
+    poll_outgoing(ms);
     ms->state_before = now;
     mig_global_state_set(&ms->gs, runstate_name(now));
     vm_stop(RUN_STATE_FINISH_MIGRATE);
@@ -1176,8 +1230,6 @@ void migration_state_free(MigrationState *ms)
         virtio_blk_pci_set_dirty_log(ms->machine, NULL);
         kvm_dirty_log_stop(ms->dirty);
     }
-    virtio_blk_pci_vmstate_unregister(ms->machine, ms->sv);
-    machine_vmstate_unregister(ms->devices, ms->sv);
     ram_migration_free(ms->ram);
     savevm_free(ms->sv);
     dirty_bitmap_migration_free(ms->bitmaps);

@@ -235,10 +235,9 @@ bool postcopy_stream(MigrationJob *job, GError **errp)
 bool migration_job_start_postcopy(MigrationJob *job, GError **errp)
 {
     if (!job->params.postcopy_ram) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Enable postcopy with migrate_set_capability before the "
-                    "start of migration");
-        return false;
+        return tern_invalid(errp, "Enable postcopy with "
+                            "migrate_set_capability before the start of "
+                            "migration");
     }
     g_atomic_int_set(&job->start_postcopy, 1);
     return true;

@@ -54,7 +54,6 @@ struct RamMigration {
 
 /* Host address of the block page at 'offset', or NULL if no region maps it. */
 uint8_t *ram_block_page(const RamMigration *rm, uint64_t offset);
-bool ram_fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
 /* Take page 'page' off the dirty bitmap (under rm->lock); false if it was
  * clean already. */
 bool ram_take_dirty(RamMigration *rm, uint64_t page);

@@ -60,7 +60,7 @@ bool ram_migration_postcopy_start(RamMigration *rm, QEMUFile *f,
     bool ok;
 
     if (!rm->dirty) {
-        return ram_fail(errp, "ram: postcopy without a running migration");
+        return tern_invalid(errp, "ram: postcopy without a running migration");
     }
     if (!ram_sync_dirty(rm, errp)) {
         return false;
@@ -78,26 +78,26 @@ static bool check_request(RamMigration *rm, const char *block, uint64_t start,
                           uint64_t len, GError **errp)
 {
     if (!rm->in_postcopy) {
-        return ram_fail(errp, "page request outside postcopy");
+        return tern_invalid(errp, "page request outside postcopy");
     }
     if (block && strcmp(block, rm->block_name)) {
-        return ram_fail(errp, "page request for unknown RAM block '%s'",
-                        block);
+        return tern_invalid(errp, "page request for unknown RAM block '%s'",
+                            block);
     }
     if (!block && !rm->request_named) {
-        return ram_fail(errp, "page request before any request named its "
-                        "RAM block");
+        return tern_invalid(errp, "page request before any request named its "
+                            "RAM block");
     }
     rm->request_named = true;
     if (!len || !IS_ALIGNED(start, RAM_PAGE_SIZE) ||
         !IS_ALIGNED(len, RAM_PAGE_SIZE)) {
-        return ram_fail(errp, "misaligned page request: start 0x%" PRIx64
-                        " length 0x%" PRIx64, start, len);
+        return tern_invalid(errp, "misaligned page request: start 0x%" PRIx64
+                            " length 0x%" PRIx64, start, len);
     }
     if (start >= rm->length || len > rm->length - start) {
-        return ram_fail(errp, "page request 0x%" PRIx64 "+0x%" PRIx64
-                        " overruns RAM block '%s' (0x%" PRIx64 " bytes)",
-                        start, len, rm->block_name, rm->length);
+        return tern_invalid(errp, "page request 0x%" PRIx64 "+0x%" PRIx64
+                            " overruns RAM block '%s' (0x%" PRIx64 " bytes)",
+                            start, len, rm->block_name, rm->length);
     }
     return true;
 }
@@ -135,8 +135,8 @@ static bool queue_request(RamMigration *rm, uint64_t start, uint64_t len,
     g_mutex_lock(&rm->lock);
     if (rm->requests.length >= cap) {
         g_mutex_unlock(&rm->lock);
-        return ram_fail(errp, "more than %" PRIu64 " page requests pending",
-                        cap);
+        return tern_invalid(errp, "more than %" PRIu64 " page requests pending",
+                            cap);
     }
     r = g_new(RamRequest, 1);
     r->offset = start;
@@ -231,9 +231,9 @@ static bool read_recv_bitmap(RamMigration *rm, QEMUFile *rp, HBitmap *recv,
         return false;
     }
     if (size != want) {
-        return ram_fail(errp, "received bitmap of '%s' has %" PRIu64
-                        " bytes, expected %" PRIu64, rm->block_name, size,
-                        want);
+        return tern_invalid(errp, "received bitmap of '%s' has %" PRIu64
+                            " bytes, expected %" PRIu64, rm->block_name, size,
+                            want);
     }
     buf = g_malloc(want);
     qemu_get_buffer(rp, buf, want);
@@ -242,8 +242,8 @@ static bool read_recv_bitmap(RamMigration *rm, QEMUFile *rp, HBitmap *recv,
         return false;
     }
     if (end != RAM_RECV_BITMAP_END) {
-        return ram_fail(errp, "received bitmap of '%s' ends with 0x%" PRIx64
-                        ", not its end mark", rm->block_name, end);
+        return tern_invalid(errp, "received bitmap of '%s' ends with 0x%" PRIx64
+                            ", not its end mark", rm->block_name, end);
     }
     hbitmap_load_words(recv, 0, want / 8, buf);
     return true;
@@ -255,15 +255,16 @@ bool ram_migration_load_recv_bitmap(RamMigration *rm, QEMUFile *rp,
     g_autoptr(HBitmap) recv = NULL;
 
     if (strcmp(block, rm->block_name)) {
-        return ram_fail(errp, "received bitmap for unknown RAM block '%s'",
-                        block);
+        return tern_invalid(errp, "received bitmap for unknown RAM block '%s'",
+                            block);
     }
     if (!rm->dirty || !rm->in_postcopy) {
-        return ram_fail(errp, "received bitmap outside postcopy");
+        return tern_invalid(errp, "received bitmap outside postcopy");
     }
     recv = hbitmap_try_new(rm->length / RAM_PAGE_SIZE);
     if (!recv) {
-        return ram_fail(errp, "no memory for the received bitmap");
+        return tern_fail(errp, TERN_ERR_FAILED,
+                         "no memory for the received bitmap");
     }
     if (!read_recv_bitmap(rm, rp, recv, errp)) {
         return false;
@@ -290,11 +291,11 @@ bool ram_migration_discard(RamMigration *rm, const char *block,
                            uint64_t start, uint64_t len, GError **errp)
 {
     if (strcmp(block, rm->block_name)) {
-        return ram_fail(errp, "RAM_DISCARD for unknown RAM block '%s'",
-                        block);
+        return tern_invalid(errp, "RAM_DISCARD for unknown RAM block '%s'",
+                            block);
     }
     if (!rm->pager) {
-        return ram_fail(errp, "RAM_DISCARD without RAM postcopy");
+        return tern_invalid(errp, "RAM_DISCARD without RAM postcopy");
     }
     if (!uffd_pager_discard(rm->pager, start, len, errp)) {
         g_prefix_error(errp, "RAM_DISCARD in block '%s': ", block);

@@ -404,17 +404,6 @@ static bool ram_has_postcopy(void *opaque)
 
 /* ---- destination ---- */
 
-bool ram_fail(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID,
-                                               fmt, ap));
-    va_end(ap);
-    return false;
-}
-
 static bool load_mem_size(RamMigration *rm, QEMUFile *f, uint64_t total,
                           GError **errp)
 {
@@ -422,8 +411,8 @@ static bool load_mem_size(RamMigration *rm, QEMUFile *f, uint64_t total,
     uint64_t len;
 
     if (total != rm->length) {
-        return ram_fail(errp, "ram: stream has %" PRIu64 " bytes of RAM, this VM "
-                    "%" PRIu64, total, rm->length);
+        return tern_invalid(errp, "ram: stream has %" PRIu64 " bytes of RAM, "
+                            "this VM %" PRIu64, total, rm->length);
     }
     qemu_get_counted_string(f, name);
     len = qemu_get_be64(f);
@@ -431,11 +420,12 @@ static bool load_mem_size(RamMigration *rm, QEMUFile *f, uint64_t total,
         return false;
     }
     if (strcmp(name, rm->block_name)) {
-        return ram_fail(errp, "ram: unknown RAM block '%s'", name);
+        return tern_invalid(errp, "ram: unknown RAM block '%s'", name);
     }
     if (len != rm->length) {
-        return ram_fail(errp, "ram: block '%s' has %" PRIu64 " bytes in the "
-                    "stream, %" PRIu64 " here", name, len, rm->length);
+        return tern_invalid(errp, "ram: block '%s' has %" PRIu64 " bytes in "
+                            "the stream, %" PRIu64 " here", name, len,
+                            rm->length);
     }
     return true;
 }
@@ -453,18 +443,18 @@ static uint8_t *load_page_target(RamMigration *rm, QEMUFile *f,
             return NULL;
         }
         if (strcmp(name, rm->block_name)) {
-            ram_fail(errp, "ram: page for unknown RAM block '%s'", name);
+            tern_invalid(errp, "ram: page for unknown RAM block '%s'", name);
             return NULL;
         }
         *named = true;
     } else if (!*named) {
-        ram_fail(errp, "ram: CONTINUE page before any named block");
+        tern_invalid(errp, "ram: CONTINUE page before any named block");
         return NULL;
     }
     p = offset < rm->length ? ram_block_page(rm, offset) : NULL;
     if (!p) {
-        ram_fail(errp, "ram: page offset 0x%" PRIx64 " is outside block '%s'",
-             offset, rm->block_name);
+        tern_invalid(errp, "ram: page offset 0x%" PRIx64 " is outside block "
+                     "'%s'", offset, rm->block_name);
     }
     return p;
 }
@@ -504,7 +494,7 @@ static bool place_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
         STAT_ADD(rm, duplicate, 1);
     } else if (qemu_peek_buffer(f, &data, RAM_PAGE_SIZE, 0) != RAM_PAGE_SIZE) {
         return qemu_file_check(f, errp) &&
-               ram_fail(errp, "ram: truncated page at 0x%" PRIx64, offset);
+               tern_invalid(errp, "ram: truncated page at 0x%" PRIx64, offset);
     } else {
         STAT_ADD(rm, normal, 1);
     }
@@ -585,7 +575,8 @@ bool ram_load_records(RamMigration *rm, QEMUFile *f, bool *named,
             ok = load_page(rm, f, v & ~(uint64_t)RAM_FLAG_MASK, flags, named,
                            errp);
         } else {
-            ok = ram_fail(errp, "ram: unsupported record flags 0x%x", flags);
+            ok = tern_invalid(errp, "ram: unsupported record flags 0x%x",
+                              flags);
         }
         if (!ok) {
             return false;
@@ -601,8 +592,8 @@ static bool ram_load(QEMUFile *f, void *opaque, int version_id, GError **errp)
     uint64_t start = qemu_file_tell(f);
 
     if (version_id != RAM_SECTION_VERSION) {
-        return ram_fail(errp, "ram: section version %d, expected %d",
-                        version_id, RAM_SECTION_VERSION);
+        return tern_invalid(errp, "ram: section version %d, expected %d",
+                            version_id, RAM_SECTION_VERSION);
     }
     if (!ram_load_records(rm, f, &rm->load_named, errp)) {
         return false;

@@ -60,9 +60,8 @@ static bool handle_resume_ack(MigrationJob *job, uint32_t value,
 {
     if (value != MIG_RP_RESUME_ACK_VALUE ||
         job_status(job) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "unexpected RESUME_ACK %u", value);
-        return false;
+        return tern_invalid(errp,
+                            "unexpected RESUME_ACK %u", value);
     }
     signal_flag(job, &job->resume_acked);
     return true;

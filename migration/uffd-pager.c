@@ -107,9 +107,8 @@ bool uffd_pager_supported(GError **errp)
     }
     close(fd);
     if (!(features & UFFD_FEATURE_MISSING_SHMEM)) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                    "this kernel's userfaultfd cannot serve memfd-backed RAM");
-        return false;
+        return tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "this kernel's "
+                         "userfaultfd cannot serve memfd-backed RAM");
     }
     return true;
 }
@@ -148,11 +147,9 @@ static bool check_range(const UffdPager *p, uint64_t offset, uint64_t len,
     if (!IS_ALIGNED(offset, UFFD_PAGE_SIZE) ||
         !IS_ALIGNED(len, UFFD_PAGE_SIZE) || offset >= p->length ||
         len > p->length - offset) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "range 0x%" PRIx64 "+0x%" PRIx64 " is not whole pages "
-                    "inside RAM (0x%" PRIx64 " bytes)", offset, len,
-                    p->length);
-        return false;
+        return tern_invalid(errp, "range 0x%" PRIx64 "+0x%" PRIx64 " is not "
+                            "whole pages inside RAM (0x%" PRIx64 " bytes)",
+                            offset, len, p->length);
     }
     return true;
 }
@@ -493,9 +490,8 @@ static bool register_regions(UffdPager *p, GError **errp)
             return false;
         }
         if (!(reg.ioctls & (1ull << _UFFDIO_COPY))) {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                        "userfaultfd cannot copy pages into guest RAM here");
-            return false;
+            return tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "userfaultfd "
+                             "cannot copy pages into guest RAM here");
         }
         p->have_zeropage = reg.ioctls & (1ull << _UFFDIO_ZEROPAGE);
     }
@@ -584,9 +580,8 @@ bool uffd_pager_finish(UffdPager *p, GError **errp)
                                                     __ATOMIC_ACQUIRE);
 
     if (missing) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_FAILED,
-                    "%" PRIu64 " page(s) of RAM never arrived", missing);
-        return false;
+        return tern_fail(errp, TERN_ERR_FAILED,
+                         "%" PRIu64 " page(s) of RAM never arrived", missing);
     }
     stop_thread(p);
     unregister_regions(p);

@@ -12,14 +12,36 @@
 typedef struct HmpCommand {
     const char *name;
     const char *qmp;                    /* the QMP command it runs */
-    void (*print)(JsonNode *ret, GString *out);  /* NULL: prints nothing */
+    void (*print)(json_object *ret, GString *out);  /* NULL: prints nothing */
 } HmpCommand;
 
-static void print_status(JsonNode *ret, GString *out)
+/* Member 'name' of o if it has JSON type t, else NULL. */
+static json_object *member(json_object *o, const char *name, json_type t)
 {
-    JsonObject *o = json_node_get_object(ret);
-    bool running = json_object_get_boolean_member(o, "running");
-    const char *status = json_object_get_string_member(o, "status");
+    json_object *v = NULL;
+
+    return o && json_object_object_get_ex(o, name, &v) && json_object_is_type(v, t)
+           ? v : NULL;
+}
+
+static const char *member_str(json_object *o, const char *name)
+{
+    json_object *v = member(o, name, json_type_string);
+
+    return v ? json_object_get_string(v) : "";
+}
+
+static bool member_bool(json_object *o, const char *name)
+{
+    json_object *v = member(o, name, json_type_boolean);
+
+    return v && json_object_get_boolean(v);
+}
+
+static void print_status(json_object *ret, GString *out)
+{
+    bool running = member_bool(ret, "running");
+    const char *status = member_str(ret, "status");
 
     g_string_append_printf(out, "VM status: %s", running ? "running" : "paused");
     if (!running && strcmp(status, "paused")) {
@@ -28,28 +50,10 @@ static void print_status(JsonNode *ret, GString *out)
     g_string_append(out, "\r\n");
 }
 
-static const char *member_str(JsonObject *o, const char *name)
-{
-    JsonNode *n = o ? json_object_get_member(o, name) : NULL;
-
-    return n && JSON_NODE_HOLDS_VALUE(n) &&
-           json_node_get_value_type(n) == G_TYPE_STRING ? json_node_get_string(n)
-                                                        : "";
-}
-
-static bool member_bool(JsonObject *o, const char *name)
-{
-    JsonNode *n = o ? json_object_get_member(o, name) : NULL;
-
-    return n && JSON_NODE_HOLDS_VALUE(n) &&
-           json_node_get_value_type(n) == G_TYPE_BOOLEAN && json_node_get_boolean(n);
-}
-
 /* QEMU's "Cache mode:" wording from query-block's cache flags. */
-static void print_cache_mode(JsonObject *ins, GString *out)
+static void print_cache_mode(json_object *ins, GString *out)
 {
-    JsonObject *cache = json_object_has_member(ins, "cache")
-        ? json_object_get_object_member(ins, "cache") : NULL;
+    json_object *cache = member(ins, "cache", json_type_object);
 
     g_string_append_printf(out, "    Cache mode:       %s%s%s\r\n",
                            member_bool(cache, "writeback") ? "writeback" : "writethrough",
@@ -57,10 +61,9 @@ static void print_cache_mode(JsonObject *ins, GString *out)
                            member_bool(cache, "no-flush") ? ", ignore flushes" : "");
 }
 
-static void print_block_device(JsonObject *dev, GString *out)
+static void print_block_device(json_object *dev, GString *out)
 {
-    JsonObject *ins = json_object_has_member(dev, "inserted")
-        ? json_object_get_object_member(dev, "inserted") : NULL;
+    json_object *ins = member(dev, "inserted", json_type_object);
 
     g_string_append(out, member_str(dev, "device"));
     if (!ins) {
@@ -80,15 +83,13 @@ static void print_block_device(JsonObject *dev, GString *out)
     print_cache_mode(ins, out);
 }
 
-static void print_block(JsonNode *ret, GString *out)
+static void print_block(json_object *ret, GString *out)
 {
-    JsonArray *list = json_node_get_array(ret);
-
-    for (guint i = 0; i < json_array_get_length(list); i++) {
+    for (size_t i = 0; i < json_object_array_length(ret); i++) {
         if (i) {
             g_string_append(out, "\r\n");
         }
-        print_block_device(json_array_get_object_element(list, i), out);
+        print_block_device(json_object_array_get_idx(ret, i), out);
     }
 }
 
@@ -118,11 +119,12 @@ static const HmpArgCommand hmp_arg_commands[] = {
     { "migrate_recover", "migrate-recover", "uri" },
 };
 
-static void run_qmp(QmpRegistry *r, const char *qmp, JsonObject *args,
-                    void (*print)(JsonNode *ret, GString *out), GString *out)
+static void run_qmp(QmpRegistry *r, const char *qmp, json_object *args,
+                    void (*print)(json_object *ret, GString *out),
+                    GString *out)
 {
     g_autoptr(GError) err = NULL;
-    g_autoptr(JsonNode) ret = qmp_call(r, qmp, args, &err);
+    g_autoptr(json_object) ret = qmp_call(r, qmp, args, &err);
 
     if (!ret) {
         g_string_append_printf(out, "Error: %s\r\n", err->message);
@@ -136,7 +138,7 @@ static bool run_arg_command(QmpRegistry *r, const char *cmd, GString *out)
     for (size_t i = 0; i < ARRAY_SIZE(hmp_arg_commands); i++) {
         const HmpArgCommand *h = &hmp_arg_commands[i];
         size_t n = strlen(h->name);
-        JsonObject *args;
+        g_autoptr(json_object) args = NULL;
 
         if (strncmp(cmd, h->name, n) || (cmd[n] && cmd[n] != ' ')) {
             continue;
@@ -146,10 +148,9 @@ static bool run_arg_command(QmpRegistry *r, const char *cmd, GString *out)
                                    h->name, h->arg);
             return true;
         }
-        args = json_object_new();
-        json_object_set_string_member(args, h->arg, cmd + n + 1);
+        args = json_object_new_object();
+        tern_json_add_str(args, h->arg, cmd + n + 1);
         run_qmp(r, h->qmp, args, NULL, out);
-        json_object_unref(args);
         return true;
     }
     return false;
@@ -192,26 +193,52 @@ char *hmp_run(QmpRegistry *r, const char *line)
     return g_string_free(out, FALSE);
 }
 
-static JsonNode *cmd_human_monitor_command(const QmpCall *call, JsonObject *args,
-                                           GError **errp)
-{
-    g_autofree char *text =
-        hmp_run(call->registry, json_object_get_string_member(args, "command-line"));
-    JsonNode *n = json_node_new(JSON_NODE_VALUE);
+typedef struct HmcArgs {
+    char *command_line;
+    bool has_cpu_index;
+    int64_t cpu_index;
+} HmcArgs;
 
-    json_node_set_string(n, text);
-    return n;
+QMP_OBJECT_TYPE(hmc_args, "human-monitor-command-arg", HmcArgs,
+    QMP_MEMBER(HmcArgs, command_line, "command-line", qmp_type_str),
+    QMP_OPTIONAL(HmcArgs, cpu_index, "cpu-index", qmp_type_int));
+
+/* QEMU's check of cpu-index: a CPU query-cpus-fast lists. */
+static bool cpu_index_ok(QmpRegistry *r, int64_t index, GError **errp)
+{
+    g_autoptr(json_object) cpus = NULL;
+    size_t n = 0;
+
+    if (qmp_registry_find(r, "query-cpus-fast", NULL)) {
+        cpus = qmp_call(r, "query-cpus-fast", NULL, NULL);
+        n = json_object_is_type(cpus, json_type_array) ? json_object_array_length(cpus)
+                                                       : 0;
+    }
+    if (index < 0 || index >= (int64_t)n) {
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Parameter 'cpu-index' expects a CPU number");
+        return false;
+    }
+    return true;
 }
 
-static const QmpArgSpec hmc_args[] = {
-    { "command-line", QMP_ARG_STR, false },
-    { "cpu-index", QMP_ARG_INT, true },
-    { NULL },
-};
+static json_object *cmd_human_monitor_command(const QmpCall *call, const void *args,
+                                              GError **errp)
+{
+    const HmcArgs *a = args;
+    g_autofree char *text = NULL;
 
-static const QmpCommandDef hmc_command = {
-    "human-monitor-command", cmd_human_monitor_command, hmc_args, 0,
-};
+    /* tern's HMP subset acts on no particular CPU; the index is checked. */
+    if (a->has_cpu_index && !cpu_index_ok(call->registry, a->cpu_index, errp)) {
+        return NULL;
+    }
+    text = hmp_run(call->registry, a->command_line);
+    return json_object_new_string(text);
+}
+
+static const QmpCommandDef hmc_command =
+    QMP_COMMAND("human-monitor-command", cmd_human_monitor_command, &hmc_args,
+                &qmp_type_str);
 
 void hmp_register_command(QmpRegistry *r)
 {

@@ -66,8 +66,12 @@ QmpRegistry *monitor_registry(Monitor *mon)
     return mon->registry;
 }
 
-void monitor_emit_event(Monitor *mon, const char *name, JsonObject *data)
+void monitor_emit_event(Monitor *mon, const char *name, json_object *data)
 {
+    /* query-qmp-schema lists what is sent: an event must be registered. */
+    if (!qmp_registry_find_event(mon->registry, name)) {
+        tern_die("QMP event %s is sent but not registered", name);
+    }
     qmp_server_emit_event(mon->server, name, data);
 }
 

@@ -7,17 +7,37 @@
  * bitmaps, globalstate) for checking peers such as QEMU against.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <gio/gio.h>
 
 #include "migration/block-dirty-bitmap.h"
 #include "migration/global-state.h"
 #include "migration/ram.h"
 #include "migration/snapshot.h"
 #include "migration/stream-dump.h"
+
+/* Copies a file's bytes into a new file at 'to'. */
+static bool copy_file(const char *from, const char *to, GError **errp)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ssize_t n = 0;
+
+    while (out >= 0 && (n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0)) > 0) {
+    }
+    if (in < 0 || out < 0 || n < 0) {
+        tern_set_error_errno(errp, errno, "copying %s to %s", from, to);
+    }
+    if (in >= 0) {
+        close(in);
+    }
+    if (out >= 0) {
+        close(out);
+    }
+    return in >= 0 && out >= 0 && n == 0;
+}
 
 /* The VM state of snapshot 'name' in a qcow2 image. Reading it means
  * reverting the image to the snapshot, so that happens on a scratch copy. */
@@ -26,8 +46,6 @@ static GBytes *read_snapshot(const char *image, const char *name,
 {
     g_autofree char *dir = g_dir_make_tmp("tern-stream-XXXXXX", errp);
     g_autofree char *copy = NULL;
-    g_autoptr(GFile) from = NULL;
-    g_autoptr(GFile) to = NULL;
     BlockNode *bs = NULL;
     GBytes *state = NULL;
 
@@ -35,9 +53,7 @@ static GBytes *read_snapshot(const char *image, const char *name,
         return NULL;
     }
     copy = g_build_filename(dir, "copy.qcow2", NULL);
-    from = g_file_new_for_path(image);
-    to = g_file_new_for_path(copy);
-    if (g_file_copy(from, to, G_FILE_COPY_NONE, NULL, NULL, NULL, errp)) {
+    if (copy_file(image, copy, errp)) {
         bs = bdrv_open(copy, "qcow2", BDRV_O_RDWR | BDRV_O_NO_LOCK, errp);
     }
     if (bs) {
@@ -90,15 +106,9 @@ typedef struct SampleDisk {
     char *dir;
     char *path;
     BlockNode *bs;
+    BlockBackend *blk;          /* over bs, with no name */
+    BlockBackendList *blks;     /* what the bitmaps migrate from */
 } SampleDisk;
-
-static GPtrArray *sample_nodes(void *opaque)
-{
-    GPtrArray *a = g_ptr_array_new();
-
-    g_ptr_array_add(a, ((SampleDisk *)opaque)->bs);
-    return a;
-}
 
 static bool sample_bitmap(BlockNode *bs, const char *name, uint32_t gran,
                           bool persistent, bool enabled, GError **errp)
@@ -134,6 +144,9 @@ static bool sample_disk_open(SampleDisk *d, GError **errp)
         return false;
     }
     bdrv_set_node_name(d->bs, "disk0");
+    d->blk = blk_new(NULL, d->bs, NULL);
+    d->blks = blk_list_new();
+    blk_list_add(d->blks, d->blk, NULL);
     bdrv_lock(d->bs);
     ok = sample_bitmap(d->bs, "bm0", 64 * KiB, true, true, errp) &&
          sample_bitmap(d->bs, "bm1", 128 * KiB, false, false, errp);
@@ -143,7 +156,10 @@ static bool sample_disk_open(SampleDisk *d, GError **errp)
 
 static void sample_disk_close(SampleDisk *d)
 {
-    if (d->bs) {
+    blk_list_free(d->blks);
+    if (d->blk) {
+        blk_free(d->blk);           /* closes d->bs */
+    } else if (d->bs) {
         bdrv_close(d->bs);
     }
     if (d->path) {
@@ -189,7 +205,7 @@ static int write_sample(const char *machine, uint64_t ram_size,
     GuestMemory mem = { .fd = -1, .ram_size = ram_size };
     RamMigration *ram = NULL;
     SampleDisk disk = { NULL };
-    DirtyBitmapNodes nodes = { .list = sample_nodes, .opaque = &disk };
+    DirtyBitmapNodes nodes = { NULL };
     DirtyBitmapMigration *dbm = NULL;
     QEMUFile *f;
     g_autoptr(GError) err = NULL;
@@ -209,6 +225,7 @@ static int write_sample(const char *machine, uint64_t ram_size,
     }
     if (bitmaps) {
         ok = sample_disk_open(&disk, &err);
+        nodes.blks = disk.blks;
         dbm = dirty_bitmap_migration_new(&nodes);
         dirty_bitmap_migration_set_enabled(dbm, true);
         dirty_bitmap_migration_register(dbm, sv);

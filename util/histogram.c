@@ -20,14 +20,15 @@ static unsigned bucket_of(uint64_t v)
 /* The largest value that falls in bucket 'b'. */
 static uint64_t bucket_top(unsigned b)
 {
-    unsigned e = (b >> HISTOGRAM_SUB_BITS) + HISTOGRAM_SUB_BITS - 1;
+    /* The leading one's position is (b >> SUB_BITS) + SUB_BITS - 1. */
+    unsigned shift = (b >> HISTOGRAM_SUB_BITS) - 1;
     uint64_t sub = b & ((1u << HISTOGRAM_SUB_BITS) - 1);
 
     if (b < (1u << HISTOGRAM_SUB_BITS)) {
         return b;
     }
-    return ((((uint64_t)1 << HISTOGRAM_SUB_BITS) | sub) << (e - HISTOGRAM_SUB_BITS)) +
-           (((uint64_t)1 << (e - HISTOGRAM_SUB_BITS)) - 1);
+    return ((((uint64_t)1 << HISTOGRAM_SUB_BITS) | sub) << shift) +
+           (((uint64_t)1 << shift) - 1);
 }
 
 void histogram_add(Histogram *h, uint64_t value)

@@ -30,6 +30,15 @@ enum {
     BDRV_O_INACTIVE = 1 << 5,  /* another process owns the image for now
                                 * (incoming migration): metadata is read,
                                 * no write lock, no I/O until bdrv_activate */
+    BDRV_O_UNMAP    = 1 << 6,  /* discards reach the image (QEMU's
+                                * discard=unmap); without it they do nothing
+                                * and write-zeroes keeps space allocated */
+    BDRV_O_RESIZE   = 1 << 7,  /* may change the image's size (takes QEMU's
+                                * "resize" lock byte) */
+    BDRV_O_STABLE_FILE = 1 << 8,  /* set by bdrv_open under a format that
+                                   * keeps metadata in the file (qcow2):
+                                   * writable, it may resize it; nobody else
+                                   * may write or resize it */
 };
 
 /* One internal snapshot, as stored in a qcow2 snapshot table. */
@@ -113,10 +122,10 @@ typedef struct BlockCreateOpts {
 struct BlockDriver {
     const char *format_name;
     bool is_protocol;
+    bool has_metadata;        /* keeps metadata in its file (qcow2): the
+                               * file gets BDRV_O_STABLE_FILE */
     size_t state_size;        /* bytes of bs->opaque allocated for the driver */
 
-    /* Score 0..100 that buf (the file's first bytes) is this format. */
-    int (*probe)(const uint8_t *buf, size_t len);
     bool (*create)(const char *filename, uint64_t size,
                    const BlockCreateOpts *opts, GError **errp);
     bool (*open)(BlockNode *bs, const char *filename, int flags, GError **errp);
@@ -129,8 +138,10 @@ struct BlockDriver {
     bool (*flush)(BlockNode *bs, GError **errp);
     bool (*discard)(BlockNode *bs, uint64_t offset, uint64_t bytes,
                     GError **errp);
+    /* 'unmap': the range may be deallocated (BDRV_O_UNMAP and the caller
+     * allowed it); otherwise it stays allocated. */
     bool (*write_zeroes)(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                         GError **errp);
+                         bool unmap, GError **errp);
     bool (*truncate)(BlockNode *bs, uint64_t size, GError **errp);
     bool (*get_info)(BlockNode *bs, BlockImageInfo *info, GError **errp);
     bool (*check)(BlockNode *bs, BlockCheckMode fix, BlockCheckResult *res,
@@ -175,6 +186,8 @@ struct BlockNode {
     bool inactive;            /* BDRV_O_INACTIVE in effect */
     bool reload_on_activate;  /* opened inactive: metadata may be stale */
     bool drv_closed;          /* a reload failed: no driver state left */
+    bool probed;              /* format probed, not given: raw restricts
+                               * writes to its first sector */
     GList *dirty_bitmaps;     /* BdrvDirtyBitmap * (include/block/dirty-bitmap.h) */
     void *bitmap_opaque;      /* for the dirty-bitmap code */
 };
@@ -188,13 +201,25 @@ void bdrv_dirty_bitmaps_mark(BlockNode *bs, uint64_t offset, uint64_t bytes);
 
 /* Drivers, by name ("file", "raw", "qcow2"); NULL if unknown. */
 const BlockDriver *bdrv_find_format(const char *name);
-/* Guesses the format from the file's first bytes: "qcow2" or "raw". */
+/* The format of a file as QEMU 7.2 probes it: any format QEMU knows ("raw",
+ * "qcow2", "vmdk", "vdi", ...), not only the ones tern opens. */
 const char *bdrv_probe_format(const char *filename, GError **errp);
+/* The same for the first bytes of an image (filename for dmg's probe). */
+const char *bdrv_probe_buffer(const uint8_t *buf, size_t len,
+                              const char *filename);
+/* True for every format name QEMU 7.2 can probe. */
+bool bdrv_format_is_known(const char *format);
 
 /*
- * Opens filename with 'format' ("raw", "qcow2", or NULL to probe). Takes
- * QEMU-compatible image locks unless BDRV_O_NO_LOCK: reading needs and shares
- * "consistent read"; BDRV_O_RDWR needs "write" and "resize" too.
+ * Opens filename with 'format' ("raw", "qcow2", or NULL to probe: a format
+ * tern cannot open is refused by name; probed raw warns when opened
+ * read-write, and refuses writes that would make its first sector probe
+ * as another format, as QEMU does). Takes the lock bytes QEMU 7.2 takes for
+ * the same use unless BDRV_O_NO_LOCK (block/image-lock.c): "consistent
+ * read"; "write" with BDRV_O_RDWR; "resize" with BDRV_O_RESIZE or for a
+ * writable qcow2; others may not write unless BDRV_O_SHARE_RW, and may
+ * neither write nor resize a qcow2 image's file; an inactive node takes
+ * none.
  */
 BlockNode *bdrv_open(const char *filename, const char *format, int flags,
                      GError **errp);
@@ -207,6 +232,10 @@ bool bdrv_create(const char *format, const char *filename, uint64_t size,
 void bdrv_set_node_name(BlockNode *bs, const char *name);
 const char *bdrv_get_node_name(BlockNode *bs);
 const char *bdrv_get_format_name(BlockNode *bs);
+/* The image's file name as opened ("" if none). */
+const char *bdrv_get_filename(BlockNode *bs);
+/* The BDRV_O_* flags it was opened with. */
+int bdrv_get_flags(BlockNode *bs);
 uint64_t bdrv_getlength(BlockNode *bs);
 bool bdrv_is_read_only(BlockNode *bs);
 
@@ -220,9 +249,13 @@ bool bdrv_preadv(BlockNode *bs, uint64_t offset, const struct iovec *iov,
 bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
                   int iovcnt, GError **errp);
 bool bdrv_flush(BlockNode *bs, GError **errp);
+/* Deallocates the range if the node was opened with BDRV_O_UNMAP; without
+ * it, succeeds and does nothing (QEMU's discard=ignore). */
 bool bdrv_discard(BlockNode *bs, uint64_t offset, uint64_t bytes, GError **errp);
+/* Makes the range read as zeroes; 'may_unmap' lets it be deallocated too,
+ * which happens only on a BDRV_O_UNMAP node (QEMU's BDRV_REQ_MAY_UNMAP). */
 bool bdrv_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                       GError **errp);
+                       bool may_unmap, GError **errp);
 
 /* Changes the virtual size (qcow2: growing only, and not with internal
  * snapshots); dirty bitmaps follow. */

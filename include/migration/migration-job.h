@@ -26,6 +26,7 @@ typedef enum {
     MIGRATION_STATUS_FAILED,
     MIGRATION_STATUS_CANCELLING,
     MIGRATION_STATUS_CANCELLED,
+    MIGRATION_STATUS__MAX
 } MigrationStatus;
 
 /* "none", "setup", "active", "postcopy-active", ... as QMP says it. */
@@ -121,8 +122,15 @@ MigrationJob *migration_job_start(SaveVM *sv, QEMUFile *f, QEMUFile *urgent,
 /* Ask the job to stop; it ends cancelled at its next iteration. */
 void migration_job_cancel(MigrationJob *job);
 void migration_job_get_stats(MigrationJob *job, MigrationStats *out);
-/* Move the statuses set since the last call into 'out' (of
- * MigrationStatus), oldest first: what MIGRATION events report. */
+/* A status the job went through, with the dirty syncs RAM had made by then
+ * (MIGRATION events and MIGRATION_PASS events interleave in that order). */
+typedef struct MigrationStatusChange {
+    MigrationStatus status;
+    uint64_t syncs;
+} MigrationStatusChange;
+
+/* Move the status changes since the last call into 'out' (of
+ * MigrationStatusChange), oldest first. */
 void migration_job_take_statuses(MigrationJob *job, GArray *out);
 
 /* migrate-start-postcopy: switch at the next step (harmless once done). */

@@ -76,8 +76,11 @@ typedef struct MigrationInfo {
 
 typedef struct MigrationState MigrationState;
 
-/* Registers RAM, globalstate and the machine's devices with a new SaveVM. */
+/* Registers RAM, the dirty bitmaps, globalstate and the machine's device
+ * list (m->devices, in its order) with a new SaveVM. */
 MigrationState *migration_state_new(Machine *m);
+/* That SaveVM: what snapshots save and load, and tests. */
+SaveVM *migration_savevm(MigrationState *ms);
 /* Cancels an outgoing job, stops an incoming wait, joins the threads. */
 void migration_state_free(MigrationState *ms);
 /* 'free_opaque' (may be NULL) runs on 'opaque' when 'ms' is freed. */
@@ -100,6 +103,8 @@ bool migration_set_capability(MigrationState *ms, MigrationCapability c,
                               bool on, GError **errp);
 bool migration_capability(const MigrationState *ms, MigrationCapability c);
 MigrationParams migration_get_params(const MigrationState *ms);
+/* Takes the whole new set after QEMU's checks (ranges, max-cpu-throttle not
+ * below cpu-throttle-initial), refused in QEMU's words. */
 bool migration_set_params(MigrationState *ms, const MigrationParams *p,
                           GError **errp);
 /* True while an outgoing job or an incoming stream is in progress. */

@@ -22,7 +22,7 @@
 #ifndef MIGRATION_UFFD_PAGER_H
 #define MIGRATION_UFFD_PAGER_H
 
-#include "sysemu/guest-memory.h"
+#include "hw/core/guest-memory.h"
 #include "tern/error.h"
 #include "tern/histogram.h"
 

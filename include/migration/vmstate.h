@@ -18,7 +18,6 @@
 #ifndef MIGRATION_VMSTATE_H
 #define MIGRATION_VMSTATE_H
 
-#include <json-glib/json-glib.h>
 
 #include "migration/qemu-file.h"
 
@@ -81,10 +80,19 @@ struct VMStateField {
     bool (*field_exists)(void *opaque, int version_id);
 };
 
+/* Where a device's section goes among the others: higher first, equal ones
+ * in registration order (QEMU's MigrationPriority). */
+typedef enum VMStatePriority {
+    VMSTATE_PRIO_DEFAULT = 0,   /* devices */
+    VMSTATE_PRIO_KVM_CHIPS,     /* KVM's interrupt controllers, PIT, clock */
+    VMSTATE_PRIO_CPU,           /* vCPUs, first of all */
+} VMStatePriority;
+
 struct VMStateDescription {
     const char *name;
     int version_id;
     int minimum_version_id;
+    VMStatePriority priority;
     bool (*pre_save)(void *opaque, GError **errp);
     void (*post_save)(void *opaque);
     bool (*pre_load)(void *opaque, GError **errp);
@@ -95,12 +103,13 @@ struct VMStateDescription {
 };
 
 /*
- * Save 'opaque' as described by 'vmsd'. With 'vmdesc' (a builder inside an
- * open object) it also records the JSON description QEMU's stream tools read:
- * vmsd_name, version, fields[{name, type, size, ...}], subsections[...].
+ * Save 'opaque' as described by 'vmsd'. With 'vmdesc' (a JSON object) it
+ * also records there the description QEMU's stream tools read: vmsd_name,
+ * version, fields[{name, type, size, ...}], subsections[...].
  */
+struct json_object;
 bool vmstate_save(QEMUFile *f, const VMStateDescription *vmsd, void *opaque,
-                  JsonBuilder *vmdesc, GError **errp);
+                  struct json_object *vmdesc, GError **errp);
 /* Load a state written with 'version_id' of 'vmsd' into 'opaque'. */
 bool vmstate_load(QEMUFile *f, const VMStateDescription *vmsd, void *opaque,
                   int version_id, GError **errp);

@@ -40,6 +40,6 @@ bool monitor_start(Monitor *mon, GError **errp);
 
 /* Sends an event to every negotiated QMP client; takes ownership of data
  * (may be NULL). Safe from any thread. */
-void monitor_emit_event(Monitor *mon, const char *name, JsonObject *data);
+void monitor_emit_event(Monitor *mon, const char *name, json_object *data);
 
 #endif

@@ -10,7 +10,8 @@
 #include "tern/common.h"
 
 #define HISTOGRAM_SUB_BITS  4
-#define HISTOGRAM_BUCKETS   ((64 - HISTOGRAM_SUB_BITS + 1) << HISTOGRAM_SUB_BITS)
+#define HISTOGRAM_BUCKETS \
+    ((64 - HISTOGRAM_SUB_BITS + 1) << HISTOGRAM_SUB_BITS)
 
 typedef struct Histogram {
     uint64_t count;

@@ -44,7 +44,8 @@ static void write_some(const char *path)
 {
     static uint8_t buf[8192];
     BlockCheckResult res;
-    BlockNode *bs = bdrv_open(path, "qcow2", BDRV_O_RDWR | BDRV_O_NO_LOCK,
+    BlockNode *bs = bdrv_open(path, "qcow2",
+                              BDRV_O_RDWR | BDRV_O_NO_LOCK | BDRV_O_UNMAP,
                               NULL);
     if (!bs) {
         return;
@@ -54,7 +55,8 @@ static void write_some(const char *path)
     if (len >= sizeof(buf)) {
         bdrv_pwrite(bs, 0, buf, sizeof(buf), NULL);
         bdrv_pwrite(bs, len / 2 / 512 * 512, buf, 512, NULL);
-        bdrv_write_zeroes(bs, len - sizeof(buf), sizeof(buf), NULL);
+        bdrv_write_zeroes(bs, len - sizeof(buf), sizeof(buf), true, NULL);
+        bdrv_write_zeroes(bs, len / 4 / 512 * 512, sizeof(buf), false, NULL);
     }
     bdrv_save_vmstate(bs, 0, buf, sizeof(buf), NULL);
     BlockSnapshotInfo sn = { .name = (char *)"fuzz", .icount = -1 };

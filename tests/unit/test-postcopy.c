@@ -338,19 +338,27 @@ static void run_switch(Run *r)
 static void run_finish(Run *r, const MigrationStatus *want, size_t n,
                        MigrationStats *st, MigIncomingInfo *info)
 {
-    g_autoptr(GArray) got = g_array_new(false, false, sizeof(MigrationStatus));
+    g_autoptr(GArray) got = g_array_new(false, false,
+                                        sizeof(MigrationStatusChange));
     g_autoptr(GError) err = NULL;
+    uint64_t syncs = 0;
 
     g_assert_true(migration_job_wait(r->job, &err));
     g_assert_no_error(err);
     migration_job_get_stats(r->job, st);
     migration_job_take_statuses(r->job, got);
     for (size_t i = 0; i < MAX(n, got->len); i++) {
+        const MigrationStatusChange *c =
+            &g_array_index(got, MigrationStatusChange, i);
+
         g_assert_cmpuint(i, <, MIN(n, got->len));
-        g_assert_cmpstr(migration_status_name(g_array_index(got,
-                        MigrationStatus, i)), ==,
+        g_assert_cmpstr(migration_status_name(c->status), ==,
                         migration_status_name(want[i]));
+        g_assert_cmpuint(c->syncs, >=, syncs);
+        syncs = c->syncs;
     }
+    /* The last sync (at the switchover) follows postcopy-active. */
+    g_assert_cmpuint(syncs, ==, st->dirty_sync_count);
     if (!dest_join(&r->dst)) {
         g_error("destination: %s", r->dst.err->message);
     }
