@@ -410,7 +410,7 @@ QMP_SHAPE(ram_stats_type, "MigrationStats",
     QMP_OUT("mbps", qmp_type_number), QMP_OUT("dirty-sync-count", qmp_type_int),
     QMP_OUT("postcopy-requests", qmp_type_int), QMP_OUT("page-size", qmp_type_int),
     QMP_OUT("multifd-bytes", qmp_type_int), QMP_OUT("pages-per-second", qmp_type_int));
-QMP_ARRAY_TYPE(int_list, qmp_type_int);
+QMP_ARRAY_TYPE(uint32_list, qmp_type_uint32);
 QMP_SHAPE(fault_latency_type, "x-postcopy-fault-latency",
     QMP_OUT("faults", qmp_type_int), QMP_OUT("requests", qmp_type_int),
     QMP_OUT("count", qmp_type_int), QMP_OUT("p50-ns", qmp_type_int),
@@ -424,7 +424,7 @@ QMP_SHAPE(migration_info_type, "MigrationInfo",
     QMP_OUT_OPT("cpu-throttle-percentage", qmp_type_int),
     QMP_OUT_OPT("error-desc", qmp_type_str),
     QMP_OUT_OPT("postcopy-blocktime", qmp_type_uint32),
-    QMP_OUT_OPT("postcopy-vcpu-blocktime", int_list),
+    QMP_OUT_OPT("postcopy-vcpu-blocktime", uint32_list),
     QMP_OUT_OPT("x-postcopy-fault-latency", fault_latency_type));
 QMP_SHAPE(parameters_type, "MigrationParameters",
     QMP_OUT_OPT("throttle-trigger-threshold", qmp_type_uint8),
