@@ -11,6 +11,7 @@ import pytest
 from ternlib import TernVm, guestkit, has_kvm
 from ternlib.migration import free_port, wait_runstate
 from ternlib import postcopy as pc
+from ternlib.qapischema import Schema, check_value
 
 from test_migration_netns import NsTernVm, netns_pair  # noqa: F401 (fixture)
 
@@ -74,6 +75,11 @@ def check_outcome(src, dst, si, di, smp=1):
     assert lat["p50-ns"] <= lat["p99-ns"] <= lat["max-ns"], lat
     assert isinstance(di["postcopy-blocktime"], int), di
     assert len(di["postcopy-vcpu-blocktime"]) == smp, di
+    # Both replies have the types the schema declares.
+    for vm, info in ((src, si), (dst, di)):
+        schema = Schema(vm.qmp().execute("query-qmp-schema"))
+        check_value(schema, schema.entry("query-migrate")["ret-type"], info,
+                    "query-migrate")
     # MIGRATION events on both ends, QEMU's sequence.
     ev = src.qmp().wait_event("MIGRATION", timeout=5, match={"status": "completed"})
     assert ev
