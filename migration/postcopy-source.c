@@ -4,9 +4,10 @@
  *
  * Switchover: status postcopy-active, the VM stops, the disks are handed
  * over, iterable state that cannot follow in postcopy ends (END sections),
- * RAM syncs a last time and discards on the destination every page still
- * dirty, PING 2, then one PACKAGED blob holding LISTEN, the device state,
- * PING 3 and RUN; PING 4. From the moment that blob is out the destination
+ * with RAM postcopy RAM syncs a last time and discards on the destination
+ * every page still dirty (nothing else depends on RAM following), PING 2,
+ * then one PACKAGED blob holding LISTEN, the device state, PING 3 and RUN;
+ * PING 4. From the moment that blob is out the destination
  * may run the guest, so the source never resumes it again.
  *
  * Streaming: RAM keeps iterating (requested pages first, see
@@ -57,7 +58,8 @@ bool postcopy_switchover(MigrationJob *job, GError **errp)
     if ((job->hooks.inactivate_disks &&
          !job->hooks.inactivate_disks(job->hooks.opaque, errp)) ||
         !savevm_save_complete_precopy(job->sv, job->f, true, true, errp) ||
-        !ram_migration_postcopy_start(job->ram, job->f, errp)) {
+        (job->params.postcopy_ram &&
+         !ram_migration_postcopy_start(job->ram, job->f, errp))) {
         return false;
     }
     g_mutex_lock(&job->lock);
@@ -79,7 +81,7 @@ bool postcopy_switchover(MigrationJob *job, GError **errp)
 
 static uint64_t ram_remaining(MigrationJob *job)
 {
-    return ram_migration_stats(job->ram).remaining;
+    return job->ram ? ram_migration_stats(job->ram).remaining : 0;
 }
 
 /* Everything after the package, on the current channels; false with the
