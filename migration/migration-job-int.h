@@ -57,7 +57,7 @@ struct MigrationJob {
 
 void job_set_status(MigrationJob *job, MigrationStatus s);
 void job_set_status_locked(MigrationJob *job, MigrationStatus s);
-MigrationStatus job_status(MigrationJob *job);
+MigrationStatus migration_job_status(MigrationJob *job);
 /* Refresh the counters QMP shows; pending is RAM's dirty bytes. */
 void job_publish(MigrationJob *job, uint64_t pending);
 bool job_cancelled(MigrationJob *job, GError **errp);

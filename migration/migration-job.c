@@ -86,7 +86,7 @@ void job_set_status(MigrationJob *job, MigrationStatus s)
     g_mutex_unlock(&job->lock);
 }
 
-MigrationStatus job_status(MigrationJob *job)
+MigrationStatus migration_job_status(MigrationJob *job)
 {
     MigrationStatus s;
 

@@ -59,7 +59,7 @@ static bool handle_resume_ack(MigrationJob *job, uint32_t value,
                               GError **errp)
 {
     if (value != MIG_RP_RESUME_ACK_VALUE ||
-        job_status(job) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
+        migration_job_status(job) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
         return tern_invalid(errp,
                             "unexpected RESUME_ACK %u", value);
     }
