@@ -20,7 +20,7 @@
 
 typedef struct RecvChannel {
     MultifdRecv *r;
-    unsigned index;                 /* accept order */
+    unsigned index;                 /* accept order, then the channel id */
     int fd;
     int pipe[2];                    /* splice into the memfd */
     size_t pipe_size;
@@ -151,6 +151,7 @@ static bool read_init(RecvChannel *c, GError **errp)
         return tern_invalid(errp, "multifd: received id '%u' already setup",
                             id);
     }
+    c->index = id;      /* errors name the channel as the source does */
     return true;
 }
 

@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <linux/errqueue.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <linux/sockios.h>
@@ -405,7 +407,14 @@ static gpointer send_thread(gpointer opaque)
     uint8_t init[MULTIFD_INIT_SIZE];
     g_autofree MultifdPacket *p = g_new(MultifdPacket, 1);
     GError *err = NULL;
+    sigset_t pipe;
 
+    /* splice(2) into a socket the peer closed raises SIGPIPE (it has no
+     * MSG_NOSIGNAL): blocked here, it stays pending on this thread and the
+     * call fails with EPIPE. */
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
     multifd_init_encode(init, c->s->cfg.uuid, c->id);
     if (!write_all(c, init, sizeof(init), &err)) {
         fail(c, err);
