@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "block/block.h"
@@ -94,6 +95,35 @@ BlockNode *bdrv_open_protocol(const char *filename, int flags, GError **errp)
     return bs;
 }
 
+BlockNode *bdrv_open_over(const char *format, BlockNode *file, int flags,
+                          GError **errp)
+{
+    const BlockDriver *drv = bdrv_find_format(format);
+
+    if (!drv || drv->is_protocol) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Unknown driver '%s'", format);
+        return NULL;
+    }
+    BlockNode *bs = bdrv_new(drv, file->filename, flags);
+    bs->file = file;
+    /* Inactive: read the metadata as a reader would, write nothing. */
+    int drv_flags = flags & BDRV_O_INACTIVE ? flags & ~BDRV_O_RDWR : flags;
+    if (!drv->open(bs, file->filename, drv_flags, errp)) {
+        bdrv_free(bs);
+        return NULL;
+    }
+    return bs;
+}
+
+int bdrv_file_flags_for(const char *format, int flags)
+{
+    /* qcow2 metadata I/O is not sector-aligned: only raw gets O_DIRECT;
+     * qcow2 with cache=none goes through the page cache (flushes still
+     * reach the disk). */
+    return !strcmp(format, "raw") ? flags : flags & ~BDRV_O_NOCACHE;
+}
+
 BlockNode *bdrv_open(const char *filename, const char *format, int flags,
                      GError **errp)
 {
@@ -109,22 +139,14 @@ BlockNode *bdrv_open(const char *filename, const char *format, int flags,
                     "Unknown driver '%s'", format);
         return NULL;
     }
-    /* qcow2 metadata I/O is not sector-aligned: only raw gets O_DIRECT;
-     * qcow2 with cache=none goes through the page cache (flushes still
-     * reach the disk). */
-    int file_flags = drv == &bdrv_raw ? flags : flags & ~BDRV_O_NOCACHE;
-    BlockNode *file = bdrv_open_protocol(filename, file_flags, errp);
+    BlockNode *file = bdrv_open_protocol(filename, bdrv_file_flags_for(format, flags),
+                                         errp);
     if (!file) {
         return NULL;
     }
-    BlockNode *bs = bdrv_new(drv, filename, flags);
-    bs->file = file;
-    /* Inactive: read the metadata as a reader would, write nothing. */
-    int drv_flags = flags & BDRV_O_INACTIVE ? flags & ~BDRV_O_RDWR : flags;
-    if (!drv->open(bs, filename, drv_flags, errp)) {
+    BlockNode *bs = bdrv_open_over(format, file, flags, errp);
+    if (!bs) {
         bdrv_close(file);
-        bdrv_free(bs);
-        return NULL;
     }
     return bs;
 }
@@ -249,14 +271,41 @@ static void mark_dirty(BlockNode *bs, uint64_t offset, uint64_t bytes)
     }
 }
 
+/* One request done (lock held): started at 'start' (g_get_monotonic_time). */
+static void account(BlockNode *bs, BlockAcctType type, uint64_t offset,
+                    uint64_t bytes, bool ok, int64_t start)
+{
+    BlockAcctStats *st = &bs->stats;
+
+    if (!ok) {
+        st->failed_ops[type]++;
+        return;
+    }
+    st->ops[type]++;
+    st->bytes[type] += bytes;
+    st->total_time_ns[type] += (g_get_monotonic_time() - start) * 1000;
+    if (type == BLOCK_ACCT_WRITE && bytes) {
+        st->wr_highest_offset = MAX(st->wr_highest_offset, offset + bytes);
+    }
+}
+
+void bdrv_get_stats(BlockNode *bs, BlockAcctStats *out)
+{
+    g_mutex_lock(&bs->lock);
+    *out = bs->stats;
+    g_mutex_unlock(&bs->lock);
+}
+
 bool bdrv_preadv(BlockNode *bs, uint64_t offset, const struct iovec *iov,
                  int iovcnt, GError **errp)
 {
     uint64_t bytes = iov_total(iov, iovcnt);
+    int64_t start = g_get_monotonic_time();
     g_mutex_lock(&bs->lock);
     bool ok = check_request(bs, offset, bytes, false, errp) &&
               (bytes == 0 || bs->drv->preadv(bs, offset, bytes, iov, iovcnt,
                                              errp));
+    account(bs, BLOCK_ACCT_READ, offset, bytes, ok, start);
     g_mutex_unlock(&bs->lock);
     return ok;
 }
@@ -265,6 +314,7 @@ bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
                   int iovcnt, GError **errp)
 {
     uint64_t bytes = iov_total(iov, iovcnt);
+    int64_t start = g_get_monotonic_time();
     g_mutex_lock(&bs->lock);
     bool ok = check_request(bs, offset, bytes, true, errp) &&
               (bytes == 0 || bs->drv->pwritev(bs, offset, bytes, iov, iovcnt,
@@ -272,6 +322,7 @@ bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
     if (ok) {
         mark_dirty(bs, offset, bytes);
     }
+    account(bs, BLOCK_ACCT_WRITE, offset, bytes, ok, start);
     g_mutex_unlock(&bs->lock);
     return ok;
 }
@@ -292,8 +343,10 @@ bool bdrv_pwrite(BlockNode *bs, uint64_t offset, const void *buf, size_t bytes,
 
 bool bdrv_flush(BlockNode *bs, GError **errp)
 {
+    int64_t start = g_get_monotonic_time();
     g_mutex_lock(&bs->lock);
     bool ok = bs->read_only || !bs->drv->flush || bs->drv->flush(bs, errp);
+    account(bs, BLOCK_ACCT_FLUSH, 0, 0, ok, start);
     g_mutex_unlock(&bs->lock);
     return ok;
 }
@@ -412,6 +465,7 @@ bool bdrv_activate(BlockNode *bs, GError **errp)
 static bool bdrv_zero_op(BlockNode *bs, uint64_t offset, uint64_t bytes,
                          bool discard, GError **errp)
 {
+    int64_t start = g_get_monotonic_time();
     g_mutex_lock(&bs->lock);
     bool ok = check_request(bs, offset, bytes, true, errp);
     if (ok && bytes) {
@@ -426,6 +480,8 @@ static bool bdrv_zero_op(BlockNode *bs, uint64_t offset, uint64_t bytes,
     if (ok) {
         mark_dirty(bs, offset, bytes);
     }
+    /* QEMU counts write-zeroes as writes, discards as unmaps. */
+    account(bs, discard ? BLOCK_ACCT_UNMAP : BLOCK_ACCT_WRITE, offset, bytes, ok, start);
     g_mutex_unlock(&bs->lock);
     return ok;
 }
