@@ -762,6 +762,9 @@ bool migration_start_incoming(MigrationState *ms, const char *uri,
     }
     in->status = MIGRATION_STATUS_SETUP;
     in->start_us = g_get_monotonic_time();
+    /* As QEMU, before migrate-incoming's reply: libvirt waits for the
+     * migration only once it has seen it start. */
+    emit_status(ms, MIGRATION_STATUS_SETUP);
     in->thread = g_thread_new("migration-in", incoming_thread, ms);
     start_poll(ms);
     return true;

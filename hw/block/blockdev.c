@@ -413,7 +413,9 @@ Drive *blockdev_claim(BlockdevSet *s, const char *name, const char *device,
         return NULL;
     }
     d = g_new0(Drive, 1);
-    d->read_only = bdrv_is_read_only(n->bs);
+    /* What the node was asked to be: an inactive node (a migration target)
+     * reads as read-only until it is handed over. */
+    d->read_only = !(n->flags & BDRV_O_RDWR);
     d->ignore_flush = n->no_flush;
     d->blk = blk_new_shared("", n->bs, d);
     if (!blk_attach_dev(d->blk, device, errp) ||

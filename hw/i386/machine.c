@@ -172,6 +172,11 @@ static bool setup_vcpus(Machine *m, GError **errp)
             return false;
         }
         m->nr_vcpus = i + 1;
+        if (m->cfg->debug_threads) {   /* -name debug-threads=on: QEMU's names */
+            g_autofree char *name = g_strdup_printf("CPU %u/KVM", i);
+
+            vcpu_set_thread_name(m->vcpus[i], name);
+        }
         m->cpus[i] = x86_cpu_new(m->kvm, m->vcpus[i], m->devices);
         if ((i == 0 && m->coalesced &&
              !kvm_coalesced_attach(m->coalesced, vcpu_fd(m->vcpus[0]), errp)) ||

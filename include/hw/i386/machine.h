@@ -40,7 +40,7 @@
 #define VIRT_ECAM_BUSES      256
 #define VIRT_PCI_MMIO64_SIZE (32 * GiB)
 #define VIRT_MAX_CPUS        255   /* xAPIC IDs, MADT/MP table entries */
-#define VIRT_PCI_BUS         "pci.0"   /* the one PCI bus, as QEMU names a root bus */
+#define VIRT_PCI_BUS         "pcie.0"  /* the one PCI bus: a PCIe root with ECAM, as q35's */
 
 /* The machine types, as query-machines describes them (the last has no
  * name). Each also has a QOM type "<name>-machine". */
