@@ -105,7 +105,13 @@ static const bool cap_implemented[MIG_CAP__MAX] = {
     [MIG_CAP_DIRTY_BITMAPS] = true,
     [MIG_CAP_ZERO_BLOCKS] = true,          /* only affects block migration */
     [MIG_CAP_POSTCOPY_BLOCKTIME] = true,   /* statistics only */
+    [MIG_CAP_LATE_BLOCK_ACTIVATE] = true,
 };
+
+bool migration_capability_implemented(MigrationCapability c)
+{
+    return c < MIG_CAP__MAX && cap_implemented[c];
+}
 
 const char *migration_capability_name(MigrationCapability c)
 {
@@ -471,9 +477,14 @@ static void start_guest_after_load(MigrationState *ms)
     bool was_running = !sent || !strcmp(sent, "running");
     g_autoptr(GError) err = NULL;
 
+    bool will_run = was_running && !ms->machine->cfg->start_paused;
+
     /* The source has let go of the images: take them, rereading what it
-     * wrote. If that fails the guest must not run (QEMU stays paused). */
-    if (!activate_drives(ms, &err)) {
+     * wrote. If that fails the guest must not run (QEMU stays paused).
+     * With late-block-activate a guest that stays paused leaves them to cont
+     * (libvirt keeps the source able to take over until then). */
+    if ((!ms->caps[MIG_CAP_LATE_BLOCK_ACTIVATE] || will_run) &&
+        !activate_drives(ms, &err)) {
         tern_error_report("could not activate the disks after migration: %s",
                           err->message);
         runstate_set(RUN_STATE_PAUSED);
@@ -482,7 +493,7 @@ static void start_guest_after_load(MigrationState *ms)
 
     /* Loaded bitmaps that were enabled on the source start recording. */
     dirty_bitmap_migration_before_vm_start(ms->bitmaps);
-    if (was_running && !ms->machine->cfg->start_paused) {
+    if (will_run) {
         vm_start();
     } else {
         runstate_set(RUN_STATE_PAUSED);

@@ -223,9 +223,15 @@ static json_object *cmd_query_caps(const QmpCall *call, const void *args,
 {
     json_object *a = json_object_new_array();
 
+    /* Only what tern's migration can run: a management tool sets what it
+     * finds listed (libvirt does, for pause-before-switchover and others). */
     for (int i = 0; i < MIG_CAP__MAX; i++) {
-        json_object *e = json_object_new_object();
+        json_object *e;
 
+        if (!migration_capability_implemented(i)) {
+            continue;
+        }
+        e = json_object_new_object();
         tern_json_add_str(e, "capability", migration_capability_name(i));
         tern_json_add_bool(e, "state", migration_capability(state(call), i));
         json_object_array_add(a, e);
