@@ -43,21 +43,11 @@ static json_object *machine_info(const MachineTypeInfo *mt)
     return o;
 }
 
-typedef struct QueryMachinesArgs {
-    bool has_compat_props;
-    bool compat_props;
-} QueryMachinesArgs;
-
-QMP_OBJECT_TYPE(query_machines_args, "query-machines-arg", QueryMachinesArgs,
-    QMP_OPTIONAL(QueryMachinesArgs, compat_props, "compat-props", qmp_type_bool,
-                 .b = false));
-
 static json_object *cmd_query_machines(const QmpCall *call, const void *args,
                                        GError **errp)
 {
     json_object *list = json_object_new_array();
 
-    /* tern's machines have no compat properties: compat-props adds none. */
     for (const MachineTypeInfo *mt = machine_types; mt->name; mt++) {
         json_object_array_add(list, machine_info(mt));
     }
@@ -445,8 +435,7 @@ QMP_SHAPE(iothread_info, "IOThreadInfo",
 QMP_ARRAY_TYPE(iothread_info_list, iothread_info);
 
 static const QmpCommandDef qom_commands[] = {
-    QMP_COMMAND("query-machines", cmd_query_machines, &query_machines_args,
-                &machine_info_list),
+    QMP_COMMAND("query-machines", cmd_query_machines, NULL, &machine_info_list),
     QMP_COMMAND("qom-list-types", cmd_qom_list_types, &list_types_args, &type_info_list),
     QMP_COMMAND("device-list-properties", cmd_device_list_properties, &typename_args,
                 &property_info_list),

@@ -63,11 +63,22 @@ static const QmpType ref_type = {
     .members = ref_members,
 };
 
+static const QmpMember ref_or_null_members[] = {
+    QMP_ALTERNATIVE(BlockdevRefOrNull, definition, blockdev_options_type),
+    QMP_ALTERNATIVE(BlockdevRefOrNull, reference, qmp_type_str),
+    QMP_ALTERNATIVE(BlockdevRefOrNull, null, qmp_type_null),
+    QMP_END,
+};
+static const QmpType ref_or_null_type = {
+    .name = "BlockdevRefOrNull", .kind = QMP_KIND_ALTERNATE,
+    .size = sizeof(BlockdevRefOrNull), .members = ref_or_null_members,
+};
+
 QMP_OBJECT_TYPE(raw_type, "BlockdevOptionsRaw", BlockdevOptionsFormat,
     QMP_MEMBER(BlockdevOptionsFormat, file, "file", ref_type));
 QMP_OBJECT_TYPE(qcow2_type, "BlockdevOptionsQcow2", BlockdevOptionsFormat,
     QMP_MEMBER(BlockdevOptionsFormat, file, "file", ref_type),
-    QMP_OPTIONAL(BlockdevOptionsFormat, backing, "backing", qmp_type_null, .i = 0));
+    QMP_OPTIONAL(BlockdevOptionsFormat, backing, "backing", ref_or_null_type, .i = 0));
 
 static const QmpMember options_members[] = {
     QMP_MEMBER(BlockdevOptions, driver, "driver", driver_type),
@@ -260,10 +271,16 @@ static BdNode *open_format(BlockdevSet *s, const BlockdevOptions *o, GError **er
     const char *format = driver_values[o->driver];
     int flags = node_flags(s, o);
     bool new_child = f->file.kind == 0;
-    BdNode *child = child_node(s, &f->file, errp);
+    BdNode *child;
     BlockNode *bs;
     BdNode *n;
 
+    if (f->has_backing && f->backing.kind != 2) {
+        tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "tern opens no backing files: give "
+                  "\"backing\": null or leave it out");
+        return NULL;
+    }
+    child = child_node(s, &f->file, errp);
     if (!child) {
         return NULL;
     }

@@ -64,10 +64,18 @@ typedef struct BlockdevRef {
     char *reference;
 } BlockdevRef;
 
+/* BlockdevRefOrNull: the same, or null (no backing file). */
+typedef struct BlockdevRefOrNull {
+    int kind;                   /* 0: definition, 1: reference, 2: null */
+    BlockdevOptions definition;
+    char *reference;
+    char null;
+} BlockdevRefOrNull;
+
 typedef struct BlockdevOptionsFormat {
     BlockdevRef file;
     bool has_backing;
-    char backing;               /* qcow2: only null (no backing file) */
+    BlockdevRefOrNull backing;  /* qcow2: tern opens no backing files */
 } BlockdevOptionsFormat;
 
 extern const QmpType blockdev_options_type;
