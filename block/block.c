@@ -71,7 +71,7 @@ static BlockNode *bdrv_new(const BlockDriver *drv, const char *filename,
                     ((flags & BDRV_O_INACTIVE) && !drv->is_protocol);
     bs->inactive = flags & BDRV_O_INACTIVE;
     bs->reload_on_activate = bs->inactive;
-    bs->node_name = g_strdup_printf("#block%d",
+    bs->node_name = g_strdup_printf("#block%03d",   /* QEMU's spelling */
                                     g_atomic_int_add(&node_counter, 1));
     return bs;
 }
@@ -151,7 +151,7 @@ BlockNode *bdrv_open(const char *filename, const char *format, int flags,
     return bs;
 }
 
-void bdrv_close(BlockNode *bs)
+static void close_node(BlockNode *bs, bool with_file)
 {
     if (!bs) {
         return;
@@ -162,8 +162,20 @@ void bdrv_close(BlockNode *bs)
     }
     bdrv_release_all_dirty_bitmaps(bs);
     g_mutex_unlock(&bs->lock);
-    bdrv_close(bs->file);
+    if (with_file) {
+        bdrv_close(bs->file);
+    }
     bdrv_free(bs);
+}
+
+void bdrv_close(BlockNode *bs)
+{
+    close_node(bs, true);
+}
+
+void bdrv_close_keep_file(BlockNode *bs)
+{
+    close_node(bs, false);
 }
 
 bool bdrv_create(const char *format, const char *filename, uint64_t size,

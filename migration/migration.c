@@ -106,6 +106,7 @@ static const bool cap_implemented[MIG_CAP__MAX] = {
     [MIG_CAP_ZERO_BLOCKS] = true,          /* only affects block migration */
     [MIG_CAP_POSTCOPY_BLOCKTIME] = true,   /* statistics only */
     [MIG_CAP_LATE_BLOCK_ACTIVATE] = true,
+    [MIG_CAP_VALIDATE_UUID] = true,
 };
 
 bool migration_capability_implemented(MigrationCapability c)
@@ -210,6 +211,9 @@ MigrationState *migration_state_new(Machine *m)
     g_mutex_init(&ms->lock);
     g_cond_init(&ms->cond);
     ms->sv = savevm_new("virt");
+    if (m->cfg && m->cfg->has_uuid) {
+        savevm_set_uuid(ms->sv, m->cfg->uuid);
+    }
     ms->ram = ram_migration_new(&m->mem, "pc.ram");
     ram_migration_register(ms->ram, ms->sv);
     register_bitmaps(ms);
@@ -287,6 +291,7 @@ bool migration_set_capabilities(MigrationState *ms, size_t n,
         return false;
     }
     memcpy(ms->caps, next, sizeof(next));
+    savevm_set_send_uuid(ms->sv, ms->caps[MIG_CAP_VALIDATE_UUID]);
     return true;
 }
 

@@ -53,7 +53,8 @@ static json_object *image_info(BlockNode *bs)
     g_autoptr(BlockImageInfo) info = NULL;
     json_object *o = json_object_new_object();
 
-    tern_json_add_int(o, "virtual-size", bdrv_getlength(bs));
+    /* QEMU counts a node's size in whole 512-byte sectors. */
+    tern_json_add_int(o, "virtual-size", ALIGN_UP(bdrv_getlength(bs), 512));
     tern_json_add_str(o, "filename", bdrv_get_filename(bs));
     tern_json_add_str(o, "format", bdrv_get_format_name(bs));
     if (bdrv_get_info(bs, &info, NULL)) {

@@ -44,31 +44,45 @@ typedef struct NamedNodesArgs {
 QMP_OBJECT_TYPE(named_nodes_args, "query-named-block-nodes-arg", NamedNodesArgs,
     QMP_OPTIONAL(NamedNodesArgs, flat, "flat", qmp_type_bool, .b = false));
 
-static void add_node(json_object *list, GHashTable *seen, BlockNode *bs)
+static void add_node(GPtrArray *all, GHashTable *seen, BlockNode *bs)
 {
     if (bs && g_hash_table_add(seen, bs)) {
-        json_object_array_add(list, qmp_block_device_info(bs));
+        g_ptr_array_add(all, bs);
     }
+}
+
+/* Every named node in QEMU's creation order: -blockdev and blockdev-add
+ * nodes, then the drives' (a file node before its format node). */
+static GPtrArray *all_nodes(BlockdevSet *nodes)
+{
+    const BlockBackendList *blks = blockdev_set_backends(nodes);
+    g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+    GPtrArray *all = g_ptr_array_new();
+    BlockNode *bs;
+
+    for (size_t i = 0; (bs = blockdev_node_at(nodes, i)); i++) {
+        g_ptr_array_insert(all, 0, bs);      /* node_at is newest first */
+        g_hash_table_add(seen, bs);
+    }
+    for (size_t i = 0; i < blk_list_count(blks); i++) {
+        BlockNode *root = blk_root(blk_list_get(blks, i));
+
+        add_node(all, seen, root->file);
+        add_node(all, seen, root);
+    }
+    return all;
 }
 
 static json_object *cmd_query_named_block_nodes(const QmpCall *call,
                                                 const void *args, GError **errp)
 {
-    BlockdevSet *nodes = call->opaque;
-    const BlockBackendList *blks = blockdev_set_backends(nodes);
-    g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+    g_autoptr(GPtrArray) all = all_nodes(call->opaque);
     json_object *list = json_object_new_array();
-    BlockNode *bs;
 
-    /* tern keeps no backing chains, so "flat" changes nothing. */
-    for (size_t i = 0; (bs = blockdev_node_at(nodes, i)); i++) {
-        add_node(list, seen, bs);
-    }
-    for (size_t i = blk_list_count(blks); i-- > 0;) {
-        BlockNode *root = blk_root(blk_list_get(blks, i));
-
-        add_node(list, seen, root);
-        add_node(list, seen, root->file);
+    /* Newest first, as QEMU lists them; tern keeps no backing chains, so
+     * "flat" changes nothing. */
+    for (guint i = all->len; i-- > 0;) {
+        json_object_array_add(list, qmp_block_device_info(all->pdata[i]));
     }
     return list;
 }
@@ -136,19 +150,10 @@ static json_object *cmd_query_blockstats(const QmpCall *call, const void *args,
     json_object *list = json_object_new_array();
 
     if (a->query_nodes) {
-        g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
-        BlockNode *bs;
+        g_autoptr(GPtrArray) all = all_nodes(nodes);
 
-        for (size_t i = 0; (bs = blockdev_node_at(nodes, i)); i++) {
-            if (g_hash_table_add(seen, bs)) {
-                json_object_array_add(list, node_stats(bs));
-            }
-        }
-        for (size_t i = blk_list_count(blks); i-- > 0;) {
-            bs = blk_root(blk_list_get(blks, i));
-            if (g_hash_table_add(seen, bs)) {
-                json_object_array_add(list, node_stats(bs));
-            }
+        for (guint i = 0; i < all->len; i++) {
+            json_object_array_add(list, node_stats(all->pdata[i]));
         }
         return list;
     }

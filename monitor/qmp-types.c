@@ -538,17 +538,14 @@ static json_object *typed_scalar(const QmpType *t, const char *s, GError **errp)
     }
 }
 
-/* An alternate given as text takes its first scalar alternative that parses
- * ("null" only where null is one), as QEMU's keyval visitor does. */
+/* An alternate given as text takes its first scalar alternative that parses,
+ * as QEMU's keyval visitor does; text is never null ("null" is a name). */
 static json_object *typed_alternate(const QmpType *t, json_object *in, GError **errp)
 {
     json_type jt = json_object_get_type(in);
 
     for (const QmpMember *m = t->members; m->type; m++) {
-        if (jt == json_type_string && m->type->kind == QMP_KIND_NULL) {
-            if (!strcmp(json_object_get_string(in), "null")) {
-                return NULL;
-            }
+        if (m->type->kind == QMP_KIND_NULL) {
             continue;
         }
         if ((jt == json_type_object) == (m->type->kind == QMP_KIND_OBJECT ||
@@ -564,43 +561,48 @@ static json_object *typed_alternate(const QmpType *t, json_object *in, GError **
     return json_object_get(in);   /* the decoder says what is wrong */
 }
 
+/* The member of t (or of its union variant) called key, or NULL. */
+static const QmpMember *find_member(const QmpType *t, const QmpType *variant,
+                                    const char *key)
+{
+    for (const QmpMember *m = t->members; m->type; m++) {
+        if (!strcmp(m->name, key)) {
+            return m;
+        }
+    }
+    for (const QmpMember *m = variant ? variant->members : NULL; m && m->type; m++) {
+        if (!strcmp(m->name, key)) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
 static json_object *typed_object(const QmpType *t, json_object *in, GError **errp)
 {
     json_object *out = json_object_new_object();
     const QmpType *variant = NULL;
     json_object *tag;
 
+    /* A union's tag is an enum, so its text is its value already. */
+    if (t->variants && json_object_object_get_ex(in, t->tag, &tag) &&
+        json_object_is_type(tag, json_type_string)) {
+        for (const QmpVariant *v = t->variants; v->tag_value; v++) {
+            if (!strcmp(v->tag_value, json_object_get_string(tag))) {
+                variant = v->type;
+            }
+        }
+    }
     json_object_object_foreach(in, key, val) {
-        const QmpMember *m = NULL;
-        json_object *v;
+        const QmpMember *m = find_member(t, variant, key);
+        json_object *v = m ? typed(m->type, val, errp) : json_object_get(val);
 
-        for (const QmpMember *c = t->members; !m && c->type; c++) {
-            m = !strcmp(c->name, key) ? c : NULL;
-        }
-        for (const QmpMember *c = variant ? variant->members : NULL; !m && c && c->type;
-             c++) {
-            m = !strcmp(c->name, key) ? c : NULL;
-        }
-        v = m ? typed(m->type, val, errp) : json_object_get(val);
         if (!v && *errp) {
             g_prefix_error(errp, "parameter '%s': ", key);
             json_object_put(out);
             return NULL;
         }
         json_object_object_add(out, key, v);
-        if (t->variants && !variant && json_object_object_get_ex(out, t->tag, &tag)) {
-            const char *tv = json_object_get_string(tag);
-
-            for (const QmpVariant *vr = t->variants; tv && vr->tag_value; vr++) {
-                variant = !strcmp(vr->tag_value, tv) ? vr->type : variant;
-            }
-            if (variant) {   /* members seen before the tag: again, typed */
-                json_object *again = typed_object(t, in, errp);
-
-                json_object_put(out);
-                return again;
-            }
-        }
     }
     return out;
 }
@@ -646,9 +648,6 @@ static json_object *typed(const QmpType *t, json_object *in, GError **errp)
     }
     if (is_obj || t->kind == QMP_KIND_OBJECT || t->kind == QMP_KIND_ARRAY) {
         return json_object_get(in);   /* the decoder says what is wrong */
-    }
-    if (t->kind == QMP_KIND_NULL && !strcmp(json_object_get_string(in), "null")) {
-        return NULL;
     }
     return typed_scalar(t, json_object_get_string(in), errp);
 }

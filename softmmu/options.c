@@ -521,8 +521,7 @@ const size_t cmdline_options_count = G_N_ELEMENTS(cmdline_options);
 
 const CmdlineGroup cmdline_groups[] = {
     { "machine", PARAMS({ "type", "string" }, { "accel", "string" },
-                        { "usb", "boolean" }, { "dump-guest-core", "boolean" },
-                        { "memory-backend", "string" }) },
+                        { "usb", "boolean" }, { "dump-guest-core", "boolean" }) },
     { "accel", NO_PARAMS },
     { "smp-opts", PARAMS({ "cpus", "number" }, { "maxcpus", "number" },
                          { "sockets", "number" }, { "dies", "number" },

@@ -17,6 +17,7 @@ typedef struct BdNode {
     char *name;
     BlockNode *bs;
     struct BdNode *parent;      /* the format node over it, or NULL */
+    bool inline_child;          /* made with its parent's options: goes with it */
     bool is_file;
     bool auto_read_only;
     int flags;                  /* what bs was opened with */
@@ -240,7 +241,11 @@ static BdNode *child_node(BlockdevSet *s, const BlockdevRef *ref, GError **errp)
     BdNode *n;
 
     if (ref->kind == 0) {
-        return open_node(s, &ref->definition, errp);
+        n = open_node(s, &ref->definition, errp);
+        if (n) {
+            n->inline_child = true;
+        }
+        return n;
     }
     n = find(s, ref->reference);
     if (!n) {
@@ -275,7 +280,9 @@ static BdNode *open_format(BlockdevSet *s, const BlockdevOptions *o, GError **er
     BlockNode *bs;
     BdNode *n;
 
-    if (f->has_backing && f->backing.kind != 2) {
+    /* "" is QEMU's old spelling of null (key=value cannot say null). */
+    if (f->has_backing && f->backing.kind != 2 &&
+        !(f->backing.kind == 1 && !f->backing.reference[0])) {
         tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "tern opens no backing files: give "
                   "\"backing\": null or leave it out");
         return NULL;
@@ -333,12 +340,24 @@ bool blockdev_del(BlockdevSet *s, const char *node_name, GError **errp)
         return tern_fail(errp, TERN_ERR_FAILED, "Failed to find node with "
                          "node-name='%s'", node_name);
     }
-    if (n->drive || n->parent) {
+    /* QEMU's words: a device's node, and a node under another. */
+    if (n->drive) {
         return tern_fail(errp, TERN_ERR_BUSY, "Node %s is in use", node_name);
     }
+    if (n->parent) {
+        return tern_fail(errp, TERN_ERR_BUSY, "Block device %s is in use", node_name);
+    }
+    /* As in QEMU, a file node made by its own blockdev-add outlives its
+     * parent; one made inline goes with it. */
     for (guint i = s->nodes->len; i-- > 0;) {
         BdNode *c = s->nodes->pdata[i];
 
+        if (c->parent == n && !c->inline_child) {
+            c->parent = NULL;
+            bdrv_close_keep_file(n->bs);
+            drop_node(s, n, false);
+            return true;
+        }
         if (c->parent == n) {
             drop_node(s, c, false);   /* closed with its parent */
         }

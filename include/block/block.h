@@ -225,6 +225,9 @@ BlockNode *bdrv_open_over(const char *format, BlockNode *file, int flags,
 int bdrv_file_flags_for(const char *format, int flags);
 /* Flushes (errors are reported, not returned) and frees; NULL is fine. */
 void bdrv_close(BlockNode *bs);
+/* The same for a format node whose file node lives on (a node the user
+ * created on its own, under a format node being deleted). */
+void bdrv_close_keep_file(BlockNode *bs);
 /* A copy of the node's I/O accounting. */
 void bdrv_get_stats(BlockNode *bs, BlockAcctStats *out);
 bool bdrv_create(const char *format, const char *filename, uint64_t size,

@@ -154,7 +154,7 @@ void qmp_value_free(const QmpType *t, void *value);
  * The JSON a key=value option string stands for, typed by t as QEMU's keyval
  * visitor reads it: "a.b=x" is member b of object a, "a.0=x" element 0 of
  * array a, and each text value becomes t's type for that member (bool,
- * number, "null" where null is allowed). Members t lacks stay text, so
+ * number; never null: "null" is text). Members t lacks stay text, so
  * qmp_decode() then reports them as a request's would be. Marks every key
  * of kv used.
  */
