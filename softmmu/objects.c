@@ -11,6 +11,7 @@
  * tern uses secrets yet.
  */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hw/core/qom.h"
 #include "softmmu/objects.h"
@@ -18,6 +19,7 @@
 #include "tern/keyval.h"
 
 #define RAM_BACKEND_ID "pc.ram"
+#define SECRET_MAX     (64 * 1024)   /* keys and passwords, not files' worth */
 
 static const QomType type_memory_backend = {
     .name = "memory-backend", .parent = "object", .abstract = true,
@@ -91,6 +93,7 @@ static bool check_secret(KeyVal *kv, GError **errp)
     const char *format = keyval_get(kv, "format");
     g_autofree char *contents = NULL;
     g_autoptr(GError) err = NULL;
+    struct stat st;
 
     if (!keyval_check_unused(kv, errp)) {
         return false;
@@ -103,7 +106,15 @@ static bool check_secret(KeyVal *kv, GError **errp)
         return tern_invalid(errp, "secret '%s': format '%s' (raw or base64)",
                             keyval_get(kv, "id"), format);
     }
-    if (file && !g_file_get_contents(file, &contents, NULL, &err)) {
+    if (!file) {
+        return true;
+    }
+    /* Small regular files only: a device or a huge file must not hang us. */
+    if (stat(file, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > SECRET_MAX) {
+        return tern_invalid(errp, "secret '%s': %s is not a regular file of at "
+                            "most %d bytes", keyval_get(kv, "id"), file, SECRET_MAX);
+    }
+    if (!g_file_get_contents(file, &contents, NULL, &err)) {
         return tern_invalid(errp, "Unable to read %s: %s", file, err->message);
     }
     return true;

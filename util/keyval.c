@@ -210,8 +210,8 @@ KeyVal *keyval_parse_json(const char *str, GError **errp)
                                                   KEYVAL_JSON_MAX_DEPTH, &err);
 
     if (!root || !json_object_is_type(root, json_type_object)) {
-        tern_invalid(errp, "'%s': %s", str, err ? err->message
-                                                : "expected a JSON object");
+        tern_invalid(errp, "'%s': JSON parse error, %s", str,
+                     err ? err->message : "expected an object");
         return NULL;
     }
     return add_json(kv, NULL, root, errp) ? g_steal_pointer(&kv) : NULL;

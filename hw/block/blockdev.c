@@ -378,7 +378,8 @@ static json_object *option_json(const char *arg, GError **errp)
                                          &err);
 
         if (!o) {
-            tern_invalid(errp, "%s", err ? err->message : "null is not an object");
+            tern_invalid(errp, "JSON parse error, %s",
+                         err ? err->message : "null is not an object");
         }
         return o;
     }
