@@ -669,7 +669,9 @@ static bool write_directory(BlockNode *bs, GPtrArray *dir, GError **errp)
     }
     if (dir->len) {
         off = qcow2_alloc_clusters(bs, size, errp);
-        if (off < 0 || !qcow2_file_pwrite(bs, off, buf, size, errp) ||
+        if (off < 0 ||
+            !qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_DIRECTORY, off, buf, size,
+                               errp) ||
             !qcow2_flush_caches(bs, errp)) {
             if (off > 0) {
                 qcow2_free_clusters(bs, off, size);
@@ -705,7 +707,8 @@ static bool rewrite_directory_in_place(BlockNode *bs, GPtrArray *dir,
     g_assert(size == s->bitmap_directory_size);
     qcow2_set_autoclear(bs, QCOW2_AUTOCLEAR_BITMAPS, false);
     if (!qcow2_update_header(bs, errp) ||
-        !qcow2_file_pwrite(bs, s->bitmap_directory_offset, buf, size, errp) ||
+        !qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_DIRECTORY,
+                           s->bitmap_directory_offset, buf, size, errp) ||
         !qcow2_flush_caches(bs, errp)) {
         return false;
     }
@@ -759,7 +762,8 @@ static bool store_bitmap_data(BlockNode *bs, BdrvDirtyBitmap *bm,
                 goto fail;
             }
             table[i] = off;
-            if (!qcow2_file_pwrite(bs, off, buf, s->cluster_size, errp)) {
+            if (!qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_DATA, off, buf,
+                                   s->cluster_size, errp)) {
                 goto fail;
             }
         }
@@ -771,7 +775,8 @@ static bool store_bitmap_data(BlockNode *bs, BdrvDirtyBitmap *bm,
             goto fail;
         }
         e->table_offset = off;
-        if (!qcow2_file_pwrite(bs, off, table, n * 8ULL, errp)) {
+        if (!qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_TABLE, off, table,
+                               n * 8ULL, errp)) {
             goto fail;
         }
     }
@@ -808,7 +813,7 @@ static Qcow2BitmapEntry *find_entry(GPtrArray *dir, const char *name,
     return NULL;
 }
 
-bool qcow2_bitmaps_store(BlockNode *bs, GError **errp)
+static bool store_bitmaps(BlockNode *bs, GError **errp)
 {
     Qcow2Bitmaps *b = bstate(bs);
     g_autoptr(GPtrArray) dir = g_ptr_array_new_with_free_func(entry_free);
@@ -860,8 +865,12 @@ bool qcow2_bitmaps_store(BlockNode *bs, GError **errp)
     return true;
 }
 
-bool qcow2_remove_persistent_bitmap(BlockNode *bs, const char *name,
-                                    GError **errp)
+bool qcow2_bitmaps_store(BlockNode *bs, GError **errp)
+{
+    return qcow2_meta_rebuild_after(bs, store_bitmaps(bs, errp), errp);
+}
+
+static bool remove_bitmap(BlockNode *bs, const char *name, GError **errp)
 {
     Qcow2Bitmaps *b = bstate(bs);
     g_autoptr(GPtrArray) dir = g_ptr_array_new_with_free_func(entry_free);
@@ -886,6 +895,12 @@ bool qcow2_remove_persistent_bitmap(BlockNode *bs, const char *name,
     g_ptr_array_unref(b->dir);
     b->dir = g_steal_pointer(&dir);
     return true;
+}
+
+bool qcow2_remove_persistent_bitmap(BlockNode *bs, const char *name,
+                                    GError **errp)
+{
+    return qcow2_meta_rebuild_after(bs, remove_bitmap(bs, name, errp), errp);
 }
 
 bool qcow2_can_store_bitmap(BlockNode *bs, const char *name,
@@ -988,6 +1003,30 @@ void qcow2_bitmaps_check(BlockNode *bs, Qcow2CheckRefs *refs)
                 qcow2_check_ref_range(bs, refs, table[j] & BME_TE_OFFSET_MASK,
                                       s->cluster_size);
             }
+        }
+    }
+}
+
+void qcow2_bitmaps_add_metadata(BlockNode *bs, GHashTable *map)
+{
+    BDRVQcow2State *s = qstate(bs);
+    Qcow2Bitmaps *b = s->bitmaps;
+
+    for (guint i = 0; b && i < b->dir->len; i++) {
+        const Qcow2BitmapEntry *e = b->dir->pdata[i];
+        g_autoptr(GError) err = NULL;
+        g_autofree uint64_t *table = NULL;
+
+        if (e->table_size == 0) {
+            continue;
+        }
+        qcow2_meta_add_to(bs, map, QCOW2_OL_BITMAP_TABLE, e->table_offset,
+                          e->table_size * 8ULL);
+        table = read_table(bs, e, &err);   /* bad ones failed the load */
+        for (uint32_t j = 0; table && j < e->table_size; j++) {
+            uint64_t off = table[j] & BME_TE_OFFSET_MASK;
+            qcow2_meta_add_to(bs, map, QCOW2_OL_BITMAP_DATA, off,
+                              off ? s->cluster_size : 0);
         }
     }
 }

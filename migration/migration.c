@@ -18,6 +18,7 @@
 #include "migration/migration.h"
 #include "migration/cpu-throttle.h"
 #include "migration/return-path.h"
+#include "migration/snapshot.h"
 #include "accel/kvm/kvm-dirty-log.h"
 #include "softmmu/runstate.h"
 #include "tern/error.h"
@@ -44,6 +45,7 @@ struct MigrationState {
     SaveVM *sv;
     RamMigration *ram;
     DirtyBitmapMigration *bitmaps;  /* capability dirty-bitmaps */
+    VmSnapshot *snapshots;          /* savevm/loadvm on the same SaveVM */
     MigGlobalState gs;
     bool caps[MIG_CAP__MAX];
     MigrationParams params;
@@ -196,6 +198,68 @@ static void register_bitmaps(MigrationState *ms)
     dirty_bitmap_migration_register(ms->bitmaps, ms->sv);
 }
 
+/* ---- snapshots: the same SaveVM into the drives' VM state areas ---- */
+
+static bool snapshot_can_save(void *opaque, GError **errp)
+{
+    MigrationState *ms = opaque;
+
+    if (migration_is_active(ms)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
+                    "There's a migration process in progress");
+        return false;
+    }
+    return savevm_state_saveable(ms->sv, errp);
+}
+
+static void snapshot_before_save(void *opaque)
+{
+    MigrationState *ms = opaque;
+
+    mig_global_state_set(&ms->gs, runstate_name(runstate_get()));
+}
+
+/* The guest's kvmclock: what its clock reads, which a load sets back. */
+static uint64_t snapshot_vm_clock(void *opaque)
+{
+    MigrationState *ms = opaque;
+    struct kvm_clock_data d;
+
+    return kvm_get_clock(ms->machine->kvm, &d, NULL) ? d.clock : 0;
+}
+
+static bool snapshot_reset(void *opaque, GError **errp)
+{
+    MigrationState *ms = opaque;
+
+    return machine_reset(ms->machine, errp);
+}
+
+static const VmSnapshotOps snapshot_ops = {
+    .can_save = snapshot_can_save,
+    .before_save = snapshot_before_save,
+    .vm_clock_ns = snapshot_vm_clock,
+    .reset = snapshot_reset,
+};
+
+/* Any reset of the machine ends what a failed load left behind. */
+static void snapshot_reset_hook(void *opaque)
+{
+    vm_snapshot_machine_reset(opaque);
+}
+
+static void register_snapshots(MigrationState *ms)
+{
+    ms->snapshots = vm_snapshot_new(ms->sv, drives(ms), &snapshot_ops, ms);
+    device_list_add_reset(ms->machine->devices, snapshot_reset_hook,
+                          ms->snapshots);
+}
+
+VmSnapshot *migration_snapshots(MigrationState *ms)
+{
+    return ms->snapshots;
+}
+
 MigrationState *migration_state_new(Machine *m)
 {
     MigrationState *ms = g_new0(MigrationState, 1);
@@ -221,6 +285,7 @@ MigrationState *migration_state_new(Machine *m)
     mig_global_state_register(ms->sv, &ms->gs);
     /* Every device that has state put it on the machine's list. */
     device_list_register_savevm(m->devices, ms->sv);
+    register_snapshots(ms);
     return ms;
 }
 
@@ -659,6 +724,9 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
                     "Guest is waiting for an incoming migration");
         return false;
     }
+    if (!savevm_state_saveable(ms->sv, errp)) {
+        return false;
+    }
     ms->reported = MIGRATION_STATUS_NONE;
     ms->reported_pass = 0;
     f = migration_channel_connect(uri, &err);
@@ -893,6 +961,8 @@ void migration_state_free(MigrationState *ms)
         virtio_blk_pci_set_dirty_log(ms->machine, NULL);
         kvm_dirty_log_stop(ms->dirty);
     }
+    device_list_remove(ms->machine->devices, ms->snapshots);
+    vm_snapshot_free(ms->snapshots);
     ram_migration_free(ms->ram);
     savevm_free(ms->sv);
     dirty_bitmap_migration_free(ms->bitmaps);

@@ -141,6 +141,20 @@ void savevm_unregister(SaveVM *sv, void *opaque)
     }
 }
 
+bool savevm_state_saveable(SaveVM *sv, GError **errp)
+{
+    for (GList *l = sv->entries.head; l; l = l->next) {
+        SaveStateEntry *se = l->data;
+
+        if (se->vmsd && se->vmsd->unmigratable) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "State blocked by "
+                        "non-migratable device '%s'", se->idstr);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- sections ---- */
 
 static void put_section_header(QEMUFile *f, const SaveStateEntry *se,

@@ -366,8 +366,17 @@ static bool load_subsections(QEMUFile *f, const VMStateDescription *vmsd,
         }
         qemu_file_skip(f, 2 + strlen(name));
         version = qemu_get_be32(f);
-        if (!qemu_file_check(f, errp) ||
-            !vmstate_load(f, sub, opaque, version, errp)) {
+        if (!qemu_file_check(f, errp)) {
+            return false;
+        }
+        /* Unsigned on the wire: compare before it becomes an int. */
+        if (version > (uint32_t)sub->version_id) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                        "'%s': stream version %" PRIu32 " is newer than "
+                        "supported %d", sub->name, version, sub->version_id);
+            return false;
+        }
+        if (!vmstate_load(f, sub, opaque, (int)version, errp)) {
             return false;
         }
     }

@@ -1,13 +1,15 @@
 /*
  * human-monitor-command: the few HMP commands management tools still send
- * through QMP. Each runs the matching QMP command through the registry and
- * formats its result as QEMU's HMP prints it ("\r\n" line ends, as QEMU's
- * monitor emits them).
+ * through QMP. Most run the matching QMP command through the registry and
+ * format its result as QEMU's HMP prints it ("\r\n" line ends, as QEMU's
+ * monitor emits them); subsystems add commands of their own (savevm...),
+ * whose argument this file parses as QEMU's HMP does.
  */
 #include <string.h>
 
 #include "monitor/hmp.h"
 #include "monitor/qmp-dispatch.h"
+#include "tern/error.h"
 
 typedef struct HmpCommand {
     const char *name;
@@ -105,6 +107,18 @@ static const HmpCommand hmp_commands[] = {
     { "system_powerdown", "system_powerdown", NULL },
 };
 
+typedef struct HmpOwn {
+    char *name;
+    HmpArg arg;
+    HmpFunc fn;
+    void *opaque;
+} HmpOwn;
+
+struct Hmp {
+    QmpRegistry *registry;
+    GPtrArray *own;                     /* of HmpOwn *: commands of its own */
+};
+
 /* Collapses runs of blanks so "info   status " finds "info status". */
 static char *normalise(const char *line)
 {
@@ -119,31 +133,146 @@ static char *normalise(const char *line)
     return g_string_free(s, FALSE);
 }
 
-char *hmp_run(QmpRegistry *r, const char *line)
+/* Runs the QMP twin of 'cmd'; false if it has none. */
+static bool run_mapped(Hmp *h, const char *cmd, GString *out)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(hmp_commands); i++) {
+        const HmpCommand *c = &hmp_commands[i];
+        g_autoptr(GError) err = NULL;
+        g_autoptr(json_object) ret = NULL;
+
+        if (strcmp(cmd, c->name)) {
+            continue;
+        }
+        ret = qmp_call(h->registry, c->qmp, NULL, &err);
+        if (!ret) {
+            g_string_append_printf(out, "Error: %s\r\n", err->message);
+        } else if (c->print) {
+            c->print(ret, out);
+        }
+        return true;
+    }
+    return false;
+}
+
+/* One string argument at *p as QEMU's HMP reads it: a word, or a
+ * double-quoted string with backslash escapes. NULL if there is none. */
+static char *parse_word(const char **p, GError **errp)
+{
+    const char *s = *p + strspn(*p, " \t\r\n");
+    GString *w = g_string_new(NULL);
+
+    if (*s != '"') {
+        size_t n = strcspn(s, " \t\r\n");
+
+        g_string_append_len(w, s, n);
+        *p = s + n;
+        return w->len ? g_string_free(w, FALSE) : (g_string_free(w, TRUE), NULL);
+    }
+    for (s++; *s && *s != '"'; s++) {
+        if (*s == '\\' && s[1]) {
+            s++;
+            g_string_append_c(w, *s == 'n' ? '\n' : *s == 'r' ? '\r' : *s);
+        } else {
+            g_string_append_c(w, *s);
+        }
+    }
+    if (*s != '"') {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "unterminated string");
+        g_string_free(w, TRUE);
+        return NULL;
+    }
+    *p = s + 1;
+    return g_string_free(w, FALSE);
+}
+
+/* The argument of c from 'rest', with QEMU's complaints. */
+static bool parse_arg(const HmpOwn *c, const char *rest, char **arg,
+                      GString *out)
+{
+    g_autoptr(GError) err = NULL;
+    const char *p = rest;
+
+    *arg = c->arg == HMP_ARG_NONE ? NULL : parse_word(&p, &err);
+    if (err || (!*arg && c->arg == HMP_ARG_STR)) {
+        g_string_append_printf(out, "%s: %s\r\n", c->name,
+                               err ? err->message : "string expected");
+    } else if (p[strspn(p, " \t\r\n")]) {
+        g_string_append_printf(out, "%s: extraneous characters at the end of "
+                               "line\r\n", c->name);
+    } else {
+        return true;
+    }
+    g_string_append_printf(out, "Try \"help %s\" for more information\r\n",
+                           c->name);
+    g_clear_pointer(arg, g_free);
+    return false;
+}
+
+static void append_crlf(GString *out, const char *text)
+{
+    for (const char *t = text; *t; t++) {
+        if (*t == '\n') {
+            g_string_append_c(out, '\r');
+        }
+        g_string_append_c(out, *t);
+    }
+}
+
+/* The rest of 'line' after the words of 'name' (blanks between them may
+ * differ), or NULL if the line does not start with them. */
+static const char *after_words(const char *line, const char *name)
+{
+    const char *p = line + strspn(line, " \t");
+
+    for (const char *n = name; *n;) {
+        size_t len = strcspn(n, " ");
+
+        if (strncmp(p, n, len) || (p[len] && !strchr(" \t\r\n", p[len]))) {
+            return NULL;
+        }
+        p += len;
+        n += len + strspn(n + len, " ");
+        p += n[0] ? strspn(p, " \t") : 0;
+    }
+    return p;
+}
+
+/* A command of its own at the start of 'line'; false if none matches. Its
+ * argument is read from the line as given (quoted blanks kept). */
+static bool run_own(Hmp *h, const char *line, GString *out)
+{
+    for (guint i = 0; i < h->own->len; i++) {
+        const HmpOwn *c = h->own->pdata[i];
+        const char *rest = after_words(line, c->name);
+        g_autoptr(GString) text = g_string_new(NULL);
+        g_autoptr(GError) err = NULL;
+        g_autofree char *arg = NULL;
+
+        if (!rest) {
+            continue;
+        }
+        if (parse_arg(c, rest, &arg, out)) {
+            bool ok = c->fn(c->opaque, arg, text, &err);
+
+            append_crlf(out, text->str);
+            if (!ok) {
+                g_string_append_printf(out, "Error: %s\r\n", err->message);
+            }
+        }
+        return true;
+    }
+    return false;
+}
+
+char *hmp_run(Hmp *h, const char *line)
 {
     g_autofree char *cmd = normalise(line);
     GString *out = g_string_new(NULL);
 
-    if (!*cmd) {
-        return g_string_free(out, FALSE);
+    if (*cmd && !run_mapped(h, cmd, out) && !run_own(h, line, out)) {
+        g_string_append_printf(out, "unknown command: '%s'\r\n", cmd);
     }
-    for (size_t i = 0; i < ARRAY_SIZE(hmp_commands); i++) {
-        const HmpCommand *h = &hmp_commands[i];
-        g_autoptr(GError) err = NULL;
-        g_autoptr(json_object) ret = NULL;
-
-        if (strcmp(cmd, h->name)) {
-            continue;
-        }
-        ret = qmp_call(r, h->qmp, NULL, &err);
-        if (!ret) {
-            g_string_append_printf(out, "Error: %s\r\n", err->message);
-        } else if (h->print) {
-            h->print(ret, out);
-        }
-        return g_string_free(out, FALSE);
-    }
-    g_string_append_printf(out, "unknown command: '%s'\r\n", cmd);
     return g_string_free(out, FALSE);
 }
 
@@ -186,7 +315,7 @@ static json_object *cmd_human_monitor_command(const QmpCall *call, const void *a
     if (a->has_cpu_index && !cpu_index_ok(call->registry, a->cpu_index, errp)) {
         return NULL;
     }
-    text = hmp_run(call->registry, a->command_line);
+    text = hmp_run(call->opaque, a->command_line);
     return json_object_new_string(text);
 }
 
@@ -194,7 +323,40 @@ static const QmpCommandDef hmc_command =
     QMP_COMMAND("human-monitor-command", cmd_human_monitor_command, &hmc_args,
                 &qmp_type_str);
 
-void hmp_register_command(QmpRegistry *r)
+static void own_free(gpointer p)
 {
-    qmp_register_command(r, &hmc_command, NULL);
+    HmpOwn *c = p;
+
+    g_free(c->name);
+    g_free(c);
+}
+
+Hmp *hmp_new(QmpRegistry *r)
+{
+    Hmp *h = g_new0(Hmp, 1);
+
+    h->registry = r;
+    h->own = g_ptr_array_new_with_free_func(own_free);
+    qmp_register_command(r, &hmc_command, h);
+    return h;
+}
+
+void hmp_free(Hmp *h)
+{
+    if (h) {
+        g_ptr_array_unref(h->own);
+        g_free(h);
+    }
+}
+
+void hmp_add_command(Hmp *h, const char *name, HmpArg arg, HmpFunc fn,
+                     void *opaque)
+{
+    HmpOwn *c = g_new0(HmpOwn, 1);
+
+    c->name = g_strdup(name);
+    c->arg = arg;
+    c->fn = fn;
+    c->opaque = opaque;
+    g_ptr_array_add(h->own, c);
 }

@@ -292,14 +292,16 @@ static int run_cmd(BitmapCmd *cmd)
     BlockNode *bs, *src_bs = NULL;
     int ret = 0;
 
+    /* others may write, as with qemu-img (qcow2 still forbids it) */
     bs = bdrv_open(cmd->filename, cmd->fmt,
-                   only_dumps(cmd) ? 0 : BDRV_O_RDWR, &err);
+                   (only_dumps(cmd) ? 0 : BDRV_O_RDWR) | BDRV_O_SHARE_RW, &err);
     if (!bs) {
         tern_error_report_err(err);
         return 1;
     }
     if (cmd->src_file) {
-        src_bs = bdrv_open(cmd->src_file, cmd->src_fmt, 0, &err);
+        src_bs = bdrv_open(cmd->src_file, cmd->src_fmt, BDRV_O_SHARE_RW,
+                           &err);
         if (!src_bs) {
             tern_error_report_err(err);
             bdrv_close(bs);

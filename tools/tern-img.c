@@ -16,6 +16,7 @@
 
 
 #include "block/block.h"
+#include "block/snapshot-dump.h"
 #include "tern-img-bitmap.h"
 
 static int usage(void)
@@ -31,8 +32,9 @@ static int usage(void)
         "       tern-img resize [-f FMT] FILE [+|-]SIZE\n"
         "       tern-img io [-f FMT] [-r] [-U] -c CMD [-c CMD...] FILE\n"
         "       tern-img bitmap ... (see tern-img-bitmap.c)\n"
-        "io commands: read [-P PAT] OFF LEN | write [-P PAT|-z] OFF LEN |\n"
-        "  discard OFF LEN | flush | vmsave -P PAT POS LEN |\n"
+        "io commands: read [-P PAT] OFF LEN |\n"
+        "  write [-P PAT|-z [-u]|-s FILE] OFF LEN |\n"
+        "  discard OFF LEN | flush | sleep MS | vmsave -P PAT POS LEN |\n"
         "  vmload -P PAT POS LEN | stress SEED COUNT LEN [FLUSH_EVERY]\n");
     return 1;
 }
@@ -198,50 +200,11 @@ static void info_json(const BlockImageInfo *info)
     print_json(o);
 }
 
-/* qemu-img's size_to_str(): three significant digits, binary units. */
-static char *size_str(uint64_t size)
-{
-    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB",
-                                         "PiB", "EiB" };
-    double v = (double)size;
-    size_t i = 0;
-    while (v >= 1024 && i + 1 < G_N_ELEMENTS(units)) {
-        v /= 1024;
-        i++;
-    }
-    return g_strdup_printf("%0.3g %s", v, units[i]);
-}
-
-static void snapshot_table_human(GString *out, const GPtrArray *list)
-{
-    g_string_append_printf(out, "%-9s %-16s %8s %19s %12s %10s\n", "ID", "TAG",
-                           "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
-    for (guint i = 0; i < list->len; i++) {
-        const BlockSnapshotInfo *sn = list->pdata[i];
-        time_t t = sn->date_sec;
-        struct tm tm;
-        char date[32];
-        uint64_t secs = sn->vm_clock_nsec / 1000000000;
-        localtime_r(&t, &tm);
-        strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
-        g_autofree char *vm = size_str(sn->vm_state_size);
-        g_string_append_printf(out, "%-9s %-16s %8s %19s %02" PRIu64
-                               ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64,
-                               sn->id_str, sn->name, vm, date, secs / 3600,
-                               secs / 60 % 60, secs % 60,
-                               sn->vm_clock_nsec / 1000000 % 1000);
-        if (sn->icount != -1) {
-            g_string_append_printf(out, " %10" PRId64, sn->icount);
-        }
-        g_string_append_c(out, '\n');
-    }
-}
-
 static void info_human(const BlockImageInfo *info)
 {
     g_autoptr(GString) out = g_string_new(NULL);
-    g_autofree char *vsize = size_str(info->virtual_size);
-    g_autofree char *dsize = size_str(info->actual_size);
+    g_autofree char *vsize = block_size_to_str(info->virtual_size);
+    g_autofree char *dsize = block_size_to_str(info->actual_size);
     g_string_append_printf(out, "image: %s\nfile format: %s\n"
                            "virtual size: %s (%" PRIu64 " bytes)\n"
                            "disk size: %s\n", info->filename, info->format,
@@ -250,8 +213,7 @@ static void info_human(const BlockImageInfo *info)
         g_string_append_printf(out, "cluster_size: %u\n", info->cluster_size);
     }
     if (info->snapshots && info->snapshots->len) {
-        g_string_append(out, "Snapshot list:\n");
-        snapshot_table_human(out, info->snapshots);
+        block_snapshot_table(out, info->snapshots);
     }
     if (info->compat) {
         g_string_append_printf(out, "Format specific information:\n"
@@ -274,9 +236,13 @@ typedef struct ImgOpts {
     const char *repair;
 } ImgOpts;
 
+/* Like qemu-img and qemu-io, tern-img lets others write (its images'
+ * formats still forbid what they must: a qcow2 file's writes and resizes). */
+#define IMG_SHARE BDRV_O_SHARE_RW
+
 static int open_flags(const ImgOpts *o, bool rw)
 {
-    int flags = rw ? BDRV_O_RDWR : 0;
+    int flags = (rw ? BDRV_O_RDWR : 0) | IMG_SHARE;
     if (o->force_share) {
         flags |= BDRV_O_SHARE_RW | BDRV_O_NO_LOCK;
     }
@@ -458,7 +424,7 @@ static int img_snapshot(int argc, char **argv)
     if (!action || argc - optind != 1) {
         return usage();
     }
-    int flags = action == 'l' ? 0 : BDRV_O_RDWR;
+    int flags = (action == 'l' ? 0 : BDRV_O_RDWR) | IMG_SHARE;
     if (force_share && action == 'l') {
         flags |= BDRV_O_NO_LOCK;
     }
@@ -471,8 +437,8 @@ static int img_snapshot(int argc, char **argv)
         g_autoptr(GPtrArray) list = bdrv_snapshot_list(bs, &err);
         ok = list != NULL;
         if (ok && list->len) {
-            g_autoptr(GString) out = g_string_new("Snapshot list:\n");
-            snapshot_table_human(out, list);
+            g_autoptr(GString) out = g_string_new(NULL);
+            block_snapshot_table(out, list);
             fputs(out->str, stdout);
         }
     } else if (action == 'c') {
@@ -519,7 +485,8 @@ static int img_resize(int argc, char **argv)
     if (!parse_size(arg + (sign != 0), &size)) {
         return usage();
     }
-    BlockNode *bs = bdrv_open(argv[optind], fmt, BDRV_O_RDWR, &err);
+    BlockNode *bs = bdrv_open(argv[optind], fmt,
+                              BDRV_O_RDWR | BDRV_O_RESIZE | IMG_SHARE, &err);
     if (!bs) {
         return fail(err);
     }
@@ -556,8 +523,9 @@ static int img_compare(int argc, char **argv)
     if (argc - optind != 2) {
         return usage();
     }
-    BlockNode *a = bdrv_open(argv[optind], fmt1, 0, &err);
-    BlockNode *b = a ? bdrv_open(argv[optind + 1], fmt2, 0, &err) : NULL;
+    BlockNode *a = bdrv_open(argv[optind], fmt1, IMG_SHARE, &err);
+    BlockNode *b = a ? bdrv_open(argv[optind + 1], fmt2, IMG_SHARE, &err)
+                     : NULL;
     int ret = 0;
     if (!b) {
         bdrv_close(a);
@@ -602,6 +570,8 @@ typedef struct IoCmd {
     char **words;     /* everything g_shell_parse_argv returned */
     int pattern;      /* -P value, -1 if none */
     bool zero;        /* -z */
+    bool unmap;       /* -u: with -z, the range may be deallocated */
+    const char *source;   /* -s FILE: write its first LENGTH bytes */
 } IoCmd;
 
 static bool io_parse(const char *line, IoCmd *cmd, GError **errp)
@@ -618,6 +588,10 @@ static bool io_parse(const char *line, IoCmd *cmd, GError **errp)
                                  & 0xff);
         } else if (i > 0 && !strcmp(cmd->words[i], "-z")) {
             cmd->zero = true;
+        } else if (i > 0 && !strcmp(cmd->words[i], "-u")) {
+            cmd->unmap = true;
+        } else if (i > 0 && !strcmp(cmd->words[i], "-s") && i + 1 < n) {
+            cmd->source = cmd->words[++i];
         } else {
             cmd->argv[cmd->argc++] = cmd->words[i];
         }
@@ -661,9 +635,24 @@ static bool io_rw(BlockNode *bs, const IoCmd *cmd, bool write, bool vm,
     }
     g_autofree uint8_t *buf = g_malloc(MAX(len, 1));
     bool ok;
-    if (write) {
+    if (write && cmd->source) {
+        g_autofree char *data = NULL;
+        gsize n;
+        if (!g_file_get_contents(cmd->source, &data, &n, errp)) {
+            return false;
+        }
+        if (n < len) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                        "%s holds %zu bytes, fewer than %" PRIu64,
+                        cmd->source, (size_t)n, len);
+            return false;
+        }
+        memcpy(buf, data, len);
+    } else if (write) {
         memset(buf, cmd->pattern < 0 ? 0xcd : cmd->pattern, len);
-        ok = cmd->zero ? bdrv_write_zeroes(bs, off, len, errp)
+    }
+    if (write) {
+        ok = cmd->zero ? bdrv_write_zeroes(bs, off, len, cmd->unmap, errp)
            : vm ? bdrv_save_vmstate(bs, off, buf, len, errp)
                 : bdrv_pwrite(bs, off, buf, len, errp);
     } else {
@@ -738,6 +727,9 @@ static bool io_run(BlockNode *bs, const char *line, GError **errp)
              bdrv_discard(bs, off, len, errp);
     } else if (!strcmp(name, "flush")) {
         ok = bdrv_flush(bs, errp);
+    } else if (!strcmp(name, "sleep") && cmd.argc == 2) {
+        g_usleep(g_ascii_strtoull(cmd.argv[1], NULL, 10) * 1000);
+        ok = true;
     } else if (!strcmp(name, "stress")) {
         ok = io_stress(bs, &cmd, errp);
     } else {
@@ -770,7 +762,9 @@ static int img_io(int argc, char **argv)
     if (argc - optind != 1) {
         return usage();
     }
-    int flags = (ro ? 0 : BDRV_O_RDWR) | (share ? BDRV_O_NO_LOCK : 0);
+    /* As qemu-io: discards reach the image. */
+    int flags = (ro ? 0 : BDRV_O_RDWR) | (share ? BDRV_O_NO_LOCK : 0) |
+                BDRV_O_UNMAP | IMG_SHARE;
     BlockNode *bs = bdrv_open(argv[optind], fmt, flags, &err);
     if (!bs) {
         return fail(err);

@@ -7,7 +7,6 @@
  * bitmaps, globalstate) for checking peers such as QEMU against.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,50 +17,18 @@
 #include "migration/snapshot.h"
 #include "migration/stream-dump.h"
 
-/* Copies a file's bytes into a new file at 'to'. */
-static bool copy_file(const char *from, const char *to, GError **errp)
-{
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    ssize_t n = 0;
-
-    while (out >= 0 && (n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0)) > 0) {
-    }
-    if (in < 0 || out < 0 || n < 0) {
-        tern_set_error_errno(errp, errno, "copying %s to %s", from, to);
-    }
-    if (in >= 0) {
-        close(in);
-    }
-    if (out >= 0) {
-        close(out);
-    }
-    return in >= 0 && out >= 0 && n == 0;
-}
-
-/* The VM state of snapshot 'name' in a qcow2 image. Reading it means
- * reverting the image to the snapshot, so that happens on a scratch copy. */
+/* The VM state of snapshot 'name' in a qcow2 image, read in place. */
 static GBytes *read_snapshot(const char *image, const char *name,
                              GError **errp)
 {
-    g_autofree char *dir = g_dir_make_tmp("tern-stream-XXXXXX", errp);
-    g_autofree char *copy = NULL;
-    BlockNode *bs = NULL;
-    GBytes *state = NULL;
+    BlockNode *bs = bdrv_open(image, "qcow2", 0, errp);
+    GBytes *state;
 
-    if (!dir) {
+    if (!bs) {
         return NULL;
     }
-    copy = g_build_filename(dir, "copy.qcow2", NULL);
-    if (copy_file(image, copy, errp)) {
-        bs = bdrv_open(copy, "qcow2", BDRV_O_RDWR | BDRV_O_NO_LOCK, errp);
-    }
-    if (bs) {
-        state = savevm_snapshot_read(bs, name, errp);
-        bdrv_close(bs);
-    }
-    unlink(copy);
-    rmdir(dir);
+    state = vm_snapshot_read_state(bs, name, errp);
+    bdrv_close(bs);
     return state;
 }
 
@@ -175,11 +142,15 @@ static void sample_disk_close(SampleDisk *d)
 /* A paused VM with no devices (and, with ram_size, one RAM block "ram"
  * as QEMU's -M none names it), written by tern's own stream writer: a
  * known-good stream to check peers (QEMU's -incoming) and tools against. */
-/* Write the sample as snapshot NAME of qcow2 IMAGE (IMAGE:NAME). */
+/* Write the sample as snapshot NAME of qcow2 IMAGE (IMAGE:NAME), replacing
+ * one of that name, as HMP savevm does. */
 static bool save_sample_snapshot(SaveVM *sv, const char *where, GError **errp)
 {
     const char *colon = strrchr(where, ':');
     g_autofree char *image = colon ? g_strndup(where, colon - where) : NULL;
+    const VmSnapshotArgs args = { .name = colon + 1, .overwrite = true };
+    BlockBackendList *drives;
+    VmSnapshot *vs;
     BlockNode *bs;
     bool ok;
 
@@ -192,8 +163,13 @@ static bool save_sample_snapshot(SaveVM *sv, const char *where, GError **errp)
     if (!bs) {
         return false;
     }
-    ok = savevm_snapshot_save(sv, bs, colon + 1, 0, errp);
-    bdrv_close(bs);
+    drives = blk_list_new();
+    blk_list_add(drives, blk_new(NULL, bs, NULL), NULL);
+    vs = vm_snapshot_new(sv, drives, NULL, NULL);
+    ok = vm_snapshot_save(vs, &args, errp);
+    vm_snapshot_free(vs);
+    blk_free(blk_list_get(drives, 0));
+    blk_list_free(drives);
     return ok;
 }
 
@@ -274,8 +250,8 @@ int main(int argc, char **argv)
           "with --sample: save it as internal snapshot NAME of qcow2 IMAGE "
           "instead of writing stdout", "IMAGE:NAME" },
         { "snapshot", 0, 0, G_OPTION_ARG_STRING, &snapshot,
-          "read the VM state of snapshot NAME of the qcow2 FILE (from a "
-          "scratch copy)", "NAME" },
+          "read the VM state of snapshot NAME of the qcow2 FILE (in place; "
+          "the image is not changed)", "NAME" },
         { NULL },
     };
     g_autoptr(GOptionContext) ctx =

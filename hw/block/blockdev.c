@@ -35,8 +35,9 @@ struct BlockdevSet {
 
 static const char *const driver_values[] = { "file", "raw", "qcow2", NULL };
 QMP_ENUM_TYPE(driver_type, "BlockdevDriver", driver_values);
-/* tern passes a guest's discards down, as QEMU's discard=unmap does. */
-static const char *const discard_values[] = { "unmap", NULL };
+/* In the enum's order: ignore (QEMU's default for -blockdev) drops a
+ * guest's discards at this node, unmap passes them on (BDRV_O_UNMAP). */
+static const char *const discard_values[] = { "ignore", "unmap", NULL };
 QMP_ENUM_TYPE(discard_type, "BlockdevDiscardOptions", discard_values);
 static const char *const detect_zeroes_values[] = { "off", NULL };
 QMP_ENUM_TYPE(detect_zeroes_type, "BlockdevDetectZeroesOptions", detect_zeroes_values);
@@ -117,18 +118,13 @@ static BdNode *find(BlockdevSet *s, const char *name)
     return NULL;
 }
 
-/* QEMU's rule: a letter, then letters, digits, '-', '.', '_'; < 32 bytes. */
+/* QEMU's name rule, and unique among every node, -drive's too. */
 static bool check_node_name(BlockdevSet *s, const char *name, GError **errp)
 {
-    bool ok = g_ascii_isalpha(name[0]) && strlen(name) < 32;
-
-    for (const char *p = name; ok && *p; p++) {
-        ok = g_ascii_isalnum(*p) || strchr("-._", *p);
+    if (!drive_node_name_ok(name, errp)) {
+        return false;
     }
-    if (!ok) {
-        return tern_invalid(errp, "Invalid node-name: '%s'", name);
-    }
-    if (find(s, name)) {
+    if (find(s, name) || blk_list_lookup_node(s->drives->backends, name)) {
         return tern_invalid(errp, "Duplicate nodes with node-name='%s'", name);
     }
     return true;
@@ -147,6 +143,9 @@ static int node_flags(BlockdevSet *s, const BlockdevOptions *o)
     }
     if (o->force_share) {
         flags |= BDRV_O_SHARE_RW;
+    }
+    if (o->has_discard && o->discard == 1) {
+        flags |= BDRV_O_UNMAP;
     }
     return flags;
 }
@@ -294,8 +293,6 @@ static BdNode *open_format(BlockdevSet *s, const BlockdevOptions *o, GError **er
     if (!child->is_file) {
         tern_invalid(errp, "Node '%s' is not a file node: tern stacks one format "
                      "node over one file node", child->name);
-    } else if (o->driver == BLOCKDEV_DRIVER_QCOW2 && (child->flags & BDRV_O_NOCACHE)) {
-        tern_invalid(errp, "cache.direct=on under a qcow2 node is not supported");
     } else if (reopen_file(child, (child->flags & ~BDRV_O_RDWR) | (flags & BDRV_O_RDWR),
                            errp) &&
                (bs = bdrv_open_over(format, child->bs, flags, errp))) {

@@ -48,6 +48,24 @@ static bool parse_error_action(KeyVal *kv, const char *key, DriveErrorAction *ou
     return true;
 }
 
+/* tern does its I/O synchronously on each device's iothread, which is
+ * what QEMU's aio=threads gives; the kernel AIO engines are refused. */
+static bool parse_aio(KeyVal *kv, GError **errp)
+{
+    static const char *const aios[] = { "threads", "native", "io_uring", NULL };
+    int aio;
+
+    if (!parse_choice(kv, "aio", aios, 0, &aio, errp)) {
+        return false;
+    }
+    if (aio) {
+        return tern_invalid(errp, "aio=%s is not supported: tern does its I/O "
+                            "on each device's iothread, as aio=threads",
+                            aios[aio]);
+    }
+    return true;
+}
+
 enum { CACHE_WRITEBACK, CACHE_NONE, CACHE_WRITETHROUGH, CACHE_DIRECTSYNC, CACHE_UNSAFE };
 
 static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
@@ -56,15 +74,15 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
     static const char *const ifs[] = { "none", "virtio", NULL };
     static const char *const caches[] = { "writeback", "none", "writethrough",
                                           "directsync", "unsafe", NULL };
+    /* QEMU's names: "off" is "ignore", "on" is "unmap" */
     static const char *const discards[] = { "ignore", "unmap", "off", "on", NULL };
-    static const char *const aios[] = { "threads", "native", "io_uring", NULL };
     const char *id = keyval_get(kv, "id");
-    int iface, cache, dummy;
+    int iface, cache, discard;
 
     if (!parse_choice(kv, "if", ifs, 0, &iface, errp) ||
         !parse_choice(kv, "cache", caches, CACHE_WRITEBACK, &cache, errp) ||
-        !parse_choice(kv, "discard", discards, 0, &dummy, errp) ||
-        !parse_choice(kv, "aio", aios, 0, &dummy, errp) ||
+        !parse_choice(kv, "discard", discards, 0, &discard, errp) ||
+        !parse_aio(kv, errp) ||
         !keyval_get_bool(kv, "readonly", &d->read_only, errp) ||
         !parse_error_action(kv, "werror", &d->werror, errp) ||
         !parse_error_action(kv, "rerror", &d->rerror, errp)) {
@@ -81,11 +99,25 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
     if (cache == CACHE_NONE || cache == CACHE_DIRECTSYNC) {
         *flags |= BDRV_O_NOCACHE;
     }
+    if (discard == 1 || discard == 3) {
+        *flags |= BDRV_O_UNMAP;
+    }
     return true;
 }
 
 static Drive *drive_open_flags(const char *spec, unsigned index,
                                int extra_flags, GError **errp);
+
+/* QEMU's node-name rule: a letter, then letters, digits, '-', '.', '_'. */
+bool drive_node_name_ok(const char *name, GError **errp)
+{
+    bool ok = g_ascii_isalpha(name[0]) && strlen(name) < 32;
+
+    for (const char *p = name; ok && *p; p++) {
+        ok = g_ascii_isalnum(*p) || strchr("-._", *p);
+    }
+    return ok || tern_invalid(errp, "Invalid node-name: '%s'", name);
+}
 
 Drive *drive_open(const char *spec, unsigned index, GError **errp)
 {
@@ -98,7 +130,7 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
     g_autoptr(KeyVal) kv = keyval_parse(spec, "file", errp);
     g_autofree char *id = NULL;
     Drive *d;
-    const char *file, *format;
+    const char *file, *format, *node_name;
     BlockNode *node;
     int flags = 0;
 
@@ -108,6 +140,7 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
     d = g_new0(Drive, 1);
     file = keyval_get(kv, "file");
     format = keyval_get(kv, "format");
+    node_name = keyval_get(kv, "node-name");
     if (!parse_options(d, kv, index, &id, &flags, errp) ||
         !keyval_check_unused(kv, errp)) {
         drive_free(d);
@@ -118,8 +151,7 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
         drive_free(d);
         return NULL;
     }
-    if (format && !bdrv_find_format(format)) {
-        tern_invalid(errp, "unknown format '%s'", format);
+    if (node_name && !drive_node_name_ok(node_name, errp)) {
         drive_free(d);
         return NULL;
     }
@@ -127,6 +159,9 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
     if (!node) {
         drive_free(d);
         return NULL;
+    }
+    if (node_name) {
+        bdrv_set_node_name(node, node_name);    /* QMP's snapshot jobs name it */
     }
     d->blk = blk_new(id, node, d);
     return d;
@@ -139,6 +174,18 @@ void drive_free(Drive *d)
     }
     blk_free(d->blk);
     g_free(d);
+}
+
+/* Into the set's backend list; node names are unique, as in QEMU. */
+static bool add_to_set(DriveSet *set, Drive *d, GError **errp)
+{
+    const char *node_name = bdrv_get_node_name(blk_root(d->blk));
+
+    if (blk_list_find_node(set->backends, node_name)) {
+        return tern_invalid(errp, "Duplicate nodes with node-name='%s'",
+                            node_name);
+    }
+    return blk_list_add(set->backends, d->blk, errp);
 }
 
 DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
@@ -161,7 +208,7 @@ DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
             drive_set_free(set);
             return NULL;
         }
-        if (!blk_list_add(set->backends, d->blk, errp)) {
+        if (!add_to_set(set, d, errp)) {
             g_prefix_error(errp, "-drive %s: ", spec);
             drive_free(d);
             drive_set_free(set);

@@ -71,6 +71,10 @@ typedef struct MigrationState MigrationState;
 MigrationState *migration_state_new(Machine *m);
 /* That SaveVM: what snapshots save and load, and tests. */
 SaveVM *migration_savevm(MigrationState *ms);
+/* savevm/loadvm/delvm of this machine (include/migration/snapshot.h):
+ * refused while a migration is in progress; a load resets the machine. */
+typedef struct VmSnapshot VmSnapshot;
+VmSnapshot *migration_snapshots(MigrationState *ms);
 /* Cancels an outgoing job, stops an incoming wait, joins the threads. */
 void migration_state_free(MigrationState *ms);
 /* 'free_opaque' (may be NULL) runs on 'opaque' when 'ms' is freed. */

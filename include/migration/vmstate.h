@@ -100,6 +100,8 @@ struct VMStateDescription {
     bool (*needed)(void *opaque);           /* subsections only */
     const VMStateField *fields;             /* ends with VMSTATE_END_OF_LIST */
     const VMStateDescription *const *subsections;   /* NULL-terminated */
+    bool unmigratable;      /* its state cannot be saved: no migration or
+                             * snapshot while it is registered */
 };
 
 /*

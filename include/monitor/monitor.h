@@ -17,8 +17,11 @@ Monitor *monitor_new(GMainContext *ctx);
 void monitor_free(Monitor *mon);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Monitor, monitor_free)
 
-/* Where subsystems add their commands and transaction actions. */
+/* Where subsystems add their commands and transaction actions... */
 QmpRegistry *monitor_registry(Monitor *mon);
+/* ...and their HMP commands without a QMP twin (monitor/hmp.h). */
+typedef struct Hmp Hmp;
+Hmp *monitor_hmp(Monitor *mon);
 
 /*
  * Command-line options, checked as they are added:

@@ -23,7 +23,9 @@ IDLE = "tg.workload=idle"
 EXACT = ["migrate-set-capabilities", "block-dirty-bitmap-add",
          "block-dirty-bitmap-remove", "block-dirty-bitmap-merge", "qmp_capabilities",
          "human-monitor-command", "query-version", "query-kvm", "STOP", "RESUME",
-         "POWERDOWN", "MIGRATION_PASS", "BLOCK_IO_ERROR"]
+         "POWERDOWN", "MIGRATION_PASS", "BLOCK_IO_ERROR", "snapshot-save",
+         "snapshot-load", "snapshot-delete", "job-dismiss", "job-cancel",
+         "JOB_STATUS_CHANGE"]
 
 # Members QEMU 7.2 always sends that tern does not (yet): they are shape
 # differences the narrowing check reports, listed here with the reason.
@@ -82,7 +84,8 @@ def test_schema_lists_exactly_the_commands(tern):
     s = schema_of(tern)
     assert s.names("command") == {c["name"] for c in tern.execute("query-commands")}
     assert s.names("event") == {"STOP", "RESUME", "SHUTDOWN", "RESET", "POWERDOWN",
-                                "MIGRATION", "MIGRATION_PASS", "BLOCK_IO_ERROR"}
+                                "MIGRATION", "MIGRATION_PASS", "BLOCK_IO_ERROR",
+                                "JOB_STATUS_CHANGE"}
     check_value(s, s.entry("query-qmp-schema")["ret-type"],
                 tern.execute("query-qmp-schema"))
 

@@ -22,6 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct FuzzState {
     QmpRegistry *reg;
+    Hmp *hmp;
     QmpSession session;
     unsigned replies;
 } FuzzState;
@@ -234,7 +235,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
     st.reg = qmp_registry_new();
     qmp_register_core_commands(st.reg);
-    hmp_register_command(st.reg);
+    st.hmp = hmp_new(st.reg);
     qmp_register_commands(st.reg, fuzz_commands, G_N_ELEMENTS(fuzz_commands), NULL);
     for (size_t i = 0; i < G_N_ELEMENTS(fuzz_actions); i++) {
         qmp_register_action(st.reg, &fuzz_actions[i], NULL);
@@ -246,5 +247,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         &st);
     }
     qmp_registry_free(st.reg);
+    hmp_free(st.hmp);
     return 0;
 }

@@ -124,7 +124,8 @@ static void test_names_and_references(Fixture *fx, gconstpointer data)
         { "{\"driver\":\"file\",\"filename\":\"%s\",\"node-name\":\"f2\","
           "\"force-share\":true}", "read-only images" },
         { "{\"driver\":\"qcow2\",\"node-name\":\"q2\",\"file\":{\"driver\":\"file\","
-          "\"filename\":\"%s2\",\"cache\":{\"direct\":true}}}", "cache.direct=on" },
+          "\"filename\":\"%s2\",\"discard\":\"sometimes\"}}",
+          "does not accept value 'sometimes'" },
         { "{\"driver\":\"file\",\"filename\":\"/nonexistent/d\",\"node-name\":\"f2\"}",
           "Could not open '/nonexistent/d'" },
         { "{\"driver\":\"vmdk\",\"node-name\":\"v\"}", "does not accept value 'vmdk'" },
@@ -171,6 +172,17 @@ static void test_delete(Fixture *fx, gconstpointer data)
     g_assert_null(blockdev_node_at(fx->nodes, 0));
 }
 
+/* cache.direct on the file node: O_DIRECT under qcow2 too; discard=unmap
+ * on the format node lets a guest's discards through. */
+static void test_cache_and_discard(Fixture *fx, gconstpointer data)
+{
+    add_ok(fx, "{\"driver\":\"qcow2\",\"node-name\":\"q2\",\"discard\":\"unmap\","
+               "\"file\":{\"driver\":\"file\",\"filename\":\"%s2\","
+               "\"cache\":{\"direct\":true}}}");
+    g_assert_true(bdrv_get_flags(blockdev_node_at(fx->nodes, 0)) & BDRV_O_UNMAP);
+    g_assert_true(bdrv_get_flags(blockdev_node_at(fx->nodes, 1)) & BDRV_O_NOCACHE);
+}
+
 static void test_read_only_parent(Fixture *fx, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;
@@ -210,6 +222,8 @@ int main(int argc, char **argv)
     g_test_add("/blockdev/names-and-references", Fixture, NULL, setup,
                test_names_and_references, teardown);
     g_test_add("/blockdev/delete", Fixture, NULL, setup, test_delete, teardown);
+    g_test_add("/blockdev/cache-and-discard", Fixture, NULL, setup,
+               test_cache_and_discard, teardown);
     g_test_add("/blockdev/read-only-parent", Fixture, NULL, setup,
                test_read_only_parent, teardown);
     g_test_add("/blockdev/incoming", Fixture, "incoming", setup, test_incoming,

@@ -23,6 +23,7 @@ typedef struct Fixture {
     BlockBackend *blk;          /* drive "drive0" */
     BlockBackendList *blks;
     QmpRegistry *reg;
+    Hmp *hmp;
     QmpSession session;
 } Fixture;
 
@@ -58,7 +59,7 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     open_image(fx);
     fx->reg = qmp_registry_new();
     qmp_register_core_commands(fx->reg);
-    hmp_register_command(fx->reg);
+    fx->hmp = hmp_new(fx->reg);
     qmp_register_block_commands(fx->reg, fx->blks);
     fx->session.negotiated = true;
 }
@@ -70,6 +71,7 @@ static void fixture_teardown(Fixture *fx, gconstpointer data)
     }
     blk_list_free(fx->blks);
     qmp_registry_free(fx->reg);
+    hmp_free(fx->hmp);
     unlink(fx->path);
     rmdir(fx->dir);
     g_free(fx->path);
@@ -250,7 +252,7 @@ static void test_query_block(Fixture *fx, gconstpointer d)
 
 static void test_hmp_info_block(Fixture *fx, gconstpointer d)
 {
-    g_autofree char *out = hmp_run(fx->reg, "info block");
+    g_autofree char *out = hmp_run(fx->hmp, "info block");
     g_autofree char *want = g_strdup_printf("drive0 (disk0): %s (qcow2)\r\n"
                                             "    Attached to:      /machine/peripheral/virtio0\r\n"
                                             "    Cache mode:       writeback\r\n", fx->path);

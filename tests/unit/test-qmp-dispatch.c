@@ -13,6 +13,7 @@
 
 typedef struct Fixture {
     QmpRegistry *reg;
+    Hmp *hmp;
     QmpSession session;
     GString *log;           /* fake actions record what they did */
     int value;              /* state the fake actions change */
@@ -188,7 +189,7 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     fx->reg = qmp_registry_new();
     fx->log = g_string_new(NULL);
     qmp_register_core_commands(fx->reg);
-    hmp_register_command(fx->reg);
+    fx->hmp = hmp_new(fx->reg);
     qmp_register_commands(fx->reg, fake_commands, ARRAY_SIZE(fake_commands), fx);
     qmp_register_action(fx->reg, &add_action, fx);
 }
@@ -196,6 +197,7 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
 static void fixture_teardown(Fixture *fx, gconstpointer data)
 {
     qmp_registry_free(fx->reg);
+    hmp_free(fx->hmp);
     g_string_free(fx->log, TRUE);
 }
 
@@ -408,6 +410,47 @@ static void test_hmp(Fixture *fx, gconstpointer d)
                  ERR("GenericError", "Parameter 'command-line' is missing"));
 }
 
+/* An HMP command of its own: echoes its argument, fails on "bad". */
+static bool hmp_echo(void *opaque, const char *arg, GString *out, GError **errp)
+{
+    if (g_strcmp0(arg, "bad") == 0) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "it is bad");
+        return false;
+    }
+    g_string_append_printf(out, "[%s]\n", arg ? arg : "(none)");
+    return true;
+}
+
+static void test_hmp_own_commands(Fixture *fx, gconstpointer d)
+{
+    static const struct { const char *line, *out; } cases[] = {
+        { "savevm", "[(none)]\r\n" },
+        { "  savevm  tag ", "[tag]\r\n" },
+        { "savevm \"a  b\"", "[a  b]\r\n" },
+        { "savevm \"q\\\"x\"", "[q\"x]\r\n" },
+        { "savevm a b", "savevm: extraneous characters at the end of line\r\n"
+                        "Try \"help savevm\" for more information\r\n" },
+        { "savevm \"open", "savevm: unterminated string\r\n"
+                           "Try \"help savevm\" for more information\r\n" },
+        { "loadvm", "loadvm: string expected\r\n"
+                    "Try \"help loadvm\" for more information\r\n" },
+        { "loadvm bad", "Error: it is bad\r\n" },
+        { "info   snapshots", "[(none)]\r\n" },
+        { "info snapshots x", "info snapshots: extraneous characters at the "
+                              "end of line\r\nTry \"help info snapshots\" for "
+                              "more information\r\n" },
+        { "savevmx", "unknown command: 'savevmx'\r\n" },
+    };
+
+    hmp_add_command(fx->hmp, "savevm", HMP_ARG_OPTIONAL_STR, hmp_echo, NULL);
+    hmp_add_command(fx->hmp, "loadvm", HMP_ARG_STR, hmp_echo, NULL);
+    hmp_add_command(fx->hmp, "info snapshots", HMP_ARG_NONE, hmp_echo, NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *out = hmp_run(fx->hmp, cases[i].line);
+        g_assert_cmpstr(out, ==, cases[i].out);
+    }
+}
+
 #define TX(actions) \
     "{\"execute\": \"transaction\", \"arguments\": {\"actions\": [" actions "]}}"
 #define ADD(data) "{\"type\": \"fake-add\", \"data\": {" data "}}"
@@ -504,6 +547,7 @@ int main(int argc, char **argv)
     ADD_TEST("error-classes", test_error_classes);
     ADD_TEST("query-commands", test_query_commands);
     ADD_TEST("hmp", test_hmp);
+    ADD_TEST("hmp-own-commands", test_hmp_own_commands);
     ADD_TEST("transaction-commit", test_transaction_commit);
     ADD_TEST("transaction-rollback", test_transaction_rollback);
     ADD_TEST("transaction-syntax-first", test_transaction_syntax_first);

@@ -68,12 +68,12 @@ static const QmpActionOps actions[] = {
     { .type = "act-b", .args = &inner_type, .prepare = act_prepare, .clean = g_free },
 };
 
-static QmpRegistry *registry(void)
+static QmpRegistry *registry(Hmp **hmp)
 {
     QmpRegistry *r = qmp_registry_new();
 
     qmp_register_core_commands(r);
-    hmp_register_command(r);
+    *hmp = hmp_new(r);
     qmp_register_commands(r, commands, ARRAY_SIZE(commands), NULL);
     qmp_register_events(r, events, ARRAY_SIZE(events));
     for (size_t i = 0; i < ARRAY_SIZE(actions); i++) {
@@ -219,7 +219,8 @@ static void check_object(Schema *sc, json_object *e, const QmpType *t)
 
 static void test_lists_registry(void)
 {
-    g_autoptr(QmpRegistry) r = registry();
+    g_autoptr(Hmp) hmp = NULL;
+    g_autoptr(QmpRegistry) r = registry(&hmp);
     Schema sc;
     size_t n;
     g_autofree const char **cmds = qmp_registry_names(r, &n);
@@ -242,7 +243,8 @@ static void test_lists_registry(void)
 
 static void test_arguments_match_tables(void)
 {
-    g_autoptr(QmpRegistry) r = registry();
+    g_autoptr(Hmp) hmp = NULL;
+    g_autoptr(QmpRegistry) r = registry(&hmp);
     Schema sc;
     size_t n;
     g_autofree const char **cmds = qmp_registry_names(r, &n);
@@ -270,7 +272,8 @@ static void test_arguments_match_tables(void)
 
 static void test_transaction_union(void)
 {
-    g_autoptr(QmpRegistry) r = registry();
+    g_autoptr(Hmp) hmp = NULL;
+    g_autoptr(QmpRegistry) r = registry(&hmp);
     Schema sc;
     json_object *args, *list, *action, *variants;
 

@@ -322,6 +322,10 @@ static void test_subsection_bad_version(void)
 
     bad[sizeof(golden_dev) - 5] = 2;
     expect_load_error(bad, sizeof(golden_dev), 2, "'dev/extra': stream version 2");
+    /* 0xffffffff is not version -1 */
+    memset(bad + sizeof(golden_dev) - 8, 0xff, 4);
+    expect_load_error(bad, sizeof(golden_dev), 2,
+                      "'dev/extra': stream version 4294967295 is newer");
 }
 
 static void test_post_load_error(void)

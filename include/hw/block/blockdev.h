@@ -35,7 +35,7 @@ typedef struct BlockdevOptions {
     bool has_node_name;
     char *node_name;
     bool has_discard;
-    int discard;                /* "unmap" */
+    int discard;                /* ignore, unmap */
     bool has_cache;
     BlockdevCacheOptions cache;
     bool has_read_only;
