@@ -274,7 +274,8 @@ MigrationState *migration_state_new(Machine *m)
     ms->params.max_cpu_throttle = MIGRATION_THROTTLE_MAX_DEFAULT;
     g_mutex_init(&ms->lock);
     g_cond_init(&ms->cond);
-    ms->sv = savevm_new("virt");
+    /* The stream names the machine type, as QEMU's does ("none" too). */
+    ms->sv = savevm_new(m->cfg ? m->cfg->machine : "virt");
     if (m->cfg && m->cfg->has_uuid) {
         savevm_set_uuid(ms->sv, m->cfg->uuid);
     }

@@ -439,7 +439,8 @@ Drive *blockdev_claim(BlockdevSet *s, const char *name, const char *device,
     Drive *d;
 
     if (!n) {
-        tern_fail(errp, TERN_ERR_NOT_FOUND, "no drive or block node named '%s'", name);
+        tern_fail(errp, TERN_ERR_NOT_FOUND, "no drive with id '%s' nor a block node of "
+                  "that name", name);
         return NULL;
     }
     if (n->drive || n->parent) {
