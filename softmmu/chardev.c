@@ -373,9 +373,11 @@ Chardev *chardev_new_opts(const char *arg, GMainContext *ctx, GError **errp)
         return NULL;
     }
     if (c->is_pty) {
-        /* QEMU says where the terminal is; people read it in the log. */
-        tern_error_report("char device redirected to %s (label %s)", c->filename + 4,
-                          c->label ? c->label : "");
+        /* QEMU says where the terminal is, on stdout; people read it in the
+         * log. */
+        printf("char device redirected to %s (label %s)\n", c->filename + 4,
+               c->label ? c->label : "");
+        fflush(stdout);
     }
     return c;
 }

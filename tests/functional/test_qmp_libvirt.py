@@ -298,7 +298,7 @@ def test_pty_chardev_on_the_serial_port(tmp_path, guest_kit):
                           "-device", '{"driver":"isa-serial","chardev":"charserial0",'
                           '"id":"serial0","index":0}',
                           "-qmp", f"unix:{sock},server=on,wait=off"],
-                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         with QmpClient(sock) as c:
             devs = {x["label"]: x for x in c.execute("query-chardev")}
@@ -316,8 +316,8 @@ def test_pty_chardev_on_the_serial_port(tmp_path, guest_kit):
             os.close(fd)
     finally:
         p.kill()
-        err = p.communicate()[1].decode()
-    assert f"char device redirected to {pty_name[4:]} (label charserial0)" in err
+        out = p.communicate()[0].decode()
+    assert f"char device redirected to {pty_name[4:]} (label charserial0)" in out
 
 
 def pass_fd(client, fd, name):
@@ -544,3 +544,92 @@ def test_device_json_and_bus(guest_kit, tmp_path):
                         "virtio-blk-pci,bus=pci.7,drive=q1"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "Bus 'pci.7' not found" in r.stderr, r.stderr
+
+
+def guest_threads(pid):
+    return {open(f"/proc/{pid}/task/{t}/comm").read().strip()
+            for t in os.listdir(f"/proc/{pid}/task")}
+
+
+def ram_dont_dump(pid, size_kib):
+    """The VmFlags of the mapping of exactly size_kib: has it "dd"?"""
+    smaps = open(f"/proc/{pid}/smaps").read().split("\n")
+    for i, line in enumerate(smaps):
+        if re.match(rf"^Size:\s+{size_kib} kB$", line):
+            flags = next(l for l in smaps[i:i + 40] if l.startswith("VmFlags:"))
+            return " dd" in flags
+    raise AssertionError(f"no {size_kib} KiB mapping")
+
+
+def test_libvirt_command_line_as_qemu(guest_kit, tmp_path):
+    """libvirt 9.0's options for a minimal domain, given to tern (virt) and
+    QEMU 7.2 (q35): both start paused, name their vCPU threads alike, leave
+    guest RAM out of core dumps, report the name and the serial port's pty
+    in the same shape, and the RAM backend object is theirs."""
+    key = tmp_path / "master-key.aes"
+    key.write_bytes(os.urandom(32))
+    common = ["-name", "guest=lvt,debug-threads=on", "-S",
+              "-object", f"secret,id=masterKey0,format=raw,file={key}",
+              "-accel", "kvm", "-m", "128",
+              "-object", '{"qom-type":"memory-backend-ram","id":"pc.ram",'
+                         '"size":134217728}',
+              "-overcommit", "mem-lock=off", "-smp", "1,sockets=1,cores=1,threads=1",
+              "-uuid", UUID_A, "-display", "none", "-no-user-config", "-nodefaults",
+              "-rtc", "base=utc", "-no-shutdown", "-boot", "strict=on",
+              "-chardev", "pty,id=charserial0",
+              "-device", '{"driver":"isa-serial","chardev":"charserial0",'
+                         '"id":"serial0","index":0}',
+              "-audiodev", '{"id":"audio1","driver":"none"}',
+              "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
+                          "resourcecontrol=deny",
+              "-msg", "timestamp=on"]
+    runs = {
+        "tern": [str(paths.tern_binary()), "-machine",
+                 "virt,usb=off,dump-guest-core=off,memory-backend=pc.ram",
+                 "-cpu", "host,migratable=on", "-kernel", str(guest_kit)],
+        "qemu": [paths.qemu_binary(), "-machine",
+                 "q35,usb=off,dump-guest-core=off,memory-backend=pc.ram",
+                 "-cpu", "host,migratable=on,-arch-capabilities"],
+    }
+    seen = {}
+    for kind, head in runs.items():
+        sock = tmp_path / f"{kind}.sock"
+        p = subprocess.Popen(head + common + ["-qmp", f"unix:{sock},server=on,wait=off"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            with QmpClient(sock) as c:
+                seen[kind] = {
+                    "status": c.execute("query-status")["status"],
+                    "name": c.execute("query-name"),
+                    "pty": {x["label"]: re.sub(r"\d+$", "N", x["filename"])
+                            for x in c.execute("query-chardev")}["charserial0"],
+                    "cpus": [x["props"] for x in c.execute("query-cpus-fast")],
+                    "objects": c.execute("qom-list-types", implements="memory-backend"),
+                    "threads": "CPU 0/KVM" in guest_threads(p.pid),
+                    "dont_dump": ram_dont_dump(p.pid, 131072),
+                }
+        finally:
+            p.kill()
+            out = p.communicate()[0].decode()
+        assert re.search(r"^char device redirected to /dev/pts/\d+ \(label charserial0\)$",
+                         out, re.M), (kind, out)
+    t, q = seen["tern"], seen["qemu"]
+    assert t["status"] == q["status"] == "prelaunch"
+    assert t["name"] == q["name"] == {"name": "lvt"}
+    assert t["pty"] == q["pty"] == "pty:/dev/pts/N"
+    assert t["cpus"] == q["cpus"]
+    assert t["threads"] and q["threads"]
+    assert t["dont_dump"] and q["dont_dump"]
+    assert {o["name"] for o in t["objects"]} <= {o["name"] for o in q["objects"]}
+
+
+def test_serial_chardev_spelling(guest_kit, tmp_path):
+    """-serial chardev:ID (older libvirt) puts COM1 on a -chardev file."""
+    log = tmp_path / "serial.log"
+    p = subprocess.run([str(paths.tern_binary()), "-M", "virt", "-m", "64", "-nodefaults",
+                        "-kernel", str(guest_kit), "-append", "tg.workload=idle tg.ticks=100",
+                        "-chardev", f"file,id=s0,path={log}", "-serial", "chardev:s0",
+                        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+                       capture_output=True, timeout=120)
+    assert p.returncode == 1, p.stderr            # rc 0 through isa-debug-exit
+    assert "TG done rc=0" in log.read_text()
