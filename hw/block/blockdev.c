@@ -198,25 +198,28 @@ static BdNode *open_file(BlockdevSet *s, const BlockdevOptions *o, GError **errp
     return n;
 }
 
-/* Puts a format node over file node n, which must then be opened with
- * 'flags': an auto-read-only node is reopened read-write for a writable
- * parent (nothing else uses it yet). */
-static bool reopen_file(BdNode *n, int flags, GError **errp)
+/* Puts a 'format' node opened with 'flags' over file node n: an
+ * auto-read-only node becomes read-write for a writable parent, and a
+ * format that keeps metadata in the file gets it stable (nothing else uses
+ * n yet, so it is reopened as needed). */
+static bool reopen_file(BdNode *n, const char *format, int flags, GError **errp)
 {
+    int rdwr = n->auto_read_only ? flags & BDRV_O_RDWR : n->flags & BDRV_O_RDWR;
+    int want = bdrv_file_flags_for(format, (n->flags & ~BDRV_O_RDWR) | rdwr);
     g_autofree char *filename = NULL;
     BlockNode *bs;
 
-    if (!n->auto_read_only || (n->flags & BDRV_O_RDWR) == (flags & BDRV_O_RDWR)) {
-        if ((flags & BDRV_O_RDWR) && !(n->flags & BDRV_O_RDWR)) {
-            return tern_invalid(errp, "Block node '%s' is read-only", n->name);
-        }
+    if ((flags & BDRV_O_RDWR) && !rdwr) {
+        return tern_invalid(errp, "Block node '%s' is read-only", n->name);
+    }
+    if (want == n->flags) {
         return true;
     }
-    /* Our own read-only lock would stand in the way: close first, and on
-     * failure open again as it was. */
+    /* Our own lock would stand in the way: close first, and on failure
+     * open again as it was. */
     filename = g_strdup(bdrv_get_filename(n->bs));
     bdrv_close(n->bs);
-    bs = bdrv_open_protocol(filename, flags, errp);
+    bs = bdrv_open_protocol(filename, want, errp);
     if (!bs) {
         bs = bdrv_open_protocol(filename, n->flags, NULL);
         if (!bs) {
@@ -228,7 +231,7 @@ static bool reopen_file(BdNode *n, int flags, GError **errp)
     }
     bdrv_set_node_name(bs, n->name);
     n->bs = bs;
-    n->flags = flags;
+    n->flags = want;
     return true;
 }
 
@@ -293,8 +296,7 @@ static BdNode *open_format(BlockdevSet *s, const BlockdevOptions *o, GError **er
     if (!child->is_file) {
         tern_invalid(errp, "Node '%s' is not a file node: tern stacks one format "
                      "node over one file node", child->name);
-    } else if (reopen_file(child, (child->flags & ~BDRV_O_RDWR) | (flags & BDRV_O_RDWR),
-                           errp) &&
+    } else if (reopen_file(child, format, flags, errp) &&
                (bs = bdrv_open_over(format, child->bs, flags, errp))) {
         n = add_node(s, o, bs);
         n->flags = flags;

@@ -479,32 +479,27 @@ def test_sandbox_spawn(tmp_path, spawn):
                     time.sleep(0.1)
 
 
+def cpu_props(argv, smp, sock):
+    """query-cpus-fast's props of a paused VM started with argv and -smp."""
+    p = subprocess.Popen(argv + ["-S", "-nodefaults", "-smp", smp,
+                                 "-qmp", f"unix:{sock},server=on,wait=off"],
+                         stderr=subprocess.DEVNULL)
+    try:
+        with QmpClient(sock) as c:
+            return [x["props"] for x in c.execute("query-cpus-fast")]
+    finally:
+        p.kill()
+        p.wait()
+
+
 def test_query_cpus_fast_follows_smp(guest_kit, tmp_path):
     """-smp 4,sockets=2,cores=2,threads=1 (libvirt's spelling): the vCPUs'
     socket and core ids are QEMU's (q35 7.2, same -smp)."""
     smp = "4,sockets=2,dies=1,cores=2,threads=1"
-    sock = tmp_path / "t.sock"
-    t = subprocess.Popen([str(paths.tern_binary()), "-M", "virt", "-m", "64", "-S",
-                          "-smp", smp, "-kernel", str(guest_kit), "-nodefaults",
-                          "-qmp", f"unix:{sock},server=on,wait=off"],
-                         stderr=subprocess.DEVNULL)
-    try:
-        with QmpClient(sock) as c:
-            ours = [x["props"] for x in c.execute("query-cpus-fast")]
-    finally:
-        t.kill()
-        t.wait()
-    qsock = tmp_path / "q.sock"
-    q = subprocess.Popen([paths.qemu_binary(), "-M", "q35", "-accel", "kvm", "-S",
-                          "-display", "none", "-nodefaults", "-smp", smp,
-                          "-qmp", f"unix:{qsock},server=on,wait=off"],
-                         stderr=subprocess.DEVNULL)
-    try:
-        with QmpClient(qsock) as c:
-            theirs = [x["props"] for x in c.execute("query-cpus-fast")]
-    finally:
-        q.kill()
-        q.wait()
+    ours = cpu_props([str(paths.tern_binary()), "-M", "virt", "-m", "64",
+                      "-kernel", str(guest_kit)], smp, tmp_path / "t.sock")
+    theirs = cpu_props([paths.qemu_binary(), "-M", "q35", "-accel", "kvm",
+                        "-display", "none"], smp, tmp_path / "q.sock")
     assert ours == theirs
 
 
