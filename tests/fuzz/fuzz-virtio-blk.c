@@ -23,6 +23,7 @@
  * 16 n, the used ring after it (4-aligned).
  */
 #include <glib/gstdio.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "hw/block/virtio-blk.h"
