@@ -505,10 +505,12 @@ static void check_one(Harness *h, const Expect *e, uint32_t used_len,
                       const uint8_t *disk_now)
 {
     Range st = { e->status_gpa, 1 };
+    Range ring = { h->used, 6 + 8ULL * h->qsize };
     bool alias = false;
     uint64_t pos = 0;
 
-    if (h->ram[e->status_gpa] != e->status) {
+    /* A buffer on the used ring is overwritten by the push that follows. */
+    if (!overlaps(st, ring) && h->ram[e->status_gpa] != e->status) {
         bug("request type %u: status %u, the spec says %u", e->type,
             h->ram[e->status_gpa], e->status);
     }
@@ -517,7 +519,7 @@ static void check_one(Harness *h, const Expect *e, uint32_t used_len,
             e->written + 1);
     }
     for (unsigned i = 0; i < e->nr_data; i++) {
-        alias |= overlaps(e->data[i], st);
+        alias |= overlaps(e->data[i], st) || overlaps(e->data[i], ring);
         for (unsigned j = 0; j < i; j++) {
             alias |= overlaps(e->data[i], e->data[j]);
         }
