@@ -39,6 +39,7 @@
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "migration/block-dirty-bitmap.h"
 #include "migration/dirty-bitmap-wire.h"
@@ -92,32 +93,24 @@ typedef struct Fuzz {
     Model models[NR_NODES][NR_NAMES];
 } Fuzz;
 
-static char *image_dir(void)
+/* A fresh image for every input, unlinked once open: nothing is left
+ * behind, whatever stops the process. tmpfs if there is one. */
+static BlockNode *open_image(unsigned i)
 {
-    static char *dir;
+    static unsigned serial;
+    g_autofree char *path = g_strdup_printf(
+        "%s/fuzz-bitmap-postcopy-%d-%u-%s.raw",
+        g_file_test("/dev/shm", G_FILE_TEST_IS_DIR) ? "/dev/shm" : g_get_tmp_dir(),
+        (int)getpid(), serial++, node_name[i]);
+    GError *err = NULL;
+    BlockNode *bs;
 
-    if (!dir) {
-        dir = g_file_test("/dev/shm", G_FILE_TEST_IS_DIR)
-            ? g_mkdtemp(g_strdup("/dev/shm/fuzz-bitmap-pc-XXXXXX"))
-            : g_dir_make_tmp("fuzz-bitmap-pc-XXXXXX", NULL);
-        g_assert_nonnull(dir);
-    }
-    return dir;
-}
-
-static char *image_path(unsigned i)
-{
-    return g_strdup_printf("%s/%s.raw", image_dir(), node_name[i]);
-}
-
-static void images_cleanup(void)
-{
-    for (unsigned i = 0; i < NR_NODES; i++) {
-        g_autofree char *p = image_path(i);
-
-        g_remove(p);
-    }
-    g_rmdir(image_dir());
+    g_assert_true(bdrv_create("raw", path, node_size[i], NULL, &err));
+    bs = bdrv_open(path, "raw", BDRV_O_RDWR | BDRV_O_NO_LOCK, &err);
+    g_assert_no_error(err);
+    g_remove(path);
+    bdrv_set_node_name(bs, node_name[i]);
+    return bs;
 }
 
 /* ---- framing the stream ---- */
@@ -553,17 +546,9 @@ static void destination_new(Fuzz *z)
 {
     DirtyBitmapNodes nodes = { .find = find_node, .vm_running = vm_running,
                                .in_postcopy = in_postcopy, .opaque = z };
-    GError *err = NULL;
 
     for (unsigned i = 0; i < NR_NODES; i++) {
-        g_autofree char *path = image_path(i);
-
-        if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
-            g_assert_true(bdrv_create("raw", path, node_size[i], NULL, &err));
-        }
-        z->nodes[i] = bdrv_open(path, "raw", BDRV_O_RDWR | BDRV_O_NO_LOCK, &err);
-        g_assert_no_error(err);
-        bdrv_set_node_name(z->nodes[i], node_name[i]);
+        z->nodes[i] = open_image(i);
     }
     z->sv = savevm_new("none");
     z->dbm = dirty_bitmap_migration_new(&nodes);
@@ -642,17 +627,12 @@ static void check(Fuzz *z)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool registered;
     GuestWrite after = { 0, 0, 4096 };
     Fuzz *z;
     GBytes *stream;
 
     if (size < 1) {
         return 0;
-    }
-    if (!registered) {
-        atexit(images_cleanup);
-        registered = true;
     }
     z = g_new0(Fuzz, 1);
     stream = frame(z, data, size);

@@ -106,7 +106,7 @@ static const Disks *disks(void)
     static Disks d;
     g_autoptr(GError) err = NULL;
 
-    if (d.dir) {
+    if (d.rw) {
         return &d;
     }
     /* tmpfs if there is one: flush requests fsync the image. */
@@ -128,19 +128,10 @@ static const Disks *disks(void)
             d.rw = drive_open(spec, 0, &err);
         }
         g_assert_no_error(err);
+        g_remove(img);          /* the open nodes keep them; nothing is left */
     }
+    g_rmdir(d.dir);
     return &d;
-}
-
-static void disks_cleanup(void)
-{
-    const Disks *d = disks();
-    g_autofree char *rw = g_strdup_printf("%s/rw.raw", d->dir);
-    g_autofree char *ro = g_strdup_printf("%s/ro.raw", d->dir);
-
-    g_remove(rw);
-    g_remove(ro);
-    g_rmdir(d->dir);
 }
 
 /* ---- the driver side ---- */
@@ -771,17 +762,11 @@ static size_t step(Harness *h, const uint8_t *p, size_t left)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool registered;
     Harness *h;
     size_t image, off;
 
     if (size < 3) {
         return 0;
-    }
-    if (!registered) {
-        disks();
-        atexit(disks_cleanup);
-        registered = true;
     }
     h = g_new(Harness, 1);
     harness_init(h, data[0]);
