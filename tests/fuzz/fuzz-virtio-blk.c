@@ -323,49 +323,42 @@ static bool walk(const Harness *h, const uint8_t *ram, uint16_t head, Chain *c)
     }
 }
 
+/* The non-empty pieces of bytes [skip, skip + len) of the chain's out or in
+ * side, as the device slices them into its data iovec; returns how many. */
+static unsigned slice(const Chain *c, bool in, uint64_t skip, uint64_t len,
+                      Range *out)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < c->n && len; i++) {
+        const Seg *s = &c->segs[i];
+        uint64_t chunk;
+
+        if (s->writable != in) {
+            continue;
+        }
+        if (skip >= s->len) {
+            skip -= s->len;
+            continue;
+        }
+        chunk = MIN(len, s->len - skip);
+        out[n++] = (Range){ s->gpa + skip, chunk };
+        len -= chunk;
+        skip = 0;
+    }
+    return n;
+}
+
 /* Copies bytes [skip, skip + len) of the chain's out or in side. */
 static void gather(const Chain *c, const uint8_t *ram, bool in, uint64_t skip,
                    uint8_t *buf, uint64_t len)
 {
-    for (unsigned i = 0; i < c->n && len; i++) {
-        const Seg *s = &c->segs[i];
-        uint64_t chunk;
+    Range pieces[MAX_SEGS];
+    unsigned n = slice(c, in, skip, len, pieces);
 
-        if (s->writable != in) {
-            continue;
-        }
-        if (skip >= s->len) {
-            skip -= s->len;
-            continue;
-        }
-        chunk = MIN(len, s->len - skip);
-        memcpy(buf, ram + s->gpa + skip, chunk);
-        buf += chunk;
-        len -= chunk;
-        skip = 0;
-    }
-}
-
-/* The non-empty pieces of [skip, skip + len) of one side, as the device
- * slices them into its data iovec. */
-static void slice(const Chain *c, bool in, uint64_t skip, uint64_t len, Expect *e)
-{
-    e->nr_data = 0;
-    for (unsigned i = 0; i < c->n && len; i++) {
-        const Seg *s = &c->segs[i];
-        uint64_t chunk;
-
-        if (s->writable != in) {
-            continue;
-        }
-        if (skip >= s->len) {
-            skip -= s->len;
-            continue;
-        }
-        chunk = MIN(len, s->len - skip);
-        e->data[e->nr_data++] = (Range){ s->gpa + skip, chunk };
-        len -= chunk;
-        skip = 0;
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(buf, ram + pieces[i].start, pieces[i].len);
+        buf += pieces[i].len;
     }
 }
 
@@ -429,7 +422,7 @@ static bool expect_request(const Harness *h, const Chain *c, const uint8_t *ram,
     memcpy(&sector, hdr + 8, 8);
     dev_writes = e->type == VIRTIO_BLK_T_IN || e->type == VIRTIO_BLK_T_GET_ID;
     data_len = dev_writes ? c->in_len - 1 : c->out_len - 16;
-    slice(c, dev_writes, dev_writes ? 0 : 16, data_len, e);
+    e->nr_data = slice(c, dev_writes, dev_writes ? 0 : 16, data_len, e->data);
     switch (e->type) {
     case VIRTIO_BLK_T_IN:
     case VIRTIO_BLK_T_OUT:
