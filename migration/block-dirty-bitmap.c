@@ -363,9 +363,12 @@ static bool is_active_iterate(void *opaque)
            !(dbm->nodes.vm_running && dbm->nodes.vm_running(dbm->nodes.opaque));
 }
 
+/* Not yet: with RAM postcopy the bitmaps end at the switchover, in its
+ * END sections, like any state that cannot follow (save_iterate's postcopy
+ * branch waits for bitmaps to be sent after RUN). */
 static bool has_postcopy(void *opaque)
 {
-    return true;
+    return false;
 }
 
 /* ---- destination ---- */

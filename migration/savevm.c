@@ -459,7 +459,9 @@ bool savevm_save_complete_postcopy(SaveVM *sv, QEMUFile *f, GError **errp)
         SaveStateEntry *se = l->data;
         bool ok;
 
-        if (!live_active(se) || !se->ops->save_live_complete_postcopy) {
+        /* State that cannot follow a postcopy ended at the switchover. */
+        if (!live_active(se) || !se->ops->save_live_complete_postcopy ||
+            !se->ops->has_postcopy || !se->ops->has_postcopy(se->opaque)) {
             continue;
         }
         put_section_header(f, se, QEMU_VM_SECTION_END);

@@ -113,22 +113,24 @@ typedef struct SaveVMIncomingOps {
     bool (*postcopy_ram_discard)(void *opaque, const char *block,
                                  uint64_t start, uint64_t length,
                                  GError **errp);
-    /* Must start a thread that keeps reading 'f' (the outer stream, even
-     * when LISTEN came inside PACKAGED) with savevm_load_main, then calls
-     * savevm_load_cleanup. */
+    /* Must start a thread that keeps reading 'f' (the outer stream: LISTEN
+     * is only accepted inside PACKAGED) with savevm_load_main;
+     * savevm_load_cleanup runs once that thread is done. */
     bool (*postcopy_listen)(void *opaque, QEMUFile *f, GError **errp);
     bool (*postcopy_run)(void *opaque, GError **errp);
     bool (*postcopy_resume)(void *opaque, GError **errp);
     bool (*recv_bitmap)(void *opaque, const char *block, GError **errp);
 } SaveVMIncomingOps;
 
-/* The destination's postcopy progress; commands must come in this order. */
+/* The destination's postcopy progress; commands must come in this order.
+ * END: the stream after RUN reached EOF (set by savevm_load_main). */
 typedef enum {
     POSTCOPY_INCOMING_NONE = 0,
     POSTCOPY_INCOMING_ADVISE,
     POSTCOPY_INCOMING_DISCARD,
     POSTCOPY_INCOMING_LISTENING,
     POSTCOPY_INCOMING_RUNNING,
+    POSTCOPY_INCOMING_END,
 } PostcopyIncomingState;
 
 typedef struct SaveVM SaveVM;
@@ -212,7 +214,8 @@ bool savevm_load(SaveVM *sv, QEMUFile *f, GError **errp);
 /* Magic, version and configuration (machine name checked). */
 bool savevm_load_header(SaveVM *sv, QEMUFile *f, GError **errp);
 /* The section/command loop: 0 at EOF, 1 when POSTCOPY_RUN ends the loop
- * (the listen thread carries on), -1 with errp on error. */
+ * (the listen thread carries on), -1 with errp on error. EOF after RUN
+ * moves the postcopy state to END. */
 int savevm_load_main(SaveVM *sv, QEMUFile *f, GError **errp);
 PostcopyIncomingState savevm_postcopy_state(const SaveVM *sv);
 void savevm_load_cleanup(SaveVM *sv);

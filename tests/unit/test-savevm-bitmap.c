@@ -490,7 +490,7 @@ static void test_migration_job_with_bitmaps(void)
     g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);
     lt.f = qemu_file_new_fd_input(fds[1]);
     t = g_thread_new("dest", load_thread, &lt);
-    job = migration_job_start(ssv, qemu_file_new_fd_output(fds[0]), sram,
+    job = migration_job_start(ssv, qemu_file_new_fd_output(fds[0]), NULL, sram,
                               &params, NULL);
     g_assert_true(migration_job_wait(job, &err));
     g_assert_no_error(err);
