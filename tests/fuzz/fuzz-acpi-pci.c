@@ -144,10 +144,10 @@ static void board_new(Board *b)
     b->bus = pci_bus_new(b->pio, b->mmio);
     pci_bus_set_intx_router(b->bus, route, b);
     b->host = pci_host_new(b->bus, b->pio, b->mmio, ECAM_BASE, ECAM_BUSES, &power,
-                           b, &err);
+                           b, NULL, &err);
     g_assert_no_error(err);
     b->bridge = pci_bus_find_device(b->bus, 0);
-    b->pm = acpi_pm_new(b->pio, X86_PM_BASE, &sci, &power, b, &err);
+    b->pm = acpi_pm_new(b->pio, X86_PM_BASE, &sci, &power, b, NULL, &err);
     g_assert_no_error(err);
     b->vb = virtio_blk_new(drive(), &o, &err);
     g_assert_no_error(err);

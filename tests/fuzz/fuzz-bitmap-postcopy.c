@@ -41,6 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "block/block-backend.h"
 #include "migration/block-dirty-bitmap.h"
 #include "migration/dirty-bitmap-wire.h"
 #include "migration/savevm.h"
@@ -89,6 +90,8 @@ typedef struct Fuzz {
     GArray *writes;             /* of GuestWrite */
     /* the load */
     BlockNode *nodes[NR_NODES];
+    BlockBackend *blks[NR_NODES];   /* own the nodes, named as drives */
+    BlockBackendList *blk_list;
     SaveVM *sv;
     DirtyBitmapMigration *dbm;
     bool running, listening;
@@ -464,18 +467,6 @@ static GBytes *frame(Fuzz *z, const uint8_t *data, size_t size)
 
 /* ---- the destination ---- */
 
-static BlockNode *find_node(void *opaque, const char *name)
-{
-    Fuzz *z = opaque;
-
-    for (unsigned i = 0; i < NR_NODES; i++) {
-        if (!strcmp(name, node_name[i])) {
-            return z->nodes[i];
-        }
-    }
-    return NULL;
-}
-
 static bool vm_running(void *opaque) { return ((Fuzz *)opaque)->running; }
 static bool in_postcopy(void *opaque) { return ((Fuzz *)opaque)->listening; }
 
@@ -542,12 +533,16 @@ static const SaveVMIncomingOps incoming = {
 
 static void destination_new(Fuzz *z)
 {
-    DirtyBitmapNodes nodes = { .find = find_node, .vm_running = vm_running,
+    DirtyBitmapNodes nodes = { .vm_running = vm_running,
                                .in_postcopy = in_postcopy, .opaque = z };
 
+    z->blk_list = blk_list_new();
     for (unsigned i = 0; i < NR_NODES; i++) {
         z->nodes[i] = open_image(i);
+        z->blks[i] = blk_new(node_name[i], z->nodes[i], NULL);
+        g_assert_true(blk_list_add(z->blk_list, z->blks[i], NULL));
     }
+    nodes.blks = z->blk_list;
     z->sv = savevm_new("none");
     z->dbm = dirty_bitmap_migration_new(&nodes);
     dirty_bitmap_migration_set_enabled(z->dbm, true);
@@ -652,8 +647,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dirty_bitmap_migration_free(z->dbm);
     savevm_free(z->sv);
     for (unsigned i = 0; i < NR_NODES; i++) {
-        bdrv_close(z->nodes[i]);
+        blk_free(z->blks[i]);          /* closes the node */
     }
+    blk_list_free(z->blk_list);
     g_array_unref(z->writes);
     g_free(z);
     return 0;

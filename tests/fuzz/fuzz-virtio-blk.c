@@ -226,7 +226,7 @@ static void harness_init(Harness *h, uint8_t flags)
         h->disk[i] = (uint8_t)(i * 7 + i / 512);
     }
     if (!h->drive->read_only) {
-        g_assert_true(bdrv_pwrite(h->drive->node, 0, h->disk, DISK_SIZE, NULL));
+        g_assert_true(bdrv_pwrite(drive_node(h->drive), 0, h->disk, DISK_SIZE, NULL));
     }
     read_disk(h, h->disk);
     h->pio = iobus_new("pio");
@@ -479,7 +479,7 @@ static bool is_hint(const Harness *h, uint64_t gpa)
 
 static void read_disk(Harness *h, uint8_t *buf)
 {
-    if (!bdrv_pread(h->drive->node, 0, buf, DISK_SIZE, NULL)) {
+    if (!bdrv_pread(drive_node(h->drive), 0, buf, DISK_SIZE, NULL)) {
         bug("the image cannot be read back");
     }
 }

@@ -492,7 +492,9 @@ static void test_rtc_hostile(void)
 static void test_rtc_past_9999_migrates(void)
 {
     int64_t now = 1700000000;
-    Rtc *a = rtc_new(NULL, NULL, NULL), *b = rtc_new(NULL, NULL, NULL);
+    DeviceList *dl = device_list_new();
+    Rtc *a = rtc_new(NULL, NULL, dl, NULL), *b = rtc_new(NULL, NULL, NULL, NULL);
+    const VMStateDescription *vmsd = vmsd_of(dl, "mc146818rtc", a);
     static const struct { uint8_t reg, val; } set[] = {
         { RTC_CENTURY, 0x99 }, { RTC_YEAR, 0x99 }, { RTC_MONTH, 0x12 },
         { RTC_DAY_OF_MONTH, 0x31 }, { RTC_HOURS, 0x23 }, { RTC_MINUTES, 0x59 },
@@ -506,8 +508,8 @@ static void test_rtc_past_9999_migrates(void)
         cmos_write(a, set[i].reg, set[i].val);
     }
     now += 2;
-    bytes = save(&vmstate_mc146818rtc, a);
-    load_ok(&vmstate_mc146818rtc, b, bytes);
+    bytes = save(vmsd, a);
+    load_ok(vmsd, b, bytes);
     g_assert_cmphex(cmos_read(b, RTC_CENTURY), ==, 0x00);
     g_assert_cmphex(cmos_read(b, RTC_YEAR), ==, 0x00);
     g_assert_cmphex(cmos_read(b, RTC_MONTH), ==, 0x01);
@@ -515,6 +517,7 @@ static void test_rtc_past_9999_migrates(void)
     g_assert_cmphex(cmos_read(b, RTC_DAY_OF_WEEK), ==, cmos_read(a, RTC_DAY_OF_WEEK));
     rtc_free(a);
     rtc_free(b);
+    device_list_free(dl);
 }
 
 /* ---- i8042 ---- */

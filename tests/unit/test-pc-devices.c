@@ -413,7 +413,7 @@ static void test_rtc_host_clock(void)
 static void test_rtc_century_wraps(void)
 {
     IoBus *pio = iobus_new("pio");
-    Rtc *rtc = rtc_new(pio, NULL, NULL);
+    Rtc *rtc = rtc_new(pio, NULL, NULL, NULL);
     int64_t now = 1709214356;        /* 2024-02-29 13:45:56 UTC */
 
     rtc_set_clock(rtc, fixed_clock, &now);
