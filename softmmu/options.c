@@ -141,7 +141,10 @@ static bool opt_memory(VmConfig *cfg, const char *name, const char *arg, GError 
     if (!keyval_check_unused(kv, errp)) {
         return false;
     }
-    if (!size || !parse_size(size, MiB, &bytes, errp)) {
+    if (!size) {
+        return tern_invalid(errp, "missing 'size' option value");
+    }
+    if (!parse_size(size, MiB, &bytes, errp)) {
         return false;
     }
     if (bytes < TERN_MIN_RAM) {

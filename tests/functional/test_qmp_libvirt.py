@@ -628,3 +628,41 @@ def test_serial_chardev_spelling(guest_kit, tmp_path):
                        capture_output=True, timeout=120)
     assert p.returncode == 1, p.stderr            # rc 0 through isa-debug-exit
     assert "TG done rc=0" in log.read_text()
+
+
+@pytest.mark.parametrize("backend", ["ram", "memfd", "file"])
+def test_memory_backends_as_qemu(guest_kit, tmp_path, backend):
+    """-object memory-backend-* as the machine's RAM (-machine
+    memory-backend=pc.ram), as libvirt writes it: tern and QEMU map the guest
+    RAM from the same kind of object (a memfd, or a new file in mem-path's
+    directory, removed at once)."""
+    obj = {"qom-type": f"memory-backend-{backend}", "id": "pc.ram", "size": 64 << 20}
+    if backend == "file":
+        obj.update({"mem-path": str(tmp_path), "share": True})
+    runs = {
+        "tern": [str(paths.tern_binary()), "-machine", "virt,memory-backend=pc.ram",
+                 "-kernel", str(guest_kit)],
+        "qemu": [paths.qemu_binary(), "-machine", "q35,memory-backend=pc.ram",
+                 "-accel", "kvm", "-display", "none"],
+    }
+    for kind, head in runs.items():
+        sock = tmp_path / f"{kind}.sock"
+        p = subprocess.Popen(head + ["-S", "-nodefaults", "-m", "64", "-object",
+                                     json.dumps(obj),
+                                     "-qmp", f"unix:{sock},server=on,wait=off"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            with QmpClient(sock) as c:
+                assert c.execute("query-status")["status"] == "prelaunch"
+                maps = open(f"/proc/{p.pid}/maps").read().splitlines()
+        finally:
+            p.kill()
+            err = p.communicate()[1].decode()
+        ram = [l for l in maps if int(l.split()[0].split("-")[1], 16) -
+               int(l.split()[0].split("-")[0], 16) == 64 << 20]
+        assert ram, (kind, err)
+        if backend == "memfd":
+            assert any("/memfd:" in l for l in ram), (kind, ram)
+        elif backend == "file":
+            assert any(str(tmp_path) in l and "(deleted)" in l for l in ram), (kind, ram)
+        assert not [f for f in os.listdir(tmp_path) if "back_mem" in f], kind

@@ -205,6 +205,7 @@ static void test_errors(void)
         { { "-" }, "unexpected argument" },
         { { "-m" }, "requires an argument" },
         { { "-m", "1" }, "too small" },
+        { { "-m", "" }, "missing 'size'" },         /* crashed: no error was set */
         { { "-m", "1G,slots=2" }, "invalid parameter 'slots'" },
         { { "-smp", "0" }, "at least 1" },
         { { "-smp", "4,maxcpus=8" }, "hotplug" },
