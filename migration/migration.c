@@ -29,8 +29,8 @@
 #include "tern/error.h"
 
 #define POLL_MS                 5
-/* The VM's uuid in multifd's initial packets: tern has no -uuid, and QEMU
- * without one sends (and expects) zeroes. */
+/* The VM's uuid in multifd's initial packets: -uuid's, or zeroes without
+ * one, as QEMU sends and expects. */
 static const uint8_t no_uuid[16];
 #define DEFAULT_MAX_BANDWIDTH   (128 * MiB)   /* QEMU 7.2's default */
 #define DEFAULT_DOWNTIME_MS     300
@@ -126,7 +126,14 @@ static const bool cap_implemented[MIG_CAP__MAX] = {
     [MIG_CAP_SWITCHOVER_ACK] = true,
     [MIG_CAP_MULTIFD] = true,
     [MIG_CAP_ZERO_COPY_SEND] = true,
+    [MIG_CAP_LATE_BLOCK_ACTIVATE] = true,
+    [MIG_CAP_VALIDATE_UUID] = true,
 };
+
+bool migration_capability_implemented(MigrationCapability c)
+{
+    return c < MIG_CAP__MAX && cap_implemented[c];
+}
 
 const char *migration_capability_name(MigrationCapability c)
 {
@@ -287,7 +294,11 @@ MigrationState *migration_state_new(Machine *m)
     ms->params.multifd_channels = MULTIFD_CHANNELS_DEFAULT;
     g_mutex_init(&ms->lock);
     g_cond_init(&ms->cond);
-    ms->sv = savevm_new("virt");
+    /* The stream names the machine type, as QEMU's does ("none" too). */
+    ms->sv = savevm_new(m->cfg ? m->cfg->machine : "virt");
+    if (m->cfg && m->cfg->has_uuid) {
+        savevm_set_uuid(ms->sv, m->cfg->uuid);
+    }
     ms->ram = ram_migration_new(&m->mem, "pc.ram");
     ram_migration_register(ms->ram, ms->sv);
     register_bitmaps(ms);
@@ -386,6 +397,7 @@ bool migration_set_capabilities(MigrationState *ms, size_t n,
         return false;
     }
     memcpy(ms->caps, next, sizeof(next));
+    savevm_set_send_uuid(ms->sv, ms->caps[MIG_CAP_VALIDATE_UUID]);
     return true;
 }
 
@@ -620,11 +632,15 @@ static void start_guest_after_load(MigrationState *ms, bool autostart)
 {
     const char *sent = mig_global_state_received(&ms->gs);
     bool was_running = autostart || !sent || !strcmp(sent, "running");
+    bool will_run = was_running && !ms->machine->cfg->start_paused;
     g_autoptr(GError) err = NULL;
 
     /* The source has let go of the images: take them, rereading what it
-     * wrote. If that fails the guest must not run (QEMU stays paused). */
-    if (!activate_drives(ms, &err)) {
+     * wrote. If that fails the guest must not run (QEMU stays paused).
+     * With late-block-activate a guest that stays paused leaves them to cont
+     * (libvirt keeps the source able to take over until then). */
+    if ((!ms->caps[MIG_CAP_LATE_BLOCK_ACTIVATE] || will_run) &&
+        !activate_drives(ms, &err)) {
         tern_error_report("could not activate the disks after migration: %s",
                           err->message);
         runstate_set(RUN_STATE_PAUSED);
@@ -633,7 +649,7 @@ static void start_guest_after_load(MigrationState *ms, bool autostart)
 
     /* Loaded bitmaps that were enabled on the source start recording. */
     dirty_bitmap_migration_before_vm_start(ms->bitmaps);
-    if (was_running && !ms->machine->cfg->start_paused) {
+    if (will_run) {
         vm_start();
     } else {
         runstate_set(RUN_STATE_PAUSED);
@@ -907,6 +923,13 @@ static void record_start_failure(MigrationState *ms, const GError *err)
     emit_status(ms, MIGRATION_STATUS_FAILED);
 }
 
+static const uint8_t *vm_uuid(const MigrationState *ms)
+{
+    const VmConfig *cfg = ms->machine->cfg;
+
+    return cfg && cfg->has_uuid ? cfg->uuid : no_uuid;
+}
+
 /* The source's channels, its multifd channels on RAM, dirty logging. */
 static bool start_channels(MigrationState *ms, const char *uri, Channels *ch,
                            GError **errp)
@@ -919,7 +942,7 @@ static bool start_channels(MigrationState *ms, const char *uri, Channels *ch,
         !ram_migration_multifd_send_start(ms->ram, ch->multifd,
                                           ch->nr_multifd,
                                           ms->caps[MIG_CAP_ZERO_COPY_SEND],
-                                          no_uuid, errp)) {
+                                          vm_uuid(ms), errp)) {
         ch->nr_multifd = 0;         /* closed already */
         ram_migration_multifd_stop(ms->ram);
         close_channels(ch);
@@ -1170,7 +1193,7 @@ static gpointer incoming_thread(gpointer opaque)
         mig = new_incoming_stream(ms);
         if (ch.nr_multifd) {
             ram_migration_multifd_recv_start(ms->ram, ch.multifd,
-                                             ch.nr_multifd, no_uuid);
+                                             ch.nr_multifd, vm_uuid(ms));
         }
     }
     if (mig) {
@@ -1269,6 +1292,9 @@ bool migration_start_incoming(MigrationState *ms, const char *uri,
     }
     set_in_status(ms, MIGRATION_STATUS_SETUP);
     in->start_us = g_get_monotonic_time();
+    /* As QEMU, before migrate-incoming's reply: libvirt waits for the
+     * migration only once it has seen it start. */
+    emit_status(ms, MIGRATION_STATUS_SETUP);
     in->thread = g_thread_new("migration-in", incoming_thread, ms);
     start_poll(ms);
     return true;
