@@ -37,8 +37,7 @@ struct MultifdRecv {
     RecvChannel *ch;
     GMutex lock;
     GCond cond;
-    GError *error;                  /* the first failure */
-    bool failed;                    /* an error, or shut down */
+    MultifdFailure fail;
     unsigned synced;                /* channels waiting at their SYNC */
     unsigned ended;                 /* channels the source closed */
     uint64_t release;               /* bumped when the loader lets go */
@@ -52,11 +51,7 @@ static void fail(RecvChannel *c, GError *err)
     MultifdRecv *r = c->r;
 
     g_mutex_lock(&r->lock);
-    if (!r->error && !r->failed) {
-        r->error = g_steal_pointer(&err);
-    }
-    g_clear_error(&err);
-    r->failed = true;
+    multifd_failure_set_locked(&r->fail, err);
     g_cond_broadcast(&r->cond);
     g_mutex_unlock(&r->lock);
     /* The source learns at once that this channel is gone. */
@@ -78,27 +73,12 @@ static bool truncated(RecvChannel *c, GError **errp)
 
 GError *multifd_recv_get_error(MultifdRecv *r)
 {
-    GError *err;
-
-    g_mutex_lock(&r->lock);
-    err = r->error ? g_error_copy(r->error) : NULL;
-    g_mutex_unlock(&r->lock);
-    return err;
+    return multifd_failure_copy(&r->fail);
 }
 
 bool multifd_recv_check(MultifdRecv *r, GError **errp)
 {
-    bool ok;
-
-    g_mutex_lock(&r->lock);
-    ok = !r->failed;
-    if (!ok) {
-        g_propagate_error(errp, r->error ? g_error_copy(r->error) :
-                          g_error_new(TERN_ERROR, TERN_ERR_FAILED,
-                                      "multifd channels shut down"));
-    }
-    g_mutex_unlock(&r->lock);
-    return ok;
+    return multifd_failure_check(&r->fail, errp);
 }
 
 /* ---- reading ---- */
@@ -192,15 +172,7 @@ static bool place_readv(RecvChannel *c, GError **errp)
             return n < 0 ? io_error(c, errno, "read", errp)
                          : truncated(c, errp);
         }
-        while (cnt && (size_t)n >= iov->iov_len) {
-            n -= iov->iov_len;
-            iov++;
-            cnt--;
-        }
-        if (cnt) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= n;
-        }
+        multifd_iov_advance(&iov, &cnt, n);
     }
     return true;
 }
@@ -214,15 +186,12 @@ static bool pipe_to_memfd(RecvChannel *c, size_t pos, size_t len,
     const MultifdPacket *p = &c->packet;
 
     while (len) {
-        uint32_t i = pos / MULTIFD_PAGE_SIZE, j = i + 1;
+        uint32_t i = pos / MULTIFD_PAGE_SIZE;
+        uint32_t j = multifd_packet_run_end(p, i);
         size_t run;
         loff_t off;
         ssize_t n;
 
-        while (j < p->pages &&
-               p->offsets[j] == p->offsets[j - 1] + MULTIFD_PAGE_SIZE) {
-            j++;
-        }
         run = MIN(len, (size_t)j * MULTIFD_PAGE_SIZE - pos);
         off = p->offsets[i] + pos % MULTIFD_PAGE_SIZE;
         n = splice(c->pipe[0], NULL, c->r->cfg.ram_fd, &off, run,
@@ -292,7 +261,7 @@ static bool wait_release(RecvChannel *c)
     r->synced++;
     g_cond_broadcast(&r->cond);
     gen = r->release;
-    while (r->release == gen && !r->failed) {
+    while (r->release == gen && !r->fail.failed) {
         g_cond_wait(&r->cond, &r->lock);
     }
     released = r->release != gen;
@@ -305,10 +274,10 @@ bool multifd_recv_sync(MultifdRecv *r, GError **errp)
     bool ok;
 
     g_mutex_lock(&r->lock);
-    while (!r->failed && r->synced < r->n && r->synced + r->ended < r->n) {
+    while (!r->fail.failed && r->synced < r->n && r->synced + r->ended < r->n) {
         g_cond_wait(&r->cond, &r->lock);
     }
-    ok = !r->failed && r->synced == r->n;
+    ok = !r->fail.failed && r->synced == r->n;
     if (ok) {
         r->synced = 0;
         r->release++;
@@ -419,6 +388,7 @@ MultifdRecv *multifd_recv_new(const MultifdRecvConfig *cfg, const int *fds,
     r->n = n;
     r->ch = g_new0(RecvChannel, n);
     g_mutex_init(&r->lock);
+    r->fail.lock = &r->lock;
     g_cond_init(&r->cond);
     channels_start(r, fds);
     return r;
@@ -427,7 +397,7 @@ MultifdRecv *multifd_recv_new(const MultifdRecvConfig *cfg, const int *fds,
 void multifd_recv_shutdown(MultifdRecv *r)
 {
     g_mutex_lock(&r->lock);
-    r->failed = true;
+    r->fail.failed = true;
     for (unsigned i = 0; i < r->n; i++) {
         shutdown(r->ch[i].fd, SHUT_RDWR);
     }
@@ -440,8 +410,7 @@ void multifd_recv_restart(MultifdRecv *r, const int *fds, unsigned n)
     g_assert(n == r->n);
     channels_stop(r);
     g_mutex_lock(&r->lock);
-    g_clear_error(&r->error);
-    r->failed = false;
+    multifd_failure_clear_locked(&r->fail);
     r->synced = r->ended = 0;
     memset(r->seen, 0, sizeof(r->seen));
     g_mutex_unlock(&r->lock);
@@ -454,7 +423,7 @@ void multifd_recv_free(MultifdRecv *r)
         return;
     }
     channels_stop(r);
-    g_clear_error(&r->error);
+    multifd_failure_clear_locked(&r->fail);
     g_cond_clear(&r->cond);
     g_mutex_clear(&r->lock);
     g_free(r->ch);

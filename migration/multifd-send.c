@@ -56,8 +56,7 @@ struct MultifdSend {
     SendChannel *ch;
     GMutex lock;
     GCond cond;                     /* room in a queue, or all written */
-    GError *error;                  /* the first failure */
-    bool failed;
+    MultifdFailure fail;
     /* The migration thread's. */
     MultifdPacket cur;
     uint64_t packet_num;
@@ -82,13 +81,9 @@ static void fail(SendChannel *c, GError *err)
 {
     MultifdSend *s = c->s;
 
+    g_prefix_error(&err, "multifd channel %u: ", c->id);
     g_mutex_lock(&s->lock);
-    if (!s->error && !s->failed) {
-        g_prefix_error(&err, "multifd channel %u: ", c->id);
-        s->error = g_steal_pointer(&err);
-    }
-    g_clear_error(&err);
-    s->failed = true;
+    multifd_failure_set_locked(&s->fail, err);
     wake_all_locked(s);
     g_mutex_unlock(&s->lock);
     /* The destination learns at once that this channel is gone. */
@@ -97,27 +92,12 @@ static void fail(SendChannel *c, GError *err)
 
 GError *multifd_send_get_error(MultifdSend *s)
 {
-    GError *err;
-
-    g_mutex_lock(&s->lock);
-    err = s->error ? g_error_copy(s->error) : NULL;
-    g_mutex_unlock(&s->lock);
-    return err;
+    return multifd_failure_copy(&s->fail);
 }
 
 bool multifd_send_check(MultifdSend *s, GError **errp)
 {
-    bool ok;
-
-    g_mutex_lock(&s->lock);
-    ok = !s->failed;
-    if (!ok) {
-        g_propagate_error(errp, s->error ? g_error_copy(s->error) :
-                          g_error_new(TERN_ERROR, TERN_ERR_FAILED,
-                                      "multifd channels shut down"));
-    }
-    g_mutex_unlock(&s->lock);
-    return ok;
+    return multifd_failure_check(&s->fail, errp);
 }
 
 /* ---- writing ---- */
@@ -223,15 +203,7 @@ static bool write_iov(SendChannel *c, struct iovec *iov, int cnt, int flags,
             return false;
         }
         c->zc_sent += !!(flags & MSG_ZEROCOPY);
-        while (cnt && (size_t)n >= iov->iov_len) {
-            n -= iov->iov_len;
-            iov++;
-            cnt--;
-        }
-        if (cnt) {
-            iov->iov_base = (uint8_t *)iov->iov_base + n;
-            iov->iov_len -= n;
-        }
+        multifd_iov_advance(&iov, &cnt, n);
     }
     return true;
 }
@@ -340,12 +312,8 @@ static bool send_splice(SendChannel *c, const MultifdPacket *p,
         return false;
     }
     for (uint32_t i = 0; i < p->pages; ) {
-        uint32_t j = i + 1;
+        uint32_t j = multifd_packet_run_end(p, i);
 
-        while (j < p->pages &&
-               p->offsets[j] == p->offsets[j - 1] + MULTIFD_PAGE_SIZE) {
-            j++;
-        }
         if (!memfd_to_socket(c, p->offsets[i],
                              (size_t)(j - i) * MULTIFD_PAGE_SIZE, &in_pipe,
                              errp)) {
@@ -378,10 +346,10 @@ static bool take_packet(SendChannel *c, MultifdPacket *p)
     bool got;
 
     g_mutex_lock(&s->lock);
-    while (!c->count && !c->quit && !s->failed) {
+    while (!c->count && !c->quit && !s->fail.failed) {
         g_cond_wait(&c->cond, &s->lock);
     }
-    got = c->count && !s->failed;
+    got = c->count && !s->fail.failed;
     if (got) {
         *p = c->queue[c->head];
         c->head = (c->head + 1) % QUEUE_LEN;
@@ -520,7 +488,7 @@ static void channels_stop(MultifdSend *s, bool hard)
     for (unsigned i = 0; i < s->n && hard; i++) {
         shutdown(s->ch[i].fd, SHUT_RDWR);
     }
-    s->failed |= hard;
+    s->fail.failed |= hard;
     wake_all_locked(s);
     g_mutex_unlock(&s->lock);
     for (unsigned i = 0; i < s->n; i++) {
@@ -544,6 +512,7 @@ MultifdSend *multifd_send_new(const MultifdSendConfig *cfg, const int *fds,
     s->n = n;
     s->ch = g_new0(SendChannel, n);
     g_mutex_init(&s->lock);
+    s->fail.lock = &s->lock;
     g_cond_init(&s->cond);
     for (unsigned i = 0; i < n; i++) {
         g_cond_init(&s->ch[i].cond);
@@ -565,7 +534,7 @@ void multifd_send_free(MultifdSend *s)
     for (unsigned i = 0; i < s->n; i++) {
         g_cond_clear(&s->ch[i].cond);
     }
-    g_clear_error(&s->error);
+    multifd_failure_clear_locked(&s->fail);
     g_cond_clear(&s->cond);
     g_mutex_clear(&s->lock);
     g_free(s->ch);
@@ -580,14 +549,12 @@ void multifd_send_restart(MultifdSend *s, const int *fds, unsigned n)
     g_assert(n == s->n);
     channels_stop(s, true);
     g_mutex_lock(&s->lock);
-    g_clear_error(&s->error);
-    s->failed = false;
+    multifd_failure_clear_locked(&s->fail);
     g_mutex_unlock(&s->lock);
     s->cur.pages = 0;
     if (!channels_start(s, fds, &err)) {
         g_mutex_lock(&s->lock);
-        s->error = err;
-        s->failed = true;
+        multifd_failure_set_locked(&s->fail, err);
         g_mutex_unlock(&s->lock);
     }
 }
@@ -595,7 +562,7 @@ void multifd_send_restart(MultifdSend *s, const int *fds, unsigned n)
 void multifd_send_shutdown(MultifdSend *s)
 {
     g_mutex_lock(&s->lock);
-    s->failed = true;
+    s->fail.failed = true;
     for (unsigned i = 0; i < s->n; i++) {
         shutdown(s->ch[i].fd, SHUT_RDWR);
     }
@@ -646,12 +613,12 @@ static uint64_t hand_over(MultifdSend *s, SendChannel *only,
     SendChannel *c = NULL;
 
     g_mutex_lock(&s->lock);
-    while (!s->failed &&
+    while (!s->fail.failed &&
            !(c = only ? (only->count < QUEUE_LEN ? only : NULL)
                       : pick_channel(s))) {
         g_cond_wait(&s->cond, &s->lock);
     }
-    if (s->failed) {
+    if (s->fail.failed) {
         g_mutex_unlock(&s->lock);
         return 0;
     }
@@ -713,7 +680,7 @@ bool multifd_send_flush(MultifdSend *s, GError **errp)
     bool idle = false;
 
     g_mutex_lock(&s->lock);
-    while (!s->failed && !idle) {
+    while (!s->fail.failed && !idle) {
         idle = true;
         for (unsigned i = 0; i < s->n; i++) {
             idle = idle && !s->ch[i].count && !s->ch[i].busy;

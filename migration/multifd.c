@@ -190,3 +190,69 @@ bool multifd_packet_decode(const uint8_t in[MULTIFD_HEADER_SIZE],
     }
     return !out->pages || decode_offsets(w, block, out, errp);
 }
+
+uint32_t multifd_packet_run_end(const MultifdPacket *p, uint32_t i)
+{
+    uint32_t j = i + 1;
+
+    while (j < p->pages &&
+           p->offsets[j] == p->offsets[j - 1] + MULTIFD_PAGE_SIZE) {
+        j++;
+    }
+    return j;
+}
+
+void multifd_iov_advance(struct iovec **iov, int *cnt, size_t n)
+{
+    while (*cnt && n >= (*iov)->iov_len) {
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        (*cnt)--;
+    }
+    if (*cnt) {
+        (*iov)->iov_base = (uint8_t *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
+    }
+}
+
+/* ---- failures ---- */
+
+void multifd_failure_set_locked(MultifdFailure *f, GError *err)
+{
+    if (!f->error && !f->failed) {
+        f->error = g_steal_pointer(&err);
+    }
+    g_clear_error(&err);
+    f->failed = true;
+}
+
+void multifd_failure_clear_locked(MultifdFailure *f)
+{
+    g_clear_error(&f->error);
+    f->failed = false;
+}
+
+GError *multifd_failure_copy(MultifdFailure *f)
+{
+    GError *err;
+
+    g_mutex_lock(f->lock);
+    err = f->error ? g_error_copy(f->error) : NULL;
+    g_mutex_unlock(f->lock);
+    return err;
+}
+
+bool multifd_failure_check(MultifdFailure *f, GError **errp)
+{
+    bool failed;
+
+    g_mutex_lock(f->lock);
+    failed = f->failed;
+    if (failed) {
+        g_propagate_error(errp, f->error ? g_error_copy(f->error) :
+                          g_error_new(TERN_ERROR, TERN_ERR_FAILED,
+                                      "multifd channels shut down"));
+    }
+    g_mutex_unlock(f->lock);
+    return !failed;
+}

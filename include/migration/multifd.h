@@ -16,6 +16,8 @@
 #ifndef MIGRATION_MULTIFD_H
 #define MIGRATION_MULTIFD_H
 
+#include <sys/uio.h>
+
 #include "tern/error.h"
 
 #define MULTIFD_MAGIC           0x11223344u
@@ -63,5 +65,32 @@ void multifd_packet_encode(uint8_t out[MULTIFD_HEADER_SIZE],
 bool multifd_packet_decode(const uint8_t in[MULTIFD_HEADER_SIZE],
                            const MultifdBlock *block, MultifdPacket *out,
                            GError **errp);
+
+/* The end of the run of consecutive pages of 'p' that starts at page
+ * 'i': the index after its last page. */
+uint32_t multifd_packet_run_end(const MultifdPacket *p, uint32_t i);
+
+/* After a readv/writev of 'n' bytes over '*iov' ('*cnt' entries): past the
+ * entries done, into the one done in part. */
+void multifd_iov_advance(struct iovec **iov, int *cnt, size_t n);
+
+/* How a set of channels failed, under its owner's lock: the first error
+ * wins, later ones are dropped. */
+typedef struct MultifdFailure {
+    GMutex *lock;                   /* the owner's */
+    GError *error;                  /* the first failure; NULL if none */
+    bool failed;                    /* an error, or shut down */
+} MultifdFailure;
+
+/* With the lock held: takes 'err' (NULL: shut down without an error). */
+void multifd_failure_set_locked(MultifdFailure *f, GError *err);
+/* With the lock held: not failed any more (a restart on new
+ * connections). */
+void multifd_failure_clear_locked(MultifdFailure *f);
+/* Any thread (takes the lock): a copy of the first error, NULL if none. */
+GError *multifd_failure_copy(MultifdFailure *f);
+/* Any thread (takes the lock): false once failed, with the first error
+ * (or "shut down"). */
+bool multifd_failure_check(MultifdFailure *f, GError **errp);
 
 #endif

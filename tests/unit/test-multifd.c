@@ -17,6 +17,7 @@
 #include "migration/migration-job.h"
 #include "migration/multifd-recv.h"
 #include "migration/multifd-send.h"
+#include "test-ram-vm.h"
 
 #define PAGE MULTIFD_PAGE_SIZE
 
@@ -439,40 +440,7 @@ static void test_sender_peer_gone(void)
 
 #define JOB_PAGES 2048
 
-typedef struct Vm {
-    GuestMemory mem;
-    uint8_t *base;
-    SaveVM *sv;
-    RamMigration *ram;
-    int syncs;
-} Vm;
-
-static void vm_init(Vm *vm)
-{
-    uint64_t len = (uint64_t)JOB_PAGES * PAGE;
-
-    memset(vm, 0, sizeof(*vm));
-    vm->mem.fd = memfd_create("ram", MFD_CLOEXEC);
-    g_assert_cmpint(ftruncate(vm->mem.fd, len), ==, 0);
-    vm->base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
-                    vm->mem.fd, 0);
-    vm->mem.ram_size = len;
-    vm->mem.regions[0] = (GuestRegion){ 0, len / 2, vm->base, 0 };
-    vm->mem.regions[1] = (GuestRegion){ 4 * GiB, len / 2, vm->base + len / 2,
-                                        len / 2 };
-    vm->mem.nr_regions = 2;
-    vm->sv = savevm_new("m");
-    vm->ram = ram_migration_new(&vm->mem, "pc.ram");
-    ram_migration_register(vm->ram, vm->sv);
-}
-
-static void vm_destroy(Vm *vm)
-{
-    ram_migration_free(vm->ram);
-    savevm_free(vm->sv);
-    munmap(vm->base, (uint64_t)JOB_PAGES * PAGE);
-    close(vm->mem.fd);
-}
+typedef TestRamVm Vm;
 
 /* Between rounds the guest turns some pages to zero and others back to
  * data: a page's zero record (main stream) and its data (a channel) of
@@ -537,8 +505,8 @@ static void test_job_with_multifd(void)
     GThread *t;
     GError *err = NULL;
 
-    vm_init(&src);
-    vm_init(&dst);
+    test_ram_vm_init(&src, (uint64_t)JOB_PAGES * PAGE);
+    test_ram_vm_init(&dst, (uint64_t)JOB_PAGES * PAGE);
     for (uint64_t page = 0; page < JOB_PAGES; page++) {
         memset(src.base + page * PAGE, page % 3 ? page : 0, PAGE);
     }
@@ -571,8 +539,8 @@ static void test_job_with_multifd(void)
     mig_incoming_free(load.in);
     ram_migration_multifd_stop(src.ram);
     ram_migration_multifd_stop(dst.ram);
-    vm_destroy(&src);
-    vm_destroy(&dst);
+    test_ram_vm_destroy(&src);
+    test_ram_vm_destroy(&dst);
 }
 
 int main(int argc, char **argv)
