@@ -11,6 +11,7 @@
 #include "block/block.h"
 #include "block/block-int.h"
 #include "block/dirty-bitmap.h"
+#include "block/write-intent.h"
 
 static const BlockDriver *const block_drivers[] = {
     &bdrv_file, &bdrv_raw, &bdrv_qcow2,
@@ -77,6 +78,7 @@ static BlockNode *bdrv_new(const BlockDriver *drv, const char *filename,
 
 static void bdrv_free(BlockNode *bs)
 {
+    bdrv_write_intent_close(bs);
     g_mutex_clear(&bs->lock);
     g_free(bs->opaque);
     g_free(bs->filename);
@@ -251,15 +253,26 @@ bool bdrv_preadv(BlockNode *bs, uint64_t offset, const struct iovec *iov,
     return ok;
 }
 
+/* Before a write is issued: crash-safe bitmaps record it in the image. */
+static bool write_begin(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                        GError **errp)
+{
+    BdrvRange r = { offset, bytes };
+
+    return check_request(bs, offset, bytes, true, errp) &&
+           (!bs->bitmap_opaque || bdrv_write_intent_cover(bs, &r, 1, errp));
+}
+
 bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
                   int iovcnt, GError **errp)
 {
     uint64_t bytes = iov_total(iov, iovcnt);
     g_mutex_lock(&bs->lock);
-    bool ok = check_request(bs, offset, bytes, true, errp) &&
-              (bytes == 0 || bs->drv->pwritev(bs, offset, bytes, iov, iovcnt,
-                                              errp));
-    if (ok) {
+    bool ok = write_begin(bs, offset, bytes, errp);
+    if (ok && bytes) {
+        ok = bs->drv->pwritev(bs, offset, bytes, iov, iovcnt, errp);
+        /* Marked even when it failed, as QEMU does: part of it may have
+         * reached the disk. */
         mark_dirty(bs, offset, bytes);
     }
     g_mutex_unlock(&bs->lock);
@@ -309,9 +322,15 @@ bool bdrv_inactivate(BlockNode *bs, bool store_bitmaps, GError **errp)
         return true;
     }
     if (!bs->read_only) {
+        /* Crash-safe bitmaps always leave their layout: stored, or IN_USE
+         * when they travel in the stream, as QEMU leaves them. */
+        store_bitmaps |= bdrv_write_intent_tracking(bs);
         ok = (!store_bitmaps || !bs->drv->store_bitmaps ||
               bs->drv->store_bitmaps(bs, errp)) &&
              (!bs->drv->flush || bs->drv->flush(bs, errp));
+        if (ok) {
+            bdrv_write_intent_drop(bs);
+        }
     }
     ok = ok && bdrv_file_apply_locks(file, bs->flags | BDRV_O_INACTIVE, errp);
     if (ok) {
@@ -387,9 +406,17 @@ bool bdrv_activate(BlockNode *bs, GError **errp)
     }
     if (ok) {
         bs->flags = flags;
-        bs->inactive = bs->reload_on_activate = false;
+        bs->inactive = false;
         bs->read_only = !(flags & BDRV_O_RDWR);
-    } else {
+        /* Migrated bitmaps replaced the image's: lay them out too. */
+        ok = bdrv_write_intent_arm(bs, errp);
+        if (!ok) {
+            bs->flags |= BDRV_O_INACTIVE;
+            bs->inactive = bs->read_only = true;
+        }
+        bs->reload_on_activate = !ok;
+    }
+    if (!ok) {
         /* Still not ours: give the write lock back. */
         bdrv_file_apply_locks(file, flags | BDRV_O_INACTIVE, NULL);
         file->inactive = true;
@@ -403,7 +430,7 @@ static bool bdrv_zero_op(BlockNode *bs, uint64_t offset, uint64_t bytes,
                          bool discard, GError **errp)
 {
     g_mutex_lock(&bs->lock);
-    bool ok = check_request(bs, offset, bytes, true, errp);
+    bool ok = write_begin(bs, offset, bytes, errp);
     if (ok && bytes) {
         if (discard) {
             ok = !bs->drv->discard || bs->drv->discard(bs, offset, bytes, errp);
@@ -412,8 +439,6 @@ static bool bdrv_zero_op(BlockNode *bs, uint64_t offset, uint64_t bytes,
         } else {
             ok = bdrv_pwrite_zeroes_fallback(bs, offset, bytes, errp);
         }
-    }
-    if (ok) {
         mark_dirty(bs, offset, bytes);
     }
     g_mutex_unlock(&bs->lock);
@@ -457,10 +482,12 @@ bool bdrv_truncate(BlockNode *bs, uint64_t size, GError **errp)
     }
     g_mutex_lock(&bs->lock);
     bool ok = check_request(bs, 0, 0, true, errp) &&
+              bdrv_write_intent_suspend(bs, errp) &&
               bs->drv->truncate(bs, size, errp);
     if (ok) {
         bs->size = size;
-        ok = bdrv_dirty_bitmaps_truncate(bs, size, errp);
+        ok = bdrv_dirty_bitmaps_truncate(bs, size, errp) &&
+             bdrv_write_intent_arm(bs, errp);
     }
     g_mutex_unlock(&bs->lock);
     return ok;

@@ -3,11 +3,14 @@
  * lookup on bs->dirty_bitmaps, the state flags QEMU gives them, write
  * tracking (bdrv_dirty_bitmaps_mark), merge, successors and QEMU's
  * serialization. Bits live in an HBitmap of DIV_ROUND_UP(size, granularity)
- * bits; persistence in an image is the format driver's job (qcow2-bitmap.c).
+ * bits; persistence in an image is the format driver's job (qcow2-bitmap.c),
+ * kept crash-safe by write-intent.c, which every change of a bitmap's bits
+ * or enabled state outside the write path is reported to.
  */
 #include <string.h>
 
 #include "block/dirty-bitmap.h"
+#include "block/write-intent.h"
 #include "tern/hbitmap.h"
 
 struct BdrvDirtyBitmap {
@@ -104,6 +107,7 @@ void bdrv_release_dirty_bitmap(BdrvDirtyBitmap *bitmap)
     if (bitmap->successor) {
         bdrv_release_dirty_bitmap(bitmap->successor);
     }
+    bdrv_write_intent_forget(bitmap);
     bitmap->bs->dirty_bitmaps = g_list_remove(bitmap->bs->dirty_bitmaps,
                                               bitmap);
     hbitmap_free(bitmap->bits);
@@ -198,6 +202,11 @@ bool bdrv_dirty_bitmap_make_persistent(BdrvDirtyBitmap *bitmap, bool on,
         }
     }
     bitmap->persistent = on;
+    /* Crash-safe from now on: in the image before the next write. */
+    if (on && !bdrv_write_intent_arm(bs, errp)) {
+        bitmap->persistent = false;
+        return false;
+    }
     return true;
 }
 
@@ -277,14 +286,30 @@ void bdrv_dirty_bitmap_skip_store(BdrvDirtyBitmap *bitmap, bool skip)
     bitmap->skip_store = skip;
 }
 
+static void set_enabled(BdrvDirtyBitmap *bitmap, bool on)
+{
+    if (bitmap->enabled != on) {
+        bitmap->enabled = on;
+        bdrv_write_intent_flags_changed(bitmap);
+    }
+}
+
 void bdrv_enable_dirty_bitmap(BdrvDirtyBitmap *bitmap)
 {
-    bitmap->enabled = true;
+    set_enabled(bitmap, true);
 }
 
 void bdrv_disable_dirty_bitmap(BdrvDirtyBitmap *bitmap)
 {
-    bitmap->enabled = false;
+    set_enabled(bitmap, false);
+}
+
+bool bdrv_dirty_bitmap_records_writes(const BdrvDirtyBitmap *bitmap)
+{
+    /* A successor's bits come back to its parent on reclaim. */
+    return bitmap->enabled ||
+           (bitmap->successor &&
+            bdrv_dirty_bitmap_records_writes(bitmap->successor));
 }
 
 bool bdrv_dirty_bitmap_check(const BdrvDirtyBitmap *bitmap,
@@ -345,12 +370,14 @@ void bdrv_reset_dirty_bitmap(BdrvDirtyBitmap *bitmap, uint64_t offset,
 
     if (byte_range_to_bits(bitmap, offset, bytes, &first, &n)) {
         hbitmap_reset(bitmap->bits, first, n);
+        bdrv_write_intent_bits_removed(bitmap);
     }
 }
 
 void bdrv_clear_dirty_bitmap(BdrvDirtyBitmap *bitmap)
 {
     hbitmap_reset_all(bitmap->bits);
+    bdrv_write_intent_bits_removed(bitmap);
 }
 
 void bdrv_dirty_bitmaps_mark(BlockNode *bs, uint64_t offset, uint64_t bytes)
@@ -453,7 +480,7 @@ bool bdrv_merge_dirty_bitmap(BdrvDirtyBitmap *dest,
     } else {
         merge_extents(dest, src);
     }
-    return true;
+    return bdrv_write_intent_bits_added(dest, errp);
 }
 
 bool bdrv_dirty_bitmaps_truncate(BlockNode *bs, uint64_t size, GError **errp)
@@ -524,7 +551,8 @@ BdrvDirtyBitmap *bdrv_reclaim_dirty_bitmap(BdrvDirtyBitmap *parent,
     parent->busy = false;
     parent->successor = NULL;
     bdrv_release_dirty_bitmap(successor);
-    return parent;
+    /* The successor's writes were covered for the parent already. */
+    return bdrv_write_intent_bits_added(parent, errp) ? parent : NULL;
 }
 
 BdrvDirtyBitmap *bdrv_dirty_bitmap_abdicate(BdrvDirtyBitmap *parent,
@@ -540,6 +568,7 @@ BdrvDirtyBitmap *bdrv_dirty_bitmap_abdicate(BdrvDirtyBitmap *parent,
     }
     successor->name = g_steal_pointer(&parent->name);
     successor->persistent = parent->persistent;
+    bdrv_write_intent_replace(parent, successor);
     parent->persistent = false;
     parent->busy = false;
     parent->successor = NULL;

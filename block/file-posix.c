@@ -3,7 +3,8 @@
  * It owns the fd and the image locks; reads past EOF of a regular file see
  * zeroes, writes past it grow the file (format drivers rely on both). Discard
  * punches holes, write-zeroes uses fallocate where it can, flush is
- * fdatasync.
+ * fdatasync; bdrv_file_pwrite_durable makes one write durable on its own
+ * (RWF_DSYNC), for crash-safe bitmaps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -163,6 +164,50 @@ bool bdrv_file_pwrite(BlockNode *file, uint64_t offset, const void *buf,
 {
     struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
     return bdrv_file_pwritev(file, offset, &iov, 1, errp);
+}
+
+static bool file_flush(BlockNode *bs, GError **errp);
+
+/* pwritev2 with RWF_DSYNC, whole buffer; -errno on failure. */
+static int pwrite_dsync(int fd, const uint8_t *p, size_t left, uint64_t offset)
+{
+    while (left) {
+        struct iovec iov = { .iov_base = (void *)p, .iov_len = left };
+        ssize_t n = pwritev2(fd, &iov, 1, (off_t)offset, RWF_DSYNC);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 ? -errno : -EIO;
+        }
+        p += n;
+        offset += (uint64_t)n;
+        left -= (size_t)n;
+    }
+    return 0;
+}
+
+bool bdrv_file_pwrite_durable(BlockNode *file, uint64_t offset,
+                              const void *buf, size_t len, GError **errp)
+{
+    int r;
+
+    if (file->read_only) {
+        return bdrv_file_pwrite(file, offset, buf, len, errp);   /* fails */
+    }
+    r = pwrite_dsync(file_fd(file), buf, len, offset);
+    if (r == -EOPNOTSUPP || r == -ENOSYS || r == -EINVAL) {
+        /* No per-write sync here: write, then sync the whole file. */
+        return bdrv_file_pwrite(file, offset, buf, len, errp) &&
+               file_flush(file, errp);
+    }
+    if (r < 0) {
+        tern_set_error_errno(errp, -r, "Could not write '%s' at %" PRIu64,
+                             file->filename, offset);
+        return false;
+    }
+    return true;
 }
 
 bool bdrv_file_truncate(BlockNode *file, uint64_t size, GError **errp)

@@ -543,7 +543,7 @@ static bool qcow2_open(BlockNode *bs, const char *filename, int flags,
     /* Inactive (incoming migration): the bitmaps are loaded when the node
      * is activated, once the source has stored them or sent them. */
     if ((!(flags & BDRV_O_INACTIVE) && !qcow2_bitmaps_load(bs, errp)) ||
-        ((flags & BDRV_O_RDWR) && !qcow2_bitmaps_mark_in_use(bs, errp))) {
+        ((flags & BDRV_O_RDWR) && !qcow2_bitmaps_open_rw(bs, flags, errp))) {
         qcow2_bitmaps_close(bs);
         goto fail;
     }
@@ -757,4 +757,7 @@ const BlockDriver bdrv_qcow2 = {
     .can_store_bitmap = qcow2_can_store_bitmap,
     .remove_persistent_bitmap = qcow2_remove_persistent_bitmap,
     .store_bitmaps = qcow2_bitmaps_store,
+    .bitmaps_arm = qcow2_bitmaps_arm,
+    .bitmap_write_words = qcow2_bitmap_write_words,
+    .bitmap_set_flags = qcow2_bitmap_set_flags,
 };

@@ -349,7 +349,9 @@ bool qcow2_snapshot_delete(BlockNode *bs, const char *id, const char *name,
  *  - qcow2_bitmaps_load() at the end of open (after the header, refcounts
  *    and snapshots are read; s->nb_bitmaps etc. hold the extension, already
  *    dropped if the autoclear bit was clear);
- *  - qcow2_bitmaps_mark_in_use() right after that when opened read-write;
+ *  - qcow2_bitmaps_open_rw() right after that when opened read-write: the
+ *    crash-safe layout (through bdrv_write_intent_arm), or IN_USE marking
+ *    (qcow2_bitmaps_mark_in_use) with BDRV_O_BITMAPS_IN_USE;
  *  - qcow2_bitmaps_store() from close (read-write only), before the caches
  *    are flushed and the header is rewritten for the last time;
  *  - qcow2_bitmaps_close() at close to free s->bitmaps;
@@ -364,6 +366,17 @@ void qcow2_bitmaps_check(BlockNode *bs, Qcow2CheckRefs *refs);
 void qcow2_bitmaps_info(BlockNode *bs, BlockImageInfo *info);
 bool qcow2_can_store_bitmap(BlockNode *bs, const char *name,
                             uint32_t granularity, GError **errp);
+/* Crash-safe layout (BlockDriver's bitmaps_arm, bitmap_write_words,
+ * bitmap_set_flags; block/write-intent.c drives them). */
+bool qcow2_bitmaps_arm(BlockNode *bs, GError **errp);
+bool qcow2_bitmap_write_words(BlockNode *bs, BdrvDirtyBitmap *bm,
+                              uint64_t first_word, uint64_t nwords,
+                              const uint64_t *words, bool durable,
+                              GError **errp);
+bool qcow2_bitmap_set_flags(BlockNode *bs, BdrvDirtyBitmap *bm, bool in_use,
+                            GError **errp);
+/* Read-write open: crash-safe layout, or IN_USE with BDRV_O_BITMAPS_IN_USE. */
+bool qcow2_bitmaps_open_rw(BlockNode *bs, int flags, GError **errp);
 bool qcow2_remove_persistent_bitmap(BlockNode *bs, const char *name,
                                     GError **errp);
 

@@ -23,8 +23,6 @@
 
 #include "block/block.h"
 
-typedef struct BdrvDirtyBitmap BdrvDirtyBitmap;
-
 #define BDRV_BITMAP_MAX_NAME_SIZE   1023
 #define BDRV_BITMAP_MIN_GRANULARITY 512
 #define BDRV_BITMAP_MAX_GRANULARITY (1ULL << 31)
@@ -83,6 +81,8 @@ void bdrv_dirty_bitmap_set_inconsistent(BdrvDirtyBitmap *bitmap);
 void bdrv_dirty_bitmap_skip_store(BdrvDirtyBitmap *bitmap, bool skip);
 void bdrv_enable_dirty_bitmap(BdrvDirtyBitmap *bitmap);
 void bdrv_disable_dirty_bitmap(BdrvDirtyBitmap *bitmap);
+/* Enabled, or its successor records writes (which reclaim brings back). */
+bool bdrv_dirty_bitmap_records_writes(const BdrvDirtyBitmap *bitmap);
 
 /*
  * Fails with QEMU's message if the bitmap is in a state 'flags' refuses

@@ -1,7 +1,7 @@
 /*
  * Persistent bitmaps in qcow2 through tern's own block layer: store and load
- * round trips, IN_USE while open read-write, kill -9 of a writer leaving the
- * bitmap inconsistent, remove/merge without leaks, and hostile bitmap
+ * round trips, IN_USE while open read-write with BDRV_O_BITMAPS_IN_USE (as
+ * QEMU does), kill -9 of such a writer leaving the bitmap inconsistent, remove/merge without leaks, and hostile bitmap
  * directories (bad offsets, sizes, names, granularity, overlaps, table
  * entries) failing open with a clear error under ASan.
  */
@@ -157,7 +157,7 @@ static void test_in_use_while_open(Fixture *f, gconstpointer data)
     add_persistent(bs, "b", 64 * KiB);
     bdrv_close(bs);
 
-    bs = must_open(f->path, BDRV_O_RDWR);
+    bs = must_open(f->path, BDRV_O_RDWR | BDRV_O_BITMAPS_IN_USE);
     write_at(bs, MiB, 4096);
     /* A second, lock-free reader sees IN_USE: the bitmap is inconsistent. */
     peek = must_open(f->path, BDRV_O_NO_LOCK);
@@ -197,7 +197,8 @@ static void test_kill9_leaves_in_use(Fixture *f, gconstpointer data)
     g_assert_cmpint(pid, >=, 0);
     if (pid == 0) {
         /* The writer: opens read-write, writes, then waits to be killed. */
-        BlockNode *w = bdrv_open(f->path, "qcow2", BDRV_O_RDWR, NULL);
+        BlockNode *w = bdrv_open(f->path, "qcow2",
+                                 BDRV_O_RDWR | BDRV_O_BITMAPS_IN_USE, NULL);
 
         for (int i = 0; w && i < 64; i++) {
             uint8_t buf[4096] = { 1 };
@@ -581,11 +582,12 @@ static void test_hostile(Fixture *f, gconstpointer data)
 }
 
 /* As QEMU 7.2 (checked with QMP block-dirty-bitmap-add persistent=true, a
- * qemu-io "flush" and qemu-img info -U): a flush does not store bitmaps; only
- * close (or store_bitmaps) does. */
+ * qemu-io "flush" and qemu-img info -U): with IN_USE marking, a flush does
+ * not store bitmaps; only close (or store_bitmaps) does. */
 static void test_flush_does_not_store(Fixture *f, gconstpointer data)
 {
-    BlockNode *bs = must_open(f->path, BDRV_O_RDWR), *peek;
+    BlockNode *bs = must_open(f->path, BDRV_O_RDWR | BDRV_O_BITMAPS_IN_USE);
+    BlockNode *peek;
     GError *err = NULL;
 
     add_persistent(bs, "b", 64 * KiB);
@@ -721,7 +723,7 @@ static void test_reload_keeps_live_bitmap(Fixture *f, gconstpointer data)
 
     add_persistent(bs, "b", 64 * KiB);
     bdrv_close(bs);
-    bs = must_open(f->path, BDRV_O_RDWR);   /* "b" is IN_USE on disk now */
+    bs = must_open(f->path, BDRV_O_RDWR | BDRV_O_BITMAPS_IN_USE);   /* IN_USE */
     write_at(bs, 2 * MiB, 1);
     bdrv_lock(bs);
     live = bdrv_find_dirty_bitmap(bs, "b");
