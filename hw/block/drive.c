@@ -72,12 +72,14 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, int *flags,
     static const char *const aios[] = { "threads", "native", "io_uring", NULL };
     const char *id = keyval_get(kv, "id");
     int iface, cache, dummy;
+    bool crash_safe = true;
 
     if (!parse_choice(kv, "if", ifs, 0, &iface, errp) ||
         !parse_choice(kv, "cache", caches, CACHE_WRITEBACK, &cache, errp) ||
         !parse_choice(kv, "discard", discards, 0, &dummy, errp) ||
         !parse_choice(kv, "aio", aios, 0, &dummy, errp) ||
         !keyval_get_bool(kv, "readonly", &d->read_only, errp) ||
+        !keyval_get_bool(kv, "crash-safe-bitmaps", &crash_safe, errp) ||
         !parse_error_action(kv, "werror", &d->werror, errp) ||
         !parse_error_action(kv, "rerror", &d->rerror, errp)) {
         return false;
@@ -90,6 +92,9 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, int *flags,
     d->writethrough = cache == CACHE_WRITETHROUGH || cache == CACHE_DIRECTSYNC;
     d->ignore_flush = cache == CACHE_UNSAFE;
     *flags = d->read_only ? 0 : BDRV_O_RDWR;
+    if (!crash_safe) {
+        *flags |= BDRV_O_BITMAPS_IN_USE;    /* QEMU's behaviour */
+    }
     if (cache == CACHE_NONE || cache == CACHE_DIRECTSYNC) {
         *flags |= BDRV_O_NOCACHE;
     }
