@@ -353,14 +353,20 @@ static bool byte_range_to_bits(const BdrvDirtyBitmap *bitmap, uint64_t offset,
     return true;
 }
 
-void bdrv_set_dirty_bitmap(BdrvDirtyBitmap *bitmap, uint64_t offset,
-                           uint64_t bytes)
+static void set_bits(BdrvDirtyBitmap *bitmap, uint64_t offset, uint64_t bytes)
 {
     uint64_t first, n;
 
     if (byte_range_to_bits(bitmap, offset, bytes, &first, &n)) {
         hbitmap_set(bitmap->bits, first, n);
     }
+}
+
+void bdrv_set_dirty_bitmap(BdrvDirtyBitmap *bitmap, uint64_t offset,
+                           uint64_t bytes)
+{
+    set_bits(bitmap, offset, bytes);
+    bdrv_write_intent_bits_set(bitmap, offset, bytes);
 }
 
 void bdrv_reset_dirty_bitmap(BdrvDirtyBitmap *bitmap, uint64_t offset,
@@ -386,7 +392,7 @@ void bdrv_dirty_bitmaps_mark(BlockNode *bs, uint64_t offset, uint64_t bytes)
         BdrvDirtyBitmap *b = l->data;
 
         if (b->enabled) {
-            bdrv_set_dirty_bitmap(b, offset, bytes);
+            set_bits(b, offset, bytes);     /* covered before the write */
         }
     }
 }
@@ -453,7 +459,7 @@ static void merge_extents(BdrvDirtyBitmap *dest, const BdrvDirtyBitmap *src)
     uint64_t off = 0, s, c;
 
     while (bdrv_dirty_bitmap_next_dirty_area(src, off, src->size, &s, &c)) {
-        bdrv_set_dirty_bitmap(dest, s, c);
+        set_bits(dest, s, c);
         off = s + c;
     }
 }
@@ -688,7 +694,7 @@ bool bdrv_dirty_bitmap_deserialize_ones(BdrvDirtyBitmap *bitmap,
     if (!bdrv_dirty_bitmap_check_part(bitmap, offset, bytes, errp)) {
         return false;
     }
-    bdrv_set_dirty_bitmap(bitmap, offset, bytes);
+    set_bits(bitmap, offset, bytes);
     return true;
 }
 

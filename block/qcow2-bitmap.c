@@ -981,7 +981,8 @@ static bool store_all(BlockNode *bs, bool armed, GError **errp)
     }
     g_ptr_array_unref(b->dir);
     b->dir = g_steal_pointer(&dir);
-    return true;
+    /* The frees reach the file now: kill -9 later leaks nothing. */
+    return qcow2_flush_caches(bs, errp);
 }
 
 bool qcow2_bitmaps_store(BlockNode *bs, GError **errp)

@@ -414,6 +414,27 @@ bool bdrv_write_intent_announce(BlockNode *bs, const BdrvRange *r,
     return ok;
 }
 
+void bdrv_write_intent_bits_set(BdrvDirtyBitmap *bm, uint64_t offset,
+                                uint64_t bytes)
+{
+    IntentBitmap *ib = tracked_of(bm);
+    BdrvRange r = { offset, bytes };
+    g_autoptr(GArray) pending = NULL;
+    g_autoptr(GError) err = NULL;
+    Pending p = { ib, 0, 0 };
+
+    if (!ib || !range_bits(ib, &r, &p.first, &p.count) ||
+        hbitmap_next_zero(ib->ondisk, p.first, p.count) < 0) {
+        return;
+    }
+    pending = g_array_new(FALSE, FALSE, sizeof(Pending));
+    g_array_append_val(pending, p);
+    if (!persist(bdrv_dirty_bitmap_node(bm), pending, true, &err)) {
+        tern_warn("bitmap '%s': bits set in memory are not in the image: %s",
+                  bdrv_dirty_bitmap_name(bm), err->message);
+    }
+}
+
 bool bdrv_write_intent_bits_added(BdrvDirtyBitmap *bm, GError **errp)
 {
     IntentBitmap *ib = tracked_of(bm);

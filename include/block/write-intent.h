@@ -64,6 +64,10 @@ bool bdrv_write_intent_cover(BlockNode *bs, const BdrvRange *r, unsigned n,
 bool bdrv_write_intent_announce(BlockNode *bs, const BdrvRange *r,
                                 unsigned n, GError **errp);
 
+/* Bits set outside the write path (bdrv_set_dirty_bitmap): write them
+ * durably (failures warn). */
+void bdrv_write_intent_bits_set(BdrvDirtyBitmap *bm, uint64_t offset,
+                                uint64_t bytes);
 /* The bitmap's bits grew (merge, reclaim): write them durably. */
 bool bdrv_write_intent_bits_added(BdrvDirtyBitmap *bm, GError **errp);
 /* The bitmap's bits shrank (clear, reset): after the node's data is
