@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "block/write-intent.h"
 #include "hw/block/drive.h"
 #include "monitor/monitor.h"
 #include "tern/error.h"
@@ -62,6 +63,20 @@ static bool parse_error_action(KeyVal *kv, const char *key, DriveErrorAction *ou
 
 enum { CACHE_WRITEBACK, CACHE_NONE, CACHE_WRITETHROUGH, CACHE_DIRECTSYNC, CACHE_UNSAFE };
 
+/* bitmap-chunk=SIZE: a fixed write-intent chunk instead of the adaptive one. */
+static bool parse_bitmap_chunk(KeyVal *kv, uint64_t *chunk, GError **errp)
+{
+    *chunk = 0;
+    if (!keyval_get_size(kv, "bitmap-chunk", chunk, errp)) {
+        return false;
+    }
+    if (*chunk && (*chunk < 4 * KiB || *chunk > 1 * GiB ||
+                   (*chunk & (*chunk - 1)))) {
+        return fail(errp, "bitmap-chunk must be a power of two from 4K to 1G");
+    }
+    return true;
+}
+
 static bool parse_options(Drive *d, KeyVal *kv, unsigned index, int *flags,
                           GError **errp)
 {
@@ -80,6 +95,7 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, int *flags,
         !parse_choice(kv, "aio", aios, 0, &dummy, errp) ||
         !keyval_get_bool(kv, "readonly", &d->read_only, errp) ||
         !keyval_get_bool(kv, "crash-safe-bitmaps", &crash_safe, errp) ||
+        !parse_bitmap_chunk(kv, &d->bitmap_chunk, errp) ||
         !parse_error_action(kv, "werror", &d->werror, errp) ||
         !parse_error_action(kv, "rerror", &d->rerror, errp)) {
         return false;
@@ -141,6 +157,11 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
     if (!d->node) {
         drive_free(d);
         return NULL;
+    }
+    if (d->bitmap_chunk) {
+        bdrv_lock(d->node);
+        bdrv_write_intent_set_chunk(d->node, d->bitmap_chunk, d->bitmap_chunk);
+        bdrv_unlock(d->node);
     }
     return d;
 }

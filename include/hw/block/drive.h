@@ -33,6 +33,7 @@ typedef struct Drive {
     bool if_virtio;            /* -drive if=virtio: the machine adds a device */
     bool writethrough;         /* flush after every write */
     bool ignore_flush;         /* cache=unsafe */
+    uint64_t bitmap_chunk;     /* bitmap-chunk=: fixed write-intent chunk */
     DriveErrorAction werror, rerror;
     char *attached;            /* device using it, or NULL */
     struct VirtioBlk *vblk;    /* that device, when it is a virtio-blk-pci */
