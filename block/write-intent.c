@@ -22,8 +22,11 @@
 #define CHUNK_MIN_DEFAULT   (64 * KiB)
 #define CHUNK_MAX_FLOOR     (64 * MiB)
 #define CHUNK_MAX_PARTS     64          /* max chunk >= disk size / this */
-#define GROW_GAP_RATIO      50          /* syncs closer than 50x their time */
-#define SHRINK_GAP_RATIO    5000        /* syncs further apart than this */
+/* Intent syncs may take 1/SYNC_SHARE of the time, with a burst of
+ * SYNC_BURST_US (a token bucket): past that the chunk doubles; a sync after
+ * an idle spell long enough to refill the whole burst halves it. */
+#define SYNC_SHARE          50
+#define SYNC_BURST_US       50000
 /* Spans of words closer than this are written (and synced) as one. */
 #define MERGE_GAP_BYTES     (256 * KiB)
 #define MAX_GROUP_BYTES     (1 * MiB)
@@ -38,6 +41,9 @@ typedef struct WriteIntent {
     GPtrArray *tracked;       /* of IntentBitmap * */
     uint64_t chunk, chunk_min, chunk_max;
     gint64 last_sync_end;     /* monotonic us */
+    gint64 budget_us;         /* sync time the chunk policy still allows */
+    unsigned sync_share;      /* SYNC_SHARE unless a test changed it */
+    gint64 burst_us;          /* SYNC_BURST_US likewise */
     uint64_t syncs, ranges;
 } WriteIntent;
 
@@ -71,6 +77,8 @@ static WriteIntent *wi_get(BlockNode *bs)
         wi->chunk_max = MAX(CHUNK_MAX_FLOOR,
                             pow2_ceil(bs->size / CHUNK_MAX_PARTS));
         wi->chunk = wi->chunk_min;
+        wi->sync_share = SYNC_SHARE;
+        wi->burst_us = SYNC_BURST_US;
         bs->bitmap_opaque = wi;
     }
     return wi;
@@ -331,16 +339,18 @@ static bool range_bits(const IntentBitmap *ib, const BdrvRange *r,
     return true;
 }
 
-/* Chunk policy: grow while intent syncs come close together, shrink when
- * they have become rare. */
+/* Chunk policy: grow while intent syncs take more than their share of the
+ * time, shrink when they have become rare. */
 static void adapt_chunk(WriteIntent *wi, gint64 start, gint64 end)
 {
-    gint64 took = MAX(end - start, 1), gap = start - wi->last_sync_end;
+    gint64 refill = wi->last_sync_end ? (start - wi->last_sync_end) /
+                                        wi->sync_share : wi->burst_us;
 
-    if (wi->last_sync_end && gap < GROW_GAP_RATIO * took) {
-        wi->chunk = MIN(wi->chunk * 4, wi->chunk_max);
-    } else if (gap > SHRINK_GAP_RATIO * took) {
-        wi->chunk = MAX(wi->chunk / 2, wi->chunk_min);
+    wi->budget_us = MIN(wi->budget_us + refill, wi->burst_us) - (end - start);
+    if (wi->burst_us && refill >= wi->burst_us) {
+        wi->chunk = MAX(wi->chunk / 2, wi->chunk_min);  /* long idle */
+    } else if (wi->budget_us < 0) {
+        wi->chunk = MIN(wi->chunk * 2, wi->chunk_max);
     }
     wi->last_sync_end = end;
 }
@@ -557,6 +567,16 @@ void bdrv_write_intent_set_chunk(BlockNode *bs, uint64_t min, uint64_t max)
     }
     wi->chunk_max = MAX(wi->chunk_max, wi->chunk_min);
     wi->chunk = wi->chunk_min;
+}
+
+void bdrv_write_intent_set_sync_budget(BlockNode *bs, unsigned share,
+                                       int64_t burst_us)
+{
+    WriteIntent *wi = wi_get(bs);
+
+    wi->sync_share = MAX(share, 1u);
+    wi->burst_us = burst_us;
+    wi->budget_us = 0;
 }
 
 void bdrv_write_intent_get_stats(BlockNode *bs, BdrvWriteIntentStats *st)

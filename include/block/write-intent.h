@@ -89,11 +89,16 @@ bool bdrv_write_intent_suspend(BlockNode *bs, GError **errp);
 
 /*
  * Chunk policy: a write to uncovered bits pre-sets the aligned chunk around
- * it. The chunk starts at 'min' and grows (x4) while intent syncs come
- * close together, up to 'max'; it shrinks back when they are rare. min ==
- * max fixes it. 0 keeps the default for that bound.
+ * it. The chunk starts at 'min'; intent syncs may take 1/share of the time
+ * with a burst of burst_us (a token bucket): each sync past that doubles
+ * the chunk, up to 'max'; a sync after an idle spell that refilled the
+ * whole burst halves it.
+ * min == max fixes it; 0 keeps the default for that bound. The budget
+ * (default 1/50 and 50 ms) is for tests.
  */
 void bdrv_write_intent_set_chunk(BlockNode *bs, uint64_t min, uint64_t max);
+void bdrv_write_intent_set_sync_budget(BlockNode *bs, unsigned share,
+                                       int64_t burst_us);
 void bdrv_write_intent_get_stats(BlockNode *bs, BdrvWriteIntentStats *st);
 
 #endif

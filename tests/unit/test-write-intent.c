@@ -249,22 +249,42 @@ static void test_announce_batch(Fixture *f, gconstpointer data)
     bdrv_close(bs);
 }
 
-/* Syncs that come close together grow the chunk; min == max fixes it. */
+/* Syncs past their budget double the chunk; a full budget halves it. */
 static void test_chunk_grows(Fixture *f, gconstpointer data)
 {
     BlockNode *bs = open_with_bitmaps(f);
     BdrvWriteIntentStats st;
 
     bdrv_write_intent_set_chunk(bs, 64 * KiB, 16 * MiB);
+    bdrv_lock(bs);
+    bdrv_write_intent_set_sync_budget(bs, 1000000, 0);   /* none at all */
+    bdrv_unlock(bs);
     for (int i = 0; i < 64; i++) {
         fill(bs, (uint64_t)i * MiB, 512, 0x30);
     }
     bdrv_lock(bs);
     bdrv_write_intent_get_stats(bs, &st);
     bdrv_unlock(bs);
-    /* Back to back, each sync finds the last one close: x4 each time. */
+    /* Writes 1 MiB apart: a sync each (chunks 64K, 128K, .. 1M around
+     * them) until the chunk covers the next ones, then one per chunk. */
     g_assert_cmpuint(st.chunk, ==, 16 * MiB);
-    g_assert_cmpuint(st.syncs, <, 16);
+    g_assert_cmpuint(st.syncs, ==, 11);
+    assert_extents(f, "big", "0+65536 1048576+131072 2097152+262144 "
+                   "3145728+524288 4194304+62914560");
+
+    /* Every sync refills a whole (tiny) burst: the chunk halves back. */
+    bdrv_lock(bs);
+    bdrv_write_intent_set_sync_budget(bs, 1, 1);
+    bdrv_clear_dirty_bitmap(bitmap(bs, "big"));
+    bdrv_clear_dirty_bitmap(bitmap(bs, "small"));
+    bdrv_unlock(bs);
+    for (int i = 0; i < 12; i++) {
+        fill(bs, (uint64_t)i * 4 * MiB, 512, 0x31);
+    }
+    bdrv_lock(bs);
+    bdrv_write_intent_get_stats(bs, &st);
+    bdrv_unlock(bs);
+    g_assert_cmpuint(st.chunk, ==, 64 * KiB);
     bdrv_close(bs);
 }
 
