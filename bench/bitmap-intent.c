@@ -2,8 +2,9 @@
  * Chunk study for crash-safe bitmaps (bench/crash-safe-bitmaps.py): opens a
  * qcow2 image that holds a persistent bitmap "b", issues 4 KiB writes in one
  * pattern through the block layer and prints one JSON line: the time the
- * writes took, the intent syncs they needed, how many granules they
- * dirtied and how many the image's copy has set (what a crash would leave).
+ * writes took, the intent syncs they needed and the time those took, how
+ * many granules they dirtied and how many the image's copy has set (what a
+ * crash would leave).
  *
  *   bitmap-intent IMAGE PATTERN CHUNK_MIN CHUNK_MAX WRITES SEED THINK_US
  *     PATTERN: random (uniform), hot (90 % in eight 8 MiB regions), seq
@@ -110,9 +111,10 @@ int main(int argc, char **argv)
     mem_count = bdrv_get_dirty_count(bdrv_find_dirty_bitmap(bs, "b")) /
                 bdrv_dirty_bitmap_granularity(bdrv_find_dirty_bitmap(bs, "b"));
     bdrv_unlock(bs);
-    printf("{\"seconds\": %.6f, \"syncs\": %" PRIu64 ", \"chunk\": %" PRIu64
-           ", \"dirty\": %" PRIu64 ", \"image\": %" PRIu64 "}\n",
-           (t1 - t0) / 1e6, st.syncs, st.chunk, mem_count,
+    printf("{\"seconds\": %.6f, \"syncs\": %" PRIu64 ", \"sync_seconds\": "
+           "%.6f, \"chunk\": %" PRIu64 ", \"dirty\": %" PRIu64 ", \"image\": %"
+           PRIu64 "}\n", (t1 - t0) / 1e6, st.syncs, st.sync_us / 1e6, st.chunk,
+           mem_count,
            cmin < 0 ? mem_count : image_count(argv[1]));
     bdrv_close(bs);
     return 0;

@@ -328,9 +328,6 @@ bool bdrv_inactivate(BlockNode *bs, bool store_bitmaps, GError **errp)
         ok = (!store_bitmaps || !bs->drv->store_bitmaps ||
               bs->drv->store_bitmaps(bs, errp)) &&
              (!bs->drv->flush || bs->drv->flush(bs, errp));
-        if (ok) {
-            bdrv_write_intent_drop(bs);
-        }
     }
     ok = ok && bdrv_file_apply_locks(file, bs->flags | BDRV_O_INACTIVE, errp);
     if (ok) {

@@ -903,14 +903,15 @@ static Qcow2BitmapEntry *find_entry(GPtrArray *dir, const char *name,
 
 /*
  * The entry a bitmap that is not stored keeps: as on disk, except that one
- * laid out crash-safe whose bitmap lives on in memory unstored (it travels
- * in a migration stream) becomes IN_USE, as QEMU leaves such bitmaps.
+ * laid out crash-safe becomes IN_USE, since nothing keeps it true any more
+ * (its bitmap travels in a migration stream, as QEMU leaves such bitmaps,
+ * or was dropped from memory).
  */
-static Qcow2BitmapEntry *kept_entry(BlockNode *bs, const Qcow2BitmapEntry *e)
+static Qcow2BitmapEntry *kept_entry(const Qcow2BitmapEntry *e)
 {
     Qcow2BitmapEntry *c = entry_copy(e);
 
-    if (e->armed_data && bdrv_find_dirty_bitmap(bs, e->name)) {
+    if (e->armed_data) {
         c->flags |= BME_FLAG_IN_USE;
     }
     c->armed_data = 0;
@@ -950,7 +951,7 @@ static bool store_all(BlockNode *bs, bool armed, GError **errp)
 
     /* Start from the directory as on disk; replace what memory has. */
     for (guint i = 0; i < b->dir->len; i++) {
-        g_ptr_array_add(dir, kept_entry(bs, b->dir->pdata[i]));
+        g_ptr_array_add(dir, kept_entry(b->dir->pdata[i]));
     }
     for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
         BdrvDirtyBitmap *bm = l->data;
@@ -987,7 +988,11 @@ static bool store_all(BlockNode *bs, bool armed, GError **errp)
 
 bool qcow2_bitmaps_store(BlockNode *bs, GError **errp)
 {
-    return store_all(bs, false, errp);
+    if (!store_all(bs, false, errp)) {
+        return false;
+    }
+    bdrv_write_intent_drop(bs);     /* exact now: nothing to keep true */
+    return true;
 }
 
 bool qcow2_bitmaps_arm(BlockNode *bs, GError **errp)

@@ -44,7 +44,7 @@ typedef struct WriteIntent {
     gint64 budget_us;         /* sync time the chunk policy still allows */
     unsigned sync_share;      /* SYNC_SHARE unless a test changed it */
     gint64 burst_us;          /* SYNC_BURST_US likewise */
-    uint64_t syncs, ranges;
+    uint64_t syncs, ranges, sync_us;
 } WriteIntent;
 
 /* Bits [first, first + count) of one tracked bitmap to set in the image. */
@@ -402,9 +402,12 @@ bool bdrv_write_intent_cover(BlockNode *bs, const BdrvRange *r, unsigned n,
     start = g_get_monotonic_time();
     ok = persist(bs, pending, true, errp);
     if (ok) {
+        gint64 end = g_get_monotonic_time();
+
         wi->syncs++;
         wi->ranges += pending->len;
-        adapt_chunk(wi, start, g_get_monotonic_time());
+        wi->sync_us += end - start;
+        adapt_chunk(wi, start, end);
     } else {
         g_prefix_error(errp, "Cannot record the write in a persistent"
                        " bitmap: ");
@@ -586,6 +589,7 @@ void bdrv_write_intent_get_stats(BlockNode *bs, BdrvWriteIntentStats *st)
     memset(st, 0, sizeof(*st));
     if (wi) {
         st->syncs = wi->syncs;
+        st->sync_us = wi->sync_us;
         st->ranges = wi->ranges;
         st->chunk = wi->chunk;
         st->bitmaps = wi->tracked->len;

@@ -33,6 +33,7 @@ typedef struct BdrvRange {
 /* Counters for tests and benchmarks. */
 typedef struct BdrvWriteIntentStats {
     uint64_t syncs;           /* intent writes that waited for the disk */
+    uint64_t sync_us;         /* time they took */
     uint64_t ranges;          /* chunk ranges pre-set by them */
     uint64_t chunk;           /* current chunk, bytes */
     uint64_t bitmaps;         /* bitmaps tracked */
