@@ -19,12 +19,10 @@
 #include "tern/hbitmap.h"
 
 /* Chunk policy defaults (see docs/dirty-bitmaps.md for the measurements). */
-#define CHUNK_MIN_DEFAULT   (64 * KiB)
-#define CHUNK_MAX_FLOOR     (64 * MiB)
-#define CHUNK_MAX_PARTS     64          /* max chunk >= disk size / this */
+#define CHUNK_MIN_DEFAULT   (1 * MiB)   /* the maximum is the whole disk */
 /* Intent syncs may take 1/SYNC_SHARE of the time, with a burst of
- * SYNC_BURST_US (a token bucket): past that the chunk doubles; a sync after
- * an idle spell long enough to refill the whole burst halves it. */
+ * SYNC_BURST_US (a token bucket): past that the chunk grows x4; a sync
+ * after an idle spell long enough to refill the whole burst halves it. */
 #define SYNC_SHARE          50
 #define SYNC_BURST_US       50000
 /* Spans of words closer than this are written (and synced) as one. */
@@ -74,8 +72,7 @@ static WriteIntent *wi_get(BlockNode *bs)
         wi = g_new0(WriteIntent, 1);
         wi->tracked = g_ptr_array_new_with_free_func(intent_bitmap_free);
         wi->chunk_min = CHUNK_MIN_DEFAULT;
-        wi->chunk_max = MAX(CHUNK_MAX_FLOOR,
-                            pow2_ceil(bs->size / CHUNK_MAX_PARTS));
+        wi->chunk_max = MAX(pow2_ceil(bs->size), CHUNK_MIN_DEFAULT);
         wi->chunk = wi->chunk_min;
         wi->sync_share = SYNC_SHARE;
         wi->burst_us = SYNC_BURST_US;
@@ -350,7 +347,7 @@ static void adapt_chunk(WriteIntent *wi, gint64 start, gint64 end)
     if (wi->burst_us && refill >= wi->burst_us) {
         wi->chunk = MAX(wi->chunk / 2, wi->chunk_min);  /* long idle */
     } else if (wi->budget_us < 0) {
-        wi->chunk = MIN(wi->chunk * 2, wi->chunk_max);
+        wi->chunk = MIN(wi->chunk * 4, wi->chunk_max);
     }
     wi->last_sync_end = end;
 }

@@ -91,9 +91,9 @@ bool bdrv_write_intent_suspend(BlockNode *bs, GError **errp);
 /*
  * Chunk policy: a write to uncovered bits pre-sets the aligned chunk around
  * it. The chunk starts at 'min'; intent syncs may take 1/share of the time
- * with a burst of burst_us (a token bucket): each sync past that doubles
- * the chunk, up to 'max'; a sync after an idle spell that refilled the
- * whole burst halves it.
+ * with a burst of burst_us (a token bucket): each sync past that makes the
+ * chunk 4 times larger, up to 'max'; a sync after an idle spell that
+ * refilled the whole burst halves it.
  * min == max fixes it; 0 keeps the default for that bound. The budget
  * (default 1/50 and 50 ms) is for tests.
  */
