@@ -16,9 +16,13 @@ extern const BlockDriver bdrv_qcow2;
 /* Opens only the protocol node (host file + image locks). */
 BlockNode *bdrv_open_protocol(const char *filename, int flags, GError **errp);
 
+/* Bytes in an I/O vector. */
+uint64_t iov_total(const struct iovec *iov, int iovcnt);
+
 /*
  * Direct I/O on a protocol node, for format drivers: no bounds check, writes
- * past the end grow the file. Short reads past EOF return zeroes.
+ * past the end grow the file. Short reads past EOF return zeroes. They go
+ * through the protocol driver's ops, as flush and discard do.
  */
 bool bdrv_file_pread(BlockNode *file, uint64_t offset, void *buf, size_t len,
                      GError **errp);

@@ -173,6 +173,16 @@ const char *bdrv_get_node_name(BlockNode *bs)
     return bs->node_name;
 }
 
+const char *bdrv_get_filename(BlockNode *bs)
+{
+    return bs->filename ? bs->filename : "";
+}
+
+int bdrv_get_flags(BlockNode *bs)
+{
+    return bs->flags;
+}
+
 const char *bdrv_get_format_name(BlockNode *bs)
 {
     return bs->drv->format_name;
@@ -225,7 +235,7 @@ static bool check_request(BlockNode *bs, uint64_t offset, uint64_t bytes,
     return true;
 }
 
-static uint64_t iov_total(const struct iovec *iov, int iovcnt)
+uint64_t iov_total(const struct iovec *iov, int iovcnt)
 {
     uint64_t total = 0;
     for (int i = 0; i < iovcnt; i++) {

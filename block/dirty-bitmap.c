@@ -137,6 +137,14 @@ BdrvDirtyBitmap *bdrv_find_dirty_bitmap(BlockNode *bs, const char *name)
     return NULL;
 }
 
+BdrvDirtyBitmap *bdrv_dirty_bitmap_next(BlockNode *bs, BdrvDirtyBitmap *prev)
+{
+    GList *l = prev ? g_list_find(bs->dirty_bitmaps, prev) : NULL;
+
+    l = prev ? (l ? l->next : NULL) : bs->dirty_bitmaps;
+    return l ? l->data : NULL;
+}
+
 bool bdrv_has_named_bitmaps(BlockNode *bs)
 {
     for (GList *l = bs->dirty_bitmaps; l; l = l->next) {

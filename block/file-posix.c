@@ -138,7 +138,8 @@ static bool file_rw(BlockNode *bs, uint64_t offset, const struct iovec *iov,
 bool bdrv_file_preadv(BlockNode *file, uint64_t offset,
                       const struct iovec *iov, int iovcnt, GError **errp)
 {
-    return file_rw(file, offset, iov, iovcnt, false, errp);
+    return file->drv->preadv(file, offset, iov_total(iov, iovcnt), iov, iovcnt,
+                             errp);
 }
 
 bool bdrv_file_pwritev(BlockNode *file, uint64_t offset,
@@ -149,7 +150,8 @@ bool bdrv_file_pwritev(BlockNode *file, uint64_t offset,
                     "Image '%s' is read-only", file->filename);
         return false;
     }
-    return file_rw(file, offset, iov, iovcnt, true, errp);
+    return file->drv->pwritev(file, offset, iov_total(iov, iovcnt), iov, iovcnt,
+                              errp);
 }
 
 bool bdrv_file_pread(BlockNode *file, uint64_t offset, void *buf, size_t len,

@@ -1020,9 +1020,8 @@ static Qcow2BitmapEntry *armed_entry(BlockNode *bs, BdrvDirtyBitmap *bm,
         }
         *pos += entry_disk_size(e);
     }
-    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                "Bitmap '%s' is not laid out for crash-safe updates",
-                name ? name : "");
+    tern_invalid(errp, "Bitmap '%s' is not laid out for crash-safe updates",
+                 name ? name : "");
     return NULL;
 }
 

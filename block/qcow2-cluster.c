@@ -150,8 +150,8 @@ static bool read_compressed_part(BlockNode *bs, uint64_t e, uint64_t in,
 
 /* Clusters that are contiguous on the host (or all zero) are read as one
  * run, so a large sequential read is one preadv. */
-bool qcow2_co_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                     const struct iovec *iov, int iovcnt, GError **errp)
+bool qcow2_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                  const struct iovec *iov, int iovcnt, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     g_autofree struct iovec *part = g_new(struct iovec, iovcnt);
@@ -500,8 +500,8 @@ static bool write_fresh_clusters(BlockNode *bs, uint64_t guest, uint64_t count,
     return true;
 }
 
-bool qcow2_co_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                      const struct iovec *iov, int iovcnt, GError **errp)
+bool qcow2_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                   const struct iovec *iov, int iovcnt, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     g_autofree struct iovec *part = g_new(struct iovec, iovcnt);
@@ -622,6 +622,6 @@ bool qcow2_rw_vmspace(BlockNode *bs, uint64_t offset, void *buf, size_t len,
     if (!len) {
         return true;
     }
-    return write ? qcow2_co_pwritev(bs, offset, len, &iov, 1, errp)
-                 : qcow2_co_preadv(bs, offset, len, &iov, 1, errp);
+    return write ? qcow2_pwritev(bs, offset, len, &iov, 1, errp)
+                 : qcow2_preadv(bs, offset, len, &iov, 1, errp);
 }

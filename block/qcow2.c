@@ -231,17 +231,6 @@ static bool check_incompat(BlockNode *bs, uint64_t bits, int flags,
     return true;
 }
 
-static bool bad(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
-static bool bad(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "qcow2: %s", msg);
-    return false;
-}
-
 /* Parses and validates the fixed header into s. */
 static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
                          GError **errp)
@@ -251,7 +240,7 @@ static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
     memcpy(&h, buf, sizeof(h));
 
     if (GUINT32_FROM_BE(h.magic) != QCOW2_MAGIC) {
-        return bad(errp, "Image is not in qcow2 format");
+        return tern_invalid(errp, "qcow2: Image is not in qcow2 format");
     }
     s->qcow_version = (int)GUINT32_FROM_BE(h.version);
     if (s->qcow_version != 2 && s->qcow_version != 3) {
@@ -263,7 +252,8 @@ static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
     s->cluster_bits = (int)GUINT32_FROM_BE(h.cluster_bits);
     if (s->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
         s->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
-        return bad(errp, "Unsupported cluster size: 2^%d", s->cluster_bits);
+        return tern_invalid(errp, "qcow2: Unsupported cluster size: 2^%d",
+                            s->cluster_bits);
     }
     s->cluster_size = 1u << s->cluster_bits;
     s->l2_bits = s->cluster_bits - 3;
@@ -279,7 +269,8 @@ static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
         s->refcount_order = (int)GUINT32_FROM_BE(h.refcount_order);
         if (s->header_length < QCOW2_V3_HEADER_SIZE ||
             s->header_length > s->cluster_size || s->header_length % 8) {
-            return bad(errp, "Invalid header length %u", s->header_length);
+            return tern_invalid(errp, "qcow2: Invalid header length %u",
+                                s->header_length);
         }
         if (s->header_length > 104) {
             s->compression_type = h.compression_type;
@@ -299,8 +290,8 @@ static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
         return refuse(errp, "backing file");
     }
     if (s->refcount_order > 6) {
-        return bad(errp, "Refcount width 2^%d bits is invalid",
-                   s->refcount_order);
+        return tern_invalid(errp, "qcow2: Refcount width 2^%d bits is invalid",
+                            s->refcount_order);
     }
     if (s->refcount_order != 4 && (flags & BDRV_O_RDWR)) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
@@ -324,16 +315,18 @@ static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
     uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
     if (bs->size > (1ULL << 62) ||
         DIV_ROUND_UP(bs->size, per_l1) > QCOW2_MAX_L1_SIZE) {
-        return bad(errp, "Image size %" PRIu64 " is too large", bs->size);
+        return tern_invalid(errp, "qcow2: Image size %" PRIu64 " is too large",
+                            bs->size);
     }
     s->l1_vm_state_index = (uint32_t)DIV_ROUND_UP(bs->size, per_l1);
     if (s->l1_size > QCOW2_MAX_L1_SIZE || s->l1_size < s->l1_vm_state_index) {
-        return bad(errp, "L1 table size %u is invalid", s->l1_size);
+        return tern_invalid(errp, "qcow2: L1 table size %u is invalid",
+                            s->l1_size);
     }
     if ((uint64_t)rt_clusters << s->cluster_bits >
         QCOW2_MAX_REFTABLE_SIZE * 8 || rt_clusters == 0) {
-        return bad(errp, "Refcount table size %u clusters is invalid",
-                   rt_clusters);
+        return tern_invalid(errp, "qcow2: Refcount table size %u clusters is "
+                            "invalid", rt_clusters);
     }
     s->refcount_table_size = (uint32_t)(((uint64_t)rt_clusters <<
                                          s->cluster_bits) / 8);
@@ -345,10 +338,12 @@ static bool check_table(BlockNode *bs, uint64_t off, uint64_t len,
 {
     BDRVQcow2State *s = bs->opaque;
     if (qcow2_offset_into_cluster(s, off) || (len && off == 0)) {
-        return bad(errp, "%s offset %#" PRIx64 " is invalid", what, off);
+        return tern_invalid(errp, "qcow2: %s offset %#" PRIx64 " is invalid",
+                            what, off);
     }
     if (off + len > qcow2_file_length(bs) || off + len < off) {
-        return bad(errp, "%s is past the end of the file", what);
+        return tern_invalid(errp, "qcow2: %s is past the end of the file",
+                            what);
     }
     return true;
 }
@@ -368,7 +363,7 @@ static bool check_layout(BlockNode *bs, GError **errp)
     }
     if (l1_len && s->l1_table_offset < rt_end &&
         s->refcount_table_offset < l1_end) {
-        return bad(errp, "L1 table and refcount table overlap");
+        return tern_invalid(errp, "qcow2: L1 table and refcount table overlap");
     }
     return true;
 }
@@ -389,7 +384,8 @@ static bool parse_extensions(BlockNode *bs, const uint8_t *buf, int flags,
             return true;
         }
         if (len > s->cluster_size - off) {
-            return bad(errp, "Header extension %#x too large", type);
+            return tern_invalid(errp, "qcow2: Header extension %#x too large",
+                                type);
         }
         const uint8_t *data = buf + off;
         off += ALIGN_UP((uint64_t)len, 8);
@@ -403,7 +399,8 @@ static bool parse_extensions(BlockNode *bs, const uint8_t *buf, int flags,
         case QCOW2_EXT_BITMAPS: {
             Qcow2BitmapHeaderExt b;
             if (len != sizeof(b)) {
-                return bad(errp, "Bitmaps extension has length %u", len);
+                return tern_invalid(errp, "qcow2: Bitmaps extension has length "
+                                    "%u", len);
             }
             memcpy(&b, data, sizeof(b));
             s->nb_bitmaps = GUINT32_FROM_BE(b.nb_bitmaps);
@@ -484,7 +481,8 @@ static bool open_rw(BlockNode *bs, int flags, GError **errp)
             return false;
         }
         if (res.corruptions || res.check_errors) {
-            return bad(errp, "Image is dirty and could not be repaired");
+            return tern_invalid(errp, "qcow2: Image is dirty and could not be "
+                                "repaired");
         }
         s->incompatible_features &= ~QCOW2_INCOMPAT_DIRTY;
         changed = true;
@@ -505,8 +503,8 @@ static bool qcow2_open(BlockNode *bs, const char *filename, int flags,
 
     s->unknown_exts = g_ptr_array_new_with_free_func(free_unknown_ext);
     if (flen < QCOW2_V2_HEADER_SIZE) {
-        bad(errp, "Image file '%s' is too short (%" PRIu64 " bytes)",
-            filename, flen);
+        tern_invalid(errp, "qcow2: Image file '%s' is too short (%" PRIu64
+                     " bytes)", filename, flen);
         goto fail;
     }
     if (!qcow2_file_pread(bs, 0, buf, MIN(flen, 1u << QCOW2_MAX_CLUSTER_BITS),
@@ -527,14 +525,15 @@ static bool qcow2_open(BlockNode *bs, const char *filename, int flags,
     }
     if ((flags & BDRV_O_RDWR) &&
         qcow2_l1_has_duplicates(s->l1_table, s->l1_size)) {
-        bad(errp, "Image is corrupt: two L1 entries point at one L2 table");
+        tern_invalid(errp, "qcow2: Image is corrupt: two L1 entries point at "
+                     "one L2 table");
         goto fail;
     }
     /* Same for refcount blocks: the allocator's scan must stay bounded. */
     if ((flags & BDRV_O_RDWR) &&
         qcow2_l1_has_duplicates(s->refcount_table, s->refcount_table_size)) {
-        bad(errp, "Image is corrupt: two refcount table entries point at "
-            "one refcount block");
+        tern_invalid(errp, "qcow2: Image is corrupt: two refcount table "
+                     "entries point at one refcount block");
         goto fail;
     }
     if ((flags & BDRV_O_RDWR) && !open_rw(bs, flags, errp)) {
@@ -598,7 +597,8 @@ static bool qcow2_truncate(BlockNode *bs, uint64_t size, GError **errp)
         return refuse(errp, "resizing an image with internal snapshots");
     }
     if (size > (1ULL << 62) || DIV_ROUND_UP(size, per_l1) > QCOW2_MAX_L1_SIZE) {
-        return bad(errp, "Image size %" PRIu64 " is too large", size);
+        return tern_invalid(errp, "qcow2: Image size %" PRIu64 " is too large",
+                            size);
     }
     /* Stale VM state past the old end must not show up as disk data. */
     uint64_t vm_end = (uint64_t)s->l1_size * per_l1;
@@ -693,17 +693,18 @@ static bool qcow2_create(const char *filename, uint64_t size,
                 : !strcmp(compat, "0.10") || !strcmp(compat, "v2") ? 2 : 0;
 
     if (!version) {
-        return bad(errp, "Invalid compatibility level: '%s'", compat);
+        return tern_invalid(errp, "qcow2: Invalid compatibility level: '%s'",
+                            compat);
     }
     if (cs < 512 || cs > 2 * MiB || (cs & (cs - 1))) {
-        return bad(errp, "Cluster size must be a power of two between 512 "
-                   "and 2048k");
+        return tern_invalid(errp, "qcow2: Cluster size must be a power of two "
+                            "between 512 and 2048k");
     }
     uint64_t per_l1 = (uint64_t)cs * (cs / 8);
     if (size > (1ULL << 62) ||
         DIV_ROUND_UP(size, per_l1) > QCOW2_MAX_L1_SIZE) {
-        return bad(errp, "Image size %" PRIu64 " is too large for cluster "
-                   "size %u", size, cs);
+        return tern_invalid(errp, "qcow2: Image size %" PRIu64 " is too large "
+                            "for cluster size %u", size, cs);
     }
     uint64_t l1_needed = DIV_ROUND_UP(size, per_l1);
     if (l1_needed <= cs / 8) {   /* the common case: as qemu-img lays it out */
@@ -740,8 +741,8 @@ const BlockDriver bdrv_qcow2 = {
     .create = qcow2_create,
     .open = qcow2_open,
     .close = qcow2_close,
-    .preadv = qcow2_co_preadv,
-    .pwritev = qcow2_co_pwritev,
+    .preadv = qcow2_preadv,
+    .pwritev = qcow2_pwritev,
     .flush = qcow2_flush,
     .discard = qcow2_discard,
     .write_zeroes = qcow2_write_zeroes,

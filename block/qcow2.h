@@ -310,10 +310,10 @@ bool qcow2_flush_caches(BlockNode *bs, GError **errp);
 bool qcow2_write_l1(BlockNode *bs, GError **errp);
 bool qcow2_grow_l1_table(BlockNode *bs, uint64_t min_size, GError **errp);
 /* Reads/writes guest data. */
-bool qcow2_co_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                     const struct iovec *iov, int iovcnt, GError **errp);
-bool qcow2_co_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                      const struct iovec *iov, int iovcnt, GError **errp);
+bool qcow2_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                  const struct iovec *iov, int iovcnt, GError **errp);
+bool qcow2_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                   const struct iovec *iov, int iovcnt, GError **errp);
 /* Zeroes or discards whole clusters; partial clusters are written as zeroes. */
 bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
                            bool make_zero, GError **errp);
@@ -345,7 +345,7 @@ bool qcow2_snapshot_delete(BlockNode *bs, const char *id, const char *name,
                            GError **errp);
 
 /*
- * qcow2-bitmap.c (engineer "bitmap"). qcow2.c calls:
+ * qcow2-bitmap.c: persistent bitmaps. qcow2.c calls:
  *  - qcow2_bitmaps_load() at the end of open (after the header, refcounts
  *    and snapshots are read; s->nb_bitmaps etc. hold the extension, already
  *    dropped if the autoclear bit was clear);

@@ -135,9 +135,8 @@ static IntentBitmap *track_new(BdrvDirtyBitmap *bm, GError **errp)
     IntentBitmap *ib;
 
     if (!hb) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_FAILED,
-                    "Out of memory tracking bitmap '%s'",
-                    bdrv_dirty_bitmap_name(bm));
+        tern_fail(errp, TERN_ERR_FAILED, "Out of memory tracking bitmap '%s'",
+                  bdrv_dirty_bitmap_name(bm));
         return NULL;
     }
     buf = g_malloc0(MAX(hbitmap_word_count(hb), 1) * 8);
@@ -164,8 +163,9 @@ bool bdrv_write_intent_arm(BlockNode *bs, GError **errp)
         return true;
     }
     wi = wi_get(bs);
-    for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
-        missing |= eligible(l->data) && !find_tracked(wi, l->data, NULL);
+    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL); bm;
+         bm = bdrv_dirty_bitmap_next(bs, bm)) {
+        missing |= eligible(bm) && !find_tracked(wi, bm, NULL);
     }
     if (!missing) {
         return true;
@@ -177,19 +177,20 @@ bool bdrv_write_intent_arm(BlockNode *bs, GError **errp)
         return false;
     }
     fresh = g_ptr_array_new_with_free_func(intent_bitmap_free);
-    for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
+    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL); bm;
+         bm = bdrv_dirty_bitmap_next(bs, bm)) {
         IntentBitmap *ib;
 
-        if (!eligible(l->data)) {
+        if (!eligible(bm)) {
             continue;
         }
-        ib = track_new(l->data, &err);
+        ib = track_new(bm, &err);
         if (!ib) {
             /* Untracked, its copy would go stale: say so in the image. */
             tern_warn("bitmap '%s' is not crash-safe: %s",
-                      bdrv_dirty_bitmap_name(l->data), err->message);
+                      bdrv_dirty_bitmap_name(bm), err->message);
             g_clear_error(&err);
-            bs->drv->bitmap_set_flags(bs, l->data, true, NULL);
+            bs->drv->bitmap_set_flags(bs, bm, true, NULL);
             continue;
         }
         g_ptr_array_add(fresh, ib);

@@ -194,13 +194,9 @@ static bool bulk_phase(DirtyBitmapMigration *dbm, QEMUFile *f, bool limit,
 static bool add_bitmap(DirtyBitmapMigration *dbm, BlockNode *bs,
                        BdrvDirtyBitmap *bitmap, GError **errp)
 {
-    const char *node = dbm->nodes.wire_name ?
-                       dbm->nodes.wire_name(dbm->nodes.opaque, bs) : NULL;
+    const char *node = blk_list_node_name(dbm->nodes.blks, bs);
     SaveBitmap *sb;
 
-    if (!node) {
-        node = bdrv_get_node_name(bs);
-    }
     if (!node || !node[0] || node[0] == '#' || strlen(node) > 255) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "Bitmap '%s' in a node with auto-generated name '%s' "
@@ -235,9 +231,8 @@ static bool add_bitmap(DirtyBitmapMigration *dbm, BlockNode *bs,
 /* Named bitmaps of one node; the node lock is held by the caller. */
 static bool add_node(DirtyBitmapMigration *dbm, BlockNode *bs, GError **errp)
 {
-    for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
-        BdrvDirtyBitmap *bitmap = l->data;
-
+    for (BdrvDirtyBitmap *bitmap = bdrv_dirty_bitmap_next(bs, NULL); bitmap;
+         bitmap = bdrv_dirty_bitmap_next(bs, bitmap)) {
         if (bdrv_dirty_bitmap_name(bitmap) &&
             !add_bitmap(dbm, bs, bitmap, errp)) {
             return false;
@@ -248,15 +243,12 @@ static bool add_node(DirtyBitmapMigration *dbm, BlockNode *bs, GError **errp)
 
 static bool collect_bitmaps(DirtyBitmapMigration *dbm, GError **errp)
 {
-    g_autoptr(GPtrArray) nodes = dbm->nodes.list ?
-                                 dbm->nodes.list(dbm->nodes.opaque) : NULL;
-
     dbm->save = g_ptr_array_new_with_free_func(g_free);
     dbm->bulk_completed = false;
     dbm->prev_bs = NULL;
     dbm->prev_bitmap = NULL;
-    for (guint i = 0; nodes && i < nodes->len; i++) {
-        BlockNode *bs = nodes->pdata[i];
+    for (size_t i = 0; i < blk_list_count(dbm->nodes.blks); i++) {
+        BlockNode *bs = blk_root(blk_list_get(dbm->nodes.blks, i));
         bool ok;
 
         bdrv_lock(bs);
@@ -378,19 +370,6 @@ static bool has_postcopy(void *opaque)
 
 /* ---- destination ---- */
 
-static bool fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
-
-static bool fail(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID,
-                                               fmt, ap));
-    va_end(ap);
-    return false;
-}
-
 static bool load_header(DirtyBitmapMigration *dbm, QEMUFile *f,
                         GError **errp)
 {
@@ -405,14 +384,13 @@ static bool load_header(DirtyBitmapMigration *dbm, QEMUFile *f,
         if (!qemu_file_check(f, errp)) {
             return false;
         }
-        dbm->bs = dbm->nodes.find ?
-                  dbm->nodes.find(dbm->nodes.opaque, dbm->node_name) : NULL;
+        dbm->bs = blk_list_lookup_node(dbm->nodes.blks, dbm->node_name);
         if (!dbm->bs) {
-            return fail(errp, "dirty-bitmap: no block node '%s'",
-                        dbm->node_name);
+            return tern_invalid(errp, "dirty-bitmap: no block node '%s'",
+                                dbm->node_name);
         }
     } else if (!dbm->bs && !nothing) {
-        return fail(errp, "dirty-bitmap: block device name is not set");
+        return tern_invalid(errp, "dirty-bitmap: block device name is not set");
     }
     if (dbm->flags & DBM_BITMAP_NAME) {
         qemu_get_counted_string(f, dbm->bitmap_name);
@@ -423,11 +401,12 @@ static bool load_header(DirtyBitmapMigration *dbm, QEMUFile *f,
         dbm->bitmap = bdrv_find_dirty_bitmap(dbm->bs, dbm->bitmap_name);
         bdrv_unlock(dbm->bs);
         if (!dbm->bitmap && !(dbm->flags & DBM_START)) {
-            return fail(errp, "dirty-bitmap: unknown dirty bitmap '%s' for "
-                        "block device '%s'", dbm->bitmap_name, dbm->node_name);
+            return tern_invalid(errp, "dirty-bitmap: unknown dirty bitmap '%s' "
+                                "for block device '%s'", dbm->bitmap_name,
+                                dbm->node_name);
         }
     } else if (!dbm->bitmap && !nothing) {
-        return fail(errp, "dirty-bitmap: bitmap name is not set");
+        return tern_invalid(errp, "dirty-bitmap: bitmap name is not set");
     }
     return true;
 }
@@ -462,12 +441,12 @@ static bool load_start(DirtyBitmapMigration *dbm, QEMUFile *f, GError **errp)
         return false;
     }
     if (dbm->bitmap) {
-        return fail(errp, "Bitmap with the same name ('%s') already exists on "
-                    "destination", dbm->bitmap_name);
+        return tern_invalid(errp, "Bitmap with the same name ('%s') already "
+                            "exists on destination", dbm->bitmap_name);
     }
     if (flags & DBM_START_RESERVED) {
-        return fail(errp, "Unknown flags in migrated dirty bitmap header: %x",
-                    flags);
+        return tern_invalid(errp, "Unknown flags in migrated dirty bitmap "
+                            "header: %x", flags);
     }
     bdrv_lock(dbm->bs);
     ok = start_bitmap(dbm, granularity, flags, errp);
@@ -528,8 +507,9 @@ static bool load_bits_data(DirtyBitmapMigration *dbm, QEMUFile *f,
     needed = bdrv_dirty_bitmap_serialization_size(dbm->bitmap, offset, bytes);
     bdrv_unlock(dbm->bs);
     if (needed > buf_size || buf_size > ALIGN_UP(needed, DBM_BUF_ALIGN)) {
-        return fail(errp, "Migrated bitmap granularity doesn't match the "
-                    "destination bitmap '%s' granularity", dbm->bitmap_name);
+        return tern_invalid(errp, "Migrated bitmap granularity doesn't match "
+                            "the destination bitmap '%s' granularity",
+                            dbm->bitmap_name);
     }
     buf = g_malloc(buf_size);
     if (qemu_get_buffer(f, buf, buf_size) != buf_size) {
@@ -553,8 +533,8 @@ static bool load_bits(DirtyBitmapMigration *dbm, QEMUFile *f, GError **errp)
         return false;
     }
     if (sector >> (64 - SECTOR_BITS)) {
-        return fail(errp, "dirty-bitmap: chunk at sector %" PRIu64 " is out "
-                    "of range", sector);
+        return tern_invalid(errp, "dirty-bitmap: chunk at sector %" PRIu64
+                            " is out of range", sector);
     }
     bdrv_lock(dbm->bs);
     ok = bdrv_dirty_bitmap_check_part(dbm->bitmap, offset, bytes, errp);
@@ -593,8 +573,8 @@ static bool load_state(QEMUFile *f, void *opaque, int version_id,
     DirtyBitmapMigration *dbm = opaque;
 
     if (version_id != 1) {
-        return fail(errp, "dirty-bitmap: section version %d, expected 1",
-                    version_id);
+        return tern_invalid(errp, "dirty-bitmap: section version %d, expected "
+                            "1", version_id);
     }
     do {
         if (!load_chunk(dbm, f, errp)) {

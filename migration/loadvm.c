@@ -40,19 +40,6 @@ static void set_postcopy_state(SaveVM *sv, PostcopyIncomingState s)
     g_atomic_int_set(&sv->postcopy_state, s);
 }
 
-static bool fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
-
-static bool fail(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID,
-                                               fmt, ap));
-    va_end(ap);
-    return false;
-}
-
 bool savevm_load_header(SaveVM *sv, QEMUFile *f, GError **errp)
 {
     uint32_t magic = qemu_get_be32(f);
@@ -62,14 +49,15 @@ bool savevm_load_header(SaveVM *sv, QEMUFile *f, GError **errp)
         return false;
     }
     if (magic != QEMU_VM_FILE_MAGIC) {
-        return fail(errp, "not a migration stream (magic 0x%08x, expected "
-                    "0x%08x)", magic, QEMU_VM_FILE_MAGIC);
+        return tern_invalid(errp, "not a migration stream (magic 0x%08x, "
+                            "expected 0x%08x)", magic, QEMU_VM_FILE_MAGIC);
     }
     if (version == QEMU_VM_FILE_VERSION_COMPAT) {
-        return fail(errp, "migration stream version 2 is obsolete");
+        return tern_invalid(errp, "migration stream version 2 is obsolete");
     }
     if (version != QEMU_VM_FILE_VERSION) {
-        return fail(errp, "unsupported migration stream version %u", version);
+        return tern_invalid(errp, "unsupported migration stream version %u",
+                            version);
     }
     if (!savevm_config_load(sv, f, errp)) {
         g_prefix_error(errp, "configuration: ");
@@ -120,17 +108,17 @@ static bool check_footer(QEMUFile *f, const SaveStateEntry *se, GError **errp)
         return false;
     }
     if (mark != QEMU_VM_SECTION_FOOTER) {
-        return fail(errp, "missing section footer for '%s' (found 0x%02x at "
-                    "offset %" PRIu64 ")", se->idstr, mark,
-                    qemu_file_tell(f) - 1);
+        return tern_invalid(errp, "missing section footer for '%s' (found "
+                            "0x%02x at offset %" PRIu64 ")", se->idstr, mark,
+                            qemu_file_tell(f) - 1);
     }
     id = qemu_get_be32(f);
     if (!qemu_file_check(f, errp)) {
         return false;
     }
     if (id != se->load_section_id) {
-        return fail(errp, "section footer for '%s' has section id %u, "
-                    "expected %u", se->idstr, id, se->load_section_id);
+        return tern_invalid(errp, "section footer for '%s' has section id %u, "
+                            "expected %u", se->idstr, id, se->load_section_id);
     }
     return true;
 }
@@ -145,7 +133,8 @@ static bool load_entry(SaveStateEntry *se, QEMUFile *f, GError **errp)
         ok = se->ops->load_state(f, se->opaque, se->load_version_id, errp);
         ok = ok && qemu_file_check(f, errp);
     } else {
-        ok = fail(errp, "section '%s' cannot be loaded here", se->idstr);
+        ok = tern_invalid(errp, "section '%s' cannot be loaded here",
+                          se->idstr);
     }
     if (!ok) {
         g_prefix_error(errp, "loading '%s' instance %u: ", se->idstr,
@@ -170,12 +159,13 @@ static bool load_section_start_full(SaveVM *sv, QEMUFile *f, GError **errp)
     }
     se = find_entry(sv, idstr, instance_id);
     if (!se) {
-        return fail(errp, "unknown section '%s' instance %u: the stream does "
-                    "not match this VM's devices", idstr, instance_id);
+        return tern_invalid(errp, "unknown section '%s' instance %u: the "
+                            "stream does not match this VM's devices", idstr,
+                            instance_id);
     }
     if (version_id > (uint32_t)se->version_id) {
-        return fail(errp, "section '%s': unsupported version %u (this VM has "
-                    "%d)", idstr, version_id, se->version_id);
+        return tern_invalid(errp, "section '%s': unsupported version %u (this "
+                            "VM has %d)", idstr, version_id, se->version_id);
     }
     g_mutex_lock(&sv->load_lock);
     se->load_seen = true;
@@ -195,8 +185,8 @@ static bool load_section_part_end(SaveVM *sv, QEMUFile *f, GError **errp)
     }
     se = find_loaded_section(sv, section_id);
     if (!se) {
-        return fail(errp, "section id %u continues a section that was never "
-                    "started", section_id);
+        return tern_invalid(errp, "section id %u continues a section that was "
+                            "never started", section_id);
     }
     return load_entry(se, f, errp);
 }
@@ -205,7 +195,7 @@ static bool load_section_part_end(SaveVM *sv, QEMUFile *f, GError **errp)
 
 #define NEED_OP(sv, op, name)                                              \
     ((sv)->in_ops && (sv)->in_ops->op ? true :                             \
-     fail(errp, "%s is not supported by this destination", name))
+     tern_invalid(errp, "%s is not supported by this destination", name))
 
 static bool cmd_open_return_path(SaveVM *sv, QEMUFile *outer, GError **errp)
 {
@@ -228,7 +218,8 @@ static bool cmd_ping(SaveVM *sv, QEMUFile *f, GError **errp)
         return false;
     }
     if (!sv->return_path_open) {
-        return fail(errp, "PING 0x%x received with no return path", value);
+        return tern_invalid(errp, "PING 0x%x received with no return path",
+                            value);
     }
     return NEED_OP(sv, ping, "PING") &&
            sv->in_ops->ping(sv->in_opaque, value, errp);
@@ -240,11 +231,12 @@ static bool cmd_postcopy_advise(SaveVM *sv, QEMUFile *f, uint16_t len,
     uint64_t host_pages = 0, page_size = 0;
 
     if (savevm_postcopy_state(sv) != POSTCOPY_INCOMING_NONE) {
-        return fail(errp, "POSTCOPY_ADVISE in the wrong postcopy state (%d)",
-                    savevm_postcopy_state(sv));
+        return tern_invalid(errp, "POSTCOPY_ADVISE in the wrong postcopy state "
+                            "(%d)", savevm_postcopy_state(sv));
     }
     if (len != 0 && len != 16) {
-        return fail(errp, "POSTCOPY_ADVISE with invalid length %u", len);
+        return tern_invalid(errp, "POSTCOPY_ADVISE with invalid length %u",
+                            len);
     }
     if (len == 16) {
         host_pages = qemu_get_be64(f);
@@ -257,7 +249,8 @@ static bool cmd_postcopy_advise(SaveVM *sv, QEMUFile *f, uint16_t len,
     if (!sv->in_ops || !sv->in_ops->postcopy_advise) {
         /* Dirty-bitmap-only postcopy needs nothing from RAM. */
         return len == 0 ? true :
-               fail(errp, "RAM postcopy is not supported by this destination");
+               tern_invalid(errp, "RAM postcopy is not supported by this "
+                            "destination");
     }
     return sv->in_ops->postcopy_advise(sv->in_opaque, len == 16, host_pages,
                                        page_size, errp);
@@ -272,12 +265,13 @@ static bool cmd_ram_discard(SaveVM *sv, QEMUFile *f, uint16_t len,
     size_t name_len;
 
     if (ps != POSTCOPY_INCOMING_ADVISE && ps != POSTCOPY_INCOMING_DISCARD) {
-        return fail(errp, "POSTCOPY_RAM_DISCARD in the wrong postcopy state "
-                    "(%d)", ps);
+        return tern_invalid(errp, "POSTCOPY_RAM_DISCARD in the wrong postcopy "
+                            "state (%d)", ps);
     }
     set_postcopy_state(sv, POSTCOPY_INCOMING_DISCARD);
     if (len < 1 + 1 + 1 + 1 + 16) {
-        return fail(errp, "POSTCOPY_RAM_DISCARD with invalid length %u", len);
+        return tern_invalid(errp, "POSTCOPY_RAM_DISCARD with invalid length %u",
+                            len);
     }
     version = qemu_get_byte(f);
     name_len = qemu_get_counted_string(f, block);
@@ -286,14 +280,16 @@ static bool cmd_ram_discard(SaveVM *sv, QEMUFile *f, uint16_t len,
         return false;
     }
     if (version != 0) {
-        return fail(errp, "POSTCOPY_RAM_DISCARD version %u unknown", version);
+        return tern_invalid(errp, "POSTCOPY_RAM_DISCARD version %u unknown",
+                            version);
     }
     if (nil != 0) {
-        return fail(errp, "POSTCOPY_RAM_DISCARD name not terminated");
+        return tern_invalid(errp, "POSTCOPY_RAM_DISCARD name not terminated");
     }
     if (len < 3 + name_len || (len - 3 - name_len) % 16 ||
         len == 3 + name_len) {
-        return fail(errp, "POSTCOPY_RAM_DISCARD with invalid length %u", len);
+        return tern_invalid(errp, "POSTCOPY_RAM_DISCARD with invalid length %u",
+                            len);
     }
     for (size_t left = len - 3 - name_len; left; left -= 16) {
         uint64_t start = qemu_get_be64(f);
@@ -314,8 +310,8 @@ static bool cmd_postcopy_listen(SaveVM *sv, QEMUFile *outer, GError **errp)
     PostcopyIncomingState ps = savevm_postcopy_state(sv);
 
     if (ps != POSTCOPY_INCOMING_ADVISE && ps != POSTCOPY_INCOMING_DISCARD) {
-        return fail(errp, "POSTCOPY_LISTEN in the wrong postcopy state (%d)",
-                    ps);
+        return tern_invalid(errp, "POSTCOPY_LISTEN in the wrong postcopy state "
+                            "(%d)", ps);
     }
     if (!NEED_OP(sv, postcopy_listen, "POSTCOPY_LISTEN")) {
         return false;
@@ -329,8 +325,8 @@ static bool cmd_postcopy_listen(SaveVM *sv, QEMUFile *outer, GError **errp)
 static bool cmd_postcopy_run(SaveVM *sv, GError **errp)
 {
     if (savevm_postcopy_state(sv) != POSTCOPY_INCOMING_LISTENING) {
-        return fail(errp, "POSTCOPY_RUN in the wrong postcopy state (%d)",
-                    savevm_postcopy_state(sv));
+        return tern_invalid(errp, "POSTCOPY_RUN in the wrong postcopy state "
+                            "(%d)", savevm_postcopy_state(sv));
     }
     set_postcopy_state(sv, POSTCOPY_INCOMING_RUNNING);
     return NEED_OP(sv, postcopy_run, "POSTCOPY_RUN") &&
@@ -347,7 +343,7 @@ static bool cmd_recv_bitmap(SaveVM *sv, QEMUFile *f, uint16_t len,
         return false;
     }
     if (!n || len != n + 1) {
-        return fail(errp, "RECV_BITMAP with invalid length %u", len);
+        return tern_invalid(errp, "RECV_BITMAP with invalid length %u", len);
     }
     return NEED_OP(sv, recv_bitmap, "RECV_BITMAP") &&
            sv->in_ops->recv_bitmap(sv->in_opaque, block, errp);
@@ -386,7 +382,7 @@ static int cmd_packaged(SaveVM *sv, QEMUFile *f, QEMUFile *outer,
         return LOAD_ERROR;
     }
     if (f != outer) {
-        fail(errp, "PACKAGED command inside a packaged stream");
+        tern_invalid(errp, "PACKAGED command inside a packaged stream");
         return LOAD_ERROR;
     }
     data = read_packaged(f, length, errp);
@@ -424,7 +420,7 @@ static bool dispatch_command(SaveVM *sv, QEMUFile *f, QEMUFile *outer,
     case MIG_CMD_RECV_BITMAP:
         return cmd_recv_bitmap(sv, f, len, errp);
     case MIG_CMD_ENABLE_COLO:
-        return fail(errp, "COLO is not supported");
+        return tern_invalid(errp, "COLO is not supported");
     }
     g_assert_not_reached();
 }
@@ -440,13 +436,14 @@ static int load_command(SaveVM *sv, QEMUFile *f, QEMUFile *outer,
         return LOAD_ERROR;
     }
     if (!mig_cmd_name(cmd)) {
-        fail(errp, "unknown migration command 0x%x (length %u)", cmd, len);
+        tern_invalid(errp, "unknown migration command 0x%x (length %u)", cmd,
+                     len);
         return LOAD_ERROR;
     }
     fixed = mig_cmd_fixed_len(cmd);
     if (fixed >= 0 && fixed != len) {
-        fail(errp, "%s with length %u, expected %d", mig_cmd_name(cmd), len,
-             fixed);
+        tern_invalid(errp, "%s with length %u, expected %d", mig_cmd_name(cmd),
+                     len, fixed);
         return LOAD_ERROR;
     }
     if (cmd == MIG_CMD_PACKAGED) {
@@ -482,8 +479,8 @@ static int load_one(SaveVM *sv, QEMUFile *f, QEMUFile *outer, GError **errp)
     case QEMU_VM_EOF:
         return LOAD_EOF;
     }
-    fail(errp, "unknown section type 0x%02x at offset %" PRIu64, type,
-         offset);
+    tern_invalid(errp, "unknown section type 0x%02x at offset %" PRIu64, type,
+                 offset);
     return LOAD_ERROR;
 }
 

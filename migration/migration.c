@@ -12,16 +12,14 @@
 #include "hw/block/drive.h"
 #include "hw/block/virtio-blk-pci.h"
 #include "hw/i386/machine.h"
-#include "hw/i386/machine-vmstate.h"
 #include "migration/block-dirty-bitmap.h"
 #include "migration/channel.h"
 #include "migration/global-state.h"
 #include "migration/migration.h"
 #include "migration/cpu-throttle.h"
 #include "migration/return-path.h"
-#include "monitor/qmp-block.h"
-#include "sysemu/kvm-dirty-log.h"
-#include "sysemu/runstate.h"
+#include "accel/kvm/kvm-dirty-log.h"
+#include "softmmu/runstate.h"
 #include "tern/error.h"
 
 #define POLL_MS                 5
@@ -47,7 +45,6 @@ struct MigrationState {
     RamMigration *ram;
     DirtyBitmapMigration *bitmaps;  /* capability dirty-bitmaps */
     MigGlobalState gs;
-    MachineVmstate *devices;
     bool caps[MIG_CAP__MAX];
     MigrationParams params;
     const MigrationEventOps *ev;
@@ -126,44 +123,11 @@ int migration_capability_lookup(const char *name)
     return -1;
 }
 
-/* ---- the drives' dirty bitmaps, for block-dirty-bitmap.c ---- */
+/* ---- the drives: their dirty bitmaps and images ---- */
 
-static const QmpBlockSource *drives(MigrationState *ms)
+static const BlockBackendList *drives(MigrationState *ms)
 {
-    return &ms->machine->drives->source;
-}
-
-static GPtrArray *bitmap_nodes_list(void *opaque)
-{
-    const QmpBlockSource *src = drives(opaque);
-    GPtrArray *nodes = g_ptr_array_new();
-    QmpBlockBackend be;
-
-    for (size_t i = 0; src->get(src->opaque, i, &be); i++) {
-        if (be.node) {
-            g_ptr_array_add(nodes, be.node);
-        }
-    }
-    return nodes;
-}
-
-static BlockNode *bitmap_nodes_find(void *opaque, const char *name)
-{
-    return qmp_block_lookup(drives(opaque), name);
-}
-
-/* As QEMU: a drive's top node goes by the drive's name. */
-static const char *bitmap_wire_name(void *opaque, BlockNode *bs)
-{
-    const QmpBlockSource *src = drives(opaque);
-    QmpBlockBackend be;
-
-    for (size_t i = 0; src->get(src->opaque, i, &be); i++) {
-        if (be.node == bs && be.device && be.device[0]) {
-            return be.device;
-        }
-    }
-    return NULL;
+    return ms->machine->drives->backends;
 }
 
 static bool bitmap_vm_running(void *opaque)
@@ -185,14 +149,14 @@ static bool bitmap_in_postcopy(void *opaque)
 static bool inactivate_drives(void *opaque, GError **errp)
 {
     MigrationState *ms = opaque;
-    const QmpBlockSource *src = drives(ms);
     bool store = !ms->caps[MIG_CAP_DIRTY_BITMAPS];
-    QmpBlockBackend be;
 
-    for (size_t i = 0; src->get(src->opaque, i, &be); i++) {
-        if (be.node && !bdrv_inactivate(be.node, store, errp)) {
+    for (size_t i = 0; i < blk_list_count(drives(ms)); i++) {
+        BlockBackend *blk = blk_list_get(drives(ms), i);
+
+        if (!bdrv_inactivate(blk_root(blk), store, errp)) {
             g_prefix_error(errp, "cannot hand drive '%s' over: ",
-                           be.device ? be.device : "");
+                           blk_name(blk));
             return false;
         }
     }
@@ -203,12 +167,11 @@ static bool inactivate_drives(void *opaque, GError **errp)
  * source after a failed migration. No-op for active drives. */
 static bool activate_drives(MigrationState *ms, GError **errp)
 {
-    const QmpBlockSource *src = drives(ms);
-    QmpBlockBackend be;
+    for (size_t i = 0; i < blk_list_count(drives(ms)); i++) {
+        BlockBackend *blk = blk_list_get(drives(ms), i);
 
-    for (size_t i = 0; src->get(src->opaque, i, &be); i++) {
-        if (be.node && !bdrv_activate(be.node, errp)) {
-            g_prefix_error(errp, "drive '%s': ", be.device ? be.device : "");
+        if (!bdrv_activate(blk_root(blk), errp)) {
+            g_prefix_error(errp, "drive '%s': ", blk_name(blk));
             return false;
         }
     }
@@ -218,9 +181,8 @@ static bool activate_drives(MigrationState *ms, GError **errp)
 static void register_bitmaps(MigrationState *ms)
 {
     const DirtyBitmapNodes nodes = {
-        .list = bitmap_nodes_list, .find = bitmap_nodes_find,
+        .blks = drives(ms),
         .vm_running = bitmap_vm_running, .in_postcopy = bitmap_in_postcopy,
-        .wire_name = bitmap_wire_name,
         .opaque = ms,
     };
 
@@ -231,7 +193,6 @@ static void register_bitmaps(MigrationState *ms)
 MigrationState *migration_state_new(Machine *m)
 {
     MigrationState *ms = g_new0(MigrationState, 1);
-    MachineVmstateParts parts;
 
     ms->machine = m;
     ms->ctx = m->ctx ? m->ctx : g_main_context_default();
@@ -249,10 +210,14 @@ MigrationState *migration_state_new(Machine *m)
     register_bitmaps(ms);
     mig_global_state_set(&ms->gs, runstate_name(runstate_get()));
     mig_global_state_register(ms->sv, &ms->gs);
-    machine_vmstate_parts(m, &parts);
-    ms->devices = machine_vmstate_register(ms->sv, &parts);
-    virtio_blk_pci_vmstate_register(m, ms->sv);     /* after the machine's */
+    /* Every device that has state put it on the machine's list. */
+    device_list_register_savevm(m->devices, ms->sv);
     return ms;
+}
+
+SaveVM *migration_savevm(MigrationState *ms)
+{
+    return ms->sv;
 }
 
 void migration_set_event_ops(MigrationState *ms, const MigrationEventOps *ops,
@@ -830,8 +795,6 @@ void migration_state_free(MigrationState *ms)
         virtio_blk_pci_set_dirty_log(ms->machine, NULL);
         kvm_dirty_log_stop(ms->dirty);
     }
-    virtio_blk_pci_vmstate_unregister(ms->machine, ms->sv);
-    machine_vmstate_unregister(ms->devices, ms->sv);
     ram_migration_free(ms->ram);
     savevm_free(ms->sv);
     dirty_bitmap_migration_free(ms->bitmaps);

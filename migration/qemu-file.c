@@ -132,8 +132,7 @@ bool qemu_file_check(const QEMUFile *f, GError **errp)
     if (!f->error) {
         return true;
     }
-    g_set_error_literal(errp, f->error->domain, f->error->code,
-                        f->error->message);
+    g_propagate_error(errp, g_error_copy(f->error));   /* errno included */
     return false;
 }
 

@@ -330,19 +330,6 @@ static void ram_save_cleanup(void *opaque)
 
 /* ---- destination ---- */
 
-static bool fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
-
-static bool fail(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID,
-                                               fmt, ap));
-    va_end(ap);
-    return false;
-}
-
 static bool load_mem_size(RamMigration *rm, QEMUFile *f, uint64_t total,
                           GError **errp)
 {
@@ -350,8 +337,8 @@ static bool load_mem_size(RamMigration *rm, QEMUFile *f, uint64_t total,
     uint64_t len;
 
     if (total != rm->length) {
-        return fail(errp, "ram: stream has %" PRIu64 " bytes of RAM, this VM "
-                    "%" PRIu64, total, rm->length);
+        return tern_invalid(errp, "ram: stream has %" PRIu64 " bytes of RAM, "
+                            "this VM %" PRIu64, total, rm->length);
     }
     qemu_get_counted_string(f, name);
     len = qemu_get_be64(f);
@@ -359,11 +346,12 @@ static bool load_mem_size(RamMigration *rm, QEMUFile *f, uint64_t total,
         return false;
     }
     if (strcmp(name, rm->block_name)) {
-        return fail(errp, "ram: unknown RAM block '%s'", name);
+        return tern_invalid(errp, "ram: unknown RAM block '%s'", name);
     }
     if (len != rm->length) {
-        return fail(errp, "ram: block '%s' has %" PRIu64 " bytes in the "
-                    "stream, %" PRIu64 " here", name, len, rm->length);
+        return tern_invalid(errp, "ram: block '%s' has %" PRIu64 " bytes in "
+                            "the stream, %" PRIu64 " here", name, len,
+                            rm->length);
     }
     return true;
 }
@@ -381,18 +369,18 @@ static uint8_t *load_page_target(RamMigration *rm, QEMUFile *f,
             return NULL;
         }
         if (strcmp(name, rm->block_name)) {
-            fail(errp, "ram: page for unknown RAM block '%s'", name);
+            tern_invalid(errp, "ram: page for unknown RAM block '%s'", name);
             return NULL;
         }
         *named = true;
     } else if (!*named) {
-        fail(errp, "ram: CONTINUE page before any named block");
+        tern_invalid(errp, "ram: CONTINUE page before any named block");
         return NULL;
     }
     p = offset < rm->length ? block_page(rm, offset) : NULL;
     if (!p) {
-        fail(errp, "ram: page offset 0x%" PRIx64 " is outside block '%s'",
-             offset, rm->block_name);
+        tern_invalid(errp, "ram: page offset 0x%" PRIx64 " is outside block "
+                     "'%s'", offset, rm->block_name);
     }
     return p;
 }
@@ -463,8 +451,8 @@ static bool ram_load(QEMUFile *f, void *opaque, int version_id, GError **errp)
     uint64_t start = qemu_file_tell(f);
 
     if (version_id != RAM_SECTION_VERSION) {
-        return fail(errp, "ram: section version %d, expected %d", version_id,
-                    RAM_SECTION_VERSION);
+        return tern_invalid(errp, "ram: section version %d, expected %d",
+                            version_id, RAM_SECTION_VERSION);
     }
     for (;;) {
         uint64_t v = qemu_get_be64(f);
@@ -484,7 +472,8 @@ static bool ram_load(QEMUFile *f, void *opaque, int version_id, GError **errp)
             ok = load_page(rm, f, v & ~(uint64_t)RAM_FLAG_MASK, flags,
                            &rm->load_named, errp);
         } else {
-            ok = fail(errp, "ram: unsupported record flags 0x%x", flags);
+            ok = tern_invalid(errp, "ram: unsupported record flags 0x%x",
+                              flags);
         }
         if (!ok) {
             return false;

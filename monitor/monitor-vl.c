@@ -2,19 +2,19 @@
  * Glue between tern's main program and the monitor: reads the monitor
  * options that the command line stored raw, registers the machine and block
  * commands against this machine, and orders start-up and teardown around the
- * main loop. The block commands look drives up through a forwarding source
- * so the drive owner can plug its list in later.
+ * main loop. The block commands look drives up in the machine's block
+ * backend list.
  */
+#include "hw/block/drive.h"
 #include "monitor/monitor-vl.h"
 #include "migration/migration.h"
+#include "monitor/qmp-block.h"
 #include "monitor/qmp-machine.h"
 
 struct MonitorVl {
     Monitor *mon;
     Machine *machine;
     QmpMachine qm;
-    QmpBlockSource block;           /* what the block commands were given */
-    const QmpBlockSource *drives;   /* the drive owner's, or NULL */
     MigrationState *migration;      /* owns the drives' hand-over, or NULL */
 };
 
@@ -61,13 +61,6 @@ static const QmpMachineOps machine_ops = {
     .activate_disks = machine_activate_disks,
 };
 
-static bool forward_drive(void *opaque, size_t i, QmpBlockBackend *out)
-{
-    MonitorVl *mv = opaque;
-
-    return mv->drives && mv->drives->get(mv->drives->opaque, i, out);
-}
-
 typedef bool (*OptionAdd)(Monitor *, const char *, GError **);
 
 static bool add_options(MonitorVl *mv, VmConfig *cfg, const char *name, OptionAdd add,
@@ -92,10 +85,10 @@ MonitorVl *monitor_vl_init(VmConfig *cfg, Machine *machine, GError **errp)
     mv->machine = machine;
     mv->qm.ops = &machine_ops;
     mv->qm.opaque = mv;
-    mv->block.get = forward_drive;
-    mv->block.opaque = mv;
     qmp_machine_attach(&mv->qm, mv->mon);
-    qmp_register_block_commands(monitor_registry(mv->mon), &mv->block);
+    qmp_register_block_commands(monitor_registry(mv->mon),
+                                machine->drives ? machine->drives->backends
+                                                : NULL);
     if (!add_options(mv, cfg, "qmp", monitor_add_qmp_option, errp) ||
         !add_options(mv, cfg, "chardev", monitor_add_chardev_option, errp) ||
         !add_options(mv, cfg, "mon", monitor_add_mon_option, errp) ||
@@ -118,11 +111,6 @@ void monitor_vl_cleanup(MonitorVl *mv)
 Monitor *monitor_vl_monitor(MonitorVl *mv)
 {
     return mv->mon;
-}
-
-void monitor_vl_set_block_source(MonitorVl *mv, const QmpBlockSource *src)
-{
-    mv->drives = src;
 }
 
 void monitor_vl_set_migration(MonitorVl *mv, MigrationState *ms)

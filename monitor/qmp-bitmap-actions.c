@@ -242,9 +242,9 @@ static const QmpActionOps bitmap_actions[] = {
       NULL, action_merge_abort, action_free },
 };
 
-void qmp_register_bitmap_actions(QmpRegistry *r, const QmpBlockSource *src)
+void qmp_register_bitmap_actions(QmpRegistry *r, const BlockBackendList *blks)
 {
     for (size_t i = 0; i < ARRAY_SIZE(bitmap_actions); i++) {
-        qmp_register_action(r, &bitmap_actions[i], (void *)src);
+        qmp_register_action(r, &bitmap_actions[i], (void *)blks);
     }
 }

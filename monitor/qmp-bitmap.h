@@ -30,30 +30,30 @@ extern const QmpArgSpec qmp_bitmap_merge_args[];
 void qmp_block_error_generic(GError **errp, GError *err);
 
 /* QEMU's block_dirty_bitmap_lookup(); returns with the node locked. */
-BdrvDirtyBitmap *qmp_bitmap_lookup(const QmpBlockSource *src, const char *node,
+BdrvDirtyBitmap *qmp_bitmap_lookup(const BlockBackendList *blks, const char *node,
                                    const char *name, GError **errp);
 void qmp_bitmap_unlock(BdrvDirtyBitmap *bm);
 bool qmp_bitmap_check(BdrvDirtyBitmap *bm, BdrvBitmapCheck flags, GError **errp);
 
 /* block-dirty-bitmap-add's work: the new bitmap, or NULL with *errp set. */
-BdrvDirtyBitmap *qmp_bitmap_add(const QmpBlockSource *src, JsonObject *args,
+BdrvDirtyBitmap *qmp_bitmap_add(const BlockBackendList *blks, JsonObject *args,
                                 GError **errp);
 
 /* Looks up and checks for op; returns the bitmap with its node locked. */
-BdrvDirtyBitmap *qmp_bitmap_op_check(const QmpBlockSource *src, JsonObject *args,
+BdrvDirtyBitmap *qmp_bitmap_op_check(const BlockBackendList *blks, JsonObject *args,
                                      QmpBitmapOp op, GError **errp);
 /* Runs op on a checked bitmap whose node is locked; unlocks it. */
 bool qmp_bitmap_op_apply(BdrvDirtyBitmap *bm, QmpBitmapOp op, GError **errp);
 
 /* Every check QEMU makes before a merge; the plan, or NULL with *errp set. */
-QmpMergePlan *qmp_bitmap_merge_prepare(const QmpBlockSource *src, JsonObject *args,
+QmpMergePlan *qmp_bitmap_merge_prepare(const BlockBackendList *blks, JsonObject *args,
                                        GError **errp);
 void qmp_bitmap_merge_apply(QmpMergePlan *p);
 void qmp_bitmap_merge_plan_free(QmpMergePlan *p);
 
 /* Registers the commands / the transaction actions (qmp_register_block_commands
  * calls both). */
-void qmp_register_bitmap_commands(QmpRegistry *r, const QmpBlockSource *src);
-void qmp_register_bitmap_actions(QmpRegistry *r, const QmpBlockSource *src);
+void qmp_register_bitmap_commands(QmpRegistry *r, const BlockBackendList *blks);
+void qmp_register_bitmap_actions(QmpRegistry *r, const BlockBackendList *blks);
 
 #endif

@@ -18,10 +18,10 @@ void qmp_block_error_generic(GError **errp, GError *err)
 }
 
 /* QEMU's block_dirty_bitmap_lookup(); returns with the node locked. */
-BdrvDirtyBitmap *qmp_bitmap_lookup(const QmpBlockSource *src, const char *node,
+BdrvDirtyBitmap *qmp_bitmap_lookup(const BlockBackendList *blks, const char *node,
                                    const char *name, GError **errp)
 {
-    BlockNode *bs = qmp_block_lookup(src, node);
+    BlockNode *bs = blk_list_lookup_node(blks, node);
     BdrvDirtyBitmap *bm;
 
     if (!bs) {
@@ -67,7 +67,7 @@ static uint32_t default_granularity(BlockNode *bs)
     return 64 * KiB;
 }
 
-BdrvDirtyBitmap *qmp_bitmap_add(const QmpBlockSource *src, JsonObject *a,
+BdrvDirtyBitmap *qmp_bitmap_add(const BlockBackendList *blks, JsonObject *a,
                                 GError **errp)
 {
     const char *name = qmp_arg_str(a, "name", "");
@@ -81,7 +81,7 @@ BdrvDirtyBitmap *qmp_bitmap_add(const QmpBlockSource *src, JsonObject *a,
         g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC, "Bitmap name cannot be empty");
         return NULL;
     }
-    bs = qmp_block_lookup(src, node);
+    bs = blk_list_lookup_node(blks, node);
     if (!bs) {
         g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
                     "Cannot find device='%s' nor node-name='%s'", node, node);
@@ -129,10 +129,10 @@ static BdrvBitmapCheck op_check_flags(QmpBitmapOp op)
 }
 
 /* Looks up and checks; returns the bitmap with its node locked. */
-BdrvDirtyBitmap *qmp_bitmap_op_check(const QmpBlockSource *src, JsonObject *a,
+BdrvDirtyBitmap *qmp_bitmap_op_check(const BlockBackendList *blks, JsonObject *a,
                                      QmpBitmapOp op, GError **errp)
 {
-    BdrvDirtyBitmap *bm = qmp_bitmap_lookup(src, qmp_arg_str(a, "node", ""),
+    BdrvDirtyBitmap *bm = qmp_bitmap_lookup(blks, qmp_arg_str(a, "node", ""),
                                             qmp_arg_str(a, "name", ""), errp);
 
     if (bm && !qmp_bitmap_check(bm, op_check_flags(op), errp)) {
@@ -234,7 +234,7 @@ static bool merge_sources_check(JsonArray *list, GError **errp)
 }
 
 /* The i-th source; the node of 'target' is locked, other nodes briefly. */
-static BdrvDirtyBitmap *merge_source(const QmpBlockSource *src, BlockNode *tbs,
+static BdrvDirtyBitmap *merge_source(const BlockBackendList *blks, BlockNode *tbs,
                                      JsonNode *n, GError **errp)
 {
     BdrvDirtyBitmap *bm;
@@ -249,7 +249,7 @@ static BdrvDirtyBitmap *merge_source(const QmpBlockSource *src, BlockNode *tbs,
         return bm;
     }
     o = json_node_get_object(n);
-    if (qmp_block_lookup(src, qmp_arg_str(o, "node", "")) == tbs) {
+    if (blk_list_lookup_node(blks, qmp_arg_str(o, "node", "")) == tbs) {
         bm = bdrv_find_dirty_bitmap(tbs, qmp_arg_str(o, "name", ""));
         if (!bm) {
             g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
@@ -257,7 +257,7 @@ static BdrvDirtyBitmap *merge_source(const QmpBlockSource *src, BlockNode *tbs,
         }
         return bm;
     }
-    bm = qmp_bitmap_lookup(src, qmp_arg_str(o, "node", ""), qmp_arg_str(o, "name", ""),
+    bm = qmp_bitmap_lookup(blks, qmp_arg_str(o, "node", ""), qmp_arg_str(o, "name", ""),
                            errp);
     if (bm) {
         qmp_bitmap_unlock(bm);      /* nodes are not closed while QMP runs */
@@ -296,7 +296,7 @@ static bool merge_source_ok(BdrvDirtyBitmap *target, BdrvDirtyBitmap *bm,
 }
 
 /* Everything QEMU checks before merging; returns with the target unlocked. */
-QmpMergePlan *qmp_bitmap_merge_prepare(const QmpBlockSource *src, JsonObject *a,
+QmpMergePlan *qmp_bitmap_merge_prepare(const BlockBackendList *blks, JsonObject *a,
                                        GError **errp)
 {
     JsonArray *list = json_object_get_array_member(a, "bitmaps");
@@ -307,7 +307,7 @@ QmpMergePlan *qmp_bitmap_merge_prepare(const QmpBlockSource *src, JsonObject *a,
     }
     p = g_new0(QmpMergePlan, 1);
     p->sources = g_ptr_array_new();
-    p->target = qmp_bitmap_lookup(src, qmp_arg_str(a, "node", ""),
+    p->target = qmp_bitmap_lookup(blks, qmp_arg_str(a, "node", ""),
                                   qmp_arg_str(a, "target", ""), errp);
     if (!p->target) {
         qmp_bitmap_merge_plan_free(p);
@@ -315,7 +315,7 @@ QmpMergePlan *qmp_bitmap_merge_prepare(const QmpBlockSource *src, JsonObject *a,
     }
     bool ok = qmp_bitmap_check(p->target, BDRV_BITMAP_DEFAULT, errp);
     for (guint i = 0; ok && i < json_array_get_length(list); i++) {
-        BdrvDirtyBitmap *bm = merge_source(src, bdrv_dirty_bitmap_node(p->target),
+        BdrvDirtyBitmap *bm = merge_source(blks, bdrv_dirty_bitmap_node(p->target),
                                            json_array_get_element(list, i), errp);
 
         ok = bm && merge_source_ok(p->target, bm, errp);
@@ -400,7 +400,7 @@ static const QmpCommandDef bitmap_commands[] = {
     { "block-dirty-bitmap-merge", cmd_bitmap_merge, qmp_bitmap_merge_args, 0 },
 };
 
-void qmp_register_bitmap_commands(QmpRegistry *r, const QmpBlockSource *src)
+void qmp_register_bitmap_commands(QmpRegistry *r, const BlockBackendList *blks)
 {
-    qmp_register_commands(r, bitmap_commands, ARRAY_SIZE(bitmap_commands), (void *)src);
+    qmp_register_commands(r, bitmap_commands, ARRAY_SIZE(bitmap_commands), (void *)blks);
 }

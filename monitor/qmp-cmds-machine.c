@@ -7,7 +7,7 @@
  */
 #include "monitor/qmp-dispatch.h"
 #include "monitor/qmp-machine.h"
-#include "sysemu/runstate.h"
+#include "softmmu/runstate.h"
 
 static JsonNode *node_take_object(JsonObject *o)
 {

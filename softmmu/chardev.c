@@ -1,5 +1,5 @@
 /*
- * Character backends (sysemu/chardev.h): stdio, an output file, a unix-socket
+ * Character backends (softmmu/chardev.h): stdio, an output file, a unix-socket
  * server with one client at a time, and null. Input from a readable fd is read
  * on the main loop into a small buffer and offered to the frontend; while the
  * frontend cannot take it all, the fd watch is removed so the loop does not spin.
@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <glib-unix.h>
 
-#include "sysemu/chardev.h"
+#include "softmmu/chardev.h"
 #include "tern/error.h"
 #include "tern/keyval.h"
 

@@ -1,11 +1,11 @@
 /*
- * The command-line parser (sysemu/cmdline.h) and VmConfig's storage. Options
+ * The command-line parser (softmmu/cmdline.h) and VmConfig's storage. Options
  * are "-name" or "--name", each followed by its argument when it takes one.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "sysemu/cmdline.h"
+#include "softmmu/cmdline.h"
 #include "tern/error.h"
 
 VmConfig *vm_config_new(void)

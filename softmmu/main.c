@@ -1,5 +1,5 @@
 /* The tern executable: everything happens in tern_main() (softmmu/vl.c). */
-#include "sysemu/vl.h"
+#include "softmmu/vl.h"
 
 int main(int argc, char **argv)
 {

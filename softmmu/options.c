@@ -1,21 +1,15 @@
 /*
- * The table of command-line options (sysemu/cmdline.h) and the handlers for
+ * The table of command-line options (softmmu/cmdline.h) and the handlers for
  * the machine's own options. Other areas add their lines to the table; the
  * handlers here only record what was asked, the machine checks it against KVM.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "sysemu/cmdline.h"
+#include "softmmu/cmdline.h"
 #include "tern/error.h"
 
 #define TERN_MIN_RAM (2 * MiB)
-
-static bool fail(GError **errp, const char *fmt, const char *arg)
-{
-    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, fmt, arg);
-    return false;
-}
 
 static void replace(char **slot, const char *val)
 {
@@ -42,10 +36,12 @@ static bool opt_machine(VmConfig *cfg, const char *name, const char *arg, GError
         return true;
     }
     if (type && strcmp(type, "virt")) {
-        return fail(errp, "unknown machine type '%s' (tern has 'virt')", type);
+        return tern_invalid(errp, "unknown machine type '%s' (tern has 'virt')",
+                            type);
     }
     if (accel && strcmp(accel, "kvm")) {
-        return fail(errp, "accelerator '%s' is not supported: tern runs on kvm only", accel);
+        return tern_invalid(errp, "accelerator '%s' is not supported: tern "
+                            "runs on kvm only", accel);
     }
     return true;
 }
@@ -63,8 +59,8 @@ static bool opt_accel(VmConfig *cfg, const char *name, const char *arg, GError *
         return false;
     }
     if (!accel || strcmp(accel, "kvm")) {
-        return fail(errp, "accelerator '%s' is not supported: tern runs on kvm only",
-                    accel ? accel : "");
+        return tern_invalid(errp, "accelerator '%s' is not supported: tern "
+                            "runs on kvm only", accel ? accel : "");
     }
     return true;
 }
@@ -86,10 +82,12 @@ static bool opt_memory(VmConfig *cfg, const char *name, const char *arg, GError 
         return false;
     }
     if (bytes < TERN_MIN_RAM) {
-        return fail(errp, "RAM size '%s' is too small (at least 2 MiB)", size);
+        return tern_invalid(errp, "RAM size '%s' is too small (at least 2 MiB)",
+                            size);
     }
     if (!IS_ALIGNED(bytes, 4096)) {
-        return fail(errp, "RAM size '%s' is not a multiple of 4 KiB", size);
+        return tern_invalid(errp, "RAM size '%s' is not a multiple of 4 KiB",
+                            size);
     }
     cfg->ram_size = bytes;
     return true;
@@ -111,23 +109,24 @@ static bool opt_smp(VmConfig *cfg, const char *name, const char *arg, GError **e
     /* tern's topology is one socket of single-threaded cores: accept the
      * spellings of that QEMU users write, refuse anything else. */
     if (sockets != 1 || dies != 1 || threads != 1) {
-        return fail(errp, "tern models one socket of single-thread cores "
-                    "(sockets=1,dies=1,threads=1)%s", "");
+        return tern_invalid(errp, "tern models one socket of single-thread "
+                            "cores (sockets=1,dies=1,threads=1)");
     }
     if (!cpus) {
         cpus = cores ? cores : keyval_has(kv, "cpus") ? 0 : 1;
     }
     if (cores && cores != cpus) {
-        return fail(errp, "cores must equal the number of CPUs%s", "");
+        return tern_invalid(errp, "cores must equal the number of CPUs");
     }
     if (cpus == 0) {
-        return fail(errp, "the number of CPUs must be at least 1%s", "");
+        return tern_invalid(errp, "the number of CPUs must be at least 1");
     }
     if (cpus > 1024) {
-        return fail(errp, "too many CPUs%s", "");
+        return tern_invalid(errp, "too many CPUs");
     }
     if (maxcpus && maxcpus != cpus) {
-        return fail(errp, "CPU hotplug is not supported (maxcpus must equal cpus)%s", "");
+        return tern_invalid(errp, "CPU hotplug is not supported (maxcpus must "
+                            "equal cpus)");
     }
     cfg->smp = cpus;
     return true;
@@ -178,7 +177,7 @@ static bool opt_device(VmConfig *cfg, const char *name, const char *arg, GError 
     }
     if (!keyval_has(kv, "driver")) {
         keyval_free(kv);
-        return fail(errp, "'%s': missing device driver name", arg);
+        return tern_invalid(errp, "'%s': missing device driver name", arg);
     }
     g_ptr_array_add(cfg->devices, kv);
     return true;
@@ -187,8 +186,8 @@ static bool opt_device(VmConfig *cfg, const char *name, const char *arg, GError 
 static bool opt_display(VmConfig *cfg, const char *name, const char *arg, GError **errp)
 {
     if (strcmp(arg, "none")) {
-        return fail(errp, "display '%s' is not supported: tern has no display (use none)",
-                    arg);
+        return tern_invalid(errp, "display '%s' is not supported: tern has no "
+                            "display (use none)", arg);
     }
     return true;
 }

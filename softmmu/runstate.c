@@ -1,10 +1,10 @@
 /*
- * The VM's run state (sysemu/runstate.h): QEMU's state names, vm_stop/vm_start
+ * The VM's run state (softmmu/runstate.h): QEMU's state names, vm_stop/vm_start
  * with their listeners, and requests (shutdown, reset, exit) that any thread
  * may post and the main loop carries out. One VM per process, so the state is
  * one process-wide struct; everything else lives in the machine.
  */
-#include "sysemu/runstate.h"
+#include "softmmu/runstate.h"
 #include "tern/error.h"
 
 typedef struct Listener {

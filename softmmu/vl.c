@@ -14,9 +14,9 @@
 #include "migration/migration.h"
 #include "monitor/qmp-migration.h"
 #include "monitor/monitor-vl.h"
-#include "sysemu/cmdline.h"
-#include "sysemu/runstate.h"
-#include "sysemu/vl.h"
+#include "softmmu/cmdline.h"
+#include "softmmu/runstate.h"
+#include "softmmu/vl.h"
 #include "tern/error.h"
 
 typedef struct Vl {
@@ -155,7 +155,6 @@ static int run(Vl *vl)
     migration_set_incoming_failed(vl->migration, on_exit_request, vl);
     vl->monitor = monitor_vl_init(vl->cfg, vl->machine, &err);
     if (vl->monitor) {
-        monitor_vl_set_block_source(vl->monitor, &vl->machine->drives->source);
         drive_set_attach_monitor(vl->machine->drives, monitor_vl_monitor(vl->monitor));
         qmp_migration_attach(monitor_vl_monitor(vl->monitor), vl->migration);
         monitor_vl_set_migration(vl->monitor, vl->migration);

@@ -90,15 +90,9 @@ typedef struct SampleDisk {
     char *dir;
     char *path;
     BlockNode *bs;
+    BlockBackend *blk;          /* over bs, with no name */
+    BlockBackendList *blks;     /* what the bitmaps migrate from */
 } SampleDisk;
-
-static GPtrArray *sample_nodes(void *opaque)
-{
-    GPtrArray *a = g_ptr_array_new();
-
-    g_ptr_array_add(a, ((SampleDisk *)opaque)->bs);
-    return a;
-}
 
 static bool sample_bitmap(BlockNode *bs, const char *name, uint32_t gran,
                           bool persistent, bool enabled, GError **errp)
@@ -134,6 +128,9 @@ static bool sample_disk_open(SampleDisk *d, GError **errp)
         return false;
     }
     bdrv_set_node_name(d->bs, "disk0");
+    d->blk = blk_new(NULL, d->bs, NULL);
+    d->blks = blk_list_new();
+    blk_list_add(d->blks, d->blk, NULL);
     bdrv_lock(d->bs);
     ok = sample_bitmap(d->bs, "bm0", 64 * KiB, true, true, errp) &&
          sample_bitmap(d->bs, "bm1", 128 * KiB, false, false, errp);
@@ -143,7 +140,10 @@ static bool sample_disk_open(SampleDisk *d, GError **errp)
 
 static void sample_disk_close(SampleDisk *d)
 {
-    if (d->bs) {
+    blk_list_free(d->blks);
+    if (d->blk) {
+        blk_free(d->blk);           /* closes d->bs */
+    } else if (d->bs) {
         bdrv_close(d->bs);
     }
     if (d->path) {
@@ -189,7 +189,7 @@ static int write_sample(const char *machine, uint64_t ram_size,
     GuestMemory mem = { .fd = -1, .ram_size = ram_size };
     RamMigration *ram = NULL;
     SampleDisk disk = { NULL };
-    DirtyBitmapNodes nodes = { .list = sample_nodes, .opaque = &disk };
+    DirtyBitmapNodes nodes = { NULL };
     DirtyBitmapMigration *dbm = NULL;
     QEMUFile *f;
     g_autoptr(GError) err = NULL;
@@ -209,6 +209,7 @@ static int write_sample(const char *machine, uint64_t ram_size,
     }
     if (bitmaps) {
         ok = sample_disk_open(&disk, &err);
+        nodes.blks = disk.blks;
         dbm = dirty_bitmap_migration_new(&nodes);
         dirty_bitmap_migration_set_enabled(dbm, true);
         dirty_bitmap_migration_register(dbm, sv);

@@ -1,5 +1,5 @@
 /*
- * The coalesced I/O ring (sysemu/kvm-coalesced.h): KVM appends guest writes
+ * The coalesced I/O ring (accel/kvm/kvm-coalesced.h): KVM appends guest writes
  * to registered zones at ring->last; tern consumes from ring->first under one
  * lock, since vCPU threads and the main-loop timer all replay. KVM falls back
  * to an ordinary exit when the ring is full, and the vCPU replays the ring
@@ -10,7 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include "sysemu/kvm-coalesced.h"
+#include "accel/kvm/kvm-coalesced.h"
 #include "tern/error.h"
 
 #define RING_BYTES     4096

@@ -1,5 +1,5 @@
 /*
- * Dirty-page tracking for live migration (sysemu/kvm-dirty-log.h): KVM's
+ * Dirty-page tracking for live migration (accel/kvm/kvm-dirty-log.h): KVM's
  * dirty log per RAM slot, fetched (and, with manual protection, cleared) on
  * every sync and translated from slot pages to memfd pages, plus the pages
  * the VMM itself wrote, which KVM cannot see.
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "sysemu/kvm-dirty-log.h"
+#include "accel/kvm/kvm-dirty-log.h"
 #include "tern/error.h"
 
 #define PAGE_SHIFT 12

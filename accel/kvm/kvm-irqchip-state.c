@@ -1,13 +1,15 @@
 /*
  * VMState of KVM's in-kernel PICs, IOAPIC, PIT and kvmclock (layouts in
- * sysemu/kvm-irqchip-state.h). Converting between KVM's structs and the
- * modelled chips happens here; values a real chip cannot hold are refused
- * on load before anything reaches the kernel.
+ * accel/kvm/kvm-irqchip-state.h): one object per chip models it, and is what
+ * its description saves and loads. Converting between KVM's structs and the
+ * models happens here; values a real chip cannot hold are refused on load
+ * before anything reaches the kernel.
  */
 #include <string.h>
 #include <time.h>
 
-#include "sysemu/kvm-irqchip-state.h"
+#include "accel/kvm/kvm-irqchip-state.h"
+#include "migration/vmstate.h"
 #include "tern/error.h"
 
 #define IOAPIC_BASE 0xfec00000ULL
@@ -16,7 +18,7 @@
 
 static bool pic_pre_save(void *opaque, GError **errp)
 {
-    KvmPicVmstate *p = opaque;
+    KvmPic *p = opaque;
     struct kvm_irqchip chip = { .chip_id = p->chip_id };
     const struct kvm_pic_state *k = &chip.chip.pic;
 
@@ -42,7 +44,7 @@ static bool pic_pre_save(void *opaque, GError **errp)
     return true;
 }
 
-static bool pic_check(const KvmPicVmstate *p, GError **errp)
+static bool pic_check(const KvmPic *p, GError **errp)
 {
     const char *bad = NULL;
 
@@ -66,7 +68,7 @@ static bool pic_check(const KvmPicVmstate *p, GError **errp)
 
 static bool pic_post_load(void *opaque, int version_id, GError **errp)
 {
-    KvmPicVmstate *p = opaque;
+    KvmPic *p = opaque;
     struct kvm_irqchip chip = { .chip_id = p->chip_id };
     struct kvm_pic_state *k = &chip.chip.pic;
 
@@ -92,29 +94,30 @@ static bool pic_post_load(void *opaque, int version_id, GError **errp)
     return kvm_set_irqchip(p->kvm, &chip, errp);
 }
 
-const VMStateDescription vmstate_kvm_pic = {
+static const VMStateDescription vmstate_kvm_pic = {
     .name = "i8259",
     .version_id = 1,
     .minimum_version_id = 1,
+    .priority = VMSTATE_PRIO_KVM_CHIPS,
     .pre_save = pic_pre_save,
     .post_load = pic_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT8(last_irr, KvmPicVmstate),
-        VMSTATE_UINT8(irr, KvmPicVmstate),
-        VMSTATE_UINT8(imr, KvmPicVmstate),
-        VMSTATE_UINT8(isr, KvmPicVmstate),
-        VMSTATE_UINT8(priority_add, KvmPicVmstate),
-        VMSTATE_UINT8(irq_base, KvmPicVmstate),
-        VMSTATE_UINT8(read_reg_select, KvmPicVmstate),
-        VMSTATE_UINT8(poll, KvmPicVmstate),
-        VMSTATE_UINT8(special_mask, KvmPicVmstate),
-        VMSTATE_UINT8(init_state, KvmPicVmstate),
-        VMSTATE_UINT8(auto_eoi, KvmPicVmstate),
-        VMSTATE_UINT8(rotate_on_auto_eoi, KvmPicVmstate),
-        VMSTATE_UINT8(special_fully_nested_mode, KvmPicVmstate),
-        VMSTATE_UINT8(init4, KvmPicVmstate),
-        VMSTATE_UINT8(single_mode, KvmPicVmstate),
-        VMSTATE_UINT8(elcr, KvmPicVmstate),
+        VMSTATE_UINT8(last_irr, KvmPic),
+        VMSTATE_UINT8(irr, KvmPic),
+        VMSTATE_UINT8(imr, KvmPic),
+        VMSTATE_UINT8(isr, KvmPic),
+        VMSTATE_UINT8(priority_add, KvmPic),
+        VMSTATE_UINT8(irq_base, KvmPic),
+        VMSTATE_UINT8(read_reg_select, KvmPic),
+        VMSTATE_UINT8(poll, KvmPic),
+        VMSTATE_UINT8(special_mask, KvmPic),
+        VMSTATE_UINT8(init_state, KvmPic),
+        VMSTATE_UINT8(auto_eoi, KvmPic),
+        VMSTATE_UINT8(rotate_on_auto_eoi, KvmPic),
+        VMSTATE_UINT8(special_fully_nested_mode, KvmPic),
+        VMSTATE_UINT8(init4, KvmPic),
+        VMSTATE_UINT8(single_mode, KvmPic),
+        VMSTATE_UINT8(elcr, KvmPic),
         VMSTATE_END_OF_LIST()
     },
 };
@@ -123,7 +126,7 @@ const VMStateDescription vmstate_kvm_pic = {
 
 static bool ioapic_pre_save(void *opaque, GError **errp)
 {
-    KvmIoapicVmstate *s = opaque;
+    KvmIoapic *s = opaque;
     struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
     const struct kvm_ioapic_state *k = &chip.chip.ioapic;
 
@@ -142,7 +145,7 @@ static bool ioapic_pre_save(void *opaque, GError **errp)
 
 static bool ioapic_post_load(void *opaque, int version_id, GError **errp)
 {
-    KvmIoapicVmstate *s = opaque;
+    KvmIoapic *s = opaque;
     struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
     struct kvm_ioapic_state *k = &chip.chip.ioapic;
 
@@ -159,19 +162,20 @@ static bool ioapic_post_load(void *opaque, int version_id, GError **errp)
     return kvm_set_irqchip(s->kvm, &chip, errp);
 }
 
-const VMStateDescription vmstate_kvm_ioapic = {
+static const VMStateDescription vmstate_kvm_ioapic = {
     .name = "ioapic",
     .version_id = 3,
     .minimum_version_id = 1,
+    .priority = VMSTATE_PRIO_KVM_CHIPS,
     .pre_save = ioapic_pre_save,
     .post_load = ioapic_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT8(id, KvmIoapicVmstate),
-        VMSTATE_UINT8(ioregsel, KvmIoapicVmstate),
+        VMSTATE_UINT8(id, KvmIoapic),
+        VMSTATE_UINT8(ioregsel, KvmIoapic),
         { .name = "unused", .size = 8, .info = &vmstate_info_buffer,
-          .version_id = 2, .offset = offsetof(KvmIoapicVmstate, unused) },
-        VMSTATE_UINT32_V(irr, KvmIoapicVmstate, 2),
-        VMSTATE_UINT64_ARRAY(redirtbl, KvmIoapicVmstate, KVM_IOAPIC_PINS),
+          .version_id = 2, .offset = offsetof(KvmIoapic, unused) },
+        VMSTATE_UINT32_V(irr, KvmIoapic, 2),
+        VMSTATE_UINT64_ARRAY(redirtbl, KvmIoapic, KVM_IOAPIC_PINS),
         VMSTATE_END_OF_LIST()
     },
 };
@@ -189,7 +193,7 @@ static int64_t monotonic_ns(void)
 
 static bool pit_pre_save(void *opaque, GError **errp)
 {
-    KvmPitVmstate *s = opaque;
+    KvmPit *s = opaque;
     struct kvm_pit_state2 k;
     int64_t now;
 
@@ -202,7 +206,7 @@ static bool pit_pre_save(void *opaque, GError **errp)
     for (unsigned i = 0; i < 3; i++) {
         const struct kvm_pit_channel_state *c = &k.channels[i];
 
-        s->channels[i] = (KvmPitChannelVmstate){
+        s->channels[i] = (KvmPitChannel){
             .count = c->count, .latched_count = c->latched_count,
             .count_latched = c->count_latched,
             .status_latched = c->status_latched, .status = c->status,
@@ -215,7 +219,7 @@ static bool pit_pre_save(void *opaque, GError **errp)
     return true;
 }
 
-static bool pit_channel_check(const KvmPitChannelVmstate *c, unsigned i,
+static bool pit_channel_check(const KvmPitChannel *c, unsigned i,
                               GError **errp)
 {
     /* Mode 0xff is KVM's "never programmed" after reset. */
@@ -234,7 +238,7 @@ static bool pit_channel_check(const KvmPitChannelVmstate *c, unsigned i,
 
 static bool pit_post_load(void *opaque, int version_id, GError **errp)
 {
-    KvmPitVmstate *s = opaque;
+    KvmPit *s = opaque;
     struct kvm_pit_state2 k;
     int64_t now = monotonic_ns();
 
@@ -247,7 +251,7 @@ static bool pit_post_load(void *opaque, int version_id, GError **errp)
     memset(&k, 0, sizeof(k));
     k.flags = s->flags;
     for (unsigned i = 0; i < 3; i++) {
-        const KvmPitChannelVmstate *c = &s->channels[i];
+        const KvmPitChannel *c = &s->channels[i];
 
         if (!pit_channel_check(c, i, errp)) {
             return false;
@@ -270,33 +274,34 @@ static const VMStateDescription vmstate_kvm_pit_channel = {
     .version_id = 1,
     .minimum_version_id = 1,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT32(count, KvmPitChannelVmstate),
-        VMSTATE_UINT16(latched_count, KvmPitChannelVmstate),
-        VMSTATE_UINT8(count_latched, KvmPitChannelVmstate),
-        VMSTATE_UINT8(status_latched, KvmPitChannelVmstate),
-        VMSTATE_UINT8(status, KvmPitChannelVmstate),
-        VMSTATE_UINT8(read_state, KvmPitChannelVmstate),
-        VMSTATE_UINT8(write_state, KvmPitChannelVmstate),
-        VMSTATE_UINT8(write_latch, KvmPitChannelVmstate),
-        VMSTATE_UINT8(rw_mode, KvmPitChannelVmstate),
-        VMSTATE_UINT8(mode, KvmPitChannelVmstate),
-        VMSTATE_UINT8(bcd, KvmPitChannelVmstate),
-        VMSTATE_UINT8(gate, KvmPitChannelVmstate),
-        VMSTATE_INT64(load_age_ns, KvmPitChannelVmstate),
+        VMSTATE_UINT32(count, KvmPitChannel),
+        VMSTATE_UINT16(latched_count, KvmPitChannel),
+        VMSTATE_UINT8(count_latched, KvmPitChannel),
+        VMSTATE_UINT8(status_latched, KvmPitChannel),
+        VMSTATE_UINT8(status, KvmPitChannel),
+        VMSTATE_UINT8(read_state, KvmPitChannel),
+        VMSTATE_UINT8(write_state, KvmPitChannel),
+        VMSTATE_UINT8(write_latch, KvmPitChannel),
+        VMSTATE_UINT8(rw_mode, KvmPitChannel),
+        VMSTATE_UINT8(mode, KvmPitChannel),
+        VMSTATE_UINT8(bcd, KvmPitChannel),
+        VMSTATE_UINT8(gate, KvmPitChannel),
+        VMSTATE_INT64(load_age_ns, KvmPitChannel),
         VMSTATE_END_OF_LIST()
     },
 };
 
-const VMStateDescription vmstate_kvm_pit = {
+static const VMStateDescription vmstate_kvm_pit = {
     .name = "kvm-pit",
     .version_id = 1,
     .minimum_version_id = 1,
+    .priority = VMSTATE_PRIO_KVM_CHIPS,
     .pre_save = pit_pre_save,
     .post_load = pit_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT32(flags, KvmPitVmstate),
-        VMSTATE_STRUCT_ARRAY(channels, KvmPitVmstate, 3,
-                             vmstate_kvm_pit_channel, KvmPitChannelVmstate),
+        VMSTATE_UINT32(flags, KvmPit),
+        VMSTATE_STRUCT_ARRAY(channels, KvmPit, 3,
+                             vmstate_kvm_pit_channel, KvmPitChannel),
         VMSTATE_END_OF_LIST()
     },
 };
@@ -305,7 +310,7 @@ const VMStateDescription vmstate_kvm_pit = {
 
 static bool clock_pre_save(void *opaque, GError **errp)
 {
-    KvmClockVmstate *s = opaque;
+    KvmClock *s = opaque;
     struct kvm_clock_data d;
 
     if (!kvm_get_clock(s->kvm, &d, errp)) {
@@ -318,13 +323,13 @@ static bool clock_pre_save(void *opaque, GError **errp)
 
 static bool clock_pre_load(void *opaque, GError **errp)
 {
-    ((KvmClockVmstate *)opaque)->reliable = false;
+    ((KvmClock *)opaque)->reliable = false;
     return true;
 }
 
 static bool clock_post_load(void *opaque, int version_id, GError **errp)
 {
-    KvmClockVmstate *s = opaque;
+    KvmClock *s = opaque;
     struct kvm_clock_data d = { .clock = s->clock };
 
     return kvm_set_clock(s->kvm, &d, errp);
@@ -341,20 +346,21 @@ static const VMStateDescription vmstate_kvmclock_reliable = {
     .minimum_version_id = 1,
     .needed = always_needed,
     .fields = (const VMStateField[]) {
-        VMSTATE_BOOL(reliable, KvmClockVmstate),
+        VMSTATE_BOOL(reliable, KvmClock),
         VMSTATE_END_OF_LIST()
     },
 };
 
-const VMStateDescription vmstate_kvmclock = {
+static const VMStateDescription vmstate_kvmclock = {
     .name = "kvmclock",
     .version_id = 1,
     .minimum_version_id = 1,
+    .priority = VMSTATE_PRIO_KVM_CHIPS,
     .pre_save = clock_pre_save,
     .pre_load = clock_pre_load,
     .post_load = clock_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT64(clock, KvmClockVmstate),
+        VMSTATE_UINT64(clock, KvmClock),
         VMSTATE_END_OF_LIST()
     },
     .subsections = (const VMStateDescription *const[]) {
@@ -363,12 +369,24 @@ const VMStateDescription vmstate_kvmclock = {
     },
 };
 
-void kvm_irqchip_vmstate_init(KvmIrqchipVmstate *s, KvmState *kvm)
+KvmChips *kvm_chips_new(KvmState *kvm, DeviceList *dl)
 {
-    memset(s, 0, sizeof(*s));
-    s->pic[0] = (KvmPicVmstate){ .kvm = kvm, .chip_id = KVM_IRQCHIP_PIC_MASTER };
-    s->pic[1] = (KvmPicVmstate){ .kvm = kvm, .chip_id = KVM_IRQCHIP_PIC_SLAVE };
+    KvmChips *s = g_new0(KvmChips, 1);
+
+    s->pic[0] = (KvmPic){ .kvm = kvm, .chip_id = KVM_IRQCHIP_PIC_MASTER };
+    s->pic[1] = (KvmPic){ .kvm = kvm, .chip_id = KVM_IRQCHIP_PIC_SLAVE };
     s->ioapic.kvm = kvm;
     s->pit.kvm = kvm;
     s->clock.kvm = kvm;
+    device_list_add_vmstate(dl, "i8259", 0, &vmstate_kvm_pic, &s->pic[0]);
+    device_list_add_vmstate(dl, "i8259", 1, &vmstate_kvm_pic, &s->pic[1]);
+    device_list_add_vmstate(dl, "ioapic", 0, &vmstate_kvm_ioapic, &s->ioapic);
+    device_list_add_vmstate(dl, "kvm-pit", 0, &vmstate_kvm_pit, &s->pit);
+    device_list_add_vmstate(dl, "kvmclock", 0, &vmstate_kvmclock, &s->clock);
+    return s;
+}
+
+void kvm_chips_free(KvmChips *c)
+{
+    g_free(c);
 }

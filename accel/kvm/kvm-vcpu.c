@@ -1,5 +1,5 @@
 /*
- * vCPU threads (sysemu/vcpu.h). Each thread loops: park while paused, else
+ * vCPU threads (accel/kvm/kvm-vcpu.h). Each thread loops: park while paused, else
  * KVM_RUN and dispatch the exit. Another thread stops it by setting 'want',
  * setting kvm_run->immediate_exit (covers the window before KVM_RUN is
  * entered) and sending SIG_KICK (covers a vCPU already inside KVM_RUN).
@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "sysemu/vcpu.h"
+#include "accel/kvm/kvm-vcpu.h"
 #include "tern/error.h"
 
 #define SIG_KICK SIGUSR1

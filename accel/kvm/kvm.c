@@ -1,5 +1,5 @@
 /*
- * The KVM VM (sysemu/kvm.h): opening /dev/kvm with every capability tern
+ * The KVM VM (accel/kvm/kvm.h): opening /dev/kvm with every capability tern
  * relies on checked up front, memory slots, the in-kernel irqchip and PIT, the
  * GSI routing table (irqchip pins plus MSI routes), irqfd and ioeventfd.
  */
@@ -9,7 +9,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "sysemu/kvm.h"
+#include "accel/kvm/kvm.h"
 #include "tern/error.h"
 
 /* Identity-map page and TSS that VMX needs for real mode; they sit in the PCI

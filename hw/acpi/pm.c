@@ -7,6 +7,7 @@
  * only warns.
  */
 #include "hw/acpi/pm.h"
+#include "migration/vmstate.h"
 #include "tern/error.h"
 
 #define PM1_STS_OFFSET 0
@@ -138,8 +139,16 @@ const IoOps acpi_pm_io_ops = {
     .write = pm_write,
 };
 
+static const VMStateDescription vmstate_acpi_pm;
+
+static void reset_hook(void *opaque)
+{
+    acpi_pm_reset(opaque);
+}
+
 AcpiPm *acpi_pm_new(IoBus *pio, uint16_t base, const IrqLine *sci,
-                    const PowerOps *power, void *power_opaque, GError **errp)
+                    const PowerOps *power, void *power_opaque, DeviceList *dl,
+                    GError **errp)
 {
     AcpiPm *pm = g_new0(AcpiPm, 1);
 
@@ -156,6 +165,8 @@ AcpiPm *acpi_pm_new(IoBus *pio, uint16_t base, const IrqLine *sci,
         g_free(pm);
         return NULL;
     }
+    device_list_add_reset(dl, reset_hook, pm);
+    device_list_add_vmstate(dl, "acpi-pm", 0, &vmstate_acpi_pm, pm);
     return pm;
 }
 
@@ -218,7 +229,7 @@ static bool pm_post_load(void *opaque, int version_id, GError **errp)
     return true;
 }
 
-const VMStateDescription vmstate_acpi_pm = {
+static const VMStateDescription vmstate_acpi_pm = {
     .name = "acpi-pm",
     .version_id = 1,
     .minimum_version_id = 1,

@@ -1,9 +1,8 @@
 /*
  * The -drive set: parses each -drive option (QEMU's keys and values), opens
- * its image as a block-layer node with the locks and cache flags the options
- * ask for, and keeps the drives by id for the devices that claim them and
- * for QMP (query-block and the dirty-bitmap commands find nodes through
- * the set's QmpBlockSource).
+ * its image as a block backend with the locks and cache flags the options
+ * ask for, and keeps the drives in a backend list by id, for the devices
+ * that claim them and for QMP and migration (block/block-backend.h).
  */
 #include <errno.h>
 #include <string.h>
@@ -13,18 +12,6 @@
 #include "monitor/monitor.h"
 #include "tern/error.h"
 #include "tern/keyval.h"
-
-static bool fail(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
-
-static bool fail(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID, fmt, ap));
-    va_end(ap);
-    return false;
-}
 
 static bool parse_choice(KeyVal *kv, const char *key, const char *const *names,
                          int def, int *out, GError **errp)
@@ -41,13 +28,14 @@ static bool parse_choice(KeyVal *kv, const char *key, const char *const *names,
             return true;
         }
     }
-    return fail(errp, "invalid %s '%s'", key, v);
+    return tern_invalid(errp, "invalid %s '%s'", key, v);
 }
 
-/* werror also takes QEMU's "enospc" (stop on ENOSPC only): treated as report. */
+/* werror also takes QEMU's "enospc": stop on ENOSPC, report the rest. */
 static bool parse_error_action(KeyVal *kv, const char *key, DriveErrorAction *out,
                                GError **errp)
 {
+    /* In DriveErrorAction's order. */
     static const char *const names[] = { "report", "stop", "enospc", NULL };
     int i;
 
@@ -55,9 +43,9 @@ static bool parse_error_action(KeyVal *kv, const char *key, DriveErrorAction *ou
         return false;
     }
     if (i == 2 && strcmp(key, "werror")) {
-        return fail(errp, "invalid %s 'enospc'", key);
+        return tern_invalid(errp, "invalid %s 'enospc'", key);
     }
-    *out = i == 1 ? DRIVE_ERROR_STOP : DRIVE_ERROR_REPORT;
+    *out = (DriveErrorAction)i;
     return true;
 }
 
@@ -72,13 +60,13 @@ static bool parse_bitmap_chunk(KeyVal *kv, uint64_t *chunk, GError **errp)
     }
     if (*chunk && (*chunk < 4 * KiB || *chunk > 1 * GiB ||
                    (*chunk & (*chunk - 1)))) {
-        return fail(errp, "bitmap-chunk must be a power of two from 4K to 1G");
+        return tern_invalid(errp, "bitmap-chunk must be a power of two from 4K to 1G");
     }
     return true;
 }
 
-static bool parse_options(Drive *d, KeyVal *kv, unsigned index, int *flags,
-                          GError **errp)
+static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
+                          int *flags, GError **errp)
 {
     static const char *const ifs[] = { "none", "virtio", NULL };
     static const char *const caches[] = { "writeback", "none", "writethrough",
@@ -102,9 +90,9 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, int *flags,
     }
     d->if_virtio = iface == 1;
     if (!id && !d->if_virtio) {
-        return fail(errp, "if=none needs an id=");
+        return tern_invalid(errp, "if=none needs an id=");
     }
-    d->id = id ? g_strdup(id) : g_strdup_printf("virtio%u", index);
+    *idp = id ? g_strdup(id) : g_strdup_printf("virtio%u", index);
     d->writethrough = cache == CACHE_WRITETHROUGH || cache == CACHE_DIRECTSYNC;
     d->ignore_flush = cache == CACHE_UNSAFE;
     *flags = d->read_only ? 0 : BDRV_O_RDWR;
@@ -129,8 +117,10 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
                                int extra_flags, GError **errp)
 {
     g_autoptr(KeyVal) kv = keyval_parse(spec, "file", errp);
+    g_autofree char *id = NULL;
     Drive *d;
     const char *file, *format;
+    BlockNode *node;
     int flags = 0;
 
     if (!kv) {
@@ -139,30 +129,32 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
     d = g_new0(Drive, 1);
     file = keyval_get(kv, "file");
     format = keyval_get(kv, "format");
-    if (!parse_options(d, kv, index, &flags, errp) || !keyval_check_unused(kv, errp)) {
+    if (!parse_options(d, kv, index, &id, &flags, errp) ||
+        !keyval_check_unused(kv, errp)) {
         drive_free(d);
         return NULL;
     }
     if (!file || !*file) {
-        fail(errp, "file= is required");
+        tern_invalid(errp, "file= is required");
         drive_free(d);
         return NULL;
     }
     if (format && !bdrv_find_format(format)) {
-        fail(errp, "unknown format '%s'", format);
+        tern_invalid(errp, "unknown format '%s'", format);
         drive_free(d);
         return NULL;
     }
-    d->node = bdrv_open(file, format, flags | extra_flags, errp);
-    if (!d->node) {
+    node = bdrv_open(file, format, flags | extra_flags, errp);
+    if (!node) {
         drive_free(d);
         return NULL;
     }
     if (d->bitmap_chunk) {
-        bdrv_lock(d->node);
-        bdrv_write_intent_set_chunk(d->node, d->bitmap_chunk, d->bitmap_chunk);
-        bdrv_unlock(d->node);
+        bdrv_lock(node);
+        bdrv_write_intent_set_chunk(node, d->bitmap_chunk, d->bitmap_chunk);
+        bdrv_unlock(node);
     }
+    d->blk = blk_new(id, node, d);
     return d;
 }
 
@@ -171,25 +163,8 @@ void drive_free(Drive *d)
     if (!d) {
         return;
     }
-    bdrv_close(d->node);
-    g_free(d->id);
-    g_free(d->attached);
+    blk_free(d->blk);
     g_free(d);
-}
-
-static bool source_get(void *opaque, size_t i, QmpBlockBackend *out)
-{
-    DriveSet *set = opaque;
-    Drive *d;
-
-    if (i >= set->drives->len) {
-        return false;
-    }
-    d = g_ptr_array_index(set->drives, i);
-    out->device = d->id;
-    out->qdev = d->attached;
-    out->node = d->node;
-    return true;
 }
 
 DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
@@ -201,9 +176,7 @@ DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
      * source until the stream ends (migration.c activates them). */
     int extra = vm_config_last(cfg, "incoming") ? BDRV_O_INACTIVE : 0;
 
-    set->drives = g_ptr_array_new_with_free_func((GDestroyNotify)drive_free);
-    set->source.get = source_get;
-    set->source.opaque = set;
+    set->backends = blk_list_new();
     g_mutex_init(&set->event_lock);
     for (guint i = 0; i < specs->len; i++) {
         const char *spec = g_ptr_array_index(specs, i);
@@ -214,27 +187,29 @@ DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
             drive_set_free(set);
             return NULL;
         }
-        if (drive_set_find(set, d->id)) {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                        "-drive %s: duplicate id '%s'", spec, d->id);
+        if (!blk_list_add(set->backends, d->blk, errp)) {
+            g_prefix_error(errp, "-drive %s: ", spec);
             drive_free(d);
             drive_set_free(set);
             return NULL;
         }
         virtio_index += d->if_virtio;
         d->set = set;
-        g_ptr_array_add(set->drives, d);
     }
     return set;
 }
 
 void drive_set_free(DriveSet *set)
 {
-    if (set) {
-        g_ptr_array_unref(set->drives);
-        g_mutex_clear(&set->event_lock);
-        g_free(set);
+    if (!set) {
+        return;
     }
+    for (size_t i = blk_list_count(set->backends); i-- > 0;) {
+        drive_free(drive_set_get(set, i));
+    }
+    blk_list_free(set->backends);
+    g_mutex_clear(&set->event_lock);
+    g_free(set);
 }
 
 void drive_set_attach_monitor(DriveSet *set, Monitor *mon)
@@ -255,8 +230,9 @@ void drive_io_error_event(Drive *d, bool is_read, DriveErrorAction action,
     g_mutex_lock(&d->set->event_lock);
     if (d->set->mon) {
         data = json_object_new();
-        json_object_set_string_member(data, "device", d->id);
-        json_object_set_string_member(data, "node-name", bdrv_get_node_name(d->node));
+        json_object_set_string_member(data, "device", drive_id(d));
+        json_object_set_string_member(data, "node-name",
+                                      bdrv_get_node_name(drive_node(d)));
         json_object_set_string_member(data, "operation", is_read ? "read" : "write");
         json_object_set_string_member(data, "action",
                                       action == DRIVE_ERROR_STOP ? "stop" : "report");
@@ -267,16 +243,18 @@ void drive_io_error_event(Drive *d, bool is_read, DriveErrorAction action,
     g_mutex_unlock(&d->set->event_lock);
 }
 
+Drive *drive_set_get(DriveSet *set, size_t i)
+{
+    BlockBackend *blk = set ? blk_list_get(set->backends, i) : NULL;
+
+    return blk ? blk_opaque(blk) : NULL;
+}
+
 Drive *drive_set_find(DriveSet *set, const char *id)
 {
-    for (guint i = 0; set && i < set->drives->len; i++) {
-        Drive *d = g_ptr_array_index(set->drives, i);
+    BlockBackend *blk = set ? blk_list_find(set->backends, id) : NULL;
 
-        if (!strcmp(d->id, id)) {
-            return d;
-        }
-    }
-    return NULL;
+    return blk ? blk_opaque(blk) : NULL;
 }
 
 Drive *drive_set_claim(DriveSet *set, const char *id, const char *device,
@@ -285,18 +263,24 @@ Drive *drive_set_claim(DriveSet *set, const char *id, const char *device,
     Drive *d = id ? drive_set_find(set, id) : NULL;
 
     if (!id) {
-        fail(errp, "drive= is required");
+        tern_invalid(errp, "drive= is required");
         return NULL;
     }
     if (!d) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_FOUND, "no drive with id '%s'", id);
         return NULL;
     }
-    if (d->attached) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
-                    "drive '%s' is already used by %s", id, d->attached);
-        return NULL;
+    return blk_attach_dev(d->blk, device, errp) ? d : NULL;
+}
+
+DriveErrorAction drive_error_action(const Drive *d, bool is_read,
+                                    const GError *err)
+{
+    DriveErrorAction a = is_read ? d->rerror : d->werror;
+
+    if (a == DRIVE_ERROR_ENOSPC) {
+        return tern_error_errno(err) == ENOSPC ? DRIVE_ERROR_STOP
+                                               : DRIVE_ERROR_REPORT;
     }
-    d->attached = g_strdup(device);
-    return d;
+    return a;
 }

@@ -2,19 +2,21 @@
  * The machine's side of virtio-blk: the `-device virtio-blk-pci` driver
  * (drive=, serial=, num-queues=, id=) and the `-drive ...,if=virtio`
  * shorthand, each building a VirtioBlk on the machine's PCI bus with the
- * machine's guest memory and KVM, and removing it again at teardown.
+ * machine's guest memory and KVM, its reset hook and state on the machine's
+ * device list (idstr "virtio-blk-pci", instance the devfn), and removing it
+ * again at teardown.
  */
 #include <stdio.h>
 
+#include "accel/kvm/kvm-dirty-log.h"
 #include "hw/block/virtio-blk-pci.h"
 #include "hw/block/virtio-blk.h"
 #include "hw/pci/pci.h"
-#include "sysemu/kvm-dirty-log.h"
 #include "tern/error.h"
 
 typedef struct BlkPci {
     VirtioBlk *vb;
-    PciBus *bus;
+    DeviceList *devices;
     Drive *drive;
 } BlkPci;
 
@@ -22,7 +24,7 @@ static void blk_pci_free(void *opaque)
 {
     BlkPci *bp = opaque;
 
-    pci_bus_remove_device(bp->bus, &virtio_blk_transport(bp->vb)->pci);
+    virtio_pci_unplug(virtio_blk_transport(bp->vb), bp->devices);
     bp->drive->vblk = NULL;
     virtio_blk_free(bp->vb);
     g_free(bp);
@@ -49,14 +51,6 @@ static bool parse_addr(const char *s, int *devfn, GError **errp)
     return true;
 }
 
-/* Machine reset (vCPUs paused). */
-static void blk_pci_reset(void *opaque)
-{
-    BlkPci *bp = opaque;
-
-    virtio_pci_system_reset(virtio_blk_transport(bp->vb));
-}
-
 static bool attach(Machine *m, Drive *drive, const char *serial, unsigned queues,
                    int devfn, GError **errp)
 {
@@ -64,13 +58,14 @@ static bool attach(Machine *m, Drive *drive, const char *serial, unsigned queues
                            .mem = &m->mem, .kvm = m->kvm };
     BlkPci *bp = g_new0(BlkPci, 1);
 
-    bp->bus = machine_pci_bus(m);
+    bp->devices = m->devices;
     bp->vb = virtio_blk_new(drive, &o, errp);
     if (!bp->vb) {
         g_free(bp);
         return false;
     }
-    if (!pci_bus_add_device(bp->bus, &virtio_blk_transport(bp->vb)->pci, devfn, errp)) {
+    if (!virtio_pci_plug(virtio_blk_transport(bp->vb), machine_pci_bus(m), devfn,
+                         m->devices, errp)) {
         virtio_blk_free(bp->vb);
         g_free(bp);
         return false;
@@ -78,11 +73,12 @@ static bool attach(Machine *m, Drive *drive, const char *serial, unsigned queues
     drive->vblk = bp->vb;
     bp->drive = drive;
     machine_add_cleanup(m, blk_pci_free, bp);
-    machine_add_reset(m, blk_pci_reset, bp);
     return true;
 }
 
-bool virtio_blk_pci_create(Machine *m, KeyVal *opts, GError **errp)
+/* -device virtio-blk-pci,drive=ID[,serial=S][,num-queues=N][,id=NAME]
+ *         [,addr=SLOT[.FN]][,bootindex=N (ignored: no firmware)] */
+static bool virtio_blk_pci_create(Machine *m, KeyVal *opts, GError **errp)
 {
     const char *drive_id = keyval_get(opts, "drive");
     const char *serial = keyval_get(opts, "serial");
@@ -106,45 +102,22 @@ bool virtio_blk_pci_create(Machine *m, KeyVal *opts, GError **errp)
     return drive && attach(m, drive, serial, (unsigned)queues, devfn, errp);
 }
 
+MACHINE_DEVICE_TYPE(virtio_blk_pci, "virtio-blk-pci", virtio_blk_pci_create);
+
 bool virtio_blk_pci_create_shorthand(Machine *m, GError **errp)
 {
-    for (guint i = 0; m->drives && i < m->drives->drives->len; i++) {
-        Drive *d = g_ptr_array_index(m->drives->drives, i);
+    Drive *d;
 
-        if (d->if_virtio && !d->attached) {
-            d->attached = g_strdup("virtio-blk-pci");
-            if (!attach(m, d, NULL, 1, -1, errp)) {
-                g_prefix_error(errp, "-drive %s: ", d->id);
+    for (size_t i = 0; (d = drive_set_get(m->drives, i)); i++) {
+        if (d->if_virtio && !blk_dev(d->blk)) {
+            if (!blk_attach_dev(d->blk, "virtio-blk-pci", errp) ||
+                !attach(m, d, NULL, 1, -1, errp)) {
+                g_prefix_error(errp, "-drive %s: ", drive_id(d));
                 return false;
             }
         }
     }
     return true;
-}
-
-void virtio_blk_pci_vmstate_register(Machine *m, SaveVM *sv)
-{
-    for (guint i = 0; m->drives && i < m->drives->drives->len; i++) {
-        Drive *d = g_ptr_array_index(m->drives->drives, i);
-
-        if (d->vblk) {
-            VirtioPci *vp = virtio_blk_transport(d->vblk);
-
-            savevm_register_vmstate(sv, "virtio-blk-pci", vp->pci.devfn,
-                                    &vmstate_virtio_pci, vp);
-        }
-    }
-}
-
-void virtio_blk_pci_vmstate_unregister(Machine *m, SaveVM *sv)
-{
-    for (guint i = 0; m->drives && i < m->drives->drives->len; i++) {
-        Drive *d = g_ptr_array_index(m->drives->drives, i);
-
-        if (d->vblk) {
-            savevm_unregister(sv, virtio_blk_transport(d->vblk));
-        }
-    }
 }
 
 static void mark_dirty(void *opaque, uint64_t gpa, uint64_t len)
@@ -154,9 +127,9 @@ static void mark_dirty(void *opaque, uint64_t gpa, uint64_t len)
 
 void virtio_blk_pci_set_dirty_log(Machine *m, KvmDirtyLog *dl)
 {
-    for (guint i = 0; m->drives && i < m->drives->drives->len; i++) {
-        Drive *d = g_ptr_array_index(m->drives->drives, i);
+    Drive *d;
 
+    for (size_t i = 0; (d = drive_set_get(m->drives, i)); i++) {
         if (d->vblk) {
             virtio_pci_set_dirty_tracking(virtio_blk_transport(d->vblk),
                                           dl ? mark_dirty : NULL, dl);

@@ -17,7 +17,7 @@
 
 #include "block/write-intent.h"
 #include "hw/block/virtio-blk.h"
-#include "sysemu/runstate.h"
+#include "softmmu/runstate.h"
 #include "tern/error.h"
 
 #define REQ_HDR_BYTES 16
@@ -71,7 +71,8 @@ static void put32(uint8_t *p, uint32_t v)
 static void blk_get_config(void *opaque, uint8_t *c)
 {
     VirtioBlk *vb = opaque;
-    uint64_t capacity = bdrv_getlength(vb->drive->node) / VIRTIO_BLK_SECTOR;
+    uint64_t capacity = bdrv_getlength(drive_node(vb->drive)) /
+                        VIRTIO_BLK_SECTOR;
 
     memcpy(c + 0x00, &capacity, 8);
     put32(c + 0x08, VIRTIO_BLK_SIZE_MAX);
@@ -177,7 +178,7 @@ static bool parse_request(VirtQueueElement *e, BlkReq *r, struct iovec *scratch)
 /* The byte range [sector, sector+bytes) lies within the disk. */
 static bool range_ok(VirtioBlk *vb, uint64_t sector, uint64_t bytes)
 {
-    uint64_t size = bdrv_getlength(vb->drive->node);
+    uint64_t size = bdrv_getlength(drive_node(vb->drive));
 
     return sector <= size / VIRTIO_BLK_SECTOR &&
            bytes <= size - sector * VIRTIO_BLK_SECTOR;
@@ -200,7 +201,7 @@ static bool segments_ok(const BlkReq *r)
  * hand us any byte alignment, so such requests go through a bounce buffer. */
 static bool needs_bounce(VirtioBlk *vb, const BlkReq *r)
 {
-    if (!(vb->drive->node->flags & BDRV_O_NOCACHE)) {
+    if (!(bdrv_get_flags(drive_node(vb->drive)) & BDRV_O_NOCACHE)) {
         return false;
     }
     for (unsigned i = 0; i < r->data_n; i++) {
@@ -214,6 +215,7 @@ static bool needs_bounce(VirtioBlk *vb, const BlkReq *r)
 
 static bool do_rw_bounced(VirtioBlk *vb, BlkReq *r, bool write, GError **errp)
 {
+    BlockNode *bs = drive_node(vb->drive);
     uint64_t off = r->sector * VIRTIO_BLK_SECTOR;
     void *buf = NULL;
     bool ok;
@@ -224,10 +226,10 @@ static bool do_rw_bounced(VirtioBlk *vb, BlkReq *r, bool write, GError **errp)
     }
     if (write) {
         iov_read(r->data, r->data_n, 0, buf, r->data_len);
-        ok = bdrv_pwrite(vb->drive->node, off, buf, r->data_len, errp) &&
-             (!vb->drive->writethrough || bdrv_flush(vb->drive->node, errp));
+        ok = bdrv_pwrite(bs, off, buf, r->data_len, errp) &&
+             (!vb->drive->writethrough || bdrv_flush(bs, errp));
     } else {
-        ok = bdrv_pread(vb->drive->node, off, buf, r->data_len, errp);
+        ok = bdrv_pread(bs, off, buf, r->data_len, errp);
         if (ok) {
             iov_write(r->data, r->data_n, buf, r->data_len);
             r->written = (uint32_t)r->data_len;
@@ -239,16 +241,17 @@ static bool do_rw_bounced(VirtioBlk *vb, BlkReq *r, bool write, GError **errp)
 
 static bool do_rw(VirtioBlk *vb, BlkReq *r, bool write, GError **errp)
 {
+    BlockNode *bs = drive_node(vb->drive);
     uint64_t off = r->sector * VIRTIO_BLK_SECTOR;
 
     if (needs_bounce(vb, r)) {
         return do_rw_bounced(vb, r, write, errp);
     }
     if (write) {
-        return bdrv_pwritev(vb->drive->node, off, r->data, (int)r->data_n, errp) &&
-               (!vb->drive->writethrough || bdrv_flush(vb->drive->node, errp));
+        return bdrv_pwritev(bs, off, r->data, (int)r->data_n, errp) &&
+               (!vb->drive->writethrough || bdrv_flush(bs, errp));
     }
-    if (!bdrv_preadv(vb->drive->node, off, r->data, (int)r->data_n, errp)) {
+    if (!bdrv_preadv(bs, off, r->data, (int)r->data_n, errp)) {
         return false;
     }
     r->written = (uint32_t)r->data_len;
@@ -278,7 +281,7 @@ static uint8_t do_ranged(VirtioBlk *vb, BlkReq *r, GError **errp, bool *host_err
         return VIRTIO_BLK_S_IOERR;
     }
     *host_err = !(zeroes ? bdrv_write_zeroes : bdrv_discard)(
-        vb->drive->node, sector * VIRTIO_BLK_SECTOR,
+        drive_node(vb->drive), sector * VIRTIO_BLK_SECTOR,
         (uint64_t)count * VIRTIO_BLK_SECTOR, errp);
     return *host_err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 }
@@ -320,7 +323,7 @@ static uint8_t execute(VirtioBlk *vb, BlkReq *r, bool *host_err, GError **errp)
         if (vb->drive->ignore_flush) {
             return VIRTIO_BLK_S_OK;
         }
-        *host_err = !bdrv_flush(vb->drive->node, errp);
+        *host_err = !bdrv_flush(drive_node(vb->drive), errp);
         return *host_err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
     case VIRTIO_BLK_T_GET_ID:
         return do_get_id(vb, r);
@@ -356,14 +359,13 @@ static bool process(VirtioBlk *vb, unsigned q, VirtQueueElement *e)
     }
     status = execute(vb, &r, &host_err, &err);
     if (host_err) {
-        DriveErrorAction a = is_read(r.type) ? vb->drive->rerror : vb->drive->werror;
+        DriveErrorAction a = drive_error_action(vb->drive, is_read(r.type), err);
+        int errnum = tern_error_errno(err);
 
-        tern_warn("%s: %s error: %s", vb->drive->id,
+        tern_warn("%s: %s error: %s", drive_id(vb->drive),
                   is_read(r.type) ? "read" : "write", err->message);
-        /* GError carries no errno; the file driver's message ends in strerror. */
         drive_io_error_event(vb->drive, is_read(r.type), a,
-                             strstr(err->message, g_strerror(ENOSPC)) ? ENOSPC : EIO,
-                             err->message);
+                             errnum ? errnum : EIO, err->message);
         if (a == DRIVE_ERROR_STOP) {
             vm_request_stop(RUN_STATE_IO_ERROR);
             return false;
@@ -416,7 +418,7 @@ static void announce_writes(VirtioBlk *vb, unsigned n)
         k += write_range(vb, &vb->batch[i], &r[k]);
     }
     if (k && !vb->drive->read_only) {
-        bdrv_write_intent_announce(vb->drive->node, r, k, NULL);
+        bdrv_write_intent_announce(drive_node(vb->drive), r, k, NULL);
     }
 }
 

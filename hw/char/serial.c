@@ -1,10 +1,22 @@
 /*
  * The 16550A UART (hw/char/serial.h). Register map at base+0..7: RBR/THR
  * (DLL with LCR.DLAB), IER (DLM), IIR/FCR, LCR, MCR, LSR, MSR, SCR.
+ *
+ * Its migratable state travels in QEMU's "serial" layout (version 3, oldest
+ * loadable 2): divider, rbr, ier, iir, lcr, mcr, lsr, msr, scr,
+ * fcr_vmstate, then the subsections QEMU defines (serial/thr_ipending,
+ * serial/recv_fifo, and the ones tern only accepts on load: serial/tsr,
+ * serial/xmit_fifo, serial/fifo_timeout_timer, serial/timeout_ipending,
+ * serial/poll). tern keeps received bytes in one array whether or not the
+ * FIFO is on; QEMU keeps a lone byte in RBR when it is off and a ring
+ * (Fifo8) when it is on, so the conversion happens at the end of this file
+ * in both directions.
  */
 #include <string.h>
 
 #include "hw/char/serial.h"
+#include "migration/savevm.h"
+#include "tern/error.h"
 
 enum { RBR, IER, IIR, LCR, MCR, LSR, MSR, SCR };
 
@@ -18,6 +30,7 @@ enum { RBR, IER, IIR, LCR, MCR, LSR, MSR, SCR };
 #define IIR_RDI   0x04
 #define IIR_RLSI  0x06
 #define IIR_FIFO  0xc0
+#define IIR_ID    0x06
 #define FCR_FIFO_ENABLE 0x01
 #define FCR_CLEAR_RX    0x02
 #define LCR_DLAB  0x80
@@ -36,13 +49,39 @@ enum { RBR, IER, IIR, LCR, MCR, LSR, MSR, SCR };
 #define MSR_RI    0x40
 #define MSR_DCD   0x80
 
+/* QEMU's Fifo8 as it travels: the whole ring, read position, fill level. */
+typedef struct SerialFifoVm {
+    uint8_t data[SERIAL_FIFO_SIZE];
+    uint32_t head;
+    uint32_t num;
+} SerialFifoVm;
+
 struct SerialState {
     GMutex lock;
     SerialRegs r;
     Chardev *chr;
     IrqLine irq;
     int irq_level;   /* last level driven, -1 before the first */
+    /* The wire image, filled from r by pre_save and applied to r by
+     * post_load; named as QEMU names the fields. */
+    struct {
+        uint16_t divider;
+        uint8_t rbr, ier, iir, lcr, mcr, lsr, msr, scr, fcr_vmstate;
+        int32_t thr_ipending;
+        SerialFifoVm recv_fifo;
+        /* Accepted from QEMU streams and dropped: tern transmits at once and
+         * has no FIFO timeout or modem polling timers. */
+        SerialFifoVm xmit_fifo;
+        uint32_t tsr_retry;
+        uint8_t thr, tsr;
+        int64_t fifo_timeout_timer;
+        int32_t timeout_ipending;
+        int32_t poll_msl;
+        int64_t modem_status_poll;
+    };
 };
+
+static const VMStateDescription vmstate_serial;
 
 static void update_irq(SerialState *s)
 {
@@ -240,7 +279,12 @@ size_t serial_receive(void *opaque, const uint8_t *buf, size_t len)
     return n;
 }
 
-SerialState *serial_new(Chardev *chr, IrqLine irq)
+static void reset_hook(void *opaque)
+{
+    serial_reset(opaque);
+}
+
+SerialState *serial_new(Chardev *chr, IrqLine irq, DeviceList *dl)
 {
     SerialState *s = g_new0(SerialState, 1);
 
@@ -251,6 +295,9 @@ SerialState *serial_new(Chardev *chr, IrqLine irq)
     if (chr) {
         chardev_set_frontend(chr, serial_receive, s);
     }
+    device_list_add_reset(dl, reset_hook, s);
+    device_list_add_vmstate(dl, "serial", VMSTATE_INSTANCE_ID_ANY,
+                            &vmstate_serial, s);
     return s;
 }
 
@@ -300,3 +347,245 @@ void serial_set_regs(SerialState *s, const SerialRegs *in)
     update_irq(s);
     g_mutex_unlock(&s->lock);
 }
+
+/* ---- migration ---- */
+
+static bool serial_pre_save(void *opaque, GError **errp)
+{
+    SerialState *v = opaque;
+    SerialRegs r;
+
+    serial_get_regs(v, &r);
+    v->divider = r.divider;
+    v->ier = r.ier;
+    v->iir = r.iir;
+    v->lcr = r.lcr;
+    v->mcr = r.mcr;
+    v->lsr = r.lsr;
+    v->msr = r.msr;
+    v->scr = r.scr;
+    v->fcr_vmstate = r.fcr;
+    v->thr_ipending = r.thr_ipending;
+    memset(&v->recv_fifo, 0, sizeof(v->recv_fifo));
+    v->rbr = 0;
+    if (r.fcr & FCR_FIFO_ENABLE) {
+        memcpy(v->recv_fifo.data, r.rx_fifo, r.rx_count);
+        v->recv_fifo.num = r.rx_count;
+    } else if (r.rx_count) {
+        v->rbr = r.rx_fifo[0];
+    }
+    return true;
+}
+
+static bool serial_pre_load(void *opaque, GError **errp)
+{
+    SerialState *v = opaque;
+
+    /* What a stream may leave out: the subsections. */
+    v->thr_ipending = -1;     /* absent: follows from IIR */
+    memset(&v->recv_fifo, 0, sizeof(v->recv_fifo));
+    memset(&v->xmit_fifo, 0, sizeof(v->xmit_fifo));
+    return true;
+}
+
+static bool fifo_ok(const SerialFifoVm *f, const char *what, GError **errp)
+{
+    if (f->num > SERIAL_FIFO_SIZE || f->head >= SERIAL_FIFO_SIZE) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "serial: %s FIFO with head %" PRIu32 " and %" PRIu32
+                    " bytes does not fit %d", what, f->head, f->num,
+                    SERIAL_FIFO_SIZE);
+        return false;
+    }
+    return true;
+}
+
+/* Received bytes, oldest first, in tern's linear form. */
+static void rx_from_wire(const SerialState *v, SerialRegs *r)
+{
+    if (r->fcr & FCR_FIFO_ENABLE) {
+        for (uint32_t i = 0; i < v->recv_fifo.num; i++) {
+            r->rx_fifo[i] = v->recv_fifo.data[(v->recv_fifo.head + i) %
+                                              SERIAL_FIFO_SIZE];
+        }
+        r->rx_count = (uint8_t)v->recv_fifo.num;
+    } else if (v->lsr & LSR_DR) {
+        r->rx_fifo[0] = v->rbr;
+        r->rx_count = 1;
+    }
+}
+
+static bool serial_post_load(void *opaque, int version_id, GError **errp)
+{
+    SerialState *v = opaque;
+    SerialRegs r = { 0 };
+
+    if (!fifo_ok(&v->recv_fifo, "receive", errp) ||
+        !fifo_ok(&v->xmit_fifo, "transmit", errp)) {
+        return false;
+    }
+    if (version_id < 3) {
+        v->fcr_vmstate = 0;
+    }
+    r.divider = v->divider;
+    r.ier = v->ier & 0x0f;
+    r.lcr = v->lcr;
+    r.mcr = v->mcr & 0x1f;
+    r.lsr = v->lsr;
+    r.msr = v->msr;
+    r.scr = v->scr;
+    r.fcr = v->fcr_vmstate & 0xc1;
+    r.thr_ipending = v->thr_ipending < 0 ?
+        (v->iir & IIR_ID) == IIR_THRI : v->thr_ipending != 0;
+    rx_from_wire(v, &r);
+    /* Data-ready follows the bytes actually held, whatever the stream said. */
+    r.lsr = (uint8_t)((r.lsr & ~LSR_DR) | (r.rx_count ? LSR_DR : 0));
+    serial_set_regs(v, &r);   /* recomputes IIR and drives the IRQ */
+    return true;
+}
+
+static bool thr_ipending_needed(void *opaque)
+{
+    const SerialState *v = opaque;
+    bool implied = (v->iir & IIR_ID) == IIR_THRI;
+
+    /* Without THRI enabled, THRE is sampled again when the guest enables it. */
+    return (v->ier & IER_THRI) && (v->thr_ipending != 0) != implied;
+}
+
+static bool recv_fifo_needed(void *opaque)
+{
+    return ((const SerialState *)opaque)->recv_fifo.num > 0;
+}
+
+static bool never_needed(void *opaque)
+{
+    return false;
+}
+
+static const VMStateDescription vmstate_serial_fifo = {
+    .name = "Fifo8",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_BUFFER(data, SerialFifoVm),
+        VMSTATE_UINT32(head, SerialFifoVm),
+        VMSTATE_UINT32(num, SerialFifoVm),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_serial_thr_ipending = {
+    .name = "serial/thr_ipending",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = thr_ipending_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_INT32(thr_ipending, SerialState),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_serial_tsr = {
+    .name = "serial/tsr",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = never_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(tsr_retry, SerialState),
+        VMSTATE_UINT8(thr, SerialState),
+        VMSTATE_UINT8(tsr, SerialState),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_serial_recv_fifo = {
+    .name = "serial/recv_fifo",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = recv_fifo_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT(recv_fifo, SerialState, 1, vmstate_serial_fifo,
+                       SerialFifoVm),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_serial_xmit_fifo = {
+    .name = "serial/xmit_fifo",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = never_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT(xmit_fifo, SerialState, 1, vmstate_serial_fifo,
+                       SerialFifoVm),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+/* QEMU sends a pending timer as its be64 expiry time. */
+static const VMStateDescription vmstate_serial_fifo_timeout_timer = {
+    .name = "serial/fifo_timeout_timer",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = never_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_INT64(fifo_timeout_timer, SerialState),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_serial_timeout_ipending = {
+    .name = "serial/timeout_ipending",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = never_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_INT32(timeout_ipending, SerialState),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_serial_poll = {
+    .name = "serial/poll",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = never_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_INT32(poll_msl, SerialState),
+        VMSTATE_INT64(modem_status_poll, SerialState),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateDescription vmstate_serial = {
+    .name = "serial",
+    .version_id = 3,
+    .minimum_version_id = 2,
+    .pre_save = serial_pre_save,
+    .pre_load = serial_pre_load,
+    .post_load = serial_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT16_V(divider, SerialState, 2),
+        VMSTATE_UINT8(rbr, SerialState),
+        VMSTATE_UINT8(ier, SerialState),
+        VMSTATE_UINT8(iir, SerialState),
+        VMSTATE_UINT8(lcr, SerialState),
+        VMSTATE_UINT8(mcr, SerialState),
+        VMSTATE_UINT8(lsr, SerialState),
+        VMSTATE_UINT8(msr, SerialState),
+        VMSTATE_UINT8(scr, SerialState),
+        VMSTATE_UINT8_V(fcr_vmstate, SerialState, 3),
+        VMSTATE_END_OF_LIST()
+    },
+    .subsections = (const VMStateDescription *const[]) {
+        &vmstate_serial_thr_ipending,
+        &vmstate_serial_tsr,
+        &vmstate_serial_recv_fifo,
+        &vmstate_serial_xmit_fifo,
+        &vmstate_serial_fifo_timeout_timer,
+        &vmstate_serial_timeout_ipending,
+        &vmstate_serial_poll,
+        NULL
+    },
+};

@@ -6,7 +6,7 @@
 #include <fcntl.h>
 #include <string.h>
 
-#include "sysemu/guest-memory.h"
+#include "hw/core/guest-memory.h"
 #include "tern/error.h"
 
 void *guest_mem_ptr(const GuestMemory *m, uint64_t gpa, uint64_t len)

@@ -8,7 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "sysemu/guest-memory.h"
+#include "hw/core/guest-memory.h"
 #include "tern/error.h"
 
 static uint64_t host_ram_bytes(void)

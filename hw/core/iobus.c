@@ -1,10 +1,10 @@
 /*
- * The port-I/O and MMIO buses (hw/io.h): a sorted array of non-overlapping
+ * The port-I/O and MMIO buses (hw/core/iobus.h): a sorted array of non-overlapping
  * ranges, each with its device's ops and opaque pointer, searched by bisection
  * on every KVM I/O exit. A read-write lock lets vCPU threads dispatch in
  * parallel while a PCI BAR move registers or removes a range.
  */
-#include "hw/io.h"
+#include "hw/core/iobus.h"
 #include "tern/error.h"
 
 typedef struct IoRange {

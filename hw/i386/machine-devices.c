@@ -1,8 +1,9 @@
 /*
  * The virt machine's devices: the PCI bus and host bridge (with ECAM), the
  * legacy platform (RTC, i8042, ACPI PM1), COM1 on the -serial backend, the
- * -device list (dispatched through device_types below), and the ACPI and MP
- * tables that describe the CPUs, the IOAPIC and the platform to the guest.
+ * -device list (dispatched through the MACHINE_DEVICE_TYPE table the linker
+ * gathers), and the ACPI and MP tables that describe the CPUs, the IOAPIC
+ * and the platform to the guest.
  */
 #include <string.h>
 
@@ -11,15 +12,13 @@
 #include "hw/char/serial.h"
 #include "hw/i386/acpi-build.h"
 #include "hw/i386/machine-internal.h"
-#include "hw/i386/machine-vmstate.h"
 #include "hw/i386/mptable.h"
 #include "hw/i386/pc-layout.h"
 #include "hw/input/i8042.h"
-#include "hw/misc/debug-exit.h"
 #include "hw/pci/pci-host.h"
 #include "hw/rtc/mc146818rtc.h"
-#include "sysemu/runstate.h"
-#include "sysemu/chardev.h"
+#include "softmmu/runstate.h"
+#include "softmmu/chardev.h"
 #include "tern/error.h"
 
 typedef struct Cleanup {
@@ -36,25 +35,11 @@ struct MachineDevices {
     Chardev *serial_chr;
     SerialState *serial;
     GArray *cleanups;     /* of Cleanup, run last-first */
-    GArray *resets;       /* of Cleanup: device reset hooks, run in order */
 };
 
-static bool create_debug_exit(Machine *m, KeyVal *opts, GError **errp)
-{
-    DebugExit *d = debug_exit_new(m->pio, opts, errp);
-
-    if (!d) {
-        return false;
-    }
-    machine_add_cleanup(m, (GDestroyNotify)debug_exit_free, d);
-    return true;
-}
-
-/* -device drivers. Areas add their line here. */
-static const DeviceType device_types[] = {
-    { "isa-debug-exit", create_debug_exit },
-    { "virtio-blk-pci", virtio_blk_pci_create },     /* virtio */
-};
+/* The MACHINE_DEVICE_TYPE lines of every linked device file. */
+extern const DeviceType *const __start_tern_device_types[] __attribute__((weak));
+extern const DeviceType *const __stop_tern_device_types[] __attribute__((weak));
 
 void machine_add_cleanup(Machine *m, GDestroyNotify fn, void *data)
 {
@@ -63,39 +48,33 @@ void machine_add_cleanup(Machine *m, GDestroyNotify fn, void *data)
     g_array_append_val(m->dev->cleanups, c);
 }
 
-void machine_add_reset(Machine *m, void (*fn)(void *opaque), void *opaque)
+static const DeviceType *find_device_type(const char *driver)
 {
-    Cleanup c = { fn, opaque };
-
-    g_array_append_val(m->dev->resets, c);
-}
-
-void machine_devices_reset(Machine *m)
-{
-    for (guint i = 0; i < m->dev->resets->len; i++) {
-        Cleanup *c = &g_array_index(m->dev->resets, Cleanup, i);
-
-        c->fn(c->data);
+    for (const DeviceType *const *t = __start_tern_device_types;
+         t < __stop_tern_device_types; t++) {
+        if (!strcmp((*t)->driver, driver)) {
+            return *t;
+        }
     }
+    return NULL;
 }
 
 bool machine_create_device(Machine *m, KeyVal *opts, GError **errp)
 {
     const char *driver = keyval_get(opts, "driver");
+    const DeviceType *type = find_device_type(driver);
 
-    for (size_t i = 0; i < G_N_ELEMENTS(device_types); i++) {
-        if (!strcmp(device_types[i].driver, driver)) {
-            if (!device_types[i].create(m, opts, errp) ||
-                !keyval_check_unused(opts, errp)) {
-                g_prefix_error(errp, "-device %s: ", keyval_source(opts));
-                return false;
-            }
-            return true;
-        }
+    if (!type) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_FOUND,
+                    "-device %s: unknown device driver '%s'", keyval_source(opts),
+                    driver);
+        return false;
     }
-    g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_FOUND,
-                "-device %s: unknown device driver '%s'", keyval_source(opts), driver);
-    return false;
+    if (!type->create(m, opts, errp) || !keyval_check_unused(opts, errp)) {
+        g_prefix_error(errp, "-device %s: ", keyval_source(opts));
+        return false;
+    }
+    return true;
 }
 
 /*
@@ -132,8 +111,8 @@ static bool setup_serial(Machine *m, GError **errp)
         g_prefix_error(errp, "-serial %s: ", spec);
         return false;
     }
-    m->dev->serial = serial_new(m->dev->serial_chr, kvm_irq_line(m->kvm, X86_COM1_IRQ));
-    machine_add_reset(m, (void (*)(void *))serial_reset, m->dev->serial);
+    m->dev->serial = serial_new(m->dev->serial_chr,
+                                kvm_irq_line(m->kvm, X86_COM1_IRQ), m->devices);
     if (!serial_attach(m->dev->serial, m->pio, X86_COM1_PORT, errp)) {
         return false;
     }
@@ -164,15 +143,10 @@ static IrqLine route_intx(void *opaque, unsigned slot, unsigned pin)
     return kvm_irq_line(m->kvm, X86_PCI_INTX_GSI(slot, pin));
 }
 
-/* What QEMU resets on a system reset among the platform devices. */
-static void platform_reset(void *opaque)
+/* System reset of the PCI bus's devices (the host bridge among them). */
+static void pci_reset(void *opaque)
 {
-    MachineDevices *d = opaque;
-
-    pci_bus_reset(d->pci);
-    rtc_reset(d->rtc);
-    i8042_reset(d->kbc);
-    acpi_pm_reset(d->pm);
+    pci_bus_reset(opaque);
 }
 
 static bool setup_platform(Machine *m, GError **errp)
@@ -185,25 +159,24 @@ static bool setup_platform(Machine *m, GError **errp)
 
     d->pci = pci_bus_new(m->pio, m->mmio);
     pci_bus_set_intx_router(d->pci, route_intx, m);
+    device_list_add_reset(m->devices, pci_reset, d->pci);
     d->pci_host = pci_host_new(d->pci, m->pio, m->mmio, VIRT_ECAM_BASE, VIRT_ECAM_BUSES,
-                               &machine_power_ops, m, errp);
+                               &machine_power_ops, m, m->devices, errp);
     if (!d->pci_host) {
         return false;
     }
-    d->rtc = rtc_new(m->pio, &rtc_irq, errp);
+    d->rtc = rtc_new(m->pio, &rtc_irq, m->devices, errp);
     if (!d->rtc) {
         return false;
     }
-    d->kbc = i8042_new(m->pio, &kbd_irq, &aux_irq, &machine_power_ops, m, errp);
+    d->kbc = i8042_new(m->pio, &kbd_irq, &aux_irq, &machine_power_ops, m,
+                       m->devices, errp);
     if (!d->kbc) {
         return false;
     }
-    d->pm = acpi_pm_new(m->pio, X86_PM_BASE, &sci, &machine_power_ops, m, errp);
-    if (!d->pm) {
-        return false;
-    }
-    machine_add_reset(m, platform_reset, d);
-    return true;
+    d->pm = acpi_pm_new(m->pio, X86_PM_BASE, &sci, &machine_power_ops, m,
+                        m->devices, errp);
+    return d->pm != NULL;
 }
 
 void machine_powerdown(Machine *m)
@@ -214,17 +187,6 @@ void machine_powerdown(Machine *m)
 PciBus *machine_pci_bus(Machine *m)
 {
     return m->dev->pci;
-}
-
-void machine_vmstate_parts(Machine *m, MachineVmstateParts *p)
-{
-    MachineDevices *d = m->dev;
-
-    *p = (MachineVmstateParts) {
-        .kvm = m->kvm, .vcpus = m->vcpus, .nr_vcpus = m->nr_vcpus,
-        .serial = d->serial, .rtc = d->rtc, .kbc = d->kbc, .pm = d->pm,
-        .pci_host = d->pci_host,
-    };
 }
 
 static bool build_tables(Machine *m, GError **errp)
@@ -247,7 +209,6 @@ bool machine_devices_init(Machine *m, GError **errp)
 {
     m->dev = g_new0(MachineDevices, 1);
     m->dev->cleanups = g_array_new(false, false, sizeof(Cleanup));
-    m->dev->resets = g_array_new(false, false, sizeof(Cleanup));
     if (!setup_platform(m, errp) || !setup_serial(m, errp)) {
         return false;
     }
@@ -279,7 +240,6 @@ void machine_devices_free(Machine *m)
         c->fn(c->data);
     }
     g_array_unref(d->cleanups);
-    g_array_unref(d->resets);
     drive_set_free(m->drives);     /* after the devices that used them */
     m->drives = NULL;
     serial_free(d->serial);

@@ -9,8 +9,10 @@
 #include "hw/i386/machine.h"
 #include "hw/i386/machine-internal.h"
 #include "hw/i386/pc-layout.h"
-#include "sysemu/runstate.h"
+#include "accel/kvm/kvm-irqchip-state.h"
+#include "softmmu/runstate.h"
 #include "target/i386/cpu-state.h"
+#include "target/i386/cpu-vmstate.h"
 #include "target/i386/cpuid.h"
 #include "tern/error.h"
 
@@ -111,6 +113,7 @@ static bool setup_vcpus(Machine *m, GError **errp)
     unsigned n = m->cfg->smp;
 
     m->vcpus = g_new0(Vcpu *, n);
+    m->cpus = g_new0(X86Cpu *, n);
     m->power_on = g_new0(X86CpuState, n);
     for (unsigned i = 0; i < n; i++) {
         X86Topology topo = { .nr_cpus = n, .apic_id = i };
@@ -123,6 +126,7 @@ static bool setup_vcpus(Machine *m, GError **errp)
             return false;
         }
         m->nr_vcpus = i + 1;
+        m->cpus[i] = x86_cpu_new(m->kvm, m->vcpus[i], m->devices);
         if ((i == 0 && m->coalesced &&
              !kvm_coalesced_attach(m->coalesced, vcpu_fd(m->vcpus[0]), errp)) ||
             !x86_cpu_set_cpuid(vcpu_fd(m->vcpus[i]), cpuid, errp) ||
@@ -135,6 +139,7 @@ static bool setup_vcpus(Machine *m, GError **errp)
 
 static bool save_power_on_irqchip(Machine *m, GError **errp)
 {
+    m->chips = kvm_chips_new(m->kvm, m->devices);
     for (unsigned i = 0; i < 3; i++) {
         m->power_on_chips[i].chip_id = i;   /* PIC master, PIC slave, IOAPIC */
         if (!kvm_get_irqchip(m->kvm, &m->power_on_chips[i], errp)) {
@@ -151,6 +156,7 @@ Machine *machine_new(VmConfig *cfg, GMainContext *ctx, GError **errp)
     m->cfg = cfg;
     m->ctx = ctx;
     m->mem.fd = -1;
+    m->devices = device_list_new();
     m->pio = iobus_new("port I/O");
     m->mmio = iobus_new("MMIO");
     m->kvm = kvm_init(errp);
@@ -173,6 +179,7 @@ void machine_free(Machine *m)
     }
     /* vCPUs first: nothing may dispatch into devices being freed. */
     for (unsigned i = 0; i < m->nr_vcpus; i++) {
+        x86_cpu_free(m->cpus[i]);
         vcpu_destroy(m->vcpus[i]);
     }
     kvm_coalesced_free(m->coalesced);   /* its last writes reach the devices */
@@ -183,7 +190,10 @@ void machine_free(Machine *m)
         }
     }
     g_free(m->power_on);
+    g_free(m->cpus);
     g_free(m->vcpus);
+    kvm_chips_free(m->chips);
+    device_list_free(m->devices);
     kvm_destroy(m->kvm);
     guest_mem_free(&m->mem);
     iobus_free(m->pio);
@@ -217,6 +227,6 @@ bool machine_reset(Machine *m, GError **errp)
             return false;
         }
     }
-    machine_devices_reset(m);
+    device_list_reset(m->devices);
     return machine_boot(m, errp);
 }

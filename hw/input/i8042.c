@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "hw/input/i8042.h"
+#include "migration/vmstate.h"
 #include "tern/error.h"
 
 #define OUT_QUEUE_LEN      16
@@ -266,8 +267,16 @@ void i8042_reset(I8042 *k)
     g_mutex_unlock(&k->lock);
 }
 
+static const VMStateDescription vmstate_i8042;
+
+static void reset_hook(void *opaque)
+{
+    i8042_reset(opaque);
+}
+
 I8042 *i8042_new(IoBus *pio, const IrqLine *kbd_irq, const IrqLine *aux_irq,
-                 const PowerOps *power, void *power_opaque, GError **errp)
+                 const PowerOps *power, void *power_opaque, DeviceList *dl,
+                 GError **errp)
 {
     I8042 *k = g_new0(I8042, 1);
 
@@ -287,6 +296,8 @@ I8042 *i8042_new(IoBus *pio, const IrqLine *kbd_irq, const IrqLine *aux_irq,
             goto fail;
         }
     }
+    device_list_add_reset(dl, reset_hook, k);
+    device_list_add_vmstate(dl, "i8042", 0, &vmstate_i8042, k);
     return k;
 
 fail:
@@ -346,7 +357,7 @@ static bool i8042_post_load(void *opaque, int version_id, GError **errp)
     return true;
 }
 
-const VMStateDescription vmstate_i8042 = {
+static const VMStateDescription vmstate_i8042 = {
     .name = "i8042",
     .version_id = 1,
     .minimum_version_id = 1,

@@ -117,9 +117,11 @@ static const IoOps ecam_ops = {
     .write = ecam_write,
 };
 
+static const VMStateDescription vmstate_pci_host;
+
 PciHost *pci_host_new(PciBus *bus, IoBus *pio, IoBus *mmio, uint64_t ecam_base,
                       unsigned ecam_buses, const PowerOps *power,
-                      void *power_opaque, GError **errp)
+                      void *power_opaque, DeviceList *dl, GError **errp)
 {
     PciHost *h = g_new0(PciHost, 1);
 
@@ -150,6 +152,7 @@ PciHost *pci_host_new(PciBus *bus, IoBus *pio, IoBus *mmio, uint64_t ecam_base,
         goto fail_dev;
     }
     h->ecam_base = ecam_base;
+    device_list_add_vmstate(dl, "pci-host", 0, &vmstate_pci_host, h);
     return h;
 
 fail_dev:
@@ -191,7 +194,7 @@ static bool pci_host_post_load(void *opaque, int version_id, GError **errp)
     return true;
 }
 
-const VMStateDescription vmstate_pci_host = {
+static const VMStateDescription vmstate_pci_host = {
     .name = "pci-host",
     .version_id = 1,
     .minimum_version_id = 1,

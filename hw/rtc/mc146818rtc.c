@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "hw/rtc/mc146818rtc.h"
+#include "migration/vmstate.h"
 #include "tern/error.h"
 
 #define CMOS_SIZE      128
@@ -178,7 +179,14 @@ const IoOps rtc_io_ops = {
     .write = rtc_write,
 };
 
-Rtc *rtc_new(IoBus *pio, const IrqLine *irq, GError **errp)
+static const VMStateDescription vmstate_mc146818rtc;
+
+static void reset_hook(void *opaque)
+{
+    rtc_reset(opaque);
+}
+
+Rtc *rtc_new(IoBus *pio, const IrqLine *irq, DeviceList *dl, GError **errp)
 {
     Rtc *rtc = g_new0(Rtc, 1);
 
@@ -196,6 +204,8 @@ Rtc *rtc_new(IoBus *pio, const IrqLine *irq, GError **errp)
         g_free(rtc);
         return NULL;
     }
+    device_list_add_reset(dl, reset_hook, rtc);
+    device_list_add_vmstate(dl, "mc146818rtc", 0, &vmstate_mc146818rtc, rtc);
     return rtc;
 }
 
@@ -289,7 +299,7 @@ static bool rtc_post_load(void *opaque, int version_id, GError **errp)
     return true;
 }
 
-const VMStateDescription vmstate_mc146818rtc = {
+static const VMStateDescription vmstate_mc146818rtc = {
     .name = "mc146818rtc",
     .version_id = 1,
     .minimum_version_id = 1,

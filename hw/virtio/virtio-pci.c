@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "hw/virtio/virtio-pci.h"
-#include "sysemu/runstate.h"
+#include "softmmu/runstate.h"
 #include "tern/error.h"
 
 static VirtioPci *from_pci(PciDevice *d)
@@ -469,6 +469,31 @@ VirtioPci *virtio_pci_new(const VirtioPciConfig *cfg, GError **errp)
     return vp;
 }
 
+static const VMStateDescription vmstate_virtio_pci;
+
+static void reset_hook(void *opaque)
+{
+    virtio_pci_system_reset(opaque);
+}
+
+bool virtio_pci_plug(VirtioPci *vp, PciBus *bus, int devfn, DeviceList *dl,
+                     GError **errp)
+{
+    if (!pci_bus_add_device(bus, &vp->pci, devfn, errp)) {
+        return false;
+    }
+    device_list_add_reset(dl, reset_hook, vp);
+    device_list_add_vmstate(dl, vp->cfg.name, vp->pci.devfn,
+                            &vmstate_virtio_pci, vp);
+    return true;
+}
+
+void virtio_pci_unplug(VirtioPci *vp, DeviceList *dl)
+{
+    device_list_remove(dl, vp);
+    pci_bus_remove_device(vp->pci.bus, &vp->pci);
+}
+
 void virtio_pci_free(VirtioPci *vp)
 {
     if (!vp) {
@@ -655,7 +680,7 @@ static bool virtio_pci_post_load(void *opaque, int version_id, GError **errp)
     return true;
 }
 
-const VMStateDescription vmstate_virtio_pci = {
+static const VMStateDescription vmstate_virtio_pci = {
     .name = "virtio-pci",
     .version_id = 1,
     .minimum_version_id = 1,

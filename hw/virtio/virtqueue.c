@@ -13,31 +13,19 @@
 
 #define USED_ELEM_SIZE 8
 
-static bool guest_err(GError **errp, const char *fmt, ...) TERN_PRINTF(2, 3);
-
-static bool guest_err(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(TERN_ERROR, TERN_ERR_INVALID, fmt, ap));
-    va_end(ap);
-    return false;
-}
-
 bool virtqueue_map(VirtQueue *vq, const GuestMemory *mem, GError **errp)
 {
     uint64_t n = vq->size;
 
     if (n == 0 || n > VIRTQ_MAX_SIZE || (n & (n - 1))) {
-        return guest_err(errp, "queue size %" PRIu64 " is not a power of two "
-                         "in 1..%u", n, VIRTQ_MAX_SIZE);
+        return tern_invalid(errp, "queue size %" PRIu64 " is not a power of "
+                            "two in 1..%u", n, VIRTQ_MAX_SIZE);
     }
     if (!IS_ALIGNED(vq->desc_gpa, 16) || !IS_ALIGNED(vq->avail_gpa, 2) ||
         !IS_ALIGNED(vq->used_gpa, 4)) {
-        return guest_err(errp, "misaligned ring (desc 0x%" PRIx64 " avail 0x%"
-                         PRIx64 " used 0x%" PRIx64 ")", vq->desc_gpa,
-                         vq->avail_gpa, vq->used_gpa);
+        return tern_invalid(errp, "misaligned ring (desc 0x%" PRIx64 " avail "
+                            "0x%" PRIx64 " used 0x%" PRIx64 ")", vq->desc_gpa,
+                            vq->avail_gpa, vq->used_gpa);
     }
     vq->desc = guest_mem_ptr(mem, vq->desc_gpa, 16 * n);
     vq->avail = guest_mem_ptr(mem, vq->avail_gpa, 6 + 2 * n);
@@ -46,9 +34,9 @@ bool virtqueue_map(VirtQueue *vq, const GuestMemory *mem, GError **errp)
         vq->desc = NULL;
         vq->avail = NULL;
         vq->used = NULL;
-        return guest_err(errp, "ring outside guest RAM (desc 0x%" PRIx64
-                         " avail 0x%" PRIx64 " used 0x%" PRIx64 ")",
-                         vq->desc_gpa, vq->avail_gpa, vq->used_gpa);
+        return tern_invalid(errp, "ring outside guest RAM (desc 0x%" PRIx64
+                            " avail 0x%" PRIx64 " used 0x%" PRIx64 ")",
+                            vq->desc_gpa, vq->avail_gpa, vq->used_gpa);
     }
     vq->last_avail = 0;
     vq->used_idx = 0;
@@ -91,14 +79,14 @@ static bool take_buffer(const VirtqDesc *d, const GuestMemory *mem,
     void *p = d->len ? guest_mem_ptr(mem, d->addr, d->len) : NULL;
 
     if (d->len && !p) {
-        return guest_err(errp, "buffer 0x%" PRIx64 "+0x%x outside guest RAM",
-                         d->addr, d->len);
+        return tern_invalid(errp, "buffer 0x%" PRIx64 "+0x%x outside guest RAM",
+                            d->addr, d->len);
     }
     if (!writable && elem->in_num) {
-        return guest_err(errp, "readable buffer after a writable one");
+        return tern_invalid(errp, "readable buffer after a writable one");
     }
     if (elem->out_num + elem->in_num >= max_segs) {
-        return guest_err(errp, "chain longer than %u buffers", max_segs);
+        return tern_invalid(errp, "chain longer than %u buffers", max_segs);
     }
     add_iov(elem, d->addr, p, d->len);
     if (writable) {
@@ -123,20 +111,20 @@ static bool walk_chain(VirtQueue *vq, const GuestMemory *mem, uint16_t head,
     for (;;) {
         memcpy(&d, table + 16 * (size_t)idx, sizeof(d));
         if (++steps > tsize) {
-            return guest_err(errp, "descriptor chain at %u loops", head);
+            return tern_invalid(errp, "descriptor chain at %u loops", head);
         }
         if (d.flags & VIRTQ_DESC_F_INDIRECT) {
             if (indirect || (d.flags & VIRTQ_DESC_F_NEXT)) {
-                return guest_err(errp, "indirect descriptor %s",
-                                 indirect ? "inside an indirect table" : "with NEXT set");
+                return tern_invalid(errp, "indirect descriptor %s", indirect ?
+                                    "inside an indirect table" : "with NEXT set");
             }
             if (d.len == 0 || d.len % 16 || d.len / 16 > VIRTQ_MAX_INDIRECT) {
-                return guest_err(errp, "indirect table of %u bytes", d.len);
+                return tern_invalid(errp, "indirect table of %u bytes", d.len);
             }
             table = guest_mem_ptr(mem, d.addr, d.len);
             if (!table) {
-                return guest_err(errp, "indirect table 0x%" PRIx64 "+0x%x outside "
-                                 "guest RAM", d.addr, d.len);
+                return tern_invalid(errp, "indirect table 0x%" PRIx64 "+0x%x "
+                                    "outside guest RAM", d.addr, d.len);
             }
             tsize = d.len / 16;
             idx = 0;
@@ -152,7 +140,8 @@ static bool walk_chain(VirtQueue *vq, const GuestMemory *mem, uint16_t head,
         }
         idx = d.next;
         if (idx >= tsize) {
-            return guest_err(errp, "next index %u beyond the table (%u)", idx, tsize);
+            return tern_invalid(errp, "next index %u beyond the table (%u)",
+                                idx, tsize);
         }
     }
 }
@@ -167,8 +156,8 @@ int virtqueue_pop(VirtQueue *vq, const GuestMemory *mem, unsigned max_segs,
     }
     avail_idx = load16(&vq->avail[1]);
     if ((uint16_t)(avail_idx - vq->last_avail) > vq->size) {
-        guest_err(errp, "available index moved from %u to %u (queue size %u)",
-                  vq->last_avail, avail_idx, vq->size);
+        tern_invalid(errp, "available index moved from %u to %u (queue size "
+                     "%u)", vq->last_avail, avail_idx, vq->size);
         return -1;
     }
     if (avail_idx == vq->last_avail) {
@@ -176,7 +165,8 @@ int virtqueue_pop(VirtQueue *vq, const GuestMemory *mem, unsigned max_segs,
     }
     head = load16(&vq->avail[2 + (vq->last_avail & (vq->size - 1))]);
     if (head >= vq->size) {
-        guest_err(errp, "head index %u beyond queue size %u", head, vq->size);
+        tern_invalid(errp, "head index %u beyond queue size %u", head,
+                     vq->size);
         return -1;
     }
     elem->head = head;

@@ -224,6 +224,10 @@ bool bdrv_create(const char *format, const char *filename, uint64_t size,
 void bdrv_set_node_name(BlockNode *bs, const char *name);
 const char *bdrv_get_node_name(BlockNode *bs);
 const char *bdrv_get_format_name(BlockNode *bs);
+/* The image's file name as opened ("" if none). */
+const char *bdrv_get_filename(BlockNode *bs);
+/* The BDRV_O_* flags it was opened with. */
+int bdrv_get_flags(BlockNode *bs);
 uint64_t bdrv_getlength(BlockNode *bs);
 bool bdrv_is_read_only(BlockNode *bs);
 

@@ -49,6 +49,9 @@ void bdrv_release_dirty_bitmap(BdrvDirtyBitmap *bitmap);
 void bdrv_release_all_dirty_bitmaps(BlockNode *bs);
 BdrvDirtyBitmap *bdrv_find_dirty_bitmap(BlockNode *bs, const char *name);
 bool bdrv_has_named_bitmaps(BlockNode *bs);
+/* The node's bitmaps, oldest first: prev NULL gives the first, the last
+ * gives NULL. With the node locked (bdrv_lock). */
+BdrvDirtyBitmap *bdrv_dirty_bitmap_next(BlockNode *bs, BdrvDirtyBitmap *prev);
 /*
  * QMP's block-dirty-bitmap-remove: refuses busy/readonly bitmaps, removes a
  * persistent one from the image through the driver, then releases it.

@@ -7,28 +7,24 @@
  * bitmap disabled, gives enabled ones a successor that records writes made
  * after the switchover, and merges it back when the bitmap is COMPLETE.
  *
- * The block layer has no node registry yet, so the owner passes a resolver:
- * the nodes to migrate from, and the node to load into by name.
+ * The bitmaps of every drive's root node migrate (the owner's block backend
+ * list); a node goes by the name QEMU gives it (the drive id for a drive's
+ * root, else its node-name) and the destination looks it up by that name.
  */
 #ifndef MIGRATION_BLOCK_DIRTY_BITMAP_H
 #define MIGRATION_BLOCK_DIRTY_BITMAP_H
 
-#include "block/block.h"
+#include "block/block-backend.h"
 #include "block/dirty-bitmap.h"
 #include "migration/savevm.h"
 
 typedef struct DirtyBitmapNodes {
-    /* Source: the nodes whose named bitmaps migrate (caller frees array). */
-    GPtrArray *(*list)(void *opaque);
-    /* Destination: the node called 'name', or NULL. */
-    BlockNode *(*find)(void *opaque, const char *name);
+    /* The drives (outlives the migration; NULL: none). */
+    const BlockBackendList *blks;
     /* Whether the guest runs (bitmaps then iterate only in postcopy). */
     bool (*vm_running)(void *opaque);
     /* Whether the migration has switched to postcopy. */
     bool (*in_postcopy)(void *opaque);
-    /* Optional: the name to send for 'bs' (QEMU sends a drive's name for
-     * its top node), NULL for the node name. */
-    const char *(*wire_name)(void *opaque, BlockNode *bs);
     void *opaque;
 } DirtyBitmapNodes;
 

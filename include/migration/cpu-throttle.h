@@ -8,7 +8,7 @@
 #ifndef MIGRATION_CPU_THROTTLE_H
 #define MIGRATION_CPU_THROTTLE_H
 
-#include "sysemu/vcpu.h"
+#include "accel/kvm/kvm-vcpu.h"
 
 #define CPU_THROTTLE_SLICE_US   (10 * 1000)
 

@@ -63,8 +63,11 @@ typedef struct MigrationInfo {
 
 typedef struct MigrationState MigrationState;
 
-/* Registers RAM, globalstate and the machine's devices with a new SaveVM. */
+/* Registers RAM, the dirty bitmaps, globalstate and the machine's device
+ * list (m->devices, in its order) with a new SaveVM. */
 MigrationState *migration_state_new(Machine *m);
+/* That SaveVM: what snapshots save and load, and tests. */
+SaveVM *migration_savevm(MigrationState *ms);
 /* Cancels an outgoing job, stops an incoming wait, joins the threads. */
 void migration_state_free(MigrationState *ms);
 /* 'free_opaque' (may be NULL) runs on 'opaque' when 'ms' is freed. */

@@ -11,8 +11,8 @@
 #ifndef MIGRATION_RAM_H
 #define MIGRATION_RAM_H
 
+#include "hw/core/guest-memory.h"
 #include "migration/savevm.h"
-#include "sysemu/guest-memory.h"
 #include "tern/hbitmap.h"
 
 #define RAM_PAGE_SIZE 4096

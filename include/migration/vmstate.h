@@ -81,10 +81,19 @@ struct VMStateField {
     bool (*field_exists)(void *opaque, int version_id);
 };
 
+/* Where a device's section goes among the others: higher first, equal ones
+ * in registration order (QEMU's MigrationPriority). */
+typedef enum VMStatePriority {
+    VMSTATE_PRIO_DEFAULT = 0,   /* devices */
+    VMSTATE_PRIO_KVM_CHIPS,     /* KVM's interrupt controllers, PIT, clock */
+    VMSTATE_PRIO_CPU,           /* vCPUs, first of all */
+} VMStatePriority;
+
 struct VMStateDescription {
     const char *name;
     int version_id;
     int minimum_version_id;
+    VMStatePriority priority;
     bool (*pre_save)(void *opaque, GError **errp);
     void (*post_save)(void *opaque);
     bool (*pre_load)(void *opaque, GError **errp);

@@ -9,7 +9,6 @@
 
 #include "hw/i386/machine.h"
 #include "monitor/monitor.h"
-#include "monitor/qmp-block.h"
 
 typedef struct MigrationState MigrationState;
 
@@ -19,16 +18,14 @@ typedef struct MonitorVl MonitorVl;
  * Returns NULL with *errp set on a bad option or socket. Without any monitor
  * option it still returns a MonitorVl (with no sockets), so callers need no
  * special case. Call after machine_new() and runstate_init(), before the
- * main loop runs (wait=on blocks here until a client connects).
+ * main loop runs (wait=on blocks here until a client connects). The block
+ * commands see the machine's drives (its block backend list).
  */
 MonitorVl *monitor_vl_init(VmConfig *cfg, Machine *machine, GError **errp);
 /* Call after the main loop returns and before runstate_cleanup(). */
 void monitor_vl_cleanup(MonitorVl *mv);
 
 Monitor *monitor_vl_monitor(MonitorVl *mv);
-/* Where the drive owner lists its drives for query-block and the bitmap
- * commands; until then the monitor sees no drives. src must outlive mv. */
-void monitor_vl_set_block_source(MonitorVl *mv, const QmpBlockSource *src);
 /* The process's migration state, which cont asks to take inactive drives
  * back; until then cont activates nothing. ms must outlive the main loop. */
 void monitor_vl_set_migration(MonitorVl *mv, MigrationState *ms);

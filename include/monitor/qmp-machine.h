@@ -2,7 +2,7 @@
  * The machine-level QMP commands (query-status, query-name, query-kvm,
  * query-cpus-fast, stop, cont, system_reset, system_powerdown, quit) and the
  * run-state events (STOP, RESUME, SHUTDOWN, RESET, POWERDOWN). Run state goes
- * through sysemu/runstate.h; what only the machine knows comes through
+ * through softmmu/runstate.h; what only the machine knows comes through
  * QmpMachineOps, so this file does not depend on the machine's structs.
  */
 #ifndef MONITOR_QMP_MACHINE_H

@@ -23,9 +23,38 @@ typedef enum {
     TERN_ERR_CMD_NOT_FOUND,   /* unknown QMP command ("CommandNotFound") */
 } TernErrorCode;
 
-/* g_set_error with ": <strerror(err)>" appended. */
+/*
+ * Sets *errp (TERN_ERROR, code) and is false, so a check reads
+ *   if (len > max) {
+ *       return tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "length %u", len);
+ *   }
+ * tern_invalid() is the same with TERN_ERR_INVALID (malformed input), the
+ * common case. Macros, so the compiler sees the false on every error path
+ * (and a statement may ignore it).
+ */
+static inline bool tern_false(void)
+{
+    return false;
+}
+#define tern_fail(errp, code, ...) \
+    (g_set_error(errp, TERN_ERROR, code, __VA_ARGS__), tern_false())
+#define tern_invalid(errp, ...) tern_fail(errp, TERN_ERR_INVALID, __VA_ARGS__)
+
+/*
+ * Host I/O errors keep their errno. TERN_ERROR is an extended GError domain
+ * (GLib's G_DEFINE_EXTENDED_ERROR) whose errors carry an errno beside
+ * their class code: tern_set_error_errno() sets the class (TERN_ERR_BUSY for
+ * EBUSY/EAGAIN, TERN_ERR_IO otherwise), the message "<fmt>: <strerror>"
+ * and the errno. The errno travels with the GError itself - through
+ * g_propagate_error, g_prefix_error and g_error_copy - so every layer that
+ * passes the error up keeps it, and policy (werror=enospc, the
+ * BLOCK_IO_ERROR event's nospace) asks tern_error_errno(), never the text.
+ * A layer that builds a new error from an old one's message loses it.
+ */
 void tern_set_error_errno(GError **errp, int err, const char *fmt, ...)
     TERN_PRINTF(3, 4);
+/* The errno 'err' carries; 0 if none (NULL, another domain, no errno). */
+int tern_error_errno(const GError *err);
 
 /* "tern: <message>" on stderr. */
 void tern_error_report(const char *fmt, ...) TERN_PRINTF(1, 2);

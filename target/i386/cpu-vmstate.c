@@ -1,14 +1,15 @@
 /*
- * The vCPU's VMState description (target/i386/cpu-vmstate.h). KVM's structs
- * are architectural (segment descriptors, the XSAVE image, the APIC page),
- * so they are described field by field as they are; pre_save reads the
- * whole vCPU, post_load checks what only tern can check and puts it back in
- * the order KVM needs (target/i386/cpu-state.c).
+ * The vCPU's VMState description (target/i386/cpu-vmstate.h), over X86Cpu.
+ * KVM's structs are architectural (segment descriptors, the XSAVE image,
+ * the APIC page), so they are described field by field as they are;
+ * pre_save reads the whole vCPU, post_load checks what only tern can check
+ * and puts it back in the order KVM needs (target/i386/cpu-state.c).
  */
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "migration/vmstate.h"
 #include "target/i386/cpu-vmstate.h"
 #include "tern/error.h"
 
@@ -17,9 +18,9 @@
 #define K32(f, s)  VMSTATE_SINGLE_V(f, s, 0, vmstate_info_uint32, __u32)
 #define K16(f, s)  VMSTATE_SINGLE_V(f, s, 0, vmstate_info_uint16, __u16)
 #define K8(f, s)   VMSTATE_SINGLE_V(f, s, 0, vmstate_info_uint8, __u8)
-#define CPU64(f)   K64(st.f, X86CpuVmstate)
-#define CPU32(f)   K32(st.f, X86CpuVmstate)
-#define CPU8(f)    K8(st.f, X86CpuVmstate)
+#define CPU64(f)   K64(st.f, X86Cpu)
+#define CPU32(f)   K32(st.f, X86Cpu)
+#define CPU8(f)    K8(st.f, X86Cpu)
 
 #define XSAVE_MAX  (64 * KiB)     /* AMX tiles included, with room to spare */
 #define MSR_IA32_TSC_DEADLINE 0x6e0
@@ -79,22 +80,22 @@ static const VMStateDescription vmstate_xcr = {
     },
 };
 
-#define SEG(f) VMSTATE_STRUCT(st.sregs.f, X86CpuVmstate, 1, vmstate_segment, \
+#define SEG(f) VMSTATE_STRUCT(st.sregs.f, X86Cpu, 1, vmstate_segment, \
                               KvmSegment)
-#define DTAB(f) VMSTATE_STRUCT(st.sregs.f, X86CpuVmstate, 1, vmstate_dtable, \
+#define DTAB(f) VMSTATE_STRUCT(st.sregs.f, X86Cpu, 1, vmstate_dtable, \
                                KvmDtable)
 
 /* A variable-length array of structures counted by a be32 before it. */
 #define STRUCT_VARRAY32(f, nf, cap, sd, t) {                                \
     .name = #f, .num = (cap), .vmsd = &(sd), .size = sizeof(t),           \
     .flags = VMS_STRUCT | VMS_VARRAY,                                     \
-    .offset = vmstate_offset_array(X86CpuVmstate, f, t, cap),             \
-    .num_offset = vmstate_offset_value(X86CpuVmstate, nf, __u32),         \
+    .offset = vmstate_offset_array(X86Cpu, f, t, cap),             \
+    .num_offset = vmstate_offset_value(X86Cpu, nf, __u32),         \
     .num_size = 4 }
 
 static bool cpu_pre_save(void *opaque, GError **errp)
 {
-    X86CpuVmstate *c = opaque;
+    X86Cpu *c = opaque;
     int r;
 
     if (vcpu_run_state(c->vcpu) != VCPU_PAUSED) {
@@ -113,7 +114,7 @@ static bool cpu_pre_save(void *opaque, GError **errp)
  * deadline once more, now that the LVT timer mode is back, or an armed timer
  * would be lost.
  */
-static bool put_tsc_deadline(X86CpuVmstate *c, GError **errp)
+static bool put_tsc_deadline(X86Cpu *c, GError **errp)
 {
     struct {
         struct kvm_msrs h;
@@ -133,7 +134,7 @@ static bool put_tsc_deadline(X86CpuVmstate *c, GError **errp)
 }
 
 /* Before the state goes in: the TSC value is in the rate's ticks. */
-static void put_tsc_khz(X86CpuVmstate *c)
+static void put_tsc_khz(X86Cpu *c)
 {
     int fd = vcpu_fd(c->vcpu);
     int here = ioctl(fd, KVM_GET_TSC_KHZ);
@@ -151,7 +152,7 @@ static void put_tsc_khz(X86CpuVmstate *c)
 
 static bool cpu_post_load(void *opaque, int version_id, GError **errp)
 {
-    X86CpuVmstate *c = opaque;
+    X86Cpu *c = opaque;
     unsigned idx = vcpu_index(c->vcpu);
 
     if (vcpu_run_state(c->vcpu) != VCPU_PAUSED) {
@@ -182,13 +183,13 @@ static bool cpu_post_load(void *opaque, int version_id, GError **errp)
 
 static bool cpu_pre_load(void *opaque, GError **errp)
 {
-    ((X86CpuVmstate *)opaque)->tsc_khz = 0;     /* absent subsection */
+    ((X86Cpu *)opaque)->tsc_khz = 0;     /* absent subsection */
     return true;
 }
 
 static bool tsc_khz_needed(void *opaque)
 {
-    return ((X86CpuVmstate *)opaque)->tsc_khz != 0;
+    return ((X86Cpu *)opaque)->tsc_khz != 0;
 }
 
 static const VMStateDescription vmstate_x86_cpu_tsc_khz = {
@@ -197,15 +198,16 @@ static const VMStateDescription vmstate_x86_cpu_tsc_khz = {
     .minimum_version_id = 1,
     .needed = tsc_khz_needed,
     .fields = (const VMStateField[]) {
-        VMSTATE_UINT32(tsc_khz, X86CpuVmstate),
+        VMSTATE_UINT32(tsc_khz, X86Cpu),
         VMSTATE_END_OF_LIST()
     },
 };
 
-const VMStateDescription vmstate_x86_cpu = {
+static const VMStateDescription vmstate_x86_cpu = {
     .name = "cpu",
     .version_id = 1,
     .minimum_version_id = 1,
+    .priority = VMSTATE_PRIO_CPU,
     .pre_save = cpu_pre_save,
     .pre_load = cpu_pre_load,
     .post_load = cpu_post_load,
@@ -221,11 +223,11 @@ const VMStateDescription vmstate_x86_cpu = {
         CPU64(sregs.cr0), CPU64(sregs.cr2), CPU64(sregs.cr3),
         CPU64(sregs.cr4), CPU64(sregs.cr8), CPU64(sregs.efer),
         CPU64(sregs.apic_base),
-        VMSTATE_ARRAY(st.sregs.interrupt_bitmap, X86CpuVmstate,
+        VMSTATE_ARRAY(st.sregs.interrupt_bitmap, X86Cpu,
                       (KVM_NR_INTERRUPTS + 63) / 64, vmstate_info_uint64,
                       __u64),
 
-        VMSTATE_UINT32(st.nr_msrs, X86CpuVmstate),
+        VMSTATE_UINT32(st.nr_msrs, X86Cpu),
         STRUCT_VARRAY32(st.msrs, st.nr_msrs, X86_MAX_MSRS, vmstate_msr,
                         KvmMsrEntry),
 
@@ -233,11 +235,11 @@ const VMStateDescription vmstate_x86_cpu = {
         STRUCT_VARRAY32(st.xcrs.xcrs, st.xcrs.nr_xcrs, KVM_MAX_XCRS,
                         vmstate_xcr, KvmXcr),
 
-        VMSTATE_UINT32(st.xsave_size, X86CpuVmstate),
-        VMSTATE_VBUFFER_ALLOC_UINT32(st.xsave, X86CpuVmstate, st.xsave_size,
+        VMSTATE_UINT32(st.xsave_size, X86Cpu),
+        VMSTATE_VBUFFER_ALLOC_UINT32(st.xsave, X86Cpu, st.xsave_size,
                                      XSAVE_MAX),
 
-        VMSTATE_BUFFER(st.lapic.regs, X86CpuVmstate),
+        VMSTATE_BUFFER(st.lapic.regs, X86Cpu),
 
         CPU8(events.exception.injected), CPU8(events.exception.nr),
         CPU8(events.exception.has_error_code),
@@ -255,7 +257,7 @@ const VMStateDescription vmstate_x86_cpu = {
 
         CPU32(mp_state.mp_state),
 
-        VMSTATE_ARRAY(st.debugregs.db, X86CpuVmstate, 4, vmstate_info_uint64,
+        VMSTATE_ARRAY(st.debugregs.db, X86Cpu, 4, vmstate_info_uint64,
                       __u64),
         CPU64(debugregs.dr6), CPU64(debugregs.dr7), CPU64(debugregs.flags),
         VMSTATE_END_OF_LIST()
@@ -266,14 +268,21 @@ const VMStateDescription vmstate_x86_cpu = {
     },
 };
 
-void x86_cpu_vmstate_init(X86CpuVmstate *c, const KvmState *kvm, Vcpu *vcpu)
+X86Cpu *x86_cpu_new(const KvmState *kvm, Vcpu *vcpu, DeviceList *dl)
 {
+    X86Cpu *c = g_new0(X86Cpu, 1);
+
     c->kvm = kvm;
     c->vcpu = vcpu;
     x86_cpu_state_init(&c->st, kvm);
+    device_list_add_vmstate(dl, "cpu", vcpu_index(vcpu), &vmstate_x86_cpu, c);
+    return c;
 }
 
-void x86_cpu_vmstate_clear(X86CpuVmstate *c)
+void x86_cpu_free(X86Cpu *c)
 {
-    x86_cpu_state_clear(&c->st);
+    if (c) {
+        x86_cpu_state_clear(&c->st);
+        g_free(c);
+    }
 }

@@ -23,12 +23,6 @@ typedef struct ElfImage {
     unsigned phnum, phentsize;
 } ElfImage;
 
-static bool bad(GError **errp, const char *what)
-{
-    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "kernel ELF: %s", what);
-    return false;
-}
-
 bool pvh_is_elf(const uint8_t *image, size_t len)
 {
     return len >= SELFMAG && !memcmp(image, ELFMAG, SELFMAG);
@@ -44,10 +38,10 @@ static bool elf_open(ElfImage *e, const uint8_t *image, size_t len, GError **err
     e->data = image;
     e->len = len;
     if (!pvh_is_elf(image, len) || len < EI_NIDENT) {
-        return bad(errp, "not an ELF file");
+        return tern_invalid(errp, "kernel ELF: not an ELF file");
     }
     if (image[EI_DATA] != ELFDATA2LSB) {
-        return bad(errp, "not little-endian");
+        return tern_invalid(errp, "kernel ELF: not little-endian");
     }
     e->is64 = image[EI_CLASS] == ELFCLASS64;
     if (e->is64 && len >= sizeof(Elf64_Ehdr)) {
@@ -55,32 +49,36 @@ static bool elf_open(ElfImage *e, const uint8_t *image, size_t len, GError **err
 
         memcpy(&h, image, sizeof(h));
         if (h.e_machine != EM_X86_64 && h.e_machine != EM_386) {
-            return bad(errp, "not an x86 image");
+            return tern_invalid(errp, "kernel ELF: not an x86 image");
         }
         e->phoff = h.e_phoff;
         e->phnum = h.e_phnum;
         e->phentsize = h.e_phentsize;
         if (e->phentsize != sizeof(Elf64_Phdr)) {
-            return bad(errp, "unexpected program header size");
+            return tern_invalid(errp, "kernel ELF: unexpected program header "
+                                "size");
         }
     } else if (image[EI_CLASS] == ELFCLASS32 && len >= sizeof(Elf32_Ehdr)) {
         Elf32_Ehdr h;
 
         memcpy(&h, image, sizeof(h));
         if (h.e_machine != EM_386 && h.e_machine != EM_X86_64) {
-            return bad(errp, "not an x86 image");
+            return tern_invalid(errp, "kernel ELF: not an x86 image");
         }
         e->phoff = h.e_phoff;
         e->phnum = h.e_phnum;
         e->phentsize = h.e_phentsize;
         if (e->phentsize != sizeof(Elf32_Phdr)) {
-            return bad(errp, "unexpected program header size");
+            return tern_invalid(errp, "kernel ELF: unexpected program header "
+                                "size");
         }
     } else {
-        return bad(errp, "truncated header or unknown class");
+        return tern_invalid(errp, "kernel ELF: truncated header or unknown "
+                            "class");
     }
     if (!e->phnum || !in_file(e, e->phoff, (uint64_t)e->phnum * e->phentsize)) {
-        return bad(errp, "program headers missing or outside the file");
+        return tern_invalid(errp, "kernel ELF: program headers missing or "
+                            "outside the file");
     }
     return true;
 }
@@ -147,7 +145,8 @@ static bool load_segments(GuestMemory *mem, const ElfImage *e, PvhBootInfo *out,
             continue;
         }
         if (s.filesz > s.memsz || !in_file(e, s.offset, s.filesz)) {
-            return bad(errp, "segment lies outside the file");
+            return tern_invalid(errp, "kernel ELF: segment lies outside the "
+                                "file");
         }
         dst = guest_mem_ptr(mem, s.paddr, s.memsz);
         if (!dst || s.paddr < PVH_INFO_ADDR + PVH_INFO_SIZE ||
@@ -166,10 +165,11 @@ static bool load_segments(GuestMemory *mem, const ElfImage *e, PvhBootInfo *out,
         have_load = true;
     }
     if (!have_load) {
-        return bad(errp, "no loadable segment");
+        return tern_invalid(errp, "kernel ELF: no loadable segment");
     }
     if (!have_entry) {
-        return bad(errp, "no XEN_ELFNOTE_PHYS32_ENTRY note: not a PVH kernel");
+        return tern_invalid(errp, "kernel ELF: no XEN_ELFNOTE_PHYS32_ENTRY "
+                            "note: not a PVH kernel");
     }
     return true;
 }

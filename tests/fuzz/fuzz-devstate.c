@@ -1,7 +1,8 @@
 /*
  * Fuzz the device VMState descriptions (devstate) with hostile section
  * bodies: the first byte picks the device (UART, RTC, i8042, ACPI PM, PCI
- * device, PCI host bridge) and its low bit the stream's version offset, the
+ * device, PCI host bridge; their descriptions as they registered them) and
+ * its low bit the stream's version offset, the
  * rest is loaded into a fresh device. A load may fail, but must not crash,
  * and a device that loaded must keep working: it is saved again and driven
  * through its ports, so a bad count that slipped through would show up.
@@ -9,7 +10,7 @@
 #include <string.h>
 
 #include "hw/acpi/pm.h"
-#include "hw/char/serial-vmstate.h"
+#include "hw/char/serial.h"
 #include "hw/input/i8042.h"
 #include "hw/pci/pci-host.h"
 #include "hw/rtc/mc146818rtc.h"
@@ -29,8 +30,8 @@ static const PowerOps no_power = { .reset = nop_power, .poweroff = nop_power };
 typedef struct Board {
     IoBus *pio, *mmio;
     IrqLine irq;
+    DeviceList *devices;
     SerialState *serial;
-    SerialVmstate serial_vm;
     Rtc *rtc;
     I8042 *kbc;
     AcpiPm *pm;
@@ -52,15 +53,17 @@ static void board_new(Board *b)
     b->pio = iobus_new("pio");
     b->mmio = iobus_new("mmio");
     b->irq = (IrqLine){ .set = irq_ignore };
-    b->serial = serial_new(NULL, b->irq);
+    b->devices = device_list_new();
+    b->serial = serial_new(NULL, b->irq, b->devices);
     serial_attach(b->serial, b->pio, 0x3f8, NULL);
-    b->serial_vm.dev = b->serial;
-    b->rtc = rtc_new(b->pio, &b->irq, NULL);
-    b->kbc = i8042_new(b->pio, &b->irq, &b->irq, &no_power, NULL, NULL);
-    b->pm = acpi_pm_new(b->pio, 0x600, &b->irq, &no_power, NULL, NULL);
+    b->rtc = rtc_new(b->pio, &b->irq, b->devices, NULL);
+    b->kbc = i8042_new(b->pio, &b->irq, &b->irq, &no_power, NULL, b->devices,
+                       NULL);
+    b->pm = acpi_pm_new(b->pio, 0x600, &b->irq, &no_power, NULL, b->devices,
+                        NULL);
     b->bus = pci_bus_new(b->pio, b->mmio);
     b->host = pci_host_new(b->bus, b->pio, b->mmio, 0, 0, &no_power, NULL,
-                           NULL);
+                           b->devices, NULL);
     pci_device_init(&b->dev, "fuzz-dev", 0x1af4, 0x1042, 0x018000, true);
     pci_device_set_bar(&b->dev, 0, PCI_BAR_MEM32, 0x1000, false, &bar_ops,
                        b, NULL);
@@ -77,6 +80,7 @@ static void board_free(Board *b)
     i8042_free(b->kbc);
     rtc_free(b->rtc);
     serial_free(b->serial);
+    device_list_free(b->devices);
     iobus_free(b->pio);
     iobus_free(b->mmio);
 }
@@ -102,6 +106,7 @@ static void poke(Board *b)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const VMStateDescription *vmsd;
+    const char *idstr;
     void *opaque;
     Board b;
     GBytes *in;
@@ -113,12 +118,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     board_new(&b);
     switch ((data[0] >> 1) % 6) {
-    case 0: vmsd = &vmstate_serial; opaque = &b.serial_vm; break;
-    case 1: vmsd = &vmstate_mc146818rtc; opaque = b.rtc; break;
-    case 2: vmsd = &vmstate_i8042; opaque = b.kbc; break;
-    case 3: vmsd = &vmstate_acpi_pm; opaque = b.pm; break;
-    case 4: vmsd = &vmstate_pci_device; opaque = &b.dev; break;
-    default: vmsd = &vmstate_pci_host; opaque = b.host; break;
+    case 0: idstr = "serial"; break;
+    case 1: idstr = "mc146818rtc"; break;
+    case 2: idstr = "i8042"; break;
+    case 3: idstr = "acpi-pm"; break;
+    case 4: idstr = NULL; break;            /* the embedded PCIDevice */
+    default: idstr = "pci-host"; break;
+    }
+    if (idstr) {
+        const DeviceVmstate *e = device_list_find(b.devices, idstr, 0);
+
+        vmsd = e->vmsd;
+        opaque = e->opaque;
+    } else {
+        vmsd = &vmstate_pci_device;
+        opaque = &b.dev;
     }
     in = g_bytes_new(data + 1, size - 1);
     f = qemu_file_new_mem_input(in);

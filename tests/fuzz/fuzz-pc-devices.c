@@ -61,12 +61,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     PciHost *host;
     PciDevice dev;
     IrqLine line = { .set = irq };
-    Rtc *rtc = rtc_new(pio, &line, NULL);
-    I8042 *kbd = i8042_new(pio, &line, &line, &power, NULL, NULL);
-    AcpiPm *pm = acpi_pm_new(pio, X86_PM_BASE, &line, &power, NULL, NULL);
+    Rtc *rtc = rtc_new(pio, &line, NULL, NULL);
+    I8042 *kbd = i8042_new(pio, &line, &line, &power, NULL, NULL, NULL);
+    AcpiPm *pm = acpi_pm_new(pio, X86_PM_BASE, &line, &power, NULL, NULL, NULL);
 
     pci_bus_set_intx_router(bus, route, NULL);
-    host = pci_host_new(bus, pio, mmio, ECAM_BASE, 2, &power, NULL, NULL);
+    host = pci_host_new(bus, pio, mmio, ECAM_BASE, 2, &power, NULL, NULL, NULL);
     pci_device_init(&dev, "fuzz", 0x1af4, 0x1000, 0x020000, true);
     pci_device_set_bar(&dev, 0, PCI_BAR_IO, 64, false, &bar_ops, NULL, NULL);
     pci_device_set_bar(&dev, 1, PCI_BAR_MEM32, 4096, false, &bar_ops, NULL, NULL);

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     IoBus *bus = iobus_new("pio");
     IrqLine irq = { .set = irq_ignore };
-    SerialState *s = serial_new(NULL, irq);
+    SerialState *s = serial_new(NULL, irq, NULL);
     SerialRegs r;
 
     serial_attach(s, bus, 0x3f8, NULL);

@@ -1,14 +1,16 @@
 /*
  * Unit tests for the block layer core and the raw/file drivers: probing,
  * opening by name, bounds and read-only checks, scatter-gather I/O, discard
- * (hole punching) and write-zeroes, flush, node names, and the dirty-bitmap
- * hook that every write, write-zeroes and discard goes through.
+ * (hole punching) and write-zeroes, flush, node names, the dirty-bitmap
+ * hook that every write, write-zeroes and discard goes through, and the
+ * block backend list with QEMU's naming rules.
  */
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "test-block-util.h"
+#include "block/block-backend.h"
 #include "block/dirty-bitmap.h"
 
 static char *tmpdir;
@@ -163,6 +165,61 @@ static void test_dirty_bitmap_hook(gconstpointer fmt)
     unlink(path);
 }
 
+/* Drive ids name a drive's root node; node-names name any node below a
+ * drive; an unnamed drive's root goes by its node-name. */
+static void test_backend_list(void)
+{
+    g_autofree char *a = make_raw("a.raw", 1 * MiB);
+    g_autofree char *b = make_raw("b.raw", 1 * MiB);
+    BlockBackendList *l = blk_list_new();
+    BlockNode *na = open_raw(a, BDRV_O_RDWR), *nb = open_raw(b, 0);
+    BlockBackend *da = blk_new("drive0", na, &l), *db = blk_new(NULL, nb, NULL);
+    BlockBackend *dup = blk_new("drive0", NULL, NULL);
+    GError *err = NULL;
+
+    bdrv_set_node_name(na, "fmt0");
+    bdrv_set_node_name(nb, "fmt1");
+    g_assert_cmpuint(blk_list_count(NULL), ==, 0);
+    g_assert_true(blk_list_add(l, da, &err));
+    g_assert_true(blk_list_add(l, db, &err));
+    g_assert_false(blk_list_add(l, dup, &err));
+    g_assert_cmpstr(err->message, ==, "duplicate id 'drive0'");
+    g_clear_error(&err);
+    g_assert_cmpuint(blk_list_count(l), ==, 2);
+    g_assert_true(blk_list_get(l, 1) == db);
+    g_assert_null(blk_list_get(l, 2));
+    g_assert_true(blk_list_find(l, "drive0") == da);
+    g_assert_true(blk_opaque(da) == &l);
+    g_assert_null(blk_list_find(l, ""));
+
+    g_assert_true(blk_list_lookup_node(l, "drive0") == na);
+    g_assert_true(blk_list_lookup_node(l, "fmt0") == na);
+    g_assert_true(blk_list_lookup_node(l, "fmt1") == nb);
+    g_assert_true(blk_list_lookup_node(l, bdrv_get_node_name(nb->file)) ==
+                  nb->file);
+    g_assert_null(blk_list_lookup_node(l, "nosuch"));
+    g_assert_cmpstr(blk_list_node_name(l, na), ==, "drive0");
+    g_assert_cmpstr(blk_list_node_name(l, nb), ==, "fmt1");
+    g_assert_cmpstr(blk_list_node_name(l, na->file), ==,
+                    bdrv_get_node_name(na->file));
+
+    g_assert_null(blk_dev(da));
+    g_assert_true(blk_attach_dev(da, "virtio-blk-pci", &err));
+    g_assert_false(blk_attach_dev(da, "other", &err));
+    g_assert_cmpstr(err->message, ==,
+                    "drive 'drive0' is already used by virtio-blk-pci");
+    g_clear_error(&err);
+    g_assert_cmpstr(blk_dev(da), ==, "virtio-blk-pci");
+
+    blk_list_remove(l, da);
+    g_assert_null(blk_list_find(l, "drive0"));
+    g_assert_null(blk_list_lookup_node(l, "fmt0"));
+    blk_list_free(l);
+    blk_free(da);
+    blk_free(db);
+    blk_free(dup);
+}
+
 static void test_create_raw_errors(void)
 {
     GError *err = NULL;
@@ -187,6 +244,7 @@ int main(int argc, char **argv)
     g_test_add_data_func("/block/dirty-hook/qcow2", "qcow2",
                          test_dirty_bitmap_hook);
     g_test_add_func("/block/create-errors", test_create_raw_errors);
+    g_test_add_func("/block/backend-list", test_backend_list);
     int ret = g_test_run();
     rm_scratch_dir(tmpdir);
     return ret;

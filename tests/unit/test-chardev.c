@@ -10,7 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "sysemu/chardev.h"
+#include "softmmu/chardev.h"
 #include "tern/error.h"
 
 typedef struct Front {

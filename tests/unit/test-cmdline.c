@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sysemu/cmdline.h"
+#include "softmmu/cmdline.h"
 #include "tern/error.h"
 
 static bool parse(VmConfig *cfg, GError **errp, ...)

@@ -2,9 +2,10 @@
  * The whole machine's device state on real KVM (skipped without /dev/kvm):
  * a VM with the in-kernel irqchip, the PIT, two vCPUs and the platform
  * devices gets distinctive register, MSR, LAPIC, PIC, IOAPIC, PIT, kvmclock
- * and device state; machine_vmstate_register + savevm_save_all write it to a
- * memory stream; the VM is destroyed, a fresh one loads the stream, and
- * everything reads back the same and the restored BSP runs on. Also: a
+ * and device state; the devices' list, registered with a SaveVM, and
+ * savevm_save_all write it to a memory stream; the VM is destroyed, a fresh
+ * one loads the stream, and everything reads back the same and the restored
+ * BSP runs on. Also: a
  * guest that really ran is stopped mid-loop and its copy goes on counting
  * from the next number; a running vCPU is refused; hostile vCPU/PIT/PIC
  * sections fail with clear errors before reaching KVM; the PIC, IOAPIC and
@@ -14,9 +15,14 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "hw/i386/machine-vmstate.h"
-#include "sysemu/guest-memory.h"
-#include "sysemu/kvm-irqchip-state.h"
+#include "accel/kvm/kvm-irqchip-state.h"
+#include "hw/acpi/pm.h"
+#include "hw/char/serial.h"
+#include "hw/core/guest-memory.h"
+#include "hw/input/i8042.h"
+#include "hw/pci/pci-host.h"
+#include "hw/rtc/mc146818rtc.h"
+#include "migration/savevm.h"
 #include "target/i386/cpu-vmstate.h"
 #include "target/i386/cpuid.h"
 #include "tern/error.h"
@@ -38,6 +44,9 @@ typedef struct Vm {
     GuestMemory mem;
     IoBus *pio, *mmio;
     Vcpu *vcpus[NR_CPUS];
+    DeviceList *devices;
+    X86Cpu *cpus[NR_CPUS];
+    KvmChips *chips;
     SerialState *serial;
     Rtc *rtc;
     I8042 *kbc;
@@ -45,7 +54,6 @@ typedef struct Vm {
     PciBus *bus;
     PciHost *host;
     SaveVM *sv;
-    MachineVmstate *mv;
 } Vm;
 
 static void no_event(void *opaque, unsigned index, VcpuEvent ev)
@@ -60,7 +68,6 @@ static void vm_new(Vm *vm)
     g_autoptr(GError) err = NULL;
     VcpuHooks hooks;
     IrqLine irq8, irq1, irq12, sci, irq4;
-    MachineVmstateParts parts;
 
     memset(vm, 0, sizeof(*vm));
     vm->kvm = kvm_init(&err);
@@ -69,6 +76,8 @@ static void vm_new(Vm *vm)
     g_assert_true(kvm_set_slot(vm->kvm, 0, 0, 2 * MiB, vm->mem.regions[0].hva,
                                0, &err));
     g_assert_true(kvm_create_irqchip(vm->kvm, &err));
+    vm->devices = device_list_new();
+    vm->chips = kvm_chips_new(vm->kvm, vm->devices);
     g_assert_true(guest_mem_write(&vm->mem, CODE_ADDR, spin, sizeof(spin), &err));
     vm->pio = iobus_new("pio");
     vm->mmio = iobus_new("mmio");
@@ -81,37 +90,38 @@ static void vm_new(Vm *vm)
         g_assert_no_error(err);
         cpuid = x86_cpuid_build(vm->kvm->supported_cpuid, &topo);
         g_assert_true(x86_cpu_set_cpuid(vcpu_fd(vm->vcpus[i]), cpuid, &err));
+        vm->cpus[i] = x86_cpu_new(vm->kvm, vm->vcpus[i], vm->devices);
     }
     irq4 = kvm_irq_line(vm->kvm, 4);
     irq8 = kvm_irq_line(vm->kvm, 8);
     irq1 = kvm_irq_line(vm->kvm, 1);
     irq12 = kvm_irq_line(vm->kvm, 12);
     sci = kvm_irq_line(vm->kvm, 9);
-    vm->serial = serial_new(NULL, irq4);
-    g_assert_true(serial_attach(vm->serial, vm->pio, 0x3f8, &err));
-    vm->rtc = rtc_new(vm->pio, &irq8, &err);
-    vm->kbc = i8042_new(vm->pio, &irq1, &irq12, &no_power, NULL, &err);
-    vm->pm = acpi_pm_new(vm->pio, PM_BASE, &sci, &no_power, NULL, &err);
+    /* The machine's order: the platform, then COM1. */
     vm->bus = pci_bus_new(vm->pio, vm->mmio);
     vm->host = pci_host_new(vm->bus, vm->pio, vm->mmio, 0, 0, &no_power, NULL,
-                            &err);
+                            vm->devices, &err);
+    vm->rtc = rtc_new(vm->pio, &irq8, vm->devices, &err);
+    vm->kbc = i8042_new(vm->pio, &irq1, &irq12, &no_power, NULL, vm->devices,
+                        &err);
+    vm->pm = acpi_pm_new(vm->pio, PM_BASE, &sci, &no_power, NULL, vm->devices,
+                         &err);
+    vm->serial = serial_new(NULL, irq4, vm->devices);
+    g_assert_true(serial_attach(vm->serial, vm->pio, 0x3f8, &err));
     g_assert_no_error(err);
     vm->sv = savevm_new("tern-devstate-test");
-    parts = (MachineVmstateParts){
-        .kvm = vm->kvm, .vcpus = vm->vcpus, .nr_vcpus = NR_CPUS,
-        .serial = vm->serial, .rtc = vm->rtc, .kbc = vm->kbc, .pm = vm->pm,
-        .pci_host = vm->host,
-    };
-    vm->mv = machine_vmstate_register(vm->sv, &parts);
+    device_list_register_savevm(vm->devices, vm->sv);
 }
 
 static void vm_free(Vm *vm)
 {
-    machine_vmstate_unregister(vm->mv, vm->sv);
     savevm_free(vm->sv);
     for (unsigned i = 0; i < NR_CPUS; i++) {
+        x86_cpu_free(vm->cpus[i]);
         vcpu_destroy(vm->vcpus[i]);
     }
+    kvm_chips_free(vm->chips);
+    device_list_free(vm->devices);
     serial_free(vm->serial);
     rtc_free(vm->rtc);
     i8042_free(vm->kbc);
@@ -122,6 +132,17 @@ static void vm_free(Vm *vm)
     guest_mem_free(&vm->mem);
     iobus_free(vm->pio);
     iobus_free(vm->mmio);
+}
+
+/* The description the VM's device registered as idstr/instance. */
+static const VMStateDescription *registered(Vm *vm, const char *idstr,
+                                            uint32_t instance, void *opaque)
+{
+    const DeviceVmstate *e = device_list_find(vm->devices, idstr, instance);
+
+    g_assert_nonnull(e);
+    g_assert_true(e->opaque == opaque);
+    return e->vmsd;
 }
 
 static void xioctl(int fd, unsigned long req, void *arg)
@@ -477,8 +498,9 @@ static void put_be32(uint8_t *p, uint32_t v)
 static void test_hostile_sections(void)
 {
     Vm vm;
-    X86CpuVmstate cpu;
-    KvmIrqchipVmstate chips;
+    const VMStateDescription *vmstate_x86_cpu, *vmstate_kvm_pit, *vmstate_kvm_pic;
+    X86Cpu *cpu;
+    KvmChips *chips;
     g_autoptr(GBytes) cb = NULL, pb = NULL, picb = NULL;
     g_autofree uint8_t *c = NULL, *p = NULL, *pic = NULL;
     size_t clen, plen, off;
@@ -488,11 +510,15 @@ static void test_hostile_sections(void)
         return;
     }
     vm_new(&vm);
-    x86_cpu_vmstate_init(&cpu, vm.kvm, vm.vcpus[0]);
-    cb = save_one(&vmstate_x86_cpu, &cpu);
+    cpu = vm.cpus[0];
+    chips = vm.chips;
+    vmstate_x86_cpu = registered(&vm, "cpu", 0, cpu);
+    vmstate_kvm_pit = registered(&vm, "kvm-pit", 0, &chips->pit);
+    vmstate_kvm_pic = registered(&vm, "i8259", 1, &chips->pic[1]);
+    cb = save_one(vmstate_x86_cpu, cpu);
     clen = g_bytes_get_size(cb);
     c = g_memdup2(g_bytes_get_data(cb, NULL), clen);
-    off = xsave_size_offset(&cpu.st);
+    off = xsave_size_offset(&cpu->st);
     {
         /* A bigger image than this KVM's: the stream is consistent, the
          * size is not. */
@@ -502,16 +528,16 @@ static void test_hostile_sections(void)
         memcpy(big, c, tail);
         memcpy(big + tail + 64, c + tail, clen - tail);
         put_be32(big + off, vm.kvm->xsave_size + 64);
-        expect_error(&vmstate_x86_cpu, &cpu, big, clen + 64, "XSAVE image");
+        expect_error(vmstate_x86_cpu, cpu, big, clen + 64, "XSAVE image");
     }
     put_be32(c + off, 1u << 24);
-    expect_error(&vmstate_x86_cpu, &cpu, c, clen, "at most");
+    expect_error(vmstate_x86_cpu, cpu, c, clen, "at most");
     put_be32(c + off, vm.kvm->xsave_size);
     put_be32(c + 18 * 8 + 8 * 23 + 2 * 10 + 11 * 8, 99);     /* nr_msrs */
-    expect_error(&vmstate_x86_cpu, &cpu, c, clen, "at most 40");
+    expect_error(vmstate_x86_cpu, cpu, c, clen, "at most 40");
     memcpy(c, g_bytes_get_data(cb, NULL), clen);
-    g_test_message("KVM reports a TSC of %" PRIu32 " kHz", cpu.tsc_khz);
-    if (cpu.tsc_khz) {
+    g_test_message("KVM reports a TSC of %" PRIu32 " kHz", cpu->tsc_khz);
+    if (cpu->tsc_khz) {
         /* The TSC rate travels in the one subsection, at the very end. */
         g_assert_cmpuint(clen, >, TSC_SUB_LEN);
         g_assert_cmpmem(c + clen - TSC_SUB_LEN + 2, 11, "cpu/tsc_khz", 11);
@@ -519,37 +545,35 @@ static void test_hostile_sections(void)
     /* Every truncation fails before KVM sees anything, except the one
      * that drops the whole optional subsection. */
     for (size_t cut = 0; cut < clen; cut += (cut < 600 ? 1 : 97)) {
-        if (cpu.tsc_khz && cut == clen - TSC_SUB_LEN) {
+        if (cpu->tsc_khz && cut == clen - TSC_SUB_LEN) {
             continue;
         }
-        err = load_one(&vmstate_x86_cpu, &cpu, c, cut);
+        err = load_one(vmstate_x86_cpu, cpu, c, cut);
         g_assert_nonnull(err);
         g_error_free(err);
     }
-    err = load_one(&vmstate_x86_cpu, &cpu, c, clen);     /* intact: loads */
+    err = load_one(vmstate_x86_cpu, cpu, c, clen);     /* intact: loads */
     g_assert_no_error(err);
 
-    kvm_irqchip_vmstate_init(&chips, vm.kvm);
-    pb = save_one(&vmstate_kvm_pit, &chips.pit);
+    pb = save_one(vmstate_kvm_pit, &chips->pit);
     plen = g_bytes_get_size(pb);
     g_assert_cmpuint(plen, ==, 4 + 3 * 24);
     p = g_memdup2(g_bytes_get_data(pb, NULL), plen);
     p[4 + 13] = 7;                                      /* channel 0 mode */
-    expect_error(&vmstate_kvm_pit, &chips.pit, p, plen, "channel 0");
+    expect_error(vmstate_kvm_pit, &chips->pit, p, plen, "channel 0");
     p[4 + 13] = 2;
     p[3] = 0x80;                                        /* flags */
-    expect_error(&vmstate_kvm_pit, &chips.pit, p, plen, "unknown flags");
+    expect_error(vmstate_kvm_pit, &chips->pit, p, plen, "unknown flags");
 
-    picb = save_one(&vmstate_kvm_pic, &chips.pic[1]);
+    picb = save_one(vmstate_kvm_pic, &chips->pic[1]);
     g_assert_cmpuint(g_bytes_get_size(picb), ==, 16);
     pic = g_memdup2(g_bytes_get_data(picb, NULL), 16);
     pic[14] = 1;                                        /* single mode */
-    expect_error(&vmstate_kvm_pic, &chips.pic[1], pic, 16, "slave: impossible");
+    expect_error(vmstate_kvm_pic, &chips->pic[1], pic, 16, "slave: impossible");
     pic[14] = 0;
     pic[9] = 9;                                         /* init_state */
-    expect_error(&vmstate_kvm_pic, &chips.pic[1], pic, 16, "initialization");
+    expect_error(vmstate_kvm_pic, &chips->pic[1], pic, 16, "initialization");
 
-    x86_cpu_vmstate_clear(&cpu);
     vm_free(&vm);
 }
 
@@ -567,7 +591,7 @@ static void test_qemu_chip_bytes(void)
 {
     g_autoptr(GError) err = NULL;
     Vm vm;
-    KvmIrqchipVmstate chips;
+    KvmChips *chips;
     uint8_t pic[16] = { 0 }, ioapic[2 + 8 + 4 + 24 * 8] = { 0 };
     struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
     struct kvm_clock_data clk;
@@ -579,19 +603,22 @@ static void test_qemu_chip_bytes(void)
         ioapic[14 + 8 * i + 5] = 0x01;      /* be64 0x10000: masked */
     }
     vm_new(&vm);
-    kvm_irqchip_vmstate_init(&chips, vm.kvm);
-    g_assert_null(load_one(&vmstate_kvm_pic, &chips.pic[0], pic, sizeof(pic)));
-    g_assert_null(load_one(&vmstate_kvm_pic, &chips.pic[1], pic, sizeof(pic)));
-    g_assert_null(load_one(&vmstate_kvm_ioapic, &chips.ioapic, ioapic,
-                           sizeof(ioapic)));
+    chips = vm.chips;
+    g_assert_null(load_one(registered(&vm, "i8259", 0, &chips->pic[0]),
+                           &chips->pic[0], pic, sizeof(pic)));
+    g_assert_null(load_one(registered(&vm, "i8259", 1, &chips->pic[1]),
+                           &chips->pic[1], pic, sizeof(pic)));
+    g_assert_null(load_one(registered(&vm, "ioapic", 0, &chips->ioapic),
+                           &chips->ioapic, ioapic, sizeof(ioapic)));
     g_assert_true(kvm_get_irqchip(vm.kvm, &chip, &err));
     for (unsigned i = 0; i < 24; i++) {
         g_assert_cmphex(chip.chip.ioapic.redirtbl[i].bits, ==, 0x10000);
     }
     /* QEMU with -accel kvm: its kvmclock section, subsection included. */
-    g_assert_null(load_one(&vmstate_kvmclock, &chips.clock, qemu72_kvmclock,
+    g_assert_null(load_one(registered(&vm, "kvmclock", 0, &chips->clock),
+                           &chips->clock, qemu72_kvmclock,
                            sizeof(qemu72_kvmclock)));
-    g_assert_true(chips.clock.reliable);
+    g_assert_true(chips->clock.reliable);
     g_assert_true(kvm_get_clock(vm.kvm, &clk, &err));
     g_assert_cmpuint(clk.clock, >=, 0x0ed6fd2c);
     g_assert_cmpuint(clk.clock, <, 0x0ed6fd2c + 60000000000ULL);

@@ -1,7 +1,8 @@
 /*
- * Unit tests for the device VMState descriptions (devstate): for the UART,
- * RTC, i8042, ACPI PM, a PCI device (conventional and Express) and the PCI
- * host bridge, save -> destroy -> recreate -> load -> compare on heap-backed
+ * Unit tests for the device VMState descriptions (devstate), as each device
+ * registers it on its DeviceList: for the UART, RTC, i8042, ACPI PM, a PCI
+ * device (conventional and Express) and the PCI host bridge, save -> destroy
+ * -> recreate -> load -> compare on heap-backed
  * devices with fake buses and IRQ recorders; golden wire bytes for the UART
  * and the RTC; and hostile input for each: every truncation, newer and older
  * versions, impossible counts and values, a different device.
@@ -9,11 +10,11 @@
 #include <string.h>
 
 #include "hw/acpi/pm.h"
-#include "hw/char/serial-vmstate.h"
-#include "hw/i386/machine-vmstate.h"
+#include "hw/char/serial.h"
 #include "hw/input/i8042.h"
 #include "hw/pci/pci-host.h"
 #include "hw/rtc/mc146818rtc.h"
+#include "migration/savevm.h"
 #include "tern/error.h"
 
 /* ---- helpers ---- */
@@ -39,6 +40,17 @@ static IrqLine rec_line(Recorder *r, unsigned gsi)
 
 static void nop_power(void *opaque) { }
 static const PowerOps no_power = { .reset = nop_power, .poweroff = nop_power };
+
+/* The description 'dev' registered on dl under idstr (instance 0). */
+static const VMStateDescription *vmsd_of(const DeviceList *dl,
+                                         const char *idstr, const void *dev)
+{
+    const DeviceVmstate *e = device_list_find(dl, idstr, 0);
+
+    g_assert_nonnull(e);
+    g_assert_true(e->opaque == dev);
+    return e->vmsd;
+}
 
 static GBytes *save(const VMStateDescription *vmsd, void *opaque)
 {
@@ -138,8 +150,9 @@ static void out(IoBus *b, uint64_t a, uint64_t v, unsigned size)
 
 typedef struct Uart {
     IoBus *pio;
+    DeviceList *dl;
     SerialState *s;
-    SerialVmstate vm;
+    const VMStateDescription *vmsd;     /* what it registered */
     Recorder rec;
 } Uart;
 
@@ -149,14 +162,16 @@ static void uart_new(Uart *u)
 
     memset(u, 0, sizeof(*u));
     u->pio = iobus_new("pio");
-    u->s = serial_new(NULL, rec_line(&u->rec, 4));
+    u->dl = device_list_new();
+    u->s = serial_new(NULL, rec_line(&u->rec, 4), u->dl);
     g_assert_true(serial_attach(u->s, u->pio, COM1, &err));
-    u->vm.dev = u->s;
+    u->vmsd = vmsd_of(u->dl, "serial", u->s);
 }
 
 static void uart_free(Uart *u)
 {
     serial_free(u->s);
+    device_list_free(u->dl);
     iobus_free(u->pio);
 }
 
@@ -206,14 +221,14 @@ static void test_serial_golden(void)
     };
 
     uart_new(&u);
-    b = save(&vmstate_serial, &u.vm);
+    b = save(u.vmsd, u.s);
     g_assert_cmpmem(g_bytes_get_data(b, NULL), g_bytes_get_size(b),
                     serial_reset_bytes, sizeof(serial_reset_bytes));
     g_bytes_unref(b);
 
     out(u.pio, COM1 + 2, 0x01, 1);          /* FIFO on */
     g_assert_cmpuint(serial_receive(u.s, (const uint8_t *)"hi", 2), ==, 2);
-    b = save(&vmstate_serial, &u.vm);
+    b = save(u.vmsd, u.s);
     g_assert_cmpmem(g_bytes_get_data(b, NULL), g_bytes_get_size(b),
                     fifo_bytes, sizeof(fifo_bytes));
     uart_free(&u);
@@ -236,10 +251,10 @@ static void test_serial_round_trip(void)
     g_assert_cmpuint(serial_receive(a.s, (const uint8_t *)"abc", 3), ==, 3);
     in(a.pio, COM1, 1);                     /* 'a' read: "bc" stay */
     g_assert_true(a.rec.level[4]);
-    bytes = save(&vmstate_serial, &a.vm);
+    bytes = save(a.vmsd, a.s);
 
     uart_new(&b);
-    load_ok(&vmstate_serial, &b.vm, bytes);
+    load_ok(b.vmsd, b.s, bytes);
     assert_regs_equal(a.s, b.s);
     g_assert_true(b.rec.level[4]);
     /* The destination goes on where the source stopped. */
@@ -265,18 +280,18 @@ static void test_serial_thr_ipending_and_rbr(void)
     out(a.pio, COM1 + 1, 0x03, 1);          /* RDI | THRI: THRE pending */
     g_assert_cmpuint(serial_receive(a.s, (const uint8_t *)"z", 1), ==, 1);
     g_assert_cmphex(in(a.pio, COM1 + 2, 1), ==, 0x04);   /* RDI first */
-    bytes = save(&vmstate_serial, &a.vm);
+    bytes = save(a.vmsd, a.s);
     p = g_bytes_get_data(bytes, &len);
     g_assert_cmpuint(len, ==, sizeof(serial_reset_bytes) + 2 + 19 + 4 + 4);
     g_assert_cmphex(p[2], ==, 'z');         /* rbr */
     g_assert_cmpmem(p + 13, 19, "serial/thr_ipending", 19);
 
     uart_new(&b);
-    load_ok(&vmstate_serial, &b.vm, bytes);
+    load_ok(b.vmsd, b.s, bytes);
     assert_regs_equal(a.s, b.s);
     g_assert_cmphex(in(b.pio, COM1, 1), ==, 'z');
     g_assert_cmphex(in(b.pio, COM1 + 2, 1), ==, 0x02);   /* then THRI */
-    check_truncations(&vmstate_serial, &b.vm, bytes,
+    check_truncations(b.vmsd, b.s, bytes,
                       (const size_t[]){ sizeof(serial_reset_bytes), 0 });
     uart_free(&a);
     uart_free(&b);
@@ -303,10 +318,10 @@ static void test_serial_qemu_subsections(void)
     g_byte_array_append(s, serial_reset_bytes, sizeof(serial_reset_bytes));
     g_byte_array_append(s, xmit, sizeof(xmit));
     g_byte_array_append(s, poll, sizeof(poll));
-    g_assert_true(load(&vmstate_serial, &u.vm, s->data, s->len, 3, &err));
+    g_assert_true(load(u.vmsd, u.s, s->data, s->len, 3, &err));
     g_assert_no_error(err);
     /* Version 2 has no fcr_vmstate byte. */
-    g_assert_true(load(&vmstate_serial, &u.vm, serial_reset_bytes,
+    g_assert_true(load(u.vmsd, u.s, serial_reset_bytes,
                        sizeof(serial_reset_bytes) - 1, 2, &err));
     g_assert_no_error(err);
     uart_free(&u);
@@ -327,12 +342,12 @@ static void test_serial_qemu_bytes(void)
     SerialRegs r;
 
     uart_new(&u);
-    load_ok(&vmstate_serial, &u.vm, in);
+    load_ok(u.vmsd, u.s, in);
     serial_get_regs(u.s, &r);
     g_assert_cmphex(r.mcr, ==, 0x08);       /* QEMU resets with OUT2 set */
     g_assert_cmpuint(r.divider, ==, 12);
     g_assert_cmphex(r.lsr, ==, 0x60);
-    b = save(&vmstate_serial, &u.vm);       /* and tern writes it back */
+    b = save(u.vmsd, u.s);       /* and tern writes it back */
     g_assert_cmpmem(g_bytes_get_data(b, NULL), g_bytes_get_size(b),
                     qemu72_serial, sizeof(qemu72_serial));
     uart_free(&u);
@@ -351,13 +366,13 @@ static void test_serial_hostile(void)
     g_autoptr(GBytes) reset = NULL;
 
     uart_new(&u);
-    load_fails(&vmstate_serial, &u.vm, serial_reset_bytes,
+    load_fails(u.vmsd, u.s, serial_reset_bytes,
                sizeof(serial_reset_bytes), 4, "newer");
-    load_fails(&vmstate_serial, &u.vm, serial_reset_bytes,
+    load_fails(u.vmsd, u.s, serial_reset_bytes,
                sizeof(serial_reset_bytes), 1, "older");
     memcpy(bad_sub, serial_reset_bytes, sizeof(serial_reset_bytes));
     memcpy(bad_sub + sizeof(serial_reset_bytes), bogus, sizeof(bogus));
-    load_fails(&vmstate_serial, &u.vm, bad_sub, sizeof(bad_sub), 3,
+    load_fails(u.vmsd, u.s, bad_sub, sizeof(bad_sub), 3,
                "unknown subsection");
 
     /* A receive FIFO holding more than it can, or a head outside it. */
@@ -369,12 +384,12 @@ static void test_serial_hostile(void)
     memset(sub + 18, 0, 4 + 16 + 8);
     sub[21] = 1;
     sub[18 + 4 + 16 + 7] = 17;              /* num */
-    load_fails(&vmstate_serial, &u.vm, s, sizeof(s), 3, "does not fit");
+    load_fails(u.vmsd, u.s, s, sizeof(s), 3, "does not fit");
     sub[18 + 4 + 16 + 7] = 1;
     sub[18 + 4 + 16 + 3] = 16;              /* head */
-    load_fails(&vmstate_serial, &u.vm, s, sizeof(s), 3, "does not fit");
+    load_fails(u.vmsd, u.s, s, sizeof(s), 3, "does not fit");
     reset = g_bytes_new_static(serial_reset_bytes, sizeof(serial_reset_bytes));
-    check_truncations(&vmstate_serial, &u.vm, reset, NULL);
+    check_truncations(u.vmsd, u.s, reset, NULL);
     uart_free(&u);
 }
 
@@ -403,7 +418,9 @@ static void test_rtc_golden_and_round_trip(void)
     int64_t src_now = 1700000000, dst_now = 1800000000;   /* hosts disagree */
     Recorder rec = { 0 };
     IrqLine irq = rec_line(&rec, 8);
-    Rtc *a = rtc_new(NULL, &irq, &err), *b;
+    DeviceList *dl = device_list_new();
+    Rtc *a = rtc_new(NULL, &irq, dl, &err), *b;
+    const VMStateDescription *vmsd = vmsd_of(dl, "mc146818rtc", a);
     g_autoptr(GBytes) bytes = NULL;
     uint8_t want[128 + 1 + 1 + 8] = { 0 };
     int64_t guest;
@@ -412,7 +429,7 @@ static void test_rtc_golden_and_round_trip(void)
     cmos_write(a, RTC_YEAR, 0x99);          /* guest sets its own year */
     rtc_cmos_set(a, 0x40, 0x5a);
     rtc_io_ops.write(a, 0, 0x80 | 0x40, 1);  /* NMI masked, index 0x40 */
-    bytes = save(&vmstate_mc146818rtc, a);
+    bytes = save(vmsd, a);
 
     /* 2023-11-14 22:13:20 UTC with year 99: 2099-11-14 22:13:20. */
     guest = 4098377600LL;
@@ -428,9 +445,9 @@ static void test_rtc_golden_and_round_trip(void)
     g_assert_cmpmem(g_bytes_get_data(bytes, NULL), g_bytes_get_size(bytes),
                     want, sizeof(want));
 
-    b = rtc_new(NULL, &irq, &err);
+    b = rtc_new(NULL, &irq, NULL, &err);
     rtc_set_clock(b, fixed_clock, &dst_now);
-    load_ok(&vmstate_mc146818rtc, b, bytes);
+    load_ok(vmsd, b, bytes);
     g_assert_true(rtc_nmi_masked(b));
     g_assert_cmphex(rtc_io_ops.read(b, 1, 1), ==, 0x5a);    /* index kept */
     for (uint8_t r = RTC_SECONDS; r <= RTC_YEAR; r++) {
@@ -440,30 +457,34 @@ static void test_rtc_golden_and_round_trip(void)
     src_now += 5;
     dst_now += 5;                           /* both go on at the same pace */
     g_assert_cmphex(cmos_read(a, RTC_SECONDS), ==, cmos_read(b, RTC_SECONDS));
-    check_truncations(&vmstate_mc146818rtc, b, bytes, NULL);
+    check_truncations(vmsd, b, bytes, NULL);
     rtc_free(a);
     rtc_free(b);
+    device_list_free(dl);
 }
 
 static void test_rtc_hostile(void)
 {
     g_autoptr(GError) err = NULL;
-    Rtc *rtc = rtc_new(NULL, NULL, &err);
+    DeviceList *dl = device_list_new();
+    Rtc *rtc = rtc_new(NULL, NULL, dl, &err);
+    const VMStateDescription *vmsd = vmsd_of(dl, "mc146818rtc", rtc);
     uint8_t s[128 + 1 + 1 + 8] = { 0 };
 
     s[128] = 0x80;                          /* index beyond the CMOS */
-    load_fails(&vmstate_mc146818rtc, rtc, s, sizeof(s), 1, "out of range");
+    load_fails(vmsd, rtc, s, sizeof(s), 1, "out of range");
     s[128] = 0;
     s[130] = 0x80;                          /* INT64_MIN seconds */
-    load_fails(&vmstate_mc146818rtc, rtc, s, sizeof(s), 1, "outside the years");
+    load_fails(vmsd, rtc, s, sizeof(s), 1, "outside the years");
     s[130] = 0x00;
     s[133] = 0x10;                          /* 2^36 s: year ~4147, fine */
-    g_assert_true(load(&vmstate_mc146818rtc, rtc, s, sizeof(s), 1, NULL));
+    g_assert_true(load(vmsd, rtc, s, sizeof(s), 1, NULL));
     s[131] = 0x3b;                          /* ~2^48 s: beyond 9999 */
-    load_fails(&vmstate_mc146818rtc, rtc, s, sizeof(s), 1, "outside the years");
-    load_fails(&vmstate_mc146818rtc, rtc, s, sizeof(s), 2, "newer");
-    load_fails(&vmstate_mc146818rtc, rtc, s, sizeof(s), 0, "older");
+    load_fails(vmsd, rtc, s, sizeof(s), 1, "outside the years");
+    load_fails(vmsd, rtc, s, sizeof(s), 2, "newer");
+    load_fails(vmsd, rtc, s, sizeof(s), 0, "older");
     rtc_free(rtc);
+    device_list_free(dl);
 }
 
 /* ---- i8042 ---- */
@@ -474,8 +495,10 @@ static void test_i8042_round_trip(void)
     Recorder ra = { 0 }, rb = { 0 };
     IrqLine ka = rec_line(&ra, 1), aa = rec_line(&ra, 12);
     IrqLine kb = rec_line(&rb, 1), ab = rec_line(&rb, 12);
-    I8042 *a = i8042_new(NULL, &ka, &aa, &no_power, NULL, &err);
-    I8042 *b = i8042_new(NULL, &kb, &ab, &no_power, NULL, &err);
+    DeviceList *dl = device_list_new();
+    I8042 *a = i8042_new(NULL, &ka, &aa, &no_power, NULL, dl, &err);
+    I8042 *b = i8042_new(NULL, &kb, &ab, &no_power, NULL, NULL, &err);
+    const VMStateDescription *vmsd = vmsd_of(dl, "i8042", a);
     g_autoptr(GBytes) bytes = NULL;
 
     i8042_cmd_ops.write(a, 0, 0xaa, 1);     /* self test: 0x55 queued */
@@ -483,10 +506,10 @@ static void test_i8042_round_trip(void)
     i8042_data_ops.write(a, 0, 0x42, 1);
     i8042_cmd_ops.write(a, 0, 0x60, 1);     /* command byte: pending */
     g_assert_true(ra.level[1]);
-    bytes = save(&vmstate_i8042, a);
+    bytes = save(vmsd, a);
     g_assert_cmpuint(g_bytes_get_size(bytes), ==, 5 + 2 + 2);
 
-    load_ok(&vmstate_i8042, b, bytes);
+    load_ok(vmsd, b, bytes);
     g_assert_true(rb.level[1]);
     g_assert_cmphex(i8042_cmd_ops.read(b, 0, 1), ==, i8042_cmd_ops.read(a, 0, 1));
     g_assert_cmphex(i8042_data_ops.read(b, 0, 1), ==, 0x55);
@@ -496,20 +519,24 @@ static void test_i8042_round_trip(void)
     i8042_data_ops.write(b, 0, 0x03, 1);
     i8042_cmd_ops.write(b, 0, 0x20, 1);
     g_assert_cmphex(i8042_data_ops.read(b, 0, 1), ==, 0x03);
-    check_truncations(&vmstate_i8042, b, bytes, NULL);
+    check_truncations(vmsd, b, bytes, NULL);
     i8042_free(a);
     i8042_free(b);
+    device_list_free(dl);
 }
 
 static void test_i8042_hostile(void)
 {
     g_autoptr(GError) err = NULL;
-    I8042 *k = i8042_new(NULL, NULL, NULL, &no_power, NULL, &err);
+    DeviceList *dl = device_list_new();
+    I8042 *k = i8042_new(NULL, NULL, NULL, &no_power, NULL, dl, &err);
+    const VMStateDescription *vmsd = vmsd_of(dl, "i8042", k);
     uint8_t s[5 + 17 + 17] = { 0x45, 0x03, 0, 0, 17 };
 
-    load_fails(&vmstate_i8042, k, s, sizeof(s), 1, "at most 16");
-    load_fails(&vmstate_i8042, k, s, 5, 2, "newer");
+    load_fails(vmsd, k, s, sizeof(s), 1, "at most 16");
+    load_fails(vmsd, k, s, 5, 2, "newer");
     i8042_free(k);
+    device_list_free(dl);
 }
 
 /* ---- ACPI PM ---- */
@@ -519,8 +546,10 @@ static void test_acpi_pm_round_trip(void)
     g_autoptr(GError) err = NULL;
     Recorder ra = { 0 }, rb = { 0 };
     IrqLine sa = rec_line(&ra, 9), sb = rec_line(&rb, 9);
-    AcpiPm *a = acpi_pm_new(NULL, 0, &sa, &no_power, NULL, &err);
-    AcpiPm *b = acpi_pm_new(NULL, 0, &sb, &no_power, NULL, &err);
+    DeviceList *dl = device_list_new();
+    AcpiPm *a = acpi_pm_new(NULL, 0, &sa, &no_power, NULL, dl, &err);
+    AcpiPm *b = acpi_pm_new(NULL, 0, &sb, &no_power, NULL, NULL, &err);
+    const VMStateDescription *vmsd = vmsd_of(dl, "acpi-pm", a);
     g_autoptr(GBytes) bytes = NULL;
     uint32_t ta, tb;
 
@@ -530,10 +559,10 @@ static void test_acpi_pm_round_trip(void)
     g_assert_true(ra.level[9]);
     g_usleep(20000);                        /* the timer has moved on */
     ta = (uint32_t)acpi_pm_io_ops.read(a, ACPI_PM_TMR_OFFSET, 4);
-    bytes = save(&vmstate_acpi_pm, a);
+    bytes = save(vmsd, a);
     g_assert_cmpuint(g_bytes_get_size(bytes), ==, 10);
 
-    load_ok(&vmstate_acpi_pm, b, bytes);
+    load_ok(vmsd, b, bytes);
     g_assert_true(rb.level[9]);
     for (unsigned off = 0; off < ACPI_PM_TMR_OFFSET; off += 2) {
         g_assert_cmphex(acpi_pm_io_ops.read(b, off, 2), ==,
@@ -543,9 +572,10 @@ static void test_acpi_pm_round_trip(void)
     /* The fresh device's own timer would read ~0; this one goes on. */
     g_assert_cmpuint(tb, >=, ta - ACPI_PM_TIMER_HZ / 1000);
     g_assert_cmpuint(tb - ta, <, ACPI_PM_TIMER_HZ);
-    check_truncations(&vmstate_acpi_pm, b, bytes, NULL);
+    check_truncations(vmsd, b, bytes, NULL);
     acpi_pm_free(a);
     acpi_pm_free(b);
+    device_list_free(dl);
 }
 
 static void test_acpi_pm_hostile(void)
@@ -553,21 +583,24 @@ static void test_acpi_pm_hostile(void)
     g_autoptr(GError) err = NULL;
     Recorder r = { 0 };
     IrqLine sci = rec_line(&r, 9);
-    AcpiPm *pm = acpi_pm_new(NULL, 0, &sci, &no_power, NULL, &err);
+    DeviceList *dl = device_list_new();
+    AcpiPm *pm = acpi_pm_new(NULL, 0, &sci, &no_power, NULL, dl, &err);
+    const VMStateDescription *vmsd = vmsd_of(dl, "acpi-pm", pm);
     /* Every bit set: only real status/enable bits survive; SLP_EN does not
      * power off from a stream. */
     static const uint8_t s[10] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                                    0, 0, 0, 0 };
 
-    g_assert_true(load(&vmstate_acpi_pm, pm, s, sizeof(s), 1, &err));
+    g_assert_true(load(vmsd, pm, s, sizeof(s), 1, &err));
     g_assert_no_error(err);
     g_assert_cmphex(acpi_pm_io_ops.read(pm, 0, 2), ==, 0x8121);
     g_assert_cmphex(acpi_pm_io_ops.read(pm, 2, 2), ==, 0x0121);
     g_assert_cmphex(acpi_pm_io_ops.read(pm, ACPI_PM_CNT_OFFSET, 2), ==,
                     0xdffe | ACPI_PM1_CNT_SCI_EN);
     g_assert_true(r.level[9]);
-    load_fails(&vmstate_acpi_pm, pm, s, sizeof(s), 2, "newer");
+    load_fails(vmsd, pm, s, sizeof(s), 2, "newer");
     acpi_pm_free(pm);
+    device_list_free(dl);
 }
 
 /* ---- PCI ---- */
@@ -577,6 +610,7 @@ static void test_acpi_pm_hostile(void)
 
 typedef struct TestPci {
     IoBus *pio, *mmio;
+    DeviceList *dl;
     PciBus *bus;
     PciHost *host;
     PciDevice dev;
@@ -606,7 +640,9 @@ static void pci_new(TestPci *p, uint16_t device_id, bool express)
     p->mmio = iobus_new("mmio");
     p->bus = pci_bus_new(p->pio, p->mmio);
     pci_bus_set_intx_router(p->bus, route, &p->rec);
-    p->host = pci_host_new(p->bus, p->pio, p->mmio, 0, 0, &no_power, NULL, &err);
+    p->dl = device_list_new();
+    p->host = pci_host_new(p->bus, p->pio, p->mmio, 0, 0, &no_power, NULL,
+                           p->dl, &err);
     g_assert_nonnull(p->host);
     pci_device_init(&p->dev, "test-dev", 0x1af4, device_id, 0x018000, true);
     g_assert_true(pci_device_set_bar(&p->dev, 0, PCI_BAR_MEM32, 0x1000, false,
@@ -623,6 +659,7 @@ static void pci_free(TestPci *p)
     pci_bus_remove_device(p->bus, &p->dev);
     pci_host_free(p->host);
     pci_bus_free(p->bus);
+    device_list_free(p->dl);
     iobus_free(p->pio);
     iobus_free(p->mmio);
 }
@@ -735,68 +772,74 @@ static void test_pci_qemu_bytes(void)
 
 static void test_pci_host_round_trip(void)
 {
+    const VMStateDescription *vmsd;
     TestPci a, b;
     g_autoptr(GBytes) bytes = NULL;
     g_autofree uint8_t *s = NULL;
     size_t len;
 
     pci_new(&a, 0x1042, false);
+    vmsd = vmsd_of(a.dl, "pci-host", a.host);
     out(a.pio, 0xcf8, 0x80001810, 4);       /* left pointing at 00:03.0 BAR0 */
     out(a.pio, 0xcf9, 0x02, 1);
-    bytes = save(&vmstate_pci_host, a.host);
+    bytes = save(vmsd, a.host);
     pci_new(&b, 0x1042, false);
-    load_ok(&vmstate_pci_host, b.host, bytes);
+    load_ok(vmsd, b.host, bytes);
     g_assert_cmphex(in(b.pio, 0xcf8, 4), ==, 0x80001810);
     g_assert_cmphex(in(b.pio, 0xcf9, 1), ==, 0x02);
-    check_truncations(&vmstate_pci_host, b.host, bytes, NULL);
+    check_truncations(vmsd, b.host, bytes, NULL);
 
     len = g_bytes_get_size(bytes);
     s = g_memdup2(g_bytes_get_data(bytes, NULL), len);
     s[len - 5] |= 0x01;                     /* CONFIG_ADDRESS low bits */
-    load_fails(&vmstate_pci_host, b.host, s, len, 1, "impossible");
+    load_fails(vmsd, b.host, s, len, 1, "impossible");
     s[len - 5] &= ~0x01;
     s[len - 1] = 0x04;                      /* a reset in flight */
-    load_fails(&vmstate_pci_host, b.host, s, len, 1, "impossible");
+    load_fails(vmsd, b.host, s, len, 1, "impossible");
     pci_free(&a);
     pci_free(&b);
 }
 
-/* The machine's registration without KVM: absent parts are left out, the
- * rest goes through a whole savevm stream and back. */
-static void test_machine_devices_stream(void)
+/* Registration without KVM: the devices put their state on one list, in
+ * creation order, and the list goes through a whole savevm stream and back. */
+static void test_device_list_stream(void)
 {
     g_autoptr(GError) err = NULL;
     int64_t now = 1700000000;
     Uart ua, ub;
-    Rtc *ra = rtc_new(NULL, NULL, &err), *rb = rtc_new(NULL, NULL, &err);
+    Rtc *ra, *rb;
     SaveVM *sa = savevm_new("tern-test"), *sb = savevm_new("tern-test");
-    MachineVmstateParts pa = { 0 }, pb = { 0 };
-    MachineVmstate *ma, *mb;
     QEMUFile *f = qemu_file_new_mem_output();
     const GByteArray *bytes;
     g_autoptr(GBytes) stream = NULL;
+    const uint8_t *p;
+    size_t len;
 
     uart_new(&ua);
     uart_new(&ub);
+    ra = rtc_new(NULL, NULL, ua.dl, &err);
+    rb = rtc_new(NULL, NULL, ub.dl, &err);
     rtc_set_clock(ra, fixed_clock, &now);
     rtc_set_clock(rb, fixed_clock, &now);
     out(ua.pio, COM1 + 7, 0x42, 1);
     cmos_write(ra, 0x50, 0x17);
-    pa = (MachineVmstateParts){ .serial = ua.s, .rtc = ra };
-    pb = (MachineVmstateParts){ .serial = ub.s, .rtc = rb };
-    ma = machine_vmstate_register(sa, &pa);
-    mb = machine_vmstate_register(sb, &pb);
+    g_assert_cmpuint(device_list_count(ua.dl), ==, 2);
+    g_assert_cmpstr(device_list_get(ua.dl, 0)->idstr, ==, "serial");
+    g_assert_cmpstr(device_list_get(ua.dl, 1)->idstr, ==, "mc146818rtc");
+    g_assert_null(device_list_get(ua.dl, 2));
+    device_list_register_savevm(ua.dl, sa);
+    device_list_register_savevm(ub.dl, sb);
     g_assert_true(savevm_save_all(sa, f, &err));
     g_assert_no_error(err);
     bytes = qemu_file_mem_output_data(f);
     stream = g_bytes_new(bytes->data, bytes->len);
     qemu_fclose(f, NULL);
-    g_assert_nonnull(memmem(g_bytes_get_data(stream, NULL),
-                            g_bytes_get_size(stream), "\x06serial", 7));
-    g_assert_nonnull(memmem(g_bytes_get_data(stream, NULL),
-                            g_bytes_get_size(stream), "\x0bmc146818rtc", 12));
-    g_assert_null(memmem(g_bytes_get_data(stream, NULL),
-                         g_bytes_get_size(stream), "\x05i8042", 6));
+    p = g_bytes_get_data(stream, &len);
+    g_assert_nonnull(memmem(p, len, "\x06serial", 7));
+    g_assert_nonnull(memmem(p, len, "\x0bmc146818rtc", 12));
+    g_assert_true((const uint8_t *)memmem(p, len, "\x06serial", 7) <
+                  (const uint8_t *)memmem(p, len, "\x0bmc146818rtc", 12));
+    g_assert_null(memmem(p, len, "\x05i8042", 6));
 
     f = qemu_file_new_mem_input(stream);
     g_assert_true(savevm_load(sb, f, &err));
@@ -805,15 +848,64 @@ static void test_machine_devices_stream(void)
     g_assert_cmphex(in(ub.pio, COM1 + 7, 1), ==, 0x42);
     g_assert_cmphex(cmos_read(rb, 0x50), ==, 0x17);
 
-    machine_vmstate_unregister(ma, sa);
-    machine_vmstate_unregister(mb, sb);
-    machine_vmstate_unregister(NULL, sb);
     savevm_free(sa);
     savevm_free(sb);
     rtc_free(ra);
     rtc_free(rb);
     uart_free(&ua);
     uart_free(&ub);
+}
+
+/* Priorities order the walk (vCPUs, then KVM's chips, then devices), equal
+ * ones keep their registration order; ANY takes the next free instance;
+ * a removed device leaves no reset hook or state behind. */
+static const VMStateDescription vmsd_dev = { .name = "dev" };
+static const VMStateDescription vmsd_chip = {
+    .name = "chip", .priority = VMSTATE_PRIO_KVM_CHIPS,
+};
+static const VMStateDescription vmsd_cpu = {
+    .name = "cpu", .priority = VMSTATE_PRIO_CPU,
+};
+
+static void count_reset(void *opaque)
+{
+    (*(int *)opaque)++;
+}
+
+static void test_device_list_order(void)
+{
+    DeviceList *dl = device_list_new();
+    int dev_a = 0, dev_b = 0, chip = 0, cpu0 = 0, cpu1 = 0;
+    static const char *const want[] = { "cpu", "cpu", "chip", "dev", "dev" };
+
+    device_list_add_vmstate(dl, "dev", VMSTATE_INSTANCE_ID_ANY, &vmsd_dev, &dev_a);
+    device_list_add_vmstate(dl, "chip", 0, &vmsd_chip, &chip);
+    device_list_add_vmstate(dl, "cpu", 0, &vmsd_cpu, &cpu0);
+    device_list_add_vmstate(dl, "dev", VMSTATE_INSTANCE_ID_ANY, &vmsd_dev, &dev_b);
+    device_list_add_vmstate(dl, "cpu", 1, &vmsd_cpu, &cpu1);
+    device_list_add_reset(dl, count_reset, &dev_a);
+    device_list_add_reset(dl, count_reset, &dev_b);
+    g_assert_cmpuint(device_list_count(dl), ==, 5);
+    for (size_t i = 0; i < 5; i++) {
+        g_assert_cmpstr(device_list_get(dl, i)->idstr, ==, want[i]);
+    }
+    g_assert_true(device_list_get(dl, 0)->opaque == &cpu0);
+    g_assert_true(device_list_get(dl, 1)->opaque == &cpu1);
+    g_assert_true(device_list_get(dl, 3)->opaque == &dev_a);
+    g_assert_cmpuint(device_list_get(dl, 4)->instance, ==, 1);
+    g_assert_true(device_list_find(dl, "dev", 1)->opaque == &dev_b);
+    g_assert_null(device_list_find(dl, "dev", 2));
+
+    device_list_reset(dl);
+    device_list_remove(dl, &dev_a);
+    device_list_reset(dl);
+    g_assert_cmpint(dev_a, ==, 1);
+    g_assert_cmpint(dev_b, ==, 2);
+    g_assert_cmpuint(device_list_count(dl), ==, 4);
+    g_assert_null(device_list_find(dl, "dev", 0));
+    device_list_free(dl);
+    device_list_add_vmstate(NULL, "dev", 0, &vmsd_dev, &dev_a);   /* no list */
+    device_list_add_reset(NULL, count_reset, &dev_a);
 }
 
 int main(int argc, char **argv)
@@ -839,7 +931,7 @@ int main(int argc, char **argv)
     g_test_add_func("/devstate/pci/hostile", test_pci_hostile);
     g_test_add_func("/devstate/pci/qemu-7.2-bytes", test_pci_qemu_bytes);
     g_test_add_func("/devstate/pci-host/round-trip", test_pci_host_round_trip);
-    g_test_add_func("/devstate/machine/devices-stream",
-                    test_machine_devices_stream);
+    g_test_add_func("/devstate/device-list/stream", test_device_list_stream);
+    g_test_add_func("/devstate/device-list/order", test_device_list_order);
     return g_test_run();
 }

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sysemu/guest-memory.h"
+#include "hw/core/guest-memory.h"
 #include "tern/error.h"
 
 static void test_split_around_hole(void)

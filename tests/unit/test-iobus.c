@@ -3,7 +3,7 @@
  * offsets, overlap refusal, unclaimed accesses reading all ones, removal, and
  * accesses that straddle a range's end.
  */
-#include "hw/io.h"
+#include "hw/core/iobus.h"
 #include "tern/error.h"
 
 typedef struct Dev {

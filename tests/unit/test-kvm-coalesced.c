@@ -11,9 +11,9 @@
 
 #include <sys/ioctl.h>
 
-#include "sysemu/guest-memory.h"
-#include "sysemu/kvm-coalesced.h"
-#include "sysemu/vcpu.h"
+#include "accel/kvm/kvm-coalesced.h"
+#include "accel/kvm/kvm-vcpu.h"
+#include "hw/core/guest-memory.h"
 #include "tern/error.h"
 #include "test-kvm-util.h"
 

@@ -1,5 +1,5 @@
 /*
- * Dirty-page tracking for live migration (sysemu/kvm-dirty-log.h) on real
+ * Dirty-page tracking for live migration (accel/kvm/kvm-dirty-log.h) on real
  * KVM (skipped without /dev/kvm): logging turns on and off per RAM slot, the
  * VMM's own writes land at memfd pages across both RAM regions, a sync
  * hands them over exactly once, and nothing else is reported while no vCPU
@@ -7,7 +7,7 @@
  */
 #include <unistd.h>
 
-#include "sysemu/kvm-dirty-log.h"
+#include "accel/kvm/kvm-dirty-log.h"
 #include "tern/error.h"
 #include "test-kvm-util.h"
 

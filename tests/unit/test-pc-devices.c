@@ -90,7 +90,7 @@ static void pci_setup(Pci *p)
     p->bus = pci_bus_new(p->pio, p->mmio);
     pci_bus_set_intx_router(p->bus, route, &p->rec);
     p->host = pci_host_new(p->bus, p->pio, p->mmio, ECAM_BASE, 1, &rec_power,
-                           &p->rec, &err);
+                           &p->rec, NULL, &err);
     g_assert_no_error(err);
     g_assert_nonnull(p->host);
 }
@@ -341,7 +341,7 @@ static void test_rtc(void)
 {
     IoBus *pio = iobus_new("pio");
     g_autoptr(GError) err = NULL;
-    Rtc *rtc = rtc_new(pio, NULL, &err);
+    Rtc *rtc = rtc_new(pio, NULL, NULL, &err);
     int64_t now = 1709214356;
 
     g_assert_nonnull(rtc);
@@ -393,7 +393,7 @@ static void test_rtc(void)
 
 static void test_rtc_host_clock(void)
 {
-    Rtc *rtc = rtc_new(NULL, NULL, NULL);
+    Rtc *rtc = rtc_new(NULL, NULL, NULL, NULL);
     GDateTime *t = g_date_time_new_now_utc();
     uint8_t year;
 
@@ -411,7 +411,7 @@ static void test_i8042(void)
     Recorder rec = { 0 };
     IrqLine kbd = rec_line(&rec, 1), aux = rec_line(&rec, 12);
     g_autoptr(GError) err = NULL;
-    I8042 *k = i8042_new(pio, &kbd, &aux, &rec_power, &rec, &err);
+    I8042 *k = i8042_new(pio, &kbd, &aux, &rec_power, &rec, NULL, &err);
     unsigned edges;
 
     g_assert_nonnull(k);
@@ -470,7 +470,7 @@ static void test_pm_poweroff(void)
     Recorder rec = { 0 };
     g_autoptr(GError) err = NULL;
     IrqLine sci = rec_line(&rec, X86_SCI_IRQ);
-    AcpiPm *pm = acpi_pm_new(pio, X86_PM_BASE, &sci, &rec_power, &rec, &err);
+    AcpiPm *pm = acpi_pm_new(pio, X86_PM_BASE, &sci, &rec_power, &rec, NULL, &err);
     const uint16_t cnt = X86_PM_BASE + ACPI_PM_CNT_OFFSET;
 
     g_assert_nonnull(pm);
@@ -494,7 +494,7 @@ static void test_pm_power_button(void)
     IoBus *pio = iobus_new("pio");
     Recorder rec = { 0 };
     IrqLine sci = rec_line(&rec, X86_SCI_IRQ);
-    AcpiPm *pm = acpi_pm_new(pio, X86_PM_BASE, &sci, &rec_power, &rec, NULL);
+    AcpiPm *pm = acpi_pm_new(pio, X86_PM_BASE, &sci, &rec_power, &rec, NULL, NULL);
     uint32_t t0, t1;
 
     acpi_pm_power_button(pm);                                /* not enabled yet */
@@ -525,7 +525,7 @@ static void test_rtc_reset(void)
     IoBus *pio = iobus_new("pio");
     Recorder rec = { 0 };
     IrqLine irq = rec_line(&rec, 8);
-    Rtc *rtc = rtc_new(pio, &irq, NULL);
+    Rtc *rtc = rtc_new(pio, &irq, NULL, NULL);
     uint8_t b = RTC_B_24H | RTC_B_DM_BINARY | RTC_B_UIE;
 
     cmos_write(pio, RTC_REG_B, b | RTC_B_PIE | RTC_B_AIE | RTC_B_SQWE);
@@ -545,7 +545,7 @@ static void test_i8042_reset(void)
     IoBus *pio = iobus_new("pio");
     Recorder rec = { 0 };
     IrqLine kbd = rec_line(&rec, 1), aux = rec_line(&rec, 12);
-    I8042 *k = i8042_new(pio, &kbd, &aux, &rec_power, &rec, NULL);
+    I8042 *k = i8042_new(pio, &kbd, &aux, &rec_power, &rec, NULL, NULL);
 
     out(pio, 0x64, 0x60, 1);                            /* write command byte */
     out(pio, 0x60, 0x03, 1);
@@ -571,7 +571,7 @@ static void test_pm_reset(void)
     IoBus *pio = iobus_new("pio");
     Recorder rec = { 0 };
     IrqLine sci = rec_line(&rec, X86_SCI_IRQ);
-    AcpiPm *pm = acpi_pm_new(pio, X86_PM_BASE, &sci, &rec_power, &rec, NULL);
+    AcpiPm *pm = acpi_pm_new(pio, X86_PM_BASE, &sci, &rec_power, &rec, NULL, NULL);
 
     out(pio, X86_PM_BASE + 2, ACPI_PM1_STS_PWRBTN, 2);
     out(pio, X86_PM_BASE + ACPI_PM_CNT_OFFSET, 3 << ACPI_PM1_CNT_SLP_TYP_SHIFT, 2);

@@ -19,24 +19,12 @@
 typedef struct Fixture {
     char *dir;
     char *path;
-    BlockNode *bs;
+    BlockNode *bs;              /* the drive's root node, while open */
+    BlockBackend *blk;          /* drive "drive0" */
+    BlockBackendList *blks;
     QmpRegistry *reg;
     QmpSession session;
-    QmpBlockSource src;
 } Fixture;
-
-static bool fixture_drive(void *opaque, size_t i, QmpBlockBackend *out)
-{
-    Fixture *fx = opaque;
-
-    if (i > 0 || !fx->bs) {
-        return false;
-    }
-    out->device = "drive0";
-    out->qdev = "/machine/peripheral/virtio0";
-    out->node = fx->bs;
-    return true;
-}
 
 static void open_image(Fixture *fx)
 {
@@ -45,6 +33,17 @@ static void open_image(Fixture *fx)
     fx->bs = bdrv_open(fx->path, "qcow2", BDRV_O_RDWR, &err);
     g_assert_no_error(err);
     bdrv_set_node_name(fx->bs, "disk0");
+    fx->blk = blk_new("drive0", fx->bs, NULL);
+    g_assert_true(blk_attach_dev(fx->blk, "/machine/peripheral/virtio0", &err));
+    g_assert_true(blk_list_add(fx->blks, fx->blk, &err));
+}
+
+static void close_image(Fixture *fx)
+{
+    blk_list_remove(fx->blks, fx->blk);
+    blk_free(fx->blk);          /* closes fx->bs */
+    fx->blk = NULL;
+    fx->bs = NULL;
 }
 
 static void fixture_setup(Fixture *fx, gconstpointer data)
@@ -55,19 +54,21 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     fx->path = g_build_filename(fx->dir, "d.qcow2", NULL);
     g_assert_true(bdrv_create("qcow2", fx->path, 64 * MiB, NULL, &err));
     g_assert_no_error(err);
+    fx->blks = blk_list_new();
     open_image(fx);
-    fx->src.get = fixture_drive;
-    fx->src.opaque = fx;
     fx->reg = qmp_registry_new();
     qmp_register_core_commands(fx->reg);
     hmp_register_command(fx->reg);
-    qmp_register_block_commands(fx->reg, &fx->src);
+    qmp_register_block_commands(fx->reg, fx->blks);
     fx->session.negotiated = true;
 }
 
 static void fixture_teardown(Fixture *fx, gconstpointer data)
 {
-    bdrv_close(fx->bs);
+    if (fx->blk) {
+        close_image(fx);
+    }
+    blk_list_free(fx->blks);
     qmp_registry_free(fx->reg);
     unlink(fx->path);
     rmdir(fx->dir);
@@ -393,8 +394,7 @@ static void test_persistent_in_image(Fixture *fx, gconstpointer d)
                       "\"disabled\": true, \"granularity\": 131072"));
     assert_ok(fx, ADD("\"node\": \"drive0\", \"name\": \"temp\""));
     write_at(fx, 0, 4096);
-    bdrv_close(fx->bs);
-    fx->bs = NULL;
+    close_image(fx);
     info = qemu_img_info(fx->path);
     if (info) {
         g_assert_nonnull(strstr(info, "name: p1"));
@@ -412,8 +412,7 @@ static void test_persistent_in_image(Fixture *fx, gconstpointer d)
     g_assert_false(enabled(fx, "p2"));
     /* Removing a persistent bitmap removes it from the image too. */
     assert_ok(fx, CMD("block-dirty-bitmap-remove", "\"node\": \"drive0\", \"name\": \"p1\""));
-    bdrv_close(fx->bs);
-    fx->bs = NULL;
+    close_image(fx);
     open_image(fx);
     g_assert_null(bitmap(fx, "p1"));
     g_assert_nonnull(bitmap(fx, "p2"));

@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "sysemu/runstate.h"
+#include "softmmu/runstate.h"
 
 typedef struct Log {
     GString *s;

@@ -21,6 +21,8 @@
 typedef struct Env {
     char *dir;
     BlockNode *bs;
+    BlockBackend *blk;          /* over bs, unnamed: bs goes by its node-name */
+    BlockBackendList *blks;
 } Env;
 
 static BlockNode *open_disk(Env *e, const char *file)
@@ -42,6 +44,9 @@ static void env_init(Env *e, const char *file)
     e->dir = g_dir_make_tmp("tern-dbm-XXXXXX", NULL);
     g_assert_nonnull(e->dir);
     e->bs = open_disk(e, file);
+    e->blk = blk_new(NULL, e->bs, NULL);
+    e->blks = blk_list_new();
+    g_assert_true(blk_list_add(e->blks, e->blk, NULL));
 }
 
 static void env_destroy(Env *e)
@@ -49,7 +54,8 @@ static void env_destroy(Env *e)
     g_autoptr(GDir) d = g_dir_open(e->dir, 0, NULL);
     const char *name;
 
-    bdrv_close(e->bs);
+    blk_list_free(e->blks);
+    blk_free(e->blk);           /* closes e->bs */
     while (d && (name = g_dir_read_name(d))) {
         g_autofree char *p = g_build_filename(e->dir, name, NULL);
         unlink(p);
@@ -58,25 +64,9 @@ static void env_destroy(Env *e)
     g_free(e->dir);
 }
 
-static GPtrArray *list_nodes(void *opaque)
-{
-    GPtrArray *a = g_ptr_array_new();
-
-    g_ptr_array_add(a, ((Env *)opaque)->bs);
-    return a;
-}
-
-static BlockNode *find_node(void *opaque, const char *name)
-{
-    Env *e = opaque;
-
-    return strcmp(name, bdrv_get_node_name(e->bs)) ? NULL : e->bs;
-}
-
 static DirtyBitmapMigration *dbm_for(Env *e, SaveVM *sv)
 {
-    DirtyBitmapNodes nodes = { .list = list_nodes, .find = find_node,
-                               .opaque = e };
+    DirtyBitmapNodes nodes = { .blks = e->blks, .opaque = e };
     DirtyBitmapMigration *dbm = dirty_bitmap_migration_new(&nodes);
 
     dirty_bitmap_migration_set_enabled(dbm, true);

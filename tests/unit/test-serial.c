@@ -34,7 +34,7 @@ static void uart_init(Uart *u)
 
     u->irq = (Irq){ 0 };
     u->bus = iobus_new("pio");
-    u->s = serial_new(NULL, line);
+    u->s = serial_new(NULL, line, NULL);
     g_assert_true(serial_attach(u->s, u->bus, 0x3f8, NULL));
 }
 

@@ -10,9 +10,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "sysemu/guest-memory.h"
-#include "sysemu/kvm.h"
-#include "sysemu/vcpu.h"
+#include "accel/kvm/kvm-vcpu.h"
+#include "accel/kvm/kvm.h"
+#include "hw/core/guest-memory.h"
 #include "target/i386/cpu-state.h"
 #include "target/i386/cpuid.h"
 #include "tern/error.h"

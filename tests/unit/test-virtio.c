@@ -13,8 +13,9 @@
 
 #include "hw/block/virtio-blk.h"
 #include "hw/pci/pci.h"
-#include "sysemu/runstate.h"
+#include "softmmu/runstate.h"
 #include "tern/error.h"
+#include "test-block-fault.h"
 
 #define RAM_SIZE   (4 * MiB)
 #define BAR_ADDR   0xc0000000ULL
@@ -33,6 +34,7 @@ typedef struct Fixture {
     uint8_t *ram;
     IoBus *pio, *mmio;
     PciBus *bus;
+    DeviceList *devices;
     char *dir, *img;
     Drive *drive;
     VirtioBlk *vb;
@@ -118,7 +120,8 @@ static void setup(Fixture *f, const char *drive_opts, unsigned queues)
     f->msis = g_array_new(false, false, sizeof(uint32_t));
     f->vp->msix.signal = record_msi;
     f->vp->msix.signal_opaque = f;
-    g_assert_true(pci_bus_add_device(f->bus, &f->vp->pci, -1, &err));
+    f->devices = device_list_new();
+    g_assert_true(virtio_pci_plug(f->vp, f->bus, -1, f->devices, &err));
     /* BAR 4 (64-bit) for virtio, BAR 1 for MSI-X, then decode. */
     cfg_write(f, 0x10 + 4 * VIRTIO_PCI_BAR, (uint32_t)BAR_ADDR, 4);
     cfg_write(f, 0x14 + 4 * VIRTIO_PCI_BAR, 0, 4);
@@ -128,7 +131,9 @@ static void setup(Fixture *f, const char *drive_opts, unsigned queues)
 
 static void teardown(Fixture *f)
 {
-    pci_bus_remove_device(f->bus, &f->vp->pci);
+    virtio_pci_unplug(f->vp, f->devices);
+    g_assert_cmpuint(device_list_count(f->devices), ==, 0);
+    device_list_free(f->devices);
     virtio_blk_free(f->vb);
     drive_free(f->drive);
     pci_bus_free(f->bus);
@@ -277,7 +282,7 @@ static void test_rw_flush_id(void)
     g_assert_cmpuint(request(&f, VIRTIO_BLK_T_IN, 8, 8192, &used_len), ==, 0);
     g_assert_cmpuint(used_len, ==, 8193);
     g_assert_cmpuint(((uint8_t *)gpa(&f, DATA_GPA))[8191], ==, 0xab);
-    g_assert_true(bdrv_pread(f.drive->node, 4096, buf, sizeof(buf), NULL));
+    g_assert_true(bdrv_pread(drive_node(f.drive), 4096, buf, sizeof(buf), NULL));
     g_assert_cmpuint(buf[0], ==, 0xab);
     g_assert_cmpuint(buf[8191], ==, 0xab);
     g_assert_cmpuint(request(&f, VIRTIO_BLK_T_GET_ID, 0, 20, &used_len), ==, 0);
@@ -304,10 +309,10 @@ static void test_discard_write_zeroes(void)
     g_assert_cmpuint(request(&f, VIRTIO_BLK_T_OUT, 0, 4096, NULL), ==, 0);
     memcpy(gpa(&f, DATA_GPA), &seg, sizeof(seg));
     g_assert_cmpuint(request(&f, VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, NULL), ==, 0);
-    g_assert_true(bdrv_pread(f.drive->node, 1024, buf, 512, NULL));
+    g_assert_true(bdrv_pread(drive_node(f.drive), 1024, buf, 512, NULL));
     g_assert_cmpuint(buf[0], ==, 0);
     g_assert_cmpuint(buf[511], ==, 0);
-    g_assert_true(bdrv_pread(f.drive->node, 512, buf, 512, NULL));
+    g_assert_true(bdrv_pread(drive_node(f.drive), 512, buf, 512, NULL));
     g_assert_cmpuint(buf[0], ==, 0x11);
     g_assert_cmpuint(request(&f, VIRTIO_BLK_T_DISCARD, 0, 16, NULL), ==, 0);
     seg.flags = 1;                  /* unmap is not allowed with discard */
@@ -502,6 +507,38 @@ static void test_readonly(void)
     teardown(&f);
 }
 
+/* werror=enospc through the device: a write failing with EIO completes
+ * with IOERR; one failing with ENOSPC is parked until the VM runs again.
+ * The injected errors' messages name no errno. */
+static void test_werror_enospc(void)
+{
+    uint64_t hdr[2] = { VIRTIO_BLK_T_OUT, 0 };
+    Fixture f;
+
+    setup(&f, ",werror=enospc", 1);
+    test_fault_attach(drive_node(f.drive));
+    driver_init(&f, 0, VIRTIO_NO_VECTOR);
+    vm_start();
+    test_fault_set(EIO);
+    g_assert_cmpuint(request(&f, VIRTIO_BLK_T_OUT, 0, 512, NULL), ==,
+                     VIRTIO_BLK_S_IOERR);
+    g_assert_cmpuint(virtio_blk_failed_requests(f.vb), ==, 1);
+
+    test_fault_set(ENOSPC);
+    memcpy(gpa(&f, HDR_GPA), hdr, 16);
+    *(uint8_t *)gpa(&f, STATUS_GPA) = 0xff;
+    publish(&f, 0);
+    g_usleep(50000);
+    g_assert_cmpuint(used_idx(&f), ==, f.last_used);     /* parked */
+    test_fault_set(0);
+    vm_stop(RUN_STATE_IO_ERROR);
+    vm_start();                                         /* retried */
+    g_assert_true(wait_used(&f, NULL));
+    g_assert_cmpuint(*(uint8_t *)gpa(&f, STATUS_GPA), ==, VIRTIO_BLK_S_OK);
+    g_assert_cmpuint(virtio_blk_failed_requests(f.vb), ==, 1);
+    teardown(&f);
+}
+
 static void msix_entry(Fixture *f, unsigned v, uint32_t data, bool masked)
 {
     g_assert_true(iobus_write(f->mmio, MSIX_ADDR + 16 * v, 0xfee00000, 4));
@@ -590,6 +627,17 @@ static void test_event_idx(void)
     teardown(&f);
 }
 
+/* What the transport registered when it was plugged. */
+static const VMStateDescription *vmstate_of(Fixture *f)
+{
+    const DeviceVmstate *e = device_list_get(f->devices, 0);
+
+    g_assert_cmpstr(e->idstr, ==, "virtio-blk-pci");
+    g_assert_cmpuint(e->instance, ==, f->vp->pci.devfn);
+    g_assert_true(e->opaque == f->vp);
+    return e->vmsd;
+}
+
 static GBytes *save_state(Fixture *f)
 {
     g_autoptr(GError) err = NULL;
@@ -597,7 +645,7 @@ static GBytes *save_state(Fixture *f)
     const GByteArray *a;
     GBytes *b;
 
-    g_assert_true(vmstate_save(qf, &vmstate_virtio_pci, f->vp, NULL, &err));
+    g_assert_true(vmstate_save(qf, vmstate_of(f), f->vp, NULL, &err));
     g_assert_no_error(err);
     a = qemu_file_mem_output_data(qf);
     b = g_bytes_new(a->data, a->len);
@@ -609,7 +657,7 @@ static bool load_state(Fixture *f, GBytes *b, size_t len, GError **errp)
 {
     g_autoptr(GBytes) part = g_bytes_new_from_bytes(b, 0, len);
     QEMUFile *qf = qemu_file_new_mem_input(part);
-    bool ok = vmstate_load(qf, &vmstate_virtio_pci, f->vp, 1, errp);
+    bool ok = vmstate_load(qf, vmstate_of(f), f->vp, 1, errp);
 
     qemu_fclose(qf, NULL);
     return ok;
@@ -845,7 +893,7 @@ static void test_cache_none_unaligned_buffers(void)
     publish(&f, 0);
     g_assert_true(wait_used(&f, NULL));
     g_assert_cmpuint(*st, ==, 0);
-    g_assert_true(bdrv_pread(f.drive->node, 2048, buf, 1024, NULL));
+    g_assert_true(bdrv_pread(drive_node(f.drive), 2048, buf, 1024, NULL));
     for (int i = 0; i < 1024; i++) {
         g_assert_cmpuint(buf[i], ==, (uint8_t)(i * 7));
     }
@@ -937,6 +985,7 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio/blk/config-space", test_config_space);
     g_test_add_func("/virtio/blk/seg-max", test_seg_max);
     g_test_add_func("/virtio/blk/readonly", test_readonly);
+    g_test_add_func("/virtio/blk/werror-enospc", test_werror_enospc);
     g_test_add_func("/virtio/blk/cache-none-unaligned", test_cache_none_unaligned_buffers);
     g_test_add_func("/virtio/transport/features-ok-refused", test_features_ok_refused);
     g_test_add_func("/virtio/transport/hostile-chains", test_hostile_chains);

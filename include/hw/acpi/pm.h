@@ -8,16 +8,16 @@
  * SCI (level, while any enabled status bit is set) — what system_powerdown does.
  *
  * Machine: AcpiPm *pm = acpi_pm_new(pio, X86_PM_BASE, &sci_line(GSI 9),
- *                                  &power_ops, machine, &err);
+ *                                  &power_ops, machine, m->devices, &err);
  */
 #ifndef HW_ACPI_PM_H
 #define HW_ACPI_PM_H
 
 #include "tern/common.h"
-#include "hw/io.h"
+#include "hw/core/device-list.h"
+#include "hw/core/iobus.h"
 #include "hw/irq.h"
 #include "hw/power-ops.h"
-#include "migration/vmstate.h"
 
 #define ACPI_PM1_EVT_LEN       4
 #define ACPI_PM1_CNT_LEN       2
@@ -40,8 +40,10 @@
 
 typedef struct AcpiPm AcpiPm;
 
+/* Adds its reset hook and its state (idstr "acpi-pm", instance 0) to dl. */
 AcpiPm *acpi_pm_new(IoBus *pio, uint16_t base, const IrqLine *sci,
-                    const PowerOps *power, void *power_opaque, GError **errp);
+                    const PowerOps *power, void *power_opaque, DeviceList *dl,
+                    GError **errp);
 void acpi_pm_free(AcpiPm *pm);
 /* System reset: PM1 status, enable and control cleared (SCI lowered); the
  * PM timer runs on, as in QEMU. */
@@ -50,7 +52,5 @@ void acpi_pm_reset(AcpiPm *pm);
 void acpi_pm_power_button(AcpiPm *pm);
 /* The IoOps registered at 'base' (offsets as above), for tests. */
 extern const IoOps acpi_pm_io_ops;
-/* Migration: idstr "acpi-pm", instance 0, opaque the AcpiPm. */
-extern const VMStateDescription vmstate_acpi_pm;
 
 #endif

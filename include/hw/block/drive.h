@@ -1,8 +1,8 @@
 /*
- * The -drive set: every -drive option opened as a block-layer node named by
- * its id, with the per-drive policies devices need (read-only, cache mode,
- * werror/rerror). Devices find drives by id and claim them; QMP sees the set
- * through a QmpBlockSource (query-block, dirty-bitmap commands).
+ * The -drive set: every -drive option opened as a block backend named by its
+ * id (block/block-backend.h), with the per-drive policies devices need
+ * (read-only, cache mode, werror/rerror). Devices find drives by id and
+ * claim them; QMP and migration see the set's backend list.
  *
  * Accepted: file=PATH (required), format=raw|qcow2 (probed if absent),
  * if=none|virtio, id=ID (required with if=none; if=virtio defaults to
@@ -13,13 +13,13 @@
 #ifndef HW_BLOCK_DRIVE_H
 #define HW_BLOCK_DRIVE_H
 
-#include "block/block.h"
-#include "monitor/qmp-block.h"
-#include "sysemu/vm-config.h"
+#include "block/block-backend.h"
+#include "softmmu/vm-config.h"
 
 typedef enum DriveErrorAction {
     DRIVE_ERROR_REPORT,        /* fail the request towards the guest */
     DRIVE_ERROR_STOP,          /* pause the VM (io-error), retry on resume */
+    DRIVE_ERROR_ENOSPC,        /* werror=enospc: STOP on ENOSPC, else REPORT */
 } DriveErrorAction;
 
 typedef struct DriveSet DriveSet;
@@ -27,21 +27,18 @@ typedef struct Monitor Monitor;
 
 typedef struct Drive {
     DriveSet *set;             /* owner, or NULL (unit tests) */
-    char *id;
-    BlockNode *node;
+    BlockBackend *blk;         /* name (the id), root node, attached device */
     bool read_only;
     bool if_virtio;            /* -drive if=virtio: the machine adds a device */
     bool writethrough;         /* flush after every write */
     bool ignore_flush;         /* cache=unsafe */
     uint64_t bitmap_chunk;     /* bitmap-chunk=: fixed write-intent chunk */
     DriveErrorAction werror, rerror;
-    char *attached;            /* device using it, or NULL */
-    struct VirtioBlk *vblk;    /* that device, when it is a virtio-blk-pci */
+    struct VirtioBlk *vblk;    /* the device using it, if a virtio-blk-pci */
 } Drive;
 
 struct DriveSet {
-    GPtrArray *drives;         /* of Drive * */
-    QmpBlockSource source;
+    BlockBackendList *backends;    /* every drive's backend, opaque the Drive */
     GMutex event_lock;         /* guards mon against the I/O threads */
     Monitor *mon;              /* where BLOCK_IO_ERROR goes, or NULL */
 };
@@ -53,6 +50,16 @@ void drive_set_free(DriveSet *set);
 /* Parses and opens one -drive argument (index: for the "virtioN" default). */
 Drive *drive_open(const char *spec, unsigned index, GError **errp);
 void drive_free(Drive *d);
+static inline const char *drive_id(const Drive *d)
+{
+    return blk_name(d->blk);
+}
+static inline BlockNode *drive_node(const Drive *d)
+{
+    return blk_root(d->blk);
+}
+/* The i-th drive, in -drive order; NULL past the last (or no set). */
+Drive *drive_set_get(DriveSet *set, size_t i);
 Drive *drive_set_find(DriveSet *set, const char *id);
 /* Marks the drive as used by 'device'; fails if it is missing or taken. */
 Drive *drive_set_claim(DriveSet *set, const char *id, const char *device,
@@ -60,6 +67,11 @@ Drive *drive_set_claim(DriveSet *set, const char *id, const char *device,
 /* Sends BLOCK_IO_ERROR events to mon from now on; NULL stops (call that
  * before the monitor goes away). */
 void drive_set_attach_monitor(DriveSet *set, Monitor *mon);
+/* What d's werror (writes) or rerror (reads) policy does with the host
+ * error 'err': DRIVE_ERROR_REPORT or DRIVE_ERROR_STOP, decided on the errno
+ * it carries (tern_error_errno), never on its message. */
+DriveErrorAction drive_error_action(const Drive *d, bool is_read,
+                                    const GError *err);
 /* A host I/O error on d, handled with 'action': emits QEMU's BLOCK_IO_ERROR
  * (device, node-name, operation, action, nospace, reason). Any thread. */
 void drive_io_error_event(Drive *d, bool is_read, DriveErrorAction action,

@@ -19,7 +19,7 @@
 #define HW_I386_ACPI_BUILD_H
 
 #include "tern/common.h"
-#include "sysemu/guest-memory.h"
+#include "hw/core/guest-memory.h"
 
 #define ACPI_MAX_CPUS 255
 

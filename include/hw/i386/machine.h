@@ -16,15 +16,20 @@
  * loop starts them through vm_start()); machine_reset() puts the vCPUs and the
  * irqchip back to their power-on state, runs the devices' reset hooks and
  * reloads the kernel.
+ *
+ * Devices add their reset hooks and migratable state to m->devices where
+ * they are created (hw/core/device-list.h); migration and snapshots register
+ * that list with their SaveVM.
  */
 #ifndef HW_I386_MACHINE_H
 #define HW_I386_MACHINE_H
 
-#include "hw/io.h"
-#include "sysemu/guest-memory.h"
-#include "sysemu/kvm.h"
-#include "sysemu/vcpu.h"
-#include "sysemu/vm-config.h"
+#include "accel/kvm/kvm-vcpu.h"
+#include "accel/kvm/kvm.h"
+#include "hw/core/device-list.h"
+#include "hw/core/guest-memory.h"
+#include "hw/core/iobus.h"
+#include "softmmu/vm-config.h"
 #include "tern/common.h"
 
 #define VIRT_LOW_RAM_END     0xc0000000ULL
@@ -37,6 +42,8 @@
 
 typedef struct MachineDevices MachineDevices;
 typedef struct X86CpuState X86CpuState;
+typedef struct X86Cpu X86Cpu;
+typedef struct KvmChips KvmChips;
 typedef struct DriveSet DriveSet;
 
 typedef struct Machine {
@@ -49,9 +56,12 @@ typedef struct Machine {
     IoBus *mmio;
     unsigned nr_vcpus;
     Vcpu **vcpus;
+    X86Cpu **cpus;                /* per vCPU: its migratable state */
     X86CpuState *power_on;        /* per vCPU, captured before boot setup */
+    KvmChips *chips;              /* the in-kernel chips' migratable state */
     struct kvm_irqchip power_on_chips[3];   /* PIC master, slave, IOAPIC */
     struct kvm_pit_state2 power_on_pit;
+    DeviceList *devices;          /* reset hooks and migratable state */
     MachineDevices *dev;          /* serial, platform devices, -device list */
     uint64_t rsdp;                /* 0 without ACPI */
     uint64_t pci_mmio64_base;
@@ -67,27 +77,30 @@ bool machine_reset(Machine *m, GError **errp);
 /* Presses the ACPI power button (QMP system_powerdown); any thread. */
 void machine_powerdown(Machine *m);
 
-/* -device drivers: hw/i386/machine-devices.c keeps the table; an area adds a
- * line { "driver-name", create } and its create function. The function must
- * read every option it accepts from opts (the caller then rejects leftovers). */
+/*
+ * -device drivers: the device's own file adds its driver with one line,
+ *   MACHINE_DEVICE_TYPE(my_dev, "driver-name", my_dev_create);
+ * and no other file changes (the linker gathers the lines into one table, as
+ * kvmtool's dev_init does). The create function builds the device on m,
+ * adds its reset hook and state to m->devices and a cleanup with
+ * machine_add_cleanup, and must read every option it accepts from opts (the
+ * caller then rejects leftovers).
+ */
 typedef bool (*DeviceCreate)(Machine *m, KeyVal *opts, GError **errp);
 typedef struct DeviceType {
     const char *driver;
     DeviceCreate create;
 } DeviceType;
+#define MACHINE_DEVICE_TYPE(name, driver_, create_)                         \
+    static const DeviceType device_type_##name = { driver_, create_ };    \
+    static const DeviceType *const device_type_ptr_##name                  \
+        __attribute__((used, section("tern_device_types"))) = &device_type_##name
 bool machine_create_device(Machine *m, KeyVal *opts, GError **errp);
 /* The PCI bus, for -device drivers of PCI devices. */
 typedef struct PciBus PciBus;
 PciBus *machine_pci_bus(Machine *m);
-/* Devices created through the table register a cleanup here. */
+/* Devices created through the table register a cleanup here (run last
+ * first, before the drives close). */
 void machine_add_cleanup(Machine *m, GDestroyNotify fn, void *data);
-/* And, if they have state a guest reset must clear, a reset hook: called on
- * the main thread with every vCPU paused, in registration order. */
-void machine_add_reset(Machine *m, void (*fn)(void *opaque), void *opaque);
-
-/* The machine's migratable parts, for machine_vmstate_register
- * (hw/i386/machine-vmstate.h); used by migration/migration.c. */
-typedef struct MachineVmstateParts MachineVmstateParts;
-void machine_vmstate_parts(Machine *m, MachineVmstateParts *p);
 
 #endif

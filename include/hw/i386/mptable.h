@@ -13,7 +13,7 @@
 #define HW_I386_MPTABLE_H
 
 #include "tern/common.h"
-#include "sysemu/guest-memory.h"
+#include "hw/core/guest-memory.h"
 
 #define MPTABLE_MAX_CPUS 255
 

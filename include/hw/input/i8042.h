@@ -5,17 +5,18 @@
  * to finish quickly, and for the keyboard-controller reset (0xfe, or output
  * port bit 0 cleared) to reach the machine's PowerOps.reset.
  *
- * Machine: I8042 *kbc = i8042_new(pio, &irq1, &irq12, &power_ops, machine, &err);
+ * Machine: I8042 *kbc = i8042_new(pio, &irq1, &irq12, &power_ops, machine,
+ *                                  m->devices, &err);
  * (irq lines may be NULL).
  */
 #ifndef HW_INPUT_I8042_H
 #define HW_INPUT_I8042_H
 
 #include "tern/common.h"
-#include "hw/io.h"
+#include "hw/core/device-list.h"
+#include "hw/core/iobus.h"
 #include "hw/irq.h"
 #include "hw/power-ops.h"
-#include "migration/vmstate.h"
 
 #define I8042_STATUS_OBF      0x01
 #define I8042_STATUS_IBF      0x02
@@ -25,8 +26,10 @@
 
 typedef struct I8042 I8042;
 
+/* Adds its reset hook and its state (idstr "i8042", instance 0) to dl. */
 I8042 *i8042_new(IoBus *pio, const IrqLine *kbd_irq, const IrqLine *aux_irq,
-                 const PowerOps *power, void *power_opaque, GError **errp);
+                 const PowerOps *power, void *power_opaque, DeviceList *dl,
+                 GError **errp);
 void i8042_free(I8042 *k);
 /* System reset: command byte and output port back to power-on values, no
  * pending command, output buffer emptied, IRQs lowered. */
@@ -34,7 +37,5 @@ void i8042_reset(I8042 *k);
 /* The IoOps registered at 0x60 (offset 0) and 0x64 (offset 0), for tests. */
 extern const IoOps i8042_data_ops;
 extern const IoOps i8042_cmd_ops;
-/* Migration: idstr "i8042", instance 0, opaque the I8042. */
-extern const VMStateDescription vmstate_i8042;
 
 #endif

@@ -19,8 +19,8 @@
 #ifndef HW_PCI_MSIX_H
 #define HW_PCI_MSIX_H
 
+#include "accel/kvm/kvm.h"
 #include "hw/pci/pci.h"
-#include "sysemu/kvm.h"
 
 #define MSIX_MAX_VECTORS     64
 #define MSIX_ENTRY_SIZE      16

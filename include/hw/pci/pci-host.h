@@ -5,13 +5,14 @@
  *
  * Machine: after pci_bus_new(),
  *   PciHost *h = pci_host_new(bus, pio, mmio, ecam_base, ecam_buses,
- *                             &power_ops, machine, &err);
+ *                             &power_ops, machine, m->devices, &err);
  * ecam_base 0 means no ECAM; otherwise the window is ecam_buses MiB long and
  * must be reported in MCFG (acpi_build does it from AcpiConfig.ecam_*).
  */
 #ifndef HW_PCI_PCI_HOST_H
 #define HW_PCI_PCI_HOST_H
 
+#include "hw/core/device-list.h"
 #include "hw/pci/pci.h"
 #include "hw/power-ops.h"
 
@@ -23,12 +24,12 @@
 
 typedef struct PciHost PciHost;
 
+/* Adds its state (idstr "pci-host", instance 0) to dl; the bus's reset
+ * (pci_bus_reset) resets it. */
 PciHost *pci_host_new(PciBus *bus, IoBus *pio, IoBus *mmio, uint64_t ecam_base,
                       unsigned ecam_buses, const PowerOps *power,
-                      void *power_opaque, GError **errp);
+                      void *power_opaque, DeviceList *dl, GError **errp);
 /* Unregisters the ports/window and the 00:00.0 device. */
 void pci_host_free(PciHost *h);
-/* Migration: idstr "pci-host", instance 0, opaque the PciHost. */
-extern const VMStateDescription vmstate_pci_host;
 
 #endif

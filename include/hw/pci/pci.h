@@ -23,7 +23,7 @@
 #define HW_PCI_PCI_H
 
 #include "tern/common.h"
-#include "hw/io.h"
+#include "hw/core/iobus.h"
 #include "hw/irq.h"
 #include "migration/vmstate.h"
 

@@ -5,16 +5,16 @@
  * of the 128-byte CMOS RAM. The clock is the host's wall clock plus an offset
  * that the guest changes by writing the time registers.
  *
- * Machine: Rtc *rtc = rtc_new(pio, &irq8_line_or_NULL, &err);
+ * Machine: Rtc *rtc = rtc_new(pio, &irq8_line_or_NULL, m->devices, &err);
  *          rtc_nmi_masked(rtc) if the machine ever injects NMIs.
  */
 #ifndef HW_RTC_MC146818RTC_H
 #define HW_RTC_MC146818RTC_H
 
 #include "tern/common.h"
-#include "hw/io.h"
+#include "hw/core/device-list.h"
+#include "hw/core/iobus.h"
 #include "hw/irq.h"
-#include "migration/vmstate.h"
 
 #define RTC_SECONDS      0x00
 #define RTC_MINUTES      0x02
@@ -41,8 +41,10 @@ typedef struct Rtc Rtc;
 /* Seconds since the epoch (UTC); tests inject a fixed clock. */
 typedef int64_t (*RtcClock)(void *opaque);
 
-/* irq may be NULL (no interrupts); it is copied. */
-Rtc *rtc_new(IoBus *pio, const IrqLine *irq, GError **errp);
+/* irq may be NULL (no interrupts); it is copied. Adds its reset hook and
+ * its state (idstr "mc146818rtc", instance 0; layout in docs/devstate.md)
+ * to dl. */
+Rtc *rtc_new(IoBus *pio, const IrqLine *irq, DeviceList *dl, GError **errp);
 void rtc_free(Rtc *rtc);
 /* System reset, as QEMU does it: periodic/alarm/square-wave enables and the
  * interrupt flags cleared, IRQ lowered; time and CMOS contents kept. */
@@ -53,8 +55,5 @@ bool rtc_nmi_masked(Rtc *rtc);
 void rtc_cmos_set(Rtc *rtc, uint8_t index, uint8_t val);
 /* The IoOps on port 0x70 (offset 0 index, 1 data), for tests. */
 extern const IoOps rtc_io_ops;
-/* Migration: idstr "mc146818rtc", instance 0, opaque the Rtc (layout in
- * hw/rtc/mc146818rtc.c and docs/devstate.md). */
-extern const VMStateDescription vmstate_mc146818rtc;
 
 #endif

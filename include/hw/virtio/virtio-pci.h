@@ -20,11 +20,12 @@
 #ifndef HW_VIRTIO_VIRTIO_PCI_H
 #define HW_VIRTIO_VIRTIO_PCI_H
 
+#include "accel/kvm/kvm.h"
+#include "hw/core/device-list.h"
+#include "hw/core/guest-memory.h"
 #include "hw/pci/msix.h"
 #include "hw/virtio/iothread.h"
 #include "hw/virtio/virtqueue.h"
-#include "sysemu/guest-memory.h"
-#include "sysemu/kvm.h"
 
 #define VIRTIO_PCI_VENDOR         0x1af4
 #define VIRTIO_PCI_DEVICE_BASE    0x1040     /* + virtio device id */
@@ -144,8 +145,15 @@ struct VirtioPci {
     VirtioPciSaved saved;         /* migration snapshot */
 };
 
-/* Builds the function and starts its I/O thread; add it to a bus after. */
+/* Builds the function and starts its I/O thread; plug it after. */
 VirtioPci *virtio_pci_new(const VirtioPciConfig *cfg, GError **errp);
+/* Puts the function on bus (devfn < 0: the first free slot) and adds its
+ * reset hook (virtio_pci_system_reset) and its state to dl: idstr
+ * cfg->name, instance the devfn, tern's layout below. */
+bool virtio_pci_plug(VirtioPci *vp, PciBus *bus, int devfn, DeviceList *dl,
+                     GError **errp);
+/* Takes it off its bus and out of dl; before virtio_pci_free. */
+void virtio_pci_unplug(VirtioPci *vp, DeviceList *dl);
 /* System reset (the machine's reset hook, vCPUs paused): the device as after
  * power-on: driver status and queues reset, MSI-X disabled and masked. */
 void virtio_pci_system_reset(VirtioPci *vp);
@@ -158,10 +166,7 @@ void virtio_pci_free(VirtioPci *vp);
  * every queue's setup and indices. Save with the VM stopped; loading checks
  * the features against the device's, vectors against the table, rings
  * against guest RAM, then maps BARs, ioeventfds and queues and kicks them.
- * Register as savevm_register_vmstate(sv, "virtio-blk-pci", devfn,
- * &vmstate_virtio_pci, vp).
  */
-extern const VMStateDescription vmstate_virtio_pci;
 
 /*
  * Live migration: from now on report every write the device makes to guest

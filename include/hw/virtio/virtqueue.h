@@ -16,7 +16,7 @@
 
 #include <sys/uio.h>
 
-#include "sysemu/guest-memory.h"
+#include "hw/core/guest-memory.h"
 #include "tern/common.h"
 
 #define VIRTQ_MAX_SIZE        256     /* queue_size the device offers */

@@ -20,7 +20,7 @@
 #include <linux/kvm.h>
 
 #include "tern/common.h"
-#include "sysemu/guest-memory.h"
+#include "hw/core/guest-memory.h"
 
 #define BZ_GDT_ADDR          UINT64_C(0x500)
 #define BZ_BOOT_PARAMS_ADDR  UINT64_C(0x7000)

@@ -1,6 +1,6 @@
 /*
  * One x86 vCPU's architectural state as KVM exposes it, read and written as a
- * unit (migration, snapshots, reset). The vCPU must be paused (sysemu/vcpu.h)
+ * unit (migration, snapshots, reset). The vCPU must be paused (accel/kvm/kvm-vcpu.h)
  * so that no I/O exit is half done.
  *
  * Put order, and why:
@@ -21,7 +21,7 @@
 
 #include <linux/kvm.h>
 
-#include "sysemu/kvm.h"
+#include "accel/kvm/kvm.h"
 #include "tern/common.h"
 
 #define X86_MAX_MSRS 40

@@ -28,20 +28,21 @@
 #ifndef TARGET_I386_CPU_VMSTATE_H
 #define TARGET_I386_CPU_VMSTATE_H
 
-#include "migration/vmstate.h"
-#include "sysemu/vcpu.h"
+#include "accel/kvm/kvm-vcpu.h"
+#include "hw/core/device-list.h"
 #include "target/i386/cpu-state.h"
 
-typedef struct X86CpuVmstate {
+/* One vCPU's architectural state as it migrates. */
+typedef struct X86Cpu {
     const KvmState *kvm;
     Vcpu *vcpu;
-    X86CpuState st;
+    X86CpuState st;         /* the whole vCPU, read by pre_save */
     uint32_t tsc_khz;       /* the guest's TSC rate, 0 if KVM did not say */
-} X86CpuVmstate;
+} X86Cpu;
 
-extern const VMStateDescription vmstate_x86_cpu;
-
-void x86_cpu_vmstate_init(X86CpuVmstate *c, const KvmState *kvm, Vcpu *vcpu);
-void x86_cpu_vmstate_clear(X86CpuVmstate *c);
+/* Registers the vCPU's state on dl (idstr "cpu", instance its index,
+ * priority VMSTATE_PRIO_CPU: first on the wire). */
+X86Cpu *x86_cpu_new(const KvmState *kvm, Vcpu *vcpu, DeviceList *dl);
+void x86_cpu_free(X86Cpu *c);
 
 #endif

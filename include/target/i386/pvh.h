@@ -13,7 +13,7 @@
 #ifndef TARGET_I386_PVH_H
 #define TARGET_I386_PVH_H
 
-#include "sysemu/guest-memory.h"
+#include "hw/core/guest-memory.h"
 #include "tern/common.h"
 
 #define PVH_INFO_ADDR        UINT64_C(0x6000)

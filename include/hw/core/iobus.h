@@ -7,8 +7,8 @@
  * via ECAM); a device protects its own state with its own lock. Registration and
  * removal may happen at run time (PCI BAR moves) and are safe against dispatch.
  */
-#ifndef HW_IO_H
-#define HW_IO_H
+#ifndef HW_CORE_IOBUS_H
+#define HW_CORE_IOBUS_H
 
 #include "tern/common.h"
 

@@ -12,13 +12,13 @@
  * halts in the kernel makes no further exit: every 1 ms while writes keep
  * arriving, backing off to 32 ms while the ring stays empty.
  */
-#ifndef SYSEMU_KVM_COALESCED_H
-#define SYSEMU_KVM_COALESCED_H
+#ifndef ACCEL_KVM_KVM_COALESCED_H
+#define ACCEL_KVM_KVM_COALESCED_H
 
 #include <linux/kvm.h>
 
-#include "hw/io.h"
-#include "sysemu/kvm.h"
+#include "hw/core/iobus.h"
+#include "accel/kvm/kvm.h"
 
 typedef struct KvmCoalesced KvmCoalesced;
 

@@ -1,11 +1,11 @@
 /*
- * The VM's run state, as QMP's query-status reports it. The machine issue
- * implements this (softmmu/runstate.c); QMP, migration and snapshots use it.
+ * The VM's run state, as QMP's query-status reports it (softmmu/runstate.c);
+ * the machine drives it, QMP, migration and snapshots use it.
  * Names are QEMU's RunState strings, so query-status answers match QEMU 7.2.
  * Transitions happen on the main-loop thread; listeners run there too.
  */
-#ifndef SYSEMU_RUNSTATE_H
-#define SYSEMU_RUNSTATE_H
+#ifndef SOFTMMU_RUNSTATE_H
+#define SOFTMMU_RUNSTATE_H
 
 #include "tern/common.h"
 

@@ -7,11 +7,11 @@
  * rings and data written by the iothread) are reported with
  * kvm_dirty_log_mark, which is safe from any thread.
  */
-#ifndef SYSEMU_KVM_DIRTY_LOG_H
-#define SYSEMU_KVM_DIRTY_LOG_H
+#ifndef ACCEL_KVM_KVM_DIRTY_LOG_H
+#define ACCEL_KVM_KVM_DIRTY_LOG_H
 
-#include "sysemu/guest-memory.h"
-#include "sysemu/kvm.h"
+#include "hw/core/guest-memory.h"
+#include "accel/kvm/kvm.h"
 #include "tern/hbitmap.h"
 
 typedef struct KvmDirtyLog KvmDirtyLog;

@@ -9,12 +9,12 @@
  * KVM's API documentation requires), so its register state can be read.
  * Pause/resume/destroy must not be called from a vCPU thread.
  */
-#ifndef SYSEMU_VCPU_H
-#define SYSEMU_VCPU_H
+#ifndef ACCEL_KVM_KVM_VCPU_H
+#define ACCEL_KVM_KVM_VCPU_H
 
-#include "hw/io.h"
-#include "sysemu/kvm.h"
-#include "sysemu/kvm-coalesced.h"
+#include "hw/core/iobus.h"
+#include "accel/kvm/kvm.h"
+#include "accel/kvm/kvm-coalesced.h"
 #include "tern/common.h"
 
 typedef enum {

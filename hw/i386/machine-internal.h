@@ -10,8 +10,6 @@
 /* Serial port, platform devices, -device instances, firmware tables. */
 bool machine_devices_init(Machine *m, GError **errp);
 void machine_devices_free(Machine *m);
-/* Runs the device reset hooks (machine_add_reset), vCPUs paused. */
-void machine_devices_reset(Machine *m);
 /* Loads -kernel/-initrd/-append and points the BSP at the entry. */
 bool machine_boot(Machine *m, GError **errp);
 

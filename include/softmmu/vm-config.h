@@ -6,8 +6,8 @@
  * -device arguments are parsed into KeyVal (implied key "driver") and handed
  * to the device factory (hw/i386/machine.h) by driver name.
  */
-#ifndef SYSEMU_VM_CONFIG_H
-#define SYSEMU_VM_CONFIG_H
+#ifndef SOFTMMU_VM_CONFIG_H
+#define SOFTMMU_VM_CONFIG_H
 
 #include "tern/common.h"
 #include "tern/keyval.h"

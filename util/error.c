@@ -1,6 +1,8 @@
 /*
- * Error and diagnostic reporting shared by the VMM and the tools. Messages go to
- * stderr prefixed with the program name, so test logs say who complained.
+ * Errors and diagnostic reporting shared by the VMM and the tools: the
+ * TERN_ERROR domain (whose errors carry an errno beside their class), the
+ * helpers that set one, and messages on stderr prefixed with the program
+ * name, so test logs say who complained.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -10,7 +12,35 @@
 
 #include "tern/error.h"
 
-G_DEFINE_QUARK(tern-error-quark, tern_error)
+/* TERN_ERROR's private part: the errno of a host I/O error, else 0. */
+typedef struct {
+    int errnum;
+} TernErrorPrivate;
+
+static void tern_error_private_init(TernErrorPrivate *priv)
+{
+    priv->errnum = 0;
+}
+
+static void tern_error_private_copy(const TernErrorPrivate *src,
+                                    TernErrorPrivate *dest)
+{
+    dest->errnum = src->errnum;
+}
+
+static void tern_error_private_clear(TernErrorPrivate *priv)
+{
+}
+
+G_DEFINE_EXTENDED_ERROR(TernError, tern_error)
+
+int tern_error_errno(const GError *err)
+{
+    if (!err || err->domain != TERN_ERROR) {
+        return 0;
+    }
+    return tern_error_get_private(err)->errnum;
+}
 
 static void vreport(const char *kind, const char *fmt, va_list ap)
 {
@@ -25,12 +55,15 @@ void tern_set_error_errno(GError **errp, int err, const char *fmt, ...)
 {
     va_list ap;
     g_autofree char *msg = NULL;
+    GError *e;
 
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    g_set_error(errp, TERN_ERROR, err == EBUSY || err == EAGAIN ? TERN_ERR_BUSY
-                : TERN_ERR_IO, "%s: %s", msg, g_strerror(err));
+    e = g_error_new(TERN_ERROR, err == EBUSY || err == EAGAIN ? TERN_ERR_BUSY
+                    : TERN_ERR_IO, "%s: %s", msg, g_strerror(err));
+    tern_error_get_private(e)->errnum = err;
+    g_propagate_error(errp, e);
 }
 
 void tern_error_report(const char *fmt, ...)

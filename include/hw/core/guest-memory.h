@@ -5,8 +5,8 @@
  * Loaders and table builders only need this header; unit tests build a
  * GuestMemory over ordinary heap buffers.
  */
-#ifndef SYSEMU_GUEST_MEMORY_H
-#define SYSEMU_GUEST_MEMORY_H
+#ifndef HW_CORE_GUEST_MEMORY_H
+#define HW_CORE_GUEST_MEMORY_H
 
 #include "tern/common.h"
 

@@ -1,9 +1,7 @@
 /*
  * Migratable state of the devices KVM emulates in the kernel: the two 8259
  * PICs and the IOAPIC (KVM_GET/SET_IRQCHIP), the 8254 PIT (KVM_GET/SET_PIT2)
- * and the VM-wide kvmclock (KVM_GET/SET_CLOCK). Each is described by a
- * tern-side struct that models the chip; pre_save reads the kernel's copy,
- * post_load checks the values and writes it back.
+ * and the VM-wide kvmclock (KVM_GET/SET_CLOCK).
  *
  *   idstr     instance  layout
  *   "i8259"   0, 1      QEMU's "i8259" v1: 16 x u8 (last_irr irr imr isr
@@ -17,66 +15,67 @@
  *                       fields, be64 ns since the count was loaded)
  *   "kvmclock" 0        QEMU's "kvmclock" v1: be64 clock (ns) + subsection
  *                       "kvmclock/clock_is_reliable" (u8)
- * The vCPUs must be paused while these are saved or loaded.
+ * The vCPUs must be paused while these are saved or loaded. Each chip has a
+ * user-space object here that models it: pre_save reads the kernel's copy
+ * into it, post_load checks it and writes it back.
  */
-#ifndef SYSEMU_KVM_IRQCHIP_STATE_H
-#define SYSEMU_KVM_IRQCHIP_STATE_H
+#ifndef ACCEL_KVM_KVM_IRQCHIP_STATE_H
+#define ACCEL_KVM_KVM_IRQCHIP_STATE_H
 
-#include "migration/vmstate.h"
-#include "sysemu/kvm.h"
+#include "hw/core/device-list.h"
+#include "accel/kvm/kvm.h"
 
-typedef struct KvmPicVmstate {
+/* The models, one per chip: what the descriptions save and load. */
+typedef struct KvmPic {
     KvmState *kvm;
     unsigned chip_id;                  /* KVM_IRQCHIP_PIC_MASTER or _SLAVE */
     uint8_t last_irr, irr, imr, isr, priority_add, irq_base;
     uint8_t read_reg_select, poll, special_mask, init_state, auto_eoi;
     uint8_t rotate_on_auto_eoi, special_fully_nested_mode, init4;
     uint8_t single_mode, elcr;
-} KvmPicVmstate;
+} KvmPic;
 
 #define KVM_IOAPIC_PINS 24
 
-typedef struct KvmIoapicVmstate {
+typedef struct KvmIoapic {
     KvmState *kvm;
     uint8_t id, ioregsel;
     uint8_t unused[8];                 /* qemu-kvm's old fields, always 0 */
     uint32_t irr;
     uint64_t redirtbl[KVM_IOAPIC_PINS];
-} KvmIoapicVmstate;
+} KvmIoapic;
 
-typedef struct KvmPitChannelVmstate {
+typedef struct KvmPitChannel {
     uint32_t count;                    /* 1..0x10000 */
     uint16_t latched_count;
     uint8_t count_latched, status_latched, status, read_state, write_state;
     uint8_t write_latch, rw_mode, mode, bcd, gate;
     int64_t load_age_ns;               /* how long ago the count was loaded */
-} KvmPitChannelVmstate;
+} KvmPitChannel;
 
-typedef struct KvmPitVmstate {
+typedef struct KvmPit {
     KvmState *kvm;
     uint32_t flags;                    /* KVM_PIT_FLAGS_* */
-    KvmPitChannelVmstate channels[3];
-} KvmPitVmstate;
+    KvmPitChannel channels[3];
+} KvmPit;
 
-typedef struct KvmClockVmstate {
+typedef struct KvmClock {
     KvmState *kvm;
     uint64_t clock;
     bool reliable;                     /* the host's TSC clock was stable */
-} KvmClockVmstate;
+} KvmClock;
 
-extern const VMStateDescription vmstate_kvm_pic;
-extern const VMStateDescription vmstate_kvm_ioapic;
-extern const VMStateDescription vmstate_kvm_pit;
-extern const VMStateDescription vmstate_kvmclock;
+/* All four, bound to one VM. */
+typedef struct KvmChips {
+    KvmPic pic[2];
+    KvmIoapic ioapic;
+    KvmPit pit;
+    KvmClock clock;
+} KvmChips;
 
-/* All four, bound to one VM, for the machine's SaveVM. */
-typedef struct KvmIrqchipVmstate {
-    KvmPicVmstate pic[2];
-    KvmIoapicVmstate ioapic;
-    KvmPitVmstate pit;
-    KvmClockVmstate clock;
-} KvmIrqchipVmstate;
-
-void kvm_irqchip_vmstate_init(KvmIrqchipVmstate *s, KvmState *kvm);
+/* After kvm_create_irqchip: the four chips' state, registered on dl (the
+ * idstrs above, priority VMSTATE_PRIO_KVM_CHIPS). */
+KvmChips *kvm_chips_new(KvmState *kvm, DeviceList *dl);
+void kvm_chips_free(KvmChips *c);
 
 #endif

@@ -6,10 +6,10 @@
  * the option's name (vm_config_list). The parser itself (softmmu/cmdline.c)
  * never changes for a new option.
  */
-#ifndef SYSEMU_CMDLINE_H
-#define SYSEMU_CMDLINE_H
+#ifndef SOFTMMU_CMDLINE_H
+#define SOFTMMU_CMDLINE_H
 
-#include "sysemu/vm-config.h"
+#include "softmmu/vm-config.h"
 
 typedef bool (*CmdlineHandler)(VmConfig *cfg, const char *name, const char *arg,
                                GError **errp);

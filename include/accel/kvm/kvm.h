@@ -2,13 +2,13 @@
  * The KVM VM: /dev/kvm and the VM fd, checked for the API version and the
  * capabilities tern needs before anything else happens; memory slots; the
  * in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT; the GSI routing table with
- * MSI routes; irqfd and ioeventfd. vCPUs are in sysemu/vcpu.h.
+ * MSI routes; irqfd and ioeventfd. vCPUs are in accel/kvm/kvm-vcpu.h.
  *
  * Everything here may be called from any thread unless noted; the routing
  * table and the slot table have their own lock.
  */
-#ifndef SYSEMU_KVM_H
-#define SYSEMU_KVM_H
+#ifndef ACCEL_KVM_KVM_H
+#define ACCEL_KVM_KVM_H
 
 #include <linux/kvm.h>
 

@@ -2,8 +2,8 @@
  * The tern executable's body (softmmu/vl.c), kept in the core library so that
  * softmmu/main.c stays a one-line entry point.
  */
-#ifndef SYSEMU_VL_H
-#define SYSEMU_VL_H
+#ifndef SOFTMMU_VL_H
+#define SOFTMMU_VL_H
 
 int tern_main(int argc, char **argv);
 

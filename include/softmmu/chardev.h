@@ -6,8 +6,8 @@
  * handed to the frontend, which takes what fits and calls
  * chardev_accept_input() when it has room again (from any thread).
  */
-#ifndef SYSEMU_CHARDEV_H
-#define SYSEMU_CHARDEV_H
+#ifndef SOFTMMU_CHARDEV_H
+#define SOFTMMU_CHARDEV_H
 
 #include "tern/common.h"
 
