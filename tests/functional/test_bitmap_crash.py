@@ -165,8 +165,8 @@ def dirty_granules(extents, gran):
 
 
 def check_image(img, base, workdir, what, interop=False):
-    """All the checks on one crashed image; returns extra granules per
-    bitmap and the leaks qemu-img found."""
+    """All the checks on one crashed image; returns (extra granules set,
+    granules changed) per bitmap and the leaks qemu-img found."""
     p = run(paths.qemu_img(), "check", "--output=json", img, ok=False)
     report = json.loads(p.stdout) if p.stdout.strip() else {}
     assert p.returncode in (0, 3), f"{what}: qemu-img check: {p.stdout}{p.stderr}"
@@ -191,7 +191,7 @@ def check_image(img, base, workdir, what, interop=False):
         missed = sorted(changed - dirty)
         assert not missed, (f"{what}: bitmap {name} misses granules "
                             f"{missed[:8]} ({len(missed)} in all)")
-        extra[name] = len(dirty - changed)
+        extra[name] = (len(dirty - changed), len(changed))
         if interop:
             assert qemu_extents(img, name, workdir) == extents, what
     return extra, report.get("leaks", 0)
@@ -203,22 +203,25 @@ class Tally:
     def __init__(self, label):
         self.label, self.n, self.leaks = label, 0, 0
         self.extra = {name: [] for name in BITMAPS}
+        self.changed = {name: [] for name in BITMAPS}
         self.kinds = {}
 
     def add(self, extra, leaks, kind):
         self.n += 1
         self.leaks += leaks
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
-        for name, v in extra.items():
-            self.extra[name].append(v)
+        for name, (more, changed) in extra.items():
+            self.extra[name].append(more)
+            self.changed[name].append(changed)
 
     def report(self):
         parts = [f"{self.label}: {self.n} checked, no missed granule"]
         for name, v in self.extra.items():
-            total = DISK // BITMAPS[name]
+            total, c = DISK // BITMAPS[name], self.changed[name]
             if v:
-                parts.append(f"{name} extra granules mean {sum(v) / len(v):.0f}"
-                             f" max {max(v)} of {total}")
+                parts.append(f"{name}: changed granules mean "
+                             f"{sum(c) / len(c):.0f}, extra set mean "
+                             f"{sum(v) / len(v):.0f} max {max(v)}, of {total}")
         parts.append(f"leaked clusters {self.leaks}")
         parts.append(", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items())))
         return "; ".join(parts)
