@@ -44,7 +44,7 @@ static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
 static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
 static ssize_t (*real_pwritev2)(int, const struct iovec *, int, off_t, int);
 static ssize_t (*real_write)(int, const void *, size_t);
-static int (*real_open)(const char *, int, ...);
+static int (*real_open)(const char *, int, ...);   /* for the log itself */
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_close)(int);
 static int (*real_fsync)(int);
@@ -128,27 +128,41 @@ static void track_open(int fd, const char *path)
     }
 }
 
-int open(const char *path, int flags, ...)
+/* Every open goes through here, so the traced file is known by fd. */
+static int traced_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
-    mode_t mode = 0;
     int fd;
 
-    init();
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
     pthread_mutex_lock(&lock);
-    fd = real_open(path, flags, mode);
-    track_open(fd, path);
-    if (fd >= 0 && fd < MAX_FDS && tracked[fd] && (flags & O_TRUNC)) {
+    fd = real_openat(dirfd, path, flags, mode);
+    if (dirfd == AT_FDCWD || path[0] == '/') {
+        track_open(fd, path);
+    }
+    if (is_tracked(fd) && (flags & O_TRUNC)) {
         record('T', 0, 0, NULL, 0);
     }
     pthread_mutex_unlock(&lock);
     return fd;
+}
+
+/* The mode argument open(2) has only when it creates. */
+#define OPEN_MODE(flags, last, mode) \
+    do { \
+        if ((flags) & (O_CREAT | O_TMPFILE)) { \
+            va_list ap; \
+            va_start(ap, last); \
+            (mode) = va_arg(ap, mode_t); \
+            va_end(ap); \
+        } \
+    } while (0)
+
+int open(const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+
+    init();
+    OPEN_MODE(flags, flags, mode);
+    return traced_openat(AT_FDCWD, path, flags, mode);
 }
 
 int open64(const char *path, int flags, ...) __attribute__((alias("open")));
@@ -156,7 +170,8 @@ int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 /* What open() becomes under _FORTIFY_SOURCE. */
 int __open_2(const char *path, int flags)
 {
-    return open(path, flags);
+    init();
+    return traced_openat(AT_FDCWD, path, flags, 0);
 }
 
 int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
@@ -164,23 +179,10 @@ int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
 int openat(int dirfd, const char *path, int flags, ...)
 {
     mode_t mode = 0;
-    int fd;
 
     init();
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
-    pthread_mutex_lock(&lock);
-    fd = real_openat(dirfd, path, flags, mode);
-    if (dirfd == AT_FDCWD || path[0] == '/') {
-        track_open(fd, path);
-    }
-    pthread_mutex_unlock(&lock);
-    return fd;
+    OPEN_MODE(flags, flags, mode);
+    return traced_openat(dirfd, path, flags, mode);
 }
 
 int openat64(int dirfd, const char *path, int flags, ...)

@@ -41,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ternlib import paths  # noqa: E402
+from ternlib.bitmaps import QEMU_NBD, qemu_extents, tern_extents  # noqa: E402
 from ternlib.writelog import WriteLog  # noqa: E402
 
 DISK = 16 << 20
@@ -48,7 +49,6 @@ BITMAPS = {"b64": 65536, "b4": 4096}
 CLUSTERS = ["64k", "4k"]
 CHUNKS = [None, "64K", "1M"]           # None: the adaptive default
 QEMU_IO = shutil.which("qemu-io") or "/usr/bin/qemu-io"
-QEMU_NBD = shutil.which("qemu-nbd") or "/usr/bin/qemu-nbd"
 TIMEOUT = 60
 
 
@@ -107,49 +107,6 @@ def tern_cmd(img, chunk, seconds):
             "-serial", "stdio", "-display", "none", "-drive", drive,
             "-device", "virtio-blk-pci,drive=d0",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
-
-
-def tern_extents(img, name):
-    dump = json.loads(run(paths.tern_img(), "bitmap", "--dump", img,
-                          name).stdout)
-    return [tuple(e) for e in dump["extents"]]
-
-
-def qemu_extents(img, name, workdir):
-    """Dirty extents of `name` as QEMU serves them (qemu-nbd --bitmap)."""
-    sock = workdir / f"nbd-{name}.sock"
-    nbd = subprocess.Popen([QEMU_NBD, "-r", "-f", "qcow2", "-k", str(sock),
-                            f"--bitmap={name}", "-t", str(img)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while not sock.exists():
-            if nbd.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("qemu-nbd did not start: "
-                                     + nbd.stderr.read().decode())
-            time.sleep(0.02)
-        opts = (f"driver=nbd,server.type=unix,server.path={sock},"
-                f"x-dirty-bitmap=qemu:dirty-bitmap:{name}")
-        for _ in range(100):
-            p = run(paths.qemu_img(), "map", "--output=json", "--image-opts",
-                    opts, ok=False)
-            if p.returncode == 0 or "Connection refused" not in p.stderr:
-                break
-            time.sleep(0.05)
-        assert p.returncode == 0, p.stderr
-    finally:
-        nbd.kill()
-        nbd.wait(timeout=10)
-        sock.unlink(missing_ok=True)
-    extents = []
-    for m in json.loads(p.stdout):
-        if m["data"]:
-            continue        # clean
-        if extents and sum(extents[-1]) == m["start"]:
-            extents[-1] = (extents[-1][0], extents[-1][1] + m["length"])
-        else:
-            extents.append((m["start"], m["length"]))
-    return extents
 
 
 def changed_granules(base_raw, raw, gran):

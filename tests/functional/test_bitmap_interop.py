@@ -8,7 +8,6 @@ dirty extents against what QEMU reports through `qemu-nbd --bitmap` and
 A tern writer killed with -9 leaves its bitmaps consistent for both tools
 (crash-safe bitmaps; test_bitmap_crash.py tests them at length).
 """
-import itertools
 import json
 import os
 import shutil
@@ -20,11 +19,10 @@ import time
 import pytest
 
 from ternlib import paths, QmpClient
+from ternlib.bitmaps import QEMU_NBD, qemu_extents, tern_extents
 
 TIMEOUT = 60
 QEMU_IO = shutil.which("qemu-io") or "/usr/bin/qemu-io"
-QEMU_NBD = shutil.which("qemu-nbd") or "/usr/bin/qemu-nbd"
-_nbd_serial = itertools.count()
 
 
 def run(*args, ok=True):
@@ -72,48 +70,6 @@ def tern_bitmaps(img):
     info = json.loads(tern_img("info", "--output=json", img).stdout)
     bitmaps = info["format-specific"]["data"].get("bitmaps", [])
     return {b["name"]: (b["granularity"], b["flags"]) for b in bitmaps}
-
-
-def tern_extents(img, name):
-    dump = json.loads(tern_img("bitmap", "--dump", img, name).stdout)
-    return [tuple(e) for e in dump["extents"]]
-
-
-def qemu_extents(img, name, tmp_path):
-    """Dirty extents of bitmap `name` as QEMU sees them, merged and sorted."""
-    sock = tmp_path / f"nbd-{name}-{next(_nbd_serial)}.sock"
-    nbd = subprocess.Popen([QEMU_NBD, "-r", "-f", "qcow2", "-k", str(sock),
-                            f"--bitmap={name}", "-t", str(img)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while not sock.exists():
-            if nbd.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("qemu-nbd did not start: "
-                                     + nbd.stderr.read().decode())
-            time.sleep(0.05)
-        opts = (f"driver=nbd,server.type=unix,server.path={sock},"
-                f"x-dirty-bitmap=qemu:dirty-bitmap:{name}")
-        for _ in range(50):     # the socket exists a moment before listen()
-            p = qemu_img("map", "--output=json", "--image-opts", opts, ok=False)
-            if p.returncode == 0 or "Connection refused" not in p.stderr:
-                break
-            time.sleep(0.1)
-        assert p.returncode == 0, p.stderr
-        out = p.stdout
-    finally:
-        nbd.kill()
-        nbd.wait(timeout=10)
-        sock.unlink(missing_ok=True)
-    extents = []
-    for m in json.loads(out):
-        if m["data"]:
-            continue    # clean
-        if extents and extents[-1][0] + extents[-1][1] == m["start"]:
-            extents[-1] = (extents[-1][0], extents[-1][1] + m["length"])
-        else:
-            extents.append((m["start"], m["length"]))
-    return extents
 
 
 def test_tern_bitmaps_pass_qemu_check_and_info(tmp_path):

@@ -1,8 +1,10 @@
 /*
- * Helpers the block-layer unit tests share (test-block.c, test-qcow2*.c):
- * opening a qcow2 image that must open, filling a range, patching bytes of an image file to
- * make it hostile, reading a big-endian field back, and removing a scratch
- * directory. Header-only (static inline) so each test stays one file.
+ * Helpers the block-layer unit tests share (test-block.c, test-qcow2*.c,
+ * test-write-intent.c): opening a qcow2 image that must open, filling a
+ * range, patching bytes of an image file to make it hostile, reading a
+ * big-endian field back, a scratch directory with a fresh image (and its
+ * removal), and adding a persistent bitmap. Header-only (static inline) so
+ * each test stays one file.
  */
 #ifndef TESTS_UNIT_TEST_BLOCK_UTIL_H
 #define TESTS_UNIT_TEST_BLOCK_UTIL_H
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "block/block.h"
+#include "block/dirty-bitmap.h"
 
 static inline BlockNode *must_open(const char *path, int flags)
 {
@@ -63,6 +66,21 @@ static inline uint64_t read_be64(const char *path, uint64_t off)
     return GUINT64_FROM_BE(be);
 }
 
+/* A scratch directory (g_dir_make_tmp template) holding a fresh qcow2 image
+ * of 'size' bytes; returns the image's path, *dir the directory's. */
+static inline char *scratch_qcow2(const char *tmpl, uint64_t size, char **dir)
+{
+    GError *err = NULL;
+    char *path;
+
+    *dir = g_dir_make_tmp(tmpl, &err);
+    g_assert_no_error(err);
+    path = g_build_filename(*dir, "t.qcow2", NULL);
+    g_assert_true(bdrv_create("qcow2", path, size, NULL, &err));
+    g_assert_no_error(err);
+    return path;
+}
+
 /* Removes the (flat) scratch directory and frees its name. */
 static inline void rm_scratch_dir(char *dir)
 {
@@ -74,6 +92,22 @@ static inline void rm_scratch_dir(char *dir)
     }
     rmdir(dir);
     g_free(dir);
+}
+
+/* A new persistent bitmap on bs (takes the node lock). */
+static inline BdrvDirtyBitmap *add_persistent(BlockNode *bs, const char *name,
+                                              uint32_t gran)
+{
+    GError *err = NULL;
+    BdrvDirtyBitmap *bm;
+
+    bdrv_lock(bs);
+    bm = bdrv_create_dirty_bitmap(bs, gran, name, &err);
+    g_assert_no_error(err);
+    g_assert_true(bdrv_dirty_bitmap_make_persistent(bm, true, &err));
+    g_assert_no_error(err);
+    bdrv_unlock(bs);
+    return bm;
 }
 
 #endif

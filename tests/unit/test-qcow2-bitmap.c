@@ -1,9 +1,10 @@
 /*
  * Persistent bitmaps in qcow2 through tern's own block layer: store and load
  * round trips, IN_USE while open read-write with BDRV_O_BITMAPS_IN_USE (as
- * QEMU does), kill -9 of such a writer leaving the bitmap inconsistent, remove/merge without leaks, and hostile bitmap
- * directories (bad offsets, sizes, names, granularity, overlaps, table
- * entries) failing open with a clear error under ASan.
+ * QEMU does), kill -9 of such a writer leaving the bitmap inconsistent,
+ * remove/merge without leaks, and hostile bitmap directories (bad offsets,
+ * sizes, names, granularity, overlaps, table entries) failing open with a
+ * clear error under ASan. Crash-safe bitmaps: test-write-intent.c.
  */
 #include <signal.h>
 #include <string.h>
@@ -23,13 +24,7 @@ typedef struct Fixture {
 
 static void fixture_setup(Fixture *f, gconstpointer data)
 {
-    GError *err = NULL;
-
-    f->dir = g_dir_make_tmp("tern-qcow2-bitmap-XXXXXX", &err);
-    g_assert_no_error(err);
-    f->path = g_build_filename(f->dir, "t.qcow2", NULL);
-    g_assert_true(bdrv_create("qcow2", f->path, DISK_SIZE, NULL, &err));
-    g_assert_no_error(err);
+    f->path = scratch_qcow2("tern-qcow2-bitmap-XXXXXX", DISK_SIZE, &f->dir);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data)
@@ -38,21 +33,6 @@ static void fixture_teardown(Fixture *f, gconstpointer data)
     rmdir(f->dir);
     g_free(f->path);
     g_free(f->dir);
-}
-
-static BdrvDirtyBitmap *add_persistent(BlockNode *bs, const char *name,
-                                       uint32_t gran)
-{
-    GError *err = NULL;
-    BdrvDirtyBitmap *bm;
-
-    bdrv_lock(bs);
-    bm = bdrv_create_dirty_bitmap(bs, gran, name, &err);
-    g_assert_no_error(err);
-    g_assert_true(bdrv_dirty_bitmap_make_persistent(bm, true, &err));
-    g_assert_no_error(err);
-    bdrv_unlock(bs);
-    return bm;
 }
 
 static void write_at(BlockNode *bs, uint64_t off, size_t len)

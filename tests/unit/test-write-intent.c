@@ -23,34 +23,13 @@ typedef struct Fixture {
 
 static void fixture_setup(Fixture *f, gconstpointer data)
 {
-    GError *err = NULL;
-
-    f->dir = g_dir_make_tmp("tern-write-intent-XXXXXX", &err);
-    g_assert_no_error(err);
-    f->path = g_build_filename(f->dir, "t.qcow2", NULL);
-    g_assert_true(bdrv_create("qcow2", f->path, DISK_SIZE, NULL, &err));
-    g_assert_no_error(err);
+    f->path = scratch_qcow2("tern-write-intent-XXXXXX", DISK_SIZE, &f->dir);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data)
 {
     g_free(f->path);
     rm_scratch_dir(f->dir);
-}
-
-static BdrvDirtyBitmap *add_persistent(BlockNode *bs, const char *name,
-                                       uint32_t gran)
-{
-    GError *err = NULL;
-    BdrvDirtyBitmap *bm;
-
-    bdrv_lock(bs);
-    bm = bdrv_create_dirty_bitmap(bs, gran, name, &err);
-    g_assert_no_error(err);
-    g_assert_true(bdrv_dirty_bitmap_make_persistent(bm, true, &err));
-    g_assert_no_error(err);
-    bdrv_unlock(bs);
-    return bm;
 }
 
 /* An image with bitmaps "big" (64 KiB) and "small" (4 KiB), open rw. */
