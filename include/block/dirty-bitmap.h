@@ -94,7 +94,12 @@ bool bdrv_dirty_bitmap_records_writes(const BdrvDirtyBitmap *bitmap);
 bool bdrv_dirty_bitmap_check(const BdrvDirtyBitmap *bitmap,
                              BdrvBitmapCheck flags, GError **errp);
 
-/* Contents. Ranges are clamped to the bitmap's size. */
+/*
+ * Contents. Ranges are clamped to the bitmap's size. On a crash-safe
+ * persistent bitmap (block/write-intent.h) set and merge write the new bits
+ * to the image before they return (merge fails if they cannot); reset and
+ * clear take them out of it once the node's data is durable.
+ */
 void bdrv_set_dirty_bitmap(BdrvDirtyBitmap *bitmap, uint64_t offset,
                            uint64_t bytes);
 void bdrv_reset_dirty_bitmap(BdrvDirtyBitmap *bitmap, uint64_t offset,
