@@ -115,20 +115,27 @@ static Qcow2Bitmaps *bstate(BlockNode *bs)
     return s->bitmaps;
 }
 
+/* What a bitmap cluster holds. */
+typedef enum BitmapMeta {
+    BITMAP_DIRECTORY,
+    BITMAP_TABLE,
+    BITMAP_DATA,
+} BitmapMeta;
+
 /*
  * Every cluster the bitmap code takes for its directory, tables and data
  * while the image is open comes from here, and goes back through
  * bitmap_clusters_free(): the one place that knows which clusters are
- * bitmap metadata (for overlap checks on the write path).
+ * bitmap metadata, and of which kind (for overlap checks on the write path).
  */
-static int64_t bitmap_clusters_alloc(BlockNode *bs, uint64_t size,
-                                     GError **errp)
+static int64_t bitmap_clusters_alloc(BlockNode *bs, BitmapMeta kind,
+                                     uint64_t size, GError **errp)
 {
     return qcow2_alloc_clusters(bs, size, errp);
 }
 
-static void bitmap_clusters_free(BlockNode *bs, uint64_t offset,
-                                 uint64_t size)
+static void bitmap_clusters_free(BlockNode *bs, BitmapMeta kind,
+                                 uint64_t offset, uint64_t size)
 {
     qcow2_free_clusters(bs, offset, size);
 }
@@ -672,11 +679,13 @@ static void free_bitmap_clusters(BlockNode *bs, const Qcow2BitmapEntry *e)
     }
     for (uint32_t i = 0; i < e->table_size; i++) {
         if (table[i] & BME_TE_OFFSET_MASK) {
-            bitmap_clusters_free(bs, table[i] & BME_TE_OFFSET_MASK,
+            bitmap_clusters_free(bs, BITMAP_DATA,
+                                 table[i] & BME_TE_OFFSET_MASK,
                                  s->cluster_size);
         }
     }
-    bitmap_clusters_free(bs, e->table_offset, e->table_size * 8ULL);
+    bitmap_clusters_free(bs, BITMAP_TABLE, e->table_offset,
+                         e->table_size * 8ULL);
 }
 
 /* Caches written back and the file synced: what was written is durable. */
@@ -706,10 +715,10 @@ static bool write_directory(BlockNode *bs, GPtrArray *dir, GError **errp)
         return false;
     }
     if (dir->len) {
-        off = bitmap_clusters_alloc(bs, size, errp);
+        off = bitmap_clusters_alloc(bs, BITMAP_DIRECTORY, size, errp);
         if (off < 0 || !qcow2_file_pwrite(bs, off, buf, size, errp)) {
             if (off > 0) {
-                bitmap_clusters_free(bs, off, size);
+                bitmap_clusters_free(bs, BITMAP_DIRECTORY, off, size);
             }
             return false;
         }
@@ -730,7 +739,7 @@ static bool write_directory(BlockNode *bs, GPtrArray *dir, GError **errp)
         return false;
     }
     if (old_nb && old_size) {
-        bitmap_clusters_free(bs, old_off, old_size);
+        bitmap_clusters_free(bs, BITMAP_DIRECTORY, old_off, old_size);
     }
     return true;
 }
@@ -812,7 +821,8 @@ static bool store_data_clusters(BlockNode *bs, BdrvDirtyBitmap *bm,
     int64_t run = 0;
 
     if (armed && n) {
-        run = bitmap_clusters_alloc(bs, (uint64_t)n * s->cluster_size, errp);
+        run = bitmap_clusters_alloc(bs, BITMAP_DATA,
+                                    (uint64_t)n * s->cluster_size, errp);
         if (run < 0) {
             return false;
         }
@@ -829,7 +839,8 @@ static bool store_data_clusters(BlockNode *bs, BdrvDirtyBitmap *bm,
             table[i] = 0;
             continue;
         }
-        if (!armed && (off = bitmap_clusters_alloc(bs, s->cluster_size,
+        if (!armed && (off = bitmap_clusters_alloc(bs, BITMAP_DATA,
+                                                   s->cluster_size,
                                                    errp)) < 0) {
             return false;
         }
@@ -858,7 +869,7 @@ static bool store_bitmap_data(BlockNode *bs, BdrvDirtyBitmap *bm,
         goto fail;
     }
     if (n) {
-        off = bitmap_clusters_alloc(bs, n * 8ULL, errp);
+        off = bitmap_clusters_alloc(bs, BITMAP_TABLE, n * 8ULL, errp);
         if (off < 0) {
             goto fail;
         }
@@ -1039,6 +1050,7 @@ bool qcow2_bitmap_write_words(BlockNode *bs, BdrvDirtyBitmap *bm,
     }
     g_assert(first_word + nwords <=
              (uint64_t)e->table_size * s->cluster_size / 8);
+    /* In place, inside the bitmap's own data run (BITMAP_DATA clusters). */
     off = e->armed_data + first_word * 8;
     return durable ? bdrv_file_pwrite_durable(bs->file, off, words,
                                               nwords * 8, errp)
@@ -1060,7 +1072,8 @@ bool qcow2_bitmap_set_flags(BlockNode *bs, BdrvDirtyBitmap *bm, bool in_use,
             (bdrv_dirty_bitmap_enabled(bm) ? BME_FLAG_AUTO : 0) |
             (in_use ? BME_FLAG_IN_USE : 0);
     be = GUINT32_TO_BE(flags);
-    /* Four aligned bytes: a torn write cannot split them. */
+    /* Four aligned bytes of the directory (BITMAP_DIRECTORY clusters): a
+     * torn write cannot split them. */
     if (!bdrv_file_pwrite_durable(bs->file, s->bitmap_directory_offset +
                                   pos + 12, &be, 4, errp)) {
         return false;
