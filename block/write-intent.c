@@ -353,6 +353,19 @@ static void adapt_chunk(WriteIntent *wi, gint64 start, gint64 end)
     wi->last_sync_end = end;
 }
 
+/* Bits [first, first + count) as pending ranges of MAX_GROUP_BYTES of words
+ * at most, so that one write's buffer stays small. */
+static void add_pending(GArray *pending, IntentBitmap *ib, uint64_t first,
+                        uint64_t count)
+{
+    for (uint64_t b = first; b < first + count;) {
+        Pending p = { ib, b, MIN(first + count - b, MAX_GROUP_BYTES * 8) };
+
+        g_array_append_val(pending, p);
+        b += p.count;
+    }
+}
+
 static void add_chunk(WriteIntent *wi, GArray *pending, IntentBitmap *ib,
                       uint64_t first, uint64_t count)
 {
@@ -360,9 +373,8 @@ static void add_chunk(WriteIntent *wi, GArray *pending, IntentBitmap *ib,
     uint64_t cbits = MAX(wi->chunk >> ib->gran_bits, 1);
     uint64_t s = first & ~(cbits - 1);
     uint64_t e = MIN(ALIGN_UP(first + count, cbits), nbits);
-    Pending p = { ib, s, e - s };
 
-    g_array_append_val(pending, p);
+    add_pending(pending, ib, s, e - s);
 }
 
 bool bdrv_write_intent_cover(BlockNode *bs, const BdrvRange *r, unsigned n,
@@ -432,14 +444,14 @@ void bdrv_write_intent_bits_set(BdrvDirtyBitmap *bm, uint64_t offset,
     BdrvRange r = { offset, bytes };
     g_autoptr(GArray) pending = NULL;
     g_autoptr(GError) err = NULL;
-    Pending p = { ib, 0, 0 };
+    uint64_t first, count;
 
-    if (!ib || !range_bits(ib, &r, &p.first, &p.count) ||
-        hbitmap_next_zero(ib->ondisk, p.first, p.count) < 0) {
+    if (!ib || !range_bits(ib, &r, &first, &count) ||
+        hbitmap_next_zero(ib->ondisk, first, count) < 0) {
         return;
     }
     pending = g_array_new(FALSE, FALSE, sizeof(Pending));
-    g_array_append_val(pending, p);
+    add_pending(pending, ib, first, count);
     if (!persist(bdrv_dirty_bitmap_node(bm), pending, true, &err)) {
         tern_warn("bitmap '%s': bits set in memory are not in the image: %s",
                   bdrv_dirty_bitmap_name(bm), err->message);
@@ -458,17 +470,11 @@ bool bdrv_write_intent_bits_added(BdrvDirtyBitmap *bm, GError **errp)
     pending = g_array_new(FALSE, FALSE, sizeof(Pending));
     while (bdrv_dirty_bitmap_next_dirty_area(bm, off, size, &s, &c)) {
         BdrvRange r = { s, c };
-        Pending p = { ib, 0, 0 };
         uint64_t first, count;
 
         if (range_bits(ib, &r, &first, &count) &&
             hbitmap_next_zero(ib->ondisk, first, count) >= 0) {
-            /* In pieces, so that one group's buffer stays small. */
-            for (uint64_t b = first; b < first + count; b += p.count) {
-                p.first = b;
-                p.count = MIN(first + count - b, MAX_GROUP_BYTES * 8);
-                g_array_append_val(pending, p);
-            }
+            add_pending(pending, ib, first, count);
         }
         off = s + c;
     }

@@ -207,6 +207,29 @@ static void test_discard_and_zeroes_covered(Fixture *f, gconstpointer data)
     bdrv_close(bs);
 }
 
+/* A discard of a whole 8 GiB disk under a 512-byte bitmap (16 Mi bits):
+ * written in pieces of bounded size, all set when it returns. */
+static void test_huge_range(Fixture *f, gconstpointer data)
+{
+    g_autofree char *dir = NULL;
+    g_autofree char *path = scratch_qcow2("tern-write-intent-big-XXXXXX",
+                                          8 * GiB, &dir);
+    BlockNode *bs = must_open(path, BDRV_O_RDWR), *p;
+    GError *err = NULL;
+
+    add_persistent(bs, "fine", 512);
+    g_assert_true(bdrv_discard(bs, 0, 8 * GiB, &err));
+    g_assert_no_error(err);
+    p = must_open(path, BDRV_O_NO_LOCK);
+    bdrv_lock(p);
+    g_assert_cmpuint(bdrv_get_dirty_count(bitmap(p, "fine")), ==, 8 * GiB);
+    bdrv_unlock(p);
+    bdrv_close(p);
+    bdrv_close(bs);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* Writes announced together share one sync; then they cost none. */
 static void test_announce_batch(Fixture *f, gconstpointer data)
 {
@@ -444,6 +467,7 @@ int main(int argc, char **argv)
     ADD("/write-intent/layout-while-open", test_layout_while_open);
     ADD("/write-intent/intent-before-write", test_intent_before_write);
     ADD("/write-intent/discard-and-zeroes", test_discard_and_zeroes_covered);
+    ADD("/write-intent/huge-range", test_huge_range);
     ADD("/write-intent/announce-batch", test_announce_batch);
     ADD("/write-intent/chunk-grows", test_chunk_grows);
     ADD("/write-intent/clear-merge-set", test_clear_merge_set);
