@@ -5,9 +5,16 @@ with 1 MiB sequential writes, then does 4 KiB random writes into a fresh
 image; both tools run the identical command list and end with a flush.
 Prints seconds per phase and the ratio tern/QEMU (lower is better for tern).
 
+--overlap instead measures what qcow2's metadata-overlap check costs a
+write: bench/qcow2-overlap.c, built against DIR's libternblock.a, times the
+same writes with the node's metadata map and without it (in --dir, default
+/dev/shm, so the disk does not drown the difference).
+
 usage: bench/block.py [--build DIR] [--size-gib N] [--random N] [--dir DIR]
+       bench/block.py --overlap [--build DIR] [--dir DIR]
 """
 import argparse
+import json
 import os
 import random
 import shutil
@@ -36,6 +43,30 @@ def io_args(tool, img, cmds):
     return args + [str(img)]
 
 
+def overlap(build, scratch):
+    """Builds and runs bench/qcow2-overlap.c; prints its cases as a table."""
+    with tempfile.TemporaryDirectory() as d, \
+            tempfile.TemporaryDirectory(dir=scratch) as work:
+        exe = Path(d) / "qcow2-overlap"
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs",
+                                "glib-2.0", "zlib"], check=True,
+                               capture_output=True, text=True).stdout.split()
+        subprocess.run(["cc", "-O2", "-std=gnu11", f"-I{REPO / 'include'}",
+                        f"-I{REPO}", str(REPO / "bench" / "qcow2-overlap.c"),
+                        str(Path(build) / "libternblock.a"),
+                        str(Path(build) / "libternutil.a"), "-lpthread",
+                        "-o", str(exe)] + flags, check=True)
+        out = subprocess.run([str(exe), work], check=True,
+                             capture_output=True, text=True).stdout
+    print(f"{'case':<28} {'map entries':>11} {'with (ns)':>10} "
+          f"{'without (ns)':>12} {'overhead':>9} {'ns/lookup':>9}")
+    for line in out.splitlines():
+        r = json.loads(line)
+        print(f"{r['case']:<28} {r['map_entries']:>11} {r['ns_with']:>10.0f} "
+              f"{r['ns_without']:>12.0f} {r['overhead_pct']:>8.1f}% "
+              f"{r['ns_per_lookup']:>9.1f}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(REPO / "build"),
@@ -44,7 +75,12 @@ def main():
     ap.add_argument("--random", type=int, default=20000,
                     help="number of 4 KiB random writes")
     ap.add_argument("--dir", default=None, help="scratch directory")
+    ap.add_argument("--overlap", action="store_true",
+                    help="time the metadata-overlap check instead")
     a = ap.parse_args()
+    if a.overlap:
+        overlap(a.build, a.dir or "/dev/shm")
+        return
 
     tern = str(Path(a.build) / "tools" / "tern-img")
     qimg, qio = shutil.which("qemu-img"), shutil.which("qemu-io")

@@ -141,6 +141,11 @@ BlockNode *blk_list_lookup_node(const BlockBackendList *l, const char *name)
     if (blk && blk->root) {
         return blk->root;
     }
+    return blk_list_find_node(l, name);
+}
+
+BlockNode *blk_list_find_node(const BlockBackendList *l, const char *name)
+{
     for (size_t i = 0; i < blk_list_count(l); i++) {
         BlockNode *bs = find_node_name(blk_list_get(l, i)->root, name);
 

@@ -9,6 +9,9 @@
 
 #include "block/block.h"
 
+/* Bytes probing looks at (QEMU's BLOCK_PROBE_BUF_SIZE). */
+#define BDRV_PROBE_BUF_SIZE 512
+
 extern const BlockDriver bdrv_file;
 extern const BlockDriver bdrv_raw;
 extern const BlockDriver bdrv_qcow2;

@@ -27,9 +27,10 @@ const BlockDriver *bdrv_find_format(const char *name)
     return NULL;
 }
 
+/* As QEMU: the first sector, zero-padded; an empty file is raw. */
 const char *bdrv_probe_format(const char *filename, GError **errp)
 {
-    uint8_t buf[512];
+    uint8_t buf[BDRV_PROBE_BUF_SIZE] = { 0 };
     int fd = open(filename, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         tern_set_error_errno(errp, errno, "Could not open '%s'", filename);
@@ -42,17 +43,36 @@ const char *bdrv_probe_format(const char *filename, GError **errp)
         tern_set_error_errno(errp, err, "Could not read '%s'", filename);
         return NULL;
     }
-    const char *best = "raw";
-    int best_score = 0;
-    for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
-        const BlockDriver *drv = block_drivers[i];
-        int score = drv->probe ? drv->probe(buf, (size_t)n) : 0;
-        if (score > best_score) {
-            best_score = score;
-            best = drv->format_name;
-        }
+    return n ? bdrv_probe_buffer(buf, sizeof(buf), filename) : "raw";
+}
+
+static const BlockDriver *format_driver(const char *format, GError **errp)
+{
+    const BlockDriver *drv = bdrv_find_format(format);
+
+    if (drv && !drv->is_protocol) {
+        return drv;
     }
-    return best;
+    if (bdrv_format_is_known(format)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
+                    "Image format '%s' is not supported by tern (it opens "
+                    "raw and qcow2); convert the image with 'qemu-img "
+                    "convert -O qcow2'", format);
+    } else {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Unknown driver '%s'", format);
+    }
+    return NULL;
+}
+
+/* QEMU's words; only read-write opens get them (writes are restricted). */
+static void warn_probed_raw(const char *filename)
+{
+    tern_warn("Image format was not specified for '%s' and probing guessed "
+              "raw.\n         Automatically detecting the format is dangerous "
+              "for raw images, write operations on block 0 will be "
+              "restricted.\n         Specify the 'raw' format explicitly to "
+              "remove the restrictions.", filename);
 }
 
 static BlockNode *bdrv_new(const BlockDriver *drv, const char *filename,
@@ -99,34 +119,40 @@ BlockNode *bdrv_open_protocol(const char *filename, int flags, GError **errp)
 BlockNode *bdrv_open(const char *filename, const char *format, int flags,
                      GError **errp)
 {
-    if (!format) {
+    bool probed = !format;
+
+    if (probed) {
         format = bdrv_probe_format(filename, errp);
         if (!format) {
             return NULL;
         }
     }
-    const BlockDriver *drv = bdrv_find_format(format);
-    if (!drv || drv->is_protocol) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Unknown driver '%s'", format);
+    const BlockDriver *drv = format_driver(format, errp);
+    if (!drv) {
+        if (probed) {
+            g_prefix_error(errp, "Could not open '%s': ", filename);
+        }
         return NULL;
     }
-    /* qcow2 metadata I/O is not sector-aligned: only raw gets O_DIRECT;
-     * qcow2 with cache=none goes through the page cache (flushes still
-     * reach the disk). */
-    int file_flags = drv == &bdrv_raw ? flags : flags & ~BDRV_O_NOCACHE;
-    BlockNode *file = bdrv_open_protocol(filename, file_flags, errp);
+    if (drv->has_metadata) {
+        flags |= BDRV_O_STABLE_FILE;
+    }
+    BlockNode *file = bdrv_open_protocol(filename, flags, errp);
     if (!file) {
         return NULL;
     }
     BlockNode *bs = bdrv_new(drv, filename, flags);
     bs->file = file;
+    bs->probed = probed;
     /* Inactive: read the metadata as a reader would, write nothing. */
     int drv_flags = flags & BDRV_O_INACTIVE ? flags & ~BDRV_O_RDWR : flags;
     if (!drv->open(bs, filename, drv_flags, errp)) {
         bdrv_close(file);
         bdrv_free(bs);
         return NULL;
+    }
+    if (probed && drv == &bdrv_raw && (flags & BDRV_O_RDWR)) {
+        warn_probed_raw(filename);
     }
     return bs;
 }
@@ -264,13 +290,19 @@ bool bdrv_preadv(BlockNode *bs, uint64_t offset, const struct iovec *iov,
 }
 
 /* Before a write is issued: crash-safe bitmaps record it in the image. */
-static bool write_begin(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                        GError **errp)
+static bool write_intent(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                         GError **errp)
 {
     BdrvRange r = { offset, bytes };
 
+    return !bs->bitmap_opaque || bdrv_write_intent_cover(bs, &r, 1, errp);
+}
+
+static bool write_begin(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                        GError **errp)
+{
     return check_request(bs, offset, bytes, true, errp) &&
-           (!bs->bitmap_opaque || bdrv_write_intent_cover(bs, &r, 1, errp));
+           write_intent(bs, offset, bytes, errp);
 }
 
 bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
@@ -309,6 +341,16 @@ bool bdrv_flush(BlockNode *bs, GError **errp)
     bool ok = bs->read_only || !bs->drv->flush || bs->drv->flush(bs, errp);
     g_mutex_unlock(&bs->lock);
     return ok;
+}
+
+void bdrv_start_writeback(BlockNode *bs)
+{
+    while (bs->file) {
+        bs = bs->file;
+    }
+    if (bs->drv->start_writeback) {
+        bs->drv->start_writeback(bs);
+    }
 }
 
 /* ---- migration's hand-over: inactivate / activate ---- */
@@ -432,17 +474,26 @@ bool bdrv_activate(BlockNode *bs, GError **errp)
     return ok;
 }
 
-/* Discard and write-zeroes share the checks and the dirty-bitmap update. */
+/* Discard and write-zeroes share the checks and the dirty-bitmap update.
+ * Without BDRV_O_UNMAP a discard stops after the checks, as in QEMU (no
+ * bitmap update either: nothing changed). */
 static bool bdrv_zero_op(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                         bool discard, GError **errp)
+                         bool discard, bool may_unmap, GError **errp)
 {
+    bool unmap = may_unmap && (bs->flags & BDRV_O_UNMAP);
+
     g_mutex_lock(&bs->lock);
-    bool ok = write_begin(bs, offset, bytes, errp);
+    bool ok = check_request(bs, offset, bytes, true, errp);
+    if (ok && discard && !unmap) {
+        g_mutex_unlock(&bs->lock);
+        return true;
+    }
+    ok = ok && write_intent(bs, offset, bytes, errp);
     if (ok && bytes) {
         if (discard) {
             ok = !bs->drv->discard || bs->drv->discard(bs, offset, bytes, errp);
         } else if (bs->drv->write_zeroes) {
-            ok = bs->drv->write_zeroes(bs, offset, bytes, errp);
+            ok = bs->drv->write_zeroes(bs, offset, bytes, unmap, errp);
         } else {
             ok = bdrv_pwrite_zeroes_fallback(bs, offset, bytes, errp);
         }
@@ -470,13 +521,13 @@ bool bdrv_pwrite_zeroes_fallback(BlockNode *bs, uint64_t offset,
 
 bool bdrv_discard(BlockNode *bs, uint64_t offset, uint64_t bytes, GError **errp)
 {
-    return bdrv_zero_op(bs, offset, bytes, true, errp);
+    return bdrv_zero_op(bs, offset, bytes, true, true, errp);
 }
 
 bool bdrv_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                       GError **errp)
+                       bool may_unmap, GError **errp)
 {
-    return bdrv_zero_op(bs, offset, bytes, false, errp);
+    return bdrv_zero_op(bs, offset, bytes, false, may_unmap, errp);
 }
 
 bool bdrv_truncate(BlockNode *bs, uint64_t size, GError **errp)
@@ -627,19 +678,27 @@ bool bdrv_snapshot_delete(BlockNode *bs, const char *id, const char *name,
     return ok;
 }
 
-bool bdrv_save_vmstate(BlockNode *bs, uint64_t pos, const void *buf, size_t len,
-                       GError **errp)
+bool bdrv_save_vmstatev(BlockNode *bs, uint64_t pos, const struct iovec *iov,
+                        int iovcnt, GError **errp)
 {
-    if (!bs->drv->save_vmstate) {
+    if (!bs->drv->save_vmstatev) {
         return no_snapshots(bs, errp);
     }
     if (bs->read_only) {
         return check_request(bs, 0, 0, true, errp);
     }
     g_mutex_lock(&bs->lock);
-    bool ok = bs->drv->save_vmstate(bs, pos, buf, len, errp);
+    bool ok = bs->drv->save_vmstatev(bs, pos, iov, iovcnt, errp);
     g_mutex_unlock(&bs->lock);
     return ok;
+}
+
+bool bdrv_save_vmstate(BlockNode *bs, uint64_t pos, const void *buf, size_t len,
+                       GError **errp)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+    return bdrv_save_vmstatev(bs, pos, &iov, 1, errp);
 }
 
 bool bdrv_load_vmstate(BlockNode *bs, uint64_t pos, void *buf, size_t len,
@@ -650,6 +709,18 @@ bool bdrv_load_vmstate(BlockNode *bs, uint64_t pos, void *buf, size_t len,
     }
     g_mutex_lock(&bs->lock);
     bool ok = bs->drv->load_vmstate(bs, pos, buf, len, errp);
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
+bool bdrv_snapshot_load_vmstate(BlockNode *bs, const char *id, uint64_t pos,
+                                void *buf, size_t len, GError **errp)
+{
+    if (!bs->drv->snapshot_load_vmstate) {
+        return no_snapshots(bs, errp);
+    }
+    g_mutex_lock(&bs->lock);
+    bool ok = bs->drv->snapshot_load_vmstate(bs, id, pos, buf, len, errp);
     g_mutex_unlock(&bs->lock);
     return ok;
 }

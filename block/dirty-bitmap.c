@@ -70,9 +70,9 @@ static BdrvDirtyBitmap *dirty_bitmap_new(BlockNode *bs, uint32_t granularity,
         return NULL;
     }
     if (name && strlen(name) > BDRV_BITMAP_MAX_NAME_SIZE) {
+        /* QEMU's words (more than 1023 bytes). */
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Bitmap name is too long: %zu bytes (at most %d)",
-                    strlen(name), BDRV_BITMAP_MAX_NAME_SIZE);
+                    "Bitmap name too long: %s", name);
         return NULL;
     }
     gran_bits = __builtin_ctz(granularity);

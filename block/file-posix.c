@@ -4,13 +4,19 @@
  * zeroes, writes past it grow the file (format drivers rely on both). Discard
  * punches holes, write-zeroes uses fallocate where it can, flush is
  * fdatasync; bdrv_file_pwrite_durable makes one write durable on its own
- * (RWF_DSYNC), for crash-safe bitmaps.
+ * (RWF_DSYNC), for crash-safe bitmaps. With O_DIRECT (cache=none) offsets, lengths and buffers must be
+ * aligned to the device's block size: a request that is not goes through an
+ * aligned bounce buffer, read-modify-write at the edges, so format drivers
+ * (qcow2's 8-byte table updates) need not care.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "block/block-int.h"
@@ -18,11 +24,38 @@
 typedef struct FileState {
     int fd;
     bool is_blockdev;
+    uint32_t align;           /* O_DIRECT: request alignment; 1 otherwise */
 } FileState;
 
 static int file_fd(BlockNode *bs)
 {
     return ((FileState *)bs->opaque)->fd;
+}
+
+/* The smallest block O_DIRECT accepts: the logical sector size of a block
+ * device; for a file, the first size a read at offset 0 does not refuse
+ * (4096, which every Linux device takes, when nothing tells). */
+static uint32_t direct_alignment(FileState *s)
+{
+    int sector = 0;
+    void *buf = NULL;
+
+    if (s->is_blockdev && ioctl(s->fd, BLKSSZGET, &sector) == 0 &&
+        sector >= 512 && !(sector & (sector - 1))) {
+        return (uint32_t)sector;
+    }
+    if (posix_memalign(&buf, 4096, 4096)) {
+        return 4096;
+    }
+    uint32_t align = 4096;
+    for (uint32_t a = 512; a < 4096; a *= 2) {
+        if (pread(s->fd, buf, a, 0) > 0) {     /* 0 (empty): no answer */
+            align = a;
+            break;
+        }
+    }
+    free(buf);
+    return align;
 }
 
 static bool file_open(BlockNode *bs, const char *filename, int flags,
@@ -50,6 +83,7 @@ static bool file_open(BlockNode *bs, const char *filename, int flags,
         goto fail;
     }
     s->is_blockdev = S_ISBLK(st.st_mode);
+    s->align = (flags & BDRV_O_NOCACHE) ? direct_alignment(s) : 1;
     if (!bdrv_file_apply_locks(bs, flags, errp)) {
         goto fail;
     }
@@ -60,6 +94,15 @@ fail:
     return false;
 }
 
+/*
+ * The permissions QEMU 7.2 holds on the file for the same use (observed
+ * in /proc/locks): a reader needs consistent read, a writer write, a
+ * resizer resize; the user (a device; tern-img shares like qemu-img and
+ * qemu-io) forbids others' writes unless BDRV_O_SHARE_RW; a format with
+ * metadata in the file also takes resize when writable and forbids others
+ * to write or resize, whatever the user shares. An inactive node (incoming
+ * migration) holds none, as in QEMU.
+ */
 bool bdrv_file_apply_locks(BlockNode *file, int flags, GError **errp)
 {
     uint32_t perm = BLK_PERM_CONSISTENT_READ;
@@ -68,16 +111,22 @@ bool bdrv_file_apply_locks(BlockNode *file, int flags, GError **errp)
     if (flags & BDRV_O_NO_LOCK) {
         return true;
     }
-    /* Inactive (QEMU's BDRV_O_INACTIVE): the other owner may write. */
     if (flags & BDRV_O_INACTIVE) {
-        return image_lock_apply(file_fd(file), file->filename, perm, shared,
+        return image_lock_apply(file_fd(file), file->filename, 0, shared,
                                 errp);
     }
     if (flags & BDRV_O_RDWR) {
         perm |= BLK_PERM_WRITE;
     }
+    if (flags & BDRV_O_RESIZE) {
+        perm |= BLK_PERM_RESIZE;
+    }
     if (!(flags & BDRV_O_SHARE_RW)) {
         shared &= ~BLK_PERM_WRITE;
+    }
+    if (flags & BDRV_O_STABLE_FILE) {
+        perm |= (flags & BDRV_O_RDWR) ? BLK_PERM_RESIZE : 0;
+        shared &= ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
     }
     return image_lock_apply(file_fd(file), file->filename, perm, shared, errp);
 }
@@ -103,17 +152,147 @@ bool bdrv_file_stat(BlockNode *file, struct stat *st)
     return file->drv == &bdrv_file && fstat(file_fd(file), st) == 0;
 }
 
-/* One pass of preadv/pwritev over the whole vector, retrying short I/O. */
-static bool file_rw(BlockNode *bs, uint64_t offset, const struct iovec *iov,
-                    int iovcnt, bool write, GError **errp)
+/* How file_rw moves data: a read, a write, or a write that is durable
+ * when the call returns (RWF_DSYNC). */
+typedef enum FileOp {
+    FILE_READ,
+    FILE_WRITE,
+    FILE_WRITE_DSYNC,
+} FileOp;
+
+static ssize_t op_vector(int fd, const struct iovec *iov, int iovcnt,
+                         uint64_t offset, FileOp op)
 {
+    iovcnt = MIN(iovcnt, IOV_MAX);
+    if (op == FILE_READ) {
+        return preadv(fd, iov, iovcnt, (off_t)offset);
+    }
+    return pwritev2(fd, iov, iovcnt, (off_t)offset,
+                    op == FILE_WRITE_DSYNC ? RWF_DSYNC : 0);
+}
+
+/* One preadv/pwritev for the whole vector: the bytes it moved (0 if it
+ * failed; the loop below then reports the error). */
+static size_t rw_vector(int fd, uint64_t offset, const struct iovec *iov,
+                        int iovcnt, FileOp op)
+{
+    ssize_t n;
+
+    do {
+        n = op_vector(fd, iov, iovcnt, offset, op);
+    } while (n < 0 && errno == EINTR);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static bool file_rw(BlockNode *bs, uint64_t offset, const struct iovec *iov,
+                    int iovcnt, FileOp op, GError **errp);
+
+static bool is_aligned(const FileState *s, uint64_t offset,
+                       const struct iovec *iov, int iovcnt)
+{
+    if (offset % s->align) {
+        return false;
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        if ((uintptr_t)iov[i].iov_base % s->align ||
+            iov[i].iov_len % s->align) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void copy_iov(const struct iovec *iov, int iovcnt, uint8_t *buf,
+                     bool to_buf)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        if (to_buf) {
+            memcpy(buf, iov[i].iov_base, iov[i].iov_len);
+        } else {
+            memcpy(iov[i].iov_base, buf, iov[i].iov_len);
+        }
+        buf += iov[i].iov_len;
+    }
+}
+
+/* An O_DIRECT request that is not aligned: through an aligned buffer
+ * covering whole blocks; a write reads the partial blocks at its edges
+ * first, and a file grown by the padding is cut back to where the request
+ * ended (a raw image's size must not change by 4 KiB). */
+static bool file_rw_bounced(BlockNode *bs, uint64_t offset,
+                            const struct iovec *iov, int iovcnt, FileOp op,
+                            GError **errp)
+{
+    bool write = op != FILE_READ;
+    FileState *s = bs->opaque;
+    uint64_t len = 0;
+    void *mem = NULL;
+
+    for (int i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    uint64_t start = ALIGN_DOWN(offset, (uint64_t)s->align);
+    uint64_t end = ALIGN_UP(offset + len, (uint64_t)s->align);
+    uint64_t old_size = bdrv_file_length(bs);
+    if (posix_memalign(&mem, s->align, end - start)) {
+        tern_set_error_errno(errp, ENOMEM, "Could not %s '%s'",
+                             write ? "write" : "read", bs->filename);
+        return false;
+    }
+    uint8_t *buf = mem;
+    struct iovec head = { buf, s->align };
+    struct iovec tail = { buf + (end - start) - s->align, s->align };
+    struct iovec all = { buf, end - start };
+    bool head_read = write && offset != start;
+    bool ok = (write ? ((!head_read ||
+                         file_rw(bs, start, &head, 1, FILE_READ, errp)) &&
+                        ((offset + len) % s->align == 0 ||
+                         (head_read && end - start == s->align) ||
+                         file_rw(bs, end - s->align, &tail, 1, FILE_READ,
+                                 errp)))
+                     : file_rw(bs, start, &all, 1, FILE_READ, errp));
+    if (ok && write) {
+        copy_iov(iov, iovcnt, buf + (offset - start), true);
+        ok = file_rw(bs, start, &all, 1, op, errp);
+        if (ok && !s->is_blockdev && end > MAX(old_size, offset + len) &&
+            ftruncate(s->fd, (off_t)MAX(old_size, offset + len)) < 0) {
+            tern_set_error_errno(errp, errno, "Could not resize '%s'",
+                                 bs->filename);
+            ok = false;
+        }
+    } else if (ok) {
+        copy_iov(iov, iovcnt, buf + (offset - start), false);
+    }
+    free(mem);
+    return ok;
+}
+
+/* The whole vector in one call; what a short transfer left (EOF, a signal,
+ * more than IOV_MAX pieces) goes on piece by piece, retrying short I/O. */
+static bool file_rw(BlockNode *bs, uint64_t offset, const struct iovec *iov,
+                    int iovcnt, FileOp op, GError **errp)
+{
+    FileState *s = bs->opaque;
+    bool write = op != FILE_READ;
+
+    if (s->align > 1 && !is_aligned(s, offset, iov, iovcnt)) {
+        return file_rw_bounced(bs, offset, iov, iovcnt, op, errp);
+    }
     int fd = file_fd(bs);
+    size_t skip = rw_vector(fd, offset, iov, iovcnt, op);
+
+    offset += skip;
     for (int i = 0; i < iovcnt; i++) {
         uint8_t *p = iov[i].iov_base;
         size_t left = iov[i].iov_len;
+        size_t done = MIN(skip, left);
+
+        p += done;
+        left -= done;
+        skip -= done;
         while (left) {
-            ssize_t n = write ? pwrite(fd, p, left, (off_t)offset)
-                              : pread(fd, p, left, (off_t)offset);
+            struct iovec piece = { .iov_base = p, .iov_len = left };
+            ssize_t n = op_vector(fd, &piece, 1, offset, op);
             if (n < 0 && errno == EINTR) {
                 continue;
             }
@@ -123,8 +302,10 @@ static bool file_rw(BlockNode *bs, uint64_t offset, const struct iovec *iov,
                                      bs->filename, offset);
                 return false;
             }
-            if (n == 0) {         /* EOF: the rest reads as zeroes */
-                memset(p, 0, left);
+            /* EOF: the rest reads as zeroes (O_DIRECT stops short inside
+             * the last block, where it could not go on unaligned) */
+            if (n == 0 || (!write && s->align > 1 && (size_t)n < left)) {
+                memset(p + n, 0, left - (size_t)n);
                 n = (ssize_t)left;
             }
             p += n;
@@ -170,46 +351,27 @@ bool bdrv_file_pwrite(BlockNode *file, uint64_t offset, const void *buf,
 
 static bool file_flush(BlockNode *bs, GError **errp);
 
-/* pwritev2 with RWF_DSYNC, whole buffer; -errno on failure. */
-static int pwrite_dsync(int fd, const uint8_t *p, size_t left, uint64_t offset)
-{
-    while (left) {
-        struct iovec iov = { .iov_base = (void *)p, .iov_len = left };
-        ssize_t n = pwritev2(fd, &iov, 1, (off_t)offset, RWF_DSYNC);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? -errno : -EIO;
-        }
-        p += n;
-        offset += (uint64_t)n;
-        left -= (size_t)n;
-    }
-    return 0;
-}
-
 bool bdrv_file_pwrite_durable(BlockNode *file, uint64_t offset,
                               const void *buf, size_t len, GError **errp)
 {
-    int r;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    g_autoptr(GError) err = NULL;
+    int e;
 
     if (file->read_only) {
         return bdrv_file_pwrite(file, offset, buf, len, errp);   /* fails */
     }
-    r = pwrite_dsync(file_fd(file), buf, len, offset);
-    if (r == -EOPNOTSUPP || r == -ENOSYS || r == -EINVAL) {
+    if (file_rw(file, offset, &iov, 1, FILE_WRITE_DSYNC, &err)) {
+        return true;
+    }
+    e = tern_error_errno(err);
+    if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
         /* No per-write sync here: write, then sync the whole file. */
         return bdrv_file_pwrite(file, offset, buf, len, errp) &&
                file_flush(file, errp);
     }
-    if (r < 0) {
-        tern_set_error_errno(errp, -r, "Could not write '%s' at %" PRIu64,
-                             file->filename, offset);
-        return false;
-    }
-    return true;
+    g_propagate_error(errp, g_steal_pointer(&err));
+    return false;
 }
 
 bool bdrv_file_truncate(BlockNode *file, uint64_t size, GError **errp)
@@ -226,13 +388,19 @@ bool bdrv_file_truncate(BlockNode *file, uint64_t size, GError **errp)
 static bool file_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
                         const struct iovec *iov, int iovcnt, GError **errp)
 {
-    return file_rw(bs, offset, iov, iovcnt, false, errp);
+    return file_rw(bs, offset, iov, iovcnt, FILE_READ, errp);
 }
 
 static bool file_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
                          const struct iovec *iov, int iovcnt, GError **errp)
 {
-    return file_rw(bs, offset, iov, iovcnt, true, errp);
+    return file_rw(bs, offset, iov, iovcnt, FILE_WRITE, errp);
+}
+
+static void file_start_writeback(BlockNode *bs)
+{
+    /* Whole file; pages already on their way are skipped. */
+    (void)sync_file_range(file_fd(bs), 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 static bool file_flush(BlockNode *bs, GError **errp)
@@ -264,13 +432,16 @@ static bool file_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
     return true;
 }
 
+/* Unmap: a hole (reads as zeroes); otherwise zeroes that stay allocated. */
 static bool file_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                              GError **errp)
+                              bool unmap, GError **errp)
 {
     FileState *s = bs->opaque;
     if (!s->is_blockdev &&
-        fallocate(s->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)offset, (off_t)bytes) == 0) {
+        ((unmap && fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                             (off_t)offset, (off_t)bytes) == 0) ||
+         fallocate(s->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+                   (off_t)offset, (off_t)bytes) == 0)) {
         return true;
     }
     return bdrv_pwrite_zeroes_fallback(bs, offset, bytes, errp);
@@ -302,6 +473,7 @@ const BlockDriver bdrv_file = {
     .preadv = file_preadv,
     .pwritev = file_pwritev,
     .flush = file_flush,
+    .start_writeback = file_start_writeback,
     .discard = file_discard,
     .write_zeroes = file_write_zeroes,
 };

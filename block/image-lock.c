@@ -62,35 +62,37 @@ static bool set_lock_bytes(int fd, uint32_t perm, uint32_t shared,
     return true;
 }
 
-static bool check_lock_bytes(int fd, const char *filename, uint32_t perm,
-                             uint32_t shared, GError **errp)
+/* One byte per permission in 'mask': fails naming the first that another
+ * file description holds. */
+static bool check_bytes(int fd, const char *filename, uint32_t mask, int base,
+                        const char *kind, GError **errp)
 {
     for (int i = 0; i < LOCK_NB_PERMS; i++) {
         int err = 0;
-        bool conflict = false;
-        const char *kind = "";
-        if ((perm & (1u << i)) &&
-            byte_locked_by_other(fd, LOCK_SHARED_BASE + i, &err)) {
-            conflict = true;
-        } else if (!err && !(shared & (1u << i)) &&
-                   byte_locked_by_other(fd, LOCK_PERM_BASE + i, &err)) {
-            conflict = true;
-            kind = "shared ";
-        }
-        if (err) {
+        if (!(mask & (1u << i)) || !byte_locked_by_other(fd, base + i, &err)) {
+            if (!err) {
+                continue;
+            }
             tern_set_error_errno(errp, err, "Failed to check lock bytes of "
                                  "'%s'", filename);
             return false;
         }
-        if (conflict) {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
-                        "Failed to get %s\"%s\" lock. Is another process "
-                        "using the image [%s]?", kind, perm_names[i],
-                        filename);
-            return false;
-        }
+        g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
+                    "Failed to get %s\"%s\" lock. Is another process "
+                    "using the image [%s]?", kind, perm_names[i], filename);
+        return false;
     }
     return true;
+}
+
+/* As QEMU's file-posix: first every permission we use against others'
+ * "forbid" bytes, then every one we forbid against others' "use" bytes. */
+static bool check_lock_bytes(int fd, const char *filename, uint32_t perm,
+                             uint32_t shared, GError **errp)
+{
+    return check_bytes(fd, filename, perm, LOCK_SHARED_BASE, "", errp) &&
+           check_bytes(fd, filename, ~shared & BLK_PERM_ALL, LOCK_PERM_BASE,
+                       "shared ", errp);
 }
 
 bool image_lock_apply(int fd, const char *filename, uint32_t perm,

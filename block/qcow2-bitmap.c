@@ -716,7 +716,9 @@ static bool write_directory(BlockNode *bs, GPtrArray *dir, GError **errp)
     }
     if (dir->len) {
         off = bitmap_clusters_alloc(bs, BITMAP_DIRECTORY, size, errp);
-        if (off < 0 || !qcow2_file_pwrite(bs, off, buf, size, errp)) {
+        if (off < 0 ||
+            !qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_DIRECTORY, off, buf, size,
+                               errp)) {
             if (off > 0) {
                 bitmap_clusters_free(bs, BITMAP_DIRECTORY, off, size);
             }
@@ -755,7 +757,8 @@ static bool rewrite_directory_in_place(BlockNode *bs, GPtrArray *dir,
     g_assert(size == s->bitmap_directory_size);
     qcow2_set_autoclear(bs, QCOW2_AUTOCLEAR_BITMAPS, false);
     if (!qcow2_update_header(bs, errp) ||
-        !qcow2_file_pwrite(bs, s->bitmap_directory_offset, buf, size, errp) ||
+        !qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_DIRECTORY,
+                           s->bitmap_directory_offset, buf, size, errp) ||
         !qcow2_flush_caches(bs, errp)) {
         return false;
     }
@@ -845,7 +848,8 @@ static bool store_data_clusters(BlockNode *bs, BdrvDirtyBitmap *bm,
             return false;
         }
         table[i] = GUINT64_TO_BE((uint64_t)off);
-        if (!qcow2_file_pwrite(bs, off, buf, s->cluster_size, errp)) {
+        if (!qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_DATA, off, buf,
+                               s->cluster_size, errp)) {
             return false;
         }
     }
@@ -874,7 +878,8 @@ static bool store_bitmap_data(BlockNode *bs, BdrvDirtyBitmap *bm,
             goto fail;
         }
         e->table_offset = off;
-        if (!qcow2_file_pwrite(bs, off, table, n * 8ULL, errp)) {
+        if (!qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_TABLE, off, table,
+                               n * 8ULL, errp)) {
             goto fail;
         }
     }
@@ -999,7 +1004,7 @@ static bool store_all(BlockNode *bs, bool armed, GError **errp)
 
 bool qcow2_bitmaps_store(BlockNode *bs, GError **errp)
 {
-    if (!store_all(bs, false, errp)) {
+    if (!qcow2_meta_rebuild_after(bs, store_all(bs, false, errp), errp)) {
         return false;
     }
     bdrv_write_intent_drop(bs);     /* exact now: nothing to keep true */
@@ -1008,7 +1013,7 @@ bool qcow2_bitmaps_store(BlockNode *bs, GError **errp)
 
 bool qcow2_bitmaps_arm(BlockNode *bs, GError **errp)
 {
-    return store_all(bs, true, errp);
+    return qcow2_meta_rebuild_after(bs, store_all(bs, true, errp), errp);
 }
 
 /* The entry laid out crash-safe for bm, and its byte position in the
@@ -1054,7 +1059,8 @@ bool qcow2_bitmap_write_words(BlockNode *bs, BdrvDirtyBitmap *bm,
     off = e->armed_data + first_word * 8;
     return durable ? bdrv_file_pwrite_durable(bs->file, off, words,
                                               nwords * 8, errp)
-                   : qcow2_file_pwrite(bs, off, words, nwords * 8, errp);
+                   : qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_DATA, off, words,
+                                       nwords * 8, errp);
 }
 
 bool qcow2_bitmap_set_flags(BlockNode *bs, BdrvDirtyBitmap *bm, bool in_use,
@@ -1082,8 +1088,7 @@ bool qcow2_bitmap_set_flags(BlockNode *bs, BdrvDirtyBitmap *bm, bool in_use,
     return true;
 }
 
-bool qcow2_remove_persistent_bitmap(BlockNode *bs, const char *name,
-                                    GError **errp)
+static bool remove_bitmap(BlockNode *bs, const char *name, GError **errp)
 {
     Qcow2Bitmaps *b = bstate(bs);
     g_autoptr(GPtrArray) dir = g_ptr_array_new_with_free_func(entry_free);
@@ -1108,6 +1113,12 @@ bool qcow2_remove_persistent_bitmap(BlockNode *bs, const char *name,
     g_ptr_array_unref(b->dir);
     b->dir = g_steal_pointer(&dir);
     return true;
+}
+
+bool qcow2_remove_persistent_bitmap(BlockNode *bs, const char *name,
+                                    GError **errp)
+{
+    return qcow2_meta_rebuild_after(bs, remove_bitmap(bs, name, errp), errp);
 }
 
 bool qcow2_can_store_bitmap(BlockNode *bs, const char *name,
@@ -1210,6 +1221,30 @@ void qcow2_bitmaps_check(BlockNode *bs, Qcow2CheckRefs *refs)
                 qcow2_check_ref_range(bs, refs, table[j] & BME_TE_OFFSET_MASK,
                                       s->cluster_size);
             }
+        }
+    }
+}
+
+void qcow2_bitmaps_add_metadata(BlockNode *bs, GHashTable *map)
+{
+    BDRVQcow2State *s = qstate(bs);
+    Qcow2Bitmaps *b = s->bitmaps;
+
+    for (guint i = 0; b && i < b->dir->len; i++) {
+        const Qcow2BitmapEntry *e = b->dir->pdata[i];
+        g_autoptr(GError) err = NULL;
+        g_autofree uint64_t *table = NULL;
+
+        if (e->table_size == 0) {
+            continue;
+        }
+        qcow2_meta_add_to(bs, map, QCOW2_OL_BITMAP_TABLE, e->table_offset,
+                          e->table_size * 8ULL);
+        table = read_table(bs, e, &err);   /* bad ones failed the load */
+        for (uint32_t j = 0; table && j < e->table_size; j++) {
+            uint64_t off = table[j] & BME_TE_OFFSET_MASK;
+            qcow2_meta_add_to(bs, map, QCOW2_OL_BITMAP_DATA, off,
+                              off ? s->cluster_size : 0);
         }
     }
 }

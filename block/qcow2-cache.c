@@ -19,6 +19,7 @@ typedef struct Qcow2CacheEntry {
 
 struct Qcow2Cache {
     BlockNode *bs;
+    uint32_t kind;            /* QCOW2_OL_* of the tables, for writeback */
     Qcow2Cache *depends;
     uint32_t table_size;
     int nb_tables;
@@ -28,12 +29,13 @@ struct Qcow2Cache {
     GHashTable *by_offset;    /* offset -> entry */
 };
 
-Qcow2Cache *qcow2_cache_new(BlockNode *bs, int nb_tables)
+Qcow2Cache *qcow2_cache_new(BlockNode *bs, int nb_tables, uint32_t kind)
 {
     BDRVQcow2State *s = bs->opaque;
     Qcow2Cache *c = g_new0(Qcow2Cache, 1);
 
     c->bs = bs;
+    c->kind = kind;
     c->table_size = s->cluster_size;
     c->nb_tables = nb_tables;
     c->entries = g_new0(Qcow2CacheEntry, nb_tables);
@@ -69,7 +71,8 @@ static bool entry_writeback(Qcow2Cache *c, Qcow2CacheEntry *e, GError **errp)
     if (c->depends && !qcow2_cache_flush(c->depends, errp)) {
         return false;
     }
-    if (!qcow2_file_pwrite(c->bs, e->offset, e->table, c->table_size, errp)) {
+    if (!qcow2_file_pwrite(c->bs, c->kind, e->offset, e->table,
+                           c->table_size, errp)) {
         return false;
     }
     e->dirty = false;

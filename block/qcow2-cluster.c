@@ -209,57 +209,44 @@ bool qcow2_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
            read_run(bs, run_host, run_len, iov, iovcnt, done, part, errp);
 }
 
-static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b,
-                           uint64_t blen)
-{
-    return a < b + blen && b < a + alen;
-}
-
-/* Host data written in place, or whose references a write or discard drops,
- * must not be fixed metadata (hostile images). */
-static bool check_data_range(BlockNode *bs, uint64_t host, uint64_t cs,
+/* Host data whose references a write or discard drops must not be
+ * metadata (hostile images): the drop would free a live table. */
+static bool check_data_range(BlockNode *bs, uint64_t host, uint64_t len,
                              GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    if (host < s->cluster_size ||
-        ranges_overlap(host, cs, s->l1_table_offset, (uint64_t)s->l1_size * 8) ||
-        ranges_overlap(host, cs, s->refcount_table_offset,
-                       (uint64_t)s->refcount_table_size * 8) ||
-        (s->nb_snapshots &&
-         ranges_overlap(host, cs, s->snapshots_offset, s->snapshots_size))) {
+    uint32_t kinds = qcow2_meta_kinds(bs, host, len);
+    if ((len && host < s->cluster_size) || kinds) {
         qcow2_signal_corruption(bs, errp, "Data cluster %#" PRIx64
-                                " overlaps qcow2 metadata", host);
+                                " overlaps qcow2 metadata (%s)", host,
+                                kinds ? qcow2_meta_kind_name(kinds)
+                                      : "qcow2_header");
         return false;
     }
     return true;
 }
 
-static bool check_data_cluster(BlockNode *bs, uint64_t host, GError **errp)
-{
-    BDRVQcow2State *s = bs->opaque;
-    return check_data_range(bs, host, s->cluster_size, errp);
-}
-
 /* The host range a data entry holds references on (to drop when the entry
- * is replaced), checked against fixed metadata; len 0 if none. */
+ * is replaced), checked against metadata; len 0 if none. */
 static bool entry_ref_range(BlockNode *bs, uint64_t e, uint64_t *start,
                             uint64_t *len, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     if (e & QCOW2_OFLAG_COMPRESSED) {
         qcow2_compressed_ref_range(s, e, start, len);
-        return check_data_range(bs, *start, *len, errp);
+    } else {
+        *start = e & QCOW2_L2E_OFFSET_MASK;
+        *len = *start ? s->cluster_size : 0;
     }
-    *start = e & QCOW2_L2E_OFFSET_MASK;
-    *len = *start ? s->cluster_size : 0;
-    return true;
+    return check_data_range(bs, *start, *len, errp);
 }
 
 static bool write_l1_entry(BlockNode *bs, uint32_t i, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t be = GUINT64_TO_BE(s->l1_table[i]);
-    return qcow2_file_pwrite(bs, s->l1_table_offset + (uint64_t)i * 8, &be, 8,
+    return qcow2_file_pwrite(bs, QCOW2_OL_ACTIVE_L1,
+                             s->l1_table_offset + (uint64_t)i * 8, &be, 8,
                              errp);
 }
 
@@ -270,7 +257,7 @@ bool qcow2_write_l1(BlockNode *bs, GError **errp)
     for (uint32_t i = 0; i < s->l1_size; i++) {
         be[i] = GUINT64_TO_BE(s->l1_table[i]);
     }
-    return qcow2_file_pwrite(bs, s->l1_table_offset, be,
+    return qcow2_file_pwrite(bs, QCOW2_OL_ACTIVE_L1, s->l1_table_offset, be,
                              (size_t)s->l1_size * 8, errp);
 }
 
@@ -296,17 +283,21 @@ bool qcow2_grow_l1_table(BlockNode *bs, uint64_t min_size, GError **errp)
     for (uint32_t i = 0; i < s->l1_size; i++) {
         be[i] = GUINT64_TO_BE(s->l1_table[i]);
     }
-    if (!qcow2_file_pwrite(bs, (uint64_t)new_off, be, new_size * 8, errp) ||
+    if (!qcow2_file_pwrite(bs, QCOW2_OL_ACTIVE_L1, (uint64_t)new_off, be,
+                           new_size * 8, errp) ||
         !qcow2_flush_caches(bs, errp)) {
         return false;
     }
     struct TERN_PACKED { uint32_t size; uint64_t off; } hdr = {
         GUINT32_TO_BE((uint32_t)new_size), GUINT64_TO_BE((uint64_t)new_off),
     };
-    if (!qcow2_file_pwrite(bs, 36, &hdr, sizeof(hdr), errp)) {
+    if (!qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 36, &hdr, sizeof(hdr),
+                           errp)) {
         return false;
     }
     uint64_t old_off = s->l1_table_offset, old_size = s->l1_size;
+    qcow2_meta_remove(bs, QCOW2_OL_ACTIVE_L1, old_off, old_size * 8);
+    qcow2_meta_add(bs, QCOW2_OL_ACTIVE_L1, (uint64_t)new_off, new_size * 8);
     s->l1_table = g_renew(uint64_t, s->l1_table, new_size);
     memset(s->l1_table + old_size, 0, (new_size - old_size) * 8);
     s->l1_size = (uint32_t)new_size;
@@ -325,14 +316,24 @@ static bool l2_table_for_write(BlockNode *bs, uint32_t i, uint64_t *l2_off,
         return false;
     }
     uint64_t old = s->l1_table[i] & QCOW2_L1E_OFFSET_MASK;
+    /* Written in place or copied and freed: either way it must be an L2
+     * table only, not also some other metadata. */
+    if (old && !qcow2_pre_write_check(bs, QCOW2_OL_L2, old, s->cluster_size,
+                                      errp)) {
+        return false;
+    }
     if (old && (s->l1_table[i] & QCOW2_OFLAG_COPIED)) {
         *l2_off = old;
         return true;
     }
     int64_t new_off = qcow2_alloc_clusters(bs, s->cluster_size, errp);
-    if (new_off < 0) {
+    if (new_off < 0 ||
+        !qcow2_pre_write_check(bs, 0, (uint64_t)new_off, s->cluster_size,
+                               errp)) {
         return false;
     }
+    qcow2_meta_add(bs, QCOW2_OL_ACTIVE_L2, (uint64_t)new_off,
+                   s->cluster_size);
     g_autofree uint8_t *copy = g_malloc0(s->cluster_size);
     if (old) {
         uint8_t *t = qcow2_cache_get(s->l2_table_cache, old, errp);
@@ -357,6 +358,7 @@ static bool l2_table_for_write(BlockNode *bs, uint32_t i, uint64_t *l2_off,
         return false;
     }
     if (old) {
+        qcow2_meta_remove(bs, QCOW2_OL_ACTIVE_L2, old, s->cluster_size);
         qcow2_free_clusters(bs, old, s->cluster_size);
     }
     *l2_off = (uint64_t)new_off;
@@ -377,6 +379,31 @@ static bool set_l2_entry(BlockNode *bs, uint64_t l2_off, uint64_t guest,
     return true;
 }
 
+/* A zero cluster that kept its host cluster (write-zeroes without unmap)
+ * is written in place: zeroes around the data, then the ZERO flag goes. */
+static bool write_zero_in_place(BlockNode *bs, uint64_t guest, uint64_t e,
+                                uint64_t in, const struct iovec *part, int n,
+                                GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t host = e & QCOW2_L2E_OFFSET_MASK, l2_off;
+
+    if (qcow2_offset_into_cluster(s, host)) {
+        qcow2_signal_corruption(bs, errp, "Data cluster offset %#" PRIx64
+                                " is not cluster aligned", host);
+        return false;
+    }
+    if (!qcow2_pre_write_check(bs, 0, host, s->cluster_size, errp)) {
+        return false;
+    }
+    memset(s->cluster_buf, 0, s->cluster_size);
+    iov_to_buf(part, n, s->cluster_buf + in);
+    return bdrv_file_pwrite(bs->file, host, s->cluster_buf, s->cluster_size,
+                            errp) &&
+           l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp) &&
+           set_l2_entry(bs, l2_off, guest, host | QCOW2_OFLAG_COPIED, errp);
+}
+
 /* Writes part (n vectors, chunk bytes at 'in' inside the cluster) of the
  * guest cluster at 'guest'. */
 static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
@@ -394,8 +421,12 @@ static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
     if (!compressed && !entry_host_offset(bs, e, &host, errp)) {
         return false;
     }
+    if (!compressed && (e & QCOW2_OFLAG_ZERO) && (e & QCOW2_OFLAG_COPIED) &&
+        (e & QCOW2_L2E_OFFSET_MASK)) {
+        return write_zero_in_place(bs, guest, e, in, part, n, errp);
+    }
     if (host && (e & QCOW2_OFLAG_COPIED)) {
-        return check_data_cluster(bs, host, errp) &&
+        return qcow2_pre_write_check(bs, 0, host, s->cluster_size, errp) &&
                bdrv_file_pwritev(bs->file, host + in, part, n, errp);
     }
     /* New cluster: old contents (shared or compressed cluster) or zeroes,
@@ -408,8 +439,11 @@ static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
          !qcow2_read_compressed(bs, e, buf, errp))) {
         return false;
     }
+    /* A hostile refcount table can hand out a metadata cluster. */
     int64_t new_off = qcow2_alloc_clusters(bs, s->cluster_size, errp);
-    if (new_off < 0) {
+    if (new_off < 0 ||
+        !qcow2_pre_write_check(bs, 0, (uint64_t)new_off, s->cluster_size,
+                               errp)) {
         return false;
     }
     if (!partial) {
@@ -483,6 +517,8 @@ static bool write_fresh_clusters(BlockNode *bs, uint64_t guest, uint64_t count,
     uint64_t l2_off;
     int64_t host = qcow2_alloc_clusters(bs, count << s->cluster_bits, errp);
     if (host < 0 ||
+        !qcow2_pre_write_check(bs, 0, (uint64_t)host, count << s->cluster_bits,
+                               errp) ||
         !bdrv_file_pwritev(bs->file, (uint64_t)host, part, n, errp) ||
         !l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp)) {
         return false;
@@ -542,9 +578,23 @@ typedef struct Qcow2FreeRange {
     uint64_t len;
 } Qcow2FreeRange;
 
-/* Unmaps one whole guest cluster (entry 0, or ZERO in v3 for make_zero) and
- * records the host range to free. */
-static bool unmap_cluster(BlockNode *bs, uint64_t guest, bool make_zero,
+/* The L2 entry a whole cluster gets for 'mode' (see Qcow2DiscardMode). */
+static uint64_t discarded_entry(BDRVQcow2State *s, uint64_t e,
+                                Qcow2DiscardMode mode)
+{
+    uint64_t host = e & QCOW2_L2E_OFFSET_MASK;
+    if (mode == QCOW2_DISCARD || s->qcow_version < 3) {
+        return 0;
+    }
+    if (mode == QCOW2_ZERO_KEEP && host && !(e & QCOW2_OFLAG_COMPRESSED)) {
+        return host | (e & QCOW2_OFLAG_COPIED) | QCOW2_OFLAG_ZERO;
+    }
+    return QCOW2_OFLAG_ZERO;
+}
+
+/* Gives one whole guest cluster its discarded entry and records the host
+ * range to free when the entry no longer holds it. */
+static bool unmap_cluster(BlockNode *bs, uint64_t guest, Qcow2DiscardMode mode,
                           GArray *to_free, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -552,13 +602,16 @@ static bool unmap_cluster(BlockNode *bs, uint64_t guest, bool make_zero,
     if (!get_l2_entry(bs, guest, &e, errp)) {
         return false;
     }
-    uint64_t want = make_zero && s->qcow_version >= 3 ? QCOW2_OFLAG_ZERO : 0;
-    if (e == 0 || e == want) {
+    uint64_t want = discarded_entry(s, e, mode);
+    if (e == want || e == 0) {      /* (unallocated reads as zeroes) */
         return true;
     }
-    Qcow2FreeRange old;
-    if (!entry_ref_range(bs, e, &old.offset, &old.len, errp) ||
-        !l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp) ||
+    Qcow2FreeRange old = { 0 };
+    if (!(want & QCOW2_L2E_OFFSET_MASK) &&
+        !entry_ref_range(bs, e, &old.offset, &old.len, errp)) {
+        return false;
+    }
+    if (!l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp) ||
         !set_l2_entry(bs, l2_off, guest, want, errp)) {
         return false;
     }
@@ -569,9 +622,10 @@ static bool unmap_cluster(BlockNode *bs, uint64_t guest, bool make_zero,
 }
 
 bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                           bool make_zero, GError **errp)
+                           Qcow2DiscardMode mode, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
+    bool make_zero = mode != QCOW2_DISCARD;
     uint64_t start = ALIGN_UP(offset, (uint64_t)s->cluster_size);
     uint64_t end = ALIGN_DOWN(offset + bytes, (uint64_t)s->cluster_size);
 
@@ -598,7 +652,7 @@ bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
             g = ((uint64_t)l1i + 1) * per_l1;   /* nothing mapped here */
             continue;
         }
-        ok = unmap_cluster(bs, g, make_zero, to_free, errp);
+        ok = unmap_cluster(bs, g, mode, to_free, errp);
         g += s->cluster_size;
     }
     if (to_free->len) {

@@ -164,8 +164,8 @@ static bool write_reftable_entry(BlockNode *bs, uint64_t rt, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t be = GUINT64_TO_BE(s->refcount_table[rt]);
-    return qcow2_file_pwrite(bs, s->refcount_table_offset + rt * 8, &be, 8,
-                             errp);
+    return qcow2_file_pwrite(bs, QCOW2_OL_REFCOUNT_TABLE,
+                             s->refcount_table_offset + rt * 8, &be, 8, errp);
 }
 
 /*
@@ -224,9 +224,12 @@ static bool grow_refcount_table(BlockNode *bs, uint64_t min_entries,
             refblock_set(blk, c & (s->refcount_block_size - 1), 1);
         }
         table[rt] = next_rb << s->cluster_bits;
-        if (!qcow2_file_pwrite(bs, table[rt], blk, s->cluster_size, errp)) {
+        if (!qcow2_file_pwrite(bs, QCOW2_OL_REFCOUNT_BLOCK, table[rt], blk,
+                               s->cluster_size, errp)) {
             return false;
         }
+        qcow2_meta_add(bs, QCOW2_OL_REFCOUNT_BLOCK, table[rt],
+                       s->cluster_size);
         next_rb++;
     }
     uint64_t tbl_off = (start + nb_rb) << s->cluster_bits;
@@ -234,18 +237,22 @@ static bool grow_refcount_table(BlockNode *bs, uint64_t min_entries,
     for (uint64_t i = 0; i < entries; i++) {
         be[i] = GUINT64_TO_BE(table[i]);
     }
-    if (!qcow2_file_pwrite(bs, tbl_off, be, entries * 8, errp) ||
+    if (!qcow2_file_pwrite(bs, QCOW2_OL_REFCOUNT_TABLE, tbl_off, be,
+                           entries * 8, errp) ||
         !qcow2_cache_flush(s->refcount_block_cache, errp)) {
         return false;
     }
     struct TERN_PACKED { uint64_t off; uint32_t clusters; } hdr = {
         GUINT64_TO_BE(tbl_off), GUINT32_TO_BE((uint32_t)tbl_clusters),
     };
-    if (!qcow2_file_pwrite(bs, 48, &hdr, sizeof(hdr), errp)) {
+    if (!qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 48, &hdr, sizeof(hdr),
+                           errp)) {
         return false;
     }
     uint64_t old_off = s->refcount_table_offset;
     uint64_t old_bytes = (uint64_t)s->refcount_table_size * 8;
+    qcow2_meta_remove(bs, QCOW2_OL_REFCOUNT_TABLE, old_off, old_bytes);
+    qcow2_meta_add(bs, QCOW2_OL_REFCOUNT_TABLE, tbl_off, entries * 8);
     g_free(s->refcount_table);
     s->refcount_table = g_steal_pointer(&table);
     s->refcount_table_offset = tbl_off;
@@ -348,9 +355,11 @@ static bool create_refblocks(BlockNode *bs, uint64_t start, uint64_t k,
         uint64_t off = s->refcount_table[made[i]];
         qcow2_cache_discard(s->l2_table_cache, off);
         qcow2_cache_discard(s->refcount_block_cache, off);
-        if (!qcow2_file_pwrite(bs, off, blk, s->cluster_size, errp)) {
+        if (!qcow2_file_pwrite(bs, QCOW2_OL_REFCOUNT_BLOCK, off, blk,
+                               s->cluster_size, errp)) {
             return false;
         }
+        qcow2_meta_add(bs, QCOW2_OL_REFCOUNT_BLOCK, off, s->cluster_size);
     }
     if (!qcow2_cache_flush(s->refcount_block_cache, errp)) {
         return false;

@@ -45,9 +45,12 @@ static bool read_one(BlockNode *bs, uint32_t i, uint64_t *off, GError **errp)
     Qcow2Snapshot *sn = &s->snapshots[i];
     Qcow2SnapshotHeader h;
     Qcow2SnapshotExtra ex = { 0 };
-    uint64_t end = s->snapshots_offset + QCOW2_MAX_SNAPSHOTS_SIZE;
+    /* The table starts inside the file (qcow2_read_snapshots), so these
+     * sums stay far from wrapping. */
+    uint64_t end = MIN(s->snapshots_offset + QCOW2_MAX_SNAPSHOTS_SIZE,
+                       qcow2_file_length(bs));
 
-    if (*off + sizeof(h) > qcow2_file_length(bs) || *off + sizeof(h) > end) {
+    if (*off + sizeof(h) > end) {
         return bad_table(errp, i, "past the end of the file");
     }
     if (!qcow2_file_pread(bs, *off, &h, sizeof(h), errp)) {
@@ -68,7 +71,7 @@ static bool read_one(BlockNode *bs, uint32_t i, uint64_t *off, GError **errp)
         return bad_table(errp, i, "too much extra data");
     }
     uint64_t rest = (uint64_t)sn->extra_data_size + id_len + name_len;
-    if (*off + rest > qcow2_file_length(bs) || *off + rest > end) {
+    if (*off + rest > end) {
         return bad_table(errp, i, "past the end of the file");
     }
     g_autofree uint8_t *buf = g_malloc(rest + 1);
@@ -101,8 +104,9 @@ static bool read_one(BlockNode *bs, uint32_t i, uint64_t *off, GError **errp)
     if (sn->l1_size > QCOW2_MAX_L1_SIZE) {
         return bad_table(errp, i, "L1 table too large");
     }
-    if (sn->l1_table_offset + (uint64_t)sn->l1_size * 8 >
-        qcow2_file_length(bs)) {
+    if (sn->l1_table_offset > qcow2_file_length(bs) ||
+        (uint64_t)sn->l1_size * 8 >
+        qcow2_file_length(bs) - sn->l1_table_offset) {
         return bad_table(errp, i, "L1 table past the end of the file");
     }
     return true;
@@ -123,6 +127,12 @@ bool qcow2_read_snapshots(BlockNode *bs, GError **errp)
                     "qcow2: too many snapshots (%u)", n);
         return false;
     }
+    if (s->snapshots_offset >= qcow2_file_length(bs)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "qcow2: snapshot table at %#" PRIx64 " is past the end "
+                    "of the file", s->snapshots_offset);
+        return false;
+    }
     if (qcow2_offset_into_cluster(s, s->snapshots_offset) ||
         s->snapshots_offset == 0) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
@@ -131,13 +141,25 @@ bool qcow2_read_snapshots(BlockNode *bs, GError **errp)
         return false;
     }
     s->snapshots = g_new0(Qcow2Snapshot, n);
-    uint64_t off = s->snapshots_offset;
+    uint64_t off = s->snapshots_offset, l1_bytes = 0;
     for (uint32_t i = 0; i < n; i++) {
         s->nb_snapshots = i + 1;   /* so that free sees what was read */
         if (!read_one(bs, i, &off, errp)) {
             qcow2_free_snapshots(s);
             return false;
         }
+        l1_bytes += (uint64_t)s->snapshots[i].l1_size * 8;
+    }
+    /* Every snapshot has an L1 table of its own, so together they fit in
+     * the file; tables that overlap would make every walk over them (the
+     * metadata map, check) read the file many times over. */
+    if (l1_bytes > qcow2_file_length(bs)) {
+        qcow2_free_snapshots(s);
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "qcow2: bad snapshot "
+                    "table: the snapshots' L1 tables overlap (%" PRIu64
+                    " bytes in a %" PRIu64 "-byte file)", l1_bytes,
+                    qcow2_file_length(bs));
+        return false;
     }
     s->snapshots_size = off - s->snapshots_offset;
     return true;
@@ -188,7 +210,8 @@ static bool write_snapshots(BlockNode *bs, GError **errp)
     if (out->len) {
         off = qcow2_alloc_clusters(bs, out->len, errp);
         if (off < 0 ||
-            !qcow2_file_pwrite(bs, (uint64_t)off, out->data, out->len, errp)) {
+            !qcow2_file_pwrite(bs, QCOW2_OL_SNAPSHOT_TABLE, (uint64_t)off,
+                               out->data, out->len, errp)) {
             return false;
         }
     }
@@ -198,12 +221,15 @@ static bool write_snapshots(BlockNode *bs, GError **errp)
     struct TERN_PACKED { uint32_t nb; uint64_t off; } hdr = {
         GUINT32_TO_BE(s->nb_snapshots), GUINT64_TO_BE((uint64_t)off),
     };
-    if (!qcow2_file_pwrite(bs, 60, &hdr, sizeof(hdr), errp)) {
+    if (!qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 60, &hdr, sizeof(hdr),
+                           errp)) {
         return false;
     }
     uint64_t old_off = s->snapshots_offset, old_size = s->snapshots_size;
     s->snapshots_offset = (uint64_t)off;
     s->snapshots_size = out->len;
+    qcow2_meta_remove(bs, QCOW2_OL_SNAPSHOT_TABLE, old_off, old_size);
+    qcow2_meta_add(bs, QCOW2_OL_SNAPSHOT_TABLE, (uint64_t)off, out->len);
     if (old_size) {
         qcow2_free_clusters(bs, old_off, old_size);
     }
@@ -230,8 +256,8 @@ static char *new_snapshot_id(BDRVQcow2State *s)
     return g_strdup_printf("%" PRIu64, max + 1);
 }
 
-bool qcow2_snapshot_create(BlockNode *bs, const BlockSnapshotInfo *info,
-                           GError **errp)
+static bool snapshot_create(BlockNode *bs, const BlockSnapshotInfo *info,
+                            GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     if (s->nb_snapshots >= QCOW2_MAX_SNAPSHOTS) {
@@ -273,7 +299,8 @@ bool qcow2_snapshot_create(BlockNode *bs, const BlockSnapshotInfo *info,
             be[i] = GUINT64_TO_BE(s->l1_table[i]);
         }
         sn.l1_table_offset = (uint64_t)off;
-        ok = off >= 0 && qcow2_file_pwrite(bs, (uint64_t)off, be,
+        ok = off >= 0 && qcow2_file_pwrite(bs, QCOW2_OL_INACTIVE_L1,
+                                           (uint64_t)off, be,
                                            (size_t)s->l1_size * 8, errp);
     }
     if (!ok) {
@@ -283,7 +310,8 @@ bool qcow2_snapshot_create(BlockNode *bs, const BlockSnapshotInfo *info,
     }
     s->snapshots = g_renew(Qcow2Snapshot, s->snapshots, s->nb_snapshots + 1);
     s->snapshots[s->nb_snapshots++] = sn;
-    if (!write_snapshots(bs, errp)) {
+    /* The new L1 table and the L2 tables it shares join the map. */
+    if (!write_snapshots(bs, errp) || !qcow2_meta_rebuild(bs, errp)) {
         return false;
     }
     /* The active image no longer needs the VM state; keeping it would cost
@@ -291,7 +319,7 @@ bool qcow2_snapshot_create(BlockNode *bs, const BlockSnapshotInfo *info,
     return qcow2_cluster_discard(bs, qcow2_vm_state_offset(s),
                                  ALIGN_UP(sn.vm_state_size,
                                           (uint64_t)s->cluster_size),
-                                 false, errp);
+                                 QCOW2_DISCARD, errp);
 }
 
 GPtrArray *qcow2_snapshot_list(BlockNode *bs)
@@ -325,7 +353,7 @@ static bool set_disk_size(BlockNode *bs, uint64_t size, GError **errp)
         return true;
     }
     if (!qcow2_grow_l1_table(bs, DIV_ROUND_UP(size, per_l1), errp) ||
-        !qcow2_file_pwrite(bs, 24, &be, 8, errp)) {
+        !qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 24, &be, 8, errp)) {
         return false;
     }
     bs->size = size;
@@ -333,7 +361,8 @@ static bool set_disk_size(BlockNode *bs, uint64_t size, GError **errp)
     return true;
 }
 
-bool qcow2_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp)
+static bool snapshot_apply(BlockNode *bs, const char *id_or_name,
+                           GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int i = find_snapshot(s, id_or_name, NULL);
@@ -346,6 +375,11 @@ bool qcow2_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp)
         return false;
     }
     Qcow2Snapshot *sn = &s->snapshots[i];
+    /* disk_size comes from the table: check it before anything changes. */
+    if (!qcow2_check_disk_size(s, sn->disk_size, errp)) {
+        g_prefix_error(errp, "snapshot '%s': ", sn->id_str);
+        return false;
+    }
     if (!qcow2_grow_l1_table(bs, sn->l1_size, errp) ||
         !qcow2_flush_caches(bs, errp)) {
         return false;
@@ -371,7 +405,9 @@ bool qcow2_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp)
     }
     g_autofree uint64_t *old = s->l1_table;
     s->l1_table = g_steal_pointer(&sn_l1);
-    if (!qcow2_write_l1(bs, errp) ||
+    /* The map follows the switch before old tables are freed (and maybe
+     * reallocated as something else). */
+    if (!qcow2_write_l1(bs, errp) || !qcow2_meta_rebuild(bs, errp) ||
         !qcow2_update_l1_array_refcounts(bs, old, s->l1_size, -1, errp) ||
         !set_disk_size(bs, sn->disk_size, errp)) {
         return false;
@@ -379,8 +415,74 @@ bool qcow2_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp)
     return qcow2_fix_copied_flags(bs, errp);
 }
 
-bool qcow2_snapshot_delete(BlockNode *bs, const char *id, const char *name,
-                           GError **errp)
+static uint64_t *read_snapshot_l1(BlockNode *bs, const Qcow2Snapshot *sn,
+                                  GError **errp)
+{
+    uint64_t *l1 = g_new0(uint64_t, MAX(sn->l1_size, 1));
+
+    if (!qcow2_file_pread(bs, sn->l1_table_offset, l1, (size_t)sn->l1_size * 8,
+                          errp)) {
+        g_free(l1);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < sn->l1_size; i++) {
+        l1[i] = GUINT64_FROM_BE(l1[i]);
+    }
+    return l1;
+}
+
+/*
+ * The snapshot's VM state is read through its own L1 table: the active
+ * table is set aside for the length of one read (the node lock is held, so
+ * nothing else maps through it meanwhile) and the ordinary read path runs
+ * on the snapshot's. Reads never allocate or write, so the snapshot's
+ * clusters are left as they are.
+ */
+bool qcow2_snapshot_load_vmstate(BlockNode *bs, const char *id, uint64_t pos,
+                                 void *buf, size_t len, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int i = find_snapshot(s, id, NULL);
+    uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
+
+    if (!qcow2_check_usable(bs, errp)) {
+        return false;
+    }
+    if (i < 0) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_FOUND,
+                    "Can't find snapshot '%s'", id);
+        return false;
+    }
+    const Qcow2Snapshot *sn = &s->snapshots[i];
+    /* The most any L1 table can map: a hostile disk size or position must
+     * not wrap around into the guest's data. */
+    uint64_t limit = (uint64_t)QCOW2_MAX_L1_SIZE * per_l1;
+    uint64_t start = DIV_ROUND_UP(MIN(sn->disk_size, limit), per_l1) * per_l1;
+    if (sn->disk_size > limit || pos > limit || len > limit - pos ||
+        start > limit - pos - len) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "snapshot '%s': VM "
+                    "state at %" PRIu64 "+%zu is outside what qcow2 can map",
+                    id, pos, len);
+        return false;
+    }
+    uint64_t *l1 = read_snapshot_l1(bs, sn, errp);
+    if (!l1) {
+        return false;
+    }
+    uint64_t *active = s->l1_table;
+    uint32_t active_size = s->l1_size;
+
+    s->l1_table = l1;
+    s->l1_size = sn->l1_size;
+    bool ok = qcow2_rw_vmspace(bs, start + pos, buf, len, false, errp);
+    s->l1_table = active;
+    s->l1_size = active_size;
+    g_free(l1);
+    return ok;
+}
+
+static bool snapshot_delete(BlockNode *bs, const char *id,
+                            const char *name, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int i = find_snapshot(s, id, name);
@@ -394,7 +496,8 @@ bool qcow2_snapshot_delete(BlockNode *bs, const char *id, const char *name,
     memmove(&s->snapshots[i], &s->snapshots[i + 1],
             (s->nb_snapshots - (uint32_t)i - 1) * sizeof(sn));
     s->nb_snapshots--;
-    bool ok = write_snapshots(bs, errp) &&
+    /* Its tables leave the map before they are freed. */
+    bool ok = write_snapshots(bs, errp) && qcow2_meta_rebuild(bs, errp) &&
               qcow2_update_l1_refcounts(bs, sn.l1_table_offset, sn.l1_size,
                                         -1, errp);
     if (ok && sn.l1_size) {
@@ -404,4 +507,28 @@ bool qcow2_snapshot_delete(BlockNode *bs, const char *id, const char *name,
     g_free(sn.name);
     g_free(sn.unknown_extra);
     return ok && qcow2_fix_copied_flags(bs, errp);
+}
+
+/* Each operation ends with the metadata map rebuilt, whatever it got to:
+ * the set of L1 and L2 tables changed. */
+bool qcow2_snapshot_create(BlockNode *bs, const BlockSnapshotInfo *info,
+                           GError **errp)
+{
+    return qcow2_check_usable(bs, errp) &&
+           qcow2_meta_rebuild_after(bs, snapshot_create(bs, info, errp), errp);
+}
+
+bool qcow2_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp)
+{
+    return qcow2_check_usable(bs, errp) &&
+           qcow2_meta_rebuild_after(bs, snapshot_apply(bs, id_or_name, errp),
+                                    errp);
+}
+
+bool qcow2_snapshot_delete(BlockNode *bs, const char *id, const char *name,
+                           GError **errp)
+{
+    return qcow2_check_usable(bs, errp) &&
+           qcow2_meta_rebuild_after(bs, snapshot_delete(bs, id, name, errp),
+                                    errp);
 }

@@ -17,10 +17,11 @@ bool qcow2_file_pread(BlockNode *bs, uint64_t offset, void *buf, size_t len,
     return bdrv_file_pread(bs->file, offset, buf, len, errp);
 }
 
-bool qcow2_file_pwrite(BlockNode *bs, uint64_t offset, const void *buf,
-                       size_t len, GError **errp)
+bool qcow2_file_pwrite(BlockNode *bs, uint32_t own, uint64_t offset,
+                       const void *buf, size_t len, GError **errp)
 {
-    return bdrv_file_pwrite(bs->file, offset, buf, len, errp);
+    return qcow2_pre_write_check(bs, own, offset, len, errp) &&
+           bdrv_file_pwrite(bs->file, offset, buf, len, errp);
 }
 
 uint64_t qcow2_file_length(BlockNode *bs)
@@ -28,6 +29,20 @@ uint64_t qcow2_file_length(BlockNode *bs)
     return bdrv_file_length(bs->file);
 }
 
+bool qcow2_check_usable(BlockNode *bs, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    if (s->unusable) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_IO, "qcow2: '%s' was found "
+                    "corrupt and is not used any further", bs->filename);
+        return false;
+    }
+    return true;
+}
+
+/* As QEMU: on a writable node, a corruption is fatal (the image is marked
+ * corrupt and the node does no more I/O); read-only, only the request
+ * fails. */
 void qcow2_signal_corruption(BlockNode *bs, GError **errp, const char *fmt, ...)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -36,12 +51,15 @@ void qcow2_signal_corruption(BlockNode *bs, GError **errp, const char *fmt, ...)
     g_autofree char *msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
 
+    if (!bs->read_only) {
+        s->unusable = true;
+    }
     if (!bs->read_only && s->qcow_version >= 3 &&
         !(s->incompatible_features & QCOW2_INCOMPAT_CORRUPT)) {
         uint64_t be;
         s->incompatible_features |= QCOW2_INCOMPAT_CORRUPT;
         be = GUINT64_TO_BE(s->incompatible_features);
-        if (!qcow2_file_pwrite(bs, 72, &be, 8, NULL)) {
+        if (!bdrv_file_pwrite(bs->file, 72, &be, 8, NULL)) {
             tern_warn("qcow2: could not mark '%s' corrupt", bs->filename);
         }
         g_set_error(errp, TERN_ERROR, TERN_ERR_IO, "qcow2: Marking image "
@@ -61,17 +79,6 @@ void qcow2_set_autoclear(BlockNode *bs, uint64_t bit, bool on)
     } else {
         s->autoclear_features &= ~bit;
     }
-}
-
-static int qcow2_probe(const uint8_t *buf, size_t len)
-{
-    if (len >= 8 && buf[0] == 'Q' && buf[1] == 'F' && buf[2] == 'I' &&
-        buf[3] == 0xfb) {
-        uint32_t version = (uint32_t)buf[4] << 24 | buf[5] << 16 |
-                           buf[6] << 8 | buf[7];
-        return version >= 2 ? 100 : 0;
-    }
-    return 0;
 }
 
 /* Feature name table entries tern writes into v3 headers. */
@@ -194,7 +201,8 @@ bool qcow2_update_header(BlockNode *bs, GError **errp)
 
     return build_header(s, bs->size, out, errp) &&
            qcow2_flush_caches(bs, errp) &&
-           qcow2_file_pwrite(bs, 0, out->data, out->len, errp);
+           qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 0, out->data,
+                             out->len, errp);
 }
 
 static bool refuse(GError **errp, const char *feature)
@@ -231,6 +239,17 @@ static bool check_incompat(BlockNode *bs, uint64_t bits, int flags,
     return true;
 }
 
+bool qcow2_check_disk_size(BDRVQcow2State *s, uint64_t size, GError **errp)
+{
+    uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
+    if (size > (1ULL << 62) ||
+        DIV_ROUND_UP(size, per_l1) > QCOW2_MAX_L1_SIZE) {
+        return tern_invalid(errp, "qcow2: Image size %" PRIu64
+                            " is too large", size);
+    }
+    return true;
+}
+
 /* Parses and validates the fixed header into s. */
 static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
                          GError **errp)
@@ -242,31 +261,34 @@ static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
     if (GUINT32_FROM_BE(h.magic) != QCOW2_MAGIC) {
         return tern_invalid(errp, "qcow2: Image is not in qcow2 format");
     }
-    s->qcow_version = (int)GUINT32_FROM_BE(h.version);
-    if (s->qcow_version != 2 && s->qcow_version != 3) {
+    uint32_t version = GUINT32_FROM_BE(h.version);
+    if (version != 2 && version != 3) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                    "qcow2: Unsupported qcow2 version %u",
-                    GUINT32_FROM_BE(h.version));
+                    "qcow2: Unsupported qcow2 version %u", version);
         return false;
     }
-    s->cluster_bits = (int)GUINT32_FROM_BE(h.cluster_bits);
-    if (s->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
-        s->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
-        return tern_invalid(errp, "qcow2: Unsupported cluster size: 2^%d",
-                            s->cluster_bits);
+    s->qcow_version = (int)version;
+    /* On-disk integers are unsigned: range-check them before they become
+     * the driver's ints (a "negative" order must not pass "> 6"). */
+    uint32_t cluster_bits = GUINT32_FROM_BE(h.cluster_bits);
+    if (cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
+        cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
+        return tern_invalid(errp, "qcow2: Unsupported cluster size: 2^%u",
+                            cluster_bits);
     }
+    s->cluster_bits = (int)cluster_bits;
     s->cluster_size = 1u << s->cluster_bits;
     s->l2_bits = s->cluster_bits - 3;
     s->l2_size = 1u << s->l2_bits;
+    uint32_t refcount_order = 4;
     if (s->qcow_version == 2) {
         s->header_length = QCOW2_V2_HEADER_SIZE;
-        s->refcount_order = 4;
     } else {
         s->header_length = GUINT32_FROM_BE(h.header_length);
         s->incompatible_features = GUINT64_FROM_BE(h.incompatible_features);
         s->compatible_features = GUINT64_FROM_BE(h.compatible_features);
         s->autoclear_features = GUINT64_FROM_BE(h.autoclear_features);
-        s->refcount_order = (int)GUINT32_FROM_BE(h.refcount_order);
+        refcount_order = GUINT32_FROM_BE(h.refcount_order);
         if (s->header_length < QCOW2_V3_HEADER_SIZE ||
             s->header_length > s->cluster_size || s->header_length % 8) {
             return tern_invalid(errp, "qcow2: Invalid header length %u",
@@ -289,10 +311,11 @@ static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
     if (s->backing_file_offset) {
         return refuse(errp, "backing file");
     }
-    if (s->refcount_order > 6) {
-        return tern_invalid(errp, "qcow2: Refcount width 2^%d bits is invalid",
-                            s->refcount_order);
+    if (refcount_order > 6) {
+        return tern_invalid(errp, "qcow2: Refcount width 2^%u bits is "
+                            "invalid", refcount_order);
     }
+    s->refcount_order = (int)refcount_order;
     if (s->refcount_order != 4 && (flags & BDRV_O_RDWR)) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
                     "qcow2: refcount width of %d bits is supported read-only",
@@ -313,10 +336,8 @@ static bool parse_header(BlockNode *bs, const uint8_t *buf, int flags,
     s->snapshots_offset = GUINT64_FROM_BE(h.snapshots_offset);
 
     uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
-    if (bs->size > (1ULL << 62) ||
-        DIV_ROUND_UP(bs->size, per_l1) > QCOW2_MAX_L1_SIZE) {
-        return tern_invalid(errp, "qcow2: Image size %" PRIu64 " is too large",
-                            bs->size);
+    if (!qcow2_check_disk_size(s, bs->size, errp)) {
+        return false;
     }
     s->l1_vm_state_index = (uint32_t)DIV_ROUND_UP(bs->size, per_l1);
     if (s->l1_size > QCOW2_MAX_L1_SIZE || s->l1_size < s->l1_vm_state_index) {
@@ -448,8 +469,10 @@ static void init_caches(BlockNode *bs)
     BDRVQcow2State *s = bs->opaque;
     int l2_tables = (int)CLAMP(8 * MiB / s->cluster_size, 8, 1024);
     int rb_tables = (int)CLAMP(1 * MiB / s->cluster_size, 4, 256);
-    s->l2_table_cache = qcow2_cache_new(bs, l2_tables);
-    s->refcount_block_cache = qcow2_cache_new(bs, rb_tables);
+    /* An L2 table may be active and a snapshot's at once. */
+    s->l2_table_cache = qcow2_cache_new(bs, l2_tables, QCOW2_OL_L2);
+    s->refcount_block_cache = qcow2_cache_new(bs, rb_tables,
+                                              QCOW2_OL_REFCOUNT_BLOCK);
     qcow2_cache_set_dependency(s->l2_table_cache, s->refcount_block_cache);
     s->cluster_buf = g_malloc(s->cluster_size);
 }
@@ -461,6 +484,7 @@ static void qcow2_free_state(BlockNode *bs)
     qcow2_cache_free(s->refcount_block_cache);
     s->l2_table_cache = s->refcount_block_cache = NULL;
     qcow2_refcount_close(bs);
+    qcow2_meta_free(s);
     qcow2_free_snapshots(s);
     g_clear_pointer(&s->l1_table, g_free);
     g_clear_pointer(&s->cluster_buf, g_free);
@@ -536,13 +560,18 @@ static bool qcow2_open(BlockNode *bs, const char *filename, int flags,
                      "entries point at one refcount block");
         goto fail;
     }
-    if ((flags & BDRV_O_RDWR) && !open_rw(bs, flags, errp)) {
+    /* Writes are checked against the metadata map from here on (the
+     * repair of a dirty image included); it is built again once the
+     * bitmaps' tables are known. */
+    if ((flags & BDRV_O_RDWR) &&
+        (!qcow2_meta_rebuild(bs, errp) || !open_rw(bs, flags, errp))) {
         goto fail;
     }
     /* Inactive (incoming migration): the bitmaps are loaded when the node
      * is activated, once the source has stored them or sent them. */
     if ((!(flags & BDRV_O_INACTIVE) && !qcow2_bitmaps_load(bs, errp)) ||
-        ((flags & BDRV_O_RDWR) && !qcow2_bitmaps_open_rw(bs, flags, errp))) {
+        ((flags & BDRV_O_RDWR) && (!qcow2_meta_rebuild(bs, errp) ||
+                                   !qcow2_bitmaps_open_rw(bs, flags, errp)))) {
         qcow2_bitmaps_close(bs);
         goto fail;
     }
@@ -554,8 +583,9 @@ fail:
 
 static void qcow2_close(BlockNode *bs)
 {
+    BDRVQcow2State *s = bs->opaque;
     GError *err = NULL;
-    if (!bs->read_only &&
+    if (!bs->read_only && !s->unusable &&
         (!qcow2_bitmaps_store(bs, &err) || !qcow2_flush_caches(bs, &err) ||
          !bdrv_flush(bs->file, &err))) {
         tern_warn("qcow2: closing '%s': %s", bs->filename, err->message);
@@ -565,21 +595,41 @@ static void qcow2_close(BlockNode *bs)
     qcow2_free_state(bs);
 }
 
+static bool qcow2_op_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                            const struct iovec *iov, int iovcnt, GError **errp)
+{
+    return qcow2_check_usable(bs, errp) &&
+           qcow2_preadv(bs, offset, bytes, iov, iovcnt, errp);
+}
+
+static bool qcow2_op_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                             const struct iovec *iov, int iovcnt,
+                             GError **errp)
+{
+    return qcow2_check_usable(bs, errp) &&
+           qcow2_pwritev(bs, offset, bytes, iov, iovcnt, errp);
+}
+
 static bool qcow2_flush(BlockNode *bs, GError **errp)
 {
-    return qcow2_flush_caches(bs, errp) && bdrv_flush(bs->file, errp);
+    return qcow2_check_usable(bs, errp) && qcow2_flush_caches(bs, errp) &&
+           bdrv_flush(bs->file, errp);
 }
 
 static bool qcow2_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
                           GError **errp)
 {
-    return qcow2_cluster_discard(bs, offset, bytes, false, errp);
+    return qcow2_check_usable(bs, errp) &&
+           qcow2_cluster_discard(bs, offset, bytes, QCOW2_DISCARD, errp);
 }
 
 static bool qcow2_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                               GError **errp)
+                               bool unmap, GError **errp)
 {
-    return qcow2_cluster_discard(bs, offset, bytes, true, errp);
+    return qcow2_check_usable(bs, errp) &&
+           qcow2_cluster_discard(bs, offset, bytes,
+                                 unmap ? QCOW2_ZERO_UNMAP : QCOW2_ZERO_KEEP,
+                                 errp);
 }
 
 /* Growing only: the new space reads as zeroes because the L1 entries past
@@ -590,15 +640,17 @@ static bool qcow2_truncate(BlockNode *bs, uint64_t size, GError **errp)
     uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
     uint64_t be = GUINT64_TO_BE(size);
 
+    if (!qcow2_check_usable(bs, errp)) {
+        return false;
+    }
     if (size < bs->size) {
         return refuse(errp, "shrinking an image");
     }
     if (s->nb_snapshots) {
         return refuse(errp, "resizing an image with internal snapshots");
     }
-    if (size > (1ULL << 62) || DIV_ROUND_UP(size, per_l1) > QCOW2_MAX_L1_SIZE) {
-        return tern_invalid(errp, "qcow2: Image size %" PRIu64 " is too large",
-                            size);
+    if (!qcow2_check_disk_size(s, size, errp)) {
+        return false;
     }
     /* Stale VM state past the old end must not show up as disk data. */
     uint64_t vm_end = (uint64_t)s->l1_size * per_l1;
@@ -606,16 +658,24 @@ static bool qcow2_truncate(BlockNode *bs, uint64_t size, GError **errp)
         !qcow2_cluster_discard(bs, ALIGN_UP(bs->size, (uint64_t)s->cluster_size),
                                vm_end - ALIGN_UP(bs->size,
                                                  (uint64_t)s->cluster_size),
-                               false, errp)) {
+                               QCOW2_DISCARD, errp)) {
         return false;
     }
     if (!qcow2_grow_l1_table(bs, DIV_ROUND_UP(size, per_l1), errp) ||
         !qcow2_flush_caches(bs, errp) ||
-        !qcow2_file_pwrite(bs, 24, &be, 8, errp)) {
+        !qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 24, &be, 8, errp)) {
         return false;
     }
     s->l1_vm_state_index = (uint32_t)DIV_ROUND_UP(size, per_l1);
     return true;
+}
+
+/* Repairs change refcounts (and may free clusters): map them afresh. */
+static bool qcow2_check_op(BlockNode *bs, BlockCheckMode fix,
+                           BlockCheckResult *res, GError **errp)
+{
+    bool ok = qcow2_check(bs, fix, res, errp);
+    return fix ? qcow2_meta_rebuild_after(bs, ok, errp) : ok;
 }
 
 static bool qcow2_get_info(BlockNode *bs, BlockImageInfo *info, GError **errp)
@@ -633,19 +693,45 @@ static bool qcow2_get_info(BlockNode *bs, BlockImageInfo *info, GError **errp)
     return true;
 }
 
-static bool qcow2_save_vmstate(BlockNode *bs, uint64_t pos, const void *buf,
-                               size_t len, GError **errp)
+/* The VM state area ends where the largest L1 table would: a position
+ * from a hostile snapshot entry (vm_state_size) must not wrap around into
+ * the guest disk. */
+static bool vmstate_range_ok(BDRVQcow2State *s, uint64_t pos, size_t len,
+                             GError **errp)
+{
+    uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
+    uint64_t room = (uint64_t)QCOW2_MAX_L1_SIZE * per_l1 -
+                    qcow2_vm_state_offset(s);
+    if (pos > room || len > room - pos) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "qcow2: VM state "
+                    "range %" PRIu64 "+%zu lies beyond what the image can "
+                    "address", pos, len);
+        return false;
+    }
+    return true;
+}
+
+static bool qcow2_save_vmstatev(BlockNode *bs, uint64_t pos,
+                                const struct iovec *iov, int iovcnt,
+                                GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    return qcow2_rw_vmspace(bs, qcow2_vm_state_offset(s) + pos, (void *)buf,
-                            len, true, errp);
+    uint64_t len = 0;
+
+    for (int i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    return qcow2_check_usable(bs, errp) && vmstate_range_ok(s, pos, len, errp) &&
+           (!len || qcow2_pwritev(bs, qcow2_vm_state_offset(s) + pos, len, iov,
+                                  iovcnt, errp));
 }
 
 static bool qcow2_load_vmstate(BlockNode *bs, uint64_t pos, void *buf,
                                size_t len, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    return qcow2_rw_vmspace(bs, qcow2_vm_state_offset(s) + pos, buf, len,
+    return qcow2_check_usable(bs, errp) && vmstate_range_ok(s, pos, len, errp) &&
+           qcow2_rw_vmspace(bs, qcow2_vm_state_offset(s) + pos, buf, len,
                             false, errp);
 }
 
@@ -725,7 +811,7 @@ static bool qcow2_create(const char *filename, uint64_t size,
     BDRVQcow2State *s = bs->opaque;
     uint64_t be = GUINT64_TO_BE(size);
     bool ok = qcow2_grow_l1_table(bs, l1_needed, errp) &&
-              qcow2_file_pwrite(bs, 24, &be, 8, errp);
+              qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 24, &be, 8, errp);
     if (ok) {
         bs->size = size;
         s->l1_vm_state_index = (uint32_t)l1_needed;
@@ -736,25 +822,26 @@ static bool qcow2_create(const char *filename, uint64_t size,
 
 const BlockDriver bdrv_qcow2 = {
     .format_name = "qcow2",
+    .has_metadata = true,
     .state_size = sizeof(BDRVQcow2State),
-    .probe = qcow2_probe,
     .create = qcow2_create,
     .open = qcow2_open,
     .close = qcow2_close,
-    .preadv = qcow2_preadv,
-    .pwritev = qcow2_pwritev,
+    .preadv = qcow2_op_preadv,
+    .pwritev = qcow2_op_pwritev,
     .flush = qcow2_flush,
     .discard = qcow2_discard,
     .write_zeroes = qcow2_write_zeroes,
     .truncate = qcow2_truncate,
     .get_info = qcow2_get_info,
-    .check = qcow2_check,
+    .check = qcow2_check_op,
     .snapshot_create = qcow2_snapshot_create,
     .snapshot_list = qcow2_snapshot_list,
     .snapshot_apply = qcow2_snapshot_apply,
     .snapshot_delete = qcow2_snapshot_delete,
-    .save_vmstate = qcow2_save_vmstate,
+    .save_vmstatev = qcow2_save_vmstatev,
     .load_vmstate = qcow2_load_vmstate,
+    .snapshot_load_vmstate = qcow2_snapshot_load_vmstate,
     .can_store_bitmap = qcow2_can_store_bitmap,
     .remove_persistent_bitmap = qcow2_remove_persistent_bitmap,
     .store_bitmaps = qcow2_bitmaps_store,

@@ -152,6 +152,24 @@ typedef struct Qcow2Snapshot {
     uint8_t *unknown_extra;   /* bytes past the known extra fields */
 } Qcow2Snapshot;
 
+/* Kinds of metadata a write may overlap; bits as QEMU's QCOW2_OL_*, plus
+ * the bitmaps' tables and data. */
+enum {
+    QCOW2_OL_MAIN_HEADER      = 1 << 0,
+    QCOW2_OL_ACTIVE_L1        = 1 << 1,
+    QCOW2_OL_ACTIVE_L2        = 1 << 2,
+    QCOW2_OL_REFCOUNT_TABLE   = 1 << 3,
+    QCOW2_OL_REFCOUNT_BLOCK   = 1 << 4,
+    QCOW2_OL_SNAPSHOT_TABLE   = 1 << 5,
+    QCOW2_OL_INACTIVE_L1      = 1 << 6,
+    QCOW2_OL_INACTIVE_L2      = 1 << 7,
+    QCOW2_OL_BITMAP_DIRECTORY = 1 << 8,
+    QCOW2_OL_BITMAP_TABLE     = 1 << 9,
+    QCOW2_OL_BITMAP_DATA      = 1 << 10,
+    QCOW2_OL_NB_KINDS         = 11,
+    QCOW2_OL_L2               = QCOW2_OL_ACTIVE_L2 | QCOW2_OL_INACTIVE_L2,
+};
+
 typedef struct Qcow2Cache Qcow2Cache;
 
 /* Driver state, bs->opaque of a qcow2 node; all values host-endian. */
@@ -200,6 +218,11 @@ typedef struct BDRVQcow2State {
 
     GPtrArray *unknown_exts;      /* of Qcow2UnknownExt *, written back as-is */
     uint8_t *cluster_buf;         /* one cluster of scratch, for COW */
+
+    /* qcow2-overlap.c: cluster index -> QCOW2_OL_* mask; writable only */
+    GHashTable *meta;
+    bool unusable;                /* corruption found while writable: no
+                                   * more I/O, as QEMU */
 } BDRVQcow2State;
 
 static inline uint64_t qcow2_offset_into_cluster(BDRVQcow2State *s, uint64_t o)
@@ -223,14 +246,19 @@ static inline uint64_t qcow2_vm_state_offset(BDRVQcow2State *s)
 bool qcow2_update_header(BlockNode *bs, GError **errp);
 /* Sets/clears an autoclear bit in memory; qcow2_update_header() writes it. */
 void qcow2_set_autoclear(BlockNode *bs, uint64_t bit, bool on);
+/* Fails unless 'size' is a virtual size the L1 table can address. */
+bool qcow2_check_disk_size(BDRVQcow2State *s, uint64_t size, GError **errp);
 /* Marks the image corrupt (on disk, when writable) and fails with 'why'. */
 void qcow2_signal_corruption(BlockNode *bs, GError **errp, const char *fmt, ...)
     TERN_PRINTF(3, 4);
-/* Metadata I/O on the image file (bs->file). */
+/* Fails once a corruption was signalled on the writable node. */
+bool qcow2_check_usable(BlockNode *bs, GError **errp);
+/* Metadata I/O on the image file (bs->file). A write names the kind of
+ * metadata it writes ('own', QCOW2_OL_*): it must not overlap any other. */
 bool qcow2_file_pread(BlockNode *bs, uint64_t offset, void *buf, size_t len,
                       GError **errp);
-bool qcow2_file_pwrite(BlockNode *bs, uint64_t offset, const void *buf,
-                       size_t len, GError **errp);
+bool qcow2_file_pwrite(BlockNode *bs, uint32_t own, uint64_t offset,
+                       const void *buf, size_t len, GError **errp);
 uint64_t qcow2_file_length(BlockNode *bs);
 
 /* qcow2-refcount.c */
@@ -288,8 +316,38 @@ typedef struct Qcow2ClusterUser {
 void qcow2_find_cluster_user(BlockNode *bs, GHashTable *clusters,
                              Qcow2ClusterUser *user);
 
+/* qcow2-overlap.c: the map of metadata clusters and the write check. */
+/* Builds the map from the metadata (snapshot L1 tables are read). */
+GHashTable *qcow2_meta_build(BlockNode *bs, GError **errp);
+/* Replaces s->meta by a fresh build (writable nodes only); on failure the
+ * node is unusable. */
+bool qcow2_meta_rebuild(BlockNode *bs, GError **errp);
+/* The same at the end of an operation that returned 'ok' (whose error, if
+ * any, is kept); returns ok && rebuilt. */
+bool qcow2_meta_rebuild_after(BlockNode *bs, bool ok, GError **errp);
+void qcow2_meta_free(BDRVQcow2State *s);
+/* Incremental updates as metadata is allocated or freed (no-ops while
+ * there is no map). */
+void qcow2_meta_add(BlockNode *bs, uint32_t kind, uint64_t off, uint64_t len);
+void qcow2_meta_remove(BlockNode *bs, uint32_t kind, uint64_t off,
+                       uint64_t len);
+/* For qcow2_bitmaps_add_metadata: adds a range to a map being built. */
+void qcow2_meta_add_to(BlockNode *bs, GHashTable *map, uint32_t kind,
+                       uint64_t off, uint64_t len);
+/* The kinds of metadata in the clusters [off, off+len) touches. */
+uint32_t qcow2_meta_kinds(BlockNode *bs, uint64_t off, uint64_t len);
+const char *qcow2_meta_kind_name(uint32_t kinds);
+/* Before writing [off, off+len): fails, marking the image corrupt as QEMU
+ * does, if the range holds metadata of a kind not in 'ign'. */
+bool qcow2_pre_write_check(BlockNode *bs, uint32_t ign, uint64_t off,
+                           uint64_t len, GError **errp);
+/* Test hook: the live map equals a fresh build from the metadata (true
+ * also when there is no map or the metadata cannot be read now). */
+bool qcow2_meta_verify(BlockNode *bs, GError **errp);
+
 /* qcow2-cache.c: tables of one cluster each, cached by host offset. */
-Qcow2Cache *qcow2_cache_new(BlockNode *bs, int nb_tables);
+/* 'kind' (QCOW2_OL_*) is what a writeback may overwrite. */
+Qcow2Cache *qcow2_cache_new(BlockNode *bs, int nb_tables, uint32_t kind);
 void qcow2_cache_free(Qcow2Cache *c);
 /* Before 'c' writes back anything, 'dep' is flushed (refcounts before L2). */
 void qcow2_cache_set_dependency(Qcow2Cache *c, Qcow2Cache *dep);
@@ -314,9 +372,20 @@ bool qcow2_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
                   const struct iovec *iov, int iovcnt, GError **errp);
 bool qcow2_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
                    const struct iovec *iov, int iovcnt, GError **errp);
-/* Zeroes or discards whole clusters; partial clusters are written as zeroes. */
+/* What qcow2_cluster_discard does to whole clusters: unmap them (entry 0),
+ * make them read as zeroes and unmap them, or make them read as zeroes
+ * keeping their host clusters (v3: the ZERO flag on the allocated entry; a
+ * v2 image has no ZERO flag and unmaps, as QEMU, since it has no backing
+ * file to show through). */
+typedef enum {
+    QCOW2_DISCARD,
+    QCOW2_ZERO_UNMAP,
+    QCOW2_ZERO_KEEP,
+} Qcow2DiscardMode;
+/* Zeroes or discards whole clusters; partial clusters of a zeroing are
+ * written as zeroes. */
 bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                           bool make_zero, GError **errp);
+                           Qcow2DiscardMode mode, GError **errp);
 /* Raw access to the guest-address space including the vmstate area. */
 bool qcow2_rw_vmspace(BlockNode *bs, uint64_t offset, void *buf, size_t len,
                       bool write, GError **errp);
@@ -341,6 +410,8 @@ bool qcow2_snapshot_create(BlockNode *bs, const BlockSnapshotInfo *sn,
                            GError **errp);
 GPtrArray *qcow2_snapshot_list(BlockNode *bs);
 bool qcow2_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp);
+bool qcow2_snapshot_load_vmstate(BlockNode *bs, const char *id, uint64_t pos,
+                                 void *buf, size_t len, GError **errp);
 bool qcow2_snapshot_delete(BlockNode *bs, const char *id, const char *name,
                            GError **errp);
 
@@ -363,6 +434,8 @@ bool qcow2_bitmaps_mark_in_use(BlockNode *bs, GError **errp);
 bool qcow2_bitmaps_store(BlockNode *bs, GError **errp);
 void qcow2_bitmaps_close(BlockNode *bs);
 void qcow2_bitmaps_check(BlockNode *bs, Qcow2CheckRefs *refs);
+/* Adds the loaded bitmaps' tables and data clusters to a metadata map. */
+void qcow2_bitmaps_add_metadata(BlockNode *bs, GHashTable *map);
 void qcow2_bitmaps_info(BlockNode *bs, BlockImageInfo *info);
 bool qcow2_can_store_bitmap(BlockNode *bs, const char *name,
                             uint32_t granularity, GError **errp);

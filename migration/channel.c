@@ -1,31 +1,36 @@
 /*
- * Migration transports (include/migration/channel.h): GIO sockets for unix:
- * and tcp:, a /bin/sh child for exec:, a plain file for file:. Each ends up
- * as a file descriptor owned by an fd QEMUFile, so buffering, errors and the
- * return path are the same whatever the transport.
+ * Migration transports (include/migration/channel.h): plain sockets for
+ * unix: and tcp: (tern/sockets.h), a /bin/sh child for exec: (g_spawn), a
+ * plain file for file:. Each ends up as a blocking file descriptor owned by
+ * an fd QEMUFile, so buffering, errors and the return path are the same
+ * whatever the transport. A listener waits in poll() on its socket and an
+ * eventfd, which migration_listener_cancel() signals from another thread.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gio/gio.h>
-
 #include "migration/channel.h"
+#include "tern/sockets.h"
 
 struct MigrationListener {
     char *uri;                  /* as given, or with the bound tcp port */
     char *exec_cmd;             /* exec: */
     char *file_path;            /* file: */
     char *unix_path;            /* unix: removed again when freed */
-    GSocketListener *sockets;   /* unix:, tcp: */
-    GCancellable *cancel;       /* ends a blocked accept */
+    int fd;                     /* unix:, tcp: the listening socket; else -1 */
+    int cancel_fd;              /* eventfd: ends a blocked accept */
 };
 
 typedef enum { CHANNEL_UNIX, CHANNEL_TCP, CHANNEL_EXEC, CHANNEL_FILE } ChannelKind;
 
-static bool parse_uri(const char *uri, ChannelKind *kind, const char **rest,
-                      GError **errp)
+/* QEMU words an unknown scheme differently for migrate and -incoming. */
+static bool parse_uri(const char *uri, bool output, ChannelKind *kind,
+                      const char **rest, GError **errp)
 {
     static const struct {
         const char *prefix;
@@ -43,41 +48,39 @@ static bool parse_uri(const char *uri, ChannelKind *kind, const char **rest,
             return true;
         }
     }
-    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                "unknown migration URI '%s' (expected unix:, tcp:, exec: or "
-                "file:)", uri);
+    if (output) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Parameter 'uri' expects a valid migration protocol");
+    } else {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "unknown migration protocol: %s", uri);
+    }
     return false;
 }
 
-/* A GSocket's descriptor, duplicated so the QEMUFile owns its own. */
-static QEMUFile *file_from_socket(GSocket *sock, bool output, GError **errp)
+bool migration_channel_check_uri(const char *uri, GError **errp)
 {
-    int fd = dup(g_socket_get_fd(sock));
+    ChannelKind kind;
+    const char *rest;
 
-    if (fd < 0) {
-        tern_set_error_errno(errp, errno, "dup of the migration socket");
-        return NULL;
-    }
-    /* GSocket keeps its descriptors non-blocking; ours block. */
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    return output ? qemu_file_new_fd_output(fd) : qemu_file_new_fd_input(fd);
+    return parse_uri(uri, true, &kind, &rest, errp);
 }
 
-static GSocketAddress *socket_address(ChannelKind kind, const char *where,
-                                      GError **errp)
+/* A unix: path or tcp: HOST:PORT as a listening or connected socket. */
+static int channel_socket(ChannelKind kind, const char *where, bool listening,
+                          GError **errp)
 {
-    g_autoptr(GSocketConnectable) conn = NULL;
-    g_autoptr(GSocketAddressEnumerator) en = NULL;
+    g_autofree char *host = NULL, *port = NULL;
 
     if (kind == CHANNEL_UNIX) {
-        return g_unix_socket_address_new(where);
+        return listening ? tern_listen_unix(where, errp)
+                         : tern_connect_unix(where, errp);
     }
-    conn = g_network_address_parse(where, 0, errp);
-    if (!conn) {
-        return NULL;
+    if (!tern_split_host_port(where, &host, &port, errp)) {
+        return -1;
     }
-    en = g_socket_connectable_enumerate(conn);
-    return g_socket_address_enumerator_next(en, NULL, errp);
+    return listening ? tern_listen_tcp(host, port, errp)
+                     : tern_connect_tcp(host, port, errp);
 }
 
 /* ---- exec: ---- */
@@ -144,21 +147,13 @@ static QEMUFile *file_open(const char *path, bool output, GError **errp)
 static QEMUFile *socket_connect(ChannelKind kind, const char *where,
                                 GError **errp)
 {
-    g_autoptr(GSocketAddress) addr = socket_address(kind, where, errp);
-    g_autoptr(GSocketClient) client = NULL;
-    g_autoptr(GSocketConnection) conn = NULL;
+    int fd = channel_socket(kind, where, false, errp);
 
-    if (!addr) {
-        return NULL;
-    }
-    client = g_socket_client_new();
-    conn = g_socket_client_connect(client, G_SOCKET_CONNECTABLE(addr), NULL,
-                                   errp);
-    if (!conn) {
+    if (fd < 0) {
         g_prefix_error(errp, "migration connect to %s: ", where);
         return NULL;
     }
-    return file_from_socket(g_socket_connection_get_socket(conn), true, errp);
+    return qemu_file_new_fd_output(fd);
 }
 
 QEMUFile *migration_channel_connect(const char *uri, GError **errp)
@@ -166,7 +161,7 @@ QEMUFile *migration_channel_connect(const char *uri, GError **errp)
     ChannelKind kind;
     const char *rest;
 
-    if (!parse_uri(uri, &kind, &rest, errp)) {
+    if (!parse_uri(uri, true, &kind, &rest, errp)) {
         return NULL;
     }
     switch (kind) {
@@ -184,35 +179,24 @@ QEMUFile *migration_channel_connect(const char *uri, GError **errp)
 static bool listen_socket(MigrationListener *l, ChannelKind kind,
                           const char *where, GError **errp)
 {
-    g_autoptr(GSocketAddress) addr = socket_address(kind, where, errp);
-    g_autoptr(GSocketAddress) bound = NULL;
+    g_autofree char *bound = NULL;
 
-    if (!addr) {
-        return false;
-    }
-    if (kind == CHANNEL_UNIX) {
-        /* A stale socket file from an earlier run would block the bind. */
-        unlink(where);
-        l->unix_path = g_strdup(where);
-    }
-    l->sockets = g_socket_listener_new();
-    if (!g_socket_listener_add_address(l->sockets, addr,
-                                       G_SOCKET_TYPE_STREAM,
-                                       G_SOCKET_PROTOCOL_DEFAULT, NULL,
-                                       &bound, errp)) {
+    l->fd = channel_socket(kind, where, true, errp);
+    if (l->fd < 0) {
         g_prefix_error(errp, "migration listen on %s: ", where);
         return false;
     }
-    if (kind == CHANNEL_TCP) {
-        g_autofree char *host = g_inet_address_to_string(
-            g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(bound)));
-        guint16 port = g_inet_socket_address_get_port(
-            G_INET_SOCKET_ADDRESS(bound));
-
-        g_free(l->uri);
-        l->uri = strchr(host, ':') ? g_strdup_printf("tcp:[%s]:%u", host, port)
-                                   : g_strdup_printf("tcp:%s:%u", host, port);
+    if (kind == CHANNEL_UNIX) {
+        l->unix_path = g_strdup(where);
+        return true;
     }
+    /* The URI a source can use, with the port tcp:...:0 was given. */
+    bound = tern_socket_local_address(l->fd, errp);
+    if (!bound) {
+        return false;
+    }
+    g_free(l->uri);
+    l->uri = g_strdup_printf("tcp:%s", bound);
     return true;
 }
 
@@ -222,12 +206,18 @@ MigrationListener *migration_listener_new(const char *uri, GError **errp)
     ChannelKind kind;
     const char *rest;
 
-    if (!parse_uri(uri, &kind, &rest, errp)) {
+    if (!parse_uri(uri, false, &kind, &rest, errp)) {
         return NULL;
     }
     l = g_new0(MigrationListener, 1);
     l->uri = g_strdup(uri);
-    l->cancel = g_cancellable_new();
+    l->fd = -1;
+    l->cancel_fd = eventfd(0, EFD_CLOEXEC);
+    if (l->cancel_fd < 0) {
+        tern_set_error_errno(errp, errno, "eventfd");
+        migration_listener_free(l);
+        return NULL;
+    }
     if (kind == CHANNEL_EXEC) {
         l->exec_cmd = g_strdup(rest);
     } else if (kind == CHANNEL_FILE) {
@@ -244,9 +234,42 @@ const char *migration_listener_uri(const MigrationListener *l)
     return l->uri;
 }
 
+/* Waits for a connection or a cancel; the connection's blocking socket. */
+static int accept_cancellable(MigrationListener *l, GError **errp)
+{
+    struct pollfd p[2] = {
+        { .fd = l->fd, .events = POLLIN },
+        { .fd = l->cancel_fd, .events = POLLIN },
+    };
+
+    for (;;) {
+        int fd;
+
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            tern_set_error_errno(errp, errno, "poll");
+            return -1;
+        }
+        if (p[1].revents) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_FAILED, "cancelled");
+            return -1;
+        }
+        fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0 || (errno != EINTR && errno != EAGAIN &&
+                        errno != ECONNABORTED)) {
+            if (fd < 0) {
+                tern_set_error_errno(errp, errno, "accept");
+            }
+            return fd;
+        }
+    }
+}
+
 QEMUFile *migration_listener_accept(MigrationListener *l, GError **errp)
 {
-    g_autoptr(GSocket) sock = NULL;
+    int fd;
 
     if (l->exec_cmd) {
         return exec_open(l->exec_cmd, false, errp);
@@ -254,18 +277,20 @@ QEMUFile *migration_listener_accept(MigrationListener *l, GError **errp)
     if (l->file_path) {
         return file_open(l->file_path, false, errp);
     }
-    sock = g_socket_listener_accept_socket(l->sockets, NULL, l->cancel, errp);
-    if (!sock) {
+    fd = accept_cancellable(l, errp);
+    if (fd < 0) {
         g_prefix_error(errp, "migration accept: ");
         return NULL;
     }
-    return file_from_socket(sock, false, errp);
+    return qemu_file_new_fd_input(fd);
 }
 
 void migration_listener_cancel(MigrationListener *l)
 {
-    if (l) {
-        g_cancellable_cancel(l->cancel);
+    uint64_t one = 1;
+
+    if (l && write(l->cancel_fd, &one, sizeof(one)) < 0) {
+        tern_warn("cannot cancel the migration listener: %s", g_strerror(errno));
     }
 }
 
@@ -274,10 +299,11 @@ void migration_listener_free(MigrationListener *l)
     if (!l) {
         return;
     }
-    g_clear_object(&l->cancel);
-    if (l->sockets) {
-        g_socket_listener_close(l->sockets);
-        g_object_unref(l->sockets);
+    if (l->cancel_fd >= 0) {
+        close(l->cancel_fd);
+    }
+    if (l->fd >= 0) {
+        close(l->fd);
     }
     if (l->unix_path) {
         unlink(l->unix_path);

@@ -282,7 +282,8 @@ static bool complete(MigrationJob *job, GError **errp)
     gint64 stop_start;
     bool ok;
 
-    set_status(job, MIGRATION_STATUS_DEVICE);
+    /* QEMU 7.2 stays "active" here ("device" only with
+     * pause-before-switchover, which tern does not offer). */
     if (job->hooks.stop_vm && !job->hooks.stop_vm(job->hooks.opaque, errp)) {
         return false;
     }

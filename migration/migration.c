@@ -18,6 +18,7 @@
 #include "migration/migration.h"
 #include "migration/cpu-throttle.h"
 #include "migration/return-path.h"
+#include "migration/snapshot.h"
 #include "accel/kvm/kvm-dirty-log.h"
 #include "softmmu/runstate.h"
 #include "tern/error.h"
@@ -44,6 +45,7 @@ struct MigrationState {
     SaveVM *sv;
     RamMigration *ram;
     DirtyBitmapMigration *bitmaps;  /* capability dirty-bitmaps */
+    VmSnapshot *snapshots;          /* savevm/loadvm on the same SaveVM */
     MigGlobalState gs;
     bool caps[MIG_CAP__MAX];
     MigrationParams params;
@@ -98,8 +100,7 @@ static const char *const cap_names[MIG_CAP__MAX] = {
     [MIG_CAP_POSTCOPY_PREEMPT] = "postcopy-preempt",
 };
 
-/* What tern's precopy honours; the rest may be set (QMP accepts them, as
- * management tools set them up front) but migrate refuses to start. */
+/* What tern honours; migrate-set-capabilities refuses the rest. */
 static const bool cap_implemented[MIG_CAP__MAX] = {
     [MIG_CAP_EVENTS] = true,
     [MIG_CAP_AUTO_CONVERGE] = true,
@@ -190,6 +191,68 @@ static void register_bitmaps(MigrationState *ms)
     dirty_bitmap_migration_register(ms->bitmaps, ms->sv);
 }
 
+/* ---- snapshots: the same SaveVM into the drives' VM state areas ---- */
+
+static bool snapshot_can_save(void *opaque, GError **errp)
+{
+    MigrationState *ms = opaque;
+
+    if (migration_is_active(ms)) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
+                    "There's a migration process in progress");
+        return false;
+    }
+    return savevm_state_saveable(ms->sv, errp);
+}
+
+static void snapshot_before_save(void *opaque)
+{
+    MigrationState *ms = opaque;
+
+    mig_global_state_set(&ms->gs, runstate_name(runstate_get()));
+}
+
+/* The guest's kvmclock: what its clock reads, which a load sets back. */
+static uint64_t snapshot_vm_clock(void *opaque)
+{
+    MigrationState *ms = opaque;
+    struct kvm_clock_data d;
+
+    return kvm_get_clock(ms->machine->kvm, &d, NULL) ? d.clock : 0;
+}
+
+static bool snapshot_reset(void *opaque, GError **errp)
+{
+    MigrationState *ms = opaque;
+
+    return machine_reset(ms->machine, errp);
+}
+
+static const VmSnapshotOps snapshot_ops = {
+    .can_save = snapshot_can_save,
+    .before_save = snapshot_before_save,
+    .vm_clock_ns = snapshot_vm_clock,
+    .reset = snapshot_reset,
+};
+
+/* Any reset of the machine ends what a failed load left behind. */
+static void snapshot_reset_hook(void *opaque)
+{
+    vm_snapshot_machine_reset(opaque);
+}
+
+static void register_snapshots(MigrationState *ms)
+{
+    ms->snapshots = vm_snapshot_new(ms->sv, drives(ms), &snapshot_ops, ms);
+    device_list_add_reset(ms->machine->devices, snapshot_reset_hook,
+                          ms->snapshots);
+}
+
+VmSnapshot *migration_snapshots(MigrationState *ms)
+{
+    return ms->snapshots;
+}
+
 MigrationState *migration_state_new(Machine *m)
 {
     MigrationState *ms = g_new0(MigrationState, 1);
@@ -212,6 +275,7 @@ MigrationState *migration_state_new(Machine *m)
     mig_global_state_register(ms->sv, &ms->gs);
     /* Every device that has state put it on the machine's list. */
     device_list_register_savevm(m->devices, ms->sv);
+    register_snapshots(ms);
     return ms;
 }
 
@@ -251,16 +315,44 @@ bool migration_activate_disks(MigrationState *ms, GError **errp)
     return activate_drives(ms, errp);
 }
 
-bool migration_set_capability(MigrationState *ms, MigrationCapability c,
-                              bool on, GError **errp)
+/* The whole new set, as QEMU checks it. */
+static bool check_caps(const bool *caps, GError **errp)
 {
+    for (int i = 0; i < MIG_CAP__MAX; i++) {
+        if (caps[i] && !cap_implemented[i]) {
+            return tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "capability '%s' is not "
+                             "implemented by tern's migration yet", cap_names[i]);
+        }
+    }
+    return true;
+}
+
+bool migration_set_capabilities(MigrationState *ms, size_t n,
+                                const MigrationCapability *caps,
+                                const bool *on, GError **errp)
+{
+    bool next[MIG_CAP__MAX];
+
     if (migration_is_active(ms)) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
                     "There's a migration process in progress");
         return false;
     }
-    ms->caps[c] = on;
+    memcpy(next, ms->caps, sizeof(next));
+    for (size_t i = 0; i < n; i++) {
+        next[caps[i]] = on[i];
+    }
+    if (!check_caps(next, errp)) {
+        return false;
+    }
+    memcpy(ms->caps, next, sizeof(next));
     return true;
+}
+
+bool migration_set_capability(MigrationState *ms, MigrationCapability c,
+                              bool on, GError **errp)
+{
+    return migration_set_capabilities(ms, 1, &c, &on, errp);
 }
 
 bool migration_capability(const MigrationState *ms, MigrationCapability c)
@@ -273,9 +365,49 @@ MigrationParams migration_get_params(const MigrationState *ms)
     return ms->params;
 }
 
+/* An auto-converge percentage in [min, max], in QEMU's words otherwise. */
+static bool check_percent(unsigned v, const char *name, unsigned min,
+                          unsigned max, GError **errp)
+{
+    if (v < min || v > max) {
+        return tern_invalid(errp, "Parameter '%s' expects an integer in the range "
+                            "of %u to %u", name, min, max);
+    }
+    return true;
+}
+
+/* QEMU's limit on downtime-limit, and its message's spelling of it. */
+#define MAX_DOWNTIME_MS 2000000
+#define MAX_DOWNTIME_TEXT "(2000 * 1000)"
+
+/* QEMU 7.2's checks on the whole would-be set, in its order and words. */
+static bool params_check(const MigrationParams *p, GError **errp)
+{
+    if (!check_percent(p->throttle_trigger_threshold, "throttle_trigger_threshold",
+                       1, 100, errp) ||
+        !check_percent(p->cpu_throttle_initial, "cpu_throttle_initial", 1, 99,
+                       errp) ||
+        !check_percent(p->cpu_throttle_increment, "cpu_throttle_increment", 1, 99,
+                       errp)) {
+        return false;
+    }
+    if (p->downtime_limit_ms > MAX_DOWNTIME_MS) {
+        return tern_invalid(errp, "Parameter 'downtime_limit' expects an integer in "
+                            "the range of 0 to " MAX_DOWNTIME_TEXT " ms");
+    }
+    if (p->max_cpu_throttle < p->cpu_throttle_initial || p->max_cpu_throttle > 99) {
+        return tern_invalid(errp, "Parameter 'max_cpu_throttle' expects an integer in "
+                            "the range of cpu_throttle_initial to 99");
+    }
+    return true;
+}
+
 bool migration_set_params(MigrationState *ms, const MigrationParams *p,
                           GError **errp)
 {
+    if (!params_check(p, errp)) {
+        return false;
+    }
     /* QEMU takes new parameters at any time; a running job keeps the ones
      * it started with (its windows are computed from them). */
     ms->params = *p;
@@ -306,18 +438,44 @@ static void emit_pass(MigrationState *ms, uint64_t pass)
     }
 }
 
-/* The watch samples the job; a state it slept through is still reported,
- * so clients see QEMU's sequence setup, active, device, completed. */
-static void emit_progress(MigrationState *ms, MigrationStatus s)
+/* Every dirty sync up to 'count' as a MIGRATION_PASS, in order. */
+static void emit_passes(MigrationState *ms, uint64_t count)
 {
-    if (s == MIGRATION_STATUS_COMPLETED &&
-        ms->reported < MIGRATION_STATUS_DEVICE) {
+    while (ms->reported_pass < count) {
+        emit_pass(ms, ms->reported_pass + 1);
+    }
+}
+
+/*
+ * QEMU 7.2's order: setup, MIGRATION_PASS 1 (its first dirty sync belongs
+ * to setup), active, a MIGRATION_PASS per later sync, then the end state
+ * (no "device": QEMU enters it only with pause-before-switchover). The
+ * watch samples the job, so what it slept through is filled in, in order.
+ */
+static void emit_progress(MigrationState *ms, const MigrationStats *st)
+{
+    MigrationStatus s = st->status;
+
+    if (s == MIGRATION_STATUS_ACTIVE || s == MIGRATION_STATUS_COMPLETED) {
+        emit_passes(ms, MIN(st->dirty_sync_count, 1));
         emit_status(ms, MIGRATION_STATUS_ACTIVE);
-        emit_status(ms, MIGRATION_STATUS_DEVICE);
+        emit_passes(ms, st->dirty_sync_count);
     }
     if (s == MIGRATION_STATUS_CANCELLED &&
         ms->reported != MIGRATION_STATUS_CANCELLING) {
         emit_status(ms, MIGRATION_STATUS_CANCELLING);
+    }
+    emit_status(ms, s);
+}
+
+/* A destination's setup and active, even if the watch slept through them
+ * (a failure right away is reported as it came). */
+static void emit_incoming(MigrationState *ms, MigrationStatus s)
+{
+    if ((s == MIGRATION_STATUS_ACTIVE || s == MIGRATION_STATUS_COMPLETED) &&
+        ms->reported < MIGRATION_STATUS_ACTIVE) {
+        emit_status(ms, MIGRATION_STATUS_SETUP);
+        emit_status(ms, MIGRATION_STATUS_ACTIVE);
     }
     emit_status(ms, s);
 }
@@ -354,7 +512,7 @@ static void finish_outgoing(MigrationState *ms, const MigrationStats *st)
         }
     }
     ms->vm_stopped = false;
-    emit_progress(ms, st->status);
+    emit_progress(ms, st);
 }
 
 static void poll_outgoing(MigrationState *ms)
@@ -368,10 +526,7 @@ static void poll_outgoing(MigrationState *ms)
         return;
     }
     if (st.status > MIGRATION_STATUS_SETUP) {
-        emit_progress(ms, st.status);
-    }
-    if (st.status == MIGRATION_STATUS_ACTIVE) {
-        emit_pass(ms, st.dirty_sync_count);
+        emit_progress(ms, &st);
     }
 }
 
@@ -411,11 +566,14 @@ static void finish_incoming(MigrationState *ms)
     g_mutex_lock(&ms->lock);
     s = in->status;
     g_mutex_unlock(&ms->lock);
-    emit_progress(ms, s);
     if (s == MIGRATION_STATUS_COMPLETED) {
+        /* QEMU's order: the guest starts (RESUME), then completed. */
+        emit_incoming(ms, MIGRATION_STATUS_ACTIVE);
         start_guest_after_load(ms);
+        emit_status(ms, s);
         return;
     }
+    emit_incoming(ms, s);
     tern_error_report("load of migration failed: %s",
                       in->error ? in->error->message : "unknown error");
     if (ms->incoming_failed) {
@@ -439,7 +597,7 @@ static gboolean poll_cb(gpointer opaque)
         if (g_atomic_int_get(&ms->in.done)) {
             finish_incoming(ms);
         } else {
-            emit_status(ms, s);
+            emit_incoming(ms, s);
         }
     }
     if (migration_is_active(ms)) {
@@ -470,6 +628,8 @@ static gboolean stop_vm_main(gpointer opaque)
     MigrationState *ms = opaque;
     RunState now = runstate_get();
 
+    /* What happened before the stop is reported before STOP. */
+    poll_outgoing(ms);
     ms->state_before = now;
     mig_global_state_set(&ms->gs, runstate_name(now));
     vm_stop(RUN_STATE_FINISH_MIGRATE);
@@ -517,19 +677,6 @@ static void job_throttle(void *opaque, unsigned pct)
     cpu_throttle_set(ms->throttle, pct);
 }
 
-static bool check_caps(const MigrationState *ms, GError **errp)
-{
-    for (int i = 0; i < MIG_CAP__MAX; i++) {
-        if (ms->caps[i] && !cap_implemented[i]) {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                        "capability '%s' is not implemented by tern's "
-                        "migration yet", cap_names[i]);
-            return false;
-        }
-    }
-    return true;
-}
-
 static void record_start_failure(MigrationState *ms, const GError *err)
 {
     memset(&ms->last, 0, sizeof(ms->last));
@@ -561,7 +708,7 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
                     "Guest is waiting for an incoming migration");
         return false;
     }
-    if (!check_caps(ms, errp)) {
+    if (!savevm_state_saveable(ms->sv, errp)) {
         return false;
     }
     ms->reported = MIGRATION_STATUS_NONE;
@@ -795,6 +942,8 @@ void migration_state_free(MigrationState *ms)
         virtio_blk_pci_set_dirty_log(ms->machine, NULL);
         kvm_dirty_log_stop(ms->dirty);
     }
+    device_list_remove(ms->machine->devices, ms->snapshots);
+    vm_snapshot_free(ms->snapshots);
     ram_migration_free(ms->ram);
     savevm_free(ms->sv);
     dirty_bitmap_migration_free(ms->bitmaps);

@@ -11,6 +11,9 @@
 #include "migration/qemu-file.h"
 
 #define QEMU_FILE_MAX_IOV 64
+/* Bulk files (qemu_file_new_bulk): a 1 MiB buffer and 1024 pieces. */
+#define QEMU_FILE_BULK_BUF (1 * MiB)
+#define QEMU_FILE_BULK_IOV 1024
 /* Below this a zero-copy put is copied anyway: an iovec entry costs more. */
 #define QEMU_FILE_COPY_THRESHOLD 512
 
@@ -20,10 +23,12 @@ struct QEMUFile {
     bool output;
 
     uint8_t *buf;
+    size_t buf_size;
     size_t buf_index;   /* output: bytes used; input: read position */
     size_t buf_len;     /* input: bytes valid in buf */
-    struct iovec iov[QEMU_FILE_MAX_IOV];
+    struct iovec *iov;
     int iovcnt;
+    int max_iov;
 
     uint64_t pos;
     uint64_t rate_limit;
@@ -38,7 +43,21 @@ QEMUFile *qemu_file_new(const QEMUFileOps *ops, void *opaque, bool output)
     f->ops = ops;
     f->opaque = opaque;
     f->output = output;
-    f->buf = g_malloc(QEMU_FILE_BUF_SIZE);
+    f->buf_size = QEMU_FILE_BUF_SIZE;
+    f->buf = g_malloc(f->buf_size);
+    f->max_iov = QEMU_FILE_MAX_IOV;
+    f->iov = g_new(struct iovec, f->max_iov);
+    return f;
+}
+
+QEMUFile *qemu_file_new_bulk(const QEMUFileOps *ops, void *opaque, bool output)
+{
+    QEMUFile *f = qemu_file_new(ops, opaque, output);
+
+    f->buf_size = QEMU_FILE_BULK_BUF;
+    f->buf = g_realloc(f->buf, f->buf_size);
+    f->max_iov = QEMU_FILE_BULK_IOV;
+    f->iov = g_renew(struct iovec, f->iov, f->max_iov);
     return f;
 }
 
@@ -67,6 +86,7 @@ bool qemu_fclose(QEMUFile *f, GError **errp)
         g_propagate_error(errp, close_err);
     }
     g_free(f->buf);
+    g_free(f->iov);
     g_free(f);
     return ok;
 }
@@ -191,7 +211,7 @@ static void add_to_iovec(QEMUFile *f, const uint8_t *base, size_t len)
         f->iov[f->iovcnt].iov_len = len;
         f->iovcnt++;
     }
-    if (f->iovcnt == QEMU_FILE_MAX_IOV) {
+    if (f->iovcnt == f->max_iov) {
         qemu_fflush(f);
     }
 }
@@ -212,13 +232,13 @@ void qemu_put_buffer(QEMUFile *f, const void *data, size_t len)
     }
     account_put(f, len);
     while (len) {
-        size_t n = MIN(len, QEMU_FILE_BUF_SIZE - f->buf_index);
+        size_t n = MIN(len, f->buf_size - f->buf_index);
         uint8_t *dst = f->buf + f->buf_index;
 
         memcpy(dst, p, n);
         f->buf_index += n;
         add_to_iovec(f, dst, n);
-        if (f->buf_index == QEMU_FILE_BUF_SIZE) {
+        if (f->buf_index == f->buf_size) {
             qemu_fflush(f);
         }
         p += n;
@@ -297,11 +317,11 @@ static size_t fill_buffer(QEMUFile *f)
         f->buf_index = 0;
         f->buf_len = unread;
     }
-    if (f->buf_len == QEMU_FILE_BUF_SIZE) {
+    if (f->buf_len == f->buf_size) {
         return 0;
     }
     n = f->ops->read(f->opaque, f->buf + f->buf_len,
-                     QEMU_FILE_BUF_SIZE - f->buf_len, &err);
+                     f->buf_size - f->buf_len, &err);
     if (n < 0) {
         qemu_file_set_error(f, err);
         return 0;
@@ -387,7 +407,7 @@ size_t qemu_get_buffer(QEMUFile *f, void *buf, size_t len)
             n = MIN(avail, len - done);
             memcpy(dst + done, f->buf + f->buf_index, n);
             f->buf_index += n;
-        } else if (len - done >= QEMU_FILE_BUF_SIZE) {
+        } else if (len - done >= f->buf_size) {
             n = read_direct(f, dst + done, len - done);
         } else {
             n = fill_buffer(f);

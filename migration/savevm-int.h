@@ -7,6 +7,7 @@
 #define MIGRATION_SAVEVM_INT_H
 
 #include "migration/savevm.h"
+#include "tern/json.h"
 
 typedef struct SaveStateEntry {
     char idstr[256];
@@ -26,7 +27,7 @@ struct SaveVM {
     char *machine_name;
     GQueue entries;                     /* of SaveStateEntry, in save order */
     uint32_t next_section_id;
-    JsonBuilder *vmdesc;                /* source: built while saving */
+    json_object *vmdesc;                /* source: built while saving */
 
     const SaveVMIncomingOps *in_ops;
     void *in_opaque;

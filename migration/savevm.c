@@ -62,7 +62,7 @@ void savevm_free(SaveVM *sv)
         return;
     }
     g_queue_clear_full(&sv->entries, g_free);
-    g_clear_object(&sv->vmdesc);
+    g_clear_pointer(&sv->vmdesc, json_object_put);
     g_mutex_clear(&sv->load_lock);
     g_free(sv->machine_name);
     g_free(sv);
@@ -130,6 +130,20 @@ void savevm_unregister(SaveVM *sv, void *opaque)
     }
 }
 
+bool savevm_state_saveable(SaveVM *sv, GError **errp)
+{
+    for (GList *l = sv->entries.head; l; l = l->next) {
+        SaveStateEntry *se = l->data;
+
+        if (se->vmsd && se->vmsd->unmigratable) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "State blocked by "
+                        "non-migratable device '%s'", se->idstr);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- sections ---- */
 
 static void put_section_header(QEMUFile *f, const SaveStateEntry *se,
@@ -164,13 +178,16 @@ bool savevm_save_header(SaveVM *sv, QEMUFile *f, GError **errp)
 
 static void vmdesc_begin(SaveVM *sv)
 {
-    g_clear_object(&sv->vmdesc);
-    sv->vmdesc = json_builder_new();
-    json_builder_begin_object(sv->vmdesc);
-    json_builder_set_member_name(sv->vmdesc, "page_size");
-    json_builder_add_int_value(sv->vmdesc, 1 << SAVEVM_TARGET_PAGE_BITS);
-    json_builder_set_member_name(sv->vmdesc, "devices");
-    json_builder_begin_array(sv->vmdesc);
+    g_clear_pointer(&sv->vmdesc, json_object_put);
+    sv->vmdesc = json_object_new_object();
+    tern_json_add_int(sv->vmdesc, "page_size", 1 << SAVEVM_TARGET_PAGE_BITS);
+    json_object_object_add(sv->vmdesc, "devices", json_object_new_array());
+}
+
+/* The "devices" array of the description being built. */
+static json_object *vmdesc_devices(SaveVM *sv)
+{
+    return json_object_object_get(sv->vmdesc, "devices");
 }
 
 bool savevm_save_setup(SaveVM *sv, QEMUFile *f, GError **errp)
@@ -296,43 +313,42 @@ static bool complete_iterables(SaveVM *sv, QEMUFile *f, bool in_postcopy,
 }
 
 /* The vmdesc entry for old-style state: one opaque buffer. */
-static void vmdesc_old_style(JsonBuilder *jb, uint64_t size)
+static void vmdesc_old_style(json_object *desc, uint64_t size)
 {
-    json_builder_set_member_name(jb, "size");
-    json_builder_add_int_value(jb, size);
-    json_builder_set_member_name(jb, "fields");
-    json_builder_begin_array(jb);
-    json_builder_begin_object(jb);
-    json_builder_set_member_name(jb, "name");
-    json_builder_add_string_value(jb, "data");
-    json_builder_set_member_name(jb, "size");
-    json_builder_add_int_value(jb, size);
-    json_builder_set_member_name(jb, "type");
-    json_builder_add_string_value(jb, "buffer");
-    json_builder_end_object(jb);
-    json_builder_end_array(jb);
+    json_object *fields = json_object_new_array();
+    json_object *data = json_object_new_object();
+
+    tern_json_add_uint(desc, "size", size);
+    tern_json_add_str(data, "name", "data");
+    tern_json_add_uint(data, "size", size);
+    tern_json_add_str(data, "type", "buffer");
+    json_object_array_add(fields, data);
+    json_object_object_add(desc, "fields", fields);
 }
 
-static bool save_device_body(SaveStateEntry *se, QEMUFile *f, JsonBuilder *jb,
+static bool save_device_body(SaveStateEntry *se, QEMUFile *f, json_object *desc,
                              GError **errp)
 {
     uint64_t start = qemu_file_tell(f);
 
     if (se->vmsd) {
-        return vmstate_save(f, se->vmsd, se->opaque, jb, errp);
+        return vmstate_save(f, se->vmsd, se->opaque, desc, errp);
     }
     if (!se->ops->save_state(f, se->opaque, errp)) {
         return false;
     }
-    if (jb) {
-        vmdesc_old_style(jb, qemu_file_tell(f) - start);
+    if (desc) {
+        vmdesc_old_style(desc, qemu_file_tell(f) - start);
     }
     return true;
 }
 
-static bool save_device(SaveStateEntry *se, QEMUFile *f, JsonBuilder *jb,
+/* Saves one section; with devices, appends its description there. */
+static bool save_device(SaveStateEntry *se, QEMUFile *f, json_object *devices,
                         GError **errp)
 {
+    json_object *desc = NULL;
+
     if (!se->vmsd && !(se->ops && se->ops->save_state)) {
         return true;
     }
@@ -340,29 +356,25 @@ static bool save_device(SaveStateEntry *se, QEMUFile *f, JsonBuilder *jb,
         return true;
     }
     put_section_header(f, se, QEMU_VM_SECTION_FULL);
-    if (jb) {
-        json_builder_begin_object(jb);
-        json_builder_set_member_name(jb, "name");
-        json_builder_add_string_value(jb, se->idstr);
-        json_builder_set_member_name(jb, "instance_id");
-        json_builder_add_int_value(jb, se->instance_id);
+    if (devices) {
+        desc = json_object_new_object();
+        json_object_array_add(devices, desc);
+        tern_json_add_str(desc, "name", se->idstr);
+        tern_json_add_int(desc, "instance_id", se->instance_id);
     }
-    if (!save_device_body(se, f, jb, errp)) {
+    if (!save_device_body(se, f, desc, errp)) {
         g_prefix_error(errp, "saving '%s': ", se->idstr);
         return false;
     }
     put_section_footer(f, se);
-    if (jb) {
-        json_builder_end_object(jb);
-    }
     return true;
 }
 
-static bool save_devices_desc(SaveVM *sv, QEMUFile *f, JsonBuilder *jb,
+static bool save_devices_desc(SaveVM *sv, QEMUFile *f, json_object *devices,
                               GError **errp)
 {
     for (GList *l = sv->entries.head; l; l = l->next) {
-        if (!save_device(l->data, f, jb, errp)) {
+        if (!save_device(l->data, f, devices, errp)) {
             return false;
         }
     }
@@ -376,20 +388,14 @@ bool savevm_save_devices(SaveVM *sv, QEMUFile *f, GError **errp)
 
 static void put_vmdesc(SaveVM *sv, QEMUFile *f)
 {
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    g_autoptr(JsonNode) root = NULL;
-    g_autofree char *json = NULL;
-    gsize len = 0;
+    size_t len = 0;
+    const char *json = json_object_to_json_string_length(sv->vmdesc,
+                                                         TERN_JSON_COMPACT, &len);
 
-    json_builder_end_array(sv->vmdesc);
-    json_builder_end_object(sv->vmdesc);
-    root = json_builder_get_root(sv->vmdesc);
-    json_generator_set_root(gen, root);
-    json = json_generator_to_data(gen, &len);
     qemu_put_byte(f, QEMU_VM_VMDESCRIPTION);
     qemu_put_be32(f, len);
-    qemu_put_buffer(f, json, len);
-    g_clear_object(&sv->vmdesc);
+    qemu_put_buffer(f, (const uint8_t *)json, len);
+    g_clear_pointer(&sv->vmdesc, json_object_put);
 }
 
 static bool complete_precopy(SaveVM *sv, QEMUFile *f, bool in_postcopy,
@@ -406,7 +412,7 @@ static bool complete_precopy(SaveVM *sv, QEMUFile *f, bool in_postcopy,
         ok = complete_iterables(sv, f, in_postcopy, errp);
     }
     if (ok && !iterable_only) {
-        ok = save_devices_desc(sv, f, sv->vmdesc, errp);
+        ok = save_devices_desc(sv, f, vmdesc_devices(sv), errp);
         if (ok && before_eof) {
             qemu_fflush(f);
             ok = qemu_file_check(f, errp) && before_eof(opaque, errp);
@@ -467,7 +473,7 @@ void savevm_save_cleanup(SaveVM *sv)
             se->ops->save_cleanup(se->opaque);
         }
     }
-    g_clear_object(&sv->vmdesc);
+    g_clear_pointer(&sv->vmdesc, json_object_put);
 }
 
 bool savevm_save_all(SaveVM *sv, QEMUFile *f, GError **errp)

@@ -180,10 +180,11 @@ static bool read_bits(StreamDump *d, QEMUFile *f, DumpBitmap *b,
     if (qemu_file_get_error(f)) {
         return dump_fail(errp, f, "dirty-bitmap: truncated BITS");
     }
-    if (sector >> (64 - SECTOR_BITS) || !nr || first % (64ull * b->granularity)) {
+    if (sector >> (64 - SECTOR_BITS) || !nr || count > UINT64_MAX - first ||
+        first % (64ull * b->granularity)) {
         return dump_fail(errp, f, "dirty-bitmap: '%s' BITS chunk at sector "
-                         "%" PRIu64 " count %u is misaligned", b->name,
-                         sector, nr);
+                         "%" PRIu64 " count %u is misaligned or out of "
+                         "range", b->name, sector, nr);
     }
     b->chunks++;
     if (flags & DBM_ZEROES) {

@@ -6,10 +6,12 @@
 #ifndef MIGRATION_STREAM_DUMP_INT_H
 #define MIGRATION_STREAM_DUMP_INT_H
 
-#include <json-glib/json-glib.h>
-
 #include "migration/qemu-file.h"
 #include "migration/stream-dump.h"
+#include "tern/json.h"
+
+/* Nesting allowed in the trailing VM description (QEMU's are under 20). */
+#define VMDESC_MAX_DEPTH 64
 
 typedef struct DumpRamBlock {
     char idstr[256];
@@ -44,7 +46,7 @@ typedef struct StreamDump {
     GString *out;
     const uint8_t *data;            /* the whole stream */
     size_t size;
-    JsonArray *vmdesc_devices;      /* from the trailing description */
+    json_object *vmdesc_devices;    /* from the trailing description */
     size_t vmdesc_offset;           /* where it starts */
     bool ignore_shared;             /* capability x-ignore-shared */
     GHashTable *sections;           /* section id -> DumpSection */

@@ -39,7 +39,7 @@ static uint64_t be32_at(const uint8_t *p)
 }
 
 /* The description is the stream's tail: 0x06, be32 length, JSON. */
-static JsonNode *find_vmdesc(const uint8_t *data, size_t size, size_t *at)
+static json_object *find_vmdesc(const uint8_t *data, size_t size, size_t *at)
 {
     if (size < 6) {
         return NULL;
@@ -47,53 +47,73 @@ static JsonNode *find_vmdesc(const uint8_t *data, size_t size, size_t *at)
     for (size_t pos = size - 5; pos-- > 0;) {
         if (data[pos] == QEMU_VM_VMDESCRIPTION && data[pos + 5] == '{' &&
             be32_at(data + pos + 1) == size - pos - 5) {
-            g_autofree char *json = g_strndup((const char *)data + pos + 5,
-                                              size - pos - 5);
-
             *at = pos;
-            return json_from_string(json, NULL);
+            return tern_json_parse((const char *)data + pos + 5, size - pos - 5,
+                                   VMDESC_MAX_DEPTH, NULL);
         }
     }
     return NULL;
 }
 
-static bool vmdesc_int(JsonObject *o, const char *member, int64_t *v)
+/* Member 'name' of o if it has type t, else NULL. */
+static json_object *vmdesc_member(json_object *o, const char *name, json_type t)
 {
-    JsonNode *n = json_object_get_member(o, member);
+    json_object *v = NULL;
 
-    if (!n || json_node_get_value_type(n) != G_TYPE_INT64) {
-        return false;
-    }
-    *v = json_node_get_int(n);
-    return *v >= 0 && *v <= (int64_t)UINT32_MAX;
+    return json_object_object_get_ex(o, name, &v) && json_object_is_type(v, t)
+           ? v : NULL;
+}
+
+static const char *vmdesc_str(json_object *o, const char *name, const char *def)
+{
+    json_object *v = vmdesc_member(o, name, json_type_string);
+
+    return v ? json_object_get_string(v) : def;
+}
+
+static bool vmdesc_int(json_object *o, const char *member, int64_t *v)
+{
+    json_object *n = vmdesc_member(o, member, json_type_int);
+
+    return n && tern_json_int64(n, v) && *v >= 0 && *v <= (int64_t)UINT32_MAX;
+}
+
+/* Element i of array a if it is an object, else NULL. */
+static json_object *vmdesc_object_at(json_object *a, size_t i)
+{
+    json_object *o = json_object_array_get_idx(a, i);
+
+    return json_object_is_type(o, json_type_object) ? o : NULL;
+}
+
+static size_t vmdesc_length(json_object *a)
+{
+    return a ? json_object_array_length(a) : 0;
 }
 
 /* Bytes the description says a vmstate (fields and subsections) takes. */
-static bool vmdesc_size(JsonObject *o, int depth, uint64_t *size)
+static bool vmdesc_size(json_object *o, int depth, uint64_t *size)
 {
-    JsonArray *fields = json_object_has_member(o, "fields") ?
-                        json_object_get_array_member(o, "fields") : NULL;
-    JsonArray *subs = json_object_has_member(o, "subsections") ?
-                      json_object_get_array_member(o, "subsections") : NULL;
+    json_object *fields = vmdesc_member(o, "fields", json_type_array);
+    json_object *subs = vmdesc_member(o, "subsections", json_type_array);
 
     if (depth > 16) {
         return false;
     }
-    for (guint i = 0; fields && i < json_array_get_length(fields); i++) {
-        JsonObject *fo = json_array_get_object_element(fields, i);
+    for (size_t i = 0; i < vmdesc_length(fields); i++) {
+        json_object *fo = vmdesc_object_at(fields, i);
         int64_t sz, n = 1;
 
         if (!fo || !vmdesc_int(fo, "size", &sz) ||
-            (json_object_has_member(fo, "array_len") &&
+            (json_object_object_get_ex(fo, "array_len", NULL) &&
              !vmdesc_int(fo, "array_len", &n))) {
             return false;
         }
         *size += (uint64_t)sz * n;
     }
-    for (guint i = 0; subs && i < json_array_get_length(subs); i++) {
-        JsonObject *so = json_array_get_object_element(subs, i);
-        const char *name = so ? json_object_get_string_member_with_default(
-                                    so, "vmsd_name", NULL) : NULL;
+    for (size_t i = 0; i < vmdesc_length(subs); i++) {
+        json_object *so = vmdesc_object_at(subs, i);
+        const char *name = so ? vmdesc_str(so, "vmsd_name", NULL) : NULL;
 
         if (!name || strlen(name) > 255 || !vmdesc_size(so, depth + 1, size)) {
             return false;
@@ -103,15 +123,13 @@ static bool vmdesc_size(JsonObject *o, int depth, uint64_t *size)
     return true;
 }
 
-static JsonObject *vmdesc_device(StreamDump *d, const DumpSection *s)
+static json_object *vmdesc_device(StreamDump *d, const DumpSection *s)
 {
-    for (guint i = 0; d->vmdesc_devices &&
-         i < json_array_get_length(d->vmdesc_devices); i++) {
-        JsonObject *o = json_array_get_object_element(d->vmdesc_devices, i);
+    for (size_t i = 0; i < vmdesc_length(d->vmdesc_devices); i++) {
+        json_object *o = vmdesc_object_at(d->vmdesc_devices, i);
         int64_t inst;
 
-        if (o && !g_strcmp0(json_object_get_string_member_with_default(
-                                o, "name", NULL), s->idstr) &&
+        if (o && !g_strcmp0(vmdesc_str(o, "name", NULL), s->idstr) &&
             vmdesc_int(o, "instance_id", &inst) && inst == s->instance_id) {
             return o;
         }
@@ -242,7 +260,7 @@ static bool skip_to_footer(StreamDump *d, QEMUFile *f, uint32_t id,
 static bool dump_section_body(StreamDump *d, QEMUFile *f, const DumpSection *s,
                               uint8_t type, uint32_t id, GError **errp)
 {
-    JsonObject *desc;
+    json_object *desc;
     uint64_t size = 0;
 
     if (!strcmp(s->idstr, "ram")) {
@@ -470,17 +488,22 @@ static bool dump_main(StreamDump *d, QEMUFile *f, GError **errp)
     }
 }
 
-static void dump_vmdesc_summary(StreamDump *d, JsonObject *root)
+/* An integer member for the summary, -1 when absent or not one. */
+static int64_t vmdesc_int_or(json_object *o, const char *name)
 {
-    g_string_append_printf(d->out, "vmdesc: page_size %" PRId64 ", %u "
-                           "device(s)\n",
-                           json_object_get_int_member_with_default(
-                               root, "page_size", 0),
-                           d->vmdesc_devices ?
-                           json_array_get_length(d->vmdesc_devices) : 0);
-    for (guint i = 0; d->vmdesc_devices &&
-         i < json_array_get_length(d->vmdesc_devices); i++) {
-        JsonObject *o = json_array_get_object_element(d->vmdesc_devices, i);
+    json_object *v = vmdesc_member(o, name, json_type_int);
+    int64_t i;
+
+    return v && tern_json_int64(v, &i) ? i : -1;
+}
+
+static void dump_vmdesc_summary(StreamDump *d, json_object *root)
+{
+    g_string_append_printf(d->out, "vmdesc: page_size %" PRId64 ", %zu "
+                           "device(s)\n", MAX(vmdesc_int_or(root, "page_size"), 0),
+                           vmdesc_length(d->vmdesc_devices));
+    for (size_t i = 0; i < vmdesc_length(d->vmdesc_devices); i++) {
+        json_object *o = vmdesc_object_at(d->vmdesc_devices, i);
         uint64_t size = 0;
 
         if (!o) {
@@ -489,20 +512,15 @@ static void dump_vmdesc_summary(StreamDump *d, JsonObject *root)
         vmdesc_size(o, 0, &size);
         g_string_append_printf(d->out, "  device '%s' instance %" PRId64
                                " vmsd '%s' version %" PRId64 " size %"
-                               PRIu64 "\n",
-                               json_object_get_string_member_with_default(
-                                   o, "name", "?"),
-                               json_object_get_int_member_with_default(
-                                   o, "instance_id", -1),
-                               json_object_get_string_member_with_default(
-                                   o, "vmsd_name", "?"),
-                               json_object_get_int_member_with_default(
-                                   o, "version", -1), size);
+                               PRIu64 "\n", vmdesc_str(o, "name", "?"),
+                               vmdesc_int_or(o, "instance_id"),
+                               vmdesc_str(o, "vmsd_name", "?"),
+                               vmdesc_int_or(o, "version"), size);
     }
 }
 
 /* After EOF: nothing, or exactly the VM description. */
-static bool dump_tail(StreamDump *d, QEMUFile *f, JsonNode *vmdesc,
+static bool dump_tail(StreamDump *d, QEMUFile *f, json_object *vmdesc,
                       GError **errp)
 {
     uint64_t offset = qemu_file_tell(f);
@@ -516,7 +534,7 @@ static bool dump_tail(StreamDump *d, QEMUFile *f, JsonNode *vmdesc,
     }
     g_string_append_printf(d->out, "@%" PRIu64 " VMDESCRIPTION length %"
                            PRIu64 "\n", offset, d->size - offset - 5);
-    dump_vmdesc_summary(d, json_node_get_object(vmdesc));
+    dump_vmdesc_summary(d, vmdesc);
     return true;
 }
 
@@ -553,20 +571,16 @@ bool stream_dump(GBytes *stream, const StreamDumpOptions *opts, GString *out,
                  GError **errp)
 {
     StreamDump d;
-    g_autoptr(JsonNode) vmdesc = NULL;
+    g_autoptr(json_object) vmdesc = NULL;
     QEMUFile *f = qemu_file_new_mem_input(stream);
     bool ok;
 
     dump_init(&d, stream, opts, out);
     vmdesc = find_vmdesc(d.data, d.size, &d.vmdesc_offset);
-    if (vmdesc && JSON_NODE_HOLDS_OBJECT(vmdesc)) {
-        JsonObject *root = json_node_get_object(vmdesc);
-        JsonNode *devs = json_object_get_member(root, "devices");
-
-        d.vmdesc_devices = devs && JSON_NODE_HOLDS_ARRAY(devs) ?
-                           json_node_get_array(devs) : NULL;
+    if (json_object_is_type(vmdesc, json_type_object)) {
+        d.vmdesc_devices = vmdesc_member(vmdesc, "devices", json_type_array);
     } else {
-        g_clear_pointer(&vmdesc, json_node_unref);
+        g_clear_pointer(&vmdesc, json_object_put);
     }
     ok = dump_header(&d, f, errp) && dump_main(&d, f, errp) &&
          dump_tail(&d, f, vmdesc, errp);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "migration/vmstate.h"
+#include "tern/json.h"
 
 static bool field_present(const VMStateField *field, void *opaque,
                           int version_id)
@@ -87,55 +88,46 @@ static bool vmdesc_can_compress(const VMStateField *field)
 /* ---- save ---- */
 
 static bool save_subsections(QEMUFile *f, const VMStateDescription *vmsd,
-                             void *opaque, JsonBuilder *vmdesc, GError **errp);
+                             void *opaque, json_object *vmdesc, GError **errp);
 
 static bool save_fields(QEMUFile *f, const VMStateDescription *vmsd,
-                        void *opaque, JsonBuilder *vmdesc, GError **errp);
+                        void *opaque, json_object *vmdesc, GError **errp);
 
 static bool save_elem(QEMUFile *f, const VMStateField *field, void *elem,
-                      size_t size, JsonBuilder *vmdesc, GError **errp)
+                      size_t size, json_object *vmdesc, GError **errp)
 {
     if (!(field->flags & VMS_STRUCT)) {
         field->info->put(f, elem, size, field);
         return true;
     }
     if (vmdesc) {
-        json_builder_set_member_name(vmdesc, "struct");
-        json_builder_begin_object(vmdesc);
+        json_object *inner = json_object_new_object();
+
+        json_object_object_add(vmdesc, "struct", inner);
+        vmdesc = inner;
     }
-    if (!vmstate_save(f, field->vmsd, elem, vmdesc, errp)) {
-        return false;
-    }
-    if (vmdesc) {
-        json_builder_end_object(vmdesc);
-    }
-    return true;
+    return vmstate_save(f, field->vmsd, elem, vmdesc, errp);
 }
 
-static void vmdesc_field_begin(JsonBuilder *vmdesc, const VMStateField *field,
-                               size_t i, size_t n, bool compress)
+/* A field's entry in the description's "fields" array; "size" comes last. */
+static json_object *vmdesc_field_begin(json_object *fields,
+                                       const VMStateField *field, size_t i,
+                                       size_t n, bool compress)
 {
-    json_builder_begin_object(vmdesc);
-    json_builder_set_member_name(vmdesc, "name");
-    json_builder_add_string_value(vmdesc, field->name);
+    json_object *desc = json_object_new_object();
+
+    json_object_array_add(fields, desc);
+    tern_json_add_str(desc, "name", field->name);
     if (n > 1) {
-        json_builder_set_member_name(vmdesc, compress ? "array_len" : "index");
-        json_builder_add_int_value(vmdesc, compress ? n : i);
+        tern_json_add_uint(desc, compress ? "array_len" : "index", compress ? n : i);
     }
-    json_builder_set_member_name(vmdesc, "type");
-    json_builder_add_string_value(vmdesc, (field->flags & VMS_STRUCT) ?
-                                  "struct" : field->info->name);
-}
-
-static void vmdesc_field_end(JsonBuilder *vmdesc, uint64_t size)
-{
-    json_builder_set_member_name(vmdesc, "size");
-    json_builder_add_int_value(vmdesc, size);
-    json_builder_end_object(vmdesc);
+    tern_json_add_str(desc, "type",
+                      (field->flags & VMS_STRUCT) ? "struct" : field->info->name);
+    return desc;
 }
 
 static bool save_field(QEMUFile *f, const VMStateField *field, void *opaque,
-                       JsonBuilder *vmdesc, GError **errp)
+                       json_object *fields, GError **errp)
 {
     uint64_t n = field_count(field, opaque);
     size_t size = field_elem_size(field, opaque);
@@ -153,7 +145,7 @@ static bool save_field(QEMUFile *f, const VMStateField *field, void *opaque,
     for (uint64_t i = 0; i < n; i++) {
         void *elem = field_elem(field, base, i, size);
         uint64_t start = qemu_file_tell(f);
-        JsonBuilder *desc = (vmdesc && (i == 0 || !compress)) ? vmdesc : NULL;
+        json_object *desc = NULL;
 
         if (!elem) {
             g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
@@ -161,41 +153,40 @@ static bool save_field(QEMUFile *f, const VMStateField *field, void *opaque,
                         field->name, i);
             return false;
         }
-        if (desc) {
-            vmdesc_field_begin(desc, field, i, n, compress);
+        if (fields && (i == 0 || !compress)) {
+            desc = vmdesc_field_begin(fields, field, i, n, compress);
         }
         if (!save_elem(f, field, elem, size, desc, errp)) {
             return false;
         }
         if (desc) {
-            vmdesc_field_end(desc, qemu_file_tell(f) - start);
+            tern_json_add_uint(desc, "size", qemu_file_tell(f) - start);
         }
     }
     return true;
 }
 
 static bool save_fields(QEMUFile *f, const VMStateDescription *vmsd,
-                        void *opaque, JsonBuilder *vmdesc, GError **errp)
+                        void *opaque, json_object *vmdesc, GError **errp)
 {
+    json_object *fields = NULL;
+
     if (vmdesc) {
-        json_builder_set_member_name(vmdesc, "fields");
-        json_builder_begin_array(vmdesc);
+        fields = json_object_new_array();
+        json_object_object_add(vmdesc, "fields", fields);
     }
     for (const VMStateField *field = vmsd->fields; field && field->name;
          field++) {
         if (field_present(field, opaque, vmsd->version_id) &&
-            !save_field(f, field, opaque, vmdesc, errp)) {
+            !save_field(f, field, opaque, fields, errp)) {
             return false;
         }
-    }
-    if (vmdesc) {
-        json_builder_end_array(vmdesc);
     }
     return true;
 }
 
 bool vmstate_save(QEMUFile *f, const VMStateDescription *vmsd, void *opaque,
-                  JsonBuilder *vmdesc, GError **errp)
+                  json_object *vmdesc, GError **errp)
 {
     bool ok;
 
@@ -204,10 +195,8 @@ bool vmstate_save(QEMUFile *f, const VMStateDescription *vmsd, void *opaque,
         return false;
     }
     if (vmdesc) {
-        json_builder_set_member_name(vmdesc, "vmsd_name");
-        json_builder_add_string_value(vmdesc, vmsd->name);
-        json_builder_set_member_name(vmdesc, "version");
-        json_builder_add_int_value(vmdesc, vmsd->version_id);
+        tern_json_add_str(vmdesc, "vmsd_name", vmsd->name);
+        tern_json_add_int(vmdesc, "version", vmsd->version_id);
     }
     ok = save_fields(f, vmsd, opaque, vmdesc, errp) &&
          save_subsections(f, vmsd, opaque, vmdesc, errp);
@@ -218,37 +207,32 @@ bool vmstate_save(QEMUFile *f, const VMStateDescription *vmsd, void *opaque,
 }
 
 static bool save_subsections(QEMUFile *f, const VMStateDescription *vmsd,
-                             void *opaque, JsonBuilder *vmdesc, GError **errp)
+                             void *opaque, json_object *vmdesc, GError **errp)
 {
-    bool any = false;
+    json_object *subs = NULL;
 
     for (const VMStateDescription *const *sub = vmsd->subsections;
          sub && *sub; sub++) {
         const VMStateDescription *s = *sub;
+        json_object *desc = NULL;
 
         if (s->needed && !s->needed(opaque)) {
             continue;
         }
-        if (vmdesc && !any) {
-            json_builder_set_member_name(vmdesc, "subsections");
-            json_builder_begin_array(vmdesc);
+        if (vmdesc && !subs) {
+            subs = json_object_new_array();
+            json_object_object_add(vmdesc, "subsections", subs);
         }
-        any = true;
-        if (vmdesc) {
-            json_builder_begin_object(vmdesc);
+        if (subs) {
+            desc = json_object_new_object();
+            json_object_array_add(subs, desc);
         }
         qemu_put_byte(f, QEMU_VM_SUBSECTION);
         qemu_put_counted_string(f, s->name);
         qemu_put_be32(f, s->version_id);
-        if (!vmstate_save(f, s, opaque, vmdesc, errp)) {
+        if (!vmstate_save(f, s, opaque, desc, errp)) {
             return false;
         }
-        if (vmdesc) {
-            json_builder_end_object(vmdesc);
-        }
-    }
-    if (vmdesc && any) {
-        json_builder_end_array(vmdesc);
     }
     return true;
 }
@@ -382,8 +366,17 @@ static bool load_subsections(QEMUFile *f, const VMStateDescription *vmsd,
         }
         qemu_file_skip(f, 2 + strlen(name));
         version = qemu_get_be32(f);
-        if (!qemu_file_check(f, errp) ||
-            !vmstate_load(f, sub, opaque, version, errp)) {
+        if (!qemu_file_check(f, errp)) {
+            return false;
+        }
+        /* Unsigned on the wire: compare before it becomes an int. */
+        if (version > (uint32_t)sub->version_id) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                        "'%s': stream version %" PRIu32 " is newer than "
+                        "supported %d", sub->name, version, sub->version_id);
+            return false;
+        }
+        if (!vmstate_load(f, sub, opaque, (int)version, errp)) {
             return false;
         }
     }

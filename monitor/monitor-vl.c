@@ -8,14 +8,19 @@
 #include "hw/block/drive.h"
 #include "monitor/monitor-vl.h"
 #include "migration/migration.h"
+#include "migration/snapshot.h"
 #include "monitor/qmp-block.h"
+#include "monitor/qmp-job.h"
 #include "monitor/qmp-machine.h"
+#include "monitor/qmp-snapshot.h"
 
 struct MonitorVl {
     Monitor *mon;
     Machine *machine;
     QmpMachine qm;
     MigrationState *migration;      /* owns the drives' hand-over, or NULL */
+    QmpJobs *jobs;
+    QmpSnapshots *snapshots;
 };
 
 static const char *machine_name(void *opaque)
@@ -46,11 +51,15 @@ static void machine_powerdown_op(void *opaque)
     machine_powerdown(mv->machine);
 }
 
+/* Before cont: a half-loaded snapshot must not run, and inactive drives
+ * come back. */
 static bool machine_activate_disks(void *opaque, GError **errp)
 {
     MonitorVl *mv = opaque;
 
-    return !mv->migration || migration_activate_disks(mv->migration, errp);
+    return !mv->migration ||
+           (vm_snapshot_can_run(migration_snapshots(mv->migration), errp) &&
+            migration_activate_disks(mv->migration, errp));
 }
 
 static const QmpMachineOps machine_ops = {
@@ -86,6 +95,7 @@ MonitorVl *monitor_vl_init(VmConfig *cfg, Machine *machine, GError **errp)
     mv->qm.ops = &machine_ops;
     mv->qm.opaque = mv;
     qmp_machine_attach(&mv->qm, mv->mon);
+    mv->jobs = qmp_jobs_attach(mv->mon);
     qmp_register_block_commands(monitor_registry(mv->mon),
                                 machine->drives ? machine->drives->backends
                                                 : NULL);
@@ -104,6 +114,8 @@ void monitor_vl_cleanup(MonitorVl *mv)
     if (mv) {
         qmp_machine_detach(&mv->qm);
         monitor_free(mv->mon);
+        qmp_snapshot_free(mv->snapshots);
+        qmp_jobs_free(mv->jobs);
         g_free(mv);
     }
 }
@@ -116,4 +128,9 @@ Monitor *monitor_vl_monitor(MonitorVl *mv)
 void monitor_vl_set_migration(MonitorVl *mv, MigrationState *ms)
 {
     mv->migration = ms;
+    mv->snapshots = qmp_snapshot_attach(mv->mon, migration_snapshots(ms),
+                                        mv->machine->drives
+                                            ? mv->machine->drives->backends
+                                            : NULL,
+                                        qmp_jobs_list(mv->jobs));
 }

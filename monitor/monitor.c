@@ -24,6 +24,7 @@ typedef struct ListenSpec {
 
 struct Monitor {
     QmpRegistry *registry;
+    Hmp *hmp;
     QmpServer *server;
     GPtrArray *specs;       /* ListenSpec */
 };
@@ -47,7 +48,7 @@ Monitor *monitor_new(GMainContext *ctx)
     mon->server = qmp_server_new(mon->registry, ctx);
     mon->specs = g_ptr_array_new_with_free_func(listen_spec_free);
     qmp_register_core_commands(mon->registry);
-    hmp_register_command(mon->registry);
+    mon->hmp = hmp_new(mon->registry);
     return mon;
 }
 
@@ -56,6 +57,7 @@ void monitor_free(Monitor *mon)
     if (mon) {
         qmp_server_free(mon->server);
         qmp_registry_free(mon->registry);
+        hmp_free(mon->hmp);
         g_ptr_array_unref(mon->specs);
         g_free(mon);
     }
@@ -66,8 +68,17 @@ QmpRegistry *monitor_registry(Monitor *mon)
     return mon->registry;
 }
 
-void monitor_emit_event(Monitor *mon, const char *name, JsonObject *data)
+Hmp *monitor_hmp(Monitor *mon)
 {
+    return mon->hmp;
+}
+
+void monitor_emit_event(Monitor *mon, const char *name, json_object *data)
+{
+    /* query-qmp-schema lists what is sent: an event must be registered. */
+    if (!qmp_registry_find_event(mon->registry, name)) {
+        tern_die("QMP event %s is sent but not registered", name);
+    }
     qmp_server_emit_event(mon->server, name, data);
 }
 

@@ -35,7 +35,8 @@ static BdrvDirtyBitmap *bitmap_backup(BdrvDirtyBitmap *bm, GError **errp)
     return copy;
 }
 
-static void *action_add_prepare(const QmpCall *call, JsonObject *data, GError **errp)
+static void *action_add_prepare(const QmpCall *call, const void *data,
+                                GError **errp)
 {
     BdrvDirtyBitmap *bm = qmp_bitmap_add(call->opaque, data, errp);
     BitmapAction *act;
@@ -110,8 +111,8 @@ static bool action_op_do(BitmapAction *act, GError **errp)
     return false;
 }
 
-static void *action_op_prepare(const QmpCall *call, JsonObject *data, QmpBitmapOp op,
-                               GError **errp)
+static void *action_op_prepare(const QmpCall *call, const void *data,
+                               QmpBitmapOp op, GError **errp)
 {
     BdrvDirtyBitmap *bm = qmp_bitmap_op_check(call->opaque, data, op, errp);
     BitmapAction *act;
@@ -185,7 +186,7 @@ static void action_op_abort(void *opaque)
 }
 
 #define OP_PREPARE(fn, op) \
-    static void *fn(const QmpCall *call, JsonObject *data, GError **errp) \
+    static void *fn(const QmpCall *call, const void *data, GError **errp) \
     { \
         return action_op_prepare(call, data, op, errp); \
     }
@@ -194,7 +195,7 @@ OP_PREPARE(action_clear_prepare, QMP_BITMAP_CLEAR)
 OP_PREPARE(action_enable_prepare, QMP_BITMAP_ENABLE)
 OP_PREPARE(action_disable_prepare, QMP_BITMAP_DISABLE)
 
-static void *action_merge_prepare(const QmpCall *call, JsonObject *data,
+static void *action_merge_prepare(const QmpCall *call, const void *data,
                                   GError **errp)
 {
     QmpMergePlan *p = qmp_bitmap_merge_prepare(call->opaque, data, errp);
@@ -228,17 +229,17 @@ static void action_merge_abort(void *opaque)
 }
 
 static const QmpActionOps bitmap_actions[] = {
-    { "block-dirty-bitmap-add", qmp_bitmap_add_args, action_add_prepare, NULL,
+    { "block-dirty-bitmap-add", &qmp_bitmap_add_type, action_add_prepare, NULL,
       action_add_abort, action_free },
-    { "block-dirty-bitmap-remove", qmp_bitmap_node_name_args, action_remove_prepare,
+    { "block-dirty-bitmap-remove", &qmp_bitmap_type, action_remove_prepare,
       action_op_commit, action_op_abort, action_free },
-    { "block-dirty-bitmap-clear", qmp_bitmap_node_name_args, action_clear_prepare,
+    { "block-dirty-bitmap-clear", &qmp_bitmap_type, action_clear_prepare,
       action_op_commit, action_op_abort, action_free },
-    { "block-dirty-bitmap-enable", qmp_bitmap_node_name_args, action_enable_prepare,
+    { "block-dirty-bitmap-enable", &qmp_bitmap_type, action_enable_prepare,
       action_op_commit, action_op_abort, action_free },
-    { "block-dirty-bitmap-disable", qmp_bitmap_node_name_args, action_disable_prepare,
+    { "block-dirty-bitmap-disable", &qmp_bitmap_type, action_disable_prepare,
       action_op_commit, action_op_abort, action_free },
-    { "block-dirty-bitmap-merge", qmp_bitmap_merge_args, action_merge_prepare,
+    { "block-dirty-bitmap-merge", &qmp_bitmap_merge_type, action_merge_prepare,
       NULL, action_merge_abort, action_free },
 };
 

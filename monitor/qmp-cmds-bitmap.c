@@ -67,11 +67,11 @@ static uint32_t default_granularity(BlockNode *bs)
     return 64 * KiB;
 }
 
-BdrvDirtyBitmap *qmp_bitmap_add(const BlockBackendList *blks, JsonObject *a,
-                                GError **errp)
+BdrvDirtyBitmap *qmp_bitmap_add(const BlockBackendList *blks,
+                                const QmpBitmapAddArgs *a, GError **errp)
 {
-    const char *name = qmp_arg_str(a, "name", "");
-    const char *node = qmp_arg_str(a, "node", "");
+    const char *name = a->name;
+    const char *node = a->node;
     BlockNode *bs;
     BdrvDirtyBitmap *bm;
     GError *err = NULL;
@@ -87,8 +87,7 @@ BdrvDirtyBitmap *qmp_bitmap_add(const BlockBackendList *blks, JsonObject *a,
                     "Cannot find device='%s' nor node-name='%s'", node, node);
         return NULL;
     }
-    gran = qmp_arg_has(a, "granularity") ? qmp_arg_int(a, "granularity", 0)
-                                          : default_granularity(bs);
+    gran = a->has_granularity ? a->granularity : default_granularity(bs);
     if (gran < 512 || (gran & (gran - 1))) {
         g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
                     "Granularity must be power of 2 and at least 512");
@@ -96,12 +95,12 @@ BdrvDirtyBitmap *qmp_bitmap_add(const BlockBackendList *blks, JsonObject *a,
     }
     bdrv_lock(bs);
     bm = bdrv_create_dirty_bitmap(bs, (uint32_t)gran, name, &err);
-    if (bm && qmp_arg_bool(a, "persistent", false) &&
+    if (bm && a->persistent &&
         !bdrv_dirty_bitmap_make_persistent(bm, true, &err)) {
         bdrv_release_dirty_bitmap(bm);
         bm = NULL;
     }
-    if (bm && qmp_arg_bool(a, "disabled", false)) {
+    if (bm && a->disabled) {
         bdrv_disable_dirty_bitmap(bm);
     }
     bdrv_unlock(bs);
@@ -111,7 +110,8 @@ BdrvDirtyBitmap *qmp_bitmap_add(const BlockBackendList *blks, JsonObject *a,
     return bm;
 }
 
-static JsonNode *cmd_bitmap_add(const QmpCall *call, JsonObject *args, GError **errp)
+static json_object *cmd_bitmap_add(const QmpCall *call, const void *args,
+                                   GError **errp)
 {
     return qmp_bitmap_add(call->opaque, args, errp) ? qmp_return_empty() : NULL;
 }
@@ -129,11 +129,11 @@ static BdrvBitmapCheck op_check_flags(QmpBitmapOp op)
 }
 
 /* Looks up and checks; returns the bitmap with its node locked. */
-BdrvDirtyBitmap *qmp_bitmap_op_check(const BlockBackendList *blks, JsonObject *a,
-                                     QmpBitmapOp op, GError **errp)
+BdrvDirtyBitmap *qmp_bitmap_op_check(const BlockBackendList *blks,
+                                     const QmpBitmapArgs *a, QmpBitmapOp op,
+                                     GError **errp)
 {
-    BdrvDirtyBitmap *bm = qmp_bitmap_lookup(blks, qmp_arg_str(a, "node", ""),
-                                            qmp_arg_str(a, "name", ""), errp);
+    BdrvDirtyBitmap *bm = qmp_bitmap_lookup(blks, a->node, a->name, errp);
 
     if (bm && !qmp_bitmap_check(bm, op_check_flags(op), errp)) {
         qmp_bitmap_unlock(bm);
@@ -170,7 +170,7 @@ bool qmp_bitmap_op_apply(BdrvDirtyBitmap *bm, QmpBitmapOp op, GError **errp)
     return ok;
 }
 
-static JsonNode *bitmap_op_command(const QmpCall *call, JsonObject *args,
+static json_object *bitmap_op_command(const QmpCall *call, const void *args,
                                    QmpBitmapOp op, GError **errp)
 {
     BdrvDirtyBitmap *bm = qmp_bitmap_op_check(call->opaque, args, op, errp);
@@ -178,25 +178,25 @@ static JsonNode *bitmap_op_command(const QmpCall *call, JsonObject *args,
     return bm && qmp_bitmap_op_apply(bm, op, errp) ? qmp_return_empty() : NULL;
 }
 
-static JsonNode *cmd_bitmap_remove(const QmpCall *call, JsonObject *args,
+static json_object *cmd_bitmap_remove(const QmpCall *call, const void *args,
                                    GError **errp)
 {
     return bitmap_op_command(call, args, QMP_BITMAP_REMOVE, errp);
 }
 
-static JsonNode *cmd_bitmap_clear(const QmpCall *call, JsonObject *args,
+static json_object *cmd_bitmap_clear(const QmpCall *call, const void *args,
                                   GError **errp)
 {
     return bitmap_op_command(call, args, QMP_BITMAP_CLEAR, errp);
 }
 
-static JsonNode *cmd_bitmap_enable(const QmpCall *call, JsonObject *args,
+static json_object *cmd_bitmap_enable(const QmpCall *call, const void *args,
                                    GError **errp)
 {
     return bitmap_op_command(call, args, QMP_BITMAP_ENABLE, errp);
 }
 
-static JsonNode *cmd_bitmap_disable(const QmpCall *call, JsonObject *args,
+static json_object *cmd_bitmap_disable(const QmpCall *call, const void *args,
                                     GError **errp)
 {
     return bitmap_op_command(call, args, QMP_BITMAP_DISABLE, errp);
@@ -204,61 +204,33 @@ static JsonNode *cmd_bitmap_disable(const QmpCall *call, JsonObject *args,
 
 /* --- merge -------------------------------------------------------------------- */
 
-static const QmpArgSpec bitmap_ref_args[] = {
-    { "node", QMP_ARG_STR, false },
-    { "name", QMP_ARG_STR, false },
-    { NULL },
-};
-
-/* Checks the shape of 'bitmaps' (strings or {node, name}), QEMU's wording. */
-static bool merge_sources_check(JsonArray *list, GError **errp)
+/* A source on the target's node (locked), by name. */
+static BdrvDirtyBitmap *merge_source_local(BlockNode *tbs, const char *name,
+                                           GError **errp)
 {
-    for (guint i = 0; i < json_array_get_length(list); i++) {
-        JsonNode *n = json_array_get_element(list, i);
-        g_autofree char *path = g_strdup_printf("bitmaps[%u]", i);
+    BdrvDirtyBitmap *bm = bdrv_find_dirty_bitmap(tbs, name);
 
-        if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING) {
-            continue;
-        }
-        if (!JSON_NODE_HOLDS_OBJECT(n)) {
-            g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                        "Invalid parameter type for '%s', expected: "
-                        "BlockDirtyBitmapOrStr", path);
-            return false;
-        }
-        if (!qmp_check_args(json_node_get_object(n), bitmap_ref_args, path, errp)) {
-            return false;
-        }
+    if (!bm) {
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Dirty bitmap '%s' not found", name);
     }
-    return true;
+    return bm;
 }
 
-/* The i-th source; the node of 'target' is locked, other nodes briefly. */
+/* A source; the node of 'target' is locked, other nodes briefly. */
 static BdrvDirtyBitmap *merge_source(const BlockBackendList *blks, BlockNode *tbs,
-                                     JsonNode *n, GError **errp)
+                                     const QmpBitmapRef *ref, GError **errp)
 {
+    const QmpBitmapArgs *o = &ref->external;
     BdrvDirtyBitmap *bm;
-    JsonObject *o;
 
-    if (JSON_NODE_HOLDS_VALUE(n)) {
-        bm = bdrv_find_dirty_bitmap(tbs, json_node_get_string(n));
-        if (!bm) {
-            g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                        "Dirty bitmap '%s' not found", json_node_get_string(n));
-        }
-        return bm;
+    if (ref->kind == QMP_BITMAP_LOCAL) {
+        return merge_source_local(tbs, ref->local, errp);
     }
-    o = json_node_get_object(n);
-    if (blk_list_lookup_node(blks, qmp_arg_str(o, "node", "")) == tbs) {
-        bm = bdrv_find_dirty_bitmap(tbs, qmp_arg_str(o, "name", ""));
-        if (!bm) {
-            g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                        "Dirty bitmap '%s' not found", qmp_arg_str(o, "name", ""));
-        }
-        return bm;
+    if (blk_list_lookup_node(blks, o->node) == tbs) {
+        return merge_source_local(tbs, o->name, errp);
     }
-    bm = qmp_bitmap_lookup(blks, qmp_arg_str(o, "node", ""), qmp_arg_str(o, "name", ""),
-                           errp);
+    bm = qmp_bitmap_lookup(blks, o->node, o->name, errp);
     if (bm) {
         qmp_bitmap_unlock(bm);      /* nodes are not closed while QMP runs */
     }
@@ -296,27 +268,22 @@ static bool merge_source_ok(BdrvDirtyBitmap *target, BdrvDirtyBitmap *bm,
 }
 
 /* Everything QEMU checks before merging; returns with the target unlocked. */
-QmpMergePlan *qmp_bitmap_merge_prepare(const BlockBackendList *blks, JsonObject *a,
-                                       GError **errp)
+QmpMergePlan *qmp_bitmap_merge_prepare(const BlockBackendList *blks,
+                                       const QmpBitmapMergeArgs *a, GError **errp)
 {
-    JsonArray *list = json_object_get_array_member(a, "bitmaps");
-    QmpMergePlan *p;
+    QmpMergePlan *p = g_new0(QmpMergePlan, 1);
 
-    if (!merge_sources_check(list, errp)) {
-        return NULL;
-    }
-    p = g_new0(QmpMergePlan, 1);
     p->sources = g_ptr_array_new();
-    p->target = qmp_bitmap_lookup(blks, qmp_arg_str(a, "node", ""),
-                                  qmp_arg_str(a, "target", ""), errp);
+    p->target = qmp_bitmap_lookup(blks, a->node, a->target, errp);
     if (!p->target) {
         qmp_bitmap_merge_plan_free(p);
         return NULL;
     }
     bool ok = qmp_bitmap_check(p->target, BDRV_BITMAP_DEFAULT, errp);
-    for (guint i = 0; ok && i < json_array_get_length(list); i++) {
+    for (size_t i = 0; ok && i < a->bitmaps.len; i++) {
         BdrvDirtyBitmap *bm = merge_source(blks, bdrv_dirty_bitmap_node(p->target),
-                                           json_array_get_element(list, i), errp);
+                                           &QMP_LIST_AT(&a->bitmaps, QmpBitmapRef, i),
+                                           errp);
 
         ok = bm && merge_source_ok(p->target, bm, errp);
         if (ok) {
@@ -354,7 +321,7 @@ void qmp_bitmap_merge_apply(QmpMergePlan *p)
     bdrv_unlock(tbs);
 }
 
-static JsonNode *cmd_bitmap_merge(const QmpCall *call, JsonObject *args,
+static json_object *cmd_bitmap_merge(const QmpCall *call, const void *args,
                                   GError **errp)
 {
     QmpMergePlan *p = qmp_bitmap_merge_prepare(call->opaque, args, errp);
@@ -367,37 +334,61 @@ static JsonNode *cmd_bitmap_merge(const QmpCall *call, JsonObject *args,
     return qmp_return_empty();
 }
 
-/* --- registration --------------------------------------------------------------- */
+/* --- types and registration ----------------------------------------------------- */
 
-const QmpArgSpec qmp_bitmap_add_args[] = {
-    { "node", QMP_ARG_STR, false },
-    { "name", QMP_ARG_STR, false },
-    { "granularity", QMP_ARG_UINT32, true },
-    { "persistent", QMP_ARG_BOOL, true },
-    { "disabled", QMP_ARG_BOOL, true },
-    { NULL },
+static const QmpMember bitmap_add_members[] = {
+    QMP_MEMBER(QmpBitmapAddArgs, node, "node", qmp_type_str),
+    QMP_MEMBER(QmpBitmapAddArgs, name, "name", qmp_type_str),
+    QMP_OPTIONAL(QmpBitmapAddArgs, granularity, "granularity", qmp_type_uint32),
+    QMP_OPTIONAL(QmpBitmapAddArgs, persistent, "persistent", qmp_type_bool, .b = false),
+    QMP_OPTIONAL(QmpBitmapAddArgs, disabled, "disabled", qmp_type_bool, .b = false),
+    QMP_END,
+};
+const QmpType qmp_bitmap_add_type = {
+    .name = "BlockDirtyBitmapAdd", .kind = QMP_KIND_OBJECT,
+    .size = sizeof(QmpBitmapAddArgs), .members = bitmap_add_members,
 };
 
-const QmpArgSpec qmp_bitmap_node_name_args[] = {
-    { "node", QMP_ARG_STR, false },
-    { "name", QMP_ARG_STR, false },
-    { NULL },
+static const QmpMember bitmap_members[] = {
+    QMP_MEMBER(QmpBitmapArgs, node, "node", qmp_type_str),
+    QMP_MEMBER(QmpBitmapArgs, name, "name", qmp_type_str),
+    QMP_END,
+};
+const QmpType qmp_bitmap_type = {
+    .name = "BlockDirtyBitmap", .kind = QMP_KIND_OBJECT,
+    .size = sizeof(QmpBitmapArgs), .members = bitmap_members,
 };
 
-const QmpArgSpec qmp_bitmap_merge_args[] = {
-    { "node", QMP_ARG_STR, false },
-    { "target", QMP_ARG_STR, false },
-    { "bitmaps", QMP_ARG_ARRAY, false },
-    { NULL },
+static const QmpMember bitmap_ref_alternatives[] = {
+    QMP_ALTERNATIVE(QmpBitmapRef, local, qmp_type_str),
+    QMP_ALTERNATIVE(QmpBitmapRef, external, qmp_bitmap_type),
+    QMP_END,
+};
+static const QmpType bitmap_ref_type = {
+    .name = "BlockDirtyBitmapOrStr", .kind = QMP_KIND_ALTERNATE,
+    .size = sizeof(QmpBitmapRef), .members = bitmap_ref_alternatives,
+};
+QMP_ARRAY_TYPE(bitmap_ref_list, bitmap_ref_type);
+
+static const QmpMember bitmap_merge_members[] = {
+    QMP_MEMBER(QmpBitmapMergeArgs, node, "node", qmp_type_str),
+    QMP_MEMBER(QmpBitmapMergeArgs, target, "target", qmp_type_str),
+    QMP_MEMBER(QmpBitmapMergeArgs, bitmaps, "bitmaps", bitmap_ref_list),
+    QMP_END,
+};
+const QmpType qmp_bitmap_merge_type = {
+    .name = "BlockDirtyBitmapMerge", .kind = QMP_KIND_OBJECT,
+    .size = sizeof(QmpBitmapMergeArgs), .members = bitmap_merge_members,
 };
 
 static const QmpCommandDef bitmap_commands[] = {
-    { "block-dirty-bitmap-add", cmd_bitmap_add, qmp_bitmap_add_args, 0 },
-    { "block-dirty-bitmap-remove", cmd_bitmap_remove, qmp_bitmap_node_name_args, 0 },
-    { "block-dirty-bitmap-clear", cmd_bitmap_clear, qmp_bitmap_node_name_args, 0 },
-    { "block-dirty-bitmap-enable", cmd_bitmap_enable, qmp_bitmap_node_name_args, 0 },
-    { "block-dirty-bitmap-disable", cmd_bitmap_disable, qmp_bitmap_node_name_args, 0 },
-    { "block-dirty-bitmap-merge", cmd_bitmap_merge, qmp_bitmap_merge_args, 0 },
+    QMP_COMMAND("block-dirty-bitmap-add", cmd_bitmap_add, &qmp_bitmap_add_type, NULL),
+    QMP_COMMAND("block-dirty-bitmap-remove", cmd_bitmap_remove, &qmp_bitmap_type, NULL),
+    QMP_COMMAND("block-dirty-bitmap-clear", cmd_bitmap_clear, &qmp_bitmap_type, NULL),
+    QMP_COMMAND("block-dirty-bitmap-enable", cmd_bitmap_enable, &qmp_bitmap_type, NULL),
+    QMP_COMMAND("block-dirty-bitmap-disable", cmd_bitmap_disable, &qmp_bitmap_type, NULL),
+    QMP_COMMAND("block-dirty-bitmap-merge", cmd_bitmap_merge, &qmp_bitmap_merge_type,
+                NULL),
 };
 
 void qmp_register_bitmap_commands(QmpRegistry *r, const BlockBackendList *blks)

@@ -1,7 +1,7 @@
 /*
  * The protocol-level QMP commands, which need nothing outside the monitor:
- * qmp_capabilities (per-session negotiation), query-version and
- * query-commands (generated from the registry).
+ * qmp_capabilities (per-session negotiation), query-version, and
+ * query-commands and query-qmp-schema (generated from the registry).
  */
 #include <string.h>
 
@@ -9,32 +9,30 @@
 #include "monitor/qmp-dispatch.h"
 #include "tern/error.h"
 
-static bool enable_oob(JsonArray *enable, QmpSession *s, GError **errp)
-{
-    for (guint i = 0; i < json_array_get_length(enable); i++) {
-        JsonNode *n = json_array_get_element(enable, i);
-        const char *cap = JSON_NODE_HOLDS_VALUE(n) &&
-            json_node_get_value_type(n) == G_TYPE_STRING ? json_node_get_string(n)
-                                                         : NULL;
+/* --- qmp_capabilities ----------------------------------------------------------- */
 
-        if (!cap) {
-            g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                        "Invalid parameter type for 'enable[%u]', expected: string", i);
-            return false;
-        }
-        if (strcmp(cap, "oob")) {
-            g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                        "Parameter 'enable[%u]' does not accept value '%s'", i, cap);
-            return false;
-        }
-    }
-    s->oob = json_array_get_length(enable) > 0;
-    return true;
-}
+static const char *const qmp_capability_values[] = { "oob", NULL };
+static const QmpType qmp_capability_type = {
+    .name = "QMPCapability", .kind = QMP_KIND_ENUM, .size = sizeof(int),
+    .values = qmp_capability_values,
+};
+static const QmpType qmp_capability_list = {
+    .name = "[QMPCapability]", .kind = QMP_KIND_ARRAY, .size = sizeof(QmpList),
+    .element = &qmp_capability_type,
+};
 
-static JsonNode *cmd_qmp_capabilities(const QmpCall *call, JsonObject *args,
-                                      GError **errp)
+typedef struct CapabilitiesArgs {
+    bool has_enable;
+    QmpList enable;             /* of int (QMPCapability) */
+} CapabilitiesArgs;
+
+QMP_OBJECT_TYPE(capabilities_args, "qmp_capabilities-arg", CapabilitiesArgs,
+    QMP_OPTIONAL(CapabilitiesArgs, enable, "enable", qmp_capability_list));
+
+static json_object *cmd_qmp_capabilities(const QmpCall *call, const void *args,
+                                         GError **errp)
 {
+    const CapabilitiesArgs *a = args;
     QmpSession *s = call->session;
 
     if (!s) {
@@ -42,55 +40,71 @@ static JsonNode *cmd_qmp_capabilities(const QmpCall *call, JsonObject *args,
                     "qmp_capabilities needs a QMP session");
         return NULL;
     }
-    if (qmp_arg_has(args, "enable") &&
-        !enable_oob(json_object_get_array_member(args, "enable"), s, errp)) {
+    if (s->negotiated) {
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_COMMAND_NOT_FOUND,
+                    "Capabilities negotiation is already complete, command ignored");
         return NULL;
     }
+    /* "oob" is the only capability, so any entry enables it. */
+    s->oob = a->enable.len > 0;
     s->negotiated = true;
     return qmp_return_empty();
 }
 
-static JsonNode *cmd_query_version(const QmpCall *call, JsonObject *args,
-                                   GError **errp)
+/* --- query-version ---------------------------------------------------------------- */
+
+static json_object *cmd_query_version(const QmpCall *call, const void *args,
+                                      GError **errp)
 {
     return qmp_version_info();
 }
 
-static JsonNode *cmd_query_commands(const QmpCall *call, JsonObject *args,
-                                    GError **errp)
+QMP_SHAPE(version_triple_type, "VersionTriple",
+    QMP_OUT("major", qmp_type_int), QMP_OUT("minor", qmp_type_int),
+    QMP_OUT("micro", qmp_type_int));
+QMP_SHAPE(version_info_type, "VersionInfo",
+    QMP_OUT("qemu", version_triple_type), QMP_OUT("package", qmp_type_str));
+
+/* --- query-commands ------------------------------------------------------------- */
+
+static json_object *cmd_query_commands(const QmpCall *call, const void *args,
+                                       GError **errp)
 {
     size_t n;
     g_autofree const char **names = qmp_registry_names(call->registry, &n);
-    JsonArray *list = json_array_new();
-    JsonNode *node = json_node_new(JSON_NODE_ARRAY);
+    json_object *list = json_object_new_array();
 
     for (size_t i = 0; i < n; i++) {
-        JsonObject *o = json_object_new();
+        json_object *o = json_object_new_object();
 
-        json_object_set_string_member(o, "name", names[i]);
-        json_array_add_object_element(list, o);
+        tern_json_add_str(o, "name", names[i]);
+        json_object_array_add(list, o);
     }
-    json_node_take_array(node, list);
-    return node;
+    return list;
 }
 
-static const QmpArgSpec capabilities_args[] = {
-    { "enable", QMP_ARG_ARRAY, true },
-    { NULL },
+QMP_SHAPE(command_info_type, "CommandInfo",
+    QMP_OUT("name", qmp_type_str));
+static const QmpType command_info_list = {
+    .name = "[CommandInfo]", .kind = QMP_KIND_ARRAY, .element = &command_info_type,
 };
 
-static const QmpArgSpec transaction_args[] = {
-    { "actions", QMP_ARG_ARRAY, false },
-    { "properties", QMP_ARG_OBJECT, true },
-    { NULL },
-};
+/* --- query-qmp-schema ----------------------------------------------------------- */
+
+static json_object *cmd_query_qmp_schema(const QmpCall *call, const void *args,
+                                         GError **errp)
+{
+    return qmp_schema(call->registry);
+}
 
 static const QmpCommandDef core_commands[] = {
-    { "qmp_capabilities", cmd_qmp_capabilities, capabilities_args,
-      QMP_CMD_BEFORE_NEGOTIATION },
-    { "query-version", cmd_query_version, NULL, 0 },
-    { "query-commands", cmd_query_commands, NULL, 0 },
-    { "transaction", qmp_cmd_transaction, transaction_args, 0 },
+    QMP_COMMAND("qmp_capabilities", cmd_qmp_capabilities, &capabilities_args, NULL),
+    QMP_COMMAND("query-version", cmd_query_version, NULL, &version_info_type),
+    QMP_COMMAND("query-commands", cmd_query_commands, NULL, &command_info_list),
+    QMP_COMMAND("query-qmp-schema", cmd_query_qmp_schema, NULL,
+                &qmp_schema_info_list),
+    { .name = "transaction", .func = qmp_cmd_transaction,
+      .args_of = qmp_registry_transaction_args },
 };
 
 void qmp_register_core_commands(QmpRegistry *r)

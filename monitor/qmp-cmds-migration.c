@@ -1,8 +1,10 @@
 /*
  * The migration QMP commands and events (monitor/qmp-migration.h), with
- * QEMU 7.2's names, argument schemas and reply members. The work is done by
- * migration/migration.c; this file only translates JSON.
+ * QEMU 7.2's names, argument types and reply members. The work, and the
+ * rules on values (which capabilities run, parameter ranges), are
+ * migration/migration.c's; this file only describes and translates JSON.
  */
+#include "migration/channel.h"
 #include "monitor/qmp-dispatch.h"
 #include "monitor/qmp-migration.h"
 
@@ -16,63 +18,68 @@ static MigrationState *state(const QmpCall *call)
     return ((QmpMigration *)call->opaque)->ms;
 }
 
-static JsonNode *object_node(JsonObject *o)
-{
-    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
-
-    json_node_take_object(n, o);
-    return n;
-}
-
 /* --- migrate, migrate-incoming, migrate_cancel ------------------------------- */
 
-static const QmpArgSpec migrate_args[] = {
-    { "uri", QMP_ARG_STR, false },
-    { "blk", QMP_ARG_BOOL, true },
-    { "inc", QMP_ARG_BOOL, true },
-    { "detach", QMP_ARG_BOOL, true },
-    { "resume", QMP_ARG_BOOL, true },
-    { NULL }
-};
+typedef struct MigrateArgs {
+    char *uri;
+    bool has_blk, blk;
+    bool has_inc, inc;
+    bool has_detach, detach;
+    bool has_resume, resume;
+} MigrateArgs;
 
-static JsonNode *cmd_migrate(const QmpCall *call, JsonObject *args,
-                             GError **errp)
+QMP_OBJECT_TYPE(migrate_args, "migrate-arg", MigrateArgs,
+    QMP_MEMBER(MigrateArgs, uri, "uri", qmp_type_str),
+    QMP_OPTIONAL(MigrateArgs, blk, "blk", qmp_type_bool),
+    QMP_OPTIONAL(MigrateArgs, inc, "inc", qmp_type_bool),
+    QMP_OPTIONAL(MigrateArgs, detach, "detach", qmp_type_bool),
+    QMP_OPTIONAL(MigrateArgs, resume, "resume", qmp_type_bool));
+
+static json_object *cmd_migrate(const QmpCall *call, const void *args,
+                                GError **errp)
 {
-    if (qmp_arg_bool(args, "blk", false) || qmp_arg_bool(args, "inc", false)) {
-        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                    "block migration is not supported by tern (use a shared "
-                    "image or drive-mirror)");
+    const MigrateArgs *a = args;
+
+    if (a->blk || a->inc) {
+        /* QEMU would take block migration, then find a bad URI. */
+        if (migration_channel_check_uri(a->uri, errp)) {
+            g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                        "block migration is not supported by tern (use a shared "
+                        "image or drive-mirror)");
+        }
         return NULL;
     }
-    if (qmp_arg_bool(args, "resume", false)) {
+    if (a->resume) {
         g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
                     "postcopy recovery is not supported by tern");
         return NULL;
     }
-    if (!migration_start_outgoing(state(call), qmp_arg_str(args, "uri", ""),
-                                  errp)) {
+    if (!migration_start_outgoing(state(call), a->uri, errp)) {
         return NULL;
     }
     return qmp_return_empty();
 }
 
-static const QmpArgSpec incoming_args[] = {
-    { "uri", QMP_ARG_STR, false },
-    { NULL }
-};
+typedef struct IncomingArgs {
+    char *uri;
+} IncomingArgs;
 
-static JsonNode *cmd_migrate_incoming(const QmpCall *call, JsonObject *args,
-                                      GError **errp)
+QMP_OBJECT_TYPE(incoming_args, "migrate-incoming-arg", IncomingArgs,
+    QMP_MEMBER(IncomingArgs, uri, "uri", qmp_type_str));
+
+static json_object *cmd_migrate_incoming(const QmpCall *call, const void *args,
+                                         GError **errp)
 {
-    if (!migration_start_incoming(state(call), qmp_arg_str(args, "uri", ""),
-                                  errp)) {
+    const IncomingArgs *a = args;
+
+    if (!migration_start_incoming(state(call), a->uri, errp)) {
         return NULL;
     }
     return qmp_return_empty();
 }
 
-static JsonNode *cmd_migrate_cancel(const QmpCall *call, JsonObject *args,
-                                    GError **errp)
+static json_object *cmd_migrate_cancel(const QmpCall *call, const void *args,
+                                       GError **errp)
 {
     migration_cancel(state(call));
     return qmp_return_empty();
@@ -80,262 +87,228 @@ static JsonNode *cmd_migrate_cancel(const QmpCall *call, JsonObject *args,
 
 /* --- query-migrate ----------------------------------------------------------- */
 
-static JsonObject *ram_info(const MigrationInfo *info)
+static json_object *ram_info(const MigrationInfo *info)
 {
     const MigrationStats *s = &info->stats;
-    JsonObject *ram = json_object_new();
+    json_object *ram = json_object_new_object();
 
-    json_object_set_int_member(ram, "transferred", s->transferred);
-    json_object_set_int_member(ram, "remaining", s->remaining);
-    json_object_set_int_member(ram, "total", s->total);
-    json_object_set_int_member(ram, "duplicate", s->duplicate);
-    json_object_set_int_member(ram, "skipped", 0);
-    json_object_set_int_member(ram, "normal", s->normal);
-    json_object_set_int_member(ram, "normal-bytes", s->normal * 4096);
-    json_object_set_int_member(ram, "dirty-pages-rate", info->dirty_pages_rate);
-    json_object_set_double_member(ram, "mbps", s->mbps);
-    json_object_set_int_member(ram, "dirty-sync-count", s->dirty_sync_count);
-    json_object_set_int_member(ram, "postcopy-requests", 0);
-    json_object_set_int_member(ram, "page-size", 4096);
-    json_object_set_int_member(ram, "multifd-bytes", 0);
-    json_object_set_int_member(ram, "pages-per-second", info->pages_per_second);
+    tern_json_add_uint(ram, "transferred", s->transferred);
+    tern_json_add_uint(ram, "remaining", s->remaining);
+    tern_json_add_uint(ram, "total", s->total);
+    tern_json_add_uint(ram, "duplicate", s->duplicate);
+    tern_json_add_uint(ram, "skipped", 0);
+    tern_json_add_uint(ram, "normal", s->normal);
+    tern_json_add_uint(ram, "normal-bytes", s->normal * 4096);
+    tern_json_add_uint(ram, "dirty-pages-rate", info->dirty_pages_rate);
+    json_object_object_add(ram, "mbps", json_object_new_double(s->mbps));
+    tern_json_add_uint(ram, "dirty-sync-count", s->dirty_sync_count);
+    tern_json_add_uint(ram, "postcopy-requests", 0);
+    tern_json_add_uint(ram, "page-size", 4096);
+    tern_json_add_uint(ram, "multifd-bytes", 0);
+    tern_json_add_uint(ram, "pages-per-second", info->pages_per_second);
     return ram;
 }
 
-static JsonNode *cmd_query_migrate(const QmpCall *call, JsonObject *args,
-                                   GError **errp)
+/* The outgoing side's timings. */
+static void source_times(const MigrationStats *s, json_object *o)
+{
+    tern_json_add_uint(o, "total-time", s->total_time_ms);
+    if (s->status >= MIGRATION_STATUS_ACTIVE) {
+        tern_json_add_uint(o, "setup-time", s->setup_time_ms);
+    }
+    if (s->status == MIGRATION_STATUS_COMPLETED) {
+        tern_json_add_uint(o, "downtime", s->downtime_ms);
+    } else if (s->status == MIGRATION_STATUS_ACTIVE ||
+               s->status == MIGRATION_STATUS_DEVICE) {
+        tern_json_add_uint(o, "expected-downtime", s->expected_downtime_ms);
+    }
+    if (s->cpu_throttle_percentage) {
+        tern_json_add_uint(o, "cpu-throttle-percentage", s->cpu_throttle_percentage);
+    }
+}
+
+static json_object *cmd_query_migrate(const QmpCall *call, const void *args,
+                                      GError **errp)
 {
     MigrationInfo info;
     const MigrationStats *s = &info.stats;
-    JsonObject *o = json_object_new();
-    bool done;
+    json_object *o = json_object_new_object();
 
     migration_get_info(state(call), &info);
     if (s->status == MIGRATION_STATUS_NONE) {
-        return object_node(o);      /* QEMU answers {} before any migration */
+        return o;       /* QEMU answers {} before any migration */
     }
-    done = s->status == MIGRATION_STATUS_COMPLETED;
-    json_object_set_string_member(o, "status", migration_status_name(s->status));
+    tern_json_add_str(o, "status", migration_status_name(s->status));
     if (!info.incoming) {
-        json_object_set_int_member(o, "total-time", s->total_time_ms);
-        if (s->status >= MIGRATION_STATUS_ACTIVE) {
-            json_object_set_int_member(o, "setup-time", s->setup_time_ms);
-        }
-        if (done) {
-            json_object_set_int_member(o, "downtime", s->downtime_ms);
-        } else if (s->status == MIGRATION_STATUS_ACTIVE ||
-                   s->status == MIGRATION_STATUS_DEVICE) {
-            json_object_set_int_member(o, "expected-downtime",
-                                       s->expected_downtime_ms);
-        }
-        if (s->cpu_throttle_percentage) {
-            json_object_set_int_member(o, "cpu-throttle-percentage",
-                                       s->cpu_throttle_percentage);
-        }
+        source_times(s, o);
     }
     if (info.has_ram) {
-        json_object_set_object_member(o, "ram", ram_info(&info));
+        json_object_object_add(o, "ram", ram_info(&info));
     }
     if (s->error_desc[0] && (s->status == MIGRATION_STATUS_FAILED ||
                              s->status == MIGRATION_STATUS_CANCELLED)) {
-        json_object_set_string_member(o, "error-desc", s->error_desc);
+        tern_json_add_str(o, "error-desc", s->error_desc);
     }
-    return object_node(o);
+    return o;
 }
 
 /* --- capabilities -------------------------------------------------------------- */
 
-static const QmpArgSpec set_caps_args[] = {
-    { "capabilities", QMP_ARG_ARRAY, false },
-    { NULL }
-};
+/* Filled from migration's own names when the commands are registered. */
+static const char *capability_values[MIG_CAP__MAX + 1];
+QMP_ENUM_TYPE(capability_type, "MigrationCapability", capability_values);
 
-static const QmpArgSpec cap_entry_args[] = {
-    { "capability", QMP_ARG_STR, false },
-    { "state", QMP_ARG_BOOL, false },
-    { NULL }
-};
+typedef struct CapabilityStatus {
+    int capability;             /* MigrationCapability */
+    bool state;
+} CapabilityStatus;
 
-static JsonNode *cmd_set_caps(const QmpCall *call, JsonObject *args,
-                              GError **errp)
+QMP_OBJECT_TYPE(capability_status_type, "MigrationCapabilityStatus",
+                CapabilityStatus,
+    QMP_MEMBER(CapabilityStatus, capability, "capability", capability_type),
+    QMP_MEMBER(CapabilityStatus, state, "state", qmp_type_bool));
+QMP_ARRAY_TYPE(capability_status_list, capability_status_type);
+
+typedef struct SetCapsArgs {
+    QmpList capabilities;       /* of CapabilityStatus */
+} SetCapsArgs;
+
+QMP_OBJECT_TYPE(set_caps_args, "migrate-set-capabilities-arg", SetCapsArgs,
+    QMP_MEMBER(SetCapsArgs, capabilities, "capabilities", capability_status_list));
+
+static json_object *cmd_set_caps(const QmpCall *call, const void *args,
+                                 GError **errp)
 {
-    JsonArray *caps = json_object_get_array_member(args, "capabilities");
-    guint n = json_array_get_length(caps);
-    g_autofree int *which = g_new0(int, n + 1);
+    const SetCapsArgs *a = args;
+    size_t n = a->capabilities.len;
+    g_autofree MigrationCapability *caps = g_new0(MigrationCapability, n + 1);
+    g_autofree bool *on = g_new0(bool, n + 1);
 
-    /* All entries are checked before any is applied, as QEMU does. */
-    for (guint i = 0; i < n; i++) {
-        JsonNode *e = json_array_get_element(caps, i);
-        g_autofree char *path = g_strdup_printf("capabilities[%u]", i);
-        const char *name;
+    for (size_t i = 0; i < n; i++) {
+        const CapabilityStatus *c =
+            &QMP_LIST_AT(&a->capabilities, CapabilityStatus, i);
 
-        if (!JSON_NODE_HOLDS_OBJECT(e)) {
-            g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                        "Invalid parameter type for '%s', expected: object",
-                        path);
-            return NULL;
-        }
-        if (!qmp_check_args(json_node_get_object(e), cap_entry_args, path,
-                            errp)) {
-            return NULL;
-        }
-        name = qmp_arg_str(json_node_get_object(e), "capability", "");
-        which[i] = migration_capability_lookup(name);
-        if (which[i] < 0) {
-            g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                        "Parameter '%s.capability' does not accept value '%s'",
-                        path, name);
-            return NULL;
-        }
+        caps[i] = c->capability;
+        on[i] = c->state;
     }
-    for (guint i = 0; i < n; i++) {
-        JsonObject *e = json_array_get_object_element(caps, i);
-
-        if (!migration_set_capability(state(call), which[i],
-                                      qmp_arg_bool(e, "state", false), errp)) {
-            return NULL;
-        }
+    if (!migration_set_capabilities(state(call), n, caps, on, errp)) {
+        return NULL;
     }
     return qmp_return_empty();
 }
 
-static JsonNode *cmd_query_caps(const QmpCall *call, JsonObject *args,
-                                GError **errp)
+static json_object *cmd_query_caps(const QmpCall *call, const void *args,
+                                   GError **errp)
 {
-    JsonArray *a = json_array_new();
-    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+    json_object *a = json_object_new_array();
 
     for (int i = 0; i < MIG_CAP__MAX; i++) {
-        JsonObject *e = json_object_new();
+        json_object *e = json_object_new_object();
 
-        json_object_set_string_member(e, "capability",
-                                      migration_capability_name(i));
-        json_object_set_boolean_member(e, "state",
-                                       migration_capability(state(call), i));
-        json_array_add_object_element(a, e);
+        tern_json_add_str(e, "capability", migration_capability_name(i));
+        tern_json_add_bool(e, "state", migration_capability(state(call), i));
+        json_object_array_add(a, e);
     }
-    json_node_take_array(n, a);
-    return n;
+    return a;
 }
 
 /* --- parameters --------------------------------------------------------------- */
 
-static const QmpArgSpec set_params_args[] = {
-    { "max-bandwidth", QMP_ARG_INT, true },
-    { "downtime-limit", QMP_ARG_INT, true },
-    { "throttle-trigger-threshold", QMP_ARG_INT, true },
-    { "cpu-throttle-initial", QMP_ARG_INT, true },
-    { "cpu-throttle-increment", QMP_ARG_INT, true },
-    { "cpu-throttle-tailslow", QMP_ARG_BOOL, true },
-    { "max-cpu-throttle", QMP_ARG_INT, true },
-    { NULL }
-};
+typedef struct SetParamsArgs {
+    bool has_max_bandwidth;
+    uint64_t max_bandwidth;
+    bool has_downtime_limit;
+    uint64_t downtime_limit;
+    bool has_throttle_trigger_threshold;
+    uint8_t throttle_trigger_threshold;
+    bool has_cpu_throttle_initial;
+    uint8_t cpu_throttle_initial;
+    bool has_cpu_throttle_increment;
+    uint8_t cpu_throttle_increment;
+    bool has_cpu_throttle_tailslow;
+    bool cpu_throttle_tailslow;
+    bool has_max_cpu_throttle;
+    uint8_t max_cpu_throttle;
+} SetParamsArgs;
 
-/* An auto-converge percentage in [1, max], with QEMU's message otherwise
- * (QEMU names the parameter with underscores there). */
-static bool throttle_param(JsonObject *args, const char *name, unsigned max,
-                           unsigned *val, GError **errp)
+#define PARAM(field, jname, type) \
+    QMP_OPTIONAL(SetParamsArgs, field, jname, type)
+
+QMP_OBJECT_TYPE(set_params_args, "MigrateSetParameters", SetParamsArgs,
+    PARAM(throttle_trigger_threshold, "throttle-trigger-threshold", qmp_type_uint8),
+    PARAM(cpu_throttle_initial, "cpu-throttle-initial", qmp_type_uint8),
+    PARAM(cpu_throttle_increment, "cpu-throttle-increment", qmp_type_uint8),
+    PARAM(cpu_throttle_tailslow, "cpu-throttle-tailslow", qmp_type_bool),
+    PARAM(max_bandwidth, "max-bandwidth", qmp_type_size),
+    PARAM(downtime_limit, "downtime-limit", qmp_type_uint64),
+    PARAM(max_cpu_throttle, "max-cpu-throttle", qmp_type_uint8));
+
+/* The given members over the current values; migration checks the whole. */
+#define TAKE(dst, a, field) \
+    do { if ((a)->has_##field) { (dst) = (a)->field; } } while (0)
+
+static json_object *cmd_set_params(const QmpCall *call, const void *args,
+                                   GError **errp)
 {
-    int64_t v = qmp_arg_int(args, name, *val);
-
-    if (v < 1 || v > max) {
-        g_autofree char *qname = g_strdelimit(g_strdup(name), "-", '_');
-
-        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                    "Parameter '%s' expects an integer in the range of 1 to "
-                    "%u", qname, max);
-        return false;
-    }
-    *val = v;
-    return true;
-}
-
-/* QEMU's limits: downtime-limit up to 2000 s, bandwidth up to SIZE_MAX. */
-#define MAX_DOWNTIME_MS 2000000
-
-static JsonNode *cmd_set_params(const QmpCall *call, JsonObject *args,
-                                GError **errp)
-{
+    const SetParamsArgs *a = args;
     MigrationParams p = migration_get_params(state(call));
-    int64_t bw = qmp_arg_int(args, "max-bandwidth", (int64_t)p.max_bandwidth);
-    int64_t dt = qmp_arg_int(args, "downtime-limit",
-                             (int64_t)p.downtime_limit_ms);
 
-    if (bw < 0) {
-        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                    "Parameter 'max_bandwidth' expects an integer in the range "
-                    "of 0 to %" PRIu64 " bytes/second", (uint64_t)INT64_MAX);
-        return NULL;
-    }
-    if (dt < 0 || dt > MAX_DOWNTIME_MS) {
-        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                    "Parameter 'downtime_limit' expects an integer in the "
-                    "range of 0 to %d milliseconds", MAX_DOWNTIME_MS);
-        return NULL;
-    }
-    if (!throttle_param(args, "throttle-trigger-threshold", 100,
-                        &p.throttle_trigger_threshold, errp) ||
-        !throttle_param(args, "cpu-throttle-initial", 99,
-                        &p.cpu_throttle_initial, errp) ||
-        !throttle_param(args, "cpu-throttle-increment", 99,
-                        &p.cpu_throttle_increment, errp) ||
-        !throttle_param(args, "max-cpu-throttle", 99,
-                        &p.max_cpu_throttle, errp)) {
-        return NULL;
-    }
-    p.cpu_throttle_tailslow = qmp_arg_bool(args, "cpu-throttle-tailslow",
-                                           p.cpu_throttle_tailslow);
-    p.max_bandwidth = bw;
-    p.downtime_limit_ms = dt;
+    TAKE(p.max_bandwidth, a, max_bandwidth);
+    TAKE(p.downtime_limit_ms, a, downtime_limit);
+    TAKE(p.throttle_trigger_threshold, a, throttle_trigger_threshold);
+    TAKE(p.cpu_throttle_initial, a, cpu_throttle_initial);
+    TAKE(p.cpu_throttle_increment, a, cpu_throttle_increment);
+    TAKE(p.cpu_throttle_tailslow, a, cpu_throttle_tailslow);
+    TAKE(p.max_cpu_throttle, a, max_cpu_throttle);
     if (!migration_set_params(state(call), &p, errp)) {
         return NULL;
     }
     return qmp_return_empty();
 }
 
-static JsonNode *cmd_query_params(const QmpCall *call, JsonObject *args,
-                                  GError **errp)
+static json_object *cmd_query_params(const QmpCall *call, const void *args,
+                                     GError **errp)
 {
     MigrationParams p = migration_get_params(state(call));
-    JsonObject *o = json_object_new();
+    json_object *o = json_object_new_object();
 
-    json_object_set_int_member(o, "max-bandwidth", p.max_bandwidth);
-    json_object_set_int_member(o, "downtime-limit", p.downtime_limit_ms);
-    json_object_set_int_member(o, "throttle-trigger-threshold",
-                               p.throttle_trigger_threshold);
-    json_object_set_int_member(o, "cpu-throttle-initial",
-                               p.cpu_throttle_initial);
-    json_object_set_int_member(o, "cpu-throttle-increment",
-                               p.cpu_throttle_increment);
-    json_object_set_boolean_member(o, "cpu-throttle-tailslow",
-                                   p.cpu_throttle_tailslow);
-    json_object_set_int_member(o, "max-cpu-throttle", p.max_cpu_throttle);
-    return object_node(o);
+    tern_json_add_uint(o, "max-bandwidth", p.max_bandwidth);
+    tern_json_add_uint(o, "downtime-limit", p.downtime_limit_ms);
+    tern_json_add_uint(o, "throttle-trigger-threshold", p.throttle_trigger_threshold);
+    tern_json_add_uint(o, "cpu-throttle-initial", p.cpu_throttle_initial);
+    tern_json_add_uint(o, "cpu-throttle-increment", p.cpu_throttle_increment);
+    tern_json_add_bool(o, "cpu-throttle-tailslow", p.cpu_throttle_tailslow);
+    tern_json_add_uint(o, "max-cpu-throttle", p.max_cpu_throttle);
+    return o;
 }
 
-/* --- test aid ------------------------------------------------------------------ */
+/* --- test aids ------------------------------------------------------------------ */
 
-static JsonNode *cmd_ram_sha256(const QmpCall *call, JsonObject *args,
-                                GError **errp)
+static json_object *cmd_ram_sha256(const QmpCall *call, const void *args,
+                                   GError **errp)
 {
     g_autofree char *hex = migration_ram_sha256(state(call));
-    JsonObject *o = json_object_new();
+    json_object *o = json_object_new_object();
 
-    json_object_set_string_member(o, "sha256", hex);
-    return object_node(o);
+    tern_json_add_str(o, "sha256", hex);
+    return o;
 }
 
-static const QmpArgSpec ram_load_args[] = {
-    { "filename", QMP_ARG_STR, false },
-    { "addr", QMP_ARG_UINT64, false },
-    { NULL }
-};
+typedef struct RamLoadArgs {
+    char *filename;
+    uint64_t addr;
+} RamLoadArgs;
 
-static JsonNode *cmd_ram_load(const QmpCall *call, JsonObject *args,
-                              GError **errp)
+QMP_OBJECT_TYPE(ram_load_args, "x-ram-load-arg", RamLoadArgs,
+    QMP_MEMBER(RamLoadArgs, filename, "filename", qmp_type_str),
+    QMP_MEMBER(RamLoadArgs, addr, "addr", qmp_type_uint64));
+
+static json_object *cmd_ram_load(const QmpCall *call, const void *args,
+                                 GError **errp)
 {
-    if (!migration_ram_load_file(state(call), qmp_arg_str(args, "filename", ""),
-                                 (uint64_t)qmp_arg_int(args, "addr", 0), errp)) {
+    const RamLoadArgs *a = args;
+
+    if (!migration_ram_load_file(state(call), a->filename, a->addr, errp)) {
         return NULL;
     }
     return qmp_return_empty();
@@ -346,18 +319,18 @@ static JsonNode *cmd_ram_load(const QmpCall *call, JsonObject *args,
 static void on_status(void *opaque, MigrationStatus s)
 {
     QmpMigration *qm = opaque;
-    JsonObject *data = json_object_new();
+    json_object *data = json_object_new_object();
 
-    json_object_set_string_member(data, "status", migration_status_name(s));
+    tern_json_add_str(data, "status", migration_status_name(s));
     monitor_emit_event(qm->mon, "MIGRATION", data);
 }
 
 static void on_pass(void *opaque, uint64_t pass)
 {
     QmpMigration *qm = opaque;
-    JsonObject *data = json_object_new();
+    json_object *data = json_object_new_object();
 
-    json_object_set_int_member(data, "pass", pass);
+    tern_json_add_uint(data, "pass", pass);
     monitor_emit_event(qm->mon, "MIGRATION_PASS", data);
 }
 
@@ -366,18 +339,66 @@ static const MigrationEventOps event_ops = {
     .pass = on_pass,
 };
 
+/* --- return and event shapes ----------------------------------------------------- */
+
+static const char *status_values[MIGRATION_STATUS__MAX + 1];
+QMP_ENUM_TYPE(status_type, "MigrationStatus", status_values);
+
+QMP_SHAPE(ram_stats_type, "MigrationStats",
+    QMP_OUT("transferred", qmp_type_int), QMP_OUT("remaining", qmp_type_int),
+    QMP_OUT("total", qmp_type_int), QMP_OUT("duplicate", qmp_type_int),
+    QMP_OUT("skipped", qmp_type_int), QMP_OUT("normal", qmp_type_int),
+    QMP_OUT("normal-bytes", qmp_type_int), QMP_OUT("dirty-pages-rate", qmp_type_int),
+    QMP_OUT("mbps", qmp_type_number), QMP_OUT("dirty-sync-count", qmp_type_int),
+    QMP_OUT("postcopy-requests", qmp_type_int), QMP_OUT("page-size", qmp_type_int),
+    QMP_OUT("multifd-bytes", qmp_type_int), QMP_OUT("pages-per-second", qmp_type_int));
+QMP_SHAPE(migration_info_type, "MigrationInfo",
+    QMP_OUT_OPT("status", status_type), QMP_OUT_OPT("ram", ram_stats_type),
+    QMP_OUT_OPT("total-time", qmp_type_int),
+    QMP_OUT_OPT("expected-downtime", qmp_type_int),
+    QMP_OUT_OPT("downtime", qmp_type_int), QMP_OUT_OPT("setup-time", qmp_type_int),
+    QMP_OUT_OPT("cpu-throttle-percentage", qmp_type_int),
+    QMP_OUT_OPT("error-desc", qmp_type_str));
+QMP_SHAPE(parameters_type, "MigrationParameters",
+    QMP_OUT_OPT("throttle-trigger-threshold", qmp_type_uint8),
+    QMP_OUT_OPT("cpu-throttle-initial", qmp_type_uint8),
+    QMP_OUT_OPT("cpu-throttle-increment", qmp_type_uint8),
+    QMP_OUT_OPT("cpu-throttle-tailslow", qmp_type_bool),
+    QMP_OUT_OPT("max-bandwidth", qmp_type_size),
+    QMP_OUT_OPT("downtime-limit", qmp_type_uint64),
+    QMP_OUT_OPT("max-cpu-throttle", qmp_type_uint8));
+QMP_SHAPE(sha256_type, "x-ram-sha256-ret", QMP_OUT("sha256", qmp_type_str));
+QMP_SHAPE(migration_data, "MIGRATION-arg", QMP_OUT("status", status_type));
+QMP_SHAPE(pass_data, "MIGRATION_PASS-arg", QMP_OUT("pass", qmp_type_int));
+
 static const QmpCommandDef migration_commands[] = {
-    { "migrate", cmd_migrate, migrate_args, 0 },
-    { "migrate-incoming", cmd_migrate_incoming, incoming_args, 0 },
-    { "migrate_cancel", cmd_migrate_cancel, NULL, 0 },
-    { "query-migrate", cmd_query_migrate, NULL, 0 },
-    { "migrate-set-capabilities", cmd_set_caps, set_caps_args, 0 },
-    { "query-migrate-capabilities", cmd_query_caps, NULL, 0 },
-    { "migrate-set-parameters", cmd_set_params, set_params_args, 0 },
-    { "query-migrate-parameters", cmd_query_params, NULL, 0 },
-    { "x-ram-sha256", cmd_ram_sha256, NULL, 0 },
-    { "x-ram-load", cmd_ram_load, ram_load_args, 0 },
+    QMP_COMMAND("migrate", cmd_migrate, &migrate_args, NULL),
+    QMP_COMMAND("migrate-incoming", cmd_migrate_incoming, &incoming_args, NULL),
+    QMP_COMMAND("migrate_cancel", cmd_migrate_cancel, NULL, NULL),
+    QMP_COMMAND("query-migrate", cmd_query_migrate, NULL, &migration_info_type),
+    QMP_COMMAND("migrate-set-capabilities", cmd_set_caps, &set_caps_args, NULL),
+    QMP_COMMAND("query-migrate-capabilities", cmd_query_caps, NULL,
+                &capability_status_list),
+    QMP_COMMAND("migrate-set-parameters", cmd_set_params, &set_params_args, NULL),
+    QMP_COMMAND("query-migrate-parameters", cmd_query_params, NULL, &parameters_type),
+    QMP_COMMAND("x-ram-sha256", cmd_ram_sha256, NULL, &sha256_type),
+    QMP_COMMAND("x-ram-load", cmd_ram_load, &ram_load_args, NULL),
 };
+
+static const QmpEventDef migration_events[] = {
+    { .name = "MIGRATION", .data = &migration_data },
+    { .name = "MIGRATION_PASS", .data = &pass_data },
+};
+
+static void fill_enum_values(void)
+{
+    for (int i = 0; i < MIG_CAP__MAX; i++) {
+        capability_values[i] = migration_capability_name(i);
+    }
+    for (int i = 0; i < MIGRATION_STATUS__MAX; i++) {
+        status_values[i] = migration_status_name(i);
+    }
+}
 
 void qmp_migration_attach(Monitor *mon, MigrationState *ms)
 {
@@ -385,8 +406,11 @@ void qmp_migration_attach(Monitor *mon, MigrationState *ms)
 
     qm->mon = mon;
     qm->ms = ms;
+    fill_enum_values();
     qmp_register_commands(monitor_registry(mon), migration_commands,
                           ARRAY_SIZE(migration_commands), qm);
+    qmp_register_events(monitor_registry(mon), migration_events,
+                        ARRAY_SIZE(migration_events));
     /* The registry has no destructor hook: the MigrationState frees qm. */
     migration_set_event_ops(ms, &event_ops, qm, g_free);
 }

@@ -1,13 +1,13 @@
 /*
  * QMP request handling without a transport: parse one framed text, check the
- * request's shape and the session's negotiation state, check arguments against
- * the registry's schema, run the handler, and shape the reply exactly as QEMU
- * 7.2 does (member names, error classes, error wording).
+ * request's shape and the session's negotiation state, decode the arguments
+ * with the command's type table (qmp-types.c), run the handler, and shape the
+ * reply exactly as QEMU 7.2 does (member names, error classes, wording).
  */
-#include <math.h>
 #include <string.h>
 
 #include "monitor/qmp-dispatch.h"
+#include "monitor/qmp-framer.h"
 #include "tern/error.h"
 
 G_DEFINE_QUARK(qmp-error-quark, qmp_error)
@@ -35,87 +35,82 @@ const char *qmp_error_class_name(const GError *err)
     return "GenericError";
 }
 
-static JsonNode *object_node(JsonObject *obj)
+json_object *qmp_error_reply(const GError *err, json_object *id)
 {
-    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
-
-    json_node_take_object(n, obj);
-    return n;
-}
-
-JsonNode *qmp_error_reply(const GError *err, JsonNode *id)
-{
-    JsonObject *reply = json_object_new();
-    JsonObject *e = json_object_new();
+    json_object *reply = json_object_new_object();
+    json_object *e = json_object_new_object();
 
     if (id) {
-        json_object_set_member(reply, "id", json_node_copy(id));
+        json_object_object_add(reply, "id", json_object_get(id));
     }
-    json_object_set_string_member(e, "class", qmp_error_class_name(err));
-    json_object_set_string_member(e, "desc", err->message);
-    json_object_set_object_member(reply, "error", e);
-    return object_node(reply);
+    tern_json_add_str(e, "class", qmp_error_class_name(err));
+    tern_json_add_str(e, "desc", err->message);
+    json_object_object_add(reply, "error", e);
+    return reply;
 }
 
-static JsonNode *return_reply(JsonNode *ret, JsonNode *id)
+static json_object *return_reply(json_object *ret, json_object *id)
 {
-    JsonObject *reply = json_object_new();
+    json_object *reply = json_object_new_object();
 
-    json_object_set_member(reply, "return", ret);
+    json_object_object_add(reply, "return", ret);
     if (id) {
-        json_object_set_member(reply, "id", json_node_copy(id));
+        json_object_object_add(reply, "id", json_object_get(id));
     }
-    return object_node(reply);
+    return reply;
 }
 
-JsonNode *qmp_version_info(void)
+json_object *qmp_version_info(void)
 {
-    JsonObject *v = json_object_new();
-    JsonObject *q = json_object_new();
+    json_object *v = json_object_new_object();
+    json_object *q = json_object_new_object();
 
-    json_object_set_int_member(q, "micro", QMP_QEMU_MICRO);
-    json_object_set_int_member(q, "minor", QMP_QEMU_MINOR);
-    json_object_set_int_member(q, "major", QMP_QEMU_MAJOR);
-    json_object_set_object_member(v, "qemu", q);
-    json_object_set_string_member(v, "package", "tern-" TERN_VERSION);
-    return object_node(v);
+    tern_json_add_int(q, "micro", QMP_QEMU_MICRO);
+    tern_json_add_int(q, "minor", QMP_QEMU_MINOR);
+    tern_json_add_int(q, "major", QMP_QEMU_MAJOR);
+    json_object_object_add(v, "qemu", q);
+    tern_json_add_str(v, "package", "tern-" TERN_VERSION);
+    return v;
 }
 
-JsonNode *qmp_greeting(void)
+json_object *qmp_greeting(void)
 {
-    JsonObject *qmp = json_object_new();
-    JsonObject *top = json_object_new();
-    JsonArray *caps = json_array_new();
+    json_object *qmp = json_object_new_object();
+    json_object *top = json_object_new_object();
+    json_object *caps = json_object_new_array();
 
-    json_array_add_string_element(caps, "oob");
-    json_object_set_member(qmp, "version", qmp_version_info());
-    json_object_set_array_member(qmp, "capabilities", caps);
-    json_object_set_object_member(top, "QMP", qmp);
-    return object_node(top);
+    json_object_array_add(caps, json_object_new_string("oob"));
+    json_object_object_add(qmp, "version", qmp_version_info());
+    json_object_object_add(qmp, "capabilities", caps);
+    json_object_object_add(top, "QMP", qmp);
+    return top;
 }
 
-JsonNode *qmp_event_new(const char *name, JsonObject *data)
+json_object *qmp_event_new(const char *name, json_object *data)
 {
-    JsonObject *ev = json_object_new();
-    JsonObject *ts = json_object_new();
+    json_object *ev = json_object_new_object();
+    json_object *ts = json_object_new_object();
     gint64 now = g_get_real_time();
 
-    json_object_set_int_member(ts, "seconds", now / G_USEC_PER_SEC);
-    json_object_set_int_member(ts, "microseconds", now % G_USEC_PER_SEC);
-    json_object_set_object_member(ev, "timestamp", ts);
-    json_object_set_string_member(ev, "event", name);
+    tern_json_add_int(ts, "seconds", now / G_USEC_PER_SEC);
+    tern_json_add_int(ts, "microseconds", now % G_USEC_PER_SEC);
+    json_object_object_add(ev, "timestamp", ts);
+    tern_json_add_str(ev, "event", name);
     if (data) {
-        json_object_set_object_member(ev, "data", data);
+        json_object_object_add(ev, "data", data);
     }
-    return object_node(ev);
+    return ev;
 }
 
-char *qmp_to_wire(JsonNode *msg, size_t *len)
+char *qmp_to_wire(json_object *msg, size_t *len)
 {
-    g_autofree char *text = json_to_string(msg, FALSE);
-    char *line = g_strconcat(text, "\r\n", NULL);
+    size_t n = 0;
+    const char *text = json_object_to_json_string_length(msg, TERN_JSON_COMPACT, &n);
+    char *line = g_malloc(n + 3);
 
-    *len = strlen(line);
+    memcpy(line, text, n);
+    memcpy(line + n, "\r\n", 3);
+    *len = n + 2;
     return line;
 }
 
@@ -124,20 +119,15 @@ char *qmp_to_wire(JsonNode *msg, size_t *len)
 typedef struct Request {
     const char *command;
     bool oob;
-    JsonObject *args;       /* NULL when absent */
-    JsonNode *id;           /* NULL when absent */
+    json_object *args;      /* NULL when absent */
+    json_object *id;        /* NULL when absent */
 } Request;
 
-static bool member_is_string(JsonNode *n)
-{
-    return JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING;
-}
-
-static bool request_member(Request *req, const char *name, JsonNode *n,
+static bool request_member(Request *req, const char *name, json_object *n,
                            GError **errp)
 {
     if (!strcmp(name, "execute") || !strcmp(name, "exec-oob")) {
-        if (!member_is_string(n)) {
+        if (!json_object_is_type(n, json_type_string)) {
             g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
                         "QMP input member '%s' must be a string", name);
             return false;
@@ -145,12 +135,12 @@ static bool request_member(Request *req, const char *name, JsonNode *n,
         return true;
     }
     if (!strcmp(name, "arguments")) {
-        if (!JSON_NODE_HOLDS_OBJECT(n)) {
+        if (!json_object_is_type(n, json_type_object)) {
             g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
                         "QMP input member 'arguments' must be an object");
             return false;
         }
-        req->args = json_node_get_object(n);
+        req->args = n;
         return true;
     }
     if (!strcmp(name, "id")) {
@@ -161,46 +151,18 @@ static bool request_member(Request *req, const char *name, JsonNode *n,
     return false;
 }
 
-/* False if the value holds a non-finite number, which JSON cannot write. */
-static bool node_is_representable(JsonNode *n)
-{
-    if (JSON_NODE_HOLDS_VALUE(n)) {
-        return json_node_get_value_type(n) != G_TYPE_DOUBLE ||
-               isfinite(json_node_get_double(n));
-    }
-    if (JSON_NODE_HOLDS_ARRAY(n)) {
-        JsonArray *a = json_node_get_array(n);
-
-        for (guint i = 0; i < json_array_get_length(a); i++) {
-            if (!node_is_representable(json_array_get_element(a, i))) {
-                return false;
-            }
-        }
-    } else if (JSON_NODE_HOLDS_OBJECT(n)) {
-        g_autoptr(GList) values = json_object_get_values(json_node_get_object(n));
-
-        for (GList *l = values; l; l = l->next) {
-            if (!node_is_representable(l->data)) {
-                return false;
-            }
-        }
-    }
-    return true;
-}
-
 /* The request's own shape, as QEMU's qmp_dispatch_check_obj checks it. */
-static bool request_parse(JsonObject *obj, Request *req, GError **errp)
+static bool request_parse(json_object *obj, Request *req, GError **errp)
 {
-    g_autoptr(GList) members = json_object_get_members(obj);
-    JsonNode *exec = json_object_get_member(obj, "execute");
-    JsonNode *oob = json_object_get_member(obj, "exec-oob");
+    json_object *exec = NULL, *oob = NULL;
 
-    for (GList *l = members; l; l = l->next) {
-        if (!request_member(req, l->data, json_object_get_member(obj, l->data),
-                            errp)) {
+    json_object_object_foreach(obj, key, val) {
+        if (!request_member(req, key, val, errp)) {
             return false;
         }
     }
+    json_object_object_get_ex(obj, "execute", &exec);
+    json_object_object_get_ex(obj, "exec-oob", &oob);
     if (exec && oob) {
         g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
                     "QMP input member 'execute' clashes with 'exec-oob'");
@@ -212,34 +174,33 @@ static bool request_parse(JsonObject *obj, Request *req, GError **errp)
         return false;
     }
     req->oob = oob != NULL;
-    req->command = json_node_get_string(exec ? exec : oob);
+    req->command = json_object_get_string(exec ? exec : oob);
     return true;
 }
 
+/* Before negotiation only qmp_capabilities runs (which, as in QEMU, decodes
+ * its arguments before it says whether negotiation is already done). */
 static bool negotiation_allows(QmpSession *s, const char *command, GError **errp)
 {
-    bool is_caps = !strcmp(command, "qmp_capabilities");
-
-    if (!s->negotiated && !is_caps) {
+    if (!s->negotiated && strcmp(command, "qmp_capabilities")) {
         g_set_error(errp, QMP_ERROR, QMP_ERROR_COMMAND_NOT_FOUND,
                     "Expecting capabilities negotiation with 'qmp_capabilities'");
         return false;
     }
-    if (s->negotiated && is_caps) {
-        g_set_error(errp, QMP_ERROR, QMP_ERROR_COMMAND_NOT_FOUND,
-                    "Capabilities negotiation is already complete, command ignored");
-        return false;
-    }
     return true;
 }
 
-static JsonNode *run_command(QmpRegistry *r, QmpSession *s, const char *name,
-                             JsonObject *args, GError **errp)
+/* Decodes the arguments into the command's C struct, then runs it. */
+static json_object *run_command(QmpRegistry *r, QmpSession *s, const char *name,
+                                json_object *args, GError **errp)
 {
     void *opaque = NULL;
     const QmpCommandDef *def = qmp_registry_find(r, name, &opaque);
-    g_autoptr(JsonObject) empty = NULL;
+    g_autoptr(json_object) empty = NULL;
     QmpCall call = { .registry = r, .session = s, .opaque = opaque };
+    const QmpType *type;
+    json_object *ret;
+    void *value;
 
     if (!def) {
         g_set_error(errp, QMP_ERROR, QMP_ERROR_COMMAND_NOT_FOUND,
@@ -247,33 +208,29 @@ static JsonNode *run_command(QmpRegistry *r, QmpSession *s, const char *name,
         return NULL;
     }
     if (!args) {
-        args = empty = json_object_new();
+        args = empty = json_object_new_object();
     }
-    if (!qmp_check_args(args, def->args, NULL, errp)) {
-        return NULL;
-    }
-    return def->func(&call, args, errp);
+    type = qmp_command_args(r, def);
+    value = qmp_value_new(type);
+    ret = qmp_decode(type, args, value, "", errp) ? def->func(&call, value, errp)
+                                                  : NULL;
+    qmp_value_free(type, value);
+    return ret;
 }
 
-JsonNode *qmp_call(QmpRegistry *r, const char *name, JsonObject *args,
-                   GError **errp)
+json_object *qmp_call(QmpRegistry *r, const char *name, json_object *args,
+                      GError **errp)
 {
     return run_command(r, NULL, name, args, errp);
 }
 
-static JsonNode *dispatch_object(QmpRegistry *r, QmpSession *s, JsonObject *obj)
+static json_object *dispatch_object(QmpRegistry *r, QmpSession *s, json_object *obj)
 {
     Request req = { 0 };
     g_autoptr(GError) err = NULL;
-    JsonNode *ret;
+    json_object *ret;
 
-    req.id = json_object_get_member(obj, "id");
-    if (req.id && !node_is_representable(req.id)) {
-        /* Echoing 1e999 would send "inf", which is not JSON (QEMU does). */
-        g_set_error(&err, QMP_ERROR, QMP_ERROR_GENERIC,
-                    "QMP input member 'id' holds a number out of range");
-        return qmp_error_reply(err, NULL);
-    }
+    json_object_object_get_ex(obj, "id", &req.id);
     if (!request_parse(obj, &req, &err)) {
         return qmp_error_reply(err, req.id);
     }
@@ -303,39 +260,29 @@ static JsonNode *dispatch_object(QmpRegistry *r, QmpSession *s, JsonObject *obj)
     return return_reply(ret, req.id);
 }
 
-JsonNode *qmp_dispatch(QmpRegistry *r, QmpSession *s, JsonNode *request)
+json_object *qmp_dispatch(QmpRegistry *r, QmpSession *s, json_object *request)
 {
     g_autoptr(GError) err = NULL;
 
-    if (!JSON_NODE_HOLDS_OBJECT(request)) {
+    if (!json_object_is_type(request, json_type_object)) {
         g_set_error(&err, QMP_ERROR, QMP_ERROR_GENERIC,
                     "QMP input must be a JSON object");
         return qmp_error_reply(err, NULL);
     }
-    return dispatch_object(r, s, json_node_get_object(request));
+    return dispatch_object(r, s, request);
 }
 
-JsonNode *qmp_dispatch_text(QmpRegistry *r, QmpSession *s, const char *text,
-                            size_t len)
+json_object *qmp_dispatch_text(QmpRegistry *r, QmpSession *s, const char *text,
+                               size_t len)
 {
-    g_autoptr(JsonParser) parser = json_parser_new_immutable();
     g_autoptr(GError) perr = NULL;
     g_autoptr(GError) err = NULL;
-    JsonNode *root;
+    g_autoptr(json_object) root =
+        tern_json_parse(text, len, QMP_FRAMER_MAX_DEPTH + 1, &perr);
 
-    if (len > G_MAXSSIZE || !json_parser_load_from_data(parser, text, len, &perr)) {
-        const char *why = perr ? perr->message : "input too long";
-
-        /* json-glib names its input "<data>"; the position is what helps. */
-        if (g_str_has_prefix(why, "<data>:")) {
-            why += strlen("<data>:");
-        }
-        g_set_error(&err, QMP_ERROR, QMP_ERROR_GENERIC, "JSON parse error, %s", why);
-        return qmp_error_reply(err, NULL);
-    }
-    root = json_parser_get_root(parser);
-    if (!root) {
-        g_set_error(&err, QMP_ERROR, QMP_ERROR_GENERIC, "JSON parse error, empty input");
+    if (perr) {
+        g_set_error(&err, QMP_ERROR, QMP_ERROR_GENERIC, "JSON parse error, %s",
+                    perr->message);
         return qmp_error_reply(err, NULL);
     }
     return qmp_dispatch(r, s, root);

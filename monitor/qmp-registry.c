@@ -1,17 +1,39 @@
 /*
- * The command and transaction-action tables, and QAPI-style argument checks.
- * Lookups are by exact name in two hash tables; entries point at static
- * definitions owned by the registering subsystem.
+ * The command, event and transaction-action tables. Lookups are by exact
+ * name in hash tables; entries point at static definitions owned by the
+ * registering subsystem. The registry also owns the one type that grows as
+ * subsystems register: 'transaction''s arguments, whose TransactionAction
+ * union has a variant {"data": <the action's arguments>} per action type.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "monitor/qmp-registry.h"
+#include "monitor/qmp-commands.h"
 #include "tern/error.h"
+
+/* One variant's type and member table in one allocation. */
+typedef struct TxWrapper {
+    QmpType type;
+    QmpMember members[2];
+} TxWrapper;
+
+typedef struct TxTypes {
+    GPtrArray *names;           /* action types, NULL-terminated: the enum */
+    GArray *variants;           /* QmpVariant, terminated */
+    GPtrArray *wrappers;        /* TxWrapper per action */
+    QmpType kind;               /* enum TransactionActionKind */
+    QmpMember action_members[2];
+    QmpType action;             /* union TransactionAction */
+    QmpType actions;            /* [TransactionAction] */
+    QmpMember args_members[3];
+    QmpType args;               /* transaction's arguments */
+} TxTypes;
 
 struct QmpRegistry {
     GHashTable *commands;   /* name -> RegEntry */
     GHashTable *actions;    /* type -> RegEntry */
+    GHashTable *events;     /* name -> QmpEventDef */
+    TxTypes tx;
 };
 
 typedef struct RegEntry {
@@ -19,12 +41,96 @@ typedef struct RegEntry {
     void *opaque;
 } RegEntry;
 
+/* --- transaction's argument types -------------------------------------------- */
+
+static const char *const completion_modes[] = { "individual", "grouped", NULL };
+static const QmpType completion_mode_type = {
+    .name = "ActionCompletionMode", .kind = QMP_KIND_ENUM, .size = sizeof(int),
+    .values = completion_modes,
+};
+
+QMP_OBJECT_TYPE(tx_properties_type, "TransactionProperties", QmpTransactionProps,
+    QMP_OPTIONAL(QmpTransactionProps, completion_mode, "completion-mode",
+                 completion_mode_type, .i = QMP_COMPLETION_INDIVIDUAL));
+
+static void tx_types_init(TxTypes *tx)
+{
+    QmpVariant end = { 0 };
+
+    tx->names = g_ptr_array_new();
+    g_ptr_array_add(tx->names, NULL);
+    tx->variants = g_array_new(FALSE, TRUE, sizeof(QmpVariant));
+    g_array_append_val(tx->variants, end);
+    tx->wrappers = g_ptr_array_new_with_free_func(g_free);
+    tx->kind = (QmpType){
+        .name = "TransactionActionKind", .kind = QMP_KIND_ENUM, .size = sizeof(int),
+        .values = (const char *const *)tx->names->pdata,
+    };
+    tx->action_members[0] = (QmpMember){
+        .name = "type", .type = &tx->kind,
+        .offset = offsetof(QmpTransactionAction, type),
+    };
+    tx->action = (QmpType){
+        .name = "TransactionAction", .kind = QMP_KIND_OBJECT,
+        .size = sizeof(QmpTransactionAction), .members = tx->action_members,
+        .tag = "type", .variants = (const QmpVariant *)tx->variants->data,
+        .variant_offset = offsetof(QmpTransactionAction, data),
+    };
+    tx->actions = (QmpType){
+        .name = "[TransactionAction]", .kind = QMP_KIND_ARRAY,
+        .size = sizeof(QmpList), .element = &tx->action,
+    };
+    tx->args_members[0] = (QmpMember)QMP_MEMBER(QmpTransactionArgs, actions,
+                                                "actions", tx->actions);
+    tx->args_members[1] = (QmpMember)QMP_OPTIONAL(QmpTransactionArgs, properties,
+                                                  "properties", tx_properties_type);
+    tx->args = (QmpType){
+        .name = "transaction-arg", .kind = QMP_KIND_OBJECT,
+        .size = sizeof(QmpTransactionArgs), .members = tx->args_members,
+    };
+}
+
+static void tx_types_add(TxTypes *tx, const QmpActionOps *ops)
+{
+    TxWrapper *w = g_new0(TxWrapper, 1);
+    QmpVariant v = { 0 };
+
+    w->members[0] = (QmpMember){ .name = "data", .type = ops->args };
+    w->type = (QmpType){ .name = ops->type, .kind = QMP_KIND_OBJECT,
+                         .size = ops->args->size, .members = w->members };
+    g_ptr_array_add(tx->wrappers, w);
+    tx->names->pdata[tx->names->len - 1] = (gpointer)ops->type;
+    g_ptr_array_add(tx->names, NULL);
+    v.tag_value = ops->type;
+    v.type = &w->type;
+    g_array_insert_val(tx->variants, tx->variants->len - 1, v);
+    /* Both arrays may have moved. */
+    tx->kind.values = (const char *const *)tx->names->pdata;
+    tx->action.variants = (const QmpVariant *)tx->variants->data;
+}
+
+static void tx_types_destroy(TxTypes *tx)
+{
+    g_ptr_array_unref(tx->names);
+    g_array_unref(tx->variants);
+    g_ptr_array_unref(tx->wrappers);
+}
+
+const QmpType *qmp_registry_transaction_args(const QmpRegistry *r)
+{
+    return &r->tx.args;
+}
+
+/* --- the tables ----------------------------------------------------------------- */
+
 QmpRegistry *qmp_registry_new(void)
 {
     QmpRegistry *r = g_new0(QmpRegistry, 1);
 
     r->commands = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
     r->actions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+    r->events = g_hash_table_new(g_str_hash, g_str_equal);
+    tx_types_init(&r->tx);
     return r;
 }
 
@@ -33,6 +139,8 @@ void qmp_registry_free(QmpRegistry *r)
     if (r) {
         g_hash_table_destroy(r->commands);
         g_hash_table_destroy(r->actions);
+        g_hash_table_destroy(r->events);
+        tx_types_destroy(&r->tx);
         g_free(r);
     }
 }
@@ -63,9 +171,20 @@ void qmp_register_commands(QmpRegistry *r, const QmpCommandDef *defs, size_t n,
     }
 }
 
+void qmp_register_events(QmpRegistry *r, const QmpEventDef *defs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (g_hash_table_contains(r->events, defs[i].name)) {
+            tern_die("QMP: event '%s' registered twice", defs[i].name);
+        }
+        g_hash_table_insert(r->events, (gpointer)defs[i].name, (gpointer)&defs[i]);
+    }
+}
+
 void qmp_register_action(QmpRegistry *r, const QmpActionOps *ops, void *opaque)
 {
     registry_insert(r->actions, ops->type, ops, opaque);
+    tx_types_add(&r->tx, ops);
 }
 
 static const void *registry_lookup(GHashTable *table, const char *name,
@@ -94,162 +213,52 @@ const QmpActionOps *qmp_registry_find_action(const QmpRegistry *r,
     return registry_lookup(r->actions, type, opaque);
 }
 
+const QmpActionOps *qmp_registry_action_at(const QmpRegistry *r, int index,
+                                           void **opaque)
+{
+    g_assert(index >= 0 && (guint)index + 1 < r->tx.names->len);
+    return qmp_registry_find_action(r, r->tx.names->pdata[index], opaque);
+}
+
+const QmpEventDef *qmp_registry_find_event(const QmpRegistry *r, const char *name)
+{
+    return g_hash_table_lookup(r->events, name);
+}
+
+const QmpType *qmp_command_args(const QmpRegistry *r, const QmpCommandDef *def)
+{
+    if (def->args_of) {
+        return def->args_of(r);
+    }
+    return def->args ? def->args : &qmp_type_empty;
+}
+
 static int compare_names(gconstpointer a, gconstpointer b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-const char **qmp_registry_names(const QmpRegistry *r, size_t *n)
+static const char **sorted_keys(GHashTable *table, size_t *n)
 {
     guint len = 0;
-    const char **names =
-        (const char **)g_hash_table_get_keys_as_array(r->commands, &len);
+    const char **names = (const char **)g_hash_table_get_keys_as_array(table, &len);
 
     qsort(names, len, sizeof(*names), compare_names);
     *n = len;
     return names;
 }
 
-/* --- argument checks ------------------------------------------------------ */
-
-static char *member_path(const char *path, const char *name)
+const char **qmp_registry_names(const QmpRegistry *r, size_t *n)
 {
-    return path && *path ? g_strdup_printf("%s.%s", path, name) : g_strdup(name);
+    return sorted_keys(r->commands, n);
 }
 
-static const char *type_expected(QmpArgType t)
+const char **qmp_registry_event_names(const QmpRegistry *r, size_t *n)
 {
-    switch (t) {
-    case QMP_ARG_STR: return "string";
-    case QMP_ARG_BOOL: return "boolean";
-    case QMP_ARG_OBJECT: return "object";
-    case QMP_ARG_ARRAY: return "array";
-    case QMP_ARG_NUMBER: return "number";
-    default: return "integer";
-    }
+    return sorted_keys(r->events, n);
 }
 
-static bool node_is_int(JsonNode *n)
+json_object *qmp_return_empty(void)
 {
-    return JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64;
-}
-
-/* QEMU words unsigned failures differently from other type mismatches. */
-static bool check_unsigned(JsonNode *n, QmpArgType t, const char *what,
-                           GError **errp)
-{
-    if (!node_is_int(n)) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Parameter '%s' expects uint64", what);
-        return false;
-    }
-    if (json_node_get_int(n) < 0 ||
-        (t == QMP_ARG_UINT32 && json_node_get_int(n) > UINT32_MAX)) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "Parameter '%s' expects %s",
-                    what, t == QMP_ARG_UINT32 ? "uint32_t" : "uint64");
-        return false;
-    }
-    return true;
-}
-
-static bool type_matches(JsonNode *n, QmpArgType t)
-{
-    GType vt = JSON_NODE_HOLDS_VALUE(n) ? json_node_get_value_type(n) : G_TYPE_NONE;
-
-    switch (t) {
-    case QMP_ARG_STR: return vt == G_TYPE_STRING;
-    case QMP_ARG_BOOL: return vt == G_TYPE_BOOLEAN;
-    case QMP_ARG_INT: return vt == G_TYPE_INT64;
-    case QMP_ARG_NUMBER: return vt == G_TYPE_INT64 || vt == G_TYPE_DOUBLE;
-    case QMP_ARG_OBJECT: return JSON_NODE_HOLDS_OBJECT(n);
-    case QMP_ARG_ARRAY: return JSON_NODE_HOLDS_ARRAY(n);
-    default: return true;
-    }
-}
-
-static bool check_member(JsonObject *obj, const QmpArgSpec *a, const char *path,
-                         GError **errp)
-{
-    JsonNode *n = json_object_get_member(obj, a->name);
-    g_autofree char *what = member_path(path, a->name);
-
-    if (!n) {
-        if (!a->optional) {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                        "Parameter '%s' is missing", what);
-            return false;
-        }
-        return true;
-    }
-    if (a->type == QMP_ARG_UINT32 || a->type == QMP_ARG_UINT64) {
-        return check_unsigned(n, a->type, what, errp);
-    }
-    if (!type_matches(n, a->type)) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Invalid parameter type for '%s', expected: %s", what,
-                    type_expected(a->type));
-        return false;
-    }
-    return true;
-}
-
-static bool spec_has(const QmpArgSpec *spec, const char *name)
-{
-    for (; spec && spec->name; spec++) {
-        if (!strcmp(spec->name, name)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-bool qmp_check_args(JsonObject *obj, const QmpArgSpec *spec, const char *path,
-                    GError **errp)
-{
-    g_autoptr(GList) members = NULL;
-
-    for (const QmpArgSpec *a = spec; a && a->name; a++) {
-        if (!check_member(obj, a, path, errp)) {
-            return false;
-        }
-    }
-    members = json_object_get_members(obj);
-    for (GList *l = members; l; l = l->next) {
-        if (!spec_has(spec, l->data)) {
-            g_autofree char *what = member_path(path, l->data);
-
-            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                        "Parameter '%s' is unexpected", what);
-            return false;
-        }
-    }
-    return true;
-}
-
-bool qmp_arg_has(JsonObject *args, const char *name)
-{
-    return args && json_object_has_member(args, name);
-}
-
-const char *qmp_arg_str(JsonObject *args, const char *name, const char *def)
-{
-    return qmp_arg_has(args, name) ? json_object_get_string_member(args, name) : def;
-}
-
-bool qmp_arg_bool(JsonObject *args, const char *name, bool def)
-{
-    return qmp_arg_has(args, name) ? json_object_get_boolean_member(args, name) : def;
-}
-
-int64_t qmp_arg_int(JsonObject *args, const char *name, int64_t def)
-{
-    return qmp_arg_has(args, name) ? json_object_get_int_member(args, name) : def;
-}
-
-JsonNode *qmp_return_empty(void)
-{
-    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
-
-    json_node_take_object(n, json_object_new());
-    return n;
+    return json_object_new_object();
 }

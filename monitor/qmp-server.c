@@ -1,39 +1,47 @@
 /*
- * QMP over stream sockets on a GLib main context. Per client: a non-blocking
- * GSocket, a framer, a session and an output buffer. Input is read in chunks,
- * framed, dispatched and answered in order; output is written as the socket
- * accepts it. A client is dropped when it hangs up, errs, sends an oversized
- * message (after its error reply is flushed) or lets its output back up past
- * QMP_SERVER_MAX_OUTPUT. Dropped clients are freed from an idle callback so that
- * a client can be dropped from inside its own callbacks.
+ * QMP over stream sockets on a GLib main context: plain non-blocking sockets
+ * watched by GLib fd sources. Per client: a framer, a session and an output
+ * buffer. Input is read in chunks, framed, dispatched and answered in order;
+ * output is written as the socket accepts it. A client is dropped when it
+ * hangs up, errs, sends an oversized message (after its error reply is
+ * flushed) or lets its output back up past QMP_SERVER_MAX_OUTPUT; when all
+ * clients' unsent output together would pass QMP_SERVER_MAX_TOTAL_OUTPUT,
+ * the client with the most is dropped first. When accept() runs out of
+ * descriptors the listeners pause (one message) and retry with a back-off
+ * and whenever a client goes. Dropped clients are freed from an idle
+ * callback so that a client can be dropped from inside its own callbacks.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <gio/gio.h>
-#include <gio/gunixsocketaddress.h>
+#include <glib-unix.h>
 
 #include "monitor/qmp-dispatch.h"
 #include "monitor/qmp-framer.h"
 #include "monitor/qmp-server.h"
 #include "tern/error.h"
+#include "tern/sockets.h"
 
 #define READ_CHUNK  (64 * KiB)
 
+/* accept() out of descriptors: first retry after this, doubling up to 1 s. */
+#define ACCEPT_RETRY_MIN_MS  10
+#define ACCEPT_RETRY_MAX_MS  1000
+
 typedef struct QmpListener {
     QmpServer *server;
-    GSocket *sock;
-    GSource *src;
+    int fd;
+    GSource *src;           /* NULL while accepting is paused */
     char *unix_path;        /* unlinked on close; NULL for TCP */
 } QmpListener;
 
 typedef struct QmpClient {
     QmpServer *server;
-    GSocket *sock;
+    int fd;
     GSource *in_src;
     GSource *out_src;       /* only while output is pending */
     QmpFramer *framer;
@@ -52,6 +60,12 @@ struct QmpServer {
     GList *dead;            /* dropped, awaiting the reaper */
     GSource *reaper;
     GThread *home;          /* the thread that created it and runs the loop */
+    size_t out_total;       /* unsent output of all live clients */
+    size_t max_total;
+    /* accept() found no descriptor: listeners paused until a retry works. */
+    bool accept_paused;
+    GSource *accept_retry;
+    unsigned retry_ms;
     /* Events from other threads, delivered in order by the loop's thread. */
     GMutex events_lock;
     GQueue events;          /* PendingEvent */
@@ -60,6 +74,26 @@ struct QmpServer {
 
 static void client_drop(QmpClient *c);
 static void pending_event_free(gpointer opaque);
+static void listeners_resume(QmpServer *s);
+
+static GSource *fd_source(QmpServer *s, int fd, GIOCondition cond,
+                          GUnixFDSourceFunc fn, void *opaque)
+{
+    GSource *src = g_unix_fd_source_new(fd, cond);
+
+    g_source_set_callback(src, G_SOURCE_FUNC(fn), opaque, NULL);
+    g_source_attach(src, s->ctx);
+    return src;
+}
+
+static void source_kill(GSource **src)
+{
+    if (*src) {
+        g_source_destroy(*src);
+        g_source_unref(*src);
+        *src = NULL;
+    }
+}
 
 /* --- output ------------------------------------------------------------------ */
 
@@ -68,40 +102,49 @@ static size_t client_pending(const QmpClient *c)
     return c->out->len - c->out_head;
 }
 
-static gboolean client_writable(GSocket *sock, GIOCondition cond, gpointer opaque);
+/* Marks n bytes of c's queue as sent. */
+static void client_sent(QmpClient *c, size_t n)
+{
+    c->out_head += n;
+    c->server->out_total -= n;
+    if (!client_pending(c)) {
+        g_byte_array_set_size(c->out, 0);
+        c->out_head = 0;
+    }
+}
+
+static gboolean client_writable(int fd, GIOCondition cond, gpointer opaque);
 
 static void client_flush(QmpClient *c)
 {
     while (client_pending(c)) {
-        g_autoptr(GError) err = NULL;
-        gssize n = g_socket_send(c->sock, (const char *)c->out->data + c->out_head,
-                                 client_pending(c), NULL, &err);
+        ssize_t n = send(c->fd, c->out->data + c->out_head, client_pending(c),
+                         MSG_NOSIGNAL);
 
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        }
         if (n < 0) {
-            if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
-                break;
-            }
             client_drop(c);
             return;
         }
-        c->out_head += n;
+        client_sent(c, n);
     }
     if (!client_pending(c)) {
-        g_byte_array_set_size(c->out, 0);
-        c->out_head = 0;
         if (c->closing) {
             client_drop(c);
         }
         return;
     }
     if (!c->out_src) {
-        c->out_src = g_socket_create_source(c->sock, G_IO_OUT, NULL);
-        g_source_set_callback(c->out_src, G_SOURCE_FUNC(client_writable), c, NULL);
-        g_source_attach(c->out_src, c->server->ctx);
+        c->out_src = fd_source(c->server, c->fd, G_IO_OUT, client_writable, c);
     }
 }
 
-static gboolean client_writable(GSocket *sock, GIOCondition cond, gpointer opaque)
+static gboolean client_writable(int fd, GIOCondition cond, gpointer opaque)
 {
     QmpClient *c = opaque;
 
@@ -111,8 +154,54 @@ static gboolean client_writable(GSocket *sock, GIOCondition cond, gpointer opaqu
     return G_SOURCE_REMOVE;
 }
 
-/* Queues one message; a client that stopped reading is dropped. */
-static void client_send(QmpClient *c, JsonNode *msg)
+/* The live client with the most unsent output. */
+static QmpClient *server_worst_client(QmpServer *s)
+{
+    QmpClient *worst = NULL;
+
+    for (GList *l = s->clients; l; l = l->next) {
+        QmpClient *c = l->data;
+
+        if (!worst || client_pending(c) > client_pending(worst)) {
+            worst = c;
+        }
+    }
+    return worst;
+}
+
+/*
+ * Makes room for len more bytes from c: within c's own cap, and within the
+ * server's total, dropping the clients that hold the most until it fits.
+ * False if c itself is dropped.
+ */
+static bool make_room(QmpClient *c, size_t len)
+{
+    QmpServer *s = c->server;
+
+    if (client_pending(c) + len > QMP_SERVER_MAX_OUTPUT) {
+        tern_warn("QMP client is not reading its replies; disconnecting it");
+        client_drop(c);
+        return false;
+    }
+    while (s->out_total + len > s->max_total) {
+        QmpClient *worst = server_worst_client(s);
+
+        /* c counts with what it is about to queue; a tie drops c. */
+        if (client_pending(worst) <= client_pending(c) + len) {
+            worst = c;
+        }
+        tern_warn("QMP clients hold %zu bytes of unsent output; disconnecting "
+                  "the one with the most", s->out_total);
+        client_drop(worst);
+        if (worst == c) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Queues one message; a client that stopped reading may be dropped. */
+static void client_send(QmpClient *c, json_object *msg)
 {
     size_t len;
     g_autofree char *line = NULL;
@@ -121,12 +210,11 @@ static void client_send(QmpClient *c, JsonNode *msg)
         return;
     }
     line = qmp_to_wire(msg, &len);
-    if (client_pending(c) + len > QMP_SERVER_MAX_OUTPUT) {
-        tern_warn("QMP client is not reading its replies; disconnecting it");
-        client_drop(c);
+    if (!make_room(c, len)) {
         return;
     }
     g_byte_array_append(c->out, (const guint8 *)line, len);
+    c->server->out_total += len;
     if (!c->out_src) {
         client_flush(c);
     }
@@ -135,7 +223,7 @@ static void client_send(QmpClient *c, JsonNode *msg)
 static void client_send_error(QmpClient *c, const char *desc)
 {
     g_autoptr(GError) err = g_error_new_literal(QMP_ERROR, QMP_ERROR_GENERIC, desc);
-    g_autoptr(JsonNode) reply = qmp_error_reply(err, NULL);
+    g_autoptr(json_object) reply = qmp_error_reply(err, NULL);
 
     client_send(c, reply);
 }
@@ -149,7 +237,7 @@ static bool client_frame(QmpFrameKind kind, const char *text, size_t len,
 
     switch (kind) {
     case QMP_FRAME_TEXT: {
-        g_autoptr(JsonNode) reply =
+        g_autoptr(json_object) reply =
             qmp_dispatch_text(c->server->registry, &c->session, text, len);
 
         client_send(c, reply);
@@ -167,14 +255,13 @@ static bool client_frame(QmpFrameKind kind, const char *text, size_t len,
     return !c->dead && !c->closing;
 }
 
-static gboolean client_readable(GSocket *sock, GIOCondition cond, gpointer opaque)
+static gboolean client_readable(int fd, GIOCondition cond, gpointer opaque)
 {
     QmpClient *c = opaque;
-    g_autoptr(GError) err = NULL;
     char buf[READ_CHUNK];
-    gssize n = g_socket_receive(sock, buf, sizeof(buf), NULL, &err);
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
 
-    if (n < 0 && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         return G_SOURCE_CONTINUE;
     }
     if (n <= 0) {
@@ -187,7 +274,6 @@ static gboolean client_readable(GSocket *sock, GIOCondition cond, gpointer opaqu
     }
     if (c->closing) {
         /* Stop reading; drop once the error reply is out. */
-        g_source_destroy(c->in_src);
         g_source_unref(c->in_src);
         c->in_src = NULL;
         if (!c->out_src) {
@@ -204,7 +290,6 @@ static void client_free(QmpClient *c)
 {
     qmp_framer_free(c->framer);
     g_byte_array_unref(c->out);
-    g_object_unref(c->sock);
     g_free(c);
 }
 
@@ -219,15 +304,6 @@ static gboolean server_reap(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-static void source_kill(GSource **src)
-{
-    if (*src) {
-        g_source_destroy(*src);
-        g_source_unref(*src);
-        *src = NULL;
-    }
-}
-
 static void client_drop(QmpClient *c)
 {
     QmpServer *s = c->server;
@@ -238,7 +314,8 @@ static void client_drop(QmpClient *c)
     c->dead = true;
     source_kill(&c->in_src);
     source_kill(&c->out_src);
-    g_socket_close(c->sock, NULL);
+    close(c->fd);
+    s->out_total -= client_pending(c);
     s->clients = g_list_remove(s->clients, c);
     s->dead = g_list_prepend(s->dead, c);
     if (!s->reaper) {
@@ -246,128 +323,158 @@ static void client_drop(QmpClient *c)
         g_source_set_callback(s->reaper, server_reap, s, NULL);
         g_source_attach(s->reaper, s->ctx);
     }
+    /* A descriptor is free again. */
+    if (s->accept_paused) {
+        listeners_resume(s);
+    }
 }
 
-static void client_new(QmpServer *s, GSocket *sock)
+static void client_new(QmpServer *s, int fd)
 {
     QmpClient *c = g_new0(QmpClient, 1);
-    g_autoptr(JsonNode) greeting = qmp_greeting();
+    g_autoptr(json_object) greeting = qmp_greeting();
 
     c->server = s;
-    c->sock = sock;
+    c->fd = fd;
     c->framer = qmp_framer_new(QMP_FRAMER_MAX_SIZE, QMP_FRAMER_MAX_DEPTH);
     c->out = g_byte_array_new();
-    g_socket_set_blocking(sock, FALSE);
     s->clients = g_list_prepend(s->clients, c);
-    c->in_src = g_socket_create_source(sock, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
-    g_source_set_callback(c->in_src, G_SOURCE_FUNC(client_readable), c, NULL);
-    g_source_attach(c->in_src, s->ctx);
+    c->in_src = fd_source(s, fd, G_IO_IN | G_IO_HUP | G_IO_ERR, client_readable, c);
     client_send(c, greeting);
 }
 
 /* --- listeners --------------------------------------------------------------- */
 
-static gboolean listener_ready(GSocket *sock, GIOCondition cond, gpointer opaque)
+static gboolean listener_ready(int fd, GIOCondition cond, gpointer opaque);
+
+static void listeners_pause(QmpServer *s)
 {
-    QmpListener *l = opaque;
+    for (GList *l = s->listeners; l; l = l->next) {
+        QmpListener *li = l->data;
 
-    for (;;) {
-        g_autoptr(GError) err = NULL;
-        GSocket *client = g_socket_accept(sock, NULL, &err);
-
-        if (!client) {
-            if (!g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
-                tern_warn("QMP accept failed: %s", err->message);
-            }
-            return G_SOURCE_CONTINUE;
-        }
-        client_new(l->server, client);
+        source_kill(&li->src);
     }
 }
 
-static bool listener_add(QmpServer *s, GSocketAddress *addr, const char *unix_path,
-                         GError **errp)
+static gboolean accept_retry(gpointer opaque)
 {
-    g_autoptr(GSocket) sock = g_socket_new(g_socket_address_get_family(addr),
-                                           G_SOCKET_TYPE_STREAM,
-                                           G_SOCKET_PROTOCOL_DEFAULT, errp);
-    QmpListener *l;
+    QmpServer *s = opaque;
 
-    if (!sock) {
-        return false;
+    g_source_unref(s->accept_retry);
+    s->accept_retry = NULL;
+    listeners_resume(s);
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * Out of descriptors: stop watching the listeners (their pending connections
+ * would wake the loop at once, forever) and look again later, sooner if a
+ * client goes. Said once per shortage.
+ */
+static void accept_starved(QmpServer *s, int err)
+{
+    if (!s->accept_paused) {
+        tern_warn("QMP accept failed: %s; not accepting clients until a "
+                  "descriptor is free", g_strerror(err));
+        s->accept_paused = true;
+        s->retry_ms = ACCEPT_RETRY_MIN_MS;
+    } else {
+        s->retry_ms = MIN(s->retry_ms * 2, ACCEPT_RETRY_MAX_MS);
     }
-    /* GIO's default backlog (10) refuses bursts of clients with EAGAIN. */
-    g_socket_set_listen_backlog(sock, SOMAXCONN);
-    if (!g_socket_bind(sock, addr, TRUE, errp) || !g_socket_listen(sock, errp)) {
-        return false;
+    listeners_pause(s);
+    if (!s->accept_retry) {
+        s->accept_retry = g_timeout_source_new(s->retry_ms);
+        g_source_set_callback(s->accept_retry, accept_retry, s, NULL);
+        g_source_attach(s->accept_retry, s->ctx);
     }
-    g_socket_set_blocking(sock, FALSE);
-    l = g_new0(QmpListener, 1);
+}
+
+static void listeners_resume(QmpServer *s)
+{
+    source_kill(&s->accept_retry);
+    for (GList *l = s->listeners; l; l = l->next) {
+        QmpListener *li = l->data;
+
+        if (!li->src) {
+            li->src = fd_source(s, li->fd, G_IO_IN, listener_ready, li);
+        }
+    }
+}
+
+static gboolean listener_ready(int fd, GIOCondition cond, gpointer opaque)
+{
+    QmpListener *l = opaque;
+    QmpServer *s = l->server;
+
+    for (;;) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (cfd >= 0) {
+            if (s->accept_paused) {
+                s->accept_paused = false;
+                tern_warn("QMP accepting clients again");
+            }
+            client_new(s, cfd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) {
+            continue;
+        }
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+            errno == ENOMEM) {
+            accept_starved(s, errno);
+            return G_SOURCE_CONTINUE;       /* its source is gone already */
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            tern_warn("QMP accept failed: %s", g_strerror(errno));
+        }
+        return G_SOURCE_CONTINUE;
+    }
+}
+
+static bool listener_add(QmpServer *s, int fd, const char *unix_path)
+{
+    QmpListener *l = g_new0(QmpListener, 1);
+
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     l->server = s;
-    l->sock = g_steal_pointer(&sock);
+    l->fd = fd;
     l->unix_path = g_strdup(unix_path);
-    l->src = g_socket_create_source(l->sock, G_IO_IN, NULL);
-    g_source_set_callback(l->src, G_SOURCE_FUNC(listener_ready), l, NULL);
-    g_source_attach(l->src, s->ctx);
+    if (!s->accept_paused) {
+        l->src = fd_source(s, fd, G_IO_IN, listener_ready, l);
+    }
     s->listeners = g_list_append(s->listeners, l);
     return true;
 }
 
 bool qmp_server_listen_unix(QmpServer *s, const char *path, GError **errp)
 {
-    g_autoptr(GSocketAddress) addr = NULL;
-    struct stat st;
+    int fd = tern_listen_unix(path, errp);
 
-    if (!*path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "QMP socket path '%s' is empty or too long", path);
-        return false;
-    }
-    /* Like QEMU, replace a socket left behind by an earlier run, nothing else. */
-    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        unlink(path);
-    }
-    addr = g_unix_socket_address_new(path);
-    if (!listener_add(s, addr, path, errp)) {
+    if (fd < 0) {
         g_prefix_error(errp, "QMP socket %s: ", path);
         return false;
     }
-    return true;
+    return listener_add(s, fd, path);
 }
 
 bool qmp_server_listen_tcp(QmpServer *s, const char *host, const char *port,
                            GError **errp)
 {
-    g_autofree char *spec = g_strdup_printf("%s:%s", *host ? host : "0.0.0.0", port);
-    g_autoptr(GSocketConnectable) conn =
-        g_network_address_parse(spec, 0, errp);
-    g_autoptr(GSocketAddressEnumerator) en = NULL;
-    g_autoptr(GSocketAddress) addr = NULL;
+    const char *h = *host ? host : "0.0.0.0";
+    int fd = tern_listen_tcp(h, port, errp);
 
-    if (!conn) {
+    if (fd < 0) {
+        g_prefix_error(errp, "QMP socket %s:%s: ", h, port);
         return false;
     }
-    en = g_socket_connectable_enumerate(conn);
-    addr = g_socket_address_enumerator_next(en, NULL, errp);
-    if (!addr) {
-        if (errp && !*errp) {
-            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                        "QMP address %s does not resolve", spec);
-        }
-        return false;
-    }
-    if (!listener_add(s, addr, NULL, errp)) {
-        g_prefix_error(errp, "QMP socket %s: ", spec);
-        return false;
-    }
-    return true;
+    return listener_add(s, fd, NULL);
 }
 
 static void listener_free(QmpListener *l)
 {
     source_kill(&l->src);
-    g_socket_close(l->sock, NULL);
-    g_object_unref(l->sock);
+    close(l->fd);
     if (l->unix_path) {
         unlink(l->unix_path);
         g_free(l->unix_path);
@@ -384,9 +491,20 @@ QmpServer *qmp_server_new(QmpRegistry *r, GMainContext *ctx)
     s->registry = r;
     s->ctx = g_main_context_ref(ctx ? ctx : g_main_context_default());
     s->home = g_thread_self();
+    s->max_total = QMP_SERVER_MAX_TOTAL_OUTPUT;
     g_mutex_init(&s->events_lock);
     g_queue_init(&s->events);
     return s;
+}
+
+void qmp_server_set_max_total_output(QmpServer *s, size_t bytes)
+{
+    s->max_total = bytes;
+}
+
+size_t qmp_server_pending_output(const QmpServer *s)
+{
+    return s->out_total;
 }
 
 /* Last words (e.g. quit's reply and SHUTDOWN) should reach clients. */
@@ -399,10 +517,10 @@ static void server_final_flush(QmpServer *s)
         QmpClient *c = l->data;
 
         while (client_pending(c) && g_get_monotonic_time() < deadline) {
-            /* Never negative: -1 would mean "wait forever". */
-            gint64 left = MAX(deadline - g_get_monotonic_time(), 0);
+            struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+            gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
 
-            g_socket_condition_timed_wait(c->sock, G_IO_OUT, left, NULL, NULL);
+            poll(&p, 1, (int)MAX(left_ms, 0));
             client_flush(c);
             if (c->dead) {
                 break;
@@ -417,7 +535,10 @@ void qmp_server_free(QmpServer *s)
         return;
     }
     server_final_flush(s);
+    source_kill(&s->accept_retry);
+    s->accept_paused = false;           /* dropping clients must not resume */
     g_list_free_full(s->listeners, (GDestroyNotify)listener_free);
+    s->listeners = NULL;
     while (s->clients) {
         client_drop(s->clients->data);
     }
@@ -447,12 +568,12 @@ unsigned qmp_server_client_count(const QmpServer *s)
 
 typedef struct PendingEvent {
     char *name;
-    JsonObject *data;
+    json_object *data;
 } PendingEvent;
 
-static void server_broadcast(QmpServer *s, const char *name, JsonObject *data)
+static void server_broadcast(QmpServer *s, const char *name, json_object *data)
 {
-    g_autoptr(JsonNode) ev = qmp_event_new(name, data);
+    g_autoptr(json_object) ev = qmp_event_new(name, data);
     g_autoptr(GList) clients = g_list_copy(s->clients);
 
     /* client_send may drop clients: walk a copy. A client that has not
@@ -471,7 +592,7 @@ static void pending_event_free(gpointer opaque)
     PendingEvent *pe = opaque;
 
     if (pe->data) {
-        json_object_unref(pe->data);
+        json_object_put(pe->data);
     }
     g_free(pe->name);
     g_free(pe);
@@ -504,7 +625,7 @@ static gboolean server_deliver_events(gpointer opaque)
  * negotiated at that point. The own thread sends at once, also outside the
  * loop (start-up, teardown), unless another thread is iterating the context.
  */
-void qmp_server_emit_event(QmpServer *s, const char *name, JsonObject *data)
+void qmp_server_emit_event(QmpServer *s, const char *name, json_object *data)
 {
     PendingEvent *pe;
 

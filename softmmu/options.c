@@ -256,6 +256,8 @@ const CmdlineOption cmdline_options[] = {
     /* migration (docs/migration.md) */
     { "incoming", "unix:PATH|tcp:HOST:PORT|exec:CMD|file:PATH|defer", cmdline_store_raw,
       "wait for a migration stream (defer: until QMP migrate-incoming)" },
+    { "loadvm", "TAG", cmdline_store_raw,
+      "start from internal snapshot TAG of the drives (docs/snapshots.md)" },
     /* drives (docs/virtio.md) */
     { "drive", "file=PATH,format=raw|qcow2,if=none|virtio,id=ID[,readonly=on]"
       "[,cache=..][,werror=..][,rerror=..]", cmdline_store_raw, "a disk image" },

@@ -12,6 +12,7 @@
 #include "hw/block/drive.h"
 #include "hw/i386/machine.h"
 #include "migration/migration.h"
+#include "migration/snapshot.h"
 #include "monitor/qmp-migration.h"
 #include "monitor/monitor-vl.h"
 #include "softmmu/cmdline.h"
@@ -134,6 +135,16 @@ static bool start_incoming(Vl *vl, GError **errp)
            migration_start_incoming(vl->migration, uri, errp);
 }
 
+/* -loadvm TAG: the VM starts from the snapshot (as HMP loadvm), or not at
+ * all. */
+static bool load_snapshot(Vl *vl, GError **errp)
+{
+    const VmSnapshotArgs args = { .name = vm_config_last(vl->cfg, "loadvm") };
+
+    return !args.name ||
+           vm_snapshot_load(migration_snapshots(vl->migration), &args, errp);
+}
+
 static int run(Vl *vl)
 {
     g_autoptr(GError) err = NULL;
@@ -159,9 +170,10 @@ static int run(Vl *vl)
         qmp_migration_attach(monitor_vl_monitor(vl->monitor), vl->migration);
         monitor_vl_set_migration(vl->monitor, vl->migration);
     }
-    if (!vl->monitor) {
+    if (!vl->monitor || !load_snapshot(vl, &err)) {
         tern_error_report("%s", err->message);
         vl->exit_status = 1;
+        g_clear_pointer(&vl->monitor, monitor_vl_cleanup);
     } else if (vm_config_last(vl->cfg, "incoming")) {
         if (!start_incoming(vl, &err)) {
             tern_error_report("-incoming: %s", err->message);

@@ -206,45 +206,34 @@ static bool do_merge(BlockNode *bs, BlockNode *src_bs, const BitmapOp *op,
 static bool do_dump(BlockNode *bs, const BitmapCmd *cmd, GError **errp)
 {
     BdrvDirtyBitmap *bm = find_or_fail(bs, cmd->name, errp);
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    g_autoptr(JsonNode) root = NULL;
-    g_autofree char *text = NULL, *sha = NULL;
+    g_autoptr(json_object) o = NULL;
+    g_autofree char *sha = NULL;
+    json_object *extents;
     uint64_t off = 0, s, c, size;
 
     if (!bm || !bdrv_dirty_bitmap_check(bm, BDRV_BITMAP_INCONSISTENT, errp)) {
         return false;
     }
     size = bdrv_dirty_bitmap_size(bm);
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "name");
-    json_builder_add_string_value(b, cmd->name);
-    json_builder_set_member_name(b, "granularity");
-    json_builder_add_int_value(b, bdrv_dirty_bitmap_granularity(bm));
-    json_builder_set_member_name(b, "size");
-    json_builder_add_int_value(b, size);
-    json_builder_set_member_name(b, "count");
-    json_builder_add_int_value(b, bdrv_get_dirty_count(bm));
-    json_builder_set_member_name(b, "enabled");
-    json_builder_add_boolean_value(b, bdrv_dirty_bitmap_enabled(bm));
-    json_builder_set_member_name(b, "sha256");
     sha = bdrv_dirty_bitmap_sha256(bm);
-    json_builder_add_string_value(b, sha);
-    json_builder_set_member_name(b, "extents");
-    json_builder_begin_array(b);
+    o = json_object_new_object();
+    extents = json_object_new_array();
+    tern_json_add_str(o, "name", cmd->name);
+    tern_json_add_uint(o, "granularity", bdrv_dirty_bitmap_granularity(bm));
+    tern_json_add_uint(o, "size", size);
+    tern_json_add_uint(o, "count", bdrv_get_dirty_count(bm));
+    tern_json_add_bool(o, "enabled", bdrv_dirty_bitmap_enabled(bm));
+    tern_json_add_str(o, "sha256", sha);
+    json_object_object_add(o, "extents", extents);
     while (bdrv_dirty_bitmap_next_dirty_area(bm, off, size, &s, &c)) {
-        json_builder_begin_array(b);
-        json_builder_add_int_value(b, s);
-        json_builder_add_int_value(b, c);
-        json_builder_end_array(b);
+        json_object *e = json_object_new_array();
+
+        json_object_array_add(e, json_object_new_uint64(s));
+        json_object_array_add(e, json_object_new_uint64(c));
+        json_object_array_add(extents, e);
         off = s + c;
     }
-    json_builder_end_array(b);
-    json_builder_end_object(b);
-    root = json_builder_get_root(b);
-    json_generator_set_root(gen, root);
-    text = json_generator_to_data(gen, NULL);
-    printf("%s\n", text);
+    printf("%s\n", json_object_to_json_string_ext(o, TERN_JSON_COMPACT));
     return true;
 }
 
@@ -303,14 +292,16 @@ static int run_cmd(BitmapCmd *cmd)
     BlockNode *bs, *src_bs = NULL;
     int ret = 0;
 
+    /* others may write, as with qemu-img (qcow2 still forbids it) */
     bs = bdrv_open(cmd->filename, cmd->fmt,
-                   only_dumps(cmd) ? 0 : BDRV_O_RDWR, &err);
+                   (only_dumps(cmd) ? 0 : BDRV_O_RDWR) | BDRV_O_SHARE_RW, &err);
     if (!bs) {
         tern_error_report_err(err);
         return 1;
     }
     if (cmd->src_file) {
-        src_bs = bdrv_open(cmd->src_file, cmd->src_fmt, 0, &err);
+        src_bs = bdrv_open(cmd->src_file, cmd->src_fmt, BDRV_O_SHARE_RW,
+                           &err);
         if (!src_bs) {
             tern_error_report_err(err);
             bdrv_close(bs);
@@ -358,33 +349,31 @@ int img_bitmap(int argc, char **argv)
     return ret;
 }
 
-void img_bitmaps_json(JsonBuilder *b, const GPtrArray *bitmaps)
+void img_bitmaps_json(json_object *o, const GPtrArray *bitmaps)
 {
+    json_object *list;
+
     if (!bitmaps) {
         return;
     }
-    json_builder_set_member_name(b, "bitmaps");
-    json_builder_begin_array(b);
+    list = json_object_new_array();
+    json_object_object_add(o, "bitmaps", list);
     for (guint i = 0; i < bitmaps->len; i++) {
         const BlockBitmapInfo *bi = bitmaps->pdata[i];
+        json_object *b = json_object_new_object();
+        json_object *flags = json_object_new_array();
 
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "flags");
-        json_builder_begin_array(b);
         if (bi->in_use) {
-            json_builder_add_string_value(b, "in-use");
+            json_object_array_add(flags, json_object_new_string("in-use"));
         }
         if (bi->auto_flag) {
-            json_builder_add_string_value(b, "auto");
+            json_object_array_add(flags, json_object_new_string("auto"));
         }
-        json_builder_end_array(b);
-        json_builder_set_member_name(b, "name");
-        json_builder_add_string_value(b, bi->name);
-        json_builder_set_member_name(b, "granularity");
-        json_builder_add_int_value(b, bi->granularity);
-        json_builder_end_object(b);
+        json_object_object_add(b, "flags", flags);
+        tern_json_add_str(b, "name", bi->name);
+        tern_json_add_uint(b, "granularity", bi->granularity);
+        json_object_array_add(list, b);
     }
-    json_builder_end_array(b);
 }
 
 void img_bitmaps_human(GString *out, const GPtrArray *bitmaps,

@@ -5,9 +5,8 @@
 #ifndef TOOLS_TERN_IMG_BITMAP_H
 #define TOOLS_TERN_IMG_BITMAP_H
 
-#include <json-glib/json-glib.h>
-
 #include "block/block.h"
+#include "tern/json.h"
 
 /*
  * tern-img bitmap (--merge SOURCE | --add | --remove | --clear | --enable |
@@ -19,8 +18,8 @@
  */
 int img_bitmap(int argc, char **argv);
 
-/* Adds the "bitmaps" member (if bitmaps is non-NULL) to an open object. */
-void img_bitmaps_json(JsonBuilder *b, const GPtrArray *bitmaps);
+/* Adds the "bitmaps" member (if bitmaps is non-NULL) to object o. */
+void img_bitmaps_json(json_object *o, const GPtrArray *bitmaps);
 /* Appends qemu-img info's human "bitmaps:" block, each line indented. */
 void img_bitmaps_human(GString *out, const GPtrArray *bitmaps,
                        const char *indent);

@@ -14,9 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json-glib/json-glib.h>
 
 #include "block/block.h"
+#include "block/snapshot-dump.h"
 #include "tern-img-bitmap.h"
 
 static int usage(void)
@@ -32,8 +32,9 @@ static int usage(void)
         "       tern-img resize [-f FMT] FILE [+|-]SIZE\n"
         "       tern-img io [-f FMT] [-r] [-U] -c CMD [-c CMD...] FILE\n"
         "       tern-img bitmap ... (see tern-img-bitmap.c)\n"
-        "io commands: read [-P PAT] OFF LEN | write [-P PAT|-z] OFF LEN |\n"
-        "  discard OFF LEN | flush | vmsave -P PAT POS LEN |\n"
+        "io commands: read [-P PAT] OFF LEN |\n"
+        "  write [-P PAT|-z [-u]|-s FILE] OFF LEN |\n"
+        "  discard OFF LEN | flush | sleep MS | vmsave -P PAT POS LEN |\n"
         "  vmload -P PAT POS LEN | stress SEED COUNT LEN [FLUSH_EVERY]\n");
     return 1;
 }
@@ -121,152 +122,89 @@ static int img_create(int argc, char **argv)
     return 0;
 }
 
-static void json_add_snapshot(JsonBuilder *b, const BlockSnapshotInfo *sn)
+static json_object *json_snapshot(const BlockSnapshotInfo *sn)
 {
-    json_builder_begin_object(b);
+    json_object *o = json_object_new_object();
+
     if (sn->icount != -1) {
-        json_builder_set_member_name(b, "icount");
-        json_builder_add_int_value(b, sn->icount);
+        tern_json_add_int(o, "icount", sn->icount);
     }
-    json_builder_set_member_name(b, "vm-clock-nsec");
-    json_builder_add_int_value(b, (gint64)(sn->vm_clock_nsec % 1000000000));
-    json_builder_set_member_name(b, "name");
-    json_builder_add_string_value(b, sn->name);
-    json_builder_set_member_name(b, "date-sec");
-    json_builder_add_int_value(b, sn->date_sec);
-    json_builder_set_member_name(b, "date-nsec");
-    json_builder_add_int_value(b, sn->date_nsec);
-    json_builder_set_member_name(b, "vm-clock-sec");
-    json_builder_add_int_value(b, (gint64)(sn->vm_clock_nsec / 1000000000));
-    json_builder_set_member_name(b, "id");
-    json_builder_add_string_value(b, sn->id_str);
-    json_builder_set_member_name(b, "vm-state-size");
-    json_builder_add_int_value(b, (gint64)sn->vm_state_size);
-    json_builder_end_object(b);
+    tern_json_add_int(o, "vm-clock-nsec", (int64_t)(sn->vm_clock_nsec % 1000000000));
+    tern_json_add_str(o, "name", sn->name);
+    tern_json_add_int(o, "date-sec", sn->date_sec);
+    tern_json_add_int(o, "date-nsec", sn->date_nsec);
+    tern_json_add_int(o, "vm-clock-sec", (int64_t)(sn->vm_clock_nsec / 1000000000));
+    tern_json_add_str(o, "id", sn->id_str);
+    tern_json_add_int(o, "vm-state-size", (int64_t)sn->vm_state_size);
+    return o;
 }
 
-static void json_member_int(JsonBuilder *b, const char *name, gint64 v)
+static json_object *json_format_specific(const BlockImageInfo *info)
 {
-    json_builder_set_member_name(b, name);
-    json_builder_add_int_value(b, v);
-}
-
-static void json_member_bool(JsonBuilder *b, const char *name, bool v)
-{
-    json_builder_set_member_name(b, name);
-    json_builder_add_boolean_value(b, v);
-}
-
-static void json_format_specific(JsonBuilder *b, const BlockImageInfo *info)
-{
-    json_builder_set_member_name(b, "format-specific");
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "type");
-    json_builder_add_string_value(b, info->format);
-    json_builder_set_member_name(b, "data");
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "compat");
-    json_builder_add_string_value(b, info->compat);
-    json_builder_set_member_name(b, "compression-type");
-    json_builder_add_string_value(b, "zlib");
+    json_object *o = json_object_new_object();
+    json_object *data = json_object_new_object();
     bool v3 = !strcmp(info->compat, "1.1");
+
+    tern_json_add_str(o, "type", info->format);
+    json_object_object_add(o, "data", data);
+    tern_json_add_str(data, "compat", info->compat);
+    tern_json_add_str(data, "compression-type", "zlib");
     if (v3) {
-        json_member_bool(b, "lazy-refcounts", info->lazy_refcounts);
+        tern_json_add_bool(data, "lazy-refcounts", info->lazy_refcounts);
     }
-    img_bitmaps_json(b, info->bitmaps);
-    json_member_int(b, "refcount-bits", info->refcount_bits);
+    img_bitmaps_json(data, info->bitmaps);
+    tern_json_add_int(data, "refcount-bits", info->refcount_bits);
     if (v3) {
-        json_member_bool(b, "corrupt", info->corrupt);
-        json_member_bool(b, "extended-l2", info->extended_l2);
+        tern_json_add_bool(data, "corrupt", info->corrupt);
+        tern_json_add_bool(data, "extended-l2", info->extended_l2);
     }
-    json_builder_end_object(b);
-    json_builder_end_object(b);
+    return o;
 }
 
-static void print_json(JsonBuilder *b)
+/* qemu-img's layout: json-c's pretty form, indented by 4 rather than 2. */
+static void print_json(json_object *o)
 {
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    g_autoptr(JsonNode) root = json_builder_get_root(b);
-    json_generator_set_pretty(gen, true);
-    json_generator_set_indent(gen, 4);
-    json_generator_set_root(gen, root);
-    g_autofree char *text = json_generator_to_data(gen, NULL);
-    printf("%s\n", text);
+    g_auto(GStrv) lines = g_strsplit(json_object_to_json_string_ext(o, TERN_JSON_PRETTY),
+                                     "\n", -1);
+
+    for (char **l = lines; *l; l++) {
+        size_t indent = strspn(*l, " ");
+
+        printf("%*s%s\n", (int)indent, "", *l);
+    }
 }
 
 static void info_json(const BlockImageInfo *info)
 {
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    json_builder_begin_object(b);
+    g_autoptr(json_object) o = json_object_new_object();
+
     if (info->snapshots && info->snapshots->len) {
-        json_builder_set_member_name(b, "snapshots");
-        json_builder_begin_array(b);
+        json_object *list = json_object_new_array();
+
         for (guint i = 0; i < info->snapshots->len; i++) {
-            json_add_snapshot(b, info->snapshots->pdata[i]);
+            json_object_array_add(list, json_snapshot(info->snapshots->pdata[i]));
         }
-        json_builder_end_array(b);
+        json_object_object_add(o, "snapshots", list);
     }
-    json_member_int(b, "virtual-size", (gint64)info->virtual_size);
-    json_builder_set_member_name(b, "filename");
-    json_builder_add_string_value(b, info->filename);
+    tern_json_add_int(o, "virtual-size", (int64_t)info->virtual_size);
+    tern_json_add_str(o, "filename", info->filename);
     if (info->cluster_size) {
-        json_member_int(b, "cluster-size", info->cluster_size);
+        tern_json_add_int(o, "cluster-size", info->cluster_size);
     }
-    json_builder_set_member_name(b, "format");
-    json_builder_add_string_value(b, info->format);
-    json_member_int(b, "actual-size", (gint64)info->actual_size);
+    tern_json_add_str(o, "format", info->format);
+    tern_json_add_int(o, "actual-size", (int64_t)info->actual_size);
     if (info->compat) {
-        json_format_specific(b, info);
+        json_object_object_add(o, "format-specific", json_format_specific(info));
     }
-    json_member_bool(b, "dirty-flag", info->dirty_flag);
-    json_builder_end_object(b);
-    print_json(b);
-}
-
-/* qemu-img's size_to_str(): three significant digits, binary units. */
-static char *size_str(uint64_t size)
-{
-    static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB",
-                                         "PiB", "EiB" };
-    double v = (double)size;
-    size_t i = 0;
-    while (v >= 1024 && i + 1 < G_N_ELEMENTS(units)) {
-        v /= 1024;
-        i++;
-    }
-    return g_strdup_printf("%0.3g %s", v, units[i]);
-}
-
-static void snapshot_table_human(GString *out, const GPtrArray *list)
-{
-    g_string_append_printf(out, "%-9s %-16s %8s %19s %12s %10s\n", "ID", "TAG",
-                           "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
-    for (guint i = 0; i < list->len; i++) {
-        const BlockSnapshotInfo *sn = list->pdata[i];
-        time_t t = sn->date_sec;
-        struct tm tm;
-        char date[32];
-        uint64_t secs = sn->vm_clock_nsec / 1000000000;
-        localtime_r(&t, &tm);
-        strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S", &tm);
-        g_autofree char *vm = size_str(sn->vm_state_size);
-        g_string_append_printf(out, "%-9s %-16s %8s %19s %02" PRIu64
-                               ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64,
-                               sn->id_str, sn->name, vm, date, secs / 3600,
-                               secs / 60 % 60, secs % 60,
-                               sn->vm_clock_nsec / 1000000 % 1000);
-        if (sn->icount != -1) {
-            g_string_append_printf(out, " %10" PRId64, sn->icount);
-        }
-        g_string_append_c(out, '\n');
-    }
+    tern_json_add_bool(o, "dirty-flag", info->dirty_flag);
+    print_json(o);
 }
 
 static void info_human(const BlockImageInfo *info)
 {
     g_autoptr(GString) out = g_string_new(NULL);
-    g_autofree char *vsize = size_str(info->virtual_size);
-    g_autofree char *dsize = size_str(info->actual_size);
+    g_autofree char *vsize = block_size_to_str(info->virtual_size);
+    g_autofree char *dsize = block_size_to_str(info->actual_size);
     g_string_append_printf(out, "image: %s\nfile format: %s\n"
                            "virtual size: %s (%" PRIu64 " bytes)\n"
                            "disk size: %s\n", info->filename, info->format,
@@ -275,8 +213,7 @@ static void info_human(const BlockImageInfo *info)
         g_string_append_printf(out, "cluster_size: %u\n", info->cluster_size);
     }
     if (info->snapshots && info->snapshots->len) {
-        g_string_append(out, "Snapshot list:\n");
-        snapshot_table_human(out, info->snapshots);
+        block_snapshot_table(out, info->snapshots);
     }
     if (info->compat) {
         g_string_append_printf(out, "Format specific information:\n"
@@ -299,9 +236,13 @@ typedef struct ImgOpts {
     const char *repair;
 } ImgOpts;
 
+/* Like qemu-img and qemu-io, tern-img lets others write (its images'
+ * formats still forbid what they must: a qcow2 file's writes and resizes). */
+#define IMG_SHARE BDRV_O_SHARE_RW
+
 static int open_flags(const ImgOpts *o, bool rw)
 {
-    int flags = rw ? BDRV_O_RDWR : 0;
+    int flags = (rw ? BDRV_O_RDWR : 0) | IMG_SHARE;
     if (o->force_share) {
         flags |= BDRV_O_SHARE_RW | BDRV_O_NO_LOCK;
     }
@@ -359,33 +300,29 @@ static void check_report(const char *filename, const char *fmt,
                          const BlockCheckResult *r, bool json)
 {
     if (json) {
-        g_autoptr(JsonBuilder) b = json_builder_new();
-        json_builder_begin_object(b);
-        json_member_int(b, "image-end-offset", r->image_end_offset);
+        g_autoptr(json_object) o = json_object_new_object();
+
+        tern_json_add_int(o, "image-end-offset", r->image_end_offset);
         if (r->compressed_clusters) {
-            json_member_int(b, "compressed-clusters", r->compressed_clusters);
+            tern_json_add_int(o, "compressed-clusters", r->compressed_clusters);
         }
-        json_member_int(b, "total-clusters", r->total_clusters);
-        json_member_int(b, "check-errors", r->check_errors);
+        tern_json_add_int(o, "total-clusters", r->total_clusters);
+        tern_json_add_int(o, "check-errors", r->check_errors);
         if (r->allocated_clusters) {
-            json_member_int(b, "allocated-clusters", r->allocated_clusters);
+            tern_json_add_int(o, "allocated-clusters", r->allocated_clusters);
         }
         if (r->corruptions) {
-            json_member_int(b, "corruptions", r->corruptions);
+            tern_json_add_int(o, "corruptions", r->corruptions);
         }
         if (r->leaks) {
-            json_member_int(b, "leaks", r->leaks);
+            tern_json_add_int(o, "leaks", r->leaks);
         }
-        json_builder_set_member_name(b, "filename");
-        json_builder_add_string_value(b, filename);
-        json_builder_set_member_name(b, "format");
-        json_builder_add_string_value(b, fmt);
+        tern_json_add_str(o, "filename", filename);
+        tern_json_add_str(o, "format", fmt);
         if (r->fragmented_clusters) {
-            json_member_int(b, "fragmented-clusters",
-                            r->fragmented_clusters);
+            tern_json_add_int(o, "fragmented-clusters", r->fragmented_clusters);
         }
-        json_builder_end_object(b);
-        print_json(b);
+        print_json(o);
         return;
     }
     if (!r->corruptions && !r->leaks && !r->check_errors) {
@@ -487,7 +424,7 @@ static int img_snapshot(int argc, char **argv)
     if (!action || argc - optind != 1) {
         return usage();
     }
-    int flags = action == 'l' ? 0 : BDRV_O_RDWR;
+    int flags = (action == 'l' ? 0 : BDRV_O_RDWR) | IMG_SHARE;
     if (force_share && action == 'l') {
         flags |= BDRV_O_NO_LOCK;
     }
@@ -500,8 +437,8 @@ static int img_snapshot(int argc, char **argv)
         g_autoptr(GPtrArray) list = bdrv_snapshot_list(bs, &err);
         ok = list != NULL;
         if (ok && list->len) {
-            g_autoptr(GString) out = g_string_new("Snapshot list:\n");
-            snapshot_table_human(out, list);
+            g_autoptr(GString) out = g_string_new(NULL);
+            block_snapshot_table(out, list);
             fputs(out->str, stdout);
         }
     } else if (action == 'c') {
@@ -548,7 +485,8 @@ static int img_resize(int argc, char **argv)
     if (!parse_size(arg + (sign != 0), &size)) {
         return usage();
     }
-    BlockNode *bs = bdrv_open(argv[optind], fmt, BDRV_O_RDWR, &err);
+    BlockNode *bs = bdrv_open(argv[optind], fmt,
+                              BDRV_O_RDWR | BDRV_O_RESIZE | IMG_SHARE, &err);
     if (!bs) {
         return fail(err);
     }
@@ -585,8 +523,9 @@ static int img_compare(int argc, char **argv)
     if (argc - optind != 2) {
         return usage();
     }
-    BlockNode *a = bdrv_open(argv[optind], fmt1, 0, &err);
-    BlockNode *b = a ? bdrv_open(argv[optind + 1], fmt2, 0, &err) : NULL;
+    BlockNode *a = bdrv_open(argv[optind], fmt1, IMG_SHARE, &err);
+    BlockNode *b = a ? bdrv_open(argv[optind + 1], fmt2, IMG_SHARE, &err)
+                     : NULL;
     int ret = 0;
     if (!b) {
         bdrv_close(a);
@@ -631,6 +570,8 @@ typedef struct IoCmd {
     char **words;     /* everything g_shell_parse_argv returned */
     int pattern;      /* -P value, -1 if none */
     bool zero;        /* -z */
+    bool unmap;       /* -u: with -z, the range may be deallocated */
+    const char *source;   /* -s FILE: write its first LENGTH bytes */
 } IoCmd;
 
 static bool io_parse(const char *line, IoCmd *cmd, GError **errp)
@@ -647,6 +588,10 @@ static bool io_parse(const char *line, IoCmd *cmd, GError **errp)
                                  & 0xff);
         } else if (i > 0 && !strcmp(cmd->words[i], "-z")) {
             cmd->zero = true;
+        } else if (i > 0 && !strcmp(cmd->words[i], "-u")) {
+            cmd->unmap = true;
+        } else if (i > 0 && !strcmp(cmd->words[i], "-s") && i + 1 < n) {
+            cmd->source = cmd->words[++i];
         } else {
             cmd->argv[cmd->argc++] = cmd->words[i];
         }
@@ -690,9 +635,24 @@ static bool io_rw(BlockNode *bs, const IoCmd *cmd, bool write, bool vm,
     }
     g_autofree uint8_t *buf = g_malloc(MAX(len, 1));
     bool ok;
-    if (write) {
+    if (write && cmd->source) {
+        g_autofree char *data = NULL;
+        gsize n;
+        if (!g_file_get_contents(cmd->source, &data, &n, errp)) {
+            return false;
+        }
+        if (n < len) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                        "%s holds %zu bytes, fewer than %" PRIu64,
+                        cmd->source, (size_t)n, len);
+            return false;
+        }
+        memcpy(buf, data, len);
+    } else if (write) {
         memset(buf, cmd->pattern < 0 ? 0xcd : cmd->pattern, len);
-        ok = cmd->zero ? bdrv_write_zeroes(bs, off, len, errp)
+    }
+    if (write) {
+        ok = cmd->zero ? bdrv_write_zeroes(bs, off, len, cmd->unmap, errp)
            : vm ? bdrv_save_vmstate(bs, off, buf, len, errp)
                 : bdrv_pwrite(bs, off, buf, len, errp);
     } else {
@@ -767,6 +727,9 @@ static bool io_run(BlockNode *bs, const char *line, GError **errp)
              bdrv_discard(bs, off, len, errp);
     } else if (!strcmp(name, "flush")) {
         ok = bdrv_flush(bs, errp);
+    } else if (!strcmp(name, "sleep") && cmd.argc == 2) {
+        g_usleep(g_ascii_strtoull(cmd.argv[1], NULL, 10) * 1000);
+        ok = true;
     } else if (!strcmp(name, "stress")) {
         ok = io_stress(bs, &cmd, errp);
     } else {
@@ -799,7 +762,9 @@ static int img_io(int argc, char **argv)
     if (argc - optind != 1) {
         return usage();
     }
-    int flags = (ro ? 0 : BDRV_O_RDWR) | (share ? BDRV_O_NO_LOCK : 0);
+    /* As qemu-io: discards reach the image. */
+    int flags = (ro ? 0 : BDRV_O_RDWR) | (share ? BDRV_O_NO_LOCK : 0) |
+                BDRV_O_UNMAP | IMG_SHARE;
     BlockNode *bs = bdrv_open(argv[optind], fmt, flags, &err);
     if (!bs) {
         return fail(err);

@@ -11,41 +11,24 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <gio/gio.h>
-
 #include "migration/block-dirty-bitmap.h"
 #include "migration/global-state.h"
 #include "migration/ram.h"
 #include "migration/snapshot.h"
 #include "migration/stream-dump.h"
 
-/* The VM state of snapshot 'name' in a qcow2 image. Reading it means
- * reverting the image to the snapshot, so that happens on a scratch copy. */
+/* The VM state of snapshot 'name' in a qcow2 image, read in place. */
 static GBytes *read_snapshot(const char *image, const char *name,
                              GError **errp)
 {
-    g_autofree char *dir = g_dir_make_tmp("tern-stream-XXXXXX", errp);
-    g_autofree char *copy = NULL;
-    g_autoptr(GFile) from = NULL;
-    g_autoptr(GFile) to = NULL;
-    BlockNode *bs = NULL;
-    GBytes *state = NULL;
+    BlockNode *bs = bdrv_open(image, "qcow2", 0, errp);
+    GBytes *state;
 
-    if (!dir) {
+    if (!bs) {
         return NULL;
     }
-    copy = g_build_filename(dir, "copy.qcow2", NULL);
-    from = g_file_new_for_path(image);
-    to = g_file_new_for_path(copy);
-    if (g_file_copy(from, to, G_FILE_COPY_NONE, NULL, NULL, NULL, errp)) {
-        bs = bdrv_open(copy, "qcow2", BDRV_O_RDWR | BDRV_O_NO_LOCK, errp);
-    }
-    if (bs) {
-        state = savevm_snapshot_read(bs, name, errp);
-        bdrv_close(bs);
-    }
-    unlink(copy);
-    rmdir(dir);
+    state = vm_snapshot_read_state(bs, name, errp);
+    bdrv_close(bs);
     return state;
 }
 
@@ -159,11 +142,15 @@ static void sample_disk_close(SampleDisk *d)
 /* A paused VM with no devices (and, with ram_size, one RAM block "ram"
  * as QEMU's -M none names it), written by tern's own stream writer: a
  * known-good stream to check peers (QEMU's -incoming) and tools against. */
-/* Write the sample as snapshot NAME of qcow2 IMAGE (IMAGE:NAME). */
+/* Write the sample as snapshot NAME of qcow2 IMAGE (IMAGE:NAME), replacing
+ * one of that name, as HMP savevm does. */
 static bool save_sample_snapshot(SaveVM *sv, const char *where, GError **errp)
 {
     const char *colon = strrchr(where, ':');
     g_autofree char *image = colon ? g_strndup(where, colon - where) : NULL;
+    const VmSnapshotArgs args = { .name = colon + 1, .overwrite = true };
+    BlockBackendList *drives;
+    VmSnapshot *vs;
     BlockNode *bs;
     bool ok;
 
@@ -176,8 +163,13 @@ static bool save_sample_snapshot(SaveVM *sv, const char *where, GError **errp)
     if (!bs) {
         return false;
     }
-    ok = savevm_snapshot_save(sv, bs, colon + 1, 0, errp);
-    bdrv_close(bs);
+    drives = blk_list_new();
+    blk_list_add(drives, blk_new(NULL, bs, NULL), NULL);
+    vs = vm_snapshot_new(sv, drives, NULL, NULL);
+    ok = vm_snapshot_save(vs, &args, errp);
+    vm_snapshot_free(vs);
+    blk_free(blk_list_get(drives, 0));
+    blk_list_free(drives);
     return ok;
 }
 
@@ -258,8 +250,8 @@ int main(int argc, char **argv)
           "with --sample: save it as internal snapshot NAME of qcow2 IMAGE "
           "instead of writing stdout", "IMAGE:NAME" },
         { "snapshot", 0, 0, G_OPTION_ARG_STRING, &snapshot,
-          "read the VM state of snapshot NAME of the qcow2 FILE (from a "
-          "scratch copy)", "NAME" },
+          "read the VM state of snapshot NAME of the qcow2 FILE (in place; "
+          "the image is not changed)", "NAME" },
         { NULL },
     };
     g_autoptr(GOptionContext) ctx =

@@ -49,6 +49,24 @@ static bool parse_error_action(KeyVal *kv, const char *key, DriveErrorAction *ou
     return true;
 }
 
+/* tern does its I/O synchronously on each device's iothread, which is
+ * what QEMU's aio=threads gives; the kernel AIO engines are refused. */
+static bool parse_aio(KeyVal *kv, GError **errp)
+{
+    static const char *const aios[] = { "threads", "native", "io_uring", NULL };
+    int aio;
+
+    if (!parse_choice(kv, "aio", aios, 0, &aio, errp)) {
+        return false;
+    }
+    if (aio) {
+        return tern_invalid(errp, "aio=%s is not supported: tern does its I/O "
+                            "on each device's iothread, as aio=threads",
+                            aios[aio]);
+    }
+    return true;
+}
+
 enum { CACHE_WRITEBACK, CACHE_NONE, CACHE_WRITETHROUGH, CACHE_DIRECTSYNC, CACHE_UNSAFE };
 
 /* bitmap-chunk=SIZE: a fixed write-intent chunk instead of the adaptive one. */
@@ -71,16 +89,16 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
     static const char *const ifs[] = { "none", "virtio", NULL };
     static const char *const caches[] = { "writeback", "none", "writethrough",
                                           "directsync", "unsafe", NULL };
+    /* QEMU's names: "off" is "ignore", "on" is "unmap" */
     static const char *const discards[] = { "ignore", "unmap", "off", "on", NULL };
-    static const char *const aios[] = { "threads", "native", "io_uring", NULL };
     const char *id = keyval_get(kv, "id");
-    int iface, cache, dummy;
+    int iface, cache, discard;
     bool crash_safe = true;
 
     if (!parse_choice(kv, "if", ifs, 0, &iface, errp) ||
         !parse_choice(kv, "cache", caches, CACHE_WRITEBACK, &cache, errp) ||
-        !parse_choice(kv, "discard", discards, 0, &dummy, errp) ||
-        !parse_choice(kv, "aio", aios, 0, &dummy, errp) ||
+        !parse_choice(kv, "discard", discards, 0, &discard, errp) ||
+        !parse_aio(kv, errp) ||
         !keyval_get_bool(kv, "readonly", &d->read_only, errp) ||
         !keyval_get_bool(kv, "crash-safe-bitmaps", &crash_safe, errp) ||
         !parse_bitmap_chunk(kv, &d->bitmap_chunk, errp) ||
@@ -102,11 +120,25 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
     if (cache == CACHE_NONE || cache == CACHE_DIRECTSYNC) {
         *flags |= BDRV_O_NOCACHE;
     }
+    if (discard == 1 || discard == 3) {
+        *flags |= BDRV_O_UNMAP;
+    }
     return true;
 }
 
 static Drive *drive_open_flags(const char *spec, unsigned index,
                                int extra_flags, GError **errp);
+
+/* QEMU's node-name rule: a letter, then letters, digits, '-', '.', '_'. */
+static bool node_name_ok(const char *name, GError **errp)
+{
+    bool ok = g_ascii_isalpha(name[0]) && strlen(name) < 32;
+
+    for (const char *p = name; ok && *p; p++) {
+        ok = g_ascii_isalnum(*p) || strchr("-._", *p);
+    }
+    return ok || tern_invalid(errp, "Invalid node-name: '%s'", name);
+}
 
 Drive *drive_open(const char *spec, unsigned index, GError **errp)
 {
@@ -119,7 +151,7 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
     g_autoptr(KeyVal) kv = keyval_parse(spec, "file", errp);
     g_autofree char *id = NULL;
     Drive *d;
-    const char *file, *format;
+    const char *file, *format, *node_name;
     BlockNode *node;
     int flags = 0;
 
@@ -129,6 +161,7 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
     d = g_new0(Drive, 1);
     file = keyval_get(kv, "file");
     format = keyval_get(kv, "format");
+    node_name = keyval_get(kv, "node-name");
     if (!parse_options(d, kv, index, &id, &flags, errp) ||
         !keyval_check_unused(kv, errp)) {
         drive_free(d);
@@ -139,8 +172,7 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
         drive_free(d);
         return NULL;
     }
-    if (format && !bdrv_find_format(format)) {
-        tern_invalid(errp, "unknown format '%s'", format);
+    if (node_name && !node_name_ok(node_name, errp)) {
         drive_free(d);
         return NULL;
     }
@@ -154,6 +186,9 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
         bdrv_write_intent_set_chunk(node, d->bitmap_chunk, d->bitmap_chunk);
         bdrv_unlock(node);
     }
+    if (node_name) {
+        bdrv_set_node_name(node, node_name);    /* QMP's snapshot jobs name it */
+    }
     d->blk = blk_new(id, node, d);
     return d;
 }
@@ -165,6 +200,18 @@ void drive_free(Drive *d)
     }
     blk_free(d->blk);
     g_free(d);
+}
+
+/* Into the set's backend list; node names are unique, as in QEMU. */
+static bool add_to_set(DriveSet *set, Drive *d, GError **errp)
+{
+    const char *node_name = bdrv_get_node_name(blk_root(d->blk));
+
+    if (blk_list_find_node(set->backends, node_name)) {
+        return tern_invalid(errp, "Duplicate nodes with node-name='%s'",
+                            node_name);
+    }
+    return blk_list_add(set->backends, d->blk, errp);
 }
 
 DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
@@ -187,7 +234,7 @@ DriveSet *drive_set_new(VmConfig *cfg, GError **errp)
             drive_set_free(set);
             return NULL;
         }
-        if (!blk_list_add(set->backends, d->blk, errp)) {
+        if (!add_to_set(set, d, errp)) {
             g_prefix_error(errp, "-drive %s: ", spec);
             drive_free(d);
             drive_set_free(set);
@@ -222,22 +269,21 @@ void drive_set_attach_monitor(DriveSet *set, Monitor *mon)
 void drive_io_error_event(Drive *d, bool is_read, DriveErrorAction action,
                           int err, const char *reason)
 {
-    JsonObject *data;
+    json_object *data;
 
     if (!d->set) {
         return;
     }
     g_mutex_lock(&d->set->event_lock);
     if (d->set->mon) {
-        data = json_object_new();
-        json_object_set_string_member(data, "device", drive_id(d));
-        json_object_set_string_member(data, "node-name",
-                                      bdrv_get_node_name(drive_node(d)));
-        json_object_set_string_member(data, "operation", is_read ? "read" : "write");
-        json_object_set_string_member(data, "action",
-                                      action == DRIVE_ERROR_STOP ? "stop" : "report");
-        json_object_set_boolean_member(data, "nospace", err == ENOSPC);
-        json_object_set_string_member(data, "reason", reason);
+        data = json_object_new_object();
+        tern_json_add_str(data, "device", drive_id(d));
+        tern_json_add_str(data, "node-name", bdrv_get_node_name(drive_node(d)));
+        tern_json_add_str(data, "operation", is_read ? "read" : "write");
+        tern_json_add_str(data, "action",
+                          action == DRIVE_ERROR_STOP ? "stop" : "report");
+        tern_json_add_bool(data, "nospace", err == ENOSPC);
+        tern_json_add_str(data, "reason", reason);
         monitor_emit_event(d->set->mon, "BLOCK_IO_ERROR", data);
     }
     g_mutex_unlock(&d->set->event_lock);

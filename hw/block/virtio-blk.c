@@ -280,9 +280,17 @@ static uint8_t do_ranged(VirtioBlk *vb, BlkReq *r, GError **errp, bool *host_err
         !range_ok(vb, sector, (uint64_t)count * VIRTIO_BLK_SECTOR)) {
         return VIRTIO_BLK_S_IOERR;
     }
-    *host_err = !(zeroes ? bdrv_write_zeroes : bdrv_discard)(
-        drive_node(vb->drive), sector * VIRTIO_BLK_SECTOR,
-        (uint64_t)count * VIRTIO_BLK_SECTOR, errp);
+    /* The drive's discard= option decides whether either may unmap. */
+    if (zeroes) {
+        *host_err = !bdrv_write_zeroes(drive_node(vb->drive),
+                                       sector * VIRTIO_BLK_SECTOR,
+                                       (uint64_t)count * VIRTIO_BLK_SECTOR,
+                                       flags & 1, errp);
+    } else {
+        *host_err = !bdrv_discard(drive_node(vb->drive),
+                                  sector * VIRTIO_BLK_SECTOR,
+                                  (uint64_t)count * VIRTIO_BLK_SECTOR, errp);
+    }
     return *host_err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 }
 

@@ -51,6 +51,9 @@ BlockBackend *blk_list_get(const BlockBackendList *l, size_t i);
 BlockBackend *blk_list_find(const BlockBackendList *l, const char *name);
 /* The node called 'name' (rules above); NULL if none. */
 BlockNode *blk_list_lookup_node(const BlockBackendList *l, const char *name);
+/* By node-name alone, as QEMU's bdrv_find_node (snapshot-save's 'vmstate'
+ * and 'devices' name nodes, never drives); NULL if none. */
+BlockNode *blk_list_find_node(const BlockBackendList *l, const char *name);
 /* The name QEMU gives bs on the wire and in messages (rules above). */
 const char *blk_list_node_name(const BlockBackendList *l, BlockNode *bs);
 

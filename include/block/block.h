@@ -31,9 +31,19 @@ enum {
     BDRV_O_INACTIVE = 1 << 5,  /* another process owns the image for now
                                 * (incoming migration): metadata is read,
                                 * no write lock, no I/O until bdrv_activate */
-    BDRV_O_BITMAPS_IN_USE = 1 << 6, /* mark persistent bitmaps IN_USE while
-                                * open, as QEMU does, instead of keeping
-                                * them crash-safe (block/write-intent.h) */
+    BDRV_O_UNMAP    = 1 << 6,  /* discards reach the image (QEMU's
+                                * discard=unmap); without it they do nothing
+                                * and write-zeroes keeps space allocated */
+    BDRV_O_RESIZE   = 1 << 7,  /* may change the image's size (takes QEMU's
+                                * "resize" lock byte) */
+    BDRV_O_STABLE_FILE = 1 << 8,  /* set by bdrv_open under a format that
+                                   * keeps metadata in the file (qcow2):
+                                   * writable, it may resize it; nobody else
+                                   * may write or resize it */
+    BDRV_O_BITMAPS_IN_USE = 1 << 9,  /* mark persistent bitmaps IN_USE
+                                      * while open, as QEMU does, instead
+                                      * of keeping them crash-safe
+                                      * (block/write-intent.h) */
 };
 
 /* One internal snapshot, as stored in a qcow2 snapshot table. */
@@ -117,10 +127,10 @@ typedef struct BlockCreateOpts {
 struct BlockDriver {
     const char *format_name;
     bool is_protocol;
+    bool has_metadata;        /* keeps metadata in its file (qcow2): the
+                               * file gets BDRV_O_STABLE_FILE */
     size_t state_size;        /* bytes of bs->opaque allocated for the driver */
 
-    /* Score 0..100 that buf (the file's first bytes) is this format. */
-    int (*probe)(const uint8_t *buf, size_t len);
     bool (*create)(const char *filename, uint64_t size,
                    const BlockCreateOpts *opts, GError **errp);
     bool (*open)(BlockNode *bs, const char *filename, int flags, GError **errp);
@@ -131,10 +141,14 @@ struct BlockDriver {
     bool (*pwritev)(BlockNode *bs, uint64_t offset, uint64_t bytes,
                     const struct iovec *iov, int iovcnt, GError **errp);
     bool (*flush)(BlockNode *bs, GError **errp);
+    /* Protocol drivers: start writing dirty data out, without waiting. */
+    void (*start_writeback)(BlockNode *bs);
     bool (*discard)(BlockNode *bs, uint64_t offset, uint64_t bytes,
                     GError **errp);
+    /* 'unmap': the range may be deallocated (BDRV_O_UNMAP and the caller
+     * allowed it); otherwise it stays allocated. */
     bool (*write_zeroes)(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                         GError **errp);
+                         bool unmap, GError **errp);
     bool (*truncate)(BlockNode *bs, uint64_t size, GError **errp);
     bool (*get_info)(BlockNode *bs, BlockImageInfo *info, GError **errp);
     bool (*check)(BlockNode *bs, BlockCheckMode fix, BlockCheckResult *res,
@@ -149,10 +163,13 @@ struct BlockDriver {
                             GError **errp);
 
     /* VM state area (past the end of the virtual disk); pos is 0-based. */
-    bool (*save_vmstate)(BlockNode *bs, uint64_t pos, const void *buf,
-                         size_t len, GError **errp);
+    bool (*save_vmstatev)(BlockNode *bs, uint64_t pos,
+                          const struct iovec *iov, int iovcnt, GError **errp);
     bool (*load_vmstate)(BlockNode *bs, uint64_t pos, void *buf, size_t len,
                          GError **errp);
+    /* The VM state area of snapshot 'id' (exact id), read in place. */
+    bool (*snapshot_load_vmstate)(BlockNode *bs, const char *id, uint64_t pos,
+                                  void *buf, size_t len, GError **errp);
 
     /* Persistent-bitmap hooks (qcow2 only, implemented in qcow2-bitmap.c). */
     bool (*can_store_bitmap)(BlockNode *bs, const char *name,
@@ -192,6 +209,8 @@ struct BlockNode {
     bool inactive;            /* BDRV_O_INACTIVE in effect */
     bool reload_on_activate;  /* opened inactive: metadata may be stale */
     bool drv_closed;          /* a reload failed: no driver state left */
+    bool probed;              /* format probed, not given: raw restricts
+                               * writes to its first sector */
     GList *dirty_bitmaps;     /* BdrvDirtyBitmap * (include/block/dirty-bitmap.h) */
     void *bitmap_opaque;      /* crash-safe bitmaps (block/write-intent.c) */
 };
@@ -205,13 +224,25 @@ void bdrv_dirty_bitmaps_mark(BlockNode *bs, uint64_t offset, uint64_t bytes);
 
 /* Drivers, by name ("file", "raw", "qcow2"); NULL if unknown. */
 const BlockDriver *bdrv_find_format(const char *name);
-/* Guesses the format from the file's first bytes: "qcow2" or "raw". */
+/* The format of a file as QEMU 7.2 probes it: any format QEMU knows ("raw",
+ * "qcow2", "vmdk", "vdi", ...), not only the ones tern opens. */
 const char *bdrv_probe_format(const char *filename, GError **errp);
+/* The same for the first bytes of an image (filename for dmg's probe). */
+const char *bdrv_probe_buffer(const uint8_t *buf, size_t len,
+                              const char *filename);
+/* True for every format name QEMU 7.2 can probe. */
+bool bdrv_format_is_known(const char *format);
 
 /*
- * Opens filename with 'format' ("raw", "qcow2", or NULL to probe). Takes
- * QEMU-compatible image locks unless BDRV_O_NO_LOCK: reading needs and shares
- * "consistent read"; BDRV_O_RDWR needs "write" and "resize" too.
+ * Opens filename with 'format' ("raw", "qcow2", or NULL to probe: a format
+ * tern cannot open is refused by name; probed raw warns when opened
+ * read-write, and refuses writes that would make its first sector probe
+ * as another format, as QEMU does). Takes the lock bytes QEMU 7.2 takes for
+ * the same use unless BDRV_O_NO_LOCK (block/image-lock.c): "consistent
+ * read"; "write" with BDRV_O_RDWR; "resize" with BDRV_O_RESIZE or for a
+ * writable qcow2; others may not write unless BDRV_O_SHARE_RW, and may
+ * neither write nor resize a qcow2 image's file; an inactive node takes
+ * none.
  */
 BlockNode *bdrv_open(const char *filename, const char *format, int flags,
                      GError **errp);
@@ -241,9 +272,17 @@ bool bdrv_preadv(BlockNode *bs, uint64_t offset, const struct iovec *iov,
 bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
                   int iovcnt, GError **errp);
 bool bdrv_flush(BlockNode *bs, GError **errp);
+/* Starts writing what the node's file holds dirty to the disk and returns:
+ * a bulk writer calls it as it goes, so its closing bdrv_flush waits for
+ * little (the disk works while the writer still produces). A hint. */
+void bdrv_start_writeback(BlockNode *bs);
+/* Deallocates the range if the node was opened with BDRV_O_UNMAP; without
+ * it, succeeds and does nothing (QEMU's discard=ignore). */
 bool bdrv_discard(BlockNode *bs, uint64_t offset, uint64_t bytes, GError **errp);
+/* Makes the range read as zeroes; 'may_unmap' lets it be deallocated too,
+ * which happens only on a BDRV_O_UNMAP node (QEMU's BDRV_REQ_MAY_UNMAP). */
 bool bdrv_write_zeroes(BlockNode *bs, uint64_t offset, uint64_t bytes,
-                       GError **errp);
+                       bool may_unmap, GError **errp);
 
 /* Changes the virtual size (qcow2: growing only, and not with internal
  * snapshots); dirty bitmaps follow. */
@@ -273,8 +312,16 @@ bool bdrv_snapshot_find(BlockNode *bs, const char *id_or_name,
  */
 bool bdrv_save_vmstate(BlockNode *bs, uint64_t pos, const void *buf, size_t len,
                        GError **errp);
+/* The same from a vector: savevm hands over whole clusters at a time. */
+bool bdrv_save_vmstatev(BlockNode *bs, uint64_t pos, const struct iovec *iov,
+                        int iovcnt, GError **errp);
 bool bdrv_load_vmstate(BlockNode *bs, uint64_t pos, void *buf, size_t len,
                        GError **errp);
+/* Reads the VM state of snapshot 'id' (its id_str) where the snapshot keeps
+ * it, without reverting the image: tools, and loadvm's checks before it
+ * changes anything. Bytes past what the snapshot holds read as zeroes. */
+bool bdrv_snapshot_load_vmstate(BlockNode *bs, const char *id, uint64_t pos,
+                                void *buf, size_t len, GError **errp);
 
 /* Lock/unlock the node from outside (the dirty-bitmap code's public calls). */
 /*

@@ -13,6 +13,10 @@
 
 #include "migration/qemu-file.h"
 
+/* Whether migrate can use 'uri' (its scheme is one of the above); QEMU's
+ * message if not. */
+bool migration_channel_check_uri(const char *uri, GError **errp);
+
 /* The source side: connect / spawn / create, as an output QEMUFile. */
 QEMUFile *migration_channel_connect(const char *uri, GError **errp);
 

@@ -22,6 +22,7 @@ typedef enum {
     MIGRATION_STATUS_FAILED,
     MIGRATION_STATUS_CANCELLING,
     MIGRATION_STATUS_CANCELLED,
+    MIGRATION_STATUS__MAX
 } MigrationStatus;
 
 /* "none", "setup", "active", "device", "completed", ... as QMP says it. */

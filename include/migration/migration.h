@@ -68,6 +68,10 @@ typedef struct MigrationState MigrationState;
 MigrationState *migration_state_new(Machine *m);
 /* That SaveVM: what snapshots save and load, and tests. */
 SaveVM *migration_savevm(MigrationState *ms);
+/* savevm/loadvm/delvm of this machine (include/migration/snapshot.h):
+ * refused while a migration is in progress; a load resets the machine. */
+typedef struct VmSnapshot VmSnapshot;
+VmSnapshot *migration_snapshots(MigrationState *ms);
 /* Cancels an outgoing job, stops an incoming wait, joins the threads. */
 void migration_state_free(MigrationState *ms);
 /* 'free_opaque' (may be NULL) runs on 'opaque' when 'ms' is freed. */
@@ -79,11 +83,18 @@ void migration_set_incoming_failed(MigrationState *ms,
                                    void (*fn)(void *opaque, int status),
                                    void *opaque);
 
-/* Capabilities may change only while no migration runs. */
+/* Capabilities may change only while no migration runs, and only to what
+ * tern implements; the set is checked as a whole and applied all or
+ * nothing. */
+bool migration_set_capabilities(MigrationState *ms, size_t n,
+                                const MigrationCapability *caps,
+                                const bool *on, GError **errp);
 bool migration_set_capability(MigrationState *ms, MigrationCapability c,
                               bool on, GError **errp);
 bool migration_capability(const MigrationState *ms, MigrationCapability c);
 MigrationParams migration_get_params(const MigrationState *ms);
+/* Takes the whole new set after QEMU's checks (ranges, max-cpu-throttle not
+ * below cpu-throttle-initial), refused in QEMU's words. */
 bool migration_set_params(MigrationState *ms, const MigrationParams *p,
                           GError **errp);
 /* True while an outgoing job or an incoming stream is in progress. */

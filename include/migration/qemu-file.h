@@ -32,10 +32,15 @@ typedef struct QEMUFileOps {
     bool (*close)(void *opaque, GError **errp);
 } QEMUFileOps;
 
-/* Size of the internal buffer; also the most qemu_peek_buffer can look at. */
+/* Size of the internal buffer (bulk files have more); also the most
+ * qemu_peek_buffer can look at. */
 #define QEMU_FILE_BUF_SIZE (32 * KiB)
 
 QEMUFile *qemu_file_new(const QEMUFileOps *ops, void *opaque, bool output);
+/* The same for backends that do best with few large calls (a qcow2 VM state
+ * area): each read asks for up to 1 MiB, each write hands over up to 1024
+ * pieces. Peeks are still limited to QEMU_FILE_BUF_SIZE. */
+QEMUFile *qemu_file_new_bulk(const QEMUFileOps *ops, void *opaque, bool output);
 /* Take ownership of 'fd' (closed by qemu_fclose). */
 QEMUFile *qemu_file_new_fd_input(int fd);
 QEMUFile *qemu_file_new_fd_output(int fd);

@@ -147,6 +147,8 @@ void savevm_register_vmstate(SaveVM *sv, const char *idstr,
 void savevm_unregister(SaveVM *sv, void *opaque);
 
 /* ---- source ---- */
+/* False with QEMU's message if a registered device cannot be saved. */
+bool savevm_state_saveable(SaveVM *sv, GError **errp);
 /* Magic, version and the configuration section. */
 bool savevm_save_header(SaveVM *sv, QEMUFile *f, GError **errp);
 /* START sections of every active live handler. */

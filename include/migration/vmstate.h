@@ -18,7 +18,6 @@
 #ifndef MIGRATION_VMSTATE_H
 #define MIGRATION_VMSTATE_H
 
-#include <json-glib/json-glib.h>
 
 #include "migration/qemu-file.h"
 
@@ -101,15 +100,18 @@ struct VMStateDescription {
     bool (*needed)(void *opaque);           /* subsections only */
     const VMStateField *fields;             /* ends with VMSTATE_END_OF_LIST */
     const VMStateDescription *const *subsections;   /* NULL-terminated */
+    bool unmigratable;      /* its state cannot be saved: no migration or
+                             * snapshot while it is registered */
 };
 
 /*
- * Save 'opaque' as described by 'vmsd'. With 'vmdesc' (a builder inside an
- * open object) it also records the JSON description QEMU's stream tools read:
- * vmsd_name, version, fields[{name, type, size, ...}], subsections[...].
+ * Save 'opaque' as described by 'vmsd'. With 'vmdesc' (a JSON object) it
+ * also records there the description QEMU's stream tools read: vmsd_name,
+ * version, fields[{name, type, size, ...}], subsections[...].
  */
+struct json_object;
 bool vmstate_save(QEMUFile *f, const VMStateDescription *vmsd, void *opaque,
-                  JsonBuilder *vmdesc, GError **errp);
+                  struct json_object *vmdesc, GError **errp);
 /* Load a state written with 'version_id' of 'vmsd' into 'opaque'. */
 bool vmstate_load(QEMUFile *f, const VMStateDescription *vmsd, void *opaque,
                   int version_id, GError **errp);

@@ -27,7 +27,8 @@ void monitor_vl_cleanup(MonitorVl *mv);
 
 Monitor *monitor_vl_monitor(MonitorVl *mv);
 /* The process's migration state, which cont asks to take inactive drives
- * back; until then cont activates nothing. ms must outlive the main loop. */
+ * back (until then cont activates nothing), and whose snapshots the
+ * snapshot commands act on. ms must outlive the main loop. */
 void monitor_vl_set_migration(MonitorVl *mv, MigrationState *ms);
 
 #endif

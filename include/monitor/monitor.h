@@ -17,8 +17,11 @@ Monitor *monitor_new(GMainContext *ctx);
 void monitor_free(Monitor *mon);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Monitor, monitor_free)
 
-/* Where subsystems add their commands and transaction actions. */
+/* Where subsystems add their commands and transaction actions... */
 QmpRegistry *monitor_registry(Monitor *mon);
+/* ...and their HMP commands without a QMP twin (monitor/hmp.h). */
+typedef struct Hmp Hmp;
+Hmp *monitor_hmp(Monitor *mon);
 
 /*
  * Command-line options, checked as they are added:
@@ -40,6 +43,6 @@ bool monitor_start(Monitor *mon, GError **errp);
 
 /* Sends an event to every negotiated QMP client; takes ownership of data
  * (may be NULL). Safe from any thread. */
-void monitor_emit_event(Monitor *mon, const char *name, JsonObject *data);
+void monitor_emit_event(Monitor *mon, const char *name, json_object *data);
 
 #endif

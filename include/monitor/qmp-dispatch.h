@@ -33,34 +33,35 @@ struct QmpSession {
 };
 
 /* {"QMP": {"version": ..., "capabilities": ["oob"]}} */
-JsonNode *qmp_greeting(void);
+json_object *qmp_greeting(void);
 /* {"qemu": {"micro", "minor", "major"}, "package": "tern-X"}: query-version. */
-JsonNode *qmp_version_info(void);
+json_object *qmp_version_info(void);
 
 /*
- * Handles one framed text: parses it with json-glib, validates the request's
- * shape, checks negotiation, arguments, and runs the command. Returns the reply
- * to send (never NULL).
+ * Handles one framed text: parses it (tern_json_parse), validates the
+ * request's shape, checks negotiation, decodes the arguments into the
+ * command's C struct and runs the command. Returns the reply to send (never
+ * NULL).
  */
-JsonNode *qmp_dispatch_text(QmpRegistry *r, QmpSession *s, const char *text,
-                            size_t len);
+json_object *qmp_dispatch_text(QmpRegistry *r, QmpSession *s, const char *text,
+                               size_t len);
 /* The same for an already-parsed request. */
-JsonNode *qmp_dispatch(QmpRegistry *r, QmpSession *s, JsonNode *request);
+json_object *qmp_dispatch(QmpRegistry *r, QmpSession *s, json_object *request);
 
 /* Runs a command by name without a session (HMP, internal users): the caller
  * frees the result; NULL with *errp set on failure. args may be NULL. */
-JsonNode *qmp_call(QmpRegistry *r, const char *name, JsonObject *args,
-                   GError **errp);
+json_object *qmp_call(QmpRegistry *r, const char *name, json_object *args,
+                      GError **errp);
 
 /* {"error": {"class", "desc"}} with "id" copied when given. */
-JsonNode *qmp_error_reply(const GError *err, JsonNode *id);
+json_object *qmp_error_reply(const GError *err, json_object *id);
 const char *qmp_error_class_name(const GError *err);
 
 /* {"timestamp": {"seconds", "microseconds"}, "event": name[, "data": data]};
  * takes ownership of data (may be NULL). */
-JsonNode *qmp_event_new(const char *name, JsonObject *data);
+json_object *qmp_event_new(const char *name, json_object *data);
 
 /* One line of QMP wire text, "\r\n"-terminated as QEMU writes it. */
-char *qmp_to_wire(JsonNode *msg, size_t *len);
+char *qmp_to_wire(json_object *msg, size_t *len);
 
 #endif

@@ -2,8 +2,9 @@
  * Splits a QMP byte stream into complete top-level JSON texts. A QMP client sends
  * concatenated JSON values with no delimiter, so the framer tracks only what it
  * needs to find where a value ends: string state (with escapes) and the depth of
- * braces and brackets. It never interprets the JSON; json-glib parses each framed
- * text. Limits on text size and nesting depth bound the memory one client can pin.
+ * braces and brackets. It never interprets the JSON; tern_json_parse parses each
+ * framed text. Limits on text size and nesting depth bound the memory one client
+ * can pin.
  */
 #ifndef MONITOR_QMP_FRAMER_H
 #define MONITOR_QMP_FRAMER_H

@@ -28,6 +28,7 @@ typedef struct QmpMachine {
     const QmpMachineOps *ops;
     void *opaque;
     Monitor *monitor;       /* set by qmp_machine_attach */
+    bool shutdown_sent;     /* quit sent SHUTDOWN ahead of its request */
 } QmpMachine;
 
 /*

@@ -1,37 +1,18 @@
 /*
- * The QMP command registry: every command tern answers (name, handler, argument
- * schema) and every 'transaction' action type. Subsystems register their commands
- * at start-up; query-commands and the dispatcher read this table, so a command is
- * added in exactly one place. Argument checking follows QEMU's QAPI visitor, so
- * bad arguments get QEMU's wording ("Parameter 'x' is missing", ...).
+ * The QMP command registry: every command tern answers (name, handler,
+ * argument and return types), every event it sends (name, data type) and
+ * every 'transaction' action type. Subsystems register theirs at start-up;
+ * the dispatcher, query-commands and query-qmp-schema read this table, so a
+ * command is one argument table (qmp-types.h) plus one handler.
  */
 #ifndef MONITOR_QMP_REGISTRY_H
 #define MONITOR_QMP_REGISTRY_H
 
-#include <json-glib/json-glib.h>
-
+#include "monitor/qmp-types.h"
 #include "tern/common.h"
 
 typedef struct QmpRegistry QmpRegistry;
 typedef struct QmpSession QmpSession;
-
-typedef enum {
-    QMP_ARG_STR,
-    QMP_ARG_BOOL,
-    QMP_ARG_INT,        /* int64 */
-    QMP_ARG_UINT32,
-    QMP_ARG_UINT64,
-    QMP_ARG_NUMBER,     /* int or float */
-    QMP_ARG_OBJECT,     /* checked by the handler */
-    QMP_ARG_ARRAY,      /* checked by the handler */
-    QMP_ARG_ANY,
-} QmpArgType;
-
-typedef struct QmpArgSpec {
-    const char *name;   /* NULL ends a spec array */
-    QmpArgType type;
-    bool optional;
-} QmpArgSpec;
 
 /* What a handler is called with besides its arguments. */
 typedef struct QmpCall {
@@ -41,34 +22,43 @@ typedef struct QmpCall {
 } QmpCall;
 
 /*
- * A command handler returns the "return" value (a new node; an empty object for
- * commands that return nothing) or NULL with *errp set. Arguments have already
- * passed the command's QmpArgSpec, so scalar members have the declared types.
+ * A command handler gets its arguments decoded into the C struct its
+ * argument type describes (a pointer to it; an empty struct for commands
+ * without arguments) and returns the "return" value (a new reference; an
+ * empty object for commands that return nothing) or NULL with *errp set.
  */
-typedef JsonNode *(*QmpCommandFunc)(const QmpCall *call, JsonObject *args,
-                                    GError **errp);
-
-enum {
-    QMP_CMD_BEFORE_NEGOTIATION = 1 << 0,   /* only qmp_capabilities */
-};
+typedef json_object *(*QmpCommandFunc)(const QmpCall *call, const void *args,
+                                       GError **errp);
 
 typedef struct QmpCommandDef {
     const char *name;
     QmpCommandFunc func;
-    const QmpArgSpec *args;     /* NULL: takes no arguments */
-    unsigned flags;
+    const QmpType *args;        /* an object type; NULL: takes no arguments */
+    const QmpType *ret;         /* NULL: returns {} */
+    /* Instead of args, for arguments that depend on what is registered
+     * (transaction's actions). */
+    const QmpType *(*args_of)(const QmpRegistry *r);
 } QmpCommandDef;
+
+/* A table line: name, handler, argument type, return type (NULL: none/{}). */
+#define QMP_COMMAND(n, f, a, r) { .name = (n), .func = (f), .args = (a), .ret = (r) }
+
+typedef struct QmpEventDef {
+    const char *name;
+    const QmpType *data;        /* an object type; NULL: carries no data */
+} QmpEventDef;
 
 /*
  * A transaction action: prepare does all checks and may do the work in an
  * undoable way; after every action prepared, commit makes it final, otherwise
  * abort undoes it. clean frees the state whatever happened. Only prepare fails:
  * it returns the action's state (never NULL on success) or NULL with *errp set.
+ * 'data' is the action's "data" member decoded as 'args' describes.
  */
 typedef struct QmpActionOps {
     const char *type;
-    const QmpArgSpec *args;     /* the schema of its "data" member */
-    void *(*prepare)(const QmpCall *call, JsonObject *data, GError **errp);
+    const QmpType *args;        /* the type of its "data" member */
+    void *(*prepare)(const QmpCall *call, const void *data, GError **errp);
     void (*commit)(void *state);
     void (*abort)(void *state);
     void (*clean)(void *state);
@@ -83,6 +73,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(QmpRegistry, qmp_registry_free)
 void qmp_register_command(QmpRegistry *r, const QmpCommandDef *def, void *opaque);
 void qmp_register_commands(QmpRegistry *r, const QmpCommandDef *defs, size_t n,
                            void *opaque);
+void qmp_register_events(QmpRegistry *r, const QmpEventDef *defs, size_t n);
+/* Adds a variant to the TransactionAction union the 'transaction' command
+ * decodes its actions with. */
 void qmp_register_action(QmpRegistry *r, const QmpActionOps *ops, void *opaque);
 
 /* NULL if unknown. */
@@ -90,25 +83,21 @@ const QmpCommandDef *qmp_registry_find(const QmpRegistry *r, const char *name,
                                        void **opaque);
 const QmpActionOps *qmp_registry_find_action(const QmpRegistry *r,
                                              const char *type, void **opaque);
-/* Command names, sorted; free the array (not the strings) with g_free. */
+/* The action a decoded TransactionAction's type index names. */
+const QmpActionOps *qmp_registry_action_at(const QmpRegistry *r, int index,
+                                           void **opaque);
+const QmpEventDef *qmp_registry_find_event(const QmpRegistry *r, const char *name);
+/* Command (event) names, sorted; free the array (not the strings) with g_free. */
 const char **qmp_registry_names(const QmpRegistry *r, size_t *n);
+const char **qmp_registry_event_names(const QmpRegistry *r, size_t *n);
 
-/*
- * Checks obj against spec as QEMU's input visitor does: members in spec order
- * (missing, wrong type, out of range), then any member the spec lacks. 'path'
- * prefixes member names in messages ("actions[1].data" gives
- * "Parameter 'actions[1].data.name' is missing"); NULL or "" for top level.
- */
-bool qmp_check_args(JsonObject *obj, const QmpArgSpec *spec, const char *path,
-                    GError **errp);
+/* The type of 'transaction''s arguments: its actions are a union over the
+ * registered action types, so it grows as actions register. */
+const QmpType *qmp_registry_transaction_args(const QmpRegistry *r);
+/* A command's argument type (the empty object if it takes none). */
+const QmpType *qmp_command_args(const QmpRegistry *r, const QmpCommandDef *def);
 
-/* Typed getters for members already checked; defaults for absent optionals. */
-const char *qmp_arg_str(JsonObject *args, const char *name, const char *def);
-bool qmp_arg_bool(JsonObject *args, const char *name, bool def);
-int64_t qmp_arg_int(JsonObject *args, const char *name, int64_t def);
-bool qmp_arg_has(JsonObject *args, const char *name);
-
-/* A new empty-object node: the "return" of commands that return nothing. */
-JsonNode *qmp_return_empty(void);
+/* A new empty object: the "return" of commands that return nothing. */
+json_object *qmp_return_empty(void);
 
 #endif

@@ -12,6 +12,9 @@
 
 /* A client whose unsent output exceeds this is disconnected. */
 #define QMP_SERVER_MAX_OUTPUT   (4 * MiB)
+/* All clients' unsent output together: past it, the client holding the most
+ * is disconnected first (200 clients that never read cost at most this). */
+#define QMP_SERVER_MAX_TOTAL_OUTPUT (16 * MiB)
 
 typedef struct QmpServer QmpServer;
 
@@ -36,8 +39,12 @@ void qmp_server_wait_for_client(QmpServer *s);
  * Callable from any thread; from any but the one that created the server it
  * is queued, in order, and sent by the loop (never from the calling thread).
  */
-void qmp_server_emit_event(QmpServer *s, const char *name, JsonObject *data);
+void qmp_server_emit_event(QmpServer *s, const char *name, json_object *data);
 
 unsigned qmp_server_client_count(const QmpServer *s);
+/* Bytes queued for all clients and not yet sent. */
+size_t qmp_server_pending_output(const QmpServer *s);
+/* Tests: a smaller total than QMP_SERVER_MAX_TOTAL_OUTPUT. */
+void qmp_server_set_max_total_output(QmpServer *s, size_t bytes);
 
 #endif

@@ -1,7 +1,8 @@
 """pytest fixtures for tern's functional tests.
 
 Fixtures: `workdir` (a per-test directory), `guest_kit` (the built PVH test
-guest; skips if it is not built), `qemu_vm` / `tern_vm` (factories whose VMs are
+guest; skips if it is not built), `image_tools` (ternlib.imgtools; skips
+without qemu-io or tern-img), `qemu_vm` / `tern_vm` (factories whose VMs are
 always killed at teardown), `tiny_kernel` (writes a tiny hand-assembled PVH
 kernel, ternlib.tinykernel). Markers: `needs_kvm` (skip without /dev/kvm) and
 `linux_boot` (skip without hardware KVM: on the PVM host a Linux kernel cannot
@@ -58,6 +59,16 @@ def guest_kit():
     if not paths.has_kvm():
         pytest.skip("/dev/kvm is missing or not accessible")
     return p
+
+
+@pytest.fixture
+def image_tools():
+    """qemu-img, qemu-io and tern-img (ternlib.imgtools); skips without them."""
+    from ternlib import imgtools
+    why = imgtools.missing()
+    if why:
+        pytest.skip(why)
+    return imgtools
 
 
 @pytest.fixture

@@ -122,6 +122,18 @@ def test_qemu_writes_tern_reads(tmp_path, cs, compat):
     assert "s1" not in run(QEMU_IMG, "snapshot", "-l", img).stdout
 
 
+def test_json_output_is_qemu_img_bytes(tmp_path):
+    """info and check --output=json print exactly qemu-img's text: the same
+    members, order, indentation and separators."""
+    img = tmp_path / "j.qcow2"
+    run(QEMU_IMG, "create", "-f", "qcow2", img, "64M")
+    run(QEMU_IMG, "snapshot", "-c", "s1", img)
+    run(QEMU_IMG, "bitmap", "--add", img, "b0")
+    for cmd in ("info", "check"):
+        ours = tern_img(cmd, "--output=json", img).stdout
+        assert ours == run(QEMU_IMG, cmd, "--output=json", img).stdout, cmd
+
+
 def test_compare_with_raw(tmp_path):
     img, raw = tmp_path / "c.qcow2", tmp_path / "c.raw"
     run(QEMU_IMG, "create", "-f", "qcow2", img, "8M")

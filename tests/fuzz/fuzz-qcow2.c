@@ -2,7 +2,8 @@
  * Fuzz target: a hostile qcow2 image. The input is written to a scratch file
  * that is opened read-only as qcow2 (header, extensions, refcounts, snapshot
  * table and persistent bitmaps are parsed); then info, snapshot list, a
- * read-only check, guest reads across the disk and a vmstate read run; then
+ * read-only check, guest reads across the disk, a vmstate read and each
+ * snapshot's VM state read in place run; then
  * (for inputs under 1 MiB) it is opened read-write for writes, zeroes, a
  * snapshot create/apply/delete, a repair and a resize. Any failure must be
  * a clean error.
@@ -38,13 +39,22 @@ static void read_some(BlockNode *bs)
         }
     }
     bdrv_load_vmstate(bs, 0, buf, 4096, NULL);
+    /* Each snapshot's VM state, read in place through its own L1 table. */
+    g_autoptr(GPtrArray) sns = bdrv_snapshot_list(bs, NULL);
+    for (guint i = 0; sns && i < sns->len && i < 16; i++) {
+        const BlockSnapshotInfo *sn = sns->pdata[i];
+        bdrv_snapshot_load_vmstate(bs, sn->id_str, 0, buf, 4096, NULL);
+        bdrv_snapshot_load_vmstate(bs, sn->id_str, sn->vm_state_size, buf, 512,
+                                   NULL);
+    }
 }
 
 static void write_some(const char *path)
 {
     static uint8_t buf[8192];
     BlockCheckResult res;
-    BlockNode *bs = bdrv_open(path, "qcow2", BDRV_O_RDWR | BDRV_O_NO_LOCK,
+    BlockNode *bs = bdrv_open(path, "qcow2",
+                              BDRV_O_RDWR | BDRV_O_NO_LOCK | BDRV_O_UNMAP,
                               NULL);
     if (!bs) {
         return;
@@ -54,7 +64,8 @@ static void write_some(const char *path)
     if (len >= sizeof(buf)) {
         bdrv_pwrite(bs, 0, buf, sizeof(buf), NULL);
         bdrv_pwrite(bs, len / 2 / 512 * 512, buf, 512, NULL);
-        bdrv_write_zeroes(bs, len - sizeof(buf), sizeof(buf), NULL);
+        bdrv_write_zeroes(bs, len - sizeof(buf), sizeof(buf), true, NULL);
+        bdrv_write_zeroes(bs, len / 4 / 512 * 512, sizeof(buf), false, NULL);
     }
     bdrv_save_vmstate(bs, 0, buf, sizeof(buf), NULL);
     BlockSnapshotInfo sn = { .name = (char *)"fuzz", .icount = -1 };

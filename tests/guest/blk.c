@@ -12,6 +12,10 @@
  *            tg.blk.rounds=N repeats it N times (0: forever) with the
  *            pattern moved on by one per round, "TG blk round=R ok" after
  *            each (live migration with disk I/O)
+ *   discard  verify, then one DISCARD (tg.blk.op=discard) or WRITE_ZEROES
+ *            (tg.blk.op=zeroes, tg.blk.unmap=1 sets its unmap flag) over
+ *            the blocks written, FLUSH, and read the first block back:
+ *            "TG blk discard op=OP status=S first=0xXX"
  *   readonly expect writes to fail with IOERR and reads to work
  *   iops     tg.blk.rw=randread|randwrite|seqread|seqwrite at tg.blk.qd for
  *            tg.blk.seconds: "TG blk iops=N mbps=M"
@@ -46,7 +50,8 @@ enum { S_ACK = 1, S_DRIVER = 2, S_DRIVER_OK = 4, S_FEATURES_OK = 8,
        S_NEEDS_RESET = 0x40 };
 enum { F_SEG_MAX = 2, F_RO = 5, F_BLK_SIZE = 6, F_FLUSH = 9, F_DISCARD = 13,
        F_WRITE_ZEROES = 14, F_INDIRECT = 28, F_EVENT_IDX = 29, F_VERSION_1 = 32 };
-enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_WRITE_ZEROES = 13 };
+enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11,
+       T_WRITE_ZEROES = 13 };
 enum { D_NEXT = 1, D_WRITE = 2, D_INDIRECT = 4 };
 
 struct desc {
@@ -351,7 +356,8 @@ static void submit(unsigned s, uint32_t type, uint64_t sector, uint64_t buf, uin
     *slot_status(s) = 0xff;
     d[0] = (struct desc){ HDR_BASE + 16UL * s, 16, D_NEXT, (uint16_t)(i + 1) };
     if (len) {
-        d[1] = (struct desc){ buf, len, (uint16_t)(D_NEXT | (type == T_OUT ? 0 : D_WRITE)),
+        bool out = type == T_OUT || type == T_DISCARD || type == T_WRITE_ZEROES;
+        d[1] = (struct desc){ buf, len, (uint16_t)(D_NEXT | (out ? 0 : D_WRITE)),
                               (uint16_t)(i + 2) };
     } else {
         d[0].next = (uint16_t)(i + 2);
@@ -483,6 +489,31 @@ static void mode_verify(void)
             tg_wait_irq();
         }
     }
+}
+
+static void mode_discard(void)
+{
+    uint64_t bs = tg_arg_u64("tg.blk.bs", 4096), count = tg_arg_u64("tg.blk.count", 64);
+    uint64_t offset = tg_arg_u64("tg.blk.offset", 0);
+    const char *op = tg_arg_str("tg.blk.op", "discard");
+    bool zeroes = !strcmp(op, "zeroes");
+    struct { uint64_t sector; uint32_t num, flags; } *seg = (void *)DATA_BASE;
+    uint8_t st;
+
+    verify_round((uint8_t)tg_arg_u64("tg.blk.pattern", 0x5a));
+    seg->sector = offset / 512;
+    seg->num = (uint32_t)(count * bs / 512);
+    seg->flags = zeroes && tg_arg_u64("tg.blk.unmap", 0) ? 1 : 0;
+    st = do_sync(zeroes ? T_WRITE_ZEROES : T_DISCARD, 0, DATA_BASE, 16);
+    if (st == 0) {
+        st = do_sync(T_FLUSH, 0, 0, 0);
+    }
+    fill(DATA_BASE, 0xee, bs);
+    if (st == 0) {
+        st = do_sync(T_IN, offset / 512, DATA_BASE, (uint32_t)bs);
+    }
+    tg_printf("TG blk discard op=%s status=%u first=0x%02x\n", op, st,
+              *(uint8_t *)DATA_BASE);
 }
 
 static void mode_readonly(void)
@@ -816,6 +847,8 @@ static void blk_bsp(void)
         mode_verify();
     } else if (!strcmp(mode, "readonly")) {
         mode_readonly();
+    } else if (!strcmp(mode, "discard")) {
+        mode_discard();
     } else if (!strcmp(mode, "iops")) {
         mode_iops();
     } else if (!strcmp(mode, "msix")) {

@@ -65,10 +65,11 @@ static inline bool test_fault_discard(BlockNode *bs, uint64_t offset,
 }
 
 static inline bool test_fault_write_zeroes(BlockNode *bs, uint64_t offset,
-                                           uint64_t bytes, GError **errp)
+                                           uint64_t bytes, bool unmap,
+                                           GError **errp)
 {
     return test_fault("write-zeroes", errp) &&
-           bdrv_file.write_zeroes(bs, offset, bytes, errp);
+           bdrv_file.write_zeroes(bs, offset, bytes, unmap, errp);
 }
 
 /* bs: a format node opened on a host file. */

@@ -72,7 +72,8 @@ static void check_layers(const char *format, int errnum)
     bool ok;
 
     img_new(&img, format);
-    bs = bdrv_open(img.path, format, BDRV_O_RDWR, &err);
+    /* (discards reach the file only with BDRV_O_UNMAP) */
+    bs = bdrv_open(img.path, format, BDRV_O_RDWR | BDRV_O_UNMAP, &err);
     g_assert_no_error(err);
     test_fault_attach(bs);
     memset(buf, 0x5a, sizeof(buf));
@@ -85,7 +86,8 @@ static void check_layers(const char *format, int errnum)
     g_assert_true(FAILS(bdrv_pread(bs, 0, buf, sizeof(buf), &err), "read"));
     g_assert_true(FAILS(bdrv_flush(bs, &err), "flush"));
     failures += FAILS(bdrv_discard(bs, 0, 64 * KiB, &err), "discard");
-    failures += FAILS(bdrv_write_zeroes(bs, 0, 64 * KiB, &err), "write-zeroes");
+    failures += FAILS(bdrv_write_zeroes(bs, 0, 64 * KiB, true, &err),
+                      "write-zeroes");
     failures += FAILS(bdrv_flush(bs, &err), "second flush");
     g_clear_error(&err);
     g_test_message("%s: %u of discard, write-zeroes, flush failed with %d",

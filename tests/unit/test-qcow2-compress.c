@@ -210,7 +210,7 @@ static void test_write_whole_and_discard(void)
 
     GError *err = NULL;
     make_compressed(&im, "discard.qcow2", cs, 100);
-    bs = must_open(im.path, BDRV_O_RDWR);
+    bs = must_open(im.path, BDRV_O_RDWR | BDRV_O_UNMAP);
     g_assert_true(bdrv_discard(bs, 0, cs, &err));
     g_assert_no_error(err);
     g_autofree uint8_t *z = must_read(bs, 0, cs);
@@ -337,7 +337,7 @@ static void test_hostile(void)
 
     make_compressed(&im, "hostile2.qcow2", cs, 0);
     patch_be64(im.path, im.l2, descriptor(&im, im.l1, 1));
-    bs = must_open(im.path, BDRV_O_RDWR);
+    bs = must_open(im.path, BDRV_O_RDWR | BDRV_O_UNMAP);
     g_assert_false(bdrv_discard(bs, 0, cs, &err));
     g_assert_nonnull(strstr(err->message, "overlaps qcow2 metadata"));
     g_clear_error(&err);

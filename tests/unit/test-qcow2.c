@@ -7,6 +7,7 @@
  * never crash). Every image is checked with bdrv_check() at the end.
  */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -126,16 +127,52 @@ static void test_bounds_and_readonly(void)
     bdrv_close(bs);
 }
 
-/* cache=none: qcow2 keeps the page cache (unaligned metadata I/O). */
+/* The open flags of this process's descriptor for 'path', or -1. */
+static int fd_flags_of(const char *path)
+{
+    g_autoptr(GDir) d = g_dir_open("/proc/self/fd", 0, NULL);
+    const char *n;
+    while (d && (n = g_dir_read_name(d))) {
+        g_autofree char *link = g_strdup_printf("/proc/self/fd/%s", n);
+        g_autofree char *target = g_file_read_link(link, NULL);
+        g_autofree char *info = g_strdup_printf("/proc/self/fdinfo/%s", n);
+        g_autofree char *text = NULL;
+        if (target && !strcmp(target, path) &&
+            g_file_get_contents(info, &text, NULL, NULL)) {
+            const char *f = strstr(text, "flags:");
+            return f ? (int)g_ascii_strtoull(f + 6, NULL, 8) : -1;
+        }
+    }
+    return -1;
+}
+
+/* cache=none: O_DIRECT for qcow2 too; its unaligned metadata updates (an
+ * 8-byte L1 entry, a 12-byte header field) are bounced by the file layer. */
 static void test_nocache(void)
 {
-    g_autofree char *path = make_image("nocache.qcow2", 1 * MiB, 0, NULL);
-    BlockNode *bs = must_open(path, BDRV_O_RDWR | BDRV_O_NOCACHE);
+    g_autofree char *path = make_image("nocache.qcow2", 1 * MiB, 512, NULL);
+    GError *err = NULL;
+    BlockNode *bs = bdrv_open(path, "qcow2", BDRV_O_RDWR | BDRV_O_NOCACHE,
+                              &err);
+    if (!bs && strstr(err->message, "Invalid argument")) {
+        g_test_skip("the temp file system has no O_DIRECT");
+        g_clear_error(&err);
+        return;
+    }
+    g_assert_no_error(err);
+    g_assert_cmpint(fd_flags_of(path) & O_DIRECT, ==, O_DIRECT);
     fill(bs, 1000, 3000, 0x42);
-    expect(bs, 1000, 3000, 0x42);
+    fill(bs, 700 * KiB + 1, 5, 0x43);
+    BlockSnapshotInfo sn = { .name = (char *)"s", .icount = -1 };
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    fill(bs, 1000, 10, 0x44);
+    expect(bs, 1000, 10, 0x44);
+    expect(bs, 1010, 2990, 0x42);
+    expect(bs, 700 * KiB + 1, 5, 0x43);
     g_assert_true(bdrv_flush(bs, NULL));
     assert_clean(bs);
     bdrv_close(bs);
+    check_file_clean(path);
 }
 
 static void test_resize(void)
@@ -298,14 +335,58 @@ static void test_discard_zeroes(void)
 {
     g_autofree char *path = make_image("z.qcow2", 8 * MiB, 0, NULL);
     GError *err = NULL;
-    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    BlockNode *bs = must_open(path, BDRV_O_RDWR | BDRV_O_UNMAP);
     fill(bs, 0, 8 * MiB, 0x77);
-    g_assert_true(bdrv_write_zeroes(bs, 1000, 300 * KiB, &err));
+    g_assert_true(bdrv_write_zeroes(bs, 1000, 300 * KiB, true, &err));
     g_assert_true(bdrv_discard(bs, 4 * MiB, 1 * MiB, &err));
     g_assert_no_error(err);
     expect(bs, 0, 1000, 0x77);
     expect(bs, 1000, 300 * KiB, 0);
     expect(bs, 1000 + 300 * KiB, 1000, 0x77);
+    expect(bs, 4 * MiB, 1 * MiB, 0);
+    assert_clean(bs);
+    bdrv_close(bs);
+}
+
+static int64_t allocated_clusters(BlockNode *bs)
+{
+    BlockCheckResult res;
+    g_assert_true(bdrv_check(bs, BDRV_CHECK_REPORT, &res, NULL));
+    g_assert_cmpint(res.corruptions + res.leaks, ==, 0);
+    return res.allocated_clusters;
+}
+
+/* Without BDRV_O_UNMAP (discard=ignore) a discard leaves the data and the
+ * clusters, and write-zeroes keeps the clusters (v3: ZERO flag on the
+ * allocated entry, written in place again later); with it both unmap. */
+static void test_unmap_policy(void)
+{
+    g_autofree char *path = make_image("up.qcow2", 8 * MiB, 0, NULL);
+    GError *err = NULL;
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    fill(bs, 0, 8 * MiB, 0x66);
+    int64_t all = allocated_clusters(bs);
+    g_assert_true(bdrv_discard(bs, 0, 1 * MiB, &err));
+    expect(bs, 0, 1 * MiB, 0x66);
+    g_assert_true(bdrv_write_zeroes(bs, 1 * MiB, 1 * MiB, true, &err));
+    g_assert_no_error(err);
+    expect(bs, 1 * MiB, 1 * MiB, 0);
+    g_assert_cmpint(allocated_clusters(bs), ==, all);
+    fill(bs, 1 * MiB + 100, 50, 0x67);        /* into a kept zero cluster */
+    expect(bs, 1 * MiB, 100, 0);
+    expect(bs, 1 * MiB + 100, 50, 0x67);
+    expect(bs, 1 * MiB + 150, 64 * KiB - 150, 0);
+    g_assert_cmpint(allocated_clusters(bs), ==, all);
+    bdrv_close(bs);
+
+    bs = must_open(path, BDRV_O_RDWR | BDRV_O_UNMAP);
+    g_assert_true(bdrv_write_zeroes(bs, 2 * MiB, 1 * MiB, false, &err));
+    g_assert_cmpint(allocated_clusters(bs), ==, all);
+    g_assert_true(bdrv_write_zeroes(bs, 2 * MiB, 1 * MiB, true, &err));
+    g_assert_true(bdrv_discard(bs, 4 * MiB, 1 * MiB, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(allocated_clusters(bs), ==, all - 2 * 16);
+    expect(bs, 2 * MiB, 1 * MiB, 0);
     expect(bs, 4 * MiB, 1 * MiB, 0);
     assert_clean(bs);
     bdrv_close(bs);
@@ -440,6 +521,11 @@ static const Hostile hostile[] = {
     { "extended-l2", 72, 8, 16, 0, "extended L2" },
     { "unknown-incompat", 72, 8, 1ULL << 40, 0, "unsupported IMAGE feature" },
     { "refcount-order", 96, 4, 7, 0, "Refcount width" },
+    /* Fields are unsigned on disk: "negative" values must not pass the
+     * range checks (read-only opens too). */
+    { "refcount-order-negative", 96, 4, 0xffffff1e, 0, "2^4294967070" },
+    { "cluster-bits-negative", 20, 4, 0x80000009, 0, "2^2147483657" },
+    { "version-negative", 4, 4, 0xfffffffe, 0, "version 4294967294" },
     { "refcount-32-rw", 96, 4, 5, BDRV_O_RDWR, "read-only" },
     { "header-length", 100, 4, 50, 0, "header length" },
     { "ext-too-large", 112 + 4, 4, 0x100000, 0, "too large" },
@@ -497,7 +583,8 @@ static void test_hostile_l2(void)
     patch_be64(path, l1, (1ULL << 63) | l1);
     bs = must_open(path, BDRV_O_RDWR);
     g_assert_false(bdrv_pwrite(bs, 0, buf, sizeof(buf), &err));
-    g_assert_nonnull(strstr(err->message, "overlaps qcow2 metadata"));
+    g_assert_nonnull(strstr(err->message, "Preventing invalid write on "
+                            "metadata (overlaps with active L1 table)"));
     g_clear_error(&err);
     bdrv_close(bs);
     g_assert_cmpuint(read_be64(path, l1), ==, (1ULL << 63) | l1);
@@ -572,6 +659,83 @@ static void test_hostile_snapshot_table(void)
     expect_open_fails(path, 0, "snapshot table offset");
     patch_be64(path, 64, 1ULL << 40);                  /* table past EOF */
     expect_open_fails(path, 0, "past the end");
+}
+
+/* Offsets and sizes from the snapshot table near 2^64 must not wrap past
+ * the range checks, nor reach the L1 index arithmetic. */
+static void test_hostile_snapshot_ranges(void)
+{
+    g_autofree char *path = make_image("snwrap.qcow2", 1 * MiB, 0, NULL);
+    GError *err = NULL;
+    uint8_t buf[4096];
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    BlockSnapshotInfo sn = { .name = (char *)"s", .vm_state_size = 4096 };
+    g_assert_true(bdrv_save_vmstate(bs, 0, buf, sizeof(buf), &err));
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    bdrv_close(bs);
+    uint64_t table = read_be64(path, 64);
+    uint64_t l1 = read_be64(path, table);
+    uint32_t l1_size = (uint32_t)(read_be64(path, table + 8) >> 32);
+
+    /* L1 offset + size wraps to 0 */
+    patch_be64(path, table, 0xffffffffffff0000ULL);
+    patch_be32(path, table + 8, 0x2000);
+    expect_open_fails(path, 0, "L1 table past the end");
+    patch_be64(path, table, l1);
+    patch_be32(path, table + 8, l1_size);
+
+    /* snapshot table offset near 2^64 */
+    patch_be64(path, 64, 0xffffffffffff0000ULL);
+    expect_open_fails(path, 0, "past the end");
+    patch_be64(path, 64, table);
+
+    /* disk_size (extra data 8..15) too large: apply refuses before it
+     * changes anything */
+    patch_be64(path, table + 40 + 8, 0xfffffffffffffe00ULL);
+    bs = must_open(path, BDRV_O_RDWR);
+    fill(bs, 0, 4096, 0x61);
+    g_assert_false(bdrv_snapshot_apply(bs, "s", &err));
+    g_assert_nonnull(strstr(err->message, "too large"));
+    g_clear_error(&err);
+    g_assert_cmpuint(bdrv_getlength(bs), ==, 1 * MiB);
+    expect(bs, 0, 4096, 0x61);
+
+    /* a VM state position from a hostile vm_state_size: no wrap into the
+     * guest disk */
+    g_assert_false(bdrv_load_vmstate(bs, UINT64_MAX - 100, buf, sizeof(buf),
+                                     &err));
+    g_assert_nonnull(strstr(err->message, "beyond what the image can"));
+    g_clear_error(&err);
+    g_assert_false(bdrv_save_vmstate(bs, 1ULL << 62, buf, sizeof(buf), &err));
+    g_clear_error(&err);
+    assert_clean(bs);
+    bdrv_close(bs);
+}
+
+/* The L1 tables of two snapshots on top of each other: every walk over
+ * them (metadata map, check) would read the file many times over. */
+static void test_hostile_snapshot_l1_overlap(void)
+{
+    g_autofree char *path = make_image("snl1ov.qcow2", 1 * MiB, 0, NULL);
+    GError *err = NULL;
+    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    BlockSnapshotInfo sn = { .name = (char *)"s", .icount = -1 };
+    fill(bs, 0, 4096, 1);
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    bdrv_close(bs);
+    struct stat st;
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    uint64_t e = read_be64(path, 64);
+    for (int i = 0; i < 2; i++) {     /* both: most of the file */
+        uint32_t extra = (uint32_t)read_be64(path, e + 32);
+        uint64_t sizes = read_be64(path, e + 8);   /* l1_size, id, name */
+        uint32_t id = (uint32_t)(sizes >> 16) & 0xffff, nm = sizes & 0xffff;
+        patch_be64(path, e, 65536);
+        patch_be32(path, e + 8, (uint32_t)((st.st_size - 65536) / 8));
+        e = ALIGN_UP(e + 40 + extra + id + nm, 8);
+    }
+    expect_open_fails(path, 0, "L1 tables overlap");
 }
 
 static void test_locking(void)
@@ -677,6 +841,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qcow2/vmstate", test_vmstate);
     g_test_add_func("/qcow2/refcount-growth", test_refcount_growth);
     g_test_add_func("/qcow2/discard-zeroes", test_discard_zeroes);
+    g_test_add_func("/qcow2/unmap-policy", test_unmap_policy);
     g_test_add_func("/qcow2/unknown-extension", test_unknown_extension_kept);
     g_test_add_func("/qcow2/dirty-bit", test_dirty_bit_repaired);
     g_test_add_func("/qcow2/check-repair", test_check_finds_and_repairs_leak);
@@ -689,6 +854,10 @@ int main(int argc, char **argv)
     g_test_add_func("/qcow2/hostile/shared-l2", test_hostile_shared_l2);
     g_test_add_func("/qcow2/hostile/snapshot-table",
                     test_hostile_snapshot_table);
+    g_test_add_func("/qcow2/hostile/snapshot-ranges",
+                    test_hostile_snapshot_ranges);
+    g_test_add_func("/qcow2/hostile/snapshot-l1-overlap",
+                    test_hostile_snapshot_l1_overlap);
     for (size_t i = 0; i < G_N_ELEMENTS(hostile); i++) {
         g_autofree char *name = g_strdup_printf("/qcow2/hostile/header/%s",
                                                 hostile[i].name);

@@ -23,6 +23,7 @@ typedef struct Fixture {
     BlockBackend *blk;          /* drive "drive0" */
     BlockBackendList *blks;
     QmpRegistry *reg;
+    Hmp *hmp;
     QmpSession session;
 } Fixture;
 
@@ -58,7 +59,7 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     open_image(fx);
     fx->reg = qmp_registry_new();
     qmp_register_core_commands(fx->reg);
-    hmp_register_command(fx->reg);
+    fx->hmp = hmp_new(fx->reg);
     qmp_register_block_commands(fx->reg, fx->blks);
     fx->session.negotiated = true;
 }
@@ -70,41 +71,68 @@ static void fixture_teardown(Fixture *fx, gconstpointer data)
     }
     blk_list_free(fx->blks);
     qmp_registry_free(fx->reg);
+    hmp_free(fx->hmp);
     unlink(fx->path);
     rmdir(fx->dir);
     g_free(fx->path);
     g_free(fx->dir);
 }
 
-static JsonNode *ask(Fixture *fx, const char *text)
+static json_object *ask(Fixture *fx, const char *text)
 {
     return qmp_dispatch_text(fx->reg, &fx->session, text, strlen(text));
 }
 
+/* Member lookups for replies whose shape the test knows. */
+static json_object *mem(json_object *o, const char *name)
+{
+    json_object *v = NULL;
+
+    g_assert_true(json_object_object_get_ex(o, name, &v));
+    return v;
+}
+
+static const char *mem_str(json_object *o, const char *name)
+{
+    return json_object_get_string(mem(o, name));
+}
+
+static bool mem_bool(json_object *o, const char *name)
+{
+    return json_object_get_boolean(mem(o, name));
+}
+
+static int64_t mem_int(json_object *o, const char *name)
+{
+    return json_object_get_int64(mem(o, name));
+}
+
+static bool has(json_object *o, const char *name)
+{
+    return json_object_object_get_ex(o, name, NULL);
+}
+
 static void assert_ok(Fixture *fx, const char *text)
 {
-    g_autoptr(JsonNode) r = ask(fx, text);
-    g_autofree char *s = json_to_string(r, FALSE);
+    g_autoptr(json_object) r = ask(fx, text);
 
-    if (!json_object_has_member(json_node_get_object(r), "return")) {
-        g_error("%s -> %s", text, s);
+    if (!has(r, "return")) {
+        g_error("%s -> %s", text, json_object_to_json_string(r));
     }
 }
 
 static void assert_error(Fixture *fx, const char *text, const char *cls,
                          const char *desc)
 {
-    g_autoptr(JsonNode) r = ask(fx, text);
-    g_autofree char *s = json_to_string(r, FALSE);
-    JsonObject *o = json_node_get_object(r);
-    JsonObject *e;
+    g_autoptr(json_object) r = ask(fx, text);
+    json_object *e;
 
-    if (!json_object_has_member(o, "error")) {
-        g_error("%s -> %s (wanted an error)", text, s);
+    if (!has(r, "error")) {
+        g_error("%s -> %s (wanted an error)", text, json_object_to_json_string(r));
     }
-    e = json_object_get_object_member(o, "error");
-    g_assert_cmpstr(json_object_get_string_member(e, "class"), ==, cls);
-    g_assert_cmpstr(json_object_get_string_member(e, "desc"), ==, desc);
+    e = mem(r, "error");
+    g_assert_cmpstr(mem_str(e, "class"), ==, cls);
+    g_assert_cmpstr(mem_str(e, "desc"), ==, desc);
 }
 
 static BdrvDirtyBitmap *bitmap(Fixture *fx, const char *name)
@@ -154,9 +182,9 @@ static void write_at(Fixture *fx, uint64_t offset, size_t len)
 /* QEMU's message for the busy case is not pinned here; the class is. */
 static void assert_error_any(Fixture *fx, const char *text)
 {
-    g_autoptr(JsonNode) r = ask(fx, text);
+    g_autoptr(json_object) r = ask(fx, text);
 
-    g_assert_true(json_object_has_member(json_node_get_object(r), "error"));
+    g_assert_true(has(r, "error"));
 }
 
 #define ADD(args) "{\"execute\": \"block-dirty-bitmap-add\", \"arguments\": {" args "}}"
@@ -190,44 +218,41 @@ static void test_add_and_lookup(Fixture *fx, gconstpointer d)
 
 static void test_query_block(Fixture *fx, gconstpointer d)
 {
-    g_autoptr(JsonNode) r = NULL;
-    JsonObject *dev, *ins, *bm;
-    JsonArray *bms;
+    g_autoptr(json_object) r = NULL;
+    json_object *dev, *ins, *bm, *bms;
 
     assert_ok(fx, ADD("\"node\": \"drive0\", \"name\": \"old\""));
     assert_ok(fx, ADD("\"node\": \"drive0\", \"name\": \"new\", \"disabled\": true, "
                       "\"persistent\": true"));
     write_at(fx, 0, 4096);
     r = ask(fx, "{\"execute\": \"query-block\"}");
-    dev = json_array_get_object_element(
-        json_object_get_array_member(json_node_get_object(r), "return"), 0);
-    g_assert_cmpstr(json_object_get_string_member(dev, "device"), ==, "drive0");
-    g_assert_cmpstr(json_object_get_string_member(dev, "qdev"), ==,
+    dev = json_object_array_get_idx(mem(r, "return"), 0);
+    g_assert_cmpstr(mem_str(dev, "device"), ==, "drive0");
+    g_assert_cmpstr(mem_str(dev, "qdev"), ==,
                     "/machine/peripheral/virtio0");
-    ins = json_object_get_object_member(dev, "inserted");
-    g_assert_cmpstr(json_object_get_string_member(ins, "node-name"), ==, "disk0");
-    g_assert_cmpstr(json_object_get_string_member(ins, "drv"), ==, "qcow2");
-    g_assert_cmpstr(json_object_get_string_member(ins, "file"), ==, fx->path);
-    g_assert_false(json_object_get_boolean_member(ins, "ro"));
-    g_assert_cmpint(json_object_get_int_member(
-        json_object_get_object_member(ins, "image"), "virtual-size"), ==, 64 * MiB);
-    bms = json_object_get_array_member(ins, "dirty-bitmaps");
-    g_assert_cmpuint(json_array_get_length(bms), ==, 2);
-    bm = json_array_get_object_element(bms, 0);         /* newest first, as QEMU */
-    g_assert_cmpstr(json_object_get_string_member(bm, "name"), ==, "new");
-    g_assert_false(json_object_get_boolean_member(bm, "recording"));
-    g_assert_true(json_object_get_boolean_member(bm, "persistent"));
-    g_assert_cmpint(json_object_get_int_member(bm, "count"), ==, 0);
-    bm = json_array_get_object_element(bms, 1);
-    g_assert_true(json_object_get_boolean_member(bm, "recording"));
-    g_assert_false(json_object_get_boolean_member(bm, "busy"));
-    g_assert_cmpint(json_object_get_int_member(bm, "granularity"), ==, 64 * KiB);
-    g_assert_cmpint(json_object_get_int_member(bm, "count"), ==, 64 * KiB);
+    ins = mem(dev, "inserted");
+    g_assert_cmpstr(mem_str(ins, "node-name"), ==, "disk0");
+    g_assert_cmpstr(mem_str(ins, "drv"), ==, "qcow2");
+    g_assert_cmpstr(mem_str(ins, "file"), ==, fx->path);
+    g_assert_false(mem_bool(ins, "ro"));
+    g_assert_cmpint(mem_int(mem(ins, "image"), "virtual-size"), ==, 64 * MiB);
+    bms = mem(ins, "dirty-bitmaps");
+    g_assert_cmpuint(json_object_array_length(bms), ==, 2);
+    bm = json_object_array_get_idx(bms, 0);         /* newest first, as QEMU */
+    g_assert_cmpstr(mem_str(bm, "name"), ==, "new");
+    g_assert_false(mem_bool(bm, "recording"));
+    g_assert_true(mem_bool(bm, "persistent"));
+    g_assert_cmpint(mem_int(bm, "count"), ==, 0);
+    bm = json_object_array_get_idx(bms, 1);
+    g_assert_true(mem_bool(bm, "recording"));
+    g_assert_false(mem_bool(bm, "busy"));
+    g_assert_cmpint(mem_int(bm, "granularity"), ==, 64 * KiB);
+    g_assert_cmpint(mem_int(bm, "count"), ==, 64 * KiB);
 }
 
 static void test_hmp_info_block(Fixture *fx, gconstpointer d)
 {
-    g_autofree char *out = hmp_run(fx->reg, "info block");
+    g_autofree char *out = hmp_run(fx->hmp, "info block");
     g_autofree char *want = g_strdup_printf("drive0 (disk0): %s (qcow2)\r\n"
                                             "    Attached to:      /machine/peripheral/virtio0\r\n"
                                             "    Cache mode:       writeback\r\n", fx->path);
@@ -262,8 +287,7 @@ static void test_remove_clear_enable_disable(Fixture *fx, gconstpointer d)
 
 static void test_busy_bitmap_refused(Fixture *fx, gconstpointer d)
 {
-    g_autoptr(JsonNode) r = NULL;
-
+    g_autoptr(json_object) r = NULL;
     BdrvDirtyBitmap *bm;
 
     assert_ok(fx, ADD("\"node\": \"drive0\", \"name\": \"a\""));
@@ -272,7 +296,7 @@ static void test_busy_bitmap_refused(Fixture *fx, gconstpointer d)
     bdrv_dirty_bitmap_set_busy(bm, true);
     bdrv_unlock(fx->bs);
     r = ask(fx, CMD("block-dirty-bitmap-remove", "\"node\": \"drive0\", \"name\": \"a\""));
-    g_assert_true(json_object_has_member(json_node_get_object(r), "error"));
+    g_assert_true(has(r, "error"));
     g_assert_nonnull(bitmap(fx, "a"));
     bdrv_lock(fx->bs);
     bdrv_dirty_bitmap_set_busy(bm, false);
@@ -301,7 +325,7 @@ static void test_merge(Fixture *fx, gconstpointer d)
                  "GenericError", "Parameter 'bitmaps[0].name' is missing");
     assert_error(fx, CMD("block-dirty-bitmap-merge", "\"node\": \"drive0\", \"target\": "
                          "\"dst\", \"bitmaps\": [1]"),
-                 "GenericError", "Invalid parameter type for 'bitmaps[0]', expected: "
+                 "GenericError", "Invalid parameter type for 'null', expected: "
                  "BlockDirtyBitmapOrStr");
     assert_error(fx, CMD("block-dirty-bitmap-merge", "\"node\": \"drive0\", \"target\": "
                          "\"nope\", \"bitmaps\": []"),

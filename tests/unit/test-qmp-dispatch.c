@@ -13,6 +13,7 @@
 
 typedef struct Fixture {
     QmpRegistry *reg;
+    Hmp *hmp;
     QmpSession session;
     GString *log;           /* fake actions record what they did */
     int value;              /* state the fake actions change */
@@ -20,42 +21,87 @@ typedef struct Fixture {
 
 /* --- fake commands -------------------------------------------------------- */
 
-static JsonNode *cmd_echo(const QmpCall *call, JsonObject *args, GError **errp)
-{
-    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
+typedef struct EchoArgs {
+    char *name;
+    bool has_count;
+    int64_t count;
+    bool has_flag, flag;
+    bool has_gran;
+    uint32_t gran;
+    bool has_size;
+    uint64_t size;
+    bool has_list;
+    QmpList list;           /* of int */
+    bool has_any;
+    json_object *any;
+} EchoArgs;
 
-    json_node_set_object(n, args);
-    return n;
+QMP_ARRAY_TYPE(int_list, qmp_type_int);
+QMP_OBJECT_TYPE(echo_args, "echo-arg", EchoArgs,
+    QMP_MEMBER(EchoArgs, name, "name", qmp_type_str),
+    QMP_OPTIONAL(EchoArgs, count, "count", qmp_type_int, .i = 7),
+    QMP_OPTIONAL(EchoArgs, flag, "flag", qmp_type_bool),
+    QMP_OPTIONAL(EchoArgs, gran, "gran", qmp_type_uint32),
+    QMP_OPTIONAL(EchoArgs, size, "size", qmp_type_uint64),
+    QMP_OPTIONAL(EchoArgs, list, "list", int_list),
+    QMP_OPTIONAL(EchoArgs, any, "any", qmp_type_any));
+
+/* Writes back what was given, from the decoded struct. */
+static json_object *cmd_echo(const QmpCall *call, const void *args, GError **errp)
+{
+    const EchoArgs *a = args;
+    json_object *o = json_object_new_object();
+
+    tern_json_add_str(o, "name", a->name);
+    if (a->has_count) {
+        tern_json_add_int(o, "count", a->count);
+    }
+    if (a->has_size) {
+        tern_json_add_uint(o, "size", a->size);
+    }
+    if (a->has_list) {
+        tern_json_add_int(o, "list-len", a->list.len);
+    }
+    if (a->has_any) {
+        json_object_object_add(o, "any", json_object_get(a->any));
+    }
+    return o;
 }
 
-static JsonNode *cmd_fail_notfound(const QmpCall *call, JsonObject *args,
-                                   GError **errp)
+/* The default of an absent optional member reaches the handler. */
+static json_object *cmd_count(const QmpCall *call, const void *args, GError **errp)
+{
+    const EchoArgs *a = args;
+
+    return json_object_new_int64(a->has_count ? -a->count : a->count);
+}
+
+static json_object *cmd_fail_notfound(const QmpCall *call, const void *args,
+                                      GError **errp)
 {
     g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_FOUND, "Device 'x' not found");
     return NULL;
 }
 
-static JsonNode *cmd_fail_generic(const QmpCall *call, JsonObject *args,
-                                  GError **errp)
+static json_object *cmd_fail_generic(const QmpCall *call, const void *args,
+                                     GError **errp)
 {
     g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY, "busy");
     return NULL;
 }
 
-static JsonNode *cmd_status(const QmpCall *call, JsonObject *args, GError **errp)
+static json_object *cmd_status(const QmpCall *call, const void *args, GError **errp)
 {
     Fixture *fx = call->opaque;
-    JsonObject *o = json_object_new();
-    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
+    json_object *o = json_object_new_object();
 
-    json_object_set_string_member(o, "status", fx->value ? "running" : "prelaunch");
-    json_object_set_boolean_member(o, "singlestep", false);
-    json_object_set_boolean_member(o, "running", fx->value != 0);
-    json_node_take_object(n, o);
-    return n;
+    tern_json_add_str(o, "status", fx->value ? "running" : "prelaunch");
+    tern_json_add_bool(o, "singlestep", false);
+    tern_json_add_bool(o, "running", fx->value != 0);
+    return o;
 }
 
-static JsonNode *cmd_stop(const QmpCall *call, JsonObject *args, GError **errp)
+static json_object *cmd_stop(const QmpCall *call, const void *args, GError **errp)
 {
     Fixture *fx = call->opaque;
 
@@ -63,45 +109,46 @@ static JsonNode *cmd_stop(const QmpCall *call, JsonObject *args, GError **errp)
     return qmp_return_empty();
 }
 
-static const QmpArgSpec echo_args[] = {
-    { "name", QMP_ARG_STR, false },
-    { "count", QMP_ARG_INT, true },
-    { "flag", QMP_ARG_BOOL, true },
-    { "gran", QMP_ARG_UINT32, true },
-    { "size", QMP_ARG_UINT64, true },
-    { "list", QMP_ARG_ARRAY, true },
-    { "any", QMP_ARG_ANY, true },
-    { NULL },
-};
-
 static const QmpCommandDef fake_commands[] = {
-    { "echo", cmd_echo, echo_args, 0 },
-    { "fail-notfound", cmd_fail_notfound, NULL, 0 },
-    { "fail-generic", cmd_fail_generic, NULL, 0 },
-    { "query-status", cmd_status, NULL, 0 },
-    { "stop", cmd_stop, NULL, 0 },
+    QMP_COMMAND("echo", cmd_echo, &echo_args, NULL),
+    QMP_COMMAND("count", cmd_count, &echo_args, &qmp_type_int),
+    QMP_COMMAND("fail-notfound", cmd_fail_notfound, NULL, NULL),
+    QMP_COMMAND("fail-generic", cmd_fail_generic, NULL, NULL),
+    QMP_COMMAND("query-status", cmd_status, NULL, NULL),
+    QMP_COMMAND("stop", cmd_stop, NULL, NULL),
 };
 
 /* --- fake transaction actions: add 'n' to value, undoably ----------------- */
+
+typedef struct AddArgs {
+    bool has_n;
+    int64_t n;
+    bool has_fail, fail;
+} AddArgs;
+
+QMP_OBJECT_TYPE(add_args, "fake-add-arg", AddArgs,
+    QMP_OPTIONAL(AddArgs, n, "n", qmp_type_int, .i = 1),
+    QMP_OPTIONAL(AddArgs, fail, "fail", qmp_type_bool));
 
 typedef struct AddState {
     Fixture *fx;
     int n;
 } AddState;
 
-static void *add_prepare(const QmpCall *call, JsonObject *data, GError **errp)
+static void *add_prepare(const QmpCall *call, const void *data, GError **errp)
 {
+    const AddArgs *a = data;
     Fixture *fx = call->opaque;
     AddState *st;
 
-    if (qmp_arg_bool(data, "fail", false)) {
+    if (a->fail) {
         g_string_append(fx->log, "fail;");
         g_set_error(errp, TERN_ERROR, TERN_ERR_FAILED, "action refused");
         return NULL;
     }
     st = g_new0(AddState, 1);
     st->fx = fx;
-    st->n = (int)qmp_arg_int(data, "n", 1);
+    st->n = (int)a->n;
     fx->value += st->n;                 /* done now, undone by abort */
     g_string_append_printf(fx->log, "prepare%d;", st->n);
     return st;
@@ -130,14 +177,8 @@ static void add_clean(void *opaque)
     g_free(st);
 }
 
-static const QmpArgSpec add_args[] = {
-    { "n", QMP_ARG_INT, true },
-    { "fail", QMP_ARG_BOOL, true },
-    { NULL },
-};
-
 static const QmpActionOps add_action = {
-    .type = "fake-add", .args = add_args, .prepare = add_prepare,
+    .type = "fake-add", .args = &add_args, .prepare = add_prepare,
     .commit = add_commit, .abort = add_abort, .clean = add_clean,
 };
 
@@ -148,7 +189,7 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     fx->reg = qmp_registry_new();
     fx->log = g_string_new(NULL);
     qmp_register_core_commands(fx->reg);
-    hmp_register_command(fx->reg);
+    fx->hmp = hmp_new(fx->reg);
     qmp_register_commands(fx->reg, fake_commands, ARRAY_SIZE(fake_commands), fx);
     qmp_register_action(fx->reg, &add_action, fx);
 }
@@ -156,14 +197,15 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
 static void fixture_teardown(Fixture *fx, gconstpointer data)
 {
     qmp_registry_free(fx->reg);
+    hmp_free(fx->hmp);
     g_string_free(fx->log, TRUE);
 }
 
 /* Dispatches text and returns the reply as compact JSON text. */
 static char *ask(Fixture *fx, const char *text)
 {
-    g_autoptr(JsonNode) reply = qmp_dispatch_text(fx->reg, &fx->session, text,
-                                                  strlen(text));
+    g_autoptr(json_object) reply = qmp_dispatch_text(fx->reg, &fx->session, text,
+                                                     strlen(text));
     size_t len;
     char *wire = qmp_to_wire(reply, &len);
 
@@ -202,7 +244,7 @@ static void test_negotiation(Fixture *fx, gconstpointer d)
                      "Expecting capabilities negotiation with 'qmp_capabilities'"));
     assert_reply(fx, "{\"execute\": \"qmp_capabilities\", \"arguments\": "
                  "{\"enable\": [\"foo\"]}}",
-                 ERR("GenericError", "Parameter 'enable[0]' does not accept value 'foo'"));
+                 ERR("GenericError", "Parameter 'null' does not accept value 'foo'"));
     g_assert_false(fx->session.negotiated);
     assert_reply(fx, "{\"execute\": \"qmp_capabilities\", \"arguments\": "
                  "{\"enable\": [\"oob\"]}, \"id\": 1}", "{\"return\":{},\"id\":1}");
@@ -234,9 +276,9 @@ static void test_request_shape(Fixture *fx, gconstpointer d)
                  ERR("GenericError", "The command echo does not support OOB"));
     assert_reply(fx, "{\"execute\": \"nope\", \"id\": 5}",
                  ERR_ID("5", "CommandNotFound", "The command nope has not been found"));
-    /* An id that cannot be written back as JSON is refused, without echo. */
+    /* A number that cannot be written back as JSON is refused as input. */
     assert_reply(fx, "{\"execute\": \"echo\", \"id\": [1, {\"x\": -1e999}]}",
-                 ERR("GenericError", "QMP input member 'id' holds a number out of range"));
+                 ERR("GenericError", "JSON parse error, invalid number '-1e999'"));
     assert_reply(fx, "{\"execute\": \"query-version\", \"id\": 1.5e300}",
                  "{\"return\":{\"qemu\":{\"micro\":0,\"minor\":2,\"major\":7},"
                  "\"package\":\"tern-" TERN_VERSION "\"},\"id\":1.5000000000000001e+300}");
@@ -245,7 +287,8 @@ static void test_request_shape(Fixture *fx, gconstpointer d)
 static void test_parse_errors(Fixture *fx, gconstpointer d)
 {
     const char *bad[] = { "{\"execute\": foo}", "}", "]", "{\"a\": 1", "1 2",
-                          "{\"a\" 1}", "\xc3\x28", "", "   " };
+                          "{\"a\" 1}", "\xc3\x28", "", "   ", "{\"a\": NaN}",
+                          "{\"a\": 18446744073709551616}", "[\"\\x\"]" };
 
     negotiate(fx);
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -282,9 +325,33 @@ static void test_arguments(Fixture *fx, gconstpointer d)
     assert_reply(fx, "{\"execute\": \"echo\", \"arguments\": {\"name\": \"a\", "
                  "\"gran\": 4294967296}}",
                  ERR("GenericError", "Parameter 'gran' expects uint32_t"));
+    /* QEMU takes a negative uint64 modulo 2^64, and no float. */
     assert_reply(fx, "{\"execute\": \"echo\", \"arguments\": {\"name\": \"a\", "
                  "\"size\": -1}}",
+                 "{\"return\":{\"name\":\"a\",\"size\":18446744073709551615}}");
+    assert_reply(fx, "{\"execute\": \"echo\", \"arguments\": {\"name\": \"a\", "
+                 "\"size\": 18446744073709551615}}",
+                 "{\"return\":{\"name\":\"a\",\"size\":18446744073709551615}}");
+    assert_reply(fx, "{\"execute\": \"echo\", \"arguments\": {\"name\": \"a\", "
+                 "\"size\": 1.0}}",
                  ERR("GenericError", "Parameter 'size' expects uint64"));
+    assert_reply(fx, "{\"execute\": \"echo\", \"arguments\": {\"name\": \"a\", "
+                 "\"count\": 9223372036854775808}}",
+                 ERR("GenericError", "Invalid parameter type for 'count', expected: integer"));
+    assert_reply(fx, "{\"execute\": \"echo\", \"arguments\": {\"name\": \"a\", "
+                 "\"list\": [1, \"x\"]}}",
+                 ERR("GenericError", "Invalid parameter type for 'list[1]', expected: integer"));
+    assert_reply(fx, "{\"execute\": \"echo\", \"arguments\": {\"name\": \"a\\u0000b\"}}",
+                 ERR("GenericError", "Parameter 'name' expects a string without U+0000"));
+    assert_reply(fx, "{\"execute\": \"echo\", \"arguments\": {\"name\": null}}",
+                 ERR("GenericError", "Invalid parameter type for 'name', expected: string"));
+    assert_reply(fx, "{\"execute\": \"echo\", \"arguments\": {\"name\": \"a\", "
+                 "\"list\": [1, 2]}}", "{\"return\":{\"name\":\"a\",\"list-len\":2}}");
+    /* Absent optional members get the table's default, present ones their value. */
+    assert_reply(fx, "{\"execute\": \"count\", \"arguments\": {\"name\": \"a\"}}",
+                 "{\"return\":7}");
+    assert_reply(fx, "{\"execute\": \"count\", \"arguments\": {\"name\": \"a\", "
+                 "\"count\": 3}}", "{\"return\":-3}");
     assert_reply(fx, "{\"execute\": \"echo\", \"arguments\": {\"name\": \"a\", "
                  "\"list\": {}}}",
                  ERR("GenericError", "Invalid parameter type for 'list', expected: array"));
@@ -343,6 +410,47 @@ static void test_hmp(Fixture *fx, gconstpointer d)
                  ERR("GenericError", "Parameter 'command-line' is missing"));
 }
 
+/* An HMP command of its own: echoes its argument, fails on "bad". */
+static bool hmp_echo(void *opaque, const char *arg, GString *out, GError **errp)
+{
+    if (g_strcmp0(arg, "bad") == 0) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "it is bad");
+        return false;
+    }
+    g_string_append_printf(out, "[%s]\n", arg ? arg : "(none)");
+    return true;
+}
+
+static void test_hmp_own_commands(Fixture *fx, gconstpointer d)
+{
+    static const struct { const char *line, *out; } cases[] = {
+        { "savevm", "[(none)]\r\n" },
+        { "  savevm  tag ", "[tag]\r\n" },
+        { "savevm \"a  b\"", "[a  b]\r\n" },
+        { "savevm \"q\\\"x\"", "[q\"x]\r\n" },
+        { "savevm a b", "savevm: extraneous characters at the end of line\r\n"
+                        "Try \"help savevm\" for more information\r\n" },
+        { "savevm \"open", "savevm: unterminated string\r\n"
+                           "Try \"help savevm\" for more information\r\n" },
+        { "loadvm", "loadvm: string expected\r\n"
+                    "Try \"help loadvm\" for more information\r\n" },
+        { "loadvm bad", "Error: it is bad\r\n" },
+        { "info   snapshots", "[(none)]\r\n" },
+        { "info snapshots x", "info snapshots: extraneous characters at the "
+                              "end of line\r\nTry \"help info snapshots\" for "
+                              "more information\r\n" },
+        { "savevmx", "unknown command: 'savevmx'\r\n" },
+    };
+
+    hmp_add_command(fx->hmp, "savevm", HMP_ARG_OPTIONAL_STR, hmp_echo, NULL);
+    hmp_add_command(fx->hmp, "loadvm", HMP_ARG_STR, hmp_echo, NULL);
+    hmp_add_command(fx->hmp, "info snapshots", HMP_ARG_NONE, hmp_echo, NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *out = hmp_run(fx->hmp, cases[i].line);
+        g_assert_cmpstr(out, ==, cases[i].out);
+    }
+}
+
 #define TX(actions) \
     "{\"execute\": \"transaction\", \"arguments\": {\"actions\": [" actions "]}}"
 #define ADD(data) "{\"type\": \"fake-add\", \"data\": {" data "}}"
@@ -398,19 +506,21 @@ static void test_transaction_syntax_first(Fixture *fx, gconstpointer d)
 
 static void test_events(Fixture *fx, gconstpointer d)
 {
-    JsonObject *data = json_object_new();
-    g_autoptr(JsonNode) ev = NULL;
+    json_object *data = json_object_new_object();
+    g_autoptr(json_object) ev = NULL;
     g_autofree char *wire = NULL;
-    JsonObject *o, *ts;
+    json_object *ts, *v;
     size_t len;
 
-    json_object_set_boolean_member(data, "guest", false);
+    tern_json_add_bool(data, "guest", false);
     ev = qmp_event_new("SHUTDOWN", data);
-    o = json_node_get_object(ev);
-    ts = json_object_get_object_member(o, "timestamp");
-    g_assert_cmpint(json_object_get_int_member(ts, "seconds"), >, 1600000000);
-    g_assert_cmpint(json_object_get_int_member(ts, "microseconds"), <, 1000000);
-    g_assert_cmpstr(json_object_get_string_member(o, "event"), ==, "SHUTDOWN");
+    ts = json_object_object_get(ev, "timestamp");
+    g_assert_cmpint(json_object_get_int64(json_object_object_get(ts, "seconds")), >,
+                    1600000000);
+    g_assert_cmpint(json_object_get_int64(json_object_object_get(ts, "microseconds")),
+                    <, 1000000);
+    v = json_object_object_get(ev, "event");
+    g_assert_cmpstr(json_object_get_string(v), ==, "SHUTDOWN");
     wire = qmp_to_wire(ev, &len);
     g_assert_nonnull(strstr(wire, "\"data\":{\"guest\":false}"));
 }
@@ -418,7 +528,7 @@ static void test_events(Fixture *fx, gconstpointer d)
 static void test_internal_call(Fixture *fx, gconstpointer d)
 {
     g_autoptr(GError) err = NULL;
-    g_autoptr(JsonNode) r = qmp_call(fx->reg, "qmp_capabilities", NULL, &err);
+    g_autoptr(json_object) r = qmp_call(fx->reg, "qmp_capabilities", NULL, &err);
 
     g_assert_null(r);
     g_assert_nonnull(err);
@@ -437,6 +547,7 @@ int main(int argc, char **argv)
     ADD_TEST("error-classes", test_error_classes);
     ADD_TEST("query-commands", test_query_commands);
     ADD_TEST("hmp", test_hmp);
+    ADD_TEST("hmp-own-commands", test_hmp_own_commands);
     ADD_TEST("transaction-commit", test_transaction_commit);
     ADD_TEST("transaction-rollback", test_transaction_rollback);
     ADD_TEST("transaction-syntax-first", test_transaction_syntax_first);

@@ -28,20 +28,25 @@ typedef struct Env {
 } Env;
 
 /* A command whose reply is 'size' bytes of 'x'. */
-static JsonNode *cmd_big(const QmpCall *call, JsonObject *args, GError **errp)
-{
-    size_t n = (size_t)qmp_arg_int(args, "size", 1024);
-    g_autofree char *s = g_malloc(n + 1);
-    JsonNode *node = json_node_new(JSON_NODE_VALUE);
+typedef struct BigArgs {
+    bool has_size;
+    uint64_t size;
+} BigArgs;
 
-    memset(s, 'x', n);
-    s[n] = '\0';
-    json_node_set_string(node, s);
-    return node;
+QMP_OBJECT_TYPE(big_args, "big-arg", BigArgs,
+    QMP_OPTIONAL(BigArgs, size, "size", qmp_type_uint64, .u = 1024));
+
+static json_object *cmd_big(const QmpCall *call, const void *args, GError **errp)
+{
+    const BigArgs *a = args;
+    g_autofree char *s = g_malloc(a->size + 1);
+
+    memset(s, 'x', a->size);
+    s[a->size] = '\0';
+    return json_object_new_string(s);
 }
 
-static const QmpArgSpec big_args[] = { { "size", QMP_ARG_INT, true }, { NULL } };
-static const QmpCommandDef big_cmd = { "big", cmd_big, big_args, 0 };
+static const QmpCommandDef big_cmd = QMP_COMMAND("big", cmd_big, &big_args, NULL);
 
 /* ctx: a reference the Env takes over. The global default context is not
  * made thread-default (that would hold it for good): like tern's main loop,
@@ -362,6 +367,94 @@ static void test_slow_reader_dropped(void)
     env_cleanup(&e);
 }
 
+/* Reads until EOF (true) or until nothing comes for timeout_ms (false);
+ * *bytes counts what was read. */
+static bool client_drain(Client *c, int timeout_ms, size_t *bytes)
+{
+    char buf[65536];
+
+    for (;;) {
+        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+        ssize_t n;
+
+        if (poll(&pfd, 1, timeout_ms) <= 0) {
+            return false;
+        }
+        n = recv(c->fd, buf, sizeof(buf), 0);
+        if (n <= 0) {
+            return true;
+        }
+        *bytes += n;
+    }
+}
+
+#define HOG_REPLY 1000000
+#define TOTAL_CAP (3 * MiB)
+
+/* Four clients ask for 1, 2, 3 and 4 replies of 1 MB and read none: past
+ * the total cap the ones holding the most go; the smallest and a reading
+ * client are served in full. */
+static gpointer scenario_total_output(gpointer opaque)
+{
+    Scenario *s = opaque;
+    Client *ok = client_negotiated(s->env->path);
+    Client *hogs[4];
+    g_autofree char *req = g_strdup_printf("{\"execute\": \"big\", \"arguments\": "
+                                           "{\"size\": %d}}", HOG_REPLY);
+    size_t got = 0;
+    unsigned dropped = 0;
+
+    for (int i = 0; i < 4; i++) {
+        hogs[i] = client_negotiated(s->env->path);
+    }
+    for (int i = 0; i < 4; i++) {
+        for (int k = 0; k <= i; k++) {
+            client_send(hogs[i], req);
+        }
+    }
+    g_usleep(300 * 1000);
+    client_send(ok, "{\"execute\": \"query-version\"}");
+    expect_prefix(ok, "{\"return\":");
+    for (int i = 1; i < 4; i++) {
+        size_t n = 0;
+
+        dropped += client_drain(hogs[i], 3000, &n);
+    }
+    g_assert_cmpuint(dropped, >=, 1);
+    g_assert_false(client_drain(hogs[0], 1000, &got));
+    g_assert_cmpuint(got, ==, HOG_REPLY + strlen("{\"return\":\"\"}\r\n"));
+    client_send(ok, "{\"execute\": \"query-version\"}");
+    expect_prefix(ok, "{\"return\":");
+    for (int i = 0; i < 4; i++) {
+        client_close(hogs[i]);
+    }
+    client_close(ok);
+    return finish(s);
+}
+
+static void test_total_output_bounded(void)
+{
+    Env e = { 0 };
+    Scenario s = { .env = &e };
+    GThread *t;
+    size_t peak = 0;
+
+    env_init(&e);
+    qmp_server_set_max_total_output(e.server, TOTAL_CAP);
+    t = g_thread_new("client", scenario_total_output, &s);
+    while (!g_atomic_int_get(&s.finished)) {
+        g_main_context_iteration(e.ctx, FALSE);
+        peak = MAX(peak, qmp_server_pending_output(e.server));
+        g_usleep(200);
+    }
+    g_thread_join(t);
+    /* Without the total cap the hogs would hold about 9 MB here. */
+    g_assert_cmpuint(peak, <=, TOTAL_CAP);
+    g_assert_cmpuint(peak, >, HOG_REPLY / 2);
+    wait_clients_gone(&e);
+    env_cleanup(&e);
+}
+
 static gpointer scenario_churn(gpointer opaque)
 {
     Scenario *s = opaque;
@@ -560,6 +653,8 @@ static void expect_option_error(bool (*add)(Monitor *, const char *, GError **),
     g_assert_nonnull(err);
 }
 
+static const QmpEventDef stop_event = { .name = "STOP" };
+
 static void test_monitor_options(void)
 {
     g_autoptr(GError) err = NULL;
@@ -594,6 +689,7 @@ static void test_monitor_options(void)
     g_assert_false(g_file_test(p3, G_FILE_TEST_EXISTS));   /* no -mon uses it */
     g_assert_nonnull(qmp_registry_find(monitor_registry(mon), "human-monitor-command",
                                        NULL));
+    qmp_register_events(monitor_registry(mon), &stop_event, 1);
     monitor_emit_event(mon, "STOP", NULL);          /* nobody listening: fine */
     monitor_free(mon);
     g_assert_false(g_file_test(p1, G_FILE_TEST_EXISTS));
@@ -620,6 +716,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-server/sessions-and-events", test_sessions_and_events);
     g_test_add_func("/qmp-server/limits", test_limits);
     g_test_add_func("/qmp-server/slow-reader-dropped", test_slow_reader_dropped);
+    g_test_add_func("/qmp-server/total-output-bounded", test_total_output_bounded);
     g_test_add_func("/qmp-server/connect-churn", test_connect_churn);
     g_test_add_func("/qmp-server/free-with-stuck-client", test_free_with_stuck_client);
     g_test_add_func("/qmp-server/greeting-first-under-events",

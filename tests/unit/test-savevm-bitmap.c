@@ -11,7 +11,6 @@
 #include "migration/global-state.h"
 #include "migration/migration-job.h"
 #include "migration/qemu-file-block.h"
-#include "migration/snapshot.h"
 #include "migration/ram.h"
 #include "migration/stream-dump.h"
 #include "test-savevm-util.h"
@@ -441,50 +440,6 @@ static void test_vmstate_area(void)
     env_destroy(&e);
 }
 
-/* savevm/loadvm as internal snapshots: RAM survives a revert, a second
- * save of the same name replaces the first, and the refusals. */
-static void test_snapshot_save_load(void)
-{
-    Env e;
-    GuestMemory mem = {
-        .regions = { { 0, 64 * KiB, g_malloc0(64 * KiB), 0 } },
-        .nr_regions = 1, .fd = -1, .ram_size = 64 * KiB,
-    };
-    SaveVM *sv = savevm_new("none");
-    RamMigration *ram = ram_migration_new(&mem, "pc.ram");
-    BlockSnapshotInfo disk_only = { .name = (char *)"disk", .icount = -1 };
-    g_autoptr(GPtrArray) list = NULL;
-    GError *err = NULL;
-
-    env_init(&e, "snap.qcow2");
-    ram_migration_register(ram, sv);
-    memset(mem.regions[0].hva, 0x5a, 64 * KiB);
-    g_assert_true(savevm_snapshot_save(sv, e.bs, "s1", 0, &err));
-    g_assert_no_error(err);
-    memset(mem.regions[0].hva, 0x11, 64 * KiB);
-    g_assert_true(savevm_snapshot_save(sv, e.bs, "s1", 0, &err));   /* again */
-    memset(mem.regions[0].hva, 0x00, 64 * KiB);
-    list = bdrv_snapshot_list(e.bs, &err);
-    g_assert_cmpuint(list->len, ==, 1);
-
-    g_assert_true(savevm_snapshot_load(sv, e.bs, "s1", &err));
-    g_assert_no_error(err);
-    g_assert_cmpuint(mem.regions[0].hva[4097], ==, 0x11);
-
-    g_assert_false(savevm_snapshot_load(sv, e.bs, "nosuch", &err));
-    g_assert_nonnull(strstr(err->message, "nosuch"));
-    g_clear_error(&err);
-    g_assert_true(bdrv_snapshot_create(e.bs, &disk_only, &err));
-    g_assert_false(savevm_snapshot_load(sv, e.bs, "disk", &err));
-    g_assert_nonnull(strstr(err->message, "disk-only snapshot"));
-    g_clear_error(&err);
-
-    ram_migration_free(ram);
-    savevm_free(sv);
-    g_free(mem.regions[0].hva);
-    env_destroy(&e);
-}
-
 typedef struct LoadThread {
     SaveVM *sv;
     QEMUFile *f;
@@ -571,8 +526,6 @@ int main(int argc, char **argv)
                     test_load_qemu_bitmaps);
     g_test_add_func("/savevm-bitmap/hostile", test_hostile);
     g_test_add_func("/savevm-bitmap/vmstate-area", test_vmstate_area);
-    g_test_add_func("/savevm-bitmap/snapshot-save-load",
-                    test_snapshot_save_load);
     g_test_add_func("/savevm-bitmap/migration-job-with-bitmaps",
                     test_migration_job_with_bitmaps);
     return g_test_run();

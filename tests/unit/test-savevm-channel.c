@@ -182,10 +182,10 @@ static void test_errors(void)
     MigrationListener *l;
 
     g_assert_null(migration_channel_connect("rdma:1.2.3.4:5", &err));
-    expect(err, "unknown migration URI 'rdma:1.2.3.4:5'");
+    expect(err, "Parameter 'uri' expects a valid migration protocol");
     err = NULL;
     g_assert_null(migration_listener_new("tcp:", &err));
-    expect(err, "unknown migration URI");
+    expect(err, "unknown migration protocol: tcp:");
     err = NULL;
     g_assert_null(migration_channel_connect("unix:/nonexistent/tern.sock",
                                             &err));

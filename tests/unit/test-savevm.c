@@ -691,10 +691,37 @@ static void test_inspector_reads_own_stream(void)
     savevm_free(fx.sv);
 }
 
+/* A registered description marked unmigratable blocks saving, with QEMU's
+ * message; unregistered, it blocks nothing. */
+static const VMStateDescription vmstate_stuck = {
+    .name = "stuck-dev", .version_id = 1, .minimum_version_id = 1,
+    .unmigratable = true,
+    .fields = (const VMStateField[]) { VMSTATE_END_OF_LIST() },
+};
+
+static void test_unmigratable(void)
+{
+    SaveVM *sv = savevm_new("none");
+    int dev = 0, stuck = 0;
+    GError *err = NULL;
+
+    savevm_register_vmstate(sv, NULL, 0, &vmstate_dev, &dev);
+    g_assert_true(savevm_state_saveable(sv, &err));
+    savevm_register_vmstate(sv, NULL, 0, &vmstate_stuck, &stuck);
+    g_assert_false(savevm_state_saveable(sv, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "State blocked by non-migratable device 'stuck-dev'");
+    g_clear_error(&err);
+    savevm_unregister(sv, &stuck);
+    g_assert_true(savevm_state_saveable(sv, &err));
+    savevm_free(sv);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/savevm/save-golden", test_save_golden);
+    g_test_add_func("/savevm/unmigratable", test_unmigratable);
     g_test_add_func("/savevm/load-roundtrip", test_load_roundtrip);
     g_test_add_func("/savevm/hostile-header", test_hostile_header);
     g_test_add_func("/savevm/hostile-sections", test_hostile_sections);

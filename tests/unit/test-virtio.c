@@ -1035,6 +1035,39 @@ static void test_drive_options(void)
     g_clear_error(&err);
     g_assert_null(drive_open("file=/nonexistent-tern.img,id=a,format=raw", 0, &err));
     g_assert_nonnull(err);
+    g_clear_error(&err);
+    g_assert_null(drive_open("file=/x,id=a,aio=native", 0, &err));
+    g_assert_nonnull(strstr(err->message, "aio=native is not supported"));
+    g_clear_error(&err);
+    g_assert_null(drive_open("file=/x,id=a,aio=io_uring", 0, &err));
+    g_assert_nonnull(strstr(err->message, "aio=io_uring is not supported"));
+    g_clear_error(&err);
+    g_assert_null(drive_open("file=/x,id=a,discard=sometimes", 0, &err));
+    g_clear_error(&err);
+
+    /* what the accepted options turn into */
+    g_autofree char *dir = g_dir_make_tmp("test-virtio-opts-XXXXXX", NULL);
+    g_autofree char *img = g_build_filename(dir, "o.raw", NULL);
+    g_assert_true(bdrv_create("raw", img, 1 << 20, NULL, &err));
+    static const struct { const char *opts; int flags; DriveErrorAction w; } c[] = {
+        { "", 0, DRIVE_ERROR_REPORT },
+        { ",discard=ignore,aio=threads", 0, DRIVE_ERROR_REPORT },
+        { ",discard=off", 0, DRIVE_ERROR_REPORT },
+        { ",discard=unmap", BDRV_O_UNMAP, DRIVE_ERROR_REPORT },
+        { ",discard=on,werror=enospc", BDRV_O_UNMAP, DRIVE_ERROR_ENOSPC },
+        { ",werror=stop", 0, DRIVE_ERROR_STOP },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(c); i++) {
+        g_autofree char *spec = g_strdup_printf("file=%s,format=raw,id=a%s", img,
+                                                c[i].opts);
+        Drive *d = drive_open(spec, 0, &err);
+        g_assert_no_error(err);
+        g_assert_cmpint(drive_node(d)->flags & BDRV_O_UNMAP, ==, c[i].flags);
+        g_assert_cmpint(d->werror, ==, c[i].w);
+        drive_free(d);
+    }
+    g_remove(img);
+    g_rmdir(dir);
 }
 
 int main(int argc, char **argv)

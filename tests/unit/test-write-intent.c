@@ -32,10 +32,11 @@ static void fixture_teardown(Fixture *f, gconstpointer data)
     rm_scratch_dir(f->dir);
 }
 
-/* An image with bitmaps "big" (64 KiB) and "small" (4 KiB), open rw. */
+/* An image with bitmaps "big" (64 KiB) and "small" (4 KiB), open rw,
+ * discards reaching the image. */
 static BlockNode *open_with_bitmaps(Fixture *f)
 {
-    BlockNode *bs = must_open(f->path, BDRV_O_RDWR);
+    BlockNode *bs = must_open(f->path, BDRV_O_RDWR | BDRV_O_UNMAP);
 
     add_persistent(bs, "big", 64 * KiB);
     add_persistent(bs, "small", 4 * KiB);
@@ -194,6 +195,34 @@ static void test_intent_before_write(Fixture *f, gconstpointer data)
     assert_check(f, 0);
 }
 
+/* cache=none: the intents' small unaligned durable writes go through the
+ * file layer's aligned bounce buffer, and the image holds them. */
+static void test_intent_nocache(Fixture *f, gconstpointer data)
+{
+    GError *err = NULL;
+    BlockNode *bs = bdrv_open(f->path, "qcow2", BDRV_O_RDWR | BDRV_O_NOCACHE,
+                              &err);
+
+    if (!bs && strstr(err->message, "Invalid argument")) {
+        g_test_skip("the temp file system has no O_DIRECT");
+        g_clear_error(&err);
+        return;
+    }
+    g_assert_no_error(err);
+    add_persistent(bs, "big", 64 * KiB);
+    add_persistent(bs, "small", 4 * KiB);
+    bdrv_write_intent_set_chunk(bs, MiB, MiB);
+    fill(bs, 5 * MiB + 12345, 100, 0x11);
+    fill(bs, 9 * MiB, 4096, 0x12);
+    g_assert_cmpuint(syncs(bs), ==, 2);
+    assert_extents(f, "big", "5242880+1048576 9437184+1048576");
+    assert_extents(f, "small", "5242880+1048576 9437184+1048576");
+    assert_check(f, -1);
+    bdrv_close(bs);
+    assert_extents(f, "small", "5255168+4096 9437184+4096");
+    assert_check(f, 0);
+}
+
 static void test_discard_and_zeroes_covered(Fixture *f, gconstpointer data)
 {
     BlockNode *bs = open_with_bitmaps(f);
@@ -201,7 +230,7 @@ static void test_discard_and_zeroes_covered(Fixture *f, gconstpointer data)
 
     bdrv_write_intent_set_chunk(bs, 64 * KiB, 64 * KiB);
     g_assert_true(bdrv_discard(bs, 2 * MiB, 64 * KiB, &err));
-    g_assert_true(bdrv_write_zeroes(bs, 3 * MiB, 4096, &err));
+    g_assert_true(bdrv_write_zeroes(bs, 3 * MiB, 4096, false, &err));
     g_assert_no_error(err);
     assert_extents(f, "big", "2097152+65536 3145728+65536");
     bdrv_close(bs);
@@ -214,7 +243,7 @@ static void test_huge_range(Fixture *f, gconstpointer data)
     g_autofree char *dir = NULL;
     g_autofree char *path = scratch_qcow2("tern-write-intent-big-XXXXXX",
                                           8 * GiB, &dir);
-    BlockNode *bs = must_open(path, BDRV_O_RDWR), *p;
+    BlockNode *bs = must_open(path, BDRV_O_RDWR | BDRV_O_UNMAP), *p;
     GError *err = NULL;
 
     add_persistent(bs, "fine", 512);
@@ -466,6 +495,7 @@ int main(int argc, char **argv)
     g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
     ADD("/write-intent/layout-while-open", test_layout_while_open);
     ADD("/write-intent/intent-before-write", test_intent_before_write);
+    ADD("/write-intent/nocache", test_intent_nocache);
     ADD("/write-intent/discard-and-zeroes", test_discard_and_zeroes_covered);
     ADD("/write-intent/huge-range", test_huge_range);
     ADD("/write-intent/announce-batch", test_announce_batch);

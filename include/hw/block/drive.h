@@ -4,11 +4,15 @@
  * (read-only, cache mode, werror/rerror). Devices find drives by id and
  * claim them; QMP and migration see the set's backend list.
  *
- * Accepted: file=PATH (required), format=raw|qcow2 (probed if absent),
- * if=none|virtio, id=ID (required with if=none; if=virtio defaults to
- * "virtioN"), cache=writeback|none|writethrough|directsync|unsafe,
- * readonly=on|off, werror=report|stop|enospc, rerror=report|stop,
- * discard=ignore|unmap, aio=threads|native|io_uring (accepted, ignored).
+ * Accepted, each honoured: file=PATH (required), format=raw|qcow2 (probed
+ * if absent; other formats are refused by name), if=none|virtio, id=ID
+ * (required with if=none; if=virtio defaults to "virtioN"),
+ * cache=writeback|none|writethrough|directsync|unsafe (none and directsync:
+ * O_DIRECT), readonly=on|off, werror=report|stop|enospc,
+ * rerror=report|stop, discard=ignore|off|unmap|on (unmap: guest discards
+ * and unmapping write-zeroes reach the image), aio=threads (what tern
+ * does: synchronous I/O on the device's iothread; native and io_uring are
+ * refused). Anything else is refused by name.
  */
 #ifndef HW_BLOCK_DRIVE_H
 #define HW_BLOCK_DRIVE_H
