@@ -421,6 +421,7 @@ static bool reload_metadata(BlockNode *bs, int flags, GError **errp)
     bs->read_only = !(flags & BDRV_O_RDWR);
     if (!bs->drv->open(bs, bs->filename, flags, errp)) {
         bs->drv_closed = true;
+        bs->read_only = true;           /* nothing may reach the driver */
         bs->dirty_bitmaps = kept;
         return false;
     }

@@ -35,6 +35,18 @@ static const char *node_name(const BlockNode *bs)
     return bs->node_name ? bs->node_name : "";
 }
 
+/* The format driver can act on the image: it has state (a reload at
+ * activation may have failed and left none). */
+static bool driver_usable(BlockNode *bs, GError **errp)
+{
+    if (bs->drv_closed) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_IO, "Node '%s' could not be "
+                    "reopened earlier; it stays unusable", node_name(bs));
+        return false;
+    }
+    return true;
+}
+
 static uint64_t bits_for(uint64_t size, int gran_bits)
 {
     return (size >> gran_bits) + !!(size & ((1ULL << gran_bits) - 1));
@@ -169,6 +181,9 @@ bool bdrv_remove_dirty_bitmap(BlockNode *bs, const char *name, GError **errp)
         return false;
     }
     if (bitmap->persistent) {
+        if (!driver_usable(bs, errp)) {
+            return false;
+        }
         if (!bs->drv || !bs->drv->remove_persistent_bitmap) {
             g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
                         "Node '%s' cannot remove persistent bitmaps",
@@ -192,6 +207,9 @@ bool bdrv_dirty_bitmap_make_persistent(BdrvDirtyBitmap *bitmap, bool on,
         if (!bitmap->name) {
             g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                         "An anonymous bitmap cannot be persistent");
+            return false;
+        }
+        if (!driver_usable(bs, errp)) {
             return false;
         }
         if (!bs->drv || !bs->drv->can_store_bitmap) {

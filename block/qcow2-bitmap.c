@@ -122,21 +122,42 @@ typedef enum BitmapMeta {
     BITMAP_DATA,
 } BitmapMeta;
 
+/* The overlap map's kind (qcow2-overlap.c) for each. */
+static uint32_t meta_kind(BitmapMeta kind)
+{
+    static const uint32_t kinds[] = {
+        [BITMAP_DIRECTORY] = QCOW2_OL_BITMAP_DIRECTORY,
+        [BITMAP_TABLE] = QCOW2_OL_BITMAP_TABLE,
+        [BITMAP_DATA] = QCOW2_OL_BITMAP_DATA,
+    };
+
+    return kinds[kind];
+}
+
 /*
  * Every cluster the bitmap code takes for its directory, tables and data
  * while the image is open comes from here, and goes back through
  * bitmap_clusters_free(): the one place that knows which clusters are
- * bitmap metadata, and of which kind (for overlap checks on the write path).
+ * bitmap metadata, and of which kind. They keep the overlap map true as
+ * they go, so a guest write through a hostile L2 entry can never land on a
+ * bitmap cluster, even between a store's allocations and the rebuild of
+ * the map that ends it.
  */
 static int64_t bitmap_clusters_alloc(BlockNode *bs, BitmapMeta kind,
                                      uint64_t size, GError **errp)
 {
-    return qcow2_alloc_clusters(bs, size, errp);
+    int64_t off = qcow2_alloc_clusters(bs, size, errp);
+
+    if (off > 0) {
+        qcow2_meta_add(bs, meta_kind(kind), (uint64_t)off, size);
+    }
+    return off;
 }
 
 static void bitmap_clusters_free(BlockNode *bs, BitmapMeta kind,
                                  uint64_t offset, uint64_t size)
 {
+    qcow2_meta_remove(bs, meta_kind(kind), offset, size);
     qcow2_free_clusters(bs, offset, size);
 }
 
@@ -248,11 +269,31 @@ static bool check_area(BlockNode *bs, uint64_t offset, uint64_t len,
     return true;
 }
 
-static bool check_entry(BlockNode *bs, const Qcow2BitmapEntry *e,
+/* The entry's table: a size tern supports, inside the file, aligned. */
+static bool check_table(BlockNode *bs, const Qcow2BitmapEntry *e,
                         GError **errp)
 {
     BDRVQcow2State *s = qstate(bs);
     g_autofree char *what = g_strdup_printf("bitmap '%s' table", e->name);
+
+    if (e->table_size > BME_MAX_TABLE_SIZE ||
+        (uint64_t)e->table_size * s->cluster_size > BME_MAX_PHYS_SIZE) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Bitmap '%s' has a table of %" PRIu32 " entries, more"
+                    " than supported", e->name, e->table_size);
+        return false;
+    }
+    if (e->table_size == 0) {
+        return true;
+    }
+    return check_area(bs, e->table_offset, (uint64_t)e->table_size * 8, what,
+                      errp);
+}
+
+static bool check_entry(BlockNode *bs, const Qcow2BitmapEntry *e,
+                        GError **errp)
+{
+    BDRVQcow2State *s = qstate(bs);
 
     if (e->flags & BME_RESERVED_FLAGS) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
@@ -272,11 +313,7 @@ static bool check_entry(BlockNode *bs, const Qcow2BitmapEntry *e,
                     BME_MIN_GRAN_BITS, BME_MAX_GRAN_BITS);
         return false;
     }
-    if (e->table_size > BME_MAX_TABLE_SIZE ||
-        (uint64_t)e->table_size * s->cluster_size > BME_MAX_PHYS_SIZE) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Bitmap '%s' has a table of %" PRIu32 " entries, more"
-                    " than supported", e->name, e->table_size);
+    if (!check_table(bs, e, errp)) {
         return false;
     }
     if (table_entries_for(s, bs->size, e->gran_bits) > e->table_size) {
@@ -286,11 +323,7 @@ static bool check_entry(BlockNode *bs, const Qcow2BitmapEntry *e,
                     bs->size);
         return false;
     }
-    if (e->table_size == 0) {
-        return true;
-    }
-    return check_area(bs, e->table_offset, (uint64_t)e->table_size * 8, what,
-                      errp);
+    return true;
 }
 
 /* Parses one entry at buf[*pos]; advances *pos past its padding. */
@@ -662,14 +695,15 @@ static uint8_t *directory_to_disk(GPtrArray *dir, uint64_t *size)
     return buf;
 }
 
-/* Frees a bitmap's data clusters and table; bad entries are leaked. */
+/* Frees a bitmap's data clusters and table; bad tables are leaked. (A
+ * table need not cover the disk: it may be from before a resize.) */
 static void free_bitmap_clusters(BlockNode *bs, const Qcow2BitmapEntry *e)
 {
     BDRVQcow2State *s = qstate(bs);
     g_autoptr(GError) err = NULL;
     g_autofree uint64_t *table = NULL;
 
-    if (e->table_size == 0 || !check_entry(bs, e, &err) ||
+    if (e->table_size == 0 || !check_table(bs, e, &err) ||
         !(table = read_table(bs, e, &err))) {
         if (err) {
             tern_warn("leaking the clusters of bitmap '%s': %s", e->name,
@@ -1057,8 +1091,8 @@ bool qcow2_bitmap_write_words(BlockNode *bs, BdrvDirtyBitmap *bm,
              (uint64_t)e->table_size * s->cluster_size / 8);
     /* In place, inside the bitmap's own data run (BITMAP_DATA clusters). */
     off = e->armed_data + first_word * 8;
-    return durable ? bdrv_file_pwrite_durable(bs->file, off, words,
-                                              nwords * 8, errp)
+    return durable ? qcow2_file_pwrite_durable(bs, QCOW2_OL_BITMAP_DATA, off,
+                                               words, nwords * 8, errp)
                    : qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_DATA, off, words,
                                        nwords * 8, errp);
 }
@@ -1080,8 +1114,9 @@ bool qcow2_bitmap_set_flags(BlockNode *bs, BdrvDirtyBitmap *bm, bool in_use,
     be = GUINT32_TO_BE(flags);
     /* Four aligned bytes of the directory (BITMAP_DIRECTORY clusters): a
      * torn write cannot split them. */
-    if (!bdrv_file_pwrite_durable(bs->file, s->bitmap_directory_offset +
-                                  pos + 12, &be, 4, errp)) {
+    if (!qcow2_file_pwrite_durable(bs, QCOW2_OL_BITMAP_DIRECTORY,
+                                   s->bitmap_directory_offset + pos + 12,
+                                   &be, 4, errp)) {
         return false;
     }
     e->flags = flags;

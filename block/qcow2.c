@@ -24,6 +24,13 @@ bool qcow2_file_pwrite(BlockNode *bs, uint32_t own, uint64_t offset,
            bdrv_file_pwrite(bs->file, offset, buf, len, errp);
 }
 
+bool qcow2_file_pwrite_durable(BlockNode *bs, uint32_t own, uint64_t offset,
+                               const void *buf, size_t len, GError **errp)
+{
+    return qcow2_pre_write_check(bs, own, offset, len, errp) &&
+           bdrv_file_pwrite_durable(bs->file, offset, buf, len, errp);
+}
+
 uint64_t qcow2_file_length(BlockNode *bs)
 {
     return bdrv_file_length(bs->file);

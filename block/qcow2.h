@@ -259,6 +259,9 @@ bool qcow2_file_pread(BlockNode *bs, uint64_t offset, void *buf, size_t len,
                       GError **errp);
 bool qcow2_file_pwrite(BlockNode *bs, uint32_t own, uint64_t offset,
                        const void *buf, size_t len, GError **errp);
+/* The same, durable when it returns (bdrv_file_pwrite_durable). */
+bool qcow2_file_pwrite_durable(BlockNode *bs, uint32_t own, uint64_t offset,
+                               const void *buf, size_t len, GError **errp);
 uint64_t qcow2_file_length(BlockNode *bs);
 
 /* qcow2-refcount.c */
