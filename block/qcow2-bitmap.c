@@ -722,12 +722,6 @@ static void free_bitmap_clusters(BlockNode *bs, const Qcow2BitmapEntry *e)
                          e->table_size * 8ULL);
 }
 
-/* Caches written back and the file synced: what was written is durable. */
-static bool sync_all(BlockNode *bs, GError **errp)
-{
-    return qcow2_flush_caches(bs, errp) && bdrv_flush(bs->file, errp);
-}
-
 /*
  * Makes 'dir' the image's bitmap directory: writes it to new clusters, makes
  * it, the tables and data written before and their refcounts durable,
@@ -759,14 +753,14 @@ static bool write_directory(BlockNode *bs, GPtrArray *dir, GError **errp)
             return false;
         }
     }
-    if (!sync_all(bs, errp)) {
+    if (!qcow2_flush_all(bs, errp)) {
         return false;       /* leaked at worst */
     }
     s->nb_bitmaps = dir->len;
     s->bitmap_directory_offset = off;
     s->bitmap_directory_size = dir->len ? size : 0;
     qcow2_set_autoclear(bs, QCOW2_AUTOCLEAR_BITMAPS, dir->len != 0);
-    if (!qcow2_update_header(bs, errp) || !bdrv_flush(bs->file, errp)) {
+    if (!qcow2_update_header(bs, errp)) {
         /* The header may be either: leak the new directory, keep the old. */
         s->nb_bitmaps = old_nb;
         s->bitmap_directory_offset = old_off;

@@ -1,10 +1,18 @@
 /*
  * The qcow2 metadata cache: whole-cluster tables (L2 tables or refcount
  * blocks) kept in memory in their on-disk (big-endian) form, looked up by
- * host offset, evicted least-recently-used, written back lazily. A cache may
- * depend on another: before it writes anything back, the other is flushed,
- * which is how refcount increases reach the disk before the L2 entries that
- * need them.
+ * host offset, evicted least-recently-used, written back lazily.
+ *
+ * Order at a power cut: a cache may depend on the other, or on a sync of
+ * the file. Before it writes anything back, the other cache is written
+ * back and the file synced (qcow2_sync), then the dependency is gone until
+ * it is set again. The refcount code sets it as each change needs: a
+ * raised refcount makes the L2 cache depend on the refcount cache (the
+ * count is durable before an entry uses the cluster), a lowered one the
+ * other way round (the entry that let the cluster go is durable before the
+ * count drops); a copy-on-write makes the L2 cache depend on a sync (the
+ * copied data is durable before the entry points at it). Between
+ * dependencies, write-backs need no sync at all.
  */
 #include "block/qcow2.h"
 #include "block/block-int.h"
@@ -20,7 +28,8 @@ typedef struct Qcow2CacheEntry {
 struct Qcow2Cache {
     BlockNode *bs;
     uint32_t kind;            /* QCOW2_OL_* of the tables, for writeback */
-    Qcow2Cache *depends;
+    Qcow2Cache *depends;      /* written back and synced before ours */
+    bool depends_on_sync;     /* the file synced before ours are written */
     uint32_t table_size;
     int nb_tables;
     uint64_t lru_counter;
@@ -58,9 +67,36 @@ void qcow2_cache_free(Qcow2Cache *c)
     g_free(c);
 }
 
-void qcow2_cache_set_dependency(Qcow2Cache *c, Qcow2Cache *dep)
+/* What c waits for, done: the other cache written back, the file synced. */
+static bool flush_dependency(Qcow2Cache *c, GError **errp)
 {
+    if ((c->depends && !qcow2_cache_flush(c->depends, errp)) ||
+        !qcow2_sync(c->bs, errp)) {
+        return false;
+    }
+    c->depends = NULL;
+    c->depends_on_sync = false;
+    return true;
+}
+
+bool qcow2_cache_set_dependency(Qcow2Cache *c, Qcow2Cache *dep,
+                                GError **errp)
+{
+    if (c->depends == dep) {
+        return true;
+    }
+    /* No cycle: what dep waits for is done first. */
+    if ((dep->depends && !flush_dependency(dep, errp)) ||
+        (c->depends && !flush_dependency(c, errp))) {
+        return false;
+    }
     c->depends = dep;
+    return true;
+}
+
+void qcow2_cache_depends_on_sync(Qcow2Cache *c)
+{
+    c->depends_on_sync = true;
 }
 
 static bool entry_writeback(Qcow2Cache *c, Qcow2CacheEntry *e, GError **errp)
@@ -68,7 +104,7 @@ static bool entry_writeback(Qcow2Cache *c, Qcow2CacheEntry *e, GError **errp)
     if (!e->dirty) {
         return true;
     }
-    if (c->depends && !qcow2_cache_flush(c->depends, errp)) {
+    if ((c->depends || c->depends_on_sync) && !flush_dependency(c, errp)) {
         return false;
     }
     if (!qcow2_file_pwrite(c->bs, c->kind, e->offset, e->table,
@@ -194,9 +230,16 @@ void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset)
     }
 }
 
+/* Each cache waits for what it depends on, so the order here is free. */
 bool qcow2_flush_caches(BlockNode *bs, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    return qcow2_cache_flush(s->refcount_block_cache, errp) &&
+    return qcow2_settle_frees(bs, errp) &&
+           qcow2_cache_flush(s->refcount_block_cache, errp) &&
            qcow2_cache_flush(s->l2_table_cache, errp);
+}
+
+bool qcow2_flush_all(BlockNode *bs, GError **errp)
+{
+    return qcow2_flush_caches(bs, errp) && qcow2_sync(bs, errp);
 }

@@ -5,9 +5,13 @@
  * the table itself when needed), and checks/repairs an image by recounting
  * every reference from the metadata.
  *
- * Allocation order keeps the image leak-only on a crash: a new refcount block
- * is written before the table entry that points at it; a new table and its
- * blocks are written before the header switches to them.
+ * Allocation order keeps the image leak-only at a crash or power cut: a new
+ * refcount block is durable before the table entry that points at it; a new
+ * table and its blocks are durable before the header switches to them; a
+ * raised count is durable before an L2 entry uses the cluster, a lowered
+ * one only after the entries that let it go (cache dependencies, set in
+ * qcow2_update_refcount). Clusters the write path lets go wait in a queue
+ * (qcow2_free_clusters_later) so that one dependency sync serves a batch.
  */
 #include <stdlib.h>
 
@@ -150,6 +154,17 @@ bool qcow2_update_refcount(BlockNode *bs, uint64_t offset, uint64_t length,
     if (!length) {
         return true;
     }
+    /* A raised count reaches the disk before the L2 entries that use the
+     * clusters; a lowered one after the L2 entries (and, through the sync
+     * that comes with it, any other pointer written so far) that let them
+     * go. */
+    if (addend > 0 ? !qcow2_cache_set_dependency(s->l2_table_cache,
+                                                 s->refcount_block_cache,
+                                                 errp)
+                   : !qcow2_cache_set_dependency(s->refcount_block_cache,
+                                                 s->l2_table_cache, errp)) {
+        return false;
+    }
     uint64_t first = offset >> s->cluster_bits;
     uint64_t last = (offset + length - 1) >> s->cluster_bits;
     for (uint64_t idx = first; idx <= last; idx++) {
@@ -238,15 +253,15 @@ static bool grow_refcount_table(BlockNode *bs, uint64_t min_entries,
         be[i] = GUINT64_TO_BE(table[i]);
     }
     if (!qcow2_file_pwrite(bs, QCOW2_OL_REFCOUNT_TABLE, tbl_off, be,
-                           entries * 8, errp) ||
-        !qcow2_cache_flush(s->refcount_block_cache, errp)) {
+                           entries * 8, errp)) {
         return false;
     }
     struct TERN_PACKED { uint64_t off; uint32_t clusters; } hdr = {
         GUINT64_TO_BE(tbl_off), GUINT32_TO_BE((uint32_t)tbl_clusters),
     };
-    if (!qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 48, &hdr, sizeof(hdr),
-                           errp)) {
+    /* The blocks, the table and the counts they hold are durable before
+     * the header points at them, the header before the old table goes. */
+    if (!qcow2_header_pwrite(bs, 48, &hdr, sizeof(hdr), errp)) {
         return false;
     }
     uint64_t old_off = s->refcount_table_offset;
@@ -361,7 +376,10 @@ static bool create_refblocks(BlockNode *bs, uint64_t start, uint64_t k,
         }
         qcow2_meta_add(bs, QCOW2_OL_REFCOUNT_BLOCK, off, s->cluster_size);
     }
-    if (!qcow2_cache_flush(s->refcount_block_cache, errp)) {
+    /* Durable before the table points at them (the entries themselves
+     * are synced by whatever depends on them next). */
+    if (!qcow2_cache_flush(s->refcount_block_cache, errp) ||
+        !qcow2_sync(bs, errp)) {
         return false;
     }
     for (uint64_t i = 0; i < k; i++) {
@@ -409,17 +427,45 @@ int64_t qcow2_alloc_clusters(BlockNode *bs, uint64_t size, GError **errp)
 
 void qcow2_free_clusters(BlockNode *bs, uint64_t offset, uint64_t size)
 {
-    BDRVQcow2State *s = bs->opaque;
     GError *err = NULL;
 
-    /* Pointers to the clusters must be gone on disk before the refcount
-     * drops, or a crash would leave a live cluster marked free. */
-    if (!qcow2_cache_flush(s->l2_table_cache, &err) ||
-        !qcow2_update_refcount(bs, offset, size, -1, &err)) {
+    /* (qcow2_update_refcount orders the drop after the pointers' removal) */
+    if (!qcow2_update_refcount(bs, offset, size, -1, &err)) {
         tern_warn("qcow2: leaking clusters at %#" PRIx64 ": %s", offset,
                   err->message);
         g_error_free(err);
     }
+}
+
+/* Past this many queued ranges the queue is settled at once. */
+#define MAX_PENDING_FREES 4096
+
+void qcow2_free_clusters_later(BlockNode *bs, uint64_t offset, uint64_t size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2FreeRange r = { offset, size };
+    GError *err = NULL;
+
+    g_array_append_val(s->pending_frees, r);
+    if (s->pending_frees->len >= MAX_PENDING_FREES &&
+        !qcow2_settle_frees(bs, &err)) {
+        g_error_free(err);      /* (cannot fail: each free only warns) */
+    }
+}
+
+bool qcow2_settle_frees(BlockNode *bs, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    for (guint i = 0; s->pending_frees && i < s->pending_frees->len; i++) {
+        Qcow2FreeRange *r = &g_array_index(s->pending_frees, Qcow2FreeRange,
+                                           i);
+        qcow2_free_clusters(bs, r->offset, r->len);
+    }
+    if (s->pending_frees) {
+        g_array_set_size(s->pending_frees, 0);
+    }
+    return true;
 }
 
 /* Reads an L1 table from disk into host-endian entries. */
@@ -541,6 +587,11 @@ static bool fix_l2_copied(BlockNode *bs, uint64_t l2_off, GError **errp)
         ok = qcow2_get_refcount(bs, data >> s->cluster_bits, &rc, errp);
         uint64_t want = rc == 1 ? (e | QCOW2_OFLAG_COPIED)
                                 : (e & ~QCOW2_OFLAG_COPIED);
+        /* COPIED set on disk only once the count of 1 is there too */
+        if (ok && (want & ~e & QCOW2_OFLAG_COPIED)) {
+            ok = qcow2_cache_set_dependency(s->l2_table_cache,
+                                            s->refcount_block_cache, errp);
+        }
         if (ok && want != e) {
             l2[j] = GUINT64_TO_BE(want);
             qcow2_cache_mark_dirty(s->l2_table_cache, l2);
@@ -574,7 +625,9 @@ bool qcow2_fix_copied_flags(BlockNode *bs, GError **errp)
             return false;
         }
     }
-    if (!qcow2_flush_caches(bs, errp)) {
+    /* (the counts are durable before an L1 entry gains COPIED) */
+    if (!(l1_changed ? qcow2_flush_all(bs, errp)
+                     : qcow2_flush_caches(bs, errp))) {
         return false;
     }
     return !l1_changed || qcow2_write_l1(bs, errp);
