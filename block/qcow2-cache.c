@@ -4,15 +4,22 @@
  * host offset, evicted least-recently-used, written back lazily.
  *
  * Order at a power cut: a cache may depend on the other, or on a sync of
- * the file. Before it writes anything back, the other cache is written
- * back and the file synced (qcow2_sync), then the dependency is gone until
- * it is set again. The refcount code sets it as each change needs: a
- * raised refcount makes the L2 cache depend on the refcount cache (the
- * count is durable before an entry uses the cluster), a lowered one the
- * other way round (the entry that let the cluster go is durable before the
- * count drops); a copy-on-write makes the L2 cache depend on a sync (the
- * copied data is durable before the entry points at it). Between
- * dependencies, write-backs need no sync at all.
+ * the file. Before it writes anything back, what it depends on is made
+ * durable, then the dependency is gone until it is set again. The refcount
+ * code sets it as each change needs: a raised refcount makes the L2 cache
+ * depend on the refcount cache (the count is durable before an entry uses
+ * the cluster), a lowered one the other way round plus a sync (the entry
+ * that let the cluster go, or a pointer written directly, is durable
+ * before the count drops); copied data makes the L2 cache depend on a sync
+ * (durable before the entry points at it). Between dependencies,
+ * write-backs need no sync at all.
+ *
+ * "Durable" costs what it must: a cache whose tables went out with plain
+ * writes since the last sync needs a sync of the file (which also writes
+ * out every guest write still in the page cache); a few dirty tables
+ * written now with RWF_DSYNC need only their own bytes on the disk, which
+ * is what a new L2 table's refcount or an evicted L2 table waits for in
+ * the middle of a stream of writes.
  */
 #include "block/qcow2.h"
 #include "block/block-int.h"
@@ -28,8 +35,10 @@ typedef struct Qcow2CacheEntry {
 struct Qcow2Cache {
     BlockNode *bs;
     uint32_t kind;            /* QCOW2_OL_* of the tables, for writeback */
-    Qcow2Cache *depends;      /* written back and synced before ours */
+    Qcow2Cache *depends;      /* made durable before ours are written */
     bool depends_on_sync;     /* the file synced before ours are written */
+    uint64_t unsynced_gen;    /* written without RWF_DSYNC before sync
+                               * number unsynced_gen (s->sync_count) */
     uint32_t table_size;
     int nb_tables;
     uint64_t lru_counter;
@@ -67,16 +76,85 @@ void qcow2_cache_free(Qcow2Cache *c)
     g_free(c);
 }
 
-/* What c waits for, done: the other cache written back, the file synced. */
-static bool flush_dependency(Qcow2Cache *c, GError **errp)
+/* At most this many dirty tables are made durable one by one; more, by a
+ * write-back and a sync of the file. */
+#define DURABLE_WRITES_MAX 4
+
+/* Tables went out with plain writes that no sync has covered yet. */
+static bool unsynced(Qcow2Cache *c)
 {
-    if ((c->depends && !qcow2_cache_flush(c->depends, errp)) ||
-        !qcow2_sync(c->bs, errp)) {
+    BDRVQcow2State *s = c->bs->opaque;
+
+    return c->unsynced_gen > s->sync_count;
+}
+
+static bool flush_dependency(Qcow2Cache *c, GError **errp);
+
+static bool entry_writeback(Qcow2Cache *c, Qcow2CacheEntry *e, bool durable,
+                            GError **errp)
+{
+    BDRVQcow2State *s = c->bs->opaque;
+
+    if (!e->dirty) {
+        return true;
+    }
+    if ((c->depends || c->depends_on_sync) && !flush_dependency(c, errp)) {
         return false;
     }
-    c->depends = NULL;
-    c->depends_on_sync = false;
+    if (durable ? !qcow2_file_pwrite_durable(c->bs, c->kind, e->offset,
+                                             e->table, c->table_size, errp)
+                : !qcow2_file_pwrite(c->bs, c->kind, e->offset, e->table,
+                                     c->table_size, errp)) {
+        return false;
+    }
+    if (!durable) {
+        c->unsynced_gen = s->sync_count + 1;
+    }
+    e->dirty = false;
     return true;
+}
+
+bool qcow2_cache_flush(Qcow2Cache *c, GError **errp)
+{
+    for (int i = 0; i < c->nb_tables; i++) {
+        if (!entry_writeback(c, &c->entries[i], false, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool qcow2_cache_flush_durable(Qcow2Cache *c, GError **errp)
+{
+    int dirty = 0;
+
+    for (int i = 0; i < c->nb_tables; i++) {
+        dirty += c->entries[i].dirty;
+    }
+    if (unsynced(c) || dirty > DURABLE_WRITES_MAX) {
+        return qcow2_cache_flush(c, errp) && qcow2_sync(c->bs, errp);
+    }
+    for (int i = 0; i < c->nb_tables; i++) {
+        if (!entry_writeback(c, &c->entries[i], true, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* What c waits for, done: the other cache durable, or the file synced. */
+static bool flush_dependency(Qcow2Cache *c, GError **errp)
+{
+    bool ok = c->depends_on_sync
+              ? (!c->depends || qcow2_cache_flush(c->depends, errp)) &&
+                qcow2_sync(c->bs, errp)
+              : qcow2_cache_flush_durable(c->depends, errp);
+
+    if (ok) {
+        c->depends = NULL;
+        c->depends_on_sync = false;
+    }
+    return ok;
 }
 
 bool qcow2_cache_set_dependency(Qcow2Cache *c, Qcow2Cache *dep,
@@ -99,32 +177,6 @@ void qcow2_cache_depends_on_sync(Qcow2Cache *c)
     c->depends_on_sync = true;
 }
 
-static bool entry_writeback(Qcow2Cache *c, Qcow2CacheEntry *e, GError **errp)
-{
-    if (!e->dirty) {
-        return true;
-    }
-    if ((c->depends || c->depends_on_sync) && !flush_dependency(c, errp)) {
-        return false;
-    }
-    if (!qcow2_file_pwrite(c->bs, c->kind, e->offset, e->table,
-                           c->table_size, errp)) {
-        return false;
-    }
-    e->dirty = false;
-    return true;
-}
-
-bool qcow2_cache_flush(Qcow2Cache *c, GError **errp)
-{
-    for (int i = 0; i < c->nb_tables; i++) {
-        if (!entry_writeback(c, &c->entries[i], errp)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static Qcow2CacheEntry *find_victim(Qcow2Cache *c, GError **errp)
 {
     Qcow2CacheEntry *victim = NULL;
@@ -139,7 +191,7 @@ static Qcow2CacheEntry *find_victim(Qcow2Cache *c, GError **errp)
                     "qcow2 metadata cache is full");
         return NULL;
     }
-    if (!entry_writeback(c, victim, errp)) {
+    if (!entry_writeback(c, victim, false, errp)) {
         return NULL;
     }
     if (victim->offset) {

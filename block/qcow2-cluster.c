@@ -344,14 +344,13 @@ static bool l2_table_for_write(BlockNode *bs, uint32_t i, uint64_t *l2_off,
         memcpy(copy, t, s->cluster_size);
         qcow2_cache_put(s->l2_table_cache, t);
     }
-    /* The new table goes to the disk directly (not with the other dirty
-     * tables, whose entries may wait for refcounts): it and its refcount
-     * are durable, then the L1 entry points at it. */
+    /* The new table goes to the disk directly and durably (not with the
+     * other dirty tables, whose entries may wait for refcounts), its
+     * refcount too, then the L1 entry points at it. */
     qcow2_cache_discard(s->l2_table_cache, (uint64_t)new_off);
-    if (!qcow2_file_pwrite(bs, QCOW2_OL_ACTIVE_L2, (uint64_t)new_off, copy,
-                           s->cluster_size, errp) ||
-        !qcow2_cache_flush(s->refcount_block_cache, errp) ||
-        !qcow2_sync(bs, errp)) {
+    if (!qcow2_file_pwrite_durable(bs, QCOW2_OL_ACTIVE_L2, (uint64_t)new_off,
+                                   copy, s->cluster_size, errp) ||
+        !qcow2_cache_flush_durable(s->refcount_block_cache, errp)) {
         return false;
     }
     s->l1_table[i] = (uint64_t)new_off | QCOW2_OFLAG_COPIED;
@@ -480,9 +479,11 @@ static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
     if (!l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp)) {
         return false;
     }
-    if (partial) {
-        /* The copied (or zeroed) rest of the cluster is durable before the
-         * entry points at it. */
+    if (partial && (host || compressed)) {
+        /* The rest of the cluster, copied from the old one, is durable
+         * before the entry points at it (else a cut could lose data the
+         * guest had written and flushed long ago). A fresh cluster's
+         * zeroes are written with the data, as QEMU leaves them. */
         qcow2_cache_depends_on_sync(s->l2_table_cache);
     }
     if (!set_l2_entry(bs, l2_off, guest, (uint64_t)new_off | QCOW2_OFLAG_COPIED,

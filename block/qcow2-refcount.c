@@ -155,15 +155,17 @@ bool qcow2_update_refcount(BlockNode *bs, uint64_t offset, uint64_t length,
         return true;
     }
     /* A raised count reaches the disk before the L2 entries that use the
-     * clusters; a lowered one after the L2 entries (and, through the sync
-     * that comes with it, any other pointer written so far) that let them
-     * go. */
+     * clusters; a lowered one after the L2 entries that let them go, and
+     * after a sync, for pointers written directly (an L1 entry, ...). */
     if (addend > 0 ? !qcow2_cache_set_dependency(s->l2_table_cache,
                                                  s->refcount_block_cache,
                                                  errp)
                    : !qcow2_cache_set_dependency(s->refcount_block_cache,
                                                  s->l2_table_cache, errp)) {
         return false;
+    }
+    if (addend < 0) {
+        qcow2_cache_depends_on_sync(s->refcount_block_cache);
     }
     uint64_t first = offset >> s->cluster_bits;
     uint64_t last = (offset + length - 1) >> s->cluster_bits;
@@ -175,12 +177,15 @@ bool qcow2_update_refcount(BlockNode *bs, uint64_t offset, uint64_t length,
     return true;
 }
 
+/* Durable when it returns: a count in the block may be relied on at once
+ * (a durable refcount write does not sync the file). */
 static bool write_reftable_entry(BlockNode *bs, uint64_t rt, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t be = GUINT64_TO_BE(s->refcount_table[rt]);
-    return qcow2_file_pwrite(bs, QCOW2_OL_REFCOUNT_TABLE,
-                             s->refcount_table_offset + rt * 8, &be, 8, errp);
+    return qcow2_file_pwrite_durable(bs, QCOW2_OL_REFCOUNT_TABLE,
+                                     s->refcount_table_offset + rt * 8, &be,
+                                     8, errp);
 }
 
 /*
@@ -330,7 +335,7 @@ static uint64_t count_missing(BDRVQcow2State *s, uint64_t first, uint64_t end,
 /*
  * Creates the k missing refcount blocks for the clusters from 'start' on,
  * placing them at clusters start..start+k-1 (they describe themselves or
- * are counted in an existing block). Each block reaches the disk before the
+ * are counted in an existing block). Each block is durable before the
  * table entry pointing at it.
  */
 static bool create_refblocks(BlockNode *bs, uint64_t start, uint64_t k,
@@ -370,16 +375,15 @@ static bool create_refblocks(BlockNode *bs, uint64_t start, uint64_t k,
         uint64_t off = s->refcount_table[made[i]];
         qcow2_cache_discard(s->l2_table_cache, off);
         qcow2_cache_discard(s->refcount_block_cache, off);
-        if (!qcow2_file_pwrite(bs, QCOW2_OL_REFCOUNT_BLOCK, off, blk,
-                               s->cluster_size, errp)) {
+        if (!qcow2_file_pwrite_durable(bs, QCOW2_OL_REFCOUNT_BLOCK, off, blk,
+                                       s->cluster_size, errp)) {
             return false;
         }
         qcow2_meta_add(bs, QCOW2_OL_REFCOUNT_BLOCK, off, s->cluster_size);
     }
-    /* Durable before the table points at them (the entries themselves
-     * are synced by whatever depends on them next). */
-    if (!qcow2_cache_flush(s->refcount_block_cache, errp) ||
-        !qcow2_sync(bs, errp)) {
+    /* The blocks and the counts of them are durable before the table
+     * points at them (without pushing the guest's writes out too). */
+    if (!qcow2_cache_flush_durable(s->refcount_block_cache, errp)) {
         return false;
     }
     for (uint64_t i = 0; i < k; i++) {

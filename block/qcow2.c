@@ -47,6 +47,7 @@ bool qcow2_sync(BlockNode *bs, GError **errp)
         return false;
     }
     s->unsynced = false;
+    s->sync_count++;
     return true;
 }
 

@@ -239,6 +239,7 @@ typedef struct BDRVQcow2State {
     uint8_t *cluster_buf;         /* one cluster of scratch, for COW */
 
     bool unsynced;                /* written to bs->file since its last sync */
+    uint64_t sync_count;          /* syncs qcow2_sync() made */
     GArray *pending_frees;        /* Qcow2FreeRange: refcounts to lower once
                                    * the L2 entries that let them go are
                                    * durable (qcow2_free_clusters_later) */
@@ -409,6 +410,9 @@ void qcow2_cache_mark_dirty(Qcow2Cache *c, void *table);
 /* Writes back every dirty table (after what 'c' depends on); no sync of
  * its own. */
 bool qcow2_cache_flush(Qcow2Cache *c, GError **errp);
+/* The same, and every table written back so far is durable when it
+ * returns (a few dirty tables by RWF_DSYNC writes, else with a sync). */
+bool qcow2_cache_flush_durable(Qcow2Cache *c, GError **errp);
 /* Drops a cached table without writing it (its cluster was freed). */
 void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset);
 /* Applies the queued frees and writes back both caches, each after what
