@@ -107,25 +107,23 @@ def report(label, tally):
             f"leaked clusters {tally['leaks']}")
 
 
-def test_power_cut_vm_writer_leaves_no_corruption(tmp_path, capsys):
+def _run(tmp_path, capsys, vm, seed, label):
     import pytest
-    if _skip_reason(True):
-        pytest.skip(_skip_reason(True))
+    if _skip_reason(vm):
+        pytest.skip(_skip_reason(vm))
     tally = {"cuts": 0, "leaks": 0}
-    vm_runs(tmp_path, 60, random.Random(31), tally)
+    (vm_runs if vm else img_runs)(tmp_path, 60, random.Random(seed), tally)
     with capsys.disabled():
-        print("\n" + report("qcow2 power cut, guest writer", tally))
+        print("\n" + report(label, tally))
+
+
+def test_power_cut_vm_writer_leaves_no_corruption(tmp_path, capsys):
+    _run(tmp_path, capsys, True, 31, "qcow2 power cut, guest writer")
 
 
 def test_power_cut_snapshot_cow_discard_leaves_no_corruption(tmp_path,
                                                              capsys):
-    import pytest
-    if _skip_reason(False):
-        pytest.skip(_skip_reason(False))
-    tally = {"cuts": 0, "leaks": 0}
-    img_runs(tmp_path, 60, random.Random(37), tally)
-    with capsys.disabled():
-        print("\n" + report("qcow2 power cut, tern-img writer", tally))
+    _run(tmp_path, capsys, False, 37, "qcow2 power cut, tern-img writer")
 
 
 def main():

@@ -6,34 +6,14 @@
  * sizes, names, granularity, overlaps, table entries) failing open with a
  * clear error under ASan. Crash-safe bitmaps: test-write-intent.c.
  */
-#include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "block/dirty-bitmap.h"
 #include "block/qcow2.h"
 #include "test-block-util.h"
 
-#define DISK_SIZE (64 * MiB + 4096)   /* not a multiple of the granularity */
-
-typedef struct Fixture {
-    char *dir;
-    char *path;
-} Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data)
-{
-    f->path = scratch_qcow2("tern-qcow2-bitmap-XXXXXX", DISK_SIZE, &f->dir);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data)
-{
-    unlink(f->path);
-    rmdir(f->dir);
-    g_free(f->path);
-    g_free(f->dir);
-}
+#define DISK_SIZE BITMAP_TEST_DISK_SIZE
 
 static void write_at(BlockNode *bs, uint64_t off, size_t len)
 {
@@ -165,41 +145,10 @@ static void test_kill9_leaves_in_use(Fixture *f, gconstpointer data)
     BlockNode *bs = must_open(f->path, BDRV_O_RDWR);
     BdrvDirtyBitmap *bm;
     GError *err = NULL;
-    int pipefd[2], status;
-    char c;
-    pid_t pid;
 
     add_persistent(bs, "b", 64 * KiB);
     bdrv_close(bs);
-
-    g_assert_cmpint(pipe(pipefd), ==, 0);
-    pid = fork();
-    g_assert_cmpint(pid, >=, 0);
-    if (pid == 0) {
-        /* The writer: opens read-write, writes, then waits to be killed. */
-        BlockNode *w = bdrv_open(f->path, "qcow2",
-                                 BDRV_O_RDWR | BDRV_O_BITMAPS_IN_USE, NULL);
-
-        for (int i = 0; w && i < 64; i++) {
-            uint8_t buf[4096] = { 1 };
-
-            bdrv_pwrite(w, i * MiB, buf, sizeof(buf), NULL);
-        }
-        if (w) {
-            bdrv_flush(w, NULL);
-        }
-        (void)!write(pipefd[1], w ? "k" : "f", 1);
-        for (;;) {
-            pause();
-        }
-    }
-    close(pipefd[1]);
-    g_assert_cmpint(read(pipefd[0], &c, 1), ==, 1);
-    close(pipefd[0]);
-    g_assert_cmpint(c, ==, 'k');
-    kill(pid, SIGKILL);
-    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-    g_assert_true(WIFSIGNALED(status));
+    kill9_writer(f->path, BDRV_O_RDWR | BDRV_O_BITMAPS_IN_USE, 0, true);
 
     bs = must_open(f->path, BDRV_O_RDWR);
     bdrv_lock(bs);
