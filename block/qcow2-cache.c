@@ -286,8 +286,9 @@ void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset)
 bool qcow2_flush_caches(BlockNode *bs, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    return qcow2_settle_frees(bs, errp) &&
-           qcow2_cache_flush(s->refcount_block_cache, errp) &&
+
+    qcow2_settle_frees(bs);
+    return qcow2_cache_flush(s->refcount_block_cache, errp) &&
            qcow2_cache_flush(s->l2_table_cache, errp);
 }
 

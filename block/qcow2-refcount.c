@@ -448,16 +448,14 @@ void qcow2_free_clusters_later(BlockNode *bs, uint64_t offset, uint64_t size)
 {
     BDRVQcow2State *s = bs->opaque;
     Qcow2FreeRange r = { offset, size };
-    GError *err = NULL;
 
     g_array_append_val(s->pending_frees, r);
-    if (s->pending_frees->len >= MAX_PENDING_FREES &&
-        !qcow2_settle_frees(bs, &err)) {
-        g_error_free(err);      /* (cannot fail: each free only warns) */
+    if (s->pending_frees->len >= MAX_PENDING_FREES) {
+        qcow2_settle_frees(bs);
     }
 }
 
-bool qcow2_settle_frees(BlockNode *bs, GError **errp)
+void qcow2_settle_frees(BlockNode *bs)
 {
     BDRVQcow2State *s = bs->opaque;
 
@@ -469,7 +467,6 @@ bool qcow2_settle_frees(BlockNode *bs, GError **errp)
     if (s->pending_frees) {
         g_array_set_size(s->pending_frees, 0);
     }
-    return true;
 }
 
 /* Reads an L1 table from disk into host-endian entries. */

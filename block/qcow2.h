@@ -318,7 +318,7 @@ void qcow2_free_clusters(BlockNode *bs, uint64_t offset, uint64_t size);
  * queue) drops them all, one dependency sync for the batch. */
 void qcow2_free_clusters_later(BlockNode *bs, uint64_t offset, uint64_t size);
 /* Drops the queued references now (errors warn: leaks at worst). */
-bool qcow2_settle_frees(BlockNode *bs, GError **errp);
+void qcow2_settle_frees(BlockNode *bs);
 /* Adjusts the refcounts of every cluster reachable from an L1 table. */
 bool qcow2_update_l1_refcounts(BlockNode *bs, uint64_t l1_offset,
                                uint32_t l1_size, int64_t addend,
