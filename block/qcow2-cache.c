@@ -4,22 +4,20 @@
  * host offset, evicted least-recently-used, written back lazily.
  *
  * Order at a power cut: a cache may depend on the other, or on a sync of
- * the file. Before it writes anything back, what it depends on is made
- * durable, then the dependency is gone until it is set again. The refcount
- * code sets it as each change needs: a raised refcount makes the L2 cache
- * depend on the refcount cache (the count is durable before an entry uses
- * the cluster), a lowered one the other way round plus a sync (the entry
- * that let the cluster go, or a pointer written directly, is durable
- * before the count drops); copied data makes the L2 cache depend on a sync
- * (durable before the entry points at it). Between dependencies,
- * write-backs need no sync at all.
+ * the file. Before it writes anything back, what it depends on is written
+ * back and the file synced, then the dependency is gone until it is set
+ * again. The refcount code sets it as each change needs: a raised refcount
+ * makes the L2 cache depend on the refcount cache (the count, and the data
+ * the entry points at, are durable before the entry), a lowered one the
+ * other way round (the entry that let the cluster go, or a pointer written
+ * directly, is durable before the count drops); copied data makes the L2
+ * cache depend on a sync. Between dependencies, write-backs need no sync.
  *
- * "Durable" costs what it must: a cache whose tables went out with plain
- * writes since the last sync needs a sync of the file (which also writes
- * out every guest write still in the page cache); a few dirty tables
- * written now with RWF_DSYNC need only their own bytes on the disk, which
- * is what a new L2 table's refcount or an evicted L2 table waits for in
- * the middle of a stream of writes.
+ * A new L2 table's refcount, or the counts of new refcount blocks, are
+ * made durable by themselves (qcow2_cache_flush_durable: a few tables
+ * written with RWF_DSYNC) where nothing else has to be: a sync in the
+ * middle of a stream of writes would push out all the guest data the page
+ * cache holds.
  */
 #include "block/qcow2.h"
 #include "block/block-int.h"
@@ -142,13 +140,14 @@ bool qcow2_cache_flush_durable(Qcow2Cache *c, GError **errp)
     return true;
 }
 
-/* What c waits for, done: the other cache durable, or the file synced. */
+/* What c waits for, done: the other cache written back and the file
+ * synced. (The sync also makes the data the entries point at durable and
+ * the file long enough for them, as in QEMU: a table made durable on its
+ * own would not.) */
 static bool flush_dependency(Qcow2Cache *c, GError **errp)
 {
-    bool ok = c->depends_on_sync
-              ? (!c->depends || qcow2_cache_flush(c->depends, errp)) &&
-                qcow2_sync(c->bs, errp)
-              : qcow2_cache_flush_durable(c->depends, errp);
+    bool ok = (!c->depends || qcow2_cache_flush(c->depends, errp)) &&
+              qcow2_sync(c->bs, errp);
 
     if (ok) {
         c->depends = NULL;

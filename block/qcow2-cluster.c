@@ -482,8 +482,8 @@ static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
     if (partial && (host || compressed)) {
         /* The rest of the cluster, copied from the old one, is durable
          * before the entry points at it (else a cut could lose data the
-         * guest had written and flushed long ago). A fresh cluster's
-         * zeroes are written with the data, as QEMU leaves them. */
+         * guest had written and flushed long ago). (A fresh cluster is
+         * covered by the dependency on the refcount cache.) */
         qcow2_cache_depends_on_sync(s->l2_table_cache);
     }
     if (!set_l2_entry(bs, l2_off, guest, (uint64_t)new_off | QCOW2_OFLAG_COPIED,

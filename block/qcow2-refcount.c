@@ -155,17 +155,15 @@ bool qcow2_update_refcount(BlockNode *bs, uint64_t offset, uint64_t length,
         return true;
     }
     /* A raised count reaches the disk before the L2 entries that use the
-     * clusters; a lowered one after the L2 entries that let them go, and
-     * after a sync, for pointers written directly (an L1 entry, ...). */
+     * clusters; a lowered one after the L2 entries that let them go (and,
+     * by the sync that comes with it, after pointers written directly: an
+     * L1 entry, ...). */
     if (addend > 0 ? !qcow2_cache_set_dependency(s->l2_table_cache,
                                                  s->refcount_block_cache,
                                                  errp)
                    : !qcow2_cache_set_dependency(s->refcount_block_cache,
                                                  s->l2_table_cache, errp)) {
         return false;
-    }
-    if (addend < 0) {
-        qcow2_cache_depends_on_sync(s->refcount_block_cache);
     }
     uint64_t first = offset >> s->cluster_bits;
     uint64_t last = (offset + length - 1) >> s->cluster_bits;
