@@ -69,12 +69,17 @@ def record(cmd, img, done=None):
 
 
 def pick_cuts(wlog, n, rng, guest_len=4096):
-    """Half anywhere, half on records other than guest writes of guest_len
-    bytes (metadata, intents, syncs: where the order matters)."""
+    """A third anywhere, a third on records other than guest writes of
+    guest_len bytes (metadata, intents: where the order matters), a third
+    just before a sync (so every write since the one before may or may not
+    have landed)."""
     meta = [i for i, r in enumerate(wlog.records)
             if not (r.kind == "W" and r.length == guest_len)]
-    cuts = [rng.randrange(len(wlog) + 1) for _ in range(n - n // 2)]
-    cuts += [rng.choice(meta) for _ in range(n // 2)] if meta else []
+    syncs = [i for i, r in enumerate(wlog.records) if r.kind == "S"]
+    k = n // 3
+    cuts = [rng.randrange(len(wlog) + 1) for _ in range(n - 2 * k)]
+    for pool in (meta, syncs):
+        cuts += [rng.choice(pool or meta or [len(wlog)]) for _ in range(k)]
     return cuts
 
 
