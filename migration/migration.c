@@ -147,9 +147,12 @@ static bool bitmap_vm_running(void *opaque)
     return runstate_is_running(runstate_get());
 }
 
+/* On the job's thread, which the job outlives. */
 static bool bitmap_in_postcopy(void *opaque)
 {
-    return false;       /* no postcopy yet: bitmaps go in the final burst */
+    MigrationState *ms = opaque;
+
+    return ms->job && migration_job_in_postcopy(ms->job);
 }
 
 /* ---- the drives' images: handed over at the end, as QEMU does ---- */
@@ -541,9 +544,14 @@ static void source_takes_guest_back(MigrationState *ms,
     g_autoptr(GError) act_err = NULL;
 
     if (st->postcopy) {
-        /* The destination has run it: this copy is stale for good. */
-        tern_error_report("postcopy migration failed: the guest's state is "
-                          "split between source and destination");
+        /* The destination has run it: this copy is stale for good. With
+         * only the dirty bitmaps left, the guest is whole there. */
+        tern_error_report("%s", ms->caps[MIG_CAP_POSTCOPY_RAM] ?
+                          "postcopy migration failed: the guest's state is "
+                          "split between source and destination" :
+                          "postcopy of the dirty bitmaps failed: the guest "
+                          "runs on the destination without the bitmaps that "
+                          "were not complete");
         runstate_set(RUN_STATE_POSTMIGRATE);
         return;
     }
@@ -879,6 +887,7 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
     params.postcopy_ram = ms->caps[MIG_CAP_POSTCOPY_RAM];
     params.postcopy_preempt = ms->caps[MIG_CAP_POSTCOPY_PREEMPT];
     params.switchover_ack = ms->caps[MIG_CAP_SWITCHOVER_ACK];
+    params.postcopy_bitmaps = ms->caps[MIG_CAP_DIRTY_BITMAPS];
     if (!ms->throttle) {
         ms->throttle = cpu_throttle_new(ms->machine->vcpus,
                                         ms->machine->nr_vcpus);
@@ -926,12 +935,6 @@ bool migration_start_postcopy(MigrationState *ms, GError **errp)
     }
     if (!ms->job) {
         return true;    /* as QEMU: harmless once the migration is over */
-    }
-    if (!ms->caps[MIG_CAP_POSTCOPY_RAM]) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                    "postcopy of dirty bitmaps alone is not implemented by "
-                    "tern yet");
-        return false;
     }
     return migration_job_start_postcopy(ms->job, errp);
 }

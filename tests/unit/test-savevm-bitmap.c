@@ -284,14 +284,16 @@ static void test_load_qemu_bitmaps(void)
     env_destroy(&dst);
 }
 
-/* A dirty-bitmap section alone after the configuration, as QEMU accepts. */
-static GError *load_chunks(const uint8_t *chunks, size_t len)
+/* A dirty-bitmap section alone after the configuration, as QEMU accepts,
+ * loaded into disk0 (which holds a bitmap "mine" of its own); 'version' is
+ * the section's. */
+static GError *load_chunks_v(const uint8_t *chunks, size_t len, uint8_t version)
 {
     g_autoptr(GByteArray) s = g_byte_array_new();
     static const uint8_t head[] = {
         'Q', 'E', 'V', 'M', 0, 0, 0, 3, 0x07, 0, 0, 0, 4, 'n', 'o', 'n', 'e',
         0x01, 0, 0, 0, 9, 12, 'd', 'i', 'r', 't', 'y', '-', 'b', 'i', 't',
-        'm', 'a', 'p', 0, 0, 0, 0, 0, 0, 0, 1,
+        'm', 'a', 'p', 0, 0, 0, 0, 0, 0, 0,
     };
     static const uint8_t tail[] = { 0x7e, 0, 0, 0, 9, 0x00 };
     Env dst;
@@ -301,16 +303,34 @@ static GError *load_chunks(const uint8_t *chunks, size_t len)
     GError *err;
 
     g_byte_array_append(s, head, sizeof(head));
+    g_byte_array_append(s, &version, 1);
     g_byte_array_append(s, chunks, len);
     g_byte_array_append(s, tail, sizeof(tail));
     b = g_bytes_new(s->data, s->len);
     env_init(&dst, "dst.qcow2");
+    add_bitmap(dst.bs, "mine", 64 * KiB, false);
     dbm = dbm_for(&dst, sv);
     err = test_savevm_load(sv, b);
+    savevm_load_abandon(sv);
+    if (!err) {
+        /* What loaded is whole: complete bitmaps are no longer busy. */
+        dirty_bitmap_migration_before_vm_start(dbm);
+        bdrv_lock(dst.bs);
+        for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(dst.bs, NULL); bm;
+             bm = bdrv_dirty_bitmap_next(dst.bs, bm)) {
+            g_assert_false(bdrv_dirty_bitmap_busy(bm));
+        }
+        bdrv_unlock(dst.bs);
+    }
     dirty_bitmap_migration_free(dbm);
     savevm_free(sv);
     env_destroy(&dst);
     return err;
+}
+
+static GError *load_chunks(const uint8_t *chunks, size_t len)
+{
+    return load_chunks_v(chunks, len, 1);
 }
 
 static void expect(GError *err, const char *needle)
@@ -322,6 +342,15 @@ static void expect(GError *err, const char *needle)
     g_error_free(err);
 }
 
+/* START of disk0/bm at 64 KiB, not enabled, then what the test adds. */
+#define START_BM 0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 1, 0, 0, 0x00
+/* BITS of the first 64 MiB of the current bitmap: 128 bytes of bits. */
+#define BITS_ALL 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0, \
+                 0, 0, 0, 0, 0, 0, 0, 0x80
+#define ZERO16 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+#define ZERO128 ZERO16, ZERO16, ZERO16, ZERO16, ZERO16, ZERO16, ZERO16, ZERO16
+
+/* Every refusal of the loader, in the seed's words where it has them. */
 static void test_hostile(void)
 {
     static const uint8_t ok[] = {
@@ -334,13 +363,28 @@ static void test_hostile(void)
     static const uint8_t no_node[] = {
         0x1c, 5, 'd', 'i', 's', 'k', '9', 2, 'b', 'm', 0, 1, 0, 0, 0, 0x01,
     };
+    static const uint8_t empty_node[] = { 0x1c, 0, 2, 'b', 'm', 0, 1, 0, 0, 0 };
+    static const uint8_t cut_node[] = { 0x1c, 200, 'd', 'i' };
+    static const uint8_t empty_name[] = {
+        0x1c, 5, 'd', 'i', 's', 'k', '0', 0, 0, 1, 0, 0, 0,
+    };
     static const uint8_t no_bitmap[] = {
         0x4c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm',
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x01,
     };
+    static const uint8_t no_device_name[] = { 0x40, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t no_bitmap_name[] = {
+        0x48, 5, 'd', 'i', 's', 'k', '0', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    };
+    static const uint8_t exists[] = {
+        0x1c, 5, 'd', 'i', 's', 'k', '0', 4, 'm', 'i', 'n', 'e', 0, 1, 0, 0, 0,
+    };
+    static const uint8_t not_migrated[] = {     /* BITS for disk0's own */
+        0x4e, 5, 'd', 'i', 's', 'k', '0', 4, 'm', 'i', 'n', 'e',
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0x01,
+    };
     static const uint8_t bad_size[] = {
-        0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 1, 0, 0, 0x00,
-        0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0x00,
+        START_BM, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0x00,
         0, 0, 0, 0, 0, 0, 0x10, 0,
     };
     static const uint8_t bad_gran[] = {
@@ -349,24 +393,55 @@ static void test_hostile(void)
     static const uint8_t reserved[] = {
         0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 1, 0, 0, 0x08, 0x01,
     };
-    static const uint8_t beyond[] = {
-        0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 1, 0, 0, 0x00,
-        0x42, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0x04, 0x00, 0x01,
+    static const uint8_t beyond[] = {       /* past the end of a 64 MiB disk */
+        START_BM, 0x42, 0, 0, 0, 0, 0, 0x02, 0, 0, 0, 0, 0x02, 0, 0x01,
     };
-    static const uint8_t no_name[] = { 0x40, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t cut_bits[] = { START_BM, BITS_ALL, 0xff, 0xff };
+    static const uint8_t after_complete[] = {
+        START_BM, BITS_ALL, ZERO128, 0x20, 0x42, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0x02, 0, 0x01,
+    };
+    static const uint8_t complete_twice[] = {
+        START_BM, BITS_ALL, ZERO128, 0x20, 0x20, 0x01,
+    };
+    static const uint8_t unknown_flags[] = { 0x81, 0x00, 0x01 };
 
     g_assert_no_error(load_chunks(ok, sizeof(ok)));
-    expect(load_chunks(no_node, sizeof(no_node)), "no block node 'disk9'");
+    g_assert_no_error(load_chunks(complete_twice, sizeof(complete_twice)));
+    expect(load_chunks(no_node, sizeof(no_node)),
+           "Cannot find device='disk9' nor node-name='disk9'");
+    expect(load_chunks(empty_node, sizeof(empty_node)),
+           "Unable to read node name string");
+    expect(load_chunks(cut_node, sizeof(cut_node)),
+           "Unable to read node name string");
+    expect(load_chunks(empty_name, sizeof(empty_name)),
+           "Unable to read bitmap name string");
     expect(load_chunks(no_bitmap, sizeof(no_bitmap)),
-           "unknown dirty bitmap 'bm' for block device 'disk0'");
+           "Error: unknown dirty bitmap 'bm' for block device 'disk0'");
+    expect(load_chunks(no_device_name, sizeof(no_device_name)),
+           "Error: block device name is not set");
+    expect(load_chunks(no_bitmap_name, sizeof(no_bitmap_name)),
+           "Error: block device name is not set");
+    expect(load_chunks(exists, sizeof(exists)),
+           "Bitmap with the same name ('mine') already exists on destination");
+    expect(load_chunks(not_migrated, sizeof(not_migrated)),
+           "Error: unknown dirty bitmap 'mine' for block device 'disk0'");
     expect(load_chunks(bad_size, sizeof(bad_size)),
-           "Migrated bitmap granularity doesn't match");
-    expect(load_chunks(bad_gran, sizeof(bad_gran)), "ranularity");
+           "Migrated bitmap granularity doesn't match the destination bitmap "
+           "'bm' granularity");
+    expect(load_chunks(bad_gran, sizeof(bad_gran)),
+           "Granularity must be power of 2 and at least 512");
     expect(load_chunks(reserved, sizeof(reserved)),
            "Unknown flags in migrated dirty bitmap header: 8");
-    expect(load_chunks(beyond, sizeof(beyond)), "dirty-bitmap");
-    expect(load_chunks(no_name, sizeof(no_name)),
-           "block device name is not set");
+    expect(load_chunks(beyond, sizeof(beyond)),
+           "Migrated bitmap 'bm' does not match the size of node 'disk0'");
+    expect(load_chunks(cut_bits, sizeof(cut_bits)),
+           "Failed to read bitmap bits");
+    expect(load_chunks(after_complete, sizeof(after_complete)),
+           "dirty bitmap 'bm' for block device 'disk0' is complete already");
+    expect(load_chunks(unknown_flags, sizeof(unknown_flags)),
+           "unknown chunk flags 0x100");
+    expect(load_chunks_v(ok, sizeof(ok), 2), "unsupported version 2");
     for (size_t cut = 0; cut < sizeof(ok); cut++) {
         GError *err = load_chunks(ok, cut);
 
