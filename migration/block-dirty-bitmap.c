@@ -41,6 +41,7 @@ typedef struct SaveBitmap {
 /* A bitmap this load created. */
 typedef struct LoadBitmap {
     BdrvDirtyBitmap *bitmap;
+    char node_name[256];        /* as the stream named its node */
     bool enabled;               /* START's flag: records once the guest runs */
     bool migrated;              /* COMPLETE came */
 } LoadBitmap;
@@ -544,6 +545,7 @@ static bool load_start(DirtyBitmapMigration *dbm, QEMUFile *f, GError **errp)
     if (ok) {
         lb = g_new0(LoadBitmap, 1);
         lb->bitmap = dbm->bitmap;
+        g_strlcpy(lb->node_name, dbm->node_name, sizeof(lb->node_name));
         lb->enabled = flags & DBM_START_ENABLED;
         dbm->loaded = g_slist_prepend(dbm->loaded, lb);
     }
@@ -763,10 +765,9 @@ static void load_resumed(void *opaque)
  * used or stored; the guest's writes recorded meanwhile go with it. */
 static void drop_incomplete(LoadBitmap *lb)
 {
-    tern_warn("dirty bitmap '%s' of node '%s' did not arrive completely "
-              "from the migration source and is dropped",
-              bdrv_dirty_bitmap_name(lb->bitmap),
-              bdrv_get_node_name(bdrv_dirty_bitmap_node(lb->bitmap)));
+    tern_warn("dirty bitmap '%s' of '%s' did not arrive completely from "
+              "the migration source and is dropped",
+              bdrv_dirty_bitmap_name(lb->bitmap), lb->node_name);
     bdrv_release_dirty_bitmap(lb->bitmap);      /* and its successor */
 }
 

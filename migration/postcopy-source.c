@@ -154,7 +154,8 @@ static bool stream_rest(MigrationJob *job, GError **errp)
         }
     }
     job_publish(job, 0);
-    return job_rp_wait_shut(job, errp);
+    /* Bitmaps alone need no return path (QEMU opens none for them). */
+    return !job->rp || job_rp_wait_shut(job, errp);
 }
 
 /* A broken connection pauses a RAM postcopy; cancelling (quit) or a

@@ -18,6 +18,7 @@
 #include "migration/incoming.h"
 #include "migration/migration-job.h"
 #include "migration/return-path.h"
+#include "test-relay.h"
 
 #define PAGE RAM_PAGE_SIZE
 #define NPAGES 4096                 /* 16 MiB */
@@ -85,84 +86,6 @@ static bool guest_sync(void *opaque, HBitmap *dirty, GError **errp)
 static bool stop_vm(void *opaque, GError **errp)
 {
     return true;
-}
-
-/* ---- a link: two socketpairs and relay threads ---- */
-
-typedef struct Relay {
-    int a, b;                       /* forward a -> b (slowly), b -> a */
-    int *kib_per_s;                 /* a -> b, 0: as fast as it goes */
-    GThread *fwd, *back;
-} Relay;
-
-typedef struct Pump {
-    int from, to;
-    int *kib_per_s;                 /* NULL: never slowed */
-} Pump;
-
-static gpointer pump(gpointer opaque)
-{
-    Pump p = *(Pump *)opaque;
-    uint8_t buf[16384];
-    ssize_t n;
-
-    g_free(opaque);
-    while ((n = read(p.from, buf, sizeof(buf))) > 0) {
-        int rate = p.kib_per_s ? g_atomic_int_get(p.kib_per_s) : 0;
-
-        if (send(p.to, buf, n, MSG_NOSIGNAL) != n) {
-            break;
-        }
-        if (rate) {
-            g_usleep(n * (G_USEC_PER_SEC / 1024) / rate);
-        }
-    }
-    shutdown(p.from, SHUT_RDWR);
-    shutdown(p.to, SHUT_RDWR);
-    return NULL;
-}
-
-static GThread *start_pump(int from, int to, int *kib_per_s)
-{
-    Pump *p = g_new(Pump, 1);
-
-    *p = (Pump){ from, to, kib_per_s };
-    return g_thread_new("pump", pump, p);
-}
-
-/* A source end and a destination end, joined by a relay. */
-static void link_open(Relay *r, int *kib_per_s, QEMUFile **src,
-                      QEMUFile **dst)
-{
-    int s[2], d[2];
-
-    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, s), ==, 0);
-    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, d), ==, 0);
-    r->a = s[1];
-    r->b = d[0];
-    r->kib_per_s = kib_per_s;
-    r->fwd = start_pump(r->a, r->b, kib_per_s);
-    r->back = start_pump(r->b, r->a, NULL);
-    *src = qemu_file_new_fd_output(s[0]);
-    *dst = qemu_file_new_fd_input(d[1]);
-}
-
-static void link_cut(Relay *r)
-{
-    shutdown(r->a, SHUT_RDWR);
-    shutdown(r->b, SHUT_RDWR);
-}
-
-static void link_close(Relay *r)
-{
-    if (r->fwd) {
-        link_cut(r);
-        g_thread_join(r->fwd);
-        g_thread_join(r->back);
-        close(r->a);
-        close(r->b);
-        r->fwd = NULL;
-    }
 }
 
 /* ---- the destination ---- */
