@@ -591,6 +591,183 @@ static void test_migration_job_with_bitmaps(void)
     env_destroy(&dst);
 }
 
+/* ---- a postcopy of the bitmaps alone, byte for byte ---- */
+
+typedef struct Collect {
+    int fd;
+    GByteArray *bytes;
+} Collect;
+
+static gpointer collect_thread(gpointer opaque)
+{
+    Collect *c = opaque;
+    uint8_t buf[4096];
+    ssize_t n;
+
+    while ((n = read(c->fd, buf, sizeof(buf))) > 0) {
+        g_byte_array_append(c->bytes, buf, n);
+    }
+    return NULL;
+}
+
+typedef struct PostcopySource {
+    MigrationJob *job;          /* atomic */
+} PostcopySource;
+
+static bool job_in_postcopy(void *opaque)
+{
+    PostcopySource *ps = opaque;
+    MigrationJob *job = g_atomic_pointer_get(&ps->job);
+
+    return job && migration_job_in_postcopy(job);
+}
+
+/* RAM's dirty sync comes before the job decides to stop: ask then. */
+static bool sync_then_postcopy(void *opaque, HBitmap *dirty, GError **errp)
+{
+    PostcopySource *ps = opaque;
+    MigrationJob *job;
+
+    while (!(job = g_atomic_pointer_get(&ps->job))) {
+        g_usleep(1000);
+    }
+    return migration_job_start_postcopy(job, errp);
+}
+
+static bool stop_vm(void *opaque, GError **errp)
+{
+    return true;
+}
+
+/* What a source writes for a postcopy of bitmaps alone: one RAM page,
+ * bitmap bm0 of add_bitmap on node disk0. */
+static GBytes *bitmap_postcopy_stream(void)
+{
+    Env src;
+    SaveVM *sv = savevm_new("none");
+    PostcopySource ps = { NULL };
+    DirtyBitmapNodes nodes = { .in_postcopy = job_in_postcopy, .opaque = &ps };
+    DirtyBitmapMigration *dbm;
+    GuestMemory mem = {
+        .regions = { { 0, 4096, g_malloc0(4096), 0 } },
+        .nr_regions = 1, .fd = -1, .ram_size = 4096,
+    };
+    RamMigration *ram = ram_migration_new(&mem, "pc.ram");
+    MigrationParams params = { .postcopy_bitmaps = true };
+    MigrationHooks hooks = { .stop_vm = stop_vm };
+    Collect c = { .bytes = g_byte_array_new() };
+    GThread *t;
+    GError *err = NULL;
+    int fds[2];
+
+    env_init(&src, "src.qcow2");
+    add_bitmap(src.bs, "bm0", 64 * KiB, true);
+    ram_migration_register(ram, sv);
+    ram_migration_set_dirty_sync(ram, sync_then_postcopy, &ps);
+    nodes.blks = src.blks;
+    dbm = dirty_bitmap_migration_new(&nodes);
+    dirty_bitmap_migration_set_enabled(dbm, true);
+    dirty_bitmap_migration_register(dbm, sv);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);
+    c.fd = fds[1];
+    t = g_thread_new("collect", collect_thread, &c);
+    g_atomic_pointer_set(&ps.job,
+                         migration_job_start(sv, qemu_file_new_fd_output(fds[0]),
+                                             NULL, ram, &params, &hooks));
+    g_assert_true(migration_job_wait(ps.job, &err));
+    g_assert_no_error(err);
+    g_thread_join(t);
+    close(fds[1]);
+    migration_job_free(ps.job);
+    dirty_bitmap_migration_free(dbm);
+    ram_migration_free(ram);
+    g_free(mem.regions[0].hva);
+    savevm_free(sv);
+    env_destroy(&src);
+    return g_byte_array_free_to_bytes(c.bytes);
+}
+
+#define Z8 0, 0, 0, 0, 0, 0, 0, 0
+
+/* The stream QEMU's source writes for the same migration (seed 000, seed
+ * 004 and QEMU 7.2's postcopy_start: ADVISE with no payload, RAM ends at
+ * the switchover, LISTEN and RUN packaged with no discards or pings, the
+ * bits in iterations after RUN, COMPLETE at the end). */
+static const uint8_t postcopy_golden[] = {
+        /* magic, version 3 */
+        0x51, 0x45, 0x56, 0x4d, 0x00, 0x00, 0x00, 0x03,
+        /* CONFIGURATION: machine "none" */
+        0x07, 0x00, 0x00, 0x00, 0x04, 0x6e, 0x6f, 0x6e, 0x65,
+        /* COMMAND POSTCOPY_ADVISE, length 0: the bitmaps alone */
+        0x08, 0x00, 0x03, 0x00, 0x00,
+        /* START 'ram' v4: MEM_SIZE, block pc.ram, EOS, footer */
+        0x01, 0x00, 0x00, 0x00, 0x01, 0x03, 0x72, 0x61, 0x6d, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+        0x04, 0x06, 0x70, 0x63, 0x2e, 0x72, 0x61, 0x6d, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+        0x7e, 0x00, 0x00, 0x00, 0x01,
+        /* START 'dirty-bitmap' v1: START disk0/bm0, be32 64 KiB, enabled|persistent; EOS */
+        0x01, 0x00, 0x00, 0x00, 0x02, 0x0c, 0x64, 0x69, 0x72, 0x74, 0x79, 0x2d,
+        0x62, 0x69, 0x74, 0x6d, 0x61, 0x70, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x01, 0x1c, 0x05, 0x64, 0x69, 0x73, 0x6b, 0x30, 0x03, 0x62, 0x6d,
+        0x30, 0x00, 0x01, 0x00, 0x00, 0x03, 0x01, 0x7e, 0x00, 0x00, 0x00, 0x02,
+        /* PART 'ram': the zero page, EOS */
+        0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x02, 0x06, 0x70, 0x63, 0x2e, 0x72, 0x61, 0x6d, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x10, 0x7e, 0x00, 0x00, 0x00, 0x01,
+        /* PART 'dirty-bitmap': EOS alone in precopy */
+        0x02, 0x00, 0x00, 0x00, 0x02, 0x01, 0x7e, 0x00, 0x00, 0x00, 0x02,
+        /* END 'ram' (RAM does not follow), EOS */
+        0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x10, 0x7e, 0x00, 0x00, 0x00, 0x01,
+        /* COMMAND PACKAGED, be32 10: */
+        0x08, 0x00, 0x07, 0x00, 0x04, 0x00, 0x00, 0x00, 0x0a,
+        /*   POSTCOPY_LISTEN */
+        0x08, 0x00, 0x04, 0x00, 0x00,
+        /*   POSTCOPY_RUN (QEMU pings only with RAM postcopy) */
+        0x08, 0x00, 0x05, 0x00, 0x00,
+        /* PART 'dirty-bitmap' after RUN: */
+        0x02, 0x00, 0x00, 0x00, 0x02,
+        /*   BITS (names unchanged), sector 0, 131072 sectors, be64 128 bytes */
+        0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80,
+        /*   bits 16 (1 MiB) and 160 (10 MiB) of 1024 */
+        0x00, 0x00, 0x01, Z8, Z8, 0x00, 0x01, 0x00, 0x00, 0x00,
+        Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8,
+        /*   EOS, footer */
+        0x01, 0x7e, 0x00, 0x00, 0x00, 0x02,
+        /* END 'dirty-bitmap': COMPLETE, EOS */
+        0x03, 0x00, 0x00, 0x00, 0x02, 0x20, 0x01, 0x7e, 0x00, 0x00, 0x00, 0x02,
+        /* EOF, no VM description */
+        0x00,
+};
+
+static void test_postcopy_golden(void)
+{
+    g_autoptr(GBytes) b = bitmap_postcopy_stream();
+    g_autoptr(GString) dump = g_string_new(NULL);
+    StreamDumpOptions opts = { .verbose = true };
+    GError *err = NULL;
+
+    g_assert_cmpmem(g_bytes_get_data(b, NULL), g_bytes_get_size(b),
+                    postcopy_golden, sizeof(postcopy_golden));
+    /* tern-stream's reader follows it. */
+    g_assert_true(stream_dump(b, &opts, dump, &err));
+    g_assert_no_error(err);
+    g_assert_nonnull(strstr(dump->str, "command POSTCOPY_ADVISE length 0\n"
+                            "  no RAM postcopy (dirty bitmaps only)"));
+    g_assert_nonnull(strstr(dump->str, "command POSTCOPY_LISTEN length 0"));
+    g_assert_nonnull(strstr(dump->str, "command POSTCOPY_RUN length 0\n"
+                            "  the destination's guest starts\n  }\n"
+                            "@205 PART section 2 'dirty-bitmap' instance 0 "
+                            "version 1\n  dirty-bitmap: BITS 'bm0' sector 0 "
+                            "count 131072 size 128"));
+    g_assert_nonnull(strstr(dump->str, "bitmap: node 'disk0' name 'bm0' "
+                            "granularity 65536 flags 0x03 complete"));
+    g_assert_nonnull(strstr(dump->str, "  dirty: 1048576 +65536\n"
+                            "  dirty: 10485760 +65536\n"));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -603,5 +780,6 @@ int main(int argc, char **argv)
     g_test_add_func("/savevm-bitmap/vmstate-area", test_vmstate_area);
     g_test_add_func("/savevm-bitmap/migration-job-with-bitmaps",
                     test_migration_job_with_bitmaps);
+    g_test_add_func("/savevm-bitmap/postcopy-golden", test_postcopy_golden);
     return g_test_run();
 }
