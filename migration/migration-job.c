@@ -138,6 +138,7 @@ void job_start_window(MigrationJob *job, uint64_t bandwidth)
     job->window_start_us = g_get_monotonic_time();
     job->window_start_bytes = qemu_file_tell(job->f);
     qemu_file_set_rate_limit(job->f, window_budget(bandwidth));
+    qemu_file_reset_rate_limit(job->f);
 }
 
 /* Close the bandwidth window when it is over; measure what it carried. */

@@ -102,18 +102,32 @@ static bool requests_waiting(MigrationJob *job)
            g_atomic_int_get(&job->ram->nr_requests);
 }
 
-/* max-postcopy-bandwidth: the window's budget is spent. Sleep to its end,
- * unless the destination asks for pages: those go at once, in a window
- * begun early. */
-static void wait_window(MigrationJob *job)
+/* Pages the destination waits for go at once, whatever the window's
+ * budget (QEMU's rule): RAM's iteration serves them first, then sends one
+ * background page at most, as the budget is spent. */
+static bool serve_requests(MigrationJob *job, GError **errp)
 {
-    while (job_window_left_us(job) && !requests_waiting(job) &&
-           !g_atomic_int_get(&job->cancel)) {
+    uint64_t budget = qemu_file_get_rate_limit(job->f);
+    uint64_t used = qemu_file_tell(job->f) - job->window_start_bytes;
+
+    qemu_file_set_rate_limit(job->f, used + 1);
+    if (savevm_save_iterate(job->sv, job->f, true, errp) < 0) {
+        return false;
+    }
+    qemu_file_set_rate_limit(job->f, budget);
+    return true;
+}
+
+/* max-postcopy-bandwidth: the window's budget is spent; wait for its end. */
+static bool wait_window(MigrationJob *job, GError **errp)
+{
+    while (job_window_left_us(job) && !g_atomic_int_get(&job->cancel)) {
+        if (requests_waiting(job) && !serve_requests(job, errp)) {
+            return false;
+        }
         g_usleep(MIN(job_window_left_us(job), 1000));
     }
-    if (requests_waiting(job)) {
-        job_start_window(job, job->params.max_postcopy_bandwidth);
-    }
+    return true;
 }
 
 /* Everything after the package, on the current channels; false with the
@@ -133,7 +147,9 @@ static bool stream_rest(MigrationJob *job, GError **errp)
         job_roll_window(job);
         if (qemu_file_rate_limit_exceeded(job->f) &&
             !qemu_file_get_error(job->f)) {
-            wait_window(job);
+            if (!wait_window(job, errp)) {
+                return false;
+            }
             continue;
         }
         ret = savevm_save_iterate(job->sv, job->f, true, errp);

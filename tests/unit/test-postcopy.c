@@ -220,11 +220,13 @@ typedef struct Run {
     MigrationJob *job;
 } Run;
 
-static void run_start(Run *r, bool preempt)
+/* postcopy_bw: max-postcopy-bandwidth, 0 for none. */
+static void run_start_bw(Run *r, bool preempt, uint64_t postcopy_bw)
 {
     MigrationParams p = {
         .max_bandwidth = 0, .downtime_limit_ms = 1,
         .postcopy_ram = true, .postcopy_preempt = preempt,
+        .max_postcopy_bandwidth = postcopy_bw,
     };
     MigrationHooks h = { .stop_vm = stop_vm, .opaque = &r->src };
     QEMUFile *f, *urgent = NULL;
@@ -242,6 +244,11 @@ static void run_start(Run *r, bool preempt)
     dest_start(&r->dst, &r->src, true, preempt);
     ram_migration_set_dirty_sync(r->src.ram, guest_sync, &r->src);
     r->job = migration_job_start(r->src.sv, f, urgent, r->src.ram, &p, &h);
+}
+
+static void run_start(Run *r, bool preempt)
+{
+    run_start_bw(r, preempt, 0);
 }
 
 /* Switch once precopy has sent everything once. */
@@ -295,7 +302,7 @@ static void run_finish(Run *r, const MigrationStatus *want, size_t n,
     vm_destroy(&r->src);
 }
 
-static void end_to_end(bool preempt)
+static void end_to_end(bool preempt, uint64_t postcopy_bw)
 {
     static const MigrationStatus want[] = {
         MIGRATION_STATUS_SETUP, MIGRATION_STATUS_ACTIVE,
@@ -305,7 +312,7 @@ static void end_to_end(bool preempt)
     MigrationStats st;
     Run r;
 
-    run_start(&r, preempt);
+    run_start_bw(&r, preempt, postcopy_bw);
     run_switch(&r);
     run_finish(&r, want, G_N_ELEMENTS(want), &st, &info);
     g_assert_true(st.postcopy);
@@ -319,12 +326,19 @@ static void end_to_end(bool preempt)
 
 static void test_end_to_end(void)
 {
-    end_to_end(false);
+    end_to_end(false, 0);
 }
 
 static void test_end_to_end_preempt(void)
 {
-    end_to_end(true);
+    end_to_end(true, 0);
+}
+
+/* Under max-postcopy-bandwidth the background pages keep to the limit,
+ * but requested pages never wait for the next window. */
+static void test_end_to_end_limited(void)
+{
+    end_to_end(false, 4 * MiB);
 }
 
 /* New links for a paused postcopy, handed to both ends. */
@@ -717,6 +731,7 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/postcopy/end-to-end", test_end_to_end);
     g_test_add_func("/postcopy/end-to-end-preempt", test_end_to_end_preempt);
+    g_test_add_func("/postcopy/end-to-end-limited", test_end_to_end_limited);
     g_test_add_func("/postcopy/recover-three-times", test_recover);
     g_test_add_func("/postcopy/recover-three-times-preempt",
                     test_recover_preempt);
