@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from ternlib import TernVm, has_kvm, imgtools
+from ternlib import TernVm, has_kvm, imgtools, paths
 from ternlib.migration import wait_runstate
 from ternlib import postcopy as pc
 
@@ -293,3 +293,39 @@ def test_bitmaps_with_postcopy_ram(tmp_path):
 def test_bitmaps_with_postcopy_ram_recovered(tmp_path):
     run_migration(tmp_path, ["dirty-bitmaps", "postcopy-ram", "events"],
                   recover=True)
+
+
+def test_bitmap_postcopy_stream_in_tern_stream(tmp_path):
+    """The same migration into a file (a postcopy of bitmaps alone needs no
+    return path): tern-stream reads QEMU's order in it - ADVISE with no
+    payload, the package with LISTEN and RUN, the bits after RUN, each
+    bitmap's COMPLETE at the end."""
+    imgs = make_images(tmp_path)
+    src = start_source(tmp_path, imgs)
+    out = tmp_path / "bitmaps.stream"
+    with src:
+        pc.set_caps(src, ["dirty-bitmaps"])
+        src.qmp().execute("migrate-set-parameters", {
+            "max-bandwidth": 256 * KiB, "downtime-limit": 1})
+        src.qmp().execute("migrate", uri=f"exec:cat > {out}")
+        src.qmp().execute("migrate-start-postcopy")
+        info = pc.wait_migrate_status(src, ("completed", "failed"))
+        assert info["status"] == "completed", info
+    r = subprocess.run([str(paths.tern_stream()), "-v", str(out)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    advise = text.index("command POSTCOPY_ADVISE length 0")
+    run_at = text.index("command POSTCOPY_RUN length 0")
+    assert advise < text.index("command POSTCOPY_LISTEN length 0") < run_at
+    assert "POSTCOPY_RAM_DISCARD" not in text and "PING" not in text
+    after = text[run_at:]
+    assert "dirty-bitmap: BITS 'huge'" in after and "BITS 'p512'" in after
+    assert "dirty-bitmap: BITS" not in text[:run_at]
+    for name, (drive, gran, enabled, _) in PERSISTENT.items():
+        flags = (1 if enabled else 0) | 2
+        assert (f"bitmap: node '{drive}' name '{name}' granularity {gran} "
+                f"flags 0x{flags:02x} complete") in text, name
+    for name, (gran, disabled) in TRANSIENT.items():
+        assert (f"bitmap: node 'd0' name '{name}' granularity {gran} "
+                f"flags 0x{0 if disabled else 1:02x} complete") in text, name
