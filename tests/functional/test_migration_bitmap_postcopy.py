@@ -255,6 +255,9 @@ def run_migration(tmp_path, caps, recover=False):
         migrate(src, dst, caps, "unix:" + dst.sock_path("mig"))
         wait_runstate(dst, "running", timeout=60)
         busy_while_writing(dst)
+        # Nor the destination's, until they are complete.
+        r = dst.qmp().cmd("block-dirty-bitmap-remove", {"node": "big", "name": "huge"})
+        assert "in use by another operation" in r["error"]["desc"], r
         # The source's bitmaps are the migration's: QMP may not touch them.
         r = src.qmp().cmd("block-dirty-bitmap-clear",
                               {"node": "d0", "name": "p512"})

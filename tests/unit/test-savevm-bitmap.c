@@ -202,8 +202,16 @@ static void test_unnamed_node_refused(void)
     add_bitmap(src.bs, "bm0", 64 * KiB, false);
     dbm = dbm_for(&src, sv);
     g_assert_false(savevm_save_all(sv, f, &err));
-    g_assert_nonnull(strstr(err->message, "in a node with auto-generated "
-                            "name '#block7' can't be migrated"));
+    g_assert_nonnull(strstr(err->message, "Bitmap 'bm0' in a node with "
+                            "auto-generated name '#block7' can't be migrated"));
+    g_clear_error(&err);
+    qemu_fclose(f, NULL);
+    /* And a node with no name at all. */
+    bdrv_set_node_name(src.bs, "");
+    f = qemu_file_new_mem_output();
+    g_assert_false(savevm_save_all(sv, f, &err));
+    g_assert_nonnull(strstr(err->message, "Bitmap 'bm0' in unnamed node "
+                            "can't be migrated"));
     g_error_free(err);
     qemu_fclose(f, NULL);
     dirty_bitmap_migration_free(dbm);
