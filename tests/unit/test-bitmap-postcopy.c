@@ -1,7 +1,7 @@
 /*
  * Dirty bitmaps in postcopy, end to end without KVM: a source MigrationJob
  * and a destination MigIncoming over a relay that can slow and cut the
- * link (test-relay.h), each side with two drives of qcow2 images - "d0"
+ * link (test-postcopy-util.h), each side with two drives of qcow2 images - "d0"
  * (64 MiB, its file node named "d0file") and an unnamed drive over node
  * "big" (1 TiB) - and small RAM. The source's bitmaps: persistent and
  * not, enabled and disabled, granularities 512 B .. 1 MiB, empty, full,
@@ -15,12 +15,11 @@
  * lost mid-way: the destination runs on, the unfinished bitmaps dropped.
  */
 #include <string.h>
-#include <sys/mman.h>
 
 #include "migration/block-dirty-bitmap.h"
 #include "migration/incoming.h"
 #include "migration/migration-job.h"
-#include "test-relay.h"
+#include "test-postcopy-util.h"
 
 #define RAM_PAGES   64
 #define RAM_BYTES   ((uint64_t)RAM_PAGES * RAM_PAGE_SIZE)
@@ -66,7 +65,7 @@ typedef struct Side {
     SaveVM *sv;
     RamMigration *ram;
     DirtyBitmapMigration *dbm;
-    MigrationJob *job;          /* source: atomic, read by the job thread */
+    JobRef job;                 /* source */
     MigIncoming *in;            /* destination */
     QEMUFile *f;
     GThread *loader;
@@ -87,18 +86,12 @@ static BlockNode *open_image(Side *s, const char *file, uint64_t size)
     return bs;
 }
 
-static bool in_postcopy(void *opaque)
-{
-    Side *s = opaque;
-    MigrationJob *job = g_atomic_pointer_get(&s->job);
-
-    return job && migration_job_in_postcopy(job);
-}
-
 static void side_init(Side *s)
 {
     BlockNode *d0, *big;
-    DirtyBitmapNodes nodes = { .in_postcopy = in_postcopy, .opaque = s };
+    DirtyBitmapNodes nodes = {
+        .in_postcopy = jobref_in_postcopy, .opaque = &s->job,
+    };
 
     memset(s, 0, sizeof(*s));
     s->dir = g_dir_make_tmp("tern-bmpc-XXXXXX", NULL);
@@ -111,12 +104,7 @@ static void side_init(Side *s)
     s->blks = blk_list_new();
     g_assert_true(blk_list_add(s->blks, s->blk[0], NULL));
     g_assert_true(blk_list_add(s->blks, s->blk[1], NULL));
-    s->mem.fd = memfd_create("ram", MFD_CLOEXEC);
-    g_assert_cmpint(ftruncate(s->mem.fd, RAM_BYTES), ==, 0);
-    s->base = mmap(NULL, RAM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
-                   s->mem.fd, 0);
-    g_assert_true(s->base != MAP_FAILED);
-    s->mem.ram_size = RAM_BYTES;
+    s->base = test_memfd_ram(&s->mem, RAM_BYTES);
     s->mem.regions[0] = (GuestRegion){ 0, RAM_BYTES, s->base, 0 };
     s->mem.nr_regions = 1;
     s->sv = savevm_new("m");
@@ -133,7 +121,7 @@ static void side_destroy(Side *s)
     g_autoptr(GDir) d = NULL;
     const char *name;
 
-    migration_job_free(s->job);
+    migration_job_free(s->job.job);
     mig_incoming_free(s->in);
     g_clear_error(&s->err);
     dirty_bitmap_migration_free(s->dbm);
@@ -348,19 +336,6 @@ static bool stop_vm(void *opaque, GError **errp)
     return true;
 }
 
-/* RAM's dirty sync, which the job makes before it decides to stop: ask
- * for postcopy then, so that the switch never races the convergence. */
-static bool sync_then_postcopy(void *opaque, HBitmap *dirty, GError **errp)
-{
-    Side *s = opaque;
-    MigrationJob *job;
-
-    while (!(job = g_atomic_pointer_get(&s->job))) {
-        g_usleep(1000);
-    }
-    return migration_job_start_postcopy(job, errp);
-}
-
 static void source_start(Side *src, QEMUFile *f, bool postcopy_ram,
                          uint64_t postcopy_bw)
 {
@@ -374,9 +349,10 @@ static void source_start(Side *src, QEMUFile *f, bool postcopy_ram,
     for (uint64_t page = 0; page < RAM_PAGES; page += 3) {
         memset(src->base + page * RAM_PAGE_SIZE, (int)page + 1, RAM_PAGE_SIZE);
     }
-    ram_migration_set_dirty_sync(src->ram, sync_then_postcopy, src);
+    ram_migration_set_dirty_sync(src->ram, jobref_sync_then_postcopy,
+                                 &src->job);
     job = migration_job_start(src->sv, f, NULL, src->ram, &p, &h);
-    g_atomic_pointer_set(&src->job, job);
+    g_atomic_pointer_set(&src->job.job, job);
 }
 
 static MigrationStats wait_job(MigrationJob *job, MigrationStatus want)
@@ -430,10 +406,10 @@ static void run_finish(Run *r)
     GError *err = NULL;
     MigrationStats st;
 
-    if (!migration_job_wait(r->src.job, &err)) {
+    if (!migration_job_wait(r->src.job.job, &err)) {
         g_error("source: %s", err->message);
     }
-    migration_job_get_stats(r->src.job, &st);
+    migration_job_get_stats(r->src.job.job, &st);
     g_assert_true(st.postcopy);
     if (!dest_join(&r->dst)) {
         g_error("destination: %s", r->dst.err->message);
@@ -457,7 +433,7 @@ static void test_bitmaps_alone(void)
     Run r = { 0 };
 
     run_start(&r, false, 4 * MiB);
-    wait_job(r.src.job, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+    wait_job(r.src.job.job, MIGRATION_STATUS_POSTCOPY_ACTIVE);
     guest_writes(&r.dst);
     check_source_owned(&r.src, true);
     run_finish(&r);
@@ -472,7 +448,7 @@ static void reconnect(Run *r)
     link_open(&r->link, &r->kib_per_s, &sf, &df);
     g_assert_true(mig_incoming_recover_begin(r->dst.in, &err));
     g_assert_true(mig_incoming_recover(r->dst.in, df, NULL, &err));
-    g_assert_true(migration_job_resume(r->src.job, sf, NULL, &err));
+    g_assert_true(migration_job_resume(r->src.job.job, sf, NULL, &err));
     g_assert_no_error(err);
 }
 
@@ -487,11 +463,11 @@ static void test_with_ram_recovered(void)
     for (int cut = 0; cut < 2; cut++) {
         g_usleep(300 * 1000);
         if (cut == 0) {
-            g_assert_true(migration_job_pause(r.src.job, NULL));
+            g_assert_true(migration_job_pause(r.src.job.job, NULL));
         } else {
             link_cut(&r.link);
         }
-        wait_job(r.src.job, MIGRATION_STATUS_POSTCOPY_PAUSED);
+        wait_job(r.src.job.job, MIGRATION_STATUS_POSTCOPY_PAUSED);
         wait_dest(&r.dst, MIGRATION_STATUS_POSTCOPY_PAUSED);
         /* Still arriving, and still the job's on the source. */
         g_assert_true(busy(&r.dst, "big", "half"));
@@ -527,7 +503,7 @@ static void test_source_lost(void)
     }
     guest_writes(&r.dst);
     link_cut(&r.link);
-    g_assert_false(migration_job_wait(r.src.job, &err));
+    g_assert_false(migration_job_wait(r.src.job.job, &err));
     g_assert_nonnull(strstr(err->message, "postcopy of the dirty bitmaps "
                             "failed"));
     g_clear_error(&err);

@@ -18,7 +18,7 @@
 #include "migration/incoming.h"
 #include "migration/migration-job.h"
 #include "migration/return-path.h"
-#include "test-relay.h"
+#include "test-postcopy-util.h"
 
 #define PAGE RAM_PAGE_SIZE
 #define NPAGES 4096                 /* 16 MiB */
@@ -37,12 +37,7 @@ typedef struct Vm {
 static void vm_init(Vm *vm)
 {
     memset(vm, 0, sizeof(*vm));
-    vm->mem.fd = memfd_create("ram", MFD_CLOEXEC);
-    g_assert_cmpint(ftruncate(vm->mem.fd, RAM_BYTES), ==, 0);
-    vm->base = mmap(NULL, RAM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
-                    vm->mem.fd, 0);
-    g_assert_true(vm->base != MAP_FAILED);
-    vm->mem.ram_size = RAM_BYTES;
+    vm->base = test_memfd_ram(&vm->mem, RAM_BYTES);
     vm->mem.regions[0] = (GuestRegion){ 0, RAM_BYTES / 2, vm->base, 0 };
     vm->mem.regions[1] = (GuestRegion){ 4 * GiB, RAM_BYTES / 2,
                                         vm->base + RAM_BYTES / 2,

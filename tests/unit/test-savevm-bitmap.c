@@ -13,6 +13,7 @@
 #include "migration/qemu-file-block.h"
 #include "migration/ram.h"
 #include "migration/stream-dump.h"
+#include "test-postcopy-util.h"
 #include "test-savevm-util.h"
 
 #define DISK_SIZE (64 * MiB)
@@ -618,30 +619,6 @@ static gpointer collect_thread(gpointer opaque)
     return NULL;
 }
 
-typedef struct PostcopySource {
-    MigrationJob *job;          /* atomic */
-} PostcopySource;
-
-static bool job_in_postcopy(void *opaque)
-{
-    PostcopySource *ps = opaque;
-    MigrationJob *job = g_atomic_pointer_get(&ps->job);
-
-    return job && migration_job_in_postcopy(job);
-}
-
-/* RAM's dirty sync comes before the job decides to stop: ask then. */
-static bool sync_then_postcopy(void *opaque, HBitmap *dirty, GError **errp)
-{
-    PostcopySource *ps = opaque;
-    MigrationJob *job;
-
-    while (!(job = g_atomic_pointer_get(&ps->job))) {
-        g_usleep(1000);
-    }
-    return migration_job_start_postcopy(job, errp);
-}
-
 static bool stop_vm(void *opaque, GError **errp)
 {
     return true;
@@ -653,8 +630,8 @@ static GBytes *bitmap_postcopy_stream(void)
 {
     Env src;
     SaveVM *sv = savevm_new("none");
-    PostcopySource ps = { NULL };
-    DirtyBitmapNodes nodes = { .in_postcopy = job_in_postcopy, .opaque = &ps };
+    JobRef ps = { NULL };
+    DirtyBitmapNodes nodes = { .in_postcopy = jobref_in_postcopy, .opaque = &ps };
     DirtyBitmapMigration *dbm;
     GuestMemory mem = {
         .regions = { { 0, 4096, g_malloc0(4096), 0 } },
@@ -671,7 +648,7 @@ static GBytes *bitmap_postcopy_stream(void)
     env_init(&src, "src.qcow2");
     add_bitmap(src.bs, "bm0", 64 * KiB, true);
     ram_migration_register(ram, sv);
-    ram_migration_set_dirty_sync(ram, sync_then_postcopy, &ps);
+    ram_migration_set_dirty_sync(ram, jobref_sync_then_postcopy, &ps);
     nodes.blks = src.blks;
     dbm = dirty_bitmap_migration_new(&nodes);
     dirty_bitmap_migration_set_enabled(dbm, true);

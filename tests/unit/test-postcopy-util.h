@@ -1,17 +1,23 @@
 /*
- * A migration link for the unit tests (test-postcopy.c,
- * test-bitmap-postcopy.c): a source end and a destination end, two
- * socketpairs joined by relay threads that can slow the source-to-
- * destination direction (KiB/s, changed at any time) and cut the link.
- * Header-only.
+ * What the postcopy unit tests share (test-postcopy.c,
+ * test-bitmap-postcopy.c, test-savevm-bitmap.c), header-only:
+ *  - a migration link: a source end and a destination end, two socketpairs
+ *    joined by relay threads that can slow the source-to-destination
+ *    direction (KiB/s, changed at any time) and cut the link;
+ *  - guest RAM in a memfd, as postcopy's pager needs it;
+ *  - a source job's postcopy trigger: RAM's dirty-sync callback asks for
+ *    postcopy, so the switch never races the job's convergence, and the
+ *    dirty bitmaps' in_postcopy hook.
  */
-#ifndef TESTS_UNIT_TEST_RELAY_H
-#define TESTS_UNIT_TEST_RELAY_H
+#ifndef TESTS_UNIT_TEST_POSTCOPY_UTIL_H
+#define TESTS_UNIT_TEST_POSTCOPY_UTIL_H
 
 #include <glib.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "migration/migration-job.h"
 #include "migration/qemu-file.h"
 
 typedef struct Relay {
@@ -88,6 +94,48 @@ static inline void link_close(Relay *r)
         close(r->b);
         r->fwd = NULL;
     }
+}
+
+/* 'bytes' of memfd RAM for 'mem' (the caller maps its regions onto the
+ * returned address); munmap and close mem->fd when done. */
+static inline uint8_t *test_memfd_ram(GuestMemory *mem, uint64_t bytes)
+{
+    uint8_t *base;
+
+    mem->fd = memfd_create("ram", MFD_CLOEXEC);
+    g_assert_cmpint(ftruncate(mem->fd, bytes), ==, 0);
+    base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mem->fd, 0);
+    g_assert_true(base != MAP_FAILED);
+    mem->ram_size = bytes;
+    return base;
+}
+
+/* The job, once started (set and read atomically: the job's thread reads
+ * it through the hooks below). */
+typedef struct JobRef {
+    MigrationJob *job;
+} JobRef;
+
+/* RamDirtySyncFn over a JobRef: the job syncs before it decides to stop. */
+static inline bool jobref_sync_then_postcopy(void *opaque, HBitmap *dirty,
+                                             GError **errp)
+{
+    JobRef *ref = opaque;
+    MigrationJob *job;
+
+    while (!(job = g_atomic_pointer_get(&ref->job))) {
+        g_usleep(1000);
+    }
+    return migration_job_start_postcopy(job, errp);
+}
+
+/* DirtyBitmapNodes.in_postcopy over a JobRef. */
+static inline bool jobref_in_postcopy(void *opaque)
+{
+    JobRef *ref = opaque;
+    MigrationJob *job = g_atomic_pointer_get(&ref->job);
+
+    return job && migration_job_in_postcopy(job);
 }
 
 #endif
