@@ -611,19 +611,19 @@ static void start_guest_after_load(MigrationState *ms, bool autostart)
     const char *sent = mig_global_state_received(&ms->gs);
     bool was_running = autostart || !sent || !strcmp(sent, "running");
     g_autoptr(GError) err = NULL;
+    bool active;
 
     /* The source has let go of the images: take them, rereading what it
      * wrote. If that fails the guest must not run (QEMU stays paused). */
-    if (!activate_drives(ms, &err)) {
+    active = activate_drives(ms, &err);
+    if (!active) {
         tern_error_report("could not activate the disks after migration: %s",
                           err->message);
-        runstate_set(RUN_STATE_PAUSED);
-        return;
     }
-
-    /* Loaded bitmaps that were enabled on the source start recording. */
+    /* Loaded bitmaps that were enabled on the source start recording (the
+     * seed's before-start step, taken whether or not the guest runs). */
     dirty_bitmap_migration_before_vm_start(ms->bitmaps);
-    if (was_running && !ms->machine->cfg->start_paused) {
+    if (active && was_running && !ms->machine->cfg->start_paused) {
         vm_start();
     } else {
         runstate_set(RUN_STATE_PAUSED);
