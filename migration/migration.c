@@ -118,7 +118,14 @@ static const bool cap_implemented[MIG_CAP__MAX] = {
     [MIG_CAP_RETURN_PATH] = true,
     [MIG_CAP_POSTCOPY_PREEMPT] = true,
     [MIG_CAP_SWITCHOVER_ACK] = true,
+    [MIG_CAP_LATE_BLOCK_ACTIVATE] = true,
+    [MIG_CAP_VALIDATE_UUID] = true,
 };
+
+bool migration_capability_implemented(MigrationCapability c)
+{
+    return c < MIG_CAP__MAX && cap_implemented[c];
+}
 
 const char *migration_capability_name(MigrationCapability c)
 {
@@ -281,7 +288,11 @@ MigrationState *migration_state_new(Machine *m)
     ms->params.max_cpu_throttle = MIGRATION_THROTTLE_MAX_DEFAULT;
     g_mutex_init(&ms->lock);
     g_cond_init(&ms->cond);
-    ms->sv = savevm_new("virt");
+    /* The stream names the machine type, as QEMU's does ("none" too). */
+    ms->sv = savevm_new(m->cfg ? m->cfg->machine : "virt");
+    if (m->cfg && m->cfg->has_uuid) {
+        savevm_set_uuid(ms->sv, m->cfg->uuid);
+    }
     ms->ram = ram_migration_new(&m->mem, "pc.ram");
     ram_migration_register(ms->ram, ms->sv);
     register_bitmaps(ms);
@@ -376,6 +387,7 @@ bool migration_set_capabilities(MigrationState *ms, size_t n,
         return false;
     }
     memcpy(ms->caps, next, sizeof(next));
+    savevm_set_send_uuid(ms->sv, ms->caps[MIG_CAP_VALIDATE_UUID]);
     return true;
 }
 
@@ -610,12 +622,16 @@ static void start_guest_after_load(MigrationState *ms, bool autostart)
 {
     const char *sent = mig_global_state_received(&ms->gs);
     bool was_running = autostart || !sent || !strcmp(sent, "running");
+    bool will_run = was_running && !ms->machine->cfg->start_paused;
     g_autoptr(GError) err = NULL;
     bool active;
 
     /* The source has let go of the images: take them, rereading what it
-     * wrote. If that fails the guest must not run (QEMU stays paused). */
-    active = activate_drives(ms, &err);
+     * wrote. If that fails the guest must not run (QEMU stays paused).
+     * With late-block-activate a guest that stays paused leaves them to cont
+     * (libvirt keeps the source able to take over until then). */
+    active = (ms->caps[MIG_CAP_LATE_BLOCK_ACTIVATE] && !will_run) ||
+             activate_drives(ms, &err);
     if (!active) {
         tern_error_report("could not activate the disks after migration: %s",
                           err->message);
@@ -623,7 +639,7 @@ static void start_guest_after_load(MigrationState *ms, bool autostart)
     /* Loaded bitmaps that were enabled on the source start recording (the
      * seed's before-start step, taken whether or not the guest runs). */
     dirty_bitmap_migration_before_vm_start(ms->bitmaps);
-    if (active && was_running && !ms->machine->cfg->start_paused) {
+    if (active && will_run) {
         vm_start();
     } else {
         runstate_set(RUN_STATE_PAUSED);
@@ -1154,6 +1170,9 @@ bool migration_start_incoming(MigrationState *ms, const char *uri,
     }
     set_in_status(ms, MIGRATION_STATUS_SETUP);
     in->start_us = g_get_monotonic_time();
+    /* As QEMU, before migrate-incoming's reply: libvirt waits for the
+     * migration only once it has seen it start. */
+    emit_status(ms, MIGRATION_STATUS_SETUP);
     in->thread = g_thread_new("migration-in", incoming_thread, ms);
     start_poll(ms);
     return true;

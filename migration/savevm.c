@@ -56,6 +56,17 @@ SaveVM *savevm_new(const char *machine_name)
     return sv;
 }
 
+void savevm_set_uuid(SaveVM *sv, const uint8_t uuid[16])
+{
+    memcpy(sv->uuid, uuid, 16);
+    sv->has_uuid = true;
+}
+
+void savevm_set_send_uuid(SaveVM *sv, bool on)
+{
+    sv->send_uuid = on;
+}
+
 void savevm_free(SaveVM *sv)
 {
     if (!sv) {

@@ -35,10 +35,29 @@ QMP_OBJECT_TYPE(migrate_args, "migrate-arg", MigrateArgs,
     QMP_OPTIONAL(MigrateArgs, detach, "detach", qmp_type_bool),
     QMP_OPTIONAL(MigrateArgs, resume, "resume", qmp_type_bool));
 
+/* "fd:NAME" names a descriptor given with getfd: the URI the channel gets
+ * carries its number, and the channel owns it from then on. */
+static char *resolve_fd_uri(const QmpCall *call, const char *uri, GError **errp)
+{
+    int fd;
+
+    if (!g_str_has_prefix(uri, "fd:") || g_ascii_isdigit(uri[3])) {
+        return g_strdup(uri);
+    }
+    fd = qmp_registry_take_fd(call->registry, uri + 3);
+    if (fd < 0) {
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "File descriptor named '%s' has not been found", uri + 3);
+        return NULL;
+    }
+    return g_strdup_printf("fd:%d", fd);
+}
+
 static json_object *cmd_migrate(const QmpCall *call, const void *args,
                                 GError **errp)
 {
     const MigrateArgs *a = args;
+    g_autofree char *uri = NULL;
 
     if (a->blk || a->inc) {
         /* QEMU would take block migration, then find a bad URI. */
@@ -53,7 +72,8 @@ static json_object *cmd_migrate(const QmpCall *call, const void *args,
         return migration_resume_outgoing(state(call), a->uri, errp)
                ? qmp_return_empty() : NULL;
     }
-    if (!migration_start_outgoing(state(call), a->uri, errp)) {
+    uri = resolve_fd_uri(call, a->uri, errp);
+    if (!uri || !migration_start_outgoing(state(call), uri, errp)) {
         return NULL;
     }
     return qmp_return_empty();
@@ -70,8 +90,9 @@ static json_object *cmd_migrate_incoming(const QmpCall *call, const void *args,
                                          GError **errp)
 {
     const IncomingArgs *a = args;
+    g_autofree char *uri = resolve_fd_uri(call, a->uri, errp);
 
-    if (!migration_start_incoming(state(call), a->uri, errp)) {
+    if (!uri || !migration_start_incoming(state(call), uri, errp)) {
         return NULL;
     }
     return qmp_return_empty();
@@ -260,9 +281,15 @@ static json_object *cmd_query_caps(const QmpCall *call, const void *args,
 {
     json_object *a = json_object_new_array();
 
+    /* Only what tern's migration can run: a management tool sets what it
+     * finds listed (libvirt does, for pause-before-switchover and others). */
     for (int i = 0; i < MIG_CAP__MAX; i++) {
-        json_object *e = json_object_new_object();
+        json_object *e;
 
+        if (!migration_capability_implemented(i)) {
+            continue;
+        }
+        e = json_object_new_object();
         tern_json_add_str(e, "capability", migration_capability_name(i));
         tern_json_add_bool(e, "state", migration_capability(state(call), i));
         json_object_array_add(a, e);

@@ -26,7 +26,10 @@ typedef struct BlockBackendList BlockBackendList;
 
 /* Takes 'root' (closed by blk_free); name NULL means "". */
 BlockBackend *blk_new(const char *name, BlockNode *root, void *opaque);
-/* Closes the root node (flushing it); NULL is fine. */
+/* A backend over a node that stays its owner's (a -blockdev node): freeing
+ * the backend leaves the node open. */
+BlockBackend *blk_new_shared(const char *name, BlockNode *root, void *opaque);
+/* Closes the root node (flushing it) if it owns it; NULL is fine. */
 void blk_free(BlockBackend *blk);
 const char *blk_name(const BlockBackend *blk);
 BlockNode *blk_root(const BlockBackend *blk);

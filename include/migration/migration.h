@@ -45,6 +45,9 @@ typedef enum {
 } MigrationCapability;
 
 const char *migration_capability_name(MigrationCapability c);
+/* Whether tern's migration can run capability c (the others are refused
+ * when set, and not listed by query-migrate-capabilities). */
+bool migration_capability_implemented(MigrationCapability c);
 /* -1 if 'name' is not a capability. */
 int migration_capability_lookup(const char *name);
 

@@ -147,6 +147,12 @@ typedef struct SaveVM SaveVM;
 
 SaveVM *savevm_new(const char *machine_name);
 void savevm_free(SaveVM *sv);
+/* The VM's UUID (-uuid). A source sends it in the configuration section
+ * when validate-uuid is on (savevm_set_send_uuid); a destination that has
+ * one refuses a stream carrying another ("UUID received is ... and local
+ * is ..."), one that has none only warns (seed 004's rules). */
+void savevm_set_uuid(SaveVM *sv, const uint8_t uuid[16]);
+void savevm_set_send_uuid(SaveVM *sv, bool on);
 
 /* Register live state; instance_id may be VMSTATE_INSTANCE_ID_ANY. */
 void savevm_register_live(SaveVM *sv, const char *idstr, uint32_t instance_id,
