@@ -64,6 +64,13 @@ bool job_cancelled(MigrationJob *job, GError **errp);
 /* The error text QMP shows in error-desc (failed, cancelled, paused). */
 void job_set_error_desc(MigrationJob *job, const char *msg);
 
+/* The bandwidth windows (100 ms): start one with a limit of 'bandwidth'
+ * bytes per second (0: none), close it when it is over, and how long the
+ * current one still runs. */
+void job_start_window(MigrationJob *job, uint64_t bandwidth);
+void job_roll_window(MigrationJob *job);
+uint64_t job_window_left_us(const MigrationJob *job);
+
 /* postcopy-source.c */
 bool postcopy_switchover(MigrationJob *job, GError **errp);
 bool postcopy_stream(MigrationJob *job, GError **errp);

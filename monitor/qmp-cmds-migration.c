@@ -314,6 +314,8 @@ typedef struct SetParamsArgs {
     bool cpu_throttle_tailslow;
     bool has_max_cpu_throttle;
     uint8_t max_cpu_throttle;
+    bool has_max_postcopy_bandwidth;
+    uint64_t max_postcopy_bandwidth;
 } SetParamsArgs;
 
 #define PARAM(field, jname, type) \
@@ -326,6 +328,7 @@ QMP_OBJECT_TYPE(set_params_args, "MigrateSetParameters", SetParamsArgs,
     PARAM(cpu_throttle_tailslow, "cpu-throttle-tailslow", qmp_type_bool),
     PARAM(max_bandwidth, "max-bandwidth", qmp_type_size),
     PARAM(downtime_limit, "downtime-limit", qmp_type_uint64),
+    PARAM(max_postcopy_bandwidth, "max-postcopy-bandwidth", qmp_type_size),
     PARAM(max_cpu_throttle, "max-cpu-throttle", qmp_type_uint8));
 
 /* The given members over the current values; migration checks the whole. */
@@ -345,6 +348,7 @@ static json_object *cmd_set_params(const QmpCall *call, const void *args,
     TAKE(p.cpu_throttle_increment, a, cpu_throttle_increment);
     TAKE(p.cpu_throttle_tailslow, a, cpu_throttle_tailslow);
     TAKE(p.max_cpu_throttle, a, max_cpu_throttle);
+    TAKE(p.max_postcopy_bandwidth, a, max_postcopy_bandwidth);
     if (!migration_set_params(state(call), &p, errp)) {
         return NULL;
     }
@@ -363,6 +367,7 @@ static json_object *cmd_query_params(const QmpCall *call, const void *args,
     tern_json_add_uint(o, "cpu-throttle-initial", p.cpu_throttle_initial);
     tern_json_add_uint(o, "cpu-throttle-increment", p.cpu_throttle_increment);
     tern_json_add_bool(o, "cpu-throttle-tailslow", p.cpu_throttle_tailslow);
+    tern_json_add_uint(o, "max-postcopy-bandwidth", p.max_postcopy_bandwidth);
     tern_json_add_uint(o, "max-cpu-throttle", p.max_cpu_throttle);
     return o;
 }
@@ -460,6 +465,7 @@ QMP_SHAPE(parameters_type, "MigrationParameters",
     QMP_OUT_OPT("cpu-throttle-tailslow", qmp_type_bool),
     QMP_OUT_OPT("max-bandwidth", qmp_type_size),
     QMP_OUT_OPT("downtime-limit", qmp_type_uint64),
+    QMP_OUT_OPT("max-postcopy-bandwidth", qmp_type_size),
     QMP_OUT_OPT("max-cpu-throttle", qmp_type_uint8));
 QMP_SHAPE(sha256_type, "x-ram-sha256-ret", QMP_OUT("sha256", qmp_type_str));
 QMP_SHAPE(migration_data, "MIGRATION-arg", QMP_OUT("status", status_type));

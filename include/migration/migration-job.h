@@ -57,6 +57,15 @@ typedef struct MigrationParams {
     bool postcopy_ram;
     bool postcopy_preempt;
     bool switchover_ack;
+    /* Capability dirty-bitmaps: the bitmaps may follow in postcopy. With
+     * it, and without postcopy_ram, the source advises postcopy with no
+     * payload and migration_job_start_postcopy switches once RAM fits the
+     * downtime and the bitmaps do not (QEMU's rule); the bitmaps then
+     * stream while the destination runs. */
+    bool postcopy_bitmaps;
+    /* QEMU's max-postcopy-bandwidth: bytes per second after the
+     * switchover, 0 = unlimited. */
+    uint64_t max_postcopy_bandwidth;
 } MigrationParams;
 
 /* QEMU 7.2's defaults for the throttle parameters above. */
@@ -135,6 +144,8 @@ void migration_job_take_statuses(MigrationJob *job, GArray *out);
 
 /* migrate-start-postcopy: switch at the next step (harmless once done). */
 bool migration_job_start_postcopy(MigrationJob *job, GError **errp);
+/* Whether the job has switched to postcopy (any thread). */
+bool migration_job_in_postcopy(MigrationJob *job);
 /* migrate-pause: cut the channels of an active postcopy on purpose. */
 bool migration_job_pause(MigrationJob *job, GError **errp);
 /* migrate with resume: new channels for a paused postcopy (owned by the

@@ -1,7 +1,8 @@
 """Dirty-bitmap migration (capability dirty-bitmaps): a bitmap that recorded
 the guest's virtio-blk writes on tern A arrives on tern B with the same name,
 granularity, flags and dirty count, and keeps recording there; also when
-the migration switches to RAM postcopy (the bitmaps end at the switchover)."""
+the migration switches to RAM postcopy (the bits then follow RUN; more in
+test_migration_bitmap_postcopy.py)."""
 import subprocess
 
 import pytest

@@ -18,6 +18,7 @@
 #include "migration/incoming.h"
 #include "migration/migration-job.h"
 #include "migration/return-path.h"
+#include "test-postcopy-util.h"
 
 #define PAGE RAM_PAGE_SIZE
 #define NPAGES 4096                 /* 16 MiB */
@@ -36,12 +37,7 @@ typedef struct Vm {
 static void vm_init(Vm *vm)
 {
     memset(vm, 0, sizeof(*vm));
-    vm->mem.fd = memfd_create("ram", MFD_CLOEXEC);
-    g_assert_cmpint(ftruncate(vm->mem.fd, RAM_BYTES), ==, 0);
-    vm->base = mmap(NULL, RAM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
-                    vm->mem.fd, 0);
-    g_assert_true(vm->base != MAP_FAILED);
-    vm->mem.ram_size = RAM_BYTES;
+    vm->base = test_memfd_ram(&vm->mem, RAM_BYTES);
     vm->mem.regions[0] = (GuestRegion){ 0, RAM_BYTES / 2, vm->base, 0 };
     vm->mem.regions[1] = (GuestRegion){ 4 * GiB, RAM_BYTES / 2,
                                         vm->base + RAM_BYTES / 2,
@@ -85,84 +81,6 @@ static bool guest_sync(void *opaque, HBitmap *dirty, GError **errp)
 static bool stop_vm(void *opaque, GError **errp)
 {
     return true;
-}
-
-/* ---- a link: two socketpairs and relay threads ---- */
-
-typedef struct Relay {
-    int a, b;                       /* forward a -> b (slowly), b -> a */
-    int *kib_per_s;                 /* a -> b, 0: as fast as it goes */
-    GThread *fwd, *back;
-} Relay;
-
-typedef struct Pump {
-    int from, to;
-    int *kib_per_s;                 /* NULL: never slowed */
-} Pump;
-
-static gpointer pump(gpointer opaque)
-{
-    Pump p = *(Pump *)opaque;
-    uint8_t buf[16384];
-    ssize_t n;
-
-    g_free(opaque);
-    while ((n = read(p.from, buf, sizeof(buf))) > 0) {
-        int rate = p.kib_per_s ? g_atomic_int_get(p.kib_per_s) : 0;
-
-        if (send(p.to, buf, n, MSG_NOSIGNAL) != n) {
-            break;
-        }
-        if (rate) {
-            g_usleep(n * (G_USEC_PER_SEC / 1024) / rate);
-        }
-    }
-    shutdown(p.from, SHUT_RDWR);
-    shutdown(p.to, SHUT_RDWR);
-    return NULL;
-}
-
-static GThread *start_pump(int from, int to, int *kib_per_s)
-{
-    Pump *p = g_new(Pump, 1);
-
-    *p = (Pump){ from, to, kib_per_s };
-    return g_thread_new("pump", pump, p);
-}
-
-/* A source end and a destination end, joined by a relay. */
-static void link_open(Relay *r, int *kib_per_s, QEMUFile **src,
-                      QEMUFile **dst)
-{
-    int s[2], d[2];
-
-    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, s), ==, 0);
-    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, d), ==, 0);
-    r->a = s[1];
-    r->b = d[0];
-    r->kib_per_s = kib_per_s;
-    r->fwd = start_pump(r->a, r->b, kib_per_s);
-    r->back = start_pump(r->b, r->a, NULL);
-    *src = qemu_file_new_fd_output(s[0]);
-    *dst = qemu_file_new_fd_input(d[1]);
-}
-
-static void link_cut(Relay *r)
-{
-    shutdown(r->a, SHUT_RDWR);
-    shutdown(r->b, SHUT_RDWR);
-}
-
-static void link_close(Relay *r)
-{
-    if (r->fwd) {
-        link_cut(r);
-        g_thread_join(r->fwd);
-        g_thread_join(r->back);
-        close(r->a);
-        close(r->b);
-        r->fwd = NULL;
-    }
 }
 
 /* ---- the destination ---- */
@@ -297,11 +215,13 @@ typedef struct Run {
     MigrationJob *job;
 } Run;
 
-static void run_start(Run *r, bool preempt)
+/* postcopy_bw: max-postcopy-bandwidth, 0 for none. */
+static void run_start_bw(Run *r, bool preempt, uint64_t postcopy_bw)
 {
     MigrationParams p = {
         .max_bandwidth = 0, .downtime_limit_ms = 1,
         .postcopy_ram = true, .postcopy_preempt = preempt,
+        .max_postcopy_bandwidth = postcopy_bw,
     };
     MigrationHooks h = { .stop_vm = stop_vm, .opaque = &r->src };
     QEMUFile *f, *urgent = NULL;
@@ -319,6 +239,11 @@ static void run_start(Run *r, bool preempt)
     dest_start(&r->dst, &r->src, true, preempt);
     ram_migration_set_dirty_sync(r->src.ram, guest_sync, &r->src);
     r->job = migration_job_start(r->src.sv, f, urgent, r->src.ram, &p, &h);
+}
+
+static void run_start(Run *r, bool preempt)
+{
+    run_start_bw(r, preempt, 0);
 }
 
 /* Switch once precopy has sent everything once. */
@@ -372,7 +297,7 @@ static void run_finish(Run *r, const MigrationStatus *want, size_t n,
     vm_destroy(&r->src);
 }
 
-static void end_to_end(bool preempt)
+static void end_to_end(bool preempt, uint64_t postcopy_bw)
 {
     static const MigrationStatus want[] = {
         MIGRATION_STATUS_SETUP, MIGRATION_STATUS_ACTIVE,
@@ -382,7 +307,7 @@ static void end_to_end(bool preempt)
     MigrationStats st;
     Run r;
 
-    run_start(&r, preempt);
+    run_start_bw(&r, preempt, postcopy_bw);
     run_switch(&r);
     run_finish(&r, want, G_N_ELEMENTS(want), &st, &info);
     g_assert_true(st.postcopy);
@@ -396,12 +321,19 @@ static void end_to_end(bool preempt)
 
 static void test_end_to_end(void)
 {
-    end_to_end(false);
+    end_to_end(false, 0);
 }
 
 static void test_end_to_end_preempt(void)
 {
-    end_to_end(true);
+    end_to_end(true, 0);
+}
+
+/* Under max-postcopy-bandwidth the background pages keep to the limit,
+ * but requested pages never wait for the next window. */
+static void test_end_to_end_limited(void)
+{
+    end_to_end(false, 4 * MiB);
 }
 
 /* New links for a paused postcopy, handed to both ends. */
@@ -794,6 +726,7 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/postcopy/end-to-end", test_end_to_end);
     g_test_add_func("/postcopy/end-to-end-preempt", test_end_to_end_preempt);
+    g_test_add_func("/postcopy/end-to-end-limited", test_end_to_end_limited);
     g_test_add_func("/postcopy/recover-three-times", test_recover);
     g_test_add_func("/postcopy/recover-three-times-preempt",
                     test_recover_preempt);
