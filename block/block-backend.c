@@ -11,6 +11,7 @@
 struct BlockBackend {
     char *name;
     BlockNode *root;
+    bool owns_root;         /* false: a named node the block graph keeps */
     char *dev;
     void *opaque;
 };
@@ -25,14 +26,25 @@ BlockBackend *blk_new(const char *name, BlockNode *root, void *opaque)
 
     blk->name = g_strdup(name ? name : "");
     blk->root = root;
+    blk->owns_root = true;
     blk->opaque = opaque;
+    return blk;
+}
+
+BlockBackend *blk_new_shared(const char *name, BlockNode *root, void *opaque)
+{
+    BlockBackend *blk = blk_new(name, root, opaque);
+
+    blk->owns_root = false;
     return blk;
 }
 
 void blk_free(BlockBackend *blk)
 {
     if (blk) {
-        bdrv_close(blk->root);
+        if (blk->owns_root) {
+            bdrv_close(blk->root);
+        }
         g_free(blk->name);
         g_free(blk->dev);
         g_free(blk);
@@ -166,4 +178,27 @@ const char *blk_list_node_name(const BlockBackendList *l, BlockNode *bs)
         }
     }
     return bdrv_get_node_name(bs);
+}
+
+GPtrArray *blk_list_all_nodes(const BlockBackendList *l)
+{
+    GPtrArray *nodes = g_ptr_array_new();
+
+    for (size_t i = 0; i < blk_list_count(l); i++) {
+        BlockNode *root = blk_list_get(l, i)->root;
+
+        if (root && !g_ptr_array_find(nodes, root, NULL)) {
+            g_ptr_array_add(nodes, root);
+        }
+    }
+    for (size_t i = 0; i < blk_list_count(l); i++) {
+        BlockNode *root = blk_list_get(l, i)->root;
+
+        for (BlockNode *bs = root ? root->file : NULL; bs; bs = bs->file) {
+            if (!g_ptr_array_find(nodes, bs, NULL)) {
+                g_ptr_array_add(nodes, bs);
+            }
+        }
+    }
+    return nodes;
 }

@@ -16,8 +16,6 @@ extern const BlockDriver bdrv_file;
 extern const BlockDriver bdrv_raw;
 extern const BlockDriver bdrv_qcow2;
 
-/* Opens only the protocol node (host file + image locks). */
-BlockNode *bdrv_open_protocol(const char *filename, int flags, GError **errp);
 
 /* Bytes in an I/O vector. */
 uint64_t iov_total(const struct iovec *iov, int iovcnt);

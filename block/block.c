@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "block/block.h"
@@ -91,7 +92,7 @@ static BlockNode *bdrv_new(const BlockDriver *drv, const char *filename,
                     ((flags & BDRV_O_INACTIVE) && !drv->is_protocol);
     bs->inactive = flags & BDRV_O_INACTIVE;
     bs->reload_on_activate = bs->inactive;
-    bs->node_name = g_strdup_printf("#block%d",
+    bs->node_name = g_strdup_printf("#block%03d",   /* QEMU's spelling */
                                     g_atomic_int_add(&node_counter, 1));
     return bs;
 }
@@ -116,6 +117,32 @@ BlockNode *bdrv_open_protocol(const char *filename, int flags, GError **errp)
     return bs;
 }
 
+BlockNode *bdrv_open_over(const char *format, BlockNode *file, int flags,
+                          GError **errp)
+{
+    const BlockDriver *drv = format_driver(format, errp);
+
+    if (!drv) {
+        return NULL;
+    }
+    BlockNode *bs = bdrv_new(drv, file->filename, flags);
+    bs->file = file;
+    /* Inactive: read the metadata as a reader would, write nothing. */
+    int drv_flags = flags & BDRV_O_INACTIVE ? flags & ~BDRV_O_RDWR : flags;
+    if (!drv->open(bs, file->filename, drv_flags, errp)) {
+        bdrv_free(bs);
+        return NULL;
+    }
+    return bs;
+}
+
+int bdrv_file_flags_for(const char *format, int flags)
+{
+    const BlockDriver *drv = bdrv_find_format(format);
+
+    return drv && drv->has_metadata ? flags | BDRV_O_STABLE_FILE : flags;
+}
+
 BlockNode *bdrv_open(const char *filename, const char *format, int flags,
                      GError **errp)
 {
@@ -134,30 +161,24 @@ BlockNode *bdrv_open(const char *filename, const char *format, int flags,
         }
         return NULL;
     }
-    if (drv->has_metadata) {
-        flags |= BDRV_O_STABLE_FILE;
-    }
+    flags = bdrv_file_flags_for(format, flags);
     BlockNode *file = bdrv_open_protocol(filename, flags, errp);
     if (!file) {
         return NULL;
     }
-    BlockNode *bs = bdrv_new(drv, filename, flags);
-    bs->file = file;
-    bs->probed = probed;
-    /* Inactive: read the metadata as a reader would, write nothing. */
-    int drv_flags = flags & BDRV_O_INACTIVE ? flags & ~BDRV_O_RDWR : flags;
-    if (!drv->open(bs, filename, drv_flags, errp)) {
+    BlockNode *bs = bdrv_open_over(format, file, flags, errp);
+    if (!bs) {
         bdrv_close(file);
-        bdrv_free(bs);
         return NULL;
     }
+    bs->probed = probed;
     if (probed && drv == &bdrv_raw && (flags & BDRV_O_RDWR)) {
         warn_probed_raw(filename);
     }
     return bs;
 }
 
-void bdrv_close(BlockNode *bs)
+static void close_node(BlockNode *bs, bool with_file)
 {
     if (!bs) {
         return;
@@ -168,8 +189,20 @@ void bdrv_close(BlockNode *bs)
     }
     bdrv_release_all_dirty_bitmaps(bs);
     g_mutex_unlock(&bs->lock);
-    bdrv_close(bs->file);
+    if (with_file) {
+        bdrv_close(bs->file);
+    }
     bdrv_free(bs);
+}
+
+void bdrv_close(BlockNode *bs)
+{
+    close_node(bs, true);
+}
+
+void bdrv_close_keep_file(BlockNode *bs)
+{
+    close_node(bs, false);
 }
 
 bool bdrv_create(const char *format, const char *filename, uint64_t size,
@@ -277,14 +310,41 @@ static void mark_dirty(BlockNode *bs, uint64_t offset, uint64_t bytes)
     }
 }
 
+/* One request done (lock held): started at 'start' (g_get_monotonic_time). */
+static void account(BlockNode *bs, BlockAcctType type, uint64_t offset,
+                    uint64_t bytes, bool ok, int64_t start)
+{
+    BlockAcctStats *st = &bs->stats;
+
+    if (!ok) {
+        st->failed_ops[type]++;
+        return;
+    }
+    st->ops[type]++;
+    st->bytes[type] += bytes;
+    st->total_time_ns[type] += (g_get_monotonic_time() - start) * 1000;
+    if (type == BLOCK_ACCT_WRITE && bytes) {
+        st->wr_highest_offset = MAX(st->wr_highest_offset, offset + bytes);
+    }
+}
+
+void bdrv_get_stats(BlockNode *bs, BlockAcctStats *out)
+{
+    g_mutex_lock(&bs->lock);
+    *out = bs->stats;
+    g_mutex_unlock(&bs->lock);
+}
+
 bool bdrv_preadv(BlockNode *bs, uint64_t offset, const struct iovec *iov,
                  int iovcnt, GError **errp)
 {
     uint64_t bytes = iov_total(iov, iovcnt);
+    int64_t start = g_get_monotonic_time();
     g_mutex_lock(&bs->lock);
     bool ok = check_request(bs, offset, bytes, false, errp) &&
               (bytes == 0 || bs->drv->preadv(bs, offset, bytes, iov, iovcnt,
                                              errp));
+    account(bs, BLOCK_ACCT_READ, offset, bytes, ok, start);
     g_mutex_unlock(&bs->lock);
     return ok;
 }
@@ -309,6 +369,7 @@ bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
                   int iovcnt, GError **errp)
 {
     uint64_t bytes = iov_total(iov, iovcnt);
+    int64_t start = g_get_monotonic_time();
     g_mutex_lock(&bs->lock);
     bool ok = write_begin(bs, offset, bytes, errp);
     if (ok && bytes) {
@@ -317,6 +378,7 @@ bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
          * reached the disk. */
         mark_dirty(bs, offset, bytes);
     }
+    account(bs, BLOCK_ACCT_WRITE, offset, bytes, ok, start);
     g_mutex_unlock(&bs->lock);
     return ok;
 }
@@ -337,8 +399,10 @@ bool bdrv_pwrite(BlockNode *bs, uint64_t offset, const void *buf, size_t bytes,
 
 bool bdrv_flush(BlockNode *bs, GError **errp)
 {
+    int64_t start = g_get_monotonic_time();
     g_mutex_lock(&bs->lock);
     bool ok = bs->read_only || !bs->drv->flush || bs->drv->flush(bs, errp);
+    account(bs, BLOCK_ACCT_FLUSH, 0, 0, ok, start);
     g_mutex_unlock(&bs->lock);
     return ok;
 }
@@ -481,11 +545,13 @@ bool bdrv_activate(BlockNode *bs, GError **errp)
 static bool bdrv_zero_op(BlockNode *bs, uint64_t offset, uint64_t bytes,
                          bool discard, bool may_unmap, GError **errp)
 {
+    int64_t start = g_get_monotonic_time();
     bool unmap = may_unmap && (bs->flags & BDRV_O_UNMAP);
 
     g_mutex_lock(&bs->lock);
     bool ok = check_request(bs, offset, bytes, true, errp);
     if (ok && discard && !unmap) {
+        account(bs, BLOCK_ACCT_UNMAP, offset, bytes, true, start);  /* asked, dropped */
         g_mutex_unlock(&bs->lock);
         return true;
     }
@@ -500,6 +566,8 @@ static bool bdrv_zero_op(BlockNode *bs, uint64_t offset, uint64_t bytes,
         }
         mark_dirty(bs, offset, bytes);
     }
+    /* QEMU counts write-zeroes as writes, discards as unmaps. */
+    account(bs, discard ? BLOCK_ACCT_UNMAP : BLOCK_ACCT_WRITE, offset, bytes, ok, start);
     g_mutex_unlock(&bs->lock);
     return ok;
 }

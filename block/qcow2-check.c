@@ -5,6 +5,7 @@
  * with the stored refcounts and with the active tables' COPIED flags, and
  * optionally fixes what differs. Findings are printed like qemu-img's.
  */
+#include <errno.h>
 #include <stdio.h>
 
 #include "block/qcow2.h"
@@ -277,6 +278,10 @@ static int64_t check_copied(BlockNode *bs)
     return bad;
 }
 
+/* 1 GiB of counts: files of 128 GiB with 512-byte clusters, 16 TiB with
+ * 64 KiB ones. */
+#define QCOW2_CHECK_MAX_CLUSTERS (1ULL << 28)
+
 bool qcow2_check(BlockNode *bs, BlockCheckMode fix, BlockCheckResult *res,
                  GError **errp)
 {
@@ -288,7 +293,14 @@ bool qcow2_check(BlockNode *bs, BlockCheckMode fix, BlockCheckResult *res,
         .nb_clusters = qcow2_size_to_clusters(s, qcow2_file_length(bs)),
         .res = res,
     };
-    refs.counts = g_new0(uint32_t, MAX(refs.nb_clusters, 1));
+    /* One count per cluster of the file, which a hostile image can make
+     * petabytes long (sparse): fail as QEMU does when it cannot have them. */
+    if (refs.nb_clusters > QCOW2_CHECK_MAX_CLUSTERS ||
+        !(refs.counts = g_try_new0(uint32_t, MAX(refs.nb_clusters, 1)))) {
+        res->check_errors++;
+        tern_set_error_errno(errp, ENOMEM, "Check failed");
+        return false;
+    }
     collect_refs(bs, &refs);
     compare_all(bs, &refs, fix);
 

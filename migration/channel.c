@@ -1,13 +1,14 @@
 /*
  * Migration transports (include/migration/channel.h): plain sockets for
  * unix: and tcp: (tern/sockets.h), a /bin/sh child for exec: (g_spawn), a
- * plain file for file:. Each ends up as a blocking file descriptor owned by
+ * plain file for file:, an inherited or passed descriptor for fd:. Each ends up as a blocking file descriptor owned by
  * an fd QEMUFile, so buffering, errors and the return path are the same
  * whatever the transport. A listener waits in poll() on its socket and an
  * eventfd, which migration_listener_cancel() signals from another thread.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -15,18 +16,22 @@
 #include <unistd.h>
 
 #include "migration/channel.h"
+#include "tern/keyval.h"
 #include "tern/sockets.h"
 
 struct MigrationListener {
     char *uri;                  /* as given, or with the bound tcp port */
     char *exec_cmd;             /* exec: */
     char *file_path;            /* file: */
+    int in_fd;                  /* fd: until accepted, else -1 */
     char *unix_path;            /* unix: removed again when freed */
     int fd;                     /* unix:, tcp: the listening socket; else -1 */
     int cancel_fd;              /* eventfd: ends a blocked accept */
 };
 
-typedef enum { CHANNEL_UNIX, CHANNEL_TCP, CHANNEL_EXEC, CHANNEL_FILE } ChannelKind;
+typedef enum {
+    CHANNEL_UNIX, CHANNEL_TCP, CHANNEL_EXEC, CHANNEL_FILE, CHANNEL_FD,
+} ChannelKind;
 
 /* QEMU words an unknown scheme differently for migrate and -incoming. */
 static bool parse_uri(const char *uri, bool output, ChannelKind *kind,
@@ -37,7 +42,7 @@ static bool parse_uri(const char *uri, bool output, ChannelKind *kind,
         ChannelKind kind;
     } kinds[] = {
         { "unix:", CHANNEL_UNIX }, { "tcp:", CHANNEL_TCP },
-        { "exec:", CHANNEL_EXEC }, { "file:", CHANNEL_FILE },
+        { "exec:", CHANNEL_EXEC }, { "file:", CHANNEL_FILE }, { "fd:", CHANNEL_FD },
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++) {
@@ -142,6 +147,26 @@ static QEMUFile *file_open(const char *path, bool output, GError **errp)
     return output ? qemu_file_new_fd_output(fd) : qemu_file_new_fd_input(fd);
 }
 
+/* ---- fd: ---- */
+
+/* fd:N: an open descriptor this process was given, switched to blocking
+ * mode (the migration threads block on it). */
+static int fd_claim(const char *number, GError **errp)
+{
+    uint64_t n;
+    int flags;
+
+    if (!parse_u64(number, &n, NULL) || n > INT_MAX ||
+        (flags = fcntl((int)n, F_GETFL)) < 0) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "fd:%s: not an open file descriptor", number);
+        return -1;
+    }
+    fcntl((int)n, F_SETFL, flags & ~O_NONBLOCK);
+    fcntl((int)n, F_SETFD, FD_CLOEXEC);
+    return (int)n;
+}
+
 /* ---- source ---- */
 
 static QEMUFile *socket_connect(ChannelKind kind, const char *where,
@@ -169,6 +194,11 @@ QEMUFile *migration_channel_connect(const char *uri, GError **errp)
         return exec_open(rest, true, errp);
     case CHANNEL_FILE:
         return file_open(rest, true, errp);
+    case CHANNEL_FD: {
+        int fd = fd_claim(rest, errp);
+
+        return fd < 0 ? NULL : qemu_file_new_fd_output(fd);
+    }
     default:
         return socket_connect(kind, rest, errp);
     }
@@ -211,7 +241,7 @@ MigrationListener *migration_listener_new(const char *uri, GError **errp)
     }
     l = g_new0(MigrationListener, 1);
     l->uri = g_strdup(uri);
-    l->fd = -1;
+    l->fd = l->in_fd = -1;
     l->cancel_fd = eventfd(0, EFD_CLOEXEC);
     if (l->cancel_fd < 0) {
         tern_set_error_errno(errp, errno, "eventfd");
@@ -222,6 +252,12 @@ MigrationListener *migration_listener_new(const char *uri, GError **errp)
         l->exec_cmd = g_strdup(rest);
     } else if (kind == CHANNEL_FILE) {
         l->file_path = g_strdup(rest);
+    } else if (kind == CHANNEL_FD) {
+        l->in_fd = fd_claim(rest, errp);
+        if (l->in_fd < 0) {
+            migration_listener_free(l);
+            return NULL;
+        }
     } else if (!listen_socket(l, kind, rest, errp)) {
         migration_listener_free(l);
         return NULL;
@@ -277,6 +313,11 @@ QEMUFile *migration_listener_accept(MigrationListener *l, GError **errp)
     if (l->file_path) {
         return file_open(l->file_path, false, errp);
     }
+    if (l->in_fd >= 0) {
+        fd = l->in_fd;
+        l->in_fd = -1;
+        return qemu_file_new_fd_input(fd);
+    }
     fd = accept_cancellable(l, errp);
     if (fd < 0) {
         g_prefix_error(errp, "migration accept: ");
@@ -304,6 +345,9 @@ void migration_listener_free(MigrationListener *l)
     }
     if (l->fd >= 0) {
         close(l->fd);
+    }
+    if (l->in_fd >= 0) {
+        close(l->in_fd);
     }
     if (l->unix_path) {
         unlink(l->unix_path);

@@ -305,13 +305,19 @@ static bool cmd_ram_discard(SaveVM *sv, QEMUFile *f, uint16_t len,
     return true;
 }
 
-static bool cmd_postcopy_listen(SaveVM *sv, QEMUFile *outer, GError **errp)
+static bool cmd_postcopy_listen(SaveVM *sv, QEMUFile *f, QEMUFile *outer,
+                                GError **errp)
 {
     PostcopyIncomingState ps = savevm_postcopy_state(sv);
 
     if (ps != POSTCOPY_INCOMING_ADVISE && ps != POSTCOPY_INCOMING_DISCARD) {
         return tern_invalid(errp, "POSTCOPY_LISTEN in the wrong postcopy state "
                             "(%d)", ps);
+    }
+    /* Outside a package the listen thread and this one would both read
+     * the outer stream. QEMU always packages LISTEN and RUN. */
+    if (f == outer) {
+        return tern_invalid(errp, "POSTCOPY_LISTEN outside a PACKAGED blob");
     }
     if (!NEED_OP(sv, postcopy_listen, "POSTCOPY_LISTEN")) {
         return false;
@@ -322,11 +328,15 @@ static bool cmd_postcopy_listen(SaveVM *sv, QEMUFile *outer, GError **errp)
     return sv->in_ops->postcopy_listen(sv->in_opaque, outer, errp);
 }
 
-static bool cmd_postcopy_run(SaveVM *sv, GError **errp)
+static bool cmd_postcopy_run(SaveVM *sv, QEMUFile *f, QEMUFile *outer,
+                             GError **errp)
 {
     if (savevm_postcopy_state(sv) != POSTCOPY_INCOMING_LISTENING) {
         return tern_invalid(errp, "POSTCOPY_RUN in the wrong postcopy state "
                             "(%d)", savevm_postcopy_state(sv));
+    }
+    if (f == outer) {
+        return tern_invalid(errp, "POSTCOPY_RUN outside a PACKAGED blob");
     }
     set_postcopy_state(sv, POSTCOPY_INCOMING_RUNNING);
     return NEED_OP(sv, postcopy_run, "POSTCOPY_RUN") &&
@@ -409,11 +419,11 @@ static bool dispatch_command(SaveVM *sv, QEMUFile *f, QEMUFile *outer,
     case MIG_CMD_POSTCOPY_ADVISE:
         return cmd_postcopy_advise(sv, f, len, errp);
     case MIG_CMD_POSTCOPY_LISTEN:
-        return cmd_postcopy_listen(sv, outer, errp);
+        return cmd_postcopy_listen(sv, f, outer, errp);
     case MIG_CMD_POSTCOPY_RAM_DISCARD:
         return cmd_ram_discard(sv, f, len, errp);
     case MIG_CMD_POSTCOPY_RUN:
-        return cmd_postcopy_run(sv, errp);
+        return cmd_postcopy_run(sv, f, outer, errp);
     case MIG_CMD_POSTCOPY_RESUME:
         return NEED_OP(sv, postcopy_resume, "POSTCOPY_RESUME") &&
                sv->in_ops->postcopy_resume(sv->in_opaque, errp);
@@ -496,7 +506,13 @@ static int load_loop(SaveVM *sv, QEMUFile *f, QEMUFile *outer, GError **errp)
 
 int savevm_load_main(SaveVM *sv, QEMUFile *f, GError **errp)
 {
-    return load_loop(sv, f, f, errp);
+    int ret = load_loop(sv, f, f, errp);
+
+    if (ret == LOAD_EOF &&
+        savevm_postcopy_state(sv) == POSTCOPY_INCOMING_RUNNING) {
+        set_postcopy_state(sv, POSTCOPY_INCOMING_END);
+    }
+    return ret;
 }
 
 static bool load_setup(SaveVM *sv, QEMUFile *f, GError **errp)
@@ -514,15 +530,35 @@ static bool load_setup(SaveVM *sv, QEMUFile *f, GError **errp)
     return true;
 }
 
-void savevm_load_cleanup(SaveVM *sv)
+/* Every handler's optional hook at 'offset' in SaveVMHandlers. */
+static void call_load_hooks(SaveVM *sv, size_t offset)
 {
     for (GList *l = sv->entries.head; l; l = l->next) {
         SaveStateEntry *se = l->data;
+        void (*hook)(void *opaque);
 
-        if (se->ops && se->ops->load_cleanup) {
-            se->ops->load_cleanup(se->opaque);
+        if (se->ops) {
+            memcpy(&hook, (const char *)se->ops + offset, sizeof(hook));
+            if (hook) {
+                hook(se->opaque);
+            }
         }
     }
+}
+
+void savevm_load_cleanup(SaveVM *sv)
+{
+    call_load_hooks(sv, offsetof(SaveVMHandlers, load_cleanup));
+}
+
+void savevm_load_resumed(SaveVM *sv)
+{
+    call_load_hooks(sv, offsetof(SaveVMHandlers, load_resumed));
+}
+
+void savevm_load_abandon(SaveVM *sv)
+{
+    call_load_hooks(sv, offsetof(SaveVMHandlers, load_abandon));
 }
 
 /* The VM description after EOF is for tools; read past it so the sender

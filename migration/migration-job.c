@@ -3,51 +3,22 @@
  * Each loop first asks how much is pending (RAM syncs its dirty bitmap when
  * a round has been sent); if that fits in the downtime limit at the
  * bandwidth measured over the last 100 ms window, the VM is stopped and the
- * rest goes in one final burst. Otherwise one more iteration runs, unless
- * this window's byte budget (max_bandwidth / 10) is spent, in which case the
- * thread sleeps to the window's end. With auto-converge, each dirty sync
- * that closes a period of at least a second compares what the guest dirtied
- * with what was sent and raises the vCPU throttle as QEMU does.
- * Statistics are published under a lock.
+ * rest goes in one final burst. Otherwise, if postcopy was asked for, the
+ * job switches over (postcopy-source.c), else one more iteration runs,
+ * unless this window's byte budget (max_bandwidth / 10) is spent, in which
+ * case the thread sleeps to the window's end. With auto-converge, each
+ * dirty sync that closes a period of at least a second compares what the
+ * guest dirtied with what was sent and raises the vCPU throttle as QEMU
+ * does. With a return path (return-path-source.c) the destination's SHUT
+ * decides the outcome. Statistics and statuses are published under a lock.
  */
 #include <string.h>
 
-#include "migration/migration-job.h"
+#include "migration-job-int.h"
 
 #define WINDOW_US               (100 * 1000)
 #define DEFAULT_DOWNTIME_MS     300
 #define THROTTLE_PERIOD_US      (1000 * 1000)
-
-struct MigrationJob {
-    SaveVM *sv;
-    QEMUFile *f;
-    RamMigration *ram;
-    MigrationParams params;
-    MigrationHooks hooks;
-    GThread *thread;
-    int cancel;                     /* atomic */
-    GError *error;                  /* the thread's outcome */
-
-    GMutex lock;                    /* stats */
-    MigrationStats stats;
-
-    /* thread-private */
-    gint64 start_us;
-    gint64 window_start_us;
-    uint64_t window_start_bytes;
-    double bytes_per_ms;            /* measured bandwidth */
-    uint64_t last_fit;              /* exact pending when it last fitted */
-    unsigned fit_rounds;            /* rounds run although it fitted */
-    bool finish_round;              /* send the dirty set before deciding */
-
-    /* thread-private: auto-converge's current period */
-    gint64 period_start_us;
-    uint64_t period_start_bytes;
-    uint64_t period_start_dirtied;  /* RAM's dirtied_pages then */
-    uint64_t period_syncs;          /* RAM's dirty_sync_count then */
-    unsigned dirty_high;            /* periods in a row over the trigger */
-    unsigned throttle;              /* percentage in force */
-};
 
 unsigned migration_throttle_next(const MigrationParams *p, unsigned now,
                                  uint64_t dirty, uint64_t threshold)
@@ -76,6 +47,9 @@ const char *migration_status_name(MigrationStatus s)
         [MIGRATION_STATUS_SETUP] = "setup",
         [MIGRATION_STATUS_ACTIVE] = "active",
         [MIGRATION_STATUS_DEVICE] = "device",
+        [MIGRATION_STATUS_POSTCOPY_ACTIVE] = "postcopy-active",
+        [MIGRATION_STATUS_POSTCOPY_PAUSED] = "postcopy-paused",
+        [MIGRATION_STATUS_POSTCOPY_RECOVER] = "postcopy-recover",
         [MIGRATION_STATUS_COMPLETED] = "completed",
         [MIGRATION_STATUS_FAILED] = "failed",
         [MIGRATION_STATUS_CANCELLING] = "cancelling",
@@ -90,19 +64,46 @@ static uint64_t elapsed_ms(const MigrationJob *job)
     return (g_get_monotonic_time() - job->start_us) / 1000;
 }
 
-static void set_status(MigrationJob *job, MigrationStatus s)
+void job_set_status_locked(MigrationJob *job, MigrationStatus s)
+{
+    /* A cancel request wins over progress, but not over the end states. */
+    if (job->stats.status != s &&
+        (job->stats.status != MIGRATION_STATUS_CANCELLING ||
+         s >= MIGRATION_STATUS_COMPLETED)) {
+        MigrationStatusChange c = {
+            s, job->ram ? ram_migration_stats(job->ram).dirty_sync_count : 0,
+        };
+
+        job->stats.status = s;
+        g_array_append_val(job->statuses, c);
+    }
+}
+
+void job_set_status(MigrationJob *job, MigrationStatus s)
 {
     g_mutex_lock(&job->lock);
-    /* A cancel request wins over progress, but not over the end states. */
-    if (job->stats.status != MIGRATION_STATUS_CANCELLING ||
-        s >= MIGRATION_STATUS_COMPLETED) {
-        job->stats.status = s;
-    }
+    job_set_status_locked(job, s);
     g_mutex_unlock(&job->lock);
 }
 
-/* Refresh the counters QMP shows; pending is RAM's dirty bytes. */
-static void publish(MigrationJob *job, uint64_t pending)
+MigrationStatus migration_job_status(MigrationJob *job)
+{
+    MigrationStatus s;
+
+    g_mutex_lock(&job->lock);
+    s = job->stats.status;
+    g_mutex_unlock(&job->lock);
+    return s;
+}
+
+void job_set_error_desc(MigrationJob *job, const char *msg)
+{
+    g_mutex_lock(&job->lock);
+    g_strlcpy(job->stats.error_desc, msg, sizeof(job->stats.error_desc));
+    g_mutex_unlock(&job->lock);
+}
+
+void job_publish(MigrationJob *job, uint64_t pending)
 {
     RamMigrationStats rs = { 0 };
 
@@ -120,18 +121,28 @@ static void publish(MigrationJob *job, uint64_t pending)
     job->stats.normal = rs.normal;
     job->stats.dirty_sync_count = rs.dirty_sync_count;
     job->stats.mbps = job->bytes_per_ms * 1000 * 8 / 1e6;
+    job->stats.postcopy_requests = rs.postcopy_requests;
     job->stats.expected_downtime_ms = job->bytes_per_ms > 0 ?
         (uint64_t)(pending / job->bytes_per_ms) : 0;
     g_mutex_unlock(&job->lock);
 }
 
-static uint64_t window_budget(const MigrationJob *job)
+/* Bytes per window at 'bandwidth' bytes per second (0: unlimited). */
+static uint64_t window_budget(uint64_t bandwidth)
 {
-    return job->params.max_bandwidth / (1000 * 1000 / WINDOW_US);
+    return bandwidth / (1000 * 1000 / WINDOW_US);
+}
+
+void job_start_window(MigrationJob *job, uint64_t bandwidth)
+{
+    job->window_start_us = g_get_monotonic_time();
+    job->window_start_bytes = qemu_file_tell(job->f);
+    qemu_file_set_rate_limit(job->f, window_budget(bandwidth));
+    qemu_file_reset_rate_limit(job->f);
 }
 
 /* Close the bandwidth window when it is over; measure what it carried. */
-static void roll_window(MigrationJob *job)
+void job_roll_window(MigrationJob *job)
 {
     gint64 now = g_get_monotonic_time();
     uint64_t bytes = qemu_file_tell(job->f);
@@ -144,6 +155,12 @@ static void roll_window(MigrationJob *job)
     job->window_start_us = now;
     job->window_start_bytes = bytes;
     qemu_file_reset_rate_limit(job->f);
+}
+
+/* The window's budget is spent: the rest of it. */
+uint64_t job_window_left_us(const MigrationJob *job)
+{
+    return MAX(0, job->window_start_us + WINDOW_US - g_get_monotonic_time());
 }
 
 static void set_throttle(MigrationJob *job, unsigned pct)
@@ -195,7 +212,7 @@ static void check_throttle(MigrationJob *job)
     start_throttle_period(job, &rs);
 }
 
-static bool cancelled(MigrationJob *job, GError **errp)
+bool job_cancelled(MigrationJob *job, GError **errp)
 {
     if (!g_atomic_int_get(&job->cancel)) {
         return false;
@@ -204,23 +221,37 @@ static bool cancelled(MigrationJob *job, GError **errp)
     return true;
 }
 
-/* Whether what is left fits in the downtime limit: the cheap estimate
- * first, and only if that fits, the exact figure (a dirty-log sync). */
-static bool converged(MigrationJob *job, uint64_t *pending)
+/* What the link carries within the downtime limit. */
+static double downtime_bytes(const MigrationJob *job)
 {
-    uint64_t must = 0, can = 0;
     uint64_t downtime = job->params.downtime_limit_ms ?
                         job->params.downtime_limit_ms : DEFAULT_DOWNTIME_MS;
-    double threshold = job->bytes_per_ms * downtime;
 
-    /* Postcopy-capable state (dirty bitmaps) goes in the final burst
-     * anyway, so only what must precede the switchover counts, as in QEMU. */
-    savevm_save_pending(job->sv, &must, &can);
+    return job->bytes_per_ms * downtime;
+}
+
+/* Whether what must precede the switchover fits in the downtime limit: the
+ * cheap estimate first, and only if that fits, the exact figure (a
+ * dirty-log sync). 'can' gets what may follow in postcopy (dirty bitmaps);
+ * without a postcopy it goes in the final burst. */
+static bool converged(MigrationJob *job, uint64_t *pending, uint64_t *can)
+{
+    uint64_t must = 0;
+    double threshold = downtime_bytes(job);
+
+    *can = 0;
+    /* Without the destination's ack the VM may not stop (switchover-ack). */
+    if (job->params.switchover_ack &&
+        !g_atomic_int_get(&job->switchover_acked)) {
+        savevm_save_pending(job->sv, pending, can);
+        return false;
+    }
+    savevm_save_pending(job->sv, &must, can);
     *pending = must;
     if (*pending > threshold) {
         return false;
     }
-    savevm_save_pending_exact(job->sv, &must, &can);
+    savevm_save_pending_exact(job->sv, &must, can);
     *pending = must;
     if (*pending > threshold) {
         return false;
@@ -238,38 +269,71 @@ static bool converged(MigrationJob *job, uint64_t *pending)
     return false;
 }
 
-static bool iterate_until_converged(MigrationJob *job, GError **errp)
-{
-    uint64_t pending;
+/* What ends the precopy loop. */
+enum { ITERATE_ERROR = -1, ITERATE_CONVERGED, ITERATE_POSTCOPY };
 
-    job->window_start_us = g_get_monotonic_time();
-    job->window_start_bytes = qemu_file_tell(job->f);
-    qemu_file_set_rate_limit(job->f, window_budget(job));
+/* Postcopy was asked for and may begin (with switchover-ack only once
+ * acked). */
+static bool postcopy_asked(MigrationJob *job)
+{
+    return g_atomic_int_get(&job->start_postcopy) &&
+           (!job->params.switchover_ack ||
+            g_atomic_int_get(&job->switchover_acked));
+}
+
+/* RAM postcopy begins while the rest does not fit the downtime (as QEMU,
+ * whose RAM then counts as postcopy-able). */
+static bool postcopy_now(MigrationJob *job)
+{
+    return job->params.postcopy_ram && postcopy_asked(job);
+}
+
+/* What must precede the switchover fits: a postcopy still begins if what
+ * may follow (the bitmaps' bits) does not fit (QEMU's rule, the seed's
+ * pending estimate). */
+static bool postcopy_after_converging(MigrationJob *job, uint64_t can)
+{
+    return postcopy_asked(job) && can && can >= downtime_bytes(job);
+}
+
+static bool precopy_failed(MigrationJob *job, GError **errp)
+{
+    bool fatal;
+
+    return job_cancelled(job, errp) || job_rp_failed(job, &fatal, errp);
+}
+
+static int iterate_until_converged(MigrationJob *job, GError **errp)
+{
+    uint64_t pending, can;
+
+    job_start_window(job, job->params.max_bandwidth);
     for (;;) {
-        if (cancelled(job, errp)) {
-            return false;
+        if (precopy_failed(job, errp)) {
+            return ITERATE_ERROR;
         }
-        roll_window(job);
+        job_roll_window(job);
         check_throttle(job);
         if (job->finish_round) {
-            uint64_t can = 0;
-
             pending = 0;
             savevm_save_pending(job->sv, &pending, &can);
-        } else if (converged(job, &pending)) {
-            publish(job, pending);
-            return true;
+        } else if (converged(job, &pending, &can)) {
+            job_publish(job, pending);
+            return postcopy_after_converging(job, can) ? ITERATE_POSTCOPY
+                                                       : ITERATE_CONVERGED;
         }
-        publish(job, pending);
+        job_publish(job, pending);
+        if (postcopy_now(job)) {
+            return ITERATE_POSTCOPY;
+        }
         if (qemu_file_rate_limit_exceeded(job->f) &&
             !qemu_file_get_error(job->f)) {
-            g_usleep(MAX(0, job->window_start_us + WINDOW_US -
-                            g_get_monotonic_time()));
+            g_usleep(job_window_left_us(job));
             continue;
         }
         switch (savevm_save_iterate(job->sv, job->f, false, errp)) {
         case -1:
-            return false;
+            return ITERATE_ERROR;
         case 1:
             job->finish_round = false;      /* this round's pages are out */
             break;
@@ -299,22 +363,68 @@ static bool complete(MigrationJob *job, GError **errp)
     return ok;
 }
 
+/* Header, return path, postcopy advice, setup sections. */
+static bool begin(MigrationJob *job, GError **errp)
+{
+    if (!savevm_save_header(job->sv, job->f, errp)) {
+        return false;
+    }
+    if (job->params.return_path) {
+        job->rp = qemu_file_get_return_path(job->f, errp);
+        if (!job->rp) {
+            g_prefix_error(errp, "return path: ");
+            return false;
+        }
+        job_rp_start(job);
+        savevm_send_open_return_path(job->f);
+        savevm_send_ping(job->f, 1);        /* as QEMU, for traces */
+    }
+    if (job->params.postcopy_ram) {
+        /* x86 guest RAM is 4 KiB pages on both ends: host page summary and
+         * target page size. */
+        ram_migration_set_postcopy(job->ram, true,
+                                   job->params.postcopy_preempt);
+        savevm_send_postcopy_advise(job->f, true, RAM_PAGE_SIZE,
+                                    RAM_PAGE_SIZE);
+    } else if (job->params.postcopy_bitmaps) {
+        /* As QEMU: bitmaps alone advise with no payload, whether or not the
+         * migration switches later. */
+        savevm_send_postcopy_advise(job->f, false, 0, 0);
+    }
+    return savevm_save_setup(job->sv, job->f, errp);
+}
+
 static bool run(MigrationJob *job, GError **errp)
 {
     bool ok;
 
-    set_status(job, MIGRATION_STATUS_SETUP);
-    ok = savevm_save_header(job->sv, job->f, errp) &&
-         savevm_save_setup(job->sv, job->f, errp);
+    job_set_status(job, MIGRATION_STATUS_SETUP);
+    ok = begin(job, errp);
     g_mutex_lock(&job->lock);
     job->stats.setup_time_ms = elapsed_ms(job);
     g_mutex_unlock(&job->lock);
     if (ok) {
-        set_status(job, MIGRATION_STATUS_ACTIVE);
-        ok = iterate_until_converged(job, errp) && !cancelled(job, errp) &&
-             complete(job, errp);
+        job_set_status(job, MIGRATION_STATUS_ACTIVE);
+        switch (iterate_until_converged(job, errp)) {
+        case ITERATE_CONVERGED:
+            ok = !job_cancelled(job, errp) && complete(job, errp) &&
+                 (!job->rp || job_rp_wait_shut(job, errp));
+            break;
+        case ITERATE_POSTCOPY:
+            ok = postcopy_switchover(job, errp) && postcopy_stream(job, errp);
+            break;
+        default:
+            ok = false;
+        }
     }
+    if (!ok) {
+        job_rp_explain(job, errp);
+    }
+    job_rp_stop(job);
     savevm_save_cleanup(job->sv);
+    if (job->ram) {
+        ram_migration_set_postcopy(job->ram, false, false);
+    }
     /* Whatever the outcome, the guest runs at full speed again (on the
      * destination it never was throttled). */
     if (job->throttle) {
@@ -327,20 +437,17 @@ static void finish(MigrationJob *job, bool ok)
 {
     bool was_cancelled = g_atomic_int_get(&job->cancel);
 
-    publish(job, ok ? 0 : job->stats.remaining);
+    job_publish(job, ok ? 0 : job->stats.remaining);
     if (!ok && was_cancelled) {
         /* The channel was shut down by the cancel: say why, not EPIPE. */
         g_clear_error(&job->error);
         g_set_error(&job->error, TERN_ERROR, TERN_ERR_FAILED,
                     "migration cancelled");
     }
-    g_mutex_lock(&job->lock);
     if (job->error) {
-        g_strlcpy(job->stats.error_desc, job->error->message,
-                  sizeof(job->stats.error_desc));
+        job_set_error_desc(job, job->error->message);
     }
-    g_mutex_unlock(&job->lock);
-    set_status(job, ok ? MIGRATION_STATUS_COMPLETED :
+    job_set_status(job, ok ? MIGRATION_STATUS_COMPLETED :
                     was_cancelled ? MIGRATION_STATUS_CANCELLED :
                                     MIGRATION_STATUS_FAILED);
     if (job->hooks.finished) {
@@ -352,16 +459,18 @@ static gpointer job_thread(gpointer opaque)
 {
     MigrationJob *job = opaque;
     bool ok = run(job, &job->error);
-    uint64_t transferred = qemu_file_tell(job->f);
-    QEMUFile *f;
+    uint64_t transferred = job->f ? qemu_file_tell(job->f) : 0;
+    QEMUFile *f, *urgent;
 
     /* From here a cancel can no longer shut the channel down. */
     g_mutex_lock(&job->lock);
     f = job->f;
-    job->f = NULL;
+    urgent = job->urgent;
+    job->f = job->urgent = NULL;
     g_mutex_unlock(&job->lock);
     /* Closing flushes: a failure there fails the migration too. */
     ok = qemu_fclose(f, ok ? &job->error : NULL) && ok;
+    qemu_fclose(urgent, NULL);
     g_mutex_lock(&job->lock);
     job->stats.transferred = transferred;
     job->stats.total_time_ms = elapsed_ms(job);
@@ -370,7 +479,8 @@ static gpointer job_thread(gpointer opaque)
     return NULL;
 }
 
-MigrationJob *migration_job_start(SaveVM *sv, QEMUFile *f, RamMigration *ram,
+MigrationJob *migration_job_start(SaveVM *sv, QEMUFile *f, QEMUFile *urgent,
+                                  RamMigration *ram,
                                   const MigrationParams *params,
                                   const MigrationHooks *hooks)
 {
@@ -378,12 +488,16 @@ MigrationJob *migration_job_start(SaveVM *sv, QEMUFile *f, RamMigration *ram,
 
     job->sv = sv;
     job->f = f;
+    job->urgent = urgent;
     job->ram = ram;
     job->params = *params;
     if (hooks) {
         job->hooks = *hooks;
     }
+    job->params.return_path |= job->params.postcopy_ram;
     g_mutex_init(&job->lock);
+    g_cond_init(&job->cond);
+    job->statuses = g_array_new(false, false, sizeof(MigrationStatusChange));
     job->start_us = g_get_monotonic_time();
     job->thread = g_thread_new("migration", job_thread, job);
     return job;
@@ -394,12 +508,21 @@ void migration_job_cancel(MigrationJob *job)
     g_atomic_int_set(&job->cancel, 1);
     g_mutex_lock(&job->lock);
     if (job->stats.status < MIGRATION_STATUS_COMPLETED) {
-        job->stats.status = MIGRATION_STATUS_CANCELLING;
+        job_set_status_locked(job, MIGRATION_STATUS_CANCELLING);
         /* A write blocked on a stalled peer would never see the flag. */
         if (job->f) {
             qemu_file_shutdown_channel(job->f);
         }
+        g_cond_broadcast(&job->cond);       /* a paused postcopy waits */
     }
+    g_mutex_unlock(&job->lock);
+}
+
+void migration_job_take_statuses(MigrationJob *job, GArray *out)
+{
+    g_mutex_lock(&job->lock);
+    g_array_append_vals(out, job->statuses->data, job->statuses->len);
+    g_array_set_size(job->statuses, 0);
     g_mutex_unlock(&job->lock);
 }
 
@@ -430,6 +553,9 @@ void migration_job_free(MigrationJob *job)
     }
     migration_job_wait(job, NULL);
     g_clear_error(&job->error);
+    g_clear_error(&job->rp_error);
+    g_array_free(job->statuses, true);
+    g_cond_clear(&job->cond);
     g_mutex_clear(&job->lock);
     g_free(job);
 }

@@ -1,11 +1,13 @@
 /*
  * The VMM's migration state (include/migration/migration.h): the SaveVM of
- * the running machine, the one outgoing precopy job or incoming stream, and
- * what QMP reports about them. The job and the incoming loader run on their
- * own threads; run-state changes happen on the main loop: the job's stop
- * request arrives as an idle source, and a short timer watches both threads
- * to emit events, finish (postmigrate, or resume after a failure) and start
- * the destination's guest.
+ * the running machine, the one outgoing job or incoming stream (with their
+ * postcopy commands: start, pause, resume, recover), and what QMP reports
+ * about them. The job and the incoming loader run on their own threads;
+ * run-state changes happen on the main loop: the job's stop request and a
+ * postcopy destination's RUN arrive as idle sources, and a short timer
+ * watches both threads to emit events in order, stop dirty logging once a
+ * postcopy source no longer needs it, finish (postmigrate, or resume after
+ * a failure that left the guest here) and start the destination's guest.
  */
 #include <string.h>
 
@@ -15,11 +17,13 @@
 #include "migration/block-dirty-bitmap.h"
 #include "migration/channel.h"
 #include "migration/global-state.h"
+#include "migration/incoming.h"
 #include "migration/migration.h"
 #include "migration/cpu-throttle.h"
 #include "migration/return-path.h"
 #include "migration/snapshot.h"
 #include "accel/kvm/kvm-dirty-log.h"
+#include "accel/kvm/kvm-vcpu.h"
 #include "softmmu/runstate.h"
 #include "tern/error.h"
 
@@ -30,13 +34,15 @@
 typedef struct Incoming {
     MigrationListener *listener;
     GThread *thread;
-    QEMUFile *file;             /* under ms->lock: shut down to unblock */
     int done;                   /* atomic: the thread has finished */
-    MigrationStatus status;     /* under ms->lock */
+    MigrationStatus status;     /* under ms->lock, until 'mig' exists */
+    MigIncoming *mig;           /* under ms->lock: the accepted stream */
     GError *error;
     gint64 start_us;
     uint64_t total_ms;
-    MigRpIncoming rp;           /* loader thread only */
+    bool guest_started;         /* by a postcopy RUN */
+    MigrationListener *recover_listener;    /* migrate-recover */
+    GThread *recover_thread;
 } Incoming;
 
 struct MigrationState {
@@ -98,6 +104,7 @@ static const char *const cap_names[MIG_CAP__MAX] = {
     [MIG_CAP_BACKGROUND_SNAPSHOT] = "background-snapshot",
     [MIG_CAP_ZERO_COPY_SEND] = "zero-copy-send",
     [MIG_CAP_POSTCOPY_PREEMPT] = "postcopy-preempt",
+    [MIG_CAP_SWITCHOVER_ACK] = "switchover-ack",
 };
 
 /* What tern honours; migrate-set-capabilities refuses the rest. */
@@ -106,8 +113,19 @@ static const bool cap_implemented[MIG_CAP__MAX] = {
     [MIG_CAP_AUTO_CONVERGE] = true,
     [MIG_CAP_DIRTY_BITMAPS] = true,
     [MIG_CAP_ZERO_BLOCKS] = true,          /* only affects block migration */
-    [MIG_CAP_POSTCOPY_BLOCKTIME] = true,   /* statistics only */
+    [MIG_CAP_POSTCOPY_BLOCKTIME] = true,
+    [MIG_CAP_POSTCOPY_RAM] = true,
+    [MIG_CAP_RETURN_PATH] = true,
+    [MIG_CAP_POSTCOPY_PREEMPT] = true,
+    [MIG_CAP_SWITCHOVER_ACK] = true,
+    [MIG_CAP_LATE_BLOCK_ACTIVATE] = true,
+    [MIG_CAP_VALIDATE_UUID] = true,
 };
+
+bool migration_capability_implemented(MigrationCapability c)
+{
+    return c < MIG_CAP__MAX && cap_implemented[c];
+}
 
 const char *migration_capability_name(MigrationCapability c)
 {
@@ -136,9 +154,12 @@ static bool bitmap_vm_running(void *opaque)
     return runstate_is_running(runstate_get());
 }
 
+/* On the job's thread, which the job outlives. */
 static bool bitmap_in_postcopy(void *opaque)
 {
-    return false;       /* no postcopy yet: bitmaps go in the final burst */
+    MigrationState *ms = opaque;
+
+    return ms->job && migration_job_in_postcopy(ms->job);
 }
 
 /* ---- the drives' images: handed over at the end, as QEMU does ---- */
@@ -267,7 +288,11 @@ MigrationState *migration_state_new(Machine *m)
     ms->params.max_cpu_throttle = MIGRATION_THROTTLE_MAX_DEFAULT;
     g_mutex_init(&ms->lock);
     g_cond_init(&ms->cond);
-    ms->sv = savevm_new("virt");
+    /* The stream names the machine type, as QEMU's does ("none" too). */
+    ms->sv = savevm_new(m->cfg ? m->cfg->machine : "virt");
+    if (m->cfg && m->cfg->has_uuid) {
+        savevm_set_uuid(ms->sv, m->cfg->uuid);
+    }
     ms->ram = ram_migration_new(&m->mem, "pc.ram");
     ram_migration_register(ms->ram, ms->sv);
     register_bitmaps(ms);
@@ -315,6 +340,8 @@ bool migration_activate_disks(MigrationState *ms, GError **errp)
     return activate_drives(ms, errp);
 }
 
+static MigIncoming *incoming_stream(MigrationState *ms);
+
 /* The whole new set, as QEMU checks it. */
 static bool check_caps(const bool *caps, GError **errp)
 {
@@ -323,6 +350,13 @@ static bool check_caps(const bool *caps, GError **errp)
             return tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "capability '%s' is not "
                              "implemented by tern's migration yet", cap_names[i]);
         }
+    }
+    if (caps[MIG_CAP_POSTCOPY_PREEMPT] && !caps[MIG_CAP_POSTCOPY_RAM]) {
+        return tern_invalid(errp, "Postcopy preempt requires postcopy-ram");
+    }
+    if (caps[MIG_CAP_SWITCHOVER_ACK] && !caps[MIG_CAP_RETURN_PATH]) {
+        return tern_invalid(errp, "Capability 'switchover-ack' requires "
+                            "capability 'return-path'");
     }
     return true;
 }
@@ -333,7 +367,9 @@ bool migration_set_capabilities(MigrationState *ms, size_t n,
 {
     bool next[MIG_CAP__MAX];
 
-    if (migration_is_active(ms)) {
+    /* A destination still waiting for its stream takes them (as QEMU's):
+     * they are read when the stream arrives. */
+    if (ms->job || (ms->in.thread && incoming_stream(ms))) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
                     "There's a migration process in progress");
         return false;
@@ -345,7 +381,13 @@ bool migration_set_capabilities(MigrationState *ms, size_t n,
     if (!check_caps(next, errp)) {
         return false;
     }
+    /* Only a destination needs userfaultfd: say so now, as QEMU does. */
+    if (next[MIG_CAP_POSTCOPY_RAM] && !ms->caps[MIG_CAP_POSTCOPY_RAM] &&
+        runstate_check(RUN_STATE_INMIGRATE) && !uffd_pager_supported(errp)) {
+        return false;
+    }
     memcpy(ms->caps, next, sizeof(next));
+    savevm_set_send_uuid(ms->sv, ms->caps[MIG_CAP_VALIDATE_UUID]);
     return true;
 }
 
@@ -448,31 +490,46 @@ static void emit_passes(MigrationState *ms, uint64_t count)
 
 /*
  * QEMU 7.2's order: setup, MIGRATION_PASS 1 (its first dirty sync belongs
- * to setup), active, a MIGRATION_PASS per later sync, then the end state
- * (no "device": QEMU enters it only with pause-before-switchover). The
- * watch samples the job, so what it slept through is filled in, in order.
+ * to setup), active, a MIGRATION_PASS per later sync, the postcopy
+ * statuses (a postcopy's last sync comes after postcopy-active), then the
+ * end state (no "device": QEMU enters it only with pause-before-switchover).
+ * The job logs every status with the syncs made by then, so nothing the
+ * watch slept through is lost or reordered.
  */
-static void emit_progress(MigrationState *ms, const MigrationStats *st)
+static void emit_job_log(MigrationState *ms, GArray *log)
 {
-    MigrationStatus s = st->status;
+    for (guint i = 0; i < log->len; i++) {
+        const MigrationStatusChange *c =
+            &g_array_index(log, MigrationStatusChange, i);
 
-    if (s == MIGRATION_STATUS_ACTIVE || s == MIGRATION_STATUS_COMPLETED) {
-        emit_passes(ms, MIN(st->dirty_sync_count, 1));
-        emit_status(ms, MIGRATION_STATUS_ACTIVE);
-        emit_passes(ms, st->dirty_sync_count);
+        if (c->status == MIGRATION_STATUS_CANCELLED &&
+            ms->reported != MIGRATION_STATUS_CANCELLING) {
+            emit_status(ms, MIGRATION_STATUS_CANCELLING);
+        }
+        emit_passes(ms, c->status == MIGRATION_STATUS_ACTIVE ?
+                        MIN(c->syncs, 1) : c->syncs);
+        emit_status(ms, c->status);
     }
-    if (s == MIGRATION_STATUS_CANCELLED &&
-        ms->reported != MIGRATION_STATUS_CANCELLING) {
-        emit_status(ms, MIGRATION_STATUS_CANCELLING);
-    }
-    emit_status(ms, s);
+    g_array_set_size(log, 0);
 }
 
-/* A destination's setup and active, even if the watch slept through them
- * (a failure right away is reported as it came). */
+static void emit_progress(MigrationState *ms, const MigrationStats *st)
+{
+    g_autoptr(GArray) log = g_array_new(false, false,
+                                        sizeof(MigrationStatusChange));
+
+    migration_job_take_statuses(ms->job, log);
+    emit_job_log(ms, log);
+    if (st->status >= MIGRATION_STATUS_ACTIVE) {
+        emit_passes(ms, st->dirty_sync_count);
+    }
+}
+
+/* A destination's statuses in order; setup and active even if the watch
+ * slept through them (a failure right away is reported as it came). */
 static void emit_incoming(MigrationState *ms, MigrationStatus s)
 {
-    if ((s == MIGRATION_STATUS_ACTIVE || s == MIGRATION_STATUS_COMPLETED) &&
+    if (s != MIGRATION_STATUS_FAILED && s != MIGRATION_STATUS_SETUP &&
         ms->reported < MIGRATION_STATUS_ACTIVE) {
         emit_status(ms, MIGRATION_STATUS_SETUP);
         emit_status(ms, MIGRATION_STATUS_ACTIVE);
@@ -480,39 +537,66 @@ static void emit_incoming(MigrationState *ms, MigrationStatus s)
     emit_status(ms, s);
 }
 
-static void finish_outgoing(MigrationState *ms, const MigrationStats *st)
+static void stop_dirty_log(MigrationState *ms)
 {
-    g_autoptr(GError) err = NULL;
-
-    migration_job_wait(ms->job, &err);
-    migration_job_free(ms->job);
-    ms->job = NULL;
+    if (!ms->dirty) {
+        return;
+    }
     ram_migration_set_dirty_sync(ms->ram, NULL, NULL);
     ms->last_dirty_rate = kvm_dirty_log_rate(ms->dirty);
     virtio_blk_pci_set_dirty_log(ms->machine, NULL);
     kvm_dirty_log_stop(ms->dirty);
     ms->dirty = NULL;
+}
+
+/* After a failure the guest goes on here if it never left. */
+static void source_takes_guest_back(MigrationState *ms,
+                                    const MigrationStats *st)
+{
+    g_autoptr(GError) act_err = NULL;
+
+    if (st->postcopy) {
+        /* The destination has run it: this copy is stale for good. With
+         * only the dirty bitmaps left, the guest is whole there. */
+        tern_error_report("%s", ms->caps[MIG_CAP_POSTCOPY_RAM] ?
+                          "postcopy migration failed: the guest's state is "
+                          "split between source and destination" :
+                          "postcopy of the dirty bitmaps failed: the guest "
+                          "runs on the destination without the bitmaps that "
+                          "were not complete");
+        runstate_set(RUN_STATE_POSTMIGRATE);
+        return;
+    }
+    /* The disks may have been handed over already: take them back. */
+    if (!activate_drives(ms, &act_err)) {
+        tern_warn("migration failed and the source cannot take its "
+                  "disks back: %s", act_err->message);
+    }
+    /* The guest goes on where it was, as QEMU's source does. */
+    if (runstate_is_running(ms->state_before)) {
+        vm_start();
+    } else {
+        runstate_set(ms->state_before);
+    }
+}
+
+static void finish_outgoing(MigrationState *ms, const MigrationStats *st)
+{
+    g_autoptr(GError) err = NULL;
+
+    migration_job_wait(ms->job, &err);
+    emit_progress(ms, st);
+    migration_job_free(ms->job);
+    ms->job = NULL;
+    stop_dirty_log(ms);
     ms->last = *st;
     ms->have_last = true;
     if (st->status == MIGRATION_STATUS_COMPLETED) {
         vm_stop(RUN_STATE_POSTMIGRATE);
     } else if (ms->vm_stopped) {
-        g_autoptr(GError) act_err = NULL;
-
-        /* The disks may have been handed over already: take them back. */
-        if (!activate_drives(ms, &act_err)) {
-            tern_warn("migration failed and the source cannot take its "
-                      "disks back: %s", act_err->message);
-        }
-        /* The guest goes on where it was, as QEMU's source does. */
-        if (runstate_is_running(ms->state_before)) {
-            vm_start();
-        } else {
-            runstate_set(ms->state_before);
-        }
+        source_takes_guest_back(ms, st);
     }
     ms->vm_stopped = false;
-    emit_progress(ms, st);
 }
 
 static void poll_outgoing(MigrationState *ms)
@@ -525,32 +609,85 @@ static void poll_outgoing(MigrationState *ms)
         finish_outgoing(ms, &st);
         return;
     }
-    if (st.status > MIGRATION_STATUS_SETUP) {
-        emit_progress(ms, &st);
+    /* Postcopy: the VM is stopped and RAM has had its last sync. */
+    if (st.dirty_log_done) {
+        stop_dirty_log(ms);
     }
+    emit_progress(ms, &st);
 }
 
-static void start_guest_after_load(MigrationState *ms)
+/* 'autostart' (a postcopy RUN, as the seed's RUN handler): run unless -S;
+ * otherwise also as the source's run state says. */
+static void start_guest_after_load(MigrationState *ms, bool autostart)
 {
     const char *sent = mig_global_state_received(&ms->gs);
-    bool was_running = !sent || !strcmp(sent, "running");
+    bool was_running = autostart || !sent || !strcmp(sent, "running");
+    bool will_run = was_running && !ms->machine->cfg->start_paused;
     g_autoptr(GError) err = NULL;
+    bool active;
 
     /* The source has let go of the images: take them, rereading what it
-     * wrote. If that fails the guest must not run (QEMU stays paused). */
-    if (!activate_drives(ms, &err)) {
+     * wrote. If that fails the guest must not run (QEMU stays paused).
+     * With late-block-activate a guest that stays paused leaves them to cont
+     * (libvirt keeps the source able to take over until then). */
+    active = (ms->caps[MIG_CAP_LATE_BLOCK_ACTIVATE] && !will_run) ||
+             activate_drives(ms, &err);
+    if (!active) {
         tern_error_report("could not activate the disks after migration: %s",
                           err->message);
-        runstate_set(RUN_STATE_PAUSED);
-        return;
     }
-
-    /* Loaded bitmaps that were enabled on the source start recording. */
+    /* Loaded bitmaps that were enabled on the source start recording (the
+     * seed's before-start step, taken whether or not the guest runs). */
     dirty_bitmap_migration_before_vm_start(ms->bitmaps);
-    if (was_running && !ms->machine->cfg->start_paused) {
+    if (active && will_run) {
         vm_start();
     } else {
         runstate_set(RUN_STATE_PAUSED);
+    }
+}
+
+static MigIncoming *incoming_stream(MigrationState *ms)
+{
+    MigIncoming *mig;
+
+    g_mutex_lock(&ms->lock);
+    mig = ms->in.mig;
+    g_mutex_unlock(&ms->lock);
+    return mig;
+}
+
+static MigrationStatus incoming_status(MigrationState *ms)
+{
+    MigIncoming *mig = incoming_stream(ms);
+    MigrationStatus s;
+
+    if (mig) {
+        return mig_incoming_status(mig);
+    }
+    g_mutex_lock(&ms->lock);
+    s = ms->in.status;
+    g_mutex_unlock(&ms->lock);
+    return s;
+}
+
+/* What the destination logged, in order, but a final "completed": QEMU
+ * reports that after the guest started (RESUME). */
+static void emit_incoming_log(MigrationState *ms)
+{
+    g_autoptr(GArray) log = g_array_new(false, false, sizeof(MigrationStatus));
+    MigIncoming *mig = incoming_stream(ms);
+
+    if (!mig) {
+        emit_incoming(ms, incoming_status(ms));
+        return;
+    }
+    mig_incoming_take_statuses(mig, log);
+    for (guint i = 0; i < log->len; i++) {
+        MigrationStatus s = g_array_index(log, MigrationStatus, i);
+
+        if (s != MIGRATION_STATUS_COMPLETED) {
+            emit_incoming(ms, s);
+        }
     }
 }
 
@@ -563,13 +700,15 @@ static void finish_incoming(MigrationState *ms)
     in->thread = NULL;
     migration_listener_free(in->listener);
     in->listener = NULL;
-    g_mutex_lock(&ms->lock);
-    s = in->status;
-    g_mutex_unlock(&ms->lock);
+    emit_incoming_log(ms);
+    s = incoming_status(ms);
     if (s == MIGRATION_STATUS_COMPLETED) {
-        /* QEMU's order: the guest starts (RESUME), then completed. */
-        emit_incoming(ms, MIGRATION_STATUS_ACTIVE);
-        start_guest_after_load(ms);
+        /* QEMU's order: the guest starts (RESUME), then completed; a
+         * postcopy RUN started it already. */
+        if (!in->guest_started) {
+            emit_incoming(ms, MIGRATION_STATUS_ACTIVE);
+            start_guest_after_load(ms, false);
+        }
         emit_status(ms, s);
         return;
     }
@@ -589,15 +728,10 @@ static gboolean poll_cb(gpointer opaque)
         poll_outgoing(ms);
     }
     if (ms->in.thread) {
-        MigrationStatus s;
-
-        g_mutex_lock(&ms->lock);
-        s = ms->in.status;
-        g_mutex_unlock(&ms->lock);
         if (g_atomic_int_get(&ms->in.done)) {
             finish_incoming(ms);
         } else {
-            emit_incoming(ms, s);
+            emit_incoming_log(ms);
         }
     }
     if (migration_is_active(ms)) {
@@ -677,6 +811,38 @@ static void job_throttle(void *opaque, unsigned pct)
     cpu_throttle_set(ms->throttle, pct);
 }
 
+typedef QEMUFile *(*ChannelOpener)(void *where, GError **errp);
+
+static QEMUFile *connect_uri(void *uri, GError **errp)
+{
+    return migration_channel_connect(uri, errp);
+}
+
+static QEMUFile *accept_on(void *listener, GError **errp)
+{
+    return migration_listener_accept(listener, errp);
+}
+
+/* The main channel and, with postcopy-preempt, a second connection to the
+ * same place (QEMU 7.2 opens it right after the main one, at the start and
+ * at each recovery; the destination tells them apart by order). */
+static QEMUFile *open_channels(MigrationState *ms, ChannelOpener open,
+                               void *where, QEMUFile **urgent, GError **errp)
+{
+    QEMUFile *f = open(where, errp);
+
+    *urgent = NULL;
+    if (f && ms->caps[MIG_CAP_POSTCOPY_PREEMPT]) {
+        *urgent = open(where, errp);
+        if (!*urgent) {
+            g_prefix_error(errp, "postcopy preempt channel: ");
+            qemu_fclose(f, NULL);
+            return NULL;
+        }
+    }
+    return f;
+}
+
 static void record_start_failure(MigrationState *ms, const GError *err)
 {
     memset(&ms->last, 0, sizeof(ms->last));
@@ -695,8 +861,8 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
         .inactivate_disks = inactivate_drives, .opaque = ms,
     };
     MigrationParams params = ms->params;
+    QEMUFile *f, *urgent = NULL;
     GError *err = NULL;
-    QEMUFile *f;
 
     if (migration_is_active(ms)) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
@@ -708,18 +874,20 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
                     "Guest is waiting for an incoming migration");
         return false;
     }
-    if (!savevm_state_saveable(ms->sv, errp)) {
+    if (!savevm_state_saveable(ms->sv, errp) ||
+        !check_caps(ms->caps, errp)) {
         return false;
     }
     ms->reported = MIGRATION_STATUS_NONE;
     ms->reported_pass = 0;
-    f = migration_channel_connect(uri, &err);
+    f = open_channels(ms, connect_uri, (void *)uri, &urgent, &err);
     if (f) {
         ms->dirty = kvm_dirty_log_start(ms->machine->kvm, &ms->machine->mem,
                                         &err);
     }
     if (!f || !ms->dirty) {
         qemu_fclose(f, NULL);
+        qemu_fclose(urgent, NULL);
         record_start_failure(ms, err);
         g_propagate_error(errp, err);
         return false;
@@ -731,21 +899,97 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
     virtio_blk_pci_set_dirty_log(ms->machine, ms->dirty);
     ms->have_last = false;
     params.auto_converge = ms->caps[MIG_CAP_AUTO_CONVERGE];
+    params.return_path = ms->caps[MIG_CAP_RETURN_PATH];
+    params.postcopy_ram = ms->caps[MIG_CAP_POSTCOPY_RAM];
+    params.postcopy_preempt = ms->caps[MIG_CAP_POSTCOPY_PREEMPT];
+    params.switchover_ack = ms->caps[MIG_CAP_SWITCHOVER_ACK];
+    params.postcopy_bitmaps = ms->caps[MIG_CAP_DIRTY_BITMAPS];
     if (!ms->throttle) {
         ms->throttle = cpu_throttle_new(ms->machine->vcpus,
                                         ms->machine->nr_vcpus);
     }
     emit_status(ms, MIGRATION_STATUS_SETUP);
-    ms->job = migration_job_start(ms->sv, f, ms->ram, &params, &hooks);
+    ms->job = migration_job_start(ms->sv, f, urgent, ms->ram, &params,
+                                  &hooks);
     start_poll(ms);
     return true;
 }
 
-void migration_cancel(MigrationState *ms)
+bool migration_cancel(MigrationState *ms, GError **errp)
 {
-    if (ms->job) {
-        migration_job_cancel(ms->job);
+    MigrationStats st;
+
+    if (!ms->job) {
+        return true;
     }
+    migration_job_get_stats(ms->job, &st);
+    if (st.status >= MIGRATION_STATUS_POSTCOPY_ACTIVE &&
+        st.status < MIGRATION_STATUS_COMPLETED) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Postcopy migration cannot be cancelled: the guest's "
+                    "state is on both sides (migrate-pause stops the "
+                    "transfer)");
+        return false;
+    }
+    migration_job_cancel(ms->job);
+    return true;
+}
+
+bool migration_start_postcopy(MigrationState *ms, GError **errp)
+{
+    if (!ms->caps[MIG_CAP_POSTCOPY_RAM] && !ms->caps[MIG_CAP_DIRTY_BITMAPS]) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Enable postcopy with migrate_set_capability before the "
+                    "start of migration");
+        return false;
+    }
+    if (!ms->job && !ms->have_last) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Postcopy must be started after migration has been "
+                    "started");
+        return false;
+    }
+    if (!ms->job) {
+        return true;    /* as QEMU: harmless once the migration is over */
+    }
+    return migration_job_start_postcopy(ms->job, errp);
+}
+
+bool migration_pause(MigrationState *ms, GError **errp)
+{
+    MigIncoming *mig = incoming_stream(ms);
+
+    if (ms->job) {
+        return migration_job_pause(ms->job, errp);
+    }
+    if (mig) {
+        return mig_incoming_pause(mig, errp);
+    }
+    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                "migrate-pause is currently only supported during "
+                "postcopy-active state");
+    return false;
+}
+
+bool migration_resume_outgoing(MigrationState *ms, const char *uri,
+                               GError **errp)
+{
+    QEMUFile *f, *urgent = NULL;
+    MigrationStats st;
+
+    if (!ms->job) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Cannot resume if there is no paused migration");
+        return false;
+    }
+    migration_job_get_stats(ms->job, &st);
+    if (st.status != MIGRATION_STATUS_POSTCOPY_PAUSED) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Cannot resume if there is no paused migration");
+        return false;
+    }
+    f = open_channels(ms, connect_uri, (void *)uri, &urgent, errp);
+    return f && migration_job_resume(ms->job, f, urgent, errp);
 }
 
 /* ---- incoming ------------------------------------------------------------- */
@@ -757,56 +1001,152 @@ static void set_in_status(MigrationState *ms, MigrationStatus s)
     g_mutex_unlock(&ms->lock);
 }
 
-/* Loader thread: a QEMU source with capability return-path (or postcopy)
- * opens the return path and may PING; it waits for SHUT at the end. */
-static bool in_open_return_path(void *opaque, QEMUFile *f, GError **errp)
+/* Main loop: a postcopy RUN starts the guest while RAM still streams. */
+static gboolean run_guest_main(gpointer opaque)
 {
     MigrationState *ms = opaque;
 
-    return mig_rp_incoming_open(&ms->in.rp, f, errp);
+    ms->in.guest_started = true;
+    start_guest_after_load(ms, true);
+    return G_SOURCE_REMOVE;
 }
 
-static bool in_ping(void *opaque, uint32_t value, GError **errp)
+static void in_run_guest(void *opaque)
+{
+    MigrationState *ms = opaque;
+    GSource *src = g_idle_source_new();
+
+    g_source_set_priority(src, G_PRIORITY_HIGH);
+    g_source_set_callback(src, run_guest_main, ms, NULL);
+    g_source_attach(src, ms->ctx);
+    g_source_unref(src);
+}
+
+static void in_status_changed(void *opaque)
 {
     MigrationState *ms = opaque;
 
-    return mig_rp_incoming_pong(&ms->in.rp, value, errp);
+    g_main_context_wakeup(ms->ctx);
 }
 
-static const SaveVMIncomingOps incoming_ops = {
-    .open_return_path = in_open_return_path,
-    .ping = in_ping,
-};
+/* Whether Linux thread 'tid' is one of this process's. */
+static bool own_thread(int64_t tid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/self/task/%" PRId64, tid);
+
+    return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+/* Fault thread: blocktime is charged to the vCPU whose thread faulted.
+ * When KVM fetches the page from a kernel worker (its asynchronous page
+ * faults, which this host uses) the fault names the worker; a lone vCPU is
+ * then the one waiting, several cannot be told apart. */
+static int in_vcpu_of_thread(void *opaque, int64_t tid)
+{
+    MigrationState *ms = opaque;
+
+    for (unsigned i = 0; i < ms->machine->nr_vcpus; i++) {
+        if (vcpu_thread_id(ms->machine->vcpus[i]) == tid) {
+            return i;
+        }
+    }
+    return ms->machine->nr_vcpus == 1 && !own_thread(tid) ? 0 : -1;
+}
+
+static MigIncoming *new_incoming_stream(MigrationState *ms)
+{
+    const MigIncomingConfig cfg = {
+        .postcopy_ram = ms->caps[MIG_CAP_POSTCOPY_RAM],
+        .preempt = ms->caps[MIG_CAP_POSTCOPY_PREEMPT],
+        .switchover_ack = ms->caps[MIG_CAP_SWITCHOVER_ACK],
+        .nr_vcpus = ms->machine->nr_vcpus,
+    };
+    const MigIncomingHooks hooks = {
+        .run_guest = in_run_guest, .status_changed = in_status_changed,
+        .vcpu_of_thread = in_vcpu_of_thread, .opaque = ms,
+    };
+
+    return mig_incoming_new(ms->sv, ms->ram, &ms->machine->mem, &cfg, &hooks);
+}
 
 static gpointer incoming_thread(gpointer opaque)
 {
     MigrationState *ms = opaque;
     Incoming *in = &ms->in;
-    QEMUFile *f = migration_listener_accept(in->listener, &in->error);
+    QEMUFile *urgent, *f = open_channels(ms, accept_on, in->listener,
+                                         &urgent, &in->error);
+    MigIncoming *mig = f ? new_incoming_stream(ms) : NULL;
     bool ok = false;
 
-    if (f) {
+    if (mig) {
         g_mutex_lock(&ms->lock);
-        in->file = ms->quitting ? NULL : f;
-        g_mutex_unlock(&ms->lock);
-        set_in_status(ms, MIGRATION_STATUS_ACTIVE);
-        savevm_set_incoming_ops(ms->sv, &incoming_ops, ms);
-        ok = in->file && savevm_load(ms->sv, f, &in->error);
-        mig_rp_incoming_shut(&in->rp, !ok);
-        if (!ok && !in->error) {
-            g_set_error(&in->error, TERN_ERROR, TERN_ERR_FAILED,
-                        "the VMM is shutting down");
+        in->mig = mig;
+        if (ms->quitting) {
+            mig_incoming_shutdown(mig);
         }
-        g_mutex_lock(&ms->lock);
-        in->file = NULL;
         g_mutex_unlock(&ms->lock);
-        qemu_fclose(f, NULL);
+        ok = mig_incoming_run(mig, f, urgent, &in->error);
     }
     in->total_ms = (g_get_monotonic_time() - in->start_us) / 1000;
     set_in_status(ms, ok ? MIGRATION_STATUS_COMPLETED : MIGRATION_STATUS_FAILED);
     g_atomic_int_set(&in->done, 1);
     g_main_context_wakeup(ms->ctx);
     return NULL;
+}
+
+/* migrate-recover: the source of a paused postcopy connects again. */
+static gpointer recover_thread(gpointer opaque)
+{
+    MigrationState *ms = opaque;
+    MigIncoming *mig = incoming_stream(ms);
+    g_autoptr(GError) err = NULL;
+    QEMUFile *urgent, *f = open_channels(ms, accept_on,
+                                         ms->in.recover_listener, &urgent,
+                                         &err);
+
+    if (!f || !mig_incoming_recover(mig, f, urgent, &err)) {
+        tern_error_report("postcopy recovery failed: %s", err->message);
+        if (!f) {
+            mig_incoming_recover_abort(mig);
+        }
+    }
+    return NULL;
+}
+
+static void stop_recover_listener(Incoming *in)
+{
+    if (in->recover_thread) {
+        migration_listener_cancel(in->recover_listener);
+        g_thread_join(in->recover_thread);
+        in->recover_thread = NULL;
+    }
+    migration_listener_free(in->recover_listener);
+    in->recover_listener = NULL;
+}
+
+bool migration_recover(MigrationState *ms, const char *uri, GError **errp)
+{
+    MigIncoming *mig = incoming_stream(ms);
+    Incoming *in = &ms->in;
+
+    if (!mig) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Migrate recover can only be run when postcopy is "
+                    "paused.");
+        return false;
+    }
+    if (!mig_incoming_recover_begin(mig, errp)) {
+        return false;
+    }
+    stop_recover_listener(in);      /* an earlier recovery's, done */
+    in->recover_listener = migration_listener_new(uri, errp);
+    if (!in->recover_listener) {
+        mig_incoming_recover_abort(mig);
+        return false;
+    }
+    in->recover_thread = g_thread_new("migration-recover", recover_thread,
+                                      ms);
+    return true;
 }
 
 bool migration_start_incoming(MigrationState *ms, const char *uri,
@@ -828,11 +1168,52 @@ bool migration_start_incoming(MigrationState *ms, const char *uri,
     if (!in->listener) {
         return false;
     }
-    in->status = MIGRATION_STATUS_SETUP;
+    set_in_status(ms, MIGRATION_STATUS_SETUP);
     in->start_us = g_get_monotonic_time();
+    /* As QEMU, before migrate-incoming's reply: libvirt waits for the
+     * migration only once it has seen it start. */
+    emit_status(ms, MIGRATION_STATUS_SETUP);
     in->thread = g_thread_new("migration-in", incoming_thread, ms);
     start_poll(ms);
     return true;
+}
+
+static void get_postcopy_info(MigrationState *ms, const UffdPagerStats *p,
+                              MigrationInfo *out)
+{
+    out->has_blocktime = ms->caps[MIG_CAP_POSTCOPY_BLOCKTIME];
+    out->blocktime_ms = p->blocktime_ms;
+    out->nr_vcpus = MIN(p->nr_vcpus, MIGRATION_MAX_VCPUS);
+    for (unsigned i = 0; i < out->nr_vcpus; i++) {
+        out->vcpu_blocktime_ms[i] = p->vcpu_blocktime_ms[i];
+    }
+    out->has_fault_latency = true;
+    out->faults = p->faults;
+    out->page_requests = p->requests;
+    out->fault_latency_count = p->latency.count;
+    out->fault_latency_ns[0] = histogram_quantile(&p->latency, 50, 100);
+    out->fault_latency_ns[1] = histogram_quantile(&p->latency, 90, 100);
+    out->fault_latency_ns[2] = histogram_quantile(&p->latency, 99, 100);
+    out->fault_latency_ns[3] = p->latency.max;
+}
+
+static void get_incoming_info(MigrationState *ms, MigrationInfo *out)
+{
+    MigIncoming *mig = incoming_stream(ms);
+    MigIncomingInfo info;
+
+    out->stats.status = incoming_status(ms);
+    out->stats.total_time_ms = ms->in.total_ms;
+    if (!mig) {
+        return;
+    }
+    mig_incoming_get_info(mig, &info);
+    g_strlcpy(out->stats.error_desc, info.error_desc,
+              sizeof(out->stats.error_desc));
+    if (info.postcopy) {
+        get_postcopy_info(ms, &info.pager, out);
+        g_free(info.pager.vcpu_blocktime_ms);
+    }
 }
 
 void migration_get_info(MigrationState *ms, MigrationInfo *out)
@@ -849,16 +1230,9 @@ void migration_get_info(MigrationState *ms, MigrationInfo *out)
         out->stats = ms->last;
         out->has_ram = ms->last.total != 0;
         out->dirty_pages_rate = ms->last_dirty_rate;
-    } else if (ms->in.status != MIGRATION_STATUS_NONE) {
+    } else if (incoming_status(ms) != MIGRATION_STATUS_NONE) {
         out->incoming = true;
-        g_mutex_lock(&ms->lock);
-        out->stats.status = ms->in.status;
-        g_mutex_unlock(&ms->lock);
-        out->stats.total_time_ms = ms->in.total_ms;
-        if (ms->in.error) {
-            g_strlcpy(out->stats.error_desc, ms->in.error->message,
-                      sizeof(out->stats.error_desc));
-        }
+        get_incoming_info(ms, out);
     }
     if (out->stats.total_time_ms) {
         out->pages_per_second = (out->stats.normal + out->stats.duplicate) *
@@ -923,8 +1297,8 @@ void migration_state_free(MigrationState *ms)
         ms->stop_src = NULL;
     }
     g_cond_broadcast(&ms->cond);
-    if (ms->in.file) {
-        qemu_file_shutdown_channel(ms->in.file);   /* the loader fails */
+    if (ms->in.mig) {
+        mig_incoming_shutdown(ms->in.mig);      /* the loader fails */
     }
     g_mutex_unlock(&ms->lock);
     if (ms->job) {
@@ -932,11 +1306,13 @@ void migration_state_free(MigrationState *ms)
         migration_job_free(ms->job);
     }
     cpu_throttle_free(ms->throttle);
+    stop_recover_listener(&ms->in);
     if (ms->in.thread) {
         migration_listener_cancel(ms->in.listener);
         g_thread_join(ms->in.thread);
     }
     migration_listener_free(ms->in.listener);
+    mig_incoming_free(ms->in.mig);
     g_clear_error(&ms->in.error);
     if (ms->dirty) {
         virtio_blk_pci_set_dirty_log(ms->machine, NULL);

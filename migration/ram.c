@@ -6,38 +6,25 @@
  * by iterations that stop at the rate limit or after 50 ms. Record layout:
  * be64 (page offset | flags), the block name unless CONTINUE, then one fill
  * byte (ZERO) or the page (PAGE); every section's data ends with EOS. The
- * destination validates each record and writes pages into guest memory.
+ * destination validates each record and writes pages into guest memory (or,
+ * in postcopy, has the pager place them). Postcopy's own steps are in
+ * ram-postcopy.c.
  */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "migration/ram.h"
+#include "ram-int.h"
 
-#define RAM_FLAG_ZERO       0x02
-#define RAM_FLAG_MEM_SIZE   0x04
-#define RAM_FLAG_PAGE       0x08
-#define RAM_FLAG_EOS        0x10
-#define RAM_FLAG_CONTINUE   0x20
-#define RAM_FLAG_MASK       (RAM_PAGE_SIZE - 1)
 /* An iteration yields after this long so the core can re-plan. */
 #define RAM_ITERATE_MAX_NS  (50 * 1000 * 1000)
+/* Postcopy without a preempt channel: background pages go out in writes of
+ * this many, so a requested page waits behind one of them at most (a write
+ * of the QEMUFile's whole iovec would hold 32 pages). */
+#define RAM_POSTCOPY_BURST  8
 
-struct RamMigration {
-    GuestMemory *mem;
-    char block_name[256];
-    uint64_t length;                /* block bytes = mem->ram_size */
-    RamDirtySyncFn sync;
-    void *sync_opaque;
-    unsigned batch;                 /* pages per iteration, 0 = no cap */
-
-    HBitmap *dirty;                 /* source: pages still to send */
-    HBitmap *holes;                 /* memfd pages never written (or NULL) */
-    uint64_t cursor;                /* source: next page to look at */
-    bool block_named;               /* this section named the block */
-    bool load_named;                /* destination: CONTINUE is allowed */
-    RamMigrationStats stats;
-};
+#define STAT_ADD(rm, field, n) \
+    __atomic_fetch_add(&(rm)->stats.field, (n), __ATOMIC_RELAXED)
 
 RamMigration *ram_migration_new(GuestMemory *mem, const char *block_name)
 {
@@ -48,6 +35,9 @@ RamMigration *ram_migration_new(GuestMemory *mem, const char *block_name)
     g_strlcpy(rm->block_name, block_name, sizeof(rm->block_name));
     rm->length = mem->ram_size;
     rm->stats.total = mem->ram_size;
+    g_mutex_init(&rm->lock);
+    g_mutex_init(&rm->urgent_lock);
+    g_queue_init(&rm->requests);
     return rm;
 }
 
@@ -56,6 +46,9 @@ void ram_migration_free(RamMigration *rm)
     if (rm) {
         hbitmap_free(rm->dirty);
         hbitmap_free(rm->holes);
+        g_queue_clear_full(&rm->requests, g_free);
+        g_mutex_clear(&rm->urgent_lock);
+        g_mutex_clear(&rm->lock);
         g_free(rm);
     }
 }
@@ -63,8 +56,10 @@ void ram_migration_free(RamMigration *rm)
 void ram_migration_set_dirty_sync(RamMigration *rm, RamDirtySyncFn fn,
                                   void *opaque)
 {
+    g_mutex_lock(&rm->lock);
     rm->sync = fn;
     rm->sync_opaque = opaque;
+    g_mutex_unlock(&rm->lock);
 }
 
 void ram_migration_set_batch(RamMigration *rm, unsigned pages)
@@ -74,14 +69,22 @@ void ram_migration_set_batch(RamMigration *rm, unsigned pages)
 
 RamMigrationStats ram_migration_stats(const RamMigration *rm)
 {
-    RamMigrationStats s = rm->stats;
+    RamMigration *m = (RamMigration *)rm;
+    RamMigrationStats s;
 
+    g_mutex_lock(&m->lock);
+    s = rm->stats;
     s.remaining = rm->dirty ? hbitmap_count(rm->dirty) * RAM_PAGE_SIZE : 0;
+    g_mutex_unlock(&m->lock);
     return s;
 }
 
-/* Host address of the block page at 'offset', or NULL if no region maps it. */
-static uint8_t *block_page(const RamMigration *rm, uint64_t offset)
+const char *ram_migration_block_name(const RamMigration *rm)
+{
+    return rm->block_name;
+}
+
+uint8_t *ram_block_page(const RamMigration *rm, uint64_t offset)
 {
     for (unsigned i = 0; i < rm->mem->nr_regions; i++) {
         const GuestRegion *r = &rm->mem->regions[i];
@@ -158,9 +161,9 @@ static bool take_hole(RamMigration *rm, uint64_t page)
 /* ---- source ---- */
 
 static void put_record_header(RamMigration *rm, QEMUFile *f, uint64_t offset,
-                              uint32_t flags)
+                              uint32_t flags, bool *named)
 {
-    if (rm->block_named) {
+    if (*named) {
         qemu_put_be64(f, offset | flags | RAM_FLAG_CONTINUE);
         return;
     }
@@ -168,27 +171,41 @@ static void put_record_header(RamMigration *rm, QEMUFile *f, uint64_t offset,
      * be read on its own (postcopy, packaged streams, tools). */
     qemu_put_be64(f, offset | flags);
     qemu_put_counted_string(f, rm->block_name);
-    rm->block_named = true;
+    *named = true;
 }
 
-static void send_page(RamMigration *rm, QEMUFile *f, uint64_t page)
+void ram_send_page(RamMigration *rm, QEMUFile *f, uint64_t page, bool *named)
 {
     uint64_t offset = page * RAM_PAGE_SIZE;
-    const uint8_t *p = block_page(rm, offset);
+    const uint8_t *p = ram_block_page(rm, offset);
+    bool hole;
 
     if (!p) {
         return;     /* a hole between regions: nothing to migrate */
     }
+    g_mutex_lock(&rm->lock);
+    hole = take_hole(rm, page);
+    g_mutex_unlock(&rm->lock);
     /* A hole the guest wrote since setup is in the dirty log: sent again. */
-    if (take_hole(rm, page) || page_is_zero(p)) {
-        put_record_header(rm, f, offset, RAM_FLAG_ZERO);
+    if (hole || page_is_zero(p)) {
+        put_record_header(rm, f, offset, RAM_FLAG_ZERO, named);
         qemu_put_byte(f, 0);
-        rm->stats.duplicate++;
+        STAT_ADD(rm, duplicate, 1);
     } else {
-        put_record_header(rm, f, offset, RAM_FLAG_PAGE);
+        put_record_header(rm, f, offset, RAM_FLAG_PAGE, named);
         qemu_put_buffer_async(f, p, RAM_PAGE_SIZE);
-        rm->stats.normal++;
+        STAT_ADD(rm, normal, 1);
     }
+}
+
+bool ram_take_dirty(RamMigration *rm, uint64_t page)
+{
+    bool dirty = rm->dirty && hbitmap_get(rm->dirty, page);
+
+    if (dirty) {
+        hbitmap_reset(rm->dirty, page, 1);
+    }
+    return dirty;
 }
 
 static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
@@ -196,51 +213,89 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
     RamMigration *rm = opaque;
     uint64_t start = qemu_file_tell(f);
 
-    hbitmap_free(rm->dirty);
-    rm->dirty = hbitmap_try_new(rm->length / RAM_PAGE_SIZE);
-    if (!rm->dirty) {
+    HBitmap *dirty = hbitmap_try_new(rm->length / RAM_PAGE_SIZE);
+    HBitmap *holes = memfd_holes(rm);
+
+    if (!dirty) {
+        hbitmap_free(holes);
         g_set_error(errp, TERN_ERROR, TERN_ERR_FAILED,
                     "no memory for the RAM dirty bitmap");
         return false;
     }
-    hbitmap_set_all(rm->dirty);
+    hbitmap_set_all(dirty);
+    g_mutex_lock(&rm->lock);
+    hbitmap_free(rm->dirty);
+    rm->dirty = dirty;
     hbitmap_free(rm->holes);
-    rm->holes = memfd_holes(rm);
+    rm->holes = holes;
     rm->cursor = 0;
+    rm->in_postcopy = false;
     rm->stats.dirty_sync_count = 1;
+    g_mutex_unlock(&rm->lock);
     qemu_put_be64(f, rm->length | RAM_FLAG_MEM_SIZE);
     qemu_put_counted_string(f, rm->block_name);
     qemu_put_be64(f, rm->length);
     qemu_put_be64(f, RAM_FLAG_EOS);
-    rm->stats.transferred += qemu_file_tell(f) - start;
+    STAT_ADD(rm, transferred, qemu_file_tell(f) - start);
     return true;
 }
 
-/* Send dirty pages from the cursor on; false when the bitmap is empty. */
+/* The next dirty page from the cursor on, taken off the bitmap; -1 when
+ * none is left. */
+static int64_t next_dirty_page(RamMigration *rm)
+{
+    int64_t page;
+
+    g_mutex_lock(&rm->lock);
+    page = hbitmap_next_set(rm->dirty, rm->cursor);
+    if (page < 0 && rm->cursor) {
+        page = hbitmap_next_set(rm->dirty, 0);
+    }
+    if (page >= 0) {
+        hbitmap_reset(rm->dirty, page, 1);
+        rm->cursor = page + 1;
+    }
+    g_mutex_unlock(&rm->lock);
+    return page;
+}
+
+static bool any_dirty(RamMigration *rm)
+{
+    bool any;
+
+    g_mutex_lock(&rm->lock);
+    any = hbitmap_count(rm->dirty) > 0;
+    g_mutex_unlock(&rm->lock);
+    return any;
+}
+
+/* Send dirty pages from the cursor on; false when the bitmap is empty.
+ * In postcopy, pages the destination waits for go first. */
 static bool send_dirty_pages(RamMigration *rm, QEMUFile *f, bool limited)
 {
     gint64 deadline = g_get_monotonic_time() * 1000 + RAM_ITERATE_MAX_NS;
     unsigned sent = 0;
 
     for (;;) {
-        int64_t page = hbitmap_next_set(rm->dirty, rm->cursor);
+        int64_t page;
 
-        if (page < 0 && rm->cursor) {
-            rm->cursor = 0;
-            continue;
+        if (rm->in_postcopy) {
+            ram_serve_requests(rm, f);
         }
+        page = next_dirty_page(rm);
         if (page < 0) {
             return false;
         }
-        hbitmap_reset(rm->dirty, page, 1);
-        send_page(rm, f, page);
-        rm->cursor = page + 1;
+        ram_send_page(rm, f, page, &rm->block_named);
         sent++;
+        if (rm->in_postcopy && !rm->preempt && sent % RAM_POSTCOPY_BURST == 0) {
+            qemu_fflush(f);
+        }
         if (limited && ((rm->batch && sent >= rm->batch) ||
                         qemu_file_rate_limit_exceeded(f) ||
                         (sent % 64 == 0 &&
                          g_get_monotonic_time() * 1000 > deadline))) {
-            return hbitmap_count(rm->dirty) > 0;
+            return any_dirty(rm);
         }
     }
 }
@@ -254,19 +309,21 @@ static int ram_save_iterate(QEMUFile *f, void *opaque, GError **errp)
     rm->block_named = false;
     more = send_dirty_pages(rm, f, true);
     qemu_put_be64(f, RAM_FLAG_EOS);
-    rm->stats.transferred += qemu_file_tell(f) - start;
+    STAT_ADD(rm, transferred, qemu_file_tell(f) - start);
     if (!qemu_file_check(f, errp)) {
         return -1;
     }
     return more ? 0 : 1;
 }
 
-static bool sync_dirty(RamMigration *rm, GError **errp)
+bool ram_sync_dirty(RamMigration *rm, GError **errp)
 {
     uint64_t before;
     bool ok;
 
+    g_mutex_lock(&rm->lock);
     if (!rm->sync) {
+        g_mutex_unlock(&rm->lock);
         return true;
     }
     before = hbitmap_count(rm->dirty);
@@ -275,21 +332,24 @@ static bool sync_dirty(RamMigration *rm, GError **errp)
     /* Pages already dirty and dirtied again count once: an approximation
      * auto-converge shares with QEMU, which counts per sync too. */
     rm->stats.dirtied_pages += hbitmap_count(rm->dirty) - before;
+    g_mutex_unlock(&rm->lock);
     return ok;
 }
 
+/* Precopy's final burst (VM stopped) and postcopy's end (nothing should be
+ * left then but what the last iteration missed). */
 static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
 {
     RamMigration *rm = opaque;
     uint64_t start = qemu_file_tell(f);
 
-    if (!sync_dirty(rm, errp)) {
+    if (!rm->in_postcopy && !ram_sync_dirty(rm, errp)) {
         return false;
     }
     rm->block_named = false;
     send_dirty_pages(rm, f, false);
     qemu_put_be64(f, RAM_FLAG_EOS);
-    rm->stats.transferred += qemu_file_tell(f) - start;
+    STAT_ADD(rm, transferred, qemu_file_tell(f) - start);
     return qemu_file_check(f, errp);
 }
 
@@ -298,9 +358,11 @@ static void ram_save_pending(void *opaque, uint64_t *must_precopy,
 {
     RamMigration *rm = opaque;
 
+    g_mutex_lock(&rm->lock);
     if (rm->dirty) {
         *must_precopy += hbitmap_count(rm->dirty) * RAM_PAGE_SIZE;
     }
+    g_mutex_unlock(&rm->lock);
 }
 
 /* The exact figure includes what the guest dirtied since the last sync. A
@@ -313,7 +375,7 @@ static void ram_save_pending_exact(void *opaque, uint64_t *must_precopy,
     if (rm->dirty) {
         g_autoptr(GError) err = NULL;
 
-        sync_dirty(rm, &err);
+        ram_sync_dirty(rm, &err);
     }
     ram_save_pending(opaque, must_precopy, can_postcopy);
 }
@@ -322,10 +384,22 @@ static void ram_save_cleanup(void *opaque)
 {
     RamMigration *rm = opaque;
 
+    g_mutex_lock(&rm->lock);
     hbitmap_free(rm->dirty);
     rm->dirty = NULL;
     hbitmap_free(rm->holes);
     rm->holes = NULL;
+    g_queue_clear_full(&rm->requests, g_free);
+    g_atomic_int_set(&rm->nr_requests, 0);
+    rm->in_postcopy = false;
+    g_mutex_unlock(&rm->lock);
+}
+
+static bool ram_has_postcopy(void *opaque)
+{
+    RamMigration *rm = opaque;
+
+    return rm->postcopy_capable;
 }
 
 /* ---- destination ---- */
@@ -377,7 +451,7 @@ static uint8_t *load_page_target(RamMigration *rm, QEMUFile *f,
         tern_invalid(errp, "ram: CONTINUE page before any named block");
         return NULL;
     }
-    p = offset < rm->length ? block_page(rm, offset) : NULL;
+    p = offset < rm->length ? ram_block_page(rm, offset) : NULL;
     if (!p) {
         tern_invalid(errp, "ram: page offset 0x%" PRIx64 " is outside block "
                      "'%s'", offset, rm->block_name);
@@ -401,6 +475,37 @@ static bool load_page_data(RamMigration *rm, QEMUFile *f, uint64_t offset,
     return qemu_get_buffer(f, p, RAM_PAGE_SIZE) == RAM_PAGE_SIZE;
 }
 
+/* Postcopy: the page goes in whole through the pager, never through the
+ * mapping (touching a missing page here would wait for this very thread). */
+static bool place_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
+                       uint32_t flags, GError **errp)
+{
+    uint8_t fill_page[RAM_PAGE_SIZE];
+    const uint8_t *data = NULL;
+    bool ok;
+
+    if (flags & RAM_FLAG_ZERO) {
+        uint8_t fill = qemu_get_byte(f);
+
+        if (fill) {
+            memset(fill_page, fill, sizeof(fill_page));
+            data = fill_page;
+        }
+        STAT_ADD(rm, duplicate, 1);
+    } else if (qemu_peek_buffer(f, &data, RAM_PAGE_SIZE, 0) != RAM_PAGE_SIZE) {
+        return qemu_file_check(f, errp) &&
+               tern_invalid(errp, "ram: truncated page at 0x%" PRIx64, offset);
+    } else {
+        STAT_ADD(rm, normal, 1);
+    }
+    ok = qemu_file_check(f, errp) &&
+         uffd_pager_place(rm->pager, offset, data, errp);
+    if (!(flags & RAM_FLAG_ZERO)) {
+        qemu_file_skip(f, RAM_PAGE_SIZE);
+    }
+    return ok;
+}
+
 static bool load_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
                       uint32_t flags, bool *named, GError **errp)
 {
@@ -410,6 +515,9 @@ static bool load_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
 
     if (!p) {
         return false;
+    }
+    if (rm->pager && uffd_pager_started(rm->pager)) {
+        return place_page(rm, f, offset, flags, errp);
     }
     if (flags & RAM_FLAG_ZERO) {
         fill = qemu_get_byte(f);
@@ -421,14 +529,17 @@ static bool load_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
                    !page_is_zero(p)) {
             memset(p, 0, RAM_PAGE_SIZE);
         }
-        rm->stats.duplicate++;
+        STAT_ADD(rm, duplicate, 1);
     } else if (take_hole(rm, page)) {
         load_page_data(rm, f, offset, p);
-        rm->stats.normal++;
+        STAT_ADD(rm, normal, 1);
     } else {
         /* Already allocated: a store through the mapping is cheapest. */
         qemu_get_buffer(f, p, RAM_PAGE_SIZE);
-        rm->stats.normal++;
+        STAT_ADD(rm, normal, 1);
+    }
+    if (rm->pager) {
+        uffd_pager_mark_received(rm->pager, offset);
     }
     return qemu_file_check(f, errp);
 }
@@ -443,6 +554,36 @@ static bool ram_load_setup(QEMUFile *f, void *opaque, GError **errp)
     return true;
 }
 
+bool ram_load_records(RamMigration *rm, QEMUFile *f, bool *named,
+                      GError **errp)
+{
+    for (;;) {
+        uint64_t v = qemu_get_be64(f);
+        uint32_t flags = v & RAM_FLAG_MASK;
+        uint32_t kind = flags & ~RAM_FLAG_CONTINUE;
+        bool ok;
+
+        if (!qemu_file_check(f, errp)) {
+            return false;
+        }
+        if (flags == RAM_FLAG_EOS) {
+            return true;
+        }
+        if (flags == RAM_FLAG_MEM_SIZE) {
+            ok = load_mem_size(rm, f, v & ~(uint64_t)RAM_FLAG_MASK, errp);
+        } else if (kind == RAM_FLAG_ZERO || kind == RAM_FLAG_PAGE) {
+            ok = load_page(rm, f, v & ~(uint64_t)RAM_FLAG_MASK, flags, named,
+                           errp);
+        } else {
+            ok = tern_invalid(errp, "ram: unsupported record flags 0x%x",
+                              flags);
+        }
+        if (!ok) {
+            return false;
+        }
+    }
+}
+
 /* CONTINUE refers to the last named block, which QEMU may have named in an
  * earlier section: the state lives in rm, reset at load setup. */
 static bool ram_load(QEMUFile *f, void *opaque, int version_id, GError **errp)
@@ -454,32 +595,10 @@ static bool ram_load(QEMUFile *f, void *opaque, int version_id, GError **errp)
         return tern_invalid(errp, "ram: section version %d, expected %d",
                             version_id, RAM_SECTION_VERSION);
     }
-    for (;;) {
-        uint64_t v = qemu_get_be64(f);
-        uint32_t flags = v & RAM_FLAG_MASK;
-        uint32_t kind = flags & ~RAM_FLAG_CONTINUE;
-        bool ok;
-
-        if (!qemu_file_check(f, errp)) {
-            return false;
-        }
-        if (flags == RAM_FLAG_EOS) {
-            break;
-        }
-        if (flags == RAM_FLAG_MEM_SIZE) {
-            ok = load_mem_size(rm, f, v & ~(uint64_t)RAM_FLAG_MASK, errp);
-        } else if (kind == RAM_FLAG_ZERO || kind == RAM_FLAG_PAGE) {
-            ok = load_page(rm, f, v & ~(uint64_t)RAM_FLAG_MASK, flags,
-                           &rm->load_named, errp);
-        } else {
-            ok = tern_invalid(errp, "ram: unsupported record flags 0x%x",
-                              flags);
-        }
-        if (!ok) {
-            return false;
-        }
+    if (!ram_load_records(rm, f, &rm->load_named, errp)) {
+        return false;
     }
-    rm->stats.transferred += qemu_file_tell(f) - start;
+    STAT_ADD(rm, transferred, qemu_file_tell(f) - start);
     return true;
 }
 
@@ -498,6 +617,8 @@ static const SaveVMHandlers ram_handlers = {
     .save_pending = ram_save_pending,
     .save_pending_exact = ram_save_pending_exact,
     .save_cleanup = ram_save_cleanup,
+    .has_postcopy = ram_has_postcopy,
+    .save_live_complete_postcopy = ram_save_complete,
     .load_setup = ram_load_setup,
     .load_state = ram_load,
     .load_cleanup = ram_load_cleanup,

@@ -157,27 +157,50 @@ bool mig_rp_read(QEMUFile *f, MigRpMessage *msg, GError **errp)
 
 /* ---- the destination's end ---- */
 
+void mig_rp_incoming_init(MigRpIncoming *in)
+{
+    memset(in, 0, sizeof(*in));
+    g_mutex_init(&in->lock);
+}
+
+void mig_rp_incoming_clear(MigRpIncoming *in)
+{
+    mig_rp_incoming_drop(in);
+    g_mutex_clear(&in->lock);
+}
+
 bool mig_rp_incoming_open(MigRpIncoming *in, QEMUFile *f, GError **errp)
 {
-    if (in->rp) {
+    QEMUFile *rp;
+
+    if (mig_rp_incoming_is_open(in)) {
         return true;
     }
-    in->rp = qemu_file_get_return_path(f, errp);
-    if (!in->rp) {
+    rp = qemu_file_get_return_path(f, errp);
+    if (!rp) {
         g_prefix_error(errp, "OPEN_RETURN_PATH: ");
         return false;
     }
+    g_mutex_lock(&in->lock);
+    in->rp = rp;
+    in->last_block[0] = 0;
+    g_mutex_unlock(&in->lock);
     return true;
 }
 
-bool mig_rp_incoming_pong(MigRpIncoming *in, uint32_t value, GError **errp)
+bool mig_rp_incoming_is_open(MigRpIncoming *in)
 {
-    if (!in->rp) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "PING 0x%x with no return path", value);
-        return false;
-    }
-    mig_rp_send_pong(in->rp, value);
+    bool open;
+
+    g_mutex_lock(&in->lock);
+    open = in->rp != NULL;
+    g_mutex_unlock(&in->lock);
+    return open;
+}
+
+/* Under in->lock, after writing: the channel's state as the result. */
+static bool sent(MigRpIncoming *in, GError **errp)
+{
     if (!qemu_file_check(in->rp, errp)) {
         g_prefix_error(errp, "return path: ");
         return false;
@@ -185,13 +208,131 @@ bool mig_rp_incoming_pong(MigRpIncoming *in, uint32_t value, GError **errp)
     return true;
 }
 
+static bool no_rp(GError **errp, const char *what)
+{
+    g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID, "%s with no return path",
+                what);
+    return false;
+}
+
+bool mig_rp_incoming_pong(MigRpIncoming *in, uint32_t value, GError **errp)
+{
+    bool ok;
+
+    g_mutex_lock(&in->lock);
+    if (!in->rp) {
+        g_mutex_unlock(&in->lock);
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "PING 0x%x with no return path", value);
+        return false;
+    }
+    mig_rp_send_pong(in->rp, value);
+    ok = sent(in, errp);
+    g_mutex_unlock(&in->lock);
+    return ok;
+}
+
+bool mig_rp_incoming_switchover_ack(MigRpIncoming *in, GError **errp)
+{
+    bool ok;
+
+    g_mutex_lock(&in->lock);
+    ok = in->rp ? (mig_rp_send_switchover_ack(in->rp), sent(in, errp))
+                : no_rp(errp, "SWITCHOVER_ACK");
+    g_mutex_unlock(&in->lock);
+    return ok;
+}
+
+bool mig_rp_incoming_req_page(MigRpIncoming *in, const char *block,
+                              uint64_t start, uint32_t length)
+{
+    bool ok = false;
+
+    g_mutex_lock(&in->lock);
+    if (in->rp) {
+        bool same = !strcmp(in->last_block, block);
+
+        mig_rp_send_req_pages(in->rp, same ? NULL : block, start, length);
+        g_strlcpy(in->last_block, block, sizeof(in->last_block));
+        ok = !qemu_file_get_error(in->rp);
+    }
+    g_mutex_unlock(&in->lock);
+    return ok;
+}
+
+bool mig_rp_incoming_recv_bitmap(MigRpIncoming *in, const char *block,
+                                 const uint8_t *words, size_t len,
+                                 uint64_t end_mark, GError **errp)
+{
+    bool ok;
+
+    g_mutex_lock(&in->lock);
+    if (!in->rp) {
+        ok = no_rp(errp, "RECV_BITMAP");
+    } else {
+        send_header(in->rp, MIG_RP_MSG_RECV_BITMAP, 1 + strlen(block));
+        qemu_put_counted_string(in->rp, block);
+        qemu_put_be64(in->rp, len);
+        qemu_put_buffer(in->rp, words, len);
+        qemu_put_be64(in->rp, end_mark);
+        qemu_fflush(in->rp);
+        ok = sent(in, errp);
+    }
+    g_mutex_unlock(&in->lock);
+    return ok;
+}
+
+bool mig_rp_incoming_resume_ack(MigRpIncoming *in, uint32_t value,
+                                GError **errp)
+{
+    bool ok;
+
+    g_mutex_lock(&in->lock);
+    if (!in->rp) {
+        ok = no_rp(errp, "RESUME_ACK");
+    } else {
+        /* The source starts over from its received bitmap: the next
+         * request names its block again. */
+        in->last_block[0] = 0;
+        mig_rp_send_resume_ack(in->rp, value);
+        ok = sent(in, errp);
+    }
+    g_mutex_unlock(&in->lock);
+    return ok;
+}
+
+static QEMUFile *take_rp(MigRpIncoming *in)
+{
+    QEMUFile *rp;
+
+    g_mutex_lock(&in->lock);
+    rp = in->rp;
+    in->rp = NULL;
+    g_mutex_unlock(&in->lock);
+    return rp;
+}
+
+void mig_rp_incoming_drop(MigRpIncoming *in)
+{
+    QEMUFile *rp = take_rp(in);
+
+    if (rp) {
+        qemu_file_shutdown_channel(rp);
+        qemu_fclose(rp, NULL);
+    }
+}
+
 void mig_rp_incoming_shut(MigRpIncoming *in, bool failed)
 {
-    if (!in->rp) {
-        return;
-    }
-    /* The source may be gone already: nothing to report it to then. */
-    mig_rp_send_shut(in->rp, failed ? 1 : 0);
-    qemu_fclose(in->rp, NULL);
+    QEMUFile *rp;
+
+    g_mutex_lock(&in->lock);
+    rp = in->rp;
     in->rp = NULL;
+    if (rp) {
+        /* The source may be gone already: nothing to report it to then. */
+        mig_rp_send_shut(rp, failed ? 1 : 0);
+    }
+    g_mutex_unlock(&in->lock);
+    qemu_fclose(rp, NULL);
 }

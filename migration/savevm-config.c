@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "savevm-int.h"
+#include "tern/error.h"
 
 /* Capabilities that must match on both sides; QEMU validates only these.
  * tern implements none of them, so a stream that enables one is refused. */
@@ -22,18 +23,21 @@ static const char *const known_caps[] = {
     "postcopy-preempt", "switchover-ack", "dirty-limit",
 };
 
+typedef struct ConfigState ConfigState;
+
 typedef struct ConfigCap {
     char name[256];
 } ConfigCap;
 
-typedef struct ConfigState {
+struct ConfigState {
+    SaveVM *sv;
     uint32_t name_len;
     uint8_t *name;
     uint32_t target_page_bits;
     uint32_t caps_count;
     ConfigCap *caps;
     uint8_t uuid[16];
-} ConfigState;
+};
 
 static bool get_capability(QEMUFile *f, void *pv, size_t size,
                            const VMStateField *field, GError **errp)
@@ -102,7 +106,35 @@ static const VMStateDescription vmstate_capabilities = {
 
 static bool uuid_needed(void *opaque)
 {
-    return false;       /* tern does not offer validate-uuid yet */
+    const ConfigState *cs = opaque;
+
+    return cs->sv->has_uuid && cs->sv->send_uuid;
+}
+
+static char *uuid_text(const uint8_t u[16])
+{
+    return g_strdup_printf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+                           "%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3],
+                           u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+                           u[12], u[13], u[14], u[15]);
+}
+
+static bool uuid_post_load(void *opaque, int version_id, GError **errp)
+{
+    const ConfigState *cs = opaque;
+    g_autofree char *src = uuid_text(cs->uuid);
+    g_autofree char *dst = NULL;
+
+    if (!cs->sv->has_uuid) {
+        /* A snapshot may be loaded by a VM that was given no UUID. */
+        tern_warn("UUID is received %s, but local uuid isn't set", src);
+        return true;
+    }
+    if (memcmp(cs->uuid, cs->sv->uuid, 16)) {
+        dst = uuid_text(cs->sv->uuid);
+        return tern_invalid(errp, "UUID received is %s and local is %s", src, dst);
+    }
+    return true;
 }
 
 static const VMStateDescription vmstate_uuid = {
@@ -110,6 +142,7 @@ static const VMStateDescription vmstate_uuid = {
     .version_id = 1,
     .minimum_version_id = 1,
     .needed = uuid_needed,
+    .post_load = uuid_post_load,
     .fields = (const VMStateField[]) {
         VMSTATE_UINT8_ARRAY(uuid, ConfigState, 16),
         VMSTATE_END_OF_LIST()
@@ -136,11 +169,13 @@ static const VMStateDescription vmstate_configuration = {
 bool savevm_config_save(SaveVM *sv, QEMUFile *f, GError **errp)
 {
     ConfigState cs = {
+        .sv = sv,
         .name_len = strlen(sv->machine_name),
         .name = (uint8_t *)sv->machine_name,
         .target_page_bits = SAVEVM_TARGET_PAGE_BITS,
     };
 
+    memcpy(cs.uuid, sv->uuid, sizeof(cs.uuid));
     qemu_put_byte(f, QEMU_VM_CONFIGURATION);
     return vmstate_save(f, &vmstate_configuration, &cs, NULL, errp);
 }
@@ -178,7 +213,7 @@ static bool check_config(SaveVM *sv, const ConfigState *cs, GError **errp)
 
 bool savevm_config_load(SaveVM *sv, QEMUFile *f, GError **errp)
 {
-    ConfigState cs = { .target_page_bits = SAVEVM_TARGET_PAGE_BITS };
+    ConfigState cs = { .sv = sv, .target_page_bits = SAVEVM_TARGET_PAGE_BITS };
     bool ok;
 
     if (qemu_get_byte(f) != QEMU_VM_CONFIGURATION) {

@@ -25,6 +25,9 @@ typedef struct SaveStateEntry {
 
 struct SaveVM {
     char *machine_name;
+    bool has_uuid;                      /* the VM's -uuid */
+    uint8_t uuid[16];
+    bool send_uuid;                     /* validate-uuid: in the configuration */
     GQueue entries;                     /* of SaveStateEntry, in save order */
     uint32_t next_section_id;
     json_object *vmdesc;                /* source: built while saving */

@@ -56,6 +56,17 @@ SaveVM *savevm_new(const char *machine_name)
     return sv;
 }
 
+void savevm_set_uuid(SaveVM *sv, const uint8_t uuid[16])
+{
+    memcpy(sv->uuid, uuid, 16);
+    sv->has_uuid = true;
+}
+
+void savevm_set_send_uuid(SaveVM *sv, bool on)
+{
+    sv->send_uuid = on;
+}
+
 void savevm_free(SaveVM *sv)
 {
     if (!sv) {
@@ -448,7 +459,9 @@ bool savevm_save_complete_postcopy(SaveVM *sv, QEMUFile *f, GError **errp)
         SaveStateEntry *se = l->data;
         bool ok;
 
-        if (!live_active(se) || !se->ops->save_live_complete_postcopy) {
+        /* State that cannot follow a postcopy ended at the switchover. */
+        if (!live_active(se) || !se->ops->save_live_complete_postcopy ||
+            !se->ops->has_postcopy || !se->ops->has_postcopy(se->opaque)) {
             continue;
         }
         put_section_header(f, se, QEMU_VM_SECTION_END);
@@ -462,6 +475,17 @@ bool savevm_save_complete_postcopy(SaveVM *sv, QEMUFile *f, GError **errp)
     qemu_put_byte(f, QEMU_VM_EOF);
     qemu_fflush(f);
     return qemu_file_check(f, errp);
+}
+
+void savevm_save_resume_prepare(SaveVM *sv)
+{
+    for (GList *l = sv->entries.head; l; l = l->next) {
+        SaveStateEntry *se = l->data;
+
+        if (live_active(se) && se->ops->resume_prepare) {
+            se->ops->resume_prepare(se->opaque);
+        }
+    }
 }
 
 void savevm_save_cleanup(SaveVM *sv)

@@ -374,7 +374,8 @@ static bool dump_packaged(StreamDump *d, QEMUFile *f, GError **errp)
     d->data -= start;
     d->size = outer_size;
     if (ok && !qemu_file_at_eof(pf)) {
-        ok = dump_fail(errp, pf, "bytes after EOF in PACKAGED stream");
+        ok = dump_fail(errp, pf, "bytes after the end of the PACKAGED "
+                       "stream");
     }
     if (!ok) {
         g_prefix_error(errp, "in PACKAGED stream at %zu: ", start);
@@ -385,6 +386,9 @@ static bool dump_packaged(StreamDump *d, QEMUFile *f, GError **errp)
     return ok;
 }
 
+/* Ranges shown without -v before "... N more". */
+#define DISCARD_SHOWN 8
+
 static bool dump_discard(StreamDump *d, QEMUFile *f, uint16_t len,
                          GError **errp)
 {
@@ -392,14 +396,47 @@ static bool dump_discard(StreamDump *d, QEMUFile *f, uint16_t len,
     uint8_t version = qemu_get_byte(f);
     size_t n = qemu_get_counted_string(f, block);
     uint8_t nil = qemu_get_byte(f);
+    size_t ranges;
 
     if (qemu_file_get_error(f) || version != 0 || nil != 0 ||
         len < 3 + n + 16 || (len - 3 - n) % 16) {
         return dump_fail(errp, f, "malformed POSTCOPY_RAM_DISCARD");
     }
+    ranges = (len - 3 - n) / 16;
     g_string_append_printf(d->out, "  block '%s', %zu range(s)\n", block,
-                           (len - 3 - n) / 16);
-    qemu_file_skip(f, len - 3 - n);
+                           ranges);
+    for (size_t i = 0; i < ranges; i++) {
+        uint64_t start = qemu_get_be64(f);
+        uint64_t length = qemu_get_be64(f);
+
+        if (i < DISCARD_SHOWN || d->opts->verbose) {
+            g_string_append_printf(d->out, "  discard 0x%" PRIx64 "+0x%"
+                                   PRIx64 "\n", start, length);
+        } else if (i == DISCARD_SHOWN) {
+            g_string_append_printf(d->out, "  ... %zu more\n",
+                                   ranges - DISCARD_SHOWN);
+        }
+    }
+    return true;
+}
+
+static bool dump_advise(StreamDump *d, QEMUFile *f, uint16_t len,
+                        GError **errp)
+{
+    uint64_t host_pages, target_page;
+
+    if (len != 0 && len != 16) {
+        return dump_fail(errp, f, "POSTCOPY_ADVISE of length %u", len);
+    }
+    if (!len) {
+        g_string_append(d->out, "  no RAM postcopy (dirty bitmaps only)\n");
+        return true;
+    }
+    host_pages = qemu_get_be64(f);
+    target_page = qemu_get_be64(f);
+    g_string_append_printf(d->out, "  RAM postcopy: host page sizes 0x%"
+                           PRIx64 ", target page size %" PRIu64 "\n",
+                           host_pages, target_page);
     return true;
 }
 
@@ -415,22 +452,31 @@ static bool dump_command_args(StreamDump *d, QEMUFile *f, uint16_t cmd,
     case MIG_CMD_PACKAGED:
         return dump_packaged(d, f, errp);
     case MIG_CMD_POSTCOPY_ADVISE:
-        if (len != 0 && len != 16) {
-            return dump_fail(errp, f, "POSTCOPY_ADVISE of length %u", len);
-        }
-        qemu_file_skip(f, len);
-        g_string_append(d->out, len ? "  RAM postcopy\n"
-                                    : "  no RAM postcopy\n");
-        return true;
+        return dump_advise(d, f, len, errp);
     case MIG_CMD_POSTCOPY_RAM_DISCARD:
         return dump_discard(d, f, len, errp);
+    case MIG_CMD_POSTCOPY_LISTEN:
+        g_string_append(d->out, "  the destination listens: what follows "
+                        "the package is read while the guest runs\n");
+        return true;
+    case MIG_CMD_POSTCOPY_RUN:
+        g_string_append(d->out, "  the destination's guest starts\n");
+        return true;
     case MIG_CMD_RECV_BITMAP:
         if (qemu_get_counted_string(f, block) + 1 != len) {
             return dump_fail(errp, f, "malformed RECV_BITMAP");
         }
+        g_string_append_printf(d->out, "  block '%s'\n", block);
         return true;
     }
     return true;
+}
+
+/* Whether the command at 'offset' of the current buffer is POSTCOPY_RUN. */
+static bool is_run(const StreamDump *d, uint64_t offset)
+{
+    return offset + 3 <= d->size && d->data[offset + 1] == 0 &&
+           d->data[offset + 2] == MIG_CMD_POSTCOPY_RUN;
 }
 
 static bool dump_command(StreamDump *d, QEMUFile *f, uint64_t offset,
@@ -460,7 +506,8 @@ static bool dump_command(StreamDump *d, QEMUFile *f, uint64_t offset,
     return true;
 }
 
-/* Sections and commands up to and including EOF. */
+/* Sections and commands up to and including EOF; a package ends at its
+ * POSTCOPY_RUN (QEMU puts no EOF in it). */
 static bool dump_main(StreamDump *d, QEMUFile *f, GError **errp)
 {
     for (;;) {
@@ -470,6 +517,9 @@ static bool dump_main(StreamDump *d, QEMUFile *f, GError **errp)
 
         if (qemu_file_get_error(f)) {
             return dump_fail(errp, f, "stream ends without EOF");
+        }
+        if (d->depth && type == QEMU_VM_COMMAND && is_run(d, offset)) {
+            return dump_command(d, f, offset, errp);
         }
         if (type == QEMU_VM_EOF) {
             g_string_append_printf(d->out, "@%" PRIu64 " EOF\n", offset);

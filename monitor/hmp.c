@@ -105,6 +105,8 @@ static const HmpCommand hmp_commands[] = {
     { "q", "quit", NULL },
     { "system_reset", "system_reset", NULL },
     { "system_powerdown", "system_powerdown", NULL },
+    { "migrate_start_postcopy", "migrate-start-postcopy", NULL },
+    { "migrate_pause", "migrate-pause", NULL },
 };
 
 typedef struct HmpOwn {
@@ -319,6 +321,19 @@ static json_object *cmd_human_monitor_command(const QmpCall *call, const void *a
     return json_object_new_string(text);
 }
 
+/* migrate_recover URI: QMP migrate-recover, the word as its uri. */
+static bool hmp_migrate_recover(void *opaque, const char *arg, GString *out,
+                                GError **errp)
+{
+    Hmp *h = opaque;
+    g_autoptr(json_object) args = json_object_new_object();
+    g_autoptr(json_object) ret = NULL;
+
+    tern_json_add_str(args, "uri", arg);
+    ret = qmp_call(h->registry, "migrate-recover", args, errp);
+    return ret != NULL;
+}
+
 static const QmpCommandDef hmc_command =
     QMP_COMMAND("human-monitor-command", cmd_human_monitor_command, &hmc_args,
                 &qmp_type_str);
@@ -338,6 +353,7 @@ Hmp *hmp_new(QmpRegistry *r)
     h->registry = r;
     h->own = g_ptr_array_new_with_free_func(own_free);
     qmp_register_command(r, &hmc_command, h);
+    hmp_add_command(h, "migrate_recover", HMP_ARG_STR, hmp_migrate_recover, h);
     return h;
 }
 

@@ -6,12 +6,15 @@
  * backend list.
  */
 #include "hw/block/drive.h"
+#include "monitor/qmp-dispatch.h"
+#include "softmmu/chardev.h"
 #include "monitor/monitor-vl.h"
 #include "migration/migration.h"
 #include "migration/snapshot.h"
 #include "monitor/qmp-block.h"
 #include "monitor/qmp-job.h"
 #include "monitor/qmp-machine.h"
+#include "monitor/qmp-qom.h"
 #include "monitor/qmp-snapshot.h"
 
 struct MonitorVl {
@@ -35,6 +38,13 @@ static unsigned machine_cpu_count(void *opaque)
     MonitorVl *mv = opaque;
 
     return mv->machine->nr_vcpus;
+}
+
+static unsigned machine_cores_per_socket(void *opaque)
+{
+    MonitorVl *mv = opaque;
+
+    return mv->machine->cfg->topo.cores;
 }
 
 static int64_t machine_cpu_thread_id(void *opaque, unsigned index)
@@ -65,9 +75,40 @@ static bool machine_activate_disks(void *opaque, GError **errp)
 static const QmpMachineOps machine_ops = {
     .name = machine_name,
     .cpu_count = machine_cpu_count,
+    .cores_per_socket = machine_cores_per_socket,
     .cpu_thread_id = machine_cpu_thread_id,
     .powerdown = machine_powerdown_op,
     .activate_disks = machine_activate_disks,
+};
+
+/* --- query-chardev: the monitor's sockets and the serial port's backend --- */
+
+static json_object *cmd_query_chardev(const QmpCall *call, const void *args,
+                                      GError **errp)
+{
+    MonitorVl *mv = call->opaque;
+    json_object *list = json_object_new_array();
+    Chardev *serial = machine_serial_chardev(mv->machine);
+
+    monitor_add_chardev_info(mv->mon, list);
+    if (serial && chardev_label(serial)) {
+        json_object *o = json_object_new_object();
+
+        tern_json_add_bool(o, "frontend-open", true);
+        tern_json_add_str(o, "filename", chardev_filename(serial));
+        tern_json_add_str(o, "label", chardev_label(serial));
+        json_object_array_add(list, o);
+    }
+    return list;
+}
+
+QMP_SHAPE(chardev_info, "ChardevInfo",
+    QMP_OUT("label", qmp_type_str), QMP_OUT("filename", qmp_type_str),
+    QMP_OUT("frontend-open", qmp_type_bool));
+QMP_ARRAY_TYPE(chardev_info_list, chardev_info);
+
+static const QmpCommandDef chardev_commands[] = {
+    QMP_COMMAND("query-chardev", cmd_query_chardev, NULL, &chardev_info_list),
 };
 
 typedef bool (*OptionAdd)(Monitor *, const char *, GError **);
@@ -95,6 +136,10 @@ MonitorVl *monitor_vl_init(VmConfig *cfg, Machine *machine, GError **errp)
     mv->qm.ops = &machine_ops;
     mv->qm.opaque = mv;
     qmp_machine_attach(&mv->qm, mv->mon);
+    qmp_register_qom_commands(monitor_registry(mv->mon), machine);
+    qmp_register_blockdev_commands(monitor_registry(mv->mon), machine->blockdevs);
+    qmp_register_commands(monitor_registry(mv->mon), chardev_commands,
+                          ARRAY_SIZE(chardev_commands), mv);
     mv->jobs = qmp_jobs_attach(mv->mon);
     qmp_register_block_commands(monitor_registry(mv->mon),
                                 machine->drives ? machine->drives->backends

@@ -4,7 +4,11 @@
  * are parsed when given (so errors name the option) and acted on by
  * monitor_start(), once the machine has registered its commands.
  */
+#include <limits.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
@@ -15,7 +19,9 @@
 
 typedef struct ListenSpec {
     char *id;               /* chardev id; NULL for -qmp */
-    char *path;             /* unix socket, or NULL for TCP */
+    char *path;             /* unix socket, or NULL for TCP or fd */
+    int fd;                 /* an inherited listening socket (fd=), or -1 */
+    int listen_fd;          /* that socket once the server has it, or -1 */
     char *host;
     char *port;
     bool wait;
@@ -33,6 +39,9 @@ static void listen_spec_free(gpointer p)
 {
     ListenSpec *ls = p;
 
+    if (ls->fd >= 0) {
+        close(ls->fd);
+    }
     g_free(ls->id);
     g_free(ls->path);
     g_free(ls->host);
@@ -164,6 +173,7 @@ bool monitor_add_qmp_option(Monitor *mon, const char *arg, GError **errp)
     }
     addr = keyval_get(kv, "addr");
     ls = g_new0(ListenSpec, 1);
+    ls->fd = ls->listen_fd = -1;
     ls->used = true;
     if (!addr || !parse_address(addr, ls, errp)) {
         if (!addr) {
@@ -193,6 +203,21 @@ bool monitor_has_chardev(Monitor *mon, const char *id)
     return find_chardev(mon, id) != NULL;
 }
 
+/* fd=N: a listening socket the parent process made (libvirt does). */
+static bool parse_fd(KeyVal *kv, ListenSpec *ls, GError **errp)
+{
+    uint64_t fd = UINT64_MAX;
+
+    if (!keyval_get_u64(kv, "fd", &fd, errp)) {
+        return false;
+    }
+    ls->fd = fd > INT_MAX ? -1 : (int)fd;
+    if (keyval_has(kv, "fd") && ls->fd < 0) {
+        return tern_invalid(errp, "'%s': fd is out of range", keyval_source(kv));
+    }
+    return true;
+}
+
 bool monitor_add_chardev_option(Monitor *mon, const char *arg, GError **errp)
 {
     g_autofree char *expanded = expand_legacy_flags(arg);
@@ -205,24 +230,26 @@ bool monitor_add_chardev_option(Monitor *mon, const char *arg, GError **errp)
     }
     backend = keyval_get(kv, "backend");
     id = keyval_get(kv, "id");
-    path = keyval_get(kv, "path");
-    port = keyval_get(kv, "port");
-    if (!backend || strcmp(backend, "socket")) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                    "-chardev '%s': only the 'socket' backend is supported", arg);
-        return false;
-    }
     if (!id || !*id || find_chardev(mon, id)) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "-chardev '%s': %s", arg, id && *id ? "duplicate id" : "id= is required");
         return false;
     }
-    if (!path == !port) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "-chardev '%s': give either path= or host=/port=", arg);
+    if (!backend || strcmp(backend, "socket")) {
+        return true;   /* not a monitor's: the serial port may use it */
+    }
+    path = keyval_get(kv, "path");
+    port = keyval_get(kv, "port");
+    ls = g_new0(ListenSpec, 1);
+    ls->listen_fd = -1;
+    if (!parse_fd(kv, ls, errp) || (!!path + !!port + (ls->fd >= 0)) != 1) {
+        if (errp && !*errp) {
+            g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                        "-chardev '%s': give one of path=, host=/port= or fd=", arg);
+        }
+        listen_spec_free(ls);
         return false;
     }
-    ls = g_new0(ListenSpec, 1);
     ls->id = g_strdup(id);
     ls->path = g_strdup(path);
     ls->host = g_strdup(keyval_get(kv, "host") ? keyval_get(kv, "host") : "");
@@ -242,6 +269,7 @@ bool monitor_add_mon_option(Monitor *mon, const char *arg, GError **errp)
     }
     id = keyval_get(kv, "chardev");
     mode = keyval_get(kv, "mode");
+    keyval_get(kv, "id");   /* the monitor's own name: nothing refers to it */
     if (!keyval_get_bool(kv, "pretty", &pretty, errp) ||
         !keyval_check_unused(kv, errp)) {
         return false;
@@ -272,8 +300,15 @@ bool monitor_start(Monitor *mon, GError **errp)
         if (!ls->used) {
             continue;
         }
-        ok = ls->path ? qmp_server_listen_unix(mon->server, ls->path, errp)
-                      : qmp_server_listen_tcp(mon->server, ls->host, ls->port, errp);
+        if (ls->fd >= 0) {
+            ok = qmp_server_listen_fd(mon->server, ls->fd, errp);
+            ls->listen_fd = ls->fd;
+            ls->fd = -1;   /* the server owns it now */
+        } else if (ls->path) {
+            ok = qmp_server_listen_unix(mon->server, ls->path, errp);
+        } else {
+            ok = qmp_server_listen_tcp(mon->server, ls->host, ls->port, errp);
+        }
         if (!ok) {
             return false;
         }
@@ -283,4 +318,42 @@ bool monitor_start(Monitor *mon, GError **errp)
         qmp_server_wait_for_client(mon->server);
     }
     return true;
+}
+
+/* Where a listener is, as QEMU's query-chardev names a server socket. */
+static char *listen_address(const ListenSpec *ls, int fd)
+{
+    struct sockaddr_un sa;
+    socklen_t len = sizeof(sa);
+
+    if (ls->path) {
+        return g_strdup_printf("unix:%s,server=on", ls->path);
+    }
+    if (fd >= 0 && getsockname(fd, (struct sockaddr *)&sa, &len) == 0 &&
+        sa.sun_family == AF_UNIX) {
+        return g_strdup_printf("unix:%s,server=on", sa.sun_path);
+    }
+    return g_strdup_printf("tcp:%s:%s,server=on", ls->host, ls->port);
+}
+
+void monitor_add_chardev_info(Monitor *mon, json_object *list)
+{
+    bool connected = qmp_server_client_count(mon->server) > 0;
+
+    for (guint i = 0; i < mon->specs->len; i++) {
+        ListenSpec *ls = mon->specs->pdata[i];
+        json_object *o;
+        g_autofree char *addr = NULL, *name = NULL;
+
+        if (!ls->used) {
+            continue;
+        }
+        addr = listen_address(ls, ls->listen_fd);
+        name = g_strdup_printf("%s%s", connected ? "" : "disconnected:", addr);
+        o = json_object_new_object();
+        tern_json_add_bool(o, "frontend-open", true);
+        tern_json_add_str(o, "filename", name);
+        tern_json_add_str(o, "label", ls->id ? ls->id : "compat_monitor0");
+        json_object_array_add(list, o);
+    }
 }

@@ -53,7 +53,8 @@ static json_object *image_info(BlockNode *bs)
     g_autoptr(BlockImageInfo) info = NULL;
     json_object *o = json_object_new_object();
 
-    tern_json_add_int(o, "virtual-size", bdrv_getlength(bs));
+    /* QEMU counts a node's size in whole 512-byte sectors. */
+    tern_json_add_int(o, "virtual-size", ALIGN_UP(bdrv_getlength(bs), 512));
     tern_json_add_str(o, "filename", bdrv_get_filename(bs));
     tern_json_add_str(o, "format", bdrv_get_format_name(bs));
     if (bdrv_get_info(bs, &info, NULL)) {
@@ -66,7 +67,7 @@ static json_object *image_info(BlockNode *bs)
     return o;
 }
 
-static json_object *inserted_info(BlockNode *bs)
+json_object *qmp_block_device_info(BlockNode *bs)
 {
     static const char *const zero_members[] = {
         "bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr",
@@ -109,7 +110,7 @@ static json_object *cmd_query_block(const QmpCall *call, const void *args,
         }
         tern_json_add_bool(o, "locked", false);
         tern_json_add_bool(o, "removable", blk_dev(blk) == NULL);
-        json_object_object_add(o, "inserted", inserted_info(blk_root(blk)));
+        json_object_object_add(o, "inserted", qmp_block_device_info(blk_root(blk)));
         tern_json_add_str(o, "type", "unknown");
         json_object_array_add(list, o);
     }
@@ -133,7 +134,7 @@ QMP_SHAPE(cache_info_type, "BlockdevCacheInfo",
     QMP_OUT("no-flush", qmp_type_bool));
 static const char *const detect_zeroes_values[] = { "off", "on", "unmap", NULL };
 QMP_ENUM_TYPE(detect_zeroes_type, "BlockdevDetectZeroesOptions", detect_zeroes_values);
-QMP_SHAPE(device_info_type, "BlockDeviceInfo",
+static const QmpMember device_info_members[] = {
     QMP_OUT("file", qmp_type_str), QMP_OUT_OPT("node-name", qmp_type_str),
     QMP_OUT("ro", qmp_type_bool), QMP_OUT("drv", qmp_type_str),
     QMP_OUT("backing_file_depth", qmp_type_int), QMP_OUT("encrypted", qmp_type_bool),
@@ -142,11 +143,15 @@ QMP_SHAPE(device_info_type, "BlockDeviceInfo",
     QMP_OUT("iops", qmp_type_int), QMP_OUT("iops_rd", qmp_type_int),
     QMP_OUT("iops_wr", qmp_type_int), QMP_OUT("image", image_info_type),
     QMP_OUT("write_threshold", qmp_type_int), QMP_OUT("cache", cache_info_type),
-    QMP_OUT_OPT("dirty-bitmaps", bitmap_info_list));
+    QMP_OUT_OPT("dirty-bitmaps", bitmap_info_list), QMP_END,
+};
+const QmpType qmp_block_device_info_type = {
+    .name = "BlockDeviceInfo", .kind = QMP_KIND_OBJECT, .members = device_info_members,
+};
 QMP_SHAPE(block_info_type, "BlockInfo",
     QMP_OUT("device", qmp_type_str), QMP_OUT_OPT("qdev", qmp_type_str),
     QMP_OUT("type", qmp_type_str), QMP_OUT("removable", qmp_type_bool),
-    QMP_OUT("locked", qmp_type_bool), QMP_OUT_OPT("inserted", device_info_type));
+    QMP_OUT("locked", qmp_type_bool), QMP_OUT_OPT("inserted", qmp_block_device_info_type));
 QMP_ARRAY_TYPE(block_info_list, block_info_type);
 
 static const char *const io_operation_values[] = { "read", "write", NULL };

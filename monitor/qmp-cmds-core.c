@@ -1,9 +1,12 @@
 /*
  * The protocol-level QMP commands, which need nothing outside the monitor:
- * qmp_capabilities (per-session negotiation), query-version, and
- * query-commands and query-qmp-schema (generated from the registry).
+ * qmp_capabilities (per-session negotiation), query-version,
+ * query-commands and query-qmp-schema (generated from the registry), and
+ * getfd/closefd (descriptors a client passes, named for later commands:
+ * migrate's "fd:NAME").
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "monitor/qmp-commands.h"
 #include "monitor/qmp-dispatch.h"
@@ -97,12 +100,61 @@ static json_object *cmd_query_qmp_schema(const QmpCall *call, const void *args,
     return qmp_schema(call->registry);
 }
 
+/* --- getfd, closefd ---------------------------------------------------------------- */
+
+typedef struct FdnameArgs {
+    char *fdname;
+} FdnameArgs;
+
+QMP_OBJECT_TYPE(getfd_args, "getfd-arg", FdnameArgs,
+    QMP_MEMBER(FdnameArgs, fdname, "fdname", qmp_type_str));
+QMP_OBJECT_TYPE(closefd_args, "closefd-arg", FdnameArgs,
+    QMP_MEMBER(FdnameArgs, fdname, "fdname", qmp_type_str));
+
+static json_object *cmd_getfd(const QmpCall *call, const void *args, GError **errp)
+{
+    const FdnameArgs *a = args;
+    QmpSession *s = call->session;
+    int fd;
+
+    if (!s || !s->n_passed_fds) {
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "No file descriptor supplied via SCM_RIGHTS");
+        return NULL;
+    }
+    /* Numbers mean descriptor numbers where a name is expected (fd:N). */
+    if (g_ascii_isdigit(a->fdname[0])) {
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Parameter 'fdname' expects a name not starting with a digit");
+        return NULL;
+    }
+    fd = s->passed_fds[0];
+    memmove(s->passed_fds, s->passed_fds + 1, --s->n_passed_fds * sizeof(int));
+    qmp_session_set_passed_fds(s, NULL, 0);   /* as QEMU: the rest are closed */
+    qmp_registry_set_fd(call->registry, a->fdname, fd);
+    return qmp_return_empty();
+}
+
+static json_object *cmd_closefd(const QmpCall *call, const void *args, GError **errp)
+{
+    const FdnameArgs *a = args;
+
+    if (!qmp_registry_close_fd(call->registry, a->fdname)) {
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "File descriptor named '%s' not found", a->fdname);
+        return NULL;
+    }
+    return qmp_return_empty();
+}
+
 static const QmpCommandDef core_commands[] = {
     QMP_COMMAND("qmp_capabilities", cmd_qmp_capabilities, &capabilities_args, NULL),
     QMP_COMMAND("query-version", cmd_query_version, NULL, &version_info_type),
     QMP_COMMAND("query-commands", cmd_query_commands, NULL, &command_info_list),
     QMP_COMMAND("query-qmp-schema", cmd_query_qmp_schema, NULL,
                 &qmp_schema_info_list),
+    QMP_COMMAND("getfd", cmd_getfd, &getfd_args, NULL),
+    QMP_COMMAND("closefd", cmd_closefd, &closefd_args, NULL),
     { .name = "transaction", .func = qmp_cmd_transaction,
       .args_of = qmp_registry_transaction_args },
 };

@@ -43,17 +43,28 @@ static json_object *cmd_query_kvm(const QmpCall *call, const void *args, GError 
     return o;
 }
 
+static json_object *cmd_query_target(const QmpCall *call, const void *args,
+                                     GError **errp)
+{
+    json_object *o = json_object_new_object();
+
+    tern_json_add_str(o, "arch", "x86_64");
+    return o;
+}
+
 static json_object *cpu_info(QmpMachine *m, unsigned i)
 {
     json_object *o = json_object_new_object();
     json_object *props = json_object_new_object();
     g_autofree char *path = g_strdup_printf("/machine/unattached/device[%u]", i);
     int64_t tid = m->ops->cpu_thread_id ? m->ops->cpu_thread_id(m->opaque, i) : 0;
+    unsigned cores = m->ops->cores_per_socket ? m->ops->cores_per_socket(m->opaque) : 1;
 
+    /* vCPU i is core i % cores of socket i / cores, as -smp laid them out. */
     tern_json_add_int(o, "thread-id", tid);
-    tern_json_add_int(props, "core-id", 0);
+    tern_json_add_int(props, "core-id", i % cores);
     tern_json_add_int(props, "thread-id", 0);
-    tern_json_add_int(props, "socket-id", i);
+    tern_json_add_int(props, "socket-id", i / cores);
     json_object_object_add(o, "props", props);
     tern_json_add_str(o, "qom-path", path);
     tern_json_add_int(o, "cpu-index", i);
@@ -206,6 +217,7 @@ QMP_ENUM_TYPE(shutdown_cause_type, "ShutdownCause", shutdown_cause_values);
 static const char *const target_values[] = { "x86_64", NULL };
 QMP_ENUM_TYPE(target_type, "SysEmuTarget", target_values);
 
+QMP_SHAPE(target_info, "TargetInfo", QMP_OUT("arch", target_type));
 QMP_SHAPE(status_info, "StatusInfo",
     QMP_OUT("running", qmp_type_bool), QMP_OUT("singlestep", qmp_type_bool),
     QMP_OUT("status", runstate_type));
@@ -236,6 +248,7 @@ static const QmpCommandDef machine_commands[] = {
     QMP_COMMAND("query-status", cmd_query_status, NULL, &status_info),
     QMP_COMMAND("query-name", cmd_query_name, NULL, &name_info),
     QMP_COMMAND("query-kvm", cmd_query_kvm, NULL, &kvm_info),
+    QMP_COMMAND("query-target", cmd_query_target, NULL, &target_info),
     QMP_COMMAND("query-cpus-fast", cmd_query_cpus_fast, NULL, &cpu_info_fast_list),
     QMP_COMMAND("stop", cmd_stop, NULL, NULL),
     QMP_COMMAND("cont", cmd_cont, NULL, NULL),

@@ -35,10 +35,29 @@ QMP_OBJECT_TYPE(migrate_args, "migrate-arg", MigrateArgs,
     QMP_OPTIONAL(MigrateArgs, detach, "detach", qmp_type_bool),
     QMP_OPTIONAL(MigrateArgs, resume, "resume", qmp_type_bool));
 
+/* "fd:NAME" names a descriptor given with getfd: the URI the channel gets
+ * carries its number, and the channel owns it from then on. */
+static char *resolve_fd_uri(const QmpCall *call, const char *uri, GError **errp)
+{
+    int fd;
+
+    if (!g_str_has_prefix(uri, "fd:") || g_ascii_isdigit(uri[3])) {
+        return g_strdup(uri);
+    }
+    fd = qmp_registry_take_fd(call->registry, uri + 3);
+    if (fd < 0) {
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "File descriptor named '%s' has not been found", uri + 3);
+        return NULL;
+    }
+    return g_strdup_printf("fd:%d", fd);
+}
+
 static json_object *cmd_migrate(const QmpCall *call, const void *args,
                                 GError **errp)
 {
     const MigrateArgs *a = args;
+    g_autofree char *uri = NULL;
 
     if (a->blk || a->inc) {
         /* QEMU would take block migration, then find a bad URI. */
@@ -50,11 +69,11 @@ static json_object *cmd_migrate(const QmpCall *call, const void *args,
         return NULL;
     }
     if (a->resume) {
-        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
-                    "postcopy recovery is not supported by tern");
-        return NULL;
+        return migration_resume_outgoing(state(call), a->uri, errp)
+               ? qmp_return_empty() : NULL;
     }
-    if (!migration_start_outgoing(state(call), a->uri, errp)) {
+    uri = resolve_fd_uri(call, a->uri, errp);
+    if (!uri || !migration_start_outgoing(state(call), uri, errp)) {
         return NULL;
     }
     return qmp_return_empty();
@@ -71,8 +90,9 @@ static json_object *cmd_migrate_incoming(const QmpCall *call, const void *args,
                                          GError **errp)
 {
     const IncomingArgs *a = args;
+    g_autofree char *uri = resolve_fd_uri(call, a->uri, errp);
 
-    if (!migration_start_incoming(state(call), a->uri, errp)) {
+    if (!uri || !migration_start_incoming(state(call), uri, errp)) {
         return NULL;
     }
     return qmp_return_empty();
@@ -81,8 +101,34 @@ static json_object *cmd_migrate_incoming(const QmpCall *call, const void *args,
 static json_object *cmd_migrate_cancel(const QmpCall *call, const void *args,
                                        GError **errp)
 {
-    migration_cancel(state(call));
-    return qmp_return_empty();
+    return migration_cancel(state(call), errp) ? qmp_return_empty() : NULL;
+}
+
+/* --- postcopy: start, pause, recover --------------------------------------- */
+
+static json_object *cmd_start_postcopy(const QmpCall *call, const void *args,
+                                       GError **errp)
+{
+    return migration_start_postcopy(state(call), errp) ? qmp_return_empty()
+                                                       : NULL;
+}
+
+static json_object *cmd_migrate_pause(const QmpCall *call, const void *args,
+                                      GError **errp)
+{
+    return migration_pause(state(call), errp) ? qmp_return_empty() : NULL;
+}
+
+QMP_OBJECT_TYPE(recover_args, "migrate-recover-arg", IncomingArgs,
+    QMP_MEMBER(IncomingArgs, uri, "uri", qmp_type_str));
+
+static json_object *cmd_migrate_recover(const QmpCall *call, const void *args,
+                                        GError **errp)
+{
+    const IncomingArgs *a = args;
+
+    return migration_recover(state(call), a->uri, errp) ? qmp_return_empty()
+                                                         : NULL;
 }
 
 /* --- query-migrate ----------------------------------------------------------- */
@@ -102,7 +148,7 @@ static json_object *ram_info(const MigrationInfo *info)
     tern_json_add_uint(ram, "dirty-pages-rate", info->dirty_pages_rate);
     json_object_object_add(ram, "mbps", json_object_new_double(s->mbps));
     tern_json_add_uint(ram, "dirty-sync-count", s->dirty_sync_count);
-    tern_json_add_uint(ram, "postcopy-requests", 0);
+    tern_json_add_uint(ram, "postcopy-requests", s->postcopy_requests);
     tern_json_add_uint(ram, "page-size", 4096);
     tern_json_add_uint(ram, "multifd-bytes", 0);
     tern_json_add_uint(ram, "pages-per-second", info->pages_per_second);
@@ -127,6 +173,37 @@ static void source_times(const MigrationStats *s, json_object *o)
     }
 }
 
+/* The destination of a RAM postcopy: QEMU's blocktime members (with the
+ * capability) and tern's own fault -> page placed latency. */
+static void postcopy_info(const MigrationInfo *info, json_object *o)
+{
+    static const char *const names[] = { "p50-ns", "p90-ns", "p99-ns",
+                                         "max-ns" };
+    json_object *lat;
+
+    if (info->has_blocktime) {
+        json_object *a = json_object_new_array();
+
+        tern_json_add_uint(o, "postcopy-blocktime", info->blocktime_ms);
+        for (unsigned i = 0; i < info->nr_vcpus; i++) {
+            json_object_array_add(a, json_object_new_int64(
+                                         info->vcpu_blocktime_ms[i]));
+        }
+        json_object_object_add(o, "postcopy-vcpu-blocktime", a);
+    }
+    if (!info->has_fault_latency) {
+        return;
+    }
+    lat = json_object_new_object();
+    tern_json_add_uint(lat, "faults", info->faults);
+    tern_json_add_uint(lat, "requests", info->page_requests);
+    tern_json_add_uint(lat, "count", info->fault_latency_count);
+    for (unsigned i = 0; i < G_N_ELEMENTS(names); i++) {
+        tern_json_add_uint(lat, names[i], info->fault_latency_ns[i]);
+    }
+    json_object_object_add(o, "x-postcopy-fault-latency", lat);
+}
+
 static json_object *cmd_query_migrate(const QmpCall *call, const void *args,
                                       GError **errp)
 {
@@ -145,8 +222,10 @@ static json_object *cmd_query_migrate(const QmpCall *call, const void *args,
     if (info.has_ram) {
         json_object_object_add(o, "ram", ram_info(&info));
     }
+    postcopy_info(&info, o);
     if (s->error_desc[0] && (s->status == MIGRATION_STATUS_FAILED ||
-                             s->status == MIGRATION_STATUS_CANCELLED)) {
+                             s->status == MIGRATION_STATUS_CANCELLED ||
+                             s->status == MIGRATION_STATUS_POSTCOPY_PAUSED)) {
         tern_json_add_str(o, "error-desc", s->error_desc);
     }
     return o;
@@ -202,9 +281,15 @@ static json_object *cmd_query_caps(const QmpCall *call, const void *args,
 {
     json_object *a = json_object_new_array();
 
+    /* Only what tern's migration can run: a management tool sets what it
+     * finds listed (libvirt does, for pause-before-switchover and others). */
     for (int i = 0; i < MIG_CAP__MAX; i++) {
-        json_object *e = json_object_new_object();
+        json_object *e;
 
+        if (!migration_capability_implemented(i)) {
+            continue;
+        }
+        e = json_object_new_object();
         tern_json_add_str(e, "capability", migration_capability_name(i));
         tern_json_add_bool(e, "state", migration_capability(state(call), i));
         json_object_array_add(a, e);
@@ -229,6 +314,8 @@ typedef struct SetParamsArgs {
     bool cpu_throttle_tailslow;
     bool has_max_cpu_throttle;
     uint8_t max_cpu_throttle;
+    bool has_max_postcopy_bandwidth;
+    uint64_t max_postcopy_bandwidth;
 } SetParamsArgs;
 
 #define PARAM(field, jname, type) \
@@ -241,6 +328,7 @@ QMP_OBJECT_TYPE(set_params_args, "MigrateSetParameters", SetParamsArgs,
     PARAM(cpu_throttle_tailslow, "cpu-throttle-tailslow", qmp_type_bool),
     PARAM(max_bandwidth, "max-bandwidth", qmp_type_size),
     PARAM(downtime_limit, "downtime-limit", qmp_type_uint64),
+    PARAM(max_postcopy_bandwidth, "max-postcopy-bandwidth", qmp_type_size),
     PARAM(max_cpu_throttle, "max-cpu-throttle", qmp_type_uint8));
 
 /* The given members over the current values; migration checks the whole. */
@@ -260,6 +348,7 @@ static json_object *cmd_set_params(const QmpCall *call, const void *args,
     TAKE(p.cpu_throttle_increment, a, cpu_throttle_increment);
     TAKE(p.cpu_throttle_tailslow, a, cpu_throttle_tailslow);
     TAKE(p.max_cpu_throttle, a, max_cpu_throttle);
+    TAKE(p.max_postcopy_bandwidth, a, max_postcopy_bandwidth);
     if (!migration_set_params(state(call), &p, errp)) {
         return NULL;
     }
@@ -278,6 +367,7 @@ static json_object *cmd_query_params(const QmpCall *call, const void *args,
     tern_json_add_uint(o, "cpu-throttle-initial", p.cpu_throttle_initial);
     tern_json_add_uint(o, "cpu-throttle-increment", p.cpu_throttle_increment);
     tern_json_add_bool(o, "cpu-throttle-tailslow", p.cpu_throttle_tailslow);
+    tern_json_add_uint(o, "max-postcopy-bandwidth", p.max_postcopy_bandwidth);
     tern_json_add_uint(o, "max-cpu-throttle", p.max_cpu_throttle);
     return o;
 }
@@ -352,13 +442,22 @@ QMP_SHAPE(ram_stats_type, "MigrationStats",
     QMP_OUT("mbps", qmp_type_number), QMP_OUT("dirty-sync-count", qmp_type_int),
     QMP_OUT("postcopy-requests", qmp_type_int), QMP_OUT("page-size", qmp_type_int),
     QMP_OUT("multifd-bytes", qmp_type_int), QMP_OUT("pages-per-second", qmp_type_int));
+QMP_ARRAY_TYPE(uint32_list, qmp_type_uint32);
+QMP_SHAPE(fault_latency_type, "x-postcopy-fault-latency",
+    QMP_OUT("faults", qmp_type_int), QMP_OUT("requests", qmp_type_int),
+    QMP_OUT("count", qmp_type_int), QMP_OUT("p50-ns", qmp_type_int),
+    QMP_OUT("p90-ns", qmp_type_int), QMP_OUT("p99-ns", qmp_type_int),
+    QMP_OUT("max-ns", qmp_type_int));
 QMP_SHAPE(migration_info_type, "MigrationInfo",
     QMP_OUT_OPT("status", status_type), QMP_OUT_OPT("ram", ram_stats_type),
     QMP_OUT_OPT("total-time", qmp_type_int),
     QMP_OUT_OPT("expected-downtime", qmp_type_int),
     QMP_OUT_OPT("downtime", qmp_type_int), QMP_OUT_OPT("setup-time", qmp_type_int),
     QMP_OUT_OPT("cpu-throttle-percentage", qmp_type_int),
-    QMP_OUT_OPT("error-desc", qmp_type_str));
+    QMP_OUT_OPT("error-desc", qmp_type_str),
+    QMP_OUT_OPT("postcopy-blocktime", qmp_type_uint32),
+    QMP_OUT_OPT("postcopy-vcpu-blocktime", uint32_list),
+    QMP_OUT_OPT("x-postcopy-fault-latency", fault_latency_type));
 QMP_SHAPE(parameters_type, "MigrationParameters",
     QMP_OUT_OPT("throttle-trigger-threshold", qmp_type_uint8),
     QMP_OUT_OPT("cpu-throttle-initial", qmp_type_uint8),
@@ -366,6 +465,7 @@ QMP_SHAPE(parameters_type, "MigrationParameters",
     QMP_OUT_OPT("cpu-throttle-tailslow", qmp_type_bool),
     QMP_OUT_OPT("max-bandwidth", qmp_type_size),
     QMP_OUT_OPT("downtime-limit", qmp_type_uint64),
+    QMP_OUT_OPT("max-postcopy-bandwidth", qmp_type_size),
     QMP_OUT_OPT("max-cpu-throttle", qmp_type_uint8));
 QMP_SHAPE(sha256_type, "x-ram-sha256-ret", QMP_OUT("sha256", qmp_type_str));
 QMP_SHAPE(migration_data, "MIGRATION-arg", QMP_OUT("status", status_type));
@@ -375,6 +475,9 @@ static const QmpCommandDef migration_commands[] = {
     QMP_COMMAND("migrate", cmd_migrate, &migrate_args, NULL),
     QMP_COMMAND("migrate-incoming", cmd_migrate_incoming, &incoming_args, NULL),
     QMP_COMMAND("migrate_cancel", cmd_migrate_cancel, NULL, NULL),
+    QMP_COMMAND("migrate-start-postcopy", cmd_start_postcopy, NULL, NULL),
+    QMP_COMMAND("migrate-pause", cmd_migrate_pause, NULL, NULL),
+    QMP_COMMAND("migrate-recover", cmd_migrate_recover, &recover_args, NULL),
     QMP_COMMAND("query-migrate", cmd_query_migrate, NULL, &migration_info_type),
     QMP_COMMAND("migrate-set-capabilities", cmd_set_caps, &set_caps_args, NULL),
     QMP_COMMAND("query-migrate-capabilities", cmd_query_caps, NULL,

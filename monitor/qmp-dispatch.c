@@ -5,6 +5,7 @@
  * reply exactly as QEMU 7.2 does (member names, error classes, wording).
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "monitor/qmp-dispatch.h"
 #include "monitor/qmp-framer.h"
@@ -286,4 +287,19 @@ json_object *qmp_dispatch_text(QmpRegistry *r, QmpSession *s, const char *text,
         return qmp_error_reply(err, NULL);
     }
     return qmp_dispatch(r, s, root);
+}
+
+void qmp_session_set_passed_fds(QmpSession *s, const int *fds, unsigned n)
+{
+    for (unsigned i = 0; i < s->n_passed_fds; i++) {
+        close(s->passed_fds[i]);
+    }
+    s->n_passed_fds = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (s->n_passed_fds < QMP_MAX_PASSED_FDS) {
+            s->passed_fds[s->n_passed_fds++] = fds[i];
+        } else {
+            close(fds[i]);
+        }
+    }
 }

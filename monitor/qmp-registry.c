@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "monitor/qmp-commands.h"
 #include "tern/error.h"
@@ -33,6 +34,7 @@ struct QmpRegistry {
     GHashTable *commands;   /* name -> RegEntry */
     GHashTable *actions;    /* type -> RegEntry */
     GHashTable *events;     /* name -> QmpEventDef */
+    GHashTable *fds;        /* getfd's name -> descriptor */
     TxTypes tx;
 };
 
@@ -123,6 +125,32 @@ const QmpType *qmp_registry_transaction_args(const QmpRegistry *r)
 
 /* --- the tables ----------------------------------------------------------------- */
 
+static void close_fd(gpointer p)
+{
+    close(GPOINTER_TO_INT(p));
+}
+
+void qmp_registry_set_fd(QmpRegistry *r, const char *name, int fd)
+{
+    g_hash_table_replace(r->fds, g_strdup(name), GINT_TO_POINTER(fd));
+}
+
+int qmp_registry_take_fd(QmpRegistry *r, const char *name)
+{
+    gpointer key, value;
+
+    if (!g_hash_table_steal_extended(r->fds, name, &key, &value)) {
+        return -1;
+    }
+    g_free(key);
+    return GPOINTER_TO_INT(value);
+}
+
+bool qmp_registry_close_fd(QmpRegistry *r, const char *name)
+{
+    return g_hash_table_remove(r->fds, name);
+}
+
 QmpRegistry *qmp_registry_new(void)
 {
     QmpRegistry *r = g_new0(QmpRegistry, 1);
@@ -130,6 +158,7 @@ QmpRegistry *qmp_registry_new(void)
     r->commands = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
     r->actions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
     r->events = g_hash_table_new(g_str_hash, g_str_equal);
+    r->fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, close_fd);
     tx_types_init(&r->tx);
     return r;
 }
@@ -140,6 +169,7 @@ void qmp_registry_free(QmpRegistry *r)
         g_hash_table_destroy(r->commands);
         g_hash_table_destroy(r->actions);
         g_hash_table_destroy(r->events);
+        g_hash_table_destroy(r->fds);
         tx_types_destroy(&r->tx);
         g_free(r);
     }

@@ -255,11 +255,38 @@ static bool client_frame(QmpFrameKind kind, const char *text, size_t len,
     return !c->dead && !c->closing;
 }
 
+/* recv() that also takes the descriptors a unix-socket client passes
+ * (SCM_RIGHTS), for getfd. */
+static ssize_t client_recv(QmpClient *c, int fd, char *buf, size_t len)
+{
+    union {
+        char space[CMSG_SPACE(sizeof(int) * QMP_MAX_PASSED_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = control.space,
+                          .msg_controllen = sizeof(control.space) };
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+
+    for (struct cmsghdr *cm = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm;
+         cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+            unsigned nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            int fds[QMP_MAX_PASSED_FDS];
+
+            memcpy(fds, CMSG_DATA(cm), MIN(nfds, QMP_MAX_PASSED_FDS) * sizeof(int));
+            qmp_session_set_passed_fds(&c->session, fds, MIN(nfds, QMP_MAX_PASSED_FDS));
+        }
+    }
+    return n;
+}
+
 static gboolean client_readable(int fd, GIOCondition cond, gpointer opaque)
 {
     QmpClient *c = opaque;
     char buf[READ_CHUNK];
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    ssize_t n = client_recv(c, fd, buf, sizeof(buf));
 
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         return G_SOURCE_CONTINUE;
@@ -288,6 +315,7 @@ static gboolean client_readable(int fd, GIOCondition cond, gpointer opaque)
 
 static void client_free(QmpClient *c)
 {
+    qmp_session_set_passed_fds(&c->session, NULL, 0);
     qmp_framer_free(c->framer);
     g_byte_array_unref(c->out);
     g_free(c);
@@ -468,6 +496,18 @@ bool qmp_server_listen_tcp(QmpServer *s, const char *host, const char *port,
         g_prefix_error(errp, "QMP socket %s:%s: ", h, port);
         return false;
     }
+    return listener_add(s, fd, NULL);
+}
+
+bool qmp_server_listen_fd(QmpServer *s, int fd, GError **errp)
+{
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening) {
+        return tern_invalid(errp, "QMP socket: fd %d is not a listening socket", fd);
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
     return listener_add(s, fd, NULL);
 }
 

@@ -478,3 +478,186 @@ void qmp_value_free(const QmpType *t, void *value)
         g_free(value);
     }
 }
+
+/* --- key=value options as typed JSON ---------------------------------------- */
+
+/* {"a": {"b": "v"}} from "a.b=v": every value still a string. */
+static bool keyval_tree(KeyVal *kv, json_object *root, GError **errp)
+{
+    for (size_t i = 0; i < keyval_count(kv); i++) {
+        g_auto(GStrv) parts = g_strsplit(keyval_key_at(kv, i), ".", -1);
+        const char *value = keyval_get_at(kv, i);
+        json_object *o = root, *next;
+
+        for (char **p = parts; *p; p++) {
+            bool last = !p[1];
+
+            if (!json_object_object_get_ex(o, *p, &next)) {
+                next = last ? json_object_new_string(value) : json_object_new_object();
+                json_object_object_add(o, *p, next);
+            } else if (last || !json_object_is_type(next, json_type_object)) {
+                return tern_invalid(errp, "Parameters '%s.*' used inconsistently",
+                                    *p);
+            }
+            o = next;
+        }
+    }
+    return true;
+}
+
+static json_object *typed(const QmpType *t, json_object *in, GError **errp);
+
+static json_object *typed_scalar(const QmpType *t, const char *s, GError **errp)
+{
+    bool b;
+    uint64_t u;
+    char *end;
+    double d;
+
+    switch (t->kind) {
+    case QMP_KIND_BOOL:
+        return parse_bool(s, &b, errp) ? json_object_new_boolean(b) : NULL;
+    case QMP_KIND_INT:
+        if (s[0] == '-') {
+            int64_t i = g_ascii_strtoll(s, &end, 0);
+
+            return *end || end == s ? (tern_invalid(errp, "'%s' is not a number", s),
+                                       NULL) : json_object_new_int64(i);
+        }
+        /* fall through */
+    case QMP_KIND_UINT8:
+    case QMP_KIND_UINT32:
+    case QMP_KIND_UINT64:
+        return parse_u64(s, &u, errp) ? json_object_new_uint64(u) : NULL;
+    case QMP_KIND_NUMBER:
+        d = g_ascii_strtod(s, &end);
+        return *end || end == s ? (tern_invalid(errp, "'%s' is not a number", s), NULL)
+                                : json_object_new_double(d);
+    default:
+        return json_object_new_string(s);
+    }
+}
+
+/* An alternate given as text takes its first scalar alternative that parses,
+ * as QEMU's keyval visitor does; text is never null ("null" is a name). */
+static json_object *typed_alternate(const QmpType *t, json_object *in, GError **errp)
+{
+    json_type jt = json_object_get_type(in);
+
+    for (const QmpMember *m = t->members; m->type; m++) {
+        if (m->type->kind == QMP_KIND_NULL) {
+            continue;
+        }
+        if ((jt == json_type_object) == (m->type->kind == QMP_KIND_OBJECT ||
+                                          m->type->kind == QMP_KIND_ARRAY)) {
+            g_autoptr(GError) err = NULL;
+            json_object *v = typed(m->type, in, &err);
+
+            if (v) {
+                return v;
+            }
+        }
+    }
+    return json_object_get(in);   /* the decoder says what is wrong */
+}
+
+/* The member of t (or of its union variant) called key, or NULL. */
+static const QmpMember *find_member(const QmpType *t, const QmpType *variant,
+                                    const char *key)
+{
+    for (const QmpMember *m = t->members; m->type; m++) {
+        if (!strcmp(m->name, key)) {
+            return m;
+        }
+    }
+    for (const QmpMember *m = variant ? variant->members : NULL; m && m->type; m++) {
+        if (!strcmp(m->name, key)) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static json_object *typed_object(const QmpType *t, json_object *in, GError **errp)
+{
+    json_object *out = json_object_new_object();
+    const QmpType *variant = NULL;
+    json_object *tag;
+
+    /* A union's tag is an enum, so its text is its value already. */
+    if (t->variants && json_object_object_get_ex(in, t->tag, &tag) &&
+        json_object_is_type(tag, json_type_string)) {
+        for (const QmpVariant *v = t->variants; v->tag_value; v++) {
+            if (!strcmp(v->tag_value, json_object_get_string(tag))) {
+                variant = v->type;
+            }
+        }
+    }
+    json_object_object_foreach(in, key, val) {
+        const QmpMember *m = find_member(t, variant, key);
+        json_object *v = m ? typed(m->type, val, errp) : json_object_get(val);
+
+        if (!v && *errp) {
+            g_prefix_error(errp, "parameter '%s': ", key);
+            json_object_put(out);
+            return NULL;
+        }
+        json_object_object_add(out, key, v);
+    }
+    return out;
+}
+
+static json_object *typed_array(const QmpType *t, json_object *in, GError **errp)
+{
+    json_object *out = json_object_new_array();
+    json_object *v;
+
+    for (size_t i = 0;; i++) {
+        g_autofree char *key = g_strdup_printf("%zu", i);
+
+        if (!json_object_object_get_ex(in, key, &v)) {
+            break;
+        }
+        v = typed(t->element, v, errp);
+        if (!v && *errp) {
+            json_object_put(out);
+            return NULL;
+        }
+        json_object_array_add(out, v);
+    }
+    if (json_object_array_length(out) != (size_t)json_object_object_length(in)) {
+        json_object_put(out);
+        tern_invalid(errp, "array elements must be numbered 0, 1, ... without gaps");
+        return NULL;
+    }
+    return out;
+}
+
+static json_object *typed(const QmpType *t, json_object *in, GError **errp)
+{
+    bool is_obj = json_object_is_type(in, json_type_object);
+
+    if (t->kind == QMP_KIND_ALTERNATE) {
+        return typed_alternate(t, in, errp);
+    }
+    if (t->kind == QMP_KIND_OBJECT && is_obj) {
+        return typed_object(t, in, errp);
+    }
+    if (t->kind == QMP_KIND_ARRAY && is_obj) {
+        return typed_array(t, in, errp);
+    }
+    if (is_obj || t->kind == QMP_KIND_OBJECT || t->kind == QMP_KIND_ARRAY) {
+        return json_object_get(in);   /* the decoder says what is wrong */
+    }
+    return typed_scalar(t, json_object_get_string(in), errp);
+}
+
+json_object *qmp_keyval_to_json(const QmpType *t, KeyVal *kv, GError **errp)
+{
+    g_autoptr(json_object) tree = json_object_new_object();
+
+    if (!keyval_tree(kv, tree, errp)) {
+        return NULL;
+    }
+    return typed(t, tree, errp);
+}

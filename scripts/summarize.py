@@ -1,17 +1,20 @@
 #!/usr/bin/python3
 """Sum the results of every suite scripts/test ran and print the closing line.
 
-Reads meson's testlog.json (one JSON object per test) and pytest's JUnit XML.
-Exit status is 1 if anything failed or if no test ran at all."""
+Reads meson's testlog.json (one JSON object per test), pytest's JUnit XML and
+scripts/fuzz's results (fuzzing.json, one JSON object per harness run; absent
+when the fuzzing step was switched off). Exit status is 1 if anything failed or
+if no test ran at all."""
 import json
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-def meson_counts(path):
+def meson_counts(path, required=True):
     p = f = s = 0
     if not path.exists():
-        return 0, 1, 0          # the unit suites did not run: that is a failure
+        # the unit suites did not run: that is a failure
+        return (0, 1, 0) if required else (0, 0, 0)
     for line in path.read_text().splitlines():
         if not line.strip():
             continue
@@ -43,7 +46,9 @@ def main():
     d = Path(sys.argv[1])
     totals = [0, 0, 0]
     for name, counts in (("unit+fuzz", meson_counts(d / "meson.json")),
-                         ("functional", junit_counts(d / "functional.xml"))):
+                         ("functional", junit_counts(d / "functional.xml")),
+                         ("fuzzing", meson_counts(d / "fuzzing.json",
+                                                  required=False))):
         print(f"{name}: {counts[0]} passed, {counts[1]} failed, {counts[2]} skipped")
         totals = [a + b for a, b in zip(totals, counts)]
     p, f, s = totals

@@ -1,6 +1,7 @@
 /*
  * Character backends (softmmu/chardev.h): stdio, an output file, a unix-socket
- * server with one client at a time, and null. Input from a readable fd is read
+ * server with one client at a time, a pseudo-terminal, and null; from a
+ * -serial spec or a -chardev option. Input from a readable fd is read
  * on the main loop into a small buffer and offered to the frontend; while the
  * frontend cannot take it all, the fd watch is removed so the loop does not spin.
  * Output is gathered into lines: a UART hands over one byte per guest exit, and
@@ -9,7 +10,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -21,6 +25,7 @@
 
 #define OUT_BUF_MAX  4096
 #define OUT_FLUSH_MS 2
+#define PTY_POLL_MS  1000   /* a pty with no reader is looked at again after */
 
 struct Chardev {
     GMainContext *ctx;
@@ -30,6 +35,10 @@ struct Chardev {
     int listen_fd;       /* unix server, else -1 */
     char *sock_path;     /* unlinked on free */
     bool owns_out;       /* out_fd is ours to close */
+    char *label;         /* the -chardev id, or NULL */
+    char *filename;      /* as query-chardev names the backend */
+    bool is_pty;
+    GSource *pty_src;    /* pending look at a pty nobody had open */
     GSource *in_src;
     GSource *listen_src;
     GByteArray *out_buf;   /* under out_lock */
@@ -44,6 +53,7 @@ struct Chardev {
 
 static void watch_input(Chardev *c);
 static void flush_locked(Chardev *c);
+static void pty_wait(Chardev *c);
 
 static void deliver(Chardev *c)
 {
@@ -82,7 +92,9 @@ static gboolean input_ready(gint fd, GIOCondition cond, gpointer opaque)
     if (n <= 0) {   /* EOF or error: stop reading; a socket waits for another */
         g_source_unref(c->in_src);
         c->in_src = NULL;
-        if (c->listen_fd >= 0) {
+        if (c->is_pty) {
+            pty_wait(c);   /* EIO: nobody has the other end open */
+        } else if (c->listen_fd >= 0) {
             drop_client(c);
         } else {
             c->in_fd = -1;
@@ -233,7 +245,52 @@ static bool open_backend(Chardev *c, const char *spec, GError **errp)
     return false;
 }
 
-Chardev *chardev_new(const char *spec, GMainContext *ctx, GError **errp)
+static gboolean pty_retry(gpointer opaque)
+{
+    Chardev *c = opaque;
+
+    g_source_unref(c->pty_src);
+    c->pty_src = NULL;
+    watch_input(c);
+    return G_SOURCE_REMOVE;
+}
+
+/* Until someone opens the terminal, reading its master fails at once: look
+ * again later instead of spinning. */
+static void pty_wait(Chardev *c)
+{
+    if (!c->pty_src) {
+        c->pty_src = g_timeout_source_new(PTY_POLL_MS);
+        g_source_set_callback(c->pty_src, pty_retry, c, NULL);
+        g_source_attach(c->pty_src, c->ctx);
+    }
+}
+
+/* A new pseudo-terminal in raw mode; the guest's side is the master. */
+static bool open_pty(Chardev *c, GError **errp)
+{
+    struct termios tio;
+    const char *name;
+    int fd = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+
+    if (fd < 0 || grantpt(fd) < 0 || unlockpt(fd) < 0 || !(name = ptsname(fd))) {
+        tern_set_error_errno(errp, errno, "cannot create a pseudo-terminal");
+        if (fd >= 0) {
+            close(fd);
+        }
+        return false;
+    }
+    if (tcgetattr(fd, &tio) == 0) {
+        cfmakeraw(&tio);
+        tcsetattr(fd, TCSAFLUSH, &tio);
+    }
+    c->out_fd = c->in_fd = fd;
+    c->owns_out = c->is_pty = true;
+    c->filename = g_strdup_printf("pty:%s", name);
+    return true;
+}
+
+static Chardev *chardev_alloc(GMainContext *ctx)
 {
     Chardev *c = g_new0(Chardev, 1);
 
@@ -241,11 +298,111 @@ Chardev *chardev_new(const char *spec, GMainContext *ctx, GError **errp)
     c->out_fd = c->in_fd = c->listen_fd = -1;
     g_mutex_init(&c->out_lock);
     c->out_buf = g_byte_array_new();
-    if (!open_backend(c, spec, errp)) {
+    return c;
+}
+
+Chardev *chardev_new(const char *spec, GMainContext *ctx, GError **errp)
+{
+    Chardev *c = chardev_alloc(ctx);
+
+    if (!strcmp(spec, "pty") ? !open_pty(c, errp) : !open_backend(c, spec, errp)) {
         chardev_free(c);
         return NULL;
     }
+    if (!c->filename) {
+        c->filename = g_strdup(spec);
+    }
     return c;
+}
+
+/* -chardev file,path=P[,append=on]: written from the start or appended to. */
+static bool open_file_opts(Chardev *c, KeyVal *kv, GError **errp)
+{
+    const char *path = keyval_get(kv, "path");
+    bool append = false;
+
+    if (!keyval_get_bool(kv, "append", &append, errp)) {
+        return false;
+    }
+    if (!path) {
+        return tern_invalid(errp, "chardev: file: no filename given");
+    }
+    c->out_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC),
+                     0666);
+    if (c->out_fd < 0) {
+        tern_set_error_errno(errp, errno, "Could not open '%s'", path);
+        return false;
+    }
+    c->owns_out = true;
+    c->filename = g_strdup("file");
+    return true;
+}
+
+static bool open_opts(Chardev *c, KeyVal *kv, const char *backend, GError **errp)
+{
+    if (!strcmp(backend, "pty")) {
+        return open_pty(c, errp);
+    }
+    if (!strcmp(backend, "file")) {
+        return open_file_opts(c, kv, errp);
+    }
+    if (!strcmp(backend, "null") || !strcmp(backend, "stdio")) {
+        c->filename = g_strdup(backend);
+        return open_backend(c, backend, errp);
+    }
+    return tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "chardev backend '%s' is not "
+                     "supported for a serial port (tern has pty, file, null, stdio)",
+                     backend);
+}
+
+Chardev *chardev_new_opts(const char *arg, GMainContext *ctx, GError **errp)
+{
+    g_autoptr(KeyVal) kv = keyval_parse(arg, "backend", errp);
+    const char *backend;
+    Chardev *c;
+
+    if (!kv) {
+        return NULL;
+    }
+    backend = keyval_get(kv, "backend");
+    c = chardev_alloc(ctx);
+    c->label = g_strdup(keyval_get(kv, "id"));
+    if (!backend || !open_opts(c, kv, backend, errp) ||
+        !keyval_check_unused(kv, errp)) {
+        chardev_free(c);
+        return NULL;
+    }
+    if (c->is_pty) {
+        /* QEMU says where the terminal is, on stdout; people read it in the
+         * log. */
+        printf("char device redirected to %s (label %s)\n", c->filename + 4,
+               c->label ? c->label : "");
+        fflush(stdout);
+    }
+    return c;
+}
+
+const char *chardev_find_option(GPtrArray *chardev_args, const char *id)
+{
+    for (guint i = 0; i < chardev_args->len; i++) {
+        g_autoptr(KeyVal) kv = keyval_parse(chardev_args->pdata[i], "backend", NULL);
+        const char *cid = kv ? keyval_get(kv, "id") : NULL;
+
+        if (cid && !strcmp(cid, id)) {
+            return chardev_args->pdata[i];
+        }
+    }
+    return NULL;
+}
+
+const char *chardev_label(const Chardev *c)
+{
+    return c->label;
+}
+
+const char *chardev_filename(const Chardev *c)
+{
+    return c->filename;
 }
 
 static void destroy_source(GSource **s)
@@ -264,6 +421,7 @@ void chardev_free(Chardev *c)
     }
     destroy_source(&c->in_src);
     destroy_source(&c->listen_src);
+    destroy_source(&c->pty_src);
     g_mutex_lock(&c->out_lock);
     flush_locked(c);
     destroy_source(&c->flush_src);
@@ -281,6 +439,8 @@ void chardev_free(Chardev *c)
         g_free(c->sock_path);
     }
     g_mutex_clear(&c->out_lock);
+    g_free(c->label);
+    g_free(c->filename);
     g_free(c);
 }
 
@@ -306,7 +466,7 @@ static void flush_locked(Chardev *c)
             continue;
         }
         if (n <= 0) {
-            break;   /* full socket or gone peer: drop, never stall the vCPU */
+            break;   /* full socket or pty, gone peer: drop, never stall the vCPU */
         }
         p += n;
         len -= n;

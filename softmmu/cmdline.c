@@ -15,8 +15,11 @@ VmConfig *vm_config_new(void)
     cfg->machine = g_strdup("virt");
     cfg->ram_size = 128 * MiB;
     cfg->smp = 1;
+    cfg->topo = (VmTopology){ .sockets = 1, .cores = 1 };
+    cfg->dump_guest_core = true;
     cfg->serials = g_ptr_array_new_with_free_func(g_free);
     cfg->devices = g_ptr_array_new_with_free_func((GDestroyNotify)keyval_free);
+    cfg->objects = g_ptr_array_new_with_free_func((GDestroyNotify)keyval_free);
     cfg->lists = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify)g_ptr_array_unref);
     return cfg;
@@ -32,8 +35,12 @@ void vm_config_free(VmConfig *cfg)
     g_free(cfg->initrd);
     g_free(cfg->append);
     g_free(cfg->name);
+    g_free(cfg->memory_backend);
+    g_free(cfg->mem_path);
+    g_free(cfg->pidfile);
     g_ptr_array_unref(cfg->serials);
     g_ptr_array_unref(cfg->devices);
+    g_ptr_array_unref(cfg->objects);
     g_hash_table_unref(cfg->lists);
     g_free(cfg);
 }

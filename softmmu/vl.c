@@ -4,9 +4,11 @@
  * write, a signal or an error ends it, then tear down and return the exit
  * status (0 poweroff/signal, the debug-exit code, 1 on errors).
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <glib-unix.h>
 
 #include "hw/block/drive.h"
@@ -16,12 +18,15 @@
 #include "monitor/qmp-migration.h"
 #include "monitor/monitor-vl.h"
 #include "softmmu/cmdline.h"
+#include "softmmu/daemon.h"
 #include "softmmu/runstate.h"
+#include "softmmu/seccomp.h"
 #include "softmmu/vl.h"
 #include "tern/error.h"
 
 typedef struct Vl {
     VmConfig *cfg;
+    Daemon *daemon;
     Machine *machine;
     MonitorVl *monitor;
     MigrationState *migration;
@@ -184,6 +189,7 @@ static int run(Vl *vl)
         vm_start();
     }
     if (vl->monitor) {
+        daemon_ready(vl->daemon);
         g_main_loop_run(vl->loop);
     }
     drive_set_attach_monitor(vl->machine->drives, NULL);   /* before the monitor goes */
@@ -201,11 +207,27 @@ static int run(Vl *vl)
     return vl->exit_status;
 }
 
+/* What happens before the machine exists, in QEMU's order: detach (the
+ * only fork), pid file, locked memory, then the sandbox, which forbids
+ * some of the calls before it. */
+static bool setup_process(Vl *vl, GError **errp)
+{
+    vl->daemon = daemon_start(vl->cfg, errp);
+    if (!vl->daemon) {
+        return false;
+    }
+    if (vl->cfg->mem_lock && mlockall(MCL_CURRENT | MCL_FUTURE) < 0) {
+        tern_set_error_errno(errp, errno, "locking memory failed");
+        return false;
+    }
+    return seccomp_install(&vl->cfg->sandbox, errp);
+}
+
 int tern_main(int argc, char **argv)
 {
     g_autoptr(GError) err = NULL;
     Vl vl = { 0 };
-    int status;
+    int status = 0;
 
     g_set_prgname("tern");
     vl.cfg = vm_config_new();
@@ -214,7 +236,15 @@ int tern_main(int argc, char **argv)
         vm_config_free(vl.cfg);
         return 1;
     }
-    status = vl.cfg->exit_now ? 0 : run(&vl);
+    if (!vl.cfg->exit_now) {
+        if (setup_process(&vl, &err)) {
+            status = run(&vl);
+        } else {
+            tern_error_report("%s", err->message);
+            status = 1;
+        }
+    }
+    daemon_free(vl.daemon);
     vm_config_free(vl.cfg);
     return status;
 }

@@ -42,10 +42,25 @@ int tern_error_errno(const GError *err)
     return tern_error_get_private(err)->errnum;
 }
 
+/* Like the program name (g_set_prgname), one setting for the process's
+ * stderr, set once while the command line is read. */
+static bool report_timestamps;
+
+void tern_report_set_timestamps(bool on)
+{
+    report_timestamps = on;
+}
+
 static void vreport(const char *kind, const char *fmt, va_list ap)
 {
     const char *prog = g_get_prgname();
 
+    if (report_timestamps) {
+        g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+        g_autofree char *stamp = g_date_time_format_iso8601(now);
+
+        fprintf(stderr, "%s ", stamp);
+    }
     fprintf(stderr, "%s: %s", prog ? prog : "tern", kind);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);

@@ -9,6 +9,10 @@
 
 #include "tern/keyval.h"
 #include "tern/error.h"
+#include "tern/json.h"
+
+/* Nesting a JSON option may use: QEMU's option objects are two levels deep. */
+#define KEYVAL_JSON_MAX_DEPTH 16
 
 typedef struct KeyValItem {
     char *key;
@@ -93,15 +97,14 @@ fail:
     return false;
 }
 
+static KeyVal *keyval_new(const char *source);
+
 KeyVal *keyval_parse(const char *str, const char *implied_key, GError **errp)
 {
-    g_autoptr(KeyVal) kv = g_new0(KeyVal, 1);
+    g_autoptr(KeyVal) kv = keyval_new(str);
     const char *p = str;
     bool first = true;
 
-    kv->source = g_strdup(str);
-    kv->items = g_array_new(false, true, sizeof(KeyValItem));
-    g_array_set_clear_func(kv->items, item_clear);
     while (*p) {
         GString *key = g_string_new(NULL);
         GString *val = g_string_new(NULL);
@@ -135,6 +138,107 @@ KeyVal *keyval_parse(const char *str, const char *implied_key, GError **errp)
         }
     }
     return g_steal_pointer(&kv);
+}
+
+static KeyVal *keyval_new(const char *source)
+{
+    KeyVal *kv = g_new0(KeyVal, 1);
+
+    kv->source = g_strdup(source);
+    kv->items = g_array_new(false, true, sizeof(KeyValItem));
+    g_array_set_clear_func(kv->items, item_clear);
+    return kv;
+}
+
+/* One JSON scalar as the text key=value would have given. */
+static char *json_scalar_text(json_object *v)
+{
+    switch (json_object_get_type(v)) {
+    case json_type_string:
+        return g_strdup(json_object_get_string(v));
+    case json_type_boolean:
+        return g_strdup(json_object_get_boolean(v) ? "on" : "off");
+    case json_type_int:
+        return g_strdup(json_object_to_json_string_ext(v, TERN_JSON_COMPACT));
+    case json_type_double:
+        return g_strdup_printf("%.17g", json_object_get_double(v));
+    default:
+        return NULL;
+    }
+}
+
+/* Flattens v under 'prefix' the way QEMU's keyval names nested members:
+ * "a.b" for objects, "a.0" for array elements. */
+static bool add_json(KeyVal *kv, const char *prefix, json_object *v, GError **errp)
+{
+    char *text;
+
+    if (json_object_is_type(v, json_type_object)) {
+        json_object_object_foreach(v, key, member) {
+            g_autofree char *name = prefix ? g_strdup_printf("%s.%s", prefix, key)
+                                           : g_strdup(key);
+
+            if (!add_json(kv, name, member, errp)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    if (json_object_is_type(v, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+            g_autofree char *name = g_strdup_printf("%s.%zu", prefix, i);
+
+            if (!add_json(kv, name, json_object_array_get_idx(v, i), errp)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    text = json_scalar_text(v);
+    if (!text) {
+        return tern_invalid(errp, "'%s': parameter '%s' cannot be null",
+                            kv->source, prefix);
+    }
+    return add_item(kv, g_strdup(prefix), text, errp);
+}
+
+KeyVal *keyval_parse_json(const char *str, GError **errp)
+{
+    g_autoptr(KeyVal) kv = keyval_new(str);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(json_object) root = tern_json_parse(str, strlen(str),
+                                                  KEYVAL_JSON_MAX_DEPTH, &err);
+
+    if (!root || !json_object_is_type(root, json_type_object)) {
+        tern_invalid(errp, "'%s': JSON parse error, %s", str,
+                     err ? err->message : "expected an object");
+        return NULL;
+    }
+    return add_json(kv, NULL, root, errp) ? g_steal_pointer(&kv) : NULL;
+}
+
+KeyVal *keyval_parse_any(const char *str, const char *implied_key, GError **errp)
+{
+    return str[0] == '{' ? keyval_parse_json(str, errp)
+                         : keyval_parse(str, implied_key, errp);
+}
+
+size_t keyval_count(const KeyVal *kv)
+{
+    return kv->items->len;
+}
+
+const char *keyval_key_at(const KeyVal *kv, size_t i)
+{
+    return g_array_index(kv->items, KeyValItem, i).key;
+}
+
+const char *keyval_get_at(KeyVal *kv, size_t i)
+{
+    KeyValItem *it = &g_array_index(kv->items, KeyValItem, i);
+
+    it->used = true;
+    return it->value;
 }
 
 const char *keyval_source(const KeyVal *kv)

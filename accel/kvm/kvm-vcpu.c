@@ -351,6 +351,16 @@ unsigned vcpu_index(const Vcpu *v)
     return v->index;
 }
 
+void vcpu_set_thread_name(Vcpu *v, const char *name)
+{
+    char comm[16];   /* the kernel keeps 15 bytes and a NUL */
+
+    if (v->thread_started) {
+        g_strlcpy(comm, name, sizeof(comm));
+        pthread_setname_np(v->thread, comm);
+    }
+}
+
 int64_t vcpu_thread_id(Vcpu *v)
 {
     pid_t tid;

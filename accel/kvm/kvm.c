@@ -10,7 +10,11 @@
 #include <unistd.h>
 
 #include "accel/kvm/kvm.h"
+#include "hw/core/qom.h"
 #include "tern/error.h"
+
+static const QomType type_kvm_accel = { .name = "kvm-accel", .parent = "accel" };
+QOM_TYPE(type_kvm_accel);
 
 /* Identity-map page and TSS that VMX needs for real mode; they sit in the PCI
  * hole just below the BIOS area, as in QEMU. */

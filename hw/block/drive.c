@@ -130,7 +130,7 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
                                int extra_flags, GError **errp);
 
 /* QEMU's node-name rule: a letter, then letters, digits, '-', '.', '_'. */
-static bool node_name_ok(const char *name, GError **errp)
+bool drive_node_name_ok(const char *name, GError **errp)
 {
     bool ok = g_ascii_isalpha(name[0]) && strlen(name) < 32;
 
@@ -172,7 +172,7 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
         drive_free(d);
         return NULL;
     }
-    if (node_name && !node_name_ok(node_name, errp)) {
+    if (node_name && !drive_node_name_ok(node_name, errp)) {
         drive_free(d);
         return NULL;
     }

@@ -7,6 +7,7 @@
  * again at teardown.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "accel/kvm/kvm-dirty-log.h"
 #include "hw/block/virtio-blk-pci.h"
@@ -77,13 +78,15 @@ static bool attach(Machine *m, Drive *drive, const char *serial, unsigned queues
 }
 
 /* -device virtio-blk-pci,drive=ID[,serial=S][,num-queues=N][,id=NAME]
- *         [,addr=SLOT[.FN]][,bootindex=N (ignored: no firmware)] */
+ *         [,bus=pci.0][,addr=SLOT[.FN]][,bootindex=N (ignored: no firmware)]
+ * drive= names a -drive id or a -blockdev node (docs/libvirt.md). */
 static bool virtio_blk_pci_create(Machine *m, KeyVal *opts, GError **errp)
 {
     const char *drive_id = keyval_get(opts, "drive");
     const char *serial = keyval_get(opts, "serial");
-    const char *id = keyval_get(opts, "id");
+    const char *bus = keyval_get(opts, "bus");
     uint64_t queues = 1, bootindex = 0;
+    g_autofree char *backend = NULL;
     Drive *drive;
     int devfn;
 
@@ -93,16 +96,31 @@ static bool virtio_blk_pci_create(Machine *m, KeyVal *opts, GError **errp)
         !parse_addr(keyval_get(opts, "addr"), &devfn, errp)) {
         return false;
     }
+    if (bus && strcmp(bus, VIRT_PCI_BUS)) {
+        return tern_fail(errp, TERN_ERR_NOT_FOUND, "Bus '%s' not found", bus);
+    }
     if (queues == 0 || queues > VIRTIO_PCI_MAX_QUEUES) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "num-queues must be 1..%u", VIRTIO_PCI_MAX_QUEUES);
         return false;
     }
-    drive = drive_set_claim(m->drives, drive_id, id ? id : "virtio-blk-pci", errp);
+    /* QMP's "qdev" for the drive: the device's virtio backend object. */
+    backend = g_strdup_printf("%s/virtio-backend", machine_device_path(m));
+    drive = machine_claim_drive(m, drive_id, backend, errp);
     return drive && attach(m, drive, serial, (unsigned)queues, devfn, errp);
 }
 
-MACHINE_DEVICE_TYPE(virtio_blk_pci, "virtio-blk-pci", virtio_blk_pci_create);
+static const QomProp virtio_blk_pci_props[] = {
+    { "drive", "str", "Node name or ID of a block device to use as a backend" },
+    { "serial", "str", NULL },
+    { "num-queues", "uint16", NULL },
+    { "addr", "int32", "Slot and optional function number, example: 06.0 or 06" },
+    { "bootindex", "int32", NULL },
+    { NULL, NULL, NULL },
+};
+
+MACHINE_DEVICE_TYPE(virtio_blk_pci, "virtio-blk-pci", "pci-device",
+                    virtio_blk_pci_props, virtio_blk_pci_create);
 
 bool virtio_blk_pci_create_shorthand(Machine *m, GError **errp)
 {
@@ -110,7 +128,10 @@ bool virtio_blk_pci_create_shorthand(Machine *m, GError **errp)
 
     for (size_t i = 0; (d = drive_set_get(m->drives, i)); i++) {
         if (d->if_virtio && !blk_dev(d->blk)) {
-            if (!blk_attach_dev(d->blk, "virtio-blk-pci", errp) ||
+            const char *path = machine_add_qom_device(m, NULL, "virtio-blk-pci");
+            g_autofree char *backend = g_strdup_printf("%s/virtio-backend", path);
+
+            if (!blk_attach_dev(d->blk, backend, errp) ||
                 !attach(m, d, NULL, 1, -1, errp)) {
                 g_prefix_error(errp, "-drive %s: ", drive_id(d));
                 return false;

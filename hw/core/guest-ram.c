@@ -1,10 +1,13 @@
 /*
- * Guest RAM allocation: one memfd mapped shared, so that userfaultfd (postcopy,
+ * Guest RAM allocation: one memfd (or a file the user names) mapped shared, so that userfaultfd (postcopy,
  * lazy loadvm), KVM dirty logging and a second mapping for migration all see
  * the same pages. Regions are slices of the one mapping; see guest-memory.h.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -19,8 +22,37 @@ static uint64_t host_ram_bytes(void)
     return pages > 0 && psize > 0 ? (uint64_t)pages * psize : UINT64_MAX;
 }
 
+/* A RAM file at 'path', or a new unlinked one in the directory 'path'. */
+static int open_ram_file(const char *path, GError **errp)
+{
+    struct stat st;
+    int fd;
+
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        g_autofree char *tmpl = g_build_filename(path, "tern_back_mem.XXXXXX", NULL);
+
+        fd = mkostemp(tmpl, O_CLOEXEC);
+        if (fd >= 0) {
+            unlink(tmpl);
+        }
+    } else {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    }
+    if (fd < 0) {
+        tern_set_error_errno(errp, errno, "can't open backing store %s for guest RAM",
+                             path);
+    }
+    return fd;
+}
+
 bool guest_mem_alloc(GuestMemory *m, uint64_t ram_size, uint64_t low_limit,
                      GError **errp)
+{
+    return guest_mem_alloc_file(m, ram_size, low_limit, NULL, errp);
+}
+
+bool guest_mem_alloc_file(GuestMemory *m, uint64_t ram_size, uint64_t low_limit,
+                          const char *path, GError **errp)
 {
     uint64_t low = MIN(ram_size, low_limit);
     uint8_t *hva;
@@ -38,9 +70,11 @@ bool guest_mem_alloc(GuestMemory *m, uint64_t ram_size, uint64_t low_limit,
                     (uint64_t)(ram_size / MiB), (uint64_t)(host_ram_bytes() / MiB));
         return false;
     }
-    m->fd = memfd_create("tern-ram", MFD_CLOEXEC);
+    m->fd = path ? open_ram_file(path, errp) : memfd_create("tern-ram", MFD_CLOEXEC);
     if (m->fd < 0) {
-        tern_set_error_errno(errp, errno, "memfd_create for guest RAM");
+        if (!path) {
+            tern_set_error_errno(errp, errno, "memfd_create for guest RAM");
+        }
         return false;
     }
     if (ftruncate(m->fd, ram_size) < 0) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hw/acpi/pm.h"
+#include "hw/block/blockdev.h"
 #include "hw/block/virtio-blk-pci.h"
 #include "hw/char/serial.h"
 #include "hw/i386/acpi-build.h"
@@ -35,7 +36,17 @@ struct MachineDevices {
     Chardev *serial_chr;
     SerialState *serial;
     GArray *cleanups;     /* of Cleanup, run last-first */
+    GPtrArray *qom;       /* of MachineQomDevice, in creation order */
+    unsigned anon_devices;    /* devices without id= so far */
 };
+
+static void qom_device_free(gpointer p)
+{
+    MachineQomDevice *d = p;
+
+    g_free(d->path);
+    g_free(d);
+}
 
 /* The MACHINE_DEVICE_TYPE lines of every linked device file. */
 extern const DeviceType *const __start_tern_device_types[] __attribute__((weak));
@@ -52,7 +63,7 @@ static const DeviceType *find_device_type(const char *driver)
 {
     for (const DeviceType *const *t = __start_tern_device_types;
          t < __stop_tern_device_types; t++) {
-        if (!strcmp((*t)->driver, driver)) {
+        if (!strcmp((*t)->qom.name, driver)) {
             return *t;
         }
     }
@@ -70,6 +81,8 @@ bool machine_create_device(Machine *m, KeyVal *opts, GError **errp)
                     driver);
         return false;
     }
+    /* Every device may be named; the name places it in the QOM tree. */
+    machine_add_qom_device(m, keyval_get(opts, "id"), type->qom.name);
     if (!type->create(m, opts, errp) || !keyval_check_unused(opts, errp)) {
         g_prefix_error(errp, "-device %s: ", keyval_source(opts));
         return false;
@@ -93,24 +106,10 @@ static void queue_transmit(Machine *m)
     }
 }
 
-static bool setup_serial(Machine *m, GError **errp)
+/* COM1 on chr, which it then owns. */
+static bool attach_com1(Machine *m, Chardev *chr, GError **errp)
 {
-    GPtrArray *serials = m->cfg->serials;
-    const char *spec = serials->len ? g_ptr_array_index(serials, 0) : "stdio";
-
-    if (serials->len > 1) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                    "-serial: tern has one serial port (COM1)");
-        return false;
-    }
-    if (!strcmp(spec, "none")) {
-        return true;
-    }
-    m->dev->serial_chr = chardev_new(spec, m->ctx, errp);
-    if (!m->dev->serial_chr) {
-        g_prefix_error(errp, "-serial %s: ", spec);
-        return false;
-    }
+    m->dev->serial_chr = chr;
     m->dev->serial = serial_new(m->dev->serial_chr,
                                 kvm_irq_line(m->kvm, X86_COM1_IRQ), m->devices);
     if (!serial_attach(m->dev->serial, m->pio, X86_COM1_PORT, errp)) {
@@ -119,6 +118,89 @@ static bool setup_serial(Machine *m, GError **errp)
     queue_transmit(m);
     return true;
 }
+
+/* The -chardev called id, opened for a serial port. */
+static Chardev *open_chardev_id(Machine *m, const char *id, GError **errp)
+{
+    const char *arg = chardev_find_option(vm_config_list(m->cfg, "chardev"), id);
+
+    if (!arg) {
+        tern_fail(errp, TERN_ERR_NOT_FOUND, "chardev '%s' not found", id);
+        return NULL;
+    }
+    return chardev_new_opts(arg, m->ctx, errp);
+}
+
+static bool has_isa_serial(const VmConfig *cfg)
+{
+    for (guint i = 0; i < cfg->devices->len; i++) {
+        if (!strcmp(keyval_get(cfg->devices->pdata[i], "driver"), "isa-serial")) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* -serial SPEC (or stdio by default, unless -nodefaults or an isa-serial
+ * device says otherwise); "chardev:ID" names a -chardev. */
+static bool setup_serial(Machine *m, GError **errp)
+{
+    GPtrArray *serials = m->cfg->serials;
+    const char *spec = serials->len ? g_ptr_array_index(serials, 0) : "stdio";
+    Chardev *chr;
+
+    if (serials->len > 1) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
+                    "-serial: tern has one serial port (COM1)");
+        return false;
+    }
+    if (!strcmp(spec, "none") ||
+        (!serials->len && (m->cfg->nodefaults || has_isa_serial(m->cfg)))) {
+        return true;
+    }
+    chr = g_str_has_prefix(spec, "chardev:") ? open_chardev_id(m, spec + 8, errp)
+                                            : chardev_new(spec, m->ctx, errp);
+    if (!chr) {
+        g_prefix_error(errp, "-serial %s: ", spec);
+        return false;
+    }
+    return attach_com1(m, chr, errp);
+}
+
+/* -device isa-serial,chardev=ID[,index=0][,iobase=0x3f8][,irq=4]: COM1,
+ * the one serial port tern's machine has. */
+static bool isa_serial_create(Machine *m, KeyVal *opts, GError **errp)
+{
+    const char *id = keyval_get(opts, "chardev");
+    uint64_t index = 0, iobase = X86_COM1_PORT, irq = X86_COM1_IRQ;
+    Chardev *chr;
+
+    if (!keyval_get_u64(opts, "index", &index, errp) ||
+        !keyval_get_u64(opts, "iobase", &iobase, errp) ||
+        !keyval_get_u64(opts, "irq", &irq, errp)) {
+        return false;
+    }
+    if (index != 0 || iobase != X86_COM1_PORT || irq != X86_COM1_IRQ) {
+        return tern_invalid(errp, "tern's machine has one serial port: COM1 "
+                            "(index=0, iobase=0x3f8, irq=4)");
+    }
+    if (m->dev->serial) {
+        return tern_fail(errp, TERN_ERR_BUSY, "COM1 is already used (by -serial)");
+    }
+    chr = id ? open_chardev_id(m, id, errp) : chardev_new("null", m->ctx, errp);
+    return chr && attach_com1(m, chr, errp);
+}
+
+static const QomProp isa_serial_props[] = {
+    { "index", "uint32", NULL },
+    { "iobase", "uint32", NULL },
+    { "irq", "uint32", NULL },
+    { "chardev", "str", "ID of a chardev to use as a backend" },
+    { NULL, NULL, NULL },
+};
+
+MACHINE_DEVICE_TYPE(isa_serial, "isa-serial", "isa-device", isa_serial_props,
+                    isa_serial_create);
 
 /* Guest reset and poweroff requests from the platform devices (vCPU thread). */
 static void power_reset(void *opaque)
@@ -181,7 +263,37 @@ static bool setup_platform(Machine *m, GError **errp)
 
 void machine_powerdown(Machine *m)
 {
+    if (!m->dev) {
+        return;   /* -machine none: no power button */
+    }
     acpi_pm_power_button(m->dev->pm);
+}
+
+const char *machine_add_qom_device(Machine *m, const char *id, const char *type)
+{
+    MachineQomDevice *d = g_new0(MachineQomDevice, 1);
+
+    d->path = id ? g_strdup_printf("/machine/peripheral/%s", id)
+                 : g_strdup_printf("/machine/peripheral-anon/device[%u]",
+                                   m->dev->anon_devices++);
+    d->type = type;
+    g_ptr_array_add(m->dev->qom, d);
+    return d->path;
+}
+
+const char *machine_device_path(Machine *m)
+{
+    return ((MachineQomDevice *)g_ptr_array_index(m->dev->qom, m->dev->qom->len - 1))->path;
+}
+
+const MachineQomDevice *machine_qom_device(Machine *m, size_t i)
+{
+    return m->dev && i < m->dev->qom->len ? m->dev->qom->pdata[i] : NULL;
+}
+
+Chardev *machine_serial_chardev(Machine *m)
+{
+    return m->dev ? m->dev->serial_chr : NULL;
 }
 
 PciBus *machine_pci_bus(Machine *m)
@@ -205,15 +317,52 @@ static bool build_tables(Machine *m, GError **errp)
     return acpi_build(&m->mem, &acpi, &m->rsdp, errp) && mptable_build(&m->mem, &mp, errp);
 }
 
+bool machine_open_block(Machine *m, GError **errp)
+{
+    GPtrArray *specs = vm_config_list(m->cfg, "blockdev");
+
+    m->drives = drive_set_new(m->cfg, errp);
+    if (!m->drives) {
+        return false;
+    }
+    m->blockdevs = blockdev_set_new(m->drives, vm_config_last(m->cfg, "incoming"));
+    for (guint i = 0; i < specs->len; i++) {
+        if (!blockdev_set_add_option(m->blockdevs, specs->pdata[i], errp)) {
+            g_prefix_error(errp, "-blockdev %s: ", (char *)specs->pdata[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+void machine_close_block(Machine *m)
+{
+    drive_set_free(m->drives);       /* after the devices that used them */
+    m->drives = NULL;
+    blockdev_set_free(m->blockdevs); /* after the drives over its nodes */
+    m->blockdevs = NULL;
+}
+
+Drive *machine_claim_drive(Machine *m, const char *id, const char *device,
+                           GError **errp)
+{
+    if (!id) {
+        tern_invalid(errp, "drive= is required");
+        return NULL;
+    }
+    if (drive_set_find(m->drives, id)) {
+        return drive_set_claim(m->drives, id, device, errp);
+    }
+    return blockdev_claim(m->blockdevs, id, device, errp);
+}
+
 bool machine_devices_init(Machine *m, GError **errp)
 {
     m->dev = g_new0(MachineDevices, 1);
     m->dev->cleanups = g_array_new(false, false, sizeof(Cleanup));
-    if (!setup_platform(m, errp) || !setup_serial(m, errp)) {
-        return false;
-    }
-    m->drives = drive_set_new(m->cfg, errp);
-    if (!m->drives) {
+    m->dev->qom = g_ptr_array_new_with_free_func(qom_device_free);
+    if (!setup_platform(m, errp) || !setup_serial(m, errp) ||
+        !machine_open_block(m, errp)) {
         return false;
     }
     for (guint i = 0; i < m->cfg->devices->len; i++) {
@@ -240,8 +389,8 @@ void machine_devices_free(Machine *m)
         c->fn(c->data);
     }
     g_array_unref(d->cleanups);
-    drive_set_free(m->drives);     /* after the devices that used them */
-    m->drives = NULL;
+    g_ptr_array_unref(d->qom);
+    machine_close_block(m);
     serial_free(d->serial);
     chardev_free(d->serial_chr);
     acpi_pm_free(d->pm);

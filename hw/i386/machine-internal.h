@@ -10,6 +10,8 @@
 /* Serial port, platform devices, -device instances, firmware tables. */
 bool machine_devices_init(Machine *m, GError **errp);
 void machine_devices_free(Machine *m);
+/* Frees the drives, then the block nodes under them (NULL sets are fine). */
+void machine_close_block(Machine *m);
 /* Loads -kernel/-initrd/-append and points the BSP at the entry. */
 bool machine_boot(Machine *m, GError **errp);
 

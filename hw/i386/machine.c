@@ -4,17 +4,44 @@
  * and tears it down in reverse. Boot loading and device wiring live in
  * machine-boot.c and machine-devices.c.
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "hw/i386/machine.h"
 #include "hw/i386/machine-internal.h"
 #include "hw/i386/pc-layout.h"
 #include "accel/kvm/kvm-irqchip-state.h"
+#include "softmmu/objects.h"
 #include "softmmu/runstate.h"
 #include "target/i386/cpu-state.h"
 #include "target/i386/cpu-vmstate.h"
 #include "target/i386/cpuid.h"
 #include "tern/error.h"
+
+/* What -machine accepts beyond the type (softmmu/options.c reads it). */
+static const QomProp machine_props[] = {
+    { "usb", "bool", "Set on/off to enable/disable usb" },
+    { "dump-guest-core", "bool", "Include guest memory in a core dump" },
+    { "memory-backend", "link<memory-backend>",
+      "Set RAM backendValid value is ID of hostmem based backend" },
+    { NULL, NULL, NULL },
+};
+static const QomType type_virt_machine = {
+    .name = "virt-machine", .parent = "machine", .props = machine_props,
+};
+static const QomType type_none_machine = {
+    .name = "none-machine", .parent = "machine", .props = machine_props,
+};
+QOM_TYPE(type_virt_machine);
+QOM_TYPE(type_none_machine);
+
+const MachineTypeInfo machine_types[] = {
+    { .name = "virt", .is_default = true, .cpu_max = VIRT_MAX_CPUS,
+      .default_cpu_type = "host-x86_64-cpu", .default_ram_id = "pc.ram" },
+    { .name = "none", .cpu_max = 1 },
+    { .name = NULL },
+};
 
 /* KVM's identity map page and TSS (accel/kvm/kvm.c) live here. */
 #define KVM_RESERVED_ADDR 0xfeffc000ULL
@@ -49,18 +76,34 @@ static bool build_e820(Machine *m, GError **errp)
     return true;
 }
 
+/* -machine dump-guest-core=off: a crash dump of tern leaves guest RAM out. */
+static bool exclude_from_core_dumps(GuestMemory *mem, GError **errp)
+{
+    for (unsigned i = 0; i < mem->nr_regions; i++) {
+        if (madvise(mem->regions[i].hva, mem->regions[i].size, MADV_DONTDUMP) < 0) {
+            tern_set_error_errno(errp, errno, "dump-guest-core=off");
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool setup_ram(Machine *m, GError **errp)
 {
-    const VmConfig *cfg = m->cfg;
+    VmConfig *cfg = m->cfg;
     GuestMemory *mem = &m->mem;
     uint64_t end;
 
+    if (!objects_resolve_ram(cfg, errp)) {
+        return false;
+    }
     if (cfg->ram_size < X86_BIOS_AREA_END * 2) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "-m %" PRIu64 "K is too small: at least 2 MiB", (uint64_t)(cfg->ram_size / KiB));
         return false;
     }
-    if (!guest_mem_alloc(mem, cfg->ram_size, VIRT_LOW_RAM_END, errp)) {
+    if (!guest_mem_alloc_file(mem, cfg->ram_size, VIRT_LOW_RAM_END, cfg->mem_path,
+                              errp)) {
         return false;
     }
     for (unsigned i = 0; i < mem->nr_regions; i++) {
@@ -69,6 +112,9 @@ static bool setup_ram(Machine *m, GError **errp)
         if (!kvm_set_slot(m->kvm, i, r->gpa, r->size, r->hva, 0, errp)) {
             return false;
         }
+    }
+    if (!cfg->dump_guest_core && !exclude_from_core_dumps(mem, errp)) {
+        return false;
     }
     end = mem->regions[mem->nr_regions - 1].gpa + mem->regions[mem->nr_regions - 1].size;
     m->pci_mmio64_base = ALIGN_UP(MAX(end, 4 * GiB), GiB);
@@ -116,7 +162,7 @@ static bool setup_vcpus(Machine *m, GError **errp)
     m->cpus = g_new0(X86Cpu *, n);
     m->power_on = g_new0(X86CpuState, n);
     for (unsigned i = 0; i < n; i++) {
-        X86Topology topo = { .nr_cpus = n, .apic_id = i };
+        X86Topology topo = { .nr_cpus = m->cfg->topo.cores, .apic_id = i };
         g_autofree struct kvm_cpuid2 *cpuid =
             x86_cpuid_build(m->kvm->supported_cpuid, &topo);
 
@@ -126,6 +172,11 @@ static bool setup_vcpus(Machine *m, GError **errp)
             return false;
         }
         m->nr_vcpus = i + 1;
+        if (m->cfg->debug_threads) {   /* -name debug-threads=on: QEMU's names */
+            g_autofree char *name = g_strdup_printf("CPU %u/KVM", i);
+
+            vcpu_set_thread_name(m->vcpus[i], name);
+        }
         m->cpus[i] = x86_cpu_new(m->kvm, m->vcpus[i], m->devices);
         if ((i == 0 && m->coalesced &&
              !kvm_coalesced_attach(m->coalesced, vcpu_fd(m->vcpus[0]), errp)) ||
@@ -149,6 +200,13 @@ static bool save_power_on_irqchip(Machine *m, GError **errp)
     return kvm_get_pit(m->kvm, &m->power_on_pit, errp);
 }
 
+/* -machine none: KVM is opened (query-kvm says so), but there are no CPUs,
+ * RAM or devices; block nodes and drives may still be given. */
+static bool machine_none_init(Machine *m, GError **errp)
+{
+    return machine_open_block(m, errp);
+}
+
 Machine *machine_new(VmConfig *cfg, GMainContext *ctx, GError **errp)
 {
     Machine *m = g_new0(Machine, 1);
@@ -160,6 +218,13 @@ Machine *machine_new(VmConfig *cfg, GMainContext *ctx, GError **errp)
     m->pio = iobus_new("port I/O");
     m->mmio = iobus_new("MMIO");
     m->kvm = kvm_init(errp);
+    if (m->kvm && !strcmp(cfg->machine, "none")) {
+        if (!machine_none_init(m, errp)) {
+            machine_free(m);
+            return NULL;
+        }
+        return m;
+    }
     if (m->kvm) {
         m->coalesced = kvm_coalesced_new(m->kvm, m->pio, m->mmio, ctx);
     }
@@ -184,6 +249,7 @@ void machine_free(Machine *m)
     }
     kvm_coalesced_free(m->coalesced);   /* its last writes reach the devices */
     machine_devices_free(m);
+    machine_close_block(m);   /* -machine none: no devices closed them */
     if (m->power_on) {
         for (unsigned i = 0; i < m->cfg->smp; i++) {
             x86_cpu_state_clear(&m->power_on[i]);
@@ -214,6 +280,9 @@ void machine_resume(Machine *m)
 
 bool machine_reset(Machine *m, GError **errp)
 {
+    if (!m->nr_vcpus) {
+        return true;   /* -machine none */
+    }
     for (unsigned i = 0; i < 3; i++) {
         if (!kvm_set_irqchip(m->kvm, &m->power_on_chips[i], errp)) {
             return false;

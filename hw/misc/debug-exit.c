@@ -57,4 +57,11 @@ static bool debug_exit_create(Machine *m, KeyVal *opts, GError **errp)
     return true;
 }
 
-MACHINE_DEVICE_TYPE(debug_exit, "isa-debug-exit", debug_exit_create);
+static const QomProp debug_exit_props[] = {
+    { "iobase", "uint32", NULL },
+    { "iosize", "uint32", NULL },
+    { NULL, NULL, NULL },
+};
+
+MACHINE_DEVICE_TYPE(debug_exit, "isa-debug-exit", "isa-device", debug_exit_props,
+                    debug_exit_create);

@@ -42,9 +42,11 @@ static bool is_binary(const Rtc *rtc)
     return rtc->cmos[RTC_REG_B] & RTC_B_DM_BINARY;
 }
 
-static uint8_t to_reg(const Rtc *rtc, int v)
+/* A register holds two digits: v is 0..99 by construction, and wraps if not. */
+static uint8_t to_reg(const Rtc *rtc, unsigned v)
 {
-    return is_binary(rtc) ? (uint8_t)v : (uint8_t)(((v / 10) << 4) | (v % 10));
+    v %= 100;
+    return is_binary(rtc) ? (uint8_t)v : (uint8_t)((v / 10) << 4 | v % 10);
 }
 
 static int from_reg(const Rtc *rtc, uint8_t v)
@@ -52,11 +54,35 @@ static int from_reg(const Rtc *rtc, uint8_t v)
     return is_binary(rtc) ? v : ((v >> 4) & 0xf) * 10 + (v & 0xf);
 }
 
+/*
+ * The century and year registers are four BCD digits, so the guest's clock
+ * lives in the years 0000..9999 and counts on from 9999 to 0000 as the chip's
+ * counters do. 10000 Gregorian years are 25 whole 400-year cycles, so the
+ * wrap keeps date and weekday exact.
+ */
+#define RTC_TIME_MIN  (-62167219200LL)     /* 0000-01-01 00:00:00 UTC */
+#define RTC_TIME_MAX  253402300799LL       /* 9999-12-31 23:59:59 UTC */
+#define RTC_TIME_SPAN (25 * 146097 * 86400LL)
+
+static int64_t guest_time(Rtc *rtc)
+{
+    int64_t t = rtc->clock(rtc->clock_opaque) + rtc->offset;
+    int64_t r = (t - RTC_TIME_MIN) % RTC_TIME_SPAN;
+
+    return RTC_TIME_MIN + (r < 0 ? r + RTC_TIME_SPAN : r);
+}
+
+/* Broken-down guest time; tm_year + 1900 is 0..9999. */
 static void guest_tm(Rtc *rtc, struct tm *tm)
 {
-    time_t t = (time_t)(rtc->clock(rtc->clock_opaque) + rtc->offset);
+    time_t t = (time_t)guest_time(rtc);
 
     gmtime_r(&t, tm);
+}
+
+static unsigned guest_year(const struct tm *tm)
+{
+    return (unsigned)(tm->tm_year + 1900);
 }
 
 static uint8_t hours_reg(const Rtc *rtc, int hour)
@@ -82,8 +108,8 @@ static uint8_t time_reg_read(Rtc *rtc, uint8_t idx)
     case RTC_DAY_OF_WEEK:  return to_reg(rtc, tm.tm_wday + 1);
     case RTC_DAY_OF_MONTH: return to_reg(rtc, tm.tm_mday);
     case RTC_MONTH:        return to_reg(rtc, tm.tm_mon + 1);
-    case RTC_YEAR:         return to_reg(rtc, tm.tm_year % 100);
-    case RTC_CENTURY:      return to_reg(rtc, (tm.tm_year + 1900) / 100);
+    case RTC_YEAR:         return to_reg(rtc, guest_year(&tm) % 100);
+    case RTC_CENTURY:      return to_reg(rtc, guest_year(&tm) / 100);
     default:               return rtc->cmos[idx];   /* alarms */
     }
 }
@@ -113,10 +139,10 @@ static void time_reg_write(Rtc *rtc, uint8_t idx, uint8_t v)
     case RTC_DAY_OF_MONTH: tm.tm_mday = CLAMP(from_reg(rtc, v), 1, 31); break;
     case RTC_MONTH:        tm.tm_mon = CLAMP(from_reg(rtc, v), 1, 12) - 1; break;
     case RTC_YEAR:
-        tm.tm_year = (tm.tm_year + 1900) / 100 * 100 + from_reg(rtc, v) % 100 - 1900;
+        tm.tm_year = guest_year(&tm) / 100 * 100 + from_reg(rtc, v) % 100 - 1900;
         break;
     case RTC_CENTURY:
-        tm.tm_year = from_reg(rtc, v) % 100 * 100 + tm.tm_year % 100 - 1900;
+        tm.tm_year = from_reg(rtc, v) % 100 * 100 + guest_year(&tm) % 100 - 1900;
         break;
     default:               /* day of week follows from the date; alarms */
         rtc->cmos[idx] = v;
@@ -262,15 +288,12 @@ void rtc_cmos_set(Rtc *rtc, uint8_t index, uint8_t val)
  * the source host's clock, so it goes on from the same value on the
  * destination whatever that host's clock says.
  */
-#define RTC_TIME_MIN (-62167219200LL)     /* 0000-01-01 00:00:00 UTC */
-#define RTC_TIME_MAX 253402300799LL       /* 9999-12-31 23:59:59 UTC */
-
 static bool rtc_pre_save(void *opaque, GError **errp)
 {
     Rtc *rtc = opaque;
 
     g_mutex_lock(&rtc->lock);
-    rtc->vm_guest_time = rtc->clock(rtc->clock_opaque) + rtc->offset;
+    rtc->vm_guest_time = guest_time(rtc);
     g_mutex_unlock(&rtc->lock);
     return true;
 }

@@ -335,6 +335,23 @@ static const PciDeviceOps virtio_pci_dev_ops = {
     .config_written = config_written,
 };
 
+/* Runs queue q's handler if the device may process it now (lock held). */
+static void run_queue(VirtioPci *vp, unsigned q)
+{
+    if (q < vp->cfg.num_queues && vp->vqs[q].enabled && !vp->vm_stopped &&
+        (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
+        !(vp->status & VIRTIO_STATUS_NEEDS_RESET)) {
+        vp->cfg.ops->handle_queue(vp->cfg.opaque, q);
+    }
+}
+
+void virtio_pci_run_queue(VirtioPci *vp, unsigned q)
+{
+    g_mutex_lock(&vp->lock);
+    run_queue(vp, q);
+    g_mutex_unlock(&vp->lock);
+}
+
 /* I/O thread: queue q was kicked. */
 static void on_kick(void *opaque, int fd)
 {
@@ -348,11 +365,7 @@ static void on_kick(void *opaque, int fd)
     g_mutex_lock(&vp->lock);
     for (q = 0; q < vp->cfg.num_queues && vp->kick_fd[q] != fd; q++) {
     }
-    if (q < vp->cfg.num_queues && vp->vqs[q].enabled && !vp->vm_stopped &&
-        (vp->status & VIRTIO_STATUS_DRIVER_OK) &&
-        !(vp->status & VIRTIO_STATUS_NEEDS_RESET)) {
-        vp->cfg.ops->handle_queue(vp->cfg.opaque, q);
-    }
+    run_queue(vp, q);
     g_mutex_unlock(&vp->lock);
 }
 

@@ -26,7 +26,10 @@ typedef struct BlockBackendList BlockBackendList;
 
 /* Takes 'root' (closed by blk_free); name NULL means "". */
 BlockBackend *blk_new(const char *name, BlockNode *root, void *opaque);
-/* Closes the root node (flushing it); NULL is fine. */
+/* A backend over a node that stays its owner's (a -blockdev node): freeing
+ * the backend leaves the node open. */
+BlockBackend *blk_new_shared(const char *name, BlockNode *root, void *opaque);
+/* Closes the root node (flushing it) if it owns it; NULL is fine. */
 void blk_free(BlockBackend *blk);
 const char *blk_name(const BlockBackend *blk);
 BlockNode *blk_root(const BlockBackend *blk);
@@ -56,5 +59,8 @@ BlockNode *blk_list_lookup_node(const BlockBackendList *l, const char *name);
 BlockNode *blk_list_find_node(const BlockBackendList *l, const char *name);
 /* The name QEMU gives bs on the wire and in messages (rules above). */
 const char *blk_list_node_name(const BlockBackendList *l, BlockNode *bs);
+/* Every node under the drives, each once: the drives' roots in order, then
+ * the nodes below them (g_ptr_array_unref it). */
+GPtrArray *blk_list_all_nodes(const BlockBackendList *l);
 
 #endif

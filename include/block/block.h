@@ -196,8 +196,24 @@ struct BlockDriver {
  * One open node. Fields are read by drivers and the dirty-bitmap code with
  * 'lock' held; other code uses the accessors.
  */
+/* I/O accounting per node, for query-blockstats: what the node's users
+ * asked of it (bdrv_preadv/pwritev/flush/discard/write_zeroes). */
+typedef enum {
+    BLOCK_ACCT_READ, BLOCK_ACCT_WRITE, BLOCK_ACCT_FLUSH, BLOCK_ACCT_UNMAP,
+    BLOCK_ACCT__MAX,
+} BlockAcctType;
+
+typedef struct BlockAcctStats {
+    uint64_t bytes[BLOCK_ACCT__MAX];
+    uint64_t ops[BLOCK_ACCT__MAX];
+    uint64_t failed_ops[BLOCK_ACCT__MAX];
+    uint64_t total_time_ns[BLOCK_ACCT__MAX];
+    uint64_t wr_highest_offset;
+} BlockAcctStats;
+
 struct BlockNode {
     GMutex lock;
+    BlockAcctStats stats;     /* under lock */
     char *node_name;
     char *filename;
     const BlockDriver *drv;
@@ -246,8 +262,22 @@ bool bdrv_format_is_known(const char *format);
  */
 BlockNode *bdrv_open(const char *filename, const char *format, int flags,
                      GError **errp);
+/* The two halves of bdrv_open, for block graphs built node by node
+ * (-blockdev): the protocol node alone (host file + image locks), and a
+ * format driver over an open protocol node, which the new node then owns
+ * (on failure the caller keeps it). bdrv_file_flags_for() says which of a
+ * format node's flags its protocol node takes. */
+BlockNode *bdrv_open_protocol(const char *filename, int flags, GError **errp);
+BlockNode *bdrv_open_over(const char *format, BlockNode *file, int flags,
+                          GError **errp);
+int bdrv_file_flags_for(const char *format, int flags);
 /* Flushes (errors are reported, not returned) and frees; NULL is fine. */
 void bdrv_close(BlockNode *bs);
+/* The same for a format node whose file node lives on (a node the user
+ * created on its own, under a format node being deleted). */
+void bdrv_close_keep_file(BlockNode *bs);
+/* A copy of the node's I/O accounting. */
+void bdrv_get_stats(BlockNode *bs, BlockAcctStats *out);
 bool bdrv_create(const char *format, const char *filename, uint64_t size,
                  const BlockCreateOpts *opts, GError **errp);
 

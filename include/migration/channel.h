@@ -5,6 +5,8 @@
  *   exec:CMD         /bin/sh -c CMD, the stream on its stdin (outgoing) or
  *                    stdout (incoming); closing waits for the command
  *   file:PATH        a plain file, truncated when written
+ *   fd:N             descriptor N, which the channel then owns (the monitor
+ *                    turns QMP's fd:NAME into fd:N, see getfd)
  * Sockets give a return path (qemu_file_get_return_path); exec and file
  * do not. Everything here blocks: the migration threads call it.
  */

@@ -12,12 +12,16 @@
 #include "migration/ram.h"
 #include "migration/savevm.h"
 
-/* QEMU's MigrationStatus values that a precopy source goes through. */
+/* QEMU's MigrationStatus values that tern's migrations go through; the end
+ * states come last. */
 typedef enum {
     MIGRATION_STATUS_NONE,
     MIGRATION_STATUS_SETUP,
     MIGRATION_STATUS_ACTIVE,
     MIGRATION_STATUS_DEVICE,        /* VM stopped, completing */
+    MIGRATION_STATUS_POSTCOPY_ACTIVE,
+    MIGRATION_STATUS_POSTCOPY_PAUSED,   /* channel lost, waiting to recover */
+    MIGRATION_STATUS_POSTCOPY_RECOVER,  /* reconnected, resynchronising */
     MIGRATION_STATUS_COMPLETED,
     MIGRATION_STATUS_FAILED,
     MIGRATION_STATUS_CANCELLING,
@@ -25,7 +29,7 @@ typedef enum {
     MIGRATION_STATUS__MAX
 } MigrationStatus;
 
-/* "none", "setup", "active", "device", "completed", ... as QMP says it. */
+/* "none", "setup", "active", "postcopy-active", ... as QMP says it. */
 const char *migration_status_name(MigrationStatus s);
 
 typedef struct MigrationParams {
@@ -43,6 +47,25 @@ typedef struct MigrationParams {
     unsigned cpu_throttle_increment;        /* 1..99 */
     unsigned max_cpu_throttle;              /* 1..99 */
     bool cpu_throttle_tailslow;
+    /* Capabilities that change the stream: return-path opens one (the
+     * destination's SHUT decides the outcome); postcopy-ram advises
+     * postcopy and allows migration_job_start_postcopy (it implies the
+     * return path); postcopy-preempt sends requested pages on the job's
+     * 'urgent' channel; switchover-ack waits for the destination's ack
+     * before stopping the VM. */
+    bool return_path;
+    bool postcopy_ram;
+    bool postcopy_preempt;
+    bool switchover_ack;
+    /* Capability dirty-bitmaps: the bitmaps may follow in postcopy. With
+     * it, and without postcopy_ram, the source advises postcopy with no
+     * payload and migration_job_start_postcopy switches once RAM fits the
+     * downtime and the bitmaps do not (QEMU's rule); the bitmaps then
+     * stream while the destination runs. */
+    bool postcopy_bitmaps;
+    /* QEMU's max-postcopy-bandwidth: bytes per second after the
+     * switchover, 0 = unlimited. */
+    uint64_t max_postcopy_bandwidth;
 } MigrationParams;
 
 /* QEMU 7.2's defaults for the throttle parameters above. */
@@ -89,19 +112,46 @@ typedef struct MigrationStats {
     uint64_t dirty_sync_count;
     double mbps;                    /* last window's bandwidth */
     unsigned cpu_throttle_percentage;   /* auto-converge, 0 = none */
-    char error_desc[256];           /* why it failed or was cancelled */
+    uint64_t postcopy_requests;     /* pages the destination asked for */
+    bool dirty_log_done;            /* postcopy: no dirty sync any more */
+    bool postcopy;                  /* the destination may run the guest:
+                                     * the source must never resume it */
+    char error_desc[256];           /* why it failed, was cancelled, paused */
 } MigrationStats;
 
 typedef struct MigrationJob MigrationJob;
 
-/* Start migrating 'sv' into 'f' (which the job owns and closes). 'ram' may
- * be NULL; it only feeds the statistics. */
-MigrationJob *migration_job_start(SaveVM *sv, QEMUFile *f, RamMigration *ram,
+/* Start migrating 'sv' into 'f' and, with postcopy-preempt, the second
+ * channel 'urgent' (else NULL); the job owns and closes both. 'ram' may be
+ * NULL without postcopy; it feeds the statistics. */
+MigrationJob *migration_job_start(SaveVM *sv, QEMUFile *f, QEMUFile *urgent,
+                                  RamMigration *ram,
                                   const MigrationParams *params,
                                   const MigrationHooks *hooks);
 /* Ask the job to stop; it ends cancelled at its next iteration. */
 void migration_job_cancel(MigrationJob *job);
 void migration_job_get_stats(MigrationJob *job, MigrationStats *out);
+/* A status the job went through, with the dirty syncs RAM had made by then
+ * (MIGRATION events and MIGRATION_PASS events interleave in that order). */
+typedef struct MigrationStatusChange {
+    MigrationStatus status;
+    uint64_t syncs;
+} MigrationStatusChange;
+
+/* Move the status changes since the last call into 'out' (of
+ * MigrationStatusChange), oldest first. */
+void migration_job_take_statuses(MigrationJob *job, GArray *out);
+
+/* migrate-start-postcopy: switch at the next step (harmless once done). */
+bool migration_job_start_postcopy(MigrationJob *job, GError **errp);
+/* Whether the job has switched to postcopy (any thread). */
+bool migration_job_in_postcopy(MigrationJob *job);
+/* migrate-pause: cut the channels of an active postcopy on purpose. */
+bool migration_job_pause(MigrationJob *job, GError **errp);
+/* migrate with resume: new channels for a paused postcopy (owned by the
+ * job from now on, closed on failure). */
+bool migration_job_resume(MigrationJob *job, QEMUFile *f, QEMUFile *urgent,
+                          GError **errp);
 /* Wait for the thread; false with the failure if it did not complete. */
 bool migration_job_wait(MigrationJob *job, GError **errp);
 void migration_job_free(MigrationJob *job);

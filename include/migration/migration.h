@@ -16,7 +16,8 @@
 
 typedef struct Machine Machine;
 
-/* QEMU 7.2's MigrationCapability list, in its order. */
+/* QEMU 7.2's MigrationCapability list, in its order, then switchover-ack
+ * (seed 004's destination honours it). */
 typedef enum {
     MIG_CAP_XBZRLE,
     MIG_CAP_RDMA_PIN_ALL,
@@ -39,10 +40,14 @@ typedef enum {
     MIG_CAP_BACKGROUND_SNAPSHOT,
     MIG_CAP_ZERO_COPY_SEND,
     MIG_CAP_POSTCOPY_PREEMPT,
+    MIG_CAP_SWITCHOVER_ACK,         /* QEMU 8.1's, after 7.2's list */
     MIG_CAP__MAX
 } MigrationCapability;
 
 const char *migration_capability_name(MigrationCapability c);
+/* Whether tern's migration can run capability c (the others are refused
+ * when set, and not listed by query-migrate-capabilities). */
+bool migration_capability_implemented(MigrationCapability c);
 /* -1 if 'name' is not a capability. */
 int migration_capability_lookup(const char *name);
 
@@ -52,6 +57,8 @@ typedef struct MigrationEventOps {
     void (*pass)(void *opaque, uint64_t pass);
 } MigrationEventOps;
 
+#define MIGRATION_MAX_VCPUS 256
+
 /* query-migrate's view: the outgoing job's figures, or the incoming side's. */
 typedef struct MigrationInfo {
     MigrationStats stats;
@@ -59,6 +66,15 @@ typedef struct MigrationInfo {
     bool has_ram;               /* ram.* figures are meaningful */
     uint64_t pages_per_second;  /* pages sent per second, whole job */
     uint64_t dirty_pages_rate;  /* pages the guest dirtied per second */
+    /* Destination of a RAM postcopy: capability postcopy-blocktime's
+     * figures (QEMU's), and tern's own fault -> page placed latency. */
+    bool has_blocktime;
+    uint64_t blocktime_ms;
+    unsigned nr_vcpus;
+    uint64_t vcpu_blocktime_ms[MIGRATION_MAX_VCPUS];
+    bool has_fault_latency;
+    uint64_t faults, page_requests, fault_latency_count;
+    uint64_t fault_latency_ns[4];   /* p50, p90, p99, max */
 } MigrationInfo;
 
 typedef struct MigrationState MigrationState;
@@ -84,8 +100,9 @@ void migration_set_incoming_failed(MigrationState *ms,
                                    void *opaque);
 
 /* Capabilities may change only while no migration runs, and only to what
- * tern implements; the set is checked as a whole and applied all or
- * nothing. */
+ * tern implements; dependencies (postcopy-preempt needs postcopy-ram,
+ * switchover-ack needs return-path) are checked on the set as a whole,
+ * which is applied all or nothing. */
 bool migration_set_capabilities(MigrationState *ms, size_t n,
                                 const MigrationCapability *caps,
                                 const bool *on, GError **errp);
@@ -110,8 +127,19 @@ bool migration_activate_disks(MigrationState *ms, GError **errp);
 /* QMP migrate: connect to 'uri' and start the precopy job. */
 bool migration_start_outgoing(MigrationState *ms, const char *uri,
                               GError **errp);
-/* QMP migrate_cancel: no-op when nothing runs. */
-void migration_cancel(MigrationState *ms);
+/* QMP migrate_cancel: no-op when nothing runs; refused once postcopy has
+ * begun (the destination may run the guest by then). */
+bool migration_cancel(MigrationState *ms, GError **errp);
+/* QMP migrate-start-postcopy: switch the running migration over. */
+bool migration_start_postcopy(MigrationState *ms, GError **errp);
+/* QMP migrate-pause, either side: cut an active postcopy's channels. */
+bool migration_pause(MigrationState *ms, GError **errp);
+/* QMP migrate with resume: reconnect a paused postcopy to 'uri'. */
+bool migration_resume_outgoing(MigrationState *ms, const char *uri,
+                               GError **errp);
+/* QMP migrate-recover, destination: listen on 'uri' for the source of a
+ * paused postcopy to come back. */
+bool migration_recover(MigrationState *ms, const char *uri, GError **errp);
 /* -incoming URI / migrate-incoming: listen now, load on a thread. The run
  * state must already be inmigrate. */
 bool migration_start_incoming(MigrationState *ms, const char *uri,

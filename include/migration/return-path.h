@@ -36,6 +36,9 @@ typedef struct MigRpMessage {
     char block[256];            /* REQ_PAGES_ID, RECV_BITMAP; else "" */
 } MigRpMessage;
 
+/* RESUME_ACK's value (QEMU's MIGRATION_RESUME_ACK_VALUE). */
+#define MIG_RP_RESUME_ACK_VALUE 1
+
 const char *mig_rp_msg_name(unsigned type);
 
 void mig_rp_send_shut(QEMUFile *f, uint32_t value);
@@ -51,18 +54,38 @@ void mig_rp_send_switchover_ack(QEMUFile *f);
 bool mig_rp_read(QEMUFile *f, MigRpMessage *msg, GError **errp);
 
 /*
- * The destination's end, for a precopy load (QEMU's destination does the
- * same): OPEN_RETURN_PATH opens it on the incoming channel, each PING is
- * answered with PONG, and when the load ends SHUT says how (0 loaded, 1
- * failed) before the return path is closed. Zero-initialise; the loader
- * thread is the only user.
+ * The destination's end, as QEMU's destination behaves: OPEN_RETURN_PATH
+ * opens it on the incoming channel, each PING is answered with PONG, and
+ * when the load ends SHUT says how (0 loaded, 1 failed) before the return
+ * path is closed. In postcopy the fault thread asks for pages here too
+ * (REQ_PAGES_ID when the block differs from the last request's, else
+ * REQ_PAGES), and recovery sends the received bitmap and RESUME_ACK, so
+ * every message is written under 'lock'. Zero-initialise, then _init.
  */
 typedef struct MigRpIncoming {
-    QEMUFile *rp;               /* NULL until OPEN_RETURN_PATH */
+    GMutex lock;
+    QEMUFile *rp;               /* NULL until OPEN_RETURN_PATH / while paused */
+    char last_block[256];       /* block of the last page request, or "" */
 } MigRpIncoming;
 
+void mig_rp_incoming_init(MigRpIncoming *in);
+void mig_rp_incoming_clear(MigRpIncoming *in);     /* closes without SHUT */
 bool mig_rp_incoming_open(MigRpIncoming *in, QEMUFile *f, GError **errp);
+bool mig_rp_incoming_is_open(MigRpIncoming *in);
 bool mig_rp_incoming_pong(MigRpIncoming *in, uint32_t value, GError **errp);
+bool mig_rp_incoming_switchover_ack(MigRpIncoming *in, GError **errp);
+/* False when no return path is open (postcopy paused) or it failed. */
+bool mig_rp_incoming_req_page(MigRpIncoming *in, const char *block,
+                              uint64_t start, uint32_t length);
+/* RECV_BITMAP 'block', then be64 len, the 'len' bytes of 'words' and the
+ * be64 end mark RAM_RECV_BITMAP_END (ram.h), as QEMU sends them. */
+bool mig_rp_incoming_recv_bitmap(MigRpIncoming *in, const char *block,
+                                 const uint8_t *words, size_t len,
+                                 uint64_t end_mark, GError **errp);
+bool mig_rp_incoming_resume_ack(MigRpIncoming *in, uint32_t value,
+                                GError **errp);
+/* Postcopy paused: shut the channel down and close it, without SHUT. */
+void mig_rp_incoming_drop(MigRpIncoming *in);
 /* Sends SHUT if the return path is open, then closes it. */
 void mig_rp_incoming_shut(MigRpIncoming *in, bool failed);
 

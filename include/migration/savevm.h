@@ -89,6 +89,9 @@ typedef struct SaveVMHandlers {
     void (*save_pending_exact)(void *opaque, uint64_t *must_precopy,
                                uint64_t *can_postcopy);
     void (*save_cleanup)(void *opaque);
+    /* Postcopy recovery: the stream goes on over a new channel; send again
+     * whatever may have been lost with the old one. Optional. */
+    void (*resume_prepare)(void *opaque);
     bool (*is_active)(void *opaque);
     bool (*is_active_iterate)(void *opaque);
     bool (*has_postcopy)(void *opaque);
@@ -99,6 +102,13 @@ typedef struct SaveVMHandlers {
     bool (*load_state)(QEMUFile *f, void *opaque, int version_id,
                        GError **errp);
     void (*load_cleanup)(void *opaque);
+    /* Postcopy recovery on the destination: the source reconnected and
+     * sends again what it cannot know arrived. Optional. */
+    void (*load_resumed)(void *opaque);
+    /* The load failed for good, no recovery follows (called once every
+     * thread reading the stream is done): drop what did not arrive whole.
+     * Optional. */
+    void (*load_abandon)(void *opaque);
 } SaveVMHandlers;
 
 /* What the destination does on commands. A NULL callback makes the command
@@ -113,28 +123,36 @@ typedef struct SaveVMIncomingOps {
     bool (*postcopy_ram_discard)(void *opaque, const char *block,
                                  uint64_t start, uint64_t length,
                                  GError **errp);
-    /* Must start a thread that keeps reading 'f' (the outer stream, even
-     * when LISTEN came inside PACKAGED) with savevm_load_main, then calls
-     * savevm_load_cleanup. */
+    /* Must start a thread that keeps reading 'f' (the outer stream: LISTEN
+     * is only accepted inside PACKAGED) with savevm_load_main;
+     * savevm_load_cleanup runs once that thread is done. */
     bool (*postcopy_listen)(void *opaque, QEMUFile *f, GError **errp);
     bool (*postcopy_run)(void *opaque, GError **errp);
     bool (*postcopy_resume)(void *opaque, GError **errp);
     bool (*recv_bitmap)(void *opaque, const char *block, GError **errp);
 } SaveVMIncomingOps;
 
-/* The destination's postcopy progress; commands must come in this order. */
+/* The destination's postcopy progress; commands must come in this order.
+ * END: the stream after RUN reached EOF (set by savevm_load_main). */
 typedef enum {
     POSTCOPY_INCOMING_NONE = 0,
     POSTCOPY_INCOMING_ADVISE,
     POSTCOPY_INCOMING_DISCARD,
     POSTCOPY_INCOMING_LISTENING,
     POSTCOPY_INCOMING_RUNNING,
+    POSTCOPY_INCOMING_END,
 } PostcopyIncomingState;
 
 typedef struct SaveVM SaveVM;
 
 SaveVM *savevm_new(const char *machine_name);
 void savevm_free(SaveVM *sv);
+/* The VM's UUID (-uuid). A source sends it in the configuration section
+ * when validate-uuid is on (savevm_set_send_uuid); a destination that has
+ * one refuses a stream carrying another ("UUID received is ... and local
+ * is ..."), one that has none only warns (seed 004's rules). */
+void savevm_set_uuid(SaveVM *sv, const uint8_t uuid[16]);
+void savevm_set_send_uuid(SaveVM *sv, bool on);
 
 /* Register live state; instance_id may be VMSTATE_INSTANCE_ID_ANY. */
 void savevm_register_live(SaveVM *sv, const char *idstr, uint32_t instance_id,
@@ -176,6 +194,8 @@ bool savevm_save_complete_precopy(SaveVM *sv, QEMUFile *f, bool in_postcopy,
 /* Device FULL sections alone (the PACKAGED blob at postcopy switchover). */
 bool savevm_save_devices(SaveVM *sv, QEMUFile *f, GError **errp);
 bool savevm_save_complete_postcopy(SaveVM *sv, QEMUFile *f, GError **errp);
+/* Every live handler's resume_prepare (a postcopy recovery). */
+void savevm_save_resume_prepare(SaveVM *sv);
 void savevm_save_cleanup(SaveVM *sv);
 /* A whole paused-VM stream in one go (snapshots, exec:/file: migration). */
 bool savevm_save_all(SaveVM *sv, QEMUFile *f, GError **errp);
@@ -206,9 +226,13 @@ bool savevm_load(SaveVM *sv, QEMUFile *f, GError **errp);
 /* Magic, version and configuration (machine name checked). */
 bool savevm_load_header(SaveVM *sv, QEMUFile *f, GError **errp);
 /* The section/command loop: 0 at EOF, 1 when POSTCOPY_RUN ends the loop
- * (the listen thread carries on), -1 with errp on error. */
+ * (the listen thread carries on), -1 with errp on error. EOF after RUN
+ * moves the postcopy state to END. */
 int savevm_load_main(SaveVM *sv, QEMUFile *f, GError **errp);
 PostcopyIncomingState savevm_postcopy_state(const SaveVM *sv);
 void savevm_load_cleanup(SaveVM *sv);
+/* Every handler's load_resumed / load_abandon (see SaveVMHandlers). */
+void savevm_load_resumed(SaveVM *sv);
+void savevm_load_abandon(SaveVM *sv);
 
 #endif

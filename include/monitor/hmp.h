@@ -1,8 +1,9 @@
 /*
  * The human monitor subset reachable through QMP's human-monitor-command:
  * "info status", "info block", "stop", "cont", "quit", "system_reset",
- * "system_powerdown", each mapped onto a registered QMP command, and
- * commands of its own that subsystems add (savevm, loadvm, delvm, "info
+ * "system_powerdown", "migrate_start_postcopy", "migrate_pause", each
+ * mapped onto a registered QMP command; "migrate_recover URI"; and
+ * commands of their own that subsystems add (savevm, loadvm, delvm, "info
  * snapshots": HMP commands without a QMP twin). Arguments are parsed as
  * QEMU's HMP parses a string ("s"): a word or a double-quoted string, with
  * QEMU's messages for a missing or extraneous one.

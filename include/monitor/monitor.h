@@ -26,8 +26,10 @@ Hmp *monitor_hmp(Monitor *mon);
 /*
  * Command-line options, checked as they are added:
  *   -qmp unix:PATH[,server=on|server][,wait=off|nowait]   (also tcp:HOST:PORT)
- *   -chardev socket,id=ID,path=PATH,server=on,wait=off    (or host=,port=)
- *   -mon chardev=ID,mode=control[,pretty=on|off]
+ *   -chardev socket,id=ID,path=PATH,server=on,wait=off    (or host=,port=,
+ *                                                          or fd=N listening)
+ *   -mon chardev=ID,mode=control[,pretty=on|off][,id=NAME]
+ * -chardev options of other backends are left to the serial port.
  * Only listening sockets are supported; wait=on (QEMU's default for a server)
  * makes monitor_start() block until a client connects.
  */
@@ -37,6 +39,9 @@ bool monitor_add_mon_option(Monitor *mon, const char *arg, GError **errp);
 /* True if a -chardev with this id was given (so the machine can tell a
  * monitor chardev from others). */
 bool monitor_has_chardev(Monitor *mon, const char *id);
+
+/* Appends query-chardev's ChardevInfo for each listening chardev. */
+void monitor_add_chardev_info(Monitor *mon, json_object *list);
 
 /* Opens the listening sockets; waits for a client where wait=on. */
 bool monitor_start(Monitor *mon, GError **errp);

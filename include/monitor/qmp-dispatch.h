@@ -27,10 +27,20 @@ typedef enum {
     QMP_ERROR_KVM_MISSING_CAP,
 } QmpErrorClass;
 
+/* Descriptors one message may carry (SCM_RIGHTS); more are closed. */
+#define QMP_MAX_PASSED_FDS 8
+
 struct QmpSession {
     bool negotiated;        /* qmp_capabilities accepted: commands and events flow */
     bool oob;               /* the client enabled the "oob" capability */
+    /* Descriptors the client's latest message carried, for getfd; as in
+     * QEMU, a new message's replace them and getfd takes the first. */
+    int passed_fds[QMP_MAX_PASSED_FDS];
+    unsigned n_passed_fds;
 };
+
+/* Closes the session's passed descriptors, then keeps fds[0..n) instead. */
+void qmp_session_set_passed_fds(QmpSession *s, const int *fds, unsigned n);
 
 /* {"QMP": {"version": ..., "capabilities": ["oob"]}} */
 json_object *qmp_greeting(void);

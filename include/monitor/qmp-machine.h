@@ -14,6 +14,8 @@ typedef struct QmpMachineOps {
     /* -name, or NULL. */
     const char *(*name)(void *opaque);
     unsigned (*cpu_count)(void *opaque);
+    /* Cores per socket (-smp), for the vCPUs' socket-id and core-id. */
+    unsigned (*cores_per_socket)(void *opaque);
     /* Host thread id of vCPU 'index' (for query-cpus-fast). */
     int64_t (*cpu_thread_id)(void *opaque, unsigned index);
     /* Presses the ACPI power button; NULL if the machine has none. */

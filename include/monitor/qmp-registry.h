@@ -74,6 +74,16 @@ void qmp_register_command(QmpRegistry *r, const QmpCommandDef *def, void *opaque
 void qmp_register_commands(QmpRegistry *r, const QmpCommandDef *defs, size_t n,
                            void *opaque);
 void qmp_register_events(QmpRegistry *r, const QmpEventDef *defs, size_t n);
+/*
+ * The monitor's named file descriptors (QMP getfd): set replaces (and
+ * closes) one of the same name; take hands the descriptor over to the
+ * caller (-1 if there is none); close closes it (false if there is none).
+ * What is left is closed with the registry.
+ */
+void qmp_registry_set_fd(QmpRegistry *r, const char *name, int fd);
+int qmp_registry_take_fd(QmpRegistry *r, const char *name);
+bool qmp_registry_close_fd(QmpRegistry *r, const char *name);
+
 /* Adds a variant to the TransactionAction union the 'transaction' command
  * decodes its actions with. */
 void qmp_register_action(QmpRegistry *r, const QmpActionOps *ops, void *opaque);

@@ -30,6 +30,9 @@ bool qmp_server_listen_unix(QmpServer *s, const char *path, GError **errp);
 /* Listens on host:port (TCP). */
 bool qmp_server_listen_tcp(QmpServer *s, const char *host, const char *port,
                            GError **errp);
+/* Listens on an inherited listening socket (-chardev socket,fd=N), which
+ * it then owns. */
+bool qmp_server_listen_fd(QmpServer *s, int fd, GError **errp);
 /* For wait=on: iterates the context until some client has connected. */
 void qmp_server_wait_for_client(QmpServer *s);
 

@@ -29,6 +29,7 @@
 #include <stddef.h>
 
 #include "tern/json.h"
+#include "tern/keyval.h"
 
 typedef enum {
     QMP_KIND_STR,
@@ -148,6 +149,16 @@ void qmp_free(const QmpType *t, void *value);
 /* A new zeroed value of t, and its release (value and what it owns). */
 void *qmp_value_new(const QmpType *t);
 void qmp_value_free(const QmpType *t, void *value);
+
+/*
+ * The JSON a key=value option string stands for, typed by t as QEMU's keyval
+ * visitor reads it: "a.b=x" is member b of object a, "a.0=x" element 0 of
+ * array a, and each text value becomes t's type for that member (bool,
+ * number; never null: "null" is text). Members t lacks stay text, so
+ * qmp_decode() then reports them as a request's would be. Marks every key
+ * of kv used.
+ */
+json_object *qmp_keyval_to_json(const QmpType *t, KeyVal *kv, GError **errp);
 
 /* An enum's index of 'name', or -1. */
 int qmp_enum_lookup(const QmpType *t, const char *name);

@@ -24,6 +24,24 @@ typedef struct CmdlineOption {
 extern const CmdlineOption cmdline_options[];
 extern const size_t cmdline_options_count;
 
+/*
+ * The key=value options as query-command-line-options lists them: QEMU's
+ * group name ("smp-opts" for -smp) and the keys tern's handler accepts, with
+ * QEMU's type names ("boolean", "string", "number", "size"). A group with no
+ * keys takes keys its consumer checks (-object, -device).
+ */
+typedef struct CmdlineParam {
+    const char *name;           /* NULL ends a list */
+    const char *type;
+} CmdlineParam;
+
+typedef struct CmdlineGroup {
+    const char *option;         /* NULL ends the table */
+    const CmdlineParam *params;
+} CmdlineGroup;
+
+extern const CmdlineGroup cmdline_groups[];
+
 /* Parses argv[1..] into cfg. Fails with a message naming the option. */
 bool cmdline_parse(VmConfig *cfg, int argc, char **argv, GError **errp);
 void cmdline_print_help(void);

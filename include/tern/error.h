@@ -56,7 +56,10 @@ void tern_set_error_errno(GError **errp, int err, const char *fmt, ...)
 /* The errno 'err' carries; 0 if none (NULL, another domain, no errno). */
 int tern_error_errno(const GError *err);
 
-/* "tern: <message>" on stderr. */
+/* "tern: <message>" on stderr; with timestamps on (QEMU's -msg
+ * timestamp=on), each message starts with the UTC time in ISO 8601 and a
+ * space, as QEMU writes it. */
+void tern_report_set_timestamps(bool on);
 void tern_error_report(const char *fmt, ...) TERN_PRINTF(1, 2);
 void tern_error_report_err(GError *err);   /* reports and frees */
 void tern_warn(const char *fmt, ...) TERN_PRINTF(1, 2);

@@ -15,6 +15,12 @@ typedef struct KeyVal KeyVal;
 
 /* implied_key may be NULL: then a first item without '=' is an error. */
 KeyVal *keyval_parse(const char *str, const char *implied_key, GError **errp);
+/* QEMU's JSON form of the same options ("-device '{"driver": ...}'"): a JSON
+ * object whose nested members become dotted keys ("cache.direct"), scalars
+ * their text (booleans "on"/"off"); null is refused. */
+KeyVal *keyval_parse_json(const char *str, GError **errp);
+/* JSON if str starts with '{' (as QEMU decides), else key=value. */
+KeyVal *keyval_parse_any(const char *str, const char *implied_key, GError **errp);
 void keyval_free(KeyVal *kv);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KeyVal, keyval_free)
 
@@ -27,6 +33,10 @@ const char *keyval_get(KeyVal *kv, const char *key);
 bool keyval_get_bool(KeyVal *kv, const char *key, bool *out, GError **errp);
 bool keyval_get_u64(KeyVal *kv, const char *key, uint64_t *out, GError **errp);
 bool keyval_get_size(KeyVal *kv, const char *key, uint64_t *out, GError **errp);
+/* The items in the order given; keyval_get_at marks the i-th used. */
+size_t keyval_count(const KeyVal *kv);
+const char *keyval_key_at(const KeyVal *kv, size_t i);
+const char *keyval_get_at(KeyVal *kv, size_t i);
 /* Fails naming the first key no getter asked for. */
 bool keyval_check_unused(const KeyVal *kv, GError **errp);
 

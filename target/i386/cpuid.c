@@ -1,11 +1,25 @@
 /*
- * Per-vCPU CPUID tables (target/i386/cpuid.h). Topology model: one package,
- * nr_cpus cores, one thread per core, APIC ID = vCPU index; so the SMT level
- * has 0 ID bits and the core level x86_core_id_bits(nr_cpus).
+ * Per-vCPU CPUID tables (target/i386/cpuid.h). Topology model: packages of
+ * nr_cpus cores, one thread per core, APIC ID = vCPU index (the package is
+ * the bits above the core ID); so the SMT level has 0 ID bits and the core
+ * level x86_core_id_bits(nr_cpus).
  */
 #include <string.h>
 
+#include "hw/core/qom.h"
 #include "target/i386/cpuid.h"
+
+/* The CPU models: both are the host's CPU as KVM offers it (-cpu host). */
+static const QomType type_host_cpu = {
+    .name = "host-x86_64-cpu", .parent = "x86_64-cpu",
+    .props = (const QomProp[]) { { "migratable", "bool", NULL }, { NULL, NULL, NULL } },
+};
+static const QomType type_max_cpu = {
+    .name = "max-x86_64-cpu", .parent = "x86_64-cpu",
+    .props = (const QomProp[]) { { "migratable", "bool", NULL }, { NULL, NULL, NULL } },
+};
+QOM_TYPE(type_host_cpu);
+QOM_TYPE(type_max_cpu);
 
 #define CPUID_1_ECX_X2APIC     (1u << 21)
 #define CPUID_1_ECX_OSXSAVE    (1u << 27)
@@ -113,9 +127,13 @@ static void fix_amd_leaves(struct kvm_cpuid_entry2 *e, const X86Topology *t)
         e->ecx = (e->ecx & ~0xf0ffu) | (x86_core_id_bits(t->nr_cpus) << 12) |
                  ((t->nr_cpus - 1) & 0xff);
     } else if (e->function == 0x8000001e) {
+        unsigned bits = x86_core_id_bits(t->nr_cpus);
+
         e->eax = t->apic_id;
-        e->ebx = t->apic_id & 0xff;   /* one thread per core, core id = APIC id */
-        e->ecx = 0;
+        /* One thread per core: the core id is the APIC id's core bits; each
+         * package is a node of its own. */
+        e->ebx = t->apic_id & ((1u << bits) - 1) & 0xff;
+        e->ecx = (t->apic_id >> bits) & 0xff;
     }
 }
 

@@ -1,6 +1,8 @@
 """Dirty-bitmap migration (capability dirty-bitmaps): a bitmap that recorded
 the guest's virtio-blk writes on tern A arrives on tern B with the same name,
-granularity, flags and dirty count, and keeps recording there."""
+granularity, flags and dirty count, and keeps recording there; also when
+the migration switches to RAM postcopy (the bits then follow RUN; more in
+test_migration_bitmap_postcopy.py)."""
 import subprocess
 
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from ternlib import TernVm, has_kvm, qemu_img
 
 from test_migration_tern import MEM, migrate, unlimited, wait_runstate
+from ternlib.migration import wait_status
 
 pytestmark = pytest.mark.skipif(not has_kvm(), reason="needs /dev/kvm")
 
@@ -29,8 +32,9 @@ def make_image(path):
                    check=True)
 
 
-@pytest.mark.parametrize("enabled", [True, False])
-def test_dirty_bitmap_travels_with_the_guest(tmp_path, enabled):
+@pytest.mark.parametrize("enabled,postcopy", [(True, False), (False, False),
+                                              (True, True)])
+def test_dirty_bitmap_travels_with_the_guest(tmp_path, enabled, postcopy):
     src_img, dst_img = tmp_path / "a.qcow2", tmp_path / "b.qcow2"
     make_image(src_img)
     make_image(dst_img)
@@ -50,10 +54,20 @@ def test_dirty_bitmap_travels_with_the_guest(tmp_path, enabled):
         with TernVm(tmp_path, append=append, memory=MEM, qmp=True, name="b",
                     incoming=uri, extra_args=drive_args(dst_img)) as b:
             wait_runstate(b, "inmigrate")
-            a.qmp().execute("migrate-set-capabilities", capabilities=[
-                {"capability": "dirty-bitmaps", "state": True}])
-            unlimited(a)
-            migrate(a, b, uri)
+            caps = ["dirty-bitmaps"] + (["postcopy-ram"] if postcopy else [])
+            for vm in (a, b):
+                vm.qmp().execute("migrate-set-capabilities", capabilities=[
+                    {"capability": c, "state": True} for c in caps])
+            if postcopy:
+                a.qmp().execute("migrate-set-parameters",
+                                **{"max-bandwidth": 16 << 20})
+                a.qmp().execute("migrate", uri=uri)
+                a.qmp().execute("migrate-start-postcopy")
+                info = wait_status(a, ("completed", "failed"), 60)
+                assert info["status"] == "completed", info
+            else:
+                unlimited(a)
+                migrate(a, b, uri)
             wait_runstate(b, "running")
             after = bitmaps(b)["b0"]
             for key in ("count", "granularity", "recording", "persistent"):

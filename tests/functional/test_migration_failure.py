@@ -97,23 +97,51 @@ def test_capabilities_and_parameters(tmp_path):
         assert q.execute("query-migrate") == {}
         caps = {c["capability"]: c["state"]
                 for c in q.execute("query-migrate-capabilities")}
-        assert {"events", "dirty-bitmaps", "postcopy-ram"} <= caps.keys()
+        assert {"events", "dirty-bitmaps", "auto-converge"} <= caps.keys()
+        # Only what tern runs is listed (libvirt sets what it finds).
+        assert "pause-before-switchover" not in caps and "xbzrle" not in caps
         assert not any(caps.values())
         r = q.cmd("migrate-set-capabilities",
                   capabilities=[{"capability": "no-such-cap", "state": True}])
         assert r["error"]["class"] == "GenericError"
-        # Not implemented: refused when set, and the whole set is kept.
-        r = q.cmd("migrate-set-capabilities",
-                  capabilities=[{"capability": "events", "state": True},
-                                {"capability": "postcopy-ram", "state": True}])
-        assert r["error"] == {"class": "GenericError", "desc":
-                              "capability 'postcopy-ram' is not implemented "
-                              "by tern's migration yet"}
+        # What tern does not implement is refused when set, and nothing of
+        # the refused set is applied.
+        for cap in ("multifd", "xbzrle", "x-colo", "background-snapshot"):
+            r = q.cmd("migrate-set-capabilities",
+                      capabilities=[{"capability": "events", "state": True},
+                                    {"capability": cap, "state": True}])
+            assert r["error"]["desc"] == (f"capability '{cap}' is not "
+                                          "implemented by tern's migration yet")
         caps = {c["capability"]: c["state"]
                 for c in q.execute("query-migrate-capabilities")}
         assert not any(caps.values())
-        q.execute("migrate-set-capabilities",
-                  capabilities=[{"capability": "postcopy-ram", "state": False}])
+        # Dependencies are checked on the whole set, in any order.
+        r = q.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": "postcopy-preempt", "state": True}])
+        assert r["error"]["desc"] == "Postcopy preempt requires postcopy-ram"
+        r = q.cmd("migrate-set-capabilities", capabilities=[
+            {"capability": "switchover-ack", "state": True}])
+        assert "'return-path'" in r["error"]["desc"]
+        q.execute("migrate-set-capabilities", capabilities=[
+            {"capability": "postcopy-preempt", "state": True},
+            {"capability": "postcopy-ram", "state": True}])
+        caps = {c["capability"]: c["state"]
+                for c in q.execute("query-migrate-capabilities")}
+        assert caps["postcopy-ram"] and caps["postcopy-preempt"]
+        # Postcopy commands with nothing to act on.
+        r = q.cmd("migrate-start-postcopy")
+        assert "after migration has been started" in r["error"]["desc"]
+        r = q.cmd("migrate-pause")
+        assert "postcopy-active" in r["error"]["desc"]
+        r = q.cmd("migrate", uri="unix:" + a.sock_path("x"), resume=True)
+        assert "no paused migration" in r["error"]["desc"]
+        r = q.cmd("migrate-recover", uri="unix:" + a.sock_path("z"))
+        assert "postcopy is paused" in r["error"]["desc"]
+        q.execute("migrate-set-capabilities", capabilities=[
+            {"capability": "postcopy-ram", "state": False},
+            {"capability": "postcopy-preempt", "state": False}])
+        r = q.cmd("migrate-start-postcopy")
+        assert "Enable postcopy" in r["error"]["desc"]
 
         p = q.execute("query-migrate-parameters")
         assert p["max-bandwidth"] == 128 << 20 and p["downtime-limit"] == 300

@@ -1,9 +1,13 @@
-"""The destination's return path, as a QEMU source with capability
+"""The return path. The destination's end, as a QEMU source with capability
 return-path uses it: OPEN_RETURN_PATH, PING answered with PONG on the same
-socket, SHUT 0 once the stream is loaded (SHUT 1 after a bad one). tern's
-own source opens none, so the test plays the source: it takes a paused
-tern stream (exec:cat > f), adds the commands after the configuration
-section and feeds it to `tern -incoming unix:`."""
+socket, SHUT 0 once the stream is loaded (SHUT 1 after a bad one); the test
+plays the source: it takes a paused tern stream (exec:cat > f), adds the
+commands after the configuration section and feeds it to `tern -incoming
+unix:`. The source's end, tern -> tern: with return-path (and
+switchover-ack) a precopy completes on the destination's SHUT 0; a
+destination that fails the load makes the source fail with its SHUT and
+keep running its guest; a source asking for a return path on a file:
+stream fails to start with the reason."""
 import socket
 import struct
 import time
@@ -11,7 +15,7 @@ import time
 import pytest
 
 from ternlib import TernVm, guestkit, has_kvm
-from ternlib.migration import wait_runstate
+from ternlib.migration import wait_runstate, wait_status, unlimited
 
 pytestmark = pytest.mark.skipif(not has_kvm(), reason="needs /dev/kvm")
 
@@ -128,3 +132,63 @@ def test_ping_without_return_path_is_refused(tmp_path):
         assert "no return path" in vm.stderr_text()
     finally:
         vm.kill()
+
+
+DIRTY = guestkit.cmdline("dirty", mem="16M", rate="8M", report=50)
+
+
+@pytest.mark.parametrize("caps", [["return-path"],
+                                  ["return-path", "switchover-ack"]])
+def test_source_return_path_precopy(tmp_path, caps):
+    with TernVm(tmp_path, append=DIRTY, memory=MEM, qmp=True, name="a") as a, \
+         TernVm(tmp_path, append=DIRTY, memory=MEM, qmp=True, name="b",
+                incoming="defer") as b:
+        guestkit.wait_dirty_passes(a.serial, 2, timeout=20)
+        uri = "unix:" + a.sock_path("mig")
+        wait_runstate(b, "inmigrate")
+        for vm in (a, b):
+            vm.qmp().execute("migrate-set-capabilities", capabilities=[
+                {"capability": c, "state": True} for c in caps])
+        b.qmp().execute("migrate-incoming", uri=uri)
+        unlimited(a)
+        a.qmp().execute("migrate", uri=uri)
+        info = wait_status(a, ("completed", "failed"), 60)
+        assert info["status"] == "completed", info
+        wait_runstate(b, "running")
+        last = guestkit.last_dirty_pass(a.serial) or 0
+        guestkit.wait_dirty_passes(b.serial, last + 2, timeout=30)
+        b.serial.assert_no_fail()
+
+
+def test_source_fails_on_the_destinations_shut(tmp_path):
+    # The destination has less RAM: its load fails, SHUT 1 tells the source.
+    with TernVm(tmp_path, append=DIRTY, memory=MEM, qmp=True, name="a") as a, \
+         TernVm(tmp_path, append=DIRTY, memory=MEM // 2, qmp=True, name="b",
+                incoming="defer") as b:
+        guestkit.wait_dirty_passes(a.serial, 2, timeout=20)
+        uri = "unix:" + a.sock_path("mig")
+        wait_runstate(b, "inmigrate")
+        b.qmp().execute("migrate-incoming", uri=uri)
+        a.qmp().execute("migrate-set-capabilities", capabilities=[
+            {"capability": "return-path", "state": True}])
+        unlimited(a)
+        a.qmp().execute("migrate", uri=uri)
+        info = wait_status(a, ("completed", "failed"), 60)
+        assert info["status"] == "failed", info
+        assert info["error-desc"] == \
+            "return path: the destination failed (SHUT 1)", info
+        assert b.wait_exit(10) == 1
+        wait_runstate(a, "running")
+        mark = a.serial.mark()
+        a.serial.wait_for(guestkit.DIRTY_PASS_RE, timeout=10, start=mark)
+
+
+def test_source_return_path_needs_a_socket(tmp_path):
+    with TernVm(tmp_path, append=DIRTY, memory=MEM, qmp=True, name="a") as a:
+        a.qmp().execute("migrate-set-capabilities", capabilities=[
+            {"capability": "return-path", "state": True}])
+        a.qmp().execute("migrate", uri=f"file:{tmp_path / 'x'}")
+        info = wait_status(a, ("completed", "failed"), 30)
+        assert info["status"] == "failed", info
+        assert "return path" in info["error-desc"], info
+        wait_runstate(a, "running")

@@ -30,13 +30,33 @@ EXACT = ["migrate-set-capabilities", "block-dirty-bitmap-add",
 # Members QEMU 7.2 always sends that tern does not (yet): they are shape
 # differences the narrowing check reports, listed here with the reason.
 KNOWN_MISSING = {
-    # tern's migration job counts one total, not the precopy/downtime split;
-    # it has no postcopy and no zero-copy send.
+    # tern's migration job counts one total, not the precopy/downtime/
+    # postcopy split; it has no zero-copy send.
     "query-migrate:ret.ram.precopy-bytes",
     "query-migrate:ret.ram.downtime-bytes",
     "query-migrate:ret.ram.postcopy-bytes",
     "query-migrate:ret.ram.dirty-sync-missed-zero-copy",
 }
+
+# What tern has beyond QEMU 7.2, with the reason: seed 004's capability
+# switchover-ack (QEMU 8.1's, after 7.2's list), which the return path
+# honours, and tern's own postcopy fault latency (x-, not QEMU's).
+EXTRA_VALUES = {"switchover-ack"}
+KNOWN_EXTRA = {
+    "migrate-set-capabilities:arg.capabilities[].capability",
+    "query-migrate-capabilities:ret[].capability",
+    "query-migrate:ret.x-postcopy-fault-latency",
+}
+
+
+def without_extra(shape):
+    """A shape with EXTRA_VALUES taken out of its enums."""
+    if not isinstance(shape, tuple):
+        return shape
+    if len(shape) == 2 and shape[0] == "enum":
+        return ("enum", tuple(v for v in shape[1] if v not in EXTRA_VALUES))
+    return tuple(without_extra(x) for x in shape)
+
 
 # The typed layer's refusals (and the owners' range checks), as QEMU words them.
 TYPING_ERROR = re.compile(r"Invalid parameter type for|Parameter '[^']*' (expects|is "
@@ -96,7 +116,8 @@ def test_schema_matches_qemu(tern, qemu):
               if ours.entry(n)["meta-type"] in ("command", "event") and n in theirs.by_name]
     assert len(common) >= 35
     for name in EXACT:
-        assert ours.entry_shape(name) == theirs.entry_shape(name), name
+        assert without_extra(ours.entry_shape(name)) == \
+            theirs.entry_shape(name), name
     problems = []
     for name in common:
         e, f = ours.entry(name), theirs.entry(name)
@@ -104,7 +125,7 @@ def test_schema_matches_qemu(tern, qemu):
         if e["meta-type"] == "command":
             narrower(ours, theirs, e["ret-type"], f["ret-type"], name + ":ret", problems)
     unexpected = [p for p in problems if p.split(":")[0] + ":" + p.split(":")[1]
-                  not in KNOWN_MISSING]
+                  not in KNOWN_MISSING | KNOWN_EXTRA]
     assert not unexpected, "\n".join(unexpected)
 
 

@@ -11,6 +11,7 @@ disk that was not reverted with the RAM fails the read-back. qemu-img
 check must find the images clean after each step and qemu-img must list
 tern's snapshots with the VM state size tern recorded."""
 import subprocess
+import time
 
 import pytest
 
@@ -54,15 +55,23 @@ def quit_vm(vm):
     vm.wait_exit(30)
 
 
-def passes_after(vm, mark, n=3, timeout=30):
-    """The first n pass counts the guest prints after serial position mark."""
-    guestkit.wait_dirty_passes(vm.serial, 0, timeout=timeout, start=mark)
-    m = vm.serial.findall(guestkit.DIRTY_PASS_RE, start=mark)
-    while len(m) < n:
-        vm.serial.wait_for(guestkit.DIRTY_PASS_RE, timeout=timeout,
-                           start=m[-1].end())
-        m = vm.serial.findall(guestkit.DIRTY_PASS_RE, start=mark)
-    return [int(x[1]) for x in m[:n]]
+def passes_after(vm, mark, n=3, timeout=30, below=None):
+    """The first n pass counts the guest prints after serial position mark;
+    with 'below', counting starts at the first pass under it (a running
+    guest may print a pass of its own after the mark, before a load
+    replaces it)."""
+    counts = []
+    start = mark
+    deadline = time.monotonic() + timeout
+    while len(counts) < n:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {n} passes after the load within {timeout}s"
+        m = vm.serial.wait_for(guestkit.DIRTY_PASS_RE, timeout=left,
+                               start=start)
+        start = m.end()
+        if counts or below is None or int(m[1]) < below:
+            counts.append(int(m[1]))
+    return counts
 
 
 def run_on(vm, n, timeout=60):
@@ -81,13 +90,24 @@ def save(vm, tag):
     return before
 
 
-def load(vm, tag):
-    """loadvm tag; returns (pass printed before, first passes after)."""
+def load(vm, tag, running=False):
+    """loadvm tag; returns (pass printed before, first passes after).
+    running: load into the running guest (HMP loadvm stops it and resumes
+    it); the guest may print a pass after the mark and before loadvm stops
+    it, so this is only for a snapshot older than every pass printed.
+    Otherwise the guest is stopped first, so every line after the mark is
+    the loaded guest's, and continued after the load."""
     before = guestkit.last_dirty_pass(vm.serial)
+    q = vm.qmp()
+    if not running:
+        q.execute("stop")
     mark = vm.serial.mark()
     assert hmp(vm, f"loadvm {tag}") == ""
-    assert vm.qmp().execute("query-status")["status"] == "running"
-    return before, passes_after(vm, mark)
+    if not running:
+        assert q.execute("query-status")["status"] == "paused"
+        q.execute("cont")
+    assert q.execute("query-status")["status"] == "running"
+    return before, passes_after(vm, mark, below=before if running else None)
 
 
 # Passes between the last line printed before a save and the first one
@@ -114,7 +134,7 @@ def test_dirty_guest_goes_back_to_the_saved_point(tmp_path):
         qemu_img_check(img)
         # It keeps changing: far more passes, every page rewritten.
         run_on(vm, 300)
-        before, after = load(vm, "s1")
+        before, after = load(vm, "s1", running=True)
         assert_goes_on_from(saved, before, after)
         # Every page verifies against the saved generation, many times over.
         run_on(vm, 100)
@@ -156,10 +176,14 @@ def test_blk_guest_with_io_in_flight(tmp_path):
         before = int(vm.serial.findall(ROUND_RE)[-1][1])
         mark = vm.serial.mark()
         assert hmp(vm, "loadvm busy") == ""
-        first = vm.serial.wait_for(ROUND_RE, timeout=60, start=mark)
+        # The running guest may finish a round after the mark and before
+        # loadvm stops it; those rounds are past 'before', the loaded
+        # guest's are not.
+        first = vm.serial.wait_for(ROUND_RE, timeout=60, start=mark,
+                                   where=lambda m: int(m[1]) < before)
         assert saved <= int(first[1]) <= saved + 1 < before, \
             (saved, first[0], before)
-        vm.serial.wait_for(ROUND_RE, timeout=60, start=mark,
+        vm.serial.wait_for(ROUND_RE, timeout=60, start=first.end(),
                            where=lambda m: int(m[1]) >= saved + 4)
         vm.serial.assert_no_fail()
         quit_vm(vm)

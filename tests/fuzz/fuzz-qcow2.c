@@ -20,8 +20,10 @@ static char *scratch_path(void)
 {
     static char *path;
     if (!path) {
-        path = g_strdup_printf("%s/tern-fuzz-qcow2-%d.img", g_get_tmp_dir(),
-                               (int)getpid());
+        /* tmpfs if there is one: g_file_set_contents() syncs every input */
+        path = g_strdup_printf("%s/tern-fuzz-qcow2-%d.img",
+                               g_file_test("/dev/shm", G_FILE_TEST_IS_DIR)
+                               ? "/dev/shm" : g_get_tmp_dir(), (int)getpid());
     }
     return path;
 }

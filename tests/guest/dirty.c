@@ -12,7 +12,10 @@
  * `TG dirty pass=N ...`. With tg.writers=N the region is split into N slices,
  * one per CPU, each written and verified by its own CPU. tg.corrupt=N
  * reverts one page to its previous generation behind the verifier's back
- * after pass N, which must fail.
+ * after pass N, which must fail. tg.stall=US times every page access with
+ * the TSC and keeps those slower than US microseconds (a page a postcopy
+ * destination still has to fetch, a VM stopped for the switchover) in a
+ * histogram that each report prints.
  */
 #include "tg.h"
 
@@ -22,6 +25,8 @@
 #define REGION_ALIGN (2UL << 20)
 #define SEQ_MULT 0x9e3779b97f4a7c15ULL
 #define DEFAULT_RATE_PAGES ((4UL << 20) / TG_PAGE_SIZE)   /* 4 MiB/s */
+#define STALL_SUB 2                   /* 4 buckets per power of two */
+#define STALL_BUCKETS (64 << STALL_SUB)
 
 enum pattern { PAT_SEQ, PAT_FILL, PAT_ZERO };
 static const char *const pattern_names[] = { "seq", "fill", "zero" };
@@ -37,7 +42,15 @@ struct dirty {
     uint64_t rate;              /* pages per second per writer; 0 = flat out */
     uint64_t max_passes, corrupt_after, report_ticks;
     uint64_t start_tick;
+    uint64_t stall_cycles;      /* tg.stall in TSC cycles; 0 = off */
+    uint64_t cycles_per_us;
     bool ready;
+};
+
+/* Accesses slower than tg.stall, in microseconds, log-linear buckets. */
+struct stalls {
+    uint64_t count, max_us;
+    uint64_t bucket[STALL_BUCKETS];
 };
 
 /* One CPU's share: pages [first, first + count). */
@@ -45,6 +58,7 @@ struct slice {
     uint64_t first, count;
     uint64_t rnd, write_cursor, verify_cursor;
     uint64_t writes, passes;
+    struct stalls stalls;       /* this CPU's; the BSP reads them racily */
 };
 
 static struct dirty dirty;
@@ -135,13 +149,6 @@ static uint64_t total_passes(uint64_t *writes)
     return least;
 }
 
-static void report(void)
-{
-    uint64_t writes, passes = total_passes(&writes);
-
-    tg_printf("TG dirty pass=%lu writes=%lu pages=%lu\n", passes, writes, dirty.npages);
-}
-
 static void pass_done(struct slice *s)
 {
     __atomic_store_n(&s->passes, s->passes + 1, __ATOMIC_RELAXED);
@@ -150,10 +157,119 @@ static void pass_done(struct slice *s)
     }
 }
 
+/* ---- stalls ---- */
+
+static unsigned stall_bucket(uint64_t us)
+{
+    if (us < (1u << STALL_SUB)) {
+        return us;
+    }
+    unsigned e = 63 - __builtin_clzll(us);
+    return ((e - STALL_SUB + 1) << STALL_SUB) |
+           ((us >> (e - STALL_SUB)) & ((1u << STALL_SUB) - 1));
+}
+
+/* The largest value in bucket b (what a quantile reports). */
+static uint64_t stall_bucket_top(unsigned b)
+{
+    if (b < (1u << STALL_SUB)) {
+        return b;
+    }
+    unsigned e = (b >> STALL_SUB) + STALL_SUB - 1;
+    uint64_t sub = b & ((1u << STALL_SUB) - 1);
+    return (((1ULL << STALL_SUB) | sub) << (e - STALL_SUB)) +
+           (1ULL << (e - STALL_SUB)) - 1;
+}
+
+static void note_access(struct slice *s, uint64_t t0)
+{
+    uint64_t t1 = tg_rdtsc();
+
+    /* A TSC that went backwards (another host) is not a stall. */
+    if (t1 <= t0 || t1 - t0 <= dirty.stall_cycles) {
+        return;
+    }
+    uint64_t us = (t1 - t0) / dirty.cycles_per_us;
+    struct stalls *st = &s->stalls;
+    __atomic_store_n(&st->bucket[stall_bucket(us)],
+                     st->bucket[stall_bucket(us)] + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&st->count, st->count + 1, __ATOMIC_RELAXED);
+    if (us > st->max_us) {
+        __atomic_store_n(&st->max_us, us, __ATOMIC_RELAXED);
+    }
+}
+
+static void merge_stalls(struct stalls *all)
+{
+    memset(all, 0, sizeof(*all));
+    for (unsigned c = 0; c < dirty.writers; c++) {
+        struct stalls *st = &slices[c].stalls;
+        all->count += __atomic_load_n(&st->count, __ATOMIC_RELAXED);
+        uint64_t m = __atomic_load_n(&st->max_us, __ATOMIC_RELAXED);
+        all->max_us = m > all->max_us ? m : all->max_us;
+        for (unsigned b = 0; b < STALL_BUCKETS; b++) {
+            all->bucket[b] += __atomic_load_n(&st->bucket[b], __ATOMIC_RELAXED);
+        }
+    }
+}
+
+static uint64_t stall_quantile(const struct stalls *st, uint64_t pct)
+{
+    uint64_t want = (st->count * pct + 99) / 100, seen = 0;
+
+    for (unsigned b = 0; b < STALL_BUCKETS && want; b++) {
+        seen += st->bucket[b];
+        if (seen >= want) {
+            uint64_t top = stall_bucket_top(b);
+            return top < st->max_us ? top : st->max_us;
+        }
+    }
+    return st->max_us;
+}
+
+/* `TG dirty stall count=N p50=US p99=US max=US`, then the non-zero
+ * buckets as `TG dirty stallhist B:C,...` lines (cumulative: a benchmark
+ * takes the difference of two reports to see one period alone). */
+static void report_stalls(void)
+{
+    struct stalls all;
+    char hist[160];
+    unsigned len = 0;
+
+    merge_stalls(&all);
+    tg_printf("TG dirty stall count=%lu p50=%lu p99=%lu max=%lu\n", all.count,
+              stall_quantile(&all, 50), stall_quantile(&all, 99), all.max_us);
+    for (unsigned b = 0; b < STALL_BUCKETS; b++) {
+        if (all.bucket[b]) {
+            len += tg_snprintf(hist + len, sizeof(hist) - len, "%s%u:%lu",
+                               len ? "," : "", b, all.bucket[b]);
+        }
+        if (len && (len > sizeof(hist) - 32 || b == STALL_BUCKETS - 1)) {
+            tg_printf("TG dirty stallhist %s\n", hist);
+            len = 0;
+        }
+    }
+}
+
+static void report(void)
+{
+    uint64_t writes, passes = total_passes(&writes);
+
+    tg_printf("TG dirty pass=%lu writes=%lu pages=%lu\n", passes, writes, dirty.npages);
+    if (dirty.stall_cycles) {
+        report_stalls();
+    }
+}
+
 static bool verify_chunk(struct slice *s)
 {
     for (unsigned i = 0; i < CHUNK; i++) {
+        uint64_t t0 = tg_rdtsc();
+
         verify_page(s, s->first + s->verify_cursor);
+        if (dirty.stall_cycles) {
+            note_access(s, t0);
+        }
         if (++s->verify_cursor == s->count) {
             s->verify_cursor = 0;
             pass_done(s);
@@ -182,7 +298,12 @@ static void round_once(struct slice *s)
     uint64_t budget = write_budget(s);
 
     for (uint64_t i = 0; i < budget; i++) {
+        uint64_t t0 = tg_rdtsc();
+
         write_page(s, next_write_page(s));
+        if (dirty.stall_cycles) {
+            note_access(s, t0);
+        }
     }
     if (swept && dirty.rate) {
         tg_wait_irq();              /* rate-limited: at most one sweep a tick */
@@ -255,6 +376,12 @@ static void configure(void)
     dirty.rate = (parse_rate() + writers - 1) / writers;
     dirty.max_passes = tg_arg_u64("tg.passes", 0);
     dirty.corrupt_after = tg_arg_u64("tg.corrupt", 0);
+    uint64_t stall_us = tg_arg_u64("tg.stall", 0);
+    if (stall_us) {
+        dirty.cycles_per_us = tg_tsc_hz() / 1000000;
+        dirty.cycles_per_us = dirty.cycles_per_us ? dirty.cycles_per_us : 1;
+        dirty.stall_cycles = stall_us * dirty.cycles_per_us;
+    }
     uint64_t report_ms = tg_arg_u64("tg.report", 250);
     dirty.report_ticks = report_ms * tg_hz() / 1000;
     dirty.report_ticks = dirty.report_ticks ? dirty.report_ticks : 1;

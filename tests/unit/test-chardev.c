@@ -157,7 +157,7 @@ static void test_bad_specs(void)
 {
     static const char *const bad[] = {
         "tcp:1.2.3.4:5", "unix:/tmp/x", "unix:", "file:/nonexistent-dir/f",
-        "unix:/tmp/x,server=maybe", "pty",
+        "unix:/tmp/x,server=maybe", "pty:/dev/pts/0",
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {

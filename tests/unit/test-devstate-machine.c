@@ -78,7 +78,9 @@ static bool ledger_create(Machine *m, KeyVal *opts, GError **errp)
     return true;
 }
 
-MACHINE_DEVICE_TYPE(ledger, "tern-test-ledger", ledger_create);
+static const QomProp ledger_props[] = { { "value", "uint32", NULL }, { NULL, NULL, NULL } };
+MACHINE_DEVICE_TYPE(ledger, "tern-test-ledger", "isa-device", ledger_props,
+                    ledger_create);
 
 /* ---- the test ---- */
 

@@ -487,6 +487,39 @@ static void test_rtc_hostile(void)
     device_list_free(dl);
 }
 
+/* A guest clock that ran past 9999-12-31 has wrapped to year 0000, as the
+ * registers show it, and migrates as such instead of being refused. */
+static void test_rtc_past_9999_migrates(void)
+{
+    int64_t now = 1700000000;
+    DeviceList *dl = device_list_new();
+    Rtc *a = rtc_new(NULL, NULL, dl, NULL), *b = rtc_new(NULL, NULL, NULL, NULL);
+    const VMStateDescription *vmsd = vmsd_of(dl, "mc146818rtc", a);
+    static const struct { uint8_t reg, val; } set[] = {
+        { RTC_CENTURY, 0x99 }, { RTC_YEAR, 0x99 }, { RTC_MONTH, 0x12 },
+        { RTC_DAY_OF_MONTH, 0x31 }, { RTC_HOURS, 0x23 }, { RTC_MINUTES, 0x59 },
+        { RTC_SECONDS, 0x59 },
+    };
+    g_autoptr(GBytes) bytes = NULL;
+
+    rtc_set_clock(a, fixed_clock, &now);
+    rtc_set_clock(b, fixed_clock, &now);
+    for (size_t i = 0; i < G_N_ELEMENTS(set); i++) {
+        cmos_write(a, set[i].reg, set[i].val);
+    }
+    now += 2;
+    bytes = save(vmsd, a);
+    load_ok(vmsd, b, bytes);
+    g_assert_cmphex(cmos_read(b, RTC_CENTURY), ==, 0x00);
+    g_assert_cmphex(cmos_read(b, RTC_YEAR), ==, 0x00);
+    g_assert_cmphex(cmos_read(b, RTC_MONTH), ==, 0x01);
+    g_assert_cmphex(cmos_read(b, RTC_SECONDS), ==, 0x01);
+    g_assert_cmphex(cmos_read(b, RTC_DAY_OF_WEEK), ==, cmos_read(a, RTC_DAY_OF_WEEK));
+    rtc_free(a);
+    rtc_free(b);
+    device_list_free(dl);
+}
+
 /* ---- i8042 ---- */
 
 static void test_i8042_round_trip(void)
@@ -922,6 +955,7 @@ int main(int argc, char **argv)
     g_test_add_func("/devstate/rtc/golden-round-trip",
                     test_rtc_golden_and_round_trip);
     g_test_add_func("/devstate/rtc/hostile", test_rtc_hostile);
+    g_test_add_func("/devstate/rtc/past-9999-migrates", test_rtc_past_9999_migrates);
     g_test_add_func("/devstate/i8042/round-trip", test_i8042_round_trip);
     g_test_add_func("/devstate/i8042/hostile", test_i8042_hostile);
     g_test_add_func("/devstate/acpi-pm/round-trip", test_acpi_pm_round_trip);

@@ -405,6 +405,69 @@ static void test_rtc_host_clock(void)
     rtc_free(rtc);
 }
 
+/*
+ * The century register makes any year 0000..9999 reachable; years before 1900
+ * (or before 0) must still read as BCD digits 00..99, as the chip's counters
+ * wrap, never reaching a negative shift in the conversion.
+ */
+static void test_rtc_century_wraps(void)
+{
+    IoBus *pio = iobus_new("pio");
+    Rtc *rtc = rtc_new(pio, NULL, NULL, NULL);
+    int64_t now = 1709214356;        /* 2024-02-29 13:45:56 UTC */
+
+    rtc_set_clock(rtc, fixed_clock, &now);
+    cmos_write(pio, RTC_CENTURY, 0x18);
+    g_assert_cmphex(cmos_read(pio, RTC_CENTURY), ==, 0x18);
+    cmos_write(pio, RTC_YEAR, 0x50);
+    g_assert_cmphex(cmos_read(pio, RTC_YEAR), ==, 0x50);    /* 1850 */
+    g_assert_cmphex(cmos_read(pio, RTC_CENTURY), ==, 0x18);
+    cmos_write(pio, RTC_CENTURY, 0x00);                      /* 0050 */
+    g_assert_cmphex(cmos_read(pio, RTC_YEAR), ==, 0x50);
+    g_assert_cmphex(cmos_read(pio, RTC_CENTURY), ==, 0x00);
+    cmos_write(pio, RTC_YEAR, 0x00);                         /* 0000 */
+    g_assert_cmphex(cmos_read(pio, RTC_YEAR), ==, 0x00);
+    /* 9999-12-31 23:59:59 counts on to 0000-01-01. */
+    cmos_write(pio, RTC_CENTURY, 0x99);
+    cmos_write(pio, RTC_YEAR, 0x99);
+    cmos_write(pio, RTC_MONTH, 0x12);
+    cmos_write(pio, RTC_DAY_OF_MONTH, 0x31);
+    cmos_write(pio, RTC_HOURS, 0x23);
+    cmos_write(pio, RTC_MINUTES, 0x59);
+    cmos_write(pio, RTC_SECONDS, 0x59);
+    g_assert_cmphex(cmos_read(pio, RTC_CENTURY), ==, 0x99);
+    now++;
+    g_assert_cmphex(cmos_read(pio, RTC_SECONDS), ==, 0x00);
+    g_assert_cmphex(cmos_read(pio, RTC_YEAR), ==, 0x00);
+    g_assert_cmphex(cmos_read(pio, RTC_CENTURY), ==, 0x00);
+    g_assert_cmphex(cmos_read(pio, RTC_MONTH), ==, 0x01);
+    cmos_write(pio, RTC_REG_B, RTC_B_24H | RTC_B_DM_BINARY);
+    cmos_write(pio, RTC_CENTURY, 19);                        /* 1900 */
+    g_assert_cmpuint(cmos_read(pio, RTC_YEAR), ==, 0);
+    cmos_write(pio, RTC_YEAR, 255);                          /* 1955 */
+    g_assert_cmpuint(cmos_read(pio, RTC_YEAR), ==, 55);
+    g_assert_cmpuint(cmos_read(pio, RTC_CENTURY), ==, 19);
+    /* Every byte in every register, in both encodings: UBSan watches. */
+    for (unsigned mode = 0; mode < 4; mode++) {
+        cmos_write(pio, RTC_REG_B, (mode & 1 ? RTC_B_DM_BINARY : 0) |
+                                   (mode & 2 ? RTC_B_24H : 0));
+        for (unsigned v = 0; v < 256; v += 5) {
+            static const uint8_t regs[] = { RTC_SECONDS, RTC_MINUTES,
+                RTC_HOURS, RTC_DAY_OF_WEEK, RTC_DAY_OF_MONTH, RTC_MONTH,
+                RTC_YEAR, RTC_CENTURY };
+
+            for (size_t r = 0; r < G_N_ELEMENTS(regs); r++) {
+                cmos_write(pio, regs[r], v);
+                for (size_t k = 0; k < G_N_ELEMENTS(regs); k++) {
+                    cmos_read(pio, regs[k]);
+                }
+            }
+        }
+    }
+    rtc_free(rtc);
+    iobus_free(pio);
+}
+
 static void test_i8042(void)
 {
     IoBus *pio = iobus_new("pio");
@@ -598,6 +661,7 @@ int main(int argc, char **argv)
     g_test_add_func("/pci/bus-reset", test_pci_bus_reset);
     g_test_add_func("/rtc/registers", test_rtc);
     g_test_add_func("/rtc/host-clock", test_rtc_host_clock);
+    g_test_add_func("/rtc/century-wraps", test_rtc_century_wraps);
     g_test_add_func("/i8042/probe-and-reset", test_i8042);
     g_test_add_func("/acpi-pm/poweroff", test_pm_poweroff);
     g_test_add_func("/acpi-pm/power-button", test_pm_power_button);

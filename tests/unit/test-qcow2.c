@@ -816,6 +816,37 @@ static void test_create_errors(void)
     g_clear_error(&err);
 }
 
+/* Check counts references per cluster of the file. A hostile image can
+ * point data far away so that a write leaves the file petabytes long
+ * (sparse, on tmpfs): the check must then fail as QEMU's does (ENOMEM),
+ * not abort on the allocation. */
+static void test_check_huge_file(void)
+{
+    g_autofree char *path = NULL;
+    g_autofree char *img = make_image("huge-file.qcow2", 1 * MiB, 512, NULL);
+    g_autofree char *data = NULL;
+    BlockCheckResult res;
+    GError *err = NULL;
+    BlockNode *bs;
+    gsize len;
+
+    if (!g_file_test("/dev/shm", G_FILE_TEST_IS_DIR)) {
+        g_test_skip("needs tmpfs for a 1 PiB sparse file");
+        return;
+    }
+    path = g_strdup_printf("/dev/shm/test-qcow2-huge-%d.qcow2", (int)getpid());
+    g_assert_true(g_file_get_contents(img, &data, &len, NULL));
+    g_assert_true(g_file_set_contents(path, data, (gssize)len, NULL));
+    g_assert_cmpint(truncate(path, 1LL << 50), ==, 0);
+    bs = must_open(path, 0);
+    g_assert_false(bdrv_check(bs, BDRV_CHECK_REPORT, &res, &err));
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "Check failed: Cannot allocate memory"));
+    g_error_free(err);
+    bdrv_close(bs);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     static const char *const specs[] = {
@@ -854,6 +885,7 @@ int main(int argc, char **argv)
                     test_hostile_snapshot_ranges);
     g_test_add_func("/qcow2/hostile/snapshot-l1-overlap",
                     test_hostile_snapshot_l1_overlap);
+    g_test_add_func("/qcow2/hostile/check-huge-file", test_check_huge_file);
     for (size_t i = 0; i < G_N_ELEMENTS(hostile); i++) {
         g_autofree char *name = g_strdup_printf("/qcow2/hostile/header/%s",
                                                 hostile[i].name);

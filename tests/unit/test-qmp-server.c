@@ -677,9 +677,16 @@ static void test_monitor_options(void)
     expect_option_error(monitor_add_qmp_option, mon, "stdio");
     expect_option_error(monitor_add_qmp_option, mon, "unix:/x,wait=off");  /* no server */
     expect_option_error(monitor_add_qmp_option, mon, "unix:/x,server=on,bogus=1");
-    expect_option_error(monitor_add_chardev_option, mon, "file,id=f,path=/x");
+    /* Another backend is the serial port's: the monitor leaves it alone,
+     * and cannot be put on it. */
+    g_assert_true(monitor_add_chardev_option(mon, "file,id=f,path=/x", &err));
+    g_assert_false(monitor_has_chardev(mon, "f"));
+    expect_option_error(monitor_add_mon_option, mon, "chardev=f,mode=control");
     expect_option_error(monitor_add_chardev_option, mon, chr);            /* dup id */
     expect_option_error(monitor_add_chardev_option, mon, "socket,path=/x,server=on");
+    expect_option_error(monitor_add_chardev_option, mon,
+                        "socket,id=y,path=/x,fd=3,server=on");     /* two places */
+    expect_option_error(monitor_add_chardev_option, mon, "socket,id=z,fd=-1,server=on");
     expect_option_error(monitor_add_mon_option, mon, "chardev=mon0,mode=readline");
     expect_option_error(monitor_add_mon_option, mon, "chardev=nope,mode=control");
     g_assert_true(monitor_start(mon, &err));

@@ -156,7 +156,7 @@ static MigrationJob *start_with(Vm *src, QEMUFile *f,
     };
 
     ram_migration_set_dirty_sync(src->ram, guest_sync, src);
-    return migration_job_start(src->sv, f, src->ram, p, &h);
+    return migration_job_start(src->sv, f, NULL, src->ram, p, &h);
 }
 
 static MigrationJob *start(Vm *src, QEMUFile *f, uint64_t bw)
@@ -168,7 +168,7 @@ static MigrationJob *start(Vm *src, QEMUFile *f, uint64_t bw)
     };
 
     ram_migration_set_dirty_sync(src->ram, guest_sync, src);
-    return migration_job_start(src->sv, f, src->ram, &p, &h);
+    return migration_job_start(src->sv, f, NULL, src->ram, &p, &h);
 }
 
 static void test_converges(void)

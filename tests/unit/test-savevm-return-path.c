@@ -137,6 +137,7 @@ static uint32_t run_load(void (*write)(QEMUFile *f), GArray *pongs,
     uint32_t shut = 0xffffffff;
 
     g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);
+    mig_rp_incoming_init(&d.rp);
     d.sv = savevm_new("m");
     savevm_set_incoming_ops(d.sv, &dest_ops, &d);
     d.f = qemu_file_new_fd_input(fds[1]);
@@ -161,6 +162,7 @@ static uint32_t run_load(void (*write)(QEMUFile *f), GArray *pongs,
     qemu_fclose(out, NULL);
     qemu_fclose(rp, NULL);
     savevm_free(d.sv);
+    mig_rp_incoming_clear(&d.rp);
     return shut;
 }
 
@@ -208,11 +210,12 @@ static void test_destination_end(void)
  * a channel with no return path (a memory stream) fails the open. */
 static void test_destination_refusals(void)
 {
-    MigRpIncoming in = { 0 };
+    MigRpIncoming in;
     g_autoptr(GBytes) b = g_bytes_new_static("", 0);
     QEMUFile *f = qemu_file_new_mem_input(b);
     GError *err = NULL;
 
+    mig_rp_incoming_init(&in);
     g_assert_false(mig_rp_incoming_pong(&in, 3, &err));
     g_assert_nonnull(strstr(err->message, "no return path"));
     g_clear_error(&err);
@@ -221,7 +224,56 @@ static void test_destination_refusals(void)
     g_clear_error(&err);
     g_assert_null(in.rp);
     mig_rp_incoming_shut(&in, true);       /* nothing open: no-op */
+    g_assert_false(mig_rp_incoming_req_page(&in, "pc.ram", 0, 4096));
+    g_assert_false(mig_rp_incoming_resume_ack(&in, 1, &err));
+    g_assert_nonnull(strstr(err->message, "RESUME_ACK with no return path"));
+    g_clear_error(&err);
+    mig_rp_incoming_clear(&in);
     qemu_fclose(f, NULL);
+}
+
+/* The destination's postcopy messages: REQ_PAGES_ID names the block only
+ * when it changes (and again after RESUME_ACK), RECV_BITMAP carries the
+ * bitmap and its end mark after the message, as QEMU's source reads it. */
+static void test_destination_postcopy_messages(void)
+{
+    static const uint8_t want[] = {
+        0x00, 0x03, 0x00, 0x0f, 0, 0, 0, 0, 0, 0, 0x10, 0x00,    /* REQ_ID */
+        0x00, 0x00, 0x10, 0x00, 0x02, 'p', 'c',
+        0x00, 0x04, 0x00, 0x0c, 0, 0, 0, 0, 0, 0, 0x20, 0x00,    /* REQ */
+        0x00, 0x00, 0x10, 0x00,
+        0x00, 0x05, 0x00, 0x03, 0x02, 'p', 'c',                  /* BITMAP */
+        0, 0, 0, 0, 0, 0, 0, 8, 0x81, 0, 0, 0, 0, 0, 0, 0x02,
+        0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
+        0x00, 0x06, 0x00, 0x04, 0, 0, 0, 1,                      /* ACK */
+        0x00, 0x03, 0x00, 0x0f, 0, 0, 0, 0, 0, 0, 0x30, 0x00,    /* REQ_ID */
+        0x00, 0x00, 0x10, 0x00, 0x02, 'p', 'c',
+    };
+    static const uint8_t words[8] = { 0x81, 0, 0, 0, 0, 0, 0, 0x02 };
+    MigRpIncoming in;
+    int fds[2];
+    QEMUFile *src, *dst;
+    uint8_t got[sizeof(want)];
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);
+    mig_rp_incoming_init(&in);
+    dst = qemu_file_new_fd_input(fds[1]);
+    g_assert_true(mig_rp_incoming_open(&in, dst, NULL));
+    g_assert_true(mig_rp_incoming_req_page(&in, "pc", 0x1000, 0x1000));
+    g_assert_true(mig_rp_incoming_req_page(&in, "pc", 0x2000, 0x1000));
+    g_assert_true(mig_rp_incoming_recv_bitmap(&in, "pc", words, 8,
+                                              0x0123456789abcdefULL, NULL));
+    g_assert_true(mig_rp_incoming_resume_ack(&in, 1, NULL));
+    g_assert_true(mig_rp_incoming_req_page(&in, "pc", 0x3000, 0x1000));
+    src = qemu_file_new_fd_input(fds[0]);
+    g_assert_cmpuint(qemu_get_buffer(src, got, sizeof(got)), ==,
+                     sizeof(got));
+    g_assert_cmpmem(got, sizeof(got), want, sizeof(want));
+    mig_rp_incoming_drop(&in);
+    g_assert_false(mig_rp_incoming_is_open(&in));
+    mig_rp_incoming_clear(&in);
+    qemu_fclose(src, NULL);
+    qemu_fclose(dst, NULL);
 }
 
 static void expect_error(const uint8_t *data, size_t len, const char *needle)
@@ -285,5 +337,7 @@ int main(int argc, char **argv)
     g_test_add_func("/return-path/destination-end", test_destination_end);
     g_test_add_func("/return-path/destination-refusals",
                     test_destination_refusals);
+    g_test_add_func("/return-path/destination-postcopy-messages",
+                    test_destination_postcopy_messages);
     return g_test_run();
 }

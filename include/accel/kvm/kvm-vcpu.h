@@ -51,6 +51,8 @@ VcpuRunState vcpu_run_state(Vcpu *v);
 /* The vCPU thread's Linux thread id (gettid()), as QEMU reports it in
  * query-cpus-fast; 0 if the thread never started. */
 int64_t vcpu_thread_id(Vcpu *v);
+/* Names the vCPU thread (what ps and /proc show; cut to 15 bytes). */
+void vcpu_set_thread_name(Vcpu *v, const char *name);
 
 void vcpu_resume(Vcpu *v);
 /* Asks the vCPU to leave KVM_RUN; pair with vcpu_wait_paused (lets a caller

@@ -47,6 +47,8 @@ struct DriveSet {
     Monitor *mon;              /* where BLOCK_IO_ERROR goes, or NULL */
 };
 
+/* QEMU's rule for a node-name (also -blockdev's): "Invalid node-name" if not. */
+bool drive_node_name_ok(const char *name, GError **errp);
 /* Opens every -drive of cfg; NULL with errp naming the bad option. */
 DriveSet *drive_set_new(VmConfig *cfg, GError **errp);
 /* Flushes and closes every node; NULL is fine. */

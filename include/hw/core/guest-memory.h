@@ -59,6 +59,11 @@ bool guest_mem_add_e820(GuestMemory *m, uint64_t addr, uint64_t size,
  */
 bool guest_mem_alloc(GuestMemory *m, uint64_t ram_size, uint64_t low_limit,
                      GError **errp);
+/* The same over the file 'path' (QEMU's memory-backend-file mem-path): a
+ * directory gets a new file of its own, removed at once; a file is used
+ * (and created) as it is. */
+bool guest_mem_alloc_file(GuestMemory *m, uint64_t ram_size, uint64_t low_limit,
+                          const char *path, GError **errp);
 void guest_mem_free(GuestMemory *m);
 
 #endif

@@ -159,6 +159,10 @@ void virtio_pci_unplug(VirtioPci *vp, DeviceList *dl);
 void virtio_pci_system_reset(VirtioPci *vp);
 /* Stops the I/O thread and frees; remove it from the bus first. NULL is fine. */
 void virtio_pci_free(VirtioPci *vp);
+/* Processes queue q on the calling thread, as a kick would on the I/O thread
+ * (nothing if the queue or the device is not ready): for harnesses that must
+ * not depend on thread timing. Takes the lock. */
+void virtio_pci_run_queue(VirtioPci *vp, unsigned q);
 
 /*
  * Migration (tern layout, version 1): PCIDevice (config space with BARs and

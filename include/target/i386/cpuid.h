@@ -1,7 +1,7 @@
 /*
  * The CPUID table each vCPU gets: KVM's supported set, with the topology
  * leaves (1, 4, 0xb, 0x1f and AMD's 0x80000008/0x8000001e) rewritten so that
- * -smp N shows N single-threaded cores in one package, the vCPU's APIC ID
+ * -smp N,sockets=S shows S packages of N/S single-threaded cores, the vCPU's APIC ID
  * in every leaf that reports one, and the hypervisor bit set. Pure functions
  * over struct kvm_cpuid2, so they are unit-tested without /dev/kvm.
  */
@@ -13,7 +13,7 @@
 #include "tern/common.h"
 
 typedef struct X86Topology {
-    unsigned nr_cpus;      /* cores in the package, one thread each */
+    unsigned nr_cpus;      /* cores in the vCPU's package, one thread each */
     unsigned apic_id;      /* this vCPU's (= its index) */
 } X86Topology;
 

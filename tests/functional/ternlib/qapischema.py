@@ -45,10 +45,16 @@ class Schema:
         return self.shape(e["arg-type"])
 
 
-def narrower(ours, theirs, a, b, path, out):
+def narrower(ours, theirs, a, b, path, out, seen=None):
     """Appends to out every way type a of schema ours is not a narrowing of
     type b of schema theirs: same members with the same optionality, enum
-    values and union variants a subset, members only theirs has optional."""
+    values and union variants a subset, members only theirs has optional.
+    A pair of types already being compared (a recursive type, such as
+    BlockdevOptions through BlockdevRef) is compared once."""
+    seen = set() if seen is None else seen
+    if (a, b) in seen:
+        return
+    seen.add((a, b))
     ea, eb = ours.entry(a), theirs.entry(b)
     if ea["meta-type"] != eb["meta-type"]:
         out.append(f"{path}: {ea['meta-type']} vs {eb['meta-type']}")
@@ -61,17 +67,18 @@ def narrower(ours, theirs, a, b, path, out):
         if extra:
             out.append(f"{path}: values {sorted(extra)} not in the reference")
     elif mt == "array":
-        narrower(ours, theirs, ea["element-type"], eb["element-type"], path + "[]", out)
+        narrower(ours, theirs, ea["element-type"], eb["element-type"], path + "[]", out,
+                 seen)
     elif mt == "alternate":
         if len(ea["members"]) != len(eb["members"]):
             out.append(f"{path}: alternatives differ")
         for x, y in zip(ea["members"], eb["members"]):
-            narrower(ours, theirs, x["type"], y["type"], path + "|", out)
+            narrower(ours, theirs, x["type"], y["type"], path + "|", out, seen)
     elif mt == "object":
-        _narrower_object(ours, theirs, ea, eb, path, out)
+        _narrower_object(ours, theirs, ea, eb, path, out, seen)
 
 
-def _narrower_object(ours, theirs, ea, eb, path, out):
+def _narrower_object(ours, theirs, ea, eb, path, out, seen):
     mb = {m["name"]: m for m in eb["members"]}
     ma = {m["name"]: m for m in ea["members"]}
     for m in ea["members"]:
@@ -82,7 +89,8 @@ def _narrower_object(ours, theirs, ea, eb, path, out):
         if ("default" in m) != ("default" in other):
             out.append(f"{path}.{m['name']}: optional {'default' in m} vs "
                        f"{'default' in other}")
-        narrower(ours, theirs, m["type"], other["type"], f"{path}.{m['name']}", out)
+        narrower(ours, theirs, m["type"], other["type"], f"{path}.{m['name']}", out,
+                 seen)
     for m in eb["members"]:
         if m["name"] not in ma and "default" not in m:
             out.append(f"{path}.{m['name']}: mandatory in the reference, absent")
@@ -94,7 +102,7 @@ def _narrower_object(ours, theirs, ea, eb, path, out):
             out.append(f"{path}: variant {v['case']} not in the reference")
         else:
             narrower(ours, theirs, v["type"], vb[v["case"]]["type"],
-                     f"{path}<{v['case']}>", out)
+                     f"{path}<{v['case']}>", out, seen)
 
 
 JSON_TYPES = {"string": str, "boolean": bool, "number": (int, float), "null": type(None)}

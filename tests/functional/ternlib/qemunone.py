@@ -27,3 +27,37 @@ def qemu_none(*extra_args):
         proc.kill()
         proc.wait()
         shutil.rmtree(d, ignore_errors=True)
+
+
+class NoneVm:
+    """A running `-M none` QEMU or tern: its QMP socket, process, stderr."""
+
+    def __init__(self, sock, proc, stderr_path):
+        self.sock, self.proc, self.stderr_path = sock, proc, stderr_path
+
+    def stderr(self):
+        return Path(self.stderr_path).read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def none_vm(kind, *extra_args):
+    """Starts QEMU 7.2 (kind "qemu", with -accel kvm) or tern (kind "tern") as
+    `-M none -nodefaults -no-user-config ... extra_args` with a QMP socket, so
+    a test can give both the same command line and questions. Killed and
+    cleaned up on exit."""
+    d = Path(tempfile.mkdtemp(prefix=f"{kind}none-", dir="/tmp"))
+    sock = d / "q.sock"
+    if kind == "qemu":
+        argv = [paths.qemu_binary(), "-M", "none", "-accel", "kvm", "-display", "none"]
+    else:
+        argv = [str(paths.tern_binary()), "-M", "none"]
+    argv += ["-nodefaults", "-no-user-config", *extra_args,
+             "-qmp", f"unix:{sock},server=on,wait=off"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(d / "stderr", "wb"))
+    try:
+        yield NoneVm(sock, proc, d / "stderr")
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
