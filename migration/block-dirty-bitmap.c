@@ -400,6 +400,23 @@ static void save_cleanup(void *opaque)
     g_clear_pointer(&dbm->save, g_ptr_array_unref);
 }
 
+void dirty_bitmap_migration_source_failed(DirtyBitmapMigration *dbm)
+{
+    g_autoptr(GPtrArray) nodes = blk_list_all_nodes(dbm->nodes.blks);
+
+    /* Only a migration sets skip_store, so every flag set is this one's. */
+    for (guint i = 0; i < nodes->len; i++) {
+        BlockNode *bs = nodes->pdata[i];
+        BdrvDirtyBitmap *bm = NULL;
+
+        bdrv_lock(bs);
+        while ((bm = bdrv_dirty_bitmap_next(bs, bm))) {
+            bdrv_dirty_bitmap_skip_store(bm, false);
+        }
+        bdrv_unlock(bs);
+    }
+}
+
 static bool is_active(void *opaque)
 {
     DirtyBitmapMigration *dbm = opaque;

@@ -585,6 +585,11 @@ static void finish_outgoing(MigrationState *ms, const MigrationStats *st)
     g_autoptr(GError) err = NULL;
 
     migration_job_wait(ms->job, &err);
+    /* Before the destination ran, the bitmaps that were to travel are the
+     * source's images' again. */
+    if (st->status != MIGRATION_STATUS_COMPLETED && !st->postcopy) {
+        dirty_bitmap_migration_source_failed(ms->bitmaps);
+    }
     emit_progress(ms, st);
     migration_job_free(ms->job);
     ms->job = NULL;
