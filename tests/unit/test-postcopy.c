@@ -95,6 +95,7 @@ typedef struct Dest {
     GError *err;
     int vcpu_started;               /* atomic */
     int loader_done;                /* atomic */
+    uint8_t fill;                   /* RAM's byte before the stream, or 0 */
 } Dest;
 
 /* The guest on the destination: every page, backwards, must be the
@@ -150,6 +151,9 @@ static void dest_start(Dest *d, const Vm *src, bool postcopy, bool preempt)
     };
 
     vm_init(&d->vm);
+    if (d->fill) {
+        memset(d->vm.base, d->fill, RAM_BYTES);
+    }
     d->src = src;
     d->in = mig_incoming_new(d->vm.sv, d->vm.ram, &d->vm.mem, &cfg, &hooks);
     d->loader = g_thread_new("loader", loader_thread, d);
@@ -215,8 +219,11 @@ typedef struct Run {
     MigrationJob *job;
 } Run;
 
-/* postcopy_bw: max-postcopy-bandwidth, 0 for none. */
-static void run_start_bw(Run *r, bool preempt, uint64_t postcopy_bw)
+/* postcopy_bw: max-postcopy-bandwidth, 0 for none; dest_fill: a byte the
+ * destination's RAM holds before the stream (0: none, a fresh memfd);
+ * kib_per_s: both links' rate from the start (0: unlimited). */
+static void run_start_opts(Run *r, bool preempt, uint64_t postcopy_bw,
+                           uint8_t dest_fill, int kib_per_s)
 {
     MigrationParams p = {
         .max_bandwidth = 0, .downtime_limit_ms = 1,
@@ -232,6 +239,8 @@ static void run_start_bw(Run *r, bool preempt, uint64_t postcopy_bw)
         write_page(&r->src, page, 0);
     }
     r->preempt = preempt;
+    r->main_rate = kib_per_s;
+    r->dst.fill = dest_fill;
     link_open(&r->main, &r->main_rate, &f, &r->dst.f);
     if (preempt) {
         link_open(&r->urgent, &r->main_rate, &urgent, &r->dst.urgent);
@@ -239,6 +248,11 @@ static void run_start_bw(Run *r, bool preempt, uint64_t postcopy_bw)
     dest_start(&r->dst, &r->src, true, preempt);
     ram_migration_set_dirty_sync(r->src.ram, guest_sync, &r->src);
     r->job = migration_job_start(r->src.sv, f, urgent, r->src.ram, &p, &h);
+}
+
+static void run_start_bw(Run *r, bool preempt, uint64_t postcopy_bw)
+{
+    run_start_opts(r, preempt, postcopy_bw, 0, 0);
 }
 
 static void run_start(Run *r, bool preempt)
@@ -334,6 +348,33 @@ static void test_end_to_end_preempt(void)
 static void test_end_to_end_limited(void)
 {
     end_to_end(false, 4 * MiB);
+}
+
+/* RAM the destination wrote before the stream (a kernel loaded beside
+ * -incoming) never shows through: with the switch made before precopy has
+ * sent most pages, every page the guest reads is the source's (the
+ * switchover's RAM_DISCARD covers the pages not sent yet, so they fault). */
+static void test_destination_ram_not_trusted(void)
+{
+    static const MigrationStatus want[] = {
+        MIGRATION_STATUS_SETUP, MIGRATION_STATUS_ACTIVE,
+        MIGRATION_STATUS_POSTCOPY_ACTIVE, MIGRATION_STATUS_COMPLETED,
+    };
+    MigIncomingInfo info;
+    MigrationStats st;
+    Run r;
+
+    run_start_opts(&r, false, 0, 0xee, 256);
+    st = wait_job(r.job, MIGRATION_STATUS_ACTIVE, false);
+    g_assert_cmpint(st.status, ==, MIGRATION_STATUS_ACTIVE);
+    g_assert_true(migration_job_start_postcopy(r.job, NULL));
+    while (!g_atomic_int_get(&r.dst.vcpu_started)) {
+        g_usleep(1000);
+    }
+    g_atomic_int_set(&r.main_rate, 0);
+    run_finish(&r, want, G_N_ELEMENTS(want), &st, &info);
+    g_assert_cmpuint(info.pager.requests, >, 0);
+    g_free(info.pager.vcpu_blocktime_ms);
 }
 
 /* New links for a paused postcopy, handed to both ends. */
@@ -727,6 +768,8 @@ int main(int argc, char **argv)
     g_test_add_func("/postcopy/end-to-end", test_end_to_end);
     g_test_add_func("/postcopy/end-to-end-preempt", test_end_to_end_preempt);
     g_test_add_func("/postcopy/end-to-end-limited", test_end_to_end_limited);
+    g_test_add_func("/postcopy/destination-ram-not-trusted",
+                    test_destination_ram_not_trusted);
     g_test_add_func("/postcopy/recover-three-times", test_recover);
     g_test_add_func("/postcopy/recover-three-times-preempt",
                     test_recover_preempt);
