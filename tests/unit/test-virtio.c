@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accel/kvm/kvm.h"
 #include "block/write-intent.h"
 #include "hw/block/virtio-blk.h"
 #include "hw/pci/pci.h"
@@ -30,6 +31,9 @@
 #define DATA_GPA   0x100000ULL
 #define QSIZE      64
 #define IMG_SIZE   (1 * MiB)
+
+/* The VM the next fixture's ioeventfds go to (NULL: none, as without KVM). */
+static KvmState *fixture_kvm;
 
 typedef struct Fixture {
     GuestMemory mem;
@@ -118,6 +122,7 @@ static void setup_image(Fixture *f, const char *fmt, uint64_t size,
     f->drive = drive_open(spec, 0, &err);
     g_assert_no_error(err);
     o.mem = &f->mem;
+    o.kvm = fixture_kvm;
     f->vb = virtio_blk_new(f->drive, &o, &err);
     g_assert_no_error(err);
     f->vp = virtio_blk_transport(f->vb);
@@ -274,6 +279,31 @@ static uint8_t request(Fixture *f, uint32_t type, uint64_t sector, uint32_t len,
     publish(f, 0);
     g_assert_true(wait_used(f, used_len));
     return *st;
+}
+
+/* A bus reset (system reset) turns the BAR's decoding off: the notify
+ * ioeventfds leave its address, so a BAR mapped there next gets its own
+ * writes; programmed again, they come back. */
+static void test_bus_reset_takes_ioeventfds_down(void)
+{
+    g_autoptr(GError) err = NULL;
+    Fixture f;
+
+    fixture_kvm = kvm_init(&err);
+    if (!fixture_kvm) {
+        g_test_skip(err->message);
+        return;
+    }
+    setup(&f, "", 1);
+    g_assert_cmphex(f.vp->ioeventfd_base, ==, BAR_ADDR);
+    pci_bus_reset(f.bus);
+    g_assert_cmphex(f.vp->ioeventfd_base, ==, 0);
+    cfg_write(&f, 0x10 + 4 * VIRTIO_PCI_BAR, (uint32_t)BAR_ADDR, 4);
+    cfg_write(&f, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+    g_assert_cmphex(f.vp->ioeventfd_base, ==, BAR_ADDR);
+    teardown(&f);
+    kvm_destroy(fixture_kvm);
+    fixture_kvm = NULL;
 }
 
 static void test_rw_flush_id(void)
@@ -1073,6 +1103,8 @@ static void test_drive_options(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/virtio/pci/bus-reset-takes-ioeventfds-down",
+                    test_bus_reset_takes_ioeventfds_down);
     g_test_add_func("/virtio/blk/rw-flush-id", test_rw_flush_id);
     g_test_add_func("/virtio/blk/discard-write-zeroes", test_discard_write_zeroes);
     g_test_add_func("/virtio/blk/config-space", test_config_space);
