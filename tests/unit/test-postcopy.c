@@ -250,14 +250,9 @@ static void run_start_opts(Run *r, bool preempt, uint64_t postcopy_bw,
     r->job = migration_job_start(r->src.sv, f, urgent, r->src.ram, &p, &h);
 }
 
-static void run_start_bw(Run *r, bool preempt, uint64_t postcopy_bw)
-{
-    run_start_opts(r, preempt, postcopy_bw, 0, 0);
-}
-
 static void run_start(Run *r, bool preempt)
 {
-    run_start_bw(r, preempt, 0);
+    run_start_opts(r, preempt, 0, 0, 0);
 }
 
 /* Switch once precopy has sent everything once. */
@@ -311,7 +306,21 @@ static void run_finish(Run *r, const MigrationStatus *want, size_t n,
     vm_destroy(&r->src);
 }
 
-static void end_to_end(bool preempt, uint64_t postcopy_bw)
+/* Switch at once, on a slow link, so most pages are still to come. */
+static void run_switch_early(Run *r)
+{
+    MigrationStats st = wait_job(r->job, MIGRATION_STATUS_ACTIVE, false);
+
+    g_assert_cmpint(st.status, ==, MIGRATION_STATUS_ACTIVE);
+    g_assert_true(migration_job_start_postcopy(r->job, NULL));
+    while (!g_atomic_int_get(&r->dst.vcpu_started)) {
+        g_usleep(1000);
+    }
+    g_atomic_int_set(&r->main_rate, 0);
+}
+
+/* dest_fill: see run_start_opts; with it the switch comes early. */
+static void end_to_end(bool preempt, uint64_t postcopy_bw, uint8_t dest_fill)
 {
     static const MigrationStatus want[] = {
         MIGRATION_STATUS_SETUP, MIGRATION_STATUS_ACTIVE,
@@ -321,8 +330,12 @@ static void end_to_end(bool preempt, uint64_t postcopy_bw)
     MigrationStats st;
     Run r;
 
-    run_start_bw(&r, preempt, postcopy_bw);
-    run_switch(&r);
+    run_start_opts(&r, preempt, postcopy_bw, dest_fill, dest_fill ? 256 : 0);
+    if (dest_fill) {
+        run_switch_early(&r);
+    } else {
+        run_switch(&r);
+    }
     run_finish(&r, want, G_N_ELEMENTS(want), &st, &info);
     g_assert_true(st.postcopy);
     g_assert_cmpuint(st.postcopy_requests, >, 0);
@@ -335,19 +348,19 @@ static void end_to_end(bool preempt, uint64_t postcopy_bw)
 
 static void test_end_to_end(void)
 {
-    end_to_end(false, 0);
+    end_to_end(false, 0, 0);
 }
 
 static void test_end_to_end_preempt(void)
 {
-    end_to_end(true, 0);
+    end_to_end(true, 0, 0);
 }
 
 /* Under max-postcopy-bandwidth the background pages keep to the limit,
  * but requested pages never wait for the next window. */
 static void test_end_to_end_limited(void)
 {
-    end_to_end(false, 4 * MiB);
+    end_to_end(false, 4 * MiB, 0);
 }
 
 /* RAM the destination wrote before the stream (a kernel loaded beside
@@ -356,25 +369,7 @@ static void test_end_to_end_limited(void)
  * switchover's RAM_DISCARD covers the pages not sent yet, so they fault). */
 static void test_destination_ram_not_trusted(void)
 {
-    static const MigrationStatus want[] = {
-        MIGRATION_STATUS_SETUP, MIGRATION_STATUS_ACTIVE,
-        MIGRATION_STATUS_POSTCOPY_ACTIVE, MIGRATION_STATUS_COMPLETED,
-    };
-    MigIncomingInfo info;
-    MigrationStats st;
-    Run r;
-
-    run_start_opts(&r, false, 0, 0xee, 256);
-    st = wait_job(r.job, MIGRATION_STATUS_ACTIVE, false);
-    g_assert_cmpint(st.status, ==, MIGRATION_STATUS_ACTIVE);
-    g_assert_true(migration_job_start_postcopy(r.job, NULL));
-    while (!g_atomic_int_get(&r.dst.vcpu_started)) {
-        g_usleep(1000);
-    }
-    g_atomic_int_set(&r.main_rate, 0);
-    run_finish(&r, want, G_N_ELEMENTS(want), &st, &info);
-    g_assert_cmpuint(info.pager.requests, >, 0);
-    g_free(info.pager.vcpu_blocktime_ms);
+    end_to_end(false, 0, 0xee);
 }
 
 /* New links for a paused postcopy, handed to both ends. */
