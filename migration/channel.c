@@ -181,6 +181,26 @@ static QEMUFile *socket_connect(ChannelKind kind, const char *where,
     return qemu_file_new_fd_output(fd);
 }
 
+int migration_channel_connect_socket(const char *uri, GError **errp)
+{
+    ChannelKind kind;
+    const char *rest;
+    int fd;
+
+    if (!parse_uri(uri, true, &kind, &rest, errp)) {
+        return -1;
+    }
+    if (kind != CHANNEL_UNIX && kind != CHANNEL_TCP) {
+        tern_invalid(errp, "multifd needs a unix: or tcp: migration URI");
+        return -1;
+    }
+    fd = channel_socket(kind, rest, false, errp);
+    if (fd < 0) {
+        g_prefix_error(errp, "migration connect to %s: ", rest);
+    }
+    return fd;
+}
+
 QEMUFile *migration_channel_connect(const char *uri, GError **errp)
 {
     ChannelKind kind;
@@ -324,6 +344,21 @@ QEMUFile *migration_listener_accept(MigrationListener *l, GError **errp)
         return NULL;
     }
     return qemu_file_new_fd_input(fd);
+}
+
+int migration_listener_accept_socket(MigrationListener *l, GError **errp)
+{
+    int fd;
+
+    if (l->fd < 0) {
+        tern_invalid(errp, "multifd needs a unix: or tcp: migration URI");
+        return -1;
+    }
+    fd = accept_cancellable(l, errp);
+    if (fd < 0) {
+        g_prefix_error(errp, "migration accept: ");
+    }
+    return fd;
 }
 
 void migration_listener_cancel(MigrationListener *l)

@@ -356,6 +356,8 @@ static bool pause_and_wait(MigIncoming *in, const GError *cause)
     g_mutex_unlock(&in->lock);
     in->hooks.status_changed(in->hooks.opaque);
     qemu_fclose(old, NULL);
+    /* The multifd channels go too; the recovery brings new ones. */
+    ram_migration_multifd_shutdown(in->ram);
 
     g_mutex_lock(&in->lock);
     while (!in->file && !in->quitting) {
@@ -377,6 +379,9 @@ bool mig_incoming_pause(MigIncoming *in, GError **errp)
         qemu_file_shutdown_channel(in->file);
     }
     g_mutex_unlock(&in->lock);
+    if (ok) {
+        ram_migration_multifd_shutdown(in->ram);    /* a sync may wait */
+    }
     if (!ok) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
                     "migrate-pause is currently only supported during "
@@ -637,6 +642,9 @@ bool mig_incoming_run(MigIncoming *in, QEMUFile *f, QEMUFile *urgent,
     set_status(in, MIGRATION_STATUS_ACTIVE);
     savevm_set_incoming_ops(in->sv, &incoming_ops, in);
     ok = load(in, f, &err);
+    if (!ok) {
+        ram_migration_multifd_explain(in->ram, &err);
+    }
     stop_threads(in);
     if (!ok || in->bitmaps_lost) {
         savevm_load_abandon(in->sv);
@@ -673,6 +681,8 @@ void mig_incoming_shutdown(MigIncoming *in)
     g_cond_broadcast(&in->cond);
     pager = in->pager;
     g_mutex_unlock(&in->lock);
-    /* A thread waiting for a page would never see the channel close. */
+    /* A thread waiting for a page, or for the multifd channels' SYNC,
+     * would never see the main channel close. */
     uffd_pager_abandon(pager);
+    ram_migration_multifd_shutdown(in->ram);
 }

@@ -122,6 +122,8 @@ void job_publish(MigrationJob *job, uint64_t pending)
     job->stats.dirty_sync_count = rs.dirty_sync_count;
     job->stats.mbps = job->bytes_per_ms * 1000 * 8 / 1e6;
     job->stats.postcopy_requests = rs.postcopy_requests;
+    job->stats.multifd_bytes = rs.multifd_bytes;
+    job->stats.zero_copy_copied = rs.zero_copy_copied;
     job->stats.expected_downtime_ms = job->bytes_per_ms > 0 ?
         (uint64_t)(pending / job->bytes_per_ms) : 0;
     g_mutex_unlock(&job->lock);
@@ -419,6 +421,7 @@ static bool run(MigrationJob *job, GError **errp)
     }
     if (!ok) {
         job_rp_explain(job, errp);
+        ram_migration_multifd_explain(job->ram, errp);
     }
     job_rp_stop(job);
     savevm_save_cleanup(job->sv);

@@ -10,6 +10,7 @@
  * a failure that left the guest here) and start the destination's guest.
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "hw/block/drive.h"
 #include "hw/block/virtio-blk-pci.h"
@@ -28,6 +29,9 @@
 #include "tern/error.h"
 
 #define POLL_MS                 5
+/* The VM's uuid in multifd's initial packets: -uuid's, or zeroes without
+ * one, as QEMU sends and expects. */
+static const uint8_t no_uuid[16];
 #define DEFAULT_MAX_BANDWIDTH   (128 * MiB)   /* QEMU 7.2's default */
 #define DEFAULT_DOWNTIME_MS     300
 
@@ -43,6 +47,7 @@ typedef struct Incoming {
     bool guest_started;         /* by a postcopy RUN */
     MigrationListener *recover_listener;    /* migrate-recover */
     GThread *recover_thread;
+    unsigned nr_multifd;        /* the stream's multifd channels */
 } Incoming;
 
 struct MigrationState {
@@ -70,6 +75,7 @@ struct MigrationState {
     uint64_t last_dirty_rate;
     RunState state_before;      /* run state when the job stopped the VM */
     bool vm_stopped;            /* by the job */
+    unsigned out_multifd;       /* the job's multifd channels */
 
     GMutex lock;                /* the fields below and Incoming.file */
     GCond cond;
@@ -118,6 +124,8 @@ static const bool cap_implemented[MIG_CAP__MAX] = {
     [MIG_CAP_RETURN_PATH] = true,
     [MIG_CAP_POSTCOPY_PREEMPT] = true,
     [MIG_CAP_SWITCHOVER_ACK] = true,
+    [MIG_CAP_MULTIFD] = true,
+    [MIG_CAP_ZERO_COPY_SEND] = true,
     [MIG_CAP_LATE_BLOCK_ACTIVATE] = true,
     [MIG_CAP_VALIDATE_UUID] = true,
 };
@@ -286,6 +294,7 @@ MigrationState *migration_state_new(Machine *m)
     ms->params.cpu_throttle_initial = MIGRATION_THROTTLE_INITIAL_DEFAULT;
     ms->params.cpu_throttle_increment = MIGRATION_THROTTLE_INCREMENT_DEFAULT;
     ms->params.max_cpu_throttle = MIGRATION_THROTTLE_MAX_DEFAULT;
+    ms->params.multifd_channels = MULTIFD_CHANNELS_DEFAULT;
     g_mutex_init(&ms->lock);
     g_cond_init(&ms->cond);
     /* The stream names the machine type, as QEMU's does ("none" too). */
@@ -357,6 +366,10 @@ static bool check_caps(const bool *caps, GError **errp)
     if (caps[MIG_CAP_SWITCHOVER_ACK] && !caps[MIG_CAP_RETURN_PATH]) {
         return tern_invalid(errp, "Capability 'switchover-ack' requires "
                             "capability 'return-path'");
+    }
+    if (caps[MIG_CAP_ZERO_COPY_SEND] && !caps[MIG_CAP_MULTIFD]) {
+        return tern_invalid(errp, "Zero copy only available for "
+                            "non-compressed non-TLS multifd migration");
     }
     return true;
 }
@@ -436,6 +449,10 @@ static bool params_check(const MigrationParams *p, GError **errp)
     if (p->downtime_limit_ms > MAX_DOWNTIME_MS) {
         return tern_invalid(errp, "Parameter 'downtime_limit' expects an integer in "
                             "the range of 0 to " MAX_DOWNTIME_TEXT " ms");
+    }
+    if (p->multifd_channels < 1 || p->multifd_channels > MULTIFD_CHANNELS_MAX) {
+        return tern_invalid(errp, "Parameter 'multifd_channels' expects a "
+                            "value between 1 and 255");
     }
     if (p->max_cpu_throttle < p->cpu_throttle_initial || p->max_cpu_throttle > 99) {
         return tern_invalid(errp, "Parameter 'max_cpu_throttle' expects an integer in "
@@ -593,6 +610,7 @@ static void finish_outgoing(MigrationState *ms, const MigrationStats *st)
     emit_progress(ms, st);
     migration_job_free(ms->job);
     ms->job = NULL;
+    ram_migration_multifd_stop(ms->ram);
     stop_dirty_log(ms);
     ms->last = *st;
     ms->have_last = true;
@@ -816,11 +834,14 @@ static void job_throttle(void *opaque, unsigned pct)
     cpu_throttle_set(ms->throttle, pct);
 }
 
-typedef QEMUFile *(*ChannelOpener)(void *where, GError **errp);
-
 static QEMUFile *connect_uri(void *uri, GError **errp)
 {
     return migration_channel_connect(uri, errp);
+}
+
+static int connect_socket(void *uri, GError **errp)
+{
+    return migration_channel_connect_socket(uri, errp);
 }
 
 static QEMUFile *accept_on(void *listener, GError **errp)
@@ -828,24 +849,81 @@ static QEMUFile *accept_on(void *listener, GError **errp)
     return migration_listener_accept(listener, errp);
 }
 
-/* The main channel and, with postcopy-preempt, a second connection to the
- * same place (QEMU 7.2 opens it right after the main one, at the start and
- * at each recovery; the destination tells them apart by order). */
-static QEMUFile *open_channels(MigrationState *ms, ChannelOpener open,
-                               void *where, QEMUFile **urgent, GError **errp)
+static int accept_socket(void *listener, GError **errp)
 {
-    QEMUFile *f = open(where, errp);
+    return migration_listener_accept_socket(listener, errp);
+}
 
-    *urgent = NULL;
-    if (f && ms->caps[MIG_CAP_POSTCOPY_PREEMPT]) {
-        *urgent = open(where, errp);
-        if (!*urgent) {
+/* How one end makes its connections: the main stream and the preempt
+ * channel as QEMUFiles, multifd channels as bare sockets. */
+typedef struct ChannelOpener {
+    QEMUFile *(*file)(void *where, GError **errp);
+    int (*socket)(void *where, GError **errp);
+} ChannelOpener;
+
+static const ChannelOpener connecting = { connect_uri, connect_socket };
+static const ChannelOpener accepting = { accept_on, accept_socket };
+
+/* The connections of one migration in the order they are made: the main
+ * stream, with postcopy-preempt a second connection to the same place
+ * (QEMU 7.2 opens it right after the main one, at the start and at each
+ * recovery; the destination tells them apart by order), then the multifd
+ * channels (their initial packets say which is which). */
+typedef struct Channels {
+    QEMUFile *f, *urgent;
+    int multifd[MULTIFD_CHANNELS_MAX];
+    unsigned nr_multifd;
+} Channels;
+
+/* This end's multifd channels for a new migration. */
+static unsigned multifd_channels(const MigrationState *ms)
+{
+    return ms->caps[MIG_CAP_MULTIFD] ? ms->params.multifd_channels : 0;
+}
+
+static void close_channels(Channels *ch)
+{
+    qemu_fclose(ch->f, NULL);
+    qemu_fclose(ch->urgent, NULL);
+    for (unsigned i = 0; i < ch->nr_multifd; i++) {
+        close(ch->multifd[i]);
+    }
+    memset(ch, 0, sizeof(*ch));
+}
+
+/* 'nr_multifd' < 0: as many as the capabilities say once the main
+ * stream is there (a destination takes them until then). */
+static bool open_channels(MigrationState *ms, const ChannelOpener *open,
+                          void *where, int nr_multifd, Channels *ch,
+                          GError **errp)
+{
+    memset(ch, 0, sizeof(*ch));
+    ch->f = open->file(where, errp);
+    if (!ch->f) {
+        return false;
+    }
+    if (nr_multifd < 0) {
+        nr_multifd = multifd_channels(ms);
+    }
+    if (ms->caps[MIG_CAP_POSTCOPY_PREEMPT]) {
+        ch->urgent = open->file(where, errp);
+        if (!ch->urgent) {
             g_prefix_error(errp, "postcopy preempt channel: ");
-            qemu_fclose(f, NULL);
-            return NULL;
+            close_channels(ch);
+            return false;
         }
     }
-    return f;
+    while (ch->nr_multifd < (unsigned)nr_multifd) {
+        int fd = open->socket(where, errp);
+
+        if (fd < 0) {
+            g_prefix_error(errp, "multifd channel %u: ", ch->nr_multifd);
+            close_channels(ch);
+            return false;
+        }
+        ch->multifd[ch->nr_multifd++] = fd;
+    }
+    return true;
 }
 
 static void record_start_failure(MigrationState *ms, const GError *err)
@@ -858,6 +936,42 @@ static void record_start_failure(MigrationState *ms, const GError *err)
     emit_status(ms, MIGRATION_STATUS_FAILED);
 }
 
+static const uint8_t *vm_uuid(const MigrationState *ms)
+{
+    const VmConfig *cfg = ms->machine->cfg;
+
+    return cfg && cfg->has_uuid ? cfg->uuid : no_uuid;
+}
+
+/* The source's channels, its multifd channels on RAM, dirty logging. */
+static bool start_channels(MigrationState *ms, const char *uri, Channels *ch,
+                           GError **errp)
+{
+    if (!open_channels(ms, &connecting, (void *)uri, -1, ch, errp)) {
+        return false;
+    }
+    ms->out_multifd = ch->nr_multifd;
+    if (ms->out_multifd &&
+        !ram_migration_multifd_send_start(ms->ram, ch->multifd,
+                                          ch->nr_multifd,
+                                          ms->caps[MIG_CAP_ZERO_COPY_SEND],
+                                          vm_uuid(ms), errp)) {
+        ch->nr_multifd = 0;         /* closed already */
+        ram_migration_multifd_stop(ms->ram);
+        close_channels(ch);
+        return false;
+    }
+    ms->dirty = kvm_dirty_log_start(ms->machine->kvm, &ms->machine->mem,
+                                    errp);
+    if (!ms->dirty) {
+        ram_migration_multifd_stop(ms->ram);
+        ch->nr_multifd = 0;
+        close_channels(ch);
+        return false;
+    }
+    return true;
+}
+
 bool migration_start_outgoing(MigrationState *ms, const char *uri,
                               GError **errp)
 {
@@ -866,8 +980,8 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
         .inactivate_disks = inactivate_drives, .opaque = ms,
     };
     MigrationParams params = ms->params;
-    QEMUFile *f, *urgent = NULL;
     GError *err = NULL;
+    Channels ch;
 
     if (migration_is_active(ms)) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_BUSY,
@@ -885,14 +999,7 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
     }
     ms->reported = MIGRATION_STATUS_NONE;
     ms->reported_pass = 0;
-    f = open_channels(ms, connect_uri, (void *)uri, &urgent, &err);
-    if (f) {
-        ms->dirty = kvm_dirty_log_start(ms->machine->kvm, &ms->machine->mem,
-                                        &err);
-    }
-    if (!f || !ms->dirty) {
-        qemu_fclose(f, NULL);
-        qemu_fclose(urgent, NULL);
+    if (!start_channels(ms, uri, &ch, &err)) {
         record_start_failure(ms, err);
         g_propagate_error(errp, err);
         return false;
@@ -914,7 +1021,7 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
                                         ms->machine->nr_vcpus);
     }
     emit_status(ms, MIGRATION_STATUS_SETUP);
-    ms->job = migration_job_start(ms->sv, f, urgent, ms->ram, &params,
+    ms->job = migration_job_start(ms->sv, ch.f, ch.urgent, ms->ram, &params,
                                   &hooks);
     start_poll(ms);
     return true;
@@ -937,6 +1044,8 @@ bool migration_cancel(MigrationState *ms, GError **errp)
         return false;
     }
     migration_job_cancel(ms->job);
+    /* A channel blocked on a stalled destination would not see it. */
+    ram_migration_multifd_shutdown(ms->ram);
     return true;
 }
 
@@ -979,8 +1088,8 @@ bool migration_pause(MigrationState *ms, GError **errp)
 bool migration_resume_outgoing(MigrationState *ms, const char *uri,
                                GError **errp)
 {
-    QEMUFile *f, *urgent = NULL;
     MigrationStats st;
+    Channels ch;
 
     if (!ms->job) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
@@ -993,8 +1102,13 @@ bool migration_resume_outgoing(MigrationState *ms, const char *uri,
                     "Cannot resume if there is no paused migration");
         return false;
     }
-    f = open_channels(ms, connect_uri, (void *)uri, &urgent, errp);
-    return f && migration_job_resume(ms->job, f, urgent, errp);
+    if (!open_channels(ms, &connecting, (void *)uri, ms->out_multifd, &ch,
+                       errp)) {
+        return false;
+    }
+    /* The job waits: RAM's channels are replaced before it streams on. */
+    ram_migration_multifd_restart(ms->ram, ch.multifd, ch.nr_multifd);
+    return migration_job_resume(ms->job, ch.f, ch.urgent, errp);
 }
 
 /* ---- incoming ------------------------------------------------------------- */
@@ -1078,11 +1192,18 @@ static gpointer incoming_thread(gpointer opaque)
 {
     MigrationState *ms = opaque;
     Incoming *in = &ms->in;
-    QEMUFile *urgent, *f = open_channels(ms, accept_on, in->listener,
-                                         &urgent, &in->error);
-    MigIncoming *mig = f ? new_incoming_stream(ms) : NULL;
+    MigIncoming *mig = NULL;
     bool ok = false;
+    Channels ch;
 
+    if (open_channels(ms, &accepting, in->listener, -1, &ch, &in->error)) {
+        in->nr_multifd = ch.nr_multifd;
+        mig = new_incoming_stream(ms);
+        if (ch.nr_multifd) {
+            ram_migration_multifd_recv_start(ms->ram, ch.multifd,
+                                             ch.nr_multifd, vm_uuid(ms));
+        }
+    }
     if (mig) {
         g_mutex_lock(&ms->lock);
         in->mig = mig;
@@ -1090,7 +1211,8 @@ static gpointer incoming_thread(gpointer opaque)
             mig_incoming_shutdown(mig);
         }
         g_mutex_unlock(&ms->lock);
-        ok = mig_incoming_run(mig, f, urgent, &in->error);
+        ok = mig_incoming_run(mig, ch.f, ch.urgent, &in->error);
+        ram_migration_multifd_stop(ms->ram);
     }
     in->total_ms = (g_get_monotonic_time() - in->start_us) / 1000;
     set_in_status(ms, ok ? MIGRATION_STATUS_COMPLETED : MIGRATION_STATUS_FAILED);
@@ -1105,15 +1227,18 @@ static gpointer recover_thread(gpointer opaque)
     MigrationState *ms = opaque;
     MigIncoming *mig = incoming_stream(ms);
     g_autoptr(GError) err = NULL;
-    QEMUFile *urgent, *f = open_channels(ms, accept_on,
-                                         ms->in.recover_listener, &urgent,
-                                         &err);
+    Channels ch;
 
-    if (!f || !mig_incoming_recover(mig, f, urgent, &err)) {
+    if (!open_channels(ms, &accepting, ms->in.recover_listener,
+                       ms->in.nr_multifd, &ch, &err)) {
         tern_error_report("postcopy recovery failed: %s", err->message);
-        if (!f) {
-            mig_incoming_recover_abort(mig);
-        }
+        mig_incoming_recover_abort(mig);
+        return NULL;
+    }
+    /* The new channels before the listen thread reads on. */
+    ram_migration_multifd_restart(ms->ram, ch.multifd, ch.nr_multifd);
+    if (!mig_incoming_recover(mig, ch.f, ch.urgent, &err)) {
+        tern_error_report("postcopy recovery failed: %s", err->message);
     }
     return NULL;
 }
@@ -1308,7 +1433,9 @@ void migration_state_free(MigrationState *ms)
     g_mutex_unlock(&ms->lock);
     if (ms->job) {
         migration_job_cancel(ms->job);
+        ram_migration_multifd_shutdown(ms->ram);
         migration_job_free(ms->job);
+        ram_migration_multifd_stop(ms->ram);
     }
     cpu_throttle_free(ms->throttle);
     stop_recover_listener(&ms->in);

@@ -206,6 +206,8 @@ static void close_channels(MigrationJob *job)
         qemu_file_shutdown_channel(f);      /* ends the return path too */
     }
     g_mutex_unlock(&job->lock);
+    /* The multifd channels go too; a resume brings new ones. */
+    ram_migration_multifd_shutdown(job->ram);
     job_rp_stop(job);
     g_mutex_lock(&job->lock);
     job->f = job->urgent = NULL;

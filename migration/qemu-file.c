@@ -161,6 +161,13 @@ uint64_t qemu_file_tell(const QEMUFile *f)
     return f->pos;
 }
 
+void qemu_file_count_sent(QEMUFile *f, uint64_t bytes)
+{
+    g_assert(f->output);
+    f->pos += bytes;
+    f->rate_used += bytes;
+}
+
 void qemu_file_set_rate_limit(QEMUFile *f, uint64_t limit)
 {
     f->rate_limit = limit;

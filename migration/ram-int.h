@@ -50,6 +50,11 @@ struct RamMigration {
     bool urgent_load_named;         /* same on the preempt channel */
     UffdPager *pager;               /* postcopy advised; NULL otherwise */
     RamMigrationStats stats;        /* counters updated atomically */
+
+    /* multifd (ram-multifd.c): set and cleared under 'lock' by the VMM's
+     * threads; the job or the loader uses them in between. */
+    MultifdSend *mf_send;
+    MultifdRecv *mf_recv;
 };
 
 /* Host address of the block page at 'offset', or NULL if no region maps it. */
@@ -66,5 +71,17 @@ bool ram_load_records(RamMigration *rm, QEMUFile *f, bool *named,
 bool ram_sync_dirty(RamMigration *rm, GError **errp);
 /* Postcopy, source: send queued requests first (main channel). */
 void ram_serve_requests(RamMigration *rm, QEMUFile *f);
+/* Whether page 'page' is still a hole; it is not one after this call.
+ * Under rm->lock. */
+bool ram_take_hole(RamMigration *rm, uint64_t page);
+/* Source: a page with data, on a multifd channel if there are any (not in
+ * postcopy); false: the caller sends it on the main stream. */
+bool ram_multifd_send_page(RamMigration *rm, QEMUFile *f, uint64_t offset);
+/* Source, before the main stream's RAM EOS: SYNC on every channel; with
+ * 'flush', also wait until every packet is out. */
+bool ram_multifd_sync(RamMigration *rm, QEMUFile *f, bool flush,
+                      GError **errp);
+/* Destination, at the main stream's RAM EOS: every channel's SYNC. */
+bool ram_multifd_recv_sync(RamMigration *rm, GError **errp);
 
 #endif

@@ -75,6 +75,12 @@ RamMigrationStats ram_migration_stats(const RamMigration *rm)
     g_mutex_lock(&m->lock);
     s = rm->stats;
     s.remaining = rm->dirty ? hbitmap_count(rm->dirty) * RAM_PAGE_SIZE : 0;
+    if (rm->mf_send) {
+        MultifdSendStats ms;
+
+        multifd_send_get_stats(rm->mf_send, &ms);
+        s.zero_copy_copied = ms.zero_copy_copied;
+    }
     g_mutex_unlock(&m->lock);
     return s;
 }
@@ -147,9 +153,8 @@ static HBitmap *memfd_holes(const RamMigration *rm)
     return h;
 }
 
-/* Whether page 'page' is still a hole; it is not one after this call (a
- * page is sent or written once as a hole at most). */
-static bool take_hole(RamMigration *rm, uint64_t page)
+/* A page is sent or written once as a hole at most. */
+bool ram_take_hole(RamMigration *rm, uint64_t page)
 {
     if (!rm->holes || !hbitmap_get(rm->holes, page)) {
         return false;
@@ -184,13 +189,15 @@ void ram_send_page(RamMigration *rm, QEMUFile *f, uint64_t page, bool *named)
         return;     /* a hole between regions: nothing to migrate */
     }
     g_mutex_lock(&rm->lock);
-    hole = take_hole(rm, page);
+    hole = ram_take_hole(rm, page);
     g_mutex_unlock(&rm->lock);
     /* A hole the guest wrote since setup is in the dirty log: sent again. */
     if (hole || page_is_zero(p)) {
         put_record_header(rm, f, offset, RAM_FLAG_ZERO, named);
         qemu_put_byte(f, 0);
         STAT_ADD(rm, duplicate, 1);
+    } else if (ram_multifd_send_page(rm, f, offset)) {
+        STAT_ADD(rm, normal, 1);
     } else {
         put_record_header(rm, f, offset, RAM_FLAG_PAGE, named);
         qemu_put_buffer_async(f, p, RAM_PAGE_SIZE);
@@ -206,6 +213,16 @@ bool ram_take_dirty(RamMigration *rm, uint64_t page)
         hbitmap_reset(rm->dirty, page, 1);
     }
     return dirty;
+}
+
+/* The end of a section's RAM data. With multifd the destination's channels
+ * wait at their SYNC for it: it must not sit in the buffer. */
+static void put_eos(RamMigration *rm, QEMUFile *f)
+{
+    qemu_put_be64(f, RAM_FLAG_EOS);
+    if (rm->mf_send) {
+        qemu_fflush(f);
+    }
 }
 
 static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
@@ -235,7 +252,10 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
     qemu_put_be64(f, rm->length | RAM_FLAG_MEM_SIZE);
     qemu_put_counted_string(f, rm->block_name);
     qemu_put_be64(f, rm->length);
-    qemu_put_be64(f, RAM_FLAG_EOS);
+    if (!ram_multifd_sync(rm, f, false, errp)) {
+        return false;
+    }
+    put_eos(rm, f);
     STAT_ADD(rm, transferred, qemu_file_tell(f) - start);
     return true;
 }
@@ -308,7 +328,11 @@ static int ram_save_iterate(QEMUFile *f, void *opaque, GError **errp)
 
     rm->block_named = false;
     more = send_dirty_pages(rm, f, true);
-    qemu_put_be64(f, RAM_FLAG_EOS);
+    /* A failed channel says more than the main stream's EPIPE. */
+    if (!ram_multifd_sync(rm, f, false, errp)) {
+        return -1;
+    }
+    put_eos(rm, f);
     STAT_ADD(rm, transferred, qemu_file_tell(f) - start);
     if (!qemu_file_check(f, errp)) {
         return -1;
@@ -348,8 +372,17 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
     }
     rm->block_named = false;
     send_dirty_pages(rm, f, false);
-    qemu_put_be64(f, RAM_FLAG_EOS);
+    if (!ram_multifd_sync(rm, f, false, errp)) {
+        return false;
+    }
+    put_eos(rm, f);
     STAT_ADD(rm, transferred, qemu_file_tell(f) - start);
+    /* The end: every page out of the channels, and read by the peer. */
+    if (rm->mf_send) {
+        if (!multifd_send_flush(rm->mf_send, errp)) {
+            return false;
+        }
+    }
     return qemu_file_check(f, errp);
 }
 
@@ -506,6 +539,27 @@ static bool place_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
     return ok;
 }
 
+/* The holes bitmap is shared with the multifd channel threads. */
+static bool take_hole_locked(RamMigration *rm, uint64_t page)
+{
+    bool hole;
+
+    g_mutex_lock(&rm->lock);
+    hole = ram_take_hole(rm, page);
+    g_mutex_unlock(&rm->lock);
+    return hole;
+}
+
+static bool is_hole_locked(RamMigration *rm, uint64_t page)
+{
+    bool hole;
+
+    g_mutex_lock(&rm->lock);
+    hole = rm->holes && hbitmap_get(rm->holes, page);
+    g_mutex_unlock(&rm->lock);
+    return hole;
+}
+
 static bool load_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
                       uint32_t flags, bool *named, GError **errp)
 {
@@ -523,14 +577,13 @@ static bool load_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
         fill = qemu_get_byte(f);
         /* Leave untouched zero pages unallocated in the memfd. */
         if (fill) {
-            take_hole(rm, page);
+            take_hole_locked(rm, page);
             memset(p, fill, RAM_PAGE_SIZE);
-        } else if (!(rm->holes && hbitmap_get(rm->holes, page)) &&
-                   !page_is_zero(p)) {
+        } else if (!is_hole_locked(rm, page) && !page_is_zero(p)) {
             memset(p, 0, RAM_PAGE_SIZE);
         }
         STAT_ADD(rm, duplicate, 1);
-    } else if (take_hole(rm, page)) {
+    } else if (take_hole_locked(rm, page)) {
         load_page_data(rm, f, offset, p);
         STAT_ADD(rm, normal, 1);
     } else {
@@ -547,10 +600,13 @@ static bool load_page(RamMigration *rm, QEMUFile *f, uint64_t offset,
 static bool ram_load_setup(QEMUFile *f, void *opaque, GError **errp)
 {
     RamMigration *rm = opaque;
+    HBitmap *holes = memfd_holes(rm);
 
     rm->load_named = false;
+    g_mutex_lock(&rm->lock);
     hbitmap_free(rm->holes);
-    rm->holes = memfd_holes(rm);
+    rm->holes = holes;
+    g_mutex_unlock(&rm->lock);
     return true;
 }
 
@@ -595,7 +651,10 @@ static bool ram_load(QEMUFile *f, void *opaque, int version_id, GError **errp)
         return tern_invalid(errp, "ram: section version %d, expected %d",
                             version_id, RAM_SECTION_VERSION);
     }
-    if (!ram_load_records(rm, f, &rm->load_named, errp)) {
+    /* The main stream's EOS: the channels' pages of this section are in
+     * before the next section's records. */
+    if (!ram_load_records(rm, f, &rm->load_named, errp) ||
+        !ram_multifd_recv_sync(rm, errp)) {
         return false;
     }
     STAT_ADD(rm, transferred, qemu_file_tell(f) - start);
@@ -606,8 +665,10 @@ static void ram_load_cleanup(void *opaque)
 {
     RamMigration *rm = opaque;
 
+    g_mutex_lock(&rm->lock);
     hbitmap_free(rm->holes);
     rm->holes = NULL;
+    g_mutex_unlock(&rm->lock);
 }
 
 static const SaveVMHandlers ram_handlers = {

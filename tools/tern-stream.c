@@ -4,14 +4,19 @@
  * anything in it is inconsistent. The work is done by stream_dump() in
  * migration/stream-dump.c; this file is option parsing, I/O, and --sample,
  * which writes a known stream through tern's own writers (RAM, dirty
- * bitmaps, globalstate) for checking peers such as QEMU against.
+ * bitmaps, globalstate) for checking peers such as QEMU against: to stdout,
+ * or with --sample-to as a migration to a peer (with --multifd, RAM on
+ * QEMU's multifd channels). --receive is the other end: a device-less
+ * destination that loads a peer's stream into RAM and writes that RAM out.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "migration/block-dirty-bitmap.h"
+#include "migration/channel.h"
 #include "migration/global-state.h"
 #include "migration/ram.h"
 #include "migration/snapshot.h"
@@ -173,8 +178,77 @@ static bool save_sample_snapshot(SaveVM *sv, const char *where, GError **errp)
     return ok;
 }
 
+/* tern has no -uuid: multifd's initial packets carry zeroes, as QEMU's
+ * without one. */
+static const uint8_t no_uuid[16];
+
+/* RAM of 'size' bytes in a memfd (multifd splices from it), one region. */
+static bool ram_open(GuestMemory *mem, uint64_t size, GError **errp)
+{
+    uint8_t *hva;
+
+    *mem = (GuestMemory){ .fd = memfd_create("ram", MFD_CLOEXEC),
+                          .ram_size = size };
+    if (mem->fd < 0 || ftruncate(mem->fd, size) < 0) {
+        tern_set_error_errno(errp, errno, "memfd");
+        return false;
+    }
+    hva = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mem->fd, 0);
+    if (hva == MAP_FAILED) {
+        tern_set_error_errno(errp, errno, "mmap");
+        return false;
+    }
+    mem->regions[0] = (GuestRegion){ 0, size, hva, 0 };
+    mem->nr_regions = 1;
+    return true;
+}
+
+static void ram_close(GuestMemory *mem)
+{
+    if (mem->nr_regions) {
+        munmap(mem->regions[0].hva, mem->ram_size);
+    }
+    if (mem->fd >= 0) {
+        close(mem->fd);
+    }
+}
+
+static void close_sockets(int *fds, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        close(fds[i]);
+    }
+}
+
+/* --sample-to URI: the sample as a migration to a peer listening there,
+ * RAM pages on 'multifd' channels (none: on the main stream). */
+static bool send_sample(SaveVM *sv, RamMigration *ram, const char *uri,
+                        unsigned multifd, GError **errp)
+{
+    int fds[MULTIFD_CHANNELS_MAX];
+    QEMUFile *f = migration_channel_connect(uri, errp);
+    unsigned n = 0;
+    bool ok = f != NULL;
+
+    while (ok && n < multifd) {
+        fds[n] = migration_channel_connect_socket(uri, errp);
+        ok = fds[n] >= 0;
+        n += ok;
+    }
+    if (ok && multifd) {
+        ok = ram_migration_multifd_send_start(ram, fds, n, false, no_uuid,
+                                              errp);
+    } else if (!ok) {
+        close_sockets(fds, n);
+    }
+    ok = ok && savevm_save_all(sv, f, errp);
+    ram_migration_multifd_stop(ram);
+    return qemu_fclose(f, ok ? errp : NULL) && ok;
+}
+
 static int write_sample(const char *machine, uint64_t ram_size,
-                        bool bitmaps, const char *snapshot)
+                        bool bitmaps, const char *snapshot, const char *to,
+                        unsigned multifd)
 {
     SaveVM *sv;
     MigGlobalState gs;
@@ -193,8 +267,9 @@ static int write_sample(const char *machine, uint64_t ram_size,
     }
     sv = savevm_new(machine);
     if (ram_size) {
-        mem.regions[0] = (GuestRegion){ 0, ram_size, g_malloc(ram_size), 0 };
-        mem.nr_regions = 1;
+        ok = ram_open(&mem, ram_size, &err);
+    }
+    if (ok && ram_size) {
         fill_sample_ram(mem.regions[0].hva, ram_size);
         ram = ram_migration_new(&mem, "ram");
         ram_migration_register(ram, sv);
@@ -210,6 +285,8 @@ static int write_sample(const char *machine, uint64_t ram_size,
     mig_global_state_register(sv, &gs);
     if (ok && snapshot) {
         ok = save_sample_snapshot(sv, snapshot, &err);
+    } else if (ok && to) {
+        ok = send_sample(sv, ram, to, multifd, &err);
     } else if (ok) {
         f = qemu_file_new_fd_output(dup(STDOUT_FILENO));
         ok = savevm_save_all(sv, f, &err);
@@ -219,12 +296,85 @@ static int write_sample(const char *machine, uint64_t ram_size,
     dirty_bitmap_migration_free(dbm);
     sample_disk_close(&disk);
     ram_migration_free(ram);
-    g_free(mem.regions[0].hva);
+    ram_close(&mem);
     if (!ok) {
         fprintf(stderr, "tern-stream: %s\n", err->message);
         return 1;
     }
     return 0;
+}
+
+/* QEMU's "-M none" VM has one device state, its clocks ("timer"), which
+ * a device-less destination takes and drops. */
+typedef struct QemuTimer {
+    int64_t ticks, unused, clock;
+} QemuTimer;
+
+static const VMStateDescription vmstate_qemu_timer = {
+    .name = "timer",
+    .version_id = 2,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_INT64(ticks, QemuTimer),
+        VMSTATE_INT64(unused, QemuTimer),
+        VMSTATE_INT64_V(clock, QemuTimer, 2),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+/* --receive URI: load a device-less stream for 'machine' (RAM block
+ * "ram" of 'ram_size' bytes, globalstate, QEMU's "timer") from a peer
+ * migrating to URI,
+ * with 'multifd' channels; the RAM loaded goes to 'out'. */
+static bool receive(const char *uri, const char *machine, uint64_t ram_size,
+                    unsigned multifd, const char *out, GError **errp)
+{
+    MigrationListener *l = migration_listener_new(uri, errp);
+    SaveVM *sv = savevm_new(machine);
+    RamMigration *ram = NULL;
+    GuestMemory mem = { .fd = -1 };
+    MigGlobalState gs;
+    QemuTimer timer;
+    int fds[MULTIFD_CHANNELS_MAX];
+    QEMUFile *f = NULL;
+    unsigned n = 0;
+    bool ok = l && ram_open(&mem, ram_size, errp);
+
+    if (ok) {
+        ram = ram_migration_new(&mem, "ram");
+        ram_migration_register(ram, sv);
+        mig_global_state_register(sv, &gs);
+        savevm_register_vmstate(sv, NULL, 0, &vmstate_qemu_timer, &timer);
+        f = migration_listener_accept(l, errp);
+        ok = f != NULL;
+    }
+    while (ok && n < multifd) {
+        fds[n] = migration_listener_accept_socket(l, errp);
+        ok = fds[n] >= 0;
+        n += ok;
+    }
+    if (ok && multifd) {
+        ram_migration_multifd_recv_start(ram, fds, n, no_uuid);
+    } else if (!ok) {
+        close_sockets(fds, n);
+    }
+    ok = ok && savevm_load(sv, f, errp);
+    if (!ok && ram) {
+        ram_migration_multifd_explain(ram, errp);
+    }
+    if (ram) {
+        ram_migration_multifd_stop(ram);
+    }
+    qemu_fclose(f, NULL);
+    if (ok && !g_file_set_contents(out, (const char *)mem.regions[0].hva,
+                                   ram_size, errp)) {
+        ok = false;
+    }
+    savevm_free(sv);
+    ram_migration_free(ram);
+    ram_close(&mem);
+    migration_listener_free(l);
+    return ok;
 }
 
 int main(int argc, char **argv)
@@ -235,6 +385,10 @@ int main(int argc, char **argv)
     gboolean sample_bitmaps = FALSE;
     g_autofree char *sample_snapshot = NULL;
     g_autofree char *snapshot = NULL;
+    g_autofree char *sample_to = NULL;
+    g_autofree char *receive_uri = NULL;
+    g_autofree char *ram_out = NULL;
+    gint multifd = 0;
     GOptionEntry entries[] = {
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
           "one line per PART section and dirty-bitmap chunk", NULL },
@@ -249,6 +403,17 @@ int main(int argc, char **argv)
         { "sample-snapshot", 0, 0, G_OPTION_ARG_STRING, &sample_snapshot,
           "with --sample: save it as internal snapshot NAME of qcow2 IMAGE "
           "instead of writing stdout", "IMAGE:NAME" },
+        { "sample-to", 0, 0, G_OPTION_ARG_STRING, &sample_to,
+          "with --sample: migrate it to URI instead of writing stdout",
+          "URI" },
+        { "multifd", 0, 0, G_OPTION_ARG_INT, &multifd,
+          "with --sample-to or --receive: RAM on N multifd channels", "N" },
+        { "receive", 0, 0, G_OPTION_ARG_STRING, &receive_uri,
+          "be a device-less destination on URI for machine --sample (none "
+          "by default) with --sample-ram bytes of RAM block \"ram\"; the "
+          "RAM loaded goes to --ram-out", "URI" },
+        { "ram-out", 0, 0, G_OPTION_ARG_FILENAME, &ram_out,
+          "with --receive: where the RAM goes", "FILE" },
         { "snapshot", 0, 0, G_OPTION_ARG_STRING, &snapshot,
           "read the VM state of snapshot NAME of the qcow2 FILE (in place; "
           "the image is not changed)", "NAME" },
@@ -269,9 +434,28 @@ int main(int argc, char **argv)
                 err ? err->message : "at most one input file");
         return 2;
     }
+    if (multifd < 0 || multifd > MULTIFD_CHANNELS_MAX) {
+        fprintf(stderr, "tern-stream: --multifd wants 0 to %d\n",
+                MULTIFD_CHANNELS_MAX);
+        return 2;
+    }
+    if (receive_uri) {
+        if (!ram_out || sample_ram <= 0 || sample_ram % RAM_PAGE_SIZE) {
+            fprintf(stderr, "tern-stream: --receive needs --ram-out and "
+                    "--sample-ram\n");
+            return 2;
+        }
+        if (!receive(receive_uri, sample ? sample : "none", sample_ram,
+                     multifd, ram_out, &err)) {
+            fprintf(stderr, "tern-stream: %s\n", err->message);
+            return 1;
+        }
+        return 0;
+    }
     if (sample) {
         return write_sample(sample, sample_ram < 0 ? 1 : (uint64_t)sample_ram,
-                            sample_bitmaps, sample_snapshot);
+                            sample_bitmaps, sample_snapshot, sample_to,
+                            multifd);
     }
     if (snapshot && argc != 2) {
         fprintf(stderr, "tern-stream: --snapshot needs the image file\n");

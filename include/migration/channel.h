@@ -21,6 +21,9 @@ bool migration_channel_check_uri(const char *uri, GError **errp);
 
 /* The source side: connect / spawn / create, as an output QEMUFile. */
 QEMUFile *migration_channel_connect(const char *uri, GError **errp);
+/* One more connection to a unix: or tcp: URI, as a bare blocking socket
+ * (multifd); -1 with errp, also for exec: and file:. */
+int migration_channel_connect_socket(const char *uri, GError **errp);
 
 typedef struct MigrationListener MigrationListener;
 
@@ -31,6 +34,9 @@ MigrationListener *migration_listener_new(const char *uri, GError **errp);
 const char *migration_listener_uri(const MigrationListener *l);
 /* Wait for the one incoming stream, as an input QEMUFile. */
 QEMUFile *migration_listener_accept(MigrationListener *l, GError **errp);
+/* The next connection to a socket listener as a bare blocking socket
+ * (multifd); -1 with errp, also for exec: and file:. */
+int migration_listener_accept_socket(MigrationListener *l, GError **errp);
 /* From another thread: make a blocked (or later) accept fail. NULL is ok. */
 void migration_listener_cancel(MigrationListener *l);
 void migration_listener_free(MigrationListener *l);

@@ -66,6 +66,9 @@ typedef struct MigrationParams {
     /* QEMU's max-postcopy-bandwidth: bytes per second after the
      * switchover, 0 = unlimited. */
     uint64_t max_postcopy_bandwidth;
+    /* QEMU's parameter multifd-channels (used with capability multifd,
+     * which the VMM sets up on RAM before the job starts). */
+    unsigned multifd_channels;
 } MigrationParams;
 
 /* QEMU 7.2's defaults for the throttle parameters above. */
@@ -113,6 +116,8 @@ typedef struct MigrationStats {
     double mbps;                    /* last window's bandwidth */
     unsigned cpu_throttle_percentage;   /* auto-converge, 0 = none */
     uint64_t postcopy_requests;     /* pages the destination asked for */
+    uint64_t multifd_bytes;         /* of 'transferred', on multifd */
+    uint64_t zero_copy_copied;      /* syncs zero-copy-send had to copy */
     bool dirty_log_done;            /* postcopy: no dirty sync any more */
     bool postcopy;                  /* the destination may run the guest:
                                      * the source must never resume it */

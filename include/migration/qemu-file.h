@@ -82,6 +82,9 @@ bool qemu_file_check(const QEMUFile *f, GError **errp);
 
 /* Bytes put by the caller (output) or consumed by the caller (input). */
 uint64_t qemu_file_tell(const QEMUFile *f);
+/* Output: 'bytes' of this stream went out on another channel (multifd):
+ * they count in the position and against the rate limit. */
+void qemu_file_count_sent(QEMUFile *f, uint64_t bytes);
 
 /* Rate limiting: 'limit' bytes per period (0 = unlimited). The migration
  * thread calls qemu_file_reset_rate_limit at each period start and stops

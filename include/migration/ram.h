@@ -8,13 +8,16 @@
  * RAM moves after the switchover (ram-postcopy.c): the source drops what the
  * destination must not keep (RAM_DISCARD) and serves requested pages ahead
  * of the background stream, on the main channel or a preempt channel; the
- * destination places pages through a UffdPager. Multiple blocks and
+ * destination places pages through a UffdPager. With multifd the pages
+ * travel on channels of their own (ram-multifd.c). Multiple blocks and
  * compression are not implemented; the wire format is in docs/migration.md.
  */
 #ifndef MIGRATION_RAM_H
 #define MIGRATION_RAM_H
 
 #include "hw/core/guest-memory.h"
+#include "migration/multifd-recv.h"
+#include "migration/multifd-send.h"
 #include "migration/savevm.h"
 #include "migration/uffd-pager.h"
 #include "tern/hbitmap.h"
@@ -40,6 +43,8 @@ typedef struct RamMigrationStats {
     uint64_t dirty_sync_count;  /* dirty syncs so far, incl. the bulk stage */
     uint64_t dirtied_pages;     /* pages the syncs found newly dirty */
     uint64_t postcopy_requests; /* page requests from the destination */
+    uint64_t multifd_bytes;     /* of 'transferred', on multifd channels */
+    uint64_t zero_copy_copied;  /* syncs where zero-copy-send was copied */
 } RamMigrationStats;
 
 /* 'mem' must outlive the RamMigration; its regions' fd_offset ranges form
@@ -96,5 +101,30 @@ bool ram_migration_discard(RamMigration *rm, const char *block,
                            uint64_t start, uint64_t len, GError **errp);
 /* Destination, preempt channel: page records up to EOS. */
 bool ram_migration_load_urgent(RamMigration *rm, QEMUFile *f, GError **errp);
+
+/* ---- multifd (ram-multifd.c) ---- */
+
+/* Source: until the switch to postcopy, pages with data go on the multifd
+ * channels 'fds' (taken, closed on failure) and every RAM EOS of the main
+ * stream follows a SYNC on each (QEMU 7.2's format); zero pages and holes
+ * stay ZERO records on the main stream. 'uuid': the VM's. */
+bool ram_migration_multifd_send_start(RamMigration *rm, const int *fds,
+                                      unsigned n, bool zero_copy,
+                                      const uint8_t uuid[16], GError **errp);
+/* Destination: pages arrive on the channels 'fds' (taken) and every RAM
+ * EOS of the main stream waits for their SYNC. */
+void ram_migration_multifd_recv_start(RamMigration *rm, const int *fds,
+                                      unsigned n, const uint8_t uuid[16]);
+/* Postcopy recovery, either end: new channels 'fds' for the old ones. */
+void ram_migration_multifd_restart(RamMigration *rm, const int *fds,
+                                   unsigned n);
+/* Any thread: the channels' blocked I/O fails now (cancel, pause,
+ * teardown). */
+void ram_migration_multifd_shutdown(RamMigration *rm);
+/* After the job or the load: stop the channels. */
+void ram_migration_multifd_stop(RamMigration *rm);
+/* A channel that failed says more than the main stream's EPIPE: *errp
+ * becomes that failure, if there was one. */
+void ram_migration_multifd_explain(RamMigration *rm, GError **errp);
 
 #endif

@@ -4,7 +4,7 @@
  *  - a migration link: a source end and a destination end, two socketpairs
  *    joined by relay threads that can slow the source-to-destination
  *    direction (KiB/s, changed at any time) and cut the link;
- *  - guest RAM in a memfd, as postcopy's pager needs it;
+ *  - guest RAM in a memfd, as postcopy's pager needs it (test-ram-vm.h);
  *  - a source job's postcopy trigger: RAM's dirty-sync callback asks for
  *    postcopy, so the switch never races the job's convergence, and the
  *    dirty bitmaps' in_postcopy hook.
@@ -19,6 +19,7 @@
 
 #include "migration/migration-job.h"
 #include "migration/qemu-file.h"
+#include "test-ram-vm.h"
 
 typedef struct Relay {
     int a, b;                       /* forward a -> b (slowly), b -> a */
@@ -94,20 +95,6 @@ static inline void link_close(Relay *r)
         close(r->b);
         r->fwd = NULL;
     }
-}
-
-/* 'bytes' of memfd RAM for 'mem' (the caller maps its regions onto the
- * returned address); munmap and close mem->fd when done. */
-static inline uint8_t *test_memfd_ram(GuestMemory *mem, uint64_t bytes)
-{
-    uint8_t *base;
-
-    mem->fd = memfd_create("ram", MFD_CLOEXEC);
-    g_assert_cmpint(ftruncate(mem->fd, bytes), ==, 0);
-    base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mem->fd, 0);
-    g_assert_true(base != MAP_FAILED);
-    mem->ram_size = bytes;
-    return base;
 }
 
 /* The job, once started (set and read atomically: the job's thread reads

@@ -19,6 +19,7 @@
 #include "migration/migration-job.h"
 #include "migration/return-path.h"
 #include "test-postcopy-util.h"
+#include "test-ram-vm.h"
 
 #define PAGE RAM_PAGE_SIZE
 #define NPAGES 4096                 /* 16 MiB */
@@ -26,35 +27,7 @@
 
 /* ---- a VM's RAM ---- */
 
-typedef struct Vm {
-    GuestMemory mem;
-    uint8_t *base;
-    SaveVM *sv;
-    RamMigration *ram;
-    int syncs;
-} Vm;
-
-static void vm_init(Vm *vm)
-{
-    memset(vm, 0, sizeof(*vm));
-    vm->base = test_memfd_ram(&vm->mem, RAM_BYTES);
-    vm->mem.regions[0] = (GuestRegion){ 0, RAM_BYTES / 2, vm->base, 0 };
-    vm->mem.regions[1] = (GuestRegion){ 4 * GiB, RAM_BYTES / 2,
-                                        vm->base + RAM_BYTES / 2,
-                                        RAM_BYTES / 2 };
-    vm->mem.nr_regions = 2;
-    vm->sv = savevm_new("m");
-    vm->ram = ram_migration_new(&vm->mem, "pc.ram");
-    ram_migration_register(vm->ram, vm->sv);
-}
-
-static void vm_destroy(Vm *vm)
-{
-    ram_migration_free(vm->ram);
-    savevm_free(vm->sv);
-    munmap(vm->base, RAM_BYTES);
-    close(vm->mem.fd);
-}
+typedef TestRamVm Vm;
 
 static void write_page(Vm *vm, uint64_t page, uint8_t gen)
 {
@@ -150,7 +123,7 @@ static void dest_start(Dest *d, const Vm *src, bool postcopy, bool preempt)
         .opaque = d,
     };
 
-    vm_init(&d->vm);
+    test_ram_vm_init(&d->vm, RAM_BYTES);
     if (d->fill) {
         memset(d->vm.base, d->fill, RAM_BYTES);
     }
@@ -174,7 +147,7 @@ static bool dest_join(Dest *d)
 static void dest_free(Dest *d)
 {
     mig_incoming_free(d->in);
-    vm_destroy(&d->vm);
+    test_ram_vm_destroy(&d->vm);
     g_clear_error(&d->err);
 }
 
@@ -234,7 +207,7 @@ static void run_start_opts(Run *r, bool preempt, uint64_t postcopy_bw,
     QEMUFile *f, *urgent = NULL;
 
     memset(r, 0, sizeof(*r));
-    vm_init(&r->src);
+    test_ram_vm_init(&r->src, RAM_BYTES);
     for (uint64_t page = 0; page < NPAGES; page++) {
         write_page(&r->src, page, 0);
     }
@@ -303,7 +276,7 @@ static void run_finish(Run *r, const MigrationStatus *want, size_t n,
     link_close(&r->main);
     link_close(&r->urgent);
     dest_free(&r->dst);
-    vm_destroy(&r->src);
+    test_ram_vm_destroy(&r->src);
 }
 
 /* Switch at once, on a slow link, so most pages are still to come. */
@@ -653,7 +626,7 @@ static void test_destination_hostile(void)
 static void source_in_postcopy(Vm *vm, QEMUFile **out)
 {
     *out = qemu_file_new_mem_output();
-    vm_init(vm);
+    test_ram_vm_init(vm, RAM_BYTES);
     ram_migration_set_postcopy(vm->ram, true, false);
     g_assert_true(savevm_save_setup(vm->sv, *out, NULL));
     g_assert_true(ram_migration_postcopy_start(vm->ram, *out, NULL));
@@ -701,9 +674,9 @@ static void test_source_hostile(void)
     GError *err = NULL;
     Vm vm;
 
-    vm_init(&vm);
+    test_ram_vm_init(&vm, RAM_BYTES);
     expect_request_error(vm.ram, "pc.ram", 0, PAGE, "outside postcopy");
-    vm_destroy(&vm);
+    test_ram_vm_destroy(&vm);
     source_in_postcopy(&vm, &out);
     expect_request_error(vm.ram, NULL, 0, PAGE, "before any request named");
     expect_request_error(vm.ram, "pc.rom", 0, PAGE,
@@ -750,7 +723,7 @@ static void test_source_hostile(void)
                      (NPAGES - 4) * PAGE);
     savevm_save_cleanup(vm.sv);
     qemu_fclose(out, NULL);
-    vm_destroy(&vm);
+    test_ram_vm_destroy(&vm);
 }
 
 int main(int argc, char **argv)

@@ -2,7 +2,7 @@
 slow the link down (bytes per second, source -> destination only), to
 record what the source sends (one file per connection, for tern-stream),
 and to cut it: kill() resets every connection at once, as a failing network
-would. Each accepted connection is forwarded to a new connection to the
+would, kill_connection(n) only the n-th (a multifd channel). Each accepted connection is forwarded to a new connection to the
 target, in the order they come (a postcopy-preempt source opens two)."""
 import socket
 import struct
@@ -99,11 +99,15 @@ class Proxy:
             except OSError:
                 pass
 
-    def kill(self):
-        """Reset every connection (RST, not FIN) and stop accepting."""
+    def kill_connection(self, n):
+        """Reset connection n (in the order they came) on both sides, as a
+        network failing for that connection only would."""
         with self.lock:
-            self.dead = True
-            socks, self.socks = self.socks, []
+            socks = self.socks[2 * n:2 * n + 2]
+        self._reset(socks)
+
+    @staticmethod
+    def _reset(socks):
         for s in socks:
             try:
                 # Linger 0: close resets a TCP connection; shutting the
@@ -115,6 +119,13 @@ class Proxy:
                 pass
         for s in socks:
             s.close()
+
+    def kill(self):
+        """Reset every connection (RST, not FIN) and stop accepting."""
+        with self.lock:
+            self.dead = True
+            socks, self.socks = self.socks, []
+        self._reset(socks)
         try:
             self.lsock.close()
         except OSError:
