@@ -39,6 +39,9 @@ struct MigrationJob {
 
     /* thread-private */
     gint64 start_us;
+    bool vm_stopped;                /* for the switchover */
+    bool stopped_for_postcopy;
+    uint64_t ram_at_stop;           /* RAM's bytes when it stopped */
     gint64 window_start_us;
     uint64_t window_start_bytes;
     double bytes_per_ms;            /* measured bandwidth */
@@ -56,6 +59,9 @@ struct MigrationJob {
 };
 
 void job_set_status(MigrationJob *job, MigrationStatus s);
+/* The VM has stopped for the switchover: RAM's bytes from here on are the
+ * downtime's, or postcopy's. */
+void job_vm_stopped(MigrationJob *job, bool postcopy);
 void job_set_status_locked(MigrationJob *job, MigrationStatus s);
 MigrationStatus migration_job_status(MigrationJob *job);
 /* Refresh the counters QMP shows; pending is RAM's dirty bytes. */

@@ -103,6 +103,27 @@ void job_set_error_desc(MigrationJob *job, const char *msg)
     g_mutex_unlock(&job->lock);
 }
 
+void job_vm_stopped(MigrationJob *job, bool postcopy)
+{
+    job->vm_stopped = true;
+    job->stopped_for_postcopy = postcopy;
+    job->ram_at_stop = job->ram ? ram_migration_stats(job->ram).transferred
+                                : 0;
+}
+
+/* QEMU's split of RAM's bytes: while the guest ran, while it was stopped
+ * for the switchover, after postcopy began (lock held). */
+static void publish_ram_phases(MigrationJob *job, uint64_t ram_bytes)
+{
+    uint64_t before = job->vm_stopped ? job->ram_at_stop : ram_bytes;
+
+    job->stats.precopy_bytes = before;
+    job->stats.downtime_bytes = job->stopped_for_postcopy ? 0
+                                                          : ram_bytes - before;
+    job->stats.postcopy_bytes = job->stopped_for_postcopy ? ram_bytes - before
+                                                          : 0;
+}
+
 void job_publish(MigrationJob *job, uint64_t pending)
 {
     RamMigrationStats rs = { 0 };
@@ -124,6 +145,7 @@ void job_publish(MigrationJob *job, uint64_t pending)
     job->stats.postcopy_requests = rs.postcopy_requests;
     job->stats.multifd_bytes = rs.multifd_bytes;
     job->stats.zero_copy_copied = rs.zero_copy_copied;
+    publish_ram_phases(job, rs.transferred);
     job->stats.expected_downtime_ms = job->bytes_per_ms > 0 ?
         (uint64_t)(pending / job->bytes_per_ms) : 0;
     g_mutex_unlock(&job->lock);
@@ -353,6 +375,7 @@ static bool complete(MigrationJob *job, GError **errp)
     if (job->hooks.stop_vm && !job->hooks.stop_vm(job->hooks.opaque, errp)) {
         return false;
     }
+    job_vm_stopped(job, false);
     stop_start = g_get_monotonic_time();
     /* The final burst is not rate limited: the guest is waiting. */
     qemu_file_set_rate_limit(job->f, 0);

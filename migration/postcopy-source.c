@@ -60,6 +60,7 @@ bool postcopy_switchover(MigrationJob *job, GError **errp)
     if (job->hooks.stop_vm && !job->hooks.stop_vm(job->hooks.opaque, errp)) {
         return false;
     }
+    job_vm_stopped(job, true);
     stop_start = g_get_monotonic_time();
     qemu_file_set_rate_limit(job->f, 0);
     if ((job->hooks.inactivate_disks &&

@@ -152,6 +152,9 @@ static json_object *ram_info(const MigrationInfo *info)
     tern_json_add_uint(ram, "page-size", 4096);
     tern_json_add_uint(ram, "multifd-bytes", s->multifd_bytes);
     tern_json_add_uint(ram, "pages-per-second", info->pages_per_second);
+    tern_json_add_uint(ram, "precopy-bytes", s->precopy_bytes);
+    tern_json_add_uint(ram, "downtime-bytes", s->downtime_bytes);
+    tern_json_add_uint(ram, "postcopy-bytes", s->postcopy_bytes);
     tern_json_add_uint(ram, "dirty-sync-missed-zero-copy",
                        s->zero_copy_copied);
     return ram;
@@ -449,6 +452,9 @@ QMP_SHAPE(ram_stats_type, "MigrationStats",
     QMP_OUT("mbps", qmp_type_number), QMP_OUT("dirty-sync-count", qmp_type_int),
     QMP_OUT("postcopy-requests", qmp_type_int), QMP_OUT("page-size", qmp_type_int),
     QMP_OUT("multifd-bytes", qmp_type_int), QMP_OUT("pages-per-second", qmp_type_int),
+    QMP_OUT("precopy-bytes", qmp_type_int),
+    QMP_OUT("downtime-bytes", qmp_type_int),
+    QMP_OUT("postcopy-bytes", qmp_type_int),
     QMP_OUT("dirty-sync-missed-zero-copy", qmp_type_int));
 QMP_ARRAY_TYPE(uint32_list, qmp_type_uint32);
 QMP_SHAPE(fault_latency_type, "x-postcopy-fault-latency",

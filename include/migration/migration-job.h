@@ -117,6 +117,10 @@ typedef struct MigrationStats {
     unsigned cpu_throttle_percentage;   /* auto-converge, 0 = none */
     uint64_t postcopy_requests;     /* pages the destination asked for */
     uint64_t multifd_bytes;         /* of 'transferred', on multifd */
+    /* RAM's bytes while the guest ran, while it was stopped for the
+     * switchover, and after postcopy began (QEMU's precopy-bytes,
+     * downtime-bytes, postcopy-bytes; postcopy has no downtime bytes). */
+    uint64_t precopy_bytes, downtime_bytes, postcopy_bytes;
     uint64_t zero_copy_copied;      /* syncs zero-copy-send had to copy */
     bool dirty_log_done;            /* postcopy: no dirty sync any more */
     bool postcopy;                  /* the destination may run the guest:
