@@ -179,3 +179,26 @@ const char *blk_list_node_name(const BlockBackendList *l, BlockNode *bs)
     }
     return bdrv_get_node_name(bs);
 }
+
+GPtrArray *blk_list_all_nodes(const BlockBackendList *l)
+{
+    GPtrArray *nodes = g_ptr_array_new();
+
+    for (size_t i = 0; i < blk_list_count(l); i++) {
+        BlockNode *root = blk_list_get(l, i)->root;
+
+        if (root && !g_ptr_array_find(nodes, root, NULL)) {
+            g_ptr_array_add(nodes, root);
+        }
+    }
+    for (size_t i = 0; i < blk_list_count(l); i++) {
+        BlockNode *root = blk_list_get(l, i)->root;
+
+        for (BlockNode *bs = root ? root->file : NULL; bs; bs = bs->file) {
+            if (!g_ptr_array_find(nodes, bs, NULL)) {
+                g_ptr_array_add(nodes, bs);
+            }
+        }
+    }
+    return nodes;
+}

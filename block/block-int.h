@@ -33,6 +33,10 @@ bool bdrv_file_preadv(BlockNode *file, uint64_t offset,
                       const struct iovec *iov, int iovcnt, GError **errp);
 bool bdrv_file_pwritev(BlockNode *file, uint64_t offset,
                        const struct iovec *iov, int iovcnt, GError **errp);
+/* Writes and makes just these bytes durable (RWF_DSYNC), not the rest of
+ * the file's dirty data; falls back to write + fdatasync. */
+bool bdrv_file_pwrite_durable(BlockNode *file, uint64_t offset,
+                              const void *buf, size_t len, GError **errp);
 bool bdrv_file_stat(BlockNode *file, struct stat *st);
 uint64_t bdrv_file_length(BlockNode *file);
 bool bdrv_file_truncate(BlockNode *file, uint64_t size, GError **errp);

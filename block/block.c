@@ -12,6 +12,7 @@
 #include "block/block.h"
 #include "block/block-int.h"
 #include "block/dirty-bitmap.h"
+#include "block/write-intent.h"
 
 static const BlockDriver *const block_drivers[] = {
     &bdrv_file, &bdrv_raw, &bdrv_qcow2,
@@ -98,6 +99,7 @@ static BlockNode *bdrv_new(const BlockDriver *drv, const char *filename,
 
 static void bdrv_free(BlockNode *bs)
 {
+    bdrv_write_intent_close(bs);
     g_mutex_clear(&bs->lock);
     g_free(bs->opaque);
     g_free(bs->filename);
@@ -347,16 +349,33 @@ bool bdrv_preadv(BlockNode *bs, uint64_t offset, const struct iovec *iov,
     return ok;
 }
 
+/* Before a write is issued: crash-safe bitmaps record it in the image. */
+static bool write_intent(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                         GError **errp)
+{
+    BdrvRange r = { offset, bytes };
+
+    return !bs->bitmap_opaque || bdrv_write_intent_cover(bs, &r, 1, errp);
+}
+
+static bool write_begin(BlockNode *bs, uint64_t offset, uint64_t bytes,
+                        GError **errp)
+{
+    return check_request(bs, offset, bytes, true, errp) &&
+           write_intent(bs, offset, bytes, errp);
+}
+
 bool bdrv_pwritev(BlockNode *bs, uint64_t offset, const struct iovec *iov,
                   int iovcnt, GError **errp)
 {
     uint64_t bytes = iov_total(iov, iovcnt);
     int64_t start = g_get_monotonic_time();
     g_mutex_lock(&bs->lock);
-    bool ok = check_request(bs, offset, bytes, true, errp) &&
-              (bytes == 0 || bs->drv->pwritev(bs, offset, bytes, iov, iovcnt,
-                                              errp));
-    if (ok) {
+    bool ok = write_begin(bs, offset, bytes, errp);
+    if (ok && bytes) {
+        ok = bs->drv->pwritev(bs, offset, bytes, iov, iovcnt, errp);
+        /* Marked even when it failed, as QEMU does: part of it may have
+         * reached the disk. */
         mark_dirty(bs, offset, bytes);
     }
     account(bs, BLOCK_ACCT_WRITE, offset, bytes, ok, start);
@@ -419,6 +438,9 @@ bool bdrv_inactivate(BlockNode *bs, bool store_bitmaps, GError **errp)
         return true;
     }
     if (!bs->read_only) {
+        /* Crash-safe bitmaps always leave their layout: stored, or IN_USE
+         * when they travel in the stream, as QEMU leaves them. */
+        store_bitmaps |= bdrv_write_intent_tracking(bs);
         ok = (!store_bitmaps || !bs->drv->store_bitmaps ||
               bs->drv->store_bitmaps(bs, errp)) &&
              (!bs->drv->flush || bs->drv->flush(bs, errp));
@@ -463,6 +485,7 @@ static bool reload_metadata(BlockNode *bs, int flags, GError **errp)
     bs->read_only = !(flags & BDRV_O_RDWR);
     if (!bs->drv->open(bs, bs->filename, flags, errp)) {
         bs->drv_closed = true;
+        bs->read_only = true;           /* nothing may reach the driver */
         bs->dirty_bitmaps = kept;
         return false;
     }
@@ -497,9 +520,17 @@ bool bdrv_activate(BlockNode *bs, GError **errp)
     }
     if (ok) {
         bs->flags = flags;
-        bs->inactive = bs->reload_on_activate = false;
+        bs->inactive = false;
         bs->read_only = !(flags & BDRV_O_RDWR);
-    } else {
+        /* Migrated bitmaps replaced the image's: lay them out too. */
+        ok = bdrv_write_intent_arm(bs, errp);
+        if (!ok) {
+            bs->flags |= BDRV_O_INACTIVE;
+            bs->inactive = bs->read_only = true;
+        }
+        bs->reload_on_activate = !ok;
+    }
+    if (!ok) {
         /* Still not ours: give the write lock back. */
         bdrv_file_apply_locks(file, flags | BDRV_O_INACTIVE, NULL);
         file->inactive = true;
@@ -524,6 +555,7 @@ static bool bdrv_zero_op(BlockNode *bs, uint64_t offset, uint64_t bytes,
         g_mutex_unlock(&bs->lock);
         return true;
     }
+    ok = ok && write_intent(bs, offset, bytes, errp);
     if (ok && bytes) {
         if (discard) {
             ok = !bs->drv->discard || bs->drv->discard(bs, offset, bytes, errp);
@@ -532,8 +564,6 @@ static bool bdrv_zero_op(BlockNode *bs, uint64_t offset, uint64_t bytes,
         } else {
             ok = bdrv_pwrite_zeroes_fallback(bs, offset, bytes, errp);
         }
-    }
-    if (ok) {
         mark_dirty(bs, offset, bytes);
     }
     /* QEMU counts write-zeroes as writes, discards as unmaps. */
@@ -579,10 +609,12 @@ bool bdrv_truncate(BlockNode *bs, uint64_t size, GError **errp)
     }
     g_mutex_lock(&bs->lock);
     bool ok = check_request(bs, 0, 0, true, errp) &&
+              bdrv_write_intent_suspend(bs, errp) &&
               bs->drv->truncate(bs, size, errp);
     if (ok) {
         bs->size = size;
-        ok = bdrv_dirty_bitmaps_truncate(bs, size, errp);
+        ok = bdrv_dirty_bitmaps_truncate(bs, size, errp) &&
+             bdrv_write_intent_arm(bs, errp);
     }
     g_mutex_unlock(&bs->lock);
     return ok;

@@ -3,11 +3,14 @@
  * lookup on bs->dirty_bitmaps, the state flags QEMU gives them, write
  * tracking (bdrv_dirty_bitmaps_mark), merge, successors and QEMU's
  * serialization. Bits live in an HBitmap of DIV_ROUND_UP(size, granularity)
- * bits; persistence in an image is the format driver's job (qcow2-bitmap.c).
+ * bits; persistence in an image is the format driver's job (qcow2-bitmap.c),
+ * kept crash-safe by write-intent.c, which every change of a bitmap's bits
+ * or enabled state outside the write path is reported to.
  */
 #include <string.h>
 
 #include "block/dirty-bitmap.h"
+#include "block/write-intent.h"
 #include "tern/hbitmap.h"
 
 struct BdrvDirtyBitmap {
@@ -30,6 +33,18 @@ struct BdrvDirtyBitmap {
 static const char *node_name(const BlockNode *bs)
 {
     return bs->node_name ? bs->node_name : "";
+}
+
+/* The format driver can act on the image: it has state (a reload at
+ * activation may have failed and left none). */
+static bool driver_usable(BlockNode *bs, GError **errp)
+{
+    if (bs->drv_closed) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_IO, "Node '%s' could not be "
+                    "reopened earlier; it stays unusable", node_name(bs));
+        return false;
+    }
+    return true;
 }
 
 static uint64_t bits_for(uint64_t size, int gran_bits)
@@ -104,6 +119,7 @@ void bdrv_release_dirty_bitmap(BdrvDirtyBitmap *bitmap)
     if (bitmap->successor) {
         bdrv_release_dirty_bitmap(bitmap->successor);
     }
+    bdrv_write_intent_forget(bitmap);
     bitmap->bs->dirty_bitmaps = g_list_remove(bitmap->bs->dirty_bitmaps,
                                               bitmap);
     hbitmap_free(bitmap->bits);
@@ -165,6 +181,9 @@ bool bdrv_remove_dirty_bitmap(BlockNode *bs, const char *name, GError **errp)
         return false;
     }
     if (bitmap->persistent) {
+        if (!driver_usable(bs, errp)) {
+            return false;
+        }
         if (!bs->drv || !bs->drv->remove_persistent_bitmap) {
             g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
                         "Node '%s' cannot remove persistent bitmaps",
@@ -190,6 +209,9 @@ bool bdrv_dirty_bitmap_make_persistent(BdrvDirtyBitmap *bitmap, bool on,
                         "An anonymous bitmap cannot be persistent");
             return false;
         }
+        if (!driver_usable(bs, errp)) {
+            return false;
+        }
         if (!bs->drv || !bs->drv->can_store_bitmap) {
             g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
                         "Can't make bitmap '%s' persistent in '%s': the %s"
@@ -206,6 +228,11 @@ bool bdrv_dirty_bitmap_make_persistent(BdrvDirtyBitmap *bitmap, bool on,
         }
     }
     bitmap->persistent = on;
+    /* Crash-safe from now on: in the image before the next write. */
+    if (on && !bdrv_write_intent_arm(bs, errp)) {
+        bitmap->persistent = false;
+        return false;
+    }
     return true;
 }
 
@@ -285,14 +312,30 @@ void bdrv_dirty_bitmap_skip_store(BdrvDirtyBitmap *bitmap, bool skip)
     bitmap->skip_store = skip;
 }
 
+static void set_enabled(BdrvDirtyBitmap *bitmap, bool on)
+{
+    if (bitmap->enabled != on) {
+        bitmap->enabled = on;
+        bdrv_write_intent_flags_changed(bitmap);
+    }
+}
+
 void bdrv_enable_dirty_bitmap(BdrvDirtyBitmap *bitmap)
 {
-    bitmap->enabled = true;
+    set_enabled(bitmap, true);
 }
 
 void bdrv_disable_dirty_bitmap(BdrvDirtyBitmap *bitmap)
 {
-    bitmap->enabled = false;
+    set_enabled(bitmap, false);
+}
+
+bool bdrv_dirty_bitmap_records_writes(const BdrvDirtyBitmap *bitmap)
+{
+    /* A successor's bits come back to its parent on reclaim. */
+    return bitmap->enabled ||
+           (bitmap->successor &&
+            bdrv_dirty_bitmap_records_writes(bitmap->successor));
 }
 
 bool bdrv_dirty_bitmap_check(const BdrvDirtyBitmap *bitmap,
@@ -336,14 +379,20 @@ static bool byte_range_to_bits(const BdrvDirtyBitmap *bitmap, uint64_t offset,
     return true;
 }
 
-void bdrv_set_dirty_bitmap(BdrvDirtyBitmap *bitmap, uint64_t offset,
-                           uint64_t bytes)
+static void set_bits(BdrvDirtyBitmap *bitmap, uint64_t offset, uint64_t bytes)
 {
     uint64_t first, n;
 
     if (byte_range_to_bits(bitmap, offset, bytes, &first, &n)) {
         hbitmap_set(bitmap->bits, first, n);
     }
+}
+
+void bdrv_set_dirty_bitmap(BdrvDirtyBitmap *bitmap, uint64_t offset,
+                           uint64_t bytes)
+{
+    set_bits(bitmap, offset, bytes);
+    bdrv_write_intent_bits_set(bitmap, offset, bytes);
 }
 
 void bdrv_reset_dirty_bitmap(BdrvDirtyBitmap *bitmap, uint64_t offset,
@@ -353,12 +402,14 @@ void bdrv_reset_dirty_bitmap(BdrvDirtyBitmap *bitmap, uint64_t offset,
 
     if (byte_range_to_bits(bitmap, offset, bytes, &first, &n)) {
         hbitmap_reset(bitmap->bits, first, n);
+        bdrv_write_intent_bits_removed(bitmap);
     }
 }
 
 void bdrv_clear_dirty_bitmap(BdrvDirtyBitmap *bitmap)
 {
     hbitmap_reset_all(bitmap->bits);
+    bdrv_write_intent_bits_removed(bitmap);
 }
 
 void bdrv_dirty_bitmaps_mark(BlockNode *bs, uint64_t offset, uint64_t bytes)
@@ -367,7 +418,7 @@ void bdrv_dirty_bitmaps_mark(BlockNode *bs, uint64_t offset, uint64_t bytes)
         BdrvDirtyBitmap *b = l->data;
 
         if (b->enabled) {
-            bdrv_set_dirty_bitmap(b, offset, bytes);
+            set_bits(b, offset, bytes);     /* covered before the write */
         }
     }
 }
@@ -434,7 +485,7 @@ static void merge_extents(BdrvDirtyBitmap *dest, const BdrvDirtyBitmap *src)
     uint64_t off = 0, s, c;
 
     while (bdrv_dirty_bitmap_next_dirty_area(src, off, src->size, &s, &c)) {
-        bdrv_set_dirty_bitmap(dest, s, c);
+        set_bits(dest, s, c);
         off = s + c;
     }
 }
@@ -461,7 +512,7 @@ bool bdrv_merge_dirty_bitmap(BdrvDirtyBitmap *dest,
     } else {
         merge_extents(dest, src);
     }
-    return true;
+    return bdrv_write_intent_bits_added(dest, errp);
 }
 
 bool bdrv_dirty_bitmaps_truncate(BlockNode *bs, uint64_t size, GError **errp)
@@ -532,7 +583,8 @@ BdrvDirtyBitmap *bdrv_reclaim_dirty_bitmap(BdrvDirtyBitmap *parent,
     parent->busy = false;
     parent->successor = NULL;
     bdrv_release_dirty_bitmap(successor);
-    return parent;
+    /* The successor's writes were covered for the parent already. */
+    return bdrv_write_intent_bits_added(parent, errp) ? parent : NULL;
 }
 
 BdrvDirtyBitmap *bdrv_dirty_bitmap_abdicate(BdrvDirtyBitmap *parent,
@@ -548,6 +600,7 @@ BdrvDirtyBitmap *bdrv_dirty_bitmap_abdicate(BdrvDirtyBitmap *parent,
     }
     successor->name = g_steal_pointer(&parent->name);
     successor->persistent = parent->persistent;
+    bdrv_write_intent_replace(parent, successor);
     parent->persistent = false;
     parent->busy = false;
     parent->successor = NULL;
@@ -667,7 +720,7 @@ bool bdrv_dirty_bitmap_deserialize_ones(BdrvDirtyBitmap *bitmap,
     if (!bdrv_dirty_bitmap_check_part(bitmap, offset, bytes, errp)) {
         return false;
     }
-    bdrv_set_dirty_bitmap(bitmap, offset, bytes);
+    set_bits(bitmap, offset, bytes);
     return true;
 }
 

@@ -3,7 +3,8 @@
  * It owns the fd and the image locks; reads past EOF of a regular file see
  * zeroes, writes past it grow the file (format drivers rely on both). Discard
  * punches holes, write-zeroes uses fallocate where it can, flush is
- * fdatasync. With O_DIRECT (cache=none) offsets, lengths and buffers must be
+ * fdatasync; bdrv_file_pwrite_durable makes one write durable on its own
+ * (RWF_DSYNC), for crash-safe bitmaps. With O_DIRECT (cache=none) offsets, lengths and buffers must be
  * aligned to the device's block size: a request that is not goes through an
  * aligned bounce buffer, read-modify-write at the edges, so format drivers
  * (qcow2's 8-byte table updates) need not care.
@@ -151,22 +152,40 @@ bool bdrv_file_stat(BlockNode *file, struct stat *st)
     return file->drv == &bdrv_file && fstat(file_fd(file), st) == 0;
 }
 
+/* How file_rw moves data: a read, a write, or a write that is durable
+ * when the call returns (RWF_DSYNC). */
+typedef enum FileOp {
+    FILE_READ,
+    FILE_WRITE,
+    FILE_WRITE_DSYNC,
+} FileOp;
+
+static ssize_t op_vector(int fd, const struct iovec *iov, int iovcnt,
+                         uint64_t offset, FileOp op)
+{
+    iovcnt = MIN(iovcnt, IOV_MAX);
+    if (op == FILE_READ) {
+        return preadv(fd, iov, iovcnt, (off_t)offset);
+    }
+    return pwritev2(fd, iov, iovcnt, (off_t)offset,
+                    op == FILE_WRITE_DSYNC ? RWF_DSYNC : 0);
+}
+
 /* One preadv/pwritev for the whole vector: the bytes it moved (0 if it
  * failed; the loop below then reports the error). */
 static size_t rw_vector(int fd, uint64_t offset, const struct iovec *iov,
-                        int iovcnt, bool write)
+                        int iovcnt, FileOp op)
 {
     ssize_t n;
 
     do {
-        n = write ? pwritev(fd, iov, MIN(iovcnt, IOV_MAX), (off_t)offset)
-                  : preadv(fd, iov, MIN(iovcnt, IOV_MAX), (off_t)offset);
+        n = op_vector(fd, iov, iovcnt, offset, op);
     } while (n < 0 && errno == EINTR);
     return n > 0 ? (size_t)n : 0;
 }
 
 static bool file_rw(BlockNode *bs, uint64_t offset, const struct iovec *iov,
-                    int iovcnt, bool write, GError **errp);
+                    int iovcnt, FileOp op, GError **errp);
 
 static bool is_aligned(const FileState *s, uint64_t offset,
                        const struct iovec *iov, int iovcnt)
@@ -201,9 +220,10 @@ static void copy_iov(const struct iovec *iov, int iovcnt, uint8_t *buf,
  * first, and a file grown by the padding is cut back to where the request
  * ended (a raw image's size must not change by 4 KiB). */
 static bool file_rw_bounced(BlockNode *bs, uint64_t offset,
-                            const struct iovec *iov, int iovcnt, bool write,
+                            const struct iovec *iov, int iovcnt, FileOp op,
                             GError **errp)
 {
+    bool write = op != FILE_READ;
     FileState *s = bs->opaque;
     uint64_t len = 0;
     void *mem = NULL;
@@ -225,14 +245,15 @@ static bool file_rw_bounced(BlockNode *bs, uint64_t offset,
     struct iovec all = { buf, end - start };
     bool head_read = write && offset != start;
     bool ok = (write ? ((!head_read ||
-                         file_rw(bs, start, &head, 1, false, errp)) &&
+                         file_rw(bs, start, &head, 1, FILE_READ, errp)) &&
                         ((offset + len) % s->align == 0 ||
                          (head_read && end - start == s->align) ||
-                         file_rw(bs, end - s->align, &tail, 1, false, errp)))
-                     : file_rw(bs, start, &all, 1, false, errp));
+                         file_rw(bs, end - s->align, &tail, 1, FILE_READ,
+                                 errp)))
+                     : file_rw(bs, start, &all, 1, FILE_READ, errp));
     if (ok && write) {
         copy_iov(iov, iovcnt, buf + (offset - start), true);
-        ok = file_rw(bs, start, &all, 1, true, errp);
+        ok = file_rw(bs, start, &all, 1, op, errp);
         if (ok && !s->is_blockdev && end > MAX(old_size, offset + len) &&
             ftruncate(s->fd, (off_t)MAX(old_size, offset + len)) < 0) {
             tern_set_error_errno(errp, errno, "Could not resize '%s'",
@@ -249,14 +270,16 @@ static bool file_rw_bounced(BlockNode *bs, uint64_t offset,
 /* The whole vector in one call; what a short transfer left (EOF, a signal,
  * more than IOV_MAX pieces) goes on piece by piece, retrying short I/O. */
 static bool file_rw(BlockNode *bs, uint64_t offset, const struct iovec *iov,
-                    int iovcnt, bool write, GError **errp)
+                    int iovcnt, FileOp op, GError **errp)
 {
     FileState *s = bs->opaque;
+    bool write = op != FILE_READ;
+
     if (s->align > 1 && !is_aligned(s, offset, iov, iovcnt)) {
-        return file_rw_bounced(bs, offset, iov, iovcnt, write, errp);
+        return file_rw_bounced(bs, offset, iov, iovcnt, op, errp);
     }
     int fd = file_fd(bs);
-    size_t skip = rw_vector(fd, offset, iov, iovcnt, write);
+    size_t skip = rw_vector(fd, offset, iov, iovcnt, op);
 
     offset += skip;
     for (int i = 0; i < iovcnt; i++) {
@@ -268,8 +291,8 @@ static bool file_rw(BlockNode *bs, uint64_t offset, const struct iovec *iov,
         left -= done;
         skip -= done;
         while (left) {
-            ssize_t n = write ? pwrite(fd, p, left, (off_t)offset)
-                              : pread(fd, p, left, (off_t)offset);
+            struct iovec piece = { .iov_base = p, .iov_len = left };
+            ssize_t n = op_vector(fd, &piece, 1, offset, op);
             if (n < 0 && errno == EINTR) {
                 continue;
             }
@@ -326,6 +349,31 @@ bool bdrv_file_pwrite(BlockNode *file, uint64_t offset, const void *buf,
     return bdrv_file_pwritev(file, offset, &iov, 1, errp);
 }
 
+static bool file_flush(BlockNode *bs, GError **errp);
+
+bool bdrv_file_pwrite_durable(BlockNode *file, uint64_t offset,
+                              const void *buf, size_t len, GError **errp)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    g_autoptr(GError) err = NULL;
+    int e;
+
+    if (file->read_only) {
+        return bdrv_file_pwrite(file, offset, buf, len, errp);   /* fails */
+    }
+    if (file_rw(file, offset, &iov, 1, FILE_WRITE_DSYNC, &err)) {
+        return true;
+    }
+    e = tern_error_errno(err);
+    if (e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+        /* No per-write sync here: write, then sync the whole file. */
+        return bdrv_file_pwrite(file, offset, buf, len, errp) &&
+               file_flush(file, errp);
+    }
+    g_propagate_error(errp, g_steal_pointer(&err));
+    return false;
+}
+
 bool bdrv_file_truncate(BlockNode *file, uint64_t size, GError **errp)
 {
     if (ftruncate(file_fd(file), (off_t)size) < 0) {
@@ -340,13 +388,13 @@ bool bdrv_file_truncate(BlockNode *file, uint64_t size, GError **errp)
 static bool file_preadv(BlockNode *bs, uint64_t offset, uint64_t bytes,
                         const struct iovec *iov, int iovcnt, GError **errp)
 {
-    return file_rw(bs, offset, iov, iovcnt, false, errp);
+    return file_rw(bs, offset, iov, iovcnt, FILE_READ, errp);
 }
 
 static bool file_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
                          const struct iovec *iov, int iovcnt, GError **errp)
 {
-    return file_rw(bs, offset, iov, iovcnt, true, errp);
+    return file_rw(bs, offset, iov, iovcnt, FILE_WRITE, errp);
 }
 
 static void file_start_writeback(BlockNode *bs)

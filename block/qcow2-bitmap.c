@@ -1,8 +1,10 @@
 /*
  * Persistent dirty bitmaps in qcow2 (the hooks declared in block/qcow2.h):
- * loading them on open, marking them IN_USE while the image is open
- * read-write, storing them on close, removing them, and reporting them to
- * check and info. Facts from QEMU's docs/interop/qcow2.txt, "Bitmaps":
+ * loading them on open; while the image is open read-write, either laying
+ * them out for write-intent updates (crash-safe, block/write-intent.c) or
+ * marking them IN_USE as QEMU does; storing them on close, removing them,
+ * and reporting them to check and info. Facts from QEMU's
+ * docs/interop/qcow2.txt, "Bitmaps":
  *
  * Header extension 0x23852875 (24 bytes, big-endian):
  *    0 nb_bitmaps (<= 65535)   4 reserved (0)
@@ -20,17 +22,26 @@
  * clusters hold the bitmap in QEMU's serialized layout (LE 64-bit words).
  *
  * Crash safety: new tables, data and directory go to freshly allocated
- * clusters; the header points at them only after the refcounts are on disk,
- * and old clusters are freed only after that. A rewrite of the directory in
- * place (for flags only) runs with the autoclear bit cleared, so a torn
- * directory is ignored rather than trusted.
+ * clusters; the header points at them only after they and their refcounts
+ * are durable (fdatasync), and old clusters are freed only after the header
+ * is. A rewrite of the whole directory in place (IN_USE marking) runs with
+ * the autoclear bit cleared, so a torn directory is ignored rather than
+ * trusted; a crash-safe bitmap's flags are one aligned 4-byte write.
+ *
+ * Crash-safe layout ("armed"): every data cluster of the bitmap allocated,
+ * all in one contiguous run (a span of words is one in-place write), flags
+ * AUTO per the enabled state and never IN_USE. A span written in place
+ * only ever gains bits before a write relies on it, so any mix of old and
+ * new sectors is a valid bitmap; QEMU reads it as an ordinary one.
  *
  * Everything here runs with the node's lock held.
  */
 #include <string.h>
 
 #include "block/qcow2.h"
+#include "block/block-int.h"
 #include "block/dirty-bitmap.h"
+#include "block/write-intent.h"
 
 #define BME_FLAG_IN_USE         (1u << 0)
 #define BME_FLAG_AUTO           (1u << 1)
@@ -59,6 +70,8 @@ typedef struct Qcow2BitmapEntry {
     char *name;
     uint32_t extra_size;
     uint8_t *extra;
+    uint64_t armed_data;      /* not on disk: the contiguous data run of a
+                               * crash-safe layout, 0 if not laid out so */
 } Qcow2BitmapEntry;
 
 /* s->bitmaps: the directory as it is on disk now. */
@@ -100,6 +113,52 @@ static Qcow2Bitmaps *bstate(BlockNode *bs)
         s->bitmaps = b;
     }
     return s->bitmaps;
+}
+
+/* What a bitmap cluster holds. */
+typedef enum BitmapMeta {
+    BITMAP_DIRECTORY,
+    BITMAP_TABLE,
+    BITMAP_DATA,
+} BitmapMeta;
+
+/* The overlap map's kind (qcow2-overlap.c) for each. */
+static uint32_t meta_kind(BitmapMeta kind)
+{
+    static const uint32_t kinds[] = {
+        [BITMAP_DIRECTORY] = QCOW2_OL_BITMAP_DIRECTORY,
+        [BITMAP_TABLE] = QCOW2_OL_BITMAP_TABLE,
+        [BITMAP_DATA] = QCOW2_OL_BITMAP_DATA,
+    };
+
+    return kinds[kind];
+}
+
+/*
+ * Every cluster the bitmap code takes for its directory, tables and data
+ * while the image is open comes from here, and goes back through
+ * bitmap_clusters_free(): the one place that knows which clusters are
+ * bitmap metadata, and of which kind. They keep the overlap map true as
+ * they go, so a guest write through a hostile L2 entry can never land on a
+ * bitmap cluster, even between a store's allocations and the rebuild of
+ * the map that ends it.
+ */
+static int64_t bitmap_clusters_alloc(BlockNode *bs, BitmapMeta kind,
+                                     uint64_t size, GError **errp)
+{
+    int64_t off = qcow2_alloc_clusters(bs, size, errp);
+
+    if (off > 0) {
+        qcow2_meta_add(bs, meta_kind(kind), (uint64_t)off, size);
+    }
+    return off;
+}
+
+static void bitmap_clusters_free(BlockNode *bs, BitmapMeta kind,
+                                 uint64_t offset, uint64_t size)
+{
+    qcow2_meta_remove(bs, meta_kind(kind), offset, size);
+    qcow2_free_clusters(bs, offset, size);
 }
 
 static size_t entry_disk_size(const Qcow2BitmapEntry *e)
@@ -210,11 +269,31 @@ static bool check_area(BlockNode *bs, uint64_t offset, uint64_t len,
     return true;
 }
 
-static bool check_entry(BlockNode *bs, const Qcow2BitmapEntry *e,
+/* The entry's table: a size tern supports, inside the file, aligned. */
+static bool check_table(BlockNode *bs, const Qcow2BitmapEntry *e,
                         GError **errp)
 {
     BDRVQcow2State *s = qstate(bs);
     g_autofree char *what = g_strdup_printf("bitmap '%s' table", e->name);
+
+    if (e->table_size > BME_MAX_TABLE_SIZE ||
+        (uint64_t)e->table_size * s->cluster_size > BME_MAX_PHYS_SIZE) {
+        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
+                    "Bitmap '%s' has a table of %" PRIu32 " entries, more"
+                    " than supported", e->name, e->table_size);
+        return false;
+    }
+    if (e->table_size == 0) {
+        return true;
+    }
+    return check_area(bs, e->table_offset, (uint64_t)e->table_size * 8, what,
+                      errp);
+}
+
+static bool check_entry(BlockNode *bs, const Qcow2BitmapEntry *e,
+                        GError **errp)
+{
+    BDRVQcow2State *s = qstate(bs);
 
     if (e->flags & BME_RESERVED_FLAGS) {
         g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
@@ -234,11 +313,7 @@ static bool check_entry(BlockNode *bs, const Qcow2BitmapEntry *e,
                     BME_MIN_GRAN_BITS, BME_MAX_GRAN_BITS);
         return false;
     }
-    if (e->table_size > BME_MAX_TABLE_SIZE ||
-        (uint64_t)e->table_size * s->cluster_size > BME_MAX_PHYS_SIZE) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Bitmap '%s' has a table of %" PRIu32 " entries, more"
-                    " than supported", e->name, e->table_size);
+    if (!check_table(bs, e, errp)) {
         return false;
     }
     if (table_entries_for(s, bs->size, e->gran_bits) > e->table_size) {
@@ -248,11 +323,7 @@ static bool check_entry(BlockNode *bs, const Qcow2BitmapEntry *e,
                     bs->size);
         return false;
     }
-    if (e->table_size == 0) {
-        return true;
-    }
-    return check_area(bs, e->table_offset, (uint64_t)e->table_size * 8, what,
-                      errp);
+    return true;
 }
 
 /* Parses one entry at buf[*pos]; advances *pos past its padding. */
@@ -624,14 +695,15 @@ static uint8_t *directory_to_disk(GPtrArray *dir, uint64_t *size)
     return buf;
 }
 
-/* Frees a bitmap's data clusters and table; bad entries are leaked. */
+/* Frees a bitmap's data clusters and table; bad tables are leaked. (A
+ * table need not cover the disk: it may be from before a resize.) */
 static void free_bitmap_clusters(BlockNode *bs, const Qcow2BitmapEntry *e)
 {
     BDRVQcow2State *s = qstate(bs);
     g_autoptr(GError) err = NULL;
     g_autofree uint64_t *table = NULL;
 
-    if (e->table_size == 0 || !check_entry(bs, e, &err) ||
+    if (e->table_size == 0 || !check_table(bs, e, &err) ||
         !(table = read_table(bs, e, &err))) {
         if (err) {
             tern_warn("leaking the clusters of bitmap '%s': %s", e->name,
@@ -641,16 +713,19 @@ static void free_bitmap_clusters(BlockNode *bs, const Qcow2BitmapEntry *e)
     }
     for (uint32_t i = 0; i < e->table_size; i++) {
         if (table[i] & BME_TE_OFFSET_MASK) {
-            qcow2_free_clusters(bs, table[i] & BME_TE_OFFSET_MASK,
-                                s->cluster_size);
+            bitmap_clusters_free(bs, BITMAP_DATA,
+                                 table[i] & BME_TE_OFFSET_MASK,
+                                 s->cluster_size);
         }
     }
-    qcow2_free_clusters(bs, e->table_offset, e->table_size * 8ULL);
+    bitmap_clusters_free(bs, BITMAP_TABLE, e->table_offset,
+                         e->table_size * 8ULL);
 }
 
 /*
- * Makes 'dir' the image's bitmap directory: writes it to new clusters, puts
- * refcounts on disk, points the header at it, then frees the old one.
+ * Makes 'dir' the image's bitmap directory: writes it to new clusters, makes
+ * it, the tables and data written before and their refcounts durable,
+ * points the header at it, makes that durable, then frees the old one.
  */
 static bool write_directory(BlockNode *bs, GPtrArray *dir, GError **errp)
 {
@@ -668,22 +743,25 @@ static bool write_directory(BlockNode *bs, GPtrArray *dir, GError **errp)
         return false;
     }
     if (dir->len) {
-        off = qcow2_alloc_clusters(bs, size, errp);
+        off = bitmap_clusters_alloc(bs, BITMAP_DIRECTORY, size, errp);
         if (off < 0 ||
             !qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_DIRECTORY, off, buf, size,
-                               errp) ||
-            !qcow2_flush_caches(bs, errp)) {
+                               errp)) {
             if (off > 0) {
-                qcow2_free_clusters(bs, off, size);
+                bitmap_clusters_free(bs, BITMAP_DIRECTORY, off, size);
             }
             return false;
         }
+    }
+    if (!qcow2_flush_all(bs, errp)) {
+        return false;       /* leaked at worst */
     }
     s->nb_bitmaps = dir->len;
     s->bitmap_directory_offset = off;
     s->bitmap_directory_size = dir->len ? size : 0;
     qcow2_set_autoclear(bs, QCOW2_AUTOCLEAR_BITMAPS, dir->len != 0);
     if (!qcow2_update_header(bs, errp)) {
+        /* The header may be either: leak the new directory, keep the old. */
         s->nb_bitmaps = old_nb;
         s->bitmap_directory_offset = old_off;
         s->bitmap_directory_size = old_size;
@@ -691,7 +769,7 @@ static bool write_directory(BlockNode *bs, GPtrArray *dir, GError **errp)
         return false;
     }
     if (old_nb && old_size) {
-        qcow2_free_clusters(bs, old_off, old_size);
+        bitmap_clusters_free(bs, BITMAP_DIRECTORY, old_off, old_size);
     }
     return true;
 }
@@ -734,43 +812,96 @@ bool qcow2_bitmaps_mark_in_use(BlockNode *bs, GError **errp)
     return !changed || rewrite_directory_in_place(bs, b->dir, errp);
 }
 
-/* Writes one bitmap's data clusters and table; fills e's table fields. */
-static bool store_bitmap_data(BlockNode *bs, BdrvDirtyBitmap *bm,
-                              Qcow2BitmapEntry *e, GError **errp)
+bool qcow2_bitmaps_open_rw(BlockNode *bs, int flags, GError **errp)
+{
+    return (flags & BDRV_O_BITMAPS_IN_USE) ? qcow2_bitmaps_mark_in_use(bs, errp)
+                                           : bdrv_write_intent_arm(bs, errp);
+}
+
+/* Serializes data cluster i of the bitmap into buf; *dirty says whether it
+ * has any bit set. */
+static bool bitmap_cluster(BlockNode *bs, BdrvDirtyBitmap *bm, uint32_t i,
+                           uint8_t *buf, bool *dirty, GError **errp)
 {
     BDRVQcow2State *s = qstate(bs);
     uint64_t size = bdrv_dirty_bitmap_size(bm);
     uint64_t cov = bdrv_dirty_bitmap_serialization_coverage(bm,
                                                             s->cluster_size);
-    uint32_t n = table_entries_for(s, size, e->gran_bits);
-    g_autofree uint64_t *table = g_new0(uint64_t, MAX(n, 1u));
+    uint64_t start = i * cov, len = MIN(cov, size - start);
+
+    memset(buf, 0, s->cluster_size);
+    *dirty = bdrv_dirty_bitmap_next_dirty_area(bm, start, start + len,
+                                               &(uint64_t){0},
+                                               &(uint64_t){0});
+    return !*dirty || bdrv_dirty_bitmap_serialize_part(bm, buf, start, len,
+                                                       errp);
+}
+
+/*
+ * Writes one bitmap's data clusters and fills table (be64 entries). Exact
+ * layout: all-zero clusters stay unallocated. Armed: all n clusters in one
+ * contiguous run, whose offset goes to e->armed_data.
+ */
+static bool store_data_clusters(BlockNode *bs, BdrvDirtyBitmap *bm,
+                                Qcow2BitmapEntry *e, bool armed,
+                                uint64_t *table, GError **errp)
+{
+    BDRVQcow2State *s = qstate(bs);
+    uint32_t n = e->table_size;
     g_autofree uint8_t *buf = g_malloc(s->cluster_size);
+    int64_t run = 0;
+
+    if (armed && n) {
+        run = bitmap_clusters_alloc(bs, BITMAP_DATA,
+                                    (uint64_t)n * s->cluster_size, errp);
+        if (run < 0) {
+            return false;
+        }
+        e->armed_data = run;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t off = run + (int64_t)i * s->cluster_size;
+        bool dirty;
+
+        if (!bitmap_cluster(bs, bm, i, buf, &dirty, errp)) {
+            return false;
+        }
+        if (!dirty && !armed) {
+            table[i] = 0;
+            continue;
+        }
+        if (!armed && (off = bitmap_clusters_alloc(bs, BITMAP_DATA,
+                                                   s->cluster_size,
+                                                   errp)) < 0) {
+            return false;
+        }
+        table[i] = GUINT64_TO_BE((uint64_t)off);
+        if (!qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_DATA, off, buf,
+                               s->cluster_size, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Writes one bitmap's data clusters and table; fills e's table fields. */
+static bool store_bitmap_data(BlockNode *bs, BdrvDirtyBitmap *bm,
+                              Qcow2BitmapEntry *e, bool armed, GError **errp)
+{
+    BDRVQcow2State *s = qstate(bs);
+    uint32_t n = table_entries_for(s, bdrv_dirty_bitmap_size(bm),
+                                   e->gran_bits);
+    g_autofree uint64_t *table = g_new0(uint64_t, MAX(n, 1u));
     int64_t off;
 
     e->table_size = n;
     e->table_offset = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t start = i * cov, len = MIN(cov, size - start);
-
-        if (bdrv_dirty_bitmap_next_dirty_area(bm, start, start + len,
-                                              &(uint64_t){0},
-                                              &(uint64_t){0})) {
-            memset(buf, 0, s->cluster_size);
-            if (!bdrv_dirty_bitmap_serialize_part(bm, buf, start, len,
-                                                  errp) ||
-                (off = qcow2_alloc_clusters(bs, s->cluster_size, errp)) < 0) {
-                goto fail;
-            }
-            table[i] = off;
-            if (!qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_DATA, off, buf,
-                                   s->cluster_size, errp)) {
-                goto fail;
-            }
-        }
-        table[i] = GUINT64_TO_BE(table[i]);
+    e->armed_data = 0;
+    if (!store_data_clusters(bs, bm, e, armed, table, errp)) {
+        goto fail;
     }
     if (n) {
-        off = qcow2_alloc_clusters(bs, n * 8ULL, errp);
+        off = bitmap_clusters_alloc(bs, BITMAP_TABLE, n * 8ULL, errp);
         if (off < 0) {
             goto fail;
         }
@@ -783,9 +914,10 @@ static bool store_bitmap_data(BlockNode *bs, BdrvDirtyBitmap *bm,
     return true;
 
 fail:
-    /* Leaked rather than freed: the table may be half converted. */
+    /* Leaked rather than freed: the table may be half written. */
     e->table_offset = 0;
     e->table_size = 0;
+    e->armed_data = 0;
     return false;
 }
 
@@ -813,7 +945,49 @@ static Qcow2BitmapEntry *find_entry(GPtrArray *dir, const char *name,
     return NULL;
 }
 
-static bool store_bitmaps(BlockNode *bs, GError **errp)
+/*
+ * The entry a bitmap that is not stored keeps: as on disk, except that one
+ * laid out crash-safe becomes IN_USE, since nothing keeps it true any more
+ * (its bitmap travels in a migration stream, as QEMU leaves such bitmaps,
+ * or was dropped from memory).
+ */
+static Qcow2BitmapEntry *kept_entry(const Qcow2BitmapEntry *e)
+{
+    Qcow2BitmapEntry *c = entry_copy(e);
+
+    if (e->armed_data) {
+        c->flags |= BME_FLAG_IN_USE;
+    }
+    c->armed_data = 0;
+    return c;
+}
+
+/* e for bm, stored: a copy of its old entry or a new one. */
+static Qcow2BitmapEntry *stored_entry(BlockNode *bs, BdrvDirtyBitmap *bm,
+                                      const Qcow2BitmapEntry *old, bool armed,
+                                      GError **errp)
+{
+    const char *name = bdrv_dirty_bitmap_name(bm);
+    Qcow2BitmapEntry *e = old ? entry_copy(old)
+                              : g_new0(Qcow2BitmapEntry, 1);
+
+    if (!old) {
+        e->name = g_strdup(name);
+        e->type = BME_TYPE_DIRTY_TRACKING;
+    }
+    e->gran_bits = __builtin_ctz(bdrv_dirty_bitmap_granularity(bm));
+    e->flags &= BME_FLAG_EXTRA_COMPAT;
+    e->flags |= bdrv_dirty_bitmap_enabled(bm) ? BME_FLAG_AUTO : 0;
+    if (!store_bitmap_data(bs, bm, e, armed, errp)) {
+        g_prefix_error(errp, "Cannot store bitmap '%s': ", name);
+        entry_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* Stores every storable bitmap, exactly or armed; then frees the old. */
+static bool store_all(BlockNode *bs, bool armed, GError **errp)
 {
     Qcow2Bitmaps *b = bstate(bs);
     g_autoptr(GPtrArray) dir = g_ptr_array_new_with_free_func(entry_free);
@@ -821,33 +995,23 @@ static bool store_bitmaps(BlockNode *bs, GError **errp)
 
     /* Start from the directory as on disk; replace what memory has. */
     for (guint i = 0; i < b->dir->len; i++) {
-        g_ptr_array_add(dir, entry_copy(b->dir->pdata[i]));
+        g_ptr_array_add(dir, kept_entry(b->dir->pdata[i]));
     }
     for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
         BdrvDirtyBitmap *bm = l->data;
-        const char *name = bdrv_dirty_bitmap_name(bm);
         Qcow2BitmapEntry *old, *e;
         guint idx;
 
         if (!wants_store(bm)) {
             continue;
         }
-        old = find_entry(dir, name, &idx);
-        e = old ? entry_copy(old) : g_new0(Qcow2BitmapEntry, 1);
-        if (!old) {
-            e->name = g_strdup(name);
-            e->type = BME_TYPE_DIRTY_TRACKING;
-        }
-        e->gran_bits = __builtin_ctz(bdrv_dirty_bitmap_granularity(bm));
-        e->flags &= BME_FLAG_EXTRA_COMPAT;
-        e->flags |= bdrv_dirty_bitmap_enabled(bm) ? BME_FLAG_AUTO : 0;
-        if (!store_bitmap_data(bs, bm, e, errp)) {
-            g_prefix_error(errp, "Cannot store bitmap '%s': ", name);
-            entry_free(e);
+        old = find_entry(b->dir, bdrv_dirty_bitmap_name(bm), &idx);
+        e = stored_entry(bs, bm, old, armed, errp);
+        if (!e) {
             return false;
         }
         if (old) {
-            g_ptr_array_add(replaced, find_entry(b->dir, name, NULL));
+            g_ptr_array_add(replaced, old);
             entry_free(dir->pdata[idx]);
             dir->pdata[idx] = e;
         } else {
@@ -862,12 +1026,95 @@ static bool store_bitmaps(BlockNode *bs, GError **errp)
     }
     g_ptr_array_unref(b->dir);
     b->dir = g_steal_pointer(&dir);
-    return true;
+    /* The frees reach the file now: kill -9 later leaks nothing. */
+    return qcow2_flush_caches(bs, errp);
 }
 
 bool qcow2_bitmaps_store(BlockNode *bs, GError **errp)
 {
-    return qcow2_meta_rebuild_after(bs, store_bitmaps(bs, errp), errp);
+    if (!qcow2_meta_rebuild_after(bs, store_all(bs, false, errp), errp)) {
+        return false;
+    }
+    bdrv_write_intent_drop(bs);     /* exact now: nothing to keep true */
+    return true;
+}
+
+bool qcow2_bitmaps_arm(BlockNode *bs, GError **errp)
+{
+    return qcow2_meta_rebuild_after(bs, store_all(bs, true, errp), errp);
+}
+
+/* The entry laid out crash-safe for bm, and its byte position in the
+ * directory. */
+static Qcow2BitmapEntry *armed_entry(BlockNode *bs, BdrvDirtyBitmap *bm,
+                                     uint64_t *pos, GError **errp)
+{
+    Qcow2Bitmaps *b = bstate(bs);
+    const char *name = bdrv_dirty_bitmap_name(bm);
+
+    *pos = 0;
+    for (guint i = 0; name && i < b->dir->len; i++) {
+        Qcow2BitmapEntry *e = b->dir->pdata[i];
+
+        if (!strcmp(e->name, name)) {
+            if (e->armed_data) {
+                return e;
+            }
+            break;
+        }
+        *pos += entry_disk_size(e);
+    }
+    tern_invalid(errp, "Bitmap '%s' is not laid out for crash-safe updates",
+                 name ? name : "");
+    return NULL;
+}
+
+bool qcow2_bitmap_write_words(BlockNode *bs, BdrvDirtyBitmap *bm,
+                              uint64_t first_word, uint64_t nwords,
+                              const uint64_t *words, bool durable,
+                              GError **errp)
+{
+    BDRVQcow2State *s = qstate(bs);
+    uint64_t pos, off;
+    Qcow2BitmapEntry *e = armed_entry(bs, bm, &pos, errp);
+
+    if (!e) {
+        return false;
+    }
+    g_assert(first_word + nwords <=
+             (uint64_t)e->table_size * s->cluster_size / 8);
+    /* In place, inside the bitmap's own data run (BITMAP_DATA clusters). */
+    off = e->armed_data + first_word * 8;
+    return durable ? qcow2_file_pwrite_durable(bs, QCOW2_OL_BITMAP_DATA, off,
+                                               words, nwords * 8, errp)
+                   : qcow2_file_pwrite(bs, QCOW2_OL_BITMAP_DATA, off, words,
+                                       nwords * 8, errp);
+}
+
+bool qcow2_bitmap_set_flags(BlockNode *bs, BdrvDirtyBitmap *bm, bool in_use,
+                            GError **errp)
+{
+    BDRVQcow2State *s = qstate(bs);
+    uint64_t pos;
+    Qcow2BitmapEntry *e = armed_entry(bs, bm, &pos, errp);
+    uint32_t flags, be;
+
+    if (!e) {
+        return false;
+    }
+    flags = (e->flags & BME_FLAG_EXTRA_COMPAT) |
+            (bdrv_dirty_bitmap_enabled(bm) ? BME_FLAG_AUTO : 0) |
+            (in_use ? BME_FLAG_IN_USE : 0);
+    be = GUINT32_TO_BE(flags);
+    /* Four aligned bytes of the directory (BITMAP_DIRECTORY clusters): a
+     * torn write cannot split them. */
+    if (!qcow2_file_pwrite_durable(bs, QCOW2_OL_BITMAP_DIRECTORY,
+                                   s->bitmap_directory_offset + pos + 12,
+                                   &be, 4, errp)) {
+        return false;
+    }
+    e->flags = flags;
+    return true;
 }
 
 static bool remove_bitmap(BlockNode *bs, const char *name, GError **errp)

@@ -6,8 +6,11 @@
  * address space past the virtual disk that holds VM state.
  *
  * Order on allocation: refcount raised (cache), data written, L2 entry set in
- * the cache; the cache writes refcounts back before any L2 table. A new or
- * copied L2 table reaches the disk before the L1 entry that points at it.
+ * the cache; the L2 cache then depends on the refcount cache, so the count
+ * is durable before the entry (qcow2-cache.c), and on a sync where the
+ * cluster holds copied data. A new or copied L2 table and its refcount are
+ * durable before the L1 entry that points at it. Clusters an entry lets go
+ * are freed in a batch later (qcow2_free_clusters_later).
  *
  * Compressed clusters (qcow2-compress.c) are read by inflating them; a write
  * into one copies its inflated contents into a fresh normal cluster and then
@@ -284,15 +287,13 @@ bool qcow2_grow_l1_table(BlockNode *bs, uint64_t min_size, GError **errp)
         be[i] = GUINT64_TO_BE(s->l1_table[i]);
     }
     if (!qcow2_file_pwrite(bs, QCOW2_OL_ACTIVE_L1, (uint64_t)new_off, be,
-                           new_size * 8, errp) ||
-        !qcow2_flush_caches(bs, errp)) {
+                           new_size * 8, errp)) {
         return false;
     }
     struct TERN_PACKED { uint32_t size; uint64_t off; } hdr = {
         GUINT32_TO_BE((uint32_t)new_size), GUINT64_TO_BE((uint64_t)new_off),
     };
-    if (!qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 36, &hdr, sizeof(hdr),
-                           errp)) {
+    if (!qcow2_header_pwrite(bs, 36, &hdr, sizeof(hdr), errp)) {
         return false;
     }
     uint64_t old_off = s->l1_table_offset, old_size = s->l1_size;
@@ -343,14 +344,13 @@ static bool l2_table_for_write(BlockNode *bs, uint32_t i, uint64_t *l2_off,
         memcpy(copy, t, s->cluster_size);
         qcow2_cache_put(s->l2_table_cache, t);
     }
-    uint8_t *t = qcow2_cache_get_empty(s->l2_table_cache, (uint64_t)new_off,
-                                       errp);
-    if (!t) {
-        return false;
-    }
-    memcpy(t, copy, s->cluster_size);
-    qcow2_cache_put(s->l2_table_cache, t);
-    if (!qcow2_cache_flush(s->l2_table_cache, errp)) {
+    /* The new table goes to the disk directly and durably (not with the
+     * other dirty tables, whose entries may wait for refcounts), its
+     * refcount too, then the L1 entry points at it. */
+    qcow2_cache_discard(s->l2_table_cache, (uint64_t)new_off);
+    if (!qcow2_file_pwrite_durable(bs, QCOW2_OL_ACTIVE_L2, (uint64_t)new_off,
+                                   copy, s->cluster_size, errp) ||
+        !qcow2_cache_flush_durable(s->refcount_block_cache, errp)) {
         return false;
     }
     s->l1_table[i] = (uint64_t)new_off | QCOW2_OFLAG_COPIED;
@@ -359,7 +359,7 @@ static bool l2_table_for_write(BlockNode *bs, uint32_t i, uint64_t *l2_off,
     }
     if (old) {
         qcow2_meta_remove(bs, QCOW2_OL_ACTIVE_L2, old, s->cluster_size);
-        qcow2_free_clusters(bs, old, s->cluster_size);
+        qcow2_free_clusters_later(bs, old, s->cluster_size);
     }
     *l2_off = (uint64_t)new_off;
     return true;
@@ -377,6 +377,16 @@ static bool set_l2_entry(BlockNode *bs, uint64_t l2_off, uint64_t guest,
     qcow2_cache_mark_dirty(s->l2_table_cache, l2);
     qcow2_cache_put(s->l2_table_cache, l2);
     return true;
+}
+
+/* One whole cluster of data from buf. */
+static bool write_buf(BlockNode *bs, uint64_t host, uint8_t *buf,
+                      GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    struct iovec iov = { .iov_base = buf, .iov_len = s->cluster_size };
+
+    return qcow2_data_pwritev(bs, host, &iov, 1, errp);
 }
 
 /* A zero cluster that kept its host cluster (write-zeroes without unmap)
@@ -398,10 +408,13 @@ static bool write_zero_in_place(BlockNode *bs, uint64_t guest, uint64_t e,
     }
     memset(s->cluster_buf, 0, s->cluster_size);
     iov_to_buf(part, n, s->cluster_buf + in);
-    return bdrv_file_pwrite(bs->file, host, s->cluster_buf, s->cluster_size,
-                            errp) &&
-           l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp) &&
-           set_l2_entry(bs, l2_off, guest, host | QCOW2_OFLAG_COPIED, errp);
+    if (!write_buf(bs, host, s->cluster_buf, errp) ||
+        !l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp)) {
+        return false;
+    }
+    /* The zeroes are durable before the entry stops saying "zero". */
+    qcow2_cache_depends_on_sync(s->l2_table_cache);
+    return set_l2_entry(bs, l2_off, guest, host | QCOW2_OFLAG_COPIED, errp);
 }
 
 /* Writes part (n vectors, chunk bytes at 'in' inside the cluster) of the
@@ -427,7 +440,7 @@ static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
     }
     if (host && (e & QCOW2_OFLAG_COPIED)) {
         return qcow2_pre_write_check(bs, 0, host, s->cluster_size, errp) &&
-               bdrv_file_pwritev(bs->file, host + in, part, n, errp);
+               qcow2_data_pwritev(bs, host + in, part, n, errp);
     }
     /* New cluster: old contents (shared or compressed cluster) or zeroes,
      * plus the data. A compressed cluster is inflated before anything is
@@ -447,7 +460,7 @@ static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
         return false;
     }
     if (!partial) {
-        if (!bdrv_file_pwritev(bs->file, (uint64_t)new_off, part, n, errp)) {
+        if (!qcow2_data_pwritev(bs, (uint64_t)new_off, part, n, errp)) {
             return false;
         }
     } else {
@@ -459,18 +472,26 @@ static bool write_cluster(BlockNode *bs, uint64_t guest, uint64_t in,
             memset(buf, 0, s->cluster_size);
         }
         iov_to_buf(part, n, buf + in);
-        if (!bdrv_file_pwrite(bs->file, (uint64_t)new_off, buf,
-                              s->cluster_size, errp)) {
+        if (!write_buf(bs, (uint64_t)new_off, buf, errp)) {
             return false;
         }
     }
-    if (!l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp) ||
-        !set_l2_entry(bs, l2_off, guest, (uint64_t)new_off | QCOW2_OFLAG_COPIED,
+    if (!l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp)) {
+        return false;
+    }
+    if (partial && (host || compressed)) {
+        /* The rest of the cluster, copied from the old one, is durable
+         * before the entry points at it (else a cut could lose data the
+         * guest had written and flushed long ago). (A fresh cluster is
+         * covered by the dependency on the refcount cache.) */
+        qcow2_cache_depends_on_sync(s->l2_table_cache);
+    }
+    if (!set_l2_entry(bs, l2_off, guest, (uint64_t)new_off | QCOW2_OFLAG_COPIED,
                       errp)) {
         return false;
     }
     if (old_len) {
-        qcow2_free_clusters(bs, old, old_len);
+        qcow2_free_clusters_later(bs, old, old_len);
     }
     return true;
 }
@@ -519,7 +540,7 @@ static bool write_fresh_clusters(BlockNode *bs, uint64_t guest, uint64_t count,
     if (host < 0 ||
         !qcow2_pre_write_check(bs, 0, (uint64_t)host, count << s->cluster_bits,
                                errp) ||
-        !bdrv_file_pwritev(bs->file, (uint64_t)host, part, n, errp) ||
+        !qcow2_data_pwritev(bs, (uint64_t)host, part, n, errp) ||
         !l2_table_for_write(bs, l1_index_of(s, guest), &l2_off, errp)) {
         return false;
     }
@@ -571,13 +592,6 @@ bool qcow2_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
     return true;
 }
 
-/* A host range whose references a discard drops once the L2 tables are on
- * disk. */
-typedef struct Qcow2FreeRange {
-    uint64_t offset;
-    uint64_t len;
-} Qcow2FreeRange;
-
 /* The L2 entry a whole cluster gets for 'mode' (see Qcow2DiscardMode). */
 static uint64_t discarded_entry(BDRVQcow2State *s, uint64_t e,
                                 Qcow2DiscardMode mode)
@@ -592,10 +606,10 @@ static uint64_t discarded_entry(BDRVQcow2State *s, uint64_t e,
     return QCOW2_OFLAG_ZERO;
 }
 
-/* Gives one whole guest cluster its discarded entry and records the host
- * range to free when the entry no longer holds it. */
+/* Gives one whole guest cluster its discarded entry and queues the host
+ * range it no longer holds to be freed. */
 static bool unmap_cluster(BlockNode *bs, uint64_t guest, Qcow2DiscardMode mode,
-                          GArray *to_free, GError **errp)
+                          GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t e, l2_off;
@@ -616,7 +630,7 @@ static bool unmap_cluster(BlockNode *bs, uint64_t guest, Qcow2DiscardMode mode,
         return false;
     }
     if (old.len) {
-        g_array_append_val(to_free, old);
+        qcow2_free_clusters_later(bs, old.offset, old.len);
     }
     return true;
 }
@@ -642,8 +656,6 @@ bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
             return false;
         }
     }
-    g_autoptr(GArray) to_free = g_array_new(false, false,
-                                            sizeof(Qcow2FreeRange));
     bool ok = true;
     uint64_t per_l1 = (uint64_t)s->cluster_size << s->l2_bits;
     for (uint64_t g = start; g < end && ok;) {
@@ -652,19 +664,8 @@ bool qcow2_cluster_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
             g = ((uint64_t)l1i + 1) * per_l1;   /* nothing mapped here */
             continue;
         }
-        ok = unmap_cluster(bs, g, mode, to_free, errp);
+        ok = unmap_cluster(bs, g, mode, errp);
         g += s->cluster_size;
-    }
-    if (to_free->len) {
-        GError *err = NULL;
-        if (!qcow2_cache_flush(s->l2_table_cache, &err)) {
-            g_propagate_error(errp, err);
-            return false;
-        }
-        for (guint i = 0; i < to_free->len; i++) {
-            Qcow2FreeRange *r = &g_array_index(to_free, Qcow2FreeRange, i);
-            qcow2_free_clusters(bs, r->offset, r->len);
-        }
     }
     return ok;
 }

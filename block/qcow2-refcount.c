@@ -5,9 +5,13 @@
  * the table itself when needed), and checks/repairs an image by recounting
  * every reference from the metadata.
  *
- * Allocation order keeps the image leak-only on a crash: a new refcount block
- * is written before the table entry that points at it; a new table and its
- * blocks are written before the header switches to them.
+ * Allocation order keeps the image leak-only at a crash or power cut: a new
+ * refcount block is durable before the table entry that points at it; a new
+ * table and its blocks are durable before the header switches to them; a
+ * raised count is durable before an L2 entry uses the cluster, a lowered
+ * one only after the entries that let it go (cache dependencies, set in
+ * qcow2_update_refcount). Clusters the write path lets go wait in a queue
+ * (qcow2_free_clusters_later) so that one dependency sync serves a batch.
  */
 #include <stdlib.h>
 
@@ -150,6 +154,17 @@ bool qcow2_update_refcount(BlockNode *bs, uint64_t offset, uint64_t length,
     if (!length) {
         return true;
     }
+    /* A raised count reaches the disk before the L2 entries that use the
+     * clusters; a lowered one after the L2 entries that let them go (and,
+     * by the sync that comes with it, after pointers written directly: an
+     * L1 entry, ...). */
+    if (addend > 0 ? !qcow2_cache_set_dependency(s->l2_table_cache,
+                                                 s->refcount_block_cache,
+                                                 errp)
+                   : !qcow2_cache_set_dependency(s->refcount_block_cache,
+                                                 s->l2_table_cache, errp)) {
+        return false;
+    }
     uint64_t first = offset >> s->cluster_bits;
     uint64_t last = (offset + length - 1) >> s->cluster_bits;
     for (uint64_t idx = first; idx <= last; idx++) {
@@ -160,12 +175,15 @@ bool qcow2_update_refcount(BlockNode *bs, uint64_t offset, uint64_t length,
     return true;
 }
 
+/* Durable when it returns: a count in the block may be relied on at once
+ * (a durable refcount write does not sync the file). */
 static bool write_reftable_entry(BlockNode *bs, uint64_t rt, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t be = GUINT64_TO_BE(s->refcount_table[rt]);
-    return qcow2_file_pwrite(bs, QCOW2_OL_REFCOUNT_TABLE,
-                             s->refcount_table_offset + rt * 8, &be, 8, errp);
+    return qcow2_file_pwrite_durable(bs, QCOW2_OL_REFCOUNT_TABLE,
+                                     s->refcount_table_offset + rt * 8, &be,
+                                     8, errp);
 }
 
 /*
@@ -238,15 +256,15 @@ static bool grow_refcount_table(BlockNode *bs, uint64_t min_entries,
         be[i] = GUINT64_TO_BE(table[i]);
     }
     if (!qcow2_file_pwrite(bs, QCOW2_OL_REFCOUNT_TABLE, tbl_off, be,
-                           entries * 8, errp) ||
-        !qcow2_cache_flush(s->refcount_block_cache, errp)) {
+                           entries * 8, errp)) {
         return false;
     }
     struct TERN_PACKED { uint64_t off; uint32_t clusters; } hdr = {
         GUINT64_TO_BE(tbl_off), GUINT32_TO_BE((uint32_t)tbl_clusters),
     };
-    if (!qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 48, &hdr, sizeof(hdr),
-                           errp)) {
+    /* The blocks, the table and the counts they hold are durable before
+     * the header points at them, the header before the old table goes. */
+    if (!qcow2_header_pwrite(bs, 48, &hdr, sizeof(hdr), errp)) {
         return false;
     }
     uint64_t old_off = s->refcount_table_offset;
@@ -315,7 +333,7 @@ static uint64_t count_missing(BDRVQcow2State *s, uint64_t first, uint64_t end,
 /*
  * Creates the k missing refcount blocks for the clusters from 'start' on,
  * placing them at clusters start..start+k-1 (they describe themselves or
- * are counted in an existing block). Each block reaches the disk before the
+ * are counted in an existing block). Each block is durable before the
  * table entry pointing at it.
  */
 static bool create_refblocks(BlockNode *bs, uint64_t start, uint64_t k,
@@ -355,13 +373,15 @@ static bool create_refblocks(BlockNode *bs, uint64_t start, uint64_t k,
         uint64_t off = s->refcount_table[made[i]];
         qcow2_cache_discard(s->l2_table_cache, off);
         qcow2_cache_discard(s->refcount_block_cache, off);
-        if (!qcow2_file_pwrite(bs, QCOW2_OL_REFCOUNT_BLOCK, off, blk,
-                               s->cluster_size, errp)) {
+        if (!qcow2_file_pwrite_durable(bs, QCOW2_OL_REFCOUNT_BLOCK, off, blk,
+                                       s->cluster_size, errp)) {
             return false;
         }
         qcow2_meta_add(bs, QCOW2_OL_REFCOUNT_BLOCK, off, s->cluster_size);
     }
-    if (!qcow2_cache_flush(s->refcount_block_cache, errp)) {
+    /* The blocks and the counts of them are durable before the table
+     * points at them (without pushing the guest's writes out too). */
+    if (!qcow2_cache_flush_durable(s->refcount_block_cache, errp)) {
         return false;
     }
     for (uint64_t i = 0; i < k; i++) {
@@ -409,16 +429,41 @@ int64_t qcow2_alloc_clusters(BlockNode *bs, uint64_t size, GError **errp)
 
 void qcow2_free_clusters(BlockNode *bs, uint64_t offset, uint64_t size)
 {
-    BDRVQcow2State *s = bs->opaque;
     GError *err = NULL;
 
-    /* Pointers to the clusters must be gone on disk before the refcount
-     * drops, or a crash would leave a live cluster marked free. */
-    if (!qcow2_cache_flush(s->l2_table_cache, &err) ||
-        !qcow2_update_refcount(bs, offset, size, -1, &err)) {
+    /* (qcow2_update_refcount orders the drop after the pointers' removal) */
+    if (!qcow2_update_refcount(bs, offset, size, -1, &err)) {
         tern_warn("qcow2: leaking clusters at %#" PRIx64 ": %s", offset,
                   err->message);
         g_error_free(err);
+    }
+}
+
+/* Past this many queued ranges the queue is settled at once. */
+#define MAX_PENDING_FREES 4096
+
+void qcow2_free_clusters_later(BlockNode *bs, uint64_t offset, uint64_t size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2FreeRange r = { offset, size };
+
+    g_array_append_val(s->pending_frees, r);
+    if (s->pending_frees->len >= MAX_PENDING_FREES) {
+        qcow2_settle_frees(bs);
+    }
+}
+
+void qcow2_settle_frees(BlockNode *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    for (guint i = 0; s->pending_frees && i < s->pending_frees->len; i++) {
+        Qcow2FreeRange *r = &g_array_index(s->pending_frees, Qcow2FreeRange,
+                                           i);
+        qcow2_free_clusters(bs, r->offset, r->len);
+    }
+    if (s->pending_frees) {
+        g_array_set_size(s->pending_frees, 0);
     }
 }
 
@@ -541,6 +586,11 @@ static bool fix_l2_copied(BlockNode *bs, uint64_t l2_off, GError **errp)
         ok = qcow2_get_refcount(bs, data >> s->cluster_bits, &rc, errp);
         uint64_t want = rc == 1 ? (e | QCOW2_OFLAG_COPIED)
                                 : (e & ~QCOW2_OFLAG_COPIED);
+        /* COPIED set on disk only once the count of 1 is there too */
+        if (ok && (want & ~e & QCOW2_OFLAG_COPIED)) {
+            ok = qcow2_cache_set_dependency(s->l2_table_cache,
+                                            s->refcount_block_cache, errp);
+        }
         if (ok && want != e) {
             l2[j] = GUINT64_TO_BE(want);
             qcow2_cache_mark_dirty(s->l2_table_cache, l2);
@@ -574,7 +624,9 @@ bool qcow2_fix_copied_flags(BlockNode *bs, GError **errp)
             return false;
         }
     }
-    if (!qcow2_flush_caches(bs, errp)) {
+    /* (the counts are durable before an L1 entry gains COPIED) */
+    if (!(l1_changed ? qcow2_flush_all(bs, errp)
+                     : qcow2_flush_caches(bs, errp))) {
         return false;
     }
     return !l1_changed || qcow2_write_l1(bs, errp);

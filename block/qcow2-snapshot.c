@@ -215,14 +215,13 @@ static bool write_snapshots(BlockNode *bs, GError **errp)
             return false;
         }
     }
-    if (!qcow2_flush_caches(bs, errp)) {
-        return false;
-    }
     struct TERN_PACKED { uint32_t nb; uint64_t off; } hdr = {
         GUINT32_TO_BE(s->nb_snapshots), GUINT64_TO_BE((uint64_t)off),
     };
-    if (!qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 60, &hdr, sizeof(hdr),
-                           errp)) {
+    /* The table, the L1 tables it names and every count they need are
+     * durable before the header points at it (and the header before the
+     * old table is freed). */
+    if (!qcow2_header_pwrite(bs, 60, &hdr, sizeof(hdr), errp)) {
         return false;
     }
     uint64_t old_off = s->snapshots_offset, old_size = s->snapshots_size;
@@ -353,7 +352,7 @@ static bool set_disk_size(BlockNode *bs, uint64_t size, GError **errp)
         return true;
     }
     if (!qcow2_grow_l1_table(bs, DIV_ROUND_UP(size, per_l1), errp) ||
-        !qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 24, &be, 8, errp)) {
+        !qcow2_header_pwrite(bs, 24, &be, 8, errp)) {
         return false;
     }
     bs->size = size;
@@ -398,9 +397,10 @@ static bool snapshot_apply(BlockNode *bs, const char *id_or_name,
                                 "pointing at one L2 table", sn->id_str);
         return false;
     }
-    /* New references first, then the switch, then drop the old ones. */
+    /* New references first (durable), then the switch, then drop the old
+     * ones (after the switch is durable: cache dependency). */
     if (!qcow2_update_l1_array_refcounts(bs, sn_l1, sn->l1_size, 1, errp) ||
-        !qcow2_flush_caches(bs, errp)) {
+        !qcow2_flush_all(bs, errp)) {
         return false;
     }
     g_autofree uint64_t *old = s->l1_table;

@@ -20,8 +20,51 @@ bool qcow2_file_pread(BlockNode *bs, uint64_t offset, void *buf, size_t len,
 bool qcow2_file_pwrite(BlockNode *bs, uint32_t own, uint64_t offset,
                        const void *buf, size_t len, GError **errp)
 {
+    BDRVQcow2State *s = bs->opaque;
+
+    s->unsynced = true;
     return qcow2_pre_write_check(bs, own, offset, len, errp) &&
            bdrv_file_pwrite(bs->file, offset, buf, len, errp);
+}
+
+bool qcow2_data_pwritev(BlockNode *bs, uint64_t offset,
+                        const struct iovec *iov, int iovcnt, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    s->unsynced = true;
+    return bdrv_file_pwritev(bs->file, offset, iov, iovcnt, errp);
+}
+
+bool qcow2_sync(BlockNode *bs, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (!s->unsynced) {
+        return true;
+    }
+    if (!bdrv_flush(bs->file, errp)) {
+        return false;
+    }
+    s->unsynced = false;
+    s->sync_count++;
+    return true;
+}
+
+bool qcow2_header_pwrite(BlockNode *bs, uint64_t offset, const void *buf,
+                         size_t len, GError **errp)
+{
+    return qcow2_flush_all(bs, errp) &&
+           qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, offset, buf, len,
+                             errp) &&
+           qcow2_sync(bs, errp);
+}
+
+bool qcow2_file_pwrite_durable(BlockNode *bs, uint32_t own, uint64_t offset,
+                               const void *buf, size_t len, GError **errp)
+{
+    return qcow2_pre_write_check(bs, own, offset, len, errp) &&
+           bdrv_file_pwrite_durable(bs->file, offset, buf, len, errp);
 }
 
 uint64_t qcow2_file_length(BlockNode *bs)
@@ -200,9 +243,7 @@ bool qcow2_update_header(BlockNode *bs, GError **errp)
     g_autoptr(GByteArray) out = g_byte_array_new();
 
     return build_header(s, bs->size, out, errp) &&
-           qcow2_flush_caches(bs, errp) &&
-           qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 0, out->data,
-                             out->len, errp);
+           qcow2_header_pwrite(bs, 0, out->data, out->len, errp);
 }
 
 static bool refuse(GError **errp, const char *feature)
@@ -473,7 +514,7 @@ static void init_caches(BlockNode *bs)
     s->l2_table_cache = qcow2_cache_new(bs, l2_tables, QCOW2_OL_L2);
     s->refcount_block_cache = qcow2_cache_new(bs, rb_tables,
                                               QCOW2_OL_REFCOUNT_BLOCK);
-    qcow2_cache_set_dependency(s->l2_table_cache, s->refcount_block_cache);
+    s->pending_frees = g_array_new(FALSE, FALSE, sizeof(Qcow2FreeRange));
     s->cluster_buf = g_malloc(s->cluster_size);
 }
 
@@ -488,6 +529,7 @@ static void qcow2_free_state(BlockNode *bs)
     qcow2_free_snapshots(s);
     g_clear_pointer(&s->l1_table, g_free);
     g_clear_pointer(&s->cluster_buf, g_free);
+    g_clear_pointer(&s->pending_frees, g_array_unref);
     g_clear_pointer(&s->unknown_exts, g_ptr_array_unref);
 }
 
@@ -571,7 +613,7 @@ static bool qcow2_open(BlockNode *bs, const char *filename, int flags,
      * is activated, once the source has stored them or sent them. */
     if ((!(flags & BDRV_O_INACTIVE) && !qcow2_bitmaps_load(bs, errp)) ||
         ((flags & BDRV_O_RDWR) && (!qcow2_meta_rebuild(bs, errp) ||
-                                   !qcow2_bitmaps_mark_in_use(bs, errp)))) {
+                                   !qcow2_bitmaps_open_rw(bs, flags, errp)))) {
         qcow2_bitmaps_close(bs);
         goto fail;
     }
@@ -586,8 +628,7 @@ static void qcow2_close(BlockNode *bs)
     BDRVQcow2State *s = bs->opaque;
     GError *err = NULL;
     if (!bs->read_only && !s->unusable &&
-        (!qcow2_bitmaps_store(bs, &err) || !qcow2_flush_caches(bs, &err) ||
-         !bdrv_flush(bs->file, &err))) {
+        (!qcow2_bitmaps_store(bs, &err) || !qcow2_flush_all(bs, &err))) {
         tern_warn("qcow2: closing '%s': %s", bs->filename, err->message);
         g_clear_error(&err);
     }
@@ -612,8 +653,7 @@ static bool qcow2_op_pwritev(BlockNode *bs, uint64_t offset, uint64_t bytes,
 
 static bool qcow2_flush(BlockNode *bs, GError **errp)
 {
-    return qcow2_check_usable(bs, errp) && qcow2_flush_caches(bs, errp) &&
-           bdrv_flush(bs->file, errp);
+    return qcow2_check_usable(bs, errp) && qcow2_flush_all(bs, errp);
 }
 
 static bool qcow2_discard(BlockNode *bs, uint64_t offset, uint64_t bytes,
@@ -662,8 +702,7 @@ static bool qcow2_truncate(BlockNode *bs, uint64_t size, GError **errp)
         return false;
     }
     if (!qcow2_grow_l1_table(bs, DIV_ROUND_UP(size, per_l1), errp) ||
-        !qcow2_flush_caches(bs, errp) ||
-        !qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 24, &be, 8, errp)) {
+        !qcow2_header_pwrite(bs, 24, &be, 8, errp)) {
         return false;
     }
     s->l1_vm_state_index = (uint32_t)DIV_ROUND_UP(size, per_l1);
@@ -811,7 +850,7 @@ static bool qcow2_create(const char *filename, uint64_t size,
     BDRVQcow2State *s = bs->opaque;
     uint64_t be = GUINT64_TO_BE(size);
     bool ok = qcow2_grow_l1_table(bs, l1_needed, errp) &&
-              qcow2_file_pwrite(bs, QCOW2_OL_MAIN_HEADER, 24, &be, 8, errp);
+              qcow2_header_pwrite(bs, 24, &be, 8, errp);
     if (ok) {
         bs->size = size;
         s->l1_vm_state_index = (uint32_t)l1_needed;
@@ -845,4 +884,7 @@ const BlockDriver bdrv_qcow2 = {
     .can_store_bitmap = qcow2_can_store_bitmap,
     .remove_persistent_bitmap = qcow2_remove_persistent_bitmap,
     .store_bitmaps = qcow2_bitmaps_store,
+    .bitmaps_arm = qcow2_bitmaps_arm,
+    .bitmap_write_words = qcow2_bitmap_write_words,
+    .bitmap_set_flags = qcow2_bitmap_set_flags,
 };

@@ -21,10 +21,23 @@
  *  104 compression_type (if header_length > 104)
  * Then extensions: be32 type, be32 length, data padded to 8; type 0 ends.
  *
- * Crash safety (kill -9 leaves at worst leaked clusters): refcounts are
- * raised on disk before anything points at a cluster, and lowered only after
- * the last pointer is gone from disk. The cache enforces it by flushing the
- * refcount-block cache before any L2 table is written back.
+ * Crash safety: after kill -9 or a power cut (only what was synced is
+ * sure to be on disk, the rest in any order) the image has at worst
+ * leaked clusters, as QEMU's. The rules (docs/block.md, "Ordering"):
+ *  - a refcount is raised durably before anything that points at the
+ *    cluster reaches the disk, and lowered only after the last pointer to
+ *    it is gone durably: the caches depend on each other as each change
+ *    needs (qcow2-cache.c), so a write-back syncs only across a dependency;
+ *  - a new L2 table and its refcount are durable before the L1 entry points
+ *    at it; new L1, refcount and snapshot tables, refcount blocks and
+ *    bitmap metadata before the header or table entry that points at them
+ *    (qcow2_header_pwrite and qcow2_update_header: a barrier before, a sync
+ *    after);
+ *  - copied data (copy-on-write) is durable before the L2 entry points at
+ *    it;
+ *  - clusters the write path lets go (copy-on-write, discard) are freed in
+ *    batches (qcow2_free_clusters_later), so their refcounts need no sync
+ *    per write.
  *
  * Locking: every function here runs with the BlockNode's mutex held.
  */
@@ -172,6 +185,12 @@ enum {
 
 typedef struct Qcow2Cache Qcow2Cache;
 
+/* A host byte range whose references are to be dropped. */
+typedef struct Qcow2FreeRange {
+    uint64_t offset;
+    uint64_t len;
+} Qcow2FreeRange;
+
 /* Driver state, bs->opaque of a qcow2 node; all values host-endian. */
 typedef struct BDRVQcow2State {
     int qcow_version;             /* 2 or 3 */
@@ -219,6 +238,12 @@ typedef struct BDRVQcow2State {
     GPtrArray *unknown_exts;      /* of Qcow2UnknownExt *, written back as-is */
     uint8_t *cluster_buf;         /* one cluster of scratch, for COW */
 
+    bool unsynced;                /* written to bs->file since its last sync */
+    uint64_t sync_count;          /* syncs qcow2_sync() made */
+    GArray *pending_frees;        /* Qcow2FreeRange: refcounts to lower once
+                                   * the L2 entries that let them go are
+                                   * durable (qcow2_free_clusters_later) */
+
     /* qcow2-overlap.c: cluster index -> QCOW2_OL_* mask; writable only */
     GHashTable *meta;
     bool unusable;                /* corruption found while writable: no
@@ -259,7 +284,20 @@ bool qcow2_file_pread(BlockNode *bs, uint64_t offset, void *buf, size_t len,
                       GError **errp);
 bool qcow2_file_pwrite(BlockNode *bs, uint32_t own, uint64_t offset,
                        const void *buf, size_t len, GError **errp);
+/* The same, durable when it returns (bdrv_file_pwrite_durable). */
+bool qcow2_file_pwrite_durable(BlockNode *bs, uint32_t own, uint64_t offset,
+                               const void *buf, size_t len, GError **errp);
+/* Guest data (and copy-on-write data) to the image file. */
+bool qcow2_data_pwritev(BlockNode *bs, uint64_t offset,
+                        const struct iovec *iov, int iovcnt, GError **errp);
 uint64_t qcow2_file_length(BlockNode *bs);
+/* Syncs the image file if it was written since its last sync. */
+bool qcow2_sync(BlockNode *bs, GError **errp);
+/* Writes 'len' bytes of the header at 'offset' as a pointer switch: what
+ * was written before is durable first (caches written back, file synced),
+ * and the header when it returns. qcow2_update_header() likewise. */
+bool qcow2_header_pwrite(BlockNode *bs, uint64_t offset, const void *buf,
+                         size_t len, GError **errp);
 
 /* qcow2-refcount.c */
 bool qcow2_refcount_init(BlockNode *bs, GError **errp);
@@ -272,8 +310,15 @@ int64_t qcow2_alloc_clusters(BlockNode *bs, uint64_t size, GError **errp);
 /* Adds 'addend' to the refcount of every cluster touching [offset, +length). */
 bool qcow2_update_refcount(BlockNode *bs, uint64_t offset, uint64_t length,
                            int64_t addend, GError **errp);
-/* Drops one reference; errors only warn (a leak at worst). */
+/* Drops one reference; errors only warn (a leak at worst). The count
+ * reaches the disk after whatever pointed at the clusters is gone there. */
 void qcow2_free_clusters(BlockNode *bs, uint64_t offset, uint64_t size);
+/* The same, queued: the write path lets go of clusters whose L2 entries
+ * it replaced in the cache; the next qcow2_flush_caches() (or a long
+ * queue) drops them all, one dependency sync for the batch. */
+void qcow2_free_clusters_later(BlockNode *bs, uint64_t offset, uint64_t size);
+/* Drops the queued references now (errors warn: leaks at worst). */
+void qcow2_settle_frees(BlockNode *bs);
 /* Adjusts the refcounts of every cluster reachable from an L1 table. */
 bool qcow2_update_l1_refcounts(BlockNode *bs, uint64_t l1_offset,
                                uint32_t l1_size, int64_t addend,
@@ -349,19 +394,32 @@ bool qcow2_meta_verify(BlockNode *bs, GError **errp);
 /* 'kind' (QCOW2_OL_*) is what a writeback may overwrite. */
 Qcow2Cache *qcow2_cache_new(BlockNode *bs, int nb_tables, uint32_t kind);
 void qcow2_cache_free(Qcow2Cache *c);
-/* Before 'c' writes back anything, 'dep' is flushed (refcounts before L2). */
-void qcow2_cache_set_dependency(Qcow2Cache *c, Qcow2Cache *dep);
+/* Before 'c' writes back anything, 'dep' is written back and the file
+ * synced (once: the dependency is then gone). Whatever 'dep' or 'c'
+ * waited for before is done now (no cycles); fails if that fails. */
+bool qcow2_cache_set_dependency(Qcow2Cache *c, Qcow2Cache *dep,
+                                GError **errp);
+/* Before 'c' writes back anything, the file is synced (once). */
+void qcow2_cache_depends_on_sync(Qcow2Cache *c);
 /* Loads (or, with _empty, zero-fills) the table at offset; returns a pointer
  * valid until qcow2_cache_put(). */
 void *qcow2_cache_get(Qcow2Cache *c, uint64_t offset, GError **errp);
 void *qcow2_cache_get_empty(Qcow2Cache *c, uint64_t offset, GError **errp);
 void qcow2_cache_put(Qcow2Cache *c, void *table);
 void qcow2_cache_mark_dirty(Qcow2Cache *c, void *table);
+/* Writes back every dirty table (after what 'c' depends on); no sync of
+ * its own. */
 bool qcow2_cache_flush(Qcow2Cache *c, GError **errp);
+/* The same, and every table written back so far is durable when it
+ * returns (a few dirty tables by RWF_DSYNC writes, else with a sync). */
+bool qcow2_cache_flush_durable(Qcow2Cache *c, GError **errp);
 /* Drops a cached table without writing it (its cluster was freed). */
 void qcow2_cache_discard(Qcow2Cache *c, uint64_t offset);
-/* Flushes both caches, refcount blocks first (no fdatasync). */
+/* Applies the queued frees and writes back both caches, each after what
+ * it depends on (no final sync). */
 bool qcow2_flush_caches(BlockNode *bs, GError **errp);
+/* The same, then the file synced: everything written so far is durable. */
+bool qcow2_flush_all(BlockNode *bs, GError **errp);
 
 /* qcow2-cluster.c */
 /* Writes the whole in-memory active L1 table to disk. */
@@ -420,7 +478,9 @@ bool qcow2_snapshot_delete(BlockNode *bs, const char *id, const char *name,
  *  - qcow2_bitmaps_load() at the end of open (after the header, refcounts
  *    and snapshots are read; s->nb_bitmaps etc. hold the extension, already
  *    dropped if the autoclear bit was clear);
- *  - qcow2_bitmaps_mark_in_use() right after that when opened read-write;
+ *  - qcow2_bitmaps_open_rw() right after that when opened read-write: the
+ *    crash-safe layout (through bdrv_write_intent_arm), or IN_USE marking
+ *    (qcow2_bitmaps_mark_in_use) with BDRV_O_BITMAPS_IN_USE;
  *  - qcow2_bitmaps_store() from close (read-write only), before the caches
  *    are flushed and the header is rewritten for the last time;
  *  - qcow2_bitmaps_close() at close to free s->bitmaps;
@@ -437,6 +497,17 @@ void qcow2_bitmaps_add_metadata(BlockNode *bs, GHashTable *map);
 void qcow2_bitmaps_info(BlockNode *bs, BlockImageInfo *info);
 bool qcow2_can_store_bitmap(BlockNode *bs, const char *name,
                             uint32_t granularity, GError **errp);
+/* Crash-safe layout (BlockDriver's bitmaps_arm, bitmap_write_words,
+ * bitmap_set_flags; block/write-intent.c drives them). */
+bool qcow2_bitmaps_arm(BlockNode *bs, GError **errp);
+bool qcow2_bitmap_write_words(BlockNode *bs, BdrvDirtyBitmap *bm,
+                              uint64_t first_word, uint64_t nwords,
+                              const uint64_t *words, bool durable,
+                              GError **errp);
+bool qcow2_bitmap_set_flags(BlockNode *bs, BdrvDirtyBitmap *bm, bool in_use,
+                            GError **errp);
+/* Read-write open: crash-safe layout, or IN_USE with BDRV_O_BITMAPS_IN_USE. */
+bool qcow2_bitmaps_open_rw(BlockNode *bs, int flags, GError **errp);
 bool qcow2_remove_persistent_bitmap(BlockNode *bs, const char *name,
                                     GError **errp);
 

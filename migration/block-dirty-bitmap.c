@@ -7,8 +7,16 @@
  *   BITS   = be64 start sector, be32 sectors, unless ZEROES: be64 size and
  *            the serialized bits, size rounded up to 32 bytes
  *   COMPLETE and EOS have no body; names are sent only when they change.
- * Bitmaps are sent in chunks of 1 KiB of bits. Every bitmap operation runs
- * with its node's lock held, as the block layer requires.
+ * Source: START chunks at setup; the bits in chunks of 1 KiB either all at
+ * completion, or, once the migration has switched to postcopy, in
+ * rate-limited iterations while the destination runs; then COMPLETE. A
+ * postcopy recovery sends every bitmap again (the destination ignores what
+ * it completed already). Destination: every bitmap the load creates is busy
+ * until it is complete and the guest has started; enabled ones record the
+ * guest's writes in a successor that COMPLETE merges back. Every bitmap
+ * operation runs with its node's lock held, as the block layer requires;
+ * 'finish_lock' (taken first) guards the destination's list against
+ * before_vm_start on the main loop.
  */
 #include <string.h>
 
@@ -30,10 +38,12 @@ typedef struct SaveBitmap {
     bool bulk_completed;
 } SaveBitmap;
 
-/* A bitmap created by the load, enabled once the guest starts. */
+/* A bitmap this load created. */
 typedef struct LoadBitmap {
     BdrvDirtyBitmap *bitmap;
-    bool migrated;
+    char node_name[256];        /* as the stream named its node */
+    bool enabled;               /* START's flag: records once the guest runs */
+    bool migrated;              /* COMPLETE came */
 } LoadBitmap;
 
 struct DirtyBitmapMigration {
@@ -52,8 +62,10 @@ struct DirtyBitmapMigration {
     char bitmap_name[256];
     BlockNode *bs;
     BdrvDirtyBitmap *bitmap;
-    GSList *enabled_bitmaps;        /* of LoadBitmap */
-    GMutex finish_lock;             /* load vs. before_vm_start */
+    GMutex finish_lock;             /* the three fields below */
+    GSList *loaded;                 /* of LoadBitmap, newest first */
+    bool vm_started;                /* before_vm_start ran */
+    bool resumed;                   /* a postcopy recovery happened */
 };
 
 DirtyBitmapMigration *dirty_bitmap_migration_new(const DirtyBitmapNodes *nodes)
@@ -73,7 +85,7 @@ void dirty_bitmap_migration_free(DirtyBitmapMigration *dbm)
         return;
     }
     save_cleanup(dbm);
-    g_slist_free_full(dbm->enabled_bitmaps, g_free);
+    g_slist_free_full(dbm->loaded, g_free);
     g_mutex_clear(&dbm->finish_lock);
     g_free(dbm);
 }
@@ -192,23 +204,14 @@ static bool bulk_phase(DirtyBitmapMigration *dbm, QEMUFile *f, bool limit,
 }
 
 static bool add_bitmap(DirtyBitmapMigration *dbm, BlockNode *bs,
-                       BdrvDirtyBitmap *bitmap, GError **errp)
+                       const char *node, BdrvDirtyBitmap *bitmap,
+                       GError **errp)
 {
-    const char *node = blk_list_node_name(dbm->nodes.blks, bs);
     SaveBitmap *sb;
 
-    if (!node || !node[0] || node[0] == '#' || strlen(node) > 255) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Bitmap '%s' in a node with auto-generated name '%s' "
-                    "can't be migrated", bdrv_dirty_bitmap_name(bitmap),
-                    node ? node : "");
-        return false;
-    }
     if (strlen(bdrv_dirty_bitmap_name(bitmap)) > 255) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_INVALID,
-                    "Bitmap '%s' has a name too long to migrate",
-                    bdrv_dirty_bitmap_name(bitmap));
-        return false;
+        return tern_invalid(errp, "Bitmap '%s' has a name too long to migrate",
+                            bdrv_dirty_bitmap_name(bitmap));
     }
     if (!bdrv_dirty_bitmap_check(bitmap, BDRV_BITMAP_DEFAULT, errp)) {
         return false;
@@ -228,27 +231,56 @@ static bool add_bitmap(DirtyBitmapMigration *dbm, BlockNode *bs,
     return true;
 }
 
-/* Named bitmaps of one node; the node lock is held by the caller. */
+static BdrvDirtyBitmap *first_named(BlockNode *bs)
+{
+    BdrvDirtyBitmap *bitmap = bdrv_dirty_bitmap_next(bs, NULL);
+
+    while (bitmap && !bdrv_dirty_bitmap_name(bitmap)) {
+        bitmap = bdrv_dirty_bitmap_next(bs, bitmap);
+    }
+    return bitmap;
+}
+
+/* The named bitmaps of one node, which must have a name the destination
+ * can find (the seed's rules and words); the node lock is held. */
 static bool add_node(DirtyBitmapMigration *dbm, BlockNode *bs, GError **errp)
 {
-    for (BdrvDirtyBitmap *bitmap = bdrv_dirty_bitmap_next(bs, NULL); bitmap;
-         bitmap = bdrv_dirty_bitmap_next(bs, bitmap)) {
+    BdrvDirtyBitmap *bitmap = first_named(bs);
+    const char *node = blk_list_node_name(dbm->nodes.blks, bs);
+
+    if (!bitmap) {
+        return true;
+    }
+    if (!node || !node[0]) {
+        return tern_invalid(errp, "Bitmap '%s' in unnamed node can't be "
+                            "migrated", bdrv_dirty_bitmap_name(bitmap));
+    }
+    if (node[0] == '#' || strlen(node) > 255) {
+        return tern_invalid(errp, "Bitmap '%s' in a node with auto-generated "
+                            "name '%s' can't be migrated",
+                            bdrv_dirty_bitmap_name(bitmap), node);
+    }
+    for (; bitmap; bitmap = bdrv_dirty_bitmap_next(bs, bitmap)) {
         if (bdrv_dirty_bitmap_name(bitmap) &&
-            !add_bitmap(dbm, bs, bitmap, errp)) {
+            !add_bitmap(dbm, bs, node, bitmap, errp)) {
             return false;
         }
     }
     return true;
 }
 
+/* Every node under the drives takes part (the seed's order: the drives'
+ * roots, named after the drive, then the others by node-name). */
 static bool collect_bitmaps(DirtyBitmapMigration *dbm, GError **errp)
 {
+    g_autoptr(GPtrArray) nodes = blk_list_all_nodes(dbm->nodes.blks);
+
     dbm->save = g_ptr_array_new_with_free_func(g_free);
     dbm->bulk_completed = false;
     dbm->prev_bs = NULL;
     dbm->prev_bitmap = NULL;
-    for (size_t i = 0; i < blk_list_count(dbm->nodes.blks); i++) {
-        BlockNode *bs = blk_root(blk_list_get(dbm->nodes.blks, i));
+    for (guint i = 0; i < nodes->len; i++) {
+        BlockNode *bs = nodes->pdata[i];
         bool ok;
 
         bdrv_lock(bs);
@@ -258,7 +290,8 @@ static bool collect_bitmaps(DirtyBitmapMigration *dbm, GError **errp)
             return false;
         }
     }
-    /* From here on the bitmaps live in the stream, not in their images. */
+    /* From here on the bitmaps live in the stream, not in their images,
+     * whatever becomes of the migration (the seed never rolls this back). */
     for (guint i = 0; i < dbm->save->len; i++) {
         SaveBitmap *sb = dbm->save->pdata[i];
 
@@ -304,6 +337,8 @@ static int save_iterate(QEMUFile *f, void *opaque, GError **errp)
     return dbm->bulk_completed;
 }
 
+/* The bitmaps stay busy until the job's cleanup: a postcopy recovery may
+ * need to send them again. */
 static bool save_complete(QEMUFile *f, void *opaque, GError **errp)
 {
     DirtyBitmapMigration *dbm = opaque;
@@ -315,10 +350,10 @@ static bool save_complete(QEMUFile *f, void *opaque, GError **errp)
         send_header(dbm, f, dbm->save->pdata[i], DBM_COMPLETE);
     }
     put_flags(f, DBM_EOS);
-    save_cleanup(dbm);
     return true;
 }
 
+/* The seed's estimate: bits left to send, all of them postcopy-able. */
 static void save_pending(void *opaque, uint64_t *must_precopy,
                          uint64_t *can_postcopy)
 {
@@ -331,6 +366,23 @@ static void save_pending(void *opaque, uint64_t *must_precopy,
 
         *can_postcopy += DIV_ROUND_UP(left << SECTOR_BITS,
                                       bdrv_dirty_bitmap_granularity(sb->bitmap));
+    }
+}
+
+/* A new channel after a postcopy cut: what was in flight may be lost, and
+ * the destination's name state is unknown, so everything goes again. */
+static void resume_prepare(void *opaque)
+{
+    DirtyBitmapMigration *dbm = opaque;
+
+    dbm->bulk_completed = false;
+    dbm->prev_bs = NULL;
+    dbm->prev_bitmap = NULL;
+    for (guint i = 0; dbm->save && i < dbm->save->len; i++) {
+        SaveBitmap *sb = dbm->save->pdata[i];
+
+        sb->cur_sector = 0;
+        sb->bulk_completed = false;
     }
 }
 
@@ -348,6 +400,23 @@ static void save_cleanup(void *opaque)
     g_clear_pointer(&dbm->save, g_ptr_array_unref);
 }
 
+void dirty_bitmap_migration_source_failed(DirtyBitmapMigration *dbm)
+{
+    g_autoptr(GPtrArray) nodes = blk_list_all_nodes(dbm->nodes.blks);
+
+    /* Only a migration sets skip_store, so every flag set is this one's. */
+    for (guint i = 0; i < nodes->len; i++) {
+        BlockNode *bs = nodes->pdata[i];
+        BdrvDirtyBitmap *bm = NULL;
+
+        bdrv_lock(bs);
+        while ((bm = bdrv_dirty_bitmap_next(bs, bm))) {
+            bdrv_dirty_bitmap_skip_store(bm, false);
+        }
+        bdrv_unlock(bs);
+    }
+}
+
 static bool is_active(void *opaque)
 {
     DirtyBitmapMigration *dbm = opaque;
@@ -363,15 +432,57 @@ static bool is_active_iterate(void *opaque)
            !(dbm->nodes.vm_running && dbm->nodes.vm_running(dbm->nodes.opaque));
 }
 
-/* Not yet: with RAM postcopy the bitmaps end at the switchover, in its
- * END sections, like any state that cannot follow (save_iterate's postcopy
- * branch waits for bitmaps to be sent after RUN). */
 static bool has_postcopy(void *opaque)
 {
-    return false;
+    return true;
 }
 
 /* ---- destination ---- */
+
+/* This load's record of dbm->bitmap; NULL for a bitmap it did not START.
+ * With finish_lock held. */
+static LoadBitmap *loaded_bitmap(DirtyBitmapMigration *dbm)
+{
+    for (GSList *l = dbm->loaded; l; l = l->next) {
+        LoadBitmap *lb = l->data;
+
+        if (lb->bitmap == dbm->bitmap) {
+            return lb;
+        }
+    }
+    return NULL;
+}
+
+static bool load_node_name(DirtyBitmapMigration *dbm, QEMUFile *f,
+                           GError **errp)
+{
+    if (!qemu_get_counted_string(f, dbm->node_name)) {
+        return tern_invalid(errp, "Unable to read node name string");
+    }
+    dbm->bs = blk_list_lookup_node(dbm->nodes.blks, dbm->node_name);
+    if (!dbm->bs) {
+        return tern_invalid(errp, "Cannot find device='%s' nor "
+                            "node-name='%s'", dbm->node_name, dbm->node_name);
+    }
+    return true;
+}
+
+static bool load_bitmap_name(DirtyBitmapMigration *dbm, QEMUFile *f,
+                             GError **errp)
+{
+    if (!qemu_get_counted_string(f, dbm->bitmap_name)) {
+        return tern_invalid(errp, "Unable to read bitmap name string");
+    }
+    bdrv_lock(dbm->bs);
+    dbm->bitmap = bdrv_find_dirty_bitmap(dbm->bs, dbm->bitmap_name);
+    bdrv_unlock(dbm->bs);
+    /* A bitmap may only be missing where it is started. */
+    if (!dbm->bitmap && !(dbm->flags & DBM_START)) {
+        return tern_invalid(errp, "Error: unknown dirty bitmap '%s' for block "
+                            "device '%s'", dbm->bitmap_name, dbm->node_name);
+    }
+    return true;
+}
 
 static bool load_header(DirtyBitmapMigration *dbm, QEMUFile *f,
                         GError **errp)
@@ -383,38 +494,25 @@ static bool load_header(DirtyBitmapMigration *dbm, QEMUFile *f,
     }
     nothing = dbm->flags == (dbm->flags & DBM_EOS);
     if (dbm->flags & DBM_DEVICE_NAME) {
-        qemu_get_counted_string(f, dbm->node_name);
-        if (!qemu_file_check(f, errp)) {
+        if (!load_node_name(dbm, f, errp)) {
             return false;
-        }
-        dbm->bs = blk_list_lookup_node(dbm->nodes.blks, dbm->node_name);
-        if (!dbm->bs) {
-            return tern_invalid(errp, "dirty-bitmap: no block node '%s'",
-                                dbm->node_name);
         }
     } else if (!dbm->bs && !nothing) {
-        return tern_invalid(errp, "dirty-bitmap: block device name is not set");
+        return tern_invalid(errp, "Error: block device name is not set");
     }
     if (dbm->flags & DBM_BITMAP_NAME) {
-        qemu_get_counted_string(f, dbm->bitmap_name);
-        if (!qemu_file_check(f, errp)) {
-            return false;
-        }
-        bdrv_lock(dbm->bs);
-        dbm->bitmap = bdrv_find_dirty_bitmap(dbm->bs, dbm->bitmap_name);
-        bdrv_unlock(dbm->bs);
-        if (!dbm->bitmap && !(dbm->flags & DBM_START)) {
-            return tern_invalid(errp, "dirty-bitmap: unknown dirty bitmap '%s' "
-                                "for block device '%s'", dbm->bitmap_name,
-                                dbm->node_name);
-        }
-    } else if (!dbm->bitmap && !nothing) {
-        return tern_invalid(errp, "dirty-bitmap: bitmap name is not set");
+        return load_bitmap_name(dbm, f, errp);
+    }
+    if (!dbm->bitmap && !nothing) {
+        /* The seed's words for a missing bitmap name too. */
+        return tern_invalid(errp, "Error: block device name is not set");
     }
     return true;
 }
 
-/* With the node lock held. */
+/* With the node lock held. Every bitmap the load creates is disabled and
+ * busy; an enabled one gets a successor, which records the guest's writes
+ * from the moment the guest starts until the bitmap is complete. */
 static bool start_bitmap(DirtyBitmapMigration *dbm, uint32_t granularity,
                          uint8_t flags, GError **errp)
 {
@@ -427,10 +525,16 @@ static bool start_bitmap(DirtyBitmapMigration *dbm, uint32_t granularity,
         bdrv_dirty_bitmap_set_persistence(dbm->bitmap, true);
     }
     bdrv_disable_dirty_bitmap(dbm->bitmap);
-    /* An enabled bitmap's successor records writes made after the guest
-     * starts, until the bitmap is complete. */
-    return !(flags & DBM_START_ENABLED) ||
-           bdrv_dirty_bitmap_create_successor(dbm->bitmap, errp);
+    if (!(flags & DBM_START_ENABLED)) {
+        bdrv_dirty_bitmap_set_busy(dbm->bitmap, true);
+        return true;
+    }
+    if (!bdrv_dirty_bitmap_create_successor(dbm->bitmap, errp)) {
+        bdrv_release_dirty_bitmap(dbm->bitmap);
+        dbm->bitmap = NULL;
+        return false;
+    }
+    return true;
 }
 
 static bool load_start(DirtyBitmapMigration *dbm, QEMUFile *f, GError **errp)
@@ -451,57 +555,90 @@ static bool load_start(DirtyBitmapMigration *dbm, QEMUFile *f, GError **errp)
         return tern_invalid(errp, "Unknown flags in migrated dirty bitmap "
                             "header: %x", flags);
     }
+    g_mutex_lock(&dbm->finish_lock);
     bdrv_lock(dbm->bs);
     ok = start_bitmap(dbm, granularity, flags, errp);
     bdrv_unlock(dbm->bs);
-    if (!ok || !(flags & DBM_START_ENABLED)) {
-        return ok;
+    if (ok) {
+        lb = g_new0(LoadBitmap, 1);
+        lb->bitmap = dbm->bitmap;
+        g_strlcpy(lb->node_name, dbm->node_name, sizeof(lb->node_name));
+        lb->enabled = flags & DBM_START_ENABLED;
+        dbm->loaded = g_slist_prepend(dbm->loaded, lb);
     }
-    /* finish_lock is never taken inside a node lock's critical section
-     * the other way round: before_vm_start takes it first. */
-    lb = g_new0(LoadBitmap, 1);
-    lb->bitmap = dbm->bitmap;
-    g_mutex_lock(&dbm->finish_lock);
-    dbm->enabled_bitmaps = g_slist_prepend(dbm->enabled_bitmaps, lb);
     g_mutex_unlock(&dbm->finish_lock);
+    return ok;
+}
+
+/* BITS or COMPLETE for dbm->bitmap: whether to apply it (finish_lock
+ * held). After a recovery the source sends again what this load may have
+ * completed already; otherwise a bitmap is complete only once. */
+static bool chunk_applies(DirtyBitmapMigration *dbm, LoadBitmap *lb,
+                          bool *apply, GError **errp)
+{
+    if (!lb) {
+        return tern_invalid(errp, "Error: unknown dirty bitmap '%s' for block "
+                            "device '%s'", dbm->bitmap_name, dbm->node_name);
+    }
+    *apply = !lb->migrated;
+    if (lb->migrated && !dbm->resumed && !(dbm->flags & DBM_COMPLETE)) {
+        return tern_invalid(errp, "Error: dirty bitmap '%s' for block device "
+                            "'%s' is complete already", dbm->bitmap_name,
+                            dbm->node_name);
+    }
+    return true;
+}
+
+/* With both locks held: the successor's writes merged back (QEMU's
+ * reclaim); before the guest starts the bitmap stays busy and disabled,
+ * before_vm_start enables it. */
+static bool complete_bitmap(DirtyBitmapMigration *dbm, LoadBitmap *lb,
+                            GError **errp)
+{
+    bdrv_dirty_bitmap_deserialize_finish(lb->bitmap);
+    if (bdrv_dirty_bitmap_has_successor(lb->bitmap) &&
+        !bdrv_reclaim_dirty_bitmap(lb->bitmap, errp)) {
+        return false;
+    }
+    lb->migrated = true;
+    if (!dbm->vm_started) {
+        bdrv_dirty_bitmap_set_busy(lb->bitmap, true);
+        return true;
+    }
+    bdrv_dirty_bitmap_set_busy(lb->bitmap, false);
+    if (lb->enabled) {
+        bdrv_enable_dirty_bitmap(lb->bitmap);
+    }
     return true;
 }
 
 static bool load_complete(DirtyBitmapMigration *dbm, GError **errp)
 {
-    bool ok = true;
+    LoadBitmap *lb;
+    bool ok, apply = false;
 
     g_mutex_lock(&dbm->finish_lock);
-    for (GSList *l = dbm->enabled_bitmaps; l; l = l->next) {
-        LoadBitmap *lb = l->data;
-
-        if (lb->bitmap == dbm->bitmap) {
-            lb->migrated = true;
-            break;
-        }
+    lb = loaded_bitmap(dbm);
+    ok = chunk_applies(dbm, lb, &apply, errp);
+    if (ok && apply) {
+        bdrv_lock(dbm->bs);
+        ok = complete_bitmap(dbm, lb, errp);
+        bdrv_unlock(dbm->bs);
     }
-    bdrv_lock(dbm->bs);
-    bdrv_dirty_bitmap_deserialize_finish(dbm->bitmap);
-    if (bdrv_dirty_bitmap_has_successor(dbm->bitmap)) {
-        /* Before the guest starts the successor is empty; after (postcopy)
-         * it holds the new writes and the bitmap goes on recording. */
-        ok = bdrv_reclaim_dirty_bitmap(dbm->bitmap, errp) != NULL;
-        if (ok && !dbm->enabled_bitmaps) {
-            bdrv_enable_dirty_bitmap(dbm->bitmap);
-        }
-    }
-    bdrv_unlock(dbm->bs);
     g_mutex_unlock(&dbm->finish_lock);
     return ok;
 }
 
+/* Only the bitmap's own bits are written: the guest's writes since it
+ * started are in the successor. */
 static bool load_bits_data(DirtyBitmapMigration *dbm, QEMUFile *f,
-                           uint64_t offset, uint64_t bytes, GError **errp)
+                           uint64_t offset, uint64_t bytes, bool apply,
+                           GError **errp)
 {
     uint64_t buf_size = qemu_get_be64(f);
     uint64_t needed;
     g_autofree uint8_t *buf = NULL;
-    bool ok;
+    bool ok = true;
 
     if (!qemu_file_check(f, errp)) {
         return false;
@@ -516,12 +653,37 @@ static bool load_bits_data(DirtyBitmapMigration *dbm, QEMUFile *f,
     }
     buf = g_malloc(buf_size);
     if (qemu_get_buffer(f, buf, buf_size) != buf_size) {
-        return qemu_file_check(f, errp);
+        qemu_file_check(f, errp);
+        g_prefix_error(errp, "Failed to read bitmap bits: ");
+        return false;
+    }
+    if (apply) {
+        bdrv_lock(dbm->bs);
+        ok = bdrv_dirty_bitmap_deserialize_part(dbm->bitmap, buf, offset,
+                                                bytes, errp);
+        bdrv_unlock(dbm->bs);
+    }
+    return ok;
+}
+
+/* The chunk's range must lie within the destination's bitmap: a node of
+ * another size is refused here, before any data is read. */
+static bool load_bits_range(DirtyBitmapMigration *dbm, uint64_t sector,
+                            uint64_t offset, uint64_t bytes, GError **errp)
+{
+    bool ok;
+
+    if (sector >> (64 - SECTOR_BITS)) {
+        return tern_invalid(errp, "dirty-bitmap: chunk at sector %" PRIu64
+                            " is out of range", sector);
     }
     bdrv_lock(dbm->bs);
-    ok = bdrv_dirty_bitmap_deserialize_part(dbm->bitmap, buf, offset, bytes,
-                                            errp);
+    ok = bdrv_dirty_bitmap_check_part(dbm->bitmap, offset, bytes, errp);
     bdrv_unlock(dbm->bs);
+    if (!ok) {
+        g_prefix_error(errp, "Migrated bitmap '%s' does not match the size of "
+                       "node '%s': ", dbm->bitmap_name, dbm->node_name);
+    }
     return ok;
 }
 
@@ -530,27 +692,27 @@ static bool load_bits(DirtyBitmapMigration *dbm, QEMUFile *f, GError **errp)
     uint64_t sector = qemu_get_be64(f);
     uint64_t bytes = (uint64_t)qemu_get_be32(f) << SECTOR_BITS;
     uint64_t offset = sector << SECTOR_BITS;
-    bool ok;
+    bool ok, apply = false;
 
     if (!qemu_file_check(f, errp)) {
         return false;
     }
-    if (sector >> (64 - SECTOR_BITS)) {
-        return tern_invalid(errp, "dirty-bitmap: chunk at sector %" PRIu64
-                            " is out of range", sector);
-    }
-    bdrv_lock(dbm->bs);
-    ok = bdrv_dirty_bitmap_check_part(dbm->bitmap, offset, bytes, errp);
-    if (ok && (dbm->flags & DBM_ZEROES)) {
-        ok = bdrv_dirty_bitmap_deserialize_zeroes(dbm->bitmap, offset, bytes,
-                                                  errp);
-    }
-    bdrv_unlock(dbm->bs);
-    if (!ok) {
+    g_mutex_lock(&dbm->finish_lock);
+    ok = chunk_applies(dbm, loaded_bitmap(dbm), &apply, errp);
+    g_mutex_unlock(&dbm->finish_lock);
+    if (!ok || !load_bits_range(dbm, sector, offset, bytes, errp)) {
         return false;
     }
-    return (dbm->flags & DBM_ZEROES) ||
-           load_bits_data(dbm, f, offset, bytes, errp);
+    if (!(dbm->flags & DBM_ZEROES)) {
+        return load_bits_data(dbm, f, offset, bytes, apply, errp);
+    }
+    if (apply) {
+        bdrv_lock(dbm->bs);
+        ok = bdrv_dirty_bitmap_deserialize_zeroes(dbm->bitmap, offset, bytes,
+                                                  errp);
+        bdrv_unlock(dbm->bs);
+    }
+    return ok;
 }
 
 static bool load_chunk(DirtyBitmapMigration *dbm, QEMUFile *f, GError **errp)
@@ -594,26 +756,91 @@ static bool load_setup(QEMUFile *f, void *opaque, GError **errp)
     dbm->bs = NULL;
     dbm->bitmap = NULL;
     dbm->flags = 0;
+    g_mutex_lock(&dbm->finish_lock);
+    g_slist_free_full(g_steal_pointer(&dbm->loaded), g_free);
+    dbm->vm_started = false;
+    dbm->resumed = false;
+    g_mutex_unlock(&dbm->finish_lock);
     return true;
+}
+
+/* The source reconnected: a chunk cut short on the old channel left the
+ * names unknown, and what it sends again may be complete here already. */
+static void load_resumed(void *opaque)
+{
+    DirtyBitmapMigration *dbm = opaque;
+
+    dbm->bs = NULL;
+    dbm->bitmap = NULL;
+    g_mutex_lock(&dbm->finish_lock);
+    dbm->resumed = true;
+    g_mutex_unlock(&dbm->finish_lock);
+}
+
+/* With both locks held: a bitmap that did not arrive whole goes away
+ * (what QEMU's cancel_incoming does), so that nothing half-migrated is
+ * used or stored; the guest's writes recorded meanwhile go with it. */
+static void drop_incomplete(LoadBitmap *lb)
+{
+    tern_warn("dirty bitmap '%s' of '%s' did not arrive completely from "
+              "the migration source and is dropped",
+              bdrv_dirty_bitmap_name(lb->bitmap), lb->node_name);
+    bdrv_release_dirty_bitmap(lb->bitmap);      /* and its successor */
+}
+
+static void load_abandon(void *opaque)
+{
+    DirtyBitmapMigration *dbm = opaque;
+
+    g_mutex_lock(&dbm->finish_lock);
+    for (GSList *l = dbm->loaded; l; l = l->next) {
+        LoadBitmap *lb = l->data;
+        BlockNode *bs = bdrv_dirty_bitmap_node(lb->bitmap);
+
+        bdrv_lock(bs);
+        if (!lb->migrated) {
+            drop_incomplete(lb);
+        } else if (!dbm->vm_started) {
+            bdrv_dirty_bitmap_set_busy(lb->bitmap, false);
+        }
+        bdrv_unlock(bs);
+    }
+    g_slist_free_full(g_steal_pointer(&dbm->loaded), g_free);
+    dbm->bs = NULL;
+    dbm->bitmap = NULL;
+    g_mutex_unlock(&dbm->finish_lock);
+}
+
+/* The seed's before-start step: complete bitmaps that were enabled on the
+ * source start recording; incomplete ones let their successor record. */
+static void before_vm_start_one(LoadBitmap *lb)
+{
+    if (!lb->migrated) {
+        if (lb->enabled) {
+            bdrv_dirty_bitmap_enable_successor(lb->bitmap);
+        }
+        return;
+    }
+    bdrv_dirty_bitmap_set_busy(lb->bitmap, false);
+    if (lb->enabled) {
+        bdrv_enable_dirty_bitmap(lb->bitmap);
+    }
 }
 
 void dirty_bitmap_migration_before_vm_start(DirtyBitmapMigration *dbm)
 {
     g_mutex_lock(&dbm->finish_lock);
-    for (GSList *l = dbm->enabled_bitmaps; l; l = l->next) {
-        LoadBitmap *lb = l->data;
-        BlockNode *bs = bdrv_dirty_bitmap_node(lb->bitmap);
+    if (!dbm->vm_started) {
+        for (GSList *l = dbm->loaded; l; l = l->next) {
+            LoadBitmap *lb = l->data;
+            BlockNode *bs = bdrv_dirty_bitmap_node(lb->bitmap);
 
-        bdrv_lock(bs);
-        if (lb->migrated) {
-            bdrv_enable_dirty_bitmap(lb->bitmap);
-        } else {
-            bdrv_dirty_bitmap_enable_successor(lb->bitmap);
+            bdrv_lock(bs);
+            before_vm_start_one(lb);
+            bdrv_unlock(bs);
         }
-        bdrv_unlock(bs);
+        dbm->vm_started = true;
     }
-    g_slist_free_full(dbm->enabled_bitmaps, g_free);
-    dbm->enabled_bitmaps = NULL;
     g_mutex_unlock(&dbm->finish_lock);
 }
 
@@ -624,11 +851,14 @@ static const SaveVMHandlers dirty_bitmap_handlers = {
     .save_live_complete_postcopy = save_complete,
     .save_pending = save_pending,
     .save_cleanup = save_cleanup,
+    .resume_prepare = resume_prepare,
     .is_active = is_active,
     .is_active_iterate = is_active_iterate,
     .has_postcopy = has_postcopy,
     .load_setup = load_setup,
     .load_state = load_state,
+    .load_resumed = load_resumed,
+    .load_abandon = load_abandon,
 };
 
 void dirty_bitmap_migration_register(DirtyBitmapMigration *dbm, SaveVM *sv)

@@ -35,6 +35,7 @@ struct MigIncoming {
     bool recovering;                /* migrate-recover is listening */
     bool pause_requested;           /* migrate-pause: say so */
     bool quitting;                  /* shutdown or the loader failed */
+    bool bitmaps_lost;              /* postcopy of bitmaps alone broke */
 };
 
 MigIncoming *mig_incoming_new(SaveVM *sv, RamMigration *ram,
@@ -275,6 +276,8 @@ static bool in_resume(void *opaque, GError **errp)
     set_status_locked(in, MIGRATION_STATUS_POSTCOPY_ACTIVE);
     g_mutex_unlock(&in->lock);
     in->hooks.status_changed(in->hooks.opaque);
+    /* What follows may repeat what arrived before the cut. */
+    savevm_load_resumed(in->sv);
     if (!mig_rp_incoming_resume_ack(&in->rp, MIG_RP_RESUME_ACK_VALUE, errp)) {
         return false;
     }
@@ -474,6 +477,28 @@ static bool finish_postcopy(MigIncoming *in, GError **errp)
     return uffd_pager_finish(in->pager, errp);
 }
 
+/* The seed's rule: when only the dirty bitmaps follow, a failure after
+ * RUN leaves the guest running here with everything else migrated; the
+ * bitmaps that did not arrive whole are dropped (savevm_load_abandon). */
+static bool lose_bitmaps(MigIncoming *in, const GError *err)
+{
+    bool quitting;
+
+    g_mutex_lock(&in->lock);
+    quitting = in->quitting;
+    g_mutex_unlock(&in->lock);
+    if (quitting || in->pager ||
+        savevm_postcopy_state(in->sv) != POSTCOPY_INCOMING_RUNNING) {
+        return false;
+    }
+    tern_error_report("loadvm failed during postcopy: %s. All states are "
+                      "migrated except dirty bitmaps. Some dirty bitmaps may "
+                      "be lost, and present migrated dirty bitmaps are "
+                      "correctly migrated and valid.", err->message);
+    in->bitmaps_lost = true;
+    return true;
+}
+
 static gpointer listen_thread(gpointer opaque)
 {
     MigIncoming *in = opaque;
@@ -501,6 +526,10 @@ static gpointer listen_thread(gpointer opaque)
         }
         g_clear_error(&err);
         ret = -1;
+    }
+    if (ret < 0 && err && lose_bitmaps(in, err)) {
+        g_clear_error(&err);
+        ret = 0;
     }
     if (ret == 0) {
         finish_postcopy(in, &err);
@@ -617,6 +646,9 @@ bool mig_incoming_run(MigIncoming *in, QEMUFile *f, QEMUFile *urgent,
         ram_migration_multifd_explain(in->ram, &err);
     }
     stop_threads(in);
+    if (!ok || in->bitmaps_lost) {
+        savevm_load_abandon(in->sv);
+    }
     mig_rp_incoming_shut(&in->rp, !ok);
     g_mutex_lock(&in->lock);
     last = in->file;

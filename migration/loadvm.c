@@ -530,15 +530,35 @@ static bool load_setup(SaveVM *sv, QEMUFile *f, GError **errp)
     return true;
 }
 
-void savevm_load_cleanup(SaveVM *sv)
+/* Every handler's optional hook at 'offset' in SaveVMHandlers. */
+static void call_load_hooks(SaveVM *sv, size_t offset)
 {
     for (GList *l = sv->entries.head; l; l = l->next) {
         SaveStateEntry *se = l->data;
+        void (*hook)(void *opaque);
 
-        if (se->ops && se->ops->load_cleanup) {
-            se->ops->load_cleanup(se->opaque);
+        if (se->ops) {
+            memcpy(&hook, (const char *)se->ops + offset, sizeof(hook));
+            if (hook) {
+                hook(se->opaque);
+            }
         }
     }
+}
+
+void savevm_load_cleanup(SaveVM *sv)
+{
+    call_load_hooks(sv, offsetof(SaveVMHandlers, load_cleanup));
+}
+
+void savevm_load_resumed(SaveVM *sv)
+{
+    call_load_hooks(sv, offsetof(SaveVMHandlers, load_resumed));
+}
+
+void savevm_load_abandon(SaveVM *sv)
+{
+    call_load_hooks(sv, offsetof(SaveVMHandlers, load_abandon));
 }
 
 /* The VM description after EOF is for tools; read past it so the sender

@@ -39,6 +39,9 @@ struct MigrationJob {
 
     /* thread-private */
     gint64 start_us;
+    bool vm_stopped;                /* for the switchover */
+    bool stopped_for_postcopy;
+    uint64_t ram_at_stop;           /* RAM's bytes when it stopped */
     gint64 window_start_us;
     uint64_t window_start_bytes;
     double bytes_per_ms;            /* measured bandwidth */
@@ -56,6 +59,9 @@ struct MigrationJob {
 };
 
 void job_set_status(MigrationJob *job, MigrationStatus s);
+/* The VM has stopped for the switchover: RAM's bytes from here on are the
+ * downtime's, or postcopy's. */
+void job_vm_stopped(MigrationJob *job, bool postcopy);
 void job_set_status_locked(MigrationJob *job, MigrationStatus s);
 MigrationStatus migration_job_status(MigrationJob *job);
 /* Refresh the counters QMP shows; pending is RAM's dirty bytes. */
@@ -63,6 +69,13 @@ void job_publish(MigrationJob *job, uint64_t pending);
 bool job_cancelled(MigrationJob *job, GError **errp);
 /* The error text QMP shows in error-desc (failed, cancelled, paused). */
 void job_set_error_desc(MigrationJob *job, const char *msg);
+
+/* The bandwidth windows (100 ms): start one with a limit of 'bandwidth'
+ * bytes per second (0: none), close it when it is over, and how long the
+ * current one still runs. */
+void job_start_window(MigrationJob *job, uint64_t bandwidth);
+void job_roll_window(MigrationJob *job);
+uint64_t job_window_left_us(const MigrationJob *job);
 
 /* postcopy-source.c */
 bool postcopy_switchover(MigrationJob *job, GError **errp);

@@ -103,6 +103,27 @@ void job_set_error_desc(MigrationJob *job, const char *msg)
     g_mutex_unlock(&job->lock);
 }
 
+void job_vm_stopped(MigrationJob *job, bool postcopy)
+{
+    job->vm_stopped = true;
+    job->stopped_for_postcopy = postcopy;
+    job->ram_at_stop = job->ram ? ram_migration_stats(job->ram).transferred
+                                : 0;
+}
+
+/* QEMU's split of RAM's bytes: while the guest ran, while it was stopped
+ * for the switchover, after postcopy began (lock held). */
+static void publish_ram_phases(MigrationJob *job, uint64_t ram_bytes)
+{
+    uint64_t before = job->vm_stopped ? job->ram_at_stop : ram_bytes;
+
+    job->stats.precopy_bytes = before;
+    job->stats.downtime_bytes = job->stopped_for_postcopy ? 0
+                                                          : ram_bytes - before;
+    job->stats.postcopy_bytes = job->stopped_for_postcopy ? ram_bytes - before
+                                                          : 0;
+}
+
 void job_publish(MigrationJob *job, uint64_t pending)
 {
     RamMigrationStats rs = { 0 };
@@ -124,18 +145,28 @@ void job_publish(MigrationJob *job, uint64_t pending)
     job->stats.postcopy_requests = rs.postcopy_requests;
     job->stats.multifd_bytes = rs.multifd_bytes;
     job->stats.zero_copy_copied = rs.zero_copy_copied;
+    publish_ram_phases(job, rs.transferred);
     job->stats.expected_downtime_ms = job->bytes_per_ms > 0 ?
         (uint64_t)(pending / job->bytes_per_ms) : 0;
     g_mutex_unlock(&job->lock);
 }
 
-static uint64_t window_budget(const MigrationJob *job)
+/* Bytes per window at 'bandwidth' bytes per second (0: unlimited). */
+static uint64_t window_budget(uint64_t bandwidth)
 {
-    return job->params.max_bandwidth / (1000 * 1000 / WINDOW_US);
+    return bandwidth / (1000 * 1000 / WINDOW_US);
+}
+
+void job_start_window(MigrationJob *job, uint64_t bandwidth)
+{
+    job->window_start_us = g_get_monotonic_time();
+    job->window_start_bytes = qemu_file_tell(job->f);
+    qemu_file_set_rate_limit(job->f, window_budget(bandwidth));
+    qemu_file_reset_rate_limit(job->f);
 }
 
 /* Close the bandwidth window when it is over; measure what it carried. */
-static void roll_window(MigrationJob *job)
+void job_roll_window(MigrationJob *job)
 {
     gint64 now = g_get_monotonic_time();
     uint64_t bytes = qemu_file_tell(job->f);
@@ -148,6 +179,12 @@ static void roll_window(MigrationJob *job)
     job->window_start_us = now;
     job->window_start_bytes = bytes;
     qemu_file_reset_rate_limit(job->f);
+}
+
+/* The window's budget is spent: the rest of it. */
+uint64_t job_window_left_us(const MigrationJob *job)
+{
+    return MAX(0, job->window_start_us + WINDOW_US - g_get_monotonic_time());
 }
 
 static void set_throttle(MigrationJob *job, unsigned pct)
@@ -208,29 +245,37 @@ bool job_cancelled(MigrationJob *job, GError **errp)
     return true;
 }
 
-/* Whether what is left fits in the downtime limit: the cheap estimate
- * first, and only if that fits, the exact figure (a dirty-log sync). */
-static bool converged(MigrationJob *job, uint64_t *pending)
+/* What the link carries within the downtime limit. */
+static double downtime_bytes(const MigrationJob *job)
 {
-    uint64_t must = 0, can = 0;
     uint64_t downtime = job->params.downtime_limit_ms ?
                         job->params.downtime_limit_ms : DEFAULT_DOWNTIME_MS;
-    double threshold = job->bytes_per_ms * downtime;
 
+    return job->bytes_per_ms * downtime;
+}
+
+/* Whether what must precede the switchover fits in the downtime limit: the
+ * cheap estimate first, and only if that fits, the exact figure (a
+ * dirty-log sync). 'can' gets what may follow in postcopy (dirty bitmaps);
+ * without a postcopy it goes in the final burst. */
+static bool converged(MigrationJob *job, uint64_t *pending, uint64_t *can)
+{
+    uint64_t must = 0;
+    double threshold = downtime_bytes(job);
+
+    *can = 0;
     /* Without the destination's ack the VM may not stop (switchover-ack). */
     if (job->params.switchover_ack &&
         !g_atomic_int_get(&job->switchover_acked)) {
-        savevm_save_pending(job->sv, pending, &can);
+        savevm_save_pending(job->sv, pending, can);
         return false;
     }
-    /* Postcopy-capable state (dirty bitmaps) goes in the final burst
-     * anyway, so only what must precede the switchover counts, as in QEMU. */
-    savevm_save_pending(job->sv, &must, &can);
+    savevm_save_pending(job->sv, &must, can);
     *pending = must;
     if (*pending > threshold) {
         return false;
     }
-    savevm_save_pending_exact(job->sv, &must, &can);
+    savevm_save_pending_exact(job->sv, &must, can);
     *pending = must;
     if (*pending > threshold) {
         return false;
@@ -251,13 +296,28 @@ static bool converged(MigrationJob *job, uint64_t *pending)
 /* What ends the precopy loop. */
 enum { ITERATE_ERROR = -1, ITERATE_CONVERGED, ITERATE_POSTCOPY };
 
-/* Postcopy was asked for and may begin (as QEMU: only while the rest does
- * not fit the downtime, and with switchover-ack only once acked). */
-static bool postcopy_now(MigrationJob *job)
+/* Postcopy was asked for and may begin (with switchover-ack only once
+ * acked). */
+static bool postcopy_asked(MigrationJob *job)
 {
     return g_atomic_int_get(&job->start_postcopy) &&
            (!job->params.switchover_ack ||
             g_atomic_int_get(&job->switchover_acked));
+}
+
+/* RAM postcopy begins while the rest does not fit the downtime (as QEMU,
+ * whose RAM then counts as postcopy-able). */
+static bool postcopy_now(MigrationJob *job)
+{
+    return job->params.postcopy_ram && postcopy_asked(job);
+}
+
+/* What must precede the switchover fits: a postcopy still begins if what
+ * may follow (the bitmaps' bits) does not fit (QEMU's rule, the seed's
+ * pending estimate). */
+static bool postcopy_after_converging(MigrationJob *job, uint64_t can)
+{
+    return postcopy_asked(job) && can && can >= downtime_bytes(job);
 }
 
 static bool precopy_failed(MigrationJob *job, GError **errp)
@@ -269,25 +329,22 @@ static bool precopy_failed(MigrationJob *job, GError **errp)
 
 static int iterate_until_converged(MigrationJob *job, GError **errp)
 {
-    uint64_t pending;
+    uint64_t pending, can;
 
-    job->window_start_us = g_get_monotonic_time();
-    job->window_start_bytes = qemu_file_tell(job->f);
-    qemu_file_set_rate_limit(job->f, window_budget(job));
+    job_start_window(job, job->params.max_bandwidth);
     for (;;) {
         if (precopy_failed(job, errp)) {
             return ITERATE_ERROR;
         }
-        roll_window(job);
+        job_roll_window(job);
         check_throttle(job);
         if (job->finish_round) {
-            uint64_t can = 0;
-
             pending = 0;
             savevm_save_pending(job->sv, &pending, &can);
-        } else if (converged(job, &pending)) {
+        } else if (converged(job, &pending, &can)) {
             job_publish(job, pending);
-            return ITERATE_CONVERGED;
+            return postcopy_after_converging(job, can) ? ITERATE_POSTCOPY
+                                                       : ITERATE_CONVERGED;
         }
         job_publish(job, pending);
         if (postcopy_now(job)) {
@@ -295,8 +352,7 @@ static int iterate_until_converged(MigrationJob *job, GError **errp)
         }
         if (qemu_file_rate_limit_exceeded(job->f) &&
             !qemu_file_get_error(job->f)) {
-            g_usleep(MAX(0, job->window_start_us + WINDOW_US -
-                            g_get_monotonic_time()));
+            g_usleep(job_window_left_us(job));
             continue;
         }
         switch (savevm_save_iterate(job->sv, job->f, false, errp)) {
@@ -319,6 +375,7 @@ static bool complete(MigrationJob *job, GError **errp)
     if (job->hooks.stop_vm && !job->hooks.stop_vm(job->hooks.opaque, errp)) {
         return false;
     }
+    job_vm_stopped(job, false);
     stop_start = g_get_monotonic_time();
     /* The final burst is not rate limited: the guest is waiting. */
     qemu_file_set_rate_limit(job->f, 0);
@@ -354,6 +411,10 @@ static bool begin(MigrationJob *job, GError **errp)
                                    job->params.postcopy_preempt);
         savevm_send_postcopy_advise(job->f, true, RAM_PAGE_SIZE,
                                     RAM_PAGE_SIZE);
+    } else if (job->params.postcopy_bitmaps) {
+        /* As QEMU: bitmaps alone advise with no payload, whether or not the
+         * migration switches later. */
+        savevm_send_postcopy_advise(job->f, false, 0, 0);
     }
     return savevm_save_setup(job->sv, job->f, errp);
 }

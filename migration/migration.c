@@ -163,9 +163,12 @@ static bool bitmap_vm_running(void *opaque)
     return runstate_is_running(runstate_get());
 }
 
+/* On the job's thread, which the job outlives. */
 static bool bitmap_in_postcopy(void *opaque)
 {
-    return false;       /* no postcopy yet: bitmaps go in the final burst */
+    MigrationState *ms = opaque;
+
+    return ms->job && migration_job_in_postcopy(ms->job);
 }
 
 /* ---- the drives' images: handed over at the end, as QEMU does ---- */
@@ -571,9 +574,14 @@ static void source_takes_guest_back(MigrationState *ms,
     g_autoptr(GError) act_err = NULL;
 
     if (st->postcopy) {
-        /* The destination has run it: this copy is stale for good. */
-        tern_error_report("postcopy migration failed: the guest's state is "
-                          "split between source and destination");
+        /* The destination has run it: this copy is stale for good. With
+         * only the dirty bitmaps left, the guest is whole there. */
+        tern_error_report("%s", ms->caps[MIG_CAP_POSTCOPY_RAM] ?
+                          "postcopy migration failed: the guest's state is "
+                          "split between source and destination" :
+                          "postcopy of the dirty bitmaps failed: the guest "
+                          "runs on the destination without the bitmaps that "
+                          "were not complete");
         runstate_set(RUN_STATE_POSTMIGRATE);
         return;
     }
@@ -595,6 +603,11 @@ static void finish_outgoing(MigrationState *ms, const MigrationStats *st)
     g_autoptr(GError) err = NULL;
 
     migration_job_wait(ms->job, &err);
+    /* Before the destination ran, the bitmaps that were to travel are the
+     * source's images' again. */
+    if (st->status != MIGRATION_STATUS_COMPLETED && !st->postcopy) {
+        dirty_bitmap_migration_source_failed(ms->bitmaps);
+    }
     emit_progress(ms, st);
     migration_job_free(ms->job);
     ms->job = NULL;
@@ -635,22 +648,22 @@ static void start_guest_after_load(MigrationState *ms, bool autostart)
     bool was_running = autostart || !sent || !strcmp(sent, "running");
     bool will_run = was_running && !ms->machine->cfg->start_paused;
     g_autoptr(GError) err = NULL;
+    bool active;
 
     /* The source has let go of the images: take them, rereading what it
      * wrote. If that fails the guest must not run (QEMU stays paused).
      * With late-block-activate a guest that stays paused leaves them to cont
      * (libvirt keeps the source able to take over until then). */
-    if ((!ms->caps[MIG_CAP_LATE_BLOCK_ACTIVATE] || will_run) &&
-        !activate_drives(ms, &err)) {
+    active = (ms->caps[MIG_CAP_LATE_BLOCK_ACTIVATE] && !will_run) ||
+             activate_drives(ms, &err);
+    if (!active) {
         tern_error_report("could not activate the disks after migration: %s",
                           err->message);
-        runstate_set(RUN_STATE_PAUSED);
-        return;
     }
-
-    /* Loaded bitmaps that were enabled on the source start recording. */
+    /* Loaded bitmaps that were enabled on the source start recording (the
+     * seed's before-start step, taken whether or not the guest runs). */
     dirty_bitmap_migration_before_vm_start(ms->bitmaps);
-    if (will_run) {
+    if (active && will_run) {
         vm_start();
     } else {
         runstate_set(RUN_STATE_PAUSED);
@@ -1003,6 +1016,7 @@ bool migration_start_outgoing(MigrationState *ms, const char *uri,
     params.postcopy_ram = ms->caps[MIG_CAP_POSTCOPY_RAM];
     params.postcopy_preempt = ms->caps[MIG_CAP_POSTCOPY_PREEMPT];
     params.switchover_ack = ms->caps[MIG_CAP_SWITCHOVER_ACK];
+    params.postcopy_bitmaps = ms->caps[MIG_CAP_DIRTY_BITMAPS];
     if (!ms->throttle) {
         ms->throttle = cpu_throttle_new(ms->machine->vcpus,
                                         ms->machine->nr_vcpus);
@@ -1052,12 +1066,6 @@ bool migration_start_postcopy(MigrationState *ms, GError **errp)
     }
     if (!ms->job) {
         return true;    /* as QEMU: harmless once the migration is over */
-    }
-    if (!ms->caps[MIG_CAP_POSTCOPY_RAM]) {
-        g_set_error(errp, TERN_ERROR, TERN_ERR_NOT_SUPPORTED,
-                    "postcopy of dirty bitmaps alone is not implemented by "
-                    "tern yet");
-        return false;
     }
     return migration_job_start_postcopy(ms->job, errp);
 }

@@ -3,23 +3,28 @@
  * QEMU 7.2's order.
  *
  * Switchover: status postcopy-active, the VM stops, the disks are handed
- * over, iterable state that cannot follow in postcopy ends (END sections),
- * with RAM postcopy RAM syncs a last time and discards on the destination
- * every page still dirty (nothing else depends on RAM following), PING 2,
- * then one PACKAGED blob holding LISTEN, the device state, PING 3 and RUN;
- * PING 4. From the moment that blob is out the destination
- * may run the guest, so the source never resumes it again.
+ * over, iterable state that cannot follow in postcopy ends (END sections:
+ * RAM too when only the dirty bitmaps follow), with RAM postcopy RAM syncs
+ * a last time and discards on the destination every page still dirty
+ * (nothing else depends on RAM following), PING 2, then one PACKAGED blob
+ * holding LISTEN, the device state, PING 3 and RUN; PING 4 (QEMU sends the
+ * pings with RAM postcopy only). From the moment that blob is out the
+ * destination may run the guest, so the source never resumes it again.
  *
- * Streaming: RAM keeps iterating (requested pages first, see
- * ram-postcopy.c) until nothing is dirty, then END + EOF, EOS on the
- * preempt channel, and the destination's SHUT. When a channel breaks (or
- * migrate-pause cuts it) the job goes postcopy-paused, closes everything
- * and waits for migrate's resume to hand it new channels: postcopy-recover,
- * RECV_BITMAP (RAM rebuilds its dirty bitmap from what the destination
- * has), POSTCOPY_RESUME, RESUME_ACK, postcopy-active again, and streaming
- * goes on from there.
+ * Streaming, within max-postcopy-bandwidth: RAM keeps iterating (requested
+ * pages first, see ram-postcopy.c; they never wait for the next window)
+ * until nothing is dirty, then the dirty bitmaps' bits, then END + EOF, EOS
+ * on the preempt channel, and the destination's SHUT. When a channel
+ * breaks (or migrate-pause cuts it) during RAM postcopy the job goes
+ * postcopy-paused, closes everything and waits for migrate's resume to
+ * hand it new channels: postcopy-recover, RECV_BITMAP (RAM rebuilds its
+ * dirty bitmap from what the destination has), every live section's
+ * resume_prepare (the bitmaps start over), POSTCOPY_RESUME, RESUME_ACK,
+ * postcopy-active again, and streaming goes on from there. Without RAM
+ * postcopy nothing recovers (the seed's rule): the migration fails.
  */
 #include "migration-job-int.h"
+#include "ram-int.h"
 #include "tern/thread.h"
 
 /* ---- the switchover ---- */
@@ -32,7 +37,9 @@ static bool send_package(MigrationJob *job, GError **errp)
 
     savevm_send_postcopy_listen(pkg);
     ok = savevm_save_devices(job->sv, pkg, errp);
-    savevm_send_ping(pkg, 3);
+    if (job->params.postcopy_ram) {
+        savevm_send_ping(pkg, 3);
+    }
     savevm_send_postcopy_run(pkg);
     data = qemu_file_mem_output_data(pkg);
     ok = ok && savevm_send_packaged(job->f, data->data, data->len, errp);
@@ -53,6 +60,7 @@ bool postcopy_switchover(MigrationJob *job, GError **errp)
     if (job->hooks.stop_vm && !job->hooks.stop_vm(job->hooks.opaque, errp)) {
         return false;
     }
+    job_vm_stopped(job, true);
     stop_start = g_get_monotonic_time();
     qemu_file_set_rate_limit(job->f, 0);
     if ((job->hooks.inactivate_disks &&
@@ -65,7 +73,9 @@ bool postcopy_switchover(MigrationJob *job, GError **errp)
     g_mutex_lock(&job->lock);
     job->stats.dirty_log_done = true;
     g_mutex_unlock(&job->lock);
-    savevm_send_ping(job->f, 2);
+    if (job->params.postcopy_ram) {
+        savevm_send_ping(job->f, 2);
+    }
     if (!send_package(job, errp)) {
         return false;
     }
@@ -73,7 +83,9 @@ bool postcopy_switchover(MigrationJob *job, GError **errp)
     job->stats.postcopy = true;
     job->stats.downtime_ms = (g_get_monotonic_time() - stop_start) / 1000;
     g_mutex_unlock(&job->lock);
-    savevm_send_ping(job->f, 4);
+    if (job->params.postcopy_ram) {
+        savevm_send_ping(job->f, 4);
+    }
     return qemu_file_check(job->f, errp);
 }
 
@@ -84,12 +96,48 @@ static uint64_t ram_remaining(MigrationJob *job)
     return job->ram ? ram_migration_stats(job->ram).remaining : 0;
 }
 
+/* Pages the destination waits for, queued for this thread. */
+static bool requests_waiting(MigrationJob *job)
+{
+    return job->params.postcopy_ram && !job->urgent &&
+           g_atomic_int_get(&job->ram->nr_requests);
+}
+
+/* Pages the destination waits for go at once, whatever the window's
+ * budget (QEMU's rule): RAM's iteration serves them first, then sends one
+ * background page at most, as the budget is spent. */
+static bool serve_requests(MigrationJob *job, GError **errp)
+{
+    uint64_t budget = qemu_file_get_rate_limit(job->f);
+    uint64_t used = qemu_file_tell(job->f) - job->window_start_bytes;
+
+    qemu_file_set_rate_limit(job->f, used + 1);
+    if (savevm_save_iterate(job->sv, job->f, true, errp) < 0) {
+        return false;
+    }
+    qemu_file_set_rate_limit(job->f, budget);
+    return true;
+}
+
+/* max-postcopy-bandwidth: the window's budget is spent; wait for its end. */
+static bool wait_window(MigrationJob *job, GError **errp)
+{
+    while (job_window_left_us(job) && !g_atomic_int_get(&job->cancel)) {
+        if (requests_waiting(job) && !serve_requests(job, errp)) {
+            return false;
+        }
+        g_usleep(MIN(job_window_left_us(job), 1000));
+    }
+    return true;
+}
+
 /* Everything after the package, on the current channels; false with the
  * reason when anything fails (the caller decides: pause or fail). */
 static bool stream_rest(MigrationJob *job, GError **errp)
 {
     bool fatal;
 
+    job_start_window(job, job->params.max_postcopy_bandwidth);
     for (;;) {
         int ret;
 
@@ -97,6 +145,14 @@ static bool stream_rest(MigrationJob *job, GError **errp)
             return false;
         }
         job_publish(job, ram_remaining(job));
+        job_roll_window(job);
+        if (qemu_file_rate_limit_exceeded(job->f) &&
+            !qemu_file_get_error(job->f)) {
+            if (!wait_window(job, errp)) {
+                return false;
+            }
+            continue;
+        }
         ret = savevm_save_iterate(job->sv, job->f, true, errp);
         if (ret < 0) {
             return false;
@@ -115,12 +171,15 @@ static bool stream_rest(MigrationJob *job, GError **errp)
         }
     }
     job_publish(job, 0);
-    return job_rp_wait_shut(job, errp);
+    /* Bitmaps alone need no return path (QEMU opens none for them). */
+    return !job->rp || job_rp_wait_shut(job, errp);
 }
 
-/* A broken connection pauses; cancelling (quit) or a destination that
- * broke the protocol fails. A failure of the return path says more than
- * the EPIPE the main channel got from its shutdown. */
+/* A broken connection pauses a RAM postcopy; cancelling (quit) or a
+ * destination that broke the protocol fails, and so does any break when
+ * only the dirty bitmaps follow (the destination does not recover those,
+ * as the seed: it runs on without them). A failure of the return path
+ * says more than the EPIPE the main channel got from its shutdown. */
 static bool may_pause(MigrationJob *job, GError **cause)
 {
     GError *rp_err = NULL;
@@ -130,7 +189,11 @@ static bool may_pause(MigrationJob *job, GError **cause)
         g_clear_error(cause);
         *cause = rp_err;
     }
-    return !fatal && !g_atomic_int_get(&job->cancel);
+    if (!job->params.postcopy_ram && *cause) {
+        g_prefix_error(cause, "postcopy of the dirty bitmaps failed: ");
+    }
+    return !fatal && !g_atomic_int_get(&job->cancel) &&
+           job->params.postcopy_ram;
 }
 
 static void close_channels(MigrationJob *job)
@@ -202,6 +265,7 @@ static bool handshake(MigrationJob *job, GError **errp)
         !job_rp_wait_for(job, &job->bitmap_loaded, errp)) {
         return false;
     }
+    savevm_save_resume_prepare(job->sv);
     savevm_send_postcopy_resume(job->f);
     if (!qemu_file_check(job->f, errp) ||
         !job_rp_wait_for(job, &job->resume_acked, errp)) {
@@ -238,7 +302,7 @@ bool postcopy_stream(MigrationJob *job, GError **errp)
 
 bool migration_job_start_postcopy(MigrationJob *job, GError **errp)
 {
-    if (!job->params.postcopy_ram) {
+    if (!job->params.postcopy_ram && !job->params.postcopy_bitmaps) {
         return tern_invalid(errp, "Enable postcopy with "
                             "migrate_set_capability before the start of "
                             "migration");
@@ -247,10 +311,22 @@ bool migration_job_start_postcopy(MigrationJob *job, GError **errp)
     return true;
 }
 
+bool migration_job_in_postcopy(MigrationJob *job)
+{
+    MigrationStatus s = migration_job_status(job);
+
+    return s >= MIGRATION_STATUS_POSTCOPY_ACTIVE &&
+           s <= MIGRATION_STATUS_POSTCOPY_RECOVER;
+}
+
 bool migration_job_pause(MigrationJob *job, GError **errp)
 {
     bool ok;
 
+    if (!job->params.postcopy_ram) {
+        return tern_invalid(errp, "a postcopy of dirty bitmaps alone does "
+                            "not recover: it cannot be paused");
+    }
     g_mutex_lock(&job->lock);
     ok = job->stats.status == MIGRATION_STATUS_POSTCOPY_ACTIVE && job->f;
     if (ok) {

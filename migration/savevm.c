@@ -477,6 +477,17 @@ bool savevm_save_complete_postcopy(SaveVM *sv, QEMUFile *f, GError **errp)
     return qemu_file_check(f, errp);
 }
 
+void savevm_save_resume_prepare(SaveVM *sv)
+{
+    for (GList *l = sv->entries.head; l; l = l->next) {
+        SaveStateEntry *se = l->data;
+
+        if (live_active(se) && se->ops->resume_prepare) {
+            se->ops->resume_prepare(se->opaque);
+        }
+    }
+}
+
 void savevm_save_cleanup(SaveVM *sv)
 {
     for (GList *l = sv->entries.head; l; l = l->next) {

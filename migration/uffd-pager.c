@@ -96,6 +96,19 @@ static int uffd_open(uint64_t features, uint64_t *got, GError **errp)
     return fd;
 }
 
+#define SHMEM_THP_POLICY "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+
+static bool shmem_thp_ok(GError **errp)
+{
+    g_autofree char *policy = NULL;
+
+    /* A kernel without THP has no such file and no huge shmem pages. */
+    if (!g_file_get_contents(SHMEM_THP_POLICY, &policy, NULL, NULL)) {
+        return true;
+    }
+    return uffd_pager_shmem_thp_ok(policy, errp);
+}
+
 bool uffd_pager_supported(GError **errp)
 {
     uint64_t features = 0;
@@ -109,6 +122,24 @@ bool uffd_pager_supported(GError **errp)
     if (!(features & UFFD_FEATURE_MISSING_SHMEM)) {
         return tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "this kernel's "
                          "userfaultfd cannot serve memfd-backed RAM");
+    }
+    return shmem_thp_ok(errp);
+}
+
+bool uffd_pager_shmem_thp_ok(const char *policy, GError **errp)
+{
+    static const char *const huge[] = {
+        "[always]", "[within_size]", "[force]",
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(huge); i++) {
+        if (strstr(policy, huge[i])) {
+            return tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "postcopy needs "
+                             "guest RAM in 4 KiB pages, but shmem transparent "
+                             "huge pages are '%.*s' (%s: set advise or never)",
+                             (int)strlen(huge[i]) - 2, huge[i] + 1,
+                             SHMEM_THP_POLICY);
+        }
     }
     return true;
 }

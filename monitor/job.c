@@ -16,6 +16,7 @@ struct Job {
     JobStatus status;
     uint64_t current, total;
     char *error;
+    guint run_source;               /* the pending run on the main loop */
 };
 
 struct JobList {
@@ -84,6 +85,9 @@ JobList *job_list_new(void (*changed)(void *opaque, const Job *job),
 
 static void job_free(Job *job)
 {
+    if (job->run_source) {
+        g_source_remove(job->run_source);
+    }
     if (job->drv->free) {
         job->drv->free(job->opaque);
     }
@@ -145,23 +149,38 @@ Job *job_create(JobList *l, const char *id, const JobDriver *drv,
     return NULL;
 }
 
+static gboolean job_finish(gpointer opaque)
+{
+    Job *job = opaque;
+
+    job->run_source = 0;
+    job->current = 1;
+    if (!job->error) {
+        set_status(job, JOB_STATUS_WAITING);
+        set_status(job, JOB_STATUS_PENDING);
+    } else {
+        set_status(job, JOB_STATUS_ABORTING);
+    }
+    set_status(job, JOB_STATUS_CONCLUDED);
+    return G_SOURCE_REMOVE;
+}
+
 void job_start(Job *job)
 {
     GError *err = NULL;
 
     set_status(job, JOB_STATUS_RUNNING);
     job->total = 1;
-    if (job->drv->run(job->opaque, &err)) {
-        job->current = 1;
-        set_status(job, JOB_STATUS_WAITING);
-        set_status(job, JOB_STATUS_PENDING);
-    } else {
-        job->current = 1;
+    if (!job->drv->run(job->opaque, &err)) {
         job->error = g_strdup(err->message);
         g_error_free(err);
-        set_status(job, JOB_STATUS_ABORTING);
     }
-    set_status(job, JOB_STATUS_CONCLUDED);
+    /* The job completes from the main loop once the command that started
+     * it has replied: the reply falls between the work's own events and
+     * waiting/pending/concluded, as QEMU 7.2 orders them. Before any
+     * further command is read, so a query sent after the reply finds the
+     * job concluded. */
+    job->run_source = g_idle_add_full(G_PRIORITY_HIGH, job_finish, job, NULL);
 }
 
 Job *job_find(JobList *l, const char *id, GError **errp)

@@ -53,9 +53,16 @@ static void action_add_abort(void *opaque)
 {
     BitmapAction *act = opaque;
     BlockNode *bs = bdrv_dirty_bitmap_node(act->bitmap);
+    g_autoptr(GError) err = NULL;
 
     bdrv_lock(bs);
-    bdrv_release_dirty_bitmap(act->bitmap);
+    /* A crash-safe persistent bitmap is in the image already: remove it. */
+    if (!bdrv_remove_dirty_bitmap(bs, bdrv_dirty_bitmap_name(act->bitmap),
+                                  &err)) {
+        g_warning("could not undo adding bitmap '%s': %s",
+                  bdrv_dirty_bitmap_name(act->bitmap), err->message);
+        bdrv_release_dirty_bitmap(act->bitmap);
+    }
     bdrv_unlock(bs);
 }
 

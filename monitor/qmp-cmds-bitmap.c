@@ -381,6 +381,31 @@ const QmpType qmp_bitmap_merge_type = {
     .size = sizeof(QmpBitmapMergeArgs), .members = bitmap_merge_members,
 };
 
+/* --- x-debug-block-dirty-bitmap-sha256 ------------------------------------- */
+
+/* QEMU's test aid: the hash of the bitmap's bits (busy bitmaps too). */
+static json_object *cmd_bitmap_sha256(const QmpCall *call, const void *args,
+                                      GError **errp)
+{
+    const QmpBitmapArgs *a = args;
+    BdrvDirtyBitmap *bm = qmp_bitmap_lookup(call->opaque, a->node, a->name,
+                                            errp);
+    g_autofree char *hex = NULL;
+    json_object *o;
+
+    if (!bm) {
+        return NULL;
+    }
+    hex = bdrv_dirty_bitmap_sha256(bm);
+    qmp_bitmap_unlock(bm);
+    o = json_object_new_object();
+    tern_json_add_str(o, "sha256", hex);
+    return o;
+}
+
+QMP_SHAPE(bitmap_sha256_type, "BlockDirtyBitmapSha256",
+          QMP_OUT("sha256", qmp_type_str));
+
 static const QmpCommandDef bitmap_commands[] = {
     QMP_COMMAND("block-dirty-bitmap-add", cmd_bitmap_add, &qmp_bitmap_add_type, NULL),
     QMP_COMMAND("block-dirty-bitmap-remove", cmd_bitmap_remove, &qmp_bitmap_type, NULL),
@@ -389,6 +414,8 @@ static const QmpCommandDef bitmap_commands[] = {
     QMP_COMMAND("block-dirty-bitmap-disable", cmd_bitmap_disable, &qmp_bitmap_type, NULL),
     QMP_COMMAND("block-dirty-bitmap-merge", cmd_bitmap_merge, &qmp_bitmap_merge_type,
                 NULL),
+    QMP_COMMAND("x-debug-block-dirty-bitmap-sha256", cmd_bitmap_sha256,
+                &qmp_bitmap_type, &bitmap_sha256_type),
 };
 
 void qmp_register_bitmap_commands(QmpRegistry *r, const BlockBackendList *blks)

@@ -152,6 +152,9 @@ static json_object *ram_info(const MigrationInfo *info)
     tern_json_add_uint(ram, "page-size", 4096);
     tern_json_add_uint(ram, "multifd-bytes", s->multifd_bytes);
     tern_json_add_uint(ram, "pages-per-second", info->pages_per_second);
+    tern_json_add_uint(ram, "precopy-bytes", s->precopy_bytes);
+    tern_json_add_uint(ram, "downtime-bytes", s->downtime_bytes);
+    tern_json_add_uint(ram, "postcopy-bytes", s->postcopy_bytes);
     tern_json_add_uint(ram, "dirty-sync-missed-zero-copy",
                        s->zero_copy_copied);
     return ram;
@@ -316,6 +319,8 @@ typedef struct SetParamsArgs {
     bool cpu_throttle_tailslow;
     bool has_max_cpu_throttle;
     uint8_t max_cpu_throttle;
+    bool has_max_postcopy_bandwidth;
+    uint64_t max_postcopy_bandwidth;
     bool has_multifd_channels;
     uint8_t multifd_channels;
 } SetParamsArgs;
@@ -330,6 +335,7 @@ QMP_OBJECT_TYPE(set_params_args, "MigrateSetParameters", SetParamsArgs,
     PARAM(cpu_throttle_tailslow, "cpu-throttle-tailslow", qmp_type_bool),
     PARAM(max_bandwidth, "max-bandwidth", qmp_type_size),
     PARAM(downtime_limit, "downtime-limit", qmp_type_uint64),
+    PARAM(max_postcopy_bandwidth, "max-postcopy-bandwidth", qmp_type_size),
     PARAM(multifd_channels, "multifd-channels", qmp_type_uint8),
     PARAM(max_cpu_throttle, "max-cpu-throttle", qmp_type_uint8));
 
@@ -350,6 +356,7 @@ static json_object *cmd_set_params(const QmpCall *call, const void *args,
     TAKE(p.cpu_throttle_increment, a, cpu_throttle_increment);
     TAKE(p.cpu_throttle_tailslow, a, cpu_throttle_tailslow);
     TAKE(p.max_cpu_throttle, a, max_cpu_throttle);
+    TAKE(p.max_postcopy_bandwidth, a, max_postcopy_bandwidth);
     TAKE(p.multifd_channels, a, multifd_channels);
     if (!migration_set_params(state(call), &p, errp)) {
         return NULL;
@@ -369,6 +376,7 @@ static json_object *cmd_query_params(const QmpCall *call, const void *args,
     tern_json_add_uint(o, "cpu-throttle-initial", p.cpu_throttle_initial);
     tern_json_add_uint(o, "cpu-throttle-increment", p.cpu_throttle_increment);
     tern_json_add_bool(o, "cpu-throttle-tailslow", p.cpu_throttle_tailslow);
+    tern_json_add_uint(o, "max-postcopy-bandwidth", p.max_postcopy_bandwidth);
     tern_json_add_uint(o, "multifd-channels", p.multifd_channels);
     tern_json_add_uint(o, "max-cpu-throttle", p.max_cpu_throttle);
     return o;
@@ -444,6 +452,9 @@ QMP_SHAPE(ram_stats_type, "MigrationStats",
     QMP_OUT("mbps", qmp_type_number), QMP_OUT("dirty-sync-count", qmp_type_int),
     QMP_OUT("postcopy-requests", qmp_type_int), QMP_OUT("page-size", qmp_type_int),
     QMP_OUT("multifd-bytes", qmp_type_int), QMP_OUT("pages-per-second", qmp_type_int),
+    QMP_OUT("precopy-bytes", qmp_type_int),
+    QMP_OUT("downtime-bytes", qmp_type_int),
+    QMP_OUT("postcopy-bytes", qmp_type_int),
     QMP_OUT("dirty-sync-missed-zero-copy", qmp_type_int));
 QMP_ARRAY_TYPE(uint32_list, qmp_type_uint32);
 QMP_SHAPE(fault_latency_type, "x-postcopy-fault-latency",
@@ -468,6 +479,7 @@ QMP_SHAPE(parameters_type, "MigrationParameters",
     QMP_OUT_OPT("cpu-throttle-tailslow", qmp_type_bool),
     QMP_OUT_OPT("max-bandwidth", qmp_type_size),
     QMP_OUT_OPT("downtime-limit", qmp_type_uint64),
+    QMP_OUT_OPT("max-postcopy-bandwidth", qmp_type_size),
     QMP_OUT_OPT("multifd-channels", qmp_type_uint8),
     QMP_OUT_OPT("max-cpu-throttle", qmp_type_uint8));
 QMP_SHAPE(sha256_type, "x-ram-sha256-ret", QMP_OUT("sha256", qmp_type_str));

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -324,9 +325,18 @@ static void client_free(QmpClient *c)
 static gboolean server_reap(gpointer opaque)
 {
     QmpServer *s = opaque;
+    size_t held = 0;
 
+    for (GList *l = s->dead; l; l = l->next) {
+        held += ((QmpClient *)l->data)->out->len;
+    }
     g_list_free_full(s->dead, (GDestroyNotify)client_free);
     s->dead = NULL;
+    /* Output buffers of clients that would not read are large and freed
+     * together: hand the memory back rather than keep the burst's peak. */
+    if (held >= QMP_SERVER_MAX_OUTPUT) {
+        malloc_trim(0);
+    }
     g_source_unref(s->reaper);
     s->reaper = NULL;
     return G_SOURCE_REMOVE;

@@ -155,6 +155,9 @@ static int run(Vl *vl)
     g_autoptr(GError) err = NULL;
     guint sigs[3] = { 0 };
 
+    /* A pipe whose reader went (an exec: migration, a pipe chardev) is a
+     * write error to report, not the end of the VM, as in QEMU. */
+    signal(SIGPIPE, SIG_IGN);
     vl->machine = machine_new(vl->cfg, NULL, &err);
     if (!vl->machine) {
         tern_error_report("%s", err->message);

@@ -105,13 +105,39 @@ void tern_warn(const char *fmt, ...)
     va_end(ap);
 }
 
+/* A guest can repeat an invalid access millions of times a second: its
+ * warnings go out in bursts of at most TERN_GUEST_WARN_BURST per window,
+ * and what a window dropped is counted when the next one opens, so the log
+ * stays readable and bounded whatever the guest does. */
+static struct {
+    GMutex lock;
+    gint64 window_start;
+    unsigned sent, dropped;
+} guest_warn;
+
 void tern_warn_guest(const char *fmt, ...)
 {
+    gint64 now = g_get_monotonic_time();
     va_list ap;
 
-    va_start(ap, fmt);
-    vreport("guest error: ", fmt, ap);
-    va_end(ap);
+    g_mutex_lock(&guest_warn.lock);
+    if (now - guest_warn.window_start >= TERN_GUEST_WARN_WINDOW_US) {
+        if (guest_warn.dropped) {
+            tern_error_report("guest error: %u more guest errors were not "
+                              "reported", guest_warn.dropped);
+        }
+        guest_warn.window_start = now;
+        guest_warn.sent = guest_warn.dropped = 0;
+    }
+    if (guest_warn.sent < TERN_GUEST_WARN_BURST) {
+        guest_warn.sent++;
+        va_start(ap, fmt);
+        vreport("guest error: ", fmt, ap);
+        va_end(ap);
+    } else {
+        guest_warn.dropped++;
+    }
+    g_mutex_unlock(&guest_warn.lock);
 }
 
 void tern_die(const char *fmt, ...)

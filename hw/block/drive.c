@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "block/write-intent.h"
 #include "hw/block/drive.h"
 #include "monitor/monitor.h"
 #include "tern/error.h"
@@ -68,6 +69,20 @@ static bool parse_aio(KeyVal *kv, GError **errp)
 
 enum { CACHE_WRITEBACK, CACHE_NONE, CACHE_WRITETHROUGH, CACHE_DIRECTSYNC, CACHE_UNSAFE };
 
+/* bitmap-chunk=SIZE: a fixed write-intent chunk instead of the adaptive one. */
+static bool parse_bitmap_chunk(KeyVal *kv, uint64_t *chunk, GError **errp)
+{
+    *chunk = 0;
+    if (!keyval_get_size(kv, "bitmap-chunk", chunk, errp)) {
+        return false;
+    }
+    if (*chunk && (*chunk < 4 * KiB || *chunk > 1 * GiB ||
+                   (*chunk & (*chunk - 1)))) {
+        return tern_invalid(errp, "bitmap-chunk must be a power of two from 4K to 1G");
+    }
+    return true;
+}
+
 static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
                           int *flags, GError **errp)
 {
@@ -78,12 +93,15 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
     static const char *const discards[] = { "ignore", "unmap", "off", "on", NULL };
     const char *id = keyval_get(kv, "id");
     int iface, cache, discard;
+    bool crash_safe = true;
 
     if (!parse_choice(kv, "if", ifs, 0, &iface, errp) ||
         !parse_choice(kv, "cache", caches, CACHE_WRITEBACK, &cache, errp) ||
         !parse_choice(kv, "discard", discards, 0, &discard, errp) ||
         !parse_aio(kv, errp) ||
         !keyval_get_bool(kv, "readonly", &d->read_only, errp) ||
+        !keyval_get_bool(kv, "crash-safe-bitmaps", &crash_safe, errp) ||
+        !parse_bitmap_chunk(kv, &d->bitmap_chunk, errp) ||
         !parse_error_action(kv, "werror", &d->werror, errp) ||
         !parse_error_action(kv, "rerror", &d->rerror, errp)) {
         return false;
@@ -96,6 +114,9 @@ static bool parse_options(Drive *d, KeyVal *kv, unsigned index, char **idp,
     d->writethrough = cache == CACHE_WRITETHROUGH || cache == CACHE_DIRECTSYNC;
     d->ignore_flush = cache == CACHE_UNSAFE;
     *flags = d->read_only ? 0 : BDRV_O_RDWR;
+    if (!crash_safe) {
+        *flags |= BDRV_O_BITMAPS_IN_USE;    /* QEMU's behaviour */
+    }
     if (cache == CACHE_NONE || cache == CACHE_DIRECTSYNC) {
         *flags |= BDRV_O_NOCACHE;
     }
@@ -159,6 +180,11 @@ static Drive *drive_open_flags(const char *spec, unsigned index,
     if (!node) {
         drive_free(d);
         return NULL;
+    }
+    if (d->bitmap_chunk) {
+        bdrv_lock(node);
+        bdrv_write_intent_set_chunk(node, d->bitmap_chunk, d->bitmap_chunk);
+        bdrv_unlock(node);
     }
     if (node_name) {
         bdrv_set_node_name(node, node_name);    /* QMP's snapshot jobs name it */

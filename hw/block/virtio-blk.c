@@ -6,26 +6,30 @@
  * (no bounce copies). Ranges, segment counts and sizes are checked first;
  * host I/O errors follow the drive's werror/rerror policy: report fails the
  * request, stop parks it, pauses the VM in io-error and retries it when the
- * VM runs again.
+ * VM runs again. Chains are popped in batches whose writes are announced to
+ * the block layer first, so crash-safe bitmaps record them all with one
+ * sync (block/write-intent.h).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "block/write-intent.h"
 #include "hw/block/virtio-blk.h"
 #include "softmmu/runstate.h"
 #include "tern/error.h"
 
 #define REQ_HDR_BYTES 16
 #define SEG_BYTES     16          /* discard / write-zeroes segment */
+#define BATCH         32          /* chains popped before any of them runs */
 
 struct VirtioBlk {
     VirtioPci *vp;
     Drive *drive;
     char serial[VIRTIO_BLK_ID_BYTES];
     unsigned num_queues;
-    VirtQueueElement elem;                            /* scratch, I/O thread */
+    VirtQueueElement batch[BATCH];                    /* scratch, I/O thread */
     VirtQueueElement stalled[VIRTIO_PCI_MAX_QUEUES];  /* werror/rerror=stop */
     bool has_stalled[VIRTIO_PCI_MAX_QUEUES];
     uint64_t failed;
@@ -383,14 +387,60 @@ static bool process(VirtioBlk *vb, unsigned q, VirtQueueElement *e)
     return true;
 }
 
-/* Moves the scratch element into the queue's parking slot. */
-static void park(VirtioBlk *vb, unsigned q)
+/* Moves a scratch element into the queue's parking slot. */
+static void park(VirtioBlk *vb, unsigned q, VirtQueueElement *e)
 {
     VirtQueueElement tmp = vb->stalled[q];
 
-    vb->stalled[q] = vb->elem;
-    vb->elem = tmp;
+    vb->stalled[q] = *e;
+    *e = tmp;
     vb->has_stalled[q] = true;
+}
+
+/* The byte range a well-formed write chain will write, if it is one. */
+static bool write_range(VirtioBlk *vb, const VirtQueueElement *e, BdrvRange *r)
+{
+    uint8_t hdr[REQ_HDR_BYTES];
+    uint32_t type;
+    uint64_t sector;
+
+    if (e->out_len < REQ_HDR_BYTES) {
+        return false;
+    }
+    iov_read(e->iov, e->out_num, 0, hdr, sizeof(hdr));
+    memcpy(&type, hdr, 4);
+    memcpy(&sector, hdr + 8, 8);
+    r->offset = sector * VIRTIO_BLK_SECTOR;
+    r->bytes = e->out_len - REQ_HDR_BYTES;
+    return type == VIRTIO_BLK_T_OUT && r->bytes &&
+           r->bytes % VIRTIO_BLK_SECTOR == 0 && range_ok(vb, sector, r->bytes);
+}
+
+/* Tells the block layer which writes come next (errors show on the writes). */
+static void announce_writes(VirtioBlk *vb, unsigned n)
+{
+    BdrvRange r[BATCH];
+    unsigned k = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        k += write_range(vb, &vb->batch[i], &r[k]);
+    }
+    if (k && !vb->drive->read_only) {
+        bdrv_write_intent_announce(drive_node(vb->drive), r, k, NULL);
+    }
+}
+
+/* Pops up to BATCH chains; *err set (and fewer popped) on a broken ring. */
+static unsigned pop_batch(VirtioBlk *vb, VirtQueue *vq, GError **err)
+{
+    unsigned n = 0;
+
+    while (n < BATCH &&
+           virtqueue_pop(vq, vb->vp->cfg.mem, VIRTQ_MAX_INDIRECT, &vb->batch[n],
+                         err) > 0) {
+        n++;
+    }
+    return n;
 }
 
 /* Pops and runs requests until the ring is empty. Returns false if the
@@ -401,22 +451,26 @@ static bool drain(VirtioBlk *vb, unsigned q, bool *done)
 
     for (;;) {
         g_autoptr(GError) err = NULL;
-        int r = virtqueue_pop(vq, vb->vp->cfg.mem, VIRTQ_MAX_INDIRECT, &vb->elem, &err);
+        unsigned n = pop_batch(vb, vq, &err);
 
-        if (r < 0) {
+        announce_writes(vb, n);
+        for (unsigned i = 0; i < n; i++) {
+            if (!process(vb, q, &vb->batch[i])) {
+                park(vb, q, &vb->batch[i]);
+                virtqueue_unpop(vq, n - i - 1);
+                return false;
+            }
+            *done = true;
+            if (vb->vp->status & VIRTIO_STATUS_NEEDS_RESET) {
+                return false;
+            }
+        }
+        if (err) {
             virtio_pci_set_needs_reset(vb->vp, err->message);
             return false;
         }
-        if (r == 0) {
+        if (n < BATCH) {
             return true;
-        }
-        if (!process(vb, q, &vb->elem)) {
-            park(vb, q);
-            return false;
-        }
-        *done = true;
-        if (vb->vp->status & VIRTIO_STATUS_NEEDS_RESET) {
-            return false;
         }
     }
 }
@@ -535,7 +589,9 @@ void virtio_blk_free(VirtioBlk *vb)
         return;
     }
     virtio_pci_free(vb->vp);
-    virtqueue_element_clear(&vb->elem);
+    for (unsigned i = 0; i < BATCH; i++) {
+        virtqueue_element_clear(&vb->batch[i]);
+    }
     for (unsigned q = 0; q < VIRTIO_PCI_MAX_QUEUES; q++) {
         virtqueue_element_clear(&vb->stalled[q]);
     }

@@ -331,8 +331,16 @@ static void config_written(PciDevice *d, unsigned off, uint32_t val, unsigned si
     update_ioeventfds(vp);
 }
 
+/* A bus reset has turned decoding off: the notify addresses are free for
+ * whatever the guest maps there next (bus lock held). */
+static void pci_reset(PciDevice *d)
+{
+    update_ioeventfds(from_pci(d));
+}
+
 static const PciDeviceOps virtio_pci_dev_ops = {
     .config_written = config_written,
+    .reset = pci_reset,
 };
 
 /* Runs queue q's handler if the device may process it now (lock held). */

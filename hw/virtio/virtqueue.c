@@ -182,6 +182,11 @@ int virtqueue_pop(VirtQueue *vq, const GuestMemory *mem, unsigned max_segs,
     return 1;
 }
 
+void virtqueue_unpop(VirtQueue *vq, unsigned n)
+{
+    vq->last_avail -= (uint16_t)n;
+}
+
 void virtqueue_set_notification(VirtQueue *vq, bool enable)
 {
     vq->notify_enabled = enable;

@@ -59,5 +59,8 @@ BlockNode *blk_list_lookup_node(const BlockBackendList *l, const char *name);
 BlockNode *blk_list_find_node(const BlockBackendList *l, const char *name);
 /* The name QEMU gives bs on the wire and in messages (rules above). */
 const char *blk_list_node_name(const BlockBackendList *l, BlockNode *bs);
+/* Every node under the drives, each once: the drives' roots in order, then
+ * the nodes below them (g_ptr_array_unref it). */
+GPtrArray *blk_list_all_nodes(const BlockBackendList *l);
 
 #endif

@@ -19,6 +19,7 @@
 
 typedef struct BlockNode BlockNode;
 typedef struct BlockDriver BlockDriver;
+typedef struct BdrvDirtyBitmap BdrvDirtyBitmap;
 
 /* Open flags. */
 enum {
@@ -39,6 +40,10 @@ enum {
                                    * keeps metadata in the file (qcow2):
                                    * writable, it may resize it; nobody else
                                    * may write or resize it */
+    BDRV_O_BITMAPS_IN_USE = 1 << 9,  /* mark persistent bitmaps IN_USE
+                                      * while open, as QEMU does, instead
+                                      * of keeping them crash-safe
+                                      * (block/write-intent.h) */
 };
 
 /* One internal snapshot, as stored in a qcow2 snapshot table. */
@@ -172,6 +177,19 @@ struct BlockDriver {
     bool (*remove_persistent_bitmap)(BlockNode *bs, const char *name,
                                      GError **errp);
     bool (*store_bitmaps)(BlockNode *bs, GError **errp);
+    /* Crash-safe bitmaps (include/block/write-intent.h): store every
+     * persistent, consistent, writable bitmap from its bits with all its
+     * data in one contiguous run of clusters, IN_USE clear; write words
+     * [first_word, +nwords) (little-endian) of such a bitmap in place,
+     * durable (RWF_DSYNC) or not; set its flags in place (AUTO from its
+     * enabled state, IN_USE as asked). */
+    bool (*bitmaps_arm)(BlockNode *bs, GError **errp);
+    bool (*bitmap_write_words)(BlockNode *bs, BdrvDirtyBitmap *bm,
+                               uint64_t first_word, uint64_t nwords,
+                               const uint64_t *words, bool durable,
+                               GError **errp);
+    bool (*bitmap_set_flags)(BlockNode *bs, BdrvDirtyBitmap *bm, bool in_use,
+                             GError **errp);
 };
 
 /*
@@ -210,7 +228,7 @@ struct BlockNode {
     bool probed;              /* format probed, not given: raw restricts
                                * writes to its first sector */
     GList *dirty_bitmaps;     /* BdrvDirtyBitmap * (include/block/dirty-bitmap.h) */
-    void *bitmap_opaque;      /* for the dirty-bitmap code */
+    void *bitmap_opaque;      /* crash-safe bitmaps (block/write-intent.c) */
 };
 
 /*

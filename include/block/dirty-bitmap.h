@@ -23,8 +23,6 @@
 
 #include "block/block.h"
 
-typedef struct BdrvDirtyBitmap BdrvDirtyBitmap;
-
 #define BDRV_BITMAP_MAX_NAME_SIZE   1023
 #define BDRV_BITMAP_MIN_GRANULARITY 512
 #define BDRV_BITMAP_MAX_GRANULARITY (1ULL << 31)
@@ -86,6 +84,8 @@ void bdrv_dirty_bitmap_set_inconsistent(BdrvDirtyBitmap *bitmap);
 void bdrv_dirty_bitmap_skip_store(BdrvDirtyBitmap *bitmap, bool skip);
 void bdrv_enable_dirty_bitmap(BdrvDirtyBitmap *bitmap);
 void bdrv_disable_dirty_bitmap(BdrvDirtyBitmap *bitmap);
+/* Enabled, or its successor records writes (which reclaim brings back). */
+bool bdrv_dirty_bitmap_records_writes(const BdrvDirtyBitmap *bitmap);
 
 /*
  * Fails with QEMU's message if the bitmap is in a state 'flags' refuses
@@ -94,7 +94,12 @@ void bdrv_disable_dirty_bitmap(BdrvDirtyBitmap *bitmap);
 bool bdrv_dirty_bitmap_check(const BdrvDirtyBitmap *bitmap,
                              BdrvBitmapCheck flags, GError **errp);
 
-/* Contents. Ranges are clamped to the bitmap's size. */
+/*
+ * Contents. Ranges are clamped to the bitmap's size. On a crash-safe
+ * persistent bitmap (block/write-intent.h) set and merge write the new bits
+ * to the image before they return (merge fails if they cannot); reset and
+ * clear take them out of it once the node's data is durable.
+ */
 void bdrv_set_dirty_bitmap(BdrvDirtyBitmap *bitmap, uint64_t offset,
                            uint64_t bytes);
 void bdrv_reset_dirty_bitmap(BdrvDirtyBitmap *bitmap, uint64_t offset,

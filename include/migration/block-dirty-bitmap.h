@@ -39,5 +39,9 @@ void dirty_bitmap_migration_register(DirtyBitmapMigration *dbm, SaveVM *sv);
 /* Destination, before the guest starts: enable migrated bitmaps, and let
  * the successors of unfinished ones (postcopy) record writes. */
 void dirty_bitmap_migration_before_vm_start(DirtyBitmapMigration *dbm);
+/* Source, when a migration failed before the destination ran: the bitmaps
+ * that were to travel belong to their images again and are stored at close
+ * (the seed leaves them unstored, which loses them at the next shutdown). */
+void dirty_bitmap_migration_source_failed(DirtyBitmapMigration *dbm);
 
 #endif

@@ -57,6 +57,15 @@ typedef struct MigrationParams {
     bool postcopy_ram;
     bool postcopy_preempt;
     bool switchover_ack;
+    /* Capability dirty-bitmaps: the bitmaps may follow in postcopy. With
+     * it, and without postcopy_ram, the source advises postcopy with no
+     * payload and migration_job_start_postcopy switches once RAM fits the
+     * downtime and the bitmaps do not (QEMU's rule); the bitmaps then
+     * stream while the destination runs. */
+    bool postcopy_bitmaps;
+    /* QEMU's max-postcopy-bandwidth: bytes per second after the
+     * switchover, 0 = unlimited. */
+    uint64_t max_postcopy_bandwidth;
     /* QEMU's parameter multifd-channels (used with capability multifd,
      * which the VMM sets up on RAM before the job starts). */
     unsigned multifd_channels;
@@ -108,6 +117,10 @@ typedef struct MigrationStats {
     unsigned cpu_throttle_percentage;   /* auto-converge, 0 = none */
     uint64_t postcopy_requests;     /* pages the destination asked for */
     uint64_t multifd_bytes;         /* of 'transferred', on multifd */
+    /* RAM's bytes while the guest ran, while it was stopped for the
+     * switchover, and after postcopy began (QEMU's precopy-bytes,
+     * downtime-bytes, postcopy-bytes; postcopy has no downtime bytes). */
+    uint64_t precopy_bytes, downtime_bytes, postcopy_bytes;
     uint64_t zero_copy_copied;      /* syncs zero-copy-send had to copy */
     bool dirty_log_done;            /* postcopy: no dirty sync any more */
     bool postcopy;                  /* the destination may run the guest:
@@ -140,6 +153,8 @@ void migration_job_take_statuses(MigrationJob *job, GArray *out);
 
 /* migrate-start-postcopy: switch at the next step (harmless once done). */
 bool migration_job_start_postcopy(MigrationJob *job, GError **errp);
+/* Whether the job has switched to postcopy (any thread). */
+bool migration_job_in_postcopy(MigrationJob *job);
 /* migrate-pause: cut the channels of an active postcopy on purpose. */
 bool migration_job_pause(MigrationJob *job, GError **errp);
 /* migrate with resume: new channels for a paused postcopy (owned by the

@@ -89,6 +89,9 @@ typedef struct SaveVMHandlers {
     void (*save_pending_exact)(void *opaque, uint64_t *must_precopy,
                                uint64_t *can_postcopy);
     void (*save_cleanup)(void *opaque);
+    /* Postcopy recovery: the stream goes on over a new channel; send again
+     * whatever may have been lost with the old one. Optional. */
+    void (*resume_prepare)(void *opaque);
     bool (*is_active)(void *opaque);
     bool (*is_active_iterate)(void *opaque);
     bool (*has_postcopy)(void *opaque);
@@ -99,6 +102,13 @@ typedef struct SaveVMHandlers {
     bool (*load_state)(QEMUFile *f, void *opaque, int version_id,
                        GError **errp);
     void (*load_cleanup)(void *opaque);
+    /* Postcopy recovery on the destination: the source reconnected and
+     * sends again what it cannot know arrived. Optional. */
+    void (*load_resumed)(void *opaque);
+    /* The load failed for good, no recovery follows (called once every
+     * thread reading the stream is done): drop what did not arrive whole.
+     * Optional. */
+    void (*load_abandon)(void *opaque);
 } SaveVMHandlers;
 
 /* What the destination does on commands. A NULL callback makes the command
@@ -184,6 +194,8 @@ bool savevm_save_complete_precopy(SaveVM *sv, QEMUFile *f, bool in_postcopy,
 /* Device FULL sections alone (the PACKAGED blob at postcopy switchover). */
 bool savevm_save_devices(SaveVM *sv, QEMUFile *f, GError **errp);
 bool savevm_save_complete_postcopy(SaveVM *sv, QEMUFile *f, GError **errp);
+/* Every live handler's resume_prepare (a postcopy recovery). */
+void savevm_save_resume_prepare(SaveVM *sv);
 void savevm_save_cleanup(SaveVM *sv);
 /* A whole paused-VM stream in one go (snapshots, exec:/file: migration). */
 bool savevm_save_all(SaveVM *sv, QEMUFile *f, GError **errp);
@@ -219,5 +231,8 @@ bool savevm_load_header(SaveVM *sv, QEMUFile *f, GError **errp);
 int savevm_load_main(SaveVM *sv, QEMUFile *f, GError **errp);
 PostcopyIncomingState savevm_postcopy_state(const SaveVM *sv);
 void savevm_load_cleanup(SaveVM *sv);
+/* Every handler's load_resumed / load_abandon (see SaveVMHandlers). */
+void savevm_load_resumed(SaveVM *sv);
+void savevm_load_abandon(SaveVM *sv);
 
 #endif

@@ -55,9 +55,15 @@ typedef struct UffdPagerStats {
 
 typedef struct UffdPager UffdPager;
 
-/* Whether this host can do it (userfaultfd with missing faults on shmem);
- * the reason otherwise. */
+/* Whether this host can do it (userfaultfd with missing faults on shmem,
+ * and guest RAM in 4 KiB pages); the reason otherwise. */
 bool uffd_pager_supported(GError **errp);
+/* The shmem transparent huge page policy, as sysfs words it ("always
+ * within_size advise [never] deny force"): with always, within_size or
+ * force a memfd's pages may be huge, and a 4 KiB discard inside one only
+ * zeroes it, present, so the guest would read zeroes where a page is
+ * still to come. */
+bool uffd_pager_shmem_thp_ok(const char *policy, GError **errp);
 
 /* A pager over the whole of 'mem' (ram_size bytes of memfd, which must
  * outlive it); nothing is received and nothing registered yet. */

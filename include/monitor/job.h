@@ -6,11 +6,11 @@
  * job-resume, job-complete, job-finalize, job-dismiss) are allowed in the
  * statuses QEMU's verb table allows, with its messages.
  *
- * tern's jobs run their work on the main-loop thread when started and
- * return when it is done, as QEMU's snapshot jobs effectively do (their
- * work is one bottom half on the main loop): created, running, the work,
- * then waiting, pending, concluded on success, or aborting, concluded with
- * the error. Jobs finalize themselves and wait for job-dismiss, which takes
+ * tern's jobs run their work on the main-loop thread in one piece, as
+ * QEMU's snapshot jobs do (their work is one bottom half on the main
+ * loop): created, running and the work when started; then, from the main
+ * loop after the starting command has replied (QEMU 7.2's order), waiting,
+ * pending, concluded on success, or aborting, concluded with the error. Jobs finalize themselves and wait for job-dismiss, which takes
  * them to null and away. No JSON here; monitor/qmp-cmds-job.c speaks QMP.
  */
 #ifndef MONITOR_JOB_H
@@ -66,14 +66,15 @@ void job_list_free(JobList *l);
  * use). The job owns 'opaque' (drv->free) from here on, also on failure. */
 Job *job_create(JobList *l, const char *id, const JobDriver *drv,
                 void *opaque, GError **errp);
-/* Runs it to concluded (or aborting, concluded). */
+/* Runs the work now; the main loop takes the job on to concluded (or
+ * aborting, concluded) at its next turn. */
 void job_start(Job *job);
 
 /* "Job not found" if no job has that id. */
 Job *job_find(JobList *l, const char *id, GError **errp);
 /* The verbs: refused in statuses where QEMU refuses them. A cancel,
- * pause or resume accepted here has nothing to act on (the work is done
- * before a command can arrive), as in QEMU. */
+ * pause or resume accepted here has nothing to act on (the work runs in
+ * one piece), as in QEMU. */
 bool job_verb(Job *job, JobVerb verb, GError **errp);
 /* job-dismiss: concluded -> null, and the job is gone. */
 bool job_dismiss(JobList *l, const char *id, GError **errp);

@@ -63,7 +63,11 @@ void tern_report_set_timestamps(bool on);
 void tern_error_report(const char *fmt, ...) TERN_PRINTF(1, 2);
 void tern_error_report_err(GError *err);   /* reports and frees */
 void tern_warn(const char *fmt, ...) TERN_PRINTF(1, 2);
-/* A guest did something invalid: warn once per call site class, never exit. */
+/* A guest did something invalid: warn, never exit. At most
+ * TERN_GUEST_WARN_BURST such warnings per TERN_GUEST_WARN_WINDOW_US; the
+ * rest are counted in one line when the next window opens. */
+#define TERN_GUEST_WARN_BURST 10
+#define TERN_GUEST_WARN_WINDOW_US (5 * G_USEC_PER_SEC)
 void tern_warn_guest(const char *fmt, ...) TERN_PRINTF(1, 2);
 void tern_die(const char *fmt, ...) TERN_PRINTF(1, 2) __attribute__((noreturn));
 

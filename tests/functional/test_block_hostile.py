@@ -134,12 +134,21 @@ QEMU_CHECKS = ["active L1 table", "active L2 table", "refcount table",
                "bitmap directory"]
 
 
-@pytest.mark.parametrize("kind", QEMU_CHECKS + ["inactive L2 table"])
+# What tern's read-write open itself changes: crash-safe bitmaps are laid
+# out anew (their clusters allocated, so refcounts change; the directory
+# moves to fresh clusters).
+TERN_OPEN_CHANGES = {"refcount block", "bitmap directory"}
+
+
+@pytest.mark.parametrize("kind", [k for k in QEMU_CHECKS
+                                  if k != "bitmap directory"] +
+                         ["inactive L2 table"])
 def test_write_onto_metadata_refused_like_qemu(tmp_path, layered, kind):
     """Guest cluster 0's L2 entry points at `kind`: QEMU and tern both refuse
     the write with the same words, mark the image corrupt, leave the
-    target's bytes alone, and refuse later read-write opens. (QEMU checks
-    inactive L2 tables only with overlap-check=all; tern always.)"""
+    target's bytes alone (but for what tern's open changes), and refuse
+    later read-write opens. (QEMU checks inactive L2 tables only with
+    overlap-check=all; tern always.)"""
     _, where = layered
     msg = ("Preventing invalid write on metadata (overlaps with "
            f"{kind})")
@@ -160,7 +169,7 @@ def test_write_onto_metadata_refused_like_qemu(tmp_path, layered, kind):
 
     for img in (q, t):
         assert is_corrupt(img)
-        if kind != "bitmap directory":    # (the IN_USE flag is set at open)
+        if img == q or kind not in TERN_OPEN_CHANGES:
             assert target_bytes(img, where[kind]) == qbefore
         assert b"\x6a" * 64 not in target_bytes(img, where[kind])
         for p in (run(QEMU_IO, "-c", "read 0 512", img),
@@ -172,6 +181,30 @@ def test_write_onto_metadata_refused_like_qemu(tmp_path, layered, kind):
         d = crafted(tmp_path, layered, kind, "d.qcow2")
         run(QEMU_IO, "-c", "write -P 0x6a 0 4k", d)
         assert target_bytes(d, where[kind]) == b"\x6a" * CS
+
+
+def test_write_onto_bitmap_directory(tmp_path, layered):
+    """Guest cluster 0's L2 entry points at the bitmap directory. QEMU
+    refuses the write (its open marks the bitmap IN_USE in place). tern's
+    crash-safe open lays the bitmap out anew first: the directory moves to
+    fresh clusters and the old one is freed, so the write lands on a
+    cluster that holds no metadata any more, and the bitmap stays whole
+    (the image was corrupt before: its L2 entry maps a bitmap cluster)."""
+    _, where = layered
+    q = crafted(tmp_path, layered, "bitmap directory", "q.qcow2")
+    t = crafted(tmp_path, layered, "bitmap directory", "t.qcow2")
+    qp = run(QEMU_IO, "-c", "write -P 0x6a 0 4k", q)
+    assert ("Preventing invalid write on metadata (overlaps with bitmap "
+            "directory)") in qp.stdout + qp.stderr
+    assert is_corrupt(q)
+
+    tp = tern_img("io", "-c", "write -P 0x6a 0 4k", t)
+    assert tp.returncode == 0, tp.stderr
+    assert not is_corrupt(t)
+    info = json.loads(run(QEMU_IMG, "info", "--output=json", "-U",
+                          t).stdout)
+    bitmaps = info["format-specific"]["data"]["bitmaps"]
+    assert [(b["name"], b["flags"]) for b in bitmaps] == [("bm0", ["auto"])]
 
 
 @pytest.mark.parametrize("kind", ["bitmap table", "bitmap data"])

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from ternlib import debug_exit_status, guestkit
+from ternlib.migration import wait_status
 
 
 def boot(qemu_vm, append, **kw):
@@ -230,7 +231,8 @@ def test_dirty_survives_qemu_live_migration(qemu_vm, smp):
     dst.qmp()                                   # listening once QMP answers
     src.qmp().execute("migrate", uri=uri)
     dst.qmp().wait_event("RESUME", timeout=30)
-    assert src.qmp().execute("query-migrate")["status"] == "completed"
+    # The destination may run before the source has taken in its end.
+    assert wait_status(src, ("completed", "failed"), 30)["status"] == "completed"
     last = guestkit.last_dirty_pass(src.serial)
     guestkit.wait_dirty_passes(dst.serial, last + 5, timeout=15)
     dst.serial.assert_no_fail()

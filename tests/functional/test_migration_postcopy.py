@@ -66,6 +66,10 @@ def run_postcopy(tmp_path, transport="unix", preempt=False, smp=1, vm_cls=TernVm
 
 def check_outcome(src, dst, si, di, smp=1):
     assert si["ram"]["postcopy-requests"] > 0, si
+    # RAM's bytes by phase, as QEMU splits them: postcopy has no downtime.
+    ram = si["ram"]
+    assert ram["precopy-bytes"] > 0 and ram["postcopy-bytes"] > 0, ram
+    assert ram["downtime-bytes"] == 0, ram
     assert isinstance(si["downtime"], int)
     wait_runstate(src, "postmigrate")
     pc.verify_after(dst, src)

@@ -81,6 +81,10 @@ def test_live_dirty_migration_back_and_forth(tmp_path, transport):
             unlimited(cur)
             info = migrate(cur, nxt, uri)
             assert info["ram"]["dirty-sync-count"] >= 2
+            # RAM's bytes by phase: the last round went while it was stopped.
+            ram = info["ram"]
+            assert ram["precopy-bytes"] > 0 and ram["downtime-bytes"] > 0, ram
+            assert ram["postcopy-bytes"] == 0, ram
             ev = cur.qmp().wait_event("MIGRATION", timeout=5,
                                       match={"status": "completed"})
             assert ev

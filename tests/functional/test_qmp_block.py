@@ -189,6 +189,33 @@ def test_persistent_bitmaps_in_image_after_quit(tern_drive):
     assert "in-use" not in bitmaps["keep"]["flags"]
 
 
+def test_persistent_bitmaps_crash_safe_while_running(tern_drive):
+    """With crash-safe bitmaps (the default) a persistent bitmap is in the
+    image, consistent, as soon as it is added, while tern runs: qemu-img
+    info -U sees it without in-use; disable/enable follow in its flags; a
+    transaction that fails takes its added bitmap out of the image again."""
+    vm, img = tern_drive
+    q = vm.qmp()
+    q.execute("block-dirty-bitmap-add", {"node": "drive0", "name": "live",
+                                         "persistent": True})
+    assert image_bitmaps(img)["live"]["flags"] == ["auto"]
+    q.execute("block-dirty-bitmap-disable", {"node": "drive0", "name": "live"})
+    assert image_bitmaps(img)["live"]["flags"] == []
+    q.execute("block-dirty-bitmap-enable", {"node": "drive0", "name": "live"})
+    assert image_bitmaps(img)["live"]["flags"] == ["auto"]
+    r = q.cmd("transaction", {"actions": [
+        {"type": "block-dirty-bitmap-add",
+         "data": {"node": "drive0", "name": "gone", "persistent": True}},
+        {"type": "block-dirty-bitmap-clear",
+         "data": {"node": "drive0", "name": "nope"}}]})
+    assert r["error"]["class"] == "GenericError"
+    assert set(image_bitmaps(img)) == {"live"}
+    q.execute("quit")
+    q.wait_event("SHUTDOWN")
+    assert vm.wait_exit(10) == 0
+    assert set(image_bitmaps(img)) == {"live"}
+
+
 def test_hmp_info_block_matches_qemu(tern_drive, qemu_drive):
     vm, img = tern_drive
     hmp = {"command-line": "info block"}

@@ -119,7 +119,9 @@ def test_many_clients_that_never_read(tern_vm):
     assert q.execute("query-status", timeout=30)["status"] == "prelaunch"
     grown = rss_kib(pid) - before
     # Before: every client could hold 4 MiB (800 MiB here; 109 MB was seen).
-    assert grown < 80 * 1024, f"RSS grew by {grown} KiB"
+    # The clients still connected hold up to the 16 MiB total; what the
+    # dropped ones held goes back to the host (measured: 16 MiB).
+    assert grown < 40 * 1024, f"RSS grew by {grown} KiB"
     assert "disconnecting the one with the most" in vm.stderr_text()
     for s in clients:
         s.close()

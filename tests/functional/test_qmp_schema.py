@@ -29,14 +29,8 @@ EXACT = ["migrate-set-capabilities", "block-dirty-bitmap-add",
 
 # Members QEMU 7.2 always sends that tern does not (yet): they are shape
 # differences the narrowing check reports, listed here with the reason.
-KNOWN_MISSING = {
-    # tern's migration job counts one total, not the precopy/downtime/
-    # postcopy split; it has no zero-copy send.
-    "query-migrate:ret.ram.precopy-bytes",
-    "query-migrate:ret.ram.downtime-bytes",
-    "query-migrate:ret.ram.postcopy-bytes",
-    "query-migrate:ret.ram.dirty-sync-missed-zero-copy",
-}
+# None today.
+KNOWN_MISSING = set()
 
 # What tern has beyond QEMU 7.2, with the reason: seed 004's capability
 # switchover-ack (QEMU 8.1's, after 7.2's list), which the return path

@@ -194,7 +194,11 @@ def run_jobs(q, node):
         q.events.clear()
         reply = q.cmd(cmd, **args)
         reply.pop("id", None)
+        # Where the reply fell among the job's events is part of the contract.
+        before = len(q.events)
         evs = job_events(q, until) if until and "return" in reply else []
+        if evs:
+            evs.insert(before, ("reply", None))
         if cmd == "query-jobs":
             reply = sorted((j["id"], j["type"], j["status"], j.get("error"),
                             j["current-progress"], j["total-progress"])
@@ -222,6 +226,7 @@ def test_qmp_jobs_as_qemu(tmp_path):
     assert ours[0][2] == [("JOB_STATUS_CHANGE", "created"),
                           ("JOB_STATUS_CHANGE", "running"),
                           ("STOP", None), ("RESUME", None),
+                          ("reply", None),
                           ("JOB_STATUS_CHANGE", "waiting"),
                           ("JOB_STATUS_CHANGE", "pending"),
                           ("JOB_STATUS_CHANGE", "concluded")]

@@ -188,8 +188,19 @@ def qemu_bitmap_sha256(tmp_path, granularity):
         shutil.rmtree(sockdir, ignore_errors=True)
 
 
-def test_qemu_loads_tern_bitmaps(tmp_path, qemu):
+# A migration with capability dirty-bitmaps advises postcopy with no
+# payload right after the configuration, as QEMU's source does, whether or
+# not it switches later: a precopy stream that carries it loads the same.
+ADVISE_BITMAPS = b"\x08\x00\x03\x00\x00"
+
+
+@pytest.mark.parametrize("advise", [False, True], ids=["plain", "advised"])
+def test_qemu_loads_tern_bitmaps(tmp_path, qemu, advise):
     stream = write_sample(tmp_path, "none", RAM, bitmaps=True)
+    if advise:
+        data = stream.read_bytes()
+        assert data[8:17] == b"\x07\x00\x00\x00\x04none"
+        stream.write_bytes(data[:17] + ADVISE_BITMAPS + data[17:])
     disk = tmp_path / "dst.qcow2"
     subprocess.run([paths.qemu_img(), "create", "-q", "-f", "qcow2", str(disk),
                     "64M"], check=True, timeout=30)

@@ -13,7 +13,12 @@
  * Script byte pairs (a, b): kind = a & 7 (0-3 write, 4 discard, 5 zeroes
  * (unmapping if b is odd),
  * 6 snapshot cycle, 7 VM state write), length = 512 << ((a >> 3) & 7) (at
- * most 64 KiB), offset = b/256 of the disk, 512-aligned.
+ * most 64 KiB), offset = b/256 of the disk, 512-aligned. With bit 7 of a
+ * set, a bitmap operation instead, b & 7 choosing it (bitmap_op below).
+ * Bit 6 of the first byte opens the image as QEMU does (persistent bitmaps
+ * IN_USE while open); otherwise its bitmaps are kept crash-safe, so writes
+ * go through write intents: in-place updates of the bitmaps' data that the
+ * map's checks cover too.
  */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -22,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "block/dirty-bitmap.h"
 #include "block/qcow2.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -51,6 +57,77 @@ static char *scratch_path(void)
     return path;
 }
 
+/* The n-th named bitmap of the node, or NULL. */
+static BdrvDirtyBitmap *nth_bitmap(BlockNode *bs, unsigned n)
+{
+    BdrvDirtyBitmap *bm = NULL;
+
+    do {
+        bm = bdrv_dirty_bitmap_next(bs, bm);
+    } while (bm && n--);
+    return bm;
+}
+
+/*
+ * b & 7: 0 add a persistent bitmap (granularity 512 << ((b >> 3) & 7)),
+ * 1 clear, 2 disable then enable, 3 remove, 4 merge into another, 5 set a
+ * range, 6 migration hand-over (stored exactly, then laid out again), 7
+ * grow the disk by 1 MiB (bitmaps laid out again). Bitmap (b >> 3) & 3.
+ */
+static bool bitmap_op(BlockNode *bs, uint8_t b, GError **errp)
+{
+    uint64_t disk = bdrv_getlength(bs);
+    BdrvDirtyBitmap *bm, *other;
+    bool ok = true;
+
+    switch (b & 7) {
+    case 6:
+        return bdrv_inactivate(bs, true, errp) && bdrv_activate(bs, errp);
+    case 7:
+        return bdrv_truncate(bs, disk + 1 * MiB, errp);
+    }
+    bdrv_lock(bs);
+    bm = nth_bitmap(bs, (b >> 3) & 3);
+    other = nth_bitmap(bs, ((b >> 3) + 1) & 3);
+    if (b & 7 && (!bm || bdrv_dirty_bitmap_busy(bm) ||
+                  bdrv_dirty_bitmap_readonly(bm) ||
+                  bdrv_dirty_bitmap_inconsistent(bm))) {
+        bdrv_unlock(bs);
+        return true;                /* nothing to act on */
+    }
+    switch (b & 7) {
+    case 0: {
+        g_autofree char *name = g_strdup_printf("fz%u", b);
+        if (bdrv_find_dirty_bitmap(bs, name)) {
+            break;
+        }
+        bm = bdrv_create_dirty_bitmap(bs, 512u << ((b >> 3) & 7), name,
+                                      errp);
+        ok = bm && bdrv_dirty_bitmap_make_persistent(bm, true, errp);
+        break;
+    }
+    case 1:
+        bdrv_clear_dirty_bitmap(bm);
+        break;
+    case 2:
+        bdrv_disable_dirty_bitmap(bm);
+        bdrv_enable_dirty_bitmap(bm);
+        break;
+    case 3:
+        ok = bdrv_remove_dirty_bitmap(bs, bdrv_dirty_bitmap_name(bm), errp);
+        break;
+    case 4:
+        ok = !other || other == bm ||
+             bdrv_merge_dirty_bitmap(other, bm, errp);
+        break;
+    case 5:
+        bdrv_set_dirty_bitmap(bm, disk / 256 * b, MIN(64 * KiB, disk / 8));
+        break;
+    }
+    bdrv_unlock(bs);
+    return ok;
+}
+
 static bool run_op(BlockNode *bs, uint8_t a, uint8_t b, uint8_t *buf)
 {
     uint64_t disk = bdrv_getlength(bs);
@@ -60,6 +137,11 @@ static bool run_op(BlockNode *bs, uint8_t a, uint8_t b, uint8_t *buf)
     bool ok;
 
     len = MIN(len, disk - MIN(off, disk));
+    if (a & 0x80) {
+        ok = bitmap_op(bs, b, &err);
+        g_clear_error(&err);
+        return ok;
+    }
     switch (a & 7) {
     case 4:
         ok = bdrv_discard(bs, off, len, &err);
@@ -182,9 +264,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                              (gssize)(size - SCRIPT_LEN), NULL)) {
         abort();
     }
+    int qemu_mode = (data[0] & 0x40) ? BDRV_O_BITMAPS_IN_USE : 0;
     BlockNode *bs = bdrv_open(path, "qcow2",
-                              BDRV_O_RDWR | BDRV_O_NO_LOCK | BDRV_O_UNMAP,
-                              NULL);
+                              BDRV_O_RDWR | BDRV_O_NO_LOCK | BDRV_O_UNMAP |
+                              qemu_mode, NULL);
     if (bs) {
         int fd = open(path, O_RDONLY);
         bool clean = check_clean(bs), all_ok = true;

@@ -224,6 +224,45 @@ static void test_bitmaps_survive(void)
     drop_image(path);
 }
 
+/* Activation rereads the image; if that fails the node keeps no driver
+ * state, and bitmap and snapshot calls that would reach the driver fail
+ * cleanly instead of working on empty state (which leaked it, or read a
+ * NULL L1 table). */
+static void test_failed_reload(void)
+{
+    char *path = make_image();
+    BlockNode *src;
+    BdrvDirtyBitmap *bm;
+    GError *err = NULL;
+    FILE *f;
+
+    src = bdrv_open(path, "qcow2", BDRV_O_RDWR, &err);
+    g_assert_no_error(err);
+    bm = bdrv_create_dirty_bitmap(src, 64 * KiB, "kept", &err);
+    g_assert_true(bdrv_dirty_bitmap_make_persistent(bm, true, &err));
+    g_assert_true(bdrv_inactivate(src, true, &err));
+    f = fopen(path, "r+b");                 /* the magic goes */
+    g_assert_nonnull(f);
+    g_assert_cmpint(fwrite("XXXX", 1, 4, f), ==, 4);
+    fclose(f);
+    g_assert_false(bdrv_activate(src, &err));
+    g_clear_error(&err);
+    bm = bdrv_create_dirty_bitmap(src, 64 * KiB, "new", &err);
+    g_assert_no_error(err);
+    g_assert_false(bdrv_dirty_bitmap_make_persistent(bm, true, &err));
+    g_assert_nonnull(strstr(err->message, "stays unusable"));
+    g_clear_error(&err);
+    g_assert_false(bdrv_remove_dirty_bitmap(src, "kept", &err));
+    g_assert_nonnull(strstr(err->message, "stays unusable"));
+    g_clear_error(&err);
+    BlockSnapshotInfo sn = { .name = (char *)"s", .icount = -1 };
+    g_assert_false(bdrv_snapshot_create(src, &sn, &err));
+    g_assert_nonnull(strstr(err->message, "inactive"));
+    g_clear_error(&err);
+    bdrv_close(src);
+    drop_image(path);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -231,5 +270,6 @@ int main(int argc, char **argv)
     g_test_add_func("/block-inactive/source-reactivates",
                     test_source_reactivates);
     g_test_add_func("/block-inactive/bitmaps-survive", test_bitmaps_survive);
+    g_test_add_func("/block-inactive/failed-reload", test_failed_reload);
     return g_test_run();
 }

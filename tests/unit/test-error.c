@@ -18,6 +18,26 @@ static void test_errno_message(void)
     g_clear_error(&err);
 }
 
+/* A guest that repeats an invalid access cannot flood the log: a burst per
+ * window goes out, the rest are counted when the next window opens. */
+static void test_guest_warnings_limited(void)
+{
+    if (g_test_subprocess()) {
+        for (int i = 0; i < 100000; i++) {
+            tern_warn_guest("bad access %d", i);
+        }
+        g_usleep(TERN_GUEST_WARN_WINDOW_US + G_USEC_PER_SEC / 10);
+        tern_warn_guest("after the window");
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+    g_test_trap_assert_passed();
+    g_test_trap_assert_stderr("*bad access 9\n*");
+    g_test_trap_assert_stderr_unmatched("*bad access 10\n*");
+    g_test_trap_assert_stderr("*99990 more guest errors were not reported*"
+                              "after the window*");
+}
+
 static void test_align(void)
 {
     g_assert_cmpuint(ALIGN_UP(4097u, 4096u), ==, 8192u);
@@ -32,5 +52,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/error/errno-message", test_errno_message);
     g_test_add_func("/common/align", test_align);
+    g_test_add_func("/error/guest-warnings-limited",
+                    test_guest_warnings_limited);
     return g_test_run();
 }

@@ -51,6 +51,17 @@ static Work *work(bool fail, bool *freed)
     return w;
 }
 
+/* The job completes from the main loop, after job_start has returned. */
+static void start_and_run(Job *job, GString *log, const char *started)
+{
+    job_start(job);
+    if (log) {
+        g_assert_cmpstr(log->str, ==, started);
+    }
+    while (g_main_context_iteration(NULL, false)) {
+    }
+}
+
 static void test_sequences(void)
 {
     g_autoptr(GString) log = g_string_new(NULL);
@@ -62,7 +73,7 @@ static void test_sequences(void)
 
     j1 = job_create(l, "j1", &driver, work(false, &freed1), &err);
     g_assert_no_error(err);
-    job_start(j1);
+    start_and_run(j1, log, "j1:created;j1:running;");
     g_assert_cmpstr(log->str, ==, "j1:created;j1:running;j1:waiting;"
                     "j1:pending;j1:concluded;");
     job_progress(j1, &cur, &total);
@@ -73,7 +84,7 @@ static void test_sequences(void)
 
     g_string_truncate(log, 0);
     j2 = job_create(l, "j2", &driver, work(true, &freed2), &err);
-    job_start(j2);
+    start_and_run(j2, log, "j2:created;j2:running;");
     g_assert_cmpstr(log->str, ==, "j2:created;j2:running;j2:aborting;"
                     "j2:concluded;");
     g_assert_cmpstr(job_error(j2), ==, "it broke");
@@ -118,7 +129,7 @@ static void test_refusals(void)
                              &err));
     g_assert_cmpstr(err->message, ==, "Job ID 'ok.id_2-x' already in use");
     g_clear_error(&err);
-    job_start(j);
+    start_and_run(j, NULL, NULL);
     for (JobVerb v = 0; v < JOB_VERB__MAX; v++) {
         bool ok = job_verb(j, v, &err);
 
@@ -137,10 +148,28 @@ static void test_refusals(void)
     job_list_free(l);
 }
 
+/* A job whose list goes before the main loop completed it (tern quits
+ * right after the command): no status change after, nothing leaks. */
+static void test_gone_before_run(void)
+{
+    g_autoptr(GString) log = g_string_new(NULL);
+    JobList *l = job_list_new(log_change, log);
+    bool freed = false;
+    Job *j = job_create(l, "j", &driver, work(true, &freed), NULL);
+
+    job_start(j);
+    job_list_free(l);
+    g_assert_true(freed);
+    while (g_main_context_iteration(NULL, false)) {
+    }
+    g_assert_cmpstr(log->str, ==, "j:created;j:running;");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/job/sequences", test_sequences);
     g_test_add_func("/job/refusals", test_refusals);
+    g_test_add_func("/job/gone-before-run", test_gone_before_run);
     return g_test_run();
 }

@@ -18,6 +18,7 @@
 #include "migration/incoming.h"
 #include "migration/migration-job.h"
 #include "migration/return-path.h"
+#include "test-postcopy-util.h"
 #include "test-ram-vm.h"
 
 #define PAGE RAM_PAGE_SIZE
@@ -55,84 +56,6 @@ static bool stop_vm(void *opaque, GError **errp)
     return true;
 }
 
-/* ---- a link: two socketpairs and relay threads ---- */
-
-typedef struct Relay {
-    int a, b;                       /* forward a -> b (slowly), b -> a */
-    int *kib_per_s;                 /* a -> b, 0: as fast as it goes */
-    GThread *fwd, *back;
-} Relay;
-
-typedef struct Pump {
-    int from, to;
-    int *kib_per_s;                 /* NULL: never slowed */
-} Pump;
-
-static gpointer pump(gpointer opaque)
-{
-    Pump p = *(Pump *)opaque;
-    uint8_t buf[16384];
-    ssize_t n;
-
-    g_free(opaque);
-    while ((n = read(p.from, buf, sizeof(buf))) > 0) {
-        int rate = p.kib_per_s ? g_atomic_int_get(p.kib_per_s) : 0;
-
-        if (send(p.to, buf, n, MSG_NOSIGNAL) != n) {
-            break;
-        }
-        if (rate) {
-            g_usleep(n * (G_USEC_PER_SEC / 1024) / rate);
-        }
-    }
-    shutdown(p.from, SHUT_RDWR);
-    shutdown(p.to, SHUT_RDWR);
-    return NULL;
-}
-
-static GThread *start_pump(int from, int to, int *kib_per_s)
-{
-    Pump *p = g_new(Pump, 1);
-
-    *p = (Pump){ from, to, kib_per_s };
-    return g_thread_new("pump", pump, p);
-}
-
-/* A source end and a destination end, joined by a relay. */
-static void link_open(Relay *r, int *kib_per_s, QEMUFile **src,
-                      QEMUFile **dst)
-{
-    int s[2], d[2];
-
-    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, s), ==, 0);
-    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, d), ==, 0);
-    r->a = s[1];
-    r->b = d[0];
-    r->kib_per_s = kib_per_s;
-    r->fwd = start_pump(r->a, r->b, kib_per_s);
-    r->back = start_pump(r->b, r->a, NULL);
-    *src = qemu_file_new_fd_output(s[0]);
-    *dst = qemu_file_new_fd_input(d[1]);
-}
-
-static void link_cut(Relay *r)
-{
-    shutdown(r->a, SHUT_RDWR);
-    shutdown(r->b, SHUT_RDWR);
-}
-
-static void link_close(Relay *r)
-{
-    if (r->fwd) {
-        link_cut(r);
-        g_thread_join(r->fwd);
-        g_thread_join(r->back);
-        close(r->a);
-        close(r->b);
-        r->fwd = NULL;
-    }
-}
-
 /* ---- the destination ---- */
 
 typedef struct Dest {
@@ -145,6 +68,7 @@ typedef struct Dest {
     GError *err;
     int vcpu_started;               /* atomic */
     int loader_done;                /* atomic */
+    uint8_t fill;                   /* RAM's byte before the stream, or 0 */
 } Dest;
 
 /* The guest on the destination: every page, backwards, must be the
@@ -200,6 +124,9 @@ static void dest_start(Dest *d, const Vm *src, bool postcopy, bool preempt)
     };
 
     test_ram_vm_init(&d->vm, RAM_BYTES);
+    if (d->fill) {
+        memset(d->vm.base, d->fill, RAM_BYTES);
+    }
     d->src = src;
     d->in = mig_incoming_new(d->vm.sv, d->vm.ram, &d->vm.mem, &cfg, &hooks);
     d->loader = g_thread_new("loader", loader_thread, d);
@@ -265,11 +192,16 @@ typedef struct Run {
     MigrationJob *job;
 } Run;
 
-static void run_start(Run *r, bool preempt)
+/* postcopy_bw: max-postcopy-bandwidth, 0 for none; dest_fill: a byte the
+ * destination's RAM holds before the stream (0: none, a fresh memfd);
+ * kib_per_s: both links' rate from the start (0: unlimited). */
+static void run_start_opts(Run *r, bool preempt, uint64_t postcopy_bw,
+                           uint8_t dest_fill, int kib_per_s)
 {
     MigrationParams p = {
         .max_bandwidth = 0, .downtime_limit_ms = 1,
         .postcopy_ram = true, .postcopy_preempt = preempt,
+        .max_postcopy_bandwidth = postcopy_bw,
     };
     MigrationHooks h = { .stop_vm = stop_vm, .opaque = &r->src };
     QEMUFile *f, *urgent = NULL;
@@ -280,6 +212,8 @@ static void run_start(Run *r, bool preempt)
         write_page(&r->src, page, 0);
     }
     r->preempt = preempt;
+    r->main_rate = kib_per_s;
+    r->dst.fill = dest_fill;
     link_open(&r->main, &r->main_rate, &f, &r->dst.f);
     if (preempt) {
         link_open(&r->urgent, &r->main_rate, &urgent, &r->dst.urgent);
@@ -287,6 +221,11 @@ static void run_start(Run *r, bool preempt)
     dest_start(&r->dst, &r->src, true, preempt);
     ram_migration_set_dirty_sync(r->src.ram, guest_sync, &r->src);
     r->job = migration_job_start(r->src.sv, f, urgent, r->src.ram, &p, &h);
+}
+
+static void run_start(Run *r, bool preempt)
+{
+    run_start_opts(r, preempt, 0, 0, 0);
 }
 
 /* Switch once precopy has sent everything once. */
@@ -340,7 +279,21 @@ static void run_finish(Run *r, const MigrationStatus *want, size_t n,
     test_ram_vm_destroy(&r->src);
 }
 
-static void end_to_end(bool preempt)
+/* Switch at once, on a slow link, so most pages are still to come. */
+static void run_switch_early(Run *r)
+{
+    MigrationStats st = wait_job(r->job, MIGRATION_STATUS_ACTIVE, false);
+
+    g_assert_cmpint(st.status, ==, MIGRATION_STATUS_ACTIVE);
+    g_assert_true(migration_job_start_postcopy(r->job, NULL));
+    while (!g_atomic_int_get(&r->dst.vcpu_started)) {
+        g_usleep(1000);
+    }
+    g_atomic_int_set(&r->main_rate, 0);
+}
+
+/* dest_fill: see run_start_opts; with it the switch comes early. */
+static void end_to_end(bool preempt, uint64_t postcopy_bw, uint8_t dest_fill)
 {
     static const MigrationStatus want[] = {
         MIGRATION_STATUS_SETUP, MIGRATION_STATUS_ACTIVE,
@@ -350,8 +303,12 @@ static void end_to_end(bool preempt)
     MigrationStats st;
     Run r;
 
-    run_start(&r, preempt);
-    run_switch(&r);
+    run_start_opts(&r, preempt, postcopy_bw, dest_fill, dest_fill ? 256 : 0);
+    if (dest_fill) {
+        run_switch_early(&r);
+    } else {
+        run_switch(&r);
+    }
     run_finish(&r, want, G_N_ELEMENTS(want), &st, &info);
     g_assert_true(st.postcopy);
     g_assert_cmpuint(st.postcopy_requests, >, 0);
@@ -364,12 +321,28 @@ static void end_to_end(bool preempt)
 
 static void test_end_to_end(void)
 {
-    end_to_end(false);
+    end_to_end(false, 0, 0);
 }
 
 static void test_end_to_end_preempt(void)
 {
-    end_to_end(true);
+    end_to_end(true, 0, 0);
+}
+
+/* Under max-postcopy-bandwidth the background pages keep to the limit,
+ * but requested pages never wait for the next window. */
+static void test_end_to_end_limited(void)
+{
+    end_to_end(false, 4 * MiB, 0);
+}
+
+/* RAM the destination wrote before the stream (a kernel loaded beside
+ * -incoming) never shows through: with the switch made before precopy has
+ * sent most pages, every page the guest reads is the source's (the
+ * switchover's RAM_DISCARD covers the pages not sent yet, so they fault). */
+static void test_destination_ram_not_trusted(void)
+{
+    end_to_end(false, 0, 0xee);
 }
 
 /* New links for a paused postcopy, handed to both ends. */
@@ -762,6 +735,9 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/postcopy/end-to-end", test_end_to_end);
     g_test_add_func("/postcopy/end-to-end-preempt", test_end_to_end_preempt);
+    g_test_add_func("/postcopy/end-to-end-limited", test_end_to_end_limited);
+    g_test_add_func("/postcopy/destination-ram-not-trusted",
+                    test_destination_ram_not_trusted);
     g_test_add_func("/postcopy/recover-three-times", test_recover);
     g_test_add_func("/postcopy/recover-three-times-preempt",
                     test_recover_preempt);

@@ -1,59 +1,19 @@
 /*
  * Persistent bitmaps in qcow2 through tern's own block layer: store and load
- * round trips, IN_USE while open read-write, kill -9 of a writer leaving the
- * bitmap inconsistent, remove/merge without leaks, and hostile bitmap
- * directories (bad offsets, sizes, names, granularity, overlaps, table
- * entries) failing open with a clear error under ASan.
+ * round trips, IN_USE while open read-write with BDRV_O_BITMAPS_IN_USE (as
+ * QEMU does), kill -9 of such a writer leaving the bitmap inconsistent,
+ * remove/merge without leaks, and hostile bitmap directories (bad offsets,
+ * sizes, names, granularity, overlaps, table entries) failing open with a
+ * clear error under ASan. Crash-safe bitmaps: test-write-intent.c.
  */
-#include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "block/dirty-bitmap.h"
 #include "block/qcow2.h"
 #include "test-block-util.h"
 
-#define DISK_SIZE (64 * MiB + 4096)   /* not a multiple of the granularity */
-
-typedef struct Fixture {
-    char *dir;
-    char *path;
-} Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data)
-{
-    GError *err = NULL;
-
-    f->dir = g_dir_make_tmp("tern-qcow2-bitmap-XXXXXX", &err);
-    g_assert_no_error(err);
-    f->path = g_build_filename(f->dir, "t.qcow2", NULL);
-    g_assert_true(bdrv_create("qcow2", f->path, DISK_SIZE, NULL, &err));
-    g_assert_no_error(err);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data)
-{
-    unlink(f->path);
-    rmdir(f->dir);
-    g_free(f->path);
-    g_free(f->dir);
-}
-
-static BdrvDirtyBitmap *add_persistent(BlockNode *bs, const char *name,
-                                       uint32_t gran)
-{
-    GError *err = NULL;
-    BdrvDirtyBitmap *bm;
-
-    bdrv_lock(bs);
-    bm = bdrv_create_dirty_bitmap(bs, gran, name, &err);
-    g_assert_no_error(err);
-    g_assert_true(bdrv_dirty_bitmap_make_persistent(bm, true, &err));
-    g_assert_no_error(err);
-    bdrv_unlock(bs);
-    return bm;
-}
+#define DISK_SIZE BITMAP_TEST_DISK_SIZE
 
 static void write_at(BlockNode *bs, uint64_t off, size_t len)
 {
@@ -157,7 +117,7 @@ static void test_in_use_while_open(Fixture *f, gconstpointer data)
     add_persistent(bs, "b", 64 * KiB);
     bdrv_close(bs);
 
-    bs = must_open(f->path, BDRV_O_RDWR);
+    bs = must_open(f->path, BDRV_O_RDWR | BDRV_O_BITMAPS_IN_USE);
     write_at(bs, MiB, 4096);
     /* A second, lock-free reader sees IN_USE: the bitmap is inconsistent. */
     peek = must_open(f->path, BDRV_O_NO_LOCK);
@@ -185,40 +145,10 @@ static void test_kill9_leaves_in_use(Fixture *f, gconstpointer data)
     BlockNode *bs = must_open(f->path, BDRV_O_RDWR);
     BdrvDirtyBitmap *bm;
     GError *err = NULL;
-    int pipefd[2], status;
-    char c;
-    pid_t pid;
 
     add_persistent(bs, "b", 64 * KiB);
     bdrv_close(bs);
-
-    g_assert_cmpint(pipe(pipefd), ==, 0);
-    pid = fork();
-    g_assert_cmpint(pid, >=, 0);
-    if (pid == 0) {
-        /* The writer: opens read-write, writes, then waits to be killed. */
-        BlockNode *w = bdrv_open(f->path, "qcow2", BDRV_O_RDWR, NULL);
-
-        for (int i = 0; w && i < 64; i++) {
-            uint8_t buf[4096] = { 1 };
-
-            bdrv_pwrite(w, i * MiB, buf, sizeof(buf), NULL);
-        }
-        if (w) {
-            bdrv_flush(w, NULL);
-        }
-        (void)!write(pipefd[1], w ? "k" : "f", 1);
-        for (;;) {
-            pause();
-        }
-    }
-    close(pipefd[1]);
-    g_assert_cmpint(read(pipefd[0], &c, 1), ==, 1);
-    close(pipefd[0]);
-    g_assert_cmpint(c, ==, 'k');
-    kill(pid, SIGKILL);
-    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-    g_assert_true(WIFSIGNALED(status));
+    kill9_writer(f->path, BDRV_O_RDWR | BDRV_O_BITMAPS_IN_USE, 0, true);
 
     bs = must_open(f->path, BDRV_O_RDWR);
     bdrv_lock(bs);
@@ -581,11 +511,12 @@ static void test_hostile(Fixture *f, gconstpointer data)
 }
 
 /* As QEMU 7.2 (checked with QMP block-dirty-bitmap-add persistent=true, a
- * qemu-io "flush" and qemu-img info -U): a flush does not store bitmaps; only
- * close (or store_bitmaps) does. */
+ * qemu-io "flush" and qemu-img info -U): with IN_USE marking, a flush does
+ * not store bitmaps; only close (or store_bitmaps) does. */
 static void test_flush_does_not_store(Fixture *f, gconstpointer data)
 {
-    BlockNode *bs = must_open(f->path, BDRV_O_RDWR), *peek;
+    BlockNode *bs = must_open(f->path, BDRV_O_RDWR | BDRV_O_BITMAPS_IN_USE);
+    BlockNode *peek;
     GError *err = NULL;
 
     add_persistent(bs, "b", 64 * KiB);
@@ -721,7 +652,7 @@ static void test_reload_keeps_live_bitmap(Fixture *f, gconstpointer data)
 
     add_persistent(bs, "b", 64 * KiB);
     bdrv_close(bs);
-    bs = must_open(f->path, BDRV_O_RDWR);   /* "b" is IN_USE on disk now */
+    bs = must_open(f->path, BDRV_O_RDWR | BDRV_O_BITMAPS_IN_USE);   /* IN_USE */
     write_at(bs, 2 * MiB, 1);
     bdrv_lock(bs);
     live = bdrv_find_dirty_bitmap(bs, "b");

@@ -8,7 +8,11 @@
  * refuse further I/O. Also: the COW path (the old cluster's reference is
  * not dropped when it is metadata), an L1 entry on a refcount block, a
  * refcount of 0 on a live table (the allocator hands it out), and the map
- * staying equal to a fresh one after the operations that change metadata.
+ * staying equal to a fresh one after the operations that change metadata,
+ * crash-safe bitmaps' included (layout at open and whenever a bitmap
+ * becomes persistent, intents, clear, merge, flags, removal, resize,
+ * hand-over). Their in-place writes (bitmap words, flags) are checked as
+ * every other metadata write is.
  */
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +25,10 @@
 #define COPIED (1ULL << 63)
 
 static char *tmpdir;
+
+/* QEMU's open: bitmaps marked IN_USE in place, nothing moves (crash-safe
+ * bitmaps are laid out anew at open, see the crash-safe cases). */
+#define RW_IN_USE (BDRV_O_RDWR | BDRV_O_BITMAPS_IN_USE)
 
 /* Offsets of the metadata in the template image. */
 typedef struct Layout {
@@ -164,7 +172,7 @@ static void test_write_onto(gconstpointer data)
         g_clear_error(&err);
         return;
     }
-    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    BlockNode *bs = must_open(path, RW_IN_USE);
     /* (after the open, which sets the bitmap's IN_USE flag) */
     g_autofree uint8_t *before = read_file_at(path, target, CS);
     memset(buf, 0x6a, sizeof(buf));
@@ -198,7 +206,7 @@ static void test_cow_from_metadata(void)
     uint64_t rc_before = read_be64(path, layout.refblock);
 
     patch_be64(path, layout.l2a0, layout.refblock);
-    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    BlockNode *bs = must_open(path, RW_IN_USE);
     g_assert_false(bdrv_pwrite(bs, 0, buf, sizeof(buf), &err));
     expect_error(err, "overlaps qcow2 metadata (refcount block)");
     g_clear_error(&err);
@@ -216,7 +224,7 @@ static void test_l1_onto_refblock(void)
 
     patch_be64(path, layout.l1 + 8, layout.refblock | COPIED);
     g_autofree uint8_t *before = read_file_at(path, layout.refblock, CS);
-    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    BlockNode *bs = must_open(path, RW_IN_USE);
     g_assert_false(bdrv_pwrite(bs, 2 * MiB + 3 * CS, buf, sizeof(buf),
                                &err));
     expect_error(err, "(overlaps with refcount block)");
@@ -237,7 +245,7 @@ static void test_allocator_hands_out_metadata(void)
 
     patch(path, layout.refblock + 2 * idx, &zero, 2);
     g_autofree uint8_t *before = read_file_at(path, layout.l2a1, CS);
-    BlockNode *bs = must_open(path, BDRV_O_RDWR);
+    BlockNode *bs = must_open(path, RW_IN_USE);
     /* free clusters before idx would be taken first: fill them up */
     bool refused = false;
     for (uint64_t g = 64 * KiB; g < 2 * MiB && !refused; g += CS) {
@@ -306,14 +314,151 @@ static void test_map_follows_metadata(void)
     g_clear_error(&err);                   /* (refused with snapshots) */
     verify_map(bs);
     bdrv_close(bs);
-
-    bs = must_open(path, 0);
-    BlockCheckResult res;
-    g_assert_true(bdrv_check(bs, BDRV_CHECK_REPORT, &res, &err));
-    g_assert_cmpint(res.corruptions, ==, 0);
-    g_assert_cmpint(res.leaks, ==, 0);
+    assert_file_clean(path);
     g_assert_cmpuint(read_be64(path, 72) & QCOW2_INCOMPAT_CORRUPT, ==, 0);
+}
+
+/* Where the image says bitmap 'index' (directory order) keeps its first
+ * data cluster; *dir gets the directory's offset. */
+static uint64_t bitmap_data_of(const char *path, unsigned index, uint64_t *dir)
+{
+    uint64_t e;
+
+    *dir = read_be64(path, find_bitmaps_ext(path) + 16);
+    e = *dir;
+    for (unsigned i = 0; i < index; i++) {
+        uint32_t extra = read_be32(path, e + 20);
+        uint32_t name = read_be32(path, e + 16) & 0xffff;
+        e += ALIGN_UP(24 + extra + name, 8);
+    }
+    return read_be64(path, read_be64(path, e)) & QCOW2_L2E_OFFSET_MASK;
+}
+
+static void assert_kind(BlockNode *bs, uint64_t off, uint32_t kind)
+{
+    bdrv_lock(bs);
+    g_assert_cmphex(qcow2_meta_kinds(bs, off, 1), ==, kind);
+    bdrv_unlock(bs);
+}
+
+/* Crash-safe bitmaps move their clusters at every layout; the map follows
+ * each step, and the clusters their in-place writes go to are in it. */
+static void test_map_follows_crash_safe(void)
+{
+    GError *err = NULL;
+    BlockCreateOpts o = { .cluster_size = 512 };
+    g_autofree char *path = g_build_filename(tmpdir, "cs.qcow2", NULL);
+    uint64_t dir, data;
+
+    g_assert_true(bdrv_create("qcow2", path, 64 * MiB, &o, &err));
+    BlockNode *bs = must_open(path, BDRV_O_RDWR | BDRV_O_UNMAP);
+    BdrvDirtyBitmap *a = add_persistent(bs, "a", 4 * KiB);
+    verify_map(bs);
+    BdrvDirtyBitmap *b = add_persistent(bs, "b", 64 * KiB);
+    verify_map(bs);
+    data = bitmap_data_of(path, 1, &dir);
+    assert_kind(bs, dir, QCOW2_OL_BITMAP_DIRECTORY);
+    assert_kind(bs, data, QCOW2_OL_BITMAP_DATA);
+    for (int i = 0; i < 24; i++) {          /* intents, L2 tables, refcounts */
+        fill(bs, (uint64_t)i * 2600 * KiB, 8 * KiB, i + 1);
+    }
+    g_assert_true(bdrv_discard(bs, 3 * MiB, 1 * MiB, &err));
+    g_assert_true(bdrv_write_zeroes(bs, 9 * MiB, 64 * KiB, true, &err));
+    verify_map(bs);
+    bdrv_lock(bs);
+    bdrv_clear_dirty_bitmap(a);             /* words rewritten in place */
+    g_assert_true(bdrv_merge_dirty_bitmap(a, b, &err));
+    bdrv_disable_dirty_bitmap(b);           /* flags in place */
+    bdrv_enable_dirty_bitmap(b);
+    bdrv_unlock(bs);
+    g_assert_no_error(err);
+    verify_map(bs);
+    BlockSnapshotInfo sn = { .name = (char *)"s", .icount = -1 };
+    g_assert_true(bdrv_snapshot_create(bs, &sn, &err));
+    fill(bs, 0, 64 * KiB, 0x70);
+    verify_map(bs);
+    add_persistent(bs, "c", 512);           /* every bitmap laid out anew */
+    verify_map(bs);
+    assert_kind(bs, dir, 0);                /* the old directory is free */
+    bdrv_lock(bs);
+    g_assert_true(bdrv_remove_dirty_bitmap(bs, "a", &err));
+    bdrv_unlock(bs);
+    verify_map(bs);
+    g_assert_true(bdrv_snapshot_delete(bs, NULL, "s", &err));
+    g_assert_true(bdrv_truncate(bs, 96 * MiB, &err));   /* laid out again */
+    g_assert_no_error(err);
+    fill(bs, 90 * MiB, 4 * KiB, 0x71);
+    verify_map(bs);
+    g_assert_true(bdrv_inactivate(bs, false, &err));     /* stored */
+    g_assert_true(bdrv_activate(bs, &err));              /* and armed */
+    g_assert_no_error(err);
+    verify_map(bs);
+    fill(bs, 95 * MiB, 4 * KiB, 0x72);
+    verify_map(bs);
     bdrv_close(bs);
+    assert_file_clean(path);
+}
+
+/* A crash-safe image with one bitmap, its data and directory offsets. */
+static BlockNode *open_armed(const char *name, char **path, uint64_t *data,
+                             uint64_t *dir, BdrvDirtyBitmap **bm)
+{
+    GError *err = NULL;
+    BlockCreateOpts o = { .cluster_size = CS };
+
+    *path = g_build_filename(tmpdir, name, NULL);
+    g_assert_true(bdrv_create("qcow2", *path, 64 * MiB, &o, &err));
+    BlockNode *bs = must_open(*path, BDRV_O_RDWR);
+    *bm = add_persistent(bs, "bm", 64 * KiB);
+    *data = bitmap_data_of(*path, 0, dir);
+    return bs;
+}
+
+/* The words an intent sets are written in place, durably and past the
+ * caches: the write is checked against the map like any metadata write.
+ * (A map entry is planted: a sane image never lets another kind share the
+ * bitmap's clusters.) */
+static void test_intent_write_checked(void)
+{
+    g_autofree char *path = NULL;
+    uint64_t data, dir;
+    BdrvDirtyBitmap *bm;
+    BlockNode *bs = open_armed("intent.qcow2", &path, &data, &dir, &bm);
+    g_autofree uint8_t *before = read_file_at(path, data, CS);
+    uint8_t buf[CS] = { 0 };
+    GError *err = NULL;
+
+    bdrv_lock(bs);
+    qcow2_meta_add(bs, QCOW2_OL_ACTIVE_L2, data, CS);
+    bdrv_unlock(bs);
+    g_assert_false(bdrv_pwrite(bs, 0, buf, sizeof(buf), &err));
+    expect_error(err, "Cannot record the write in a persistent bitmap");
+    expect_error(err, "Preventing invalid write on metadata (overlaps with "
+                 "active L2 table)");
+    g_clear_error(&err);
+    bdrv_close(bs);
+    g_autofree uint8_t *after = read_file_at(path, data, CS);
+    g_assert_cmpmem(before, CS, after, CS);
+    g_assert_cmpuint(read_be64(path, 72) & QCOW2_INCOMPAT_CORRUPT, !=, 0);
+}
+
+/* The same for a bitmap's flags, rewritten in place in the directory. */
+static void test_flags_write_checked(void)
+{
+    g_autofree char *path = NULL;
+    uint64_t data, dir;
+    BdrvDirtyBitmap *bm;
+    BlockNode *bs = open_armed("flags.qcow2", &path, &data, &dir, &bm);
+    g_autofree uint8_t *before = read_file_at(path, dir, 32);
+
+    bdrv_lock(bs);
+    qcow2_meta_add(bs, QCOW2_OL_REFCOUNT_BLOCK, dir, 32);
+    bdrv_disable_dirty_bitmap(bm);          /* warns: flags not written */
+    bdrv_unlock(bs);
+    bdrv_close(bs);
+    g_autofree uint8_t *after = read_file_at(path, dir, 32);
+    g_assert_cmpmem(before, 32, after, 32);
+    g_assert_cmpuint(read_be64(path, 72) & QCOW2_INCOMPAT_CORRUPT, !=, 0);
 }
 
 int main(int argc, char **argv)
@@ -334,6 +479,12 @@ int main(int argc, char **argv)
                     test_allocator_hands_out_metadata);
     g_test_add_func("/qcow2-overlap/map-follows-metadata",
                     test_map_follows_metadata);
+    g_test_add_func("/qcow2-overlap/crash-safe/map-follows",
+                    test_map_follows_crash_safe);
+    g_test_add_func("/qcow2-overlap/crash-safe/intent-write-checked",
+                    test_intent_write_checked);
+    g_test_add_func("/qcow2-overlap/crash-safe/flags-write-checked",
+                    test_flags_write_checked);
     int ret = g_test_run();
     g_free(template_path);
     rm_scratch_dir(tmpdir);

@@ -25,15 +25,24 @@ typedef struct TestRamVm {
     int syncs;
 } TestRamVm;
 
+/* 'bytes' of memfd RAM for 'mem' (the caller maps its regions onto the
+ * returned address); munmap and close mem->fd when done. */
+static inline uint8_t *test_memfd_ram(GuestMemory *mem, uint64_t bytes)
+{
+    uint8_t *base;
+
+    mem->fd = memfd_create("ram", MFD_CLOEXEC);
+    g_assert_cmpint(ftruncate(mem->fd, bytes), ==, 0);
+    base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mem->fd, 0);
+    g_assert_true(base != MAP_FAILED);
+    mem->ram_size = bytes;
+    return base;
+}
+
 static inline void test_ram_vm_init(TestRamVm *vm, uint64_t len)
 {
     memset(vm, 0, sizeof(*vm));
-    vm->mem.fd = memfd_create("ram", MFD_CLOEXEC);
-    g_assert_cmpint(ftruncate(vm->mem.fd, len), ==, 0);
-    vm->base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
-                    vm->mem.fd, 0);
-    g_assert_true(vm->base != MAP_FAILED);
-    vm->mem.ram_size = len;
+    vm->base = test_memfd_ram(&vm->mem, len);
     vm->mem.regions[0] = (GuestRegion){ 0, len / 2, vm->base, 0 };
     vm->mem.regions[1] = (GuestRegion){ 4 * GiB, len / 2, vm->base + len / 2,
                                         len / 2 };

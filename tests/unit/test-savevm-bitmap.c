@@ -13,6 +13,7 @@
 #include "migration/qemu-file-block.h"
 #include "migration/ram.h"
 #include "migration/stream-dump.h"
+#include "test-postcopy-util.h"
 #include "test-savevm-util.h"
 
 #define DISK_SIZE (64 * MiB)
@@ -202,8 +203,16 @@ static void test_unnamed_node_refused(void)
     add_bitmap(src.bs, "bm0", 64 * KiB, false);
     dbm = dbm_for(&src, sv);
     g_assert_false(savevm_save_all(sv, f, &err));
-    g_assert_nonnull(strstr(err->message, "in a node with auto-generated "
-                            "name '#block7' can't be migrated"));
+    g_assert_nonnull(strstr(err->message, "Bitmap 'bm0' in a node with "
+                            "auto-generated name '#block7' can't be migrated"));
+    g_clear_error(&err);
+    qemu_fclose(f, NULL);
+    /* And a node with no name at all. */
+    bdrv_set_node_name(src.bs, "");
+    f = qemu_file_new_mem_output();
+    g_assert_false(savevm_save_all(sv, f, &err));
+    g_assert_nonnull(strstr(err->message, "Bitmap 'bm0' in unnamed node "
+                            "can't be migrated"));
     g_error_free(err);
     qemu_fclose(f, NULL);
     dirty_bitmap_migration_free(dbm);
@@ -284,14 +293,16 @@ static void test_load_qemu_bitmaps(void)
     env_destroy(&dst);
 }
 
-/* A dirty-bitmap section alone after the configuration, as QEMU accepts. */
-static GError *load_chunks(const uint8_t *chunks, size_t len)
+/* A dirty-bitmap section alone after the configuration, as QEMU accepts,
+ * loaded into disk0 (which holds a bitmap "mine" of its own); 'version' is
+ * the section's. */
+static GError *load_chunks_v(const uint8_t *chunks, size_t len, uint8_t version)
 {
     g_autoptr(GByteArray) s = g_byte_array_new();
     static const uint8_t head[] = {
         'Q', 'E', 'V', 'M', 0, 0, 0, 3, 0x07, 0, 0, 0, 4, 'n', 'o', 'n', 'e',
         0x01, 0, 0, 0, 9, 12, 'd', 'i', 'r', 't', 'y', '-', 'b', 'i', 't',
-        'm', 'a', 'p', 0, 0, 0, 0, 0, 0, 0, 1,
+        'm', 'a', 'p', 0, 0, 0, 0, 0, 0, 0,
     };
     static const uint8_t tail[] = { 0x7e, 0, 0, 0, 9, 0x00 };
     Env dst;
@@ -301,16 +312,34 @@ static GError *load_chunks(const uint8_t *chunks, size_t len)
     GError *err;
 
     g_byte_array_append(s, head, sizeof(head));
+    g_byte_array_append(s, &version, 1);
     g_byte_array_append(s, chunks, len);
     g_byte_array_append(s, tail, sizeof(tail));
     b = g_bytes_new(s->data, s->len);
     env_init(&dst, "dst.qcow2");
+    add_bitmap(dst.bs, "mine", 64 * KiB, false);
     dbm = dbm_for(&dst, sv);
     err = test_savevm_load(sv, b);
+    savevm_load_abandon(sv);
+    if (!err) {
+        /* What loaded is whole: complete bitmaps are no longer busy. */
+        dirty_bitmap_migration_before_vm_start(dbm);
+        bdrv_lock(dst.bs);
+        for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(dst.bs, NULL); bm;
+             bm = bdrv_dirty_bitmap_next(dst.bs, bm)) {
+            g_assert_false(bdrv_dirty_bitmap_busy(bm));
+        }
+        bdrv_unlock(dst.bs);
+    }
     dirty_bitmap_migration_free(dbm);
     savevm_free(sv);
     env_destroy(&dst);
     return err;
+}
+
+static GError *load_chunks(const uint8_t *chunks, size_t len)
+{
+    return load_chunks_v(chunks, len, 1);
 }
 
 static void expect(GError *err, const char *needle)
@@ -322,6 +351,15 @@ static void expect(GError *err, const char *needle)
     g_error_free(err);
 }
 
+/* START of disk0/bm at 64 KiB, not enabled, then what the test adds. */
+#define START_BM 0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 1, 0, 0, 0x00
+/* BITS of the first 64 MiB of the current bitmap: 128 bytes of bits. */
+#define BITS_ALL 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0, \
+                 0, 0, 0, 0, 0, 0, 0, 0x80
+#define ZERO16 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+#define ZERO128 ZERO16, ZERO16, ZERO16, ZERO16, ZERO16, ZERO16, ZERO16, ZERO16
+
+/* Every refusal of the loader, in the seed's words where it has them. */
 static void test_hostile(void)
 {
     static const uint8_t ok[] = {
@@ -334,13 +372,28 @@ static void test_hostile(void)
     static const uint8_t no_node[] = {
         0x1c, 5, 'd', 'i', 's', 'k', '9', 2, 'b', 'm', 0, 1, 0, 0, 0, 0x01,
     };
+    static const uint8_t empty_node[] = { 0x1c, 0, 2, 'b', 'm', 0, 1, 0, 0, 0 };
+    static const uint8_t cut_node[] = { 0x1c, 200, 'd', 'i' };
+    static const uint8_t empty_name[] = {
+        0x1c, 5, 'd', 'i', 's', 'k', '0', 0, 0, 1, 0, 0, 0,
+    };
     static const uint8_t no_bitmap[] = {
         0x4c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm',
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x01,
     };
+    static const uint8_t no_device_name[] = { 0x40, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t no_bitmap_name[] = {
+        0x48, 5, 'd', 'i', 's', 'k', '0', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    };
+    static const uint8_t exists[] = {
+        0x1c, 5, 'd', 'i', 's', 'k', '0', 4, 'm', 'i', 'n', 'e', 0, 1, 0, 0, 0,
+    };
+    static const uint8_t not_migrated[] = {     /* BITS for disk0's own */
+        0x4e, 5, 'd', 'i', 's', 'k', '0', 4, 'm', 'i', 'n', 'e',
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0x01,
+    };
     static const uint8_t bad_size[] = {
-        0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 1, 0, 0, 0x00,
-        0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0x00,
+        START_BM, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0x00,
         0, 0, 0, 0, 0, 0, 0x10, 0,
     };
     static const uint8_t bad_gran[] = {
@@ -349,24 +402,55 @@ static void test_hostile(void)
     static const uint8_t reserved[] = {
         0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 1, 0, 0, 0x08, 0x01,
     };
-    static const uint8_t beyond[] = {
-        0x1c, 5, 'd', 'i', 's', 'k', '0', 2, 'b', 'm', 0, 1, 0, 0, 0x00,
-        0x42, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0x04, 0x00, 0x01,
+    static const uint8_t beyond[] = {       /* past the end of a 64 MiB disk */
+        START_BM, 0x42, 0, 0, 0, 0, 0, 0x02, 0, 0, 0, 0, 0x02, 0, 0x01,
     };
-    static const uint8_t no_name[] = { 0x40, 0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t cut_bits[] = { START_BM, BITS_ALL, 0xff, 0xff };
+    static const uint8_t after_complete[] = {
+        START_BM, BITS_ALL, ZERO128, 0x20, 0x42, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0x02, 0, 0x01,
+    };
+    static const uint8_t complete_twice[] = {
+        START_BM, BITS_ALL, ZERO128, 0x20, 0x20, 0x01,
+    };
+    static const uint8_t unknown_flags[] = { 0x81, 0x00, 0x01 };
 
     g_assert_no_error(load_chunks(ok, sizeof(ok)));
-    expect(load_chunks(no_node, sizeof(no_node)), "no block node 'disk9'");
+    g_assert_no_error(load_chunks(complete_twice, sizeof(complete_twice)));
+    expect(load_chunks(no_node, sizeof(no_node)),
+           "Cannot find device='disk9' nor node-name='disk9'");
+    expect(load_chunks(empty_node, sizeof(empty_node)),
+           "Unable to read node name string");
+    expect(load_chunks(cut_node, sizeof(cut_node)),
+           "Unable to read node name string");
+    expect(load_chunks(empty_name, sizeof(empty_name)),
+           "Unable to read bitmap name string");
     expect(load_chunks(no_bitmap, sizeof(no_bitmap)),
-           "unknown dirty bitmap 'bm' for block device 'disk0'");
+           "Error: unknown dirty bitmap 'bm' for block device 'disk0'");
+    expect(load_chunks(no_device_name, sizeof(no_device_name)),
+           "Error: block device name is not set");
+    expect(load_chunks(no_bitmap_name, sizeof(no_bitmap_name)),
+           "Error: block device name is not set");
+    expect(load_chunks(exists, sizeof(exists)),
+           "Bitmap with the same name ('mine') already exists on destination");
+    expect(load_chunks(not_migrated, sizeof(not_migrated)),
+           "Error: unknown dirty bitmap 'mine' for block device 'disk0'");
     expect(load_chunks(bad_size, sizeof(bad_size)),
-           "Migrated bitmap granularity doesn't match");
-    expect(load_chunks(bad_gran, sizeof(bad_gran)), "ranularity");
+           "Migrated bitmap granularity doesn't match the destination bitmap "
+           "'bm' granularity");
+    expect(load_chunks(bad_gran, sizeof(bad_gran)),
+           "Granularity must be power of 2 and at least 512");
     expect(load_chunks(reserved, sizeof(reserved)),
            "Unknown flags in migrated dirty bitmap header: 8");
-    expect(load_chunks(beyond, sizeof(beyond)), "dirty-bitmap");
-    expect(load_chunks(no_name, sizeof(no_name)),
-           "block device name is not set");
+    expect(load_chunks(beyond, sizeof(beyond)),
+           "Migrated bitmap 'bm' does not match the size of node 'disk0'");
+    expect(load_chunks(cut_bits, sizeof(cut_bits)),
+           "Failed to read bitmap bits");
+    expect(load_chunks(after_complete, sizeof(after_complete)),
+           "dirty bitmap 'bm' for block device 'disk0' is complete already");
+    expect(load_chunks(unknown_flags, sizeof(unknown_flags)),
+           "unknown chunk flags 0x100");
+    expect(load_chunks_v(ok, sizeof(ok), 2), "unsupported version 2");
     for (size_t cut = 0; cut < sizeof(ok); cut++) {
         GError *err = load_chunks(ok, cut);
 
@@ -516,6 +600,159 @@ static void test_migration_job_with_bitmaps(void)
     env_destroy(&dst);
 }
 
+/* ---- a postcopy of the bitmaps alone, byte for byte ---- */
+
+typedef struct Collect {
+    int fd;
+    GByteArray *bytes;
+} Collect;
+
+static gpointer collect_thread(gpointer opaque)
+{
+    Collect *c = opaque;
+    uint8_t buf[4096];
+    ssize_t n;
+
+    while ((n = read(c->fd, buf, sizeof(buf))) > 0) {
+        g_byte_array_append(c->bytes, buf, n);
+    }
+    return NULL;
+}
+
+static bool stop_vm(void *opaque, GError **errp)
+{
+    return true;
+}
+
+/* What a source writes for a postcopy of bitmaps alone: one RAM page,
+ * bitmap bm0 of add_bitmap on node disk0. */
+static GBytes *bitmap_postcopy_stream(void)
+{
+    Env src;
+    SaveVM *sv = savevm_new("none");
+    JobRef ps = { NULL };
+    DirtyBitmapNodes nodes = { .in_postcopy = jobref_in_postcopy, .opaque = &ps };
+    DirtyBitmapMigration *dbm;
+    GuestMemory mem = {
+        .regions = { { 0, 4096, g_malloc0(4096), 0 } },
+        .nr_regions = 1, .fd = -1, .ram_size = 4096,
+    };
+    RamMigration *ram = ram_migration_new(&mem, "pc.ram");
+    MigrationParams params = { .postcopy_bitmaps = true };
+    MigrationHooks hooks = { .stop_vm = stop_vm };
+    Collect c = { .bytes = g_byte_array_new() };
+    GThread *t;
+    GError *err = NULL;
+    int fds[2];
+
+    env_init(&src, "src.qcow2");
+    add_bitmap(src.bs, "bm0", 64 * KiB, true);
+    ram_migration_register(ram, sv);
+    ram_migration_set_dirty_sync(ram, jobref_sync_then_postcopy, &ps);
+    nodes.blks = src.blks;
+    dbm = dirty_bitmap_migration_new(&nodes);
+    dirty_bitmap_migration_set_enabled(dbm, true);
+    dirty_bitmap_migration_register(dbm, sv);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), ==, 0);
+    c.fd = fds[1];
+    t = g_thread_new("collect", collect_thread, &c);
+    g_atomic_pointer_set(&ps.job,
+                         migration_job_start(sv, qemu_file_new_fd_output(fds[0]),
+                                             NULL, ram, &params, &hooks));
+    g_assert_true(migration_job_wait(ps.job, &err));
+    g_assert_no_error(err);
+    g_thread_join(t);
+    close(fds[1]);
+    migration_job_free(ps.job);
+    dirty_bitmap_migration_free(dbm);
+    ram_migration_free(ram);
+    g_free(mem.regions[0].hva);
+    savevm_free(sv);
+    env_destroy(&src);
+    return g_byte_array_free_to_bytes(c.bytes);
+}
+
+#define Z8 0, 0, 0, 0, 0, 0, 0, 0
+
+/* The stream QEMU's source writes for the same migration (seed 000, seed
+ * 004 and QEMU 7.2's postcopy_start: ADVISE with no payload, RAM ends at
+ * the switchover, LISTEN and RUN packaged with no discards or pings, the
+ * bits in iterations after RUN, COMPLETE at the end). */
+static const uint8_t postcopy_golden[] = {
+        /* magic, version 3 */
+        0x51, 0x45, 0x56, 0x4d, 0x00, 0x00, 0x00, 0x03,
+        /* CONFIGURATION: machine "none" */
+        0x07, 0x00, 0x00, 0x00, 0x04, 0x6e, 0x6f, 0x6e, 0x65,
+        /* COMMAND POSTCOPY_ADVISE, length 0: the bitmaps alone */
+        0x08, 0x00, 0x03, 0x00, 0x00,
+        /* START 'ram' v4: MEM_SIZE, block pc.ram, EOS, footer */
+        0x01, 0x00, 0x00, 0x00, 0x01, 0x03, 0x72, 0x61, 0x6d, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+        0x04, 0x06, 0x70, 0x63, 0x2e, 0x72, 0x61, 0x6d, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+        0x7e, 0x00, 0x00, 0x00, 0x01,
+        /* START 'dirty-bitmap' v1: START disk0/bm0, be32 64 KiB, enabled|persistent; EOS */
+        0x01, 0x00, 0x00, 0x00, 0x02, 0x0c, 0x64, 0x69, 0x72, 0x74, 0x79, 0x2d,
+        0x62, 0x69, 0x74, 0x6d, 0x61, 0x70, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x01, 0x1c, 0x05, 0x64, 0x69, 0x73, 0x6b, 0x30, 0x03, 0x62, 0x6d,
+        0x30, 0x00, 0x01, 0x00, 0x00, 0x03, 0x01, 0x7e, 0x00, 0x00, 0x00, 0x02,
+        /* PART 'ram': the zero page, EOS */
+        0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x02, 0x06, 0x70, 0x63, 0x2e, 0x72, 0x61, 0x6d, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x10, 0x7e, 0x00, 0x00, 0x00, 0x01,
+        /* PART 'dirty-bitmap': EOS alone in precopy */
+        0x02, 0x00, 0x00, 0x00, 0x02, 0x01, 0x7e, 0x00, 0x00, 0x00, 0x02,
+        /* END 'ram' (RAM does not follow), EOS */
+        0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x10, 0x7e, 0x00, 0x00, 0x00, 0x01,
+        /* COMMAND PACKAGED, be32 10: */
+        0x08, 0x00, 0x07, 0x00, 0x04, 0x00, 0x00, 0x00, 0x0a,
+        /*   POSTCOPY_LISTEN */
+        0x08, 0x00, 0x04, 0x00, 0x00,
+        /*   POSTCOPY_RUN (QEMU pings only with RAM postcopy) */
+        0x08, 0x00, 0x05, 0x00, 0x00,
+        /* PART 'dirty-bitmap' after RUN: */
+        0x02, 0x00, 0x00, 0x00, 0x02,
+        /*   BITS (names unchanged), sector 0, 131072 sectors, be64 128 bytes */
+        0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80,
+        /*   bits 16 (1 MiB) and 160 (10 MiB) of 1024 */
+        0x00, 0x00, 0x01, Z8, Z8, 0x00, 0x01, 0x00, 0x00, 0x00,
+        Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8, Z8,
+        /*   EOS, footer */
+        0x01, 0x7e, 0x00, 0x00, 0x00, 0x02,
+        /* END 'dirty-bitmap': COMPLETE, EOS */
+        0x03, 0x00, 0x00, 0x00, 0x02, 0x20, 0x01, 0x7e, 0x00, 0x00, 0x00, 0x02,
+        /* EOF, no VM description */
+        0x00,
+};
+
+static void test_postcopy_golden(void)
+{
+    g_autoptr(GBytes) b = bitmap_postcopy_stream();
+    g_autoptr(GString) dump = g_string_new(NULL);
+    StreamDumpOptions opts = { .verbose = true };
+    GError *err = NULL;
+
+    g_assert_cmpmem(g_bytes_get_data(b, NULL), g_bytes_get_size(b),
+                    postcopy_golden, sizeof(postcopy_golden));
+    /* tern-stream's reader follows it. */
+    g_assert_true(stream_dump(b, &opts, dump, &err));
+    g_assert_no_error(err);
+    g_assert_nonnull(strstr(dump->str, "command POSTCOPY_ADVISE length 0\n"
+                            "  no RAM postcopy (dirty bitmaps only)"));
+    g_assert_nonnull(strstr(dump->str, "command POSTCOPY_LISTEN length 0"));
+    g_assert_nonnull(strstr(dump->str, "command POSTCOPY_RUN length 0\n"
+                            "  the destination's guest starts\n  }\n"
+                            "@205 PART section 2 'dirty-bitmap' instance 0 "
+                            "version 1\n  dirty-bitmap: BITS 'bm0' sector 0 "
+                            "count 131072 size 128"));
+    g_assert_nonnull(strstr(dump->str, "bitmap: node 'disk0' name 'bm0' "
+                            "granularity 65536 flags 0x03 complete"));
+    g_assert_nonnull(strstr(dump->str, "  dirty: 1048576 +65536\n"
+                            "  dirty: 10485760 +65536\n"));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -528,5 +765,6 @@ int main(int argc, char **argv)
     g_test_add_func("/savevm-bitmap/vmstate-area", test_vmstate_area);
     g_test_add_func("/savevm-bitmap/migration-job-with-bitmaps",
                     test_migration_job_with_bitmaps);
+    g_test_add_func("/savevm-bitmap/postcopy-golden", test_postcopy_golden);
     return g_test_run();
 }

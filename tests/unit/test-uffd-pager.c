@@ -309,9 +309,37 @@ static void test_received_words_and_hostile(void)
     env_free(&e);
 }
 
+/* Hosts whose memfd pages may be huge are refused, with the knob to turn. */
+static void test_shmem_thp_policy(void)
+{
+    static const struct {
+        const char *policy;
+        const char *refused;        /* NULL: accepted */
+    } cases[] = {
+        { "always within_size advise [never] deny force\n", NULL },
+        { "always within_size [advise] never deny force\n", NULL },
+        { "always within_size advise never [deny] force\n", NULL },
+        { "[always] within_size advise never deny force\n", "'always'" },
+        { "always [within_size] advise never deny force\n", "'within_size'" },
+        { "always within_size advise never deny [force]\n", "'force'" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GError) err = NULL;
+        bool ok = uffd_pager_shmem_thp_ok(cases[i].policy, &err);
+
+        g_assert_true(ok == !cases[i].refused);
+        if (!ok) {
+            g_assert_nonnull(strstr(err->message, cases[i].refused));
+            g_assert_nonnull(strstr(err->message, "shmem_enabled"));
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/uffd-pager/shmem-thp-policy", test_shmem_thp_policy);
     g_test_add_func("/uffd-pager/demand-paging", test_demand_paging);
     g_test_add_func("/uffd-pager/resend-after-reconnect",
                     test_resend_after_reconnect);

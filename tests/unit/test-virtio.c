@@ -5,12 +5,15 @@
  * kicks through the notify region (the transport then wakes its I/O thread).
  * Covers request types, config space, feature negotiation, NEEDS_RESET on
  * hostile chains and queue setups, read-only drives, MSI-X masking and
- * pending bits, INTx with the ISR, indirect descriptors and event idx.
+ * pending bits, INTx with the ISR, indirect descriptors and event idx, and
+ * (on a qcow2 image) one crash-safe bitmap sync per batch of writes.
  */
 #include <glib/gstdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "accel/kvm/kvm.h"
+#include "block/write-intent.h"
 #include "hw/block/virtio-blk.h"
 #include "hw/pci/pci.h"
 #include "softmmu/runstate.h"
@@ -28,6 +31,9 @@
 #define DATA_GPA   0x100000ULL
 #define QSIZE      64
 #define IMG_SIZE   (1 * MiB)
+
+/* The VM the next fixture's ioeventfds go to (NULL: none, as without KVM). */
+static KvmState *fixture_kvm;
 
 typedef struct Fixture {
     GuestMemory mem;
@@ -91,7 +97,9 @@ static uint64_t common_r(Fixture *f, unsigned off, unsigned size)
     return v;
 }
 
-static void setup(Fixture *f, const char *drive_opts, unsigned queues)
+/* A device on a fresh image of the given format and size. */
+static void setup_image(Fixture *f, const char *fmt, uint64_t size,
+                        const char *drive_opts, unsigned queues)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *spec = NULL;
@@ -107,12 +115,14 @@ static void setup(Fixture *f, const char *drive_opts, unsigned queues)
     f->mmio = iobus_new("mmio");
     f->bus = pci_bus_new(f->pio, f->mmio);
     f->dir = g_dir_make_tmp("test-virtio-XXXXXX", NULL);
-    f->img = g_build_filename(f->dir, "disk.raw", NULL);
-    g_assert_true(bdrv_create("raw", f->img, IMG_SIZE, NULL, &err));
-    spec = g_strdup_printf("file=%s,format=raw,if=none,id=d0%s", f->img, drive_opts);
+    f->img = g_build_filename(f->dir, "disk.img", NULL);
+    g_assert_true(bdrv_create(fmt, f->img, size, NULL, &err));
+    spec = g_strdup_printf("file=%s,format=%s,if=none,id=d0%s", f->img, fmt,
+                           drive_opts);
     f->drive = drive_open(spec, 0, &err);
     g_assert_no_error(err);
     o.mem = &f->mem;
+    o.kvm = fixture_kvm;
     f->vb = virtio_blk_new(f->drive, &o, &err);
     g_assert_no_error(err);
     f->vp = virtio_blk_transport(f->vb);
@@ -127,6 +137,11 @@ static void setup(Fixture *f, const char *drive_opts, unsigned queues)
     cfg_write(f, 0x14 + 4 * VIRTIO_PCI_BAR, 0, 4);
     cfg_write(f, 0x10 + 4 * VIRTIO_PCI_MSIX_BAR, (uint32_t)MSIX_ADDR, 4);
     cfg_write(f, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+}
+
+static void setup(Fixture *f, const char *drive_opts, unsigned queues)
+{
+    setup_image(f, "raw", IMG_SIZE, drive_opts, queues);
 }
 
 static void teardown(Fixture *f)
@@ -264,6 +279,31 @@ static uint8_t request(Fixture *f, uint32_t type, uint64_t sector, uint32_t len,
     publish(f, 0);
     g_assert_true(wait_used(f, used_len));
     return *st;
+}
+
+/* A bus reset (system reset) turns the BAR's decoding off: the notify
+ * ioeventfds leave its address, so a BAR mapped there next gets its own
+ * writes; programmed again, they come back. */
+static void test_bus_reset_takes_ioeventfds_down(void)
+{
+    g_autoptr(GError) err = NULL;
+    Fixture f;
+
+    fixture_kvm = kvm_init(&err);
+    if (!fixture_kvm) {
+        g_test_skip(err->message);
+        return;
+    }
+    setup(&f, "", 1);
+    g_assert_cmphex(f.vp->ioeventfd_base, ==, BAR_ADDR);
+    pci_bus_reset(f.bus);
+    g_assert_cmphex(f.vp->ioeventfd_base, ==, 0);
+    cfg_write(&f, 0x10 + 4 * VIRTIO_PCI_BAR, (uint32_t)BAR_ADDR, 4);
+    cfg_write(&f, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+    g_assert_cmphex(f.vp->ioeventfd_base, ==, BAR_ADDR);
+    teardown(&f);
+    kvm_destroy(fixture_kvm);
+    fixture_kvm = NULL;
 }
 
 static void test_rw_flush_id(void)
@@ -855,6 +895,56 @@ static void test_dirty_tracking(void)
     g_mutex_clear(&d.lock);
 }
 
+/* Crash-safe bitmaps: the writes popped in one batch are announced
+ * together and share one intent sync (without the batch: one each). */
+static void test_batch_shares_intent_sync(void)
+{
+    g_autoptr(GError) err = NULL;
+    BdrvWriteIntentStats st;
+    BlockNode *bs;
+    BdrvDirtyBitmap *bm;
+    uint16_t *avail;
+    Fixture f;
+
+    setup_image(&f, "qcow2", 64 * MiB, ",bitmap-chunk=64K", 1);
+    bs = drive_node(f.drive);
+    bdrv_lock(bs);
+    bm = bdrv_create_dirty_bitmap(bs, 64 * KiB, "b", &err);
+    g_assert_true(bm && bdrv_dirty_bitmap_make_persistent(bm, true, &err));
+    bdrv_unlock(bs);
+    g_assert_no_error(err);
+    driver_init(&f, 0, VIRTIO_NO_VECTOR);
+    avail = gpa(&f, AVAIL_GPA);
+    for (unsigned i = 0; i < 8; i++) {
+        uint64_t hdr[2] = { VIRTIO_BLK_T_OUT, (uint64_t)i * 7 * MiB / 512 };
+
+        memcpy(gpa(&f, HDR_GPA + 16 * i), hdr, 16);
+        set_desc(&f, DESC_GPA, 3 * i, HDR_GPA + 16 * i, 16, VIRTQ_DESC_F_NEXT,
+                 3 * i + 1);
+        set_desc(&f, DESC_GPA, 3 * i + 1, DATA_GPA + 4096 * i, 4096,
+                 VIRTQ_DESC_F_NEXT, 3 * i + 2);
+        set_desc(&f, DESC_GPA, 3 * i + 2, STATUS_GPA + i, 1,
+                 VIRTQ_DESC_F_WRITE, 0);
+        avail[2 + (f.avail_idx + i) % QSIZE] = 3 * i;
+    }
+    f.avail_idx += 8;
+    __atomic_store_n(&avail[1], f.avail_idx, __ATOMIC_RELEASE);
+    common_w(&f, VIRTIO_PCI_NOTIFY_OFF, 0, 2);
+    for (unsigned i = 0; i < 8; i++) {
+        g_assert_true(wait_used(&f, NULL));
+    }
+    for (unsigned i = 0; i < 8; i++) {
+        g_assert_cmpuint(*(uint8_t *)gpa(&f, STATUS_GPA + i), ==, 0);
+    }
+    bdrv_lock(bs);
+    bdrv_write_intent_get_stats(bs, &st);
+    g_assert_cmpuint(bdrv_get_dirty_count(bm), ==, 8 * 64 * KiB);
+    bdrv_unlock(bs);
+    g_assert_cmpuint(st.syncs, ==, 1);
+    g_assert_cmpuint(st.ranges, ==, 8);
+    teardown(&f);
+}
+
 /* cache=none: buffers at any byte alignment still work (bounced). */
 static void test_cache_none_unaligned_buffers(void)
 {
@@ -1013,6 +1103,8 @@ static void test_drive_options(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/virtio/pci/bus-reset-takes-ioeventfds-down",
+                    test_bus_reset_takes_ioeventfds_down);
     g_test_add_func("/virtio/blk/rw-flush-id", test_rw_flush_id);
     g_test_add_func("/virtio/blk/discard-write-zeroes", test_discard_write_zeroes);
     g_test_add_func("/virtio/blk/config-space", test_config_space);
@@ -1035,5 +1127,7 @@ int main(int argc, char **argv)
     g_test_add_func("/virtio/transport/system-reset", test_system_reset);
     g_test_add_func("/virtio/transport/needs-reset-irq", test_needs_reset_config_interrupt);
     g_test_add_func("/virtio/drive/options", test_drive_options);
+    g_test_add_func("/virtio/blk/batch-shares-intent-sync",
+                    test_batch_shares_intent_sync);
     return g_test_run();
 }

@@ -36,6 +36,7 @@ typedef struct Drive {
     bool if_virtio;            /* -drive if=virtio: the machine adds a device */
     bool writethrough;         /* flush after every write */
     bool ignore_flush;         /* cache=unsafe */
+    uint64_t bitmap_chunk;     /* bitmap-chunk=: fixed write-intent chunk */
     DriveErrorAction werror, rerror;
     struct VirtioBlk *vblk;    /* the device using it, if a virtio-blk-pci */
 } Drive;

@@ -79,6 +79,8 @@ void virtqueue_reset(VirtQueue *vq);
  */
 int virtqueue_pop(VirtQueue *vq, const GuestMemory *mem, unsigned max_segs,
                   VirtQueueElement *elem, GError **errp);
+/* Puts back the last n chains popped, unused: the next pops return them. */
+void virtqueue_unpop(VirtQueue *vq, unsigned n);
 /* Returns a chain to the driver with 'len' bytes written to its in buffers. */
 void virtqueue_push(VirtQueue *vq, const VirtQueueElement *elem, uint32_t len);
 /* After pushes: whether the driver wants an interrupt (event idx or flags). */
