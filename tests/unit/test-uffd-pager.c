@@ -268,6 +268,11 @@ static void test_resend_after_reconnect(void)
     g_atomic_int_set(&e.refuse, 0);
     uffd_pager_resend_requests(e.pager);
     g_thread_join(th);
+    /* The toucher wakes when the page is in, a moment before the placing
+     * thread counts it. */
+    for (int i = 0; i < 10000 && !uffd_pager_received(e.pager, 5 * PS); i++) {
+        g_usleep(1000);
+    }
     g_assert_true(uffd_pager_finish(e.pager, &err));
     env_free(&e);
 }

@@ -662,7 +662,15 @@ static void test_event_idx(void)
     driver_init(&f, 1ULL << VIRTIO_F_RING_EVENT_IDX, VIRTIO_NO_VECTOR);
     g_assert_cmpuint(request(&f, VIRTIO_BLK_T_IN, 0, 512, NULL), ==, 0);
     g_assert_cmpuint(request(&f, VIRTIO_BLK_T_IN, 0, 512, NULL), ==, 0);
-    memcpy(&avail_event, gpa(&f, USED_GPA + 4 + 8 * QSIZE), 2);
+    /* The device moves avail_event once it finds the ring empty, a moment
+     * after the used entry the driver waited for. */
+    for (int i = 0; i < 10000; i++) {
+        memcpy(&avail_event, gpa(&f, USED_GPA + 4 + 8 * QSIZE), 2);
+        if (avail_event == 2) {
+            break;
+        }
+        g_usleep(1000);
+    }
     g_assert_cmpuint(avail_event, ==, 2);
     teardown(&f);
 }
