@@ -29,11 +29,12 @@
 #include "tern/error.h"
 
 #define POLL_MS                 5
+#define DEFAULT_MAX_BANDWIDTH   (128 * MiB)   /* QEMU 7.2's default */
+#define DEFAULT_DOWNTIME_MS     300
+
 /* The VM's uuid in multifd's initial packets: -uuid's, or zeroes without
  * one, as QEMU sends and expects. */
 static const uint8_t no_uuid[16];
-#define DEFAULT_MAX_BANDWIDTH   (128 * MiB)   /* QEMU 7.2's default */
-#define DEFAULT_DOWNTIME_MS     300
 
 typedef struct Incoming {
     MigrationListener *listener;

@@ -106,7 +106,7 @@ def test_capabilities_and_parameters(tmp_path):
         assert r["error"]["class"] == "GenericError"
         # What tern does not implement is refused when set, and nothing of
         # the refused set is applied.
-        for cap in ("multifd", "xbzrle", "x-colo", "background-snapshot"):
+        for cap in ("xbzrle", "x-colo", "background-snapshot"):
             r = q.cmd("migrate-set-capabilities",
                       capabilities=[{"capability": "events", "state": True},
                                     {"capability": cap, "state": True}])

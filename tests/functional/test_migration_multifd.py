@@ -6,7 +6,7 @@ connections beside the main stream.
   guest verifies every page.
 - A channel killed mid-way (one forwarded connection reset): the migration
   fails naming the channel, the source's guest runs on, the destination
-  exits with the reason.
+  exits with the reason. Channels of a VM with another -uuid are refused.
 - Postcopy with multifd (the pages then go on the main stream; SYNCs still
   close every RAM section on the channels) and its recovery through a
   killed proxy: completes, verifies clean.
@@ -153,6 +153,34 @@ def test_channel_killed_midway(tmp_path, transport):
             assert b.wait_exit(timeout=20) == 1
             err = b.stderr_text()
             assert "load of migration failed: multifd channel 0: " in err, err
+
+
+@kvm
+def test_channel_of_another_vm_refused(tmp_path):
+    """The initial packets carry the VM's -uuid; a destination with another
+    refuses the channels with QEMU's message, the source keeps running."""
+    ua, ub = ("6f1c63d4-87c6-4bb8-a4a1-3ba3d6a3c0a1",
+              "0d36a55b-2c2e-4b0b-9b1a-6e1f5b8f4a02")
+    with TernVm(tmp_path, append=DIRTY, memory=MEM, qmp=True, name="a",
+                extra_args=["-uuid", ua]) as a:
+        guestkit.wait_dirty_passes(a.serial, 1, timeout=20)
+        uri = uri_for("unix", a, "mig")
+        dst = TernVm(tmp_path, append=DIRTY, memory=MEM, qmp=True, name="b",
+                     incoming="defer", extra_args=["-uuid", ub]).start()
+        with dst as b:
+            wait_runstate(b, "inmigrate")
+            set_multifd(b, 2)
+            b.qmp().execute("migrate-incoming", uri=uri)
+            set_multifd(a, 2)
+            a.qmp().execute("migrate", uri=uri)
+            info = wait_status(a, ("completed", "failed", "cancelled"), 60)
+            assert info["status"] == "failed", info
+            assert b.wait_exit(timeout=20) == 1
+            err = b.stderr_text()
+            assert (f"multifd: received uuid '{ua}' and expected uuid "
+                    f"'{ub}' for channel ") in err, err
+        wait_runstate(a, "running")
+        a.serial.assert_no_fail()
 
 
 # ---- postcopy ---------------------------------------------------------------
