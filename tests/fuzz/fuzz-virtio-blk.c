@@ -574,13 +574,17 @@ static void check_disk(Harness *h, const uint8_t *now, const GArray *allowed,
 
 /* Whether a writable buffer of a returned chain overlaps what another
  * request of the same run may have read after it was written: descriptor
- * tables, the available ring, headers and data. Then the snapshot is not what
- * the device saw, and the run is not checked byte by byte. */
+ * tables, the available ring, headers and data. The used ring is both: its
+ * pushes are writes, and the harness reads the used elements back after the
+ * run, which a later request's data or status may have overwritten. Then the
+ * snapshot is not what the device saw, and the run is not checked byte by
+ * byte. */
 static bool batch_aliased(Harness *h, uint16_t used_before, uint16_t done)
 {
     g_autoptr(GArray) reads = g_array_new(false, false, sizeof(Range));
     g_autoptr(GArray) writes = g_array_new(false, false, sizeof(Range));
     Range avail = { h->avail, 6 + 2ULL * h->qsize };
+    Range ring = { h->used, 6 + 8ULL * h->qsize };
 
     g_array_append_val(reads, avail);
     for (uint16_t k = 0; k < done; k++) {
@@ -599,6 +603,12 @@ static bool batch_aliased(Harness *h, uint16_t used_before, uint16_t done)
             g_array_append_val(c->segs[i].writable ? writes : reads, r);
         }
     }
+    for (guint w = 0; w < writes->len; w++) {
+        if (overlaps(g_array_index(writes, Range, w), ring)) {
+            return true;
+        }
+    }
+    g_array_append_val(writes, ring);
     for (guint w = 0; w < writes->len; w++) {
         for (guint r = 0; r < reads->len; r++) {
             if (overlaps(g_array_index(writes, Range, w),
