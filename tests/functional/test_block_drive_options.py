@@ -157,11 +157,13 @@ def test_werror_enospc_stops_on_a_full_disk(tern_vm, tmp_path):
     w = wrapper(tmp_path, f"exec unshare -m sh -c 'mount -t tmpfs -o "
                 f"size=256k none {mnt} && truncate -s {IMG_SIZE} {img} && "
                 f"exec {paths.tern_binary()} \"$@\"' tern \"$@\"")
-    vm = tern_vm(binary=w, qmp=True,
+    # Paused until the QMP client is there: an event before it is lost.
+    vm = tern_vm(binary=w, qmp=True, paused=True,
                  append="tg.workload=blk tg.blk.mode=verify tg.blk.count=256",
                  extra_args=blk_args(img, "raw", ",werror=enospc"))
     vm.start()
     q = vm.qmp()
+    q.execute("cont")
     ev = q.wait_event("BLOCK_IO_ERROR", timeout=60)
     assert ev["data"]["action"] == "stop" and ev["data"]["nospace"], ev
     deadline = time.monotonic() + 10
