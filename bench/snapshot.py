@@ -92,6 +92,7 @@ def main():
     args = ap.parse_args()
     os.environ["TERN_BUILD"] = str(Path(args.build).resolve())
     results = {"tern": [], "qemu": []}
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tern-bench-snap-",
                                      dir="/var/tmp") as tmp:
         data = Path(tmp) / "random.bin"
@@ -105,7 +106,8 @@ def main():
                     f"{n} {v:6.0f} ms" for n, v in
                     zip(COLUMNS, results[kind][-1])), flush=True)
     print(f"2 GiB guest, 1 GiB random data, paused, qcow2 64 KiB clusters "
-          f"(median of {args.runs}; the host was loaded by other work)")
+          f"(median of {args.runs}; load average {load_start:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end)")
     med = {}
     for kind in ("tern", "qemu"):
         med[kind] = [statistics.median(x[i] for x in results[kind])
