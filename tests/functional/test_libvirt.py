@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from ternlib import guestkit, paths
+from ternlib import netns, paths
 from ternlib import libvirt as lv
 
 pytestmark = pytest.mark.skipif(lv.available() is not None,
@@ -153,43 +153,20 @@ def test_command_line_and_threads(daemon, guest_kit, disk, tmp_path):
 
 
 @pytest.fixture
-def netns_pair():
-    """Two network namespaces joined by a veth pair (10.79.x.1 and .2)."""
-    tag = uuid.uuid4().hex[:6]
-    ns = (f"tlv-{tag}-a", f"tlv-{tag}-b")
-    veth = (f"tl{tag}a", f"tl{tag}b")
-    subnet = f"10.79.{int(tag[:2], 16)}"
-    made = []
-
-    def ip(*args):
-        r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
-        if r.returncode:
-            pytest.skip(f"cannot set up network namespaces: ip {' '.join(args)}: "
-                        f"{r.stderr.strip()}")
-
-    try:
-        for n in ns:
-            ip("netns", "add", n)
-            made.append(n)
-        ip("link", "add", veth[0], "type", "veth", "peer", "name", veth[1])
-        for i in (0, 1):
-            ip("link", "set", veth[i], "netns", ns[i])
-            ip("-n", ns[i], "addr", "add", f"{subnet}.{i + 1}/24", "dev", veth[i])
-            ip("-n", ns[i], "link", "set", veth[i], "up")
-            ip("-n", ns[i], "link", "set", "lo", "up")
-        yield ns, (f"{subnet}.1", f"{subnet}.2"), tag
-    finally:
-        for n in made:
-            subprocess.run(["ip", "netns", "del", n], capture_output=True, timeout=10)
+def ns_pair():
+    """Two network namespaces joined by a veth pair (ternlib.netns)."""
+    with netns.netns_pair() as pair:
+        yield pair
 
 
-def test_migrate_live_between_daemons(guest_kit, disk, tmp_path, netns_pair):
+def test_migrate_live_between_daemons(guest_kit, disk, tmp_path, ns_pair):
     """virsh migrate --live from one private daemon to another, each in its
     own network and UTS namespace (libvirt refuses to migrate to a host of
     the same name): the destination's tern is started with -incoming defer
     and migrate-incoming on TCP, the source migrates with return-path and
     late-block-activate, and the guest's disk rounds go on there."""
-    ns, addrs, tag = netns_pair
+    ns, addrs = ns_pair
+    tag = uuid.uuid4().hex[:6]
     with lv.LibvirtDaemon("src", netns=ns[0], hostname=f"tlv-{tag}-src") as src, \
             lv.LibvirtDaemon("dst", netns=ns[1], hostname=f"tlv-{tag}-dst") as dst:
         name = define(src, tmp_path, disk)
