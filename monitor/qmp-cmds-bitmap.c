@@ -359,15 +359,9 @@ const QmpType qmp_bitmap_type = {
     .size = sizeof(QmpBitmapArgs), .members = bitmap_members,
 };
 
-static const QmpMember bitmap_ref_alternatives[] = {
+QMP_ALTERNATE_TYPE(bitmap_ref_type, "BlockDirtyBitmapOrStr", QmpBitmapRef,
     QMP_ALTERNATIVE(QmpBitmapRef, local, qmp_type_str),
-    QMP_ALTERNATIVE(QmpBitmapRef, external, qmp_bitmap_type),
-    QMP_END,
-};
-static const QmpType bitmap_ref_type = {
-    .name = "BlockDirtyBitmapOrStr", .kind = QMP_KIND_ALTERNATE,
-    .size = sizeof(QmpBitmapRef), .members = bitmap_ref_alternatives,
-};
+    QMP_ALTERNATIVE(QmpBitmapRef, external, qmp_bitmap_type));
 QMP_ARRAY_TYPE(bitmap_ref_list, bitmap_ref_type);
 
 static const QmpMember bitmap_merge_members[] = {

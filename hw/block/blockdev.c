@@ -55,26 +55,14 @@ QMP_OBJECT_TYPE(file_type, "BlockdevOptionsFile", BlockdevOptionsFile,
     QMP_OPTIONAL(BlockdevOptionsFile, aio, "aio", aio_type, .i = 0),
     QMP_OPTIONAL(BlockdevOptionsFile, locking, "locking", locking_type, .i = 0));
 
-static const QmpMember ref_members[] = {
+QMP_ALTERNATE_TYPE(ref_type, "BlockdevRef", BlockdevRef,
     QMP_ALTERNATIVE(BlockdevRef, definition, blockdev_options_type),
-    QMP_ALTERNATIVE(BlockdevRef, reference, qmp_type_str),
-    QMP_END,
-};
-static const QmpType ref_type = {
-    .name = "BlockdevRef", .kind = QMP_KIND_ALTERNATE, .size = sizeof(BlockdevRef),
-    .members = ref_members,
-};
+    QMP_ALTERNATIVE(BlockdevRef, reference, qmp_type_str));
 
-static const QmpMember ref_or_null_members[] = {
+QMP_ALTERNATE_TYPE(ref_or_null_type, "BlockdevRefOrNull", BlockdevRefOrNull,
     QMP_ALTERNATIVE(BlockdevRefOrNull, definition, blockdev_options_type),
     QMP_ALTERNATIVE(BlockdevRefOrNull, reference, qmp_type_str),
-    QMP_ALTERNATIVE(BlockdevRefOrNull, null, qmp_type_null),
-    QMP_END,
-};
-static const QmpType ref_or_null_type = {
-    .name = "BlockdevRefOrNull", .kind = QMP_KIND_ALTERNATE,
-    .size = sizeof(BlockdevRefOrNull), .members = ref_or_null_members,
-};
+    QMP_ALTERNATIVE(BlockdevRefOrNull, null, qmp_type_null));
 
 QMP_OBJECT_TYPE(raw_type, "BlockdevOptionsRaw", BlockdevOptionsFormat,
     QMP_MEMBER(BlockdevOptionsFormat, file, "file", ref_type));

@@ -123,6 +123,13 @@ extern const QmpType qmp_type_empty;
     static const QmpMember cname##_members[] = { __VA_ARGS__, QMP_END }; \
     static const QmpType cname = { .name = (qname), .kind = QMP_KIND_OBJECT, \
                                    .members = cname##_members }
+/* An alternate: the C struct S holds one member per alternative
+ * (QMP_ALTERNATIVE), the first whose JSON type matches is decoded. */
+#define QMP_ALTERNATE_TYPE(cname, qname, S, ...) \
+    static const QmpMember cname##_members[] = { __VA_ARGS__, QMP_END }; \
+    static const QmpType cname = { .name = (qname), \
+                                   .kind = QMP_KIND_ALTERNATE, \
+                                   .size = sizeof(S), .members = cname##_members }
 /* An array of t, and an enum over a NULL-terminated table of names. */
 #define QMP_ARRAY_TYPE(cname, t) \
     static const QmpType cname = { .name = "[" #t "]", .kind = QMP_KIND_ARRAY, \

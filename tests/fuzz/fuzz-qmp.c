@@ -74,15 +74,9 @@ QMP_OBJECT_TYPE(inner_type, "FuzzInner", Inner,
     QMP_MEMBER(Inner, node, "node", qmp_type_str),
     QMP_OPTIONAL(Inner, depth, "depth", qmp_type_uint8, .u = 3));
 QMP_ARRAY_TYPE(inner_list, inner_type);
-static const QmpMember ref_alternatives[] = {
+QMP_ALTERNATE_TYPE(ref_type, "FuzzRef", Ref,
     QMP_ALTERNATIVE(Ref, name, qmp_type_str),
-    QMP_ALTERNATIVE(Ref, inner, inner_type),
-    QMP_END,
-};
-static const QmpType ref_type = {
-    .name = "FuzzRef", .kind = QMP_KIND_ALTERNATE, .size = sizeof(Ref),
-    .members = ref_alternatives,
-};
+    QMP_ALTERNATIVE(Ref, inner, inner_type));
 QMP_ARRAY_TYPE(ref_list, ref_type);
 QMP_OBJECT_TYPE(typed_args, "typed-arg", TypedArgs,
     QMP_MEMBER(TypedArgs, s, "s", qmp_type_str),
