@@ -1,10 +1,14 @@
 /*
  * The -sandbox filter (softmmu/seccomp.h): QEMU 7.2's groups of refused
  * system calls as one table. "spawn" refuses running programs (execve,
- * execveat) and new address spaces (fork, vfork, and clone without
- * CLONE_VM); clone3 answers ENOSYS so the C library falls back to clone,
- * whose flags the filter can read. Threads (clone with CLONE_VM) stay
- * allowed, so tern's vCPU, I/O and migration threads still start.
+ * execveat), new processes (fork, vfork, and any clone without CLONE_VM or
+ * with a flag that makes a namespace, a vfork or ptraced child, or a pidfd)
+ * and namespace changes (setns, unshare); clone3 answers ENOSYS so the C
+ * library falls back to clone, whose flags the filter can read. Threads
+ * stay allowed, so tern's vCPU, I/O and migration threads still start.
+ * QEMU 7.2 also requires CLONE_THREAD and refuses CLONE_UNTRACED; tern
+ * does not, because the leak checker's tracer is a CLONE_VM|CLONE_UNTRACED
+ * task that tern's tests need at exit.
  */
 #include <errno.h>
 #include <sched.h>
@@ -49,9 +53,20 @@ static const DeniedCall denied[] = {
     { "setresuid", SET_PRIVILEGED }, { "setresgid", SET_PRIVILEGED },
     { "setfsuid", SET_PRIVILEGED }, { "setfsgid", SET_PRIVILEGED },
     { "fork", SET_SPAWN }, { "vfork", SET_SPAWN }, { "execve", SET_SPAWN },
-    { "execveat", SET_SPAWN },
+    { "execveat", SET_SPAWN }, { "setns", SET_SPAWN }, { "unshare", SET_SPAWN },
     { "setpriority", SET_RESOURCES }, { "sched_setparam", SET_RESOURCES },
     { "sched_setaffinity", SET_RESOURCES },
+};
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+/* A clone with any of these is not a thread. */
+static const uint64_t process_flags[] = {
+    CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT, CLONE_NEWNS,
+    CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
+    CLONE_NEWPID, CLONE_NEWNET, CLONE_IO,
 };
 
 /* allow|deny for one group; elevateprivileges also takes "children". */
@@ -115,6 +130,23 @@ static uint32_t kill_action(void)
     return seccomp_api_get() >= 3 ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_TRAP;
 }
 
+/* A clone that does not make a thread kills. */
+static int add_clone_rules(scmp_filter_ctx ctx)
+{
+    int rc = seccomp_rule_add(ctx, kill_action(), SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_VM, 0));
+
+    for (size_t i = 0; i < ARRAY_SIZE(process_flags) && rc == 0; i++) {
+        rc = seccomp_rule_add(ctx, kill_action(), SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, process_flags[i],
+                                      process_flags[i]));
+    }
+    if (rc == 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    }
+    return rc;
+}
+
 static int add_rules(scmp_filter_ctx ctx, const VmSandbox *sb)
 {
     int rc = 0;
@@ -134,11 +166,7 @@ static int add_rules(scmp_filter_ctx ctx, const VmSandbox *sb)
                               1, SCMP_A1(SCMP_CMP_NE, SCHED_IDLE));
     }
     if (rc == 0 && sb->deny_spawn) {
-        rc = seccomp_rule_add(ctx, kill_action(), SCMP_SYS(clone), 1,
-                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_VM, 0));
-    }
-    if (rc == 0 && sb->deny_spawn) {
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+        rc = add_clone_rules(ctx);
     }
     return rc;
 }

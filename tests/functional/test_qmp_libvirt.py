@@ -479,6 +479,18 @@ def test_sandbox_spawn(tmp_path, spawn):
                     time.sleep(0.1)
 
 
+def test_sandbox_quit_exits_cleanly():
+    """libvirt's full -sandbox: quit still ends the process normally (its
+    threads, and at exit the sanitizers' leak checker, are not taken for
+    spawned processes)."""
+    for kind in ("tern", "qemu"):
+        with none_vm(kind, "-sandbox", "on,obsolete=deny,elevateprivileges="
+                     "deny,spawn=deny,resourcecontrol=deny") as v, \
+                QmpClient(v.sock) as c:
+            c.execute("quit")
+            assert v.proc.wait(timeout=30) == 0, (kind, v.stderr())
+
+
 def cpu_props(argv, smp, sock):
     """query-cpus-fast's props of a paused VM started with argv and -smp."""
     p = subprocess.Popen(argv + ["-S", "-nodefaults", "-smp", smp,
