@@ -23,12 +23,20 @@ configuration (medians over the runs):
             (x-postcopy-fault-latency): p50 p90 p99 max (us)
   blocktime the destination's postcopy-blocktime (capability on), ms
 Both VMMs boot the same guest kit ELF; QEMU runs -M microvm.
-Usage: bench/postcopy.py [--build DIR] [--runs N]  (default build: build/)
+The limit for 'fault' (bench/postcopy-limit.c, built here with cc -O2, run
+LIMIT_RUNS times per run): the same chain of hops (fault thread, the
+source's request thread, the page receiver's UFFDIO_COPY) in two bare
+processes doing nothing else, with the two bulk streams beside it (as in a
+postcopy) and without them (requests alone on an otherwise idle host).
+Usage: bench/postcopy.py [--build DIR] [--runs N] [--vmm tern|qemu|both]
+                         [--preempt on|off|both]   (default build: build/)
 """
 import argparse
+import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +51,27 @@ PRECOPY_BW = 64 << 20
 STALL_US = 20
 STALL_SUB = 2                   # tests/guest/dirty.c's buckets
 STALL_RE = r"^TG dirty stall count=(\d+) p50=(\d+) p99=(\d+) max=(\d+)$"
+LIMIT_RUNS = 3
+LIMIT_MODES = {"limit": [], "limit, requests alone": ["--no-bulk"]}
+
+
+def build_limit(tmp):
+    exe = Path(tmp) / "postcopy-limit"
+    subprocess.run(["cc", "-O2", "-Wall", "-o", str(exe),
+                    str(REPO / "bench" / "postcopy-limit.c"), "-lpthread"],
+                   check=True)
+    return exe
+
+
+def limit_run(exe, args):
+    """The bare chain's fault -> placed p50/p90/p99/max (us)."""
+    out = subprocess.run([str(exe), *args], check=True, capture_output=True,
+                         text=True).stdout
+    r = json.loads(out)
+    if not r["ok"]:
+        raise RuntimeError(f"postcopy-limit {args}: pages missing")
+    return {"faults": r["faults"],
+            "fault": tuple(r[k] for k in ("p50", "p90", "p99", "max"))}
 
 
 def bucket_top(b):
@@ -149,17 +178,30 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(REPO / "build"))
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--vmm", choices=("both", "tern", "qemu"), default="both",
+                    help="run one VMM only (figures without the other side "
+                    "are not a comparison)")
+    ap.add_argument("--preempt", choices=("both", "on", "off"),
+                    default="both")
     args = ap.parse_args()
     os.environ["TERN_BUILD"] = str(Path(args.build).resolve())
-    configs = [(k, p) for k in ("tern", "qemu") for p in (False, True)]
+    kinds = ("tern", "qemu") if args.vmm == "both" else (args.vmm,)
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}
+    configs = [(k, p) for k in kinds for p in modes[args.preempt]]
     results = {c: [] for c in configs}
+    limits = {name: [] for name in LIMIT_MODES}
     with tempfile.TemporaryDirectory(prefix="tern-bench-pc-") as tmp:
+        exe = build_limit(tmp)
         for r in range(args.runs):
             order = configs if r % 2 == 0 else configs[::-1]
             for kind, preempt in order:
                 tag = f"{kind}{'-pre' if preempt else ''}-{r}"
                 results[(kind, preempt)].append(run(kind, preempt, tmp, tag))
+            for name, largs in LIMIT_MODES.items():
+                limits[name] += [limit_run(exe, largs)
+                                 for _ in range(LIMIT_RUNS)]
     report(results, args.runs)
+    report_limits(limits)
     return 0
 
 
@@ -189,6 +231,16 @@ def report(results, runs):
         print(f"    per run: downtime {[r['downtime'] for r in rows]}, postcopy"
               f" p99 stall {[r['stall'][2] for r in rows]}, requests "
               f"{[r['requests'] for r in rows]}")
+
+
+def report_limits(limits):
+    print("  the limit for fault -> placed (bench/postcopy-limit.c, median of "
+          f"{LIMIT_RUNS} per run): p50/p90/p99/max us")
+    for name, rows in limits.items():
+        fault = "/".join(f"{med(rows, 'fault', i):.0f}" for i in range(4))
+        p99s = sorted(round(r["fault"][2]) for r in rows)
+        print(f"  {name:22} {fault}  (faults {med(rows, 'faults'):.0f}; "
+              f"p99 per run {p99s})")
 
 
 if __name__ == "__main__":
