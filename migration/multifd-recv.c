@@ -42,6 +42,7 @@ struct MultifdRecv {
     unsigned ended;                 /* channels the source closed */
     uint64_t release;               /* bumped when the loader lets go */
     bool seen[MULTIFD_CHANNELS_MAX + 1];    /* ids that said hello */
+    int map_pages;                  /* atomic: readv even with a pipe */
 };
 
 /* ---- failures ---- */
@@ -245,7 +246,8 @@ static bool take_packet(RecvChannel *c, GError **errp)
     if (!c->packet.pages) {
         return true;
     }
-    return c->pipe[0] >= 0 ? place_splice(c, errp) : place_readv(c, errp);
+    return c->pipe[0] >= 0 && !g_atomic_int_get(&r->map_pages) ?
+           place_splice(c, errp) : place_readv(c, errp);
 }
 
 /* ---- the sync barrier ---- */
@@ -392,6 +394,11 @@ MultifdRecv *multifd_recv_new(const MultifdRecvConfig *cfg, const int *fds,
     g_cond_init(&r->cond);
     channels_start(r, fds);
     return r;
+}
+
+void multifd_recv_map_pages(MultifdRecv *r)
+{
+    g_atomic_int_set(&r->map_pages, 1);
 }
 
 void multifd_recv_shutdown(MultifdRecv *r)

@@ -128,6 +128,10 @@ void ram_migration_multifd_recv_start(RamMigration *rm, const int *fds,
     g_mutex_lock(&rm->lock);
     g_assert(!rm->mf_recv);
     rm->mf_recv = r;
+    /* See load_page_data: precopy's pages go through the mapping. */
+    if (rm->pager) {
+        multifd_recv_map_pages(r);
+    }
     g_mutex_unlock(&rm->lock);
 }
 

@@ -284,7 +284,12 @@ bool ram_migration_load_recv_bitmap(RamMigration *rm, QEMUFile *rp,
 
 void ram_migration_set_pager(RamMigration *rm, UffdPager *pager)
 {
+    g_mutex_lock(&rm->lock);
     rm->pager = pager;
+    if (pager && rm->mf_recv) {
+        multifd_recv_map_pages(rm->mf_recv);
+    }
+    g_mutex_unlock(&rm->lock);
 }
 
 bool ram_migration_discard(RamMigration *rm, const char *block,

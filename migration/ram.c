@@ -493,13 +493,16 @@ static uint8_t *load_page_target(RamMigration *rm, QEMUFile *f,
 }
 
 /* A page into a memfd hole: pwrite(2) fills a new shmem page without the
- * fault and the clearing that a store through the mapping costs. */
+ * fault and the clearing that a store through the mapping costs. Not while
+ * a postcopy pager waits to start: it may take faults on pages the memfd
+ * has but the guest's mapping lacks (minor faults, see uffd_pager_discard),
+ * so precopy's pages go in through the mapping. */
 static bool load_page_data(RamMigration *rm, QEMUFile *f, uint64_t offset,
                            uint8_t *p)
 {
     const uint8_t *src;
 
-    if (rm->mem->fd >= 0 &&
+    if (rm->mem->fd >= 0 && !rm->pager &&
         qemu_peek_buffer(f, &src, RAM_PAGE_SIZE, 0) == RAM_PAGE_SIZE &&
         pwrite(rm->mem->fd, src, RAM_PAGE_SIZE, offset) == RAM_PAGE_SIZE) {
         qemu_file_skip(f, RAM_PAGE_SIZE);

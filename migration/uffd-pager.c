@@ -1,10 +1,12 @@
 /*
  * userfaultfd demand paging of the RAM memfd (include/migration/uffd-pager.h).
- * One fault thread reads the userfaultfd; placement (UFFDIO_COPY/ZEROPAGE)
- * may come from any thread. 'received' is a lock-free bitmap (placers set
- * it after the page is in, the fault thread reads it); the awaited pages,
- * their first fault times and the vCPUs waiting on them are under 'lock',
- * which is never held across an ioctl or a call into the page source.
+ * One fault thread reads the userfaultfd; placement (UFFDIO_COPY/ZEROPAGE
+ * into holes, pwrite + UFFDIO_CONTINUE for pages a discard left in the
+ * memfd) may come from any thread. 'received' is a lock-free bitmap
+ * (placers set it after the page is in, the fault thread reads it); the
+ * awaited pages, their first fault times and the vCPUs waiting on them are
+ * under 'lock', which is never held across an ioctl or a call into the page
+ * source.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,11 +34,15 @@ struct UffdPager {
     int wake_fd;                /* stops the fault thread */
     bool have_zeropage;         /* UFFDIO_ZEROPAGE on this mapping */
     bool have_thread_id;        /* faults name the faulting thread */
+    bool keep_discarded;        /* discards unmap, leaving the memfd page */
     int abandoned;              /* atomic: unregistered, failures expected */
     GThread *thread;
 
     uint64_t *received;         /* atomic bits, one per page */
     uint64_t nr_received;       /* atomic */
+    uint64_t *stale;            /* discarded but still in the memfd: set
+                                   before start, read-only after */
+    uint64_t *claimed;          /* atomic: stale pages a placer writes */
 
     GMutex lock;                /* everything below */
     uint64_t *requested;        /* awaited pages */
@@ -158,6 +164,20 @@ static uint8_t *offset_to_hva(const UffdPager *p, uint64_t offset)
     return NULL;
 }
 
+/* Minor faults on shmem: a discard can unmap a page instead of freeing it,
+ * and a fault on the page still in the memfd reaches the pager. */
+static bool minor_supported(void)
+{
+    uint64_t features = 0;
+    int fd = uffd_open(UFFD_FEATURE_MINOR_SHMEM, &features, NULL);
+
+    if (fd < 0) {
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
 static bool hva_to_offset(const UffdPager *p, uint64_t hva, uint64_t *offset)
 {
     for (unsigned i = 0; i < p->mem->nr_regions; i++) {
@@ -216,6 +236,9 @@ UffdPager *uffd_pager_new(const GuestMemory *mem, unsigned nr_vcpus,
     words = DIV_ROUND_UP(p->npages, 64);
     p->received = g_new0(uint64_t, words);
     p->requested = g_new0(uint64_t, words);
+    p->stale = g_new0(uint64_t, words);
+    p->claimed = g_new0(uint64_t, words);
+    p->keep_discarded = minor_supported();
     p->pending = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                                        NULL);
     g_mutex_init(&p->lock);
@@ -265,6 +288,8 @@ void uffd_pager_free(UffdPager *p)
     g_mutex_clear(&p->lock);
     g_free(p->received);
     g_free(p->requested);
+    g_free(p->stale);
+    g_free(p->claimed);
     g_free(p->vcpu_page);
     g_free(p->vcpu_since);
     g_free(p->vcpu_ns);
@@ -288,6 +313,48 @@ void uffd_pager_mark_received(UffdPager *p, uint64_t offset)
     }
 }
 
+void uffd_pager_keep_discarded(UffdPager *p, bool on)
+{
+    g_assert(!uffd_pager_started(p));
+    p->keep_discarded = on && minor_supported();
+}
+
+/* Drops the guest's mappings of [offset, offset + len): the next access
+ * faults (in minor mode once registered) while the pages stay in the memfd.
+ * Much cheaper than freeing them: a switchover discards most of the
+ * guest's working set, which precopy has just sent. */
+static bool unmap_range(UffdPager *p, uint64_t offset, uint64_t len,
+                        GError **errp)
+{
+    for (unsigned i = 0; i < p->mem->nr_regions; i++) {
+        const GuestRegion *r = &p->mem->regions[i];
+        uint64_t start = MAX(offset, r->fd_offset);
+        uint64_t end = MIN(offset + len, r->fd_offset + r->size);
+
+        if (start < end &&
+            madvise(r->hva + (start - r->fd_offset), end - start,
+                    MADV_DONTNEED) < 0) {
+            tern_set_error_errno(errp, errno, "unmapping discarded RAM "
+                                 "0x%" PRIx64 "+0x%" PRIx64, start,
+                                 end - start);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool punch_range(UffdPager *p, uint64_t offset, uint64_t len,
+                        GError **errp)
+{
+    if (fallocate(p->mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  offset, len) < 0) {
+        tern_set_error_errno(errp, errno, "discarding RAM 0x%" PRIx64
+                             "+0x%" PRIx64, offset, len);
+        return false;
+    }
+    return true;
+}
+
 bool uffd_pager_discard(UffdPager *p, uint64_t offset, uint64_t len,
                         GError **errp)
 {
@@ -295,14 +362,15 @@ bool uffd_pager_discard(UffdPager *p, uint64_t offset, uint64_t len,
         return false;
     }
     g_assert(!uffd_pager_started(p));
-    if (fallocate(p->mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  offset, len) < 0) {
-        tern_set_error_errno(errp, errno, "discarding RAM 0x%" PRIx64
-                             "+0x%" PRIx64, offset, len);
+    if (p->keep_discarded ? !unmap_range(p, offset, len, errp)
+                          : !punch_range(p, offset, len, errp)) {
         return false;
     }
     for (uint64_t page = offset / UFFD_PAGE_SIZE;
          page < (offset + len) / UFFD_PAGE_SIZE; page++) {
+        if (p->keep_discarded) {
+            bit_set(p->stale, page);
+        }
         if (bit_test(p->received, page)) {
             bit_clear(p->received, page);
             __atomic_fetch_sub(&p->nr_received, 1, __ATOMIC_RELAXED);
@@ -342,9 +410,42 @@ static void page_arrived(UffdPager *p, uint64_t page, uint64_t now)
 
 /* ---- placement ---- */
 
+static const uint8_t zeroes[UFFD_PAGE_SIZE];
+
+/* Maps the memfd's page at 'hva' and wakes its waiters. */
+static int map_in_place(UffdPager *p, uint8_t *hva)
+{
+    struct uffdio_continue c = {
+        .range = { (uintptr_t)hva, UFFD_PAGE_SIZE },
+    };
+    int ret;
+
+    do {
+        ret = ioctl(p->uffd, UFFDIO_CONTINUE, &c);
+    } while (ret < 0 && errno == EAGAIN);
+    if (ret < 0 && errno == EEXIST) {
+        ioctl(p->uffd, UFFDIO_WAKE, &c.range);
+        return 0;
+    }
+    return ret < 0 ? errno : 0;
+}
+
+/* A page a discard left in the memfd: the new content goes into the memfd
+ * while nothing maps the page (its faults wait), then it is mapped. */
+static int place_stale(UffdPager *p, uint64_t offset, uint8_t *hva,
+                       const void *data)
+{
+    ssize_t n = pwrite(p->mem->fd, data ? data : zeroes, UFFD_PAGE_SIZE,
+                       offset);
+
+    if (n != UFFD_PAGE_SIZE) {
+        return n < 0 ? errno : EIO;
+    }
+    return map_in_place(p, hva);
+}
+
 static int place_ioctl(UffdPager *p, uint8_t *hva, const void *data)
 {
-    static const uint8_t zeroes[UFFD_PAGE_SIZE];
     struct uffdio_range range = { (uintptr_t)hva, UFFD_PAGE_SIZE };
     int ret;
 
@@ -383,7 +484,15 @@ bool uffd_pager_place(UffdPager *p, uint64_t offset, const void *data,
     if (bit_test(p->received, page)) {
         return true;
     }
-    err = place_ioctl(p, offset_to_hva(p, offset), data);
+    if (!bit_test(p->stale, page)) {
+        err = place_ioctl(p, offset_to_hva(p, offset), data);
+    } else if (bit_set(p->claimed, page)) {
+        err = place_stale(p, offset, offset_to_hva(p, offset), data);
+    } else {
+        /* Another thread is writing it: a second write could land after
+         * the guest has changed the page. */
+        return true;
+    }
     if (err) {
         tern_set_error_errno(errp, err, "placing the RAM page at 0x%" PRIx64,
                              offset);
@@ -411,10 +520,13 @@ bool uffd_pager_received(const UffdPager *p, uint64_t offset)
 
 /* ---- the fault thread ---- */
 
-/* A fault on a received page: a zero page never allocated in the memfd. */
-static void fault_on_received(UffdPager *p, uint64_t offset)
+/* A fault on a received page: a zero page never allocated in the memfd
+ * (missing), or a page placed in the memfd whose fault was read after it
+ * was mapped (minor). */
+static void fault_on_received(UffdPager *p, uint64_t offset, bool minor)
 {
-    int err = place_ioctl(p, offset_to_hva(p, offset), NULL);
+    uint8_t *hva = offset_to_hva(p, offset);
+    int err = minor ? map_in_place(p, hva) : place_ioctl(p, hva, NULL);
 
     if (err && !g_atomic_int_get(&p->abandoned)) {
         tern_warn("cannot fill the zero page at 0x%" PRIx64 ": %s", offset,
@@ -422,7 +534,8 @@ static void fault_on_received(UffdPager *p, uint64_t offset)
     }
 }
 
-static void handle_fault(UffdPager *p, uint64_t hva, int64_t tid)
+static void handle_fault(UffdPager *p, uint64_t hva, int64_t tid,
+                         bool minor)
 {
     uint64_t offset, page, now = now_ns();
     int vcpu = -1;
@@ -441,7 +554,7 @@ static void handle_fault(UffdPager *p, uint64_t hva, int64_t tid)
     if (bit_test(p->received, page)) {
         p->stats.zero_faults++;
         g_mutex_unlock(&p->lock);
-        fault_on_received(p, offset);
+        fault_on_received(p, offset, minor);
         return;
     }
     if (!g_hash_table_contains(p->pending, &page)) {
@@ -474,7 +587,9 @@ static bool read_faults(UffdPager *p)
         if (msg[i].event == UFFD_EVENT_PAGEFAULT) {
             handle_fault(p, msg[i].arg.pagefault.address,
                          p->have_thread_id ? msg[i].arg.pagefault.feat.ptid
-                                           : 0);
+                                           : 0,
+                         msg[i].arg.pagefault.flags &
+                         UFFD_PAGEFAULT_FLAG_MINOR);
         }
     }
     return true;
@@ -513,16 +628,18 @@ static bool register_regions(UffdPager *p, GError **errp)
         const GuestRegion *r = &p->mem->regions[i];
         struct uffdio_register reg = {
             .range = { (uintptr_t)r->hva, r->size },
-            .mode = UFFDIO_REGISTER_MODE_MISSING,
+            .mode = UFFDIO_REGISTER_MODE_MISSING |
+                    (p->keep_discarded ? UFFDIO_REGISTER_MODE_MINOR : 0),
         };
 
         if (ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0) {
             tern_set_error_errno(errp, errno, "UFFDIO_REGISTER of guest RAM");
             return false;
         }
-        if (!(reg.ioctls & (1ull << _UFFDIO_COPY))) {
+        if (!(reg.ioctls & (1ull << _UFFDIO_COPY)) ||
+            (p->keep_discarded && !(reg.ioctls & (1ull << _UFFDIO_CONTINUE)))) {
             return tern_fail(errp, TERN_ERR_NOT_SUPPORTED, "userfaultfd "
-                             "cannot copy pages into guest RAM here");
+                             "cannot place pages into guest RAM here");
         }
         p->have_zeropage = reg.ioctls & (1ull << _UFFDIO_ZEROPAGE);
     }
@@ -532,11 +649,12 @@ static bool register_regions(UffdPager *p, GError **errp)
 bool uffd_pager_start(UffdPager *p, GError **errp)
 {
     uint64_t features = 0;
+    uint64_t minor = p->keep_discarded ? UFFD_FEATURE_MINOR_SHMEM : 0;
 
     g_assert(!uffd_pager_started(p));
-    p->uffd = uffd_open(UFFD_FEATURE_THREAD_ID, &features, NULL);
+    p->uffd = uffd_open(UFFD_FEATURE_THREAD_ID | minor, &features, NULL);
     if (p->uffd < 0) {
-        p->uffd = uffd_open(0, &features, errp);
+        p->uffd = uffd_open(minor, &features, errp);
     }
     if (p->uffd < 0) {
         return false;

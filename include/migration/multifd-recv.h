@@ -52,6 +52,10 @@ bool multifd_recv_check(MultifdRecv *r, GError **errp);
 GError *multifd_recv_get_error(MultifdRecv *r);
 /* Any thread: fail now (teardown); a waiting sync returns. */
 void multifd_recv_shutdown(MultifdRecv *r);
+/* Any thread: pages from the next packet on go in through their host
+ * addresses, never spliced into the memfd behind the mapping's back (a
+ * postcopy pager takes faults on pages the mapping lacks). */
+void multifd_recv_map_pages(MultifdRecv *r);
 /* Postcopy recovery: drop the old connections, carry on over 'fds'. */
 void multifd_recv_restart(MultifdRecv *r, const int *fds, unsigned n);
 /* Stops the threads and closes the sockets. NULL is ok. */

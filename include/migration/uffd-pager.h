@@ -1,10 +1,13 @@
 /*
  * Demand paging of guest RAM through userfaultfd: the RAM block (the memfd
  * behind GuestMemory's regions, addressed by memfd offset) is registered in
- * missing mode, so a vCPU or VMM thread touching a page that is not there
- * sleeps in the kernel while a fault thread asks a page source for it. A
- * page is installed whole by UFFDIO_COPY / UFFDIO_ZEROPAGE, which also wakes
- * the sleepers, so nobody ever sees half a page.
+ * missing mode (and minor mode, where the kernel has it for shmem), so a
+ * vCPU or VMM thread touching a page that is not there sleeps in the kernel
+ * while a fault thread asks a page source for it. A page is installed whole,
+ * and its sleepers woken, by UFFDIO_COPY / UFFDIO_ZEROPAGE into a hole of
+ * the memfd, or, for a page a discard left in the memfd, by writing the
+ * memfd while nothing maps the page and then UFFDIO_CONTINUE; nobody ever
+ * sees half a page.
  *
  * Where pages come from is the page source's business (ops below): the
  * postcopy destination asks the migration source over the return path; a
@@ -16,8 +19,9 @@
  * Invariant the caller keeps: before uffd_pager_start every page of the
  * block is either received (its content is in the memfd, a hole meaning
  * zero) or dropped with uffd_pager_discard; afterwards pages only arrive
- * through uffd_pager_place. A fault on a received page is therefore a
- * zero page that was never allocated, and is filled with zeroes at once.
+ * through uffd_pager_place. A missing fault on a received page is
+ * therefore a zero page that was never allocated, and is filled with
+ * zeroes at once; a minor one is a placed page, mapped at once.
  */
 #ifndef MIGRATION_UFFD_PAGER_H
 #define MIGRATION_UFFD_PAGER_H
@@ -71,16 +75,24 @@ UffdPager *uffd_pager_new(const GuestMemory *mem, unsigned nr_vcpus,
                           const UffdPageSourceOps *ops, void *opaque,
                           GError **errp);
 /* Stops the fault thread and closes the userfaultfd: anyone still waiting
- * for a page wakes up and finds a fresh zero page (only at teardown). */
+ * for a page wakes up and finds a fresh zero page, or the old content of a
+ * discarded one (only at teardown). */
 void uffd_pager_free(UffdPager *p);
 
 uint64_t uffd_pager_length(const UffdPager *p);
 /* Before start: the page at 'offset' holds its final content already. */
 void uffd_pager_mark_received(UffdPager *p, uint64_t offset);
 /* Before start: drop [offset, offset + len) (page aligned, inside the
- * block): the memfd range becomes a hole and the pages are not received. */
+ * block): the pages are not received, and their old content never reaches
+ * anyone again. With minor faults (the default where the kernel has them)
+ * the guest's mapping of the range is dropped and the pages wait in the
+ * memfd for their new content; otherwise the memfd range becomes a hole,
+ * which costs freeing every page now and allocating it again later. */
 bool uffd_pager_discard(UffdPager *p, uint64_t offset, uint64_t len,
                         GError **errp);
+/* Before any discard: whether discards keep pages in the memfd (only where
+ * the kernel has minor faults on shmem); off, they punch holes. */
+void uffd_pager_keep_discarded(UffdPager *p, bool on);
 /* Register the block with userfaultfd and start the fault thread. */
 bool uffd_pager_start(UffdPager *p, GError **errp);
 bool uffd_pager_started(const UffdPager *p);
@@ -100,8 +112,8 @@ uint8_t *uffd_pager_received_words(UffdPager *p, size_t *len);
  * page is still missing. */
 bool uffd_pager_finish(UffdPager *p, GError **errp);
 /* Teardown while pages are missing (the VMM quits, the load failed): let
- * every thread waiting for a page run on, finding zero pages; placement
- * fails from now on. */
+ * every thread waiting for a page run on, finding zero pages or a discarded
+ * page's old content; placement fails from now on. */
 void uffd_pager_abandon(UffdPager *p);
 void uffd_pager_get_stats(UffdPager *p, UffdPagerStats *out);
 

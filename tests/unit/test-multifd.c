@@ -1,13 +1,14 @@
 /*
  * Unit tests for multifd (migration/multifd*.c, ram-multifd.c): the wire
  * format's golden bytes and every hostile header the decoder refuses;
- * channels over socketpairs (splice from and into memfds, and copies
- * through the mappings of heap RAM) carrying pages byte for byte with the
- * SYNC barrier; a receiver fed hostile bytes; a sender whose peer went
+ * channels over socketpairs (splice from and into memfds, copies through
+ * the mappings of heap RAM, and of a memfd once told to map its pages)
+ * carrying pages byte for byte with the SYNC barrier; a receiver fed hostile bytes; a sender whose peer went
  * away; and a precopy MigrationJob to a MigIncoming with multifd whose
  * guest turns pages zero and back between rounds, so zero pages on the main
  * stream and data on the channels must land in order.
  */
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -266,9 +267,30 @@ static void socketpairs(int *a, int *b, unsigned n)
     }
 }
 
+/* How many of the npages at 'base' this process maps now (pagemap's
+ * present bit: a page spliced into the memfd is there but not mapped). */
+static uint64_t mapped_pages(const uint8_t *base, uint64_t npages)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    uint64_t n = 0;
+
+    g_assert_cmpint(fd, >=, 0);
+    for (uint64_t i = 0; i < npages; i++) {
+        uint64_t entry = 0;
+        off_t at = ((uintptr_t)base / PAGE + i) * sizeof(entry);
+
+        g_assert_cmpint(pread(fd, &entry, sizeof(entry), at), ==,
+                        sizeof(entry));
+        n += entry >> 63;
+    }
+    close(fd);
+    return n;
+}
+
 /* Three rounds over 3 channels: every page, then every third page
- * rewritten, then a scattered few; each round ends with a SYNC. */
-static void channels_round_trip(bool src_memfd, bool dst_memfd)
+ * rewritten, then a scattered few; each round ends with a SYNC. With
+ * 'map', the receiver is told to map its pages (a postcopy's precopy). */
+static void channels_round_trip(bool src_memfd, bool dst_memfd, bool map)
 {
     const unsigned n = 3;
     const uint64_t npages = 1000;
@@ -284,6 +306,9 @@ static void channels_round_trip(bool src_memfd, bool dst_memfd)
     s = sender(&src, a, n, &err);
     g_assert_no_error(err);
     r = receiver(&dst, b, n);
+    if (map) {
+        multifd_recv_map_pages(r);
+    }
     for (int round = 0; round < 3; round++) {
         for (uint64_t page = 0; page < npages; page++) {
             if (round == 0 || (round == 1 && page % 3 == 0) ||
@@ -296,6 +321,10 @@ static void channels_round_trip(bool src_memfd, bool dst_memfd)
         g_assert_cmpuint(multifd_send_sync(s), >=, n * MULTIFD_HEADER_SIZE);
         g_assert_true(multifd_recv_sync(r, &err));
         g_assert_no_error(err);
+        if (round == 0 && dst_memfd) {
+            g_assert_cmpuint(mapped_pages(dst.base, npages), ==,
+                             map ? npages : 0);
+        }
         g_assert_cmpmem(dst.base, npages * PAGE, src.base, npages * PAGE);
     }
     g_assert_true(multifd_send_flush(s, &err));
@@ -313,12 +342,17 @@ static void channels_round_trip(bool src_memfd, bool dst_memfd)
 
 static void test_channels_splice(void)
 {
-    channels_round_trip(true, true);
+    channels_round_trip(true, true, false);
 }
 
 static void test_channels_copy(void)
 {
-    channels_round_trip(false, false);
+    channels_round_trip(false, false, false);
+}
+
+static void test_channels_mapped(void)
+{
+    channels_round_trip(true, true, true);
 }
 
 static void test_zero_copy_needs_tcp(void)
@@ -552,6 +586,7 @@ int main(int argc, char **argv)
     g_test_add_func("/multifd/wire/hostile", test_packet_hostile);
     g_test_add_func("/multifd/channels/splice", test_channels_splice);
     g_test_add_func("/multifd/channels/copy", test_channels_copy);
+    g_test_add_func("/multifd/channels/mapped", test_channels_mapped);
     g_test_add_func("/multifd/channels/zero-copy-needs-tcp",
                     test_zero_copy_needs_tcp);
     g_test_add_func("/multifd/receiver/hostile", test_receiver_hostile);

@@ -2,13 +2,18 @@
  * Unit tests for userfaultfd demand paging over a memfd split in two regions
  * like guest RAM: threads touching missing pages wait until a fake source
  * thread places them (content checked, each page asked for once), received
- * zero holes fill at once, discards drop pages, requests lost while the
+ * zero holes fill at once, discards drop pages (whether they keep them in
+ * the memfd for minor faults or punch holes), requests lost while the
  * source is away are asked again, completion refuses while pages are
  * missing, statistics (latency, per-vCPU blocktime) and the received
  * bitmap's little-endian layout, hostile ranges.
  */
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "migration/uffd-pager.h"
@@ -162,27 +167,48 @@ static gpointer touch_thread(gpointer opaque)
     return NULL;
 }
 
+static bool kernel_has_minor_shmem(void)
+{
+    struct uffdio_api api = {
+        .api = UFFD_API, .features = UFFD_FEATURE_MINOR_SHMEM,
+    };
+    int fd = syscall(__NR_userfaultfd, O_CLOEXEC);
+    bool ok = fd >= 0 && ioctl(fd, UFFDIO_API, &api) == 0;
+
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
 /* Pages p % 8 == 0..3 arrive "in precopy", 4 is a received zero hole,
- * 5..7 are missing; then pages 8..15 are dropped again. */
-static void precopy(Env *e)
+ * 5..7 are missing; then pages 8..15, which the "guest" had rewritten
+ * through its mapping, are dropped again: what the touchers find there must
+ * be what the source places, never the old bytes. */
+static void precopy(Env *e, bool keep)
 {
     g_autoptr(GError) err = NULL;
-    uint8_t page[PS];
+    uint8_t old = 0;
 
     for (uint64_t p = 0; p < NPAGES; p++) {
         if (p % 8 < 4) {
-            fill(page, p * PS);
-            g_assert_cmpint(pwrite(e->mem.fd, page, PS, p * PS), ==, PS);
+            /* Through the mapping, as tern loads precopy for a postcopy. */
+            fill(e->base + p * PS, p * PS);
         }
         if (p % 8 < 5) {
             uffd_pager_mark_received(e->pager, p * PS);
         }
     }
+    memset(e->base + 8 * PS, 0xee, 8 * PS);
+    uffd_pager_keep_discarded(e->pager, keep);
     g_assert_true(uffd_pager_discard(e->pager, 8 * PS, 8 * PS, &err));
     g_assert_no_error(err);
+    /* Kept in the memfd, or a hole. */
+    g_assert_cmpint(pread(e->mem.fd, &old, 1, 12 * PS), ==, 1);
+    g_assert_cmpuint(old, ==, keep && kernel_has_minor_shmem() ? 0xee : 0);
 }
 
-static void test_demand_paging(void)
+static void demand_paging(bool keep)
 {
     UffdPagerStats st;
     g_autoptr(GError) err = NULL;
@@ -193,7 +219,7 @@ static void test_demand_paging(void)
     if (!env_init(&e)) {
         return;
     }
-    precopy(&e);
+    precopy(&e, keep);
     g_assert_false(uffd_pager_received(e.pager, 9 * PS));
     g_assert_true(uffd_pager_received(e.pager, 3 * PS));
     env_start(&e);
@@ -234,6 +260,16 @@ static void test_demand_paging(void)
         g_assert_cmpint(GPOINTER_TO_INT(v), ==, 1);
     }
     env_free(&e);
+}
+
+static void test_demand_paging(void)
+{
+    demand_paging(true);
+}
+
+static void test_demand_paging_holes(void)
+{
+    demand_paging(false);
 }
 
 static void test_resend_after_reconnect(void)
@@ -346,6 +382,8 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/uffd-pager/shmem-thp-policy", test_shmem_thp_policy);
     g_test_add_func("/uffd-pager/demand-paging", test_demand_paging);
+    g_test_add_func("/uffd-pager/demand-paging-holes",
+                    test_demand_paging_holes);
     g_test_add_func("/uffd-pager/resend-after-reconnect",
                     test_resend_after_reconnect);
     g_test_add_func("/uffd-pager/received-words-and-hostile",
