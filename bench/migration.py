@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import cprog
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "functional"))
 
@@ -48,14 +50,6 @@ DATA_ADDR = 1 * GiB
 
 
 # ---- the limit -------------------------------------------------------------
-
-def build_limit(tmp):
-    exe = Path(tmp) / "migration-limit"
-    subprocess.run(["cc", "-O2", "-Wall", "-o", str(exe),
-                    str(REPO / "bench" / "migration-limit.c"), "-lpthread"],
-                   check=True)
-    return exe
-
 
 def limit_run(exe, streams):
     """Wall ms to move 1 GiB: one plain stream (streams == 0) or multifd."""
@@ -173,7 +167,8 @@ def measure(args, tmp):
     res = {}
     rows = [0, *args.channels]
     data = Path(tmp) / "random.bin"
-    exe = build_limit(tmp) if args.only in (None, "limit") else None
+    exe = (cprog.build("migration-limit", tmp)
+           if args.only in (None, "limit") else None)
     if args.only in (None, "paused"):
         random_file(data)
     for r in range(args.runs):

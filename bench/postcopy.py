@@ -42,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import cprog
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "functional"))
 
@@ -53,14 +55,6 @@ STALL_SUB = 2                   # tests/guest/dirty.c's buckets
 STALL_RE = r"^TG dirty stall count=(\d+) p50=(\d+) p99=(\d+) max=(\d+)$"
 LIMIT_RUNS = 3
 LIMIT_MODES = {"limit": [], "limit, requests alone": ["--no-bulk"]}
-
-
-def build_limit(tmp):
-    exe = Path(tmp) / "postcopy-limit"
-    subprocess.run(["cc", "-O2", "-Wall", "-o", str(exe),
-                    str(REPO / "bench" / "postcopy-limit.c"), "-lpthread"],
-                   check=True)
-    return exe
 
 
 def limit_run(exe, args):
@@ -191,7 +185,7 @@ def main():
     results = {c: [] for c in configs}
     limits = {name: [] for name in LIMIT_MODES}
     with tempfile.TemporaryDirectory(prefix="tern-bench-pc-") as tmp:
-        exe = build_limit(tmp)
+        exe = cprog.build("postcopy-limit", tmp)
         for r in range(args.runs):
             order = configs if r % 2 == 0 else configs[::-1]
             for kind, preempt in order:

@@ -529,8 +529,8 @@ static void fault_on_received(UffdPager *p, uint64_t offset, bool minor)
     int err = minor ? map_in_place(p, hva) : place_ioctl(p, hva, NULL);
 
     if (err && !g_atomic_int_get(&p->abandoned)) {
-        tern_warn("cannot fill the zero page at 0x%" PRIx64 ": %s", offset,
-                  g_strerror(err));
+        tern_warn("cannot %s the page at 0x%" PRIx64 ": %s",
+                  minor ? "map" : "zero-fill", offset, g_strerror(err));
     }
 }
 
