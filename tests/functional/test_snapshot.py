@@ -178,10 +178,12 @@ def test_blk_guest_with_io_in_flight(tmp_path):
         assert hmp(vm, "loadvm busy") == ""
         # The running guest may finish a round after the mark and before
         # loadvm stops it; those rounds are past 'before', the loaded
-        # guest's are not.
+        # guest's are not. 'saved' may lag the snapshot by a round: a line
+        # the guest wrote just before savevm stopped it can reach the
+        # serial reader after savevm has returned.
         first = vm.serial.wait_for(ROUND_RE, timeout=60, start=mark,
                                    where=lambda m: int(m[1]) < before)
-        assert saved <= int(first[1]) <= saved + 1 < before, \
+        assert saved <= int(first[1]) <= saved + 2 < before, \
             (saved, first[0], before)
         vm.serial.wait_for(ROUND_RE, timeout=60, start=first.end(),
                            where=lambda m: int(m[1]) >= saved + 4)
