@@ -718,6 +718,20 @@ bool bdrv_snapshot_find(BlockNode *bs, const char *id_or_name,
     return false;
 }
 
+static bool can_apply_locked(BlockNode *bs, GError **errp)
+{
+    return !bs->dirty_bitmaps ||
+           tern_fail(errp, TERN_ERR_BUSY, "Device has active dirty bitmaps");
+}
+
+bool bdrv_snapshot_can_apply(BlockNode *bs, GError **errp)
+{
+    g_mutex_lock(&bs->lock);
+    bool ok = can_apply_locked(bs, errp);
+    g_mutex_unlock(&bs->lock);
+    return ok;
+}
+
 bool bdrv_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp)
 {
     if (!bs->drv->snapshot_apply) {
@@ -727,7 +741,10 @@ bool bdrv_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp)
         return check_request(bs, 0, 0, true, errp);
     }
     g_mutex_lock(&bs->lock);
-    bool ok = bs->drv->snapshot_apply(bs, id_or_name, errp);
+    /* An incremental backup from a bitmap would miss what the revert
+     * changed. */
+    bool ok = can_apply_locked(bs, errp) &&
+              bs->drv->snapshot_apply(bs, id_or_name, errp);
     g_mutex_unlock(&bs->lock);
     return ok;
 }

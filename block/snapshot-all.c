@@ -235,6 +235,18 @@ bool snapshot_disks_goto(const SnapshotDisks *d, const char *name,
     return on_every_disk(d, name, "load", goto_one, NULL, errp);
 }
 
+static bool can_goto_one(BlockNode *bs, const char *name, const void *unused,
+                         GError **errp)
+{
+    return bdrv_snapshot_can_apply(bs, errp);
+}
+
+bool snapshot_disks_can_goto(const SnapshotDisks *d, const char *name,
+                             GError **errp)
+{
+    return on_every_disk(d, name, "load", can_goto_one, NULL, errp);
+}
+
 typedef struct CreateArgs {
     const BlockSnapshotInfo *sn;
     BlockNode *vm_bs;

@@ -239,7 +239,8 @@ static bool load(VmSnapshot *vs, const VmSnapshotArgs *a, GError **errp)
     }
     vm_bs = snapshot_disks_vmstate_node(d, a->vmstate, errp);
     if (!vm_bs || !(sn = state_snapshot(vm_bs, a->name, errp)) ||
-        !check_header(vs, vm_bs, sn, errp)) {
+        !check_header(vs, vm_bs, sn, errp) ||
+        !snapshot_disks_can_goto(d, a->name, errp)) {
         return false;
     }
     if (!revert(vs, d, vm_bs, a->name, errp) ||

@@ -402,6 +402,33 @@ static int img_check(int argc, char **argv)
     return ok ? check_exit_code(&res) : fail(err);
 }
 
+/* qemu-img's words for a failed snapshot -c/-a/-d, its not-found
+ * messages included (what its drivers say for a missing snapshot). */
+static void snapshot_error(GError *err, char action, const char *name)
+{
+    static const struct {
+        char action;
+        const char *verb, *not_found;
+    } words[] = {
+        { 'c', "create", NULL },
+        { 'a', "apply", "Failed to load snapshot: No such file or directory" },
+        { 'd', "delete", "snapshot not found" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(words); i++) {
+        if (words[i].action != action) {
+            continue;
+        }
+        if (words[i].not_found &&
+            g_error_matches(err, TERN_ERROR, TERN_ERR_NOT_FOUND)) {
+            g_free(err->message);
+            err->message = g_strdup(words[i].not_found);
+        }
+        g_prefix_error(&err, "Could not %s snapshot '%s': ", words[i].verb,
+                       name);
+    }
+}
+
 static int img_snapshot(int argc, char **argv)
 {
     char action = 0;
@@ -457,6 +484,9 @@ static int img_snapshot(int argc, char **argv)
              bdrv_snapshot_delete(bs, sn->id_str, sn->name, &err);
     }
     bdrv_close(bs);
+    if (!ok && action != 'l') {
+        snapshot_error(err, action, name);
+    }
     return ok ? 0 : fail(err);
 }
 

@@ -327,8 +327,12 @@ bool bdrv_snapshot_create(BlockNode *bs, const BlockSnapshotInfo *sn,
                           GError **errp);
 /* NULL with errp set if the format has no snapshots. */
 GPtrArray *bdrv_snapshot_list(BlockNode *bs, GError **errp);
-/* Looks up by id first, then by name, like QEMU's "snapshot -a". */
+/* Looks up by id first, then by name, like QEMU's "snapshot -a". Refused,
+ * as QEMU refuses it, while the node has any dirty bitmap: none would
+ * record what the revert changes. */
 bool bdrv_snapshot_apply(BlockNode *bs, const char *id_or_name, GError **errp);
+/* Whether bdrv_snapshot_apply would refuse for the node's bitmaps. */
+bool bdrv_snapshot_can_apply(BlockNode *bs, GError **errp);
 /* Either id or name may be NULL; both given must match the same snapshot. */
 bool bdrv_snapshot_delete(BlockNode *bs, const char *id, const char *name,
                           GError **errp);

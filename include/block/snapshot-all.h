@@ -49,6 +49,10 @@ bool snapshot_disks_delete(const SnapshotDisks *d, const char *name,
 /* Reverts every disk to its snapshot 'name'. */
 bool snapshot_disks_goto(const SnapshotDisks *d, const char *name,
                          GError **errp);
+/* Whether every disk could be reverted (no dirty bitmaps), asked before
+ * anything changes; QEMU finds out disk by disk while reverting. */
+bool snapshot_disks_can_goto(const SnapshotDisks *d, const char *name,
+                             GError **errp);
 /* Creates sn (its name, date, clock) on every disk: vm_state_size on
  * 'vm_bs', 0 on the others. On failure the disks done so far keep theirs:
  * the caller deletes the name everywhere. */

@@ -122,6 +122,29 @@ def test_qemu_writes_tern_reads(tmp_path, cs, compat):
     assert "s1" not in run(QEMU_IMG, "snapshot", "-l", img).stdout
 
 
+def test_snapshot_refusals_match_qemu_img(tmp_path):
+    """snapshot -a with a dirty bitmap on the image (it would not record
+    the revert), -a and -d of a snapshot that is not there: the same words
+    and exit status as qemu-img, and the data left alone."""
+    imgs = {}
+    for tool in ("tern", "qemu"):
+        img = tmp_path / f"{tool}.qcow2"
+        run(QEMU_IMG, "create", "-q", "-f", "qcow2", img, "16M")
+        qemu_io(img, "write -P 0x41 0 64k")
+        run(QEMU_IMG, "snapshot", "-c", "s1", img)
+        qemu_io(img, "write -P 0x42 0 64k")
+        run(QEMU_IMG, "bitmap", "--add", img, "b0")
+        imgs[tool] = img
+    for args in (("-a", "s1"), ("-a", "nope"), ("-d", "nope")):
+        ours = tern_img("snapshot", *args, imgs["tern"], check=False)
+        theirs = run(QEMU_IMG, "snapshot", *args, imgs["qemu"], check=False)
+        assert ours.returncode == theirs.returncode == 1, args
+        assert ours.stderr.replace("tern-img:", "qemu-img:") == \
+            theirs.stderr, (args, ours.stderr, theirs.stderr)
+    for img in imgs.values():
+        qemu_io(img, "read -P 0x42 0 64k")
+
+
 def test_json_output_is_qemu_img_bytes(tmp_path):
     """info and check --output=json print exactly qemu-img's text: the same
     members, order, indentation and separators."""

@@ -112,6 +112,35 @@ def test_refusals_word_for_word(tmp_path):
             assert o == t, (line, o, t)
 
 
+def test_load_refused_with_bitmaps(tmp_path):
+    """A drive with a persistent dirty bitmap (enabled or not) takes
+    snapshots, but neither VMM reverts it: the bitmap would not record
+    what the revert changes. Same words, and the data stays as it was."""
+    names = ["b.qcow2", "c.qcow2"]
+    for side in copies(tmp_path, names):
+        subprocess.run([paths.qemu_img(), "bitmap", "--add", str(side[0]),
+                        "b0"], check=True, timeout=30)
+        subprocess.run([paths.qemu_img(), "bitmap", "--add", "--disable",
+                        str(side[1]), "b1"], check=True, timeout=30)
+    lines = ["savevm s", "loadvm s", "info snapshots"]
+    for img in names:
+        args_of = lambda side: drive(tmp_path / side / img, "d0")
+        vm = tern(tmp_path, args_of("tern"), name=img)
+        try:
+            ours = [hmp(vm, l) for l in lines]
+            # Refused before anything changed: free to go on.
+            wait_runstate(vm, "restore-vm")
+            vm.qmp().execute("cont")
+            guestkit.wait_dirty_passes(vm.serial, 3, timeout=30)
+        finally:
+            vm.kill()
+        with Qemu(args_of("qemu")) as q:
+            theirs = [q.hmp(l) for l in lines]
+        assert ours[:2] == theirs[:2], (img, ours, theirs)
+        assert "Device has active dirty bitmaps" in ours[1], ours
+        assert " s " in ours[2] and " s " in theirs[2]
+
+
 def test_load_refusals_word_for_word(tmp_path):
     """A snapshot missing on one disk, and a disk-only snapshot (qemu-img's)."""
     d = tmp_path / "tern"

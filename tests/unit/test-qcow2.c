@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "block/dirty-bitmap.h"
 #include "test-block-util.h"
 
 static char *tmpdir;
@@ -245,6 +246,16 @@ static void test_snapshots(void)
     g_assert_nonnull(err);
     g_clear_error(&err);
 
+    /* Refused while a dirty bitmap exists (it would miss the revert),
+     * with the data left alone; allowed once it is gone. */
+    BdrvDirtyBitmap *bm = bdrv_create_dirty_bitmap(bs, 65536, NULL, &err);
+    g_assert_no_error(err);
+    g_assert_false(bdrv_snapshot_apply(bs, "first", &err));
+    g_assert_error(err, TERN_ERROR, TERN_ERR_BUSY);
+    g_assert_cmpstr(err->message, ==, "Device has active dirty bitmaps");
+    g_clear_error(&err);
+    expect(bs, 4096, 4096, 0x02);
+    bdrv_release_dirty_bitmap(bm);
     g_assert_true(bdrv_snapshot_apply(bs, "first", &err));
     g_assert_no_error(err);
     expect(bs, 0, 2 * MiB, 0x01);
