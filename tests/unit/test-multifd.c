@@ -8,7 +8,6 @@
  * guest turns pages zero and back between rounds, so zero pages on the main
  * stream and data on the channels must land in order.
  */
-#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -267,26 +266,6 @@ static void socketpairs(int *a, int *b, unsigned n)
     }
 }
 
-/* How many of the npages at 'base' this process maps now (pagemap's
- * present bit: a page spliced into the memfd is there but not mapped). */
-static uint64_t mapped_pages(const uint8_t *base, uint64_t npages)
-{
-    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-    uint64_t n = 0;
-
-    g_assert_cmpint(fd, >=, 0);
-    for (uint64_t i = 0; i < npages; i++) {
-        uint64_t entry = 0;
-        off_t at = ((uintptr_t)base / PAGE + i) * sizeof(entry);
-
-        g_assert_cmpint(pread(fd, &entry, sizeof(entry), at), ==,
-                        sizeof(entry));
-        n += entry >> 63;
-    }
-    close(fd);
-    return n;
-}
-
 /* Three rounds over 3 channels: every page, then every third page
  * rewritten, then a scattered few; each round ends with a SYNC. With
  * 'map', the receiver is told to map its pages (a postcopy's precopy). */
@@ -322,7 +301,7 @@ static void channels_round_trip(bool src_memfd, bool dst_memfd, bool map)
         g_assert_true(multifd_recv_sync(r, &err));
         g_assert_no_error(err);
         if (round == 0 && dst_memfd) {
-            g_assert_cmpuint(mapped_pages(dst.base, npages), ==,
+            g_assert_cmpuint(test_mapped_pages(dst.base, npages), ==,
                              map ? npages : 0);
         }
         g_assert_cmpmem(dst.base, npages * PAGE, src.base, npages * PAGE);

@@ -2,12 +2,13 @@
  * A VM's RAM for the migration job tests (test-postcopy.c, test-multifd.c):
  * a memfd mapped once and split into two regions (below and at 4 GiB, as a
  * PC's RAM around its hole), with RAM migration of block "pc.ram"
- * registered on a SaveVM; 'syncs' counts the tests' fake dirty syncs.
- * Header-only.
+ * registered on a SaveVM; 'syncs' counts the tests' fake dirty syncs; and
+ * how much of such RAM this process maps. Header-only.
  */
 #ifndef TESTS_UNIT_TEST_RAM_VM_H
 #define TESTS_UNIT_TEST_RAM_VM_H
 
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -58,6 +59,27 @@ static inline void test_ram_vm_destroy(TestRamVm *vm)
     savevm_free(vm->sv);
     munmap(vm->base, vm->mem.ram_size);
     close(vm->mem.fd);
+}
+
+/* How many of the npages 4 KiB pages at 'base' this process maps now
+ * (pagemap's present bit: a page written into the memfd behind the
+ * mapping's back is in the memfd, not mapped). */
+static inline uint64_t test_mapped_pages(const uint8_t *base, uint64_t npages)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    uint64_t n = 0;
+
+    g_assert_cmpint(fd, >=, 0);
+    for (uint64_t i = 0; i < npages; i++) {
+        uint64_t entry = 0;
+        off_t at = ((uintptr_t)base / 4096 + i) * sizeof(entry);
+
+        g_assert_cmpint(pread(fd, &entry, sizeof(entry), at), ==,
+                        sizeof(entry));
+        n += entry >> 63;
+    }
+    close(fd);
+    return n;
 }
 
 #endif

@@ -1,12 +1,15 @@
 /* Unit tests for RAM migration (migration/ram.c) over heap-backed guest
  * memory: golden record bytes, a save/load round trip through the savevm
  * registry with two regions, live rounds driven by a fake dirty-sync, the
- * inspector reading tern's RAM stream, and hostile RAM sections. */
+ * inspector reading tern's RAM stream, and hostile RAM sections; and into
+ * memfd RAM, with and without a postcopy pager waiting. */
 #include <string.h>
 #include <sys/socket.h>
 
 #include "migration/ram.h"
 #include "migration/stream-dump.h"
+#include "migration/uffd-pager.h"
+#include "test-ram-vm.h"
 #include "test-savevm-util.h"
 
 #define PAGE RAM_PAGE_SIZE
@@ -509,6 +512,66 @@ static void test_postcopy_listen_thread(void)
     mem_destroy(&dst);
 }
 
+static bool no_source(void *opaque, uint64_t offset)
+{
+    return false;
+}
+
+static const UffdPageSourceOps no_source_ops = { .request = no_source };
+
+/* Precopy into memfd holes: written into the memfd without mapping the
+ * pages, unless a postcopy pager waits to start, whose minor faults would
+ * take every page the mapping lacks to the source. */
+static void precopy_into_memfd(bool with_pager)
+{
+    const uint64_t npages = 32;
+    SaveVM *ssv = savevm_new("m");
+    g_autoptr(GBytes) b = NULL;
+    UffdPager *pager = NULL;
+    RamMigration *srm;
+    GuestMemory src;
+    TestRamVm dst;
+    uint64_t data = 0;
+    GError *err = NULL;
+
+    mem_init(&src, npages / 2 * PAGE, npages / 2 * PAGE);
+    fill_pattern(&src, 1);
+    for (uint64_t page = 0; page < npages; page++) {
+        data += (page + 1) % 3 != 0;
+    }
+    test_ram_vm_init(&dst, npages * PAGE);
+    if (with_pager) {
+        pager = uffd_pager_new(&dst.mem, 1, &no_source_ops, NULL, &err);
+        g_assert_no_error(err);
+        ram_migration_set_pager(dst.ram, pager);
+    }
+    srm = ram_migration_new(&src, "pc.ram");
+    ram_migration_register(srm, ssv);
+    b = test_savevm_save(ssv);
+    err = test_savevm_load(dst.sv, b);
+    g_assert_no_error(err);
+    /* Zero pages stay holes either way. */
+    g_assert_cmpuint(test_mapped_pages(dst.base, npages), ==,
+                     with_pager ? data : 0);
+    assert_same_memory(&src, &dst.mem);
+    ram_migration_set_pager(dst.ram, NULL);
+    uffd_pager_free(pager);
+    ram_migration_free(srm);
+    savevm_free(ssv);
+    mem_destroy(&src);
+    test_ram_vm_destroy(&dst);
+}
+
+static void test_precopy_into_memfd(void)
+{
+    precopy_into_memfd(false);
+}
+
+static void test_precopy_into_memfd_pager(void)
+{
+    precopy_into_memfd(true);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -521,6 +584,10 @@ int main(int argc, char **argv)
     g_test_add_func("/savevm-ram/hostile", test_hostile);
     g_test_add_func("/savevm-ram/continue-across-sections",
                     test_continue_across_sections);
+    g_test_add_func("/savevm-ram/precopy-into-memfd",
+                    test_precopy_into_memfd);
+    g_test_add_func("/savevm-ram/precopy-into-memfd-pager",
+                    test_precopy_into_memfd_pager);
     g_test_add_func("/savevm-ram/postcopy-listen-thread",
                     test_postcopy_listen_thread);
     return g_test_run();
