@@ -322,9 +322,8 @@ void uffd_pager_keep_discarded(UffdPager *p, bool on)
 /* Drops the guest's mappings of [offset, offset + len): the next access
  * faults (in minor mode once registered) while the pages stay in the memfd.
  * Much cheaper than freeing them: a switchover discards most of the
- * guest's working set, which precopy has just sent. */
-static bool unmap_range(UffdPager *p, uint64_t offset, uint64_t len,
-                        GError **errp)
+ * guest's working set, which precopy has just sent. 0 or an errno. */
+static int unmap_range(UffdPager *p, uint64_t offset, uint64_t len)
 {
     for (unsigned i = 0; i < p->mem->nr_regions; i++) {
         const GuestRegion *r = &p->mem->regions[i];
@@ -334,13 +333,10 @@ static bool unmap_range(UffdPager *p, uint64_t offset, uint64_t len,
         if (start < end &&
             madvise(r->hva + (start - r->fd_offset), end - start,
                     MADV_DONTNEED) < 0) {
-            tern_set_error_errno(errp, errno, "unmapping discarded RAM "
-                                 "0x%" PRIx64 "+0x%" PRIx64, start,
-                                 end - start);
-            return false;
+            return errno;
         }
     }
-    return true;
+    return 0;
 }
 
 static bool punch_range(UffdPager *p, uint64_t offset, uint64_t len,
@@ -358,17 +354,30 @@ static bool punch_range(UffdPager *p, uint64_t offset, uint64_t len,
 bool uffd_pager_discard(UffdPager *p, uint64_t offset, uint64_t len,
                         GError **errp)
 {
+    bool kept = false;
+    int err;
+
     if (!check_range(p, offset, len, errp)) {
         return false;
     }
     g_assert(!uffd_pager_started(p));
-    if (p->keep_discarded ? !unmap_range(p, offset, len, errp)
-                          : !punch_range(p, offset, len, errp)) {
+    if (p->keep_discarded) {
+        err = unmap_range(p, offset, len);
+        /* EINVAL: locked in RAM (-overcommit mem-lock=on), where the
+         * kernel unmaps nothing; the pages are freed instead. */
+        if (err && err != EINVAL) {
+            tern_set_error_errno(errp, err, "unmapping discarded RAM "
+                                 "0x%" PRIx64 "+0x%" PRIx64, offset, len);
+            return false;
+        }
+        kept = !err;
+    }
+    if (!kept && !punch_range(p, offset, len, errp)) {
         return false;
     }
     for (uint64_t page = offset / UFFD_PAGE_SIZE;
          page < (offset + len) / UFFD_PAGE_SIZE; page++) {
-        if (p->keep_discarded) {
+        if (kept) {
             bit_set(p->stale, page);
         }
         if (bit_test(p->received, page)) {

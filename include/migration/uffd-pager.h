@@ -86,8 +86,9 @@ void uffd_pager_mark_received(UffdPager *p, uint64_t offset);
  * block): the pages are not received, and their old content never reaches
  * anyone again. With minor faults (the default where the kernel has them)
  * the guest's mapping of the range is dropped and the pages wait in the
- * memfd for their new content; otherwise the memfd range becomes a hole,
- * which costs freeing every page now and allocating it again later. */
+ * memfd for their new content; otherwise (or where the range is locked in
+ * RAM) the memfd range becomes a hole, which costs freeing every page now
+ * and allocating it again later. */
 bool uffd_pager_discard(UffdPager *p, uint64_t offset, uint64_t len,
                         GError **errp);
 /* Before any discard: whether discards keep pages in the memfd (only where

@@ -181,11 +181,23 @@ static bool kernel_has_minor_shmem(void)
     return ok;
 }
 
+/* This process's locked memory (VmLck), KiB. */
+static uint64_t locked_kib(void)
+{
+    g_autofree char *status = NULL;
+    const char *line;
+
+    g_assert_true(g_file_get_contents("/proc/self/status", &status, NULL,
+                                      NULL));
+    line = strstr(status, "VmLck:");
+    return line ? g_ascii_strtoull(line + 6, NULL, 10) : 0;
+}
+
 /* Pages p % 8 == 0..3 arrive "in precopy", 4 is a received zero hole,
  * 5..7 are missing; then pages 8..15, which the "guest" had rewritten
  * through its mapping, are dropped again: what the touchers find there must
  * be what the source places, never the old bytes. */
-static void precopy(Env *e, bool keep)
+static void precopy(Env *e, bool keep, bool locked)
 {
     g_autoptr(GError) err = NULL;
     uint8_t old = 0;
@@ -200,15 +212,24 @@ static void precopy(Env *e, bool keep)
         }
     }
     memset(e->base + 8 * PS, 0xee, 8 * PS);
+    /* -overcommit mem-lock=on: the kernel unmaps nothing locked. (Only
+     * the dropped pages: mlock would fill the missing ones with zeroes,
+     * where tern's destination has the source's discards cover them.) */
+    if (locked) {
+        /* The system call itself: the sanitizers make mlock() a no-op. */
+        g_assert_cmpint(syscall(__NR_mlock, e->base + 8 * PS, 8 * PS), ==, 0);
+        g_assert_cmpuint(locked_kib(), >=, 8 * PS / 1024);
+    }
     uffd_pager_keep_discarded(e->pager, keep);
     g_assert_true(uffd_pager_discard(e->pager, 8 * PS, 8 * PS, &err));
     g_assert_no_error(err);
     /* Kept in the memfd, or a hole. */
     g_assert_cmpint(pread(e->mem.fd, &old, 1, 12 * PS), ==, 1);
-    g_assert_cmpuint(old, ==, keep && kernel_has_minor_shmem() ? 0xee : 0);
+    g_assert_cmpuint(old, ==, keep && !locked && kernel_has_minor_shmem() ?
+                              0xee : 0);
 }
 
-static void demand_paging(bool keep)
+static void demand_paging(bool keep, bool locked)
 {
     UffdPagerStats st;
     g_autoptr(GError) err = NULL;
@@ -219,7 +240,7 @@ static void demand_paging(bool keep)
     if (!env_init(&e)) {
         return;
     }
-    precopy(&e, keep);
+    precopy(&e, keep, locked);
     g_assert_false(uffd_pager_received(e.pager, 9 * PS));
     g_assert_true(uffd_pager_received(e.pager, 3 * PS));
     env_start(&e);
@@ -264,12 +285,17 @@ static void demand_paging(bool keep)
 
 static void test_demand_paging(void)
 {
-    demand_paging(true);
+    demand_paging(true, false);
 }
 
 static void test_demand_paging_holes(void)
 {
-    demand_paging(false);
+    demand_paging(false, false);
+}
+
+static void test_demand_paging_locked(void)
+{
+    demand_paging(true, true);
 }
 
 static void test_resend_after_reconnect(void)
@@ -384,6 +410,8 @@ int main(int argc, char **argv)
     g_test_add_func("/uffd-pager/demand-paging", test_demand_paging);
     g_test_add_func("/uffd-pager/demand-paging-holes",
                     test_demand_paging_holes);
+    g_test_add_func("/uffd-pager/demand-paging-locked",
+                    test_demand_paging_locked);
     g_test_add_func("/uffd-pager/resend-after-reconnect",
                     test_resend_after_reconnect);
     g_test_add_func("/uffd-pager/received-words-and-hostile",
