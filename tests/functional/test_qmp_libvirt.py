@@ -16,6 +16,7 @@ import time
 import pytest
 
 from ternlib import QmpClient, paths
+from ternlib.qmp import QmpTimeout
 from ternlib.qapischema import Schema, check_value
 from ternlib.qemunone import none_vm
 
@@ -537,7 +538,13 @@ def test_device_json_and_bus(guest_kit, tmp_path):
                               "-qmp", f"unix:{sock},server=on,wait=off"],
                              stderr=subprocess.PIPE)
         try:
-            with QmpClient(sock) as c:
+            try:
+                c = QmpClient(sock)
+            except QmpTimeout as e:
+                p.kill()
+                raise AssertionError(f"{e}; tern ended {p.wait()}: "
+                                     f"{p.stderr.read()[-2000:]!r}") from e
+            with c:
                 blk = c.execute("query-block")
                 assert blk[0]["qdev"] == "/machine/peripheral/virtio-disk0/virtio-backend"
                 assert blk[0]["device"] == "" and blk[0]["inserted"]["node-name"] == "q1"

@@ -142,7 +142,7 @@ def test_greeting_and_version(tern_paused, qemu_none):
     ours = RawQmp(tern_paused.qmp_path, negotiate=False)
     theirs = RawQmp(qemu_none, negotiate=False)
     g, h = ours.greeting, theirs.greeting
-    assert sorted(g) == sorted(h) == ["QMP"]
+    assert sorted(g) == sorted(h) == ["QMP"], (g, h)
     assert sorted(g["QMP"]) == sorted(h["QMP"])
     assert g["QMP"]["capabilities"] == h["QMP"]["capabilities"] == ["oob"]
     assert g["QMP"]["version"]["qemu"]["major"] == 7
